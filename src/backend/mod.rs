@@ -1,0 +1,1 @@
+//! The `Backend` trait and its implementations: `cpu` (the reference, the living spec) and `cuda`.

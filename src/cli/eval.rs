@@ -1,0 +1,13 @@
+//! `mmrun eval`: arguments and output only; the work happens in the library.
+
+/// Arguments of `mmrun eval`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Input files.
+    pub inputs: Vec<std::path::PathBuf>,
+}
+
+pub fn run(_args: Args) -> u8 {
+    eprintln!("error: `mmrun eval` is not available in this build yet");
+    super::EXIT_CANNOT_RUN
+}

@@ -1,0 +1,83 @@
+//! The command line: argument parsing and dispatch only. Each command lives in its own file
+//! and calls into the library; no logic lives here.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod bench;
+mod check;
+mod data;
+mod eval;
+mod exec;
+mod explain;
+mod fmt;
+mod plan;
+mod test;
+
+/// Exit status: the recipe, data or results were fine.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: the input has problems (diagnostics were printed).
+pub const EXIT_PROBLEMS: u8 = 1;
+/// Exit status: the command could not run (I/O, bad arguments).
+pub const EXIT_CANNOT_RUN: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "mmrun",
+    version,
+    about = "Train object detectors from declarative recipes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check recipes without running anything.
+    Check(check::Args),
+    /// Print recipes in canonical form.
+    Fmt(fmt::Args),
+    /// Explain a component's parameters or an error code.
+    Explain(explain::Args),
+    /// Print the execution plan of a recipe: stages, ops, shapes, parameters, memory.
+    Plan(plan::Args),
+    /// Train (and evaluate) as a recipe says.
+    Exec(exec::Args),
+    /// Run inference over a recipe's test set with a checkpoint.
+    Test(test::Args),
+    /// Evaluate detection results against ground truth.
+    Eval(eval::Args),
+    /// Dataset tools (generate the shapes dataset, inspect datasets).
+    Data(data::Args),
+    /// Benchmarks that print ratios against their peers.
+    Bench(bench::Args),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                EXIT_CANNOT_RUN
+            } else {
+                EXIT_OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let code = match cli.command {
+        Command::Check(a) => check::run(a),
+        Command::Fmt(a) => fmt::run(a),
+        Command::Explain(a) => explain::run(a),
+        Command::Plan(a) => plan::run(a),
+        Command::Exec(a) => exec::run(a),
+        Command::Test(a) => test::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Data(a) => data::run(a),
+        Command::Bench(a) => bench::run(a),
+    };
+    ExitCode::from(code)
+}

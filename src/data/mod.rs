@@ -1,0 +1,1 @@
+//! Datasets (COCO, VOC, generated shapes), transforms, samplers, the loader.

@@ -1,0 +1,1 @@
+//! The Runner: workflow, hook points, optimizers, schedules, checkpoint/resume, logging.

@@ -1,0 +1,1 @@
+//! Evaluation: COCO bbox metric (bit-compatible with pycocotools), proposal recall, VOC mAP.

@@ -1,0 +1,1 @@
+//! Compute-graph IR: ops with static shapes and dtypes, reverse-mode autodiff, liveness and buffer reuse.

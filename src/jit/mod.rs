@@ -1,0 +1,1 @@
+//! Native code generation with cranelift: recipe schedule expressions and fused elementwise chains.

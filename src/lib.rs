@@ -1,0 +1,22 @@
+//! mmrun: a training engine for object detectors driven by a declarative recipe language.
+//!
+//! Dependencies point one way (see `docs/ARCHITECTURE.md`):
+//! `cli → engine → {plan, model, data, eval} → graph → backend`, and `recipe → registry`.
+//! Nothing below `cli` imports it.
+
+pub mod backend;
+pub mod data;
+pub mod engine;
+pub mod eval;
+pub mod graph;
+#[cfg(feature = "jit")]
+pub mod jit;
+pub mod model;
+pub mod plan;
+pub mod recipe;
+pub mod registry;
+pub mod syntax;
+pub mod util;
+
+#[doc(hidden)]
+pub mod cli;

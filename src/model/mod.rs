@@ -1,0 +1,1 @@
+//! Detector parts: backbones, necks, heads, anchors, assigners, box coders, losses, post-processing.

@@ -1,0 +1,1 @@
+//! Validated recipe → execution plan: static shapes per bucket, memory plan, stable text dump.

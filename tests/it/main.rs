@@ -1,0 +1,9 @@
+//! The one integration-test binary. Each area owns one module (file or folder).
+
+mod cuda;
+mod data;
+mod engine;
+mod eval;
+mod graph;
+mod model;
+mod recipe;
