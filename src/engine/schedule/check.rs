@@ -38,10 +38,10 @@ pub fn check(
         check_one(v, &sub, total, iters_per_epoch, &mut errors);
         // The build repeats the structural checks; run it only when they passed, so each
         // problem is reported once.
-        if let (Some(ipe), true) = (iters_per_epoch, errors.len() == before) {
-            if let Err(e) = Schedule::from_config(q, v, &RunLength::from_period(total, ipe), &sub) {
-                errors.push(e);
-            }
+        if let (Some(ipe), true) = (iters_per_epoch, errors.len() == before)
+            && let Err(e) = Schedule::from_config(q, v, &RunLength::from_period(total, ipe), &sub)
+        {
+            errors.push(e);
         }
     }
     errors

@@ -79,7 +79,7 @@ impl RunLength {
             PeriodUnit::Iters => Self::iters(total.count, iters_per_epoch),
         }
     }
-    pub(crate) fn to_iters(&self, p: Period) -> u64 {
+    pub(crate) fn to_iters(self, p: Period) -> u64 {
         match p.unit {
             PeriodUnit::Iters => p.count,
             PeriodUnit::Epochs => p.count.saturating_mul(self.iters_per_epoch),
@@ -636,7 +636,7 @@ impl raw::Policy {
 #[cfg(feature = "jit")]
 fn compile(e: super::expr::Expr, path: &str) -> Result<super::policy::Evaluator, ConfigError> {
     crate::jit::compile_expr(&e)
-        .map(super::policy::Evaluator::Jit)
+        .map(|c| super::policy::Evaluator::Jit(Box::new(c)))
         .map_err(|m| ConfigError::new(path, format!("could not compile the expression: {m}")))
 }
 

@@ -74,7 +74,7 @@ pub(crate) enum Evaluator {
     #[cfg_attr(feature = "jit", allow(dead_code))]
     Interp(Expr),
     #[cfg(feature = "jit")]
-    Jit(crate::jit::CompiledExpr),
+    Jit(Box<crate::jit::CompiledExpr>),
 }
 
 impl Evaluator {
