@@ -2,7 +2,6 @@
 //! `tests/fixtures/sched/mmcv_ref.py`), plus config errors, checks and the custom-expression
 //! JIT against its interpreter.
 
-use mmrun::engine::schedule::expr::{Expr, Vars, parse};
 use mmrun::engine::schedule::{Quantity, RunLength, Schedule, Schedules, check};
 use mmrun::util::units::Period;
 use serde_json::{Value, json};
@@ -504,6 +503,7 @@ fn check_finds_milestones_outside_the_run_and_long_warmup() {
 #[cfg(feature = "jit")]
 mod jit {
     use super::*;
+    use mmrun::engine::schedule::expr::{Expr, Vars, parse};
     use mmrun::jit::compile_expr;
     use proptest::prelude::*;
 
