@@ -502,7 +502,6 @@ fn check_finds_milestones_outside_the_run_and_long_warmup() {
 
 #[cfg(feature = "jit")]
 mod jit {
-    use super::*;
     use mmrun::engine::schedule::expr::{Expr, Vars, parse};
     use mmrun::jit::compile_expr;
     use proptest::prelude::*;
