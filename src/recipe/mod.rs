@@ -6,6 +6,7 @@
 //! sections). The public entry point is [`load`]; consumers read [`CheckedRecipe::config`].
 
 pub mod codes;
+mod cross;
 pub mod diag;
 mod load;
 pub mod render;
@@ -15,6 +16,7 @@ mod suggest;
 mod tree;
 mod typeck;
 
+pub use cross::{fpn_strides, metrics_of, resnet_out_channels, resnet_out_strides};
 pub use diag::{Diagnostic, Diagnostics, FileId, Files, Loc, Severity};
 pub use render::RenderOptions;
 pub use resolve::EnvPolicy;
@@ -138,7 +140,9 @@ pub fn check(path: &Path, overrides: &[String], opts: &CheckOptions) -> Outcome 
         };
         let root = resolve::resolve(&merged, &builtins, opts.env, &mut diags);
         let (config, spans) = typeck::check(&root, &mut diags);
-        let _ = opts.no_fs;
+        if !diags.has_errors() {
+            cross::check(&config, &spans, opts.no_fs, &mut diags);
+        }
         diags.sort();
         if !diags.has_errors() {
             recipe = Some(CheckedRecipe {
