@@ -600,3 +600,39 @@ mod jit {
         }
     }
 }
+
+/// The registry's defaults (what a checked recipe hands the engine) build into schedules,
+/// so the registry and this module cannot drift apart.
+#[test]
+fn registry_policy_defaults_build() {
+    use mmrun::registry::{Category, find, instance_defaults, names};
+    let run = RunLength::epochs(12, 10);
+    let mut warmup = instance_defaults(find(Category::Warmup, "linear").unwrap());
+    warmup["duration"] = json!("10 iters");
+    for name in names(Category::Policy) {
+        let mut main = instance_defaults(find(Category::Policy, name).unwrap());
+        let required: &[(&str, Value)] = match name {
+            "step" => &[("at", json!(["8 epochs", "11 epochs"]))],
+            "exp" => &[("gamma", json!(0.9))],
+            "inv" => &[("gamma", json!(0.1))],
+            "cosine" | "flat_cosine" | "linear_annealing" => &[("min_lr", json!(0.0))],
+            "cosine_restart" => &[
+                ("periods", json!(["6 epochs", "6 epochs"])),
+                ("min_lr", json!(0.0)),
+            ],
+            "one_cycle" => &[("max_lr", json!(0.1))],
+            "custom" => &[("expr", json!("base_lr * (1 - progress)"))],
+            _ => &[],
+        };
+        for (k, v) in required {
+            main[*k] = v.clone();
+        }
+        let cfg = json!({"warmup": warmup, "main": main});
+        let s = Schedule::from_config(Quantity::Lr, &cfg, &run, "schedule.lr");
+        assert!(
+            s.is_ok(),
+            "registry `{name}` defaults: {:?}\n{cfg}",
+            s.err()
+        );
+    }
+}

@@ -111,6 +111,9 @@ impl Schedules {
         let mut out = Schedules::default();
         let mut errors = Vec::new();
         for (key, v) in map {
+            if v.is_null() {
+                continue; // an absent schedule: the value stays as configured
+            }
             let sub = format!("{path}.{key}");
             let q = match key.as_str() {
                 "lr" => Quantity::Lr,
