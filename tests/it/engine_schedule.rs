@@ -452,6 +452,22 @@ fn config_errors_name_the_path_and_key() {
         "{e}"
     );
     let e = errors_of(
+        json!({"lr": {"type": "custom", "expr": "base_lr / progress"}}),
+        run,
+    );
+    assert!(
+        e.starts_with("schedule.lr.expr: the expression gives inf at epoch 0, iter 0"),
+        "{e}"
+    );
+    let e = errors_of(json!({"lr": {"type": "one_cycle", "max_lr": []}}), run);
+    assert!(e.starts_with("schedule.lr.max_lr"), "{e}");
+    // 0.1 * 10 - 1 = 0: the first phase has no length (mmcv: ZeroDivisionError at iter 0).
+    let e = errors_of(
+        json!({"lr": {"type": "one_cycle", "max_lr": 0.1, "pct_start": 0.1}}),
+        RunLength::iters(10, 5),
+    );
+    assert!(e.starts_with("schedule.lr.pct_start"), "{e}");
+    let e = errors_of(
         json!({"lr": {"type": "step", "step": [8], "at": ["8 epochs"]}}),
         run,
     );
@@ -605,6 +621,8 @@ mod jit {
 /// so the registry and this module cannot drift apart.
 #[test]
 fn registry_policy_defaults_build() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Schedule>();
     use mmrun::registry::{Category, find, instance_defaults, names};
     let run = RunLength::epochs(12, 10);
     let mut warmup = instance_defaults(find(Category::Warmup, "linear").unwrap());

@@ -25,6 +25,35 @@ fn in_clock_units(
     }
 }
 
+/// mmcv divides by each one-cycle phase's length and fails on a zero-length phase (at iter
+/// 0 when `pct_start * total_steps == 1`); refuse such a configuration up front.
+fn one_cycle_phases_distinct(
+    pct_start: f64,
+    total: f64,
+    three_phase: bool,
+    path: &str,
+) -> Result<(), ConfigError> {
+    let mut ends = vec![pct_start * total - 1.0];
+    if three_phase {
+        ends.push(2.0 * pct_start * total - 2.0);
+    }
+    ends.push(total - 1.0);
+    let mut start = 0.0;
+    for end in ends {
+        if end == start {
+            return Err(ConfigError::new(
+                format!("{path}.pct_start"),
+                format!(
+                    "a one-cycle phase has zero length (pct_start {pct_start} of {total} steps): \
+                     mmcv divides by it; change pct_start or the run length"
+                ),
+            ));
+        }
+        start = end;
+    }
+    Ok(())
+}
+
 impl raw::Policy {
     pub(crate) fn default_by_epoch(&self) -> bool {
         use raw::Policy as P;
@@ -130,7 +159,7 @@ impl raw::Policy {
                 if let Steps::At(marks) = &steps {
                     let to_iters = |m: &Mark| match m.unit {
                         PeriodUnit::Iters => m.count,
-                        PeriodUnit::Epochs => m.count * run.iters_per_epoch,
+                        PeriodUnit::Epochs => m.count.saturating_mul(run.iters_per_epoch),
                     };
                     if marks.windows(2).any(|w| to_iters(&w[0]) > to_iters(&w[1])) {
                         return Err(err("at", "milestones must be in increasing order".into()));
@@ -309,6 +338,11 @@ impl raw::Policy {
                             ));
                         }
                         let max_lr = max_lr.into_vec();
+                        if max_lr.is_empty() {
+                            return Err(err("max_lr", "expected at least one value".into()));
+                        }
+                        let total = total_steps.unwrap_or(run.max_iters) as f64;
+                        one_cycle_phases_distinct(pct_start, total, three_phase, path)?;
                         group_lists.push((format!("{path}.max_lr"), max_lr.len()));
                         Rule::OneCycle {
                             max_lr,
@@ -329,6 +363,18 @@ impl raw::Policy {
                         }
                         let lo = base_momentum.unwrap_or(raw::PerGroup::One(0.85)).into_vec();
                         let hi = max_momentum.unwrap_or(raw::PerGroup::One(0.95)).into_vec();
+                        if lo.is_empty() || hi.is_empty() {
+                            return Err(ConfigError::new(
+                                path,
+                                "`base_momentum` and `max_momentum` need at least one value",
+                            ));
+                        }
+                        one_cycle_phases_distinct(
+                            pct_start,
+                            run.max_iters as f64,
+                            three_phase,
+                            path,
+                        )?;
                         group_lists.push((format!("{path}.base_momentum"), lo.len()));
                         group_lists.push((format!("{path}.max_momentum"), hi.len()));
                         Rule::OneCycleMomentum {

@@ -59,7 +59,7 @@ impl RunLength {
     /// An epoch-based run (mmcv `EpochBasedRunner`: `max_iters = max_epochs * len(loader)`).
     pub fn epochs(max_epochs: u64, iters_per_epoch: u64) -> Self {
         RunLength {
-            max_iters: max_epochs * iters_per_epoch,
+            max_iters: max_epochs.saturating_mul(iters_per_epoch),
             max_epochs,
             iters_per_epoch,
         }
@@ -286,5 +286,39 @@ fn build_rule(
         .policy
         .clone()
         .build(q, by_epoch, run, path, group_lists)?;
+    if matches!(rule, Rule::Custom(_)) {
+        custom_is_finite(&rule, by_epoch, run, path)?;
+    }
     Ok((rule, by_epoch))
+}
+
+/// A custom expression that gives NaN or infinity (`base_lr / progress` at iter 0) would
+/// only show up as a NaN loss; evaluate it at every epoch start and the last iteration of
+/// its phase (base value 1) and refuse it with the place it fails.
+fn custom_is_finite(
+    rule: &Rule,
+    by_epoch: bool,
+    run: &RunLength,
+    path: &str,
+) -> Result<(), ConfigError> {
+    let ipe = run.iters_per_epoch;
+    let last = run.max_iters - 1;
+    let epochs = (0..run.max_epochs).take(100_000).map(|e| e * ipe);
+    for iter in epochs.chain([last]).filter(|&i| i <= last) {
+        let epoch = iter / ipe;
+        let clock = super::policy::Clock {
+            epoch,
+            iter,
+            max_epochs: run.max_epochs,
+            max_iters: run.max_iters,
+        };
+        let v = rule.regular(0, 1.0, by_epoch, &clock);
+        if !v.is_finite() {
+            return Err(ConfigError::new(
+                format!("{path}.expr"),
+                format!("the expression gives {v} at epoch {epoch}, iter {iter} (base value 1)"),
+            ));
+        }
+    }
+    Ok(())
 }
