@@ -593,6 +593,17 @@ mod jit {
         }
     }
 
+    proptest! {
+        /// Any text: an error at a valid byte offset, never a panic (the recipe checker
+        /// turns the offset into a span).
+        #[test]
+        fn parse_never_panics(src in "[0-9a-z_ ().,+*/^<>=!é-]{0,40}") {
+            if let Err(e) = parse(&src) {
+                prop_assert!(e.offset <= src.len() && src.is_char_boundary(e.offset), "{e:?}");
+            }
+        }
+    }
+
     #[test]
     fn nan_and_signed_zero_edges() {
         for src in [
