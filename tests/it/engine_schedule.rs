@@ -452,6 +452,14 @@ fn config_errors_name_the_path_and_key() {
         "{e}"
     );
     let e = errors_of(
+        json!({"lr": {"type": "constant", "duration": "6 epochs"}}),
+        run,
+    );
+    assert!(
+        e.starts_with("schedule.lr.duration: the phases end at iter 600"),
+        "{e}"
+    );
+    let e = errors_of(
         json!({"lr": {"type": "custom", "expr": "base_lr / progress"}}),
         run,
     );

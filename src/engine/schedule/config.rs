@@ -205,6 +205,17 @@ impl Schedule {
                 len_iters: len,
             });
             start = start.saturating_add(len);
+            if i + 1 == n && start < run.max_iters {
+                // After its last phase a schedule would have no defined value.
+                return Err(ConfigError::new(
+                    format!("{ppath}.duration"),
+                    format!(
+                        "the phases end at iter {start} but the run has {} iters: drop the last \
+                         phase's duration or add a phase",
+                        run.max_iters
+                    ),
+                ));
+            }
         }
         Ok(Schedule {
             quantity: q,
