@@ -32,7 +32,8 @@ pub fn render(d: &Diagnostic, files: &Files, opts: RenderOptions) -> String {
     let handler = GraphicalReportHandler::new_themed(theme)
         .with_width(opts.width)
         .with_links(false)
-        .without_syntax_highlighting();
+        .without_syntax_highlighting()
+        .with_show_related_as_nested(true);
     let view = View::new(d, files);
     let mut out = String::new();
     if handler.render_report(&mut out, &view).is_err() {
@@ -102,7 +103,7 @@ impl View {
         let related = groups
             .map(|(id, spans)| View {
                 code: String::new(),
-                severity: Severity::Warning,
+                severity: d.severity,
                 message: "see also".into(),
                 help: None,
                 source: source_of(id),

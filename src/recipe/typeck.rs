@@ -66,6 +66,12 @@ impl Checker<'_> {
         for f in fields {
             let p = join(path, &f.key);
             match all().find(|q| q.name == f.key) {
+                // `none` switches an optional section or hook off.
+                Some(param)
+                    if matches!(param.def, Def::Absent) && f.value.kind == NodeKind::Null =>
+                {
+                    self.spans.insert(p, f.value.loc);
+                }
                 Some(param) => {
                     let v = self.value(&f.value, &param.ty, &p);
                     m.insert(f.key.clone(), v);
@@ -352,7 +358,7 @@ impl Checker<'_> {
         self.diags.push(
             Diagnostic::error("E0304", format!("`{path}` = {v} is out of range"))
                 .with_label(n.loc, "out of range")
-                .with_help(format!("`{path}` is an {}", ty.describe())),
+                .with_help(format!("allowed: {}", ty.describe())),
         );
     }
 

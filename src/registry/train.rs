@@ -402,7 +402,7 @@ pub static COMPONENTS: &[Component] = &[
         category: Hook,
         doc: "log losses, learning rate, time and metrics (TextLoggerHook and friends)",
         params: &[
-            p("every", LEN, Def::Str("50 iters"), "interval"),
+            p("every", Ty::Period, Def::Str("50 iters"), "interval"),
             p(
                 "to",
                 Ty::List(&Ty::Enum(&["text", "json", "tensorboard"])),
@@ -422,8 +422,13 @@ pub static COMPONENTS: &[Component] = &[
         category: Hook,
         doc: "evaluate on data.val (EvalHook)",
         params: &[
-            p("every", LEN, Def::Str("1 epoch"), "interval"),
-            p("start", Ty::Nullable(&LEN), Def::Null, "first evaluation"),
+            p("every", Ty::Period, Def::Str("1 epoch"), "interval"),
+            p(
+                "start",
+                Ty::Nullable(&Ty::Period),
+                Def::Null,
+                "first evaluation",
+            ),
             p(
                 "metric",
                 Ty::Enum(&["coco_bbox", "voc_map", "proposal_recall"]),

@@ -89,6 +89,15 @@ fn convert_error(src: &str, e: pest::error::Error<Rule>) -> SyntaxError {
         .chars()
         .next()
         .map_or(pos, |c| pos + c.len_utf8());
+    // At the end of input the label goes on the last visible character, so it renders.
+    let (lpos, lend) = if pos == end {
+        match src.trim_end().char_indices().next_back() {
+            Some((i, c)) => (i, i + c.len_utf8()),
+            None => (pos, end),
+        }
+    } else {
+        (pos, end)
+    };
     let found = match src[pos..].chars().next() {
         None => "end of file".to_string(),
         Some(_) => {
@@ -117,10 +126,15 @@ fn convert_error(src: &str, e: pest::error::Error<Rule>) -> SyntaxError {
         1 => expected[0].to_string(),
         n => format!("{} or {}", expected[..n - 1].join(", "), expected[n - 1]),
     };
+    let label = if pos == end {
+        format!("the file ends here; expected {exp}")
+    } else {
+        format!("expected {exp}")
+    };
     SyntaxError {
-        span: Span::new(pos, end),
+        span: Span::new(lpos, lend),
         message: format!("expected {exp}, found {found}"),
-        label: format!("expected {exp}"),
+        label,
     }
 }
 
