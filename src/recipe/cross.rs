@@ -31,6 +31,7 @@ pub fn check(config: &Value, spans: &SpanTable, no_fs: bool, diags: &mut Diagnos
     x.workflow();
     x.shapes();
     x.files();
+    x.expressions();
 }
 
 fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
@@ -421,7 +422,9 @@ impl Ctx<'_> {
                 self.diags.push(d);
             }
         }
-        let largest = levels.iter().copied().max().unwrap_or(1);
+        // The extra FPN levels come from stride-2 convs, which pad themselves; the backbone's
+        // stages need inputs divisible by their stride.
+        let largest = strides.iter().copied().max().unwrap_or(1).max(1);
         for split in ["train", "val", "test"] {
             let Some(pl) = get(self.c, &format!("data.{split}.pipeline")).and_then(Value::as_array)
             else {
@@ -430,14 +433,41 @@ impl Ctx<'_> {
             for (i, st) in pl.iter().enumerate() {
                 if st.get("type").and_then(Value::as_str) == Some("pad")
                     && let Some(div) = st.get("size_divisor").and_then(Value::as_i64)
-                    && div % largest.min(32) != 0
+                    && div % largest != 0
                 {
                     let path = format!("data.{split}.pipeline.{i}.size_divisor");
                     let d = self
-                        .err("E0409", &path, format!("pad size_divisor {div} is not a multiple of the largest backbone stride {}", largest.min(32)), "bad divisor")
-                        .with_help(format!("use a multiple of {}", largest.min(32)));
+                        .err("E0409", &path, format!("pad size_divisor {div} is not a multiple of the largest backbone stride {}", largest), "bad divisor")
+                        .with_help(format!("use a multiple of {}", largest));
                     self.diags.push(d);
                 }
+            }
+        }
+    }
+
+    /// Custom schedule expressions parse (the `sched` module owns the language).
+    fn expressions(&mut self) {
+        for q in ["lr", "momentum"] {
+            let path = format!("schedule.{q}.main.expr");
+            let Some(e) = get(self.c, &path).and_then(Value::as_str) else {
+                continue;
+            };
+            if let Err(err) = crate::engine::schedule::expr::parse(e) {
+                // The string's span includes its opening quote; point at the offending byte.
+                let loc = self.spans.get(&path).map(|l| {
+                    let start = (l.start + 1 + err.offset)
+                        .min(l.end.saturating_sub(1))
+                        .max(l.start);
+                    super::diag::Loc {
+                        file: l.file,
+                        start,
+                        end: (start + 1).min(l.end),
+                    }
+                });
+                let d = Diagnostic::error("E0414", format!("schedule expression: {}", err.message))
+                    .with_label_opt(loc, "here")
+                    .with_help("expressions use `epoch`, `iter`, `progress`, `base_lr`, numbers, + - * / ^ and functions like cos, exp, min");
+                self.diags.push(d);
             }
         }
     }

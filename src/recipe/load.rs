@@ -94,6 +94,11 @@ impl Loader<'_> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
+                let e = if e.kind() == std::io::ErrorKind::NotFound {
+                    "no such file".to_string()
+                } else {
+                    e.to_string()
+                };
                 let msg = if from.is_some() {
                     format!("cannot read imported file `{}`: {e}", shown.display())
                 } else {

@@ -44,6 +44,12 @@ struct Checker<'a> {
     spans: SpanTable,
 }
 
+/// The name with its indefinite article.
+fn a(name: &str) -> String {
+    let vowel = name.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {name}", if vowel { "an" } else { "a" })
+}
+
 fn quantity(c: u64, u: crate::syntax::Unit) -> String {
     format!("{c} {}", u.name(c))
 }
@@ -162,6 +168,7 @@ impl Checker<'_> {
     fn value(&mut self, n: &Node, ty: &Ty, path: &str) -> Value {
         self.spans.insert(path, n.loc);
         match (ty, &n.kind) {
+            (_, NodeKind::Poison) => Value::Null,
             (Ty::Nullable(_), NodeKind::Null) => Value::Null,
             (Ty::Nullable(t), _) => self.value(n, t, path),
             (Ty::Or(ts), _) => {
@@ -325,7 +332,7 @@ impl Checker<'_> {
                 self.diags.push(
                     Diagnostic::error(
                         "E0306",
-                        format!("`{path}` needs a {} but the record names none", cat.name()),
+                        format!("`{path}` needs {} but the record names none", a(cat.name())),
                     )
                     .with_label(n.loc, "no component type")
                     .with_help(format!(
@@ -386,7 +393,7 @@ impl Checker<'_> {
         };
         self.diags.push(
             Diagnostic::error(code, format!("unknown {} `{name}`", cat.name()))
-                .with_label(loc, format!("not a {}", cat.name()))
+                .with_label(loc, format!("not {}", a(cat.name())))
                 .with_help(help),
         );
         Value::Null

@@ -64,6 +64,5 @@ fn run_case(path: &Path) {
         }
     }
     let rendered = recipe::render::render_all(&out.diagnostics.0, &out.files, Default::default());
-    let rendered = rendered.replace('\\', "/");
     insta::assert_snapshot!(name, rendered);
 }
