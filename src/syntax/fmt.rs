@@ -6,7 +6,7 @@ use super::ast::*;
 use super::comments::{Comment, comments};
 
 /// Widest inline form before a record or list is broken over lines.
-const WIDTH: usize = 90;
+const WIDTH: usize = 100;
 
 /// Formats a recipe; `None` when it does not parse.
 pub fn format(src: &str) -> Result<String, Vec<super::SyntaxError>> {
@@ -36,6 +36,12 @@ fn indent(level: usize) -> String {
 }
 
 impl Printer<'_> {
+    /// Characters already on the current output line.
+    fn column(&self) -> usize {
+        let line = self.out.rsplit('\n').next().unwrap_or("");
+        line.chars().count()
+    }
+
     fn has_comment_in(&self, span: Span) -> bool {
         self.comments[self.next..]
             .iter()
@@ -143,6 +149,17 @@ impl Printer<'_> {
             Item::Block { path, items, span } => {
                 let words: Vec<String> = path.iter().map(|k| k.seg.to_string()).collect();
                 self.out.push_str(&words.join(" "));
+                if !self.has_comment_in(*span)
+                    && let Some(s) = inline_items(items)
+                    && self.column() + s.len() + 6 < WIDTH
+                {
+                    if s.is_empty() {
+                        self.out.push_str(" {}");
+                    } else {
+                        self.out.push_str(&format!(" {{ {s} }}"));
+                    }
+                    return;
+                }
                 self.out.push_str(" {\n");
                 self.items(items, level + 1, span.end);
                 self.flush_before(span.end, level + 1);
@@ -155,7 +172,7 @@ impl Printer<'_> {
     fn value(&mut self, v: &Value, level: usize) {
         if !self.has_comment_in(v.span)
             && let Some(s) = inline(v)
-            && s.len() + indent(level).len() <= WIDTH
+            && self.column() + s.chars().count() < WIDTH
         {
             self.out.push_str(&s);
             return;
@@ -298,7 +315,7 @@ mod tests {
         }
         assert!(once.contains("[train 1 epoch]"), "{once}");
         assert!(
-            once.contains("hooks {\n  checkpoint {\n    every = 1 epoch\n  }\n}"),
+            once.contains("hooks {\n  checkpoint { every = 1 epoch }\n}"),
             "{once}"
         );
     }

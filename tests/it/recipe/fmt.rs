@@ -16,6 +16,14 @@ fn pipelines_format_idempotently_and_keep_meaning() {
             let once = format(&src).unwrap();
             let twice = format(&once).unwrap();
             assert_eq!(once, twice, "{} is not idempotent", p.display());
+            if dir.starts_with("pipelines") {
+                assert_eq!(
+                    src,
+                    once,
+                    "{} is not formatted (`mmrun fmt --write`)",
+                    p.display()
+                );
+            }
             let count = |s: &str| mmrun::syntax::comments::comments(s).len();
             assert_eq!(count(&src), count(&once), "{}: comments lost", p.display());
             // Same statements (spans differ, so compare the re-formatted forms of both).

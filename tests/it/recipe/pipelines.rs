@@ -71,3 +71,40 @@ fn retinanet_has_mmdetection_numbers() {
     let d = r.diagnostic_at("model.neck.in_channels", "E0501", "shape mismatch", "here");
     assert!(r.render(&[d]).contains("shape mismatch"));
 }
+
+/// The schedule objects the registry emits (defaults filled in) are what the `sched`
+/// module's config structs accept, for every policy and warmup in the registry.
+#[test]
+fn every_schedule_policy_builds_in_the_engine() {
+    use mmrun::engine::schedule::{RunLength, Schedules};
+    use mmrun::registry::{self, Category};
+    let run = RunLength::epochs(12, 100);
+    for policy in registry::names(Category::Policy) {
+        let main = match policy {
+            "step" => "step { at = [8 epochs, 11 epochs] }".to_string(),
+            "cosine" | "flat_cosine" => format!("{policy} {{ min_lr = 0.0 }}"),
+            "cosine_restart" => {
+                "cosine_restart { periods = [6 epochs, 6 epochs], min_lr = 0.0 }".to_string()
+            }
+            "exp" | "inv" => format!("{policy} {{ gamma = 0.9 }}"),
+            "one_cycle" => "one_cycle { max_lr = 0.1 }".to_string(),
+            "custom" => "custom { expr = \"base_lr * (1 - progress)\" }".to_string(),
+            "cyclic" => "cyclic { target_ratio = [10, 0.0001] }".to_string(),
+            other => other.to_string(),
+        };
+        for warmup in registry::names(Category::Warmup) {
+            let text = format!(
+                "schedule lr {{\n  warmup = {warmup} {{ duration = 100 iters, ratio = 0.1 }}\n  main = {main}\n}}\n"
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("s.recipe");
+            std::fs::write(&p, &text).unwrap();
+            let r = recipe::load(&p, &[], &no_fs())
+                .unwrap_or_else(|e| panic!("{text}\n{}", e.render()));
+            let section = r.get("schedule").unwrap();
+            if let Err(e) = Schedules::from_config(section, &run, "schedule") {
+                panic!("{policy}/{warmup}: {e:?}\n{section:#}");
+            }
+        }
+    }
+}
