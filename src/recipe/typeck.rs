@@ -266,6 +266,14 @@ impl Checker<'_> {
                     .map(|(i, x)| self.value(x, t, &join(path, &i.to_string())))
                     .collect(),
             ),
+            (Ty::Map(t), NodeKind::Record { ty: None, fields }) => {
+                let mut m = Map::new();
+                for f in fields {
+                    let v = self.value(&f.value, t, &join(path, &f.key));
+                    m.insert(f.key.clone(), v);
+                }
+                Value::Object(m)
+            }
             (Ty::Record(ps), NodeKind::Record { ty: None, fields }) => {
                 self.record(fields, ps, path, n.loc, None)
             }

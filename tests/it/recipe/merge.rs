@@ -23,7 +23,7 @@ const BASE: &str = r#"
 let data_root = "data/coco"
 optimizer = sgd { lr = 0.02, momentum = 0.9, paramwise_cfg = { bias_lr_mult = 2.0 } }
 data = { val = coco_dataset { ann_file = "${data_root}/val.json", img_prefix = "${data_root}/val/",
-  pipeline = [load_image, resize { img_scale = [1333, 800] }, pad { size_divisor = 32 }] } }
+  pipeline = [load_image, resize { scale = [1333, 800] }, pad { size_divisor = 32 }] } }
 "#;
 
 fn cfg(o: &Outcome, path: &str) -> serde_json::Value {
@@ -74,14 +74,14 @@ fn named_list_items_are_addressable() {
         &[
             (
                 "r.recipe",
-                "import \"base.recipe\"\ndata.val.pipeline.resize.img_scale = [1000, 600]\ndata.val.pipeline.load_image.to_float32 = true",
+                "import \"base.recipe\"\ndata.val.pipeline.resize.scale = [1000, 600]\ndata.val.pipeline.load_image.to_float32 = true",
             ),
             ("base.recipe", BASE),
         ],
         &[],
     );
     assert_eq!(
-        cfg(&o, "data.val.pipeline.1.img_scale"),
+        cfg(&o, "data.val.pipeline.1.scale"),
         serde_json::json!([1000, 600])
     );
     assert_eq!(cfg(&o, "data.val.pipeline.0.to_float32"), true);
