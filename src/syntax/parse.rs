@@ -51,7 +51,8 @@ fn describe(rule: &Rule) -> &'static str {
         Rule::rparen => "`)`",
         Rule::comma => "`,`",
         Rule::dot => "`.`",
-        Rule::assign_op | Rule::merge_op | Rule::replace_op => "`=` or `:=`",
+        Rule::assign_op | Rule::merge_op => "`=`",
+        Rule::replace_op => "`:=`",
         Rule::value
         | Rule::string
         | Rule::list
