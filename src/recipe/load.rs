@@ -1,5 +1,10 @@
 //! Reading files: parsing, imports (relative paths, cycles, sibling conflicts), `let`
 //! variables and `--set` overrides, producing one merged tree.
+//!
+//! Order of a file: its imports merge first, in order (wherever they are written), then its
+//! own bindings in order; `--set` overrides apply last. Two imports binding one leaf to
+//! different values is an error unless the importing file (or `--set`) binds it itself. A
+//! file imported twice (a diamond) is read once and never conflicts with itself.
 
 use super::diag::{Diagnostic, Diagnostics, FileId, Files, Loc};
 use super::tree::{Node, NodeKind, PathSeg, apply_items, bind, lower_value, segs};
