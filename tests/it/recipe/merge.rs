@@ -194,3 +194,52 @@ fn import_cycles_name_the_cycle() {
     );
     let _ = Path::new("");
 }
+
+#[test]
+fn diamond_imports_do_not_conflict() {
+    let files = [
+        ("r.recipe", "import \"a.recipe\"\nimport \"b.recipe\""),
+        ("a.recipe", "import \"base.recipe\""),
+        (
+            "b.recipe",
+            "import \"base.recipe\"\noptimizer.momentum = 0.8",
+        ),
+        ("base.recipe", BASE),
+    ];
+    let o = check(&files, &[]);
+    assert_eq!(cfg(&o, "optimizer.lr"), 0.02);
+    assert_eq!(cfg(&o, "optimizer.momentum"), 0.8);
+}
+
+#[test]
+fn named_list_item_replaced_wholesale() {
+    let o = check(
+        &[
+            (
+                "r.recipe",
+                "import \"base.recipe\"\ndata.val.pipeline.resize := resize { scale = [10, 10], keep_ratio = false }",
+            ),
+            ("base.recipe", BASE),
+        ],
+        &[],
+    );
+    assert_eq!(cfg(&o, "data.val.pipeline.1.keep_ratio"), false);
+    assert_eq!(
+        cfg(&o, "data.val.pipeline.1.scale"),
+        serde_json::json!([10, 10])
+    );
+}
+
+#[test]
+fn env_reads_are_reported() {
+    let files = [(
+        "r.recipe",
+        "runtime = { work_dir = env(\"MMRUN_TEST_UNSET_VAR\", \"w\") }",
+    )];
+    let o = check(&files, &[]);
+    assert!(
+        o.diagnostics
+            .iter()
+            .any(|d| d.code == "E0210" && d.is_error())
+    );
+}
