@@ -572,6 +572,9 @@ impl Ctx<'_> {
         }
         wanted.push("model.backbone.init_cfg.checkpoint".into());
         wanted.push("runtime.load_from".into());
+        if get(self.c, "runtime.resume").and_then(Value::as_str) != Some("auto") {
+            wanted.push("runtime.resume".into());
+        }
         for path in wanted {
             let Some(f) = get(self.c, &path).and_then(Value::as_str) else {
                 continue;
