@@ -6,6 +6,7 @@
 //! in-memory values), never trains, and never prints. The CLI (`mmrun eval`) and the runner's
 //! evaluation hooks call into it.
 
+mod boxes;
 pub mod coco;
 mod error;
 pub mod numpy;

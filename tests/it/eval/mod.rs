@@ -5,3 +5,4 @@ mod cli;
 mod coco_edges;
 mod coco_parity;
 mod reference;
+mod voc_recall;
