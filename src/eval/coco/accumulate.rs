@@ -94,8 +94,8 @@ fn slot_curves(cells: &Cells, p: &CocoParams, k: usize) -> SlotCurves {
         // Keeping each image's top max_det of the sorted pool preserves the pool's order.
         sel.clear();
         sel.extend(all.iter().filter(|d| (d.2 as usize) < max_det));
-        for a in 0..a_n {
-            if npig[a] == 0 {
+        for (a, &gt_count) in npig.iter().enumerate() {
+            if gt_count == 0 {
                 continue;
             }
             for t in 0..t_n {
@@ -109,7 +109,7 @@ fn slot_curves(cells: &Cells, p: &CocoParams, k: usize) -> SlotCurves {
                         _ => {}
                     }
                     let tpf = tp as f64;
-                    rc.push(tpf / npig[a] as f64);
+                    rc.push(tpf / gt_count as f64);
                     pr.push(tpf / (fp as f64 + tpf + f64::EPSILON));
                 }
                 let nd = sel.len();
