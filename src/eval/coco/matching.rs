@@ -279,11 +279,11 @@ fn evaluate_cell(
             s.matched.clear();
             s.matched.resize(ng, false);
             let thr = thr.min(1.0 - 1e-10);
-            for j in 0..nd {
-                let ious = &s.sorted_ious[j * ng..(j + 1) * ng];
+            let rows = s.sorted_ious.chunks_exact(ng);
+            for ((out_j, ious), &det_outside) in row.iter_mut().zip(rows).zip(&s.det_outside) {
                 let mut best = thr;
                 let mut m: Option<usize> = None;
-                for pos in 0..ng {
+                for (pos, &v) in ious.iter().enumerate() {
                     if s.matched[pos] && !s.crowd[pos] {
                         continue;
                     }
@@ -294,10 +294,10 @@ fn evaluate_cell(
                     {
                         break;
                     }
-                    if ious[pos] < best {
+                    if v < best {
                         continue;
                     }
-                    best = ious[pos];
+                    best = v;
                     m = Some(pos);
                 }
                 // pycocotools records the matched GT's id; an id of 0 reads as "unmatched".
@@ -305,8 +305,8 @@ fn evaluate_cell(
                 if let Some(mm) = m {
                     s.matched[mm] = true;
                 }
-                let ignored = m.is_some_and(|mm| s.ignore[mm]) || (!dtm && s.det_outside[j]);
-                row[j] = if ignored {
+                let ignored = m.is_some_and(|mm| s.ignore[mm]) || (!dtm && det_outside);
+                *out_j = if ignored {
                     IGNORED
                 } else if dtm {
                     TP
