@@ -254,37 +254,6 @@ fn split_top_level_array(bytes: &[u8], parts: usize) -> Option<Vec<(usize, usize
     Some(runs)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parallel_parse_equals_serial() {
-        // Strings with brackets, commas and escaped quotes must not split an element.
-        let mut text = String::from("[");
-        for i in 0..30_000 {
-            if i > 0 {
-                text.push_str(",\n");
-            }
-            text.push_str(&format!(
-                r#"{{"image_id": {i}, "tag": "a,]}}\"[{{", "category_id": {}, "bbox": [1.5, 2, 3, 4e-1], "score": 0.{i}}}"#,
-                i % 7
-            ));
-        }
-        text.push(']');
-        assert!(text.len() > 1 << 20);
-        let serial: Vec<Detection> = serde_json::from_str(&text).unwrap();
-        assert_eq!(load_detections_bytes(text.as_bytes()).unwrap(), serial);
-        assert!(split_top_level_array(text.as_bytes(), 8).unwrap().len() > 1);
-        // A bad value deep inside still reports its real line.
-        let bad = text.replacen(r#""score": 0.29999"#, r#""score": "x""#, 1);
-        let err = load_detections_bytes(bad.as_bytes())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("line 30000"), "{err}");
-    }
-}
-
 /// Every detection must belong to a ground-truth image (pycocotools asserts this) and category
 /// (pycocotools silently drops the others, which hides mapping bugs), with a finite score and a
 /// finite box of non-negative size.
@@ -319,5 +288,36 @@ pub(super) fn validate_detections(gt: &CocoGt, dets: &[Detection]) -> Result<(),
             origin: "detections".into(),
             problems,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_parse_equals_serial() {
+        // Strings with brackets, commas and escaped quotes must not split an element.
+        let mut text = String::from("[");
+        for i in 0..30_000 {
+            if i > 0 {
+                text.push_str(",\n");
+            }
+            text.push_str(&format!(
+                r#"{{"image_id": {i}, "tag": "a,]}}\"[{{", "category_id": {}, "bbox": [1.5, 2, 3, 4e-1], "score": 0.{i}}}"#,
+                i % 7
+            ));
+        }
+        text.push(']');
+        assert!(text.len() > 1 << 20);
+        let serial: Vec<Detection> = serde_json::from_str(&text).unwrap();
+        assert_eq!(load_detections_bytes(text.as_bytes()).unwrap(), serial);
+        assert!(split_top_level_array(text.as_bytes(), 8).unwrap().len() > 1);
+        // A bad value deep inside still reports its real line.
+        let bad = text.replacen(r#""score": 0.29999"#, r#""score": "x""#, 1);
+        let err = load_detections_bytes(bad.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 30000"), "{err}");
     }
 }
