@@ -65,7 +65,11 @@ pub fn read_coco(ann_file: &Path, opts: &ReadOptions, log: &BadSampleLog) -> Res
     let file: CocoFile = serde_json::from_slice(&text).map_err(|e| {
         DataError::parse(
             ann_file,
-            format!("not a COCO instances file: {e} (line {}, column {})", e.line(), e.column()),
+            format!(
+                "not a COCO instances file: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
         )
     })?;
     // Categories in id order, as pycocotools' getCatIds returns them.
@@ -88,7 +92,10 @@ pub fn read_coco(ann_file: &Path, opts: &ReadOptions, log: &BadSampleLog) -> Res
     let mut has_ann: Vec<bool> = Vec::with_capacity(file.images.len());
     for img in &file.images {
         if index.insert(img.id, records.len()).is_some() {
-            return Err(DataError::parse(ann_file, format!("image id {} appears twice", img.id)));
+            return Err(DataError::parse(
+                ann_file,
+                format!("image id {} appears twice", img.id),
+            ));
         }
         records.push(Record {
             id: img.id,
@@ -151,7 +158,10 @@ fn check_ann(
         return Err(DataError::bad_ann(
             path,
             ann.id,
-            format!("refers to image_id {}, which is not in `images`", ann.image_id),
+            format!(
+                "refers to image_id {}, which is not in `images`",
+                ann.image_id
+            ),
         ));
     };
     let Some(&label) = label_of_cat.get(&ann.category_id) else {
@@ -173,7 +183,13 @@ fn check_ann(
         r.width,
         r.height,
     )
-    .map_err(|m| DataError::bad_ann(path, ann.id, format!("image {} ({}): {m}", r.id, r.file_name)))?;
+    .map_err(|m| {
+        DataError::bad_ann(
+            path,
+            ann.id,
+            format!("image {} ({}): {m}", r.id, r.file_name),
+        )
+    })?;
     Ok((i, label, b))
 }
 

@@ -290,17 +290,16 @@ pub struct RandomCrop {
 /// How batches of image indices are drawn. Any sampler is split over ranks when the loader
 /// is built with a world size above one (equal counts per rank, reshuffled per epoch from
 /// seed and epoch, like mmdetection's `DistributedGroupSampler` + `DistSamplerSeedHook`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SamplerConfig {
     /// In dataset order (evaluation).
-    Sequential,
+    Sequential {},
     /// A fresh permutation each epoch.
-    Shuffled,
+    Shuffled {},
     /// Shuffled, each batch from one aspect-ratio group (`w > h` or not): mmdetection's
     /// `GroupSampler`, the training default.
-    #[default]
-    Group,
+    Group {},
     /// Endless batches for iteration-based runs: epochs follow each other without a break.
     Infinite {
         #[serde(default = "yes")]
@@ -308,4 +307,10 @@ pub enum SamplerConfig {
         #[serde(default = "yes")]
         group: bool,
     },
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        SamplerConfig::Group {}
+    }
 }

@@ -130,11 +130,7 @@ impl BadSampleLog {
 
 /// Apply the policy to a fallible item: `Ok(Some)` passes, an error either propagates
 /// (`Error`) or is logged and turned into `Ok(None)` (`Skip`).
-pub fn apply_policy<T>(
-    policy: OnBadSample,
-    log: &BadSampleLog,
-    r: Result<T>,
-) -> Result<Option<T>> {
+pub fn apply_policy<T>(policy: OnBadSample, log: &BadSampleLog, r: Result<T>) -> Result<Option<T>> {
     match r {
         Ok(v) => Ok(Some(v)),
         Err(e) if policy == OnBadSample::Skip => {

@@ -24,8 +24,11 @@ use std::thread::JoinHandle;
 
 /// The per-image target computation (anchor/target assignment) run in the workers. It
 /// sees the transformed sample with `meta.batch_input_shape` set to the batch's bucket.
-pub type TargetFn<T> =
-    Arc<dyn Fn(&Sample) -> std::result::Result<T, Box<dyn std::error::Error + Send + Sync>> + Send + Sync>;
+pub type TargetFn<T> = Arc<
+    dyn Fn(&Sample) -> std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>
+        + Send
+        + Sync,
+>;
 
 /// A collated batch.
 #[derive(Debug)]
@@ -129,11 +132,13 @@ impl<T> Shared<T> {
     /// same aspect group drawn from the slot's stream (mmdetection's `_rand_another`).
     fn load_slot(&self, pos: SamplerState, slot: usize, index: usize) -> Result<(usize, Sample)> {
         let mut idx = index;
+        let mut failed: Vec<usize> = vec![];
         for attempt in 0..=SUBSTITUTE_TRIES {
             let mut rng = self.sample_rng(pos, slot, attempt);
             let rec = &self.dataset.records[idx];
             let r = self.pipeline.run(rec, &mut rng).map_err(|e| match e {
-                e @ (DataError::Io { .. } | DataError::Decode { .. } | DataError::Sample { .. }) => e,
+                e
+                @ (DataError::Io { .. } | DataError::Decode { .. } | DataError::Sample { .. }) => e,
                 other => DataError::Sample {
                     file: rec.path.display().to_string(),
                     message: other.to_string(),
@@ -143,9 +148,13 @@ impl<T> Shared<T> {
                 Ok(s) => return Ok((idx, s)),
                 Err(e) if self.opts.on_bad_sample == OnBadSample::Skip => {
                     self.log.warn(&e);
+                    failed.push(idx);
                     let same: Vec<usize> = (0..self.groups.len())
-                        .filter(|&i| self.groups[i] == self.groups[index])
+                        .filter(|&i| self.groups[i] == self.groups[index] && !failed.contains(&i))
                         .collect();
+                    if same.is_empty() {
+                        break;
+                    }
                     idx = same[rng.below(same.len() as u64) as usize];
                 }
                 Err(e) => return Err(e),
@@ -153,7 +162,10 @@ impl<T> Shared<T> {
         }
         Err(DataError::Sample {
             file: self.dataset.records[index].path.display().to_string(),
-            message: format!("{} replacement images in a row were bad too", SUBSTITUTE_TRIES),
+            message: format!(
+                "bad image, and {} replacement images from its aspect group were bad too",
+                failed.len().saturating_sub(1)
+            ),
         })
     }
 
@@ -171,7 +183,11 @@ impl<T> Shared<T> {
             .filter(|&(h, w)| h >= mh && w >= mw)
             .min_by_key(|&(h, w)| (h * w, h))
             .ok_or_else(|| DataError::Sample {
-                file: samples.iter().map(|s| s.meta.file_name.as_str()).collect::<Vec<_>>().join(", "),
+                file: samples
+                    .iter()
+                    .map(|s| s.meta.file_name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 message: format!(
                     "the batch needs {mh}x{mw} (h x w), larger than every shape bucket {:?}",
                     self.opts.buckets
@@ -374,7 +390,9 @@ impl<T: Send + 'static> Loader<T> {
             } else {
                 let w = k % run.receivers.len();
                 run.receivers[w].recv().unwrap_or_else(|_| {
-                    Err(DataError::Config("a loader worker stopped unexpectedly".into()))
+                    Err(DataError::Config(
+                        "a loader worker stopped unexpectedly".into(),
+                    ))
                 })
             };
             let pos = run.jobs[k].0;

@@ -56,9 +56,9 @@ impl BatchSampler {
             )));
         }
         let (shuffle, group, infinite) = match cfg {
-            SamplerConfig::Sequential => (false, false, false),
-            SamplerConfig::Shuffled => (true, false, false),
-            SamplerConfig::Group => (true, true, false),
+            SamplerConfig::Sequential {} => (false, false, false),
+            SamplerConfig::Shuffled {} => (true, false, false),
+            SamplerConfig::Group {} => (true, true, false),
             SamplerConfig::Infinite { shuffle, group } => (*shuffle, *group, true),
         };
         Ok(BatchSampler {

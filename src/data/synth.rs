@@ -85,7 +85,9 @@ struct Shape {
 /// Generate the dataset under `out` (created if needed).
 pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
     if opts.images == 0 {
-        return Err(DataError::Config("synth: --images must be at least 1".into()));
+        return Err(DataError::Config(
+            "synth: --images must be at least 1".into(),
+        ));
     }
     let mut sum = SynthSummary::layout(out);
     for d in [&sum.train_dir, &sum.val_dir, &out.join("annotations")] {
@@ -106,7 +108,11 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
         .map(|i| {
             let (w, h, rgb, shapes) = render(opts, i as u64);
             let name = format!("{i:06}.{ext}");
-            let dir = if i < n_train { &sum.train_dir } else { &sum.val_dir };
+            let dir = if i < n_train {
+                &sum.train_dir
+            } else {
+                &sum.val_dir
+            };
             let path = dir.join(&name);
             write_image(&path, &rgb, w, h, opts.format)?;
             Ok((name, w, h, shapes))
@@ -139,7 +145,8 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
             "info": {"description": format!("mmrun shapes ({split}), seed {}", opts.seed)},
             "images": images, "annotations": anns, "categories": categories,
         });
-        let bytes = serde_json::to_vec(&doc).map_err(|e| DataError::parse(ann_path, e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(&doc).map_err(|e| DataError::parse(ann_path, e.to_string()))?;
         crate::util::atomic_file::write_atomic(ann_path, &bytes)
             .map_err(|e| DataError::io(ann_path, e))?;
     }
@@ -237,7 +244,11 @@ fn render(opts: &SynthOptions, i: u64) -> (u32, u32, Vec<u8>, Vec<Shape>) {
     // Background: a two-colour gradient, stripes and noise, all muted.
     let hue = rng.range_f64(0.0, 360.0);
     let c0 = hsv(hue, rng.range_f64(0.05, 0.35), rng.range_f64(0.35, 0.8));
-    let c1 = hsv((hue + rng.range_f64(30.0, 120.0)) % 360.0, rng.range_f64(0.05, 0.35), rng.range_f64(0.35, 0.8));
+    let c1 = hsv(
+        (hue + rng.range_f64(30.0, 120.0)) % 360.0,
+        rng.range_f64(0.05, 0.35),
+        rng.range_f64(0.35, 0.8),
+    );
     let ang = rng.range_f64(0.0, std::f64::consts::TAU);
     let (ca, sa) = (ang.cos(), ang.sin());
     let freq = rng.range_f64(0.05, 0.4);
@@ -275,7 +286,11 @@ fn render(opts: &SynthOptions, i: u64) -> (u32, u32, Vec<u8>, Vec<Shape>) {
             let (rx, ry) = match class {
                 3 => {
                     let a = rng.range_f64(0.35, 1.0);
-                    if rng.below(2) == 0 { (r, r * a) } else { (r * a, r) }
+                    if rng.below(2) == 0 {
+                        (r, r * a)
+                    } else {
+                        (r * a, r)
+                    }
                 }
                 _ => (r, r),
             };
@@ -323,7 +338,11 @@ fn render(opts: &SynthOptions, i: u64) -> (u32, u32, Vec<u8>, Vec<Shape>) {
             if covers {
                 continue;
             }
-            let col = hsv(rng.range_f64(0.0, 360.0), rng.range_f64(0.6, 1.0), rng.range_f64(0.55, 1.0));
+            let col = hsv(
+                rng.range_f64(0.0, 360.0),
+                rng.range_f64(0.6, 1.0),
+                rng.range_f64(0.55, 1.0),
+            );
             let shade = rng.range_f64(-0.25, 0.25);
             for &(x, y) in &px {
                 let t = 1.0 + shade * ((y as f64 - cy) / ry.max(1.0));

@@ -44,8 +44,16 @@ pub fn read_voc(ann_file: &Path, opts: &ReadOptions, log: &BadSampleLog) -> Resu
         }
     }
     let mut records = vec![];
-    for (n, id) in list.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
-        let xml_path = opts.img_prefix.join("Annotations").join(format!("{id}.xml"));
+    for (n, id) in list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let xml_path = opts
+            .img_prefix
+            .join("Annotations")
+            .join(format!("{id}.xml"));
         let rec = read_one(&xml_path, id, n as u64, &all, &labels, opts, log);
         let Some(rec) = apply_policy(opts.on_bad_sample, log, rec)? else {
             continue;
@@ -77,9 +85,9 @@ fn read_one(
     let root = xml::parse(&text).map_err(|m| DataError::parse(xml_path, m))?;
     let num = |el: Option<&xml::Element>, what: &str| -> Result<f64> {
         let el = el.ok_or_else(|| DataError::parse(xml_path, format!("missing <{what}>")))?;
-        el.text
-            .parse::<f64>()
-            .map_err(|_| DataError::parse(xml_path, format!("<{what}> is not a number: `{}`", el.text)))
+        el.text.parse::<f64>().map_err(|_| {
+            DataError::parse(xml_path, format!("<{what}> is not a number: `{}`", el.text))
+        })
     };
     let size = root.child("size");
     let width = num(size.and_then(|s| s.child("width")), "width")? as u32;

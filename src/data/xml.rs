@@ -30,19 +30,27 @@ pub fn parse(src: &str) -> Result<Element, String> {
         if b[i] == b'<' {
             let rest = &src[i..];
             if rest.starts_with("<!--") {
-                let end = rest.find("-->").ok_or(format!("line {}: unclosed comment", line(i)))?;
+                let end = rest
+                    .find("-->")
+                    .ok_or(format!("line {}: unclosed comment", line(i)))?;
                 i += end + 3;
             } else if rest.starts_with("<![CDATA[") {
-                let end = rest.find("]]>").ok_or(format!("line {}: unclosed CDATA", line(i)))?;
+                let end = rest
+                    .find("]]>")
+                    .ok_or(format!("line {}: unclosed CDATA", line(i)))?;
                 if let Some(top) = stack.last_mut() {
                     top.text.push_str(&rest[9..end]);
                 }
                 i += end + 3;
             } else if rest.starts_with("<?") || rest.starts_with("<!") {
-                let end = rest.find('>').ok_or(format!("line {}: unclosed declaration", line(i)))?;
+                let end = rest
+                    .find('>')
+                    .ok_or(format!("line {}: unclosed declaration", line(i)))?;
                 i += end + 1;
             } else if let Some(close) = rest.strip_prefix("</") {
-                let end = close.find('>').ok_or(format!("line {}: unclosed tag", line(i)))?;
+                let end = close
+                    .find('>')
+                    .ok_or(format!("line {}: unclosed tag", line(i)))?;
                 let name = close[..end].trim();
                 let el = stack.pop().filter(|_| !stack.is_empty()).ok_or(format!(
                     "line {}: closing tag </{name}> without an opening tag",
@@ -60,7 +68,9 @@ pub fn parse(src: &str) -> Result<Element, String> {
                 stack.last_mut().expect("document node").children.push(el);
                 i += 2 + end + 1;
             } else {
-                let end = rest.find('>').ok_or(format!("line {}: unclosed tag", line(i)))?;
+                let end = rest
+                    .find('>')
+                    .ok_or(format!("line {}: unclosed tag", line(i)))?;
                 let inner = &rest[1..end];
                 let self_closing = inner.ends_with('/');
                 let inner = inner.trim_end_matches('/');

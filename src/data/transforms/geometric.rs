@@ -88,7 +88,11 @@ fn resize_px<T: Px>(src: &[T], sh: usize, sw: usize, dh: usize, dw: usize) -> Ve
             hrow(q, &mut rb);
             yb = q;
         }
-        dst.extend(ra.iter().zip(&rb).map(|(&u, &v)| T::from_f(u + (v - u) * a)));
+        dst.extend(
+            ra.iter()
+                .zip(&rb)
+                .map(|(&u, &v)| T::from_f(u + (v - u) * a)),
+        );
     }
     dst
 }
@@ -100,7 +104,11 @@ pub fn resize_image(img: &Image, dh: usize, dw: usize) -> Image {
         Pixels::U8(d) => Pixels::U8(resize_px(d, h, w, dh, dw)),
         Pixels::F32(d) => Pixels::F32(resize_px(d, h, w, dh, dw)),
     };
-    Image { h: dh, w: dw, pixels }
+    Image {
+        h: dh,
+        w: dw,
+        pixels,
+    }
 }
 
 fn map_boxes(boxes: &mut [BoxXyxy], f: impl Fn(BoxXyxy) -> BoxXyxy) {
@@ -255,7 +263,11 @@ pub fn apply_flip(s: &mut Sample, dir: FlipDirection) {
         _ => Some(dir),
     };
     s.meta.flip = s.meta.flip_direction.is_some();
-    s.meta.geometry.push(GeomOp::Flip { direction: dir, w, h });
+    s.meta.geometry.push(GeomOp::Flip {
+        direction: dir,
+        w,
+        h,
+    });
 }
 
 /// Cut the window `[y, y + ch) × [x, x + cw)` out of an image.
@@ -331,8 +343,19 @@ impl CropOp {
                 continue;
             }
             let keep: Vec<bool> = boxes.iter().map(valid).collect();
-            s.boxes = boxes.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(b, _)| b).collect();
-            s.labels = s.labels.iter().zip(&keep).filter(|(_, k)| **k).map(|(l, _)| *l).collect();
+            s.boxes = boxes
+                .into_iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(b, _)| b)
+                .collect();
+            s.labels = s
+                .labels
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(l, _)| *l)
+                .collect();
             s.ignored = s.ignored.iter().map(|&b| shift(b)).filter(valid).collect();
             s.image = crop_image(&s.image, oy, ox, ch, cw);
             s.meta.img_shape = [ch, cw, 3];
@@ -387,7 +410,9 @@ impl PadOp {
         if ph < h || pw < w {
             return Err(DataError::Sample {
                 file: s.meta.file_name.clone(),
-                message: format!("pad: image {h}x{w} (h x w) is larger than the pad size {ph}x{pw}"),
+                message: format!(
+                    "pad: image {h}x{w} (h x w) is larger than the pad size {ph}x{pw}"
+                ),
             });
         }
         if (ph, pw) != (h, w) {

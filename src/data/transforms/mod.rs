@@ -143,15 +143,27 @@ impl Pipeline {
     /// Build from the config list. The first stage must be `load_image`; `load_annotations`
     /// (if any) must come before any geometric stage so the boxes follow the pixels.
     pub fn new(cfg: &[TransformConfig]) -> Result<Pipeline> {
-        let stages = cfg.iter().map(Transform::build).collect::<Result<Vec<_>>>()?;
+        let stages = cfg
+            .iter()
+            .map(Transform::build)
+            .collect::<Result<Vec<_>>>()?;
         if !matches!(stages.first(), Some(Transform::LoadImage(_))) {
             return Err(DataError::Config(
                 "the pipeline must start with `load_image`".into(),
             ));
         }
-        if let Some(p) = stages.iter().position(|t| matches!(t, Transform::LoadAnnotations(_))) {
+        if let Some(p) = stages
+            .iter()
+            .position(|t| matches!(t, Transform::LoadAnnotations(_)))
+        {
             if stages[..p].iter().any(|t| {
-                matches!(t, Transform::Resize(_) | Transform::Flip(_) | Transform::Crop(_) | Transform::Pad(_))
+                matches!(
+                    t,
+                    Transform::Resize(_)
+                        | Transform::Flip(_)
+                        | Transform::Crop(_)
+                        | Transform::Pad(_)
+                )
             }) {
                 return Err(DataError::Config(
                     "`load_annotations` must come before geometric transforms".into(),
