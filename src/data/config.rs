@@ -58,6 +58,8 @@ pub struct DataConfig {
 pub enum DatasetConfig {
     /// COCO instances JSON.
     CocoDataset(DatasetParams),
+    /// The generated shapes dataset (COCO format, `mmrun data synth`).
+    ShapesDataset(DatasetParams),
     /// Pascal VOC: `ann_file` is an image-set list (`ImageSets/Main/trainval.txt`),
     /// `img_prefix` the VOC year folder holding `JPEGImages/` and `Annotations/`.
     VocDataset(DatasetParams),
@@ -67,7 +69,9 @@ impl DatasetConfig {
     /// The parameters common to every dataset type.
     pub fn params(&self) -> &DatasetParams {
         match self {
-            DatasetConfig::CocoDataset(p) | DatasetConfig::VocDataset(p) => p,
+            DatasetConfig::CocoDataset(p)
+            | DatasetConfig::ShapesDataset(p)
+            | DatasetConfig::VocDataset(p) => p,
         }
     }
 }
@@ -118,6 +122,19 @@ pub struct LoadImage {
     /// Convert to f32 right after decoding.
     #[serde(default)]
     pub to_float32: bool,
+    /// `color` (and `unchanged`): RGB; `grayscale`: luminance in all three channels.
+    #[serde(default)]
+    pub color_type: ColorType,
+}
+
+/// How `load_image` decodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColorType {
+    #[default]
+    Color,
+    Grayscale,
+    Unchanged,
 }
 
 /// Attach the record's boxes and labels to the sample.
@@ -294,14 +311,20 @@ pub struct RandomCrop {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SamplerConfig {
     /// In dataset order (evaluation).
-    Sequential {},
-    /// A fresh permutation each epoch.
-    Shuffled {},
-    /// Shuffled, each batch from one aspect-ratio group (`w > h` or not): mmdetection's
-    /// `GroupSampler`, the training default.
-    Group {},
+    SequentialSampler {},
+    /// A fresh permutation each epoch (dataset order with `shuffle = false`).
+    RandomSampler {
+        #[serde(default = "yes")]
+        shuffle: bool,
+    },
+    /// Each batch from one aspect-ratio group (`w > h` or not), batches shuffled:
+    /// mmdetection's `GroupSampler`, the training default.
+    GroupSampler {
+        #[serde(default = "yes")]
+        shuffle: bool,
+    },
     /// Endless batches for iteration-based runs: epochs follow each other without a break.
-    Infinite {
+    InfiniteSampler {
         #[serde(default = "yes")]
         shuffle: bool,
         #[serde(default = "yes")]
@@ -311,6 +334,6 @@ pub enum SamplerConfig {
 
 impl Default for SamplerConfig {
     fn default() -> Self {
-        SamplerConfig::Group {}
+        SamplerConfig::GroupSampler { shuffle: true }
     }
 }

@@ -9,7 +9,7 @@
 //! and the targets `T`.
 
 use super::coco::ReadOptions;
-use super::config::{DataConfig, DatasetConfig};
+use super::config::{DataConfig, DatasetConfig, Normalize};
 use super::dataset::{BoxXyxy, Dataset};
 use super::error::{BadSampleLog, DataError, OnBadSample, Result};
 use super::image::Pixels;
@@ -99,7 +99,9 @@ pub fn build_dataset(
     };
     let ann = Path::new(&p.ann_file);
     let ds = match cfg {
-        DatasetConfig::CocoDataset(_) => super::coco::read_coco(ann, &opts, log)?,
+        DatasetConfig::CocoDataset(_) | DatasetConfig::ShapesDataset(_) => {
+            super::coco::read_coco(ann, &opts, log)?
+        }
         DatasetConfig::VocDataset(_) => super::voc::read_voc(ann, &opts, log)?,
     };
     Ok((ds, Pipeline::new(&p.pipeline)?))
@@ -130,22 +132,31 @@ impl<T> Shared<T> {
 
     /// Load and transform one slot; with `skip`, a bad image is replaced by another of the
     /// same aspect group drawn from the slot's stream (mmdetection's `_rand_another`).
-    fn load_slot(&self, pos: SamplerState, slot: usize, index: usize) -> Result<(usize, Sample)> {
+    fn load_slot(
+        &self,
+        pos: SamplerState,
+        slot: usize,
+        index: usize,
+    ) -> Result<(usize, Sample, Option<Normalize>)> {
         let mut idx = index;
         let mut failed: Vec<usize> = vec![];
         for attempt in 0..=SUBSTITUTE_TRIES {
             let mut rng = self.sample_rng(pos, slot, attempt);
             let rec = &self.dataset.records[idx];
-            let r = self.pipeline.run(rec, &mut rng).map_err(|e| match e {
-                e
-                @ (DataError::Io { .. } | DataError::Decode { .. } | DataError::Sample { .. }) => e,
-                other => DataError::Sample {
-                    file: rec.path.display().to_string(),
-                    message: other.to_string(),
-                },
-            });
+            let r = self
+                .pipeline
+                .run_deferred(rec, &mut rng)
+                .map_err(|e| match e {
+                    e @ (DataError::Io { .. }
+                    | DataError::Decode { .. }
+                    | DataError::Sample { .. }) => e,
+                    other => DataError::Sample {
+                        file: rec.path.display().to_string(),
+                        message: other.to_string(),
+                    },
+                });
             match r {
-                Ok(s) => return Ok((idx, s)),
+                Ok((s, norm)) => return Ok((idx, s, norm)),
                 Err(e) if self.opts.on_bad_sample == OnBadSample::Skip => {
                     self.log.warn(&e);
                     failed.push(idx);
@@ -170,8 +181,16 @@ impl<T> Shared<T> {
     }
 
     fn bucket(&self, samples: &[Sample]) -> Result<(usize, usize)> {
-        let mh = samples.iter().map(|s| s.image.h).max().unwrap_or(1);
-        let mw = samples.iter().map(|s| s.image.w).max().unwrap_or(1);
+        let mh = samples
+            .iter()
+            .map(|s| s.meta.pad_shape[0])
+            .max()
+            .unwrap_or(1);
+        let mw = samples
+            .iter()
+            .map(|s| s.meta.pad_shape[1])
+            .max()
+            .unwrap_or(1);
         if self.opts.buckets.is_empty() {
             let d = self.opts.size_divisor.unwrap_or(1).max(1) as usize;
             return Ok((mh.div_ceil(d) * d, mw.div_ceil(d) * d));
@@ -198,10 +217,12 @@ impl<T> Shared<T> {
     fn make_batch(&self, pos: SamplerState, indices: &[usize]) -> Result<Batch<T>> {
         let mut samples = Vec::with_capacity(indices.len());
         let mut used = Vec::with_capacity(indices.len());
+        let mut norms = Vec::with_capacity(indices.len());
         for (slot, &i) in indices.iter().enumerate() {
-            let (idx, s) = self.load_slot(pos, slot, i)?;
+            let (idx, s, norm) = self.load_slot(pos, slot, i)?;
             used.push(idx);
             samples.push(s);
+            norms.push(norm);
         }
         let (bh, bw) = self.bucket(&samples)?;
         let n = samples.len();
@@ -212,15 +233,25 @@ impl<T> Shared<T> {
             s.meta.batch_input_shape = [bh, bw];
             let out = &mut images[k * 3 * plane..(k + 1) * 3 * plane];
             let (h, w) = (s.image.h, s.image.w);
-            // HWC → CHW into the padded bucket.
+            // HWC → CHW into the padded bucket, normalizing on the way when the pipeline
+            // left its trailing normalize to us (one pass instead of three copies).
+            let (order, mean, inv) = match &norms[k] {
+                Some(n) => (
+                    if n.to_rgb { [0, 1, 2] } else { [2, 1, 0] },
+                    n.mean,
+                    [1.0 / n.std[0], 1.0 / n.std[1], 1.0 / n.std[2]],
+                ),
+                None => ([0, 1, 2], [0.0; 3], [1.0; 3]),
+            };
             macro_rules! scatter {
                 ($d:expr) => {
                     for y in 0..h {
                         let row = &$d[y * w * 3..(y + 1) * w * 3];
                         for c in 0..3 {
+                            let (src, m, iv) = (order[c], mean[c], inv[c]);
                             let o = &mut out[c * plane + y * bw..c * plane + y * bw + w];
-                            for (x, v) in o.iter_mut().enumerate() {
-                                *v = row[x * 3 + c] as f32;
+                            for (v, p) in o.iter_mut().zip(row.chunks_exact(3)) {
+                                *v = (p[src] as f32 - m) * iv;
                             }
                         }
                     }

@@ -56,10 +56,10 @@ impl BatchSampler {
             )));
         }
         let (shuffle, group, infinite) = match cfg {
-            SamplerConfig::Sequential {} => (false, false, false),
-            SamplerConfig::Shuffled {} => (true, false, false),
-            SamplerConfig::Group {} => (true, true, false),
-            SamplerConfig::Infinite { shuffle, group } => (*shuffle, *group, true),
+            SamplerConfig::SequentialSampler {} => (false, false, false),
+            SamplerConfig::RandomSampler { shuffle } => (*shuffle, false, false),
+            SamplerConfig::GroupSampler { shuffle } => (*shuffle, true, false),
+            SamplerConfig::InfiniteSampler { shuffle, group } => (*shuffle, *group, true),
         };
         Ok(BatchSampler {
             shuffle,

@@ -397,7 +397,18 @@ pub struct PadOp {
 }
 
 impl PadOp {
+    /// Pad the image and record `pad_shape`.
     pub fn apply(&self, s: &mut Sample) -> Result<()> {
+        let (ph, pw) = self.apply_meta(s)?;
+        if (ph, pw) != (s.image.h, s.image.w) {
+            s.image = pad_image(&s.image, ph, pw, self.pad_val);
+        }
+        Ok(())
+    }
+
+    /// Record `pad_shape` (checking it holds the image) without copying pixels: for the
+    /// loader, whose collation pads with zeros anyway.
+    pub fn apply_meta(&self, s: &mut Sample) -> Result<(usize, usize)> {
         let (h, w) = (s.image.h, s.image.w);
         let (ph, pw) = match (self.size, self.size_divisor) {
             (Some([ph, pw]), _) => (ph as usize, pw as usize),
@@ -415,10 +426,7 @@ impl PadOp {
                 ),
             });
         }
-        if (ph, pw) != (h, w) {
-            s.image = pad_image(&s.image, ph, pw, self.pad_val);
-        }
         s.meta.pad_shape = [ph, pw, 3];
-        Ok(())
+        Ok((ph, pw))
     }
 }

@@ -11,7 +11,8 @@ pub use geometric::{
 pub use photometric::{hsv_to_rgb, normalize, photometric_distortion, rgb_to_hsv};
 
 use super::config::{
-    Directions, LoadAnnotations, LoadImage, Normalize, PhotometricDistortion, TransformConfig,
+    ColorType, Directions, LoadAnnotations, LoadImage, Normalize, PhotometricDistortion,
+    TransformConfig,
 };
 use super::dataset::Record;
 use super::error::{DataError, Result};
@@ -187,9 +188,43 @@ impl Pipeline {
         self.run_on(rec, image, rng)
     }
 
+    /// Read, decode and transform one record, but leave a trailing `normalize` (followed
+    /// only by zero-valued `pad`s) to the caller, which can fuse it into collation: the
+    /// pads only record `pad_shape`. Returns the normalize to apply, if deferred. The
+    /// numbers are the same as [`run`](Self::run)'s.
+    pub fn run_deferred(&self, rec: &Record, rng: &mut Rng) -> Result<(Sample, Option<Normalize>)> {
+        let image = load_image(&rec.path)?;
+        let tail = self.deferred_tail();
+        let s = self.run_stages(rec, image, rng, tail)?;
+        let norm = tail.and_then(|k| match &self.stages[k] {
+            Transform::Normalize(n) => Some(n.clone()),
+            _ => None,
+        });
+        Ok((s, norm))
+    }
+
+    /// Index of a trailing `normalize` followed only by `pad`s with `pad_val == 0`.
+    fn deferred_tail(&self) -> Option<usize> {
+        let k = self
+            .stages
+            .iter()
+            .rposition(|t| !matches!(t, Transform::Pad(p) if p.pad_val == 0.0))?;
+        matches!(self.stages[k], Transform::Normalize(_)).then_some(k)
+    }
+
     /// Transform a record whose image is already decoded. Checks the decoded size against
     /// the annotation file's so boxes cannot silently land on the wrong pixels.
-    pub fn run_on(&self, rec: &Record, mut image: Image, rng: &mut Rng) -> Result<Sample> {
+    pub fn run_on(&self, rec: &Record, image: Image, rng: &mut Rng) -> Result<Sample> {
+        self.run_stages(rec, image, rng, None)
+    }
+
+    fn run_stages(
+        &self,
+        rec: &Record,
+        mut image: Image,
+        rng: &mut Rng,
+        deferred: Option<usize>,
+    ) -> Result<Sample> {
         if (image.w as u32, image.h as u32) != (rec.width, rec.height) {
             return Err(DataError::Sample {
                 file: rec.path.display().to_string(),
@@ -206,9 +241,18 @@ impl Pipeline {
             labels: vec![],
             ignored: vec![],
         };
-        for t in &self.stages {
+        for (k, t) in self.stages.iter().enumerate() {
+            if deferred.is_some_and(|d| k >= d) {
+                if let Transform::Pad(p) = t {
+                    p.apply_meta(&mut s)?;
+                }
+                continue;
+            }
             match t {
                 Transform::LoadImage(c) => {
+                    if c.color_type == ColorType::Grayscale {
+                        to_grayscale(&mut image);
+                    }
                     if c.to_float32 {
                         image.make_f32();
                     }
@@ -227,5 +271,16 @@ impl Pipeline {
             }
         }
         Ok(s)
+    }
+}
+
+/// Replace each pixel by its luminance (OpenCV's `0.299 R + 0.587 G + 0.114 B`) in all three
+/// channels, so the rest of the pipeline still sees three channels.
+fn to_grayscale(img: &mut Image) {
+    if let super::image::Pixels::U8(d) = &mut img.pixels {
+        for p in d.chunks_exact_mut(3) {
+            let y = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
+            p.fill((y + 0.5).min(255.0) as u8);
+        }
     }
 }

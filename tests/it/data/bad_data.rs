@@ -192,9 +192,9 @@ fn loader(ds: Dataset, policy: OnBadSample, indices_first: bool) -> Loader<()> {
     .unwrap();
     let groups = ds.aspect_groups();
     let cfg = if indices_first {
-        SamplerConfig::Sequential {}
+        SamplerConfig::SequentialSampler {}
     } else {
-        SamplerConfig::Shuffled {}
+        SamplerConfig::RandomSampler { shuffle: true }
     };
     let sampler = BatchSampler::new(&cfg, groups, 1, 0, 1, 0).unwrap();
     let target: TargetFn<()> = Arc::new(|_| Ok(()));

@@ -10,7 +10,7 @@ use serde_json::json;
 fn retinanet_data() -> serde_json::Value {
     json!({
         "samples_per_gpu": 2, "workers_per_gpu": 2,
-        "sampler": {"type": "group"}, "on_bad_sample": "skip",
+        "sampler": {"type": "group_sampler"}, "on_bad_sample": "skip",
         "shape_buckets": [[800, 1344], [1344, 800]],
         "train": {"type": "coco_dataset", "ann_file": "a.json", "img_prefix": "img/",
             "filter_empty_gt": true, "min_size": 32, "classes": ["circle"],
@@ -33,7 +33,7 @@ fn retinanet_data() -> serde_json::Value {
 #[test]
 fn mmdetection_style_data_section_deserializes_and_builds() {
     let cfg: DataConfig = serde_json::from_value(retinanet_data()).unwrap();
-    assert_eq!(cfg.sampler, SamplerConfig::Group {});
+    assert_eq!(cfg.sampler, SamplerConfig::GroupSampler { shuffle: true });
     assert_eq!(cfg.on_bad_sample, OnBadSample::Skip);
     let Some(DatasetConfig::CocoDataset(p)) = &cfg.train else {
         panic!("{:?}", cfg.train)
@@ -76,7 +76,7 @@ fn unknown_keys_and_types_are_errors_that_name_them() {
         .to_string();
     assert!(e.contains("load_imag"), "{e}");
     let mut v = retinanet_data();
-    v["sampler"] = json!({"type": "group", "shuffle": true});
+    v["sampler"] = json!({"type": "group_sampler", "shuffle": true, "seed": 1});
     assert!(serde_json::from_value::<DataConfig>(v).is_err());
 }
 

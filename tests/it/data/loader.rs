@@ -84,12 +84,22 @@ fn same(a: &[Batch<T>], b: &[Batch<T>]) {
 fn batches_are_identical_for_any_worker_count() {
     let dir = tempfile::tempdir().unwrap();
     let ds = dataset(dir.path());
-    let base = drain(&mut make(&ds, 0, vec![], SamplerConfig::Group {}));
+    let base = drain(&mut make(
+        &ds,
+        0,
+        vec![],
+        SamplerConfig::GroupSampler { shuffle: true },
+    ));
     assert!(!base.is_empty());
     for w in [1, 2, 3] {
         same(
             &base,
-            &drain(&mut make(&ds, w, vec![], SamplerConfig::Group {})),
+            &drain(&mut make(
+                &ds,
+                w,
+                vec![],
+                SamplerConfig::GroupSampler { shuffle: true },
+            )),
         );
     }
     // Collation: [N, 3, H, W], buckets a multiple of 16, each image inside it, zeros after.
@@ -113,7 +123,12 @@ fn batches_are_identical_for_any_worker_count() {
         }
     }
     // Another epoch gives other augmentations.
-    let mut l = make(&ds, 2, vec![], SamplerConfig::Group {});
+    let mut l = make(
+        &ds,
+        2,
+        vec![],
+        SamplerConfig::GroupSampler { shuffle: true },
+    );
     l.set_epoch(1);
     let e1 = drain(&mut l);
     assert!(
@@ -127,7 +142,7 @@ fn batches_are_identical_for_any_worker_count() {
 fn resume_from_a_saved_position_gives_the_remaining_batches() {
     let dir = tempfile::tempdir().unwrap();
     let ds = dataset(dir.path());
-    let cfg = SamplerConfig::Infinite {
+    let cfg = SamplerConfig::InfiniteSampler {
         shuffle: true,
         group: true,
     };
@@ -155,7 +170,12 @@ fn batches_pad_to_the_smallest_fitting_bucket_or_fail_naming_the_images() {
     let dir = tempfile::tempdir().unwrap();
     let ds = dataset(dir.path());
     let buckets = vec![[128, 128], [96, 128], [128, 96], [512, 512]];
-    let batches = drain(&mut make(&ds, 2, buckets.clone(), SamplerConfig::Group {}));
+    let batches = drain(&mut make(
+        &ds,
+        2,
+        buckets.clone(),
+        SamplerConfig::GroupSampler { shuffle: true },
+    ));
     for b in &batches {
         let [_, _, h, w] = b.shape;
         assert!(buckets.contains(&[h as u32, w as u32]));
@@ -169,7 +189,12 @@ fn batches_pad_to_the_smallest_fitting_bucket_or_fail_naming_the_images() {
             .unwrap();
         assert_eq!((h * w) as u32, best);
     }
-    let mut l = make(&ds, 2, vec![[32, 32]], SamplerConfig::Group {});
+    let mut l = make(
+        &ds,
+        2,
+        vec![[32, 32]],
+        SamplerConfig::GroupSampler { shuffle: true },
+    );
     let e = l.next_batch().unwrap().unwrap_err().to_string();
     assert!(e.contains(".png") && e.contains("shape bucket"), "{e}");
 }
@@ -179,7 +204,7 @@ fn target_closure_errors_name_the_image() {
     let dir = tempfile::tempdir().unwrap();
     let ds = dataset(dir.path());
     let sampler = BatchSampler::new(
-        &SamplerConfig::Sequential {},
+        &SamplerConfig::SequentialSampler {},
         ds.aspect_groups(),
         2,
         0,
@@ -202,4 +227,83 @@ fn target_closure_errors_name_the_image() {
         e.contains("000000.png") && e.contains("no anchors fit"),
         "{e}"
     );
+}
+
+#[test]
+fn fused_normalize_and_pad_in_collation_give_the_pipelines_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(dir.path());
+    for to_rgb in [true, false] {
+        let v: Vec<TransformConfig> = serde_json::from_value(json!([
+            {"type": "load_image"}, {"type": "resize", "scale": [80, 60], "keep_ratio": true},
+            {"type": "normalize", "mean": [120.0, 110.0, 100.0], "std": [50.0, 60.0, 70.0], "to_rgb": to_rgb},
+            {"type": "pad", "size_divisor": 32}
+        ]))
+        .unwrap();
+        let pipe = Pipeline::new(&v).unwrap();
+        let sampler = BatchSampler::new(
+            &SamplerConfig::SequentialSampler {},
+            ds.aspect_groups(),
+            2,
+            0,
+            1,
+            0,
+        )
+        .unwrap();
+        let target: TargetFn<()> = Arc::new(|_| Ok(()));
+        let opts = LoaderOptions {
+            workers: 1,
+            prefetch: 1,
+            seed: 0,
+            on_bad_sample: OnBadSample::Error,
+            buckets: vec![],
+            size_divisor: Some(32),
+        };
+        let mut l = Loader::new(
+            Arc::new(ds.clone()),
+            Arc::new(pipe.clone()),
+            sampler,
+            target,
+            opts,
+        );
+        let b = l.next_batch().unwrap().unwrap();
+        let [_, _, h, w] = b.shape;
+        for (k, &i) in b.indices.iter().enumerate() {
+            let s = pipe
+                .run(&ds.records[i], &mut mmrun::util::rng::Rng::seed(0))
+                .unwrap();
+            assert_eq!(
+                s.meta,
+                b.metas[k].clone().tap_batch(s.meta.batch_input_shape)
+            );
+            let (ph, pw) = (s.image.h, s.image.w);
+            for c in 0..3 {
+                for y in 0..h {
+                    for x in 0..w {
+                        let got = b.images[((k * 3 + c) * h + y) * w + x];
+                        let want = if y < ph && x < pw {
+                            s.image.get(y, x, c)
+                        } else {
+                            0.0
+                        };
+                        assert_eq!(
+                            got.to_bits(),
+                            want.to_bits(),
+                            "to_rgb {to_rgb} ({c}, {y}, {x})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+trait TapBatch {
+    fn tap_batch(self, shape: [usize; 2]) -> Self;
+}
+impl TapBatch for mmrun::data::ImageMeta {
+    fn tap_batch(mut self, shape: [usize; 2]) -> Self {
+        self.batch_input_shape = shape;
+        self
+    }
 }

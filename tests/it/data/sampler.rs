@@ -10,9 +10,9 @@ fn groups(n: usize) -> Vec<u8> {
 
 fn configs() -> Vec<SamplerConfig> {
     vec![
-        SamplerConfig::Sequential {},
-        SamplerConfig::Shuffled {},
-        SamplerConfig::Group {},
+        SamplerConfig::SequentialSampler {},
+        SamplerConfig::RandomSampler { shuffle: true },
+        SamplerConfig::GroupSampler { shuffle: true },
     ]
 }
 
@@ -43,7 +43,7 @@ fn distributed_split_covers_every_index_with_equal_counts() {
                 assert_eq!(seen, (0..n).collect(), "{cfg:?} world {world} bs {bs}");
                 for b in per_rank.iter().flatten() {
                     assert_eq!(b.len(), bs, "every batch is full");
-                    if cfg == (SamplerConfig::Group {}) {
+                    if cfg == (SamplerConfig::GroupSampler { shuffle: true }) {
                         assert!(
                             b.iter().all(|&i| g[i] == g[b[0]]),
                             "one aspect group per batch"
@@ -62,25 +62,46 @@ fn distributed_split_covers_every_index_with_equal_counts() {
 fn epochs_reshuffle_from_seed_and_epoch() {
     let g = groups(40);
     for world in [1usize, 2, 4] {
-        let s =
-            BatchSampler::new(&SamplerConfig::Group {}, g.clone(), 2, world - 1, world, 3).unwrap();
+        let s = BatchSampler::new(
+            &SamplerConfig::GroupSampler { shuffle: true },
+            g.clone(),
+            2,
+            world - 1,
+            world,
+            3,
+        )
+        .unwrap();
         assert_ne!(s.epoch_batches(0), s.epoch_batches(1), "world {world}");
-        let again =
-            BatchSampler::new(&SamplerConfig::Group {}, g.clone(), 2, world - 1, world, 3).unwrap();
+        let again = BatchSampler::new(
+            &SamplerConfig::GroupSampler { shuffle: true },
+            g.clone(),
+            2,
+            world - 1,
+            world,
+            3,
+        )
+        .unwrap();
         assert_eq!(
             s.epoch_batches(5),
             again.epoch_batches(5),
             "a pure function of seed+epoch"
         );
-        let other =
-            BatchSampler::new(&SamplerConfig::Group {}, g.clone(), 2, world - 1, world, 4).unwrap();
+        let other = BatchSampler::new(
+            &SamplerConfig::GroupSampler { shuffle: true },
+            g.clone(),
+            2,
+            world - 1,
+            world,
+            4,
+        )
+        .unwrap();
         assert_ne!(
             s.epoch_batches(0),
             other.epoch_batches(0),
             "the seed matters"
         );
     }
-    let seq = BatchSampler::new(&SamplerConfig::Sequential {}, g, 4, 0, 1, 3).unwrap();
+    let seq = BatchSampler::new(&SamplerConfig::SequentialSampler {}, g, 4, 0, 1, 3).unwrap();
     assert_eq!(seq.epoch_batches(0), seq.epoch_batches(1));
     assert_eq!(seq.epoch_batches(0)[0], vec![0, 1, 2, 3]);
 }
@@ -90,8 +111,15 @@ fn resume_from_saved_position_yields_the_remaining_batches_exactly() {
     let g = groups(31);
     for world in [1usize, 2, 4] {
         for rank in 0..world {
-            let mut a =
-                BatchSampler::new(&SamplerConfig::Group {}, g.clone(), 2, rank, world, 11).unwrap();
+            let mut a = BatchSampler::new(
+                &SamplerConfig::GroupSampler { shuffle: true },
+                g.clone(),
+                2,
+                rank,
+                world,
+                11,
+            )
+            .unwrap();
             a.set_epoch(2);
             let all = a.epoch_batches(2);
             for _ in 0..3.min(all.len()) {
@@ -100,8 +128,15 @@ fn resume_from_saved_position_yields_the_remaining_batches_exactly() {
             let saved = serde_json::to_string(&a.state()).unwrap();
             let rest: Vec<Vec<usize>> =
                 std::iter::from_fn(|| a.next_batch().map(|(_, b)| b)).collect();
-            let mut b =
-                BatchSampler::new(&SamplerConfig::Group {}, g.clone(), 2, rank, world, 11).unwrap();
+            let mut b = BatchSampler::new(
+                &SamplerConfig::GroupSampler { shuffle: true },
+                g.clone(),
+                2,
+                rank,
+                world,
+                11,
+            )
+            .unwrap();
             b.restore(serde_json::from_str::<SamplerState>(&saved).unwrap());
             let resumed: Vec<Vec<usize>> =
                 std::iter::from_fn(|| b.next_batch().map(|(_, b)| b)).collect();
@@ -114,7 +149,7 @@ fn resume_from_saved_position_yields_the_remaining_batches_exactly() {
 #[test]
 fn infinite_sampler_rolls_over_epochs_and_resumes_across_the_boundary() {
     let g = groups(9);
-    let cfg = SamplerConfig::Infinite {
+    let cfg = SamplerConfig::InfiniteSampler {
         shuffle: true,
         group: true,
     };
@@ -132,7 +167,37 @@ fn infinite_sampler_rolls_over_epochs_and_resumes_across_the_boundary() {
 
 #[test]
 fn bad_sampler_arguments_are_errors() {
-    assert!(BatchSampler::new(&SamplerConfig::Group {}, vec![], 2, 0, 1, 0).is_err());
-    assert!(BatchSampler::new(&SamplerConfig::Group {}, vec![0], 0, 0, 1, 0).is_err());
-    assert!(BatchSampler::new(&SamplerConfig::Group {}, vec![0], 1, 2, 2, 0).is_err());
+    assert!(
+        BatchSampler::new(
+            &SamplerConfig::GroupSampler { shuffle: true },
+            vec![],
+            2,
+            0,
+            1,
+            0
+        )
+        .is_err()
+    );
+    assert!(
+        BatchSampler::new(
+            &SamplerConfig::GroupSampler { shuffle: true },
+            vec![0],
+            0,
+            0,
+            1,
+            0
+        )
+        .is_err()
+    );
+    assert!(
+        BatchSampler::new(
+            &SamplerConfig::GroupSampler { shuffle: true },
+            vec![0],
+            1,
+            2,
+            2,
+            0
+        )
+        .is_err()
+    );
 }
