@@ -47,10 +47,10 @@ impl Transform {
                 if scales.is_empty() || scales.iter().flatten().any(|v| *v <= 0.0) {
                     return bad(format!("resize: scales must be positive, got {scales:?}"));
                 }
-                if let Some([lo, hi]) = c.ratio_range {
-                    if scales.len() != 1 || !(0.0 < lo && lo <= hi) {
-                        return bad("resize: `ratio_range` needs one scale and 0 < lo <= hi".into());
-                    }
+                if let Some([lo, hi]) = c.ratio_range
+                    && (scales.len() != 1 || !(0.0 < lo && lo <= hi))
+                {
+                    return bad("resize: `ratio_range` needs one scale and 0 < lo <= hi".into());
                 }
                 Transform::Resize(ResizeOp {
                     scales,
@@ -77,7 +77,7 @@ impl Transform {
                 })
             }
             TransformConfig::Normalize(c) => {
-                if c.std.iter().any(|s| *s == 0.0) {
+                if c.std.contains(&0.0) {
                     return bad("normalize: `std` has a zero".into());
                 }
                 Transform::Normalize(c.clone())
@@ -153,23 +153,20 @@ impl Pipeline {
                 "the pipeline must start with `load_image`".into(),
             ));
         }
+        let geometric = |t: &Transform| {
+            matches!(
+                t,
+                Transform::Resize(_) | Transform::Flip(_) | Transform::Crop(_) | Transform::Pad(_)
+            )
+        };
         if let Some(p) = stages
             .iter()
             .position(|t| matches!(t, Transform::LoadAnnotations(_)))
+            && stages[..p].iter().any(geometric)
         {
-            if stages[..p].iter().any(|t| {
-                matches!(
-                    t,
-                    Transform::Resize(_)
-                        | Transform::Flip(_)
-                        | Transform::Crop(_)
-                        | Transform::Pad(_)
-                )
-            }) {
-                return Err(DataError::Config(
-                    "`load_annotations` must come before geometric transforms".into(),
-                ));
-            }
+            return Err(DataError::Config(
+                "`load_annotations` must come before geometric transforms".into(),
+            ));
         }
         Ok(Pipeline { stages })
     }
