@@ -1,0 +1,1 @@
+//! A small network trains; memory plan; determinism; text dump.

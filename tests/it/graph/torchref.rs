@@ -1,0 +1,1 @@
+//! Loss forward/backward against PyTorch/torchvision reference values.
