@@ -48,9 +48,9 @@ impl MemoryPlan {
         }
         // Last consumer of each value; roots stay alive to the end.
         let mut last_use = vec![0usize; n];
-        for i in 0..n {
+        for (i, node) in graph.nodes.iter().enumerate() {
             if needed[i] {
-                for j in &graph.nodes[i].inputs {
+                for j in &node.inputs {
                     last_use[j.0] = last_use[j.0].max(i);
                 }
             }

@@ -125,14 +125,25 @@ struct Case {
 }
 
 impl Case {
-    fn new(rng: &mut Rng, &(_, ci, co, k, s, hw): &(&str, usize, usize, usize, usize, usize)) -> Case {
+    fn new(
+        rng: &mut Rng,
+        &(_, ci, co, k, s, hw): &(&str, usize, usize, usize, usize, usize),
+    ) -> Case {
         let p = k / 2;
         let ho = (hw + 2 * p - k) / s + 1;
         let shapes = [[BATCH, ci, hw, hw], [co, ci, k, k], [BATCH, co, ho, ho]];
-        let mut rand = |sh: &[usize; 4]| (0..sh.iter().product()).map(|_| rng.range_f64(-1.0, 1.0) as f32).collect::<Vec<f32>>();
+        let mut rand = |sh: &[usize; 4]| {
+            (0..sh.iter().product())
+                .map(|_| rng.range_f64(-1.0, 1.0) as f32)
+                .collect::<Vec<f32>>()
+        };
         let (x, w, dy) = (rand(&shapes[0]), rand(&shapes[1]), rand(&shapes[2]));
         Case {
-            attrs: Conv2dAttrs { stride: [s, s], padding: [p, p], ..Default::default() },
+            attrs: Conv2dAttrs {
+                stride: [s, s],
+                padding: [p, p],
+                ..Default::default()
+            },
             y: vec![0.0; dy.len()],
             dx: vec![0.0; x.len()],
             dw: vec![0.0; w.len()],
@@ -192,7 +203,10 @@ pub fn run(args: Args) -> u8 {
             None
         }
     };
-    let pool = match rayon::ThreadPoolBuilder::new().num_threads(args.threads).build() {
+    let pool = match rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build()
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: cannot start {} threads: {e}", args.threads);
