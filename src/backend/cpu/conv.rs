@@ -56,44 +56,6 @@ impl Geo {
     }
 }
 
-/// Unfolds one group of one image `x [Cg,H,W]` into `col [Cg*kh*kw, Ho*Wo]`.
-fn im2col<T: Float>(x: &[T], geo: &Geo, col: &mut [T]) {
-    let (h, w, ho, wo) = (geo.h, geo.w, geo.ho, geo.wo);
-    let [sh, sw] = geo.a.stride;
-    let [ph, pw] = geo.a.padding;
-    let [dh, dw] = geo.a.dilation;
-    col.par_chunks_mut(ho * wo)
-        .enumerate()
-        .for_each(|(r, row)| {
-            let j = r % geo.kw;
-            let i = (r / geo.kw) % geo.kh;
-            let c = r / (geo.kw * geo.kh);
-            let plane = &x[c * h * w..(c + 1) * h * w];
-            for oh in 0..ho {
-                let ih = (oh * sh + i * dh) as isize - ph as isize;
-                let dst = &mut row[oh * wo..(oh + 1) * wo];
-                if ih < 0 || ih >= h as isize {
-                    dst.fill(T::ZERO);
-                    continue;
-                }
-                let src = &plane[ih as usize * w..(ih as usize + 1) * w];
-                let off = (j * dw) as isize - pw as isize;
-                if sw == 1 && off >= 0 && off as usize + wo <= w {
-                    dst.copy_from_slice(&src[off as usize..off as usize + wo]);
-                    continue;
-                }
-                for (ow, d) in dst.iter_mut().enumerate() {
-                    let iw = (ow * sw) as isize + off;
-                    *d = if iw >= 0 && iw < w as isize {
-                        src[iw as usize]
-                    } else {
-                        T::ZERO
-                    };
-                }
-            }
-        });
-}
-
 /// Folds `col [Cg*kh*kw, Ho*Wo]` back, summing into `dx [Cg,H,W]` (one task per channel, so
 /// every element is summed in a fixed order).
 fn col2im<T: Float>(col: &[T], geo: &Geo, dx: &mut [T]) {
@@ -238,10 +200,10 @@ pub fn conv2d<T: Float>(
             unsafe {
                 let dst = out.get().add(base);
                 if pointwise {
-                    gemm_tile(cog, len, ckk, wg, ckk, 1, &xg[j0..], hw, 1, dst, hwo);
+                    gemm_tile(cog, len, ckk, wg, ckk, 1, &xg[j0..], hw, 1, dst, hwo, false);
                 } else {
                     im2col_tile(xg, &geo, j0, len, col);
-                    gemm_tile(cog, len, ckk, wg, ckk, 1, col, len, 1, dst, hwo);
+                    gemm_tile(cog, len, ckk, wg, ckk, 1, col, len, 1, dst, hwo, false);
                 }
                 if let Some(b) = bias {
                     for co in 0..cog {
@@ -333,26 +295,91 @@ pub fn conv2d_grad_weight<T: Float>(
 ) {
     let geo = Geo::new(xs, ws, ys, a);
     let (cg, cog, ckk, hwo, hw) = (geo.cg(), geo.cog(), geo.ckk(), geo.hw_out(), geo.h * geo.w);
-    let mut col = if geo.is_pointwise() {
-        Vec::new()
-    } else {
-        vec![T::ZERO; ckk * hwo]
-    };
-    for n in 0..geo.n {
-        for g in 0..geo.g {
-            let xg = &x[(n * geo.c + g * cg) * hw..][..cg * hw];
-            let src: &[T] = if geo.is_pointwise() {
-                xg
-            } else {
-                im2col(xg, &geo, &mut col);
-                &col
-            };
-            let dyg = &dy[(n * geo.co + g * cog) * hwo..][..cog * hwo];
-            let dwg = &mut dw[g * cog * ckk..][..cog * ckk];
-            // dw_g (+)= dy_g @ colᵀ, images summed in order.
-            gemm(cog, ckk, hwo, dyg, hwo, 1, src, 1, hwo, dwg, n > 0);
-        }
-    }
+    // The reduction over (image, output pixel) is cut into a partition fixed by the shape
+    // alone; each part is summed by one task into its own partial weight gradient, and the
+    // partials are added in part order, so the result does not depend on the thread count.
+    let chunk = 2048usize.max(hwo.div_ceil(8));
+    let nchunks = hwo.div_ceil(chunk);
+    let tw = tile_cols(ckk, hwo, std::mem::size_of::<T>());
+    let pointwise = geo.is_pointwise();
+    let parts: Vec<Vec<T>> = (0..geo.n * nchunks)
+        .into_par_iter()
+        .map_init(
+            || {
+                if pointwise {
+                    Vec::new()
+                } else {
+                    vec![T::ZERO; ckk * tw]
+                }
+            },
+            |col, task| {
+                let (n, c) = (task / nchunks, task % nchunks);
+                let mut part = vec![T::ZERO; geo.co * ckk];
+                for g in 0..geo.g {
+                    let xg = &x[(n * geo.c + g * cg) * hw..][..cg * hw];
+                    let dyg = &dy[(n * geo.co + g * cog) * hwo..][..cog * hwo];
+                    let pg = &mut part[g * cog * ckk..][..cog * ckk];
+                    let (mut j0, end) = (c * chunk, ((c + 1) * chunk).min(hwo));
+                    let mut first = true;
+                    while j0 < end {
+                        let len = tw.min(end - j0);
+                        // SAFETY: `pg` is this task's own cog×ckk buffer (row stride ckk).
+                        unsafe {
+                            if pointwise {
+                                gemm_tile(
+                                    cog,
+                                    ckk,
+                                    len,
+                                    &dyg[j0..],
+                                    hwo,
+                                    1,
+                                    &xg[j0..],
+                                    1,
+                                    hw,
+                                    pg.as_mut_ptr(),
+                                    ckk,
+                                    !first,
+                                );
+                            } else {
+                                im2col_tile(xg, &geo, j0, len, col);
+                                gemm_tile(
+                                    cog,
+                                    ckk,
+                                    len,
+                                    &dyg[j0..],
+                                    hwo,
+                                    1,
+                                    col,
+                                    1,
+                                    len,
+                                    pg.as_mut_ptr(),
+                                    ckk,
+                                    !first,
+                                );
+                            }
+                        }
+                        first = false;
+                        j0 += len;
+                    }
+                }
+                part
+            },
+        )
+        .collect();
+    let total = geo.co * ckk;
+    dw[..total]
+        .par_chunks_mut(super::CHUNK)
+        .enumerate()
+        .for_each(|(b, out)| {
+            let off = b * super::CHUNK;
+            for (i, o) in out.iter_mut().enumerate() {
+                let mut s = parts[0][off + i];
+                for p in &parts[1..] {
+                    s += p[off + i];
+                }
+                *o = s;
+            }
+        });
 }
 
 #[cfg(test)]
@@ -361,7 +388,7 @@ mod tests {
     use crate::graph::conv_out_size;
     use crate::util::rng::Rng;
 
-    /// Direct 7-loop convolution and its input gradient (scatter form), the definition.
+    /// Direct 7-loop convolution and its input and weight gradients, the definition.
     fn naive(
         x: &[f64],
         xs: &[usize],
@@ -370,9 +397,10 @@ mod tests {
         a: &Conv2dAttrs,
         ys: &[usize],
         dy: &[f64],
-    ) -> (Vec<f64>, Vec<f64>) {
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         let mut y = vec![0.0; ys.iter().product()];
         let mut dx = vec![0.0; x.len()];
+        let mut dw = vec![0.0; w.len()];
         let (cg, cog) = (xs[1] / a.groups, ws[0] / a.groups);
         for n in 0..xs[0] {
             for co in 0..ws[0] {
@@ -400,6 +428,7 @@ mod tests {
                                     let wi = ((co * cg + ci) * ws[2] + i) * ws[3] + j;
                                     y[yi] += x[xi] * w[wi];
                                     dx[xi] += dy[yi] * w[wi];
+                                    dw[wi] += dy[yi] * x[xi];
                                 }
                             }
                         }
@@ -407,7 +436,7 @@ mod tests {
                 }
             }
         }
-        (y, dx)
+        (y, dx, dw)
     }
 
     #[test]
@@ -421,6 +450,7 @@ mod tests {
             (32, 8, 3, 2, 1, 1, 2, 16),
             (64, 4, 1, 1, 0, 1, 1, 19),
             (48, 6, 3, 1, 2, 2, 3, 15),
+            (4, 4, 3, 1, 1, 1, 1, 48),
         ] {
             let a = Conv2dAttrs {
                 stride: [s, s],
@@ -441,12 +471,19 @@ mod tests {
                 r(ys.iter().product()),
             );
             tiles_seen = tiles_seen.max((ho * ho).div_ceil(tile_cols(ws[1] * k * k, ho * ho, 8)));
-            let (y_ref, dx_ref) = naive(&x, &xs, &w, &ws, &a, &ys, &dy);
+            let (y_ref, dx_ref, dw_ref) = naive(&x, &xs, &w, &ws, &a, &ys, &dy);
             let mut y = vec![0.0; y_ref.len()];
             conv2d(&x, &xs, &w, &ws, None, &a, &mut y, &ys);
             let mut dx = vec![0.0; x.len()];
             conv2d_grad_input(&dy, &ys, &w, &ws, &a, &mut dx, &xs);
-            for (u, v) in y.iter().zip(&y_ref).chain(dx.iter().zip(&dx_ref)) {
+            let mut dw = vec![0.0; w.len()];
+            conv2d_grad_weight(&x, &xs, &dy, &ys, &a, &mut dw, &ws);
+            for (u, v) in y
+                .iter()
+                .zip(&y_ref)
+                .chain(dx.iter().zip(&dx_ref))
+                .chain(dw.iter().zip(&dw_ref))
+            {
                 assert!(
                     (u - v).abs() < 1e-12 * (1.0 + v.abs()),
                     "{u} vs {v} for {a:?}"

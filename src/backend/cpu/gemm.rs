@@ -71,7 +71,7 @@ pub fn gemm<T: Float>(
     }
 }
 
-/// Single-threaded `c = a @ b` into a strided destination (row stride `c_rs`), for callers
+/// Single-threaded `c = a @ b` (or `c += a @ b`) into a strided destination (row stride `c_rs`), for callers
 /// that parallelise over independent output tiles themselves.
 ///
 /// # Safety
@@ -91,6 +91,7 @@ pub unsafe fn gemm_tile<T: Float>(
     b_cs: usize,
     c: *mut T,
     c_rs: usize,
+    accumulate: bool,
 ) {
     if m == 0 || n == 0 || k == 0 {
         return;
@@ -112,7 +113,7 @@ pub unsafe fn gemm_tile<T: Float>(
             c,
             1,
             c_rs as isize,
-            false,
+            accumulate,
             a.as_ptr(),
             a_cs as isize,
             a_rs as isize,
