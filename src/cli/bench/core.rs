@@ -1,6 +1,13 @@
 //! `mmrun bench core`: conv2d forward and backward (input + weight gradients) on the
 //! ResNet-18 layer shapes at batch 2 × 256², in GFLOP/s, against PyTorch on the same shapes
 //! measured in the same run (a python subprocess with `torch.set_num_threads(N)`).
+//!
+//! What limits mmrun here: PyTorch runs oneDNN's direct AVX-512 convolutions; mmrun runs
+//! im2col tiles (kept in L2) through the `gemm` crate's single-threaded kernels, one task per
+//! (image, tile), plus the unfold itself. The stride-2 input gradient still goes through a full
+//! GEMM + col2im. The load average is printed because on a shared machine PyTorch's OpenMP
+//! threads spin-wait and its figures collapse under oversubscription: compare runs made on an
+//! idle machine.
 
 use crate::backend::cpu::conv;
 use crate::graph::op::Conv2dAttrs;
@@ -221,6 +228,14 @@ pub fn run(args: Args) -> u8 {
         }
     };
     drop(peer);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "load average: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!(
         "conv2d f32, batch {BATCH}, ResNet-18 shapes at 256², {} threads, min of {} interleaved reps (GFLOP/s; bwd = input + weight grads)",
         args.threads, args.reps
