@@ -1,1 +1,8 @@
-//! The Runner: workflow, hook points, optimizers, schedules, checkpoint/resume, logging.
+//! The Runner: workflow, hook points, optimizers, checkpoint/resume, logging.
+//!
+//! Owns everything that happens around a model's train step: what runs when (the workflow and
+//! hooks), how parameters change (optimizers), and what survives a crash (checkpoints). Does
+//! not own schedules' formulas (`engine::schedule`), parsing recipes, or the model's maths.
+
+pub mod optim;
+pub mod params;

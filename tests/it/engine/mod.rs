@@ -1,0 +1,5 @@
+//! Integration tests of the `engine` area: optimizers against torch.optim, checkpoints,
+//! hooks, and whole runs of the Runner with a small stand-in model.
+
+mod optim;
+mod pyref;
