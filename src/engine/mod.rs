@@ -4,5 +4,6 @@
 //! hooks), how parameters change (optimizers), and what survives a crash (checkpoints). Does
 //! not own schedules' formulas (`engine::schedule`), parsing recipes, or the model's maths.
 
+pub mod checkpoint;
 pub mod optim;
 pub mod params;

@@ -1,5 +1,6 @@
 //! Integration tests of the `engine` area: optimizers against torch.optim, checkpoints,
 //! hooks, and whole runs of the Runner with a small stand-in model.
 
+mod checkpoint;
 mod optim;
 mod pyref;
