@@ -5,5 +5,12 @@
 //! not own schedules' formulas (`engine::schedule`), parsing recipes, or the model's maths.
 
 pub mod checkpoint;
+pub mod hooks;
+pub mod interrupt;
 pub mod optim;
 pub mod params;
+pub mod runner;
+pub mod task;
+
+pub use runner::{CheckpointSettings, RunConfig, RunError, RunSummary, Runner};
+pub use task::{Metrics, Task, TaskError, TrainOutput};

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 const MODEL: &str = "model.safetensors";
 const OPTIM: &str = "optimizer.safetensors";
 const EMA: &str = "ema.safetensors";
+const HOOKS: &str = "hooks.safetensors";
 const STATE: &str = "state.json";
 const MANIFEST: &str = "MANIFEST";
 
@@ -42,6 +43,9 @@ pub struct RunState {
     pub best: Option<(String, f64, u64)>,
     /// Each hook's own state, by hook name.
     pub hooks: BTreeMap<String, serde_json::Value>,
+    /// Position in the workflow: phase index and units (epochs or iters) done in it.
+    #[serde(default)]
+    pub workflow: (usize, u64),
 }
 
 /// What a save writes and a load returns.
@@ -50,6 +54,8 @@ pub struct CheckpointData {
     pub weights: Tensors,
     pub optimizer: Option<Tensors>,
     pub ema: Option<Tensors>,
+    /// Hooks' tensor state, keyed `<hook>/<name>`.
+    pub hooks: Option<Tensors>,
     pub state: RunState,
 }
 
@@ -122,6 +128,9 @@ pub fn save_checkpoint(
         if let Some(e) = &data.ema {
             files.push((EMA, enc(e)?));
         }
+        if let Some(h) = &data.hooks {
+            files.push((HOOKS, enc(h)?));
+        }
         let state = serde_json::to_vec_pretty(&data.state)
             .map_err(|e| werr(io::Error::other(e.to_string())))?;
         files.push((STATE, state));
@@ -176,7 +185,7 @@ pub fn load_checkpoint(dir: &Path) -> Result<CheckpointData, CheckpointError> {
         let Some((sum, file)) = line.split_once("  ") else {
             return Err(invalid(format!("MANIFEST line {} is malformed", n + 1)));
         };
-        if ![MODEL, OPTIM, EMA, STATE].contains(&file) {
+        if ![MODEL, OPTIM, EMA, HOOKS, STATE].contains(&file) {
             return Err(invalid(format!("MANIFEST names an unknown file `{file}`")));
         }
         sums.insert(file.to_string(), sum.to_string());
@@ -204,6 +213,7 @@ pub fn load_checkpoint(dir: &Path) -> Result<CheckpointData, CheckpointError> {
     let weights = tensors(MODEL, read(MODEL)?.unwrap_or_default())?;
     let optimizer = read(OPTIM)?.map(|b| tensors(OPTIM, b)).transpose()?;
     let ema = read(EMA)?.map(|b| tensors(EMA, b)).transpose()?;
+    let hooks = read(HOOKS)?.map(|b| tensors(HOOKS, b)).transpose()?;
     let state_bytes = read(STATE)?.unwrap_or_default();
     let state: RunState =
         serde_json::from_slice(&state_bytes).map_err(|e| invalid(format!("state.json: {e}")))?;
@@ -211,6 +221,7 @@ pub fn load_checkpoint(dir: &Path) -> Result<CheckpointData, CheckpointError> {
         weights,
         optimizer,
         ema,
+        hooks,
         state,
     })
 }

@@ -49,6 +49,7 @@ fn data(iter: u64) -> CheckpointData {
         weights,
         optimizer: Some(optim),
         ema: None,
+        hooks: None,
         state,
     }
 }

@@ -4,3 +4,5 @@
 mod checkpoint;
 mod optim;
 mod pyref;
+mod runner;
+mod standin;
