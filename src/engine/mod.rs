@@ -2,7 +2,8 @@
 //!
 //! Owns everything that happens around a model's train step: what runs when (the workflow and
 //! hooks), how parameters change (optimizers), and what survives a crash (checkpoints). Does
-//! not own schedules' formulas (`engine::schedule`), parsing recipes, or the model's maths.
+//! not own schedules' formulas (`engine::schedule`, the `sched` module), parsing recipes, or
+//! the model's maths.
 
 pub mod checkpoint;
 pub mod hooks;
@@ -10,6 +11,7 @@ pub mod interrupt;
 pub mod optim;
 pub mod params;
 pub mod runner;
+pub mod schedule;
 pub mod task;
 
 pub use runner::{CheckpointSettings, RunConfig, RunError, RunSummary, Runner};
