@@ -16,3 +16,5 @@ pub mod task;
 
 pub use runner::{CheckpointSettings, RunConfig, RunError, RunSummary, Runner};
 pub use task::{Metrics, Task, TaskError, TrainOutput};
+pub mod exec;
+pub mod setup;

@@ -15,4 +15,6 @@ pub use format::{
     save_checkpoint,
 };
 pub use manager::{BestRule, CheckpointManager, KeepPolicy, resolve_resume};
-pub use tensors::{LoadReport, Tensor, Tensors, load_weights_into, params_to_tensors};
+pub use tensors::{
+    LoadReport, Tensor, Tensors, load_weights_into, params_to_tensors, read_safetensors,
+};

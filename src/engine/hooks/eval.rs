@@ -23,6 +23,12 @@ pub struct EvalConfig {
     /// First evaluation after this much training (same unit as `every`).
     #[serde(default)]
     pub start: Option<Period>,
+    /// Evaluate exactly at these points instead of `every`.
+    #[serde(default)]
+    pub at: Option<Vec<Period>>,
+    /// The evaluator (`coco_bbox` …); the task provides it, the hook only records the name.
+    #[serde(default)]
+    pub metric: Option<String>,
     /// Batches of the sanity pass before training; 0 turns it off.
     #[serde(default = "two")]
     pub sanity_batches: u64,
@@ -54,6 +60,13 @@ impl EvalHook {
         Ok(EvalHook { config })
     }
 
+    fn due_at(&self, done: u64, unit: PeriodUnit) -> bool {
+        match &self.config.at {
+            Some(at) => at.iter().any(|p| p.unit == unit && p.count == done),
+            None => self.config.every.unit == unit && self.due(done),
+        }
+    }
+
     fn due(&self, done: u64) -> bool {
         let every = self.config.every.count;
         match self.config.start {
@@ -77,16 +90,8 @@ impl Hook for EvalHook {
                 }
                 Some(self.config.sanity_batches)
             }
-            HookPoint::AfterTrainIter
-                if self.config.every.unit == PeriodUnit::Iters && self.due(p.iter + 1) =>
-            {
-                None
-            }
-            HookPoint::AfterTrainEpoch
-                if self.config.every.unit == PeriodUnit::Epochs && self.due(p.epoch + 1) =>
-            {
-                None
-            }
+            HookPoint::AfterTrainIter if self.due_at(p.iter + 1, PeriodUnit::Iters) => None,
+            HookPoint::AfterTrainEpoch if self.due_at(p.epoch + 1, PeriodUnit::Epochs) => None,
             _ => return Ok(()),
         };
         let s = &mut *cx.s;

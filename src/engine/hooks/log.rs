@@ -45,6 +45,9 @@ pub struct LogConfig {
     /// Progress bar with ETA on stderr when it is a terminal.
     #[serde(default = "yes")]
     pub progress_bar: bool,
+    /// Skip the partial interval at the end of an epoch (mmcv's default).
+    #[serde(default = "yes")]
+    pub ignore_last: bool,
 }
 
 impl Default for LogConfig {
@@ -307,8 +310,9 @@ impl Hook for LogHook {
                 let n = self.config.every.count;
                 let due = if p.by_epoch {
                     (p.inner_iter + 1) % n == 0
+                        || (!self.config.ignore_last && p.inner_iter + 1 == p.iters_per_epoch)
                 } else {
-                    (p.iter + 1) % n == 0
+                    (p.iter + 1) % n == 0 || (!self.config.ignore_last && p.last_iter())
                 };
                 if due {
                     self.train_line(cx);

@@ -32,7 +32,7 @@ pub struct OptimizerHookConfig {
     #[serde(default)]
     pub grad_clip: Option<ClipConfig>,
     /// Gradient accumulation: step once every this many iterations.
-    #[serde(default = "one")]
+    #[serde(default = "one", alias = "accumulation")]
     pub cumulative_iters: u64,
 }
 

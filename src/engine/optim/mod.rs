@@ -30,7 +30,7 @@ pub enum OptimizerConfig {
         weight_decay: f64,
         #[serde(default)]
         nesterov: bool,
-        #[serde(default)]
+        #[serde(default, rename = "paramwise_cfg")]
         paramwise: Paramwise,
     },
     Adamw {
@@ -41,7 +41,10 @@ pub enum OptimizerConfig {
         eps: f64,
         #[serde(default = "default_adamw_wd")]
         weight_decay: f64,
+        /// Accepted for mmcv compatibility; only `false` is supported.
         #[serde(default)]
+        amsgrad: bool,
+        #[serde(default, rename = "paramwise_cfg")]
         paramwise: Paramwise,
     },
 }
@@ -154,8 +157,12 @@ impl Optimizer {
                 betas,
                 eps,
                 weight_decay,
+                amsgrad,
                 ..
             } => {
+                if *amsgrad {
+                    return Err(OptimError::Config("adamw: amsgrad is not supported".into()));
+                }
                 if *lr < 0.0 || *eps < 0.0 || *weight_decay < 0.0 {
                     return Err(OptimError::Config(
                         "adamw: lr, eps and weight_decay must not be negative".into(),

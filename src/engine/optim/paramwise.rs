@@ -32,6 +32,10 @@ pub struct Paramwise {
     pub bias_decay_mult: f64,
     #[serde(default = "one")]
     pub norm_decay_mult: f64,
+    /// Accepted for mmcv compatibility; mmrun's models have no depthwise convolutions, so
+    /// only 1 is meaningful.
+    #[serde(default = "one")]
+    pub dwconv_decay_mult: f64,
     #[serde(default)]
     pub custom_keys: BTreeMap<String, CustomKey>,
 }
@@ -42,6 +46,7 @@ impl Default for Paramwise {
             bias_lr_mult: 1.0,
             bias_decay_mult: 1.0,
             norm_decay_mult: 1.0,
+            dwconv_decay_mult: 1.0,
             custom_keys: BTreeMap::new(),
         }
     }
@@ -49,6 +54,12 @@ impl Default for Paramwise {
 
 impl Paramwise {
     pub(super) fn validate(&self) -> Result<(), String> {
+        if self.dwconv_decay_mult != 1.0 {
+            return Err(
+                "paramwise_cfg.dwconv_decay_mult: mmrun's models have no depthwise convolutions; leave it at 1"
+                    .into(),
+            );
+        }
         let mut all = vec![
             ("bias_lr_mult", self.bias_lr_mult),
             ("bias_decay_mult", self.bias_decay_mult),

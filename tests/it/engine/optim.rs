@@ -180,6 +180,7 @@ fn adamw_paramwise_matches_torch() {
         betas: [0.9, 0.99],
         eps: 1e-8,
         weight_decay: 0.05,
+        amsgrad: false,
         paramwise: paramwise(),
     };
     compare(
@@ -214,7 +215,7 @@ fn paramwise_multipliers_follow_mmcv_rules() {
 fn recipe_json_deserializes_and_bad_values_are_refused() {
     let c: OptimizerConfig = serde_json::from_value(json!({
         "type": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4,
-        "paramwise": {"bias_lr_mult": 2.0, "custom_keys": {"backbone": {"lr_mult": 0.1}}}
+        "paramwise_cfg": {"bias_lr_mult": 2.0, "custom_keys": {"backbone": {"lr_mult": 0.1}}}
     }))
     .unwrap();
     assert_eq!(c.lr(), 0.01);

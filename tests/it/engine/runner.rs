@@ -60,6 +60,7 @@ pub fn hooks(s: &Setup) -> Vec<Box<dyn Hook>> {
                 to: vec![LogSink::Text, LogSink::Json, LogSink::Tensorboard],
                 stdout: false,
                 progress_bar: false,
+                ignore_last: true,
             })
             .unwrap(),
         ),
