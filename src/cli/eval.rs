@@ -1,13 +1,156 @@
-//! `mmrun eval`: arguments and output only; the work happens in the library.
+//! `mmrun eval`: arguments and output only; the work happens in `crate::eval`.
+
+use crate::eval::EvalError;
+use crate::eval::coco::{self, CocoGt, CocoParams, CocoReport};
+use std::path::PathBuf;
 
 /// Arguments of `mmrun eval`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Input files.
-    pub inputs: Vec<std::path::PathBuf>,
+    #[command(subcommand)]
+    kind: Kind,
 }
 
-pub fn run(_args: Args) -> u8 {
-    eprintln!("error: `mmrun eval` is not available in this build yet");
-    super::EXIT_CANNOT_RUN
+#[derive(clap::Subcommand)]
+enum Kind {
+    /// COCO bbox mAP (pycocotools-exact) of a results file against COCO annotations.
+    Coco(CocoArgs),
+    /// Proposal average recall (mmdetection's `proposal`: class-agnostic COCOeval).
+    Proposal(ProposalArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct CocoArgs {
+    /// Ground truth: a COCO instances JSON file.
+    #[arg(long)]
+    gt: PathBuf,
+    /// Detections: a COCO results JSON list (image_id, category_id, bbox [x,y,w,h], score).
+    #[arg(long)]
+    dt: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Also print the per-class AP table.
+    #[arg(long)]
+    classwise: bool,
+}
+
+#[derive(clap::Args)]
+struct ProposalArgs {
+    /// Ground truth: a COCO instances JSON file.
+    #[arg(long)]
+    gt: PathBuf,
+    /// Proposals: a COCO results JSON list.
+    #[arg(long)]
+    dt: PathBuf,
+    /// Proposal counts (maxDets), e.g. 100,300,1000.
+    #[arg(long, value_delimiter = ',', default_value = "100,300,1000")]
+    proposal_nums: Vec<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+pub fn run(args: Args) -> u8 {
+    let result = match args.kind {
+        Kind::Coco(a) => run_coco(
+            &a.gt,
+            &a.dt,
+            &CocoParams::default(),
+            a.format,
+            a.classwise,
+            false,
+        ),
+        Kind::Proposal(a) => {
+            let params = CocoParams::proposal(&a.proposal_nums);
+            run_coco(&a.gt, &a.dt, &params, a.format, false, true)
+        }
+    };
+    match result {
+        Ok(()) => super::EXIT_OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                EvalError::Io { .. } | EvalError::Params(_) => super::EXIT_CANNOT_RUN,
+                EvalError::Json { .. } | EvalError::Invalid { .. } => super::EXIT_PROBLEMS,
+            }
+        }
+    }
+}
+
+fn run_coco(
+    gt_path: &std::path::Path,
+    dt_path: &std::path::Path,
+    params: &CocoParams,
+    format: Format,
+    classwise: bool,
+    proposal: bool,
+) -> Result<(), EvalError> {
+    let gt = CocoGt::from_json_path(gt_path)?;
+    let dets = coco::load_detections_path(dt_path)?;
+    let report = coco::evaluate(&gt, &dets, params)
+        .map_err(|e| e.with_origin(&dt_path.display().to_string()))?;
+    match format {
+        Format::Text => print_text(&report, classwise, proposal),
+        Format::Json => println!("{}", to_json(&report, classwise, proposal)),
+    }
+    Ok(())
+}
+
+fn metrics(report: &CocoReport, proposal: bool) -> Vec<(String, f64)> {
+    if proposal {
+        report.proposal_metrics()
+    } else {
+        report.metrics()
+    }
+}
+
+fn print_text(report: &CocoReport, classwise: bool, proposal: bool) {
+    print!("{}", report.summary_text());
+    if classwise {
+        println!("{:<24} AP", "category");
+        for (name, ap) in report.classwise() {
+            println!("{name:<24} {ap:.3}");
+        }
+    }
+    for (k, v) in metrics(report, proposal) {
+        println!("{k}: {v:.3}");
+    }
+    if !proposal {
+        println!("bbox_mAP_copypaste: {}", report.copypaste());
+    }
+}
+
+/// JSON numbers for NaN are not valid JSON: a category without ground truth is `null`.
+fn num(v: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+fn to_json(report: &CocoReport, classwise: bool, proposal: bool) -> String {
+    let mut obj = serde_json::Map::new();
+    obj.insert(
+        "stats".into(),
+        serde_json::Value::Array(report.stats.iter().map(|&v| num(v)).collect()),
+    );
+    for (k, v) in metrics(report, proposal) {
+        obj.insert(k, num(v));
+    }
+    if !proposal {
+        obj.insert("bbox_mAP_copypaste".into(), report.copypaste().into());
+    }
+    if classwise {
+        let table: serde_json::Map<String, serde_json::Value> = report
+            .classwise()
+            .into_iter()
+            .map(|(n, ap)| (n, num(ap)))
+            .collect();
+        obj.insert("classwise".into(), table.into());
+    }
+    serde_json::to_string_pretty(&serde_json::Value::Object(obj)).unwrap_or_default()
 }

