@@ -167,14 +167,12 @@ print(json.dumps(res))
 
 #[test]
 fn torchref_fresh_random_cases() {
-    for seed in [1u64, 2] {
-        let Some(o) = py::run(
-            &["torch", "torchvision"],
-            FRESH,
-            &serde_json::json!({ "seed": seed }),
-        ) else {
-            return;
-        };
+    let seeds = [1u64, 2];
+    let input = serde_json::json!({ "seeds": seeds });
+    let Some(all) = py::run(&["torch", "torchvision"], FRESH, &input) else {
+        return;
+    };
+    for (o, seed) in all.as_array().unwrap().iter().zip(seeds) {
         let (a, b) = (py::boxes(&o["a"]), py::boxes(&o["b"]));
         close(&box_iou(&a, &b), &py::f64s(&o["iou"]), 1e-15, "fresh iou");
         close(
