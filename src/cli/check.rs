@@ -1,13 +1,89 @@
-//! `mmrun check`: arguments and output only; the work happens in the library.
+//! `mmrun check`: arguments and output only; the work happens in `crate::recipe`.
+
+use crate::recipe::{self, CheckOptions, EnvPolicy, RenderOptions};
+use std::io::IsTerminal;
+
+/// Output format of diagnostics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Rendered reports with source excerpts.
+    Human,
+    /// One JSON object per diagnostic, one per line (for CI annotations).
+    Json,
+}
 
 /// Arguments of `mmrun check`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Input files.
+    /// Recipe files to check.
+    #[arg(required = true)]
     pub inputs: Vec<std::path::PathBuf>,
+    /// Override a value: `--set optimizer.lr=0.02` (recipe value syntax; unknown paths fail).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+    /// Skip checks that read files the recipe names (annotation files, checkpoints).
+    #[arg(long)]
+    pub no_fs: bool,
+    /// Allow `env("VAR", default)` in recipes (every use is still reported).
+    #[arg(long)]
+    pub allow_env: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Print the checked configuration tree as JSON.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
-pub fn run(_args: Args) -> u8 {
-    eprintln!("error: `mmrun check` is not available in this build yet");
-    super::EXIT_CANNOT_RUN
+pub fn run(args: Args) -> u8 {
+    let opts = CheckOptions {
+        no_fs: args.no_fs,
+        env: if args.allow_env {
+            EnvPolicy::Allow
+        } else {
+            EnvPolicy::Deny
+        },
+    };
+    let render = RenderOptions {
+        fancy: std::io::stderr().is_terminal(),
+        ..RenderOptions::default()
+    };
+    let mut worst = super::EXIT_OK;
+    for input in &args.inputs {
+        if !input.is_file() {
+            eprintln!("error: cannot read `{}`: no such file", input.display());
+            return super::EXIT_CANNOT_RUN;
+        }
+        let out = recipe::check(input, &args.set, &opts);
+        match args.format {
+            Format::Json => {
+                for d in out.diagnostics.iter() {
+                    let j = d.to_json(&out.files);
+                    println!("{}", serde_json::to_string(&j).unwrap_or_default());
+                }
+            }
+            Format::Human => {
+                if !out.diagnostics.is_empty() {
+                    eprint!(
+                        "{}",
+                        recipe::render::render_all(&out.diagnostics.0, &out.files, render)
+                    );
+                }
+            }
+        }
+        match &out.recipe {
+            Some(r) => {
+                if args.print_config {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&r.config).unwrap_or_default()
+                    );
+                } else if args.format == Format::Human {
+                    eprintln!("{}: ok", input.display());
+                }
+            }
+            None => worst = super::EXIT_PROBLEMS,
+        }
+    }
+    worst
 }

@@ -1,0 +1,125 @@
+//! Error codes and their long explanations (`mmrun explain E0xxx`). Codes are grouped by
+//! area: E01xx syntax, E02xx imports/merge/references/overrides, E03xx types against the
+//! registry, E04xx cross-section checks, E05xx reserved for `plan` (shapes, memory).
+
+/// One error code.
+pub struct Code {
+    pub code: &'static str,
+    pub title: &'static str,
+    pub explanation: &'static str,
+}
+
+/// Looks a code up (case-insensitive).
+pub fn lookup(code: &str) -> Option<&'static Code> {
+    CODES.iter().find(|c| c.code.eq_ignore_ascii_case(code))
+}
+
+macro_rules! codes {
+    ($($code:literal, $title:literal, $text:literal;)*) => {
+        /// Every code the recipe checks emit.
+        pub static CODES: &[Code] = &[$(Code { code: $code, title: $title, explanation: $text }),*];
+    };
+}
+
+codes! {
+    "E0101", "syntax error",
+    "The file does not follow the recipe grammar. The label shows where parsing stopped and what\n\
+     could come next. Common causes: a missing `}` or `]`, `=` written as `:`, a string without\n\
+     its closing quote, a length written as a float (`1.5 epochs`; lengths are whole numbers).\n\n\
+     Example:\n    model = retinanet { backbone = resnet { depth = 50 }\n                                                      ^ expected `}`";
+    "E0201", "cannot read an import",
+    "An `import` names a file that cannot be read. Import paths are relative to the importing file,\n\
+     never URLs: a recipe reads only the local files it names.";
+    "E0202", "import cycle",
+    "A file imports itself through a chain of imports. The message lists the chain. Move the\n\
+     shared settings into a base file that both import.";
+    "E0203", "sibling imports disagree",
+    "Two files imported side by side bind the same key to different values, and the importing\n\
+     file does not choose. Which one wins would depend on import order, which is easy to get\n\
+     wrong silently (mmcv takes the last). Bind the key in the importing file, or with `--set`.";
+    "E0204", "unknown reference",
+    "A reference (`data.train.classes` or `${data_root}`) names a path that is not bound after\n\
+     every import and override is merged. References are lazy: they read the final value, so an\n\
+     overridden `data_root` moves every path derived from it.";
+    "E0205", "reference cycle",
+    "References lead back to themselves (`a = b.c`, `b.c = a`), so no value can be computed.";
+    "E0206", "bad --set override",
+    "An override must be one `path=value` with the recipe's value syntax:\n\
+     `--set optimizer.lr=0.02`, `--set 'data.train.classes=[\"cat\"]'`.";
+    "E0207", "unknown path",
+    "A path names a key that is not bound.";
+    "E0208", "no such list item",
+    "A path addresses a list item by name (`data.train.pipeline.resize`) or index, and there is\n\
+     no such item, or the name matches several items (then use the index).";
+    "E0209", "binding inside a non-record",
+    "A path goes through a value that is not a record (`optimizer.lr.x = 1` where `lr` is a\n\
+     number). Replace the value wholesale with `:=`, or fix the path.";
+    "E0210", "environment access",
+    "`env(\"VAR\", default)` makes the recipe depend on the machine it is checked on. It is an\n\
+     error unless `--allow-env` is given; then every use is still reported as a warning.";
+    "E0211", "bad string interpolation",
+    "`${...}` inside a string must name a path whose value is a string, number, boolean or\n\
+     length. Write `\\$` for a literal dollar sign.";
+    "E0301", "unknown component",
+    "No component of this name exists in the category the key expects. `mmrun explain NAME`\n\
+     lists a component's parameters; the help names the nearest known component.";
+    "E0302", "unknown key",
+    "The component or record has no such parameter. mmcv silently adds misspelled keys and they\n\
+     are ignored; here they are errors. The help names the nearest parameter.\n\n\
+     Example:\n    checkpoint { max_keep_ckpt = 3 }   // the key is `max_keep_ckpts`";
+    "E0303", "wrong type",
+    "The value has the wrong type for the parameter (a string where a number is expected, a\n\
+     record where a list is expected...). Strings are always quoted.";
+    "E0304", "out of range",
+    "The value is outside the parameter's range (`mmrun explain NAME` shows it): e.g. a\n\
+     probability above 1, a negative learning rate, a ResNet depth that does not exist.";
+    "E0305", "wrong unit",
+    "Training lengths carry a unit (`500 iters`, `12 epochs`); plain numbers (`lr`) do not.";
+    "E0306", "missing key",
+    "A required parameter is not given, or a component key holds a record without a component\n\
+     name, or a recipe with a model lacks a section it needs.";
+    "E0307", "component of the wrong category",
+    "The name is a component, but of another kind than the key expects (a loss where an\n\
+     assigner goes).";
+    "E0308", "unknown value",
+    "The parameter takes one of a fixed set of names; the help gives the nearest.";
+    "E0310", "unknown section",
+    "Top-level keys are the sections `model`, `data`, `optimizer`, `schedule`, `hooks`, `run`\n\
+     and `runtime`. Variables are declared with `let`.";
+    "E0401", "num_classes does not match the dataset",
+    "The head's `num_classes` differs from the dataset's classes (its `classes` list, or the\n\
+     categories of its annotation file). mmdetection finds this only when a hook runs, or never.";
+    "E0402", "class not in the annotation file",
+    "A name in `classes` is not a category of the dataset's annotation file, so it would\n\
+     silently have no examples.";
+    "E0403", "unknown metric",
+    "`save_best` or an early-stopping `monitor` names a metric the configured evaluator does not\n\
+     produce (mmdetection fails after the first epoch). coco_bbox produces bbox_mAP,\n\
+     bbox_mAP_50, bbox_mAP_75, bbox_mAP_s, bbox_mAP_m, bbox_mAP_l.";
+    "E0404", "milestone outside the run",
+    "A schedule milestone is at or past the end of the run, so it never takes effect.";
+    "E0405", "warmup too long",
+    "The warmup is not shorter than the run.";
+    "E0406", "phase without a dataset",
+    "A workflow phase (or the eval hook) needs a dataset that `data` does not define.";
+    "E0407", "channel mismatch",
+    "Channels do not flow: the neck's `in_channels` must be the backbone's output channels\n\
+     (ResNet: base_channels × 2^stage, × 4 from depth 50), and the head's `in_channels` the\n\
+     neck's `out_channels`.";
+    "E0408", "stride mismatch",
+    "The head's or anchor generator's strides must be the strides of the neck's output levels\n\
+     (the backbone stride at `start_level`, doubling per level, `num_outs` levels).";
+    "E0409", "pad divisor",
+    "The pad `size_divisor` must be a multiple of the backbone's largest stride, or feature maps\n\
+     of neighbouring levels stop aligning.";
+    "E0411", "file not found",
+    "A file or folder the recipe names does not exist. `--no-fs` skips file checks (for CI\n\
+     without data).";
+    "E0412", "unreadable annotation file",
+    "The annotation file exists but its `categories` cannot be read as COCO JSON.";
+    "E0413", "run length",
+    "`run` needs exactly one of `epochs` and `iters`.";
+    "E0501", "shape error (plan)",
+    "Reserved for `mmrun plan`: static shape inference found tensors that do not fit, reported\n\
+     on the recipe text of the config path involved.";
+}

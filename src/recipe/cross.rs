@@ -1,0 +1,473 @@
+//! Checks across sections, on the typed config: classes vs heads and annotation files,
+//! metrics vs evaluators, milestones vs run length, workflow vs datasets, channels and strides
+//! from backbone through neck to head and anchors, pad divisor, named files.
+//!
+//! Shapes are computed from registry parameters with small pure functions here; nothing is
+//! built.
+
+use super::diag::{Diagnostic, Diagnostics};
+use super::spans::SpanTable;
+use serde_json::Value;
+use std::path::Path;
+
+struct Ctx<'a> {
+    c: &'a Value,
+    spans: &'a SpanTable,
+    diags: &'a mut Diagnostics,
+    no_fs: bool,
+}
+
+/// Runs every cross-section check.
+pub fn check(config: &Value, spans: &SpanTable, no_fs: bool, diags: &mut Diagnostics) {
+    let mut x = Ctx {
+        c: config,
+        spans,
+        diags,
+        no_fs,
+    };
+    x.classes();
+    x.metrics();
+    x.run_length();
+    x.workflow();
+    x.shapes();
+    x.files();
+}
+
+fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(v, |v, k| match v {
+        Value::Object(m) => m.get(k),
+        Value::Array(a) => a.get(k.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
+fn ints(v: Option<&Value>) -> Option<Vec<i64>> {
+    v?.as_array()?.iter().map(Value::as_i64).collect()
+}
+
+/// Channels of each ResNet stage output: base × 2^i, × 4 for bottleneck depths (≥ 50).
+pub fn resnet_out_channels(depth: i64, base: i64, out_indices: &[i64]) -> Vec<i64> {
+    let expansion = if depth >= 50 { 4 } else { 1 };
+    out_indices
+        .iter()
+        .map(|&i| base * (1 << i.clamp(0, 8)) * expansion)
+        .collect()
+}
+
+/// Total stride of each ResNet stage output: 4 after the stem, doubling per later stage.
+pub fn resnet_out_strides(out_indices: &[i64]) -> Vec<i64> {
+    out_indices.iter().map(|&i| 4 << i.clamp(0, 8)).collect()
+}
+
+/// Strides of the FPN outputs: from the backbone level `start_level`, doubling per level.
+pub fn fpn_strides(backbone_strides: &[i64], start_level: usize, num_outs: usize) -> Vec<i64> {
+    let Some(&first) = backbone_strides.get(start_level) else {
+        return Vec::new();
+    };
+    (0..num_outs).map(|j| first << j.min(16)).collect()
+}
+
+/// Metric names an evaluator produces (mmdetection's keys).
+pub fn metrics_of(evaluator: &str) -> &'static [&'static str] {
+    match evaluator {
+        "coco_bbox" => &[
+            "bbox_mAP",
+            "bbox_mAP_50",
+            "bbox_mAP_75",
+            "bbox_mAP_s",
+            "bbox_mAP_m",
+            "bbox_mAP_l",
+        ],
+        "voc_map" => &["mAP", "AP50"],
+        "proposal_recall" => &["AR@100", "AR@300", "AR@1000"],
+        _ => &[],
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Category {
+    name: String,
+}
+
+#[derive(serde::Deserialize)]
+struct CocoCategories {
+    categories: Vec<Category>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, code: &'static str, path: &str, msg: String, label: &str) -> Diagnostic {
+        let _ = code;
+        Diagnostic::error(code, msg).with_label_opt(self.spans.nearest(path), label.to_string())
+    }
+
+    fn classes(&mut self) {
+        let Some(nc) = get(self.c, "model.bbox_head.num_classes").and_then(Value::as_i64) else {
+            return;
+        };
+        for split in ["train", "val", "test"] {
+            let base = format!("data.{split}");
+            let Some(ds) = get(self.c, &base) else {
+                continue;
+            };
+            let declared: Option<Vec<String>> =
+                ds.get("classes").and_then(Value::as_array).map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                });
+            let file_cats = self.annotation_categories(ds, &base);
+            if let (Some(decl), Some(cats)) = (&declared, &file_cats) {
+                for (i, name) in decl.iter().enumerate() {
+                    if !cats.iter().any(|c| c == name) {
+                        let near = super::suggest::nearest(name, cats.iter().map(String::as_str));
+                        let d = self
+                            .err(
+                                "E0402",
+                                &format!("{base}.classes.{i}"),
+                                format!("class `{name}` is not a category of the annotation file"),
+                                "not in the file",
+                            )
+                            .with_help(match near {
+                                Some(n) => format!("the file has `{n}`"),
+                                None => format!("the file's categories are {}", cats.join(", ")),
+                            });
+                        self.diags.push(d);
+                    }
+                }
+            }
+            let (count, from) = match (&declared, &file_cats) {
+                (Some(d), _) => (d.len(), format!("`{base}.classes` lists {}", d.len())),
+                (None, Some(c)) => (
+                    c.len(),
+                    format!("the annotation file of `{base}` has {} categories", c.len()),
+                ),
+                (None, None) => continue,
+            };
+            if count as i64 != nc {
+                let d = self
+                    .err(
+                        "E0401",
+                        "model.bbox_head.num_classes",
+                        format!("`num_classes` is {nc} but {from}"),
+                        "head class count",
+                    )
+                    .with_label_opt(
+                        self.spans
+                            .nearest(&format!("{base}.classes"))
+                            .or(self.spans.nearest(&base)),
+                        "dataset classes",
+                    )
+                    .with_help(format!("set `model.bbox_head.num_classes = {count}`"));
+                self.diags.push(d);
+                return;
+            }
+        }
+    }
+
+    /// The category names of a COCO annotation file, reading only `categories`.
+    fn annotation_categories(&mut self, ds: &Value, base: &str) -> Option<Vec<String>> {
+        if self.no_fs || ds.get("type").and_then(Value::as_str) == Some("voc_dataset") {
+            return None;
+        }
+        let f = ds.get("ann_file")?.as_str()?;
+        let text = std::fs::read_to_string(f).ok()?;
+        match serde_json::from_str::<CocoCategories>(&text) {
+            Ok(c) => Some(c.categories.into_iter().map(|c| c.name).collect()),
+            Err(e) => {
+                let d = self.err(
+                    "E0412",
+                    &format!("{base}.ann_file"),
+                    format!("cannot read the categories of `{f}`: {e}"),
+                    "this annotation file",
+                );
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+
+    fn metrics(&mut self) {
+        let evaluator = get(self.c, "hooks.eval.metric").and_then(Value::as_str);
+        for (path, what) in [
+            ("hooks.checkpoint.save_best", "save_best"),
+            ("hooks.early_stopping.monitor", "monitor"),
+        ] {
+            let Some(m) = get(self.c, path).and_then(Value::as_str) else {
+                continue;
+            };
+            match evaluator {
+                None => {
+                    let d = self
+                        .err(
+                            "E0403",
+                            path,
+                            format!("`{what}` watches `{m}` but no evaluation is configured"),
+                            "needs an eval hook",
+                        )
+                        .with_help("add `hooks { eval { every = 1 epoch, metric = coco_bbox } }`");
+                    self.diags.push(d);
+                }
+                Some(e) => {
+                    let known = metrics_of(e);
+                    if !known.contains(&m) {
+                        let help = match super::suggest::nearest(m, known.iter().copied()) {
+                            Some(n) => format!("the metric is `{n}`"),
+                            None => format!("`{e}` produces {}", known.join(", ")),
+                        };
+                        let d = self
+                            .err(
+                                "E0403",
+                                path,
+                                format!("`{m}` is not a metric of the `{e}` evaluator"),
+                                "unknown metric",
+                            )
+                            .with_help(help);
+                        self.diags.push(d);
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_length(&mut self) {
+        let Some(run) = get(self.c, "run") else {
+            return;
+        };
+        let epochs = run.get("epochs").and_then(Value::as_i64);
+        let iters = run.get("iters").and_then(Value::as_i64);
+        if epochs.is_some() == iters.is_some() {
+            let d = self
+                .err(
+                    "E0413",
+                    "run",
+                    "the run needs exactly one of `epochs` and `iters`".into(),
+                    "run length",
+                )
+                .with_help("write `run = { epochs = 12, ... }` or `run = { iters = 90000, ... }`");
+            self.diags.push(d);
+            return;
+        }
+        let total = match (epochs, iters) {
+            (Some(e), _) => crate::util::units::Period::epochs(e as u64),
+            (_, Some(i)) => crate::util::units::Period::iters(i as u64),
+            _ => return,
+        };
+        for q in ["lr", "momentum"] {
+            let base = format!("schedule.{q}");
+            if let Some(w) = get(self.c, &format!("{base}.warmup.duration")).and_then(Value::as_str)
+                && let Ok(p) = w.parse::<crate::util::units::Period>()
+                && p.unit == total.unit
+                && p.count >= total.count
+            {
+                let d = self
+                    .err(
+                        "E0405",
+                        &format!("{base}.warmup.duration"),
+                        format!("warmup of {p} is not shorter than the run ({total})"),
+                        "too long",
+                    )
+                    .with_help("shorten the warmup or lengthen the run");
+                self.diags.push(d);
+            }
+            let Some(at) = get(self.c, &format!("{base}.main.at")).and_then(Value::as_array) else {
+                continue;
+            };
+            for (i, m) in at.iter().enumerate() {
+                let p = match m {
+                    Value::String(s) => s.parse::<crate::util::units::Period>().ok(),
+                    Value::Number(n) => n.as_u64().map(|c| crate::util::units::Period {
+                        count: c,
+                        unit: total.unit,
+                    }),
+                    _ => None,
+                };
+                if let Some(p) = p
+                    && p.unit == total.unit
+                    && p.count >= total.count
+                {
+                    let d = self
+                        .err(
+                            "E0404",
+                            &format!("{base}.main.at.{i}"),
+                            format!("milestone {p} is not inside the run ({total})"),
+                            "outside the run",
+                        )
+                        .with_help(format!("milestones must be below {total}"));
+                    self.diags.push(d);
+                }
+            }
+        }
+    }
+
+    fn workflow(&mut self) {
+        let Some(wf) = get(self.c, "run.workflow").and_then(Value::as_array) else {
+            return;
+        };
+        let has_data = get(self.c, "data").is_some();
+        for (i, ph) in wf.iter().enumerate() {
+            let Some(mode) = ph.get("mode").and_then(Value::as_str) else {
+                continue;
+            };
+            if has_data && get(self.c, &format!("data.{mode}")).is_none() {
+                let d = self
+                    .err("E0406", &format!("run.workflow.{i}"), format!("the workflow has a `{mode}` phase but there is no `data.{mode}` dataset"), "needs a dataset")
+                    .with_help(format!("add `data.{mode} = coco_dataset {{ ... }}` or remove the phase"));
+                self.diags.push(d);
+            }
+        }
+        if has_data && get(self.c, "hooks.eval").is_some() && get(self.c, "data.val").is_none() {
+            let d = self
+                .err(
+                    "E0406",
+                    "hooks.eval",
+                    "the eval hook has no `data.val` dataset to evaluate".into(),
+                    "needs data.val",
+                )
+                .with_help("add `data.val = ...` or remove the eval hook");
+            self.diags.push(d);
+        }
+    }
+
+    fn shapes(&mut self) {
+        let Some(bb) = get(self.c, "model.backbone") else {
+            return;
+        };
+        if bb.get("type").and_then(Value::as_str) != Some("resnet") {
+            return;
+        }
+        let (Some(depth), Some(base), Some(idx)) = (
+            bb.get("depth").and_then(Value::as_i64),
+            bb.get("base_channels").and_then(Value::as_i64),
+            ints(bb.get("out_indices")),
+        ) else {
+            return;
+        };
+        if ![18, 34, 50, 101, 152].contains(&depth) {
+            let d = self
+                .err(
+                    "E0304",
+                    "model.backbone.depth",
+                    format!("there is no ResNet of depth {depth}"),
+                    "unknown depth",
+                )
+                .with_help("depths are 18, 34, 50, 101 and 152");
+            self.diags.push(d);
+            return;
+        }
+        let chans = resnet_out_channels(depth, base, &idx);
+        let strides = resnet_out_strides(&idx);
+        let Some(neck) = get(self.c, "model.neck") else {
+            return;
+        };
+        if let Some(inc) = ints(neck.get("in_channels"))
+            && inc != chans
+        {
+            let d = self
+                .err(
+                    "E0407",
+                    "model.neck.in_channels",
+                    format!("the neck takes {inc:?} channels but the backbone gives {chans:?}"),
+                    "does not match the backbone",
+                )
+                .with_label_opt(
+                    self.spans.nearest("model.backbone"),
+                    format!("resnet-{depth}, base_channels {base}, out_indices {idx:?}"),
+                )
+                .with_help(format!("set `in_channels = {chans:?}`"));
+            self.diags.push(d);
+        }
+        let start = neck
+            .get("start_level")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .max(0) as usize;
+        let num_outs = neck
+            .get("num_outs")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .max(0) as usize;
+        let levels = fpn_strides(&strides, start, num_outs);
+        let out_ch = neck.get("out_channels").and_then(Value::as_i64);
+        let head = get(self.c, "model.bbox_head");
+        if let (Some(oc), Some(hc)) = (
+            out_ch,
+            head.and_then(|h| h.get("in_channels"))
+                .and_then(Value::as_i64),
+        ) && oc != hc
+        {
+            let d = self
+                .err(
+                    "E0407",
+                    "model.bbox_head.in_channels",
+                    format!("the head takes {hc} channels but the neck gives {oc}"),
+                    "does not match the neck",
+                )
+                .with_help(format!("set `in_channels = {oc}`"));
+            self.diags.push(d);
+        }
+        let head_strides = [
+            ("model.bbox_head.anchor_generator.strides", "anchor strides"),
+            ("model.bbox_head.strides", "head strides"),
+        ];
+        for (path, what) in head_strides {
+            let Some(hs) = ints(get(self.c, path)) else {
+                continue;
+            };
+            if hs != levels {
+                let d = self
+                    .err("E0408", path, format!("the {what} are {hs:?} but the neck's {num_outs} levels have strides {levels:?}"), "does not match the neck levels")
+                    .with_label_opt(self.spans.nearest("model.neck.num_outs"), "levels")
+                    .with_help(format!("set `strides = {levels:?}`"));
+                self.diags.push(d);
+            }
+        }
+        let largest = levels.iter().copied().max().unwrap_or(1);
+        for split in ["train", "val", "test"] {
+            let Some(pl) = get(self.c, &format!("data.{split}.pipeline")).and_then(Value::as_array)
+            else {
+                continue;
+            };
+            for (i, st) in pl.iter().enumerate() {
+                if st.get("type").and_then(Value::as_str) == Some("pad")
+                    && let Some(div) = st.get("size_divisor").and_then(Value::as_i64)
+                    && div % largest.min(32) != 0
+                {
+                    let path = format!("data.{split}.pipeline.{i}.size_divisor");
+                    let d = self
+                        .err("E0409", &path, format!("pad size_divisor {div} is not a multiple of the largest backbone stride {}", largest.min(32)), "bad divisor")
+                        .with_help(format!("use a multiple of {}", largest.min(32)));
+                    self.diags.push(d);
+                }
+            }
+        }
+    }
+
+    fn files(&mut self) {
+        if self.no_fs {
+            return;
+        }
+        let mut wanted = Vec::new();
+        for split in ["train", "val", "test"] {
+            wanted.push(format!("data.{split}.ann_file"));
+            wanted.push(format!("data.{split}.img_prefix"));
+        }
+        wanted.push("model.backbone.init_cfg.checkpoint".into());
+        wanted.push("runtime.load_from".into());
+        for path in wanted {
+            let Some(f) = get(self.c, &path).and_then(Value::as_str) else {
+                continue;
+            };
+            if !Path::new(f).exists() {
+                let d = self
+                    .err(
+                        "E0411",
+                        &path,
+                        format!("`{f}` does not exist"),
+                        "no such file or folder",
+                    )
+                    .with_help("fix the path, or pass `--no-fs` to skip file checks");
+                self.diags.push(d);
+            }
+        }
+    }
+}

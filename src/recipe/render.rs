@@ -1,0 +1,182 @@
+//! Human rendering of diagnostics through miette. Labels in one file render together; labels
+//! in other files render as related reports, so a sibling conflict shows both imports.
+
+use super::diag::{Diagnostic, Files, Severity};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use std::fmt;
+
+/// How to render.
+#[derive(Clone, Copy, Debug)]
+pub struct RenderOptions {
+    /// ANSI colours and unicode box drawing (terminals); off gives plain ASCII (tests, pipes).
+    pub fancy: bool,
+    pub width: usize,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            fancy: false,
+            width: 100,
+        }
+    }
+}
+
+/// Renders one diagnostic.
+pub fn render(d: &Diagnostic, files: &Files, opts: RenderOptions) -> String {
+    let theme = if opts.fancy {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::none()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(opts.width)
+        .with_links(false)
+        .without_syntax_highlighting();
+    let view = View::new(d, files);
+    let mut out = String::new();
+    if handler.render_report(&mut out, &view).is_err() {
+        // miette only fails on a broken formatter; fall back to the bare message.
+        out = format!("error[{}]: {}\n", d.code, d.message);
+    }
+    out
+}
+
+/// Renders all diagnostics followed by a summary line.
+pub fn render_all(ds: &[Diagnostic], files: &Files, opts: RenderOptions) -> String {
+    let mut out = String::new();
+    for d in ds {
+        out.push_str(&render(d, files, opts));
+        out.push('\n');
+    }
+    let errors = ds.iter().filter(|d| d.is_error()).count();
+    let warnings = ds.len() - errors;
+    out.push_str(&format!(
+        "{errors} error{}, {warnings} warning{}\n",
+        if errors == 1 { "" } else { "s" },
+        if warnings == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+struct View {
+    code: String,
+    severity: Severity,
+    message: String,
+    help: Option<String>,
+    source: Option<NamedSource<std::sync::Arc<str>>>,
+    labels: Vec<LabeledSpan>,
+    related: Vec<View>,
+}
+
+impl View {
+    fn new(d: &Diagnostic, files: &Files) -> View {
+        let mut groups: Vec<(usize, Vec<LabeledSpan>)> = Vec::new();
+        for (i, l) in d.labels.iter().enumerate() {
+            let Some(f) = files.get(l.loc.file) else {
+                continue;
+            };
+            let end = l.loc.end.min(f.text.len());
+            let start = l.loc.start.min(end);
+            let span = LabeledSpan::new_with_span(Some(l.message.clone()), start..end);
+            let span = if i == 0 {
+                LabeledSpan::new_primary_with_span(span.label().map(String::from), start..end)
+            } else {
+                span
+            };
+            match groups.iter_mut().find(|(id, _)| *id == l.loc.file) {
+                Some((_, v)) => v.push(span),
+                None => groups.push((l.loc.file, vec![span])),
+            }
+        }
+        let mut groups = groups.into_iter();
+        let source_of = |id: usize| {
+            files
+                .get(id)
+                .map(|f| NamedSource::new(normalise(&f.path.display().to_string()), f.text.clone()))
+        };
+        let (source, labels) = match groups.next() {
+            Some((id, spans)) => (source_of(id), spans),
+            None => (None, Vec::new()),
+        };
+        let related = groups
+            .map(|(id, spans)| View {
+                code: String::new(),
+                severity: Severity::Warning,
+                message: "see also".into(),
+                help: None,
+                source: source_of(id),
+                labels: spans,
+                related: Vec::new(),
+            })
+            .collect();
+        View {
+            code: d.code.to_string(),
+            severity: d.severity,
+            message: d.message.clone(),
+            help: d.help.clone(),
+            source,
+            labels,
+            related,
+        }
+    }
+}
+
+/// Paths print with forward slashes, so output is the same on every platform.
+fn normalise(p: &str) -> String {
+    p.replace('\\', "/")
+}
+
+impl fmt::Debug for View {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Display for View {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for View {}
+
+impl miette::Diagnostic for View {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        if self.code.is_empty() {
+            None
+        } else {
+            Some(Box::new(&self.code))
+        }
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.labels.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.labels.iter().cloned()))
+        }
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            None
+        } else {
+            Some(Box::new(
+                self.related.iter().map(|r| r as &dyn miette::Diagnostic),
+            ))
+        }
+    }
+}

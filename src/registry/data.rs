@@ -1,0 +1,305 @@
+//! Data components: datasets, transforms, samplers, and the `data` section.
+
+use super::{Category::*, Component, Def, NAT, NONNEG, NUM, POS, Param, Ty, UNIT, p};
+
+const SCALE: Ty = Ty::List(&POS);
+
+const DATASET: &[Param] = &[
+    p("ann_file", Ty::Path, Def::Required, "annotation file"),
+    p(
+        "img_prefix",
+        Ty::Path,
+        Def::Required,
+        "folder the image file names are relative to",
+    ),
+    p(
+        "pipeline",
+        Ty::List(&Ty::Comp(Transform)),
+        Def::Required,
+        "transform stages, in order",
+    ),
+    p(
+        "classes",
+        Ty::Nullable(&Ty::List(&Ty::Str)),
+        Def::Null,
+        "class names to keep, in label order (default: every category)",
+    ),
+    p(
+        "filter_empty_gt",
+        Ty::Bool,
+        Def::Bool(true),
+        "skip training images without boxes",
+    ),
+    p(
+        "test_mode",
+        Ty::Bool,
+        Def::Bool(false),
+        "load without annotations filtering (evaluation)",
+    ),
+];
+
+const VOC_DATASET: &[Param] = &[
+    p(
+        "ann_file",
+        Ty::Path,
+        Def::Required,
+        "image-set list (`ImageSets/Main/trainval.txt`)",
+    ),
+    p("img_prefix", Ty::Path, Def::Required, "the VOC year folder"),
+    p(
+        "pipeline",
+        Ty::List(&Ty::Comp(Transform)),
+        Def::Required,
+        "transform stages, in order",
+    ),
+    p(
+        "classes",
+        Ty::Nullable(&Ty::List(&Ty::Str)),
+        Def::Null,
+        "class names (default: the 20 VOC classes)",
+    ),
+    p(
+        "filter_empty_gt",
+        Ty::Bool,
+        Def::Bool(true),
+        "skip training images without boxes",
+    ),
+    p("test_mode", Ty::Bool, Def::Bool(false), "evaluation mode"),
+];
+
+pub static COMPONENTS: &[Component] = &[
+    Component {
+        name: "coco_dataset",
+        category: Dataset,
+        doc: "COCO-format detection dataset",
+        params: DATASET,
+    },
+    Component {
+        name: "shapes_dataset",
+        category: Dataset,
+        doc: "the generated shapes dataset (COCO format, `mmrun data synth`)",
+        params: DATASET,
+    },
+    Component {
+        name: "voc_dataset",
+        category: Dataset,
+        doc: "Pascal VOC dataset",
+        params: VOC_DATASET,
+    },
+    Component {
+        name: "load_image",
+        category: Transform,
+        doc: "LoadImageFromFile",
+        params: &[
+            p(
+                "to_float32",
+                Ty::Bool,
+                Def::Bool(false),
+                "convert to float32 after decoding",
+            ),
+            p(
+                "color_type",
+                Ty::Enum(&["color", "grayscale", "unchanged"]),
+                Def::Str("color"),
+                "decoding mode",
+            ),
+        ],
+    },
+    Component {
+        name: "load_annotations",
+        category: Transform,
+        doc: "LoadAnnotations",
+        params: &[
+            p("with_bbox", Ty::Bool, Def::Bool(true), "load boxes"),
+            p("with_label", Ty::Bool, Def::Bool(true), "load labels"),
+        ],
+    },
+    Component {
+        name: "resize",
+        category: Transform,
+        doc: "Resize to a scale (or a random one of several)",
+        params: &[
+            p(
+                "img_scale",
+                Ty::Or(&[Ty::List(&SCALE), SCALE]),
+                Def::Required,
+                "(long, short) or a list of them",
+            ),
+            p(
+                "keep_ratio",
+                Ty::Bool,
+                Def::Bool(true),
+                "keep the aspect ratio, fitting inside the scale",
+            ),
+            p(
+                "multiscale_mode",
+                Ty::Enum(&["range", "value"]),
+                Def::Str("range"),
+                "how a scale is drawn from several",
+            ),
+        ],
+    },
+    Component {
+        name: "random_flip",
+        category: Transform,
+        doc: "RandomFlip",
+        params: &[
+            p(
+                "flip_ratio",
+                UNIT,
+                Def::Float(0.5),
+                "probability of flipping",
+            ),
+            p(
+                "direction",
+                Ty::Enum(&["horizontal", "vertical", "diagonal"]),
+                Def::Str("horizontal"),
+                "flip direction",
+            ),
+        ],
+    },
+    Component {
+        name: "normalize",
+        category: Transform,
+        doc: "Normalize: (x - mean) / std per channel",
+        params: &[
+            p("mean", Ty::List(&NUM), Def::Required, "per-channel mean"),
+            p(
+                "std",
+                Ty::List(&NONNEG),
+                Def::Required,
+                "per-channel standard deviation",
+            ),
+            p(
+                "to_rgb",
+                Ty::Bool,
+                Def::Bool(true),
+                "convert BGR to RGB first",
+            ),
+        ],
+    },
+    Component {
+        name: "pad",
+        category: Transform,
+        doc: "Pad to a multiple of size_divisor (or to size)",
+        params: &[
+            p(
+                "size_divisor",
+                Ty::Nullable(&POS),
+                Def::Null,
+                "pad height and width to multiples of this",
+            ),
+            p(
+                "size",
+                Ty::Nullable(&SCALE),
+                Def::Null,
+                "pad to this fixed (h, w)",
+            ),
+            p("pad_val", NUM, Def::Float(0.0), "fill value"),
+        ],
+    },
+    Component {
+        name: "photometric_distortion",
+        category: Transform,
+        doc: "PhotoMetricDistortion: random brightness, contrast, saturation, hue",
+        params: &[
+            p(
+                "brightness_delta",
+                NAT,
+                Def::Int(32),
+                "max brightness change",
+            ),
+            p(
+                "contrast_range",
+                Ty::List(&NONNEG),
+                Def::Floats(&[0.5, 1.5]),
+                "contrast factor range",
+            ),
+            p(
+                "saturation_range",
+                Ty::List(&NONNEG),
+                Def::Floats(&[0.5, 1.5]),
+                "saturation factor range",
+            ),
+            p("hue_delta", NAT, Def::Int(18), "max hue change"),
+        ],
+    },
+    Component {
+        name: "random_crop",
+        category: Transform,
+        doc: "RandomCrop",
+        params: &[
+            p(
+                "crop_size",
+                SCALE,
+                Def::Required,
+                "(h, w), or ratios with crop_type relative",
+            ),
+            p(
+                "crop_type",
+                Ty::Enum(&["absolute", "relative", "relative_range", "absolute_range"]),
+                Def::Str("absolute"),
+                "how crop_size is read",
+            ),
+            p(
+                "allow_negative_crop",
+                Ty::Bool,
+                Def::Bool(false),
+                "allow crops without boxes",
+            ),
+        ],
+    },
+    Component {
+        name: "group_sampler",
+        category: DataSampler,
+        doc: "Shuffle within aspect-ratio groups so batches pad little (mmdetection's default)",
+        params: &[p(
+            "shuffle",
+            Ty::Bool,
+            Def::Bool(true),
+            "shuffle each epoch",
+        )],
+    },
+    Component {
+        name: "random_sampler",
+        category: DataSampler,
+        doc: "Plain shuffling",
+        params: &[p(
+            "shuffle",
+            Ty::Bool,
+            Def::Bool(true),
+            "shuffle each epoch",
+        )],
+    },
+    Component {
+        name: "sequential_sampler",
+        category: DataSampler,
+        doc: "Dataset order",
+        params: &[],
+    },
+];
+
+/// The `data` section.
+pub const DATA: &[Param] = &[
+    p(
+        "samples_per_gpu",
+        POS,
+        Def::Int(2),
+        "images per device per iteration",
+    ),
+    p(
+        "workers_per_gpu",
+        NAT,
+        Def::Int(2),
+        "loader worker threads per device",
+    ),
+    p(
+        "sampler",
+        Ty::Comp(DataSampler),
+        Def::Comp("group_sampler"),
+        "training sample order",
+    ),
+    p("train", Ty::Comp(Dataset), Def::Absent, "training set"),
+    p("val", Ty::Comp(Dataset), Def::Absent, "validation set"),
+    p("test", Ty::Comp(Dataset), Def::Absent, "test set"),
+];
