@@ -10,6 +10,7 @@
 pub mod anchor;
 pub mod assign;
 pub mod boxes;
+pub mod config;
 pub mod postprocess;
 pub mod target;
 pub mod weights;

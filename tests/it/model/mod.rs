@@ -5,3 +5,4 @@ mod anchors_assign;
 mod py;
 mod torchref_ops;
 mod weights;
+mod config;
