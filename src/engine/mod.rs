@@ -16,5 +16,6 @@ pub mod task;
 
 pub use runner::{CheckpointSettings, RunConfig, RunError, RunSummary, Runner};
 pub use task::{Metrics, Task, TaskError, TrainOutput};
+pub mod detector;
 pub mod exec;
 pub mod setup;

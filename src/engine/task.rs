@@ -57,6 +57,12 @@ pub trait Task {
     /// (the sanity pass before training uses a couple).
     fn evaluate(&mut self, params: &ParamSet, limit: Option<u64>) -> Result<Metrics, TaskError>;
 
+    /// Detections of the last `evaluate` in COCO results format, when the task has them
+    /// (`mmrun test` writes them to `results/`).
+    fn results_json(&self) -> Option<serde_json::Value> {
+        None
+    }
+
     /// Metric names `evaluate` produces (checked against `save_best`/`monitor` before the run).
     fn metric_names(&self) -> Vec<String>;
 

@@ -179,7 +179,13 @@ pub fn load_checkpoint(dir: &Path) -> Result<CheckpointData, CheckpointError> {
             "not a checkpoint folder (expected model.safetensors, state.json, MANIFEST)".into(),
         ));
     }
-    let manifest = std::fs::read_to_string(dir.join(MANIFEST)).map_err(rerr)?;
+    let manifest_path = dir.join(MANIFEST);
+    if !manifest_path.is_file() {
+        return Err(invalid(
+            "it has no MANIFEST: not an mmrun checkpoint folder, or an incomplete one".into(),
+        ));
+    }
+    let manifest = std::fs::read_to_string(manifest_path).map_err(rerr)?;
     let mut sums = BTreeMap::new();
     for (n, line) in manifest.lines().enumerate() {
         let Some((sum, file)) = line.split_once("  ") else {

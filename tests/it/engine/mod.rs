@@ -2,6 +2,7 @@
 //! hooks, and whole runs of the Runner with a small stand-in model.
 
 mod checkpoint;
+mod cli;
 mod exec;
 mod kill;
 mod optim;

@@ -92,35 +92,39 @@ fn run_rust(config: OptimizerConfig) -> (Vec<Vec<f32>>, Vec<f64>, Vec<(f64, f64)
 const TORCH: &str = r#"
 import json, sys, torch
 torch.set_num_threads(1)
-inp = json.load(open(sys.argv[1]))
-params = [torch.tensor(v, dtype=torch.float32, requires_grad=t) for v, t in zip(inp["values"], inp["trainable"])]
-groups = []
-for p, t, (lm, dm) in zip(params, inp["trainable"], inp["mults"]):
-    if t:
-        groups.append({"params": [p], "lr": inp["lrs"][0] * lm, "weight_decay": inp["wd"] * dm, "lm": lm})
-if inp["type"] == "sgd":
-    opt = torch.optim.SGD(groups, lr=inp["lrs"][0], momentum=inp["momentum"], nesterov=inp["nesterov"], foreach=False)
-else:
-    opt = torch.optim.AdamW(groups, lr=inp["lrs"][0], betas=tuple(inp["betas"]), eps=inp["eps"], foreach=False)
-norms = []
-for step, lr in enumerate(inp["lrs"]):
-    for p, g, t in zip(params, inp["grads"][step], inp["trainable"]):
+out = []
+for inp in json.load(open(sys.argv[1])):
+    params = [torch.tensor(v, dtype=torch.float32, requires_grad=t) for v, t in zip(inp["values"], inp["trainable"])]
+    groups = []
+    for p, t, (lm, dm) in zip(params, inp["trainable"], inp["mults"]):
         if t:
-            p.grad = torch.tensor(g, dtype=torch.float32)
-    norms.append(float(torch.nn.utils.clip_grad_norm_([p for p in params if p.requires_grad], inp["clip"])))
-    for g in opt.param_groups:
-        g["lr"] = lr * g["lm"]
-    opt.step()
-print(json.dumps({"values": [p.detach().tolist() for p in params], "norms": norms}))
+            groups.append({"params": [p], "lr": inp["lrs"][0] * lm, "weight_decay": inp["wd"] * dm, "lm": lm})
+    if inp["type"] == "sgd":
+        opt = torch.optim.SGD(groups, lr=inp["lrs"][0], momentum=inp["momentum"], nesterov=inp["nesterov"], foreach=False)
+    else:
+        opt = torch.optim.AdamW(groups, lr=inp["lrs"][0], betas=tuple(inp["betas"]), eps=inp["eps"], foreach=False)
+    norms = []
+    for step, lr in enumerate(inp["lrs"]):
+        for p, g, t in zip(params, inp["grads"][step], inp["trainable"]):
+            if t:
+                p.grad = torch.tensor(g, dtype=torch.float32)
+        norms.append(float(torch.nn.utils.clip_grad_norm_([p for p in params if p.requires_grad], inp["clip"])))
+        for g in opt.param_groups:
+            g["lr"] = lr * g["lm"]
+        opt.step()
+    out.append({"values": [p.detach().tolist() for p in params], "norms": norms})
+print(json.dumps(out))
 "#;
 
-fn compare(config: OptimizerConfig, extra: serde_json::Value) {
-    let (values, norms, mults) = run_rust(config);
-    let mut mults_all = Vec::new();
+/// One optimizer case: its config, the Python-side settings, a label.
+type Case = (OptimizerConfig, serde_json::Value, &'static str);
+
+fn input(mults: Vec<(f64, f64)>, extra: &serde_json::Value) -> serde_json::Value {
     let mut it = mults.into_iter();
-    for s in SPECS {
-        mults_all.push(if s.3 { it.next().unwrap() } else { (1.0, 1.0) });
-    }
+    let mults_all: Vec<(f64, f64)> = SPECS
+        .iter()
+        .map(|s| if s.3 { it.next().unwrap() } else { (1.0, 1.0) })
+        .collect();
     let mut input = json!({
         "values": make_params().iter().map(|p| p.value.clone()).collect::<Vec<_>>(),
         "trainable": SPECS.iter().map(|s| s.3).collect::<Vec<_>>(),
@@ -133,60 +137,69 @@ fn compare(config: OptimizerConfig, extra: serde_json::Value) {
         .as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    let Some(out) = run_python(TORCH, &input) else {
+    input
+}
+
+#[test]
+fn sgd_and_adamw_with_paramwise_and_clipping_match_torch() {
+    let mut cases: Vec<Case> = Vec::new();
+    for nesterov in [false, true] {
+        cases.push((
+            OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                dampening: 0.0,
+                weight_decay: 1e-2,
+                nesterov,
+                paramwise: paramwise(),
+            },
+            json!({"type": "sgd", "momentum": 0.9, "nesterov": nesterov, "wd": 1e-2}),
+            if nesterov { "sgd nesterov" } else { "sgd" },
+        ));
+    }
+    cases.push((
+        OptimizerConfig::Adamw {
+            lr: 0.1,
+            betas: [0.9, 0.99],
+            eps: 1e-8,
+            weight_decay: 0.05,
+            amsgrad: false,
+            paramwise: paramwise(),
+        },
+        json!({"type": "adamw", "betas": [0.9, 0.99], "eps": 1e-8, "wd": 0.05}),
+        "adamw",
+    ));
+    let results: Vec<_> = cases.iter().map(|c| run_rust(c.0.clone())).collect();
+    let inputs: Vec<_> = cases
+        .iter()
+        .zip(&results)
+        .map(|(c, r)| input(r.2.clone(), &c.1))
+        .collect();
+    let Some(out) = run_python(TORCH, &json!(inputs)) else {
         return;
     };
-    let want: Vec<Vec<f32>> = serde_json::from_value(out["values"].clone()).unwrap();
-    let want_norms: Vec<f64> = serde_json::from_value(out["norms"].clone()).unwrap();
-    for (a, b) in norms.iter().zip(&want_norms) {
-        assert!(
-            (a - b).abs() <= 1e-5 * b.abs().max(1.0),
-            "grad norm {a} vs torch {b}"
-        );
-    }
-    for ((got, want), spec) in values.iter().zip(&want).zip(SPECS) {
-        for (a, b) in got.iter().zip(want) {
+    for ((case, (values, norms, _)), want) in
+        cases.iter().zip(&results).zip(out.as_array().unwrap())
+    {
+        let label = case.2;
+        let want_values: Vec<Vec<f32>> = serde_json::from_value(want["values"].clone()).unwrap();
+        let want_norms: Vec<f64> = serde_json::from_value(want["norms"].clone()).unwrap();
+        for (a, b) in norms.iter().zip(&want_norms) {
             assert!(
-                (a - b).abs() <= 2e-6 * b.abs().max(1.0),
-                "{}: {a} vs torch {b}",
-                spec.0
+                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                "{label}: grad norm {a} vs torch {b}"
             );
         }
+        for ((got, want), spec) in values.iter().zip(&want_values).zip(SPECS) {
+            for (a, b) in got.iter().zip(want) {
+                assert!(
+                    (a - b).abs() <= 2e-6 * b.abs().max(1.0),
+                    "{label} {}: {a} vs torch {b}",
+                    spec.0
+                );
+            }
+        }
     }
-}
-
-#[test]
-fn sgd_momentum_weight_decay_paramwise_matches_torch() {
-    for nesterov in [false, true] {
-        let config = OptimizerConfig::Sgd {
-            lr: 0.1,
-            momentum: 0.9,
-            dampening: 0.0,
-            weight_decay: 1e-2,
-            nesterov,
-            paramwise: paramwise(),
-        };
-        compare(
-            config,
-            json!({"type": "sgd", "momentum": 0.9, "nesterov": nesterov, "wd": 1e-2}),
-        );
-    }
-}
-
-#[test]
-fn adamw_paramwise_matches_torch() {
-    let config = OptimizerConfig::Adamw {
-        lr: 0.1,
-        betas: [0.9, 0.99],
-        eps: 1e-8,
-        weight_decay: 0.05,
-        amsgrad: false,
-        paramwise: paramwise(),
-    };
-    compare(
-        config,
-        json!({"type": "adamw", "betas": [0.9, 0.99], "eps": 1e-8, "wd": 0.05}),
-    );
 }
 
 #[test]

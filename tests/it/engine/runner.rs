@@ -372,13 +372,13 @@ fn save_best_names_an_unknown_metric_before_training() {
     let dir = tempfile::tempdir().unwrap();
     let mut task = Linear::new(32, 4);
     let s = Setup {
-        save_best: Some("bbox_mAP"),
+        save_best: Some("iou"),
         ..Default::default()
     };
     let mut r = runner(&mut task, dir.path(), &s);
     let err = r.run().unwrap_err().to_string();
     assert!(
-        err.contains("`bbox_mAP`") && err.contains("mse, r2"),
+        err.contains("`iou`") && err.contains("bbox_mAP, mse, r2"),
         "{err}"
     );
     assert_eq!(r.iters_done(), 0);
