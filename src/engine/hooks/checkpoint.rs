@@ -113,23 +113,23 @@ impl Hook for CheckpointHook {
         if periodic || last {
             s.save_requests.push(SaveRequest::Periodic(tag.clone()));
         }
-        if let (Some(metric), Some(metrics)) = (&self.config.save_best, &s.metrics) {
-            if let Some(&v) = metrics.get(metric) {
-                let rule = self.rule(metric);
-                let better = match &s.best {
-                    Some((_, old, _)) => rule.better(v, *old),
-                    None => v.is_finite(),
-                };
-                if better {
-                    s.best = Some((metric.clone(), v, p.iter + 1));
-                    s.messages.push(format!(
-                        "new best {metric} = {v:.4} at {tag}; saving checkpoint"
-                    ));
-                    s.save_requests.push(SaveRequest::Best {
-                        metric: metric.clone(),
-                        tag,
-                    });
-                }
+        if let (Some(metric), Some(metrics)) = (&self.config.save_best, &s.metrics)
+            && let Some(&v) = metrics.get(metric)
+        {
+            let rule = self.rule(metric);
+            let better = match &s.best {
+                Some((_, old, _)) => rule.better(v, *old),
+                None => v.is_finite(),
+            };
+            if better {
+                s.best = Some((metric.clone(), v, p.iter + 1));
+                s.messages.push(format!(
+                    "new best {metric} = {v:.4} at {tag}; saving checkpoint"
+                ));
+                s.save_requests.push(SaveRequest::Best {
+                    metric: metric.clone(),
+                    tag,
+                });
             }
         }
         Ok(())

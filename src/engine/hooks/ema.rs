@@ -60,7 +60,7 @@ impl Hook for EmaHook {
             }
             HookPoint::AfterTrainIter => {
                 let it = s.progress.iter;
-                if it % self.config.interval != 0 {
+                if !it.is_multiple_of(self.config.interval) {
                     return Ok(());
                 }
                 let m = self

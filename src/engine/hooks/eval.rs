@@ -49,13 +49,13 @@ impl EvalHook {
         if config.every.count == 0 {
             return Err("eval: `every` must be at least 1".into());
         }
-        if let Some(s) = config.start {
-            if s.unit != config.every.unit {
-                return Err(format!(
-                    "eval: `start` ({s}) and `every` ({}) must use the same unit",
-                    config.every
-                ));
-            }
+        if let Some(s) = config.start
+            && s.unit != config.every.unit
+        {
+            return Err(format!(
+                "eval: `start` ({s}) and `every` ({}) must use the same unit",
+                config.every
+            ));
         }
         Ok(EvalHook { config })
     }
@@ -70,8 +70,8 @@ impl EvalHook {
     fn due(&self, done: u64) -> bool {
         let every = self.config.every.count;
         match self.config.start {
-            Some(s) => done >= s.count && (done - s.count) % every == 0,
-            None => done % every == 0,
+            Some(s) => done >= s.count && (done - s.count).is_multiple_of(every),
+            None => done.is_multiple_of(every),
         }
     }
 }

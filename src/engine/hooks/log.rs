@@ -309,10 +309,10 @@ impl Hook for LogHook {
                 let p = cx.s.progress;
                 let n = self.config.every.count;
                 let due = if p.by_epoch {
-                    (p.inner_iter + 1) % n == 0
+                    (p.inner_iter + 1).is_multiple_of(n)
                         || (!self.config.ignore_last && p.inner_iter + 1 == p.iters_per_epoch)
                 } else {
-                    (p.iter + 1) % n == 0 || (!self.config.ignore_last && p.last_iter())
+                    (p.iter + 1).is_multiple_of(n) || (!self.config.ignore_last && p.last_iter())
                 };
                 if due {
                     self.train_line(cx);
@@ -341,10 +341,9 @@ impl Hook for LogHook {
         if matches!(
             point,
             HookPoint::AfterTrainIter | HookPoint::AfterTrainEpoch
-        ) {
-            if let Some(m) = cx.s.metrics.clone() {
-                self.val_line(cx, m.into_iter().collect());
-            }
+        ) && let Some(m) = cx.s.metrics.clone()
+        {
+            self.val_line(cx, m.into_iter().collect());
         }
         for m in std::mem::take(&mut cx.s.messages) {
             self.write_text(&m);

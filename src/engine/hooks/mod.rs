@@ -74,10 +74,10 @@ impl Progress {
     /// Whether a hook running `every` period should fire after the current iteration
     /// (`Iters`) or the current epoch (`Epochs`), counting from `start` completed units.
     pub fn every_iters(&self, n: u64) -> bool {
-        n > 0 && (self.iter + 1) % n == 0
+        n > 0 && (self.iter + 1).is_multiple_of(n)
     }
     pub fn every_epochs(&self, n: u64) -> bool {
-        n > 0 && (self.epoch + 1) % n == 0
+        n > 0 && (self.epoch + 1).is_multiple_of(n)
     }
     pub fn last_iter(&self) -> bool {
         self.iter + 1 == self.max_iters

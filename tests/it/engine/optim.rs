@@ -57,7 +57,10 @@ const CLIP: f64 = 1.5;
 
 /// Run 5 steps (lr changes at step 2 and 4, gradient clipping by norm) in Rust; return the
 /// final values and the norms clipping saw.
-fn run_rust(config: OptimizerConfig) -> (Vec<Vec<f32>>, Vec<f64>, Vec<(f64, f64)>) {
+/// Final values, the norms clipping saw, and each trainable parameter's multipliers.
+type RustRun = (Vec<Vec<f32>>, Vec<f64>, Vec<(f64, f64)>);
+
+fn run_rust(config: OptimizerConfig) -> RustRun {
     let mut params = make_params();
     let mut opt = Optimizer::new(config, &params).unwrap();
     let mults = SPECS
