@@ -19,3 +19,4 @@ pub use task::{Metrics, Task, TaskError, TrainOutput};
 pub mod detector;
 pub mod exec;
 pub mod setup;
+pub mod store;
