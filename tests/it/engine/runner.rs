@@ -517,3 +517,64 @@ fn load_from_reports_missing_and_unexpected_keys() {
         "{err}"
     );
 }
+
+#[test]
+fn eval_at_points_and_log_without_ignore_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut task = Linear::new(32, 4);
+    let params = Linear::params();
+    let opt = Optimizer::new(sgd(0.05), &params).unwrap();
+    let hs: Vec<Box<dyn Hook>> = vec![
+        Box::new(OptimizerHook::new(OptimizerHookConfig::default()).unwrap()),
+        Box::new(
+            EvalHook::new(EvalConfig {
+                at: Some(vec![Period::epochs(1), Period::epochs(3)]),
+                sanity_batches: 0,
+                ..Default::default()
+            })
+            .unwrap(),
+        ),
+        Box::new(
+            LogHook::new(LogConfig {
+                every: Period::iters(3),
+                stdout: false,
+                ignore_last: false,
+                ..Default::default()
+            })
+            .unwrap(),
+        ),
+    ];
+    let c = RunConfig::new(Period::epochs(3), dir.path());
+    Runner::new(&mut task, params, opt, hs, c)
+        .unwrap()
+        .run()
+        .unwrap();
+    let lines = json_lines(dir.path());
+    let at: Vec<(String, u64, u64)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["mode"].as_str().unwrap().to_string(),
+                l["epoch"].as_u64().unwrap(),
+                l["iter"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64, u64)> = [
+        ("train", 1, 3),
+        ("train", 1, 6),
+        ("train", 1, 8),
+        ("val", 1, 8),
+        ("train", 2, 3),
+        ("train", 2, 6),
+        ("train", 2, 8),
+        ("train", 3, 3),
+        ("train", 3, 6),
+        ("train", 3, 8),
+        ("val", 3, 8),
+    ]
+    .iter()
+    .map(|(m, e, i)| (m.to_string(), *e, *i))
+    .collect();
+    assert_eq!(at, want);
+}
