@@ -1,13 +1,193 @@
-//! `mmrun exec`: arguments and output only; the work happens in the library.
+//! `mmrun exec`: arguments and output only; the work happens in `crate::engine::exec`.
+
+use crate::data::synth::{SynthOptions, generate_if_missing};
+use crate::engine::exec::{ExecError, ExecOptions, execute, prepare};
+use crate::engine::runner::RunError;
+use crate::recipe::{self, CheckOptions, RenderOptions};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Exit status of a run stopped by Ctrl-C/SIGTERM (a checkpoint was written).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Arguments of `mmrun exec`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Input files.
-    pub inputs: Vec<std::path::PathBuf>,
+    /// The recipe to train.
+    pub recipe: PathBuf,
+    /// Override a value: `--set optimizer.lr=0.02` (recipe value syntax; unknown paths fail).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+    /// Work dir (default: the recipe's `runtime.work_dir`).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// `auto` (the latest checkpoint in the work dir) or a checkpoint folder.
+    #[arg(long)]
+    pub resume: Option<String>,
+    /// `cpu` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Stop after this many iterations in total (the schedule still spans the whole run).
+    #[arg(long)]
+    pub max_iters: Option<u64>,
+    /// Check, build everything and print the plan, but do not train.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
-pub fn run(_args: Args) -> u8 {
-    eprintln!("error: `mmrun exec` is not available in this build yet");
-    super::EXIT_CANNOT_RUN
+/// Checks `--device`; `Err` is the message.
+pub(super) fn check_device(device: &str) -> Result<(), String> {
+    match device {
+        "cpu" => Ok(()),
+        d if d
+            .strip_prefix("cuda:")
+            .is_some_and(|n| n.parse::<u32>().is_ok()) =>
+        {
+            Err(format!(
+                "device `{d}`: the runner trains on the cpu backend in this build"
+            ))
+        }
+        d => Err(format!("unknown device `{d}`: expected `cpu` or `cuda:N`")),
+    }
+}
+
+/// The quickstart trains on the generated shapes dataset: create it on first use.
+pub(super) fn ensure_shapes_data(recipe: &Path, set: &[String]) {
+    let quick = CheckOptions {
+        no_fs: true,
+        ..Default::default()
+    };
+    let Ok(r) = recipe::load(recipe, set, &quick) else {
+        return; // the full check below reports the problems
+    };
+    let Some(train) = r.get("data.train") else {
+        return;
+    };
+    if train.get("type").and_then(|t| t.as_str()) != Some("shapes_dataset") {
+        return;
+    }
+    let Some(ann) = train
+        .get("ann_file")
+        .and_then(|a| a.as_str())
+        .map(Path::new)
+    else {
+        return;
+    };
+    if ann.is_file() {
+        return;
+    }
+    // `<root>/annotations/train.json` → `<root>`.
+    let Some(root) = ann.parent().and_then(|p| p.parent()) else {
+        return;
+    };
+    eprintln!(
+        "generating the shapes dataset in {} (first run)",
+        root.display()
+    );
+    if let Err(e) = generate_if_missing(root, &SynthOptions::default()) {
+        eprintln!("warning: could not generate the shapes dataset: {e}");
+    }
+}
+
+pub(super) fn load_recipe(path: &Path, set: &[String]) -> Result<recipe::CheckedRecipe, u8> {
+    if !path.is_file() {
+        eprintln!("error: cannot read `{}`: no such file", path.display());
+        return Err(super::EXIT_CANNOT_RUN);
+    }
+    match recipe::load(path, set, &CheckOptions::default()) {
+        Ok(r) => {
+            if !r.warnings.is_empty() {
+                eprint!("{}", r.render(&r.warnings.0));
+            }
+            Ok(r)
+        }
+        Err(failed) => {
+            let render = RenderOptions {
+                fancy: std::io::stderr().is_terminal(),
+                ..RenderOptions::default()
+            };
+            eprint!(
+                "{}",
+                recipe::render::render_all(&failed.diagnostics.0, &failed.files, render)
+            );
+            eprintln!("error: the recipe has errors; nothing was run");
+            Err(super::EXIT_PROBLEMS)
+        }
+    }
+}
+
+fn exit_code(e: &ExecError) -> u8 {
+    match e {
+        ExecError::Recipe(_) => super::EXIT_PROBLEMS,
+        ExecError::Io(_) => super::EXIT_CANNOT_RUN,
+        ExecError::Run(RunError::Interrupted { .. }) => EXIT_INTERRUPTED,
+        ExecError::Run(RunError::Checkpoint(_)) => super::EXIT_CANNOT_RUN,
+        ExecError::Run(_) => super::EXIT_PROBLEMS,
+    }
+}
+
+pub fn run(args: Args) -> u8 {
+    if let Err(e) = check_device(&args.device) {
+        eprintln!("error: {e}");
+        return super::EXIT_CANNOT_RUN;
+    }
+    ensure_shapes_data(&args.recipe, &args.set);
+    let recipe = match load_recipe(&args.recipe, &args.set) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let (mut task, params) = match crate::engine::detector::build_task(&recipe.config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_CANNOT_RUN;
+        }
+    };
+    let opts = ExecOptions {
+        work_dir: args.work_dir,
+        resume: args.resume,
+        stop_at_iter: args.max_iters,
+    };
+    if args.dry_run {
+        return match prepare(&recipe.config, task.as_mut(), params, &opts) {
+            Ok(p) => {
+                for n in &p.notes {
+                    println!("{n}");
+                }
+                println!("work dir: {}", p.work_dir.display());
+                println!("hooks, in order: {}", p.runner.hook_names().join(", "));
+                println!(
+                    "iterations: {} ({} done); trainable parameters: {}",
+                    p.runner.max_iters(),
+                    p.runner.iters_done(),
+                    p.runner.params().trainable_numel()
+                );
+                println!("dry run: nothing was trained");
+                super::EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit_code(&e)
+            }
+        };
+    }
+    match execute(&recipe.config, task.as_mut(), params, &opts) {
+        Ok(s) => {
+            if let Some(m) = &s.last_metrics {
+                let line: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {v:.4}")).collect();
+                println!("final metrics: {}", line.join(", "));
+            }
+            if let Some((metric, v, it)) = &s.best {
+                println!("best {metric}: {v:.4} (iteration {it})");
+            }
+            if let Some(c) = &s.last_checkpoint {
+                println!("last checkpoint: {}", c.display());
+            }
+            super::EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit_code(&e)
+        }
+    }
 }

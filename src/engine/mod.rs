@@ -1,2 +1,22 @@
-//! The Runner: workflow, hook points, optimizers, schedules, checkpoint/resume, logging.
+//! The Runner: workflow, hook points, optimizers, checkpoint/resume, logging.
+//!
+//! Owns everything that happens around a model's train step: what runs when (the workflow and
+//! hooks), how parameters change (optimizers), and what survives a crash (checkpoints). Does
+//! not own schedules' formulas (`engine::schedule`, the `sched` module), parsing recipes, or
+//! the model's maths.
+
+pub mod checkpoint;
+pub mod hooks;
+pub mod interrupt;
+pub mod optim;
+pub mod params;
+pub mod runner;
 pub mod schedule;
+pub mod task;
+
+pub use runner::{CheckpointSettings, RunConfig, RunError, RunSummary, Runner};
+pub use task::{Metrics, Task, TaskError, TrainOutput};
+pub mod detector;
+pub mod exec;
+pub mod setup;
+pub mod store;

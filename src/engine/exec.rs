@@ -1,0 +1,143 @@
+//! What `mmrun exec` does once it has a checked recipe and a task: prepare the work dir
+//! (merged config, logs, checkpoints, results), build optimizer, hooks and runner from the
+//! recipe, apply `load_from` or resume, and run.
+
+use crate::engine::checkpoint::{load_checkpoint, read_safetensors, resolve_resume};
+use crate::engine::optim::Optimizer;
+use crate::engine::params::ParamSet;
+use crate::engine::runner::{RunError, RunSummary, Runner};
+use crate::engine::setup::{Training, build_training};
+use crate::engine::task::Task;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+/// Command-line choices that override the recipe.
+#[derive(Clone, Debug, Default)]
+pub struct ExecOptions {
+    pub work_dir: Option<PathBuf>,
+    /// `auto` or a checkpoint path; overrides `runtime.resume`.
+    pub resume: Option<String>,
+    /// Stop after this many iterations in total (the schedule still spans the whole run).
+    pub stop_at_iter: Option<u64>,
+}
+
+/// Why exec could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// Problems in the recipe's training sections, with config paths.
+    #[error("{}", .0.join("\n"))]
+    Recipe(Vec<String>),
+    #[error("{0}")]
+    Io(String),
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// sha256 of the merged config (recorded in checkpoints).
+pub fn config_hash(config: &serde_json::Value) -> String {
+    let d = Sha256::digest(config.to_string().as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The merged config with command-line overrides applied.
+pub fn effective_config(config: &serde_json::Value, opts: &ExecOptions) -> serde_json::Value {
+    let mut c = config.clone();
+    if let Some(w) = &opts.work_dir {
+        if let Some(rt) = c.get_mut("runtime").and_then(|r| r.as_object_mut()) {
+            rt.insert("work_dir".into(), w.display().to_string().into());
+        } else if let Some(obj) = c.as_object_mut() {
+            obj.insert(
+                "runtime".into(),
+                serde_json::json!({ "work_dir": w.display().to_string() }),
+            );
+        }
+    }
+    c
+}
+
+/// A runner ready to go, and what it was built from.
+pub struct Prepared<'t> {
+    pub runner: Runner<'t>,
+    pub work_dir: PathBuf,
+    pub eval_metric: Option<String>,
+    /// Lines worth printing before the run (resume source, load_from report).
+    pub notes: Vec<String>,
+}
+
+/// Build the runner for `task` from the config tree, prepare the work dir, load or resume.
+pub fn prepare<'t>(
+    config: &serde_json::Value,
+    task: &'t mut dyn Task,
+    params: ParamSet,
+    opts: &ExecOptions,
+) -> Result<Prepared<'t>, ExecError> {
+    let config = effective_config(config, opts);
+    let Training {
+        optimizer,
+        hooks,
+        mut run,
+        runtime,
+        eval_metric,
+        ..
+    } = build_training(&config, task.iters_per_epoch()).map_err(ExecError::Recipe)?;
+    run.recipe_hash = config_hash(&config);
+    run.stop_at_iter = opts.stop_at_iter;
+    let work_dir = run.work_dir.clone();
+    let io = |e: std::io::Error| ExecError::Io(format!("work dir {}: {e}", work_dir.display()));
+    std::fs::create_dir_all(work_dir.join("results")).map_err(io)?;
+    let pretty = serde_json::to_vec_pretty(&config).expect("JSON values serialise");
+    crate::util::atomic_file::write_atomic(&work_dir.join("config.json"), &pretty).map_err(io)?;
+
+    let optimizer = Optimizer::new(optimizer, &params)
+        .map_err(|e| ExecError::Recipe(vec![format!("optimizer: {e}")]))?;
+    let ckpt_dir = run.checkpoint.dir.clone();
+    let mut runner = Runner::new(task, params, optimizer, hooks, run)?;
+    let mut notes = Vec::new();
+
+    let resume = opts.resume.clone().or(runtime.resume.clone());
+    let resumed = match resume {
+        Some(spec) => match resolve_resume(&spec, &ckpt_dir).map_err(RunError::from)? {
+            Some((path, data)) => {
+                runner.resume(&path, data)?;
+                true
+            }
+            None => {
+                notes.push(format!(
+                    "no checkpoint in {} yet: starting from the beginning",
+                    ckpt_dir.display()
+                ));
+                false
+            }
+        },
+        None => false,
+    };
+    if let (false, Some(from)) = (resumed, &runtime.load_from) {
+        let weights = if from.is_dir() {
+            load_checkpoint(from).map_err(RunError::from)?.weights
+        } else {
+            read_safetensors(from).map_err(|e| ExecError::Io(format!("load_from: {e}")))?
+        };
+        let report = runner.load_weights(&weights);
+        notes.push(format!("load_from {}: {report}", from.display()));
+    }
+    Ok(Prepared {
+        runner,
+        work_dir,
+        eval_metric,
+        notes,
+    })
+}
+
+/// Prepare and run.
+pub fn execute(
+    config: &serde_json::Value,
+    task: &mut dyn Task,
+    params: ParamSet,
+    opts: &ExecOptions,
+) -> Result<RunSummary, ExecError> {
+    let mut p = prepare(config, task, params, opts)?;
+    for n in &p.notes {
+        eprintln!("{n}");
+    }
+    Ok(p.runner.run()?)
+}

@@ -1,0 +1,86 @@
+//! Exponential moving average of the weights with mmcv's `EMAHook` rule:
+//! `ema = (1 - m)·ema + m·param` every `interval` iterations, where
+//! `m = min(momentum, (1 + iter) / (warm_up + iter))`. Buffers are copied. The shadow
+//! weights live in the runner state (saved as `ema.safetensors`) and evaluation uses them.
+
+use super::{Ctx, Hook, HookError, HookPoint};
+use serde::Deserialize;
+
+fn default_momentum() -> f64 {
+    0.0002
+}
+fn one() -> u64 {
+    1
+}
+fn hundred() -> u64 {
+    100
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmaConfig {
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    #[serde(default = "one")]
+    pub interval: u64,
+    #[serde(default = "hundred")]
+    pub warm_up: u64,
+}
+
+pub struct EmaHook {
+    config: EmaConfig,
+}
+
+impl EmaHook {
+    pub fn new(config: EmaConfig) -> Result<Self, String> {
+        if !(config.momentum > 0.0 && config.momentum < 1.0) {
+            return Err("ema: momentum must lie in (0, 1)".into());
+        }
+        if config.interval == 0 {
+            return Err("ema: interval must be at least 1".into());
+        }
+        Ok(EmaHook { config })
+    }
+}
+
+impl Hook for EmaHook {
+    fn name(&self) -> &str {
+        "ema"
+    }
+
+    fn after(&self) -> Vec<String> {
+        vec!["optimizer".into()]
+    }
+
+    fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
+        let s = &mut *cx.s;
+        match point {
+            HookPoint::BeforeRun if s.ema.is_none() => {
+                s.ema = Some(s.params.clone());
+            }
+            HookPoint::AfterTrainIter => {
+                let it = s.progress.iter;
+                if !it.is_multiple_of(self.config.interval) {
+                    return Ok(());
+                }
+                let m = self
+                    .config
+                    .momentum
+                    .min((1 + it) as f64 / (self.config.warm_up + it) as f64)
+                    as f32;
+                let ema = s.ema.get_or_insert_with(|| s.params.clone());
+                for (e, q) in ema.iter_mut().zip(s.params.iter()) {
+                    if q.trainable {
+                        for (x, &v) in e.value.iter_mut().zip(&q.value) {
+                            *x = *x * (1.0 - m) + m * v;
+                        }
+                    } else {
+                        e.value.copy_from_slice(&q.value);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! Evaluation: a short sanity pass before training (so a broken metric fails in seconds),
+//! then the task's evaluation every `every` from `start`, on the EMA weights when an EMA
+//! hook keeps them. Results go into the context for the checkpoint, early-stopping and log
+//! hooks that run after it.
+
+use super::{Ctx, Hook, HookError, HookPoint};
+use crate::util::units::{Period, PeriodUnit};
+use serde::Deserialize;
+
+fn one_epoch() -> Period {
+    Period::epochs(1)
+}
+fn two() -> u64 {
+    2
+}
+
+/// The `eval` hook's settings.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    #[serde(default = "one_epoch")]
+    pub every: Period,
+    /// First evaluation after this much training (same unit as `every`).
+    #[serde(default)]
+    pub start: Option<Period>,
+    /// Evaluate exactly at these points instead of `every`.
+    #[serde(default)]
+    pub at: Option<Vec<Period>>,
+    /// The evaluator (`coco_bbox` …); the task provides it, the hook only records the name.
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// Batches of the sanity pass before training; 0 turns it off.
+    #[serde(default = "two")]
+    pub sanity_batches: u64,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("defaults deserialize")
+    }
+}
+
+pub struct EvalHook {
+    config: EvalConfig,
+}
+
+impl EvalHook {
+    pub fn new(config: EvalConfig) -> Result<Self, String> {
+        if config.every.count == 0 {
+            return Err("eval: `every` must be at least 1".into());
+        }
+        if let Some(s) = config.start
+            && s.unit != config.every.unit
+        {
+            return Err(format!(
+                "eval: `start` ({s}) and `every` ({}) must use the same unit",
+                config.every
+            ));
+        }
+        Ok(EvalHook { config })
+    }
+
+    fn due_at(&self, done: u64, unit: PeriodUnit) -> bool {
+        match &self.config.at {
+            Some(at) => at.iter().any(|p| p.unit == unit && p.count == done),
+            None => self.config.every.unit == unit && self.due(done),
+        }
+    }
+
+    fn due(&self, done: u64) -> bool {
+        let every = self.config.every.count;
+        match self.config.start {
+            Some(s) => done >= s.count && (done - s.count).is_multiple_of(every),
+            None => done.is_multiple_of(every),
+        }
+    }
+}
+
+impl Hook for EvalHook {
+    fn name(&self) -> &str {
+        "eval"
+    }
+
+    fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
+        let p = cx.s.progress;
+        let limit = match point {
+            HookPoint::BeforeRun => {
+                if self.config.sanity_batches == 0 || p.iter > 0 {
+                    return Ok(());
+                }
+                Some(self.config.sanity_batches)
+            }
+            HookPoint::AfterTrainIter if self.due_at(p.iter + 1, PeriodUnit::Iters) => None,
+            HookPoint::AfterTrainEpoch if self.due_at(p.epoch + 1, PeriodUnit::Epochs) => None,
+            _ => return Ok(()),
+        };
+        let s = &mut *cx.s;
+        let params = s.ema.as_ref().unwrap_or(&s.params);
+        let metrics = cx.task.evaluate(params, limit).map_err(|e| {
+            let what = if limit.is_some() {
+                "the sanity evaluation before training failed"
+            } else {
+                "evaluation failed"
+            };
+            HookError::new("eval", format!("{what}: {e}"))
+        })?;
+        if let Some(n) = limit {
+            s.messages
+                .push(format!("sanity evaluation over {n} batches passed"));
+        } else {
+            s.metrics = Some(metrics);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,371 @@
+//! Logging: averages over each `every` interval written as text (`log.txt`, stdout), JSON
+//! lines with mmdetection's log.json fields (`log.jsonl`), TensorBoard scalars, and a
+//! progress bar with ETA when stderr is a terminal. Interval sums are hook state, so the
+//! lines after a resume are the lines an uninterrupted run writes.
+
+use super::tensorboard::EventWriter;
+use super::{Ctx, Hook, HookError, HookPoint, Mode};
+use crate::util::units::{Period, PeriodUnit};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{IsTerminal, Write};
+use std::time::Instant;
+
+/// Where log lines go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogSink {
+    Text,
+    Json,
+    Tensorboard,
+}
+
+fn fifty() -> Period {
+    Period::iters(50)
+}
+fn sinks() -> Vec<LogSink> {
+    vec![LogSink::Text, LogSink::Json]
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default = "fifty")]
+    pub every: Period,
+    #[serde(default = "sinks")]
+    pub to: Vec<LogSink>,
+    /// Print lines on stdout too.
+    #[serde(default = "yes")]
+    pub stdout: bool,
+    /// Progress bar with ETA on stderr when it is a terminal.
+    #[serde(default = "yes")]
+    pub progress_bar: bool,
+    /// Skip the partial interval at the end of an epoch (mmcv's default).
+    #[serde(default = "yes")]
+    pub ignore_last: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        serde_json::from_value(json!({})).expect("defaults deserialize")
+    }
+}
+
+/// Running sums over the current interval, in first-seen key order.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+struct Interval {
+    keys: Vec<String>,
+    sums: BTreeMap<String, f64>,
+    counts: BTreeMap<String, u64>,
+}
+
+impl Interval {
+    fn add(&mut self, k: &str, v: f64) {
+        if !self.sums.contains_key(k) {
+            self.keys.push(k.to_string());
+        }
+        *self.sums.entry(k.to_string()).or_default() += v;
+        *self.counts.entry(k.to_string()).or_default() += 1;
+    }
+    fn mean(&self, k: &str) -> Option<f64> {
+        Some(self.sums.get(k)? / *self.counts.get(k)? as f64)
+    }
+}
+
+pub struct LogHook {
+    config: LogConfig,
+    train: Interval,
+    val: Interval,
+    text: Option<File>,
+    json: Option<File>,
+    tb: Option<EventWriter>,
+    bar: bool,
+    started: Option<(Instant, u64)>,
+}
+
+/// Peak resident memory of this process in MiB (mmdetection logs peak GPU memory; on the
+/// CPU the process peak is the honest equivalent).
+fn memory_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}
+
+fn fmt_secs(s: f64) -> String {
+    let s = s.max(0.0) as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+fn fmt_value(k: &str, v: f64) -> String {
+    if k == "lr" {
+        format!("{v:.3e}")
+    } else if k == "memory" {
+        format!("{v:.0}")
+    } else if k.contains("time") {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+impl LogHook {
+    pub fn new(config: LogConfig) -> Result<Self, String> {
+        if config.every.unit != PeriodUnit::Iters || config.every.count == 0 {
+            return Err(format!(
+                "log: `every` must be a positive number of iters, got {}",
+                config.every
+            ));
+        }
+        Ok(LogHook {
+            config,
+            train: Interval::default(),
+            val: Interval::default(),
+            text: None,
+            json: None,
+            tb: None,
+            bar: false,
+            started: None,
+        })
+    }
+
+    fn write_text(&mut self, line: &str) {
+        if self.config.stdout {
+            if self.bar {
+                eprint!("\r\x1b[2K");
+            }
+            println!("{line}");
+        }
+        if let Some(f) = &mut self.text {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+
+    fn emit(&mut self, fields: Map<String, Value>, text: String, step: u64, prefix: &str) {
+        self.write_text(&text);
+        if let Some(f) = &mut self.json {
+            let _ = writeln!(f, "{}", Value::Object(fields.clone()));
+        }
+        if let Some(tb) = &mut self.tb {
+            let scalars: Vec<(String, f32)> = fields
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "mode" | "epoch" | "iter"))
+                .filter_map(|(k, v)| v.as_f64().map(|x| (format!("{prefix}/{k}"), x as f32)))
+                .collect();
+            let _ = tb.scalars(step, &scalars);
+        }
+    }
+
+    fn open(&mut self, cx: &Ctx) -> Result<(), HookError> {
+        let dir = &cx.s.work_dir;
+        let err = |e: std::io::Error| HookError::new("log", format!("{}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let append = |name: &str| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(name))
+        };
+        if self.config.to.contains(&LogSink::Text) {
+            self.text = Some(append("log.txt").map_err(err)?);
+        }
+        if self.config.to.contains(&LogSink::Json) {
+            self.json = Some(append("log.jsonl").map_err(err)?);
+        }
+        if self.config.to.contains(&LogSink::Tensorboard) {
+            self.tb = Some(EventWriter::create(&dir.join("tf_logs")).map_err(err)?);
+        }
+        self.bar = self.config.progress_bar && std::io::stderr().is_terminal();
+        Ok(())
+    }
+
+    fn train_line(&mut self, cx: &Ctx) {
+        let p = cx.s.progress;
+        let mut f = Map::new();
+        f.insert("mode".into(), json!("train"));
+        let (iter, total) = if p.by_epoch {
+            (p.inner_iter + 1, p.iters_per_epoch)
+        } else {
+            (p.iter + 1, p.max_iters)
+        };
+        f.insert("epoch".into(), json!(p.epoch + 1));
+        f.insert("iter".into(), json!(iter));
+        f.insert("lr".into(), json!(cx.s.optimizer.lr()));
+        let keys = self.train.keys.clone();
+        for k in ["time", "data_time"] {
+            if let Some(v) = self.train.mean(k) {
+                f.insert(k.into(), json!(v));
+            }
+        }
+        f.insert("memory".into(), json!(memory_mb()));
+        for k in keys.iter().filter(|k| !k.contains("time")) {
+            f.insert(k.clone(), json!(self.train.mean(k).unwrap_or(f64::NAN)));
+        }
+        let eta = match self.started {
+            Some((t0, i0)) if p.iter + 1 > i0 => {
+                let per = t0.elapsed().as_secs_f64() / (p.iter + 1 - i0) as f64;
+                fmt_secs(per * (p.max_iters - p.iter - 1) as f64)
+            }
+            _ => "-".into(),
+        };
+        let head = if p.by_epoch {
+            format!("Epoch [{}][{iter}/{total}]", p.epoch + 1)
+        } else {
+            format!("Iter [{iter}/{total}]")
+        };
+        let body: Vec<String> = f
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "mode" | "epoch" | "iter"))
+            .map(|(k, v)| format!("{k}: {}", fmt_value(k, v.as_f64().unwrap_or(f64::NAN))))
+            .collect();
+        let text = format!("{head}\teta: {eta}, {}", body.join(", "));
+        self.train = Interval::default();
+        self.emit(f, text, p.iter + 1, "train");
+    }
+
+    fn val_line(&mut self, cx: &Ctx, values: Vec<(String, f64)>) {
+        let p = cx.s.progress;
+        let mut f = Map::new();
+        f.insert("mode".into(), json!("val"));
+        f.insert("epoch".into(), json!(p.epoch + 1));
+        f.insert(
+            "iter".into(),
+            json!(if p.by_epoch {
+                p.inner_iter + 1
+            } else {
+                p.iter + 1
+            }),
+        );
+        f.insert("lr".into(), json!(cx.s.optimizer.lr()));
+        for (k, v) in &values {
+            f.insert(k.clone(), json!(v));
+        }
+        let head = if p.by_epoch {
+            format!("Epoch(val) [{}][{}]", p.epoch + 1, p.inner_iter + 1)
+        } else {
+            format!("Iter(val) [{}]", p.iter + 1)
+        };
+        let body: Vec<String> = values
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", fmt_value(k, *v)))
+            .collect();
+        self.emit(f, format!("{head}\t{}", body.join(", ")), p.iter + 1, "val");
+    }
+
+    fn bar(&self, cx: &Ctx) {
+        let p = cx.s.progress;
+        let done = p.iter + 1;
+        let width = 30;
+        let filled = (done * width / p.max_iters.max(1)) as usize;
+        let eta = match self.started {
+            Some((t0, i0)) if done > i0 => {
+                let per = t0.elapsed().as_secs_f64() / (done - i0) as f64;
+                fmt_secs(per * (p.max_iters - done) as f64)
+            }
+            _ => "-".into(),
+        };
+        eprint!(
+            "\r[{}{}] {done}/{} ETA {eta}",
+            "#".repeat(filled),
+            " ".repeat(width as usize - filled.min(width as usize)),
+            p.max_iters
+        );
+        let _ = std::io::stderr().flush();
+    }
+}
+
+impl Hook for LogHook {
+    fn name(&self) -> &str {
+        "log"
+    }
+
+    fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
+        match point {
+            HookPoint::BeforeRun => {
+                self.open(cx)?;
+                self.started = Some((Instant::now(), cx.s.progress.iter));
+            }
+            HookPoint::AfterTrainIter => {
+                let r = cx.s.record.clone();
+                self.train.add("time", r.time);
+                self.train.add("data_time", r.data_time);
+                for (k, v) in &r.losses {
+                    self.train.add(k, *v);
+                }
+                if let Some(g) = r.grad_norm {
+                    self.train.add("grad_norm", g);
+                }
+                let p = cx.s.progress;
+                let n = self.config.every.count;
+                let due = if p.by_epoch {
+                    (p.inner_iter + 1).is_multiple_of(n)
+                        || (!self.config.ignore_last && p.inner_iter + 1 == p.iters_per_epoch)
+                } else {
+                    (p.iter + 1).is_multiple_of(n) || (!self.config.ignore_last && p.last_iter())
+                };
+                if due {
+                    self.train_line(cx);
+                }
+                if self.bar {
+                    self.bar(cx);
+                }
+            }
+            HookPoint::AfterValIter if cx.s.mode == Mode::Val => {
+                for (k, v) in cx.s.record.losses.clone() {
+                    self.val.add(&k, v);
+                }
+            }
+            HookPoint::AfterValEpoch => {
+                let v = std::mem::take(&mut self.val);
+                let values = v
+                    .keys
+                    .iter()
+                    .map(|k| (k.clone(), v.mean(k).unwrap_or(f64::NAN)))
+                    .collect();
+                self.val_line(cx, values);
+            }
+            HookPoint::AfterRun if self.bar => eprintln!(),
+            _ => {}
+        }
+        if matches!(
+            point,
+            HookPoint::AfterTrainIter | HookPoint::AfterTrainEpoch
+        ) && let Some(m) = cx.s.metrics.clone()
+        {
+            self.val_line(cx, m.into_iter().collect());
+        }
+        for m in std::mem::take(&mut cx.s.messages) {
+            self.write_text(&m);
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Value {
+        json!({ "train": self.train, "val": self.val })
+    }
+
+    fn load_state(
+        &mut self,
+        state: &Value,
+        _: &crate::engine::checkpoint::Tensors,
+    ) -> Result<(), String> {
+        if let Some(t) = state.get("train") {
+            self.train = serde_json::from_value(t.clone()).map_err(|e| e.to_string())?;
+        }
+        if let Some(v) = state.get("val") {
+            self.val = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! The optimizer step: gradient accumulation (mmcv's `GradientCumulativeOptimizerHook`
+//! semantics, including the shorter last window), clipping by norm or value, then the update.
+
+use super::{Ctx, Hook, HookError, HookPoint};
+use crate::engine::checkpoint::{Tensor, Tensors};
+use crate::engine::optim::{clip_grad_norm, clip_grad_value};
+use serde::Deserialize;
+
+/// `grad_clip`: exactly one of `max_norm` (total L2 norm) or `clip_value`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClipConfig {
+    #[serde(default)]
+    pub max_norm: Option<f64>,
+    #[serde(default = "two")]
+    pub norm_type: f64,
+    #[serde(default)]
+    pub clip_value: Option<f64>,
+}
+
+fn two() -> f64 {
+    2.0
+}
+fn one() -> u64 {
+    1
+}
+
+/// Settings of the optimizer hook.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerHookConfig {
+    #[serde(default)]
+    pub grad_clip: Option<ClipConfig>,
+    /// Gradient accumulation: step once every this many iterations.
+    #[serde(default = "one", alias = "accumulation")]
+    pub cumulative_iters: u64,
+}
+
+impl Default for OptimizerHookConfig {
+    fn default() -> Self {
+        OptimizerHookConfig {
+            grad_clip: None,
+            cumulative_iters: 1,
+        }
+    }
+}
+
+/// Steps the optimizer after each (or each `cumulative_iters`-th) training iteration.
+pub struct OptimizerHook {
+    config: OptimizerHookConfig,
+    /// Gradients accumulated so far in the current window, by parameter index.
+    acc: Vec<Vec<f32>>,
+    /// Iterations accumulated in the current window.
+    pending: u64,
+}
+
+impl OptimizerHook {
+    pub fn new(config: OptimizerHookConfig) -> Result<Self, String> {
+        if config.cumulative_iters == 0 {
+            return Err("optimizer: cumulative_iters must be at least 1".into());
+        }
+        if let Some(c) = &config.grad_clip {
+            match (c.max_norm, c.clip_value) {
+                (Some(n), None) if n > 0.0 => {
+                    if c.norm_type != 2.0 {
+                        return Err("grad_clip: only norm_type = 2 is supported".into());
+                    }
+                }
+                (None, Some(v)) if v > 0.0 => {}
+                _ => {
+                    return Err(
+                        "grad_clip: give exactly one of max_norm or clip_value, and it must be > 0"
+                            .into(),
+                    );
+                }
+            }
+        }
+        Ok(OptimizerHook {
+            config,
+            acc: Vec::new(),
+            pending: 0,
+        })
+    }
+}
+
+impl Hook for OptimizerHook {
+    fn name(&self) -> &str {
+        "optimizer"
+    }
+
+    fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
+        if point != HookPoint::AfterTrainIter {
+            return Ok(());
+        }
+        let s = &mut *cx.s;
+        let n = self.config.cumulative_iters;
+        let p = s.progress;
+        if n > 1 {
+            // The loss of each iteration is divided by the window length; the last window of
+            // the run may be shorter (mmcv divides by the remainder there).
+            let divisible = p.max_iters / n * n;
+            let factor = if p.iter < divisible {
+                n
+            } else {
+                p.max_iters - divisible
+            } as f32;
+            if self.acc.is_empty() {
+                self.acc = s.params.iter().map(|q| vec![0.0; q.grad.len()]).collect();
+            }
+            for (a, q) in self.acc.iter_mut().zip(s.params.iter()) {
+                for (x, &g) in a.iter_mut().zip(&q.grad) {
+                    *x += g / factor;
+                }
+            }
+            self.pending += 1;
+            if !(p.every_iters(n) || p.last_iter()) {
+                return Ok(());
+            }
+            for (a, q) in self.acc.iter_mut().zip(s.params.iter_mut()) {
+                q.grad.copy_from_slice(a);
+                a.iter_mut().for_each(|x| *x = 0.0);
+            }
+            self.pending = 0;
+        }
+        if let Some(c) = &self.config.grad_clip {
+            if let Some(max_norm) = c.max_norm {
+                s.record.grad_norm = Some(clip_grad_norm(&mut s.params, max_norm));
+            } else if let Some(v) = c.clip_value {
+                clip_grad_value(&mut s.params, v);
+            }
+        }
+        s.optimizer.step(&mut s.params);
+        Ok(())
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "pending": self.pending })
+    }
+
+    fn state_tensors(&self) -> Tensors {
+        if self.pending == 0 {
+            return Tensors::new();
+        }
+        self.acc
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                (
+                    format!("acc.{i}"),
+                    Tensor {
+                        shape: vec![a.len()],
+                        data: a.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value, tensors: &Tensors) -> Result<(), String> {
+        self.pending = state.get("pending").and_then(|v| v.as_u64()).unwrap_or(0);
+        self.acc.clear();
+        if self.pending > 0 {
+            let mut i = 0;
+            while let Some(t) = tensors.get(&format!("acc.{i}")) {
+                self.acc.push(t.data.clone());
+                i += 1;
+            }
+            if self.acc.is_empty() {
+                return Err("accumulated gradients are missing from the checkpoint".into());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,19 @@
+//! Reseeds the sampler at the start of every epoch (also when resuming into the middle of
+//! one), so each epoch's order depends only on the seed and the epoch number.
+
+use super::{Ctx, Hook, HookError, HookPoint};
+
+pub struct SamplerSeedHook;
+
+impl Hook for SamplerSeedHook {
+    fn name(&self) -> &str {
+        "sampler_seed"
+    }
+    fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
+        if point == HookPoint::BeforeTrainEpoch {
+            let (epoch, seed) = (cx.s.progress.epoch, cx.s.seed);
+            cx.task.set_epoch(epoch, seed);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,377 @@
+//! Optimizers over a [`ParamSet`]: SGD and AdamW with torch.optim's update rules, paramwise
+//! multipliers with mmcv's rules, gradient clipping, and gradient accumulation.
+//!
+//! Frozen parameters and buffers get no update and no state. State is keyed by parameter name
+//! so checkpoints survive a reordering of the model's parameters.
+
+mod adamw;
+pub mod clip;
+mod paramwise;
+mod sgd;
+
+pub use clip::{clip_grad_norm, clip_grad_value, grad_norm};
+pub use paramwise::{CustomKey, Paramwise};
+
+use crate::engine::params::ParamSet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The `optimizer` section of a recipe.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OptimizerConfig {
+    Sgd {
+        lr: f64,
+        #[serde(default)]
+        momentum: f64,
+        #[serde(default)]
+        dampening: f64,
+        #[serde(default)]
+        weight_decay: f64,
+        #[serde(default)]
+        nesterov: bool,
+        #[serde(default, rename = "paramwise_cfg")]
+        paramwise: Paramwise,
+    },
+    Adamw {
+        lr: f64,
+        #[serde(default = "default_betas")]
+        betas: [f64; 2],
+        #[serde(default = "default_eps")]
+        eps: f64,
+        #[serde(default = "default_adamw_wd")]
+        weight_decay: f64,
+        /// Accepted for mmcv compatibility; only `false` is supported.
+        #[serde(default)]
+        amsgrad: bool,
+        #[serde(default, rename = "paramwise_cfg")]
+        paramwise: Paramwise,
+    },
+}
+
+fn default_betas() -> [f64; 2] {
+    [0.9, 0.999]
+}
+fn default_eps() -> f64 {
+    1e-8
+}
+fn default_adamw_wd() -> f64 {
+    1e-2
+}
+
+impl OptimizerConfig {
+    /// The base learning rate the recipe wrote.
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adamw { lr, .. } => *lr,
+        }
+    }
+    /// Scale the base learning rate (auto LR scaling).
+    pub fn scale_lr(&mut self, factor: f64) {
+        match self {
+            OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adamw { lr, .. } => *lr *= factor,
+        }
+    }
+    fn paramwise(&self) -> &Paramwise {
+        match self {
+            OptimizerConfig::Sgd { paramwise, .. } | OptimizerConfig::Adamw { paramwise, .. } => {
+                paramwise
+            }
+        }
+    }
+}
+
+/// Errors of building an optimizer or loading its state.
+#[derive(Debug, thiserror::Error)]
+pub enum OptimError {
+    #[error("optimizer: {0}")]
+    Config(String),
+    #[error("optimizer state for `{name}` has {found} values, the parameter has {expected}")]
+    StateShape {
+        name: String,
+        expected: usize,
+        found: usize,
+    },
+    #[error("optimizer state: {0}")]
+    State(String),
+}
+
+/// Per-parameter settings and state. Exists only for trainable parameters.
+#[derive(Clone, Debug)]
+pub(crate) struct Slot {
+    pub index: usize,
+    pub lr_mult: f64,
+    pub decay_mult: f64,
+    /// SGD: `[momentum_buffer]` (empty until the first step, like torch);
+    /// AdamW: `[exp_avg, exp_avg_sq]`.
+    pub bufs: Vec<Vec<f32>>,
+    pub step: u64,
+}
+
+/// A live optimizer bound to one parameter set.
+#[derive(Clone, Debug)]
+pub struct Optimizer {
+    config: OptimizerConfig,
+    /// Current (scheduled) base learning rate; each parameter uses `lr * lr_mult`.
+    lr: f64,
+    /// Current (scheduled) momentum (SGD) or beta1 (AdamW).
+    momentum: f64,
+    slots: Vec<Slot>,
+}
+
+/// Names of the state buffers, in `Slot::bufs` order.
+fn buf_names(config: &OptimizerConfig) -> &'static [&'static str] {
+    match config {
+        OptimizerConfig::Sgd { .. } => &["momentum_buffer"],
+        OptimizerConfig::Adamw { .. } => &["exp_avg", "exp_avg_sq"],
+    }
+}
+
+impl Optimizer {
+    /// Bind an optimizer to the trainable parameters of `params`, applying paramwise rules.
+    pub fn new(config: OptimizerConfig, params: &ParamSet) -> Result<Self, OptimError> {
+        let pw = config.paramwise().clone();
+        pw.validate().map_err(OptimError::Config)?;
+        match &config {
+            OptimizerConfig::Sgd {
+                lr,
+                momentum,
+                nesterov,
+                dampening,
+                weight_decay,
+                ..
+            } => {
+                if *lr < 0.0 || *momentum < 0.0 || *weight_decay < 0.0 {
+                    return Err(OptimError::Config(
+                        "sgd: lr, momentum and weight_decay must not be negative".into(),
+                    ));
+                }
+                if *nesterov && (*momentum <= 0.0 || *dampening != 0.0) {
+                    return Err(OptimError::Config(
+                        "sgd: nesterov needs momentum > 0 and dampening = 0".into(),
+                    ));
+                }
+            }
+            OptimizerConfig::Adamw {
+                lr,
+                betas,
+                eps,
+                weight_decay,
+                amsgrad,
+                ..
+            } => {
+                if *amsgrad {
+                    return Err(OptimError::Config("adamw: amsgrad is not supported".into()));
+                }
+                if *lr < 0.0 || *eps < 0.0 || *weight_decay < 0.0 {
+                    return Err(OptimError::Config(
+                        "adamw: lr, eps and weight_decay must not be negative".into(),
+                    ));
+                }
+                if !(0.0..1.0).contains(&betas[0]) || !(0.0..1.0).contains(&betas[1]) {
+                    return Err(OptimError::Config("adamw: betas must lie in [0, 1)".into()));
+                }
+            }
+        }
+        let (lr, momentum) = match &config {
+            OptimizerConfig::Sgd { lr, momentum, .. } => (*lr, *momentum),
+            OptimizerConfig::Adamw { lr, betas, .. } => (*lr, betas[0]),
+        };
+        let mut slots = Vec::new();
+        for (index, p) in params.iter().enumerate() {
+            if !p.trainable {
+                continue;
+            }
+            let (lr_mult, decay_mult) = pw.multipliers(&p.name, p.kind);
+            slots.push(Slot {
+                index,
+                lr_mult,
+                decay_mult,
+                bufs: Vec::new(),
+                step: 0,
+            });
+        }
+        Ok(Optimizer {
+            config,
+            lr,
+            momentum,
+            slots,
+        })
+    }
+
+    pub fn config(&self) -> &OptimizerConfig {
+        &self.config
+    }
+    /// The recipe's base learning rate (before schedules).
+    pub fn base_lr(&self) -> f64 {
+        self.config.lr()
+    }
+    /// The recipe's base momentum (SGD momentum or AdamW beta1).
+    pub fn base_momentum(&self) -> f64 {
+        match &self.config {
+            OptimizerConfig::Sgd { momentum, .. } => *momentum,
+            OptimizerConfig::Adamw { betas, .. } => betas[0],
+        }
+    }
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+    pub fn momentum(&self) -> f64 {
+        self.momentum
+    }
+    pub fn set_momentum(&mut self, m: f64) {
+        self.momentum = m;
+    }
+
+    /// `(lr_mult, decay_mult)` of a parameter, `None` when it is frozen.
+    pub fn multipliers(&self, params: &ParamSet, name: &str) -> Option<(f64, f64)> {
+        let i = params.position(name)?;
+        self.slots
+            .iter()
+            .find(|s| s.index == i)
+            .map(|s| (s.lr_mult, s.decay_mult))
+    }
+
+    /// Apply one update from the gradients in `params`.
+    pub fn step(&mut self, params: &mut ParamSet) {
+        let lr = self.lr;
+        let momentum = self.momentum;
+        for slot in &mut self.slots {
+            let p = params.at_mut(slot.index);
+            let plr = lr * slot.lr_mult;
+            match &self.config {
+                OptimizerConfig::Sgd {
+                    weight_decay,
+                    dampening,
+                    nesterov,
+                    ..
+                } => sgd::update(
+                    &mut p.value,
+                    &p.grad,
+                    slot,
+                    sgd::Hyper {
+                        lr: plr,
+                        momentum,
+                        dampening: *dampening,
+                        weight_decay: weight_decay * slot.decay_mult,
+                        nesterov: *nesterov,
+                    },
+                ),
+                OptimizerConfig::Adamw {
+                    betas,
+                    eps,
+                    weight_decay,
+                    ..
+                } => adamw::update(
+                    &mut p.value,
+                    &p.grad,
+                    slot,
+                    adamw::Hyper {
+                        lr: plr,
+                        beta1: momentum,
+                        beta2: betas[1],
+                        eps: *eps,
+                        weight_decay: weight_decay * slot.decay_mult,
+                    },
+                ),
+            }
+        }
+    }
+
+    /// State tensors keyed `<param name>.<buffer>`, for the optimizer safetensors file.
+    pub fn state_tensors(&self, params: &ParamSet) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+        let names = buf_names(&self.config);
+        let mut out = BTreeMap::new();
+        for slot in &self.slots {
+            let p = params.at(slot.index);
+            for (b, buf) in slot.bufs.iter().enumerate() {
+                out.insert(
+                    format!("{}.{}", p.name, names[b]),
+                    (p.shape.clone(), buf.clone()),
+                );
+            }
+        }
+        out
+    }
+
+    /// Scalar state (current lr, momentum, per-parameter step counts) as JSON.
+    pub fn state_json(&self, params: &ParamSet) -> serde_json::Value {
+        let steps: BTreeMap<String, u64> = self
+            .slots
+            .iter()
+            .map(|s| (params.at(s.index).name.clone(), s.step))
+            .collect();
+        serde_json::json!({
+            "type": match self.config { OptimizerConfig::Sgd { .. } => "sgd", OptimizerConfig::Adamw { .. } => "adamw" },
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "steps": steps,
+        })
+    }
+
+    /// Restore what [`Self::state_tensors`] and [`Self::state_json`] saved.
+    pub fn load_state(
+        &mut self,
+        params: &ParamSet,
+        json: &serde_json::Value,
+        tensors: &BTreeMap<String, Vec<f32>>,
+    ) -> Result<(), OptimError> {
+        let want = match self.config {
+            OptimizerConfig::Sgd { .. } => "sgd",
+            OptimizerConfig::Adamw { .. } => "adamw",
+        };
+        let ty = json.get("type").and_then(|v| v.as_str()).unwrap_or("");
+        if ty != want {
+            return Err(OptimError::State(format!(
+                "checkpoint holds `{ty}` state, the recipe's optimizer is `{want}`"
+            )));
+        }
+        let num = |k: &str| {
+            json.get(k)
+                .and_then(|v| v.as_f64())
+                .ok_or_else(|| OptimError::State(format!("missing `{k}`")))
+        };
+        self.lr = num("lr")?;
+        self.momentum = num("momentum")?;
+        let steps = json.get("steps").and_then(|v| v.as_object());
+        let names = buf_names(&self.config);
+        for slot in &mut self.slots {
+            let p = params.at(slot.index);
+            slot.step = steps
+                .and_then(|s| s.get(&p.name))
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            slot.bufs.clear();
+            for b in names {
+                let key = format!("{}.{}", p.name, b);
+                match tensors.get(&key) {
+                    Some(t) if t.len() == p.numel() => slot.bufs.push(t.clone()),
+                    Some(t) => {
+                        return Err(OptimError::StateShape {
+                            name: key,
+                            expected: p.numel(),
+                            found: t.len(),
+                        });
+                    }
+                    None => {
+                        slot.bufs.clear();
+                        break;
+                    }
+                }
+            }
+            if slot.bufs.is_empty()
+                && slot.step > 0
+                && matches!(self.config, OptimizerConfig::Adamw { .. })
+            {
+                return Err(OptimError::State(format!(
+                    "`{}` has taken {} steps but its moments are missing",
+                    p.name, slot.step
+                )));
+            }
+        }
+        Ok(())
+    }
+}

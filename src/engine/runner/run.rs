@@ -1,0 +1,233 @@
+//! The training loop: workflow phases, train and val iterations, hook dispatch, checkpoint
+//! requests, stop and interrupt handling.
+
+use super::{RunError, RunSummary, Runner};
+use crate::engine::hooks::{Ctx, HookPoint, IterRecord, Mode, SaveRequest};
+use crate::engine::interrupt;
+use crate::util::units::PeriodUnit;
+use std::time::Instant;
+
+/// mmdetection's `_parse_losses`: the total is the sum of terms whose name contains `loss`.
+pub(crate) fn with_total(mut losses: Vec<(String, f64)>) -> Vec<(String, f64)> {
+    let total: f64 = losses
+        .iter()
+        .filter(|(k, _)| k.contains("loss"))
+        .map(|(_, v)| v)
+        .sum();
+    if !losses.iter().any(|(k, _)| k == "loss") {
+        losses.push(("loss".into(), total));
+    }
+    losses
+}
+
+impl Runner<'_> {
+    /// Call every hook at `point`, in order.
+    pub(crate) fn call(&mut self, point: HookPoint) -> Result<(), RunError> {
+        for h in &mut self.hooks {
+            let mut cx = Ctx {
+                task: &mut *self.task,
+                s: &mut self.st,
+            };
+            h.on(point, &mut cx).map_err(|error| RunError::Hook {
+                error,
+                last_checkpoint: self.last_saved.clone(),
+            })?;
+        }
+        if let Some(m) = self.st.metrics.take() {
+            self.last_metrics = Some(m);
+        }
+        // Without a log hook, messages still reach the user.
+        for m in std::mem::take(&mut self.st.messages) {
+            eprintln!("{m}");
+        }
+        Ok(())
+    }
+
+    fn set_progress(&mut self) {
+        let p = &mut self.st.progress;
+        p.epoch = self.pos.epoch;
+        p.iter = self.pos.iter;
+        p.inner_iter = self.pos.inner;
+    }
+
+    /// Write what hooks asked for.
+    fn process_saves(&mut self) -> Result<(), RunError> {
+        let requests = std::mem::take(&mut self.st.save_requests);
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let data = self.snapshot()?;
+        for r in requests {
+            let path = match r {
+                SaveRequest::Periodic(name) => {
+                    let p = self.ckpt.save(&name, &data)?;
+                    self.last_saved = Some(p.clone());
+                    p
+                }
+                SaveRequest::Best { metric, tag } => self.ckpt.save_best(&metric, &tag, &data)?,
+            };
+            self.st
+                .messages
+                .push(format!("saved checkpoint {}", path.display()));
+        }
+        for m in std::mem::take(&mut self.st.messages) {
+            eprintln!("{m}");
+        }
+        Ok(())
+    }
+
+    fn task_err(&self, error: crate::engine::task::TaskError) -> RunError {
+        RunError::Task {
+            error,
+            last_checkpoint: self.last_saved.clone(),
+        }
+    }
+
+    /// Run the workflow to the end (or to a stop), calling `before_run`/`after_run`.
+    pub fn run(&mut self) -> Result<RunSummary, RunError> {
+        if let Err(e) = interrupt::install() {
+            self.st.messages.push(format!("warning: {e}"));
+        }
+        self.set_progress();
+        self.call(HookPoint::BeforeRun)?;
+        let limit = self
+            .config
+            .stop_at_iter
+            .map_or(self.max_iters, |s| s.min(self.max_iters));
+        let mut entering = true;
+        // As mmcv's runners: a train phase ends early when the run is over, but the phases
+        // after it in the same cycle (validation) still run.
+        let mut go = self.pos.iter < limit;
+        while go {
+            let (mode, period) = self.config.workflow[self.pos.phase];
+            while self.pos.phase_done < period.count {
+                if self.st.stop.is_some() {
+                    break;
+                }
+                match mode {
+                    Mode::Train => {
+                        if self.pos.iter >= limit {
+                            break;
+                        }
+                        self.train_iter(period.unit, &mut entering)?;
+                    }
+                    Mode::Val => self.val_epoch(period.unit)?,
+                }
+            }
+            self.pos.phase = (self.pos.phase + 1) % self.config.workflow.len();
+            self.pos.phase_done = 0;
+            go = self.st.stop.is_none() && (self.pos.phase != 0 || self.pos.iter < limit);
+        }
+        let stopped = if let Some(s) = self.st.stop.clone() {
+            Some(s)
+        } else if self.pos.iter < self.max_iters {
+            Some(format!(
+                "stopped after {} of {} iterations as asked",
+                self.pos.iter, self.max_iters
+            ))
+        } else {
+            None
+        };
+        if let Some(s) = &stopped {
+            self.st.messages.push(s.clone());
+        }
+        self.call(HookPoint::AfterRun)?;
+        Ok(RunSummary {
+            iters: self.pos.iter,
+            epochs: self.pos.epoch,
+            last_metrics: self.last_metrics.clone(),
+            best: self.st.best.clone(),
+            stopped,
+            last_checkpoint: self.last_saved.clone(),
+        })
+    }
+
+    /// One training iteration, with the epoch boundary after it when it is the last of one.
+    fn train_iter(&mut self, unit: PeriodUnit, entering: &mut bool) -> Result<(), RunError> {
+        self.st.mode = Mode::Train;
+        self.set_progress();
+        if self.pos.inner == 0 || *entering {
+            *entering = false;
+            self.call(HookPoint::BeforeTrainEpoch)?;
+        }
+        let t0 = Instant::now();
+        self.call(HookPoint::BeforeTrainIter)?;
+        let out = self
+            .task
+            .train_step(&mut self.st.params, self.pos.inner)
+            .map_err(|e| self.task_err(e))?;
+        self.st.record = IterRecord {
+            losses: with_total(out.losses),
+            data_time: out.data_time,
+            time: 0.0,
+            grad_norm: None,
+        };
+        self.st.record.time = t0.elapsed().as_secs_f64();
+        self.call(HookPoint::AfterTrainIter)?;
+        self.pos.iter += 1;
+        self.pos.inner += 1;
+        if unit == PeriodUnit::Iters {
+            self.pos.phase_done += 1;
+        }
+        if self.pos.inner == self.ipe {
+            // Hooks see the coordinates of the epoch's last iteration.
+            self.call(HookPoint::AfterTrainEpoch)?;
+            self.pos.epoch += 1;
+            self.pos.inner = 0;
+            if unit == PeriodUnit::Epochs {
+                self.pos.phase_done += 1;
+            }
+        }
+        self.process_saves()?;
+        if interrupt::requested() || self.st.interrupt {
+            interrupt::clear();
+            self.st.interrupt = false;
+            let name = format!("iter_{}", self.pos.iter);
+            let data = self.snapshot()?;
+            let path = self.ckpt.save(&name, &data)?;
+            return Err(RunError::Interrupted {
+                iter: self.pos.iter,
+                checkpoint: path,
+            });
+        }
+        Ok(())
+    }
+
+    /// A validation-loss pass: a whole val epoch for `N epochs` phases, one batch per unit for
+    /// `N iters` phases.
+    fn val_epoch(&mut self, unit: PeriodUnit) -> Result<(), RunError> {
+        self.st.mode = Mode::Val;
+        let n = match unit {
+            PeriodUnit::Epochs => self.task.val_iters(),
+            PeriodUnit::Iters => 1,
+        };
+        // Iteration phases walk through the val set batch by batch across calls.
+        let start = match unit {
+            PeriodUnit::Epochs => 0,
+            PeriodUnit::Iters => self.pos.phase_done % self.task.val_iters().max(1),
+        };
+        self.set_progress();
+        if self.pos.inner > 0 || self.pos.iter > 0 {
+            // Report against the last finished train iteration.
+            self.st.progress.iter = self.pos.iter.saturating_sub(1);
+            self.st.progress.inner_iter = self.pos.inner.saturating_sub(1);
+        }
+        self.call(HookPoint::BeforeValEpoch)?;
+        for i in start..start + n {
+            self.call(HookPoint::BeforeValIter)?;
+            let losses = self
+                .task
+                .val_step(&self.st.params, i)
+                .map_err(|e| self.task_err(e))?;
+            self.st.record = IterRecord {
+                losses: with_total(losses),
+                ..Default::default()
+            };
+            self.call(HookPoint::AfterValIter)?;
+        }
+        self.call(HookPoint::AfterValEpoch)?;
+        self.pos.phase_done += 1;
+        self.st.mode = Mode::Train;
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! Checkpoint data from the runner and back: resume restores everything, `load_from` only
+//! weights.
+
+use super::{Position, RunError, Runner};
+use crate::engine::checkpoint::{
+    CheckpointData, CheckpointError, LoadReport, RunState, Tensors, load_weights_into,
+    params_to_tensors,
+};
+use crate::engine::hooks::HookPoint;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+impl Runner<'_> {
+    /// Everything a checkpoint holds, at the current position.
+    pub(crate) fn snapshot(&mut self) -> Result<CheckpointData, RunError> {
+        self.call(HookPoint::BeforeSaveCheckpoint)?;
+        let st = &self.st;
+        let mut hooks = BTreeMap::new();
+        let mut hook_tensors = Tensors::new();
+        for h in &self.hooks {
+            hooks.insert(h.name().to_string(), h.state());
+            for (k, t) in h.state_tensors() {
+                hook_tensors.insert(format!("{}/{k}", h.name()), t);
+            }
+        }
+        let optimizer = self.config.checkpoint.save_optimizer.then(|| {
+            st.optimizer
+                .state_tensors(&st.params)
+                .into_iter()
+                .map(|(k, (shape, data))| (k, crate::engine::checkpoint::Tensor { shape, data }))
+                .collect()
+        });
+        Ok(CheckpointData {
+            weights: params_to_tensors(&st.params),
+            optimizer,
+            ema: st.ema.as_ref().map(params_to_tensors),
+            hooks: (!hook_tensors.is_empty()).then_some(hook_tensors),
+            state: RunState {
+                mmrun_version: env!("CARGO_PKG_VERSION").to_string(),
+                recipe_hash: self.config.recipe_hash.clone(),
+                epoch: self.pos.epoch,
+                iter: self.pos.iter,
+                inner_iter: self.pos.inner,
+                optimizer: st.optimizer.state_json(&st.params),
+                schedule: serde_json::Value::Null,
+                rng: BTreeMap::new(),
+                sampler: self.task.state(),
+                loss_scaler: None,
+                best: st.best.clone(),
+                hooks,
+                workflow: (self.pos.phase, self.pos.phase_done),
+            },
+        })
+    }
+
+    /// Resume from a checkpoint: weights, optimizer, EMA, hook states, data state, position.
+    /// Weights must match the model exactly (a partial load is `load_from`'s job).
+    pub fn resume(&mut self, path: &Path, data: CheckpointData) -> Result<(), RunError> {
+        let invalid = |why: String| {
+            RunError::Checkpoint(CheckpointError::Invalid {
+                path: path.to_path_buf(),
+                why,
+            })
+        };
+        let report = load_weights_into(&mut self.st.params, &data.weights);
+        if !report.is_exact() {
+            return Err(invalid(format!(
+                "its weights do not match the model, so it cannot be resumed from (use load_from for a partial load):\n{report}"
+            )));
+        }
+        let s = &data.state;
+        if s.iter > self.max_iters {
+            return Err(invalid(format!(
+                "it is at iteration {} but the run is {} iterations long",
+                s.iter, self.max_iters
+            )));
+        }
+        if s.workflow.0 >= self.config.workflow.len() {
+            return Err(invalid(
+                "its workflow position does not fit this recipe's workflow".into(),
+            ));
+        }
+        if s.iter != s.epoch * self.ipe + s.inner_iter {
+            return Err(invalid(format!(
+                "it was written with {} iterations per epoch position ({} epochs, {} iters); the dataset or batch size changed",
+                self.ipe, s.epoch, s.iter
+            )));
+        }
+        let opt_tensors: BTreeMap<String, Vec<f32>> = data
+            .optimizer
+            .as_ref()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.data.clone())).collect())
+            .unwrap_or_default();
+        if data.optimizer.is_none() {
+            self.st
+                .messages
+                .push("warning: the checkpoint holds no optimizer state; momentum restarts".into());
+        }
+        self.st
+            .optimizer
+            .load_state(&self.st.params, &s.optimizer, &opt_tensors)
+            .map_err(|e| invalid(e.to_string()))?;
+        if let Some(ema) = &data.ema {
+            let mut e = self.st.params.clone();
+            let r = load_weights_into(&mut e, ema);
+            if !r.is_exact() {
+                return Err(invalid(format!(
+                    "its EMA weights do not match the model:\n{r}"
+                )));
+            }
+            self.st.ema = Some(e);
+        }
+        let empty = Tensors::new();
+        let all_tensors = data.hooks.as_ref().unwrap_or(&empty);
+        for h in &mut self.hooks {
+            let name = h.name().to_string();
+            let prefix = format!("{name}/");
+            let tensors: Tensors = all_tensors
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_string(), v.clone())))
+                .collect();
+            let state = s
+                .hooks
+                .get(&name)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            h.load_state(&state, &tensors)
+                .map_err(|e| invalid(format!("hook `{name}`: {e}")))?;
+        }
+        self.task
+            .load_state(&s.sampler)
+            .map_err(|e| invalid(format!("data state: {e}")))?;
+        if !self.config.recipe_hash.is_empty() && s.recipe_hash != self.config.recipe_hash {
+            self.st
+                .messages
+                .push("warning: the recipe changed since this checkpoint was written".to_string());
+        }
+        self.st.best = s.best.clone();
+        self.pos = Position {
+            epoch: s.epoch,
+            iter: s.iter,
+            inner: s.inner_iter,
+            phase: s.workflow.0,
+            phase_done: s.workflow.1,
+        };
+        self.last_saved = Some(path.to_path_buf());
+        self.resumed = true;
+        self.st.messages.push(format!(
+            "resumed from {} at iteration {}",
+            path.display(),
+            s.iter
+        ));
+        self.set_progress_pub();
+        self.call(HookPoint::AfterLoadCheckpoint)?;
+        Ok(())
+    }
+
+    fn set_progress_pub(&mut self) {
+        let p = &mut self.st.progress;
+        p.epoch = self.pos.epoch;
+        p.iter = self.pos.iter;
+        p.inner_iter = self.pos.inner;
+    }
+
+    /// `load_from`: weights only, with mmcv's missing/unexpected report.
+    pub fn load_weights(&mut self, tensors: &Tensors) -> LoadReport {
+        load_weights_into(&mut self.st.params, tensors)
+    }
+}

@@ -1,0 +1,199 @@
+//! Per-image training targets with fixed shapes, computed in the data loader's worker threads.
+//!
+//! A [`TargetBuilder`] is built once from the head config; the loader calls
+//! [`TargetBuilder::targets`] for each image with the batch's padded input shape (the shape
+//! bucket) so every image of a bucket yields arrays of the same length: one entry per prior
+//! (anchor or point) over all levels, in the head's output order (level, location, base anchor).
+
+use super::anchor::{AnchorError, AnchorGenerator, point_grid};
+use super::assign::fcos::{FcosTargetConfig, fcos_targets};
+use super::assign::{AssignerConfig, ImageGt};
+use super::boxes::DeltaXYWHBBoxCoder;
+use std::sync::Arc;
+
+/// Where an image sits in the padded batch tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageMeta {
+    /// `(height, width)` of the resized image before padding (`img_shape`).
+    pub img_shape: (usize, usize),
+    /// `(height, width)` after the image's own padding (`pad_shape`).
+    pub pad_shape: (usize, usize),
+    /// `(height, width)` of the padded batch input (the shape bucket).
+    pub batch_shape: (usize, usize),
+}
+
+/// Fixed-shape targets of one image; `N` = number of priors over all levels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DenseTargets {
+    /// `[N]` category, `num_classes` for background and ignored priors.
+    pub labels: Vec<u32>,
+    /// `[N]` 1 for positives and negatives, 0 for ignored/invalid priors (retina), or all 1
+    /// (FCOS, which ignores nothing).
+    pub label_weights: Vec<f32>,
+    /// `[N × 4]` regression targets (encoded deltas, decoded boxes with `reg_decoded_bbox`, or
+    /// FCOS distances); zero for non-positives.
+    pub bbox_targets: Vec<[f32; 4]>,
+    /// `[N]` 1 for positives, 0 elsewhere (the same weight applies to all four coordinates).
+    pub bbox_weights: Vec<f32>,
+    /// `[N]` FCOS centerness targets (empty for anchor heads).
+    pub centerness: Vec<f32>,
+    /// Number of positives in this image.
+    pub num_pos: usize,
+}
+
+impl DenseTargets {
+    /// Sigmoid-classification targets `[N × num_classes]`: one-hot rows, all zero for background.
+    pub fn one_hot(&self, num_classes: usize) -> Vec<f32> {
+        let mut out = vec![0f32; self.labels.len() * num_classes];
+        for (i, &l) in self.labels.iter().enumerate() {
+            if (l as usize) < num_classes {
+                out[i * num_classes + l as usize] = 1.0;
+            }
+        }
+        out
+    }
+}
+
+/// Size of a feature map of stride `2^k` for an input side `n`: every stride-2 layer of
+/// ResNet/FPN (3×3 pad 1, 7×7 pad 3, 1×1 pad 0, max-pool 3 pad 1) maps `n` to `ceil(n / 2)`.
+pub fn featmap_side(n: usize, stride: f64) -> usize {
+    let mut s = n;
+    let mut k = stride;
+    while k > 1.0 {
+        s = s.div_ceil(2);
+        k /= 2.0;
+    }
+    s
+}
+
+/// Anchor-head target settings (mmdetection `train_cfg` + head).
+#[derive(Clone, Debug)]
+pub struct AnchorTargetConfig {
+    pub num_classes: usize,
+    pub anchor_generator: AnchorGenerator,
+    pub assigner: AssignerConfig,
+    pub bbox_coder: DeltaXYWHBBoxCoder,
+    /// `train_cfg.allowed_border`: `< 0` keeps every valid anchor, else anchors must lie within
+    /// the image (`img_shape`) extended by this many pixels.
+    pub allowed_border: f64,
+    /// `train_cfg.pos_weight`: `<= 0` means 1.
+    pub pos_weight: f64,
+    /// Targets are gt boxes instead of encoded deltas (for IoU-type regression losses).
+    pub reg_decoded_bbox: bool,
+}
+
+/// Builds the targets of one image; cheap to clone and share across loader threads.
+#[derive(Clone, Debug)]
+pub enum TargetBuilder {
+    Anchor(Arc<AnchorTargetConfig>),
+    Point(Arc<FcosTargetConfig>),
+}
+
+/// The closure type the data loader is given.
+pub type TargetFn =
+    Arc<dyn Fn(&ImageGt, &ImageMeta) -> Result<DenseTargets, AnchorError> + Send + Sync>;
+
+impl TargetBuilder {
+    /// Feature-map sizes of every level for a batch shape.
+    pub fn featmap_sizes(&self, batch_shape: (usize, usize)) -> Vec<(usize, usize)> {
+        let strides: Vec<(f64, f64)> = match self {
+            TargetBuilder::Anchor(c) => c.anchor_generator.strides().to_vec(),
+            TargetBuilder::Point(c) => c.strides.iter().map(|&s| (s, s)).collect(),
+        };
+        strides
+            .iter()
+            .map(|&(sw, sh)| {
+                (
+                    featmap_side(batch_shape.0, sh),
+                    featmap_side(batch_shape.1, sw),
+                )
+            })
+            .collect()
+    }
+
+    /// Targets of one image.
+    pub fn targets(&self, gt: &ImageGt, meta: &ImageMeta) -> Result<DenseTargets, AnchorError> {
+        let sizes = self.featmap_sizes(meta.batch_shape);
+        match self {
+            TargetBuilder::Anchor(c) => anchor_targets(c, &sizes, gt, meta),
+            TargetBuilder::Point(c) => {
+                let strides: Vec<(f64, f64)> = c.strides.iter().map(|&s| (s, s)).collect();
+                let pts = point_grid(&strides, &sizes, 0.5);
+                let counts: Vec<usize> = pts.iter().map(Vec::len).collect();
+                let flat: Vec<[f32; 2]> = pts.into_iter().flatten().collect();
+                let t = fcos_targets(c, &flat, &counts, gt);
+                let pos: Vec<f32> = t
+                    .labels
+                    .iter()
+                    .map(|&l| (l < c.num_classes) as u8 as f32)
+                    .collect();
+                Ok(DenseTargets {
+                    labels: t.labels.iter().map(|&l| l as u32).collect(),
+                    label_weights: vec![1.0; flat.len()],
+                    bbox_targets: t.bbox_targets,
+                    bbox_weights: pos,
+                    centerness: t.centerness,
+                    num_pos: t.num_pos,
+                })
+            }
+        }
+    }
+
+    /// This builder as the closure the data loader takes.
+    pub fn into_fn(self) -> TargetFn {
+        Arc::new(move |gt, meta| self.targets(gt, meta))
+    }
+}
+
+fn anchor_targets(
+    c: &AnchorTargetConfig,
+    sizes: &[(usize, usize)],
+    gt: &ImageGt,
+    meta: &ImageMeta,
+) -> Result<DenseTargets, AnchorError> {
+    let anchors = c.anchor_generator.grid_anchors(sizes)?;
+    let valid = c.anchor_generator.valid_flags(sizes, meta.pad_shape)?;
+    let counts: Vec<usize> = anchors.iter().map(Vec::len).collect();
+    let anchors: Vec<[f32; 4]> = anchors.into_iter().flatten().collect();
+    let mut inside: Vec<bool> = valid.into_iter().flatten().collect();
+    if c.allowed_border >= 0.0 {
+        let ab = c.allowed_border as f32;
+        let (h, w) = (meta.img_shape.0 as f32, meta.img_shape.1 as f32);
+        for (f, a) in inside.iter_mut().zip(&anchors) {
+            *f = *f && a[0] >= -ab && a[1] >= -ab && a[2] < w + ab && a[3] < h + ab;
+        }
+    }
+    let r = c.assigner.assign(&anchors, &inside, &counts, gt);
+    let n = anchors.len();
+    let mut t = DenseTargets {
+        labels: vec![c.num_classes as u32; n],
+        label_weights: vec![0.0; n],
+        bbox_targets: vec![[0.0; 4]; n],
+        bbox_weights: vec![0.0; n],
+        centerness: Vec::new(),
+        num_pos: 0,
+    };
+    let pos_w = if c.pos_weight <= 0.0 {
+        1.0
+    } else {
+        c.pos_weight as f32
+    };
+    for (i, &g) in r.gt_inds.iter().enumerate() {
+        if g > 0 {
+            let gi = g as usize - 1;
+            let gb = &gt.bboxes[gi];
+            t.bbox_targets[i] = if c.reg_decoded_bbox {
+                *gb
+            } else {
+                c.bbox_coder.encode(&anchors[i], gb)
+            };
+            t.bbox_weights[i] = 1.0;
+            t.labels[i] = gt.labels[gi] as u32;
+            t.label_weights[i] = pos_w;
+            t.num_pos += 1;
+        } else if g == 0 {
+            t.label_weights[i] = 1.0;
+        }
+    }
+    Ok(t)
+}

@@ -1,0 +1,133 @@
+//! PyTorch zip checkpoints (`torch.save`, format since 1.6): `<name>/data.pkl` read by the
+//! restricted pickle reader, tensor bytes from `<name>/data/<key>`.
+
+use super::pickle::{self, StorageDtype, TensorRef, Value};
+use super::{HostTensor, StateDict, WeightsError};
+use std::io::Read;
+use std::path::Path;
+
+/// Read a `.pth` state dict (or a checkpoint dict holding one under `state_dict`).
+pub fn load_pth(path: &Path) -> Result<StateDict, WeightsError> {
+    let p = path.display().to_string();
+    let fmt = |msg: String| WeightsError::Format {
+        path: p.clone(),
+        msg,
+    };
+    let file = std::fs::File::open(path).map_err(|source| WeightsError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| {
+        fmt(format!("not a PyTorch zip checkpoint ({e}); legacy (pre-1.6) and plain pickle files are not read"))
+    })?;
+    let pkl_name = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .find(|n| n.ends_with("/data.pkl") || n == "data.pkl")
+        .ok_or_else(|| fmt("no data.pkl in the archive".into()))?;
+    let prefix = pkl_name.trim_end_matches("data.pkl").to_owned();
+    let mut read = |name: &str| -> Result<Vec<u8>, WeightsError> {
+        let mut f = zip
+            .by_name(name)
+            .map_err(|e| fmt(format!("archive entry `{name}`: {e}")))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf).map_err(|source| WeightsError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        Ok(buf)
+    };
+    let pkl = read(&pkl_name)?;
+    let top = pickle::load(&pkl).map_err(|source| WeightsError::Pickle {
+        path: p.clone(),
+        source,
+    })?;
+    let Value::Dict(mut items) = top else {
+        return Err(fmt("the pickled object is not a dict of tensors".into()));
+    };
+    // mmcv/mmdetection checkpoints: {"meta": ..., "state_dict": {...}, ...}.
+    if let Some(pos) = items
+        .iter()
+        .position(|(k, v)| matches!((k, v), (Value::Str(s), Value::Dict(_)) if s == "state_dict"))
+    {
+        let Value::Dict(sd) = items.swap_remove(pos).1 else {
+            unreachable!()
+        };
+        items = sd;
+    }
+    let mut storages: std::collections::HashMap<String, Vec<u8>> = Default::default();
+    let mut out = StateDict::new();
+    for (k, v) in items {
+        let Value::Str(name) = k else {
+            return Err(fmt("a state dict key is not a string".into()));
+        };
+        let Value::Tensor(t) = v else {
+            // Plain values next to tensors (e.g. an `_extra_state` number) carry no weights.
+            continue;
+        };
+        if !storages.contains_key(&t.storage_key) {
+            let bytes = read(&format!("{prefix}data/{}", t.storage_key))?;
+            storages.insert(t.storage_key.clone(), bytes);
+        }
+        let bytes = &storages[&t.storage_key];
+        let data = gather(&t, bytes).map_err(|m| fmt(format!("tensor `{name}`: {m}")))?;
+        out.insert(
+            name,
+            HostTensor {
+                shape: t.shape.clone(),
+                data,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Elements of a strided view of a storage, converted to `f32`.
+fn gather(t: &TensorRef, bytes: &[u8]) -> Result<Vec<f32>, String> {
+    let es = t.dtype.size();
+    let numel_storage = bytes.len() / es;
+    let numel: usize = t.shape.iter().product();
+    if numel == 0 {
+        return Ok(vec![]);
+    }
+    let max_index = t.offset
+        + t.shape
+            .iter()
+            .zip(&t.stride)
+            .map(|(&s, &st)| (s - 1) * st)
+            .sum::<usize>();
+    if max_index >= numel_storage {
+        return Err(format!(
+            "view reaches element {max_index} of a storage of {numel_storage}"
+        ));
+    }
+    let elem = |i: usize| -> f32 {
+        let b = &bytes[i * es..(i + 1) * es];
+        match t.dtype {
+            StorageDtype::F32 => f32::from_le_bytes(b.try_into().unwrap()),
+            StorageDtype::F64 => f64::from_le_bytes(b.try_into().unwrap()) as f32,
+            StorageDtype::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
+            StorageDtype::BF16 => half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
+            StorageDtype::I64 => i64::from_le_bytes(b.try_into().unwrap()) as f32,
+            StorageDtype::I32 => i32::from_le_bytes(b.try_into().unwrap()) as f32,
+            StorageDtype::I16 => i16::from_le_bytes([b[0], b[1]]) as f32,
+            StorageDtype::I8 => b[0] as i8 as f32,
+            StorageDtype::U8 | StorageDtype::Bool => b[0] as f32,
+        }
+    };
+    let mut out = Vec::with_capacity(numel);
+    let mut idx = vec![0usize; t.shape.len()];
+    for _ in 0..numel {
+        let off = t.offset + idx.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<usize>();
+        out.push(elem(off));
+        // Row-major increment.
+        for d in (0..idx.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < t.shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    Ok(out)
+}

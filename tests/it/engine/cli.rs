@@ -1,0 +1,56 @@
+//! `mmrun exec` and `mmrun test` from the outside: exit codes and messages.
+
+use std::process::Command;
+
+fn mmrun(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mmrun"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn exec_refuses_a_recipe_with_errors_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.recipe");
+    std::fs::write(&bad, "optimizer = sgd { lr = 0.1, momentun = 0.9 }\nrun = { epochs = 1, workflow = [train 1 epoch] }\n").unwrap();
+    let (code, text) = mmrun(&["exec", bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("momentun") && text.contains("nothing was run"),
+        "{text}"
+    );
+}
+
+#[test]
+fn exec_needs_a_model_and_a_valid_device() {
+    let (code, text) = mmrun(&["exec", "tests/fixtures/engine/linear.recipe"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("no `model` section"), "{text}");
+    let (code, text) = mmrun(&[
+        "exec",
+        "tests/fixtures/engine/linear.recipe",
+        "--device",
+        "tpu",
+    ]);
+    assert_eq!(code, 2);
+    assert!(text.contains("unknown device `tpu`"), "{text}");
+    let (code, _) = mmrun(&["exec", "does/not/exist.recipe"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn test_refuses_a_corrupt_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, text) = mmrun(&[
+        "test",
+        "tests/fixtures/engine/linear.recipe",
+        "--checkpoint",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("MANIFEST"), "{text}");
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the `engine` area: optimizers against torch.optim, checkpoints,
+//! hooks, and whole runs of the Runner with a small stand-in model.
+
+mod checkpoint;
+mod cli;
+mod exec;
+mod kill;
+mod optim;
+mod pyref;
+mod runner;
+mod standin;

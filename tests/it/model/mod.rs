@@ -1,0 +1,8 @@
+//! Integration tests of the `model` area: box ops against torchvision (stored oracle and fresh
+//! cases), anchors and assignment against mmdetection's formulas, post-processing, weights.
+
+mod anchors_assign;
+mod py;
+mod torchref_ops;
+mod weights;
+mod config;

@@ -1,0 +1,171 @@
+//! Weight loading: `.pth` files written by `torch.save` (torchvision ResNet-18, strided and
+//! half-precision tensors, mmcv-style checkpoints), safetensors, key mapping and strictness,
+//! and refusal of pickles that would run code.
+
+use super::py;
+use mmrun::model::weights::{self, KeyMap, StateDict, WeightsError, load_pth, match_state_dict};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+const SAVE: &str = r#"
+import json, sys, os, torch, torchvision
+c = json.load(sys.stdin)
+torch.manual_seed(0)
+sd = torchvision.models.resnet18(weights=None).state_dict()
+torch.save(sd, os.path.join(c["dir"], "r18.pth"))
+extra = {"t": torch.arange(12, dtype=torch.float32).reshape(3, 4).t(),  # strided view
+         "h": torch.tensor([1.5, -2.25], dtype=torch.float16),
+         "d": torch.tensor([[0.1]], dtype=torch.float64)}
+torch.save({"meta": {"epoch": 3, "CLASSES": ("a", "b")}, "state_dict": extra}, os.path.join(c["dir"], "ckpt.pth"))
+summary = {k: {"shape": list(v.shape), "sum": float(v.double().sum()), "first": v.flatten()[:3].double().tolist()}
+           for k, v in sd.items()}
+print(json.dumps(summary))
+"#;
+
+#[test]
+fn pth_reader_reads_torchvision_resnet18_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = json!({"dir": dir.path()});
+    let Some(summary) = py::run(&["torch", "torchvision"], SAVE, &input) else {
+        return;
+    };
+    let sd = load_pth(&dir.path().join("r18.pth")).unwrap();
+    let want = summary.as_object().unwrap();
+    assert_eq!(sd.len(), want.len());
+    for (k, w) in want {
+        let t = &sd[k];
+        let shape: Vec<usize> = py::f64s(&w["shape"])
+            .into_iter()
+            .map(|v| v as usize)
+            .collect();
+        assert_eq!(t.shape, shape, "{k}");
+        let sum: f64 = t.data.iter().map(|&v| v as f64).sum();
+        let ws = w["sum"].as_f64().unwrap();
+        assert!(
+            (sum - ws).abs() <= 1e-6 * (1.0 + ws.abs()) * t.data.len() as f64,
+            "{k}: {sum} vs {ws}"
+        );
+        let first: Vec<f64> = t.data.iter().take(3).map(|&v| v as f64).collect();
+        assert_eq!(first, py::f64s(&w["first"]), "{k}");
+    }
+    // Key mapping onto backbone names: fc is unexpected, num_batches_tracked skipped.
+    let expected: BTreeMap<String, Vec<usize>> = sd
+        .iter()
+        .filter(|(k, _)| !k.starts_with("fc.") && !k.ends_with("num_batches_tracked"))
+        .map(|(k, t)| (format!("backbone.{k}"), t.shape.clone()))
+        .collect();
+    let (loaded, report) = match_state_dict(
+        "r18.pth",
+        sd.clone(),
+        &expected,
+        &KeyMap::torchvision_resnet(),
+        false,
+    )
+    .unwrap();
+    assert_eq!(loaded.len(), expected.len());
+    assert!(report.missing.is_empty() && report.shape_mismatch.is_empty());
+    assert_eq!(
+        report.unexpected,
+        vec!["backbone.fc.bias", "backbone.fc.weight"]
+    );
+    let err = match_state_dict(
+        "r18.pth",
+        sd,
+        &expected,
+        &KeyMap::torchvision_resnet(),
+        true,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unexpected keys: backbone.fc.bias"),
+        "{err}"
+    );
+
+    let ck = load_pth(&dir.path().join("ckpt.pth")).unwrap();
+    assert_eq!(ck["t"].shape, vec![4, 3]);
+    assert_eq!(
+        ck["t"].data,
+        vec![0., 4., 8., 1., 5., 9., 2., 6., 10., 3., 7., 11.]
+    );
+    assert_eq!(ck["h"].data, vec![1.5, -2.25]);
+    assert_eq!(ck["d"].data, vec![0.1f64 as f32]);
+}
+
+const EVIL: &str = r#"
+import json, sys, os, torch
+c = json.load(sys.stdin)
+marker = os.path.join(c["dir"], "pwned")
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch " + marker,))
+torch.save({"w": torch.zeros(2), "x": Evil()}, os.path.join(c["dir"], "evil.pth"))
+class Custom:
+    pass
+torch.save({"w": torch.zeros(2), "c": Custom}, os.path.join(c["dir"], "custom.pth"))
+torch.save({"f": os.getcwd}, os.path.join(c["dir"], "func.pth"))
+print(json.dumps({"marker": marker}))
+"#;
+
+#[test]
+fn pth_reader_refuses_code_and_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(o) = py::run(&["torch"], EVIL, &json!({"dir": dir.path()})) else {
+        return;
+    };
+    let marker = std::path::PathBuf::from(o["marker"].as_str().unwrap());
+    for (file, global) in [
+        ("evil.pth", "system"),
+        ("custom.pth", "__main__.Custom"),
+        ("func.pth", "getcwd"),
+    ] {
+        let err = load_pth(&dir.path().join(file)).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, WeightsError::Pickle { .. }), "{file}: {msg}");
+        assert!(
+            msg.contains("refused global") && msg.contains(global),
+            "{file}: {msg}"
+        );
+    }
+    assert!(
+        !marker.exists(),
+        "loading must not execute the pickled call"
+    );
+}
+
+#[test]
+fn safetensors_and_by_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.safetensors");
+    let a: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let b: Vec<u8> = [0.5f64, -1.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let views = vec![
+        (
+            "a",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2, 3], &a).unwrap(),
+        ),
+        (
+            "b",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![2], &b).unwrap(),
+        ),
+    ];
+    safetensors::tensor::serialize_to_file(views, None, &p).unwrap();
+    let sd: StateDict = weights::load_weights(&p).unwrap();
+    assert_eq!(sd["a"].shape, vec![2, 3]);
+    assert_eq!(sd["a"].data, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    assert_eq!(sd["b"].data, vec![0.5, -1.0]);
+    // A file that is neither: a clear error naming it.
+    let junk = dir.path().join("junk.pth");
+    std::fs::write(&junk, b"not a zip").unwrap();
+    let e = weights::load_weights(&junk).unwrap_err().to_string();
+    assert!(
+        e.contains("junk.pth") && e.contains("not a PyTorch zip checkpoint"),
+        "{e}"
+    );
+}
