@@ -2,7 +2,8 @@
 //! cases), anchors and assignment against mmdetection's formulas, post-processing, weights.
 
 mod anchors_assign;
+mod config;
+mod detector;
 mod py;
 mod torchref_ops;
 mod weights;
-mod config;
