@@ -83,10 +83,10 @@ pub fn build_resnet(
     let y = l.b.relu(y)?;
     let mut y = l.b.max_pool2d(y, [3, 3], [2, 2], [1, 1])?;
     let mut outs = Vec::new();
-    for i in 0..cfg.num_stages {
+    for (i, &nblocks) in blocks.iter().enumerate().take(cfg.num_stages) {
         let planes = cfg.base_channels << i;
         let fz = frozen(i as i64 + 1);
-        for j in 0..blocks[i] {
+        for j in 0..nblocks {
             let name = format!("{p}.layer{}.{j}", i + 1);
             let stride = if j == 0 { cfg.strides[i] } else { 1 };
             let blk = Block {

@@ -231,17 +231,24 @@ pub fn load_into_store(
 ) -> Result<LoadReport, WeightsError> {
     let p = path.display().to_string();
     let file = load_weights(path)?;
-    let expected: BTreeMap<String, Vec<usize>> =
-        graph.params.iter().map(|(k, s)| (k.clone(), s.shape.clone())).collect();
+    let expected: BTreeMap<String, Vec<usize>> = graph
+        .params
+        .iter()
+        .map(|(k, s)| (k.clone(), s.shape.clone()))
+        .collect();
     let (tensors, report) = match_state_dict(&p, file, &expected, map, strict)?;
     for (name, t) in tensors {
         let dtype = graph.params[&name].dtype;
         let v = crate::graph::HostTensor::f32(t.shape, t.data)
-            .map_err(|msg| WeightsError::Format { path: p.clone(), msg: format!("{name}: {msg}") })?
+            .map_err(|msg| WeightsError::Format {
+                path: p.clone(),
+                msg: format!("{name}: {msg}"),
+            })?
             .cast(dtype);
-        store
-            .set(&name, &v)
-            .map_err(|msg| WeightsError::Format { path: p.clone(), msg: format!("{name}: {msg}") })?;
+        store.set(&name, &v).map_err(|msg| WeightsError::Format {
+            path: p.clone(),
+            msg: format!("{name}: {msg}"),
+        })?;
     }
     Ok(report)
 }

@@ -127,6 +127,9 @@ fn overfit(d: &Detector, iters: usize, lr: f32) -> (Vec<f64>, ParamStore) {
     (losses, store)
 }
 
+/// One level's class, regression and centerness outputs of one image.
+type LevelData = (Vec<f32>, Vec<f32>, Option<Vec<f32>>);
+
 fn infer(d: &Detector, store: &mut ParamStore) -> usize {
     let mut rng = Rng::seed(7);
     let (img, _) = batch(&mut rng);
@@ -148,7 +151,7 @@ fn infer(d: &Detector, store: &mut ParamStore) -> usize {
             let k = v.len() / 2;
             v[i * k..(i + 1) * k].to_vec()
         };
-        let data: Vec<(Vec<f32>, Vec<f32>, Option<Vec<f32>>)> = heads
+        let data: Vec<LevelData> = heads
             .iter()
             .map(|h| (per(&h.cls), per(&h.reg), h.centerness.as_deref().map(per)))
             .collect();

@@ -4,6 +4,7 @@
 mod anchors_assign;
 mod config;
 mod detector;
+mod plan;
 mod py;
 mod torchref_ops;
 mod weights;

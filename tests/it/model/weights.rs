@@ -198,11 +198,25 @@ fn torchvision_resnet18_weights_give_torchvisions_outputs() {
     use mmrun::model::config::ResNetConfig;
     use mmrun::model::net::{Layers, build_resnet};
     let dir = tempfile::tempdir().unwrap();
-    let Some(o) = py::run(&["torch", "torchvision"], R18_FORWARD, &json!({"dir": dir.path()})) else { return };
+    let Some(o) = py::run(
+        &["torch", "torchvision"],
+        R18_FORWARD,
+        &json!({"dir": dir.path()}),
+    ) else {
+        return;
+    };
     let cfg: ResNetConfig = serde_json::from_value(json!({"depth": 18})).unwrap();
     let mut b = GraphBuilder::new(DType::F32);
     let x = b.input("img", &[1, 3, 64, 96], DType::F32).unwrap();
-    let outs = build_resnet(&mut Layers { b: &mut b, train: false }, &cfg, x).unwrap();
+    let outs = build_resnet(
+        &mut Layers {
+            b: &mut b,
+            train: false,
+        },
+        &cfg,
+        x,
+    )
+    .unwrap();
     for (i, &y) in outs.iter().enumerate() {
         b.output(&format!("c{}", i + 2), y).unwrap();
     }
@@ -217,16 +231,28 @@ fn torchvision_resnet18_weights_give_torchvisions_outputs() {
     )
     .unwrap();
     assert!(report.missing.is_empty(), "{report}");
-    assert_eq!(report.unexpected, vec!["backbone.fc.bias", "backbone.fc.weight"]);
+    assert_eq!(
+        report.unexpected,
+        vec!["backbone.fc.bias", "backbone.fc.weight"]
+    );
     let img: Vec<f32> = py::f64s(&o["x"]).into_iter().map(|v| v as f32).collect();
     let mut feeds = BTreeMap::new();
-    feeds.insert("img".to_string(), HostTensor::f32(vec![1, 3, 64, 96], img).unwrap());
-    let got = Executor::new(graph, CpuBackend).run(&mut store, &feeds).unwrap();
+    feeds.insert(
+        "img".to_string(),
+        HostTensor::f32(vec![1, 3, 64, 96], img).unwrap(),
+    );
+    let got = Executor::new(graph, CpuBackend)
+        .run(&mut store, &feeds)
+        .unwrap();
     for i in 0..4 {
         let want = py::f64s(&o["outs"][i]);
         let g = got.outputs[&format!("c{}", i + 2)].as_f32().unwrap();
         assert_eq!(g.len(), want.len(), "stage {i}");
-        let worst = g.iter().zip(&want).map(|(&a, &b)| (a as f64 - b).abs()).fold(0.0, f64::max);
+        let worst = g
+            .iter()
+            .zip(&want)
+            .map(|(&a, &b)| (a as f64 - b).abs())
+            .fold(0.0, f64::max);
         assert!(worst < 1e-4, "stage {i}: max abs difference {worst}");
     }
 }
