@@ -1,0 +1,142 @@
+//! Errors of the data area and the bad-sample policy.
+//!
+//! Every error names the file it came from and, where one exists, the annotation id, so a
+//! user can open the file and find the record. Nothing in `data` panics on user input.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// An error while reading a dataset, decoding an image or running a transform.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An annotation file is not valid JSON/XML or does not have the expected structure.
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// An image file exists but cannot be decoded.
+    #[error("{path}: corrupt or unsupported image: {message}")]
+    Decode { path: PathBuf, message: String },
+    /// One annotation is wrong (box outside the image, negative size, unknown image or
+    /// category). `ann_id` is the annotation's id in the file (COCO `id`, VOC object index).
+    #[error("{path}: annotation {ann_id}: {message}")]
+    BadAnnotation {
+        path: PathBuf,
+        ann_id: String,
+        message: String,
+    },
+    /// A class named in the config does not exist in the annotation file.
+    #[error("{path}: unknown class `{name}`; the classes in this file are: {available}")]
+    UnknownClass {
+        path: PathBuf,
+        name: String,
+        available: String,
+    },
+    /// The data configuration is inconsistent (e.g. a pipeline without `load_image`).
+    #[error("data config: {0}")]
+    Config(String),
+    /// A sample failed in a loader worker; `file` is the image it was working on.
+    #[error("{file}: {message}")]
+    Sample { file: String, message: String },
+    /// The target closure (anchor assignment) failed for an image.
+    #[error("{file}: target assignment failed: {message}")]
+    Target { file: String, message: String },
+}
+
+/// `Result` with [`DataError`].
+pub type Result<T> = std::result::Result<T, DataError>;
+
+impl DataError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+    pub(crate) fn parse(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        DataError::Parse {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+    pub(crate) fn bad_ann(
+        path: impl Into<PathBuf>,
+        ann_id: impl ToString,
+        message: impl Into<String>,
+    ) -> Self {
+        DataError::BadAnnotation {
+            path: path.into(),
+            ann_id: ann_id.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What to do with a sample that cannot be used (the recipe's `on_bad_sample`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBadSample {
+    /// Stop with an error naming the file and annotation (the default).
+    #[default]
+    Error,
+    /// Log a warning, count it, and go on without the sample (or annotation).
+    Skip,
+}
+
+/// Warnings and counts of skipped samples/annotations, shared between loader workers.
+/// Printed as they happen (`warning: ...` on stderr) and summed for the end-of-epoch report.
+#[derive(Debug, Default)]
+pub struct BadSampleLog {
+    count: AtomicUsize,
+    messages: Mutex<Vec<String>>,
+}
+
+impl BadSampleLog {
+    /// Record one skipped item and print the warning.
+    pub fn warn(&self, err: &DataError) {
+        let msg = err.to_string();
+        eprintln!("warning: skipped: {msg}");
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.messages.lock() {
+            m.push(msg);
+        }
+    }
+    /// How many items were skipped so far.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+    /// The warnings so far, in the order they were recorded.
+    pub fn messages(&self) -> Vec<String> {
+        self.messages.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+    /// Take the count and messages and start from zero (end of epoch).
+    pub fn take(&self) -> (usize, Vec<String>) {
+        let n = self.count.swap(0, Ordering::Relaxed);
+        let m = self
+            .messages
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default();
+        (n, m)
+    }
+}
+
+/// Apply the policy to a fallible item: `Ok(Some)` passes, an error either propagates
+/// (`Error`) or is logged and turned into `Ok(None)` (`Skip`).
+pub fn apply_policy<T>(policy: OnBadSample, log: &BadSampleLog, r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if policy == OnBadSample::Skip => {
+            log.warn(&e);
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}

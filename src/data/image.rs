@@ -1,0 +1,84 @@
+//! The image a sample carries through the pipeline: interleaved RGB (HWC), 8-bit until a
+//! transform needs floats (photometric distortion, normalize), then f32.
+
+use super::error::{DataError, Result};
+use std::path::Path;
+
+/// Pixel storage: 8-bit as decoded, or f32 after a float transform.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pixels {
+    U8(Vec<u8>),
+    F32(Vec<f32>),
+}
+
+/// An interleaved 3-channel image, `h × w × 3`, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Image {
+    pub h: usize,
+    pub w: usize,
+    pub pixels: Pixels,
+}
+
+impl Image {
+    /// A 3-channel 8-bit image from interleaved data (`data.len() == h * w * 3`).
+    pub fn from_u8(h: usize, w: usize, data: Vec<u8>) -> Self {
+        debug_assert_eq!(data.len(), h * w * 3);
+        Image {
+            h,
+            w,
+            pixels: Pixels::U8(data),
+        }
+    }
+    /// A 3-channel f32 image from interleaved data.
+    pub fn from_f32(h: usize, w: usize, data: Vec<f32>) -> Self {
+        debug_assert_eq!(data.len(), h * w * 3);
+        Image {
+            h,
+            w,
+            pixels: Pixels::F32(data),
+        }
+    }
+    /// Convert to f32 in place (values unchanged, 0..255).
+    pub fn make_f32(&mut self) {
+        if let Pixels::U8(d) = &self.pixels {
+            self.pixels = Pixels::F32(d.iter().map(|&v| v as f32).collect());
+        }
+    }
+    /// The pixels as f32 (a copy for 8-bit images).
+    pub fn to_f32_vec(&self) -> Vec<f32> {
+        match &self.pixels {
+            Pixels::U8(d) => d.iter().map(|&v| v as f32).collect(),
+            Pixels::F32(d) => d.clone(),
+        }
+    }
+    /// The value at `(y, x, c)` as f32.
+    pub fn get(&self, y: usize, x: usize, c: usize) -> f32 {
+        let i = (y * self.w + x) * 3 + c;
+        match &self.pixels {
+            Pixels::U8(d) => d[i] as f32,
+            Pixels::F32(d) => d[i],
+        }
+    }
+}
+
+/// Read and decode a PNG or JPEG file as 8-bit RGB (gray and RGBA are converted).
+pub fn load_image(path: &Path) -> Result<Image> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    decode_image(path, &bytes)
+}
+
+/// Decode image bytes; `path` only names the file in errors.
+pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<Image> {
+    let err = |m: String| DataError::Decode {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    let format = image::guess_format(bytes).map_err(|e| err(e.to_string()))?;
+    let img = image::load_from_memory_with_format(bytes, format).map_err(|e| err(e.to_string()))?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let rgb = match img {
+        image::DynamicImage::ImageRgb8(b) => b.into_raw(),
+        other => other.to_rgb8().into_raw(),
+    };
+    Ok(Image::from_u8(h, w, rgb))
+}
