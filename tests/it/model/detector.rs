@@ -250,3 +250,34 @@ fn tiny_fcos_overfits_a_fixed_batch() {
     );
     infer(&d, &mut store);
 }
+
+#[test]
+fn target_closure_for_the_data_loader_uses_the_batch_bucket() {
+    use mmrun::data::{Image, ImageMeta as DataMeta, Sample};
+    let d = detector("retinanet_r50_fpn_1x_coco.recipe", TINY);
+    let f = d.target_builder().clone().into_data_fn();
+    let mut meta = DataMeta::new(1, "a.jpg", 50, 60);
+    meta.pad_shape = [64, 64, 3];
+    meta.batch_input_shape = [64, 96];
+    let sample = Sample {
+        image: Image::from_u8(50, 60, vec![0; 50 * 60 * 3]),
+        boxes: vec![[8.0, 8.0, 40.0, 36.0]],
+        labels: vec![2],
+        ignored: vec![],
+        meta,
+    };
+    let t = f(&sample).unwrap();
+    // 9 anchors per location over the levels of a 64×96 bucket: 8×12, 4×6, 2×3, 1×2, 1×1.
+    assert_eq!(t.labels.len(), 9 * (96 + 24 + 6 + 2 + 1));
+    assert!(t.num_pos > 0 && t.labels.iter().filter(|&&l| l == 2).count() == t.num_pos);
+    // Anchors in columns beyond the image's pad_shape (64) are ignored: level 0, x ≥ 8.
+    let ignored_col = 10 * 9; // row 0, column 10
+    assert_eq!(t.label_weights[ignored_col], 0.0);
+    let mut bad = sample.clone();
+    bad.labels = vec![3];
+    let e = f(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("label 3") && e.contains("num_classes = 3"),
+        "{e}"
+    );
+}
