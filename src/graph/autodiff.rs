@@ -205,9 +205,9 @@ impl GraphBuilder {
                 LayoutOp::Concat { axis } => {
                     let mut out = Vec::new();
                     let mut off = 0;
-                    for k in 0..ins.len() {
+                    for (k, &needed) in need.iter().enumerate() {
                         let len = shape_of(self, k)[*axis];
-                        out.push(if need[k] {
+                        out.push(if needed {
                             Some(self.slice(dy, *axis, off, off + len)?)
                         } else {
                             None
@@ -361,15 +361,16 @@ impl GraphBuilder {
             }
             Op::Loss(LossOp::Forward(kind)) => {
                 let mut out = Vec::new();
-                for k in 0..ins.len() {
-                    if need[k] && self.dtype(ins[k]).is_float() {
+                for (k, &inp) in ins.iter().enumerate() {
+                    if need[k] && self.dtype(inp).is_float() {
                         let mut args = ins.to_vec();
                         args.push(dy);
                         let op = Op::Loss(LossOp::Grad {
                             kind: kind.clone(),
                             wrt: k,
                         });
-                        out.push(Some(self.push(op, args, shape_of(self, k), dt)));
+                        let s = self.shape(inp).to_vec();
+                        out.push(Some(self.push(op, args, s, dt)));
                     } else {
                         out.push(None);
                     }

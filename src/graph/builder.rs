@@ -687,3 +687,29 @@ fn role(trainable: bool, buffer: bool) -> &'static str {
         (false, false) => "frozen",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        assert_eq!(broadcast_shapes(&[2, 3, 4], &[3, 1]), Some(vec![2, 3, 4]));
+        assert_eq!(broadcast_shapes(&[1], &[5, 1]), Some(vec![5, 1]));
+        assert_eq!(broadcast_shapes(&[], &[2]), Some(vec![2]));
+        assert_eq!(broadcast_shapes(&[2, 3], &[3, 2]), None);
+    }
+
+    #[test]
+    fn sum_to_and_matmul_shapes() {
+        let mut b = GraphBuilder::new(DType::F32);
+        let x = b.input("x", &[2, 3, 4], DType::F32).unwrap();
+        let s = b.sum_to(x, &[3, 1]).unwrap();
+        assert_eq!(b.shape(s), &[3, 1]);
+        let a = b.input("a", &[5, 3], DType::F32).unwrap();
+        let c = b.input("c", &[5, 7], DType::F32).unwrap();
+        let m = b.matmul_t(a, c, true, false).unwrap();
+        assert_eq!(b.shape(m), &[3, 7]);
+        assert!(b.matmul(a, c).is_err());
+    }
+}

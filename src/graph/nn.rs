@@ -62,10 +62,10 @@ impl GraphBuilder {
                 &ids,
             ));
         }
-        if let Some(b) = bias {
-            if self.shape(b) != [ws[0]] {
-                return Err(self.err("conv2d", format!("bias must be [{}]", ws[0]), &ids));
-            }
+        if let Some(b) = bias
+            && self.shape(b) != [ws[0]]
+        {
+            return Err(self.err("conv2d", format!("bias must be [{}]", ws[0]), &ids));
         }
         let oh = conv_out_size(
             xs[2],

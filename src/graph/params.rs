@@ -57,13 +57,13 @@ impl ParamStore {
     pub fn check(&self, graph: &Graph) -> Result<(), String> {
         let mut problems = Vec::new();
         for (name, spec) in &graph.params {
-            if let Some(e) = self.entries.get(name) {
-                if e.value.shape != spec.shape {
-                    problems.push(format!(
-                        "`{name}`: store has {:?}, graph wants {:?}",
-                        e.value.shape, spec.shape
-                    ));
-                }
+            if let Some(e) = self.entries.get(name)
+                && e.value.shape != spec.shape
+            {
+                problems.push(format!(
+                    "`{name}`: store has {:?}, graph wants {:?}",
+                    e.value.shape, spec.shape
+                ));
             }
         }
         if problems.is_empty() {

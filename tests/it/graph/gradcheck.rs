@@ -110,24 +110,40 @@ fn gradcheck_elementwise_and_broadcast() {
     let x = rand_param(&mut rng, "x", vec![a, b, c], -2.0, 2.0);
     let y = rand_param(&mut rng, "y", vec![b, 1], 0.5, 2.0);
     let none = BTreeMap::new();
-    gradcheck("relu", &mut rng, &[x.clone()], &none, &|g, p| g.relu(p[0]));
-    gradcheck("sigmoid", &mut rng, &[x.clone()], &none, &|g, p| {
-        g.sigmoid(p[0])
+    gradcheck(
+        "relu",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.relu(p[0]),
+    );
+    gradcheck(
+        "sigmoid",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.sigmoid(p[0]),
+    );
+    gradcheck("exp", &mut rng, std::slice::from_ref(&x), &none, &|g, p| {
+        g.exp(p[0])
     });
-    gradcheck("exp", &mut rng, &[x.clone()], &none, &|g, p| g.exp(p[0]));
     gradcheck(
         "scale+add_scalar",
         &mut rng,
-        &[x.clone()],
+        std::slice::from_ref(&x),
         &none,
         &|g, p| {
             let s = g.scale(p[0], -1.7)?;
             g.add_scalar(s, 0.3)
         },
     );
-    gradcheck("clamp", &mut rng, &[x.clone()], &none, &|g, p| {
-        g.clamp(p[0], -1.0, 1.0)
-    });
+    gradcheck(
+        "clamp",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.clamp(p[0], -1.0, 1.0),
+    );
     gradcheck("add", &mut rng, &[x.clone(), y.clone()], &none, &|g, p| {
         g.add(p[0], p[1])
     });
@@ -140,9 +156,13 @@ fn gradcheck_elementwise_and_broadcast() {
     gradcheck("div", &mut rng, &[x.clone(), y.clone()], &none, &|g, p| {
         g.div(p[0], p[1])
     });
-    gradcheck("broadcast_to", &mut rng, &[y.clone()], &none, &|g, p| {
-        g.broadcast_to(p[0], &[a, b, c])
-    });
+    gradcheck(
+        "broadcast_to",
+        &mut rng,
+        std::slice::from_ref(&y),
+        &none,
+        &|g, p| g.broadcast_to(p[0], &[a, b, c]),
+    );
 }
 
 #[test]
@@ -156,27 +176,51 @@ fn gradcheck_reduce_and_layout() {
     let x = rand_param(&mut rng, "x", vec![a, b, c], -2.0, 2.0);
     let z = rand_param(&mut rng, "z", vec![a, 2, c], -2.0, 2.0);
     let none = BTreeMap::new();
-    gradcheck("sum", &mut rng, &[x.clone()], &none, &|g, p| {
+    gradcheck("sum", &mut rng, std::slice::from_ref(&x), &none, &|g, p| {
         g.sum(p[0], &[0, 2], false)
     });
-    gradcheck("sum_keepdim", &mut rng, &[x.clone()], &none, &|g, p| {
-        g.sum(p[0], &[1], true)
-    });
-    gradcheck("mean", &mut rng, &[x.clone()], &none, &|g, p| {
-        g.mean(p[0], &[2], false)
-    });
-    gradcheck("mean_all", &mut rng, &[x.clone()], &none, &|g, p| {
-        g.mean_all(p[0])
-    });
-    gradcheck("reshape", &mut rng, &[x.clone()], &none, &|g, p| {
-        g.reshape(p[0], &[a * b, c])
-    });
-    gradcheck("permute", &mut rng, &[x.clone()], &none, &|g, p| {
-        g.permute(p[0], &[2, 0, 1])
-    });
-    gradcheck("slice", &mut rng, &[x.clone()], &none, &|g, p| {
-        g.slice(p[0], 1, 1, b)
-    });
+    gradcheck(
+        "sum_keepdim",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.sum(p[0], &[1], true),
+    );
+    gradcheck(
+        "mean",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.mean(p[0], &[2], false),
+    );
+    gradcheck(
+        "mean_all",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.mean_all(p[0]),
+    );
+    gradcheck(
+        "reshape",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.reshape(p[0], &[a * b, c]),
+    );
+    gradcheck(
+        "permute",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.permute(p[0], &[2, 0, 1]),
+    );
+    gradcheck(
+        "slice",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.slice(p[0], 1, 1, b),
+    );
     gradcheck(
         "concat",
         &mut rng,
@@ -263,23 +307,31 @@ fn gradcheck_pool_and_upsample() {
     gradcheck(
         "max_pool2d 3/2/1",
         &mut rng,
-        &[x.clone()],
+        std::slice::from_ref(&x),
         &none,
         &|g, p| g.max_pool2d(p[0], [3, 3], [2, 2], [1, 1]),
     );
     gradcheck(
         "max_pool2d 2/2/0",
         &mut rng,
-        &[x.clone()],
+        std::slice::from_ref(&x),
         &none,
         &|g, p| g.max_pool2d(p[0], [2, 2], [2, 2], [0, 0]),
     );
-    gradcheck("upsample x2", &mut rng, &[x.clone()], &none, &|g, p| {
-        g.upsample_nearest(p[0], [2 * h, 2 * w])
-    });
-    gradcheck("upsample odd", &mut rng, &[x.clone()], &none, &|g, p| {
-        g.upsample_nearest(p[0], [h + 3, 2 * w - 1])
-    });
+    gradcheck(
+        "upsample x2",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.upsample_nearest(p[0], [2 * h, 2 * w]),
+    );
+    gradcheck(
+        "upsample odd",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.upsample_nearest(p[0], [h + 3, 2 * w - 1]),
+    );
 }
 
 #[test]
