@@ -1,1 +1,2 @@
 //! The Runner: workflow, hook points, optimizers, schedules, checkpoint/resume, logging.
+pub mod schedule;

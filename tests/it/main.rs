@@ -3,6 +3,7 @@
 mod cuda;
 mod data;
 mod engine;
+mod engine_schedule;
 mod eval;
 mod graph;
 mod model;
