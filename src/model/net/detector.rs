@@ -143,10 +143,13 @@ impl Detector {
                     ));
                 }
                 check_cls_loss(&h.loss_cls)?;
-                if !matches!(h.loss_bbox, LossConfig::GiouLoss { .. }) {
+                if !matches!(
+                    h.loss_bbox,
+                    LossConfig::GiouLoss { .. } | LossConfig::IouLoss { .. }
+                ) {
                     return Err(cfg_err(
                         "bbox_head.loss_bbox",
-                        "fcos_head trains with giou_loss here: iou_loss needs a log op the graph does not have yet",
+                        "fcos_head needs giou_loss or iou_loss",
                     ));
                 }
                 if !matches!(
@@ -661,8 +664,10 @@ fn fcos_losses(
         reduction: r,
     } = h.loss_bbox
     else {
+        // mmdetection's IoULoss defaults to `-ln(IoU)`; the graph has no log op yet.
         return Err(GraphError::Invalid(
-            "fcos loss_bbox must be giou_loss".into(),
+            "model.bbox_head.loss_bbox: iou_loss cannot be trained yet (the graph has no log op); use giou_loss"
+                .into(),
         ));
     };
     let pred = distance_to_boxes(b, points, reg)?;
