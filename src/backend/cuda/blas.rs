@@ -47,7 +47,10 @@ impl Blas {
         let op = "sgemm";
         let fits = |v: usize| i32::try_from(v).is_ok();
         if ![m, n, k, m * k, k * n, m * n].into_iter().all(fits) || m == 0 || n == 0 || k == 0 {
-            return Err(CudaError::shape(op, format!("dims ({m}, {n}, {k}) must be in 1..2^31")));
+            return Err(CudaError::shape(
+                op,
+                format!("dims ({m}, {n}, {k}) must be in 1..2^31"),
+            ));
         }
         if a.len() < m * k || b.len() < k * n || c.len() < m * n {
             return Err(CudaError::shape(op, "a buffer is shorter than its matrix"));

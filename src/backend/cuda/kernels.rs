@@ -81,7 +81,11 @@ impl Module {
     pub fn is_loss(self) -> bool {
         matches!(
             self,
-            Module::LossFocal | Module::LossCe | Module::LossBce | Module::LossL1 | Module::LossGiou
+            Module::LossFocal
+                | Module::LossCe
+                | Module::LossBce
+                | Module::LossL1
+                | Module::LossGiou
         )
     }
 }

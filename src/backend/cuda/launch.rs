@@ -162,11 +162,7 @@ pub(crate) unsafe fn finish(
         shared_mem_bytes: 0,
     };
     let mut b = dev.stream().launch_builder(&f);
-    b.arg(partial)
-        .arg(out)
-        .arg(&n)
-        .arg(&scale)
-        .arg(&take_sqrt);
+    b.arg(partial).arg(out).arg(&n).arg(&scale).arg(&take_sqrt);
     // SAFETY: the caller upholds the contract above.
     unsafe { b.launch(cfg) }.ctx("finish_fwd_f32")?;
     Ok(())

@@ -55,7 +55,12 @@ impl Reduction {
     }
 }
 
-fn check_len<T>(op: &'static str, what: &str, s: &CudaSlice<T>, want: usize) -> Result<(), CudaError> {
+fn check_len<T>(
+    op: &'static str,
+    what: &str,
+    s: &CudaSlice<T>,
+    want: usize,
+) -> Result<(), CudaError> {
     if s.len() < want {
         return Err(CudaError::shape(
             op,
@@ -296,7 +301,17 @@ impl CudaDevice {
         red: Reduction,
     ) -> Result<(), CudaError> {
         self.pointwise(
-            "l1_loss", Module::LossL1, "l1_fwdbwd", pred, target, weight, grad, loss, n, 1, None,
+            "l1_loss",
+            Module::LossL1,
+            "l1_fwdbwd",
+            pred,
+            target,
+            weight,
+            grad,
+            loss,
+            n,
+            1,
+            None,
             red,
         )
     }

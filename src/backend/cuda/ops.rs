@@ -18,7 +18,10 @@ pub enum Unary {
 
 fn need(op: &'static str, what: &str, len: usize, want: usize) -> Result<(), CudaError> {
     if len < want {
-        return Err(CudaError::shape(op, format!("{what} holds {len} elements, {want} needed")));
+        return Err(CudaError::shape(
+            op,
+            format!("{what} holds {len} elements, {want} needed"),
+        ));
     }
     Ok(())
 }
@@ -32,14 +35,28 @@ fn numel(op: &'static str, shape: &[usize]) -> Result<u32, CudaError> {
 }
 
 /// torch's pooled size (floor mode, dilation 1).
-pub fn pooled_len(op: &'static str, len: usize, k: usize, s: usize, p: usize) -> Result<usize, CudaError> {
+pub fn pooled_len(
+    op: &'static str,
+    len: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+) -> Result<usize, CudaError> {
     if k == 0 || s == 0 || 2 * p > k {
-        return Err(CudaError::shape(op, "kernel and stride must be > 0 and pad <= kernel / 2"));
+        return Err(CudaError::shape(
+            op,
+            "kernel and stride must be > 0 and pad <= kernel / 2",
+        ));
     }
     (len + 2 * p)
         .checked_sub(k)
         .map(|v| v / s + 1)
-        .ok_or_else(|| CudaError::shape(op, format!("input {len} + padding is smaller than kernel {k}")))
+        .ok_or_else(|| {
+            CudaError::shape(
+                op,
+                format!("input {len} + padding is smaller than kernel {k}"),
+            )
+        })
 }
 
 impl CudaDevice {
@@ -48,7 +65,13 @@ impl CudaDevice {
     }
 
     /// `y = op(x)` over `n` elements.
-    pub fn unary_fwd(&self, op: Unary, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>, n: usize) -> Result<(), CudaError> {
+    pub fn unary_fwd(
+        &self,
+        op: Unary,
+        x: &CudaSlice<f32>,
+        y: &mut CudaSlice<f32>,
+        n: usize,
+    ) -> Result<(), CudaError> {
         let stem = match op {
             Unary::Relu => "relu_fwd",
             Unary::Sigmoid => "sigmoid_fwd",
@@ -58,7 +81,13 @@ impl CudaDevice {
         need(stem, "y", y.len(), n)?;
         // SAFETY: x and y hold n elements.
         unsafe {
-            launch::generic(self, Module::Elementwise, stem, self.elementwise_cfg(n32), &mut [Arg::In(x), Arg::Out(y), Arg::U32(n32)])
+            launch::generic(
+                self,
+                Module::Elementwise,
+                stem,
+                self.elementwise_cfg(n32),
+                &mut [Arg::In(x), Arg::Out(y), Arg::U32(n32)],
+            )
         }
     }
 
@@ -92,7 +121,14 @@ impl CudaDevice {
     }
 
     /// `out = a + b` (`mul`: `a * b`) over `n` elements.
-    pub fn binary(&self, mul: bool, a: &CudaSlice<f32>, b: &CudaSlice<f32>, out: &mut CudaSlice<f32>, n: usize) -> Result<(), CudaError> {
+    pub fn binary(
+        &self,
+        mul: bool,
+        a: &CudaSlice<f32>,
+        b: &CudaSlice<f32>,
+        out: &mut CudaSlice<f32>,
+        n: usize,
+    ) -> Result<(), CudaError> {
         let stem = if mul { "mul_fwd" } else { "add_fwd" };
         let n32 = numel(stem, &[n])?;
         need(stem, "a", a.len(), n)?;
@@ -111,7 +147,15 @@ impl CudaDevice {
     }
 
     /// `out = alpha * x + beta * y` over `n` elements.
-    pub fn axpby(&self, alpha: f32, x: &CudaSlice<f32>, beta: f32, y: &CudaSlice<f32>, out: &mut CudaSlice<f32>, n: usize) -> Result<(), CudaError> {
+    pub fn axpby(
+        &self,
+        alpha: f32,
+        x: &CudaSlice<f32>,
+        beta: f32,
+        y: &CudaSlice<f32>,
+        out: &mut CudaSlice<f32>,
+        n: usize,
+    ) -> Result<(), CudaError> {
         const OP: &str = "axpby_fwd";
         let n32 = numel(OP, &[n])?;
         need(OP, "x", x.len(), n)?;
@@ -124,7 +168,14 @@ impl CudaDevice {
                 Module::Elementwise,
                 OP,
                 self.elementwise_cfg(n32),
-                &mut [Arg::In(x), Arg::In(y), Arg::Out(out), Arg::U32(n32), Arg::F32(alpha), Arg::F32(beta)],
+                &mut [
+                    Arg::In(x),
+                    Arg::In(y),
+                    Arg::Out(out),
+                    Arg::U32(n32),
+                    Arg::F32(alpha),
+                    Arg::F32(beta),
+                ],
             )
         }
     }
@@ -136,12 +187,24 @@ impl CudaDevice {
         need(OP, "y", y.len(), n)?;
         // SAFETY: y holds n elements.
         unsafe {
-            launch::generic(self, Module::Elementwise, OP, self.elementwise_cfg(n32), &mut [Arg::Out(y), Arg::U32(n32), Arg::F32(value)])
+            launch::generic(
+                self,
+                Module::Elementwise,
+                OP,
+                self.elementwise_cfg(n32),
+                &mut [Arg::Out(y), Arg::U32(n32), Arg::F32(value)],
+            )
         }
     }
 
     /// `out[0] = sum(x[..n])`, or the mean; deterministic (fixed-order two-pass reduction).
-    pub fn sum(&self, x: &CudaSlice<f32>, out: &mut CudaSlice<f32>, n: usize, mean: bool) -> Result<(), CudaError> {
+    pub fn sum(
+        &self,
+        x: &CudaSlice<f32>,
+        out: &mut CudaSlice<f32>,
+        n: usize,
+        mean: bool,
+    ) -> Result<(), CudaError> {
         const OP: &str = "sum_fwd";
         let n32 = numel(OP, &[n])?;
         need(OP, "x", x.len(), n)?;
@@ -150,7 +213,13 @@ impl CudaDevice {
         let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
         // SAFETY: x holds n elements; scratch holds MAX_PARTIALS >= grid partials.
         unsafe {
-            launch::generic(self, Module::Reduce, OP, cfg, &mut [Arg::In(x), Arg::Out(&mut scratch), Arg::U32(n32)])?;
+            launch::generic(
+                self,
+                Module::Reduce,
+                OP,
+                cfg,
+                &mut [Arg::In(x), Arg::Out(&mut scratch), Arg::U32(n32)],
+            )?;
             let scale = if mean { 1.0 / n.max(1) as f32 } else { 1.0 };
             launch::finish(self, &scratch, out, cfg.grid_dim.0, scale, false)
         }
@@ -185,7 +254,19 @@ impl CudaDevice {
                 Module::Pool,
                 OP,
                 self.elementwise_cfg(nout),
-                &mut [Arg::In(x), Arg::Out(y), Arg::OutI32(idx), u(n * c), u(h), u(w), u(oh), u(ow), u(k), u(s), u(p)],
+                &mut [
+                    Arg::In(x),
+                    Arg::Out(y),
+                    Arg::OutI32(idx),
+                    u(n * c),
+                    u(h),
+                    u(w),
+                    u(oh),
+                    u(ow),
+                    u(k),
+                    u(s),
+                    u(p),
+                ],
             )?;
         }
         Ok((oh, ow))
@@ -219,7 +300,19 @@ impl CudaDevice {
                 Module::Pool,
                 OP,
                 self.elementwise_cfg(nin),
-                &mut [Arg::In(dy), Arg::InI32(idx), Arg::Out(dx), u(n * c), u(h), u(w), u(oh), u(ow), u(k), u(s), u(p)],
+                &mut [
+                    Arg::In(dy),
+                    Arg::InI32(idx),
+                    Arg::Out(dx),
+                    u(n * c),
+                    u(h),
+                    u(w),
+                    u(oh),
+                    u(ow),
+                    u(k),
+                    u(s),
+                    u(p),
+                ],
             )
         }
     }
@@ -234,7 +327,11 @@ impl CudaDevice {
         y: &mut CudaSlice<f32>,
         bwd: bool,
     ) -> Result<(), CudaError> {
-        let op = if bwd { "upsample_nearest2d_bwd" } else { "upsample_nearest2d_fwd" };
+        let op = if bwd {
+            "upsample_nearest2d_bwd"
+        } else {
+            "upsample_nearest2d_fwd"
+        };
         let [n, c, h, w] = shape;
         let (oh, ow) = out_hw;
         if h == 0 || w == 0 || oh == 0 || ow == 0 {
@@ -255,7 +352,17 @@ impl CudaDevice {
                 Module::Pool,
                 op,
                 self.elementwise_cfg(dst_len as u32),
-                &mut [Arg::In(x), Arg::Out(y), u(n * c), u(h), u(w), u(oh), u(ow), Arg::F32(sh), Arg::F32(sw)],
+                &mut [
+                    Arg::In(x),
+                    Arg::Out(y),
+                    u(n * c),
+                    u(h),
+                    u(w),
+                    u(oh),
+                    u(ow),
+                    Arg::F32(sh),
+                    Arg::F32(sw),
+                ],
             )
         }
     }
@@ -294,13 +401,19 @@ impl CudaDevice {
         let [n, c, h, w] = shape;
         let total = numel(OP, &shape)? as usize;
         if n * h * w < 2 || c == 0 || c > 65535 {
-            return Err(CudaError::shape(OP, "expected more than 1 value per channel and 1..=65535 channels"));
+            return Err(CudaError::shape(
+                OP,
+                "expected more than 1 value per channel and 1..=65535 channels",
+            ));
         }
         need(OP, "x", x.len(), total)?;
         need(OP, "y", y.len(), total)?;
         need(OP, "gamma", gamma.len(), c)?;
         need(OP, "beta", beta.len(), c)?;
-        let mut st = NormStats { mean: self.zeros(c)?, invstd: self.zeros(c)? };
+        let mut st = NormStats {
+            mean: self.zeros(c)?,
+            invstd: self.zeros(c)?,
+        };
         let u = |v: usize| Arg::U32(v as u32);
         // SAFETY: x holds n*c*h*w; stats and running buffers hold c; one block per channel.
         unsafe {
@@ -335,7 +448,17 @@ impl CudaDevice {
                 Module::Norm,
                 "batchnorm_fwd",
                 self.elementwise_cfg(total as u32),
-                &mut [Arg::In(x), Arg::In(&st.mean), Arg::In(&st.invstd), Arg::In(gamma), Arg::In(beta), Arg::Out(y), u(n), u(c), u(h * w)],
+                &mut [
+                    Arg::In(x),
+                    Arg::In(&st.mean),
+                    Arg::In(&st.invstd),
+                    Arg::In(gamma),
+                    Arg::In(beta),
+                    Arg::Out(y),
+                    u(n),
+                    u(c),
+                    u(h * w),
+                ],
             )?;
         }
         Ok(st)
@@ -363,7 +486,12 @@ impl CudaDevice {
         for (what, len) in [("dy", dy.len()), ("x", x.len()), ("dx", dx.len())] {
             need(OP, what, len, total)?;
         }
-        for (what, len) in [("gamma", gamma.len()), ("dgamma", dgamma.len()), ("dbeta", dbeta.len()), ("mean", st.mean.len())] {
+        for (what, len) in [
+            ("gamma", gamma.len()),
+            ("dgamma", dgamma.len()),
+            ("dbeta", dbeta.len()),
+            ("mean", st.mean.len()),
+        ] {
             need(OP, what, len, c)?;
         }
         let u = |v: usize| Arg::U32(v as u32);
@@ -374,7 +502,17 @@ impl CudaDevice {
                 Module::Norm,
                 "batchnorm_bwd_reduce",
                 self.per_block(c),
-                &mut [Arg::In(dy), Arg::In(x), Arg::In(&st.mean), Arg::In(&st.invstd), Arg::Out(dgamma), Arg::Out(dbeta), u(n), u(c), u(h * w)],
+                &mut [
+                    Arg::In(dy),
+                    Arg::In(x),
+                    Arg::In(&st.mean),
+                    Arg::In(&st.invstd),
+                    Arg::Out(dgamma),
+                    Arg::Out(dbeta),
+                    u(n),
+                    u(c),
+                    u(h * w),
+                ],
             )?;
             launch::generic(
                 self,
@@ -414,14 +552,20 @@ impl CudaDevice {
         let [n, c, h, w] = shape;
         let total = numel(OP, &shape)? as usize;
         if groups == 0 || c % groups != 0 || n * groups > i32::MAX as usize {
-            return Err(CudaError::shape(OP, format!("{groups} groups do not divide {c} channels")));
+            return Err(CudaError::shape(
+                OP,
+                format!("{groups} groups do not divide {c} channels"),
+            ));
         }
         need(OP, "x", x.len(), total)?;
         need(OP, "y", y.len(), total)?;
         need(OP, "gamma", gamma.len(), c)?;
         need(OP, "beta", beta.len(), c)?;
         let g = n * groups;
-        let mut st = NormStats { mean: self.zeros(g)?, invstd: self.zeros(g)? };
+        let mut st = NormStats {
+            mean: self.zeros(g)?,
+            invstd: self.zeros(g)?,
+        };
         let u = |v: usize| Arg::U32(v as u32);
         // SAFETY: lengths checked; one block per (sample, group).
         unsafe {
@@ -430,14 +574,33 @@ impl CudaDevice {
                 Module::Norm,
                 "groupnorm_stats",
                 self.per_block(g),
-                &mut [Arg::In(x), Arg::Out(&mut st.mean), Arg::Out(&mut st.invstd), u(c), u(h * w), u(groups), Arg::F32(eps)],
+                &mut [
+                    Arg::In(x),
+                    Arg::Out(&mut st.mean),
+                    Arg::Out(&mut st.invstd),
+                    u(c),
+                    u(h * w),
+                    u(groups),
+                    Arg::F32(eps),
+                ],
             )?;
             launch::generic(
                 self,
                 Module::Norm,
                 "groupnorm_fwd",
                 self.elementwise_cfg(total as u32),
-                &mut [Arg::In(x), Arg::In(&st.mean), Arg::In(&st.invstd), Arg::In(gamma), Arg::In(beta), Arg::Out(y), u(n), u(c), u(h * w), u(groups)],
+                &mut [
+                    Arg::In(x),
+                    Arg::In(&st.mean),
+                    Arg::In(&st.invstd),
+                    Arg::In(gamma),
+                    Arg::In(beta),
+                    Arg::Out(y),
+                    u(n),
+                    u(c),
+                    u(h * w),
+                    u(groups),
+                ],
             )?;
         }
         Ok(st)
@@ -461,12 +624,19 @@ impl CudaDevice {
         let [n, c, h, w] = shape;
         let total = numel(OP, &shape)? as usize;
         if groups == 0 || c % groups != 0 || c > 65535 {
-            return Err(CudaError::shape(OP, format!("{groups} groups do not divide {c} channels")));
+            return Err(CudaError::shape(
+                OP,
+                format!("{groups} groups do not divide {c} channels"),
+            ));
         }
         for (what, len) in [("dy", dy.len()), ("x", x.len()), ("dx", dx.len())] {
             need(OP, what, len, total)?;
         }
-        for (what, len) in [("gamma", gamma.len()), ("dgamma", dgamma.len()), ("dbeta", dbeta.len())] {
+        for (what, len) in [
+            ("gamma", gamma.len()),
+            ("dgamma", dgamma.len()),
+            ("dbeta", dbeta.len()),
+        ] {
             need(OP, what, len, c)?;
         }
         let g = n * groups;
@@ -481,7 +651,17 @@ impl CudaDevice {
                 Module::Norm,
                 "groupnorm_bwd_reduce",
                 self.per_block(g),
-                &mut [Arg::In(dy), Arg::In(x), Arg::In(&st.mean), Arg::In(gamma), Arg::Out(&mut s1), Arg::Out(&mut s2), u(c), u(h * w), u(groups)],
+                &mut [
+                    Arg::In(dy),
+                    Arg::In(x),
+                    Arg::In(&st.mean),
+                    Arg::In(gamma),
+                    Arg::Out(&mut s1),
+                    Arg::Out(&mut s2),
+                    u(c),
+                    u(h * w),
+                    u(groups),
+                ],
             )?;
             launch::generic(
                 self,
@@ -508,7 +688,18 @@ impl CudaDevice {
                 Module::Norm,
                 "groupnorm_param_grad",
                 self.per_block(c),
-                &mut [Arg::In(dy), Arg::In(x), Arg::In(&st.mean), Arg::In(&st.invstd), Arg::Out(dgamma), Arg::Out(dbeta), u(n), u(c), u(h * w), u(groups)],
+                &mut [
+                    Arg::In(dy),
+                    Arg::In(x),
+                    Arg::In(&st.mean),
+                    Arg::In(&st.invstd),
+                    Arg::Out(dgamma),
+                    Arg::Out(dbeta),
+                    u(n),
+                    u(c),
+                    u(h * w),
+                    u(groups),
+                ],
             )
         }
     }

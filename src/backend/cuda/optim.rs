@@ -39,7 +39,10 @@ fn check_groups(op: &'static str, lens: &[usize], others: &[&[usize]]) -> Result
         return Err(CudaError::shape(op, "no tensors"));
     }
     if lens.len() > 65535 {
-        return Err(CudaError::shape(op, "more than 65535 tensors in one launch"));
+        return Err(CudaError::shape(
+            op,
+            "more than 65535 tensors in one launch",
+        ));
     }
     for o in others {
         if o.len() != lens.len() {
@@ -47,13 +50,19 @@ fn check_groups(op: &'static str, lens: &[usize], others: &[&[usize]]) -> Result
         }
         for (i, (a, b)) in lens.iter().zip(o.iter()).enumerate() {
             if b < a {
-                return Err(CudaError::shape(op, format!("tensor {i}: state holds {b} < {a}")));
+                return Err(CudaError::shape(
+                    op,
+                    format!("tensor {i}: state holds {b} < {a}"),
+                ));
             }
         }
     }
     for (i, &l) in lens.iter().enumerate() {
         if u32::try_from(l).is_err() {
-            return Err(CudaError::shape(op, format!("tensor {i} exceeds 2^32 - 1 elements")));
+            return Err(CudaError::shape(
+                op,
+                format!("tensor {i} exceeds 2^32 - 1 elements"),
+            ));
         }
     }
     Ok(())
@@ -268,7 +277,11 @@ impl CudaDevice {
     }
 
     /// The L2 norm of all gradients together (`clip_grad_norm_`'s total norm) into `out[0]`.
-    pub fn grad_norm(&self, grads: &[&CudaSlice<f32>], out: &mut CudaSlice<f32>) -> Result<(), CudaError> {
+    pub fn grad_norm(
+        &self,
+        grads: &[&CudaSlice<f32>],
+        out: &mut CudaSlice<f32>,
+    ) -> Result<(), CudaError> {
         const OP: &str = "grad_norm";
         let lens: Vec<usize> = grads.iter().map(|g| g.len()).collect();
         check_groups(OP, &lens, &[])?;

@@ -56,7 +56,12 @@ fn every_module_declares_exactly_the_expected_entries() {
             m.file()
         );
         for (name, params) in &expected {
-            assert_eq!(&seen[name], params, "{}: parameter list of {name}", m.file());
+            assert_eq!(
+                &seen[name],
+                params,
+                "{}: parameter list of {name}",
+                m.file()
+            );
         }
     }
 }
@@ -79,9 +84,11 @@ fn every_module_targets_ptx_7_0_sm_80() {
 fn entry_names_follow_op_pass_dtype() {
     for e in ENTRIES {
         for name in e.names() {
-            let ok = ["_fwd_", "_bwd_", "_fwdbwd_", "_stats_", "_reduce_", "_grad_", "_multi_"]
-                .iter()
-                .any(|p| name.contains(p));
+            let ok = [
+                "_fwd_", "_bwd_", "_fwdbwd_", "_stats_", "_reduce_", "_grad_", "_multi_",
+            ]
+            .iter()
+            .any(|p| name.contains(p));
             assert!(ok, "{name}: expected <op>_<pass>_<dtype>");
         }
     }
@@ -91,5 +98,8 @@ fn entry_names_follow_op_pass_dtype() {
 fn parser_reads_params_in_order() {
     let ptx = ".visible .entry k_f32(\n\t.param .u64 a,\n\t.param .f32 b\n)\n{ ret; }";
     let got = parse_entries(ptx).unwrap();
-    assert_eq!(got, vec![("k_f32".to_string(), vec!["u64".into(), "f32".into()])]);
+    assert_eq!(
+        got,
+        vec![("k_f32".to_string(), vec!["u64".into(), "f32".into()])]
+    );
 }

@@ -40,6 +40,9 @@ fn device_names_parse() {
     assert_eq!(parse_device("cuda:3").unwrap(), Some(3));
     for bad in ["gpu", "cuda:", "cuda:x", "cuda:-1", ""] {
         let e = parse_device(bad).unwrap_err();
-        assert!(e.to_string().contains("expected `cpu` or `cuda:N`"), "{bad}: {e}");
+        assert!(
+            e.to_string().contains("expected `cpu` or `cuda:N`"),
+            "{bad}: {e}"
+        );
     }
 }

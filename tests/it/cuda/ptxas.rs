@@ -65,7 +65,9 @@ fn every_module_assembles_for_sm80_and_sm90_without_spills() {
     let ptxas = match find_ptxas() {
         Ok(p) => p,
         Err(why) => {
-            eprintln!("skipped: ptxas not found ({why}); set PTXAS or pip install nvidia-cuda-nvcc-cu12");
+            eprintln!(
+                "skipped: ptxas not found ({why}); set PTXAS or pip install nvidia-cuda-nvcc-cu12"
+            );
             return;
         }
     };
@@ -77,23 +79,39 @@ fn every_module_assembles_for_sm80_and_sm90_without_spills() {
         for arch in ["sm_80", "sm_90"] {
             let out = Command::new(&ptxas)
                 .arg(format!("-arch={arch}"))
-                .args(["-Werror", "--warn-on-spills", "--warn-on-local-memory-usage", "-v"])
+                .args([
+                    "-Werror",
+                    "--warn-on-spills",
+                    "--warn-on-local-memory-usage",
+                    "-v",
+                ])
                 .arg(&src)
                 .arg("-o")
                 .arg(dir.path().join("out.cubin"))
                 .output()
                 .expect("run ptxas");
-            let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+            let text = String::from_utf8_lossy(&out.stderr).to_string()
+                + &String::from_utf8_lossy(&out.stdout);
             if !out.status.success() {
                 failures.push(format!("{} {arch}: ptxas failed:\n{text}", m.file()));
                 continue;
             }
             let entries = parse_verbose(&text);
-            assert!(!entries.is_empty(), "{} {arch}: no -v report parsed:\n{text}", m.file());
+            assert!(
+                !entries.is_empty(),
+                "{} {arch}: no -v report parsed:\n{text}",
+                m.file()
+            );
             for (name, regs, spill, stack) in entries {
-                eprintln!("{arch} {:<32} {regs:>3} registers, {spill} spill bytes, {stack} stack bytes", name);
+                eprintln!(
+                    "{arch} {:<32} {regs:>3} registers, {spill} spill bytes, {stack} stack bytes",
+                    name
+                );
                 if spill > 0 || (m.is_loss() && stack > 0) {
-                    failures.push(format!("{} {arch}: {name} spills ({spill} bytes, stack {stack})", m.file()));
+                    failures.push(format!(
+                        "{} {arch}: {name} spills ({spill} bytes, stack {stack})",
+                        m.file()
+                    ));
                 }
             }
         }

@@ -42,7 +42,11 @@ pub fn focal(
         loss += w * af * pt.powf(gamma) * b;
         // d/dx [af pt^g b] = af (g pt^(g-1) dpt/dx b + pt^g (p - t)), dpt/dx = (1-2t) p (1-p)
         let dpt = (1.0 - 2.0 * t) * p * (1.0 - p);
-        let pg1 = if gamma == 0.0 { 0.0 } else { gamma * pt.powf(gamma - 1.0) };
+        let pg1 = if gamma == 0.0 {
+            0.0
+        } else {
+            gamma * pt.powf(gamma - 1.0)
+        };
         grad[i] = scale * w * af * (pg1 * dpt * b + pt.powf(gamma) * (p - t));
     }
     LossOut {
@@ -222,7 +226,9 @@ pub mod cases {
     }
 
     pub fn cls(rng: &mut Rng, n_rows: usize, n_cls: usize, ignore: Option<i32>) -> Cls {
-        let logits = (0..n_rows * n_cls).map(|_| 4.0 * rng.normal_f64()).collect();
+        let logits = (0..n_rows * n_cls)
+            .map(|_| 4.0 * rng.normal_f64())
+            .collect();
         let labels = (0..n_rows)
             .map(|_| match ignore {
                 Some(ig) if rng.below(10) == 0 => ig,
@@ -230,7 +236,13 @@ pub mod cases {
             })
             .collect();
         let row_w = (0..n_rows)
-            .map(|_| if rng.below(8) == 0 { 0.0 } else { rng.range_f64(0.1, 2.0) })
+            .map(|_| {
+                if rng.below(8) == 0 {
+                    0.0
+                } else {
+                    rng.range_f64(0.1, 2.0)
+                }
+            })
             .collect();
         Cls {
             n_rows,
@@ -250,11 +262,23 @@ pub mod cases {
     /// `x` around `t`, some exactly equal (sign(0) and the smooth-L1 boundary matter).
     pub fn pointwise(rng: &mut Rng, n: usize, probs: bool) -> Pointwise {
         let t: Vec<f64> = (0..n)
-            .map(|_| if probs { rng.uniform_f64() } else { 2.0 * rng.normal_f64() })
+            .map(|_| {
+                if probs {
+                    rng.uniform_f64()
+                } else {
+                    2.0 * rng.normal_f64()
+                }
+            })
             .collect();
         let x = t
             .iter()
-            .map(|&t| if rng.below(16) == 0 { t } else { t + 3.0 * rng.normal_f64() })
+            .map(|&t| {
+                if rng.below(16) == 0 {
+                    t
+                } else {
+                    t + 3.0 * rng.normal_f64()
+                }
+            })
             .collect();
         let w = (0..n).map(|_| rng.range_f64(0.0, 2.0)).collect();
         Pointwise { x, t, w }

@@ -71,7 +71,9 @@ json.dump(out, sys.stdout)
 "#;
 
 fn torch(input: &Value) -> Result<Value, String> {
-    let probe = Command::new("python3").args(["-c", "import torch"]).output();
+    let probe = Command::new("python3")
+        .args(["-c", "import torch"])
+        .output();
     match probe {
         Ok(o) if o.status.success() => {}
         Ok(_) => return Err("torch is not importable by python3".into()),
@@ -115,7 +117,10 @@ fn compare(name: &str, ours: &LossOut, theirs: &Value) {
         .collect();
     assert_eq!(grad.len(), ours.grad.len(), "{name}: gradient length");
     for (i, (a, b)) in ours.grad.iter().zip(&grad).enumerate() {
-        assert!((a - b).abs() <= tol(*b), "{name}: grad[{i}] {a} vs torch {b}");
+        assert!(
+            (a - b).abs() <= tol(*b),
+            "{name}: grad[{i}] {a} vs torch {b}"
+        );
     }
 }
 
@@ -155,16 +160,39 @@ fn f64_reference_matches_torch_autograd() {
     };
     compare(
         "focal",
-        &reference::focal(&cls.logits, &cls.labels, Some(&cls.row_w), cls.n_cls, gamma, alpha, scale),
+        &reference::focal(
+            &cls.logits,
+            &cls.labels,
+            Some(&cls.row_w),
+            cls.n_cls,
+            gamma,
+            alpha,
+            scale,
+        ),
         &out["focal"],
     );
     compare(
         "ce",
-        &reference::cross_entropy(&ce.logits, &ce_labels, Some(&ce.row_w), ce.n_cls, ignore, scale),
+        &reference::cross_entropy(
+            &ce.logits,
+            &ce_labels,
+            Some(&ce.row_w),
+            ce.n_cls,
+            ignore,
+            scale,
+        ),
         &out["ce"],
     );
-    compare("bce", &reference::bce(&bce.x, &bce.t, Some(&bce.w), scale), &out["bce"]);
-    compare("l1", &reference::l1(&reg.x, &reg.t, Some(&reg.w), scale), &out["l1"]);
+    compare(
+        "bce",
+        &reference::bce(&bce.x, &bce.t, Some(&bce.w), scale),
+        &out["bce"],
+    );
+    compare(
+        "l1",
+        &reference::l1(&reg.x, &reg.t, Some(&reg.w), scale),
+        &out["l1"],
+    );
     compare(
         "smooth_l1",
         &reference::smooth_l1(&reg.x, &reg.t, Some(&reg.w), beta, scale),
