@@ -2,6 +2,7 @@
 //! run`); elsewhere every test prints why it skipped. Inputs are fresh random values each run
 //! (seed printed; `MMRUN_SEED` replays one), every output buffer is poisoned with NaN before
 //! its launch, and tolerances are per dtype (the reference sees the dtype-rounded inputs).
+//! With `MMRUN_REQUIRE_GPU` set (as `scripts/gpu-check run` does), a missing device fails.
 
 use cudarc::driver::CudaSlice;
 use half::{bf16, f16};
@@ -21,6 +22,10 @@ fn device(test: &str) -> Option<CudaDevice> {
         },
         Err(e) => e.to_string(),
     };
+    // scripts/gpu-check sets this: on the GPU machine a skip would hide a broken setup.
+    if std::env::var_os("MMRUN_REQUIRE_GPU").is_some() {
+        panic!("{test}: MMRUN_REQUIRE_GPU is set but no device opened: {why}");
+    }
     eprintln!("skipped {test}: {why}");
     None
 }
