@@ -34,6 +34,7 @@ pub(crate) struct LossLaunch<'a, T> {
 /// `input` and `grad` hold `n_rows * n_cls` elements, `labels` `n_rows`, `weight` (if any)
 /// `n_rows`; `n_rows * n_cls < 2^32`; `n_cls > 0`; `cfg.block_dim == (256,1,1)` and
 /// `cfg.grid_dim.x <= partial.len()`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn focal<T: KernelFloat>(
     dev: &CudaDevice,
     cfg: LaunchConfig,
@@ -72,6 +73,7 @@ pub(crate) unsafe fn focal<T: KernelFloat>(
 ///
 /// # Safety
 /// As [`focal`], with `grad` required and `cfg.block_dim == (256,1,1)` (8 rows per block).
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn ce<T: KernelFloat>(
     dev: &CudaDevice,
     cfg: LaunchConfig,
@@ -110,6 +112,7 @@ pub(crate) unsafe fn ce<T: KernelFloat>(
 /// `input`, `grad`, `target` hold `n` (or `4n` for giou) elements; `weight` (if any) `n`
 /// (per element, or per box for giou); `cfg.block_dim == (256,1,1)`,
 /// `cfg.grid_dim.x <= partial.len()`; `n` (or `4n`) `< 2^32`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn pointwise_loss<T: KernelFloat>(
     dev: &CudaDevice,
     cfg: LaunchConfig,

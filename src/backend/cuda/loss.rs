@@ -112,7 +112,7 @@ impl CudaDevice {
             .checked_mul(n_cls)
             .ok_or_else(|| CudaError::shape(OP, "size overflows"))?;
         check_u32(OP, n)?;
-        if n_cls == 0 || !(gamma >= 0.0) {
+        if n_cls == 0 || gamma.is_nan() || gamma < 0.0 {
             return Err(CudaError::shape(OP, "n_cls must be > 0 and gamma >= 0"));
         }
         check_len(OP, "logits", logits, n)?;
@@ -329,7 +329,7 @@ impl CudaDevice {
         beta: f32,
         red: Reduction,
     ) -> Result<(), CudaError> {
-        if !(beta > 0.0) {
+        if beta.is_nan() || beta <= 0.0 {
             return Err(CudaError::shape("smooth_l1_loss", "beta must be > 0"));
         }
         self.pointwise(
