@@ -1,4 +1,80 @@
-//! The `Backend` trait and its implementations: `cpu` (the reference, the living spec) and `cuda`.
+//! The `Backend` trait and its implementations: `cpu` (the reference, the living spec) and
+//! `cuda` (feature `cuda`, owned separately).
+//!
+//! A backend owns opaque device buffers and implements one method per op family; the
+//! executor in [`crate::graph`] plans memory and calls these in schedule order. Buffers may be
+//! larger than the tensor they hold (slots are reused), so implementations read and write only
+//! the first `numel(shape)` elements.
 
+pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+
+use crate::graph::op::*;
+use crate::graph::{DType, HostTensor};
+
+/// A read-only view of a tensor in a backend buffer.
+pub struct TensorRef<'a, Buf> {
+    pub buf: &'a Buf,
+    pub shape: &'a [usize],
+    pub dtype: DType,
+}
+
+/// A writable view of a tensor in a backend buffer.
+pub struct TensorMut<'a, Buf> {
+    pub buf: &'a mut Buf,
+    pub shape: &'a [usize],
+    pub dtype: DType,
+}
+
+/// Backend failures (device errors, unsupported dtype/op combinations).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BackendError {
+    #[error("backend `{backend}` does not support {op} on {dtype}")]
+    Unsupported {
+        backend: &'static str,
+        op: &'static str,
+        dtype: DType,
+    },
+    #[error("backend `{backend}`: {message}")]
+    Device {
+        backend: &'static str,
+        message: String,
+    },
+}
+
+/// Executes graph ops. Implementations: [`cpu::CpuBackend`]; the CUDA backend lives in
+/// `backend::cuda`. Every method gets its inputs in the order documented on the op.
+pub trait Backend {
+    /// An opaque buffer on the device.
+    type Buffer: Send;
+
+    /// Short name (`cpu`, `cuda`).
+    fn name(&self) -> &'static str;
+    /// A buffer holding at least `len` elements of `dtype` (contents unspecified).
+    fn alloc(&self, dtype: DType, len: usize) -> Result<Self::Buffer, BackendError>;
+    /// Copies a host tensor to the device.
+    fn upload(&self, t: &HostTensor) -> Result<Self::Buffer, BackendError>;
+    /// Copies the first `numel(shape)` elements back to the host.
+    fn download(&self, buf: &Self::Buffer, dtype: DType, shape: &[usize]) -> Result<HostTensor, BackendError>;
+    /// Fills a tensor with one value.
+    fn fill(&self, out: TensorMut<'_, Self::Buffer>, value: f64) -> Result<(), BackendError>;
+    /// Elementwise one-input ops (and their gradients).
+    fn unary(&self, op: &UnaryOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    /// Elementwise two-input ops with broadcasting.
+    fn binary(&self, op: BinaryOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    /// Reductions.
+    fn reduce(&self, op: &ReduceOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    /// Data movement.
+    fn layout(&self, op: &LayoutOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    /// Matrix products.
+    fn matmul(&self, op: &MatmulOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    /// Convolutions and their gradients.
+    fn conv(&self, op: &ConvOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    /// Pooling and resampling.
+    fn pool(&self, op: &PoolOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    /// Normalisation.
+    fn norm(&self, op: &NormOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    /// Losses and their gradients.
+    fn loss(&self, op: &LossOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+}

@@ -1,0 +1,67 @@
+//! GEMM through the `gemm` crate (runtime-dispatched SIMD, rayon-parallel over output blocks;
+//! the reduction over k is blocked by cache size only, so results do not depend on threads).
+
+use super::Float;
+
+/// `c = a @ b` (or `c += a @ b` with `accumulate`), with explicit row/column strides so that
+/// transposed operands need no copy. `a` is `m×k`, `b` is `k×n`, `c` is `m×n` row-major.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[T],
+    b_rs: usize,
+    b_cs: usize,
+    c: &mut [T],
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(T::ZERO);
+        }
+        return;
+    }
+    assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs, "gemm: lhs too short");
+    assert!(b.len() > (k - 1) * b_rs + (n - 1) * b_cs, "gemm: rhs too short");
+    assert!(c.len() >= m * n, "gemm: dst too short");
+    let par = if m * n * k >= 1 << 15 {
+        gemm_crate::Parallelism::Rayon(0)
+    } else {
+        gemm_crate::Parallelism::None
+    };
+    // SAFETY: the asserts above bound every index the kernel touches: dst is m×n row-major
+    // (rs = n, cs = 1), lhs reads (i*a_rs + p*a_cs) for i < m, p < k, rhs (p*b_rs + j*b_cs).
+    // T is f32 or f64, which the crate supports; slices do not alias (&mut c vs & a, & b).
+    unsafe {
+        gemm_crate::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+use ::gemm as gemm_crate;

@@ -1,0 +1,192 @@
+//! The executor: runs a planned graph on a backend, reading parameters from and writing
+//! gradients and running statistics to a [`ParamStore`].
+
+use super::builder::{Graph, NodeId};
+use super::memory::MemoryPlan;
+use super::op::Op;
+use super::params::ParamStore;
+use super::tensor::HostTensor;
+use crate::backend::{Backend, BackendError, TensorMut, TensorRef};
+use std::collections::BTreeMap;
+
+/// Failures while running a graph.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExecError {
+    #[error("missing input `{0}`")]
+    MissingInput(String),
+    #[error("input `{name}`: expected {expected}, got {got}")]
+    BadInput { name: String, expected: String, got: String },
+    #[error("parameter store: {0}")]
+    Store(String),
+    #[error("node %{node} ({op}): {source}")]
+    Backend {
+        node: usize,
+        op: &'static str,
+        #[source]
+        source: BackendError,
+    },
+}
+
+/// Named results of one run (gradients go to the store).
+#[derive(Clone, Debug, Default)]
+pub struct RunOutputs {
+    pub outputs: BTreeMap<String, HostTensor>,
+}
+
+impl RunOutputs {
+    /// A scalar output as f64 (e.g. a loss).
+    pub fn scalar(&self, name: &str) -> Option<f64> {
+        let t = self.outputs.get(name)?;
+        (t.numel() == 1).then(|| t.data.get_f64(0))
+    }
+}
+
+/// Runs one graph repeatedly on one backend, keeping its planned buffers between runs.
+pub struct Executor<B: Backend> {
+    graph: Graph,
+    plan: MemoryPlan,
+    backend: B,
+    slots: Vec<Option<B::Buffer>>,
+}
+
+impl<B: Backend> Executor<B> {
+    /// Plans `graph` for `backend`.
+    pub fn new(graph: Graph, backend: B) -> Self {
+        let plan = MemoryPlan::new(&graph);
+        let slots = (0..plan.slots.len()).map(|_| None).collect();
+        Executor { graph, plan, backend, slots }
+    }
+
+    /// The graph being run.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Its memory plan.
+    pub fn plan(&self) -> &MemoryPlan {
+        &self.plan
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    fn be(&self, node: usize, source: BackendError) -> ExecError {
+        ExecError::Backend { node, op: self.graph.nodes[node].op.name(), source }
+    }
+
+    /// Runs the graph: feeds by input name; parameters read from `store`; gradients (if the
+    /// graph has them) and running statistics written back to `store`.
+    pub fn run(&mut self, store: &mut ParamStore, feeds: &BTreeMap<String, HostTensor>) -> Result<RunOutputs, ExecError> {
+        store.check(&self.graph).map_err(ExecError::Store)?;
+        let mut ext: BTreeMap<usize, B::Buffer> = BTreeMap::new();
+        let schedule = self.plan.schedule.clone();
+        for &NodeId(i) in &schedule {
+            let node = &self.graph.nodes[i];
+            let buf = match &node.op {
+                Op::Input { name } => {
+                    let t = feeds.get(name).ok_or_else(|| ExecError::MissingInput(name.clone()))?;
+                    if t.shape != node.shape || t.dtype() != node.dtype {
+                        return Err(ExecError::BadInput {
+                            name: name.clone(),
+                            expected: format!("{}{:?}", node.dtype, node.shape),
+                            got: format!("{}{:?}", t.dtype(), t.shape),
+                        });
+                    }
+                    self.backend.upload(t).map_err(|e| self.be(i, e))?
+                }
+                Op::Param { name } => {
+                    let t = store.get(name).ok_or_else(|| ExecError::Store(format!("no parameter `{name}`")))?;
+                    let t = if t.dtype() == node.dtype { t.clone() } else { t.cast(node.dtype) };
+                    self.backend.upload(&t).map_err(|e| self.be(i, e))?
+                }
+                _ => continue,
+            };
+            ext.insert(i, buf);
+        }
+        for &NodeId(i) in &schedule {
+            if ext.contains_key(&i) {
+                continue;
+            }
+            self.exec_node(i, &ext, store)?;
+        }
+        let mut out = RunOutputs::default();
+        for (name, id) in &self.graph.outputs {
+            let t = self.fetch(id.0, &ext)?;
+            out.outputs.insert(name.clone(), t);
+        }
+        for (name, id) in &self.graph.grads {
+            let t = self.fetch(id.0, &ext)?;
+            let dt = store.spec(name).map(|s| s.dtype).unwrap_or(t.dtype());
+            store.set_grad(name, if t.dtype() == dt { t } else { t.cast(dt) });
+        }
+        Ok(out)
+    }
+
+    fn fetch(&self, i: usize, ext: &BTreeMap<usize, B::Buffer>) -> Result<HostTensor, ExecError> {
+        let node = &self.graph.nodes[i];
+        let buf = match ext.get(&i) {
+            Some(b) => b,
+            None => self.slots[self.plan.slot_of[i].expect("executed nodes have slots")]
+                .as_ref()
+                .expect("slot filled by its producer"),
+        };
+        self.backend.download(buf, node.dtype, &node.shape).map_err(|e| self.be(i, e))
+    }
+
+    fn exec_node(&mut self, i: usize, ext: &BTreeMap<usize, B::Buffer>, store: &mut ParamStore) -> Result<(), ExecError> {
+        let node = &self.graph.nodes[i];
+        if let Op::UpdateRunningStats { mean, var, momentum, count } = &node.op {
+            let stats = self.fetch(node.inputs[0].0, ext)?.to_f64_vec();
+            let c = stats.len() / 2;
+            let unbias = *count as f64 / (*count as f64 - 1.0);
+            for (name, row, factor) in [(mean, 0, 1.0), (var, 1, unbias)] {
+                let t = store.get_mut(name).ok_or_else(|| ExecError::Store(format!("no buffer `{name}`")))?;
+                let old = t.to_f64_vec();
+                let new: Vec<f64> = (0..c).map(|k| (1.0 - momentum) * old[k] + momentum * stats[row * c + k] * factor).collect();
+                let dt = t.dtype();
+                *t = HostTensor::f64(t.shape.clone(), new).expect("same length").cast(dt);
+            }
+            return Ok(());
+        }
+        let s = self.plan.slot_of[i].expect("executed nodes have slots");
+        let (sdt, slen) = self.plan.slots[s];
+        let mut out_buf = match self.slots[s].take() {
+            Some(b) => b,
+            None => self.backend.alloc(sdt, slen).map_err(|e| self.be(i, e))?,
+        };
+        let result = {
+            let mut ins = Vec::with_capacity(node.inputs.len());
+            for j in &node.inputs {
+                let jn = &self.graph.nodes[j.0];
+                let buf = match ext.get(&j.0) {
+                    Some(b) => b,
+                    None => self.slots[self.plan.slot_of[j.0].expect("inputs were executed")]
+                        .as_ref()
+                        .expect("inputs are computed before use"),
+                };
+                ins.push(TensorRef { buf, shape: &jn.shape, dtype: jn.dtype });
+            }
+            let out = TensorMut { buf: &mut out_buf, shape: &node.shape, dtype: node.dtype };
+            let b = &self.backend;
+            match &node.op {
+                Op::Fill { value } => b.fill(out, *value),
+                Op::Unary(op) => b.unary(op, &ins, out),
+                Op::Binary(op) => b.binary(*op, &ins, out),
+                Op::Reduce(op) => b.reduce(op, &ins, out),
+                Op::Layout(op) => b.layout(op, &ins, out),
+                Op::Matmul(op) => b.matmul(op, &ins, out),
+                Op::Conv(op) => b.conv(op, &ins, out),
+                Op::Pool(op) => b.pool(op, &ins, out),
+                Op::Norm(op) => b.norm(op, &ins, out),
+                Op::Loss(op) => b.loss(op, &ins, out),
+                Op::Input { .. } | Op::Param { .. } | Op::UpdateRunningStats { .. } => {
+                    unreachable!("handled before dispatch")
+                }
+            }
+        };
+        self.slots[s] = Some(out_buf);
+        result.map_err(|e| self.be(i, e))
+    }
+}

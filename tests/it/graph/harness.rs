@@ -1,0 +1,33 @@
+//! Shared helpers: a fresh seed per run (printed, so a failure can be replayed with
+//! `MMRUN_TEST_SEED`), random tensors, and running a graph on the CPU backend.
+
+use mmrun::backend::cpu::CpuBackend;
+use mmrun::graph::{Executor, Graph, HostTensor, ParamStore, RunOutputs};
+use mmrun::util::rng::Rng;
+use std::collections::BTreeMap;
+
+/// A seed that changes every run unless `MMRUN_TEST_SEED` pins it.
+pub fn fresh_seed(test: &str) -> u64 {
+    let seed = std::env::var("MMRUN_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    eprintln!("{test}: MMRUN_TEST_SEED={seed}");
+    seed
+}
+
+/// Uniform values in `[lo, hi)`.
+pub fn uniform(rng: &mut Rng, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+    (0..n).map(|_| rng.range_f64(lo, hi)).collect()
+}
+
+/// Runs `graph` once with `feeds`.
+pub fn run(graph: &Graph, store: &mut ParamStore, feeds: &BTreeMap<String, HostTensor>) -> RunOutputs {
+    let mut ex = Executor::new(graph.clone(), CpuBackend);
+    ex.run(store, feeds).expect("graph runs")
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the `graph` area: gradient checks of every op in f64 against central
+//! finite differences, losses against PyTorch reference values (`torchref`), a small network
+//! that trains, memory planning, determinism and the text dump.
+
+mod gradcheck;
+mod harness;
+mod network;
+mod torchref;
