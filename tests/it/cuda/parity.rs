@@ -1,4 +1,4 @@
-//! CPU f64 reference vs CUDA kernels. Runs where a device is present (`scripts/gpu-check
+//! CPU backend (f64, `backend::cpu::loss` through `cpu_ref.rs`) vs CUDA kernels. Runs where a device is present (`scripts/gpu-check
 //! run`); elsewhere every test prints why it skipped. Inputs are fresh random values each run
 //! (seed printed; `MMRUN_SEED` replays one), every output buffer is poisoned with NaN before
 //! its launch, and tolerances are per dtype (the reference sees the dtype-rounded inputs).
@@ -11,7 +11,8 @@ use mmrun::backend::cuda::optim::{AdamW, Sgd};
 use mmrun::backend::cuda::{CudaDevice, KernelFloat, probe};
 use mmrun::util::rng::Rng;
 
-use super::reference::{self, LossOut, cases};
+use super::cpu_ref as reference;
+use super::reference::{LossOut, cases};
 
 fn device(test: &str) -> Option<CudaDevice> {
     let why = match probe() {
@@ -262,7 +263,7 @@ fn losses<T: KernelFloat>(dev: &CudaDevice, rng: &mut Rng) {
         &grad,
         &reference::smooth_l1(&xq, &tq, None, (1.0f32 / 9.0) as f64, 1.0),
     );
-    // GIoU.
+    // GIoU against the mmdetection formula (the CPU backend places eps as torchvision).
     let nb = 5000 + rng.below(20_000) as usize;
     let b = cases::boxes(rng, nb);
     let (q, xq) = quantize::<T>(&b.x);
@@ -284,7 +285,7 @@ fn losses<T: KernelFloat>(dev: &CudaDevice, rng: &mut Rng) {
         dev,
         &loss,
         &grad,
-        &reference::giou(&xq, &tq, Some(&wq), (1e-6f32) as f64, scale),
+        &super::reference::giou(&xq, &tq, Some(&wq), (1e-6f32) as f64, scale),
     );
 }
 
