@@ -1,8 +1,8 @@
-//! GEMM through cuBLAS (row-major wrapper over column-major `cublasSgemm`). Convolution is
-//! not on the device yet; the plan is im2col + this GEMM (see `kernels/README.md`).
+//! GEMM through cuBLAS (row-major wrapper over column-major `cublasSgemm`); convolution is
+//! im2col (`kernels/conv.ptx`) + this GEMM, in `conv.rs`.
 
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{DevicePtr, DevicePtrMut};
 
 use super::device::CudaDevice;
 use super::error::CudaError;
@@ -33,14 +33,14 @@ impl Blas {
     /// (`a` stored `[k, m]` when `trans_a`) and `op(b)` is `[k, n]` (`b` stored `[n, k]`
     /// when `trans_b`).
     #[allow(clippy::too_many_arguments)]
-    pub fn sgemm(
+    pub fn sgemm<A: DevicePtr<f32>, B: DevicePtr<f32>, C: DevicePtrMut<f32>>(
         &self,
         (m, n, k): (usize, usize, usize),
-        a: &CudaSlice<f32>,
+        a: &A,
         trans_a: bool,
-        b: &CudaSlice<f32>,
+        b: &B,
         trans_b: bool,
-        c: &mut CudaSlice<f32>,
+        c: &mut C,
         alpha: f32,
         beta: f32,
     ) -> Result<(), CudaError> {

@@ -21,10 +21,11 @@ pub enum Module {
     Pool,
     Optim,
     Scale,
+    Conv,
 }
 
 impl Module {
-    pub const ALL: [Module; 11] = [
+    pub const ALL: [Module; 12] = [
         Module::LossFocal,
         Module::LossCe,
         Module::LossBce,
@@ -36,6 +37,7 @@ impl Module {
         Module::Pool,
         Module::Optim,
         Module::Scale,
+        Module::Conv,
     ];
 
     /// Position in [`Module::ALL`] (the per-device module cache index).
@@ -57,6 +59,7 @@ impl Module {
             Module::Pool => "pool.ptx",
             Module::Optim => "optim.ptx",
             Module::Scale => "scale.ptx",
+            Module::Conv => "conv.ptx",
         }
     }
 
@@ -74,6 +77,7 @@ impl Module {
             Module::Pool => include_str!("../../../kernels/pool.ptx"),
             Module::Optim => include_str!("../../../kernels/optim.ptx"),
             Module::Scale => include_str!("../../../kernels/scale.ptx"),
+            Module::Conv => include_str!("../../../kernels/conv.ptx"),
         }
     }
 
@@ -353,6 +357,23 @@ pub const ENTRIES: &[Entry] = &[
         stem: "unscale_multi",
         dtypes: F32_ONLY,
         params: &[Ptr, Ptr, Ptr, F32],
+    },
+    // conv.ptx
+    Entry {
+        module: Module::Conv,
+        stem: "im2col_fwd",
+        dtypes: F32_ONLY,
+        params: &[
+            Ptr, Ptr, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32,
+        ],
+    },
+    Entry {
+        module: Module::Conv,
+        stem: "col2im_bwd",
+        dtypes: F32_ONLY,
+        params: &[
+            Ptr, Ptr, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32,
+        ],
     },
 ];
 

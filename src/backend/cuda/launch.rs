@@ -3,7 +3,7 @@
 //! [`super::kernels::ENTRIES`]. Callers (the safe op layer) uphold each `# Safety` contract;
 //! every launch's driver result is checked.
 
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
 
 use super::device::CudaDevice;
 use super::dtype::{DType, KernelFloat};
@@ -173,13 +173,15 @@ pub(crate) unsafe fn finish(
 
 /// Any f32 kernel whose parameters are device buffers followed by scalars, in ABI order.
 /// Used by the op families with many small entries (elementwise, reduce, norm, pool, optim).
-pub(crate) enum Arg<'a> {
+pub(crate) enum Arg<'a, 'v> {
     In(&'a CudaSlice<f32>),
     Out(&'a mut CudaSlice<f32>),
     InI32(&'a CudaSlice<i32>),
     OutI32(&'a mut CudaSlice<i32>),
     InU64(&'a CudaSlice<u64>),
     InU32(&'a CudaSlice<u32>),
+    InView(&'a CudaView<'v, f32>),
+    OutView(&'a mut CudaViewMut<'v, f32>),
     /// A nullable pointer that is null.
     Null,
     U32(u32),
@@ -197,7 +199,7 @@ pub(crate) unsafe fn generic(
     module: Module,
     stem: &'static str,
     cfg: LaunchConfig,
-    args: &mut [Arg<'_>],
+    args: &mut [Arg<'_, '_>],
 ) -> Result<(), CudaError> {
     debug_assert_eq!(super::kernels::entry(stem).params.len(), args.len());
     let f = dev.function(module, stem, DType::F32)?;
@@ -211,6 +213,8 @@ pub(crate) unsafe fn generic(
             Arg::OutI32(s) => b.arg(&mut **s),
             Arg::InU64(s) => b.arg(*s),
             Arg::InU32(s) => b.arg(*s),
+            Arg::InView(s) => b.arg(*s),
+            Arg::OutView(s) => b.arg(&mut **s),
             Arg::Null => b.arg(&null),
             Arg::U32(v) => b.arg(&*v),
             Arg::F32(v) => b.arg(&*v),

@@ -14,6 +14,7 @@
 //! Owns no model knowledge; the CPU backend is the spec every kernel is tested against.
 
 pub mod blas;
+pub mod conv;
 pub mod device;
 mod dtype;
 mod error;

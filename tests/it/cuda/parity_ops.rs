@@ -499,3 +499,87 @@ fn cublas_sgemm_matches() {
         );
     }
 }
+
+#[test]
+fn conv2d_im2col_cublas_matches_the_cpu_backend() {
+    use mmrun::backend::cpu::conv as cpu;
+    use mmrun::backend::cuda::conv::Conv2d;
+    use mmrun::graph::op::Conv2dAttrs;
+    let Some(dev) = device("conv parity") else {
+        return;
+    };
+    let blas = Blas::new(&dev).expect("cuBLAS must load on a GPU machine");
+    let mut rng = rng("conv parity");
+    // ResNet stem (7x7 s2 p3), a 3x3 s1 p1 with dilation 2, a strided 1x1.
+    for (xs, ws, s, p, d) in [
+        ([2, 3, 23, 29], [8, 3, 7, 7], 2, 3, 1),
+        ([2, 6, 15, 13], [5, 6, 3, 3], 1, 2, 2),
+        ([3, 8, 9, 10], [4, 8, 1, 1], 2, 0, 1),
+    ] {
+        let a = Conv2d {
+            stride: [s, s],
+            padding: [p, p],
+            dilation: [d, d],
+        };
+        let ca = Conv2dAttrs {
+            stride: [s, s],
+            padding: [p, p],
+            dilation: [d, d],
+            groups: 1,
+        };
+        let nx: usize = xs.iter().product();
+        let nw: usize = ws.iter().product();
+        let x = normal(&mut rng, nx);
+        let w = normal(&mut rng, nw);
+        let b = normal(&mut rng, ws[0]);
+        let (dxs, dws, dbs) = (
+            dev.upload(&f32s(&x)).unwrap(),
+            dev.upload(&f32s(&w)).unwrap(),
+            dev.upload(&f32s(&b)).unwrap(),
+        );
+        let oh = (xs[2] + 2 * p - d * (ws[2] - 1) - 1) / s + 1;
+        let ow = (xs[3] + 2 * p - d * (ws[3] - 1) - 1) / s + 1;
+        let ys = [xs[0], ws[0], oh, ow];
+        let ny: usize = ys.iter().product();
+        let mut y = poisoned::<f32>(&dev, ny);
+        let got_shape = blas
+            .conv2d(&dev, &dxs, xs, &dws, ws, Some(&dbs), &a, &mut y)
+            .unwrap();
+        assert_eq!(got_shape, ys);
+        let mut want = vec![0.0; ny];
+        cpu::conv2d(&x, &xs, &w, &ws, Some(&b), &ca, &mut want, &ys);
+        assert_close(
+            &format!("conv2d {xs:?} {ws:?}"),
+            &down(&dev, &y),
+            &want,
+            1e-4,
+            1e-5,
+        );
+        let dy = normal(&mut rng, ny);
+        let ddy = dev.upload(&f32s(&dy)).unwrap();
+        let mut dx = poisoned::<f32>(&dev, nx);
+        blas.conv2d_bwd_input(&dev, &ddy, &dws, ws, xs, &a, &mut dx)
+            .unwrap();
+        let mut want = vec![0.0; nx];
+        cpu::conv2d_grad_input(&dy, &ys, &w, &ws, &ca, &mut want, &xs);
+        assert_close(
+            &format!("conv2d dx {xs:?} {ws:?}"),
+            &down(&dev, &dx),
+            &want,
+            1e-4,
+            1e-5,
+        );
+        let mut dw = poisoned::<f32>(&dev, nw);
+        blas.conv2d_bwd_weight(&dev, &dxs, xs, &ddy, ws, &a, &mut dw)
+            .unwrap();
+        let mut want = vec![0.0; nw];
+        cpu::conv2d_grad_weight(&x, &xs, &dy, &ys, &ca, &mut want, &ws);
+        assert_close(
+            &format!("conv2d dw {xs:?} {ws:?}"),
+            &down(&dev, &dw),
+            &want,
+            1e-4,
+            1e-5,
+        );
+    }
+}
