@@ -84,21 +84,13 @@ impl MemoryPlan {
             }
             total += bytes;
             // Best fit among free slots of the same dtype; else grow the largest; else new.
-            let same: Vec<usize> = free
-                .iter()
-                .copied()
-                .filter(|&s| slots[s].0 == node.dtype)
-                .collect();
+            let same: Vec<usize> = free.iter().copied().filter(|&s| slots[s].0 == node.dtype).collect();
             let pick = same
                 .iter()
                 .copied()
                 .filter(|&s| slots[s].1 >= len)
                 .min_by_key(|&s| (slots[s].1, s))
-                .or_else(|| {
-                    same.iter()
-                        .copied()
-                        .max_by_key(|&s| (slots[s].1, usize::MAX - s))
-                });
+                .or_else(|| same.iter().copied().max_by_key(|&s| (slots[s].1, usize::MAX - s)));
             let s = match pick {
                 Some(s) => {
                     free.retain(|&f| f != s);
@@ -153,9 +145,5 @@ pub(crate) fn fmt_bytes(b: usize) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
+    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", units[u]) }
 }

@@ -62,36 +62,30 @@ fn im2col<T: Float>(x: &[T], geo: &Geo, col: &mut [T]) {
     let [sh, sw] = geo.a.stride;
     let [ph, pw] = geo.a.padding;
     let [dh, dw] = geo.a.dilation;
-    col.par_chunks_mut(ho * wo)
-        .enumerate()
-        .for_each(|(r, row)| {
-            let j = r % geo.kw;
-            let i = (r / geo.kw) % geo.kh;
-            let c = r / (geo.kw * geo.kh);
-            let plane = &x[c * h * w..(c + 1) * h * w];
-            for oh in 0..ho {
-                let ih = (oh * sh + i * dh) as isize - ph as isize;
-                let dst = &mut row[oh * wo..(oh + 1) * wo];
-                if ih < 0 || ih >= h as isize {
-                    dst.fill(T::ZERO);
-                    continue;
-                }
-                let src = &plane[ih as usize * w..(ih as usize + 1) * w];
-                let off = (j * dw) as isize - pw as isize;
-                if sw == 1 && off >= 0 && off as usize + wo <= w {
-                    dst.copy_from_slice(&src[off as usize..off as usize + wo]);
-                    continue;
-                }
-                for (ow, d) in dst.iter_mut().enumerate() {
-                    let iw = (ow * sw) as isize + off;
-                    *d = if iw >= 0 && iw < w as isize {
-                        src[iw as usize]
-                    } else {
-                        T::ZERO
-                    };
-                }
+    col.par_chunks_mut(ho * wo).enumerate().for_each(|(r, row)| {
+        let j = r % geo.kw;
+        let i = (r / geo.kw) % geo.kh;
+        let c = r / (geo.kw * geo.kh);
+        let plane = &x[c * h * w..(c + 1) * h * w];
+        for oh in 0..ho {
+            let ih = (oh * sh + i * dh) as isize - ph as isize;
+            let dst = &mut row[oh * wo..(oh + 1) * wo];
+            if ih < 0 || ih >= h as isize {
+                dst.fill(T::ZERO);
+                continue;
             }
-        });
+            let src = &plane[ih as usize * w..(ih as usize + 1) * w];
+            let off = (j * dw) as isize - pw as isize;
+            if sw == 1 && off >= 0 && off as usize + wo <= w {
+                dst.copy_from_slice(&src[off as usize..off as usize + wo]);
+                continue;
+            }
+            for (ow, d) in dst.iter_mut().enumerate() {
+                let iw = (ow * sw) as isize + off;
+                *d = if iw >= 0 && iw < w as isize { src[iw as usize] } else { T::ZERO };
+            }
+        }
+    });
 }
 
 /// Folds `col [Cg*kh*kw, Ho*Wo]` back, summing into `dx [Cg,H,W]` (one task per channel, so
@@ -129,23 +123,10 @@ fn col2im<T: Float>(col: &[T], geo: &Geo, dx: &mut [T]) {
 
 /// `y = conv2d(x, w) + bias`.
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d<T: Float>(
-    x: &[T],
-    xs: &[usize],
-    wt: &[T],
-    ws: &[usize],
-    bias: Option<&[T]>,
-    a: &Conv2dAttrs,
-    y: &mut [T],
-    ys: &[usize],
-) {
+pub fn conv2d<T: Float>(x: &[T], xs: &[usize], wt: &[T], ws: &[usize], bias: Option<&[T]>, a: &Conv2dAttrs, y: &mut [T], ys: &[usize]) {
     let geo = Geo::new(xs, ws, ys, a);
     let (cg, cog, ckk, hwo, hw) = (geo.cg(), geo.cog(), geo.ckk(), geo.hw_out(), geo.h * geo.w);
-    let mut col = if geo.is_pointwise() {
-        Vec::new()
-    } else {
-        vec![T::ZERO; ckk * hwo]
-    };
+    let mut col = if geo.is_pointwise() { Vec::new() } else { vec![T::ZERO; ckk * hwo] };
     for n in 0..geo.n {
         for g in 0..geo.g {
             let xg = &x[(n * geo.c + g * cg) * hw..][..cg * hw];
@@ -161,35 +142,20 @@ pub fn conv2d<T: Float>(
         }
     }
     if let Some(b) = bias {
-        y[..geo.n * geo.co * hwo]
-            .par_chunks_mut(hwo)
-            .enumerate()
-            .for_each(|(p, plane)| {
-                let bv = b[p % geo.co];
-                for v in plane {
-                    *v += bv;
-                }
-            });
+        y[..geo.n * geo.co * hwo].par_chunks_mut(hwo).enumerate().for_each(|(p, plane)| {
+            let bv = b[p % geo.co];
+            for v in plane {
+                *v += bv;
+            }
+        });
     }
 }
 
 /// `dx` from `dy [N,Co,Ho,Wo]` and `w`; `xs` is the input shape.
-pub fn conv2d_grad_input<T: Float>(
-    dy: &[T],
-    ys: &[usize],
-    wt: &[T],
-    ws: &[usize],
-    a: &Conv2dAttrs,
-    dx: &mut [T],
-    xs: &[usize],
-) {
+pub fn conv2d_grad_input<T: Float>(dy: &[T], ys: &[usize], wt: &[T], ws: &[usize], a: &Conv2dAttrs, dx: &mut [T], xs: &[usize]) {
     let geo = Geo::new(xs, ws, ys, a);
     let (cg, cog, ckk, hwo, hw) = (geo.cg(), geo.cog(), geo.ckk(), geo.hw_out(), geo.h * geo.w);
-    let mut col = if geo.is_pointwise() {
-        Vec::new()
-    } else {
-        vec![T::ZERO; ckk * hwo]
-    };
+    let mut col = if geo.is_pointwise() { Vec::new() } else { vec![T::ZERO; ckk * hwo] };
     for n in 0..geo.n {
         for g in 0..geo.g {
             let dyg = &dy[(n * geo.co + g * cog) * hwo..][..cog * hwo];
@@ -207,22 +173,10 @@ pub fn conv2d_grad_input<T: Float>(
 }
 
 /// `dw` from `x` and `dy`; `ws` is the weight shape.
-pub fn conv2d_grad_weight<T: Float>(
-    x: &[T],
-    xs: &[usize],
-    dy: &[T],
-    ys: &[usize],
-    a: &Conv2dAttrs,
-    dw: &mut [T],
-    ws: &[usize],
-) {
+pub fn conv2d_grad_weight<T: Float>(x: &[T], xs: &[usize], dy: &[T], ys: &[usize], a: &Conv2dAttrs, dw: &mut [T], ws: &[usize]) {
     let geo = Geo::new(xs, ws, ys, a);
     let (cg, cog, ckk, hwo, hw) = (geo.cg(), geo.cog(), geo.ckk(), geo.hw_out(), geo.h * geo.w);
-    let mut col = if geo.is_pointwise() {
-        Vec::new()
-    } else {
-        vec![T::ZERO; ckk * hwo]
-    };
+    let mut col = if geo.is_pointwise() { Vec::new() } else { vec![T::ZERO; ckk * hwo] };
     for n in 0..geo.n {
         for g in 0..geo.g {
             let xg = &x[(n * geo.c + g * cg) * hw..][..cg * hw];

@@ -28,14 +28,8 @@ pub fn gemm<T: Float>(
         }
         return;
     }
-    assert!(
-        a.len() > (m - 1) * a_rs + (k - 1) * a_cs,
-        "gemm: lhs too short"
-    );
-    assert!(
-        b.len() > (k - 1) * b_rs + (n - 1) * b_cs,
-        "gemm: rhs too short"
-    );
+    assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs, "gemm: lhs too short");
+    assert!(b.len() > (k - 1) * b_rs + (n - 1) * b_cs, "gemm: rhs too short");
     assert!(c.len() >= m * n, "gemm: dst too short");
     let par = if m * n * k >= 1 << 15 {
         gemm_crate::Parallelism::Rayon(0)
