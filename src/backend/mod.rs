@@ -7,6 +7,8 @@
 //! the first `numel(shape)` elements.
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 
 use crate::graph::op::*;
 use crate::graph::{DType, HostTensor};

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""The PyTorch peer of `scripts/gpu-check`: torchvision RetinaNet R-50-FPN training steps
+(SGD, batch of 2 images at 800x1333, random boxes), eager mode, fp32. Prints
+`retinanet<TAB>torchvision eager<TAB>images/s<TAB>1.00` with --tsv, else a sentence.
+Runs on the CPU too (small sizes) so it can be checked without a GPU."""
+import argparse
+import sys
+import time
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--height", type=int, default=800)
+    ap.add_argument("--width", type=int, default=1333)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--tsv", action="store_true")
+    a = ap.parse_args()
+    try:
+        import torch
+        import torchvision
+        from torchvision.models.detection import retinanet_resnet50_fpn
+    except ImportError as e:
+        print(f"skipped: torch/torchvision not importable ({e})")
+        return 0
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        print("skipped: torch sees no CUDA device")
+        return 0
+    dev = torch.device(a.device)
+    torch.manual_seed(0)
+    torch.backends.cudnn.benchmark = True
+    # mmdetection's RetinaNet resizes to 800x1333 itself; keep torchvision from resizing again.
+    model = retinanet_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=91,
+        min_size=a.height, max_size=a.width,
+    ).to(dev).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    images = [torch.rand(3, a.height, a.width, device=dev) for _ in range(a.batch)]
+    targets = []
+    for _ in range(a.batch):
+        xy = torch.rand(5, 2, device=dev) * torch.tensor([a.width * 0.7, a.height * 0.7], device=dev)
+        wh = 16 + torch.rand(5, 2, device=dev) * 200
+        targets.append({"boxes": torch.cat([xy, xy + wh], 1), "labels": torch.randint(1, 91, (5,), device=dev)})
+
+    def step():
+        losses = model(images, targets)
+        loss = sum(losses.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(a.warmup):
+        step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(a.iters):
+        loss = step()
+    sync()
+    dt = time.perf_counter() - t0
+    ips = a.batch * a.iters / dt
+    if not torch.isfinite(loss):
+        print("error: non-finite loss", file=sys.stderr)
+        return 1
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    if a.tsv:
+        print(f"retinanet\ttorchvision {torchvision.__version__} eager fp32 ({name})\t{ips:.2f}\t1.00")
+    else:
+        print(f"torchvision RetinaNet R-50-FPN train step, batch {a.batch} x {a.height}x{a.width} on {name}: {ips:.2f} images/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

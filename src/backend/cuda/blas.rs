@@ -1,0 +1,84 @@
+//! GEMM through cuBLAS (row-major wrapper over column-major `cublasSgemm`); convolution is
+//! im2col (`kernels/conv.ptx`) + this GEMM, in `conv.rs`.
+
+use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
+use cudarc::driver::{DevicePtr, DevicePtrMut};
+
+use super::device::CudaDevice;
+use super::error::CudaError;
+
+/// A cuBLAS handle bound to the device's stream.
+pub struct Blas {
+    handle: CudaBlas,
+}
+
+impl Blas {
+    /// Opens cuBLAS; a missing libcublas is an error, not cudarc's panic.
+    pub fn new(dev: &CudaDevice) -> Result<Self, CudaError> {
+        // SAFETY: only tries to dlopen libcublas by its usual names.
+        if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+            return Err(CudaError::Blas {
+                context: "open",
+                message: "libcublas could not be loaded (put its folder on LD_LIBRARY_PATH)".into(),
+            });
+        }
+        let handle = CudaBlas::new(dev.stream().clone()).map_err(|e| CudaError::Blas {
+            context: "cublasCreate",
+            message: format!("{e:?}"),
+        })?;
+        Ok(Blas { handle })
+    }
+
+    /// Row-major `c[m, n] = alpha * op(a) @ op(b) + beta * c`, where `op(a)` is `[m, k]`
+    /// (`a` stored `[k, m]` when `trans_a`) and `op(b)` is `[k, n]` (`b` stored `[n, k]`
+    /// when `trans_b`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sgemm<A: DevicePtr<f32>, B: DevicePtr<f32>, C: DevicePtrMut<f32>>(
+        &self,
+        (m, n, k): (usize, usize, usize),
+        a: &A,
+        trans_a: bool,
+        b: &B,
+        trans_b: bool,
+        c: &mut C,
+        alpha: f32,
+        beta: f32,
+    ) -> Result<(), CudaError> {
+        let op = "sgemm";
+        let fits = |v: usize| i32::try_from(v).is_ok();
+        if ![m, n, k, m * k, k * n, m * n].into_iter().all(fits) || m == 0 || n == 0 || k == 0 {
+            return Err(CudaError::shape(
+                op,
+                format!("dims ({m}, {n}, {k}) must be in 1..2^31"),
+            ));
+        }
+        if a.len() < m * k || b.len() < k * n || c.len() < m * n {
+            return Err(CudaError::shape(op, "a buffer is shorter than its matrix"));
+        }
+        // Row-major C = A B is column-major C^T = B^T A^T: swap the operands.
+        let t = |tr: bool| {
+            if tr {
+                cublasOperation_t::CUBLAS_OP_T
+            } else {
+                cublasOperation_t::CUBLAS_OP_N
+            }
+        };
+        let cfg = GemmConfig {
+            transa: t(trans_b),
+            transb: t(trans_a),
+            m: n as i32,
+            n: m as i32,
+            k: k as i32,
+            alpha,
+            lda: if trans_b { k } else { n } as i32,
+            ldb: if trans_a { m } else { k } as i32,
+            beta,
+            ldc: n as i32,
+        };
+        // SAFETY: dims and leading dimensions describe matrices inside the checked buffers.
+        unsafe { self.handle.gemm(cfg, b, a, c) }.map_err(|e| CudaError::Blas {
+            context: "cublasSgemm",
+            message: format!("{e:?}"),
+        })
+    }
+}
