@@ -67,9 +67,9 @@ const WARMUP: &[Param] = &[
     ),
     p(
         "ratio",
-        UNIT,
-        Def::Float(0.1),
-        "starting factor of the value (mmcv's warmup_ratio)",
+        Ty::Nullable(&UNIT),
+        Def::Null,
+        "starting factor of the value (mmcv's warmup_ratio; null: 0.1 for lr, 0.9 for momentum)",
     ),
 ];
 
@@ -199,7 +199,12 @@ pub static COMPONENTS: &[Component] = &[
                 Def::Required,
                 "milestones (`[8 epochs, 11 epochs]`)",
             ),
-            p("gamma", UNIT, Def::Float(0.1), "factor at each milestone"),
+            p(
+                "gamma",
+                Ty::Nullable(&UNIT),
+                Def::Null,
+                "factor at each milestone (null: 0.1 for lr, 0.5 for momentum, as mmcv)",
+            ),
             MIN_LR,
             BY,
             DUR,

@@ -31,7 +31,8 @@ pub fn parse(src: &str) -> Result<File, Vec<SyntaxError>> {
     let file_pair = pairs.into_iter().next().expect("grammar: file rule");
     let items = file_pair
         .into_inner()
-        .filter(|p| p.as_rule() != Rule::EOI)
+        // A top-level item may end in a comma, as items in blocks may; the comma is not an item.
+        .filter(|p| !matches!(p.as_rule(), Rule::EOI | Rule::comma))
         .map(|p| w.item(p))
         .collect();
     if w.errors.is_empty() {
@@ -423,6 +424,14 @@ fn assign(p: Pair<Rule>) -> Assign {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: the fuzz test found that a comma after a top-level binding (`a = 1,`)
+    /// reached the tree walk as an item and panicked.
+    #[test]
+    fn top_level_trailing_comma_is_not_an_item() {
+        let f = parse("a = 1,\nb { c = 2, },").unwrap();
+        assert_eq!(f.items.len(), 2);
+    }
 
     #[test]
     fn parses_the_sketch_shapes() {
