@@ -3,8 +3,8 @@
 //! `scales.{l}.scale` then `exp` (or ReLU with `norm_on_bbox`), and `conv_centerness` on the
 //! classification tower (or the regression tower with `centerness_on_reg`).
 
-use super::layers::{Layers, normal_001};
-use super::retina_head::head_conv;
+use super::layers::Layers;
+use super::retina_head::{head_conv, towers};
 use crate::graph::{GraphError, Init, NodeId};
 use crate::model::config::FcosHeadConfig;
 
@@ -34,36 +34,14 @@ pub fn build_fcos_head(
     let norm = cfg.norm_cfg.as_ref();
     let mut out = Vec::with_capacity(feats.len());
     for (lvl, &x) in feats.iter().enumerate() {
-        if l.b.shape(x).get(1) != Some(&cfg.in_channels) {
-            return Err(GraphError::Invalid(format!(
-                "bbox_head: in_channels = {} but the neck gives {:?}",
-                cfg.in_channels,
-                l.b.shape(x)
-            )));
-        }
-        let (mut c, mut r) = (x, x);
-        for i in 0..cfg.stacked_convs {
-            c = l.conv_module(
-                &format!("{p}.cls_convs.{i}"),
-                c,
-                cfg.feat_channels,
-                3,
-                1,
-                norm,
-                true,
-                normal_001(),
-            )?;
-            r = l.conv_module(
-                &format!("{p}.reg_convs.{i}"),
-                r,
-                cfg.feat_channels,
-                3,
-                1,
-                norm,
-                true,
-                normal_001(),
-            )?;
-        }
+        let (c, r) = towers(
+            l,
+            x,
+            cfg.in_channels,
+            cfg.stacked_convs,
+            cfg.feat_channels,
+            norm,
+        )?;
         let cls = head_conv(
             l,
             &format!("{p}.conv_cls"),

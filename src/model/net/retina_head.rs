@@ -5,7 +5,41 @@
 use super::layers::{Layers, normal_001};
 use crate::graph::op::Conv2dAttrs;
 use crate::graph::{GraphError, Init, NodeId};
-use crate::model::config::RetinaHeadConfig;
+use crate::model::config::{NormConfig, RetinaHeadConfig};
+
+/// The classification and regression towers both dense heads share: `stacked_convs`
+/// ConvModules (3×3, ReLU) each, named `bbox_head.{cls,reg}_convs.{i}` as in mmdetection.
+pub(super) fn towers(
+    l: &mut Layers<'_>,
+    x: NodeId,
+    in_channels: usize,
+    stacked_convs: usize,
+    feat_channels: usize,
+    norm: Option<&NormConfig>,
+) -> Result<(NodeId, NodeId), GraphError> {
+    if l.b.shape(x).get(1) != Some(&in_channels) {
+        return Err(GraphError::Invalid(format!(
+            "bbox_head: in_channels = {in_channels} but the neck gives {:?}",
+            l.b.shape(x)
+        )));
+    }
+    let (mut c, mut r) = (x, x);
+    for i in 0..stacked_convs {
+        for (tower, y) in [("cls", &mut c), ("reg", &mut r)] {
+            *y = l.conv_module(
+                &format!("bbox_head.{tower}_convs.{i}"),
+                *y,
+                feat_channels,
+                3,
+                1,
+                norm,
+                true,
+                normal_001(),
+            )?;
+        }
+    }
+    Ok((c, r))
+}
 
 /// Per-level `(cls [N, A·C, h, w], reg [N, A·4, h, w])`.
 pub fn build_retina_head(
@@ -19,36 +53,14 @@ pub fn build_retina_head(
     let norm = cfg.norm_cfg.as_ref();
     let mut out = Vec::with_capacity(feats.len());
     for &x in feats {
-        if l.b.shape(x).get(1) != Some(&cfg.in_channels) {
-            return Err(GraphError::Invalid(format!(
-                "bbox_head: in_channels = {} but the neck gives {:?}",
-                cfg.in_channels,
-                l.b.shape(x)
-            )));
-        }
-        let (mut c, mut r) = (x, x);
-        for i in 0..cfg.stacked_convs {
-            c = l.conv_module(
-                &format!("{p}.cls_convs.{i}"),
-                c,
-                cfg.feat_channels,
-                3,
-                1,
-                norm,
-                true,
-                normal_001(),
-            )?;
-            r = l.conv_module(
-                &format!("{p}.reg_convs.{i}"),
-                r,
-                cfg.feat_channels,
-                3,
-                1,
-                norm,
-                true,
-                normal_001(),
-            )?;
-        }
+        let (c, r) = towers(
+            l,
+            x,
+            cfg.in_channels,
+            cfg.stacked_convs,
+            cfg.feat_channels,
+            norm,
+        )?;
         let cls = head_conv(
             l,
             &format!("{p}.retina_cls"),
