@@ -54,25 +54,75 @@ pub trait Backend {
     /// Copies a host tensor to the device.
     fn upload(&self, t: &HostTensor) -> Result<Self::Buffer, BackendError>;
     /// Copies the first `numel(shape)` elements back to the host.
-    fn download(&self, buf: &Self::Buffer, dtype: DType, shape: &[usize]) -> Result<HostTensor, BackendError>;
+    fn download(
+        &self,
+        buf: &Self::Buffer,
+        dtype: DType,
+        shape: &[usize],
+    ) -> Result<HostTensor, BackendError>;
     /// Fills a tensor with one value.
     fn fill(&self, out: TensorMut<'_, Self::Buffer>, value: f64) -> Result<(), BackendError>;
     /// Elementwise one-input ops (and their gradients).
-    fn unary(&self, op: &UnaryOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    fn unary(
+        &self,
+        op: &UnaryOp,
+        ins: &[TensorRef<'_, Self::Buffer>],
+        out: TensorMut<'_, Self::Buffer>,
+    ) -> Result<(), BackendError>;
     /// Elementwise two-input ops with broadcasting.
-    fn binary(&self, op: BinaryOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    fn binary(
+        &self,
+        op: BinaryOp,
+        ins: &[TensorRef<'_, Self::Buffer>],
+        out: TensorMut<'_, Self::Buffer>,
+    ) -> Result<(), BackendError>;
     /// Reductions.
-    fn reduce(&self, op: &ReduceOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    fn reduce(
+        &self,
+        op: &ReduceOp,
+        ins: &[TensorRef<'_, Self::Buffer>],
+        out: TensorMut<'_, Self::Buffer>,
+    ) -> Result<(), BackendError>;
     /// Data movement.
-    fn layout(&self, op: &LayoutOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    fn layout(
+        &self,
+        op: &LayoutOp,
+        ins: &[TensorRef<'_, Self::Buffer>],
+        out: TensorMut<'_, Self::Buffer>,
+    ) -> Result<(), BackendError>;
     /// Matrix products.
-    fn matmul(&self, op: &MatmulOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    fn matmul(
+        &self,
+        op: &MatmulOp,
+        ins: &[TensorRef<'_, Self::Buffer>],
+        out: TensorMut<'_, Self::Buffer>,
+    ) -> Result<(), BackendError>;
     /// Convolutions and their gradients.
-    fn conv(&self, op: &ConvOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    fn conv(
+        &self,
+        op: &ConvOp,
+        ins: &[TensorRef<'_, Self::Buffer>],
+        out: TensorMut<'_, Self::Buffer>,
+    ) -> Result<(), BackendError>;
     /// Pooling and resampling.
-    fn pool(&self, op: &PoolOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    fn pool(
+        &self,
+        op: &PoolOp,
+        ins: &[TensorRef<'_, Self::Buffer>],
+        out: TensorMut<'_, Self::Buffer>,
+    ) -> Result<(), BackendError>;
     /// Normalisation.
-    fn norm(&self, op: &NormOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    fn norm(
+        &self,
+        op: &NormOp,
+        ins: &[TensorRef<'_, Self::Buffer>],
+        out: TensorMut<'_, Self::Buffer>,
+    ) -> Result<(), BackendError>;
     /// Losses and their gradients.
-    fn loss(&self, op: &LossOp, ins: &[TensorRef<'_, Self::Buffer>], out: TensorMut<'_, Self::Buffer>) -> Result<(), BackendError>;
+    fn loss(
+        &self,
+        op: &LossOp,
+        ins: &[TensorRef<'_, Self::Buffer>],
+        out: TensorMut<'_, Self::Buffer>,
+    ) -> Result<(), BackendError>;
 }

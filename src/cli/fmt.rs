@@ -1,13 +1,59 @@
-//! `mmrun fmt`: arguments and output only; the work happens in the library.
+//! `mmrun fmt`: print recipes in canonical form, or check that they are.
 
 /// Arguments of `mmrun fmt`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Input files.
+    /// Recipe files.
+    #[arg(required = true)]
     pub inputs: Vec<std::path::PathBuf>,
+    /// Report files that are not formatted instead of printing them (exit 1 if any).
+    #[arg(long)]
+    pub check: bool,
+    /// Rewrite the files in place.
+    #[arg(long, conflicts_with = "check")]
+    pub write: bool,
 }
 
-pub fn run(_args: Args) -> u8 {
-    eprintln!("error: `mmrun fmt` is not available in this build yet");
-    super::EXIT_CANNOT_RUN
+pub fn run(args: Args) -> u8 {
+    let mut code = super::EXIT_OK;
+    for path in &args.inputs {
+        let src = match std::fs::read_to_string(path) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", path.display());
+                return super::EXIT_CANNOT_RUN;
+            }
+        };
+        let out = match crate::syntax::fmt::format(&src) {
+            Ok(o) => o,
+            Err(errs) => {
+                for e in errs {
+                    eprintln!(
+                        "error[E0101]: {}: {} (byte {})",
+                        path.display(),
+                        e.message,
+                        e.span.start
+                    );
+                }
+                code = super::EXIT_PROBLEMS;
+                continue;
+            }
+        };
+        if args.check {
+            if out != src {
+                println!("{}: not formatted", path.display());
+                code = super::EXIT_PROBLEMS;
+            }
+        } else if args.write {
+            if out != src
+                && let Err(e) = std::fs::write(path, &out)
+            {
+                eprintln!("error: cannot write `{}`: {e}", path.display());
+                return super::EXIT_CANNOT_RUN;
+            }
+        } else {
+            print!("{out}");
+        }
+    }
+    code
 }

@@ -68,14 +68,20 @@ pub struct LoaderOptions {
 
 impl LoaderOptions {
     /// Options from the data config (`workers_per_gpu`, `prefetch`, `on_bad_sample`,
-    /// `shape_buckets`) and the pipeline's `size_divisor`.
+    /// `shape_buckets`) and the pipeline's `size_divisor`. Without configured buckets the
+    /// pipeline's own [`Pipeline::bucket_shapes`] are used, so shapes stay static.
     pub fn from_config(cfg: &DataConfig, pipeline: &Pipeline, seed: u64) -> Self {
+        let buckets = if cfg.shape_buckets.is_empty() {
+            pipeline.bucket_shapes().unwrap_or_default()
+        } else {
+            cfg.shape_buckets.clone()
+        };
         LoaderOptions {
             workers: cfg.workers_per_gpu,
             prefetch: cfg.prefetch.max(1),
             seed,
             on_bad_sample: cfg.on_bad_sample,
-            buckets: cfg.shape_buckets.clone(),
+            buckets,
             size_divisor: pipeline.size_divisor(),
         }
     }

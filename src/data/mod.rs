@@ -27,6 +27,6 @@ pub use image::{Image, Pixels};
 pub use loader::{Batch, Loader, LoaderOptions, TargetFn, build_dataset};
 pub use sample::{ImageMeta, Sample};
 pub use sampler::{BatchSampler, SamplerState};
-pub use synth::{SynthOptions, SynthSummary, generate};
+pub use synth::{SynthOptions, SynthSummary, generate, generate_if_missing};
 pub use transforms::{Pipeline, Transform};
 pub use voc::read_voc;

@@ -29,13 +29,14 @@ pub enum MetricKind {
 }
 
 impl MetricKind {
-    /// Parse mmdetection's metric name (`bbox`, `proposal`, `proposal_fast`, `mAP`/`voc`).
+    /// Parse an evaluator name: mmdetection's metric (`bbox`, `proposal`, `proposal_fast`,
+    /// `mAP`) or the recipe's eval hook `metric` (`coco_bbox`, `proposal_recall`, `voc_map`).
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
-            "bbox" | "coco" => Some(Self::Bbox),
-            "proposal" => Some(Self::Proposal),
+            "bbox" | "coco" | "coco_bbox" => Some(Self::Bbox),
+            "proposal" | "proposal_recall" => Some(Self::Proposal),
             "proposal_fast" => Some(Self::ProposalFast),
-            "mAP" | "voc" => Some(Self::Voc),
+            "mAP" | "voc" | "voc_map" => Some(Self::Voc),
             _ => None,
         }
     }
@@ -63,6 +64,9 @@ mod tests {
             ("proposal", "AR@100"),
             ("proposal_fast", "AR@100"),
             ("mAP", "mAP"),
+            ("coco_bbox", "bbox_mAP"),
+            ("proposal_recall", "AR@100"),
+            ("voc_map", "mAP"),
         ] {
             let kind = MetricKind::from_name(name).unwrap();
             assert_eq!(metric_names(kind)[0], first);

@@ -10,8 +10,11 @@
 use super::EvalError;
 use super::boxes::{area, bbox_iou};
 
-/// Metric keys of the VOC evaluation with one IoU threshold.
-pub const VOC_METRIC_NAMES: [&str; 1] = ["mAP"];
+/// Metric keys of the VOC evaluation with the default IoU threshold 0.5 ([`voc_metrics`]).
+pub const VOC_METRIC_NAMES: [&str; 2] = ["mAP", "AP50"];
+
+/// One image's detections: per class, rows `[x1, y1, x2, y2, score]`.
+pub type ImageDetections = Vec<Vec<[f64; 5]>>;
 
 /// Ground truth of one image: boxes `[x1, y1, x2, y2]` with 0-based class labels, and the
 /// ignored ("difficult") boxes with theirs.
@@ -73,7 +76,7 @@ pub struct VocReport {
 
 /// `det_results[image][class]` holds `[x1, y1, x2, y2, score]` rows (mmdetection's layout).
 pub fn eval_map(
-    det_results: &[Vec<Vec<[f64; 5]>>],
+    det_results: &[ImageDetections],
     annotations: &[VocAnnotation],
     p: &VocParams,
 ) -> Result<VocReport, EvalError> {
@@ -255,7 +258,7 @@ pub fn average_precision(recall: &[f64], precision: &[f64], mode: ApMode) -> f64
 /// mmdetection's VOC `evaluate(metric='mAP', iou_thrs=[…])`: `APxx` per threshold (rounded
 /// to 3 decimals) and `mAP`, their unrounded mean.
 pub fn voc_metrics(
-    det_results: &[Vec<Vec<[f64; 5]>>],
+    det_results: &[ImageDetections],
     annotations: &[VocAnnotation],
     iou_thrs: &[f64],
     mode: ApMode,
@@ -282,7 +285,7 @@ pub fn voc_metrics(
 }
 
 fn validate(
-    det_results: &[Vec<Vec<[f64; 5]>>],
+    det_results: &[ImageDetections],
     annotations: &[VocAnnotation],
 ) -> Result<(), EvalError> {
     let mut problems = Vec::new();

@@ -16,7 +16,9 @@ impl GraphBuilder {
             return Err(self.err("backward", "the loss must be a float scalar", &[loss]));
         }
         if !self.g.grads.is_empty() {
-            return Err(GraphError::Invalid("backward was already called on this graph".into()));
+            return Err(GraphError::Invalid(
+                "backward was already called on this graph".into(),
+            ));
         }
         self.push_scope("backward");
         let n = loss.0 + 1;
@@ -44,7 +46,9 @@ impl GraphBuilder {
             let need: Vec<bool> = node.inputs.iter().map(|j| requires[j.0]).collect();
             let contribs = self.vjp(NodeId(i), &node.op, &node.inputs, &need, dy)?;
             for (k, c) in contribs.into_iter().enumerate() {
-                let (Some(c), true) = (c, need[k]) else { continue };
+                let (Some(c), true) = (c, need[k]) else {
+                    continue;
+                };
                 let j = node.inputs[k].0;
                 grads[j] = Some(match grads[j] {
                     None => c,
@@ -76,28 +80,49 @@ impl GraphBuilder {
     }
 
     /// Vector-Jacobian product of one node: a gradient (or None) per input.
-    fn vjp(&mut self, y: NodeId, op: &Op, ins: &[NodeId], need: &[bool], dy: NodeId) -> Result<Vec<Option<NodeId>>, GraphError> {
+    fn vjp(
+        &mut self,
+        y: NodeId,
+        op: &Op,
+        ins: &[NodeId],
+        need: &[bool],
+        dy: NodeId,
+    ) -> Result<Vec<Option<NodeId>>, GraphError> {
         let shape_of = |b: &Self, k: usize| b.shape(ins[k]).to_vec();
         let dt = self.dtype(dy);
         Ok(match op {
-            Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } | Op::UpdateRunningStats { .. } => vec![],
+            Op::Input { .. }
+            | Op::Param { .. }
+            | Op::Fill { .. }
+            | Op::UpdateRunningStats { .. } => vec![],
             Op::Unary(u) => {
                 let x = ins[0];
                 let xs = shape_of(self, 0);
                 let g = match u {
                     UnaryOp::Relu => self.push(Op::Unary(UnaryOp::ReluGrad), vec![y, dy], xs, dt),
-                    UnaryOp::Sigmoid => self.push(Op::Unary(UnaryOp::SigmoidGrad), vec![y, dy], xs, dt),
+                    UnaryOp::Sigmoid => {
+                        self.push(Op::Unary(UnaryOp::SigmoidGrad), vec![y, dy], xs, dt)
+                    }
                     UnaryOp::Exp => self.push(Op::Unary(UnaryOp::ExpGrad), vec![y, dy], xs, dt),
                     UnaryOp::Scale(f) => self.scale(dy, *f)?,
                     UnaryOp::AddScalar(_) => dy,
-                    UnaryOp::Clamp { lo, hi } => {
-                        self.push(Op::Unary(UnaryOp::ClampGrad { lo: *lo, hi: *hi }), vec![x, dy], xs, dt)
-                    }
+                    UnaryOp::Clamp { lo, hi } => self.push(
+                        Op::Unary(UnaryOp::ClampGrad { lo: *lo, hi: *hi }),
+                        vec![x, dy],
+                        xs,
+                        dt,
+                    ),
                     UnaryOp::Cast(_) => {
                         let to = self.dtype(x);
                         self.cast(dy, to)?
                     }
-                    _ => return Err(self.err("backward", "second-order gradients are not supported", &[x])),
+                    _ => {
+                        return Err(self.err(
+                            "backward",
+                            "second-order gradients are not supported",
+                            &[x],
+                        ));
+                    }
                 };
                 vec![Some(g)]
             }
@@ -152,7 +177,11 @@ impl GraphBuilder {
             }
             Op::Reduce(ReduceOp::Sum { axes, .. }) => {
                 let xs = shape_of(self, 0);
-                let kept: Vec<usize> = xs.iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d }).collect();
+                let kept: Vec<usize> = xs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
+                    .collect();
                 let r = self.reshape(dy, &kept)?;
                 vec![Some(self.broadcast_to(r, &xs)?)]
             }
@@ -176,9 +205,13 @@ impl GraphBuilder {
                 LayoutOp::Concat { axis } => {
                     let mut out = Vec::new();
                     let mut off = 0;
-                    for k in 0..ins.len() {
+                    for (k, &needed) in need.iter().enumerate() {
                         let len = shape_of(self, k)[*axis];
-                        out.push(if need[k] { Some(self.slice(dy, *axis, off, off + len)?) } else { None });
+                        out.push(if needed {
+                            Some(self.slice(dy, *axis, off, off + len)?)
+                        } else {
+                            None
+                        });
                         off += len;
                     }
                     out
@@ -211,41 +244,107 @@ impl GraphBuilder {
             }
             Op::Conv(ConvOp::Conv2d(attrs)) => {
                 let (x, w) = (ins[0], ins[1]);
-                let dx = need[0].then(|| self.push(Op::Conv(ConvOp::Conv2dGradInput(*attrs)), vec![dy, w], shape_of(self, 0), dt));
-                let dw = need[1].then(|| self.push(Op::Conv(ConvOp::Conv2dGradWeight(*attrs)), vec![x, dy], shape_of(self, 1), dt));
+                let dx = need[0].then(|| {
+                    self.push(
+                        Op::Conv(ConvOp::Conv2dGradInput(*attrs)),
+                        vec![dy, w],
+                        shape_of(self, 0),
+                        dt,
+                    )
+                });
+                let dw = need[1].then(|| {
+                    self.push(
+                        Op::Conv(ConvOp::Conv2dGradWeight(*attrs)),
+                        vec![x, dy],
+                        shape_of(self, 1),
+                        dt,
+                    )
+                });
                 let mut out = vec![dx, dw];
                 if ins.len() == 3 {
-                    out.push(if need[2] { Some(self.sum(dy, &[0, 2, 3], false)?) } else { None });
+                    out.push(if need[2] {
+                        Some(self.sum(dy, &[0, 2, 3], false)?)
+                    } else {
+                        None
+                    });
                 }
                 out
             }
-            Op::Conv(_) => return Err(self.err("backward", "second-order gradients are not supported", ins)),
+            Op::Conv(_) => {
+                return Err(self.err("backward", "second-order gradients are not supported", ins));
+            }
             Op::Pool(p) => match p {
-                PoolOp::MaxPool2d { kernel, stride, padding } => {
-                    let op = PoolOp::MaxPool2dGrad { kernel: *kernel, stride: *stride, padding: *padding };
-                    vec![Some(self.push(Op::Pool(op), vec![ins[0], dy], shape_of(self, 0), dt))]
+                PoolOp::MaxPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let op = PoolOp::MaxPool2dGrad {
+                        kernel: *kernel,
+                        stride: *stride,
+                        padding: *padding,
+                    };
+                    vec![Some(self.push(
+                        Op::Pool(op),
+                        vec![ins[0], dy],
+                        shape_of(self, 0),
+                        dt,
+                    ))]
                 }
                 PoolOp::UpsampleNearest => {
-                    vec![Some(self.push(Op::Pool(PoolOp::UpsampleNearestGrad), vec![dy], shape_of(self, 0), dt))]
+                    vec![Some(self.push(
+                        Op::Pool(PoolOp::UpsampleNearestGrad),
+                        vec![dy],
+                        shape_of(self, 0),
+                        dt,
+                    ))]
                 }
-                _ => return Err(self.err("backward", "second-order gradients are not supported", ins)),
+                _ => {
+                    return Err(self.err(
+                        "backward",
+                        "second-order gradients are not supported",
+                        ins,
+                    ));
+                }
             },
             Op::Norm(NormOp::Stats(kind)) => {
-                vec![Some(self.push(Op::Norm(NormOp::StatsGrad(*kind)), vec![ins[0], y, dy], shape_of(self, 0), dt))]
+                vec![Some(self.push(
+                    Op::Norm(NormOp::StatsGrad(*kind)),
+                    vec![ins[0], y, dy],
+                    shape_of(self, 0),
+                    dt,
+                ))]
             }
             Op::Norm(NormOp::Apply { kind, eps }) => {
                 let (x, stats, gamma) = (ins[0], ins[1], ins[2]);
                 let (kind, eps) = (*kind, *eps);
                 let xs = shape_of(self, 0);
                 let c = xs[1];
-                let dx = need[0].then(|| self.push(Op::Norm(NormOp::ApplyGradX { kind, eps }), vec![x, stats, gamma, dy], xs.clone(), dt));
+                let dx = need[0].then(|| {
+                    self.push(
+                        Op::Norm(NormOp::ApplyGradX { kind, eps }),
+                        vec![x, stats, gamma, dy],
+                        xs.clone(),
+                        dt,
+                    )
+                });
                 let ds = need[1].then(|| {
                     let s = shape_of(self, 1);
-                    self.push(Op::Norm(NormOp::ApplyGradStats { kind, eps }), vec![x, stats, gamma, dy], s, dt)
+                    self.push(
+                        Op::Norm(NormOp::ApplyGradStats { kind, eps }),
+                        vec![x, stats, gamma, dy],
+                        s,
+                        dt,
+                    )
                 });
                 let (mut dg, mut db) = (None, None);
                 if need[2] || need[3] {
-                    let aff = self.push(Op::Norm(NormOp::ApplyGradAffine { kind, eps }), vec![x, stats, dy], vec![2, c], dt);
+                    let aff = self.push(
+                        Op::Norm(NormOp::ApplyGradAffine { kind, eps }),
+                        vec![x, stats, dy],
+                        vec![2, c],
+                        dt,
+                    );
                     if need[2] {
                         let s = self.slice(aff, 0, 0, 1)?;
                         dg = Some(self.reshape(s, &[c])?);
@@ -257,15 +356,21 @@ impl GraphBuilder {
                 }
                 vec![dx, ds, dg, db]
             }
-            Op::Norm(_) => return Err(self.err("backward", "second-order gradients are not supported", ins)),
+            Op::Norm(_) => {
+                return Err(self.err("backward", "second-order gradients are not supported", ins));
+            }
             Op::Loss(LossOp::Forward(kind)) => {
                 let mut out = Vec::new();
-                for k in 0..ins.len() {
-                    if need[k] && self.dtype(ins[k]).is_float() {
+                for (k, &inp) in ins.iter().enumerate() {
+                    if need[k] && self.dtype(inp).is_float() {
                         let mut args = ins.to_vec();
                         args.push(dy);
-                        let op = Op::Loss(LossOp::Grad { kind: kind.clone(), wrt: k });
-                        out.push(Some(self.push(op, args, shape_of(self, k), dt)));
+                        let op = Op::Loss(LossOp::Grad {
+                            kind: kind.clone(),
+                            wrt: k,
+                        });
+                        let s = self.shape(inp).to_vec();
+                        out.push(Some(self.push(op, args, s, dt)));
                     } else {
                         out.push(None);
                     }

@@ -107,8 +107,16 @@ pub(crate) fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
@@ -171,7 +179,13 @@ impl GraphBuilder {
         self.g.nodes[id.0].dtype
     }
 
-    pub(crate) fn push(&mut self, op: Op, inputs: Vec<NodeId>, shape: Vec<usize>, dtype: DType) -> NodeId {
+    pub(crate) fn push(
+        &mut self,
+        op: Op,
+        inputs: Vec<NodeId>,
+        shape: Vec<usize>,
+        dtype: DType,
+    ) -> NodeId {
         let id = NodeId(self.g.nodes.len());
         self.g.nodes.push(Node {
             op,
@@ -183,20 +197,37 @@ impl GraphBuilder {
         id
     }
 
-    pub(crate) fn err(&self, op: &'static str, msg: impl Into<String>, ids: &[NodeId]) -> GraphError {
-        shape_err(op, &self.scope(), msg, ids.iter().map(|i| self.shape(*i).to_vec()).collect())
+    pub(crate) fn err(
+        &self,
+        op: &'static str,
+        msg: impl Into<String>,
+        ids: &[NodeId],
+    ) -> GraphError {
+        shape_err(
+            op,
+            &self.scope(),
+            msg,
+            ids.iter().map(|i| self.shape(*i).to_vec()).collect(),
+        )
     }
 
     fn check_ids(&self, ids: &[NodeId]) -> Result<(), GraphError> {
         for id in ids {
             if id.0 >= self.g.nodes.len() {
-                return Err(GraphError::Invalid(format!("node %{} is not in this graph", id.0)));
+                return Err(GraphError::Invalid(format!(
+                    "node %{} is not in this graph",
+                    id.0
+                )));
             }
         }
         Ok(())
     }
 
-    pub(crate) fn require_float(&self, op: &'static str, ids: &[NodeId]) -> Result<DType, GraphError> {
+    pub(crate) fn require_float(
+        &self,
+        op: &'static str,
+        ids: &[NodeId],
+    ) -> Result<DType, GraphError> {
         self.check_ids(ids)?;
         let dt = self.dtype(ids[0]);
         if ids.iter().any(|i| self.dtype(*i) != dt || !dt.is_float()) {
@@ -211,16 +242,37 @@ impl GraphBuilder {
     }
 
     /// A run-time feed.
-    pub fn input(&mut self, name: &str, shape: &[usize], dtype: DType) -> Result<NodeId, GraphError> {
+    pub fn input(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<NodeId, GraphError> {
         if self.g.inputs.contains_key(name) {
-            return Err(GraphError::Invalid(format!("input `{name}` declared twice")));
+            return Err(GraphError::Invalid(format!(
+                "input `{name}` declared twice"
+            )));
         }
-        let id = self.push(Op::Input { name: name.to_string() }, vec![], shape.to_vec(), dtype);
+        let id = self.push(
+            Op::Input {
+                name: name.to_string(),
+            },
+            vec![],
+            shape.to_vec(),
+            dtype,
+        );
         self.g.inputs.insert(name.to_string(), id);
         Ok(id)
     }
 
-    fn declare(&mut self, name: &str, shape: &[usize], init: Init, trainable: bool, buffer: bool) -> Result<NodeId, GraphError> {
+    fn declare(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        init: Init,
+        trainable: bool,
+        buffer: bool,
+    ) -> Result<NodeId, GraphError> {
         let spec = ParamSpec {
             name: name.to_string(),
             shape: shape.to_vec(),
@@ -233,7 +285,13 @@ impl GraphBuilder {
             if old.shape != spec.shape || old.trainable != trainable || old.buffer != buffer {
                 return Err(GraphError::Param {
                     name: name.to_string(),
-                    message: format!("first as {:?} {}, now {:?} {}", old.shape, role(old.trainable, old.buffer), spec.shape, role(trainable, buffer)),
+                    message: format!(
+                        "first as {:?} {}, now {:?} {}",
+                        old.shape,
+                        role(old.trainable, old.buffer),
+                        spec.shape,
+                        role(trainable, buffer)
+                    ),
                 });
             }
         } else {
@@ -241,10 +299,22 @@ impl GraphBuilder {
         }
         // Every use reads the same stored value; a parameter used twice (shared heads) gets one
         // node so that its gradient contributions are summed in one place.
-        if let Some(i) = self.g.nodes.iter().position(|n| matches!(&n.op, Op::Param { name: p } if p == name)) {
+        if let Some(i) = self
+            .g
+            .nodes
+            .iter()
+            .position(|n| matches!(&n.op, Op::Param { name: p } if p == name))
+        {
             return Ok(NodeId(i));
         }
-        Ok(self.push(Op::Param { name: name.to_string() }, vec![], shape.to_vec(), self.float))
+        Ok(self.push(
+            Op::Param {
+                name: name.to_string(),
+            },
+            vec![],
+            shape.to_vec(),
+            self.float,
+        ))
     }
 
     /// A trainable parameter (declaring the same name again returns the same node: sharing).
@@ -253,12 +323,22 @@ impl GraphBuilder {
     }
 
     /// A parameter that is loaded and saved but not trained (frozen stages, `requires_grad=False`).
-    pub fn param_frozen(&mut self, name: &str, shape: &[usize], init: Init) -> Result<NodeId, GraphError> {
+    pub fn param_frozen(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        init: Init,
+    ) -> Result<NodeId, GraphError> {
         self.declare(name, shape, init, false, false)
     }
 
     /// A non-trainable buffer (BN running mean/var).
-    pub fn buffer(&mut self, name: &str, shape: &[usize], init: Init) -> Result<NodeId, GraphError> {
+    pub fn buffer(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        init: Init,
+    ) -> Result<NodeId, GraphError> {
         self.declare(name, shape, init, false, true)
     }
 
@@ -271,7 +351,9 @@ impl GraphBuilder {
     pub fn output(&mut self, name: &str, x: NodeId) -> Result<(), GraphError> {
         self.check_ids(&[x])?;
         if self.g.outputs.iter().any(|(n, _)| n == name) {
-            return Err(GraphError::Invalid(format!("output `{name}` declared twice")));
+            return Err(GraphError::Invalid(format!(
+                "output `{name}` declared twice"
+            )));
         }
         self.g.outputs.push((name.to_string(), x));
         Ok(())
@@ -310,7 +392,12 @@ impl GraphBuilder {
     /// Element type conversion (float ↔ float or int → float).
     pub fn cast(&mut self, x: NodeId, to: DType) -> Result<NodeId, GraphError> {
         self.check_ids(&[x])?;
-        Ok(self.push(Op::Unary(UnaryOp::Cast(to)), vec![x], self.shape(x).to_vec(), to))
+        Ok(self.push(
+            Op::Unary(UnaryOp::Cast(to)),
+            vec![x],
+            self.shape(x).to_vec(),
+            to,
+        ))
     }
 
     fn binary(&mut self, op: BinaryOp, a: NodeId, b: NodeId) -> Result<NodeId, GraphError> {
@@ -359,7 +446,12 @@ impl GraphBuilder {
                 }
             })
             .collect();
-        Ok(self.push(Op::Reduce(ReduceOp::Sum { axes: ax, keepdim }), vec![x], out, dt))
+        Ok(self.push(
+            Op::Reduce(ReduceOp::Sum { axes: ax, keepdim }),
+            vec![x],
+            out,
+            dt,
+        ))
     }
 
     /// Mean over `axes`.
@@ -405,10 +497,19 @@ impl GraphBuilder {
             return Ok(x);
         }
         if broadcast_shapes(self.shape(x), shape).as_deref() != Some(shape) {
-            return Err(self.err("broadcast_to", format!("cannot broadcast to {shape:?}"), &[x]));
+            return Err(self.err(
+                "broadcast_to",
+                format!("cannot broadcast to {shape:?}"),
+                &[x],
+            ));
         }
         let dt = self.dtype(x);
-        Ok(self.push(Op::Layout(LayoutOp::BroadcastTo), vec![x], shape.to_vec(), dt))
+        Ok(self.push(
+            Op::Layout(LayoutOp::BroadcastTo),
+            vec![x],
+            shape.to_vec(),
+            dt,
+        ))
     }
 
     /// Same data with a new shape of equal element count.
@@ -429,30 +530,71 @@ impl GraphBuilder {
         self.check_ids(&[x])?;
         let s = self.shape(x).to_vec();
         let mut seen = vec![false; s.len()];
-        if perm.len() != s.len() || perm.iter().any(|&p| p >= s.len() || std::mem::replace(&mut seen[p], true)) {
-            return Err(self.err("permute", format!("{perm:?} is not a permutation of the axes"), &[x]));
+        if perm.len() != s.len()
+            || perm
+                .iter()
+                .any(|&p| p >= s.len() || std::mem::replace(&mut seen[p], true))
+        {
+            return Err(self.err(
+                "permute",
+                format!("{perm:?} is not a permutation of the axes"),
+                &[x],
+            ));
         }
         let out: Vec<usize> = perm.iter().map(|&p| s[p]).collect();
         let dt = self.dtype(x);
-        Ok(self.push(Op::Layout(LayoutOp::Permute { perm: perm.to_vec() }), vec![x], out, dt))
+        Ok(self.push(
+            Op::Layout(LayoutOp::Permute {
+                perm: perm.to_vec(),
+            }),
+            vec![x],
+            out,
+            dt,
+        ))
     }
 
     /// `x[.., start..end, ..]` along `axis`.
-    pub fn slice(&mut self, x: NodeId, axis: usize, start: usize, end: usize) -> Result<NodeId, GraphError> {
+    pub fn slice(
+        &mut self,
+        x: NodeId,
+        axis: usize,
+        start: usize,
+        end: usize,
+    ) -> Result<NodeId, GraphError> {
         self.check_ids(&[x])?;
         let s = self.shape(x).to_vec();
         if axis >= s.len() || start >= end || end > s[axis] {
-            return Err(self.err("slice", format!("range {start}..{end} on axis {axis} out of bounds"), &[x]));
+            return Err(self.err(
+                "slice",
+                format!("range {start}..{end} on axis {axis} out of bounds"),
+                &[x],
+            ));
         }
         let mut out = s.clone();
         out[axis] = end - start;
         let dt = self.dtype(x);
-        Ok(self.push(Op::Layout(LayoutOp::Slice { axis, start, end }), vec![x], out, dt))
+        Ok(self.push(
+            Op::Layout(LayoutOp::Slice { axis, start, end }),
+            vec![x],
+            out,
+            dt,
+        ))
     }
 
-    pub(crate) fn slice_pad(&mut self, dy: NodeId, full: &[usize], axis: usize, start: usize) -> NodeId {
+    pub(crate) fn slice_pad(
+        &mut self,
+        dy: NodeId,
+        full: &[usize],
+        axis: usize,
+        start: usize,
+    ) -> NodeId {
         let dt = self.dtype(dy);
-        self.push(Op::Layout(LayoutOp::SlicePad { axis, start }), vec![dy], full.to_vec(), dt)
+        self.push(
+            Op::Layout(LayoutOp::SlicePad { axis, start }),
+            vec![dy],
+            full.to_vec(),
+            dt,
+        )
     }
 
     /// Concatenation along `axis`; all other axes must agree.
@@ -469,7 +611,11 @@ impl GraphBuilder {
         let mut total = 0;
         for &x in xs {
             let s = self.shape(x);
-            let ok = s.len() == first.len() && s.iter().zip(&first).enumerate().all(|(i, (a, b))| i == axis || a == b);
+            let ok = s.len() == first.len()
+                && s.iter()
+                    .zip(&first)
+                    .enumerate()
+                    .all(|(i, (a, b))| i == axis || a == b);
             if !ok || self.dtype(x) != dt {
                 return Err(self.err("concat", format!("inputs disagree outside axis {axis}"), xs));
             }
@@ -486,21 +632,51 @@ impl GraphBuilder {
     }
 
     /// Matrix product with either operand transposed (its last two axes).
-    pub fn matmul_t(&mut self, a: NodeId, b: NodeId, trans_a: bool, trans_b: bool) -> Result<NodeId, GraphError> {
+    pub fn matmul_t(
+        &mut self,
+        a: NodeId,
+        b: NodeId,
+        trans_a: bool,
+        trans_b: bool,
+    ) -> Result<NodeId, GraphError> {
         let dt = self.require_float("matmul", &[a, b])?;
         let (sa, sb) = (self.shape(a).to_vec(), self.shape(b).to_vec());
-        if sa.len() != sb.len() || !(sa.len() == 2 || sa.len() == 3) || (sa.len() == 3 && sa[0] != sb[0]) {
-            return Err(self.err("matmul", "expected two 2-D or two batched 3-D operands", &[a, b]));
+        if sa.len() != sb.len()
+            || !(sa.len() == 2 || sa.len() == 3)
+            || (sa.len() == 3 && sa[0] != sb[0])
+        {
+            return Err(self.err(
+                "matmul",
+                "expected two 2-D or two batched 3-D operands",
+                &[a, b],
+            ));
         }
         let r = sa.len();
-        let (m, ka) = if trans_a { (sa[r - 1], sa[r - 2]) } else { (sa[r - 2], sa[r - 1]) };
-        let (kb, n) = if trans_b { (sb[r - 1], sb[r - 2]) } else { (sb[r - 2], sb[r - 1]) };
+        let (m, ka) = if trans_a {
+            (sa[r - 1], sa[r - 2])
+        } else {
+            (sa[r - 2], sa[r - 1])
+        };
+        let (kb, n) = if trans_b {
+            (sb[r - 1], sb[r - 2])
+        } else {
+            (sb[r - 2], sb[r - 1])
+        };
         if ka != kb {
-            return Err(self.err("matmul", format!("inner dimensions {ka} and {kb} differ"), &[a, b]));
+            return Err(self.err(
+                "matmul",
+                format!("inner dimensions {ka} and {kb} differ"),
+                &[a, b],
+            ));
         }
         let mut out = sa[..r - 2].to_vec();
         out.extend([m, n]);
-        Ok(self.push(Op::Matmul(MatmulOp { trans_a, trans_b }), vec![a, b], out, dt))
+        Ok(self.push(
+            Op::Matmul(MatmulOp { trans_a, trans_b }),
+            vec![a, b],
+            out,
+            dt,
+        ))
     }
 }
 
@@ -509,5 +685,31 @@ fn role(trainable: bool, buffer: bool) -> &'static str {
         (_, true) => "buffer",
         (true, false) => "trainable",
         (false, false) => "frozen",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        assert_eq!(broadcast_shapes(&[2, 3, 4], &[3, 1]), Some(vec![2, 3, 4]));
+        assert_eq!(broadcast_shapes(&[1], &[5, 1]), Some(vec![5, 1]));
+        assert_eq!(broadcast_shapes(&[], &[2]), Some(vec![2]));
+        assert_eq!(broadcast_shapes(&[2, 3], &[3, 2]), None);
+    }
+
+    #[test]
+    fn sum_to_and_matmul_shapes() {
+        let mut b = GraphBuilder::new(DType::F32);
+        let x = b.input("x", &[2, 3, 4], DType::F32).unwrap();
+        let s = b.sum_to(x, &[3, 1]).unwrap();
+        assert_eq!(b.shape(s), &[3, 1]);
+        let a = b.input("a", &[5, 3], DType::F32).unwrap();
+        let c = b.input("c", &[5, 7], DType::F32).unwrap();
+        let m = b.matmul_t(a, c, true, false).unwrap();
+        assert_eq!(b.shape(m), &[3, 7]);
+        assert!(b.matmul(a, c).is_err());
     }
 }

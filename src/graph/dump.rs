@@ -15,7 +15,9 @@ fn attrs(op: &Op) -> String {
         Op::Unary(u) => match u {
             UnaryOp::Scale(f) => format!(" {f}"),
             UnaryOp::AddScalar(f) => format!(" {f}"),
-            UnaryOp::Clamp { lo, hi } | UnaryOp::ClampGrad { lo, hi } => format!(" lo={lo} hi={hi}"),
+            UnaryOp::Clamp { lo, hi } | UnaryOp::ClampGrad { lo, hi } => {
+                format!(" lo={lo} hi={hi}")
+            }
             UnaryOp::Cast(d) => format!(" to={d}"),
             _ => String::new(),
         },
@@ -28,11 +30,24 @@ fn attrs(op: &Op) -> String {
             _ => String::new(),
         },
         Op::Matmul(m) => format!(" ta={} tb={}", m.trans_a, m.trans_b),
-        Op::Conv(ConvOp::Conv2d(a) | ConvOp::Conv2dGradInput(a) | ConvOp::Conv2dGradWeight(a)) => format!(
-            " stride={:?} pad={:?} dil={:?} groups={}",
-            a.stride, a.padding, a.dilation, a.groups
-        ),
-        Op::Pool(PoolOp::MaxPool2d { kernel, stride, padding } | PoolOp::MaxPool2dGrad { kernel, stride, padding }) => {
+        Op::Conv(ConvOp::Conv2d(a) | ConvOp::Conv2dGradInput(a) | ConvOp::Conv2dGradWeight(a)) => {
+            format!(
+                " stride={:?} pad={:?} dil={:?} groups={}",
+                a.stride, a.padding, a.dilation, a.groups
+            )
+        }
+        Op::Pool(
+            PoolOp::MaxPool2d {
+                kernel,
+                stride,
+                padding,
+            }
+            | PoolOp::MaxPool2dGrad {
+                kernel,
+                stride,
+                padding,
+            },
+        ) => {
             format!(" k={kernel:?} s={stride:?} p={padding:?}")
         }
         Op::Pool(_) => String::new(),
@@ -44,8 +59,15 @@ fn attrs(op: &Op) -> String {
             | NormOp::ApplyGradAffine { kind: k, eps } => format!(" {} eps={eps}", kind(k)),
         },
         Op::Loss(LossOp::Forward(k)) => loss_attrs(k),
-        Op::Loss(LossOp::Grad { kind, wrt }) => format!(" {}{} wrt={wrt}", kind.name(), loss_attrs(kind)),
-        Op::UpdateRunningStats { mean, var, momentum, count } => {
+        Op::Loss(LossOp::Grad { kind, wrt }) => {
+            format!(" {}{} wrt={wrt}", kind.name(), loss_attrs(kind))
+        }
+        Op::UpdateRunningStats {
+            mean,
+            var,
+            momentum,
+            count,
+        } => {
             format!(" \"{mean}\" \"{var}\" momentum={momentum} count={count}")
         }
         Op::Binary(_) => String::new(),
@@ -62,7 +84,10 @@ fn kind(k: &NormKind) -> String {
 fn loss_attrs(k: &LossKind) -> String {
     match k {
         LossKind::SigmoidFocal { alpha, gamma } => format!(" alpha={alpha} gamma={gamma}"),
-        LossKind::CrossEntropy { ignore_index, label_smoothing } => {
+        LossKind::CrossEntropy {
+            ignore_index,
+            label_smoothing,
+        } => {
             format!(" ignore_index={ignore_index} label_smoothing={label_smoothing}")
         }
         LossKind::SmoothL1 { beta } => format!(" beta={beta}"),
@@ -86,8 +111,16 @@ impl Graph {
         );
         for (i, n) in self.nodes.iter().enumerate() {
             let ins: Vec<String> = n.inputs.iter().map(|j| format!("%{}", j.0)).collect();
-            let args = if ins.is_empty() { String::new() } else { format!("({})", ins.join(", ")) };
-            let scope = if n.scope.is_empty() { String::new() } else { format!("  @{}", n.scope) };
+            let args = if ins.is_empty() {
+                String::new()
+            } else {
+                format!("({})", ins.join(", "))
+            };
+            let scope = if n.scope.is_empty() {
+                String::new()
+            } else {
+                format!("  @{}", n.scope)
+            };
             let _ = writeln!(
                 s,
                 "%{i} = {}{}{} : {}{}{}",

@@ -15,7 +15,11 @@ pub enum ExecError {
     #[error("missing input `{0}`")]
     MissingInput(String),
     #[error("input `{name}`: expected {expected}, got {got}")]
-    BadInput { name: String, expected: String, got: String },
+    BadInput {
+        name: String,
+        expected: String,
+        got: String,
+    },
     #[error("parameter store: {0}")]
     Store(String),
     #[error("node %{node} ({op}): {source}")]
@@ -54,7 +58,12 @@ impl<B: Backend> Executor<B> {
     pub fn new(graph: Graph, backend: B) -> Self {
         let plan = MemoryPlan::new(&graph);
         let slots = (0..plan.slots.len()).map(|_| None).collect();
-        Executor { graph, plan, backend, slots }
+        Executor {
+            graph,
+            plan,
+            backend,
+            slots,
+        }
     }
 
     /// The graph being run.
@@ -73,12 +82,20 @@ impl<B: Backend> Executor<B> {
     }
 
     fn be(&self, node: usize, source: BackendError) -> ExecError {
-        ExecError::Backend { node, op: self.graph.nodes[node].op.name(), source }
+        ExecError::Backend {
+            node,
+            op: self.graph.nodes[node].op.name(),
+            source,
+        }
     }
 
     /// Runs the graph: feeds by input name; parameters read from `store`; gradients (if the
     /// graph has them) and running statistics written back to `store`.
-    pub fn run(&mut self, store: &mut ParamStore, feeds: &BTreeMap<String, HostTensor>) -> Result<RunOutputs, ExecError> {
+    pub fn run(
+        &mut self,
+        store: &mut ParamStore,
+        feeds: &BTreeMap<String, HostTensor>,
+    ) -> Result<RunOutputs, ExecError> {
         store.check(&self.graph).map_err(ExecError::Store)?;
         let mut ext: BTreeMap<usize, B::Buffer> = BTreeMap::new();
         let schedule = self.plan.schedule.clone();
@@ -86,7 +103,9 @@ impl<B: Backend> Executor<B> {
             let node = &self.graph.nodes[i];
             let buf = match &node.op {
                 Op::Input { name } => {
-                    let t = feeds.get(name).ok_or_else(|| ExecError::MissingInput(name.clone()))?;
+                    let t = feeds
+                        .get(name)
+                        .ok_or_else(|| ExecError::MissingInput(name.clone()))?;
                     if t.shape != node.shape || t.dtype() != node.dtype {
                         return Err(ExecError::BadInput {
                             name: name.clone(),
@@ -97,8 +116,14 @@ impl<B: Backend> Executor<B> {
                     self.backend.upload(t).map_err(|e| self.be(i, e))?
                 }
                 Op::Param { name } => {
-                    let t = store.get(name).ok_or_else(|| ExecError::Store(format!("no parameter `{name}`")))?;
-                    let t = if t.dtype() == node.dtype { t.clone() } else { t.cast(node.dtype) };
+                    let t = store
+                        .get(name)
+                        .ok_or_else(|| ExecError::Store(format!("no parameter `{name}`")))?;
+                    let t = if t.dtype() == node.dtype {
+                        t.clone()
+                    } else {
+                        t.cast(node.dtype)
+                    };
                     self.backend.upload(&t).map_err(|e| self.be(i, e))?
                 }
                 _ => continue,
@@ -132,21 +157,40 @@ impl<B: Backend> Executor<B> {
                 .as_ref()
                 .expect("slot filled by its producer"),
         };
-        self.backend.download(buf, node.dtype, &node.shape).map_err(|e| self.be(i, e))
+        self.backend
+            .download(buf, node.dtype, &node.shape)
+            .map_err(|e| self.be(i, e))
     }
 
-    fn exec_node(&mut self, i: usize, ext: &BTreeMap<usize, B::Buffer>, store: &mut ParamStore) -> Result<(), ExecError> {
+    fn exec_node(
+        &mut self,
+        i: usize,
+        ext: &BTreeMap<usize, B::Buffer>,
+        store: &mut ParamStore,
+    ) -> Result<(), ExecError> {
         let node = &self.graph.nodes[i];
-        if let Op::UpdateRunningStats { mean, var, momentum, count } = &node.op {
+        if let Op::UpdateRunningStats {
+            mean,
+            var,
+            momentum,
+            count,
+        } = &node.op
+        {
             let stats = self.fetch(node.inputs[0].0, ext)?.to_f64_vec();
             let c = stats.len() / 2;
             let unbias = *count as f64 / (*count as f64 - 1.0);
             for (name, row, factor) in [(mean, 0, 1.0), (var, 1, unbias)] {
-                let t = store.get_mut(name).ok_or_else(|| ExecError::Store(format!("no buffer `{name}`")))?;
+                let t = store
+                    .get_mut(name)
+                    .ok_or_else(|| ExecError::Store(format!("no buffer `{name}`")))?;
                 let old = t.to_f64_vec();
-                let new: Vec<f64> = (0..c).map(|k| (1.0 - momentum) * old[k] + momentum * stats[row * c + k] * factor).collect();
+                let new: Vec<f64> = (0..c)
+                    .map(|k| (1.0 - momentum) * old[k] + momentum * stats[row * c + k] * factor)
+                    .collect();
                 let dt = t.dtype();
-                *t = HostTensor::f64(t.shape.clone(), new).expect("same length").cast(dt);
+                *t = HostTensor::f64(t.shape.clone(), new)
+                    .expect("same length")
+                    .cast(dt);
             }
             return Ok(());
         }
@@ -166,9 +210,17 @@ impl<B: Backend> Executor<B> {
                         .as_ref()
                         .expect("inputs are computed before use"),
                 };
-                ins.push(TensorRef { buf, shape: &jn.shape, dtype: jn.dtype });
+                ins.push(TensorRef {
+                    buf,
+                    shape: &jn.shape,
+                    dtype: jn.dtype,
+                });
             }
-            let out = TensorMut { buf: &mut out_buf, shape: &node.shape, dtype: node.dtype };
+            let out = TensorMut {
+                buf: &mut out_buf,
+                shape: &node.shape,
+                dtype: node.dtype,
+            };
             let b = &self.backend;
             match &node.op {
                 Op::Fill { value } => b.fill(out, *value),

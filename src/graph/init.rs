@@ -9,16 +9,32 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Init {
     Constant(f64),
-    Normal { mean: f64, std: f64 },
-    Uniform { lo: f64, hi: f64 },
+    Normal {
+        mean: f64,
+        std: f64,
+    },
+    Uniform {
+        lo: f64,
+        hi: f64,
+    },
     /// `N(0, gain / sqrt(fan))`, gain `sqrt(2 / (1 + a²))` (mmcv `kaiming_init`, relu: a = 0).
-    KaimingNormal { fan_out: bool, a: f64 },
+    KaimingNormal {
+        fan_out: bool,
+        a: f64,
+    },
     /// `U(-b, b)`, `b = gain * sqrt(3 / fan)` (PyTorch's default conv init uses a = √5, fan_in).
-    KaimingUniform { fan_out: bool, a: f64 },
+    KaimingUniform {
+        fan_out: bool,
+        a: f64,
+    },
     /// `U(-b, b)`, `b = gain * sqrt(6 / (fan_in + fan_out))`.
-    XavierUniform { gain: f64 },
+    XavierUniform {
+        gain: f64,
+    },
     /// `N(0, gain * sqrt(2 / (fan_in + fan_out)))`.
-    XavierNormal { gain: f64 },
+    XavierNormal {
+        gain: f64,
+    },
     /// Constant bias `-ln((1 - p) / p)` so that the initial sigmoid output is `p` (focal-loss
     /// classification heads, mmcv `bias_init_with_prob`).
     PriorProb(f64),

@@ -17,7 +17,12 @@ pub enum Reduction {
 }
 
 impl GraphBuilder {
-    fn loss(&mut self, kind: LossKind, ins: &[NodeId], out: Vec<usize>) -> Result<NodeId, GraphError> {
+    fn loss(
+        &mut self,
+        kind: LossKind,
+        ins: &[NodeId],
+        out: Vec<usize>,
+    ) -> Result<NodeId, GraphError> {
         let dt = self.dtype(ins[0]);
         Ok(self.push(Op::Loss(LossOp::Forward(kind)), ins.to_vec(), out, dt))
     }
@@ -31,30 +36,65 @@ impl GraphBuilder {
     }
 
     /// torchvision's sigmoid focal loss per element; `targets` are one-hot floats.
-    pub fn sigmoid_focal_loss(&mut self, logits: NodeId, targets: NodeId, alpha: f64, gamma: f64) -> Result<NodeId, GraphError> {
+    pub fn sigmoid_focal_loss(
+        &mut self,
+        logits: NodeId,
+        targets: NodeId,
+        alpha: f64,
+        gamma: f64,
+    ) -> Result<NodeId, GraphError> {
         self.same_shape("sigmoid_focal_loss", logits, targets)?;
         let s = self.shape(logits).to_vec();
-        self.loss(LossKind::SigmoidFocal { alpha, gamma }, &[logits, targets], s)
+        self.loss(
+            LossKind::SigmoidFocal { alpha, gamma },
+            &[logits, targets],
+            s,
+        )
     }
 
     /// Binary cross-entropy on logits per element.
-    pub fn bce_with_logits(&mut self, logits: NodeId, targets: NodeId) -> Result<NodeId, GraphError> {
+    pub fn bce_with_logits(
+        &mut self,
+        logits: NodeId,
+        targets: NodeId,
+    ) -> Result<NodeId, GraphError> {
         self.same_shape("bce_with_logits", logits, targets)?;
         let s = self.shape(logits).to_vec();
         self.loss(LossKind::BceWithLogits, &[logits, targets], s)
     }
 
     /// Softmax cross-entropy of `logits [N,K]` against i32 `labels [N]`, per row.
-    pub fn cross_entropy(&mut self, logits: NodeId, labels: NodeId, ignore_index: i64, label_smoothing: f64) -> Result<NodeId, GraphError> {
+    pub fn cross_entropy(
+        &mut self,
+        logits: NodeId,
+        labels: NodeId,
+        ignore_index: i64,
+        label_smoothing: f64,
+    ) -> Result<NodeId, GraphError> {
         self.require_float("cross_entropy", &[logits])?;
         let (ls, ts) = (self.shape(logits).to_vec(), self.shape(labels).to_vec());
         if ls.len() != 2 || ts != [ls[0]] || self.dtype(labels) != DType::I32 {
-            return Err(self.err("cross_entropy", "expected logits [N,K] and i32 labels [N]", &[logits, labels]));
+            return Err(self.err(
+                "cross_entropy",
+                "expected logits [N,K] and i32 labels [N]",
+                &[logits, labels],
+            ));
         }
         if !(0.0..=1.0).contains(&label_smoothing) {
-            return Err(self.err("cross_entropy", "label_smoothing must be in [0, 1]", &[logits]));
+            return Err(self.err(
+                "cross_entropy",
+                "label_smoothing must be in [0, 1]",
+                &[logits],
+            ));
         }
-        self.loss(LossKind::CrossEntropy { ignore_index, label_smoothing }, &[logits, labels], vec![ls[0]])
+        self.loss(
+            LossKind::CrossEntropy {
+                ignore_index,
+                label_smoothing,
+            },
+            &[logits, labels],
+            vec![ls[0]],
+        )
     }
 
     /// `|pred - target|` per element.
@@ -65,17 +105,32 @@ impl GraphBuilder {
     }
 
     /// Smooth L1 per element (`beta` > 0).
-    pub fn smooth_l1_loss(&mut self, pred: NodeId, target: NodeId, beta: f64) -> Result<NodeId, GraphError> {
+    pub fn smooth_l1_loss(
+        &mut self,
+        pred: NodeId,
+        target: NodeId,
+        beta: f64,
+    ) -> Result<NodeId, GraphError> {
         self.same_shape("smooth_l1_loss", pred, target)?;
         if beta <= 0.0 {
-            return Err(self.err("smooth_l1_loss", "beta must be positive (use l1_loss for 0)", &[pred]));
+            return Err(self.err(
+                "smooth_l1_loss",
+                "beta must be positive (use l1_loss for 0)",
+                &[pred],
+            ));
         }
         let s = self.shape(pred).to_vec();
         self.loss(LossKind::SmoothL1 { beta }, &[pred, target], s)
     }
 
     /// GIoU/DIoU/CIoU loss of decoded xyxy boxes `[N,4]`, per row.
-    pub fn iou_loss(&mut self, pred: NodeId, target: NodeId, kind: IouKind, eps: f64) -> Result<NodeId, GraphError> {
+    pub fn iou_loss(
+        &mut self,
+        pred: NodeId,
+        target: NodeId,
+        kind: IouKind,
+        eps: f64,
+    ) -> Result<NodeId, GraphError> {
         self.same_shape("iou_loss", pred, target)?;
         let s = self.shape(pred).to_vec();
         if s.len() != 2 || s[1] != 4 {
@@ -99,7 +154,11 @@ impl GraphBuilder {
                 let ls = self.shape(loss).to_vec();
                 let wl = self.mul(loss, w)?;
                 if self.shape(wl) != ls {
-                    return Err(self.err("weight_reduce_loss", "weight must broadcast to the loss shape", &[loss, w]));
+                    return Err(self.err(
+                        "weight_reduce_loss",
+                        "weight must broadcast to the loss shape",
+                        &[loss, w],
+                    ));
                 }
                 wl
             }
@@ -111,14 +170,22 @@ impl GraphBuilder {
             (Reduction::Mean, None) => self.mean_all(loss),
             (Reduction::Mean, Some(a)) => {
                 if crate::graph::numel(self.shape(a)) != 1 {
-                    return Err(self.err("weight_reduce_loss", "avg_factor must be a scalar", &[a]));
+                    return Err(self.err(
+                        "weight_reduce_loss",
+                        "avg_factor must be a scalar",
+                        &[a],
+                    ));
                 }
                 let s = self.sum_all(loss)?;
                 let a = self.reshape(a, &[])?;
                 let a = self.add_scalar(a, f32::EPSILON as f64)?;
                 self.div(s, a)
             }
-            (_, Some(a)) => Err(self.err("weight_reduce_loss", "avg_factor can only be used with reduction 'mean'", &[a])),
+            (_, Some(a)) => Err(self.err(
+                "weight_reduce_loss",
+                "avg_factor can only be used with reduction 'mean'",
+                &[a],
+            )),
         }
     }
 }

@@ -17,7 +17,13 @@ pub enum BnMode {
 }
 
 /// Output size of a convolution or pooling window along one axis.
-pub fn conv_out_size(input: usize, kernel: usize, stride: usize, pad: usize, dilation: usize) -> Option<usize> {
+pub fn conv_out_size(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    dilation: usize,
+) -> Option<usize> {
     let eff = dilation * (kernel - 1) + 1;
     if stride == 0 || input + 2 * pad < eff {
         return None;
@@ -27,51 +33,99 @@ pub fn conv_out_size(input: usize, kernel: usize, stride: usize, pad: usize, dil
 
 impl GraphBuilder {
     /// 2-D convolution of `x [N,Ci,H,W]` with `w [Co,Ci/groups,kh,kw]` and optional `bias [Co]`.
-    pub fn conv2d(&mut self, x: NodeId, w: NodeId, bias: Option<NodeId>, attrs: Conv2dAttrs) -> Result<NodeId, GraphError> {
+    pub fn conv2d(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        bias: Option<NodeId>,
+        attrs: Conv2dAttrs,
+    ) -> Result<NodeId, GraphError> {
         let mut ids = vec![x, w];
         ids.extend(bias);
         let dt = self.require_float("conv2d", &ids)?;
         let (xs, ws) = (self.shape(x).to_vec(), self.shape(w).to_vec());
         if xs.len() != 4 || ws.len() != 4 {
-            return Err(self.err("conv2d", "expected x [N,C,H,W] and weight [Co,Ci/groups,kh,kw]", &ids));
+            return Err(self.err(
+                "conv2d",
+                "expected x [N,C,H,W] and weight [Co,Ci/groups,kh,kw]",
+                &ids,
+            ));
         }
         let g = attrs.groups;
         if g == 0 || xs[1] % g != 0 || ws[0] % g != 0 || ws[1] * g != xs[1] {
             return Err(self.err(
                 "conv2d",
-                format!("{} input channels do not match weight {:?} with groups={g}", xs[1], ws),
+                format!(
+                    "{} input channels do not match weight {:?} with groups={g}",
+                    xs[1], ws
+                ),
                 &ids,
             ));
         }
-        if let Some(b) = bias {
-            if self.shape(b) != [ws[0]] {
-                return Err(self.err("conv2d", format!("bias must be [{}]", ws[0]), &ids));
-            }
+        if let Some(b) = bias
+            && self.shape(b) != [ws[0]]
+        {
+            return Err(self.err("conv2d", format!("bias must be [{}]", ws[0]), &ids));
         }
-        let oh = conv_out_size(xs[2], ws[2], attrs.stride[0], attrs.padding[0], attrs.dilation[0]);
-        let ow = conv_out_size(xs[3], ws[3], attrs.stride[1], attrs.padding[1], attrs.dilation[1]);
+        let oh = conv_out_size(
+            xs[2],
+            ws[2],
+            attrs.stride[0],
+            attrs.padding[0],
+            attrs.dilation[0],
+        );
+        let ow = conv_out_size(
+            xs[3],
+            ws[3],
+            attrs.stride[1],
+            attrs.padding[1],
+            attrs.dilation[1],
+        );
         let (Some(oh), Some(ow)) = (oh, ow) else {
-            return Err(self.err("conv2d", format!("kernel larger than padded input ({attrs:?})"), &ids));
+            return Err(self.err(
+                "conv2d",
+                format!("kernel larger than padded input ({attrs:?})"),
+                &ids,
+            ));
         };
-        Ok(self.push(Op::Conv(ConvOp::Conv2d(attrs)), ids, vec![xs[0], ws[0], oh, ow], dt))
+        Ok(self.push(
+            Op::Conv(ConvOp::Conv2d(attrs)),
+            ids,
+            vec![xs[0], ws[0], oh, ow],
+            dt,
+        ))
     }
 
     /// Max pooling over `x [N,C,H,W]` (floor mode).
-    pub fn max_pool2d(&mut self, x: NodeId, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Result<NodeId, GraphError> {
+    pub fn max_pool2d(
+        &mut self,
+        x: NodeId,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Result<NodeId, GraphError> {
         let dt = self.require_float("max_pool2d", &[x])?;
         let xs = self.shape(x).to_vec();
         if xs.len() != 4 {
             return Err(self.err("max_pool2d", "expected [N,C,H,W]", &[x]));
         }
         if padding[0] * 2 > kernel[0] || padding[1] * 2 > kernel[1] {
-            return Err(self.err("max_pool2d", "padding must be at most half the kernel", &[x]));
+            return Err(self.err(
+                "max_pool2d",
+                "padding must be at most half the kernel",
+                &[x],
+            ));
         }
         let oh = conv_out_size(xs[2], kernel[0], stride[0], padding[0], 1);
         let ow = conv_out_size(xs[3], kernel[1], stride[1], padding[1], 1);
         let (Some(oh), Some(ow)) = (oh, ow) else {
             return Err(self.err("max_pool2d", "window larger than padded input", &[x]));
         };
-        let op = PoolOp::MaxPool2d { kernel, stride, padding };
+        let op = PoolOp::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        };
         Ok(self.push(Op::Pool(op), vec![x], vec![xs[0], xs[1], oh, ow], dt))
     }
 
@@ -80,19 +134,38 @@ impl GraphBuilder {
         let dt = self.require_float("upsample_nearest", &[x])?;
         let xs = self.shape(x).to_vec();
         if xs.len() != 4 || size[0] == 0 || size[1] == 0 {
-            return Err(self.err("upsample_nearest", format!("expected [N,C,H,W] and a positive size, got {size:?}"), &[x]));
+            return Err(self.err(
+                "upsample_nearest",
+                format!("expected [N,C,H,W] and a positive size, got {size:?}"),
+                &[x],
+            ));
         }
-        Ok(self.push(Op::Pool(PoolOp::UpsampleNearest), vec![x], vec![xs[0], xs[1], size[0], size[1]], dt))
+        Ok(self.push(
+            Op::Pool(PoolOp::UpsampleNearest),
+            vec![x],
+            vec![xs[0], xs[1], size[0], size[1]],
+            dt,
+        ))
     }
 
-    fn check_affine(&self, op: &'static str, x: NodeId, gamma: NodeId, beta: NodeId) -> Result<usize, GraphError> {
+    fn check_affine(
+        &self,
+        op: &'static str,
+        x: NodeId,
+        gamma: NodeId,
+        beta: NodeId,
+    ) -> Result<usize, GraphError> {
         let xs = self.shape(x);
         if xs.len() != 4 {
             return Err(self.err(op, "expected x [N,C,H,W]", &[x, gamma, beta]));
         }
         let c = xs[1];
         if self.shape(gamma) != [c] || self.shape(beta) != [c] {
-            return Err(self.err(op, format!("gamma and beta must be [{c}]"), &[x, gamma, beta]));
+            return Err(self.err(
+                op,
+                format!("gamma and beta must be [{c}]"),
+                &[x, gamma, beta],
+            ));
         }
         Ok(c)
     }
@@ -122,7 +195,11 @@ impl GraphBuilder {
                 let xs = self.shape(x).to_vec();
                 let count = xs[0] * xs[2] * xs[3];
                 if count < 2 {
-                    return Err(self.err("batch_norm", "training needs more than one value per channel", &[x]));
+                    return Err(self.err(
+                        "batch_norm",
+                        "training needs more than one value per channel",
+                        &[x],
+                    ));
                 }
                 let names = [running_mean, running_var].map(|id| match &self.graph().node(id).op {
                     Op::Param { name } => Some(name.clone()),
@@ -132,7 +209,17 @@ impl GraphBuilder {
                     return Err(self.err("batch_norm", "running stats must be buffers", &ids));
                 };
                 let stats = self.push(Op::Norm(NormOp::Stats(kind)), vec![x], vec![2, c], dt);
-                let eff = self.push(Op::UpdateRunningStats { mean, var, momentum, count }, vec![stats], vec![], dt);
+                let eff = self.push(
+                    Op::UpdateRunningStats {
+                        mean,
+                        var,
+                        momentum,
+                        count,
+                    },
+                    vec![stats],
+                    vec![],
+                    dt,
+                );
                 self.g.effects.push(eff);
                 stats
             }
@@ -142,19 +229,45 @@ impl GraphBuilder {
                 self.concat(&[m, v], 0)?
             }
         };
-        Ok(self.push(Op::Norm(NormOp::Apply { kind, eps }), vec![x, stats, gamma, beta], self.shape(x).to_vec(), dt))
+        Ok(self.push(
+            Op::Norm(NormOp::Apply { kind, eps }),
+            vec![x, stats, gamma, beta],
+            self.shape(x).to_vec(),
+            dt,
+        ))
     }
 
     /// Group normalisation of `x [N,C,H,W]` with `groups` groups and per-channel affine.
-    pub fn group_norm(&mut self, x: NodeId, groups: usize, gamma: NodeId, beta: NodeId, eps: f64) -> Result<NodeId, GraphError> {
+    pub fn group_norm(
+        &mut self,
+        x: NodeId,
+        groups: usize,
+        gamma: NodeId,
+        beta: NodeId,
+        eps: f64,
+    ) -> Result<NodeId, GraphError> {
         let dt = self.require_float("group_norm", &[x, gamma, beta])?;
         let c = self.check_affine("group_norm", x, gamma, beta)?;
         if groups == 0 || c % groups != 0 {
-            return Err(self.err("group_norm", format!("{c} channels do not split into {groups} groups"), &[x]));
+            return Err(self.err(
+                "group_norm",
+                format!("{c} channels do not split into {groups} groups"),
+                &[x],
+            ));
         }
         let kind = NormKind::Group(groups);
         let n = self.shape(x)[0];
-        let stats = self.push(Op::Norm(NormOp::Stats(kind)), vec![x], vec![2, n * groups], dt);
-        Ok(self.push(Op::Norm(NormOp::Apply { kind, eps }), vec![x, stats, gamma, beta], self.shape(x).to_vec(), dt))
+        let stats = self.push(
+            Op::Norm(NormOp::Stats(kind)),
+            vec![x],
+            vec![2, n * groups],
+            dt,
+        );
+        Ok(self.push(
+            Op::Norm(NormOp::Apply { kind, eps }),
+            vec![x, stats, gamma, beta],
+            self.shape(x).to_vec(),
+            dt,
+        ))
     }
 }

@@ -11,11 +11,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// A value fed at run time by name (images, targets, avg_factor …).
-    Input { name: String },
+    Input {
+        name: String,
+    },
     /// A parameter or buffer read from the [`super::ParamStore`] by name.
-    Param { name: String },
+    Param {
+        name: String,
+    },
     /// A tensor filled with one value.
-    Fill { value: f64 },
+    Fill {
+        value: f64,
+    },
     Unary(UnaryOp),
     Binary(BinaryOp),
     Reduce(ReduceOp),
@@ -47,7 +53,10 @@ pub enum UnaryOp {
     /// `x + value`.
     AddScalar(f64),
     /// `max(x, lo)` clamped below (and above when `hi` is set).
-    Clamp { lo: f64, hi: f64 },
+    Clamp {
+        lo: f64,
+        hi: f64,
+    },
     /// Element type conversion.
     Cast(DType),
     /// `dy * (y > 0)`; inputs `(y, dy)`.
@@ -57,7 +66,10 @@ pub enum UnaryOp {
     /// `dy * y`; inputs `(y, dy)`.
     ExpGrad,
     /// `dy * (lo < x < hi)`; inputs `(x, dy)`.
-    ClampGrad { lo: f64, hi: f64 },
+    ClampGrad {
+        lo: f64,
+        hi: f64,
+    },
 }
 
 /// Elementwise two-input ops with numpy broadcasting.
@@ -84,7 +96,11 @@ pub enum LayoutOp {
     /// Axis permutation: output axis `i` is input axis `perm[i]`.
     Permute { perm: Vec<usize> },
     /// `x[.., start..end, ..]` along `axis`.
-    Slice { axis: usize, start: usize, end: usize },
+    Slice {
+        axis: usize,
+        start: usize,
+        end: usize,
+    },
     /// The adjoint of [`LayoutOp::Slice`]: place the input at `start` along `axis` of a zero
     /// tensor (output shape is the node's shape).
     SlicePad { axis: usize, start: usize },

@@ -57,10 +57,13 @@ impl ParamStore {
     pub fn check(&self, graph: &Graph) -> Result<(), String> {
         let mut problems = Vec::new();
         for (name, spec) in &graph.params {
-            if let Some(e) = self.entries.get(name) {
-                if e.value.shape != spec.shape {
-                    problems.push(format!("`{name}`: store has {:?}, graph wants {:?}", e.value.shape, spec.shape));
-                }
+            if let Some(e) = self.entries.get(name)
+                && e.value.shape != spec.shape
+            {
+                problems.push(format!(
+                    "`{name}`: store has {:?}, graph wants {:?}",
+                    e.value.shape, spec.shape
+                ));
             }
         }
         if problems.is_empty() {
@@ -106,9 +109,15 @@ impl ParamStore {
     /// Replaces a value (e.g. from a checkpoint); the shape must match and the data is cast to
     /// the entry's dtype.
     pub fn set(&mut self, name: &str, value: &HostTensor) -> Result<(), String> {
-        let e = self.entries.get_mut(name).ok_or_else(|| format!("no parameter `{name}`"))?;
+        let e = self
+            .entries
+            .get_mut(name)
+            .ok_or_else(|| format!("no parameter `{name}`"))?;
         if e.value.shape != value.shape {
-            return Err(format!("`{name}`: expected shape {:?}, got {:?}", e.value.shape, value.shape));
+            return Err(format!(
+                "`{name}`: expected shape {:?}, got {:?}",
+                e.value.shape, value.shape
+            ));
         }
         e.value = value.cast(e.spec.dtype);
         Ok(())
@@ -135,7 +144,10 @@ impl ParamStore {
     }
 
     /// A value and its gradient at once (for an optimizer updating in place).
-    pub fn value_and_grad_mut(&mut self, name: &str) -> Option<(&mut HostTensor, Option<&HostTensor>)> {
+    pub fn value_and_grad_mut(
+        &mut self,
+        name: &str,
+    ) -> Option<(&mut HostTensor, Option<&HostTensor>)> {
         let e = self.entries.get_mut(name)?;
         Some((&mut e.value, e.grad.as_ref()))
     }
@@ -155,11 +167,19 @@ impl ParamStore {
 
     /// Elements of parameters (trainable and frozen, not buffers).
     pub fn num_params(&self) -> usize {
-        self.entries.values().filter(|e| !e.spec.buffer).map(|e| e.value.numel()).sum()
+        self.entries
+            .values()
+            .filter(|e| !e.spec.buffer)
+            .map(|e| e.value.numel())
+            .sum()
     }
 
     /// Elements of trainable parameters.
     pub fn num_trainable(&self) -> usize {
-        self.entries.values().filter(|e| e.spec.trainable).map(|e| e.value.numel()).sum()
+        self.entries
+            .values()
+            .filter(|e| e.spec.trainable)
+            .map(|e| e.value.numel())
+            .sum()
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! - `expr`: compiles a [`crate::engine::schedule::expr::Expr`] to a native
 //!   `extern "C" fn(f64 × 6) -> f64`, once per run.
+//! - `bench`: compiled against interpreted evaluation time.
 
+pub mod bench;
 mod expr;
 
 pub use expr::{CompiledExpr, JitError, compile_expr};

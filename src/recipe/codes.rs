@@ -119,6 +119,16 @@ codes! {
     "The annotation file exists but its `categories` cannot be read as COCO JSON.";
     "E0413", "run length",
     "`run` needs exactly one of `epochs` and `iters`.";
+    "E0414", "bad schedule expression",
+    "A `custom` schedule's `expr` does not parse. Expressions are arithmetic over `epoch`, `iter`,\n\
+     `progress` (0 to 1 over the run) and `base_lr`, compiled to native code; they cannot read\n\
+     anything else.\n\n\
+     Example:\n    main = custom { expr = \"base_lr * (1 - progress) ^ 0.9\" }";
+    "E0415", "bad hook order",
+    "A hook's `before`/`after` names a hook that does not exist, or the constraints form a cycle\n\
+     (`a` before `b` and `b` before `a`). Hooks run in a built-in order (optimizer, ema, lr,\n\
+     sampler_seed, eval, early_stopping, checkpoint, log) adjusted by these names; there are no\n\
+     priorities.";
     "E0501", "shape error (plan)",
     "Reserved for `mmrun plan`: static shape inference found tensors that do not fit, reported\n\
      on the recipe text of the config path involved.";

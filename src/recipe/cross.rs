@@ -31,7 +31,12 @@ pub fn check(config: &Value, spans: &SpanTable, no_fs: bool, diags: &mut Diagnos
     x.workflow();
     x.shapes();
     x.files();
+    x.expressions();
+    x.hook_order();
 }
+
+/// Hooks the runner always installs, besides those a recipe names (`engine::hooks`).
+const BUILTIN_HOOKS: &[&str] = &["nan_guard", "lr", "sampler_seed", "optimizer"];
 
 fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(v, |v, k| match v {
@@ -421,7 +426,9 @@ impl Ctx<'_> {
                 self.diags.push(d);
             }
         }
-        let largest = levels.iter().copied().max().unwrap_or(1);
+        // The extra FPN levels come from stride-2 convs, which pad themselves; the backbone's
+        // stages need inputs divisible by their stride.
+        let largest = strides.iter().copied().max().unwrap_or(1).max(1);
         for split in ["train", "val", "test"] {
             let Some(pl) = get(self.c, &format!("data.{split}.pipeline")).and_then(Value::as_array)
             else {
@@ -430,13 +437,125 @@ impl Ctx<'_> {
             for (i, st) in pl.iter().enumerate() {
                 if st.get("type").and_then(Value::as_str) == Some("pad")
                     && let Some(div) = st.get("size_divisor").and_then(Value::as_i64)
-                    && div % largest.min(32) != 0
+                    && div % largest != 0
                 {
                     let path = format!("data.{split}.pipeline.{i}.size_divisor");
                     let d = self
-                        .err("E0409", &path, format!("pad size_divisor {div} is not a multiple of the largest backbone stride {}", largest.min(32)), "bad divisor")
-                        .with_help(format!("use a multiple of {}", largest.min(32)));
+                        .err("E0409", &path, format!("pad size_divisor {div} is not a multiple of the largest backbone stride {}", largest), "bad divisor")
+                        .with_help(format!("use a multiple of {}", largest));
                     self.diags.push(d);
+                }
+            }
+        }
+    }
+
+    /// Custom schedule expressions parse (the `sched` module owns the language).
+    fn expressions(&mut self) {
+        for q in ["lr", "momentum"] {
+            let path = format!("schedule.{q}.main.expr");
+            let Some(e) = get(self.c, &path).and_then(Value::as_str) else {
+                continue;
+            };
+            if let Err(err) = crate::engine::schedule::expr::parse(e) {
+                // The string's span includes its opening quote; point at the offending byte.
+                let loc = self.spans.get(&path).map(|l| {
+                    let start = (l.start + 1 + err.offset)
+                        .min(l.end.saturating_sub(1))
+                        .max(l.start);
+                    super::diag::Loc {
+                        file: l.file,
+                        start,
+                        end: (start + 1).min(l.end),
+                    }
+                });
+                let d = Diagnostic::error("E0414", format!("schedule expression: {}", err.message))
+                    .with_label_opt(loc, "here")
+                    .with_help("expressions use `epoch`, `iter`, `progress`, `base_lr`, numbers, + - * / ^ and functions like cos, exp, min");
+                self.diags.push(d);
+            }
+        }
+    }
+
+    /// `before`/`after` name hooks that exist, and the constraints have no cycle.
+    fn hook_order(&mut self) {
+        let Some(hooks) = get(self.c, "hooks").and_then(Value::as_object) else {
+            return;
+        };
+        let known: Vec<&str> = crate::registry::names(crate::registry::Category::Hook)
+            .into_iter()
+            .chain(BUILTIN_HOOKS.iter().copied())
+            .collect();
+        // Edges a → b: a runs before b.
+        let mut edges: Vec<(String, String)> = Vec::new();
+        for (name, h) in hooks {
+            for rel in ["before", "after"] {
+                let Some(list) = h.get(rel).and_then(Value::as_array) else {
+                    continue;
+                };
+                for (i, other) in list.iter().filter_map(Value::as_str).enumerate() {
+                    let path = format!("hooks.{name}.{rel}.{i}");
+                    if other == name || !known.contains(&other) {
+                        let help = if other == name {
+                            "a hook cannot be ordered against itself".to_string()
+                        } else {
+                            match super::suggest::nearest(other, known.iter().copied()) {
+                                Some(n) => format!("the hook is `{n}`"),
+                                None => format!("hooks are {}", known.join(", ")),
+                            }
+                        };
+                        let d = self
+                            .err(
+                                "E0415",
+                                &path,
+                                format!("`{name}` is ordered {rel} `{other}`, which is not a hook"),
+                                "unknown hook",
+                            )
+                            .with_help(help);
+                        self.diags.push(d);
+                        continue;
+                    }
+                    let (a, b) = if rel == "before" {
+                        (name.clone(), other.to_string())
+                    } else {
+                        (other.to_string(), name.clone())
+                    };
+                    edges.push((a, b));
+                }
+            }
+        }
+        // A cycle: some hook reaches itself through the edges.
+        for (start, _) in &edges {
+            let mut seen = vec![start.clone()];
+            let mut stack = vec![start.clone()];
+            while let Some(n) = stack.pop() {
+                for (a, b) in &edges {
+                    if *a != n {
+                        continue;
+                    }
+                    if b == start {
+                        let has_before = hooks
+                            .get(start.as_str())
+                            .and_then(|h| h.get("before"))
+                            .and_then(Value::as_array)
+                            .is_some_and(|a| !a.is_empty());
+                        let rel = if has_before { "before" } else { "after" };
+                        let d = self
+                            .err(
+                                "E0415",
+                                &format!("hooks.{start}.{rel}"),
+                                format!(
+                                    "the `before`/`after` constraints of `{start}` form a cycle"
+                                ),
+                                "part of a cycle",
+                            )
+                            .with_help("remove one of the constraints");
+                        self.diags.push(d);
+                        return;
+                    }
+                    if !seen.contains(b) {
+                        seen.push(b.clone());
+                        stack.push(b.clone());
+                    }
                 }
             }
         }
@@ -453,6 +572,9 @@ impl Ctx<'_> {
         }
         wanted.push("model.backbone.init_cfg.checkpoint".into());
         wanted.push("runtime.load_from".into());
+        if get(self.c, "runtime.resume").and_then(Value::as_str) != Some("auto") {
+            wanted.push("runtime.resume".into());
+        }
         for path in wanted {
             let Some(f) = get(self.c, &path).and_then(Value::as_str) else {
                 continue;
@@ -469,5 +591,31 @@ impl Ctx<'_> {
                 self.diags.push(d);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resnet_shapes_match_torchvision() {
+        // torchvision's resnet50 layer1..4 output 256, 512, 1024, 2048 channels; resnet18
+        // 64..512; strides 4, 8, 16, 32.
+        assert_eq!(
+            resnet_out_channels(50, 64, &[0, 1, 2, 3]),
+            [256, 512, 1024, 2048]
+        );
+        assert_eq!(
+            resnet_out_channels(18, 64, &[0, 1, 2, 3]),
+            [64, 128, 256, 512]
+        );
+        assert_eq!(resnet_out_channels(101, 64, &[1, 3]), [512, 2048]);
+        assert_eq!(resnet_out_strides(&[0, 1, 2, 3]), [4, 8, 16, 32]);
+        // RetinaNet: C3..C5 from start_level 1, two extra levels: P3..P7.
+        let s = resnet_out_strides(&[0, 1, 2, 3]);
+        assert_eq!(fpn_strides(&s, 1, 5), [8, 16, 32, 64, 128]);
+        assert!(fpn_strides(&s, 9, 5).is_empty());
+        assert!(metrics_of("coco_bbox").contains(&"bbox_mAP_50"));
     }
 }

@@ -1,5 +1,10 @@
 //! Reading files: parsing, imports (relative paths, cycles, sibling conflicts), `let`
 //! variables and `--set` overrides, producing one merged tree.
+//!
+//! Order of a file: its imports merge first, in order (wherever they are written), then its
+//! own bindings in order; `--set` overrides apply last. Two imports binding one leaf to
+//! different values is an error unless the importing file (or `--set`) binds it itself. A
+//! file imported twice (a diamond) is read once and never conflicts with itself.
 
 use super::diag::{Diagnostic, Diagnostics, FileId, Files, Loc};
 use super::tree::{Node, NodeKind, PathSeg, apply_items, bind, lower_value, segs};
@@ -15,6 +20,9 @@ pub struct Merged {
     pub vars: Node,
 }
 
+/// What loading a file gives: tree, variables, unsettled conflicts, files read.
+type Loaded = (Node, Node, Vec<Conflict>, Vec<FileId>);
+
 /// A leaf two sibling imports both bind.
 struct Conflict {
     path: String,
@@ -27,7 +35,8 @@ struct Loader<'a> {
     diags: &'a mut Diagnostics,
     /// Canonical paths of the files being loaded, outermost first (for cycle reports).
     stack: Vec<(PathBuf, PathBuf)>,
-    cache: HashMap<PathBuf, (Node, Node)>,
+    /// Trees of files already read, with the files each one read (itself and its imports).
+    cache: HashMap<PathBuf, (Node, Node, Vec<FileId>)>,
 }
 
 /// Loads `path` with its imports, then applies `overrides` (`path=value`, as `--set` takes
@@ -44,7 +53,7 @@ pub fn load(
         stack: Vec::new(),
         cache: HashMap::new(),
     };
-    let (mut root, mut vars, mut conflicts) = l.file(path, None)?;
+    let (mut root, mut vars, mut conflicts, _) = l.file(path, None)?;
     for (i, o) in overrides.iter().enumerate() {
         l.override_one(i, o, &mut root, &mut vars, &mut conflicts);
     }
@@ -72,7 +81,9 @@ pub fn normalise(p: &Path) -> PathBuf {
 }
 
 impl Loader<'_> {
-    fn file(&mut self, path: &Path, from: Option<Loc>) -> Option<(Node, Node, Vec<Conflict>)> {
+    /// Loads one file: its merged tree, variables, unsettled sibling conflicts, and the files
+    /// it read.
+    fn file(&mut self, path: &Path, from: Option<Loc>) -> Option<Loaded> {
         let shown = normalise(path);
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| shown.clone());
         if let Some(pos) = self.stack.iter().position(|(k, _)| *k == key) {
@@ -88,12 +99,17 @@ impl Loader<'_> {
             );
             return None;
         }
-        if let Some((r, v)) = self.cache.get(&key) {
-            return Some((r.clone(), v.clone(), Vec::new()));
+        if let Some((r, v, seen)) = self.cache.get(&key) {
+            return Some((r.clone(), v.clone(), Vec::new(), seen.clone()));
         }
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
+                let e = if e.kind() == std::io::ErrorKind::NotFound {
+                    "no such file".to_string()
+                } else {
+                    e.to_string()
+                };
                 let msg = if from.is_some() {
                     format!("cannot read imported file `{}`: {e}", shown.display())
                 } else {
@@ -124,6 +140,8 @@ impl Loader<'_> {
         let mut vars = Node::empty_record(Loc::new(id, Span::new(0, 0)));
         let mut conflicts = Vec::new();
         let mut first_import = true;
+        // Files read by the imports merged so far (and this one).
+        let mut read: Vec<FileId> = vec![id];
         for item in &ast.items {
             if let Item::Import {
                 path: p, path_span, ..
@@ -143,16 +161,18 @@ impl Loader<'_> {
                     );
                     continue;
                 }
-                let Some((r, v, _)) = self.file(&dir.join(p), Some(loc)) else {
+                let Some((r, v, _, seen)) = self.file(&dir.join(p), Some(loc)) else {
                     continue;
                 };
+                let acc_seen = read.clone();
+                read.extend(seen.iter().copied());
                 if first_import {
                     root = r;
                     vars = v;
                     first_import = false;
                 } else {
-                    merge_sibling(&mut root, r, &mut conflicts);
-                    merge_sibling(&mut vars, v, &mut conflicts);
+                    merge_sibling(&mut root, r, (&acc_seen, &seen), &mut conflicts);
+                    merge_sibling(&mut vars, v, (&acc_seen, &seen), &mut conflicts);
                 }
             }
         }
@@ -185,8 +205,9 @@ impl Loader<'_> {
             // An imported file must settle its own imports' conflicts.
             self.report(std::mem::take(&mut conflicts), Some(id));
         }
-        self.cache.insert(key, (root.clone(), vars.clone()));
-        Some((root, vars, conflicts))
+        self.cache
+            .insert(key, (root.clone(), vars.clone(), read.clone()));
+        Some((root, vars, conflicts, read))
     }
 
     fn report(&mut self, conflicts: Vec<Conflict>, _file: Option<FileId>) {
@@ -271,8 +292,15 @@ fn decide(conflicts: &mut Vec<Conflict>, path: &str) {
     });
 }
 
-/// Merges a sibling import's tree, recording leaves both bind to different values.
-fn merge_sibling(acc: &mut Node, next: Node, conflicts: &mut Vec<Conflict>) {
+/// Merges a sibling import's tree, recording leaves both bind to different values. A value
+/// written in a file the other side also read is not a conflict: that side overrode it
+/// knowingly (two siblings sharing a base, one changing a key of it).
+fn merge_sibling(
+    acc: &mut Node,
+    next: Node,
+    seen: (&[FileId], &[FileId]),
+    conflicts: &mut Vec<Conflict>,
+) {
     let mut mine = Vec::new();
     leaves_typed(acc, &mut Vec::new(), &mut mine);
     let mut theirs = Vec::new();
@@ -281,6 +309,8 @@ fn merge_sibling(acc: &mut Node, next: Node, conflicts: &mut Vec<Conflict>) {
         if let Some((_, l0, n0)) = mine.iter().find(|(q, _, _)| q == p)
             && l0 != loc
             && !same(n0, n)
+            && !seen.1.contains(&l0.file)
+            && !seen.0.contains(&loc.file)
         {
             conflicts.push(Conflict {
                 path: p.clone(),

@@ -32,7 +32,8 @@ pub fn render(d: &Diagnostic, files: &Files, opts: RenderOptions) -> String {
     let handler = GraphicalReportHandler::new_themed(theme)
         .with_width(opts.width)
         .with_links(false)
-        .without_syntax_highlighting();
+        .without_syntax_highlighting()
+        .with_show_related_as_nested(true);
     let view = View::new(d, files);
     let mut out = String::new();
     if handler.render_report(&mut out, &view).is_err() {
@@ -76,8 +77,16 @@ impl View {
             let Some(f) = files.get(l.loc.file) else {
                 continue;
             };
-            let end = l.loc.end.min(f.text.len());
-            let start = l.loc.start.min(end);
+            // Clamp to the text and to character boundaries: a span computed from an offset
+            // (an expression error inside a string) may land inside a multi-byte character.
+            let mut end = l.loc.end.min(f.text.len());
+            while !f.text.is_char_boundary(end) {
+                end += 1;
+            }
+            let mut start = l.loc.start.min(end);
+            while !f.text.is_char_boundary(start) {
+                start -= 1;
+            }
             let span = LabeledSpan::new_with_span(Some(l.message.clone()), start..end);
             let span = if i == 0 {
                 LabeledSpan::new_primary_with_span(span.label().map(String::from), start..end)
@@ -102,7 +111,7 @@ impl View {
         let related = groups
             .map(|(id, spans)| View {
                 code: String::new(),
-                severity: Severity::Warning,
+                severity: d.severity,
                 message: "see also".into(),
                 help: None,
                 source: source_of(id),

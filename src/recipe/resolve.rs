@@ -114,7 +114,7 @@ impl Resolver<'_> {
                     .with_help("write `env(\"VAR\")` or `env(\"VAR\", \"default\")`"),
                 );
                 return Node {
-                    kind: NodeKind::Null,
+                    kind: NodeKind::Poison,
                     loc,
                 };
             }
@@ -129,7 +129,7 @@ impl Resolver<'_> {
                 .with_help("pass `--allow-env` to allow it, or write the value into the recipe"),
             );
             return default.unwrap_or(Node {
-                kind: NodeKind::Null,
+                kind: NodeKind::Poison,
                 loc,
             });
         }
@@ -159,7 +159,7 @@ impl Resolver<'_> {
                         )),
                     );
                     Node {
-                        kind: NodeKind::Null,
+                        kind: NodeKind::Poison,
                         loc,
                     }
                 }
@@ -191,7 +191,7 @@ impl Resolver<'_> {
                     .with_label(use_loc, "this reference is part of the cycle"),
             );
             return Node {
-                kind: NodeKind::Null,
+                kind: NodeKind::Poison,
                 loc: use_loc,
             };
         }
@@ -217,7 +217,7 @@ impl Resolver<'_> {
                     .with_help(help),
             );
             return Node {
-                kind: NodeKind::Null,
+                kind: NodeKind::Poison,
                 loc: use_loc,
             };
         };
@@ -283,7 +283,7 @@ impl Resolver<'_> {
                     let v = self.reference(&segs, loc);
                     match scalar_text(&v) {
                         Some(t) => out.push_str(&t),
-                        None if v.kind == NodeKind::Null => {}
+                        None if matches!(v.kind, NodeKind::Null | NodeKind::Poison) => {}
                         None => self.diags.push(
                             Diagnostic::error(
                                 "E0211",

@@ -21,6 +21,9 @@ pub struct PathSeg {
 #[derive(Clone, Debug, PartialEq)]
 pub enum NodeKind {
     Null,
+    /// A value that could not be computed (an unbound reference, a cycle); already reported,
+    /// so later stages accept it silently.
+    Poison,
     Bool(bool),
     Int(i64),
     Float(f64),
@@ -69,7 +72,7 @@ impl Node {
     /// A short name for the kind of value, for messages.
     pub fn describe(&self) -> &'static str {
         match &self.kind {
-            NodeKind::Null => "`none`",
+            NodeKind::Null | NodeKind::Poison => "`none`",
             NodeKind::Bool(_) => "a boolean",
             NodeKind::Int(_) => "an integer",
             NodeKind::Float(_) => "a float",

@@ -44,6 +44,12 @@ struct Checker<'a> {
     spans: SpanTable,
 }
 
+/// The name with its indefinite article.
+fn a(name: &str) -> String {
+    let vowel = name.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {name}", if vowel { "an" } else { "a" })
+}
+
 fn quantity(c: u64, u: crate::syntax::Unit) -> String {
     format!("{c} {}", u.name(c))
 }
@@ -66,6 +72,12 @@ impl Checker<'_> {
         for f in fields {
             let p = join(path, &f.key);
             match all().find(|q| q.name == f.key) {
+                // `none` switches an optional section or hook off.
+                Some(param)
+                    if matches!(param.def, Def::Absent) && f.value.kind == NodeKind::Null =>
+                {
+                    self.spans.insert(p, f.value.loc);
+                }
                 Some(param) => {
                     let v = self.value(&f.value, &param.ty, &p);
                     m.insert(f.key.clone(), v);
@@ -156,6 +168,7 @@ impl Checker<'_> {
     fn value(&mut self, n: &Node, ty: &Ty, path: &str) -> Value {
         self.spans.insert(path, n.loc);
         match (ty, &n.kind) {
+            (_, NodeKind::Poison) => Value::Null,
             (Ty::Nullable(_), NodeKind::Null) => Value::Null,
             (Ty::Nullable(t), _) => self.value(n, t, path),
             (Ty::Or(ts), _) => {
@@ -253,6 +266,14 @@ impl Checker<'_> {
                     .map(|(i, x)| self.value(x, t, &join(path, &i.to_string())))
                     .collect(),
             ),
+            (Ty::Map(t), NodeKind::Record { ty: None, fields }) => {
+                let mut m = Map::new();
+                for f in fields {
+                    let v = self.value(&f.value, t, &join(path, &f.key));
+                    m.insert(f.key.clone(), v);
+                }
+                Value::Object(m)
+            }
             (Ty::Record(ps), NodeKind::Record { ty: None, fields }) => {
                 self.record(fields, ps, path, n.loc, None)
             }
@@ -319,7 +340,7 @@ impl Checker<'_> {
                 self.diags.push(
                     Diagnostic::error(
                         "E0306",
-                        format!("`{path}` needs a {} but the record names none", cat.name()),
+                        format!("`{path}` needs {} but the record names none", a(cat.name())),
                     )
                     .with_label(n.loc, "no component type")
                     .with_help(format!(
@@ -352,7 +373,7 @@ impl Checker<'_> {
         self.diags.push(
             Diagnostic::error("E0304", format!("`{path}` = {v} is out of range"))
                 .with_label(n.loc, "out of range")
-                .with_help(format!("`{path}` is an {}", ty.describe())),
+                .with_help(format!("allowed: {}", ty.describe())),
         );
     }
 
@@ -380,7 +401,7 @@ impl Checker<'_> {
         };
         self.diags.push(
             Diagnostic::error(code, format!("unknown {} `{name}`", cat.name()))
-                .with_label(loc, format!("not a {}", cat.name()))
+                .with_label(loc, format!("not {}", a(cat.name())))
                 .with_help(help),
         );
         Value::Null

@@ -3,6 +3,7 @@
 use super::{Category::*, Component, Def, NAT, NONNEG, NUM, POS, Param, Ty, UNIT, p};
 
 const SCALE: Ty = Ty::List(&POS);
+const FLIP: Ty = Ty::Enum(&["horizontal", "vertical", "diagonal"]);
 
 const DATASET: &[Param] = &[
     p("ann_file", Ty::Path, Def::Required, "annotation file"),
@@ -35,6 +36,12 @@ const DATASET: &[Param] = &[
         Ty::Bool,
         Def::Bool(false),
         "load without annotations filtering (evaluation)",
+    ),
+    p(
+        "min_size",
+        NAT,
+        Def::Int(0),
+        "drop images whose shorter side is below this many pixels",
     ),
 ];
 
@@ -120,8 +127,8 @@ pub static COMPONENTS: &[Component] = &[
         doc: "Resize to a scale (or a random one of several)",
         params: &[
             p(
-                "img_scale",
-                Ty::Or(&[Ty::List(&SCALE), SCALE]),
+                "scale",
+                Ty::Nullable(&Ty::Or(&[Ty::List(&SCALE), SCALE])),
                 Def::Required,
                 "(long, short) or a list of them",
             ),
@@ -137,6 +144,18 @@ pub static COMPONENTS: &[Component] = &[
                 Def::Str("range"),
                 "how a scale is drawn from several",
             ),
+            p(
+                "ratio_range",
+                Ty::Nullable(&Ty::List(&NONNEG)),
+                Def::Null,
+                "scale the (single) scale by a random ratio in this range",
+            ),
+            p(
+                "bbox_clip_border",
+                Ty::Bool,
+                Def::Bool(true),
+                "clip boxes to the resized image",
+            ),
         ],
     },
     Component {
@@ -145,16 +164,16 @@ pub static COMPONENTS: &[Component] = &[
         doc: "RandomFlip",
         params: &[
             p(
-                "flip_ratio",
+                "prob",
                 UNIT,
                 Def::Float(0.5),
-                "probability of flipping",
+                "probability of flipping (mmdetection 2's flip_ratio)",
             ),
             p(
                 "direction",
-                Ty::Enum(&["horizontal", "vertical", "diagonal"]),
+                Ty::Or(&[FLIP, Ty::List(&FLIP)]),
                 Def::Str("horizontal"),
-                "flip direction",
+                "flip direction, or several drawn at random",
             ),
         ],
     },
@@ -247,6 +266,12 @@ pub static COMPONENTS: &[Component] = &[
                 Def::Bool(false),
                 "allow crops without boxes",
             ),
+            p(
+                "bbox_clip_border",
+                Ty::Bool,
+                Def::Bool(true),
+                "clip boxes to the crop",
+            ),
         ],
     },
     Component {
@@ -270,6 +295,15 @@ pub static COMPONENTS: &[Component] = &[
             Def::Bool(true),
             "shuffle each epoch",
         )],
+    },
+    Component {
+        name: "infinite_sampler",
+        category: DataSampler,
+        doc: "Endless stream for iteration-based runs",
+        params: &[
+            p("shuffle", Ty::Bool, Def::Bool(true), "shuffle"),
+            p("group", Ty::Bool, Def::Bool(true), "group by aspect ratio"),
+        ],
     },
     Component {
         name: "sequential_sampler",
@@ -298,6 +332,24 @@ pub const DATA: &[Param] = &[
         Ty::Comp(DataSampler),
         Def::Comp("group_sampler"),
         "training sample order",
+    ),
+    p(
+        "on_bad_sample",
+        Ty::Enum(&["error", "skip"]),
+        Def::Str("error"),
+        "stop on an unreadable sample, or warn and skip it",
+    ),
+    p(
+        "shape_buckets",
+        Ty::List(&SCALE),
+        Def::Ints(&[]),
+        "padded batch shapes [h, w] the step graph is compiled for (empty: the batch maximum)",
+    ),
+    p(
+        "prefetch",
+        POS,
+        Def::Int(2),
+        "batches prepared ahead per worker",
     ),
     p("train", Ty::Comp(Dataset), Def::Absent, "training set"),
     p("val", Ty::Comp(Dataset), Def::Absent, "validation set"),

@@ -88,6 +88,8 @@ pub enum Ty {
     Comp(Category),
     /// A record with these keys.
     Record(&'static [Param]),
+    /// A record with any keys, each value of the type (`custom_keys`).
+    Map(&'static Ty),
     /// A record that configures the component the key names (hooks).
     Named(Category),
     /// `none` or the type.
@@ -124,6 +126,7 @@ impl Ty {
             Ty::List(t) => format!("list of {}", t.describe()),
             Ty::Comp(c) => format!("{} component", c.name()),
             Ty::Record(_) => "record".into(),
+            Ty::Map(t) => format!("record of {}", t.describe()),
             Ty::Named(c) => format!("{} settings", c.name()),
             Ty::Nullable(t) => format!("{} or none", t.describe()),
             Ty::Or(ts) => ts.iter().map(Ty::describe).collect::<Vec<_>>().join(" or "),
@@ -359,7 +362,14 @@ mod tests {
             for p in a.params {
                 if let Def::Comp(n) = p.def {
                     let cat = component_category(&p.ty).expect("Def::Comp on a component type");
-                    assert!(find(cat, n).is_some(), "{}.{}: no {n}", a.name, p.name);
+                    let d = find(cat, n).unwrap_or_else(|| panic!("{}.{}: no {n}", a.name, p.name));
+                    // A default must be complete: it cannot leave required keys out.
+                    assert!(
+                        d.params.iter().all(|q| !matches!(q.def, Def::Required)),
+                        "{}.{}: default {n} has required keys",
+                        a.name,
+                        p.name
+                    );
                 }
             }
         }

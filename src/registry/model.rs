@@ -156,9 +156,15 @@ const ANCHOR: &[Param] = &[
     ),
     p(
         "base_sizes",
-        Ty::Nullable(&INTS),
+        Ty::Nullable(&FLOATS),
         Def::Null,
         "base anchor size per level (default: the strides)",
+    ),
+    p(
+        "scale_major",
+        Ty::Bool,
+        Def::Bool(true),
+        "order anchors scale-major (mmdetection's default)",
     ),
     p(
         "center_offset",
@@ -347,7 +353,7 @@ const TRAIN_CFG: &[Param] = &[
     p(
         "assigner",
         Ty::Comp(Assigner),
-        Def::Comp("max_iou"),
+        Def::Required,
         "how anchors/points are matched to ground truth",
     ),
     p(
@@ -420,7 +426,7 @@ const DETECTOR: &[Param] = &[
     p(
         "train_cfg",
         Ty::Record(TRAIN_CFG),
-        Def::Record,
+        Def::Required,
         "training-time assignment",
     ),
     p(
@@ -493,9 +499,9 @@ pub static COMPONENTS: &[Component] = &[
             ),
             p(
                 "neg_iou_thr",
-                UNIT,
+                Ty::Or(&[UNIT, Ty::List(&UNIT)]),
                 Def::Required,
-                "IoU below which an anchor is negative",
+                "IoU below which an anchor is negative, or a [low, high) range",
             ),
             p(
                 "min_pos_iou",
@@ -515,13 +521,39 @@ pub static COMPONENTS: &[Component] = &[
                 Def::Float(-1.0),
                 "IoF with ignored boxes above which anchors are ignored (-1: off)",
             ),
+            p(
+                "ignore_wrt_candidates",
+                Ty::Bool,
+                Def::Bool(true),
+                "IoF relative to the candidates (not the ignored boxes)",
+            ),
+            p(
+                "match_low_quality",
+                Ty::Bool,
+                Def::Bool(true),
+                "give each box its best anchor even below pos_iou_thr",
+            ),
+            p(
+                "gpu_assign_thr",
+                NUM,
+                Def::Float(-1.0),
+                "mmdetection's GPU/CPU switch; kept for configs moved across",
+            ),
         ],
     },
     Component {
         name: "atss",
         category: Assigner,
         doc: "ATSSAssigner: adaptive IoU threshold over the top-k closest anchors per level",
-        params: &[p("topk", POS, Def::Int(9), "candidates per level")],
+        params: &[
+            p("topk", POS, Def::Int(9), "candidates per level"),
+            p(
+                "ignore_iof_thr",
+                NUM,
+                Def::Float(-1.0),
+                "IoF with ignored boxes above which anchors are ignored (-1: off)",
+            ),
+        ],
     },
     Component {
         name: "delta_xywh",
@@ -545,6 +577,18 @@ pub static COMPONENTS: &[Component] = &[
                 Ty::Bool,
                 Def::Bool(true),
                 "clip decoded boxes to the image",
+            ),
+            p(
+                "add_ctr_clamp",
+                Ty::Bool,
+                Def::Bool(false),
+                "clamp the centre shift when decoding",
+            ),
+            p(
+                "ctr_clamp",
+                NONNEG,
+                Def::Float(32.0),
+                "largest centre shift in pixels",
             ),
         ],
     },

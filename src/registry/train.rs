@@ -35,6 +35,27 @@ const PARAMWISE: &[Param] = &[
         Def::Float(1.0),
         "weight-decay multiplier of depthwise convs",
     ),
+    p(
+        "custom_keys",
+        Ty::Map(&Ty::Record(CUSTOM_KEY)),
+        Def::Record,
+        "multipliers for parameters whose name contains a key",
+    ),
+];
+
+const CUSTOM_KEY: &[Param] = &[
+    p(
+        "lr_mult",
+        NONNEG,
+        Def::Float(1.0),
+        "learning-rate multiplier",
+    ),
+    p(
+        "decay_mult",
+        NONNEG,
+        Def::Float(1.0),
+        "weight-decay multiplier",
+    ),
 ];
 
 const WARMUP: &[Param] = &[
@@ -373,9 +394,9 @@ pub static COMPONENTS: &[Component] = &[
             ),
             p(
                 "rule",
-                Ty::Enum(&["greater", "less"]),
-                Def::Str("greater"),
-                "which direction is better for save_best",
+                Ty::Nullable(&Ty::Enum(&["greater", "less"])),
+                Def::Null,
+                "which direction is better for save_best (default: from the metric)",
             ),
             p(
                 "save_optimizer",
@@ -402,12 +423,24 @@ pub static COMPONENTS: &[Component] = &[
         category: Hook,
         doc: "log losses, learning rate, time and metrics (TextLoggerHook and friends)",
         params: &[
-            p("every", LEN, Def::Str("50 iters"), "interval"),
+            p("every", Ty::Period, Def::Str("50 iters"), "interval"),
             p(
                 "to",
                 Ty::List(&Ty::Enum(&["text", "json", "tensorboard"])),
                 Def::Strs(&["text", "json"]),
                 "outputs",
+            ),
+            p(
+                "stdout",
+                Ty::Bool,
+                Def::Bool(true),
+                "print lines on stdout too",
+            ),
+            p(
+                "progress_bar",
+                Ty::Bool,
+                Def::Bool(true),
+                "progress bar with ETA when stderr is a terminal",
             ),
             p(
                 "ignore_last",
@@ -422,8 +455,13 @@ pub static COMPONENTS: &[Component] = &[
         category: Hook,
         doc: "evaluate on data.val (EvalHook)",
         params: &[
-            p("every", LEN, Def::Str("1 epoch"), "interval"),
-            p("start", Ty::Nullable(&LEN), Def::Null, "first evaluation"),
+            p("every", Ty::Period, Def::Str("1 epoch"), "interval"),
+            p(
+                "start",
+                Ty::Nullable(&Ty::Period),
+                Def::Null,
+                "first evaluation",
+            ),
             p(
                 "metric",
                 Ty::Enum(&["coco_bbox", "voc_map", "proposal_recall"]),
@@ -432,9 +470,15 @@ pub static COMPONENTS: &[Component] = &[
             ),
             p(
                 "at",
-                Ty::Nullable(&Ty::List(&LEN)),
+                Ty::Nullable(&Ty::List(&Ty::Period)),
                 Def::Null,
                 "evaluate exactly at these points instead of every",
+            ),
+            p(
+                "sanity_batches",
+                NAT,
+                Def::Int(2),
+                "batches of a sanity evaluation before training (0: off)",
             ),
         ],
     },
@@ -478,9 +522,9 @@ pub static COMPONENTS: &[Component] = &[
             ),
             p(
                 "rule",
-                Ty::Enum(&["greater", "less"]),
-                Def::Str("greater"),
-                "which direction is better",
+                Ty::Nullable(&Ty::Enum(&["greater", "less"])),
+                Def::Null,
+                "which direction is better (default: from the metric)",
             ),
         ],
     },
@@ -496,10 +540,10 @@ pub static COMPONENTS: &[Component] = &[
                 "clip the gradient norm",
             ),
             p(
-                "accumulation",
+                "cumulative_iters",
                 POS,
                 Def::Int(1),
-                "iterations whose gradients add up before a step (cumulative_iters)",
+                "iterations whose gradients add up before a step (accumulation)",
             ),
         ],
     },
@@ -548,8 +592,19 @@ pub static COMPONENTS: &[Component] = &[
 ];
 
 const GRAD_CLIP: &[Param] = &[
-    p("max_norm", POSF, Def::Required, "largest gradient norm"),
+    p(
+        "max_norm",
+        Ty::Nullable(&POSF),
+        Def::Null,
+        "largest gradient norm",
+    ),
     p("norm_type", POSF, Def::Float(2.0), "p of the p-norm"),
+    p(
+        "clip_value",
+        Ty::Nullable(&POSF),
+        Def::Null,
+        "clip each gradient element to [-v, v] instead",
+    ),
 ];
 
 pub const HOOK_COMMON: &[Param] = &[

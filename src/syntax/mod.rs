@@ -6,7 +6,7 @@
 
 pub mod ast;
 pub mod comments;
-
+pub mod fmt;
 mod parse;
 
 pub use ast::*;

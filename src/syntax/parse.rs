@@ -51,21 +51,22 @@ fn describe(rule: &Rule) -> &'static str {
         Rule::rparen => "`)`",
         Rule::comma => "`,`",
         Rule::dot => "`.`",
-        Rule::assign_op | Rule::merge_op | Rule::replace_op => "`=` or `:=`",
+        Rule::assign_op | Rule::merge_op => "`=`",
+        Rule::replace_op => "`:=`",
         Rule::value
         | Rule::string
         | Rule::list
         | Rule::record
         | Rule::number
-        | Rule::quantity
+        | Rule::numeric
         | Rule::kw_true
         | Rule::kw_false
         | Rule::kw_none
-        | Rule::call
-        | Rule::component
-        | Rule::phase
-        | Rule::reference
-        | Rule::symbol => "a value",
+        | Rule::named
+        | Rule::call_args
+        | Rule::component_body
+        | Rule::phase_length
+        | Rule::reference_tail => "a value",
         Rule::ident | Rule::path | Rule::block_path => "a name",
         Rule::index => "a list index",
         Rule::import | Rule::kw_import => "`import`",
@@ -89,6 +90,15 @@ fn convert_error(src: &str, e: pest::error::Error<Rule>) -> SyntaxError {
         .chars()
         .next()
         .map_or(pos, |c| pos + c.len_utf8());
+    // At the end of input the label goes on the last visible character, so it renders.
+    let (lpos, lend) = if pos == end {
+        match src.trim_end().char_indices().next_back() {
+            Some((i, c)) => (i, i + c.len_utf8()),
+            None => (pos, end),
+        }
+    } else {
+        (pos, end)
+    };
     let found = match src[pos..].chars().next() {
         None => "end of file".to_string(),
         Some(_) => {
@@ -117,10 +127,15 @@ fn convert_error(src: &str, e: pest::error::Error<Rule>) -> SyntaxError {
         1 => expected[0].to_string(),
         n => format!("{} or {}", expected[..n - 1].join(", "), expected[n - 1]),
     };
+    let label = if pos == end {
+        format!("the file ends here; expected {exp}")
+    } else {
+        format!("expected {exp}")
+    };
     SyntaxError {
-        span: Span::new(pos, end),
+        span: Span::new(lpos, lend),
         message: format!("expected {exp}, found {found}"),
-        label: format!("expected {exp}"),
+        label,
     }
 }
 
@@ -159,8 +174,8 @@ impl Walker {
                 Item::Let {
                     name,
                     assign,
+                    span: Span::new(span.start, value.span.end),
                     value,
-                    span,
                 }
             }
             Rule::binding => {
@@ -171,8 +186,8 @@ impl Walker {
                 Item::Bind {
                     path,
                     assign,
+                    span: Span::new(span.start, value.span.end),
                     value,
-                    span,
                 }
             }
             Rule::block => {
@@ -281,40 +296,26 @@ impl Walker {
         } else {
             p
         };
-        let span = span_of(&p);
+        let mut span = span_of(&p);
+        // An optional tail that is absent leaves the skipped whitespace inside the pair's
+        // span; such values span only their first token.
+        let first_only = matches!(p.as_rule(), Rule::numeric | Rule::named)
+            && p.clone().into_inner().nth(1).is_none();
+        if first_only && let Some(first) = p.clone().into_inner().next() {
+            span = span_of(&first);
+        }
         let kind = match p.as_rule() {
             Rule::string => ValueKind::Str {
                 text: self.string(p),
             },
-            Rule::number => {
-                let text = p.as_str().to_string();
-                let is_float = text.contains(['.', 'e', 'E']);
-                let value = if is_float {
-                    match text.parse::<f64>() {
-                        Ok(f) if f.is_finite() => Number::Float(f),
-                        _ => {
-                            self.errors.push(SyntaxError {
-                                span,
-                                message: format!("number `{text}` is out of range"),
-                                label: "not a finite number".into(),
-                            });
-                            Number::Float(0.0)
-                        }
-                    }
+            Rule::numeric => {
+                if p.clone().into_inner().nth(1).is_some() {
+                    let (count, unit) = self.quantity(p);
+                    ValueKind::Quantity { count, unit }
                 } else {
-                    match text.parse::<i64>() {
-                        Ok(i) => Number::Int(i),
-                        Err(_) => {
-                            self.errors.push(SyntaxError {
-                                span,
-                                message: format!("integer `{text}` is out of range"),
-                                label: "does not fit in 64 bits".into(),
-                            });
-                            Number::Int(0)
-                        }
-                    }
-                };
-                ValueKind::Number { value, text }
+                    let n = p.into_inner().next().expect("grammar: numeric number");
+                    self.number(n)
+                }
             }
             Rule::kw_true => ValueKind::Bool(true),
             Rule::kw_false => ValueKind::Bool(false),
@@ -326,54 +327,78 @@ impl Walker {
                     .collect(),
             ),
             Rule::record => ValueKind::Record(self.items(p.into_inner())),
-            Rule::component => {
-                let mut it = p.into_inner();
-                let id = it.next().expect("grammar: component name");
-                let name = Ident {
-                    name: id.as_str().to_string(),
-                    span: span_of(&id),
-                };
-                ValueKind::Component {
-                    name,
-                    items: self.items(it),
+            Rule::named => self.named(p),
+            r => unreachable!("grammar: unexpected value rule {r:?}"),
+        };
+        Value { kind, span }
+    }
+
+    fn number(&mut self, p: Pair<Rule>) -> ValueKind {
+        let span = span_of(&p);
+        let text = p.as_str().to_string();
+        let is_float = text.contains(['.', 'e', 'E']);
+        let value = if is_float {
+            match text.parse::<f64>() {
+                Ok(f) if f.is_finite() => Number::Float(f),
+                _ => {
+                    self.errors.push(SyntaxError {
+                        span,
+                        message: format!("number `{text}` is out of range"),
+                        label: "not a finite number".into(),
+                    });
+                    Number::Float(0.0)
                 }
             }
-            Rule::call => {
-                let mut it = p.into_inner();
-                let id = it.next().expect("grammar: call name");
-                let name = Ident {
-                    name: id.as_str().to_string(),
-                    span: span_of(&id),
-                };
-                let args = it
+        } else {
+            match text.parse::<i64>() {
+                Ok(i) => Number::Int(i),
+                Err(_) => {
+                    self.errors.push(SyntaxError {
+                        span,
+                        message: format!("integer `{text}` is out of range"),
+                        label: "does not fit in 64 bits".into(),
+                    });
+                    Number::Int(0)
+                }
+            }
+        };
+        ValueKind::Number { value, text }
+    }
+
+    /// A value that starts with a name: component, call, phase, reference or bare name.
+    fn named(&mut self, p: Pair<Rule>) -> ValueKind {
+        let mut it = p.into_inner();
+        let id = it.next().expect("grammar: named ident");
+        let name = Ident {
+            name: id.as_str().to_string(),
+            span: span_of(&id),
+        };
+        let Some(rest) = it.next() else {
+            return ValueKind::Symbol(name);
+        };
+        match rest.as_rule() {
+            Rule::component_body => ValueKind::Component {
+                name,
+                items: self.items(rest.into_inner()),
+            },
+            Rule::call_args => ValueKind::Call {
+                name,
+                args: rest
+                    .into_inner()
                     .filter(|q| q.as_rule() == Rule::value)
                     .map(|q| self.value(q))
-                    .collect();
-                ValueKind::Call { name, args }
-            }
-            Rule::quantity => {
-                let (count, unit) = self.quantity(p);
-                ValueKind::Quantity { count, unit }
-            }
-            Rule::phase => {
-                let mut it = p.into_inner();
-                let id = it.next().expect("grammar: phase name");
-                let name = Ident {
-                    name: id.as_str().to_string(),
-                    span: span_of(&id),
-                };
-                let (count, unit) = self.quantity(it.next().expect("grammar: phase quantity"));
+                    .collect(),
+            },
+            Rule::phase_length => {
+                let (count, unit) = self.quantity(rest);
                 ValueKind::Phase { name, count, unit }
             }
-            Rule::reference => {
-                let mut keys = Vec::new();
-                let mut it = p.into_inner();
-                let first = it.next().expect("grammar: reference head");
-                keys.push(Key {
-                    seg: Seg::Name(first.as_str().to_string()),
-                    span: span_of(&first),
-                });
-                for k in it.filter(|k| k.as_rule() != Rule::dot) {
+            Rule::reference_tail => {
+                let mut keys = vec![Key {
+                    seg: Seg::Name(name.name),
+                    span: name.span,
+                }];
+                for k in rest.into_inner().filter(|k| k.as_rule() != Rule::dot) {
                     let ks = span_of(&k);
                     let seg = match k.as_rule() {
                         Rule::index => Seg::Index(k.as_str().parse().unwrap_or(usize::MAX)),
@@ -383,16 +408,8 @@ impl Walker {
                 }
                 ValueKind::Ref(keys)
             }
-            Rule::symbol => {
-                let id = p.into_inner().next().expect("grammar: symbol ident");
-                ValueKind::Symbol(Ident {
-                    name: id.as_str().to_string(),
-                    span: span_of(&id),
-                })
-            }
-            r => unreachable!("grammar: unexpected value rule {r:?}"),
-        };
-        Value { kind, span }
+            r => unreachable!("grammar: unexpected named rule {r:?}"),
+        }
     }
 }
 
@@ -437,6 +454,19 @@ y = pretrained("a.safetensors")
             Item::Block { path, .. } => assert_eq!(path_string(path), "schedule.lr"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn bare_names_span_only_themselves() {
+        let f = parse("a = on_input // c\nb = 1 // d\n").unwrap();
+        let Item::Bind { value, span, .. } = &f.items[0] else {
+            panic!()
+        };
+        assert_eq!((value.span, *span), (Span::new(4, 12), Span::new(0, 12)));
+        let Item::Bind { value, .. } = &f.items[1] else {
+            panic!()
+        };
+        assert_eq!(value.span, Span::new(22, 23));
     }
 
     #[test]

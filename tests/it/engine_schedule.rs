@@ -452,6 +452,30 @@ fn config_errors_name_the_path_and_key() {
         "{e}"
     );
     let e = errors_of(
+        json!({"lr": {"type": "constant", "duration": "6 epochs"}}),
+        run,
+    );
+    assert!(
+        e.starts_with("schedule.lr.duration: the phases end at iter 600"),
+        "{e}"
+    );
+    let e = errors_of(
+        json!({"lr": {"type": "custom", "expr": "base_lr / progress"}}),
+        run,
+    );
+    assert!(
+        e.starts_with("schedule.lr.expr: the expression gives inf at epoch 0, iter 0"),
+        "{e}"
+    );
+    let e = errors_of(json!({"lr": {"type": "one_cycle", "max_lr": []}}), run);
+    assert!(e.starts_with("schedule.lr.max_lr"), "{e}");
+    // 0.1 * 10 - 1 = 0: the first phase has no length (mmcv: ZeroDivisionError at iter 0).
+    let e = errors_of(
+        json!({"lr": {"type": "one_cycle", "max_lr": 0.1, "pct_start": 0.1}}),
+        RunLength::iters(10, 5),
+    );
+    assert!(e.starts_with("schedule.lr.pct_start"), "{e}");
+    let e = errors_of(
         json!({"lr": {"type": "step", "step": [8], "at": ["8 epochs"]}}),
         run,
     );
@@ -577,6 +601,17 @@ mod jit {
         }
     }
 
+    proptest! {
+        /// Any text: an error at a valid byte offset, never a panic (the recipe checker
+        /// turns the offset into a span).
+        #[test]
+        fn parse_never_panics(src in "[0-9a-z_ ().,+*/^<>=!é-]{0,40}") {
+            if let Err(e) = parse(&src) {
+                prop_assert!(e.offset <= src.len() && src.is_char_boundary(e.offset), "{e:?}");
+            }
+        }
+    }
+
     #[test]
     fn nan_and_signed_zero_edges() {
         for src in [
@@ -598,5 +633,43 @@ mod jit {
                 e.eval(&v)
             );
         }
+    }
+}
+
+/// The registry's defaults (what a checked recipe hands the engine) build into schedules,
+/// so the registry and this module cannot drift apart.
+#[test]
+fn registry_policy_defaults_build() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Schedule>();
+    use mmrun::registry::{Category, find, instance_defaults, names};
+    let run = RunLength::epochs(12, 10);
+    let mut warmup = instance_defaults(find(Category::Warmup, "linear").unwrap());
+    warmup["duration"] = json!("10 iters");
+    for name in names(Category::Policy) {
+        let mut main = instance_defaults(find(Category::Policy, name).unwrap());
+        let required: &[(&str, Value)] = match name {
+            "step" => &[("at", json!(["8 epochs", "11 epochs"]))],
+            "exp" => &[("gamma", json!(0.9))],
+            "inv" => &[("gamma", json!(0.1))],
+            "cosine" | "flat_cosine" | "linear_annealing" => &[("min_lr", json!(0.0))],
+            "cosine_restart" => &[
+                ("periods", json!(["6 epochs", "6 epochs"])),
+                ("min_lr", json!(0.0)),
+            ],
+            "one_cycle" => &[("max_lr", json!(0.1))],
+            "custom" => &[("expr", json!("base_lr * (1 - progress)"))],
+            _ => &[],
+        };
+        for (k, v) in required {
+            main[*k] = v.clone();
+        }
+        let cfg = json!({"warmup": warmup, "main": main});
+        let s = Schedule::from_config(Quantity::Lr, &cfg, &run, "schedule.lr");
+        assert!(
+            s.is_ok(),
+            "registry `{name}` defaults: {:?}\n{cfg}",
+            s.err()
+        );
     }
 }

@@ -12,11 +12,13 @@ pub fn unary<T: Float>(op: &UnaryOp, x: &[T], dy: Option<&[T]>, out: &mut [T]) {
     let one = T::ONE;
     macro_rules! map1 {
         ($f:expr) => {
-            out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(o, x)| {
-                for (o, &x) in o.iter_mut().zip(x) {
-                    *o = $f(x);
-                }
-            })
+            out.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK))
+                .for_each(|(o, x)| {
+                    for (o, &x) in o.iter_mut().zip(x) {
+                        *o = $f(x);
+                    }
+                })
         };
     }
     macro_rules! map2 {
@@ -77,7 +79,11 @@ pub fn broadcast_strides(shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
     let mut s = 1;
     for i in (0..shape.len()).rev() {
         let oi = i + r - shape.len();
-        strides[oi] = if shape[i] == 1 && out_shape[oi] != 1 { 0 } else { s };
+        strides[oi] = if shape[i] == 1 && out_shape[oi] != 1 {
+            0
+        } else {
+            s
+        };
         s *= shape[i];
     }
     strides
@@ -97,7 +103,15 @@ fn row_offset(mut row: usize, out_shape: &[usize], strides: &[usize]) -> usize {
 }
 
 /// `out = a (op) b` with numpy broadcasting.
-pub fn binary<T: Float>(op: BinaryOp, a: &[T], sa: &[usize], b: &[T], sb: &[usize], out: &mut [T], so: &[usize]) {
+pub fn binary<T: Float>(
+    op: BinaryOp,
+    a: &[T],
+    sa: &[usize],
+    b: &[T],
+    sb: &[usize],
+    out: &mut [T],
+    so: &[usize],
+) {
     let f = move |x: T, y: T| match op {
         BinaryOp::Add => x + y,
         BinaryOp::Sub => x - y,
@@ -116,22 +130,26 @@ pub fn binary<T: Float>(op: BinaryOp, a: &[T], sa: &[usize], b: &[T], sb: &[usiz
     }
     if b.len() == 1 && a.len() == out.len() {
         let y = b[0];
-        out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).for_each(|(o, a)| {
-            for (o, &x) in o.iter_mut().zip(a) {
-                *o = f(x, y);
-            }
-        });
+        out.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK))
+            .for_each(|(o, a)| {
+                for (o, &x) in o.iter_mut().zip(a) {
+                    *o = f(x, y);
+                }
+            });
         return;
     }
     let (st_a, st_b) = (broadcast_strides(sa, so), broadcast_strides(sb, so));
     let last = *so.last().unwrap_or(&1);
     let (la, lb) = (*st_a.last().unwrap_or(&0), *st_b.last().unwrap_or(&0));
-    out.par_chunks_mut(last.max(1)).enumerate().for_each(|(row, o)| {
-        let (oa, ob) = (row_offset(row, so, &st_a), row_offset(row, so, &st_b));
-        for (j, o) in o.iter_mut().enumerate() {
-            *o = f(a[oa + j * la], b[ob + j * lb]);
-        }
-    });
+    out.par_chunks_mut(last.max(1))
+        .enumerate()
+        .for_each(|(row, o)| {
+            let (oa, ob) = (row_offset(row, so, &st_a), row_offset(row, so, &st_b));
+            for (j, o) in o.iter_mut().enumerate() {
+                *o = f(a[oa + j * la], b[ob + j * lb]);
+            }
+        });
 }
 
 /// Copies `x` broadcast to `so`.
@@ -139,12 +157,14 @@ pub fn broadcast_to<T: Float>(x: &[T], sx: &[usize], out: &mut [T], so: &[usize]
     let st = broadcast_strides(sx, so);
     let last = *so.last().unwrap_or(&1);
     let l = *st.last().unwrap_or(&0);
-    out.par_chunks_mut(last.max(1)).enumerate().for_each(|(row, o)| {
-        let off = row_offset(row, so, &st);
-        for (j, o) in o.iter_mut().enumerate() {
-            *o = x[off + j * l];
-        }
-    });
+    out.par_chunks_mut(last.max(1))
+        .enumerate()
+        .for_each(|(row, o)| {
+            let off = row_offset(row, so, &st);
+            for (j, o) in o.iter_mut().enumerate() {
+                *o = x[off + j * l];
+            }
+        });
 }
 
 /// Sum over sorted `axes` (output laid out over the kept axes), accumulating in f64.
@@ -157,7 +177,10 @@ pub fn sum_axes<T: Float>(x: &[T], sx: &[usize], axes: &[usize], out: &mut [T]) 
     let kept: Vec<usize> = (0..r).filter(|i| !axes.contains(i)).collect();
     let red_len: usize = axes.iter().map(|&a| sx[a]).product();
     // Reduced axes forming a suffix: each output sums one contiguous block.
-    let is_suffix = axes.iter().enumerate().all(|(k, &a)| a == r - axes.len() + k);
+    let is_suffix = axes
+        .iter()
+        .enumerate()
+        .all(|(k, &a)| a == r - axes.len() + k);
     if is_suffix {
         out.par_iter_mut().enumerate().for_each(|(o, v)| {
             let blk = &x[o * red_len..(o + 1) * red_len];
@@ -168,7 +191,12 @@ pub fn sum_axes<T: Float>(x: &[T], sx: &[usize], axes: &[usize], out: &mut [T]) 
     let mut roff = Vec::with_capacity(red_len);
     let mut idx = vec![0usize; axes.len()];
     for _ in 0..red_len {
-        roff.push(axes.iter().zip(&idx).map(|(&a, &i)| i * strides[a]).sum::<usize>());
+        roff.push(
+            axes.iter()
+                .zip(&idx)
+                .map(|(&a, &i)| i * strides[a])
+                .sum::<usize>(),
+        );
         for k in (0..axes.len()).rev() {
             idx[k] += 1;
             if idx[k] < sx[axes[k]] {
@@ -199,20 +227,32 @@ pub fn permute<T: Float>(x: &[T], sx: &[usize], perm: &[usize], out: &mut [T]) {
     let ps: Vec<usize> = perm.iter().map(|&p| strides[p]).collect();
     let last = *so.last().unwrap_or(&1);
     let l = *ps.last().unwrap_or(&0);
-    out.par_chunks_mut(last.max(1)).enumerate().for_each(|(row, o)| {
-        let off = row_offset(row, &so, &ps);
-        for (j, o) in o.iter_mut().enumerate() {
-            *o = x[off + j * l];
-        }
-    });
+    out.par_chunks_mut(last.max(1))
+        .enumerate()
+        .for_each(|(row, o)| {
+            let off = row_offset(row, &so, &ps);
+            for (j, o) in o.iter_mut().enumerate() {
+                *o = x[off + j * l];
+            }
+        });
 }
 
 fn outer_inner(shape: &[usize], axis: usize) -> (usize, usize) {
-    (shape[..axis].iter().product(), shape[axis + 1..].iter().product())
+    (
+        shape[..axis].iter().product(),
+        shape[axis + 1..].iter().product(),
+    )
 }
 
 /// `x[.., start..end, ..]` along `axis`.
-pub fn slice<T: Float>(x: &[T], sx: &[usize], axis: usize, start: usize, end: usize, out: &mut [T]) {
+pub fn slice<T: Float>(
+    x: &[T],
+    sx: &[usize],
+    axis: usize,
+    start: usize,
+    end: usize,
+    out: &mut [T],
+) {
     let (outer, inner) = outer_inner(sx, axis);
     let (d, len) = (sx[axis], end - start);
     for o in 0..outer {
@@ -222,7 +262,14 @@ pub fn slice<T: Float>(x: &[T], sx: &[usize], axis: usize, start: usize, end: us
 }
 
 /// Zeros of shape `so` with `x` placed at `start` along `axis`.
-pub fn slice_pad<T: Float>(x: &[T], sx: &[usize], axis: usize, start: usize, out: &mut [T], so: &[usize]) {
+pub fn slice_pad<T: Float>(
+    x: &[T],
+    sx: &[usize],
+    axis: usize,
+    start: usize,
+    out: &mut [T],
+    so: &[usize],
+) {
     out.fill(T::ZERO);
     let (outer, inner) = outer_inner(so, axis);
     let (d, len) = (so[axis], sx[axis]);

@@ -2,6 +2,7 @@
 //! the reduction over k is blocked by cache size only, so results do not depend on threads).
 
 use super::Float;
+use ::gemm as gemm_crate;
 
 /// `c = a @ b` (or `c += a @ b` with `accumulate`), with explicit row/column strides so that
 /// transposed operands need no copy. `a` is `m×k`, `b` is `k×n`, `c` is `m×n` row-major.
@@ -28,8 +29,14 @@ pub fn gemm<T: Float>(
         }
         return;
     }
-    assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs, "gemm: lhs too short");
-    assert!(b.len() > (k - 1) * b_rs + (n - 1) * b_cs, "gemm: rhs too short");
+    assert!(
+        a.len() > (m - 1) * a_rs + (k - 1) * a_cs,
+        "gemm: lhs too short"
+    );
+    assert!(
+        b.len() > (k - 1) * b_rs + (n - 1) * b_cs,
+        "gemm: rhs too short"
+    );
     assert!(c.len() >= m * n, "gemm: dst too short");
     let par = if m * n * k >= 1 << 15 {
         gemm_crate::Parallelism::Rayon(0)
@@ -64,4 +71,61 @@ pub fn gemm<T: Float>(
     }
 }
 
-use ::gemm as gemm_crate;
+/// Single-threaded `c = a @ b` (or `c += a @ b`) into a strided destination (row stride `c_rs`), for callers
+/// that parallelise over independent output tiles themselves.
+///
+/// # Safety
+/// `c` must be valid for writes at `i * c_rs + j` for `i < m`, `j < n`, and no other thread
+/// may access those elements during the call; `a` and `b` must satisfy the bounds that
+/// [`gemm`] asserts.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_tile<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[T],
+    b_rs: usize,
+    b_cs: usize,
+    c: *mut T,
+    c_rs: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(
+        a.len() > (m - 1) * a_rs + (k - 1) * a_cs,
+        "gemm: lhs too short"
+    );
+    assert!(
+        b.len() > (k - 1) * b_rs + (n - 1) * b_cs,
+        "gemm: rhs too short"
+    );
+    // SAFETY: lhs/rhs bounds asserted above; the destination contract is the caller's.
+    unsafe {
+        gemm_crate::gemm(
+            m,
+            n,
+            k,
+            c,
+            1,
+            c_rs as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            gemm_crate::Parallelism::None,
+        );
+    }
+}

@@ -20,7 +20,11 @@ fn map2<T: Float>(a: &[T], b: &[T], out: &mut [T], f: impl Fn(T, T) -> T + Sync)
 
 fn map3<T: Float>(a: &[T], b: &[T], c: &[T], out: &mut [T], f: impl Fn(T, T, T) -> T + Sync) {
     out.par_chunks_mut(super::CHUNK)
-        .zip(a.par_chunks(super::CHUNK).zip(b.par_chunks(super::CHUNK)).zip(c.par_chunks(super::CHUNK)))
+        .zip(
+            a.par_chunks(super::CHUNK)
+                .zip(b.par_chunks(super::CHUNK))
+                .zip(c.par_chunks(super::CHUNK)),
+        )
         .for_each(|(o, ((a, b), c))| {
             for (((o, &x), &y), &z) in o.iter_mut().zip(a).zip(b).zip(c) {
                 *o = f(x, y, z);
@@ -66,7 +70,14 @@ pub fn sigmoid_focal<T: Float>(x: &[T], t: &[T], alpha: f64, gamma: f64, out: &m
 }
 
 /// Its gradient w.r.t. the logits.
-pub fn sigmoid_focal_grad<T: Float>(x: &[T], t: &[T], alpha: f64, gamma: f64, dy: &[T], dx: &mut [T]) {
+pub fn sigmoid_focal_grad<T: Float>(
+    x: &[T],
+    t: &[T],
+    alpha: f64,
+    gamma: f64,
+    dy: &[T],
+    dx: &mut [T],
+) {
     let g = T::from_f64(gamma);
     let two = T::from_f64(2.0);
     map3(x, t, dy, dx, |x, t, d| {
@@ -85,7 +96,14 @@ pub fn sigmoid_focal_grad<T: Float>(x: &[T], t: &[T], alpha: f64, gamma: f64, dy
 
 /// Softmax cross-entropy of `logits [N,K]` vs `labels [N]` per row, PyTorch's label
 /// smoothing `(1-ε) nll + ε mean_k(-log p_k)`; rows whose label is `ignore_index` give 0.
-pub fn cross_entropy<T: Float>(logits: &[T], labels: &[i32], k: usize, ignore_index: i64, smoothing: f64, out: &mut [T]) {
+pub fn cross_entropy<T: Float>(
+    logits: &[T],
+    labels: &[i32],
+    k: usize,
+    ignore_index: i64,
+    smoothing: f64,
+    out: &mut [T],
+) {
     let eps = T::from_f64(smoothing);
     let kt = T::from_f64(k as f64);
     out.par_iter_mut().enumerate().for_each(|(i, o)| {
@@ -119,7 +137,15 @@ fn logsumexp<T: Float>(row: &[T]) -> T {
 }
 
 /// Gradient of [`cross_entropy`] w.r.t. the logits: `(p_k - (1-ε)[k = y] - ε/K) dy`.
-pub fn cross_entropy_grad<T: Float>(logits: &[T], labels: &[i32], k: usize, ignore_index: i64, smoothing: f64, dy: &[T], dx: &mut [T]) {
+pub fn cross_entropy_grad<T: Float>(
+    logits: &[T],
+    labels: &[i32],
+    k: usize,
+    ignore_index: i64,
+    smoothing: f64,
+    dy: &[T],
+    dx: &mut [T],
+) {
     let eps = T::from_f64(smoothing);
     let kt = T::from_f64(k as f64);
     dx.par_chunks_mut(k).enumerate().for_each(|(i, o)| {
@@ -167,7 +193,11 @@ pub fn smooth_l1<T: Float>(a: &[T], b: &[T], beta: f64, out: &mut [T]) {
     let half = T::from_f64(0.5);
     map2(a, b, out, |a, b| {
         let d = (a - b).abs();
-        if d < bt { half * d * d / bt } else { d - half * bt }
+        if d < bt {
+            half * d * d / bt
+        } else {
+            d - half * bt
+        }
     });
 }
 
@@ -177,7 +207,11 @@ pub fn smooth_l1_grad<T: Float>(a: &[T], b: &[T], beta: f64, dy: &[T], wrt_b: bo
     let s = if wrt_b { -T::ONE } else { T::ONE };
     map3(a, b, dy, dx, |a, b, d| {
         let diff = a - b;
-        let g = if diff.abs() < bt { diff / bt } else { sign(diff) };
+        let g = if diff.abs() < bt {
+            diff / bt
+        } else {
+            sign(diff)
+        };
         s * g * d
     });
 }
@@ -217,7 +251,11 @@ fn iou_pair<T: Float>(p: &[T], t: &[T], kind: IouKind, eps: T, g: T) -> (T, [T; 
     let (xk2, ax2, bx2) = min_split(x2, x2g);
     let (yk2, ay2, by2) = min_split(y2, y2g);
     let mask = yk2 > yk1 && xk2 > xk1;
-    let inter = if mask { (xk2 - xk1) * (yk2 - yk1) } else { T::ZERO };
+    let inter = if mask {
+        (xk2 - xk1) * (yk2 - yk1)
+    } else {
+        T::ZERO
+    };
     let a1 = (x2 - x1) * (y2 - y1);
     let a2 = (x2g - x1g) * (y2g - y1g);
     let union = a1 + a2 - inter;
@@ -335,15 +373,36 @@ fn iou_pair<T: Float>(p: &[T], t: &[T], kind: IouKind, eps: T, g: T) -> (T, [T; 
 pub fn iou_loss<T: Float>(pred: &[T], target: &[T], kind: IouKind, eps: f64, out: &mut [T]) {
     let e = T::from_f64(eps);
     out.par_iter_mut().enumerate().for_each(|(i, o)| {
-        *o = iou_pair(&pred[4 * i..4 * i + 4], &target[4 * i..4 * i + 4], kind, e, T::ZERO).0;
+        *o = iou_pair(
+            &pred[4 * i..4 * i + 4],
+            &target[4 * i..4 * i + 4],
+            kind,
+            e,
+            T::ZERO,
+        )
+        .0;
     });
 }
 
 /// Gradient of [`iou_loss`] w.r.t. `pred` (or `target` when `wrt_target`).
-pub fn iou_loss_grad<T: Float>(pred: &[T], target: &[T], kind: IouKind, eps: f64, dy: &[T], wrt_target: bool, dx: &mut [T]) {
+pub fn iou_loss_grad<T: Float>(
+    pred: &[T],
+    target: &[T],
+    kind: IouKind,
+    eps: f64,
+    dy: &[T],
+    wrt_target: bool,
+    dx: &mut [T],
+) {
     let e = T::from_f64(eps);
     dx.par_chunks_mut(4).enumerate().for_each(|(i, o)| {
-        let (_, dp, dt) = iou_pair(&pred[4 * i..4 * i + 4], &target[4 * i..4 * i + 4], kind, e, dy[i]);
+        let (_, dp, dt) = iou_pair(
+            &pred[4 * i..4 * i + 4],
+            &target[4 * i..4 * i + 4],
+            kind,
+            e,
+            dy[i],
+        );
         o.copy_from_slice(if wrt_target { &dt } else { &dp });
     });
 }

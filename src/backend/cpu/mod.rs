@@ -30,7 +30,11 @@ type Out<'a> = TensorMut<'a, HostData>;
 pub(crate) const CHUNK: usize = 1 << 14;
 
 pub(crate) fn unsupported(op: &'static str, dtype: DType) -> BackendError {
-    BackendError::Unsupported { backend: "cpu", op, dtype }
+    BackendError::Unsupported {
+        backend: "cpu",
+        op,
+        dtype,
+    }
 }
 
 /// The first `numel(shape)` elements of an input as `T`.
@@ -40,7 +44,10 @@ pub(crate) fn inp<'a, T: Float>(t: &In<'a>, op: &'static str) -> Result<&'a [T],
 }
 
 /// The first `numel(shape)` elements of the output as `T`.
-pub(crate) fn outp<'a, T: Float>(t: &'a mut Out<'_>, op: &'static str) -> Result<&'a mut [T], BackendError> {
+pub(crate) fn outp<'a, T: Float>(
+    t: &'a mut Out<'_>,
+    op: &'static str,
+) -> Result<&'a mut [T], BackendError> {
     let n = numel(t.shape);
     let dt = t.dtype;
     let v = T::view_mut(t.buf).ok_or_else(|| unsupported(op, dt))?;
@@ -80,7 +87,12 @@ impl Backend for CpuBackend {
         Ok(t.data.clone())
     }
 
-    fn download(&self, buf: &HostData, dtype: DType, shape: &[usize]) -> Result<HostTensor, BackendError> {
+    fn download(
+        &self,
+        buf: &HostData,
+        dtype: DType,
+        shape: &[usize],
+    ) -> Result<HostTensor, BackendError> {
         let n = numel(shape);
         let data = match buf {
             HostData::F32(v) => HostData::F32(v[..n].to_vec()),
@@ -93,7 +105,10 @@ impl Backend for CpuBackend {
         if data.dtype() != dtype {
             return Err(unsupported("download", dtype));
         }
-        Ok(HostTensor { shape: shape.to_vec(), data })
+        Ok(HostTensor {
+            shape: shape.to_vec(),
+            data,
+        })
     }
 
     fn fill(&self, mut out: Out<'_>, value: f64) -> Result<(), BackendError> {
@@ -107,7 +122,8 @@ impl Backend for CpuBackend {
     fn unary(&self, op: &UnaryOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
         if let UnaryOp::Cast(_) = op {
             let n = numel(out.shape);
-            let src = HostData::F64((0..n).map(|i| ins[0].buf.get_f64(i)).collect()).cast(out.dtype);
+            let src =
+                HostData::F64((0..n).map(|i| ins[0].buf.get_f64(i)).collect()).cast(out.dtype);
             return write_host(out.buf, src, n);
         }
         by_dtype!(out, "unary", unary_t(op, ins, &mut out))
@@ -136,10 +152,22 @@ impl Backend for CpuBackend {
                 let refs: Vec<In<'_>> = ins
                     .iter()
                     .zip(&fins)
-                    .map(|(t, b)| TensorRef { buf: b, shape: t.shape, dtype: DType::F64 })
+                    .map(|(t, b)| TensorRef {
+                        buf: b,
+                        shape: t.shape,
+                        dtype: DType::F64,
+                    })
                     .collect();
                 let mut tmp = HostData::zeros(DType::F64, n);
-                layout_t::<f64>(op, &refs, &mut TensorMut { buf: &mut tmp, shape: out.shape, dtype: DType::F64 })?;
+                layout_t::<f64>(
+                    op,
+                    &refs,
+                    &mut TensorMut {
+                        buf: &mut tmp,
+                        shape: out.shape,
+                        dtype: DType::F64,
+                    },
+                )?;
                 write_host(out.buf, tmp.cast(DType::I32), n)
             }
             d => Err(unsupported("layout", d)),
@@ -175,14 +203,27 @@ fn write_host(dst: &mut HostData, src: HostData, n: usize) -> Result<(), Backend
         (HostData::BF16(d), HostData::BF16(s)) => d[..n].copy_from_slice(&s),
         (HostData::I32(d), HostData::I32(s)) => d[..n].copy_from_slice(&s),
         (HostData::U8(d), HostData::U8(s)) => d[..n].copy_from_slice(&s),
-        (d, s) => return Err(unsupported("copy", if d.dtype() != s.dtype() { s.dtype() } else { d.dtype() })),
+        (d, s) => {
+            return Err(unsupported(
+                "copy",
+                if d.dtype() != s.dtype() {
+                    s.dtype()
+                } else {
+                    d.dtype()
+                },
+            ));
+        }
     }
     Ok(())
 }
 
 fn unary_t<T: Float>(op: &UnaryOp, ins: &[In<'_>], out: &mut Out<'_>) -> Result<(), BackendError> {
     let x = inp::<T>(&ins[0], "unary")?;
-    let dy = if ins.len() > 1 { Some(inp::<T>(&ins[1], "unary")?) } else { None };
+    let dy = if ins.len() > 1 {
+        Some(inp::<T>(&ins[1], "unary")?)
+    } else {
+        None
+    };
     let o = outp::<T>(out, "unary")?;
     elementwise::unary(op, x, dy, o);
     Ok(())
@@ -203,23 +244,38 @@ fn sum_t<T: Float>(axes: &[usize], ins: &[In<'_>], out: &mut Out<'_>) -> Result<
     Ok(())
 }
 
-fn layout_t<T: Float>(op: &LayoutOp, ins: &[In<'_>], out: &mut Out<'_>) -> Result<(), BackendError> {
+fn layout_t<T: Float>(
+    op: &LayoutOp,
+    ins: &[In<'_>],
+    out: &mut Out<'_>,
+) -> Result<(), BackendError> {
     let shape = out.shape.to_vec();
-    let xs: Vec<&[T]> = ins.iter().map(|t| inp::<T>(t, "layout")).collect::<Result<_, _>>()?;
+    let xs: Vec<&[T]> = ins
+        .iter()
+        .map(|t| inp::<T>(t, "layout"))
+        .collect::<Result<_, _>>()?;
     let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape).collect();
     let o = outp::<T>(out, "layout")?;
     match op {
         LayoutOp::Reshape => o.copy_from_slice(xs[0]),
         LayoutOp::Permute { perm } => elementwise::permute(xs[0], shapes[0], perm, o),
-        LayoutOp::Slice { axis, start, end } => elementwise::slice(xs[0], shapes[0], *axis, *start, *end, o),
-        LayoutOp::SlicePad { axis, start } => elementwise::slice_pad(xs[0], shapes[0], *axis, *start, o, &shape),
+        LayoutOp::Slice { axis, start, end } => {
+            elementwise::slice(xs[0], shapes[0], *axis, *start, *end, o)
+        }
+        LayoutOp::SlicePad { axis, start } => {
+            elementwise::slice_pad(xs[0], shapes[0], *axis, *start, o, &shape)
+        }
         LayoutOp::Concat { axis } => elementwise::concat(&xs, &shapes, *axis, o),
         LayoutOp::BroadcastTo => elementwise::broadcast_to(xs[0], shapes[0], o, &shape),
     }
     Ok(())
 }
 
-fn matmul_t<T: Float>(op: &MatmulOp, ins: &[In<'_>], out: &mut Out<'_>) -> Result<(), BackendError> {
+fn matmul_t<T: Float>(
+    op: &MatmulOp,
+    ins: &[In<'_>],
+    out: &mut Out<'_>,
+) -> Result<(), BackendError> {
     let (a, b) = (inp::<T>(&ins[0], "matmul")?, inp::<T>(&ins[1], "matmul")?);
     let (sa, sb) = (ins[0].shape, ins[1].shape);
     let r = sa.len();
@@ -246,7 +302,11 @@ fn conv_t<T: Float>(op: &ConvOp, ins: &[In<'_>], out: &mut Out<'_>) -> Result<()
     let (sa, sb) = (ins[0].shape, ins[1].shape);
     match op {
         ConvOp::Conv2d(attrs) => {
-            let bias = if ins.len() > 2 { Some(inp::<T>(&ins[2], "conv2d")?) } else { None };
+            let bias = if ins.len() > 2 {
+                Some(inp::<T>(&ins[2], "conv2d")?)
+            } else {
+                None
+            };
             let o = outp::<T>(out, "conv2d")?;
             conv::conv2d(a, sa, b, sb, bias, attrs, o, &shape);
         }
@@ -267,30 +327,66 @@ fn pool_t<T: Float>(op: &PoolOp, ins: &[In<'_>], out: &mut Out<'_>) -> Result<()
     let x = inp::<T>(&ins[0], "pool")?;
     let xs = ins[0].shape;
     match op {
-        PoolOp::MaxPool2d { kernel, stride, padding } => {
-            pool::max_pool2d(x, xs, *kernel, *stride, *padding, outp::<T>(out, "max_pool2d")?, &shape)
-        }
-        PoolOp::MaxPool2dGrad { kernel, stride, padding } => {
+        PoolOp::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        } => pool::max_pool2d(
+            x,
+            xs,
+            *kernel,
+            *stride,
+            *padding,
+            outp::<T>(out, "max_pool2d")?,
+            &shape,
+        ),
+        PoolOp::MaxPool2dGrad {
+            kernel,
+            stride,
+            padding,
+        } => {
             let dy = inp::<T>(&ins[1], "max_pool2d_grad")?;
-            pool::max_pool2d_grad(x, xs, dy, ins[1].shape, *kernel, *stride, *padding, outp::<T>(out, "max_pool2d_grad")?)
+            pool::max_pool2d_grad(
+                x,
+                xs,
+                dy,
+                ins[1].shape,
+                *kernel,
+                *stride,
+                *padding,
+                outp::<T>(out, "max_pool2d_grad")?,
+            )
         }
-        PoolOp::UpsampleNearest => pool::upsample_nearest(x, xs, outp::<T>(out, "upsample_nearest")?, &shape),
-        PoolOp::UpsampleNearestGrad => pool::upsample_nearest_grad(x, xs, outp::<T>(out, "upsample_nearest_grad")?, &shape),
+        PoolOp::UpsampleNearest => {
+            pool::upsample_nearest(x, xs, outp::<T>(out, "upsample_nearest")?, &shape)
+        }
+        PoolOp::UpsampleNearestGrad => {
+            pool::upsample_nearest_grad(x, xs, outp::<T>(out, "upsample_nearest_grad")?, &shape)
+        }
     }
     Ok(())
 }
 
 fn norm_t<T: Float>(op: &NormOp, ins: &[In<'_>], out: &mut Out<'_>) -> Result<(), BackendError> {
-    let xs: Vec<&[T]> = ins.iter().map(|t| inp::<T>(t, "norm")).collect::<Result<_, _>>()?;
+    let xs: Vec<&[T]> = ins
+        .iter()
+        .map(|t| inp::<T>(t, "norm"))
+        .collect::<Result<_, _>>()?;
     let shape = ins[0].shape.to_vec();
     let o = outp::<T>(out, "norm")?;
     let geo = |k: &NormKind| norm::NormGeometry::new(&shape, *k);
     match op {
         NormOp::Stats(k) => norm::stats(&geo(k), xs[0], o),
         NormOp::Apply { kind, eps } => norm::apply(&geo(kind), xs[0], xs[1], xs[2], xs[3], *eps, o),
-        NormOp::ApplyGradX { kind, eps } => norm::apply_grad_x(&geo(kind), xs[1], xs[2], xs[3], *eps, o),
-        NormOp::ApplyGradStats { kind, eps } => norm::apply_grad_stats(&geo(kind), xs[0], xs[1], xs[2], xs[3], *eps, o),
-        NormOp::ApplyGradAffine { kind, eps } => norm::apply_grad_affine(&geo(kind), xs[0], xs[1], xs[2], *eps, o),
+        NormOp::ApplyGradX { kind, eps } => {
+            norm::apply_grad_x(&geo(kind), xs[1], xs[2], xs[3], *eps, o)
+        }
+        NormOp::ApplyGradStats { kind, eps } => {
+            norm::apply_grad_stats(&geo(kind), xs[0], xs[1], xs[2], xs[3], *eps, o)
+        }
+        NormOp::ApplyGradAffine { kind, eps } => {
+            norm::apply_grad_affine(&geo(kind), xs[0], xs[1], xs[2], *eps, o)
+        }
         NormOp::StatsGrad(k) => norm::stats_grad(&geo(k), xs[0], xs[1], xs[2], o),
     }
     Ok(())
@@ -302,7 +398,11 @@ fn loss_t<T: Float>(op: &LossOp, ins: &[In<'_>], out: &mut Out<'_>) -> Result<()
         LossOp::Grad { kind, wrt } => (kind, Some(*wrt)),
     };
     let a = inp::<T>(&ins[0], "loss")?;
-    if let LossKind::CrossEntropy { ignore_index, label_smoothing } = kind {
+    if let LossKind::CrossEntropy {
+        ignore_index,
+        label_smoothing,
+    } = kind
+    {
         let lab = labels(&ins[1], "cross_entropy")?;
         let k = ins[0].shape[1];
         let o = outp::<T>(out, "cross_entropy")?;
@@ -322,16 +422,24 @@ fn loss_t<T: Float>(op: &LossOp, ins: &[In<'_>], out: &mut Out<'_>) -> Result<()
     };
     let o = outp::<T>(out, "loss")?;
     match (kind, dy) {
-        (LossKind::SigmoidFocal { alpha, gamma }, None) => loss::sigmoid_focal(a, b, *alpha, *gamma, o),
-        (LossKind::SigmoidFocal { alpha, gamma }, Some(dy)) => loss::sigmoid_focal_grad(a, b, *alpha, *gamma, dy, o),
+        (LossKind::SigmoidFocal { alpha, gamma }, None) => {
+            loss::sigmoid_focal(a, b, *alpha, *gamma, o)
+        }
+        (LossKind::SigmoidFocal { alpha, gamma }, Some(dy)) => {
+            loss::sigmoid_focal_grad(a, b, *alpha, *gamma, dy, o)
+        }
         (LossKind::BceWithLogits, None) => loss::bce_with_logits(a, b, o),
         (LossKind::BceWithLogits, Some(dy)) => loss::bce_with_logits_grad(a, b, dy, o),
         (LossKind::L1, None) => loss::l1(a, b, o),
         (LossKind::L1, Some(dy)) => loss::l1_grad(a, b, dy, wrt == Some(1), o),
         (LossKind::SmoothL1 { beta }, None) => loss::smooth_l1(a, b, *beta, o),
-        (LossKind::SmoothL1 { beta }, Some(dy)) => loss::smooth_l1_grad(a, b, *beta, dy, wrt == Some(1), o),
+        (LossKind::SmoothL1 { beta }, Some(dy)) => {
+            loss::smooth_l1_grad(a, b, *beta, dy, wrt == Some(1), o)
+        }
         (LossKind::Iou { kind, eps }, None) => loss::iou_loss(a, b, *kind, *eps, o),
-        (LossKind::Iou { kind, eps }, Some(dy)) => loss::iou_loss_grad(a, b, *kind, *eps, dy, wrt == Some(1), o),
+        (LossKind::Iou { kind, eps }, Some(dy)) => {
+            loss::iou_loss_grad(a, b, *kind, *eps, dy, wrt == Some(1), o)
+        }
         (LossKind::CrossEntropy { .. }, _) => unreachable!("handled above"),
     }
     Ok(())

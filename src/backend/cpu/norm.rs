@@ -18,7 +18,12 @@ pub struct NormGeometry {
 impl NormGeometry {
     /// Geometry of `x [N,C,H,W]` (trailing dims multiply into `hw`).
     pub fn new(xs: &[usize], kind: NormKind) -> Self {
-        NormGeometry { n: xs[0], c: xs[1], hw: xs[2..].iter().product(), kind }
+        NormGeometry {
+            n: xs[0],
+            c: xs[1],
+            hw: xs[2..].iter().product(),
+            kind,
+        }
     }
     /// Number of statistics.
     pub fn stats_len(&self) -> usize {
@@ -93,7 +98,15 @@ pub fn stats<T: Float>(geo: &NormGeometry, x: &[T], out: &mut [T]) {
 }
 
 /// `y = (x - mean) * invstd * gamma + beta`.
-pub fn apply<T: Float>(geo: &NormGeometry, x: &[T], st: &[T], gamma: &[T], beta: &[T], eps: f64, y: &mut [T]) {
+pub fn apply<T: Float>(
+    geo: &NormGeometry,
+    x: &[T],
+    st: &[T],
+    gamma: &[T],
+    beta: &[T],
+    eps: f64,
+    y: &mut [T],
+) {
     let sl = geo.stats_len();
     y.par_chunks_mut(geo.hw).enumerate().for_each(|(p, out)| {
         let (s, c) = (geo.stat_of(p), p % geo.c);
@@ -107,7 +120,14 @@ pub fn apply<T: Float>(geo: &NormGeometry, x: &[T], st: &[T], gamma: &[T], beta:
 }
 
 /// `dx = dy * gamma * invstd` (statistics held constant).
-pub fn apply_grad_x<T: Float>(geo: &NormGeometry, st: &[T], gamma: &[T], dy: &[T], eps: f64, dx: &mut [T]) {
+pub fn apply_grad_x<T: Float>(
+    geo: &NormGeometry,
+    st: &[T],
+    gamma: &[T],
+    dy: &[T],
+    eps: f64,
+    dx: &mut [T],
+) {
     let sl = geo.stats_len();
     dx.par_chunks_mut(geo.hw).enumerate().for_each(|(p, out)| {
         let (s, c) = (geo.stat_of(p), p % geo.c);
@@ -119,7 +139,15 @@ pub fn apply_grad_x<T: Float>(geo: &NormGeometry, st: &[T], gamma: &[T], dy: &[T
 }
 
 /// Gradient w.r.t. (mean, var): `[2, S]`.
-pub fn apply_grad_stats<T: Float>(geo: &NormGeometry, x: &[T], st: &[T], gamma: &[T], dy: &[T], eps: f64, out: &mut [T]) {
+pub fn apply_grad_stats<T: Float>(
+    geo: &NormGeometry,
+    x: &[T],
+    st: &[T],
+    gamma: &[T],
+    dy: &[T],
+    eps: f64,
+    out: &mut [T],
+) {
     let sl = geo.stats_len();
     let r = per_stat(geo, |s, p, i| {
         let is = invstd(st[sl + s].to_f64(), eps);
@@ -134,7 +162,14 @@ pub fn apply_grad_stats<T: Float>(geo: &NormGeometry, x: &[T], st: &[T], gamma: 
 }
 
 /// Gradient w.r.t. (gamma, beta): `[2, C]`.
-pub fn apply_grad_affine<T: Float>(geo: &NormGeometry, x: &[T], st: &[T], dy: &[T], eps: f64, out: &mut [T]) {
+pub fn apply_grad_affine<T: Float>(
+    geo: &NormGeometry,
+    x: &[T],
+    st: &[T],
+    dy: &[T],
+    eps: f64,
+    out: &mut [T],
+) {
     let sl = geo.stats_len();
     let r: Vec<(f64, f64)> = (0..geo.c)
         .into_par_iter()

@@ -251,10 +251,10 @@ pub fn run(a: Args) -> u8 {
         "data pipeline: {} JPEGs 640x480 -> load, resize 1333x800 keep_ratio, flip 0.5, normalize, pad 32, collate; batch {}, {} workers",
         sum.train_images, a.batch, a.workers
     );
-    if a.stages {
-        if let Err(e) = stage_breakdown(&sum.train_ann, &sum.train_dir) {
-            eprintln!("error: {e}");
-        }
+    if a.stages
+        && let Err(e) = stage_breakdown(&sum.train_ann, &sum.train_dir)
+    {
+        eprintln!("error: {e}");
     }
     let code = match rust_images_per_s(&sum.train_ann, &sum.train_dir, &a) {
         Err(e) => {

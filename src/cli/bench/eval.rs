@@ -39,7 +39,7 @@ const PY_TIMER: &str = r#"
 import contextlib, io, json, sys, time
 tool, gtp, dtp = sys.argv[1:4]
 with contextlib.redirect_stdout(io.StringIO()):
-    t0 = time.perf_counter()
+    t0 = time.perf_counter(); c0 = time.process_time()
     if tool == 'pycocotools':
         from pycocotools.coco import COCO; from pycocotools.cocoeval import COCOeval as CE
         gt = COCO(gtp); dt = gt.loadRes(dtp); E = CE(gt, dt, 'bbox')
@@ -47,13 +47,35 @@ with contextlib.redirect_stdout(io.StringIO()):
         from faster_coco_eval import COCO, COCOeval_faster as CE
         gt = COCO(gtp); dt = gt.loadRes(dtp); E = CE(gt, dt, 'bbox', print_function=lambda *a: None)
     t1 = time.perf_counter(); E.evaluate(); E.accumulate(); E.summarize(); t2 = time.perf_counter()
-print(json.dumps({'load': t1 - t0, 'eval': t2 - t1, 'stats': [float(x) for x in E.stats[:12]]}))
+    c2 = time.process_time()
+print(json.dumps({'load': t1 - t0, 'eval': t2 - t1, 'cpu': c2 - c0, 'stats': [float(x) for x in E.stats[:12]]}))
 "#;
 
 struct Timing {
     load: f64,
     eval: f64,
+    /// CPU seconds of load + evaluation (all threads): robust to other load on the machine.
+    cpu: f64,
     stats: Vec<f64>,
+}
+
+/// CPU time of this process (user + system, all threads) from `/proc/self/stat`, in seconds;
+/// NaN where that file does not exist.
+fn cpu_seconds() -> f64 {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime
+    // are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (tick(11) + tick(12)) / TICKS_PER_SECOND
 }
 
 fn shared_dir(arg: Option<PathBuf>) -> PathBuf {
@@ -113,11 +135,13 @@ fn time_python(a: &Args, tool: &str, gt: &Path, dt: &Path) -> Result<Timing, Str
     Ok(Timing {
         load: v["load"].as_f64().unwrap_or(f64::NAN),
         eval: v["eval"].as_f64().unwrap_or(f64::NAN),
+        cpu: v["cpu"].as_f64().unwrap_or(f64::NAN),
         stats: serde_json::from_value(v["stats"].clone()).unwrap_or_default(),
     })
 }
 
 fn time_mmrun(gt: &Path, dt: &Path) -> Result<Timing, String> {
+    let c0 = cpu_seconds();
     let t0 = Instant::now();
     let g = CocoGt::from_json_path(gt).map_err(|e| e.to_string())?;
     let d = coco::load_detections_path(dt).map_err(|e| e.to_string())?;
@@ -127,6 +151,7 @@ fn time_mmrun(gt: &Path, dt: &Path) -> Result<Timing, String> {
     Ok(Timing {
         load: (t1 - t0).as_secs_f64(),
         eval: (t2 - t1).as_secs_f64(),
+        cpu: cpu_seconds() - c0,
         stats: r.stats.to_vec(),
     })
 }
@@ -186,21 +211,31 @@ pub fn run(a: Args) -> u8 {
         }
     }
     println!(
-        "{:<18} {:>9} {:>12} {:>9} {:>14} {:>12}",
-        "tool", "load s", "eval+acc s", "total s", "total/mmrun", "eval/mmrun"
+        "{:<18} {:>9} {:>12} {:>9} {:>14} {:>12} {:>8} {:>12}",
+        "tool",
+        "load s",
+        "eval+acc s",
+        "total s",
+        "total/mmrun",
+        "eval/mmrun",
+        "cpu s",
+        "cpu/mmrun"
     );
-    let (ml, me) = (rows[0].1.load, rows[0].1.eval);
+    let (ml, me, mc) = (rows[0].1.load, rows[0].1.eval, rows[0].1.cpu);
     for (name, t) in &rows {
         println!(
-            "{:<18} {:>9.3} {:>12.3} {:>9.3} {:>13.1}× {:>11.1}×",
+            "{:<18} {:>9.3} {:>12.3} {:>9.3} {:>13.1}× {:>11.1}× {:>8.2} {:>11.1}×",
             name,
             t.load,
             t.eval,
             t.load + t.eval,
             (t.load + t.eval) / (ml + me),
-            t.eval / me
+            t.eval / me,
+            t.cpu,
+            t.cpu / mc
         );
     }
+    println!("(wall times: mmrun best of 3, Python tools one run each; cpu: all threads)");
     let mut equal = true;
     for (name, t) in &rows[1..] {
         let d = max_diff(&rows[0].1.stats, &t.stats);

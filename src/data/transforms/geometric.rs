@@ -58,15 +58,15 @@ fn resize_px<T: Px>(src: &[T], sh: usize, sw: usize, dh: usize, dw: usize) -> Ve
     let (x0, x1, ax) = axis_weights(sw, dw);
     let (y0, y1, ay) = axis_weights(sh, dh);
     // Horizontally interpolated source rows, computed once each and kept while in use.
+    let taps: Vec<(usize, usize, f32)> = (0..dw).map(|x| (x0[x] * 3, x1[x] * 3, ax[x])).collect();
     let hrow = |y: usize, out: &mut Vec<f32>| {
-        out.clear();
+        out.resize(dw * 3, 0.0);
         let row = &src[y * sw * 3..(y + 1) * sw * 3];
-        for x in 0..dw {
-            let (p, q, a) = (x0[x] * 3, x1[x] * 3, ax[x]);
+        for (o, &(p, q, a)) in out.chunks_exact_mut(3).zip(&taps) {
+            let (u, v) = (&row[p..p + 3], &row[q..q + 3]);
             for c in 0..3 {
-                let v0 = row[p + c].to_f();
-                let v1 = row[q + c].to_f();
-                out.push(v0 + (v1 - v0) * a);
+                let v0 = u[c].to_f();
+                o[c] = v0 + (v[c].to_f() - v0) * a;
             }
         }
     };

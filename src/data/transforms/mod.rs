@@ -47,10 +47,10 @@ impl Transform {
                 if scales.is_empty() || scales.iter().flatten().any(|v| *v <= 0.0) {
                     return bad(format!("resize: scales must be positive, got {scales:?}"));
                 }
-                if let Some([lo, hi]) = c.ratio_range {
-                    if scales.len() != 1 || !(0.0 < lo && lo <= hi) {
-                        return bad("resize: `ratio_range` needs one scale and 0 < lo <= hi".into());
-                    }
+                if let Some([lo, hi]) = c.ratio_range
+                    && (scales.len() != 1 || !(0.0 < lo && lo <= hi))
+                {
+                    return bad("resize: `ratio_range` needs one scale and 0 < lo <= hi".into());
                 }
                 Transform::Resize(ResizeOp {
                     scales,
@@ -77,7 +77,7 @@ impl Transform {
                 })
             }
             TransformConfig::Normalize(c) => {
-                if c.std.iter().any(|s| *s == 0.0) {
+                if c.std.contains(&0.0) {
                     return bad("normalize: `std` has a zero".into());
                 }
                 Transform::Normalize(c.clone())
@@ -153,23 +153,20 @@ impl Pipeline {
                 "the pipeline must start with `load_image`".into(),
             ));
         }
+        let geometric = |t: &Transform| {
+            matches!(
+                t,
+                Transform::Resize(_) | Transform::Flip(_) | Transform::Crop(_) | Transform::Pad(_)
+            )
+        };
         if let Some(p) = stages
             .iter()
             .position(|t| matches!(t, Transform::LoadAnnotations(_)))
+            && stages[..p].iter().any(geometric)
         {
-            if stages[..p].iter().any(|t| {
-                matches!(
-                    t,
-                    Transform::Resize(_)
-                        | Transform::Flip(_)
-                        | Transform::Crop(_)
-                        | Transform::Pad(_)
-                )
-            }) {
-                return Err(DataError::Config(
-                    "`load_annotations` must come before geometric transforms".into(),
-                ));
-            }
+            return Err(DataError::Config(
+                "`load_annotations` must come before geometric transforms".into(),
+            ));
         }
         Ok(Pipeline { stages })
     }
@@ -180,6 +177,46 @@ impl Pipeline {
             Transform::Pad(p) => p.size_divisor,
             _ => None,
         })
+    }
+
+    /// The padded shapes `[h, w]` this pipeline's output can need, when they are bounded:
+    /// for a keep-ratio resize to `(long, short)` followed by `pad { size_divisor }`,
+    /// landscape `[short, long]`, portrait `[long, short]` and, for batches that mix both,
+    /// `[long, long]` (each rounded up to the divisor; `ratio_range` widens the scale);
+    /// for a fixed resize, its own shape; a fixed `pad { size }` wins. `None` when nothing
+    /// bounds the size (no resize and no fixed pad): batches are then padded to their own
+    /// maximum.
+    pub fn bucket_shapes(&self) -> Option<Vec<[u32; 2]>> {
+        if let Some([h, w]) = self.stages.iter().rev().find_map(|t| match t {
+            Transform::Pad(p) => p.size,
+            _ => None,
+        }) {
+            return Some(vec![[h, w]]);
+        }
+        let r = self.stages.iter().rev().find_map(|t| match t {
+            Transform::Resize(r) => Some(r),
+            _ => None,
+        })?;
+        let grow = r.ratio_range.map_or(1.0, |[_, hi]| hi);
+        let d = self.size_divisor().unwrap_or(1).max(1) as f64;
+        let up = |v: f64| ((v.trunc() / d).ceil() * d) as u32;
+        if r.keep_ratio {
+            // Each output fits inside (longest long edge, longest short edge) of the scales.
+            let long = r.scales.iter().map(|s| s[0].max(s[1])).fold(0.0, f64::max);
+            let short = r.scales.iter().map(|s| s[0].min(s[1])).fold(0.0, f64::max);
+            let (l, s) = (up(long * grow), up(short * grow));
+            let mut out = vec![[s, l], [l, s], [l, l]];
+            out.dedup();
+            return Some(out);
+        }
+        let mut out: Vec<[u32; 2]> = vec![];
+        for s in &r.scales {
+            let b = [up(s[1] * grow), up(s[0] * grow)];
+            if !out.contains(&b) {
+                out.push(b);
+            }
+        }
+        Some(out)
     }
 
     /// Read, decode and transform one record.
@@ -281,6 +318,60 @@ fn to_grayscale(img: &mut Image) {
         for p in d.chunks_exact_mut(3) {
             let y = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
             p.fill((y + 0.5).min(255.0) as u8);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipe(v: serde_json::Value) -> Pipeline {
+        Pipeline::new(&serde_json::from_value::<Vec<TransformConfig>>(v).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn bucket_shapes_bound_every_output() {
+        let p = pipe(serde_json::json!([{"type": "load_image"},
+            {"type": "resize", "img_scale": [1333, 800], "keep_ratio": true},
+            {"type": "pad", "size_divisor": 32}]));
+        assert_eq!(
+            p.bucket_shapes(),
+            Some(vec![[800, 1344], [1344, 800], [1344, 1344]])
+        );
+        let p = pipe(serde_json::json!([{"type": "load_image"},
+            {"type": "resize", "img_scale": [[1333, 640], [1333, 800]], "keep_ratio": true},
+            {"type": "pad", "size_divisor": 32}]));
+        assert_eq!(
+            p.bucket_shapes(),
+            Some(vec![[800, 1344], [1344, 800], [1344, 1344]])
+        );
+        let p = pipe(serde_json::json!([{"type": "load_image"},
+            {"type": "resize", "img_scale": [300, 200], "keep_ratio": false}]));
+        assert_eq!(p.bucket_shapes(), Some(vec![[200, 300]]));
+        let p =
+            pipe(serde_json::json!([{"type": "load_image"}, {"type": "pad", "size": [64, 96]}]));
+        assert_eq!(p.bucket_shapes(), Some(vec![[64, 96]]));
+        assert_eq!(
+            pipe(serde_json::json!([{"type": "load_image"}])).bucket_shapes(),
+            None
+        );
+        // Every keep-ratio output fits a bucket.
+        let p = pipe(serde_json::json!([{"type": "load_image"},
+            {"type": "resize", "img_scale": [1333, 800], "keep_ratio": true, "ratio_range": [0.5, 1.5]},
+            {"type": "pad", "size_divisor": 32}]));
+        let b = p.bucket_shapes().unwrap();
+        let Transform::Resize(r) = &p.stages[1] else {
+            panic!()
+        };
+        for (h, w) in [(480, 640), (640, 480), (500, 500), (100, 1000), (1000, 90)] {
+            let (oh, ow) = r.output_size(h, w, [1333.0 * 1.5, 800.0 * 1.5]);
+            let (ph, pw) = (oh.div_ceil(32) * 32, ow.div_ceil(32) * 32);
+            assert!(
+                b.iter()
+                    .any(|&[bh, bw]| bh as usize >= ph && bw as usize >= pw),
+                "{ph}x{pw} in {b:?}"
+            );
         }
     }
 }

@@ -22,6 +22,9 @@ pub fn check(
         return vec![ConfigError::new(path, "expected a record of schedules")];
     };
     for (key, v) in map {
+        if v.is_null() {
+            continue;
+        }
         let sub = format!("{path}.{key}");
         let q = match key.as_str() {
             "lr" => Quantity::Lr,

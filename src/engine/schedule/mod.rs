@@ -10,10 +10,12 @@
 //!
 //! - `config`: the serde structs (mmcv parameter names plus the recipe's `at`, `duration`,
 //!   `ratio`) and their validation into [`Schedule`].
+//! - `build`: one policy's parameters validated into a rule.
 //! - `policy`: the formulas, one function per mmcv hook class.
 //! - `check`: run-independent checks for `mmrun check` (milestones inside the run …).
 //! - `expr`: the custom-expression language, its parser and interpreter.
 
+mod build;
 mod check;
 mod config;
 pub mod expr;

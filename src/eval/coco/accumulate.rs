@@ -88,50 +88,84 @@ fn slot_curves(cells: &Cells, p: &CocoParams, k: usize) -> SlotCurves {
                 .sum::<u64>()
         })
         .collect();
-    let mut sel: Vec<(f64, u32, u32)> = Vec::with_capacity(all.len());
-    let (mut rc, mut pr) = (Vec::new(), Vec::new());
+    // Outcomes in pool order, one contiguous plane per (area, threshold).
+    let n = all.len();
+    let at_n = a_n * t_n;
+    let mut planes = vec![0u8; at_n * n];
+    for (pos, &(_, c, j)) in all.iter().enumerate() {
+        let c = c as usize;
+        let (d, base) = (
+            cells.det_off[c + 1] - cells.det_off[c],
+            cells.det_off[c] * at_n + j as usize,
+        );
+        for x in 0..at_n {
+            planes[x * n + pos] = cells.state[base + x * d];
+        }
+    }
+    let mut sel: Vec<usize> = Vec::with_capacity(n);
+    // (index in the selection, precision there) at each true positive.
+    let mut events: Vec<(usize, f64)> = Vec::new();
+    let mut suffix_max: Vec<f64> = Vec::new();
     for (m, &max_det) in p.max_dets.iter().enumerate() {
         // Keeping each image's top max_det of the sorted pool preserves the pool's order.
         sel.clear();
-        sel.extend(all.iter().filter(|d| (d.2 as usize) < max_det));
-        for a in 0..a_n {
-            if npig[a] == 0 {
+        sel.extend((0..n).filter(|&pos| (all[pos].2 as usize) < max_det));
+        let nd = sel.len();
+        for (a, &gt_count) in npig.iter().enumerate() {
+            if gt_count == 0 {
                 continue;
             }
+            let npig_f = gt_count as f64;
             for t in 0..t_n {
+                let plane = &planes[(a * t_n + t) * n..(a * t_n + t + 1) * n];
+                events.clear();
                 let (mut tp, mut fp) = (0u64, 0u64);
-                rc.clear();
-                pr.clear();
-                for &(_, c, j) in &sel {
-                    match cells.outcome(c as usize, j as usize, a, t) {
-                        TP => tp += 1,
-                        FP => fp += 1,
-                        _ => {}
+                for (i, &pos) in sel.iter().enumerate() {
+                    let v = plane[pos];
+                    // Branch-free for the common false positive / ignored outcomes.
+                    fp += (v == FP) as u64;
+                    if v == TP {
+                        tp += 1;
+                        let tpf = tp as f64;
+                        events.push((i, tpf / (fp as f64 + tpf + f64::EPSILON)));
                     }
-                    let tpf = tp as f64;
-                    rc.push(tpf / npig[a] as f64);
-                    pr.push(tpf / (fp as f64 + tpf + f64::EPSILON));
                 }
-                let nd = sel.len();
                 let src = (a * m_n + m) * t_n + t;
-                out.recall[src] = if nd > 0 { rc[nd - 1] } else { 0.0 };
-                for i in (1..nd).rev() {
-                    if pr[i] > pr[i - 1] {
-                        pr[i - 1] = pr[i];
-                    }
+                out.recall[src] = if nd > 0 { tp as f64 / npig_f } else { 0.0 };
+                // pycocotools makes precision non-increasing from the right (a suffix max).
+                // Precision only rises at a true positive, so the suffix max from any index
+                // is the larger of the precision there and that of the true positives after.
+                suffix_max.clear();
+                suffix_max.resize(events.len() + 1, 0.0);
+                for k in (0..events.len()).rev() {
+                    suffix_max[k] = events[k].1.max(suffix_max[k + 1]);
                 }
                 let q = &mut out.precision[src * r_n..(src + 1) * r_n];
                 let ss = &mut out.scores[src * r_n..(src + 1) * r_n];
                 q.fill(0.0);
                 ss.fill(0.0);
+                if nd == 0 {
+                    continue;
+                }
+                // numpy.searchsorted(recall, thr, side='left'): recall is tp/npig, constant
+                // between true positives; index 0 holds 0 or 1/npig.
+                let first_tp = events.first().is_some_and(|e| e.0 == 0);
+                let rc0 = if first_tp { 1.0 / npig_f } else { 0.0 };
+                let mut k = 0;
                 for (r, &thr) in p.rec_thrs.iter().enumerate() {
-                    // numpy.searchsorted(rc, thr, side='left'); past the end, stays 0.
-                    let pi = rc.partition_point(|&x| x < thr);
-                    if pi >= nd {
-                        break;
-                    }
-                    q[r] = pr[pi];
-                    ss[r] = sel[pi].0;
+                    let (pi, prec) = if rc0 >= thr {
+                        (0, suffix_max[0])
+                    } else {
+                        while k < events.len() && ((k + 1) as f64 / npig_f) < thr {
+                            k += 1;
+                        }
+                        if k == events.len() {
+                            break;
+                        }
+                        (events[k].0, suffix_max[k])
+                    };
+                    q[r] = prec;
+                    ss[r] = all[sel[pi]].0;
                 }
             }
         }

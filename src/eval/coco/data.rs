@@ -186,9 +186,72 @@ pub fn load_detections_path(path: &Path) -> Result<Vec<Detection>, EvalError> {
     load_detections_bytes(&bytes).map_err(|e| e.with_origin(&path.display().to_string()))
 }
 
-/// Parse a COCO results JSON list (errors name the origin "input").
+/// Parse a COCO results JSON list (errors name the origin "input"). Large lists are split at
+/// top-level commas and parsed in parallel; any failure re-parses serially so the error names
+/// the exact line and column.
 pub fn load_detections_bytes(bytes: &[u8]) -> Result<Vec<Detection>, EvalError> {
+    if let Some(chunks) = split_top_level_array(bytes, rayon::current_num_threads() * 4) {
+        use rayon::prelude::*;
+        let parsed: Result<Vec<Vec<Detection>>, serde_json::Error> = chunks
+            .par_iter()
+            .map(|&(s, e)| {
+                let mut buf = Vec::with_capacity(e - s + 2);
+                buf.push(b'[');
+                buf.extend_from_slice(&bytes[s..e]);
+                buf.push(b']');
+                serde_json::from_slice(&buf)
+            })
+            .collect();
+        if let Ok(parts) = parsed {
+            return Ok(parts.concat());
+        }
+    }
     serde_json::from_slice(bytes).map_err(|e| json_error("input", e))
+}
+
+/// Byte ranges of about `parts` runs of whole elements of a top-level JSON array (each run
+/// without the brackets and without the separating comma), or `None` when the input is small or
+/// not shaped like an array of objects.
+fn split_top_level_array(bytes: &[u8], parts: usize) -> Option<Vec<(usize, usize)>> {
+    const MIN_PARALLEL: usize = 1 << 20;
+    if bytes.len() < MIN_PARALLEL || parts < 2 {
+        return None;
+    }
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace())?;
+    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if bytes[start] != b'[' || bytes[end] != b']' {
+        return None;
+    }
+    let target = (end - start) / parts;
+    let mut runs = Vec::with_capacity(parts);
+    let (mut run_start, mut depth, mut in_string, mut escaped) = (start + 1, 0usize, false, false);
+    for (i, &b) in bytes.iter().enumerate().take(end).skip(start + 1) {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.checked_sub(1)?,
+            b',' if depth == 0 && i - run_start >= target => {
+                runs.push((run_start, i));
+                run_start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if in_string || depth != 0 {
+        return None;
+    }
+    runs.push((run_start, end));
+    Some(runs)
 }
 
 /// Every detection must belong to a ground-truth image (pycocotools asserts this) and category
@@ -225,5 +288,36 @@ pub(super) fn validate_detections(gt: &CocoGt, dets: &[Detection]) -> Result<(),
             origin: "detections".into(),
             problems,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_parse_equals_serial() {
+        // Strings with brackets, commas and escaped quotes must not split an element.
+        let mut text = String::from("[");
+        for i in 0..30_000 {
+            if i > 0 {
+                text.push_str(",\n");
+            }
+            text.push_str(&format!(
+                r#"{{"image_id": {i}, "tag": "a,]}}\"[{{", "category_id": {}, "bbox": [1.5, 2, 3, 4e-1], "score": 0.{i}}}"#,
+                i % 7
+            ));
+        }
+        text.push(']');
+        assert!(text.len() > 1 << 20);
+        let serial: Vec<Detection> = serde_json::from_str(&text).unwrap();
+        assert_eq!(load_detections_bytes(text.as_bytes()).unwrap(), serial);
+        assert!(split_top_level_array(text.as_bytes(), 8).unwrap().len() > 1);
+        // A bad value deep inside still reports its real line.
+        let bad = text.replacen(r#""score": 0.29999"#, r#""score": "x""#, 1);
+        let err = load_detections_bytes(bad.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 30000"), "{err}");
     }
 }

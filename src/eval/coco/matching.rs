@@ -17,8 +17,6 @@ pub(super) const IGNORED: u8 = 2;
 /// sorted id order); its kept detections are `det_off[c]..det_off[c + 1]`.
 pub(super) struct Cells {
     pub n_imgs: usize,
-    pub n_areas: usize,
-    pub n_thrs: usize,
     pub det_off: Vec<usize>,
     /// Scores of the kept detections, sorted descending (stable) within each cell.
     pub scores: Vec<f64>,
@@ -28,35 +26,44 @@ pub(super) struct Cells {
     pub npig: Vec<u32>,
 }
 
-impl Cells {
-    /// Outcome of detection `j` (rank in its cell) of cell `c` at area `a`, threshold `t`.
-    #[inline]
-    pub fn outcome(&self, c: usize, j: usize, a: usize, t: usize) -> u8 {
-        let d = self.det_off[c + 1] - self.det_off[c];
-        self.state[self.det_off[c] * self.n_areas * self.n_thrs + (a * self.n_thrs + t) * d + j]
-    }
+/// Sort key that orders scores descending (`-0.0` and `0.0` tie, as numpy compares them).
+fn descending_key(score: f64) -> u64 {
+    let neg = if score == 0.0 { 0.0 } else { -score };
+    let b = neg.to_bits();
+    if b >> 63 == 1 { !b } else { b | (1 << 63) }
 }
 
-/// Items grouped by cell in pycocotools' order: by cell, then (when categories are pooled) by
-/// category rank, then file order. Returns the item indices and the CSR offsets per cell.
+/// Items grouped by cell in pycocotools' order: by cell, then `rank` (descending score for
+/// detections: numpy's stable sort by score of the cell's list), then category rank when
+/// categories are pooled, then file order. Returns the item indices and CSR offsets per cell.
 fn group(
-    keys: impl Iterator<Item = Option<(usize, usize)>>,
+    keys: impl Iterator<Item = Option<(usize, u64, usize)>>,
     n_cells: usize,
 ) -> (Vec<u32>, Vec<usize>) {
-    let mut items: Vec<(u32, u32, u32)> = keys
+    let mut items: Vec<(u32, u64, u32, u32)> = keys
         .enumerate()
-        .filter_map(|(idx, k)| k.map(|(cell, sub)| (cell as u32, sub as u32, idx as u32)))
+        .filter_map(|(idx, k)| {
+            k.map(|(cell, rank, sub)| (cell as u32, rank, sub as u32, idx as u32))
+        })
         .collect();
     // Keys are unique (the index is part of them), so an unstable sort keeps file order.
     items.par_sort_unstable();
     let mut off = vec![0usize; n_cells + 1];
-    for &(cell, _, _) in &items {
+    for &(cell, ..) in &items {
         off[cell as usize + 1] += 1;
     }
     for c in 0..n_cells {
         off[c + 1] += off[c];
     }
-    (items.into_iter().map(|(_, _, i)| i).collect(), off)
+    (items.into_iter().map(|(.., i)| i).collect(), off)
+}
+
+/// The fields matching reads of one ground-truth box, stored contiguously in cell order.
+struct GtBox {
+    bbox: [f64; 4],
+    area: f64,
+    crowd: bool,
+    id_nonzero: bool,
 }
 
 /// IoU of detection box `d` with ground truth `g` as pycocotools' `bbIou` (crowd: the
@@ -97,13 +104,33 @@ pub(super) fn evaluate_cells(gt: &CocoGt, dets: &[Detection], p: &CocoParams) ->
     let (gt_items, gt_off) = group(
         gt.annotations
             .iter()
-            .map(|a| cell_of(a.image_id, a.category_id)),
+            .map(|a| cell_of(a.image_id, a.category_id).map(|(cell, sub)| (cell, 0, sub))),
         n_cells,
     );
     let (dt_items, dt_off) = group(
-        dets.iter().map(|d| cell_of(d.image_id, d.category_id)),
+        dets.iter().map(|d| {
+            cell_of(d.image_id, d.category_id)
+                .map(|(cell, sub)| (cell, descending_key(d.score), sub))
+        }),
         n_cells,
     );
+    // One gathering pass each; everything after reads contiguous memory.
+    let gt_boxes: Vec<GtBox> = gt_items
+        .par_iter()
+        .map(|&i| {
+            let a = &gt.annotations[i as usize];
+            GtBox {
+                bbox: a.bbox,
+                area: a.area,
+                crowd: a.iscrowd,
+                id_nonzero: a.id != 0,
+            }
+        })
+        .collect();
+    let dt_boxes: Vec<(f64, [f64; 4])> = dt_items
+        .par_iter()
+        .map(|&i| (dets[i as usize].score, dets[i as usize].bbox))
+        .collect();
     let max_det = *p.max_dets.last().unwrap_or(&0);
     let mut det_off = vec![0usize; n_cells + 1];
     for c in 0..n_cells {
@@ -135,23 +162,21 @@ pub(super) fn evaluate_cells(gt: &CocoGt, dets: &[Detection], p: &CocoParams) ->
         let mut scratch = Scratch::default();
         let (mut so, mut sto) = (0, 0);
         for c in c0..c1 {
-            let g = &gt_items[gt_off[c]..gt_off[c + 1]];
-            let d = &dt_items[dt_off[c]..dt_off[c + 1]];
+            let g = &gt_boxes[gt_off[c]..gt_off[c + 1]];
+            let d = &dt_boxes[dt_off[c]..dt_off[c + 1]];
             let kept = det_off[c + 1] - det_off[c];
             let cell = CellOut {
                 scores: &mut s[so..so + kept],
                 state: &mut st[sto..sto + kept * at],
                 npig: &mut n[(c - c0) * n_areas..(c - c0 + 1) * n_areas],
             };
-            evaluate_cell(gt, dets, g, d, p, cell, &mut scratch);
+            evaluate_cell(g, d, p, cell, &mut scratch);
             so += kept;
             sto += kept * at;
         }
     });
     Cells {
         n_imgs,
-        n_areas,
-        n_thrs,
         det_off,
         scores,
         state,
@@ -168,74 +193,98 @@ struct CellOut<'a> {
 /// Buffers reused across the cells of one block.
 #[derive(Default)]
 struct Scratch {
-    order: Vec<u32>,
     ious: Vec<f64>,
+    /// IoU rows with the columns in the area range's GT order.
+    sorted_ious: Vec<f64>,
     ignore: Vec<bool>,
+    crowd: Vec<bool>,
+    id_nonzero: Vec<bool>,
     gtind: Vec<usize>,
     matched: Vec<bool>,
+    det_outside: Vec<bool>,
 }
 
+/// One cell: `g` in file order, `d` sorted by descending score (ties in file order).
 fn evaluate_cell(
-    gt: &CocoGt,
-    dets: &[Detection],
-    g_items: &[u32],
-    d_items: &[u32],
+    g: &[GtBox],
+    d: &[(f64, [f64; 4])],
     p: &CocoParams,
     out: CellOut,
     s: &mut Scratch,
 ) {
-    if g_items.is_empty() && d_items.is_empty() {
+    if g.is_empty() && d.is_empty() {
         return;
     }
-    // Detections by descending score, ties in file order (numpy's stable mergesort), cut at
-    // the largest maxDets.
-    s.order.clear();
-    s.order.extend_from_slice(d_items);
-    s.order.sort_by(|&a, &b| {
-        let (sa, sb) = (dets[a as usize].score, dets[b as usize].score);
-        sb.partial_cmp(&sa).unwrap_or(std::cmp::Ordering::Equal)
-    });
+    // Cut at the largest maxDets.
     let nd = out.scores.len();
-    s.order.truncate(nd);
-    for (o, &di) in out.scores.iter_mut().zip(&s.order) {
-        *o = dets[di as usize].score;
+    let d = &d[..nd];
+    for (o, det) in out.scores.iter_mut().zip(d) {
+        *o = det.0;
     }
-    let ng = g_items.len();
+    let ng = g.len();
+    let n_thrs = p.iou_thrs.len();
+    if ng == 0 {
+        // Nothing to match: each detection is a false positive, or ignored outside the range.
+        for (ai, rng) in p.area_rng.iter().enumerate() {
+            let row = &mut out.state[ai * n_thrs * nd..(ai + 1) * n_thrs * nd];
+            for (j, (_, b)) in d.iter().enumerate() {
+                let a = b[2] * b[3];
+                let v = if a < rng[0] || a > rng[1] {
+                    IGNORED
+                } else {
+                    FP
+                };
+                for t in 0..n_thrs {
+                    row[t * nd + j] = v;
+                }
+            }
+        }
+        return;
+    }
     s.ious.clear();
-    for &di in &s.order {
-        let db = &dets[di as usize].bbox;
-        for &gi in g_items {
-            let a = &gt.annotations[gi as usize];
-            s.ious.push(iou(db, &a.bbox, a.iscrowd));
+    for (_, db) in d {
+        for gb in g {
+            s.ious.push(iou(db, &gb.bbox, gb.crowd));
         }
     }
-    let n_thrs = p.iou_thrs.len();
     for (ai, rng) in p.area_rng.iter().enumerate() {
         let outside = |area: f64| area < rng[0] || area > rng[1];
         // Ignored ground truth (crowd, or outside the range) goes last, stably.
         s.ignore.clear();
         s.gtind.clear();
+        s.crowd.clear();
+        s.id_nonzero.clear();
         for pass in [false, true] {
-            for (g, &gi) in g_items.iter().enumerate() {
-                let a = &gt.annotations[gi as usize];
-                let ig = a.iscrowd || outside(a.area);
+            for (gi, gb) in g.iter().enumerate() {
+                let ig = gb.crowd || outside(gb.area);
                 if ig == pass {
-                    s.gtind.push(g);
+                    s.gtind.push(gi);
                     s.ignore.push(ig);
+                    s.crowd.push(gb.crowd);
+                    s.id_nonzero.push(gb.id_nonzero);
                 }
             }
         }
         out.npig[ai] = s.ignore.iter().filter(|&&ig| !ig).count() as u32;
+        s.sorted_ious.clear();
+        for j in 0..nd {
+            let row = &s.ious[j * ng..(j + 1) * ng];
+            s.sorted_ious.extend(s.gtind.iter().map(|&g| row[g]));
+        }
+        s.det_outside.clear();
+        s.det_outside
+            .extend(d.iter().map(|(_, b)| outside(b[2] * b[3])));
         for (ti, &thr) in p.iou_thrs.iter().enumerate() {
             let row = &mut out.state[(ai * n_thrs + ti) * nd..(ai * n_thrs + ti + 1) * nd];
             s.matched.clear();
             s.matched.resize(ng, false);
-            for (j, &di) in s.order.iter().enumerate() {
-                let mut best = thr.min(1.0 - 1e-10);
+            let thr = thr.min(1.0 - 1e-10);
+            let rows = s.sorted_ious.chunks_exact(ng);
+            for ((out_j, ious), &det_outside) in row.iter_mut().zip(rows).zip(&s.det_outside) {
+                let mut best = thr;
                 let mut m: Option<usize> = None;
-                for (pos, &g) in s.gtind.iter().enumerate() {
-                    let gann = &gt.annotations[g_items[g] as usize];
-                    if s.matched[pos] && !gann.iscrowd {
+                for (pos, &v) in ious.iter().enumerate() {
+                    if s.matched[pos] && !s.crowd[pos] {
                         continue;
                     }
                     // Matched to a regular box: ignored boxes (sorted last) cannot replace it.
@@ -245,22 +294,19 @@ fn evaluate_cell(
                     {
                         break;
                     }
-                    let v = s.ious[j * ng + g];
                     if v < best {
                         continue;
                     }
                     best = v;
                     m = Some(pos);
                 }
-                let det = &dets[di as usize];
                 // pycocotools records the matched GT's id; an id of 0 reads as "unmatched".
-                let dtm = m.is_some_and(|mm| gt.annotations[g_items[s.gtind[mm]] as usize].id != 0);
+                let dtm = m.is_some_and(|mm| s.id_nonzero[mm]);
                 if let Some(mm) = m {
                     s.matched[mm] = true;
                 }
-                let ignored = m.is_some_and(|mm| s.ignore[mm])
-                    || (!dtm && outside(det.bbox[2] * det.bbox[3]));
-                row[j] = if ignored {
+                let ignored = m.is_some_and(|mm| s.ignore[mm]) || (!dtm && det_outside);
+                *out_j = if ignored {
                     IGNORED
                 } else if dtm {
                     TP

@@ -103,3 +103,69 @@ fn inconsistent_pipelines_are_config_errors() {
     .to_string();
     assert!(e.contains("zero"), "{e}");
 }
+
+/// Required parameters the registry leaves out of its defaults, filled with typical values.
+fn required(name: &str) -> serde_json::Value {
+    match name {
+        "coco_dataset" | "shapes_dataset" | "voc_dataset" => {
+            json!({"ann_file": "a.json", "img_prefix": "img/", "pipeline": [{"type": "load_image"}]})
+        }
+        "resize" => json!({"img_scale": [1333, 800]}),
+        "normalize" => json!({"mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375]}),
+        "random_crop" => json!({"crop_size": [384, 600]}),
+        // Both default to null; the pipeline needs exactly one.
+        "pad" => json!({"size_divisor": 32}),
+        _ => json!({}),
+    }
+}
+
+fn with_required(c: &mmrun::registry::Component) -> serde_json::Value {
+    let mut v = mmrun::registry::instance_defaults(c);
+    if let (Some(m), serde_json::Value::Object(r)) = (v.as_object_mut(), required(c.name)) {
+        m.extend(r);
+    }
+    v
+}
+
+/// The registry (what recipes are checked against) and these structs cannot drift: every
+/// data component's defaults, plus typical required values, deserialize here.
+#[test]
+fn every_registry_data_component_deserializes_into_the_data_config() {
+    use mmrun::registry::{Category, components};
+    let mut seen = 0;
+    for c in components() {
+        let v = with_required(c);
+        let r = match c.category {
+            Category::Transform => serde_json::from_value::<TransformConfig>(v.clone()).map(|t| {
+                Pipeline::new(&[
+                    serde_json::from_value(json!({"type": "load_image"})).unwrap(),
+                    t,
+                ])
+                .unwrap();
+            }),
+            Category::Dataset => serde_json::from_value::<DatasetConfig>(v.clone()).map(drop),
+            Category::DataSampler => serde_json::from_value::<SamplerConfig>(v.clone()).map(drop),
+            _ => continue,
+        };
+        seen += 1;
+        assert!(
+            r.is_ok(),
+            "registry component `{}` ({v}) does not deserialize: {}",
+            c.name,
+            r.unwrap_err()
+        );
+    }
+    assert!(seen >= 10, "{seen} data components");
+    // The section itself, with its defaults.
+    let mut section = serde_json::Map::new();
+    for p in mmrun::registry::sections()
+        .iter()
+        .filter(|p| p.name == "data")
+    {
+        if let Some(serde_json::Value::Object(m)) = mmrun::registry::default_value(&p.def, &p.ty) {
+            section.extend(m);
+        }
+    }
+    let cfg: DataConfig = serde_json::from_value(serde_json::Value::Object(section)).unwrap();
+    assert_eq!(cfg.sampler, SamplerConfig::GroupSampler { shuffle: true });
+}

@@ -79,3 +79,30 @@ fn annotations_read_back_and_boxes_sit_on_coloured_shapes() {
     }
     assert!(sizes.len() > 1, "image sizes vary");
 }
+
+#[test]
+fn cli_synth_writes_the_dataset_and_rejects_a_bad_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmrun"))
+        .args(["data", "synth", "--out"])
+        .arg(dir.path())
+        .args(["--images", "6", "--seed", "2", "--size", "64x48"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5 train + 1 val images"));
+    let img = mmrun::data::image::load_image(&dir.path().join("train/000000.png")).unwrap();
+    assert_eq!((img.w, img.h), (64, 48));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmrun"))
+        .args(["data", "synth", "--out"])
+        .arg(dir.path())
+        .args(["--size", "64by48"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WxH"));
+}

@@ -218,3 +218,125 @@ fn keep_ratio_resize_follows_mmcv_rescale() {
     assert_eq!(op.output_size(427, 640, [1333.0, 800.0]), (800, 1199));
     assert_eq!(op.output_size(640, 480, [1333.0, 800.0]), (1067, 800));
 }
+
+fn resize_op(scales: Vec<[f64; 2]>, mode: MultiscaleMode, ratio: Option<[f64; 2]>) -> ResizeOp {
+    ResizeOp {
+        scales,
+        keep_ratio: true,
+        mode,
+        ratio_range: ratio,
+        clip_border: true,
+    }
+}
+
+#[test]
+fn multiscale_range_value_and_ratio_modes_draw_inside_their_sets() {
+    let mut rng = Rng::seed(1);
+    let mk = || {
+        sample(
+            Image::from_u8(100, 200, vec![0; 100 * 200 * 3]),
+            vec![[10.0, 10.0, 50.0, 50.0]],
+        )
+    };
+    // range: long edge of the result 1333, short edge drawn from [640, 800].
+    let op = resize_op(
+        vec![[1333.0, 640.0], [1333.0, 800.0]],
+        MultiscaleMode::Range,
+        None,
+    );
+    let mut shorts = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        // A square image ends up at the drawn short edge.
+        let mut s = sample(Image::from_u8(50, 50, vec![0; 50 * 50 * 3]), vec![]);
+        op.apply(&mut s, &mut rng);
+        let [h, w, _] = s.meta.img_shape;
+        assert!(h == w && (640..=800).contains(&h), "{h}x{w}");
+        shorts.insert(h);
+    }
+    assert!(shorts.len() > 50, "many scales drawn: {}", shorts.len());
+    // value: only the listed scales.
+    let op = resize_op(
+        vec![[300.0, 300.0], [600.0, 600.0]],
+        MultiscaleMode::Value,
+        None,
+    );
+    for _ in 0..50 {
+        let mut s = mk();
+        op.apply(&mut s, &mut rng);
+        assert!(
+            [[150, 300, 3], [300, 600, 3]].contains(&s.meta.img_shape),
+            "{:?}",
+            s.meta.img_shape
+        );
+    }
+    // ratio_range: the scale times a factor in [0.5, 1.5].
+    let op = resize_op(
+        vec![[400.0, 400.0]],
+        MultiscaleMode::Range,
+        Some([0.5, 1.5]),
+    );
+    for _ in 0..50 {
+        let mut s = mk();
+        op.apply(&mut s, &mut rng);
+        let w = s.meta.img_shape[1];
+        assert!((200..=600).contains(&w), "{w}");
+        assert!((s.boxes[0][2] - 50.0 * s.meta.scale_factor[0]).abs() < 1e-3);
+    }
+}
+
+#[test]
+fn random_crop_keeps_a_box_unless_negative_crops_are_allowed() {
+    let mut rng = Rng::seed(2);
+    let op = CropOp {
+        crop_size: [20.0, 20.0],
+        crop_type: CropType::Absolute,
+        allow_negative_crop: false,
+        clip_border: true,
+    };
+    let mut fallbacks = 0;
+    for _ in 0..100 {
+        let mut s = sample(
+            Image::from_u8(100, 100, vec![0; 100 * 100 * 3]),
+            vec![[40.0, 40.0, 60.0, 60.0], [0.0, 0.0, 5.0, 5.0]],
+        );
+        s.labels = vec![3, 4];
+        let before = s.clone();
+        op.apply(&mut s, &mut rng);
+        if s.image.h == 100 {
+            // Ten windows without a box: the sample is left uncropped.
+            assert_eq!(s, before);
+            fallbacks += 1;
+            continue;
+        }
+        assert_eq!((s.image.h, s.image.w), (20, 20));
+        assert!(!s.boxes.is_empty());
+        assert_eq!(s.boxes.len(), s.labels.len());
+        for b in &s.boxes {
+            assert!(
+                b[0] >= 0.0 && b[2] <= 20.0 && b[0] < b[2] && b[1] < b[3],
+                "{b:?}"
+            );
+        }
+    }
+    assert!(fallbacks < 25, "{fallbacks} of 100 crops fell back");
+}
+
+#[test]
+fn photometric_distortion_is_deterministic_per_stream_and_keeps_geometry() {
+    use mmrun::data::config::PhotometricDistortion;
+    let cfg = PhotometricDistortion {
+        brightness_delta: 32.0,
+        contrast_range: [0.5, 1.5],
+        saturation_range: [0.5, 1.5],
+        hue_delta: 18.0,
+    };
+    let base = Image::from_u8(4, 5, (0..60).map(|v| (v * 4) as u8).collect());
+    let run = |seed| {
+        let mut img = base.clone();
+        mmrun::data::transforms::photometric_distortion(&mut img, &cfg, &mut Rng::seed(seed));
+        img
+    };
+    assert_eq!(run(5), run(5));
+    assert!((0..20).any(|s| run(s) != run(s + 1)));
+    assert_eq!((run(5).h, run(5).w), (4, 5));
+}

@@ -2,12 +2,12 @@
 //! mmdetection's definitions.
 
 use mmrun::eval::recall::{default_iou_thrs, eval_recalls, proposal_fast_metrics};
-use mmrun::eval::voc::{self, ApMode, VocAnnotation, VocParams};
+use mmrun::eval::voc::{self, ApMode, ImageDetections, VocAnnotation, VocParams};
 
 /// Two images, two classes. Class 0: image 0 has GT A, image 1 has GT B and a difficult box C.
 /// Detections by score: 0.9 on A (TP), 0.8 on nothing (FP), 0.7 on C (ignored), 0.6 on B (TP).
 /// Class 1 has no ground truth, one false positive.
-fn case() -> (Vec<Vec<Vec<[f64; 5]>>>, Vec<VocAnnotation>) {
+fn case() -> (Vec<ImageDetections>, Vec<VocAnnotation>) {
     let dets = vec![
         vec![
             vec![[0.0, 0.0, 10.0, 10.0, 0.9], [50.0, 50.0, 60.0, 60.0, 0.8]],

@@ -3,17 +3,28 @@
 
 use super::harness::{fresh_seed, run, uniform};
 use mmrun::graph::op::{Conv2dAttrs, IouKind};
-use mmrun::graph::{BnMode, DType, GraphBuilder, GraphError, HostTensor, Init, NodeId, ParamStore, Reduction};
+use mmrun::graph::{
+    BnMode, DType, GraphBuilder, GraphError, HostTensor, Init, NodeId, ParamStore, Reduction,
+};
 use mmrun::util::rng::Rng;
 use std::collections::BTreeMap;
 
 type Build<'a> = &'a dyn Fn(&mut GraphBuilder, &[NodeId]) -> Result<NodeId, GraphError>;
 
 /// Checks d(sum(build(params) * w))/d(params) against central differences.
-fn gradcheck(name: &str, rng: &mut Rng, params: &[(&str, Vec<usize>, Vec<f64>)], feeds: &BTreeMap<String, HostTensor>, build: Build<'_>) {
+fn gradcheck(
+    name: &str,
+    rng: &mut Rng,
+    params: &[(&str, Vec<usize>, Vec<f64>)],
+    feeds: &BTreeMap<String, HostTensor>,
+    build: Build<'_>,
+) {
     let make = |with_grad: bool| {
         let mut b = GraphBuilder::new(DType::F64);
-        let ids: Vec<NodeId> = params.iter().map(|(n, s, _)| b.param(n, s, Init::Constant(0.0)).unwrap()).collect();
+        let ids: Vec<NodeId> = params
+            .iter()
+            .map(|(n, s, _)| b.param(n, s, Init::Constant(0.0)).unwrap())
+            .collect();
         for (k, t) in feeds {
             b.input(k, &t.shape, t.dtype()).unwrap();
         }
@@ -32,15 +43,25 @@ fn gradcheck(name: &str, rng: &mut Rng, params: &[(&str, Vec<usize>, Vec<f64>)],
     let (fwd, _) = make(false);
     let mut feeds = feeds.clone();
     let n: usize = ys.iter().product();
-    feeds.insert("__w".into(), HostTensor::f64(ys, uniform(rng, n, 0.5, 1.5)).unwrap());
+    feeds.insert(
+        "__w".into(),
+        HostTensor::f64(ys, uniform(rng, n, 0.5, 1.5)).unwrap(),
+    );
     let mut store = ParamStore::init(&step, 0);
     for (n, s, v) in params {
-        store.set(n, &HostTensor::f64(s.clone(), v.clone()).unwrap()).unwrap();
+        store
+            .set(n, &HostTensor::f64(s.clone(), v.clone()).unwrap())
+            .unwrap();
     }
     run(&step, &mut store, &feeds);
     let h = 1e-6;
     for (pname, shape, vals) in params {
-        let g = store.grad(pname).unwrap_or_else(|| panic!("{name}: no grad for {pname}")).as_f64().unwrap().to_vec();
+        let g = store
+            .grad(pname)
+            .unwrap_or_else(|| panic!("{name}: no grad for {pname}"))
+            .as_f64()
+            .unwrap()
+            .to_vec();
         let count = vals.len().min(16);
         for _ in 0..count {
             let i = rng.below(vals.len() as u64) as usize;
@@ -48,7 +69,8 @@ fn gradcheck(name: &str, rng: &mut Rng, params: &[(&str, Vec<usize>, Vec<f64>)],
                 let mut v = vals.clone();
                 v[i] += delta;
                 let mut s = store.clone();
-                s.set(pname, &HostTensor::f64(shape.clone(), v).unwrap()).unwrap();
+                s.set(pname, &HostTensor::f64(shape.clone(), v).unwrap())
+                    .unwrap();
                 run(&fwd, &mut s, &feeds).scalar("loss").unwrap()
             };
             let numeric = (eval(h) - eval(-h)) / (2.0 * h);
@@ -66,7 +88,13 @@ fn dims(rng: &mut Rng, lo: usize, hi: usize) -> usize {
     lo + rng.below((hi - lo + 1) as u64) as usize
 }
 
-fn rand_param(rng: &mut Rng, name: &'static str, shape: Vec<usize>, lo: f64, hi: f64) -> (&'static str, Vec<usize>, Vec<f64>) {
+fn rand_param(
+    rng: &mut Rng,
+    name: &'static str,
+    shape: Vec<usize>,
+    lo: f64,
+    hi: f64,
+) -> (&'static str, Vec<usize>, Vec<f64>) {
     let n = shape.iter().product();
     (name, shape, uniform(rng, n, lo, hi))
 }
@@ -74,56 +102,157 @@ fn rand_param(rng: &mut Rng, name: &'static str, shape: Vec<usize>, lo: f64, hi:
 #[test]
 fn gradcheck_elementwise_and_broadcast() {
     let mut rng = Rng::seed(fresh_seed("gradcheck_elementwise_and_broadcast"));
-    let (a, b, c) = (dims(&mut rng, 1, 3), dims(&mut rng, 2, 4), dims(&mut rng, 1, 5));
+    let (a, b, c) = (
+        dims(&mut rng, 1, 3),
+        dims(&mut rng, 2, 4),
+        dims(&mut rng, 1, 5),
+    );
     let x = rand_param(&mut rng, "x", vec![a, b, c], -2.0, 2.0);
     let y = rand_param(&mut rng, "y", vec![b, 1], 0.5, 2.0);
     let none = BTreeMap::new();
-    gradcheck("relu", &mut rng, &[x.clone()], &none, &|g, p| g.relu(p[0]));
-    gradcheck("sigmoid", &mut rng, &[x.clone()], &none, &|g, p| g.sigmoid(p[0]));
-    gradcheck("exp", &mut rng, &[x.clone()], &none, &|g, p| g.exp(p[0]));
-    gradcheck("scale+add_scalar", &mut rng, &[x.clone()], &none, &|g, p| {
-        let s = g.scale(p[0], -1.7)?;
-        g.add_scalar(s, 0.3)
+    gradcheck(
+        "relu",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.relu(p[0]),
+    );
+    gradcheck(
+        "sigmoid",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.sigmoid(p[0]),
+    );
+    gradcheck("exp", &mut rng, std::slice::from_ref(&x), &none, &|g, p| {
+        g.exp(p[0])
     });
-    gradcheck("clamp", &mut rng, &[x.clone()], &none, &|g, p| g.clamp(p[0], -1.0, 1.0));
-    gradcheck("add", &mut rng, &[x.clone(), y.clone()], &none, &|g, p| g.add(p[0], p[1]));
-    gradcheck("sub", &mut rng, &[x.clone(), y.clone()], &none, &|g, p| g.sub(p[1], p[0]));
-    gradcheck("mul", &mut rng, &[x.clone(), y.clone()], &none, &|g, p| g.mul(p[0], p[1]));
-    gradcheck("div", &mut rng, &[x.clone(), y.clone()], &none, &|g, p| g.div(p[0], p[1]));
-    gradcheck("broadcast_to", &mut rng, &[y.clone()], &none, &|g, p| g.broadcast_to(p[0], &[a, b, c]));
+    gradcheck(
+        "scale+add_scalar",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| {
+            let s = g.scale(p[0], -1.7)?;
+            g.add_scalar(s, 0.3)
+        },
+    );
+    gradcheck(
+        "clamp",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.clamp(p[0], -1.0, 1.0),
+    );
+    gradcheck("add", &mut rng, &[x.clone(), y.clone()], &none, &|g, p| {
+        g.add(p[0], p[1])
+    });
+    gradcheck("sub", &mut rng, &[x.clone(), y.clone()], &none, &|g, p| {
+        g.sub(p[1], p[0])
+    });
+    gradcheck("mul", &mut rng, &[x.clone(), y.clone()], &none, &|g, p| {
+        g.mul(p[0], p[1])
+    });
+    gradcheck("div", &mut rng, &[x.clone(), y.clone()], &none, &|g, p| {
+        g.div(p[0], p[1])
+    });
+    gradcheck(
+        "broadcast_to",
+        &mut rng,
+        std::slice::from_ref(&y),
+        &none,
+        &|g, p| g.broadcast_to(p[0], &[a, b, c]),
+    );
 }
 
 #[test]
 fn gradcheck_reduce_and_layout() {
     let mut rng = Rng::seed(fresh_seed("gradcheck_reduce_and_layout"));
-    let (a, b, c) = (dims(&mut rng, 2, 3), dims(&mut rng, 2, 4), dims(&mut rng, 2, 5));
+    let (a, b, c) = (
+        dims(&mut rng, 2, 3),
+        dims(&mut rng, 2, 4),
+        dims(&mut rng, 2, 5),
+    );
     let x = rand_param(&mut rng, "x", vec![a, b, c], -2.0, 2.0);
     let z = rand_param(&mut rng, "z", vec![a, 2, c], -2.0, 2.0);
     let none = BTreeMap::new();
-    gradcheck("sum", &mut rng, &[x.clone()], &none, &|g, p| g.sum(p[0], &[0, 2], false));
-    gradcheck("sum_keepdim", &mut rng, &[x.clone()], &none, &|g, p| g.sum(p[0], &[1], true));
-    gradcheck("mean", &mut rng, &[x.clone()], &none, &|g, p| g.mean(p[0], &[2], false));
-    gradcheck("mean_all", &mut rng, &[x.clone()], &none, &|g, p| g.mean_all(p[0]));
-    gradcheck("reshape", &mut rng, &[x.clone()], &none, &|g, p| g.reshape(p[0], &[a * b, c]));
-    gradcheck("permute", &mut rng, &[x.clone()], &none, &|g, p| g.permute(p[0], &[2, 0, 1]));
-    gradcheck("slice", &mut rng, &[x.clone()], &none, &|g, p| g.slice(p[0], 1, 1, b));
-    gradcheck("concat", &mut rng, &[x.clone(), z.clone()], &none, &|g, p| g.concat(&[p[0], p[1], p[0]], 1));
+    gradcheck("sum", &mut rng, std::slice::from_ref(&x), &none, &|g, p| {
+        g.sum(p[0], &[0, 2], false)
+    });
+    gradcheck(
+        "sum_keepdim",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.sum(p[0], &[1], true),
+    );
+    gradcheck(
+        "mean",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.mean(p[0], &[2], false),
+    );
+    gradcheck(
+        "mean_all",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.mean_all(p[0]),
+    );
+    gradcheck(
+        "reshape",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.reshape(p[0], &[a * b, c]),
+    );
+    gradcheck(
+        "permute",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.permute(p[0], &[2, 0, 1]),
+    );
+    gradcheck(
+        "slice",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.slice(p[0], 1, 1, b),
+    );
+    gradcheck(
+        "concat",
+        &mut rng,
+        &[x.clone(), z.clone()],
+        &none,
+        &|g, p| g.concat(&[p[0], p[1], p[0]], 1),
+    );
 }
 
 #[test]
 fn gradcheck_matmul() {
     let mut rng = Rng::seed(fresh_seed("gradcheck_matmul"));
-    let (m, k, n, bt) = (dims(&mut rng, 1, 5), dims(&mut rng, 1, 6), dims(&mut rng, 1, 5), dims(&mut rng, 1, 3));
+    let (m, k, n, bt) = (
+        dims(&mut rng, 1, 5),
+        dims(&mut rng, 1, 6),
+        dims(&mut rng, 1, 5),
+        dims(&mut rng, 1, 3),
+    );
     let none = BTreeMap::new();
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
         let sa = if ta { vec![k, m] } else { vec![m, k] };
         let sb = if tb { vec![n, k] } else { vec![k, n] };
         let a = rand_param(&mut rng, "a", sa.clone(), -1.0, 1.0);
         let b = rand_param(&mut rng, "b", sb.clone(), -1.0, 1.0);
-        gradcheck("matmul", &mut rng, &[a, b], &none, &|g, p| g.matmul_t(p[0], p[1], ta, tb));
+        gradcheck("matmul", &mut rng, &[a, b], &none, &|g, p| {
+            g.matmul_t(p[0], p[1], ta, tb)
+        });
         let a3 = rand_param(&mut rng, "a", [vec![bt], sa].concat(), -1.0, 1.0);
         let b3 = rand_param(&mut rng, "b", [vec![bt], sb].concat(), -1.0, 1.0);
-        gradcheck("batched matmul", &mut rng, &[a3, b3], &none, &|g, p| g.matmul_t(p[0], p[1], ta, tb));
+        gradcheck("batched matmul", &mut rng, &[a3, b3], &none, &|g, p| {
+            g.matmul_t(p[0], p[1], ta, tb)
+        });
     }
 }
 
@@ -131,18 +260,36 @@ fn gradcheck_matmul() {
 fn gradcheck_conv2d() {
     let mut rng = Rng::seed(fresh_seed("gradcheck_conv2d"));
     let none = BTreeMap::new();
-    for (k, stride, pad, dil, groups, bias) in [(3, 1, 1, 1, 1, true), (3, 2, 1, 1, 2, false), (1, 1, 0, 1, 1, true), (3, 1, 2, 2, 1, false), (5, 2, 2, 1, 1, true), (1, 2, 0, 1, 1, false)] {
-        let (n, cg, cog) = (dims(&mut rng, 1, 2), dims(&mut rng, 1, 3), dims(&mut rng, 1, 3));
+    for (k, stride, pad, dil, groups, bias) in [
+        (3, 1, 1, 1, 1, true),
+        (3, 2, 1, 1, 2, false),
+        (1, 1, 0, 1, 1, true),
+        (3, 1, 2, 2, 1, false),
+        (5, 2, 2, 1, 1, true),
+        (1, 2, 0, 1, 1, false),
+    ] {
+        let (n, cg, cog) = (
+            dims(&mut rng, 1, 2),
+            dims(&mut rng, 1, 3),
+            dims(&mut rng, 1, 3),
+        );
         let (h, w) = (dims(&mut rng, 5, 8), dims(&mut rng, 5, 8));
         let x = rand_param(&mut rng, "x", vec![n, cg * groups, h, w], -1.0, 1.0);
         let wt = rand_param(&mut rng, "w", vec![cog * groups, cg, k, k], -1.0, 1.0);
         let b = rand_param(&mut rng, "b", vec![cog * groups], -1.0, 1.0);
-        let attrs = Conv2dAttrs { stride: [stride; 2], padding: [pad; 2], dilation: [dil; 2], groups };
+        let attrs = Conv2dAttrs {
+            stride: [stride; 2],
+            padding: [pad; 2],
+            dilation: [dil; 2],
+            groups,
+        };
         let mut ps = vec![x, wt];
         if bias {
             ps.push(b);
         }
-        gradcheck("conv2d", &mut rng, &ps, &none, &|g, p| g.conv2d(p[0], p[1], p.get(2).copied(), attrs));
+        gradcheck("conv2d", &mut rng, &ps, &none, &|g, p| {
+            g.conv2d(p[0], p[1], p.get(2).copied(), attrs)
+        });
     }
 }
 
@@ -150,19 +297,54 @@ fn gradcheck_conv2d() {
 fn gradcheck_pool_and_upsample() {
     let mut rng = Rng::seed(fresh_seed("gradcheck_pool_and_upsample"));
     let none = BTreeMap::new();
-    let (n, c, h, w) = (dims(&mut rng, 1, 2), dims(&mut rng, 1, 3), dims(&mut rng, 4, 9), dims(&mut rng, 4, 9));
+    let (n, c, h, w) = (
+        dims(&mut rng, 1, 2),
+        dims(&mut rng, 1, 3),
+        dims(&mut rng, 4, 9),
+        dims(&mut rng, 4, 9),
+    );
     let x = rand_param(&mut rng, "x", vec![n, c, h, w], -1.0, 1.0);
-    gradcheck("max_pool2d 3/2/1", &mut rng, &[x.clone()], &none, &|g, p| g.max_pool2d(p[0], [3, 3], [2, 2], [1, 1]));
-    gradcheck("max_pool2d 2/2/0", &mut rng, &[x.clone()], &none, &|g, p| g.max_pool2d(p[0], [2, 2], [2, 2], [0, 0]));
-    gradcheck("upsample x2", &mut rng, &[x.clone()], &none, &|g, p| g.upsample_nearest(p[0], [2 * h, 2 * w]));
-    gradcheck("upsample odd", &mut rng, &[x.clone()], &none, &|g, p| g.upsample_nearest(p[0], [h + 3, 2 * w - 1]));
+    gradcheck(
+        "max_pool2d 3/2/1",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.max_pool2d(p[0], [3, 3], [2, 2], [1, 1]),
+    );
+    gradcheck(
+        "max_pool2d 2/2/0",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.max_pool2d(p[0], [2, 2], [2, 2], [0, 0]),
+    );
+    gradcheck(
+        "upsample x2",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.upsample_nearest(p[0], [2 * h, 2 * w]),
+    );
+    gradcheck(
+        "upsample odd",
+        &mut rng,
+        std::slice::from_ref(&x),
+        &none,
+        &|g, p| g.upsample_nearest(p[0], [h + 3, 2 * w - 1]),
+    );
 }
 
 #[test]
 fn gradcheck_norms() {
     let mut rng = Rng::seed(fresh_seed("gradcheck_norms"));
     let none = BTreeMap::new();
-    let (n, g, cg, h, w) = (dims(&mut rng, 1, 3), dims(&mut rng, 1, 3), dims(&mut rng, 1, 3), dims(&mut rng, 2, 4), dims(&mut rng, 2, 4));
+    let (n, g, cg, h, w) = (
+        dims(&mut rng, 1, 3),
+        dims(&mut rng, 1, 3),
+        dims(&mut rng, 1, 3),
+        dims(&mut rng, 2, 4),
+        dims(&mut rng, 2, 4),
+    );
     let c = g * cg;
     let n = if n * h * w < 2 { 2 } else { n };
     let x = rand_param(&mut rng, "x", vec![n, c, h, w], -2.0, 2.0);
@@ -176,7 +358,9 @@ fn gradcheck_norms() {
             b.batch_norm(p[0], p[1], p[2], rm, rv, mode, 1e-5)
         });
     }
-    gradcheck("group_norm", &mut rng, &ps, &none, &|b, p| b.group_norm(p[0], g, p[1], p[2], 1e-5));
+    gradcheck("group_norm", &mut rng, &ps, &none, &|b, p| {
+        b.group_norm(p[0], g, p[1], p[2], 1e-5)
+    });
 }
 
 #[test]
@@ -184,13 +368,24 @@ fn gradcheck_losses() {
     let mut rng = Rng::seed(fresh_seed("gradcheck_losses"));
     let (n, k) = (dims(&mut rng, 2, 6), dims(&mut rng, 2, 5));
     let logits = rand_param(&mut rng, "x", vec![n, k], -4.0, 4.0);
-    let onehot: Vec<f64> = (0..n * k).map(|_| if rng.uniform_f64() < 0.3 { 1.0 } else { 0.0 }).collect();
+    let onehot: Vec<f64> = (0..n * k)
+        .map(|_| if rng.uniform_f64() < 0.3 { 1.0 } else { 0.0 })
+        .collect();
     let mut feeds = BTreeMap::new();
-    feeds.insert("t".to_string(), HostTensor::f64(vec![n, k], onehot).unwrap());
+    feeds.insert(
+        "t".to_string(),
+        HostTensor::f64(vec![n, k], onehot).unwrap(),
+    );
     let mut labels: Vec<i32> = (0..n).map(|_| rng.below(k as u64) as i32).collect();
     labels[0] = -100;
-    feeds.insert("labels".to_string(), HostTensor::i32(vec![n], labels).unwrap());
-    feeds.insert("avg".to_string(), HostTensor::f64(vec![1], vec![3.5]).unwrap());
+    feeds.insert(
+        "labels".to_string(),
+        HostTensor::i32(vec![n], labels).unwrap(),
+    );
+    feeds.insert(
+        "avg".to_string(),
+        HostTensor::f64(vec![1], vec![3.5]).unwrap(),
+    );
     let ps = [logits];
     for (alpha, gamma) in [(0.25, 2.0), (-1.0, 1.5), (0.25, 0.0)] {
         gradcheck("sigmoid_focal_loss", &mut rng, &ps, &feeds, &|b, p| {
@@ -208,20 +403,34 @@ fn gradcheck_losses() {
             b.cross_entropy(p[0], l, -100, smoothing)
         });
     }
-    gradcheck("weight_reduce_loss avg_factor", &mut rng, &ps, &feeds, &|b, p| {
-        let t = b.graph().inputs["t"];
-        let l = b.bce_with_logits(p[0], t)?;
-        let w = b.graph().inputs["t"];
-        let avg = b.graph().inputs["avg"];
-        let wl = b.weight_reduce_loss(l, Some(w), Reduction::Mean, Some(avg))?;
-        b.reshape(wl, &[1])
-    });
+    gradcheck(
+        "weight_reduce_loss avg_factor",
+        &mut rng,
+        &ps,
+        &feeds,
+        &|b, p| {
+            let t = b.graph().inputs["t"];
+            let l = b.bce_with_logits(p[0], t)?;
+            let w = b.graph().inputs["t"];
+            let avg = b.graph().inputs["avg"];
+            let wl = b.weight_reduce_loss(l, Some(w), Reduction::Mean, Some(avg))?;
+            b.reshape(wl, &[1])
+        },
+    );
     let a = rand_param(&mut rng, "a", vec![n, 4], -2.0, 2.0);
     let t = rand_param(&mut rng, "t", vec![n, 4], -2.0, 2.0);
     let none = BTreeMap::new();
-    gradcheck("l1", &mut rng, &[a.clone(), t.clone()], &none, &|b, p| b.l1_loss(p[0], p[1]));
+    gradcheck("l1", &mut rng, &[a.clone(), t.clone()], &none, &|b, p| {
+        b.l1_loss(p[0], p[1])
+    });
     for beta in [1.0, 1.0 / 9.0] {
-        gradcheck("smooth_l1", &mut rng, &[a.clone(), t.clone()], &none, &|b, p| b.smooth_l1_loss(p[0], p[1], beta));
+        gradcheck(
+            "smooth_l1",
+            &mut rng,
+            &[a.clone(), t.clone()],
+            &none,
+            &|b, p| b.smooth_l1_loss(p[0], p[1], beta),
+        );
     }
     let boxes = |rng: &mut Rng| -> Vec<f64> {
         (0..n)
@@ -237,6 +446,12 @@ fn gradcheck_losses() {
     // CIoU treats its α as a constant (as torchvision does), so finite differences do not
     // apply to it; its gradient is checked against torchvision in `torchref`.
     for kind in [IouKind::GIoU, IouKind::DIoU] {
-        gradcheck("iou_loss", &mut rng, &[bp.clone(), bt.clone()], &none, &|b, p| b.iou_loss(p[0], p[1], kind, 1e-7));
+        gradcheck(
+            "iou_loss",
+            &mut rng,
+            &[bp.clone(), bt.clone()],
+            &none,
+            &|b, p| b.iou_loss(p[0], p[1], kind, 1e-7),
+        );
     }
 }

@@ -27,7 +27,11 @@ pub fn uniform(rng: &mut Rng, n: usize, lo: f64, hi: f64) -> Vec<f64> {
 }
 
 /// Runs `graph` once with `feeds`.
-pub fn run(graph: &Graph, store: &mut ParamStore, feeds: &BTreeMap<String, HostTensor>) -> RunOutputs {
+pub fn run(
+    graph: &Graph,
+    store: &mut ParamStore,
+    feeds: &BTreeMap<String, HostTensor>,
+) -> RunOutputs {
     let mut ex = Executor::new(graph.clone(), CpuBackend);
     ex.run(store, feeds).expect("graph runs")
 }

@@ -5,7 +5,10 @@
 use super::harness::{fresh_seed, uniform};
 use mmrun::backend::cpu::CpuBackend;
 use mmrun::graph::op::Conv2dAttrs;
-use mmrun::graph::{BnMode, DType, Executor, Graph, GraphBuilder, GraphError, HostTensor, Init, ParamStore, Reduction};
+use mmrun::graph::{
+    BnMode, DType, Executor, Graph, GraphBuilder, GraphError, HostTensor, Init, ParamStore,
+    Reduction,
+};
 use mmrun::util::rng::Rng;
 use std::collections::BTreeMap;
 
@@ -13,11 +16,34 @@ const N: usize = 2;
 const HW: usize = 16;
 const CLASSES: usize = 3;
 
-fn conv(b: &mut GraphBuilder, name: &str, x: mmrun::graph::NodeId, ci: usize, co: usize, k: usize, init_bias: Init) -> Result<mmrun::graph::NodeId, GraphError> {
-    let w = b.param(&format!("{name}.weight"), &[co, ci, k, k], Init::KaimingNormal { fan_out: true, a: 0.0 })?;
+fn conv(
+    b: &mut GraphBuilder,
+    name: &str,
+    x: mmrun::graph::NodeId,
+    ci: usize,
+    co: usize,
+    k: usize,
+    init_bias: Init,
+) -> Result<mmrun::graph::NodeId, GraphError> {
+    let w = b.param(
+        &format!("{name}.weight"),
+        &[co, ci, k, k],
+        Init::KaimingNormal {
+            fan_out: true,
+            a: 0.0,
+        },
+    )?;
     let bias = b.param(&format!("{name}.bias"), &[co], init_bias)?;
     let pad = k / 2;
-    b.conv2d(x, w, Some(bias), Conv2dAttrs { padding: [pad, pad], ..Default::default() })
+    b.conv2d(
+        x,
+        w,
+        Some(bias),
+        Conv2dAttrs {
+            padding: [pad, pad],
+            ..Default::default()
+        },
+    )
 }
 
 /// conv-bn-relu-maxpool-conv-gn-relu, then a classification head (focal loss) and a
@@ -69,8 +95,14 @@ fn network(mode: BnMode, with_loss: bool) -> Result<Graph, GraphError> {
 fn feeds(rng: &mut Rng) -> BTreeMap<String, HostTensor> {
     let a = N * (HW / 2) * (HW / 2);
     let mut f = BTreeMap::new();
-    let img: Vec<f32> = uniform(rng, N * 3 * HW * HW, -1.0, 1.0).into_iter().map(|v| v as f32).collect();
-    f.insert("img".into(), HostTensor::f32(vec![N, 3, HW, HW], img).unwrap());
+    let img: Vec<f32> = uniform(rng, N * 3 * HW * HW, -1.0, 1.0)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    f.insert(
+        "img".into(),
+        HostTensor::f32(vec![N, 3, HW, HW], img).unwrap(),
+    );
     let mut onehot = vec![0f32; a * CLASSES];
     let mut bw = vec![0f32; a * 4];
     let mut pos = 0;
@@ -81,11 +113,26 @@ fn feeds(rng: &mut Rng) -> BTreeMap<String, HostTensor> {
             pos += 1;
         }
     }
-    let bt: Vec<f32> = uniform(rng, a * 4, -1.0, 1.0).into_iter().map(|v| v as f32).collect();
-    f.insert("labels_onehot".into(), HostTensor::f32(vec![a, CLASSES], onehot).unwrap());
-    f.insert("bbox_targets".into(), HostTensor::f32(vec![a, 4], bt).unwrap());
-    f.insert("bbox_weights".into(), HostTensor::f32(vec![a, 4], bw).unwrap());
-    f.insert("avg_factor".into(), HostTensor::scalar(DType::F32, pos.max(1) as f64));
+    let bt: Vec<f32> = uniform(rng, a * 4, -1.0, 1.0)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    f.insert(
+        "labels_onehot".into(),
+        HostTensor::f32(vec![a, CLASSES], onehot).unwrap(),
+    );
+    f.insert(
+        "bbox_targets".into(),
+        HostTensor::f32(vec![a, 4], bt).unwrap(),
+    );
+    f.insert(
+        "bbox_weights".into(),
+        HostTensor::f32(vec![a, 4], bw).unwrap(),
+    );
+    f.insert(
+        "avg_factor".into(),
+        HostTensor::scalar(DType::F32, pos.max(1) as f64),
+    );
     f
 }
 
@@ -98,7 +145,11 @@ fn small_network_trains_and_plans_memory() {
     let mut ex = Executor::new(graph, CpuBackend);
     let plan = ex.plan().clone();
     eprintln!("{}", plan.summary());
-    assert!(plan.peak_bytes < plan.total_bytes, "reuse must lower the peak: {}", plan.summary());
+    assert!(
+        plan.peak_bytes < plan.total_bytes,
+        "reuse must lower the peak: {}",
+        plan.summary()
+    );
     let mut losses = Vec::new();
     for _ in 0..30 {
         let out = ex.run(&mut store, &feeds).unwrap();
@@ -114,14 +165,25 @@ fn small_network_trains_and_plans_memory() {
     }
     eprintln!("losses: {losses:?}");
     assert!(losses.iter().all(|l| l.is_finite()));
-    assert!(losses[29] < 0.7 * losses[0], "loss did not decrease: {losses:?}");
+    assert!(
+        losses[29] < 0.7 * losses[0],
+        "loss did not decrease: {losses:?}"
+    );
     // Train mode moved the BN running statistics away from their initial values.
-    assert!(store.f32("bn1.running_mean").unwrap().iter().any(|&v| v != 0.0));
+    assert!(
+        store
+            .f32("bn1.running_mean")
+            .unwrap()
+            .iter()
+            .any(|&v| v != 0.0)
+    );
     // The eval graph shares the store (same names, no running-stat updates).
     let eval = network(BnMode::Eval, false).unwrap();
     store.check(&eval).unwrap();
     let before = store.f32("bn1.running_var").unwrap().to_vec();
-    let out = Executor::new(eval, CpuBackend).run(&mut store, &feeds).unwrap();
+    let out = Executor::new(eval, CpuBackend)
+        .run(&mut store, &feeds)
+        .unwrap();
     assert_eq!(out.outputs["cls_score"].shape, vec![N * 64, CLASSES]);
     assert_eq!(store.f32("bn1.running_var").unwrap(), &before[..]);
 }
@@ -133,12 +195,24 @@ fn step_is_bit_identical_on_one_and_two_threads() {
     let seed = rng.next_u64();
     let feeds = feeds(&mut rng);
     let step = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
             let mut store = ParamStore::init(&graph, seed);
-            let out = Executor::new(graph.clone(), CpuBackend).run(&mut store, &feeds).unwrap();
-            let grads: Vec<Vec<f32>> = store.trainable_names().map(|n| store.grad_f32(n).unwrap().to_vec()).collect();
-            (out.scalar("loss").unwrap().to_bits(), grads, store.f32("bn1.running_var").unwrap().to_vec())
+            let out = Executor::new(graph.clone(), CpuBackend)
+                .run(&mut store, &feeds)
+                .unwrap();
+            let grads: Vec<Vec<f32>> = store
+                .trainable_names()
+                .map(|n| store.grad_f32(n).unwrap().to_vec())
+                .collect();
+            (
+                out.scalar("loss").unwrap().to_bits(),
+                grads,
+                store.f32("bn1.running_var").unwrap().to_vec(),
+            )
         })
     };
     let (a, b) = (step(1), step(2));
@@ -150,12 +224,23 @@ fn step_is_bit_identical_on_one_and_two_threads() {
 #[test]
 fn init_is_seeded_and_shared_params_accumulate() {
     let g = network(BnMode::Train { momentum: 0.1 }, true).unwrap();
-    let (a, b, c) = (ParamStore::init(&g, 7), ParamStore::init(&g, 7), ParamStore::init(&g, 8));
-    assert_eq!(a.f32("backbone.conv1.weight"), None, "scopes do not rename parameters");
+    let (a, b, c) = (
+        ParamStore::init(&g, 7),
+        ParamStore::init(&g, 7),
+        ParamStore::init(&g, 8),
+    );
+    assert_eq!(
+        a.f32("backbone.conv1.weight"),
+        None,
+        "scopes do not rename parameters"
+    );
     assert_eq!(a.f32("conv1.weight"), b.f32("conv1.weight"));
     assert_ne!(a.f32("conv1.weight"), c.f32("conv1.weight"));
     let bias = a.f32("cls.bias").unwrap()[0] as f64;
-    assert!((1.0 / (1.0 + (-bias).exp()) - 0.01).abs() < 1e-6, "prior-prob bias gives sigmoid 0.01");
+    assert!(
+        (1.0 / (1.0 + (-bias).exp()) - 0.01).abs() < 1e-6,
+        "prior-prob bias gives sigmoid 0.01"
+    );
     assert_eq!(a.num_trainable(), g.num_trainable());
     // A parameter used twice gets one gradient, the sum of both uses.
     let mut bl = GraphBuilder::new(DType::F64);
@@ -167,8 +252,13 @@ fn init_is_seeded_and_shared_params_accumulate() {
     bl.backward(s).unwrap();
     let gr = bl.finish();
     let mut st = ParamStore::init(&gr, 0);
-    Executor::new(gr, CpuBackend).run(&mut st, &BTreeMap::new()).unwrap();
-    assert_eq!(st.grad("shared").unwrap().as_f64().unwrap(), &[4.0, 4.0, 4.0]);
+    Executor::new(gr, CpuBackend)
+        .run(&mut st, &BTreeMap::new())
+        .unwrap();
+    assert_eq!(
+        st.grad("shared").unwrap().as_f64().unwrap(),
+        &[4.0, 4.0, 4.0]
+    );
 }
 
 #[test]
@@ -181,7 +271,10 @@ fn shape_errors_are_values_with_scope() {
     assert_eq!(err.op(), Some("conv2d"));
     assert_eq!(err.scope(), Some("neck.lateral_convs.0"));
     let msg = err.to_string();
-    assert!(msg.contains("[1,3,8,8]") && msg.contains("[4,5,3,3]"), "{msg}");
+    assert!(
+        msg.contains("[1,3,8,8]") && msg.contains("[4,5,3,3]"),
+        "{msg}"
+    );
     let y = b.input("y", &[2, 3], DType::F32).unwrap();
     assert!(b.add(x, y).is_err());
     assert!(b.reshape(y, &[7]).is_err());
@@ -193,8 +286,21 @@ fn text_dump_is_stable() {
     let mut b = GraphBuilder::new(DType::F32);
     let x = b.input("x", &[1, 2, 4, 4], DType::F32).unwrap();
     b.push_scope("stem");
-    let w = b.param("conv.weight", &[3, 2, 3, 3], Init::Constant(0.1)).unwrap();
-    let y = b.conv2d(x, w, None, Conv2dAttrs { stride: [2, 2], padding: [1, 1], ..Default::default() }).unwrap();
+    let w = b
+        .param("conv.weight", &[3, 2, 3, 3], Init::Constant(0.1))
+        .unwrap();
+    let y = b
+        .conv2d(
+            x,
+            w,
+            None,
+            Conv2dAttrs {
+                stride: [2, 2],
+                padding: [1, 1],
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let y = b.relu(y).unwrap();
     b.pop_scope();
     let s = b.sum_all(y).unwrap();

@@ -14,12 +14,17 @@ use std::path::PathBuf;
 fn load() -> Option<Value> {
     let dir = std::env::var("MMRUN_TORCHREF")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/oracles/torchref"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/oracles/torchref")
+        });
     let path = dir.join("torchref_f64.json");
     match std::fs::read_to_string(&path) {
         Ok(text) => Some(serde_json::from_str(&text).expect("torchref json parses")),
         Err(e) => {
-            eprintln!("skipping torchref: cannot read {} ({e}); set MMRUN_TORCHREF", path.display());
+            eprintln!(
+                "skipping torchref: cannot read {} ({e}); set MMRUN_TORCHREF",
+                path.display()
+            );
             None
         }
     }
@@ -27,26 +32,49 @@ fn load() -> Option<Value> {
 
 /// `{shape, dtype, data}` → shape and f64 values.
 fn arr(v: &Value) -> (Vec<usize>, Vec<f64>) {
-    let shape = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-    let data = v["data"].as_array().unwrap().iter().map(|d| d.as_f64().unwrap()).collect();
+    let shape = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_f64().unwrap())
+        .collect();
     (shape, data)
 }
 
 /// How a case's loss is built from its inputs.
-type LossFn = Box<dyn Fn(&mut GraphBuilder, &BTreeMap<String, NodeId>) -> Result<NodeId, GraphError>>;
+type LossFn =
+    Box<dyn Fn(&mut GraphBuilder, &BTreeMap<String, NodeId>) -> Result<NodeId, GraphError>>;
 
 fn case_spec(name: &str, params: &Value) -> Option<(Vec<&'static str>, Vec<&'static str>, LossFn)> {
     let p = |k: &str| params[k].as_f64().unwrap();
     Some(match name {
         n if n.starts_with("sigmoid_focal_loss") => {
             let (a, g) = (p("alpha"), p("gamma"));
-            (vec!["inputs"], vec!["targets"], Box::new(move |b, m| b.sigmoid_focal_loss(m["inputs"], m["targets"], a, g)))
+            (
+                vec!["inputs"],
+                vec!["targets"],
+                Box::new(move |b, m| b.sigmoid_focal_loss(m["inputs"], m["targets"], a, g)),
+            )
         }
         n if n.starts_with("smooth_l1") => {
             let beta = p("beta");
-            (vec!["input", "target"], vec![], Box::new(move |b, m| b.smooth_l1_loss(m["input"], m["target"], beta)))
+            (
+                vec!["input", "target"],
+                vec![],
+                Box::new(move |b, m| b.smooth_l1_loss(m["input"], m["target"], beta)),
+            )
         }
-        "l1" => (vec!["input", "target"], vec![], Box::new(|b, m| b.l1_loss(m["input"], m["target"]))),
+        "l1" => (
+            vec!["input", "target"],
+            vec![],
+            Box::new(|b, m| b.l1_loss(m["input"], m["target"])),
+        ),
         "generalized_box_iou_loss" | "distance_box_iou_loss" | "complete_box_iou_loss" => {
             let kind = match name {
                 "generalized_box_iou_loss" => IouKind::GIoU,
@@ -54,14 +82,32 @@ fn case_spec(name: &str, params: &Value) -> Option<(Vec<&'static str>, Vec<&'sta
                 _ => IouKind::CIoU,
             };
             let eps = p("eps");
-            (vec!["boxes1", "boxes2"], vec![], Box::new(move |b, m| b.iou_loss(m["boxes1"], m["boxes2"], kind, eps)))
+            (
+                vec!["boxes1", "boxes2"],
+                vec![],
+                Box::new(move |b, m| b.iou_loss(m["boxes1"], m["boxes2"], kind, eps)),
+            )
         }
         n if n.starts_with("cross_entropy") => {
-            let ls = params.get("label_smoothing").and_then(|v| v.as_f64()).unwrap_or(0.0);
-            let ii = params.get("ignore_index").and_then(|v| v.as_i64()).unwrap_or(-100);
-            (vec!["input"], vec!["target"], Box::new(move |b, m| b.cross_entropy(m["input"], m["target"], ii, ls)))
+            let ls = params
+                .get("label_smoothing")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0);
+            let ii = params
+                .get("ignore_index")
+                .and_then(|v| v.as_i64())
+                .unwrap_or(-100);
+            (
+                vec!["input"],
+                vec!["target"],
+                Box::new(move |b, m| b.cross_entropy(m["input"], m["target"], ii, ls)),
+            )
         }
-        "bce_with_logits" => (vec!["input"], vec!["target"], Box::new(|b, m| b.bce_with_logits(m["input"], m["target"]))),
+        "bce_with_logits" => (
+            vec!["input"],
+            vec!["target"],
+            Box::new(|b, m| b.bce_with_logits(m["input"], m["target"])),
+        ),
         _ => return None,
     })
 }
@@ -81,18 +127,26 @@ fn check(name: &str, what: &str, got: &[f64], want: &[f64], dtype: DType, worst:
         let tol = if dtype == DType::F64 { 1e-10 } else { 1e-5 };
         let err = (g - w).abs() / w.abs().max(1.0);
         *worst = worst.max(err);
-        assert!(err <= tol, "{name} {what} [{i}] ({dtype}): got {g}, torch {w}, error {err:e}");
+        assert!(
+            err <= tol,
+            "{name} {what} [{i}] ({dtype}): got {g}, torch {w}, error {err:e}"
+        );
     }
 }
 
 fn run_case(name: &str, case: &Value, dtype: DType) -> f64 {
-    let (diff, fixed, loss_fn) = case_spec(name, &case["params"]).unwrap_or_else(|| panic!("torchref case `{name}` is not covered"));
+    let (diff, fixed, loss_fn) = case_spec(name, &case["params"])
+        .unwrap_or_else(|| panic!("torchref case `{name}` is not covered"));
     let sfx = if dtype == DType::F64 { "" } else { "_f32" };
     let inputs = &case["inputs"];
     // torch's mean over a cross-entropy with ignored rows divides by the rows kept.
     let ignore = case["params"].get("ignore_index").and_then(|v| v.as_i64());
     let mean_count = match (ignore, fixed.first()) {
-        (Some(ii), Some(t)) => arr(&inputs[*t]).1.iter().filter(|&&v| v as i64 != ii).count(),
+        (Some(ii), Some(t)) => arr(&inputs[*t])
+            .1
+            .iter()
+            .filter(|&&v| v as i64 != ii)
+            .count(),
         _ => arr(&case["outputs"]["loss_none"]).1.len(),
     };
     let mut worst: f64 = 0.0;
@@ -127,7 +181,10 @@ fn run_case(name: &str, case: &Value, dtype: DType) -> f64 {
             Objective::WeightedNone => {
                 let (gs, gd) = arr(&inputs["grad_out"]);
                 let w = b.input("grad_out", &gs, dtype).unwrap();
-                feeds.insert("grad_out".into(), HostTensor::f64(gs, gd).unwrap().cast(dtype));
+                feeds.insert(
+                    "grad_out".into(),
+                    HostTensor::f64(gs, gd).unwrap().cast(dtype),
+                );
                 let wl = b.mul(loss, w).unwrap();
                 b.sum_all(wl).unwrap()
             }
@@ -144,7 +201,14 @@ fn run_case(name: &str, case: &Value, dtype: DType) -> f64 {
         if obj == Objective::WeightedNone {
             for red in ["none", "mean", "sum"] {
                 let want = arr(&case[format!("outputs{sfx}")][format!("loss_{red}")]).1;
-                check(name, &format!("loss_{red}"), &out.outputs[red].to_f64_vec(), &want, dtype, &mut worst);
+                check(
+                    name,
+                    &format!("loss_{red}"),
+                    &out.outputs[red].to_f64_vec(),
+                    &want,
+                    dtype,
+                    &mut worst,
+                );
             }
         }
         let tag = match obj {
@@ -154,7 +218,14 @@ fn run_case(name: &str, case: &Value, dtype: DType) -> f64 {
         };
         for k in &diff {
             let want = arr(&case[format!("grads{sfx}")][format!("d_{k}__{tag}")]).1;
-            check(name, &format!("d_{k}__{tag}"), &store.grad(k).unwrap().to_f64_vec(), &want, dtype, &mut worst);
+            check(
+                name,
+                &format!("d_{k}__{tag}"),
+                &store.grad(k).unwrap().to_f64_vec(),
+                &want,
+                dtype,
+                &mut worst,
+            );
         }
     }
     worst

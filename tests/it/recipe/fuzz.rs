@@ -1,0 +1,49 @@
+//! Random and mutated inputs never panic: they give a recipe or diagnostics with valid spans.
+
+use mmrun::recipe::{self, CheckOptions};
+use proptest::prelude::*;
+
+const SEED: &str = include_str!("../../../pipelines/quickstart.recipe");
+
+fn check_text(text: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("r.recipe");
+    std::fs::write(&p, text).unwrap();
+    let opts = CheckOptions {
+        no_fs: true,
+        ..CheckOptions::default()
+    };
+    let out = recipe::check(&p, &[], &opts);
+    assert!(out.recipe.is_some() || out.diagnostics.has_errors());
+    for d in out.diagnostics.iter() {
+        for l in &d.labels {
+            let f = out.files.get(l.loc.file).expect("label names a file");
+            assert!(l.loc.start <= l.loc.end && l.loc.end <= f.text.len());
+            assert!(f.text.is_char_boundary(l.loc.start) && f.text.is_char_boundary(l.loc.end));
+        }
+        let _ = recipe::render::render(d, &out.files, Default::default());
+    }
+    if let Ok(once) = mmrun::syntax::fmt::format(text) {
+        assert_eq!(
+            mmrun::syntax::fmt::format(&once).ok().as_deref(),
+            Some(once.as_str())
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_text_never_panics(s in "[a-z_ ={}\\[\\],.:\"$0-9\\n/]{0,80}") {
+        check_text(&s);
+    }
+
+    #[test]
+    fn mutated_recipes_never_panic(pos in 0usize..2000, len in 0usize..8, ins in "[a-z{}\\[\\]=,.\" 0-9$]{0,6}") {
+        let start = SEED.char_indices().map(|(i, _)| i).find(|&i| i >= pos % SEED.len()).unwrap_or(0);
+        let end = SEED[start..].char_indices().map(|(i, _)| start + i).nth(len).unwrap_or(SEED.len());
+        let text = format!("{}{}{}", &SEED[..start], ins, &SEED[end..]);
+        check_text(&text);
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the `recipe` area: UI cases (`tests/ui`), merge semantics, pipelines,
+//! formatting and a property test that no input panics.
+
+mod cli;
+mod fmt;
+mod fuzz;
+mod merge;
+mod pipelines;
+mod ui;
