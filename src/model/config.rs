@@ -117,7 +117,11 @@ fn default_strides() -> Vec<usize> {
     vec![1, 2, 2, 2]
 }
 fn default_bn() -> Option<NormConfig> {
-    Some(NormConfig::BatchNorm { requires_grad: true, eps: bn_eps(), momentum: bn_momentum() })
+    Some(NormConfig::BatchNorm {
+        requires_grad: true,
+        eps: bn_eps(),
+        momentum: bn_momentum(),
+    })
 }
 
 /// Where the stride-2 conv of a bottleneck sits: `pytorch` on the 3×3, `caffe` on the first 1×1.
@@ -300,7 +304,10 @@ impl LossConfig {
 
     /// Whether the loss compares decoded boxes (IoU family) rather than encoded targets.
     pub fn on_decoded_boxes(&self) -> bool {
-        matches!(self, LossConfig::GiouLoss { .. } | LossConfig::IouLoss { .. })
+        matches!(
+            self,
+            LossConfig::GiouLoss { .. } | LossConfig::IouLoss { .. }
+        )
     }
 }
 
@@ -410,8 +417,22 @@ impl FcosHeadConfig {
     /// Regress ranges with mmdetection's default; `INF` (1e8) stays a finite large number.
     pub fn regress_ranges(&self) -> Vec<[f64; 2]> {
         match &self.regress_ranges {
-            Some(r) => r.iter().map(|p| [p.first().copied().unwrap_or(-1) as f64, p.get(1).copied().unwrap_or(100_000_000) as f64]).collect(),
-            None => vec![[-1.0, 64.0], [64.0, 128.0], [128.0, 256.0], [256.0, 512.0], [512.0, 1e8]],
+            Some(r) => r
+                .iter()
+                .map(|p| {
+                    [
+                        p.first().copied().unwrap_or(-1) as f64,
+                        p.get(1).copied().unwrap_or(100_000_000) as f64,
+                    ]
+                })
+                .collect(),
+            None => vec![
+                [-1.0, 64.0],
+                [64.0, 128.0],
+                [128.0, 256.0],
+                [256.0, 512.0],
+                [512.0, 1e8],
+            ],
         }
     }
 }
@@ -428,6 +449,9 @@ pub struct ConfigError {
 impl DetectorConfig {
     /// Deserialize the `model` section of a checked recipe's config tree.
     pub fn from_value(v: &serde_json::Value) -> Result<Self, ConfigError> {
-        serde_json::from_value(v.clone()).map_err(|e| ConfigError { path: String::new(), msg: e.to_string() })
+        serde_json::from_value(v.clone()).map_err(|e| ConfigError {
+            path: String::new(),
+            msg: e.to_string(),
+        })
     }
 }

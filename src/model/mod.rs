@@ -11,6 +11,7 @@ pub mod anchor;
 pub mod assign;
 pub mod boxes;
 pub mod config;
+pub mod net;
 pub mod postprocess;
 pub mod target;
 pub mod weights;

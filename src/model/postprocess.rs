@@ -242,3 +242,95 @@ pub fn to_coco(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logit(p: f32) -> f32 {
+        (p / (1.0 - p)).ln()
+    }
+
+    fn cfg(nms_pre: i64, max_per_img: usize) -> TestConfig {
+        TestConfig {
+            nms_pre,
+            min_bbox_size: 0.0,
+            score_thr: 0.05,
+            nms: NmsConfig {
+                kind: "nms".into(),
+                iou_threshold: 0.5,
+            },
+            max_per_img,
+        }
+    }
+
+    /// One level of 1×2 locations, one anchor each, two classes; zero deltas decode to the
+    /// anchors themselves.
+    #[test]
+    fn threshold_topk_nms_and_rescale() {
+        let anchors = vec![vec![[0.0, 0.0, 10.0, 10.0], [1.0, 0.0, 11.0, 10.0]]];
+        let coder = DeltaXYWHBBoxCoder::default();
+        // channel-first [A·C=2, h=1, w=2]: class 0 at both locations, then class 1.
+        let cls = [logit(0.9), logit(0.8), logit(0.04), logit(0.7)];
+        let reg = [0.0f32; 8];
+        let lv = [LevelOutput {
+            cls: &cls,
+            reg: &reg,
+            centerness: None,
+            h: 1,
+            w: 2,
+        }];
+        let dec = Decoder::Delta {
+            anchors: &anchors,
+            coder: &coder,
+        };
+        let d = postprocess(&lv, &dec, 2, &cfg(1000, 100), (20, 20), [2.0; 4], true).unwrap();
+        // class 0: the two boxes overlap (IoU 9/11 > 0.5) so 0.8 goes; class 1 keeps 0.7;
+        // 0.04 is under score_thr.
+        assert_eq!(d.labels, vec![0, 1]);
+        assert!((d.scores[0] - 0.9).abs() < 1e-6 && (d.scores[1] - 0.7).abs() < 1e-6);
+        assert_eq!(d.bboxes[0], [0.0, 0.0, 5.0, 5.0]);
+        assert_eq!(d.bboxes[1], [0.5, 0.0, 5.5, 5.0]);
+        // nms_pre keeps the best (prior, class) pair of the level only.
+        let d = postprocess(&lv, &dec, 2, &cfg(1, 100), (20, 20), [1.0; 4], false).unwrap();
+        assert_eq!((d.labels.clone(), d.scores.len()), (vec![0], 1));
+        let d = postprocess(&lv, &dec, 2, &cfg(1000, 1), (20, 20), [1.0; 4], false).unwrap();
+        assert_eq!(d.scores.len(), 1);
+        let coco = to_coco(&d, 7, &[3, 5]).unwrap();
+        assert_eq!(coco[0].bbox, [0.0, 0.0, 10.0, 10.0]);
+        assert_eq!((coco[0].image_id, coco[0].category_id), (7, 3));
+        assert!(to_coco(&d, 7, &[]).is_err());
+    }
+
+    #[test]
+    fn centerness_multiplies_after_threshold_and_shapes_are_checked() {
+        let points = vec![vec![[5.0f32, 5.0]]];
+        let coder = DistancePointBBoxCoder::default();
+        let cls = [logit(0.5)];
+        let reg = [1.0f32, 2.0, 3.0, 4.0];
+        let ctr = [0.0f32]; // sigmoid 0.5
+        let lv = [LevelOutput {
+            cls: &cls,
+            reg: &reg,
+            centerness: Some(&ctr),
+            h: 1,
+            w: 1,
+        }];
+        let dec = Decoder::Distance {
+            points: &points,
+            coder: &coder,
+            scale: &[2.0],
+        };
+        let d = postprocess(&lv, &dec, 1, &cfg(1000, 100), (100, 100), [1.0; 4], false).unwrap();
+        assert!((d.scores[0] - 0.25).abs() < 1e-6);
+        assert_eq!(d.bboxes[0], [3.0, 1.0, 11.0, 13.0]);
+        let bad = [LevelOutput {
+            cls: &cls,
+            reg: &reg[..3],
+            centerness: None,
+            h: 1,
+            w: 1,
+        }];
+        assert!(postprocess(&bad, &dec, 1, &cfg(1000, 100), (100, 100), [1.0; 4], false).is_err());
+    }
+}

@@ -143,6 +143,39 @@ impl TargetBuilder {
     pub fn into_fn(self) -> TargetFn {
         Arc::new(move |gt, meta| self.targets(gt, meta))
     }
+
+    /// This builder as `crate::data::TargetFn`: the loader's worker threads call it on each
+    /// transformed sample, whose `meta.batch_input_shape` is the batch's shape bucket.
+    pub fn into_data_fn(self) -> crate::data::TargetFn<DenseTargets> {
+        Arc::new(move |s: &crate::data::Sample| {
+            let gt = ImageGt {
+                bboxes: s.boxes.clone(),
+                labels: s.labels.iter().map(|&l| l as usize).collect(),
+                bboxes_ignore: s.ignored.clone(),
+            };
+            let meta = ImageMeta {
+                img_shape: (s.meta.img_shape[0], s.meta.img_shape[1]),
+                pad_shape: (s.meta.pad_shape[0], s.meta.pad_shape[1]),
+                batch_shape: (s.meta.batch_input_shape[0], s.meta.batch_input_shape[1]),
+            };
+            if let Some(&l) = gt.labels.iter().find(|&&l| l >= self.num_classes()) {
+                return Err(format!(
+                    "label {l} is not below num_classes = {}",
+                    self.num_classes()
+                )
+                .into());
+            }
+            self.targets(&gt, &meta).map_err(|e| e.into())
+        })
+    }
+
+    /// Number of classes the targets are built for.
+    pub fn num_classes(&self) -> usize {
+        match self {
+            TargetBuilder::Anchor(c) => c.num_classes,
+            TargetBuilder::Point(c) => c.num_classes,
+        }
+    }
 }
 
 fn anchor_targets(
@@ -196,4 +229,73 @@ fn anchor_targets(
         }
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::anchor::{AnchorGeneratorConfig, Stride};
+    use crate::model::assign::{MaxIouAssigner, NegIouThr};
+
+    #[test]
+    fn featmap_side_halves_with_ceil() {
+        assert_eq!(featmap_side(800, 8.0), 100);
+        assert_eq!(featmap_side(1344, 128.0), 11);
+        assert_eq!(featmap_side(1333, 1.0), 1333);
+    }
+
+    /// One level, one 8×8 square anchor per 8-pixel cell on a 16×16 input.
+    #[test]
+    fn anchor_targets_follow_the_assignment() {
+        let anchor_generator = AnchorGenerator::new(&AnchorGeneratorConfig {
+            strides: vec![Stride::Square(8.0)],
+            ratios: vec![1.0],
+            scales: Some(vec![1.0]),
+            base_sizes: None,
+            scale_major: true,
+            octave_base_scale: None,
+            scales_per_octave: None,
+            center_offset: 0.5,
+        })
+        .unwrap();
+        let assigner = AssignerConfig::MaxIou(MaxIouAssigner {
+            pos_iou_thr: 0.5,
+            neg_iou_thr: NegIouThr::Below(0.3),
+            min_pos_iou: 0.0,
+            gt_max_assign_all: true,
+            ignore_iof_thr: -1.0,
+            ignore_wrt_candidates: true,
+            match_low_quality: false,
+            gpu_assign_thr: -1.0,
+        });
+        let tb = TargetBuilder::Anchor(Arc::new(AnchorTargetConfig {
+            num_classes: 4,
+            anchor_generator,
+            assigner,
+            bbox_coder: DeltaXYWHBBoxCoder::default(),
+            allowed_border: -1.0,
+            pos_weight: -1.0,
+            reg_decoded_bbox: false,
+        }));
+        // Anchors: [0,0,8,8], [8,0,16,8], [0,8,8,16], [8,8,16,16].
+        let gt = ImageGt {
+            bboxes: vec![[1.0, 0.0, 9.0, 8.0]],
+            labels: vec![2],
+            bboxes_ignore: vec![],
+        };
+        // The image's own padded shape covers only the top row of cells.
+        let meta = ImageMeta {
+            img_shape: (8, 16),
+            pad_shape: (8, 16),
+            batch_shape: (16, 16),
+        };
+        let t = tb.into_fn()(&gt, &meta).unwrap();
+        assert_eq!(t.labels, vec![2, 4, 4, 4]);
+        assert_eq!(t.num_pos, 1);
+        // Anchor 1 has IoU 1/15 (negative); the bottom row is outside pad_shape (ignored).
+        assert_eq!(t.label_weights, vec![1.0, 1.0, 0.0, 0.0]);
+        assert_eq!(t.bbox_weights, vec![1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(t.bbox_targets[0], [1.0 / 8.0, 0.0, 0.0, 0.0]);
+        assert_eq!(t.one_hot(4)[..4], [0.0, 0.0, 1.0, 0.0]);
+    }
 }

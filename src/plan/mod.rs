@@ -1,1 +1,210 @@
-//! Validated recipe → execution plan: static shapes per bucket, memory plan, stable text dump.
+//! Validated recipe → execution plan: the detector's train and eval graphs at a static batch
+//! shape, parameter counts per part, feature-map sizes, priors, and the planned memory of a
+//! training step (core's liveness/buffer-reuse plan), printed as a stable text dump.
+//!
+//! It builds graphs but runs nothing.
+
+use crate::graph::{DType, Graph, MemoryPlan};
+use crate::model::config::DetectorConfig;
+use crate::model::net::{Detector, GraphMode};
+use crate::recipe::CheckedRecipe;
+use std::fmt::Write;
+
+/// Shape of the planned step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanShape {
+    pub batch: usize,
+    /// `(height, width)` of the padded batch input.
+    pub hw: (usize, usize),
+}
+
+/// The plan of one recipe.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub detector: String,
+    pub shape: PlanShape,
+    /// `(part, parameters, trainable)` for `backbone`, `neck`, `bbox_head`.
+    pub parts: Vec<(String, usize, usize)>,
+    pub num_params: usize,
+    pub num_trainable: usize,
+    pub buffers: usize,
+    pub featmap_sizes: Vec<(usize, usize)>,
+    pub num_priors: usize,
+    pub train_nodes: usize,
+    pub train_memory: MemoryPlan,
+    pub eval_memory: MemoryPlan,
+}
+
+/// Why a plan could not be made (a message naming the config path).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PlanError(pub String);
+
+/// The batch shape the recipe implies: `data.samples_per_gpu` images of the largest training
+/// resize scale (`[long, short]` → landscape `short × long`), padded to the pipeline's
+/// `size_divisor`. Falls back to 2 × 800×1333 (mmdetection's COCO default).
+pub fn default_shape(r: &CheckedRecipe) -> PlanShape {
+    let batch = r
+        .get("data.samples_per_gpu")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(2) as usize;
+    let mut hw = (800usize, 1333usize);
+    let mut div = 1usize;
+    if let Some(stages) = r.get("data.train.pipeline").and_then(|v| v.as_array()) {
+        for s in stages {
+            match s.get("type").and_then(|t| t.as_str()) {
+                Some("resize") => {
+                    if let Some([a, b]) = s
+                        .get("img_scale")
+                        .and_then(|v| v.as_array())
+                        .map(|v| v.as_slice())
+                        && let (Some(a), Some(b)) = (a.as_u64(), b.as_u64())
+                    {
+                        hw = (a.min(b) as usize, a.max(b) as usize);
+                    }
+                }
+                Some("pad") => {
+                    if let Some(d) = s.get("size_divisor").and_then(|v| v.as_u64()) {
+                        div = d.max(1) as usize;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    PlanShape {
+        batch,
+        hw: (hw.0.div_ceil(div) * div, hw.1.div_ceil(div) * div),
+    }
+}
+
+fn count(g: &Graph, prefix: &str) -> (usize, usize) {
+    let mut all = 0;
+    let mut tr = 0;
+    for (k, s) in &g.params {
+        if k.starts_with(prefix) && !s.buffer {
+            let n: usize = s.shape.iter().product();
+            all += n;
+            if s.trainable {
+                tr += n;
+            }
+        }
+    }
+    (all, tr)
+}
+
+/// Plan a checked recipe at `shape` (or the recipe's own, see [`default_shape`]).
+pub fn plan(r: &CheckedRecipe, shape: Option<PlanShape>) -> Result<Plan, PlanError> {
+    let model = r
+        .get("model")
+        .ok_or_else(|| PlanError("the recipe has no `model` section".into()))?;
+    let cfg = DetectorConfig::from_value(model).map_err(|e| PlanError(e.to_string()))?;
+    let detector = match &cfg {
+        DetectorConfig::Retinanet(_) => "retinanet",
+        DetectorConfig::Fcos(_) => "fcos",
+    }
+    .to_string();
+    let det = Detector::new(cfg).map_err(|e| PlanError(e.to_string()))?;
+    let shape = shape.unwrap_or_else(|| default_shape(r));
+    let err = |e: crate::graph::GraphError| PlanError(format!("model: {e}"));
+    let train = det
+        .build(GraphMode::Train, shape.batch, shape.hw, DType::F32)
+        .map_err(err)?;
+    let eval = det
+        .build(GraphMode::Eval, shape.batch, shape.hw, DType::F32)
+        .map_err(err)?;
+    let g = &train.graph;
+    let parts = ["backbone", "neck", "bbox_head"]
+        .iter()
+        .map(|p| {
+            let (a, t) = count(g, &format!("{p}."));
+            (p.to_string(), a, t)
+        })
+        .collect();
+    let buffers = g
+        .params
+        .values()
+        .filter(|s| s.buffer)
+        .map(|s| s.shape.iter().product::<usize>())
+        .sum();
+    Ok(Plan {
+        detector,
+        shape,
+        parts,
+        num_params: g.num_params(),
+        num_trainable: g.num_trainable(),
+        buffers,
+        featmap_sizes: train.featmap_sizes.clone(),
+        num_priors: train.num_priors,
+        train_nodes: g.nodes.len(),
+        train_memory: MemoryPlan::new(g),
+        eval_memory: MemoryPlan::new(&eval.graph),
+    })
+}
+
+/// `37968692` → `37,968,692`.
+pub fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn mib(b: usize) -> String {
+    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+}
+
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = String::new();
+        let (h, w) = self.shape.hw;
+        let _ = writeln!(s, "detector: {}", self.detector);
+        let _ = writeln!(s, "batch: {} x 3 x {h} x {w}", self.shape.batch);
+        let _ = writeln!(
+            s,
+            "parameters: {} ({} trainable)",
+            thousands(self.num_params),
+            thousands(self.num_trainable)
+        );
+        for (p, a, t) in &self.parts {
+            let _ = writeln!(
+                s,
+                "  {p:<10} {:>12} ({} trainable)",
+                thousands(*a),
+                thousands(*t)
+            );
+        }
+        let _ = writeln!(s, "buffers: {}", thousands(self.buffers));
+        let sizes: Vec<String> = self
+            .featmap_sizes
+            .iter()
+            .map(|(y, x)| format!("{y}x{x}"))
+            .collect();
+        let _ = writeln!(s, "levels: {}", sizes.join(" "));
+        let _ = writeln!(s, "priors per image: {}", thousands(self.num_priors));
+        let _ = writeln!(s, "train graph: {} nodes", self.train_nodes);
+        let m = &self.train_memory;
+        let _ = writeln!(
+            s,
+            "train step memory: {} planned peak of intermediates ({} without reuse) + {} params and feeds = {} (optimizer state not included)",
+            mib(m.peak_bytes),
+            mib(m.total_bytes),
+            mib(m.external_bytes),
+            mib(m.peak_bytes + m.external_bytes)
+        );
+        let e = &self.eval_memory;
+        let _ = writeln!(
+            s,
+            "eval forward memory: {} planned peak + {} params and feeds = {}",
+            mib(e.peak_bytes),
+            mib(e.external_bytes),
+            mib(e.peak_bytes + e.external_bytes)
+        );
+        f.write_str(&s)
+    }
+}

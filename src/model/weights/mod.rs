@@ -218,3 +218,37 @@ pub fn match_state_dict(
     }
     Ok((out, report))
 }
+
+/// Load a weights file into a parameter store for `graph`: keys mapped by `map`, matched
+/// against the graph's parameters and buffers (BN running statistics included), values cast to
+/// the store's dtype. Returns what was loaded and what was not (an error in strict mode).
+pub fn load_into_store(
+    path: &Path,
+    store: &mut crate::graph::ParamStore,
+    graph: &crate::graph::Graph,
+    map: &KeyMap,
+    strict: bool,
+) -> Result<LoadReport, WeightsError> {
+    let p = path.display().to_string();
+    let file = load_weights(path)?;
+    let expected: BTreeMap<String, Vec<usize>> = graph
+        .params
+        .iter()
+        .map(|(k, s)| (k.clone(), s.shape.clone()))
+        .collect();
+    let (tensors, report) = match_state_dict(&p, file, &expected, map, strict)?;
+    for (name, t) in tensors {
+        let dtype = graph.params[&name].dtype;
+        let v = crate::graph::HostTensor::f32(t.shape, t.data)
+            .map_err(|msg| WeightsError::Format {
+                path: p.clone(),
+                msg: format!("{name}: {msg}"),
+            })?
+            .cast(dtype);
+        store.set(&name, &v).map_err(|msg| WeightsError::Format {
+            path: p.clone(),
+            msg: format!("{name}: {msg}"),
+        })?;
+    }
+    Ok(report)
+}

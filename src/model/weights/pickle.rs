@@ -427,7 +427,7 @@ pub fn load(buf: &[u8]) -> Result<Value, PickleError> {
 }
 
 fn pairs(items: Vec<Value>, r: &Reader<'_>) -> Result<Vec<(Value, Value)>, PickleError> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return r.bad("odd number of dict items");
     }
     let mut it = items.into_iter();

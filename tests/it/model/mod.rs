@@ -2,7 +2,9 @@
 //! cases), anchors and assignment against mmdetection's formulas, post-processing, weights.
 
 mod anchors_assign;
+mod config;
+mod detector;
+mod plan;
 mod py;
 mod torchref_ops;
 mod weights;
-mod config;

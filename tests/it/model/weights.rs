@@ -169,3 +169,90 @@ fn safetensors_and_by_extension() {
         "{e}"
     );
 }
+
+const R18_FORWARD: &str = r#"
+import json, sys, os, torch, torchvision
+c = json.load(sys.stdin)
+torch.manual_seed(1)
+m = torchvision.models.resnet18(weights=None)
+# Non-trivial BN statistics and affine terms, so loading them matters.
+for mod in m.modules():
+    if isinstance(mod, torch.nn.BatchNorm2d):
+        mod.running_mean.uniform_(-0.2, 0.2); mod.running_var.uniform_(0.5, 1.5)
+        mod.weight.data.uniform_(0.5, 1.5); mod.bias.data.uniform_(-0.2, 0.2)
+m.eval()
+torch.save(m.state_dict(), os.path.join(c["dir"], "r18.pth"))
+x = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(2)) * 2 - 1
+outs = []
+with torch.no_grad():
+    y = m.maxpool(m.relu(m.bn1(m.conv1(x))))
+    for layer in (m.layer1, m.layer2, m.layer3, m.layer4):
+        y = layer(y); outs.append(y.flatten().tolist())
+print(json.dumps({"x": x.flatten().tolist(), "outs": outs}))
+"#;
+
+#[test]
+fn torchvision_resnet18_weights_give_torchvisions_outputs() {
+    use mmrun::backend::cpu::CpuBackend;
+    use mmrun::graph::{DType, Executor, GraphBuilder, HostTensor, ParamStore};
+    use mmrun::model::config::ResNetConfig;
+    use mmrun::model::net::{Layers, build_resnet};
+    let dir = tempfile::tempdir().unwrap();
+    let Some(o) = py::run(
+        &["torch", "torchvision"],
+        R18_FORWARD,
+        &json!({"dir": dir.path()}),
+    ) else {
+        return;
+    };
+    let cfg: ResNetConfig = serde_json::from_value(json!({"depth": 18})).unwrap();
+    let mut b = GraphBuilder::new(DType::F32);
+    let x = b.input("img", &[1, 3, 64, 96], DType::F32).unwrap();
+    let outs = build_resnet(
+        &mut Layers {
+            b: &mut b,
+            train: false,
+        },
+        &cfg,
+        x,
+    )
+    .unwrap();
+    for (i, &y) in outs.iter().enumerate() {
+        b.output(&format!("c{}", i + 2), y).unwrap();
+    }
+    let graph = b.finish();
+    let mut store = ParamStore::init(&graph, 0);
+    let report = weights::load_into_store(
+        &dir.path().join("r18.pth"),
+        &mut store,
+        &graph,
+        &KeyMap::torchvision_resnet(),
+        false,
+    )
+    .unwrap();
+    assert!(report.missing.is_empty(), "{report}");
+    assert_eq!(
+        report.unexpected,
+        vec!["backbone.fc.bias", "backbone.fc.weight"]
+    );
+    let img: Vec<f32> = py::f64s(&o["x"]).into_iter().map(|v| v as f32).collect();
+    let mut feeds = BTreeMap::new();
+    feeds.insert(
+        "img".to_string(),
+        HostTensor::f32(vec![1, 3, 64, 96], img).unwrap(),
+    );
+    let got = Executor::new(graph, CpuBackend)
+        .run(&mut store, &feeds)
+        .unwrap();
+    for i in 0..4 {
+        let want = py::f64s(&o["outs"][i]);
+        let g = got.outputs[&format!("c{}", i + 2)].as_f32().unwrap();
+        assert_eq!(g.len(), want.len(), "stage {i}");
+        let worst = g
+            .iter()
+            .zip(&want)
+            .map(|(&a, &b)| (a as f64 - b).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-4, "stage {i}: max abs difference {worst}");
+    }
+}

@@ -1,0 +1,696 @@
+//! Whole detectors: config → validated [`Detector`] → train graph (forward, mmdetection's
+//! losses with `avg_factor`, backward) or eval graph (raw per-level head outputs for
+//! [`crate::model::postprocess`]), plus the feeds a batch of [`DenseTargets`] becomes.
+
+use super::fcos_head::build_fcos_head;
+use super::fpn::{build_fpn, end_level};
+use super::layers::Layers;
+use super::resnet::{build_resnet, stage_channels};
+use super::retina_head::build_retina_head;
+use crate::graph::op::IouKind;
+use crate::graph::{
+    DType, Graph, GraphBuilder, GraphError, HostTensor, NodeId, Reduction as GReduction,
+};
+use crate::model::anchor::{AnchorGenerator, point_grid};
+use crate::model::assign::fcos::FcosTargetConfig;
+use crate::model::config::{
+    BackboneConfig, BoxCoderConfig, ConfigError, DetectorConfig, FcosHeadConfig, HeadConfig,
+    LossConfig, NeckConfig, Reduction, RetinaHeadConfig,
+};
+use crate::model::target::{AnchorTargetConfig, DenseTargets, TargetBuilder};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Which graph to build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GraphMode {
+    /// Forward, losses, backward: outputs `loss`, `loss_cls`, `loss_bbox` (`loss_centerness`).
+    Train,
+    /// Forward only: outputs `cls_score.{l}`, `bbox_pred.{l}` (`centerness.{l}`) per level.
+    Eval,
+}
+
+/// Names of the raw head outputs of one level in an eval graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadOutputs {
+    pub cls: String,
+    pub reg: String,
+    pub centerness: Option<String>,
+    /// `(h, w)` of the level.
+    pub size: (usize, usize),
+}
+
+/// A built graph with what its feeds and outputs look like.
+#[derive(Clone, Debug)]
+pub struct BuiltGraph {
+    pub graph: Graph,
+    /// Per level `(h, w)`.
+    pub featmap_sizes: Vec<(usize, usize)>,
+    /// Priors per image over all levels (anchors or points).
+    pub num_priors: usize,
+    /// Eval graphs: output names per level.
+    pub heads: Vec<HeadOutputs>,
+}
+
+/// A validated detector config.
+#[derive(Clone, Debug)]
+pub struct Detector {
+    pub cfg: DetectorConfig,
+    targets: TargetBuilder,
+}
+
+fn cfg_err(path: &str, msg: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        msg: msg.into(),
+    }
+}
+
+impl Detector {
+    /// Validate a config (channel agreement between parts, anchors, losses) and prepare the
+    /// target builder.
+    pub fn new(cfg: DetectorConfig) -> Result<Self, ConfigError> {
+        let parts = cfg.parts();
+        let BackboneConfig::Resnet(bb) = &parts.backbone;
+        super::resnet::validate(bb).map_err(|m| cfg_err("backbone", m))?;
+        let NeckConfig::Fpn(neck) = &parts.neck;
+        end_level(neck).map_err(|m| cfg_err("neck", m))?;
+        let chans: Vec<usize> = stage_channels(bb)
+            .expect("validated")
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| bb.out_indices.contains(i))
+            .map(|(_, c)| c)
+            .collect();
+        if chans != neck.in_channels {
+            return Err(cfg_err(
+                "neck.in_channels",
+                format!(
+                    "{:?} but the backbone's out_indices give {chans:?}",
+                    neck.in_channels
+                ),
+            ));
+        }
+        let targets = match (&cfg, &parts.bbox_head) {
+            (DetectorConfig::Retinanet(_), HeadConfig::RetinaHead(h)) => {
+                let anchor_gen = AnchorGenerator::new(h.anchors())
+                    .map_err(|e| cfg_err("bbox_head.anchor_generator", e.to_string()))?;
+                check_head_common(
+                    h.in_channels,
+                    neck.out_channels,
+                    anchor_gen.num_levels(),
+                    neck.num_outs,
+                )?;
+                let BoxCoderConfig::DeltaXywh(coder) = &h.bbox_coder else {
+                    return Err(cfg_err(
+                        "bbox_head.bbox_coder",
+                        "retina_head needs delta_xywh",
+                    ));
+                };
+                check_cls_loss(&h.loss_cls)?;
+                check_bbox_loss(&h.loss_bbox, "bbox_head.loss_bbox")?;
+                if anchor_gen
+                    .num_base_anchors()
+                    .windows(2)
+                    .any(|w| w[0] != w[1])
+                {
+                    return Err(cfg_err(
+                        "bbox_head.anchor_generator",
+                        "every level needs the same number of anchors",
+                    ));
+                }
+                TargetBuilder::Anchor(Arc::new(AnchorTargetConfig {
+                    num_classes: h.num_classes,
+                    anchor_generator: anchor_gen,
+                    assigner: parts.train_cfg.assigner.clone(),
+                    bbox_coder: coder.clone(),
+                    allowed_border: parts.train_cfg.allowed_border as f64,
+                    pos_weight: parts.train_cfg.pos_weight,
+                    reg_decoded_bbox: h.loss_bbox.on_decoded_boxes(),
+                }))
+            }
+            (DetectorConfig::Fcos(_), HeadConfig::FcosHead(h)) => {
+                check_head_common(
+                    h.in_channels,
+                    neck.out_channels,
+                    h.strides.len(),
+                    neck.num_outs,
+                )?;
+                if !matches!(h.bbox_coder, BoxCoderConfig::DistancePoint(_)) {
+                    return Err(cfg_err(
+                        "bbox_head.bbox_coder",
+                        "fcos_head needs distance_point",
+                    ));
+                }
+                check_cls_loss(&h.loss_cls)?;
+                if !matches!(h.loss_bbox, LossConfig::GiouLoss { .. }) {
+                    return Err(cfg_err(
+                        "bbox_head.loss_bbox",
+                        "fcos_head trains with giou_loss here: iou_loss needs a log op the graph does not have yet",
+                    ));
+                }
+                if !matches!(
+                    h.loss_centerness,
+                    LossConfig::CrossEntropyLoss {
+                        use_sigmoid: true,
+                        ..
+                    }
+                ) {
+                    return Err(cfg_err(
+                        "bbox_head.loss_centerness",
+                        "needs cross_entropy_loss with use_sigmoid = true",
+                    ));
+                }
+                let rr = h.regress_ranges();
+                if rr.len() != h.strides.len() {
+                    return Err(cfg_err(
+                        "bbox_head.regress_ranges",
+                        format!("{} ranges for {} strides", rr.len(), h.strides.len()),
+                    ));
+                }
+                TargetBuilder::Point(Arc::new(FcosTargetConfig {
+                    num_classes: h.num_classes,
+                    strides: h.strides.iter().map(|&s| s as f64).collect(),
+                    regress_ranges: rr,
+                    center_sampling: h.center_sampling,
+                    center_sample_radius: h.center_sample_radius,
+                    norm_on_bbox: h.norm_on_bbox,
+                }))
+            }
+            _ => {
+                return Err(cfg_err(
+                    "bbox_head",
+                    "retinanet needs retina_head, fcos needs fcos_head",
+                ));
+            }
+        };
+        Ok(Self { cfg, targets })
+    }
+
+    /// The per-image target builder for the data loader.
+    pub fn target_builder(&self) -> &TargetBuilder {
+        &self.targets
+    }
+
+    /// Number of classes.
+    pub fn num_classes(&self) -> usize {
+        match &self.cfg.parts().bbox_head {
+            HeadConfig::RetinaHead(h) => h.num_classes,
+            HeadConfig::FcosHead(h) => h.num_classes,
+        }
+    }
+
+    /// Build the train or eval graph for a batch of `batch` images padded to `(h, w)`.
+    pub fn build(
+        &self,
+        mode: GraphMode,
+        batch: usize,
+        hw: (usize, usize),
+        float: DType,
+    ) -> Result<BuiltGraph, GraphError> {
+        let parts = self.cfg.parts();
+        let mut b = GraphBuilder::new(float);
+        let BackboneConfig::Resnet(bb) = &parts.backbone;
+        let NeckConfig::Fpn(neck) = &parts.neck;
+        let img = b.input("img", &[batch, bb.in_channels, hw.0, hw.1], float)?;
+        let mut l = Layers {
+            b: &mut b,
+            train: mode == GraphMode::Train,
+        };
+        let feats = build_resnet(&mut l, bb, img)?;
+        let levels = build_fpn(&mut l, neck, &feats)?;
+        let sizes: Vec<(usize, usize)> = levels
+            .iter()
+            .map(|&x| (l.b.shape(x)[2], l.b.shape(x)[3]))
+            .collect();
+        let expected = self.targets.featmap_sizes(hw);
+        if sizes != expected {
+            return Err(GraphError::Invalid(format!(
+                "feature map sizes {sizes:?} differ from the strides' {expected:?} (head strides must match the neck levels)"
+            )));
+        }
+        let mut heads = Vec::new();
+        let num_priors;
+        match &parts.bbox_head {
+            HeadConfig::RetinaHead(h) => {
+                let TargetBuilder::Anchor(t) = &self.targets else {
+                    unreachable!("checked in new")
+                };
+                let a = t.anchor_generator.num_base_anchors()[0];
+                let outs = build_retina_head(&mut l, h, a, &levels)?;
+                num_priors = sizes.iter().map(|(y, x)| y * x * a).sum();
+                match mode {
+                    GraphMode::Eval => {
+                        for (i, &(c, r)) in outs.iter().enumerate() {
+                            heads.push(eval_outputs(l.b, i, c, r, None, sizes[i])?);
+                        }
+                    }
+                    GraphMode::Train => retina_losses(l.b, h, t, &outs, batch, num_priors)?,
+                }
+            }
+            HeadConfig::FcosHead(h) => {
+                let outs = build_fcos_head(&mut l, h, &levels)?;
+                num_priors = sizes.iter().map(|(y, x)| y * x).sum();
+                match mode {
+                    GraphMode::Eval => {
+                        for (i, o) in outs.iter().enumerate() {
+                            heads.push(eval_outputs(
+                                l.b,
+                                i,
+                                o.cls,
+                                o.reg,
+                                Some(o.centerness),
+                                sizes[i],
+                            )?);
+                        }
+                    }
+                    GraphMode::Train => fcos_losses(l.b, h, &outs, batch, num_priors)?,
+                }
+            }
+        }
+        Ok(BuiltGraph {
+            graph: b.finish(),
+            featmap_sizes: sizes,
+            num_priors,
+            heads,
+        })
+    }
+
+    /// The train graph's feeds for a batch: `img` (`[B, C, H, W]`, already normalised and
+    /// padded) and the stacked targets of each image.
+    pub fn train_feeds(
+        &self,
+        img: HostTensor,
+        targets: &[DenseTargets],
+        batch_shape: (usize, usize),
+    ) -> Result<BTreeMap<String, HostTensor>, String> {
+        let c = self.num_classes();
+        let n = targets.first().map_or(0, |t| t.labels.len());
+        if targets.iter().any(|t| t.labels.len() != n) {
+            return Err("targets of one batch differ in length (different shape buckets?)".into());
+        }
+        let m = n * targets.len();
+        let mut f = BTreeMap::new();
+        f.insert("img".into(), img);
+        let onehot: Vec<f32> = targets.iter().flat_map(|t| t.one_hot(c)).collect();
+        f.insert("labels_onehot".into(), HostTensor::f32(vec![m, c], onehot)?);
+        let lw: Vec<f32> = targets
+            .iter()
+            .flat_map(|t| t.label_weights.iter().copied())
+            .collect();
+        f.insert("label_weights".into(), HostTensor::f32(vec![m, 1], lw)?);
+        let bt: Vec<f32> = targets
+            .iter()
+            .flat_map(|t| t.bbox_targets.iter().flatten().copied())
+            .collect();
+        f.insert("bbox_targets".into(), HostTensor::f32(vec![m, 4], bt)?);
+        let bw: Vec<f32> = targets
+            .iter()
+            .flat_map(|t| t.bbox_weights.iter().flat_map(|&w| [w; 4]))
+            .collect();
+        f.insert("bbox_weights".into(), HostTensor::f32(vec![m, 4], bw)?);
+        let sizes = self.targets.featmap_sizes(batch_shape);
+        match &self.targets {
+            TargetBuilder::Anchor(t) => {
+                // mmdetection: sum over images of max(num_pos, 1).
+                let avg: usize = targets.iter().map(|t| t.num_pos.max(1)).sum();
+                f.insert(
+                    "avg_factor".into(),
+                    HostTensor::scalar(DType::F32, avg as f64),
+                );
+                if t.reg_decoded_bbox {
+                    let anchors = t
+                        .anchor_generator
+                        .grid_anchors(&sizes)
+                        .map_err(|e| e.to_string())?;
+                    let one: Vec<f32> = anchors.into_iter().flatten().flatten().collect();
+                    let all: Vec<f32> = (0..targets.len())
+                        .flat_map(|_| one.iter().copied())
+                        .collect();
+                    f.insert("anchors".into(), HostTensor::f32(vec![m, 4], all)?);
+                }
+            }
+            TargetBuilder::Point(t) => {
+                let num_pos: usize = targets.iter().map(|t| t.num_pos).sum();
+                f.insert(
+                    "avg_factor".into(),
+                    HostTensor::scalar(DType::F32, (num_pos as f64).max(1.0)),
+                );
+                let ctr: Vec<f32> = targets
+                    .iter()
+                    .flat_map(|t| t.centerness.iter().copied())
+                    .collect();
+                let csum: f64 = ctr.iter().map(|&v| v as f64).sum();
+                f.insert(
+                    "bbox_avg_factor".into(),
+                    HostTensor::scalar(DType::F32, csum.max(1e-6)),
+                );
+                f.insert(
+                    "centerness_targets".into(),
+                    HostTensor::f32(vec![m, 1], ctr.clone())?,
+                );
+                let strides: Vec<(f64, f64)> = t.strides.iter().map(|&s| (s, s)).collect();
+                let pts = point_grid(&strides, &sizes, 0.5);
+                // Points in stride units when targets are normalised by the stride.
+                let mut one = Vec::with_capacity(n * 2);
+                for (lvl, p) in pts.iter().enumerate() {
+                    let s = if t.norm_on_bbox {
+                        t.strides[lvl] as f32
+                    } else {
+                        1.0
+                    };
+                    one.extend(p.iter().flat_map(|q| [q[0] / s, q[1] / s]));
+                }
+                let all: Vec<f32> = (0..targets.len())
+                    .flat_map(|_| one.iter().copied())
+                    .collect();
+                f.insert("points".into(), HostTensor::f32(vec![m, 2], all)?);
+            }
+        }
+        Ok(f)
+    }
+}
+
+fn check_head_common(
+    in_ch: usize,
+    neck_out: usize,
+    levels: usize,
+    num_outs: usize,
+) -> Result<(), ConfigError> {
+    if in_ch != neck_out {
+        return Err(cfg_err(
+            "bbox_head.in_channels",
+            format!("{in_ch} but the neck's out_channels is {neck_out}"),
+        ));
+    }
+    if levels != num_outs {
+        return Err(cfg_err(
+            "bbox_head",
+            format!("{levels} head levels (strides) for the neck's {num_outs} outputs"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_cls_loss(l: &LossConfig) -> Result<(), ConfigError> {
+    match l {
+        LossConfig::FocalLoss {
+            use_sigmoid: true,
+            reduction: Reduction::Mean,
+            ..
+        } => Ok(()),
+        _ => Err(cfg_err(
+            "bbox_head.loss_cls",
+            "needs focal_loss with use_sigmoid = true and reduction = mean",
+        )),
+    }
+}
+
+fn check_bbox_loss(l: &LossConfig, path: &str) -> Result<(), ConfigError> {
+    match l {
+        LossConfig::L1Loss {
+            reduction: Reduction::Mean,
+            ..
+        }
+        | LossConfig::SmoothL1Loss {
+            reduction: Reduction::Mean,
+            ..
+        }
+        | LossConfig::GiouLoss {
+            reduction: Reduction::Mean,
+            ..
+        } => Ok(()),
+        _ => Err(cfg_err(
+            path,
+            "needs l1_loss, smooth_l1_loss or giou_loss with reduction = mean",
+        )),
+    }
+}
+
+fn eval_outputs(
+    b: &mut GraphBuilder,
+    lvl: usize,
+    cls: NodeId,
+    reg: NodeId,
+    ctr: Option<NodeId>,
+    size: (usize, usize),
+) -> Result<HeadOutputs, GraphError> {
+    let (c, r) = (format!("cls_score.{lvl}"), format!("bbox_pred.{lvl}"));
+    b.output(&c, cls)?;
+    b.output(&r, reg)?;
+    let centerness = match ctr {
+        Some(x) => {
+            let n = format!("centerness.{lvl}");
+            b.output(&n, x)?;
+            Some(n)
+        }
+        None => None,
+    };
+    Ok(HeadOutputs {
+        cls: c,
+        reg: r,
+        centerness,
+        size,
+    })
+}
+
+/// `[B, A·K, h, w]` per level → `[B·N, K]` in (image, level, location, anchor) order.
+fn flatten_levels(
+    b: &mut GraphBuilder,
+    xs: &[NodeId],
+    k: usize,
+    batch: usize,
+) -> Result<NodeId, GraphError> {
+    let mut per = Vec::with_capacity(xs.len());
+    for &x in xs {
+        let s = b.shape(x).to_vec();
+        let y = b.permute(x, &[0, 2, 3, 1])?;
+        per.push(b.reshape(y, &[batch, s[2] * s[3] * s[1] / k, k])?);
+    }
+    let y = if per.len() == 1 {
+        per[0]
+    } else {
+        b.concat(&per, 1)?
+    };
+    let n = b.shape(y)[1];
+    b.reshape(y, &[batch * n, k])
+}
+
+/// Column `k` of `[M, 4]` as `[M, 1]`.
+fn col(b: &mut GraphBuilder, x: NodeId, k: usize) -> Result<NodeId, GraphError> {
+    b.slice(x, 1, k, k + 1)
+}
+
+fn reduction(r: Reduction) -> GReduction {
+    match r {
+        Reduction::Mean => GReduction::Mean,
+        Reduction::Sum => GReduction::Sum,
+        Reduction::None => GReduction::None,
+    }
+}
+
+fn focal(
+    b: &mut GraphBuilder,
+    loss: &LossConfig,
+    cls: NodeId,
+    m: usize,
+    c: usize,
+) -> Result<NodeId, GraphError> {
+    let LossConfig::FocalLoss {
+        gamma,
+        alpha,
+        loss_weight,
+        reduction: red,
+        ..
+    } = *loss
+    else {
+        return Err(GraphError::Invalid("loss_cls must be focal_loss".into()));
+    };
+    let t = b.input("labels_onehot", &[m, c], b.float_dtype())?;
+    let w = b.input("label_weights", &[m, 1], b.float_dtype())?;
+    let avg = b.input("avg_factor", &[], b.float_dtype())?;
+    let lc = b.sigmoid_focal_loss(cls, t, alpha, gamma)?;
+    let lc = b.weight_reduce_loss(lc, Some(w), reduction(red), Some(avg))?;
+    b.scale(lc, loss_weight)
+}
+
+fn retina_losses(
+    b: &mut GraphBuilder,
+    h: &RetinaHeadConfig,
+    t: &AnchorTargetConfig,
+    outs: &[(NodeId, NodeId)],
+    batch: usize,
+    num_priors: usize,
+) -> Result<(), GraphError> {
+    let c = h.num_classes;
+    let m = batch * num_priors;
+    let cls_l: Vec<NodeId> = outs.iter().map(|o| o.0).collect();
+    let reg_l: Vec<NodeId> = outs.iter().map(|o| o.1).collect();
+    let cls = flatten_levels(b, &cls_l, c, batch)?;
+    let reg = flatten_levels(b, &reg_l, 4, batch)?;
+    let loss_cls = focal(b, &h.loss_cls, cls, m, c)?;
+    let f = b.float_dtype();
+    let bt = b.input("bbox_targets", &[m, 4], f)?;
+    let bw = b.input("bbox_weights", &[m, 4], f)?;
+    // Declared by `focal`.
+    let avg = b.graph().inputs["avg_factor"];
+    let loss_bbox = match h.loss_bbox {
+        LossConfig::L1Loss {
+            loss_weight,
+            reduction: r,
+        } => {
+            let l = b.l1_loss(reg, bt)?;
+            let l = b.weight_reduce_loss(l, Some(bw), reduction(r), Some(avg))?;
+            b.scale(l, loss_weight)?
+        }
+        LossConfig::SmoothL1Loss {
+            beta,
+            loss_weight,
+            reduction: r,
+        } => {
+            let l = b.smooth_l1_loss(reg, bt, beta)?;
+            let l = b.weight_reduce_loss(l, Some(bw), reduction(r), Some(avg))?;
+            b.scale(l, loss_weight)?
+        }
+        LossConfig::GiouLoss {
+            eps,
+            loss_weight,
+            reduction: r,
+        } => {
+            let anchors = b.input("anchors", &[m, 4], f)?;
+            let pred = delta_to_boxes(b, &t.bbox_coder, anchors, reg)?;
+            let l = b.iou_loss(pred, bt, IouKind::GIoU, eps)?;
+            // mmdetection averages a [M, 4] weight over the coordinates for IoU losses.
+            let w = b.mean(bw, &[1], false)?;
+            let l = b.weight_reduce_loss(l, Some(w), reduction(r), Some(avg))?;
+            b.scale(l, loss_weight)?
+        }
+        _ => return Err(GraphError::Invalid("unsupported loss_bbox".into())),
+    };
+    let total = b.add(loss_cls, loss_bbox)?;
+    b.output("loss_cls", loss_cls)?;
+    b.output("loss_bbox", loss_bbox)?;
+    b.output("loss", total)?;
+    b.backward(total)
+}
+
+/// mmdetection's `delta2bbox` without clipping, on `[M, 4]` anchors and deltas.
+fn delta_to_boxes(
+    b: &mut GraphBuilder,
+    coder: &crate::model::boxes::DeltaXYWHBBoxCoder,
+    anchors: NodeId,
+    deltas: NodeId,
+) -> Result<NodeId, GraphError> {
+    let mut d = Vec::with_capacity(4);
+    for k in 0..4 {
+        let x = col(b, deltas, k)?;
+        let x = b.scale(x, coder.target_stds[k])?;
+        d.push(b.add_scalar(x, coder.target_means[k])?);
+    }
+    let max_ratio = crate::model::boxes::DEFAULT_WH_RATIO_CLIP.ln().abs();
+    let a: Vec<NodeId> = (0..4)
+        .map(|k| col(b, anchors, k))
+        .collect::<Result<_, _>>()?;
+    let sum_x = b.add(a[0], a[2])?;
+    let px = b.scale(sum_x, 0.5)?;
+    let sum_y = b.add(a[1], a[3])?;
+    let py = b.scale(sum_y, 0.5)?;
+    let pw = b.sub(a[2], a[0])?;
+    let ph = b.sub(a[3], a[1])?;
+    let dxw = b.mul(pw, d[0])?;
+    let gx = b.add(px, dxw)?;
+    let dyh = b.mul(ph, d[1])?;
+    let gy = b.add(py, dyh)?;
+    let dw = b.clamp(d[2], -max_ratio, max_ratio)?;
+    let dh = b.clamp(d[3], -max_ratio, max_ratio)?;
+    let ew = b.exp(dw)?;
+    let gw = b.mul(pw, ew)?;
+    let eh = b.exp(dh)?;
+    let gh = b.mul(ph, eh)?;
+    let hw = b.scale(gw, 0.5)?;
+    let hh = b.scale(gh, 0.5)?;
+    let x1 = b.sub(gx, hw)?;
+    let y1 = b.sub(gy, hh)?;
+    let x2 = b.add(gx, hw)?;
+    let y2 = b.add(gy, hh)?;
+    b.concat(&[x1, y1, x2, y2], 1)
+}
+
+/// mmdetection's `distance2bbox` on `[M, 2]` points and `[M, 4]` distances.
+fn distance_to_boxes(
+    b: &mut GraphBuilder,
+    points: NodeId,
+    dist: NodeId,
+) -> Result<NodeId, GraphError> {
+    let px = col(b, points, 0)?;
+    let py = col(b, points, 1)?;
+    let d: Vec<NodeId> = (0..4).map(|k| col(b, dist, k)).collect::<Result<_, _>>()?;
+    let x1 = b.sub(px, d[0])?;
+    let y1 = b.sub(py, d[1])?;
+    let x2 = b.add(px, d[2])?;
+    let y2 = b.add(py, d[3])?;
+    b.concat(&[x1, y1, x2, y2], 1)
+}
+
+fn fcos_losses(
+    b: &mut GraphBuilder,
+    h: &FcosHeadConfig,
+    outs: &[super::fcos_head::FcosLevel],
+    batch: usize,
+    num_priors: usize,
+) -> Result<(), GraphError> {
+    let c = h.num_classes;
+    let m = batch * num_priors;
+    let f = b.float_dtype();
+    let cls_l: Vec<NodeId> = outs.iter().map(|o| o.cls).collect();
+    let reg_l: Vec<NodeId> = outs.iter().map(|o| o.reg).collect();
+    let ctr_l: Vec<NodeId> = outs.iter().map(|o| o.centerness).collect();
+    let cls = flatten_levels(b, &cls_l, c, batch)?;
+    let reg = flatten_levels(b, &reg_l, 4, batch)?;
+    let ctr = flatten_levels(b, &ctr_l, 1, batch)?;
+    let loss_cls = focal(b, &h.loss_cls, cls, m, c)?;
+    let avg = b.graph().inputs["avg_factor"];
+    let bt = b.input("bbox_targets", &[m, 4], f)?;
+    let points = b.input("points", &[m, 2], f)?;
+    let ctr_t = b.input("centerness_targets", &[m, 1], f)?;
+    let bbox_avg = b.input("bbox_avg_factor", &[], f)?;
+    let bw = b.input("bbox_weights", &[m, 4], f)?;
+    let LossConfig::GiouLoss {
+        eps,
+        loss_weight,
+        reduction: r,
+    } = h.loss_bbox
+    else {
+        return Err(GraphError::Invalid(
+            "fcos loss_bbox must be giou_loss".into(),
+        ));
+    };
+    let pred = distance_to_boxes(b, points, reg)?;
+    let tgt = distance_to_boxes(b, points, bt)?;
+    let l = b.iou_loss(pred, tgt, IouKind::GIoU, eps)?;
+    // Weight: the centerness target of each positive (0 elsewhere), averaged by its sum.
+    let w = b.reshape(ctr_t, &[m])?;
+    let l = b.weight_reduce_loss(l, Some(w), reduction(r), Some(bbox_avg))?;
+    let loss_bbox = b.scale(l, loss_weight)?;
+    let LossConfig::CrossEntropyLoss {
+        loss_weight: cw,
+        reduction: cr,
+        ..
+    } = h.loss_centerness
+    else {
+        return Err(GraphError::Invalid(
+            "fcos loss_centerness must be cross_entropy_loss".into(),
+        ));
+    };
+    let lc = b.bce_with_logits(ctr, ctr_t)?;
+    let pos = col(b, bw, 0)?;
+    let lc = b.weight_reduce_loss(lc, Some(pos), reduction(cr), Some(avg))?;
+    let loss_ctr = b.scale(lc, cw)?;
+    let s = b.add(loss_cls, loss_bbox)?;
+    let total = b.add(s, loss_ctr)?;
+    b.output("loss_cls", loss_cls)?;
+    b.output("loss_bbox", loss_bbox)?;
+    b.output("loss_centerness", loss_ctr)?;
+    b.output("loss", total)?;
+    b.backward(total)
+}

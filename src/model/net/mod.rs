@@ -1,0 +1,18 @@
+//! The detector networks on the compute graph: ResNet backbone, FPN neck, RetinaNet and FCOS
+//! heads, their losses, and whole-detector train/eval graphs.
+//!
+//! Parameter names are mmdetection's module paths (`backbone.layer1.0.conv1.weight`,
+//! `neck.fpn_convs.0.conv.weight`, `bbox_head.retina_cls.weight` …), so torchvision and
+//! mmdetection checkpoints map onto them by prefix only.
+
+mod detector;
+mod fcos_head;
+mod fpn;
+mod layers;
+mod resnet;
+mod retina_head;
+
+pub use detector::{BuiltGraph, Detector, GraphMode, HeadOutputs};
+pub use fpn::build_fpn;
+pub use layers::Layers;
+pub use resnet::build_resnet;

@@ -1,0 +1,283 @@
+//! Detectors built from the canonical recipes: the exact parameter count of RetinaNet R-50-FPN,
+//! and tiny RetinaNet / FCOS variants (recipe + `--set` overrides) that train on a fixed batch
+//! until their losses fall, then run inference through post-processing.
+
+use mmrun::backend::cpu::CpuBackend;
+use mmrun::graph::{DType, Executor, HostTensor, ParamStore};
+use mmrun::model::assign::ImageGt;
+use mmrun::model::config::DetectorConfig;
+use mmrun::model::net::{Detector, GraphMode};
+use mmrun::model::postprocess::{Decoder, LevelOutput, postprocess, to_coco};
+use mmrun::model::target::ImageMeta;
+use mmrun::recipe::{CheckOptions, load};
+use mmrun::util::rng::Rng;
+use std::path::Path;
+
+fn detector(recipe: &str, sets: &[&str]) -> Detector {
+    let opts = CheckOptions {
+        no_fs: true,
+        ..Default::default()
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("pipelines")
+        .join(recipe);
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let r = load(&path, &sets, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = DetectorConfig::from_value(&r.config["model"]).unwrap();
+    Detector::new(cfg).unwrap()
+}
+
+#[test]
+fn retinanet_r50_fpn_has_mmdetections_parameter_count() {
+    let d = detector("retinanet_r50_fpn_1x_coco.recipe", &[]);
+    let g = d
+        .build(GraphMode::Eval, 1, (800, 1344), DType::F32)
+        .unwrap()
+        .graph;
+    let part = |p: &str| -> usize {
+        g.params
+            .iter()
+            .filter(|(k, s)| k.starts_with(p) && !s.buffer)
+            .map(|(_, s)| s.shape.iter().product::<usize>())
+            .sum()
+    };
+    assert_eq!(part("backbone."), 23_508_032);
+    assert_eq!(part("neck."), 7_997_440);
+    assert_eq!(part("bbox_head."), 6_463_220);
+    assert_eq!(g.num_params(), 37_968_692);
+}
+
+const TINY: &[&str] = &[
+    "model.backbone.depth = 18",
+    "model.backbone.base_channels = 4",
+    "model.backbone.frozen_stages = -1",
+    "model.backbone.norm_eval = false",
+    "model.neck.in_channels = [4, 8, 16, 32]",
+    "model.neck.out_channels = 8",
+    "model.bbox_head.in_channels = 8",
+    "model.bbox_head.feat_channels = 8",
+    "model.bbox_head.stacked_convs = 1",
+    "model.bbox_head.num_classes = 3",
+];
+
+/// A fixed batch of two 64×64 images with boxes drawn into them.
+fn batch(rng: &mut Rng) -> (HostTensor, Vec<ImageGt>) {
+    let (n, h, w) = (2, 64, 64);
+    let mut img = vec![0f32; n * 3 * h * w];
+    let gts = vec![
+        ImageGt {
+            bboxes: vec![[8.0, 8.0, 40.0, 36.0], [30.0, 34.0, 60.0, 62.0]],
+            labels: vec![0, 2],
+            bboxes_ignore: vec![],
+        },
+        ImageGt {
+            bboxes: vec![[4.0, 20.0, 52.0, 44.0]],
+            labels: vec![1],
+            bboxes_ignore: vec![],
+        },
+    ];
+    for (i, gt) in gts.iter().enumerate() {
+        for (b, &lab) in gt.bboxes.iter().zip(&gt.labels) {
+            for y in b[1] as usize..b[3] as usize {
+                for x in b[0] as usize..b[2] as usize {
+                    img[((i * 3 + lab) * h + y) * w + x] = 1.0;
+                }
+            }
+        }
+    }
+    for v in &mut img {
+        *v += 0.1 * (rng.uniform_f32() - 0.5);
+    }
+    (HostTensor::f32(vec![n, 3, h, w], img).unwrap(), gts)
+}
+
+/// Train on one batch with SGD; returns the losses.
+fn overfit(d: &Detector, iters: usize, lr: f32) -> (Vec<f64>, ParamStore) {
+    let mut rng = Rng::seed(7);
+    let (img, gts) = batch(&mut rng);
+    let hw = (64, 64);
+    let tb = d.target_builder();
+    let meta = ImageMeta {
+        img_shape: hw,
+        pad_shape: hw,
+        batch_shape: hw,
+    };
+    let targets: Vec<_> = gts.iter().map(|g| tb.targets(g, &meta).unwrap()).collect();
+    assert!(
+        targets.iter().all(|t| t.num_pos > 0),
+        "every image has positives"
+    );
+    let built = d.build(GraphMode::Train, 2, hw, DType::F32).unwrap();
+    let feeds = d.train_feeds(img, &targets, hw).unwrap();
+    let mut store = ParamStore::init(&built.graph, 1);
+    let mut ex = Executor::new(built.graph, CpuBackend);
+    let mut losses = Vec::new();
+    for _ in 0..iters {
+        let out = ex.run(&mut store, &feeds).unwrap();
+        losses.push(out.scalar("loss").unwrap());
+        let names: Vec<String> = store.trainable_names().map(String::from).collect();
+        for n in names {
+            let (v, g) = store.value_and_grad_mut(&n).unwrap();
+            let g = g.unwrap().as_f32().unwrap().to_vec();
+            for (p, d) in v.as_f32_mut().unwrap().iter_mut().zip(g) {
+                *p -= lr * d;
+            }
+        }
+    }
+    (losses, store)
+}
+
+/// One level's class, regression and centerness outputs of one image.
+type LevelData = (Vec<f32>, Vec<f32>, Option<Vec<f32>>);
+
+fn infer(d: &Detector, store: &mut ParamStore) -> usize {
+    let mut rng = Rng::seed(7);
+    let (img, _) = batch(&mut rng);
+    let built = d.build(GraphMode::Eval, 2, (64, 64), DType::F32).unwrap();
+    let mut feeds = std::collections::BTreeMap::new();
+    feeds.insert("img".to_string(), img);
+    let heads = built.heads.clone();
+    let out = Executor::new(built.graph, CpuBackend)
+        .run(store, &feeds)
+        .unwrap();
+    let parts = d.cfg.parts();
+    let tb = d.target_builder();
+    let sizes = built.featmap_sizes.clone();
+    let mut total = 0;
+    for i in 0..2 {
+        let per = |name: &str| -> Vec<f32> {
+            let t = &out.outputs[name];
+            let v = t.as_f32().unwrap();
+            let k = v.len() / 2;
+            v[i * k..(i + 1) * k].to_vec()
+        };
+        let data: Vec<LevelData> = heads
+            .iter()
+            .map(|h| (per(&h.cls), per(&h.reg), h.centerness.as_deref().map(per)))
+            .collect();
+        let levels: Vec<LevelOutput<'_>> = data
+            .iter()
+            .zip(&heads)
+            .map(|((c, r, ctr), h)| LevelOutput {
+                cls: c,
+                reg: r,
+                centerness: ctr.as_deref(),
+                h: h.size.0,
+                w: h.size.1,
+            })
+            .collect();
+        let dets = match tb {
+            mmrun::model::target::TargetBuilder::Anchor(t) => {
+                let anchors = t.anchor_generator.grid_anchors(&sizes).unwrap();
+                let dec = Decoder::Delta {
+                    anchors: &anchors,
+                    coder: &t.bbox_coder,
+                };
+                postprocess(
+                    &levels,
+                    &dec,
+                    d.num_classes(),
+                    &parts.test_cfg,
+                    (64, 64),
+                    [1.0; 4],
+                    true,
+                )
+                .unwrap()
+            }
+            mmrun::model::target::TargetBuilder::Point(t) => {
+                let strides: Vec<(f64, f64)> = t.strides.iter().map(|&s| (s, s)).collect();
+                let pts = mmrun::model::anchor::point_grid(&strides, &sizes, 0.5);
+                let coder = Default::default();
+                let scale: Vec<f32> = t
+                    .strides
+                    .iter()
+                    .map(|&s| if t.norm_on_bbox { s as f32 } else { 1.0 })
+                    .collect();
+                let dec = Decoder::Distance {
+                    points: &pts,
+                    coder: &coder,
+                    scale: &scale,
+                };
+                postprocess(
+                    &levels,
+                    &dec,
+                    d.num_classes(),
+                    &parts.test_cfg,
+                    (64, 64),
+                    [1.0; 4],
+                    true,
+                )
+                .unwrap()
+            }
+        };
+        let coco = to_coco(&dets, i as u64 + 1, &[1, 2, 3]).unwrap();
+        assert!(
+            coco.iter()
+                .all(|c| c.bbox[2] >= 0.0 && c.bbox[3] >= 0.0 && c.score > 0.0 && c.score <= 1.0)
+        );
+        total += coco.len();
+    }
+    total
+}
+
+#[test]
+fn tiny_retinanet_overfits_a_fixed_batch() {
+    let d = detector("retinanet_r50_fpn_1x_coco.recipe", TINY);
+    let (losses, mut store) = overfit(&d, 40, 0.02);
+    eprintln!("retinanet losses: {losses:?}");
+    assert!(losses.iter().all(|l| l.is_finite()));
+    assert!(
+        losses[losses.len() - 1] < 0.8 * losses[0],
+        "loss did not fall: {losses:?}"
+    );
+    infer(&d, &mut store);
+}
+
+#[test]
+fn tiny_fcos_overfits_a_fixed_batch() {
+    let mut sets = TINY.to_vec();
+    sets.push("model.bbox_head.loss_bbox := giou_loss { loss_weight = 1.0 }");
+    sets.push("model.bbox_head.norm_cfg := group_norm { num_groups = 2 }");
+    sets.push("model.bbox_head.center_sampling = true");
+    sets.push("model.bbox_head.norm_on_bbox = true");
+    let d = detector("fcos_r50_fpn_gn-head_1x_coco.recipe", &sets);
+    let (losses, mut store) = overfit(&d, 20, 0.05);
+    eprintln!("fcos losses: {losses:?}");
+    assert!(losses.iter().all(|l| l.is_finite()));
+    assert!(
+        losses[losses.len() - 1] < 0.8 * losses[0],
+        "loss did not fall: {losses:?}"
+    );
+    infer(&d, &mut store);
+}
+
+#[test]
+fn target_closure_for_the_data_loader_uses_the_batch_bucket() {
+    use mmrun::data::{Image, ImageMeta as DataMeta, Sample};
+    let d = detector("retinanet_r50_fpn_1x_coco.recipe", TINY);
+    let f = d.target_builder().clone().into_data_fn();
+    let mut meta = DataMeta::new(1, "a.jpg", 50, 60);
+    meta.pad_shape = [64, 64, 3];
+    meta.batch_input_shape = [64, 96];
+    let sample = Sample {
+        image: Image::from_u8(50, 60, vec![0; 50 * 60 * 3]),
+        boxes: vec![[8.0, 8.0, 40.0, 36.0]],
+        labels: vec![2],
+        ignored: vec![],
+        meta,
+    };
+    let t = f(&sample).unwrap();
+    // 9 anchors per location over the levels of a 64×96 bucket: 8×12, 4×6, 2×3, 1×2, 1×1.
+    assert_eq!(t.labels.len(), 9 * (96 + 24 + 6 + 2 + 1));
+    assert!(t.num_pos > 0 && t.labels.iter().filter(|&&l| l == 2).count() == t.num_pos);
+    // Anchors in columns beyond the image's pad_shape (64) are ignored: level 0, x ≥ 8.
+    let ignored_col = 10 * 9; // row 0, column 10
+    assert_eq!(t.label_weights[ignored_col], 0.0);
+    let mut bad = sample.clone();
+    bad.labels = vec![3];
+    let e = f(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("label 3") && e.contains("num_classes = 3"),
+        "{e}"
+    );
+}

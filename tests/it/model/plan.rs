@@ -1,0 +1,72 @@
+//! `mmrun plan` on the canonical RetinaNet recipe: mmdetection's exact parameter count and a
+//! planned step memory at batch 2 × 800×1333 (padded to 800×1344).
+
+use std::process::Command;
+
+#[test]
+fn plan_prints_retinanet_parameter_count_and_step_memory() {
+    let recipe = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipelines/retinanet_r50_fpn_1x_coco.recipe"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_mmrun"))
+        .args(["plan", recipe])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("batch: 2 x 3 x 800 x 1344"), "{text}");
+    assert!(
+        text.contains("parameters: 37,968,692 (37,743,348 trainable)"),
+        "{text}"
+    );
+    assert!(text.contains("backbone     23,508,032"), "{text}");
+    assert!(text.contains("neck          7,997,440"), "{text}");
+    assert!(text.contains("bbox_head     6,463,220"), "{text}");
+    assert!(
+        text.contains("levels: 100x168 50x84 25x42 13x21 7x11"),
+        "{text}"
+    );
+    assert!(text.contains("priors per image: 201,600"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("train step memory:"))
+        .expect("memory line");
+    // The step keeps at least the batch's activations of C2 (256 × 200 × 336 × 2 images, f32).
+    let mib: f64 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(
+        mib > 2.0 * 256.0 * 200.0 * 336.0 * 4.0 / 1048576.0,
+        "{line}"
+    );
+}
+
+#[test]
+fn plan_reports_a_bad_neck_on_its_config_path() {
+    let recipe = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipelines/retinanet_r50_fpn_1x_coco.recipe"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_mmrun"))
+        .args([
+            "plan",
+            recipe,
+            "--set",
+            "model.neck.in_channels = [256, 512, 1024, 1024]",
+            "--batch",
+            "1",
+            "--size",
+            "256x256",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("model.neck.in_channels") && err.contains("[256, 512, 1024, 2048]"),
+        "{err}"
+    );
+}
