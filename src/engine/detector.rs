@@ -144,9 +144,10 @@ pub fn build_task(config: &serde_json::Value) -> Result<(Box<dyn Task>, ParamSet
         None => None,
     };
 
-    // Parameter shapes do not depend on the input size: any small eval graph declares them.
+    // Parameter shapes do not depend on the input size: any small train graph declares them
+    // (a train graph, since eval graphs declare every parameter frozen).
     let probe = detector
-        .build(GraphMode::Eval, 1, (64, 64), DType::F32)
+        .build(GraphMode::Train, 1, (64, 64), DType::F32)
         .map_err(|e| format!("model: {e}"))?;
     let store = ParamStore::init(&probe.graph, seed);
     let params = param_set_from_store(&store, is_norm)?;
