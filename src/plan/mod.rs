@@ -30,8 +30,8 @@ pub struct Plan {
     pub buffers: usize,
     pub featmap_sizes: Vec<(usize, usize)>,
     pub num_priors: usize,
-    pub train_nodes: usize,
-    pub train_memory: MemoryPlan,
+    /// Nodes and memory plan of the train step, or why it cannot be built.
+    pub train: Result<(usize, MemoryPlan), String>,
     pub eval_memory: MemoryPlan,
 }
 
@@ -107,13 +107,15 @@ pub fn plan(r: &CheckedRecipe, shape: Option<PlanShape>) -> Result<Plan, PlanErr
     let det = Detector::new(cfg).map_err(|e| PlanError(e.to_string()))?;
     let shape = shape.unwrap_or_else(|| default_shape(r));
     let err = |e: crate::graph::GraphError| PlanError(format!("model: {e}"));
-    let train = det
-        .build(GraphMode::Train, shape.batch, shape.hw, DType::F32)
-        .map_err(err)?;
     let eval = det
         .build(GraphMode::Eval, shape.batch, shape.hw, DType::F32)
         .map_err(err)?;
-    let g = &train.graph;
+    let train = det
+        .build(GraphMode::Train, shape.batch, shape.hw, DType::F32)
+        .map(|t| (t.graph.nodes.len(), MemoryPlan::new(&t.graph)))
+        .map_err(|e| e.to_string());
+    // Counts come from the eval graph: the same parameters with the same trainable flags.
+    let g = &eval.graph;
     let parts = ["backbone", "neck", "bbox_head"]
         .iter()
         .map(|p| {
@@ -134,10 +136,9 @@ pub fn plan(r: &CheckedRecipe, shape: Option<PlanShape>) -> Result<Plan, PlanErr
         num_params: g.num_params(),
         num_trainable: g.num_trainable(),
         buffers,
-        featmap_sizes: train.featmap_sizes.clone(),
-        num_priors: train.num_priors,
-        train_nodes: g.nodes.len(),
-        train_memory: MemoryPlan::new(g),
+        featmap_sizes: eval.featmap_sizes.clone(),
+        num_priors: eval.num_priors,
+        train,
         eval_memory: MemoryPlan::new(&eval.graph),
     })
 }
@@ -187,16 +188,22 @@ impl std::fmt::Display for Plan {
             .collect();
         let _ = writeln!(s, "levels: {}", sizes.join(" "));
         let _ = writeln!(s, "priors per image: {}", thousands(self.num_priors));
-        let _ = writeln!(s, "train graph: {} nodes", self.train_nodes);
-        let m = &self.train_memory;
-        let _ = writeln!(
-            s,
-            "train step memory: {} planned peak of intermediates ({} without reuse) + {} params and feeds = {} (optimizer state not included)",
-            mib(m.peak_bytes),
-            mib(m.total_bytes),
-            mib(m.external_bytes),
-            mib(m.peak_bytes + m.external_bytes)
-        );
+        match &self.train {
+            Ok((nodes, m)) => {
+                let _ = writeln!(s, "train graph: {nodes} nodes");
+                let _ = writeln!(
+                    s,
+                    "train step memory: {} planned peak of intermediates ({} without reuse) + {} params and feeds = {} (optimizer state not included)",
+                    mib(m.peak_bytes),
+                    mib(m.total_bytes),
+                    mib(m.external_bytes),
+                    mib(m.peak_bytes + m.external_bytes)
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(s, "train graph: not built: {e}");
+            }
+        }
         let e = &self.eval_memory;
         let _ = writeln!(
             s,

@@ -5,17 +5,15 @@
 use super::fcos_head::build_fcos_head;
 use super::fpn::{build_fpn, end_level};
 use super::layers::Layers;
+use super::losses::{fcos_losses, retina_losses};
 use super::resnet::{build_resnet, stage_channels};
 use super::retina_head::build_retina_head;
-use crate::graph::op::IouKind;
-use crate::graph::{
-    DType, Graph, GraphBuilder, GraphError, HostTensor, NodeId, Reduction as GReduction,
-};
+use crate::graph::{DType, Graph, GraphBuilder, GraphError, HostTensor, NodeId};
 use crate::model::anchor::{AnchorGenerator, point_grid};
 use crate::model::assign::fcos::FcosTargetConfig;
 use crate::model::config::{
-    BackboneConfig, BoxCoderConfig, ConfigError, DetectorConfig, FcosHeadConfig, HeadConfig,
-    LossConfig, NeckConfig, Reduction, RetinaHeadConfig,
+    BackboneConfig, BoxCoderConfig, ConfigError, DetectorConfig, HeadConfig, LossConfig,
+    NeckConfig, Reduction,
 };
 use crate::model::target::{AnchorTargetConfig, DenseTargets, TargetBuilder};
 use std::collections::BTreeMap;
@@ -143,10 +141,13 @@ impl Detector {
                     ));
                 }
                 check_cls_loss(&h.loss_cls)?;
-                if !matches!(h.loss_bbox, LossConfig::GiouLoss { .. }) {
+                if !matches!(
+                    h.loss_bbox,
+                    LossConfig::GiouLoss { .. } | LossConfig::IouLoss { .. }
+                ) {
                     return Err(cfg_err(
                         "bbox_head.loss_bbox",
-                        "fcos_head trains with giou_loss here: iou_loss needs a log op the graph does not have yet",
+                        "fcos_head needs giou_loss or iou_loss",
                     ));
                 }
                 if !matches!(
@@ -452,245 +453,4 @@ fn eval_outputs(
         centerness,
         size,
     })
-}
-
-/// `[B, A·K, h, w]` per level → `[B·N, K]` in (image, level, location, anchor) order.
-fn flatten_levels(
-    b: &mut GraphBuilder,
-    xs: &[NodeId],
-    k: usize,
-    batch: usize,
-) -> Result<NodeId, GraphError> {
-    let mut per = Vec::with_capacity(xs.len());
-    for &x in xs {
-        let s = b.shape(x).to_vec();
-        let y = b.permute(x, &[0, 2, 3, 1])?;
-        per.push(b.reshape(y, &[batch, s[2] * s[3] * s[1] / k, k])?);
-    }
-    let y = if per.len() == 1 {
-        per[0]
-    } else {
-        b.concat(&per, 1)?
-    };
-    let n = b.shape(y)[1];
-    b.reshape(y, &[batch * n, k])
-}
-
-/// Column `k` of `[M, 4]` as `[M, 1]`.
-fn col(b: &mut GraphBuilder, x: NodeId, k: usize) -> Result<NodeId, GraphError> {
-    b.slice(x, 1, k, k + 1)
-}
-
-fn reduction(r: Reduction) -> GReduction {
-    match r {
-        Reduction::Mean => GReduction::Mean,
-        Reduction::Sum => GReduction::Sum,
-        Reduction::None => GReduction::None,
-    }
-}
-
-fn focal(
-    b: &mut GraphBuilder,
-    loss: &LossConfig,
-    cls: NodeId,
-    m: usize,
-    c: usize,
-) -> Result<NodeId, GraphError> {
-    let LossConfig::FocalLoss {
-        gamma,
-        alpha,
-        loss_weight,
-        reduction: red,
-        ..
-    } = *loss
-    else {
-        return Err(GraphError::Invalid("loss_cls must be focal_loss".into()));
-    };
-    let t = b.input("labels_onehot", &[m, c], b.float_dtype())?;
-    let w = b.input("label_weights", &[m, 1], b.float_dtype())?;
-    let avg = b.input("avg_factor", &[], b.float_dtype())?;
-    let lc = b.sigmoid_focal_loss(cls, t, alpha, gamma)?;
-    let lc = b.weight_reduce_loss(lc, Some(w), reduction(red), Some(avg))?;
-    b.scale(lc, loss_weight)
-}
-
-fn retina_losses(
-    b: &mut GraphBuilder,
-    h: &RetinaHeadConfig,
-    t: &AnchorTargetConfig,
-    outs: &[(NodeId, NodeId)],
-    batch: usize,
-    num_priors: usize,
-) -> Result<(), GraphError> {
-    let c = h.num_classes;
-    let m = batch * num_priors;
-    let cls_l: Vec<NodeId> = outs.iter().map(|o| o.0).collect();
-    let reg_l: Vec<NodeId> = outs.iter().map(|o| o.1).collect();
-    let cls = flatten_levels(b, &cls_l, c, batch)?;
-    let reg = flatten_levels(b, &reg_l, 4, batch)?;
-    let loss_cls = focal(b, &h.loss_cls, cls, m, c)?;
-    let f = b.float_dtype();
-    let bt = b.input("bbox_targets", &[m, 4], f)?;
-    let bw = b.input("bbox_weights", &[m, 4], f)?;
-    // Declared by `focal`.
-    let avg = b.graph().inputs["avg_factor"];
-    let loss_bbox = match h.loss_bbox {
-        LossConfig::L1Loss {
-            loss_weight,
-            reduction: r,
-        } => {
-            let l = b.l1_loss(reg, bt)?;
-            let l = b.weight_reduce_loss(l, Some(bw), reduction(r), Some(avg))?;
-            b.scale(l, loss_weight)?
-        }
-        LossConfig::SmoothL1Loss {
-            beta,
-            loss_weight,
-            reduction: r,
-        } => {
-            let l = b.smooth_l1_loss(reg, bt, beta)?;
-            let l = b.weight_reduce_loss(l, Some(bw), reduction(r), Some(avg))?;
-            b.scale(l, loss_weight)?
-        }
-        LossConfig::GiouLoss {
-            eps,
-            loss_weight,
-            reduction: r,
-        } => {
-            let anchors = b.input("anchors", &[m, 4], f)?;
-            let pred = delta_to_boxes(b, &t.bbox_coder, anchors, reg)?;
-            let l = b.iou_loss(pred, bt, IouKind::GIoU, eps)?;
-            // mmdetection averages a [M, 4] weight over the coordinates for IoU losses.
-            let w = b.mean(bw, &[1], false)?;
-            let l = b.weight_reduce_loss(l, Some(w), reduction(r), Some(avg))?;
-            b.scale(l, loss_weight)?
-        }
-        _ => return Err(GraphError::Invalid("unsupported loss_bbox".into())),
-    };
-    let total = b.add(loss_cls, loss_bbox)?;
-    b.output("loss_cls", loss_cls)?;
-    b.output("loss_bbox", loss_bbox)?;
-    b.output("loss", total)?;
-    b.backward(total)
-}
-
-/// mmdetection's `delta2bbox` without clipping, on `[M, 4]` anchors and deltas.
-fn delta_to_boxes(
-    b: &mut GraphBuilder,
-    coder: &crate::model::boxes::DeltaXYWHBBoxCoder,
-    anchors: NodeId,
-    deltas: NodeId,
-) -> Result<NodeId, GraphError> {
-    let mut d = Vec::with_capacity(4);
-    for k in 0..4 {
-        let x = col(b, deltas, k)?;
-        let x = b.scale(x, coder.target_stds[k])?;
-        d.push(b.add_scalar(x, coder.target_means[k])?);
-    }
-    let max_ratio = crate::model::boxes::DEFAULT_WH_RATIO_CLIP.ln().abs();
-    let a: Vec<NodeId> = (0..4)
-        .map(|k| col(b, anchors, k))
-        .collect::<Result<_, _>>()?;
-    let sum_x = b.add(a[0], a[2])?;
-    let px = b.scale(sum_x, 0.5)?;
-    let sum_y = b.add(a[1], a[3])?;
-    let py = b.scale(sum_y, 0.5)?;
-    let pw = b.sub(a[2], a[0])?;
-    let ph = b.sub(a[3], a[1])?;
-    let dxw = b.mul(pw, d[0])?;
-    let gx = b.add(px, dxw)?;
-    let dyh = b.mul(ph, d[1])?;
-    let gy = b.add(py, dyh)?;
-    let dw = b.clamp(d[2], -max_ratio, max_ratio)?;
-    let dh = b.clamp(d[3], -max_ratio, max_ratio)?;
-    let ew = b.exp(dw)?;
-    let gw = b.mul(pw, ew)?;
-    let eh = b.exp(dh)?;
-    let gh = b.mul(ph, eh)?;
-    let hw = b.scale(gw, 0.5)?;
-    let hh = b.scale(gh, 0.5)?;
-    let x1 = b.sub(gx, hw)?;
-    let y1 = b.sub(gy, hh)?;
-    let x2 = b.add(gx, hw)?;
-    let y2 = b.add(gy, hh)?;
-    b.concat(&[x1, y1, x2, y2], 1)
-}
-
-/// mmdetection's `distance2bbox` on `[M, 2]` points and `[M, 4]` distances.
-fn distance_to_boxes(
-    b: &mut GraphBuilder,
-    points: NodeId,
-    dist: NodeId,
-) -> Result<NodeId, GraphError> {
-    let px = col(b, points, 0)?;
-    let py = col(b, points, 1)?;
-    let d: Vec<NodeId> = (0..4).map(|k| col(b, dist, k)).collect::<Result<_, _>>()?;
-    let x1 = b.sub(px, d[0])?;
-    let y1 = b.sub(py, d[1])?;
-    let x2 = b.add(px, d[2])?;
-    let y2 = b.add(py, d[3])?;
-    b.concat(&[x1, y1, x2, y2], 1)
-}
-
-fn fcos_losses(
-    b: &mut GraphBuilder,
-    h: &FcosHeadConfig,
-    outs: &[super::fcos_head::FcosLevel],
-    batch: usize,
-    num_priors: usize,
-) -> Result<(), GraphError> {
-    let c = h.num_classes;
-    let m = batch * num_priors;
-    let f = b.float_dtype();
-    let cls_l: Vec<NodeId> = outs.iter().map(|o| o.cls).collect();
-    let reg_l: Vec<NodeId> = outs.iter().map(|o| o.reg).collect();
-    let ctr_l: Vec<NodeId> = outs.iter().map(|o| o.centerness).collect();
-    let cls = flatten_levels(b, &cls_l, c, batch)?;
-    let reg = flatten_levels(b, &reg_l, 4, batch)?;
-    let ctr = flatten_levels(b, &ctr_l, 1, batch)?;
-    let loss_cls = focal(b, &h.loss_cls, cls, m, c)?;
-    let avg = b.graph().inputs["avg_factor"];
-    let bt = b.input("bbox_targets", &[m, 4], f)?;
-    let points = b.input("points", &[m, 2], f)?;
-    let ctr_t = b.input("centerness_targets", &[m, 1], f)?;
-    let bbox_avg = b.input("bbox_avg_factor", &[], f)?;
-    let bw = b.input("bbox_weights", &[m, 4], f)?;
-    let LossConfig::GiouLoss {
-        eps,
-        loss_weight,
-        reduction: r,
-    } = h.loss_bbox
-    else {
-        return Err(GraphError::Invalid(
-            "fcos loss_bbox must be giou_loss".into(),
-        ));
-    };
-    let pred = distance_to_boxes(b, points, reg)?;
-    let tgt = distance_to_boxes(b, points, bt)?;
-    let l = b.iou_loss(pred, tgt, IouKind::GIoU, eps)?;
-    // Weight: the centerness target of each positive (0 elsewhere), averaged by its sum.
-    let w = b.reshape(ctr_t, &[m])?;
-    let l = b.weight_reduce_loss(l, Some(w), reduction(r), Some(bbox_avg))?;
-    let loss_bbox = b.scale(l, loss_weight)?;
-    let LossConfig::CrossEntropyLoss {
-        loss_weight: cw,
-        reduction: cr,
-        ..
-    } = h.loss_centerness
-    else {
-        return Err(GraphError::Invalid(
-            "fcos loss_centerness must be cross_entropy_loss".into(),
-        ));
-    };
-    let lc = b.bce_with_logits(ctr, ctr_t)?;
-    let pos = col(b, bw, 0)?;
-    let lc = b.weight_reduce_loss(lc, Some(pos), reduction(cr), Some(avg))?;
-    let loss_ctr = b.scale(lc, cw)?;
-    let s = b.add(loss_cls, loss_bbox)?;
-    let total = b.add(s, loss_ctr)?;
-    b.output("loss_cls", loss_cls)?;
-    b.output("loss_bbox", loss_bbox)?;
-    b.output("loss_centerness", loss_ctr)?;
-    b.output("loss", total)?;
-    b.backward(total)
 }

@@ -13,7 +13,8 @@ pub struct Layers<'a> {
 }
 
 impl Layers<'_> {
-    /// A parameter, frozen when `frozen` or when the graph does not train.
+    /// A parameter, frozen when `frozen`. Eval graphs declare the same trainable flags as train
+    /// graphs (they have no backward pass), so both describe one parameter store.
     pub fn param(
         &mut self,
         name: &str,
@@ -21,7 +22,7 @@ impl Layers<'_> {
         init: Init,
         frozen: bool,
     ) -> Result<NodeId, GraphError> {
-        if frozen || !self.train {
+        if frozen {
             self.b.param_frozen(name, shape, init)
         } else {
             self.b.param(name, shape, init)

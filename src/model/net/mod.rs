@@ -9,6 +9,7 @@ mod detector;
 mod fcos_head;
 mod fpn;
 mod layers;
+mod losses;
 mod resnet;
 mod retina_head;
 
