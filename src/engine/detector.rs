@@ -94,8 +94,8 @@ pub fn build_task(config: &serde_json::Value) -> Result<(Box<dyn Task>, ParamSet
     let Some(data) = config.get("data").filter(|d| !d.is_null()) else {
         return Err("the recipe has no `data` section: there is nothing to train on".into());
     };
-    let cfg = DetectorConfig::from_value(model).map_err(|e| format!("model.{e}"))?;
-    let detector = Detector::new(cfg).map_err(|e| format!("model.{e}"))?;
+    let cfg = DetectorConfig::from_value(model).map_err(|e| e.to_string())?;
+    let detector = Detector::new(cfg).map_err(|e| e.to_string())?;
     let data: DataConfig =
         serde_json::from_value(data.clone()).map_err(|e| format!("data: {e}"))?;
     let seed = config
