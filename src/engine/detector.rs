@@ -11,7 +11,9 @@
 
 use crate::backend::cpu::CpuBackend;
 use crate::data::config::{DataConfig, DatasetConfig, SamplerConfig};
-use crate::data::{BadSampleLog, BatchSampler, Dataset, Loader, LoaderOptions, build_dataset};
+use crate::data::{
+    BadSampleLog, BatchSampler, Dataset, Loader, LoaderOptions, SamplerState, build_dataset,
+};
 use crate::engine::params::ParamSet;
 use crate::engine::store::{param_set_from_store, step_results_from_store, values_to_store};
 use crate::engine::task::{Metrics, Task, TaskError, TrainOutput};
@@ -56,6 +58,8 @@ pub struct DetectorTask {
     eval_graphs: HashMap<ShapeKey, EvalGraph>,
     val: Option<ValSet>,
     has_centerness: bool,
+    /// The epoch of the last `set_epoch`.
+    epoch: u64,
     results: Option<Vec<crate::model::postprocess::CocoDetection>>,
 }
 
@@ -160,6 +164,7 @@ pub fn build_task(config: &serde_json::Value) -> Result<(Box<dyn Task>, ParamSet
         eval_graphs: HashMap::new(),
         val,
         has_centerness,
+        epoch: 0,
         results: None,
     };
     Ok((Box::new(task), params))
@@ -286,6 +291,7 @@ impl Task for DetectorTask {
 
     fn set_epoch(&mut self, epoch: u64, _seed: u64) {
         // The sampler was seeded from `runtime.seed` when the loader was built.
+        self.epoch = epoch;
         self.train.set_epoch(epoch);
     }
 
@@ -294,6 +300,15 @@ impl Task for DetectorTask {
         params: &mut ParamSet,
         inner_iter: u64,
     ) -> Result<TrainOutput, TaskError> {
+        // The runner reseeds the epoch also when resuming into its middle: continue from the
+        // batch it asks for, not from the epoch's first.
+        let want = SamplerState {
+            epoch: self.epoch,
+            batch: inner_iter,
+        };
+        if self.train.state() != want {
+            self.train.restore(want);
+        }
         let t0 = Instant::now();
         let batch = self
             .train
@@ -426,8 +441,9 @@ impl Task for DetectorTask {
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), TaskError> {
         if let Some(s) = state.get("train_loader") {
-            let s = serde_json::from_value(s.clone())
+            let s: SamplerState = serde_json::from_value(s.clone())
                 .map_err(|e| err(format!("the checkpoint's train loader state: {e}")))?;
+            self.epoch = s.epoch;
             self.train.restore(s);
         }
         Ok(())

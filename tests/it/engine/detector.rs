@@ -115,16 +115,19 @@ fn quickstart_trains_evaluates_and_resumes_exactly() {
         }
     }
 
-    // Stopped after 10 iterations (mid-epoch 3), then resumed: the same final weights.
+    // Checkpoints every 3 iterations, stopped after 10 (so the resume point, iteration 9, is
+    // in the middle of epoch 3), resumed: the same final weights as the straight run.
     let b = dir.path().join("b");
-    let (code, text) = exec(&b, &sets, &["--max-iters", "10"]);
+    let mut sets_b = sets.clone();
+    sets_b.push("hooks.checkpoint.every=3 iters".into());
+    let (code, text) = exec(&b, &sets_b, &["--max-iters", "10"]);
     assert_eq!(code, 0, "{text}");
-    let (code, text) = exec(&b, &sets, &["--resume", "auto"]);
+    assert!(b.join("checkpoints/iter_9").is_dir(), "{text}");
+    let (code, text) = exec(&b, &sets_b, &["--resume", "auto"]);
     assert_eq!(code, 0, "{text}");
-    let weights =
-        |w: &Path| std::fs::read(w.join("checkpoints/epoch_10/model.safetensors")).unwrap();
+    let weights = |ckpt: &Path| std::fs::read(ckpt.join("model.safetensors")).unwrap();
     assert!(
-        weights(&a) == weights(&b),
+        weights(&a.join("checkpoints/epoch_10")) == weights(&b.join("checkpoints/iter_40")),
         "resumed weights differ from the straight run's"
     );
 }
