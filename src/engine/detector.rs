@@ -1,21 +1,451 @@
 //! The recipe's detector as a [`Task`] (model graph + data loaders + evaluator), the one
 //! place where `mmrun exec`/`mmrun test` turn `model` and `data` sections into something the
 //! runner can drive.
+//!
+//! The graph executor keeps its own [`ParamStore`]; the runner owns the [`ParamSet`]. Each
+//! step copies values into the store, runs the step graph of the batch's shape (built once per
+//! `(images, height, width)` and cached: graphs have static shapes), and copies gradients and
+//! updated BN statistics back. Evaluation runs the eval graph over the val split, decodes with
+//! the model's post-processing and scores with the COCO evaluator against the val annotation
+//! file.
 
+use crate::backend::cpu::CpuBackend;
+use crate::data::config::{DataConfig, DatasetConfig, SamplerConfig};
+use crate::data::{
+    BadSampleLog, BatchSampler, Dataset, Loader, LoaderOptions, SamplerState, build_dataset,
+};
 use crate::engine::params::ParamSet;
-use crate::engine::task::Task;
+use crate::engine::store::{param_set_from_store, step_results_from_store, values_to_store};
+use crate::engine::task::{Metrics, Task, TaskError, TrainOutput};
+use crate::eval::coco::{CocoGt, CocoParams, Detection};
+use crate::eval::{MetricKind, metric_names};
+use crate::graph::{DType, Executor, HostTensor, ParamStore};
+use crate::model::anchor::point_grid;
+use crate::model::config::DetectorConfig;
+use crate::model::net::{Detector, GraphMode, HeadOutputs};
+use crate::model::postprocess::{Decoder, Detections, LevelOutput, postprocess, to_coco};
+use crate::model::target::{DenseTargets, TargetBuilder};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Batch size and padded `(h, w)`: the key of a cached graph.
+type ShapeKey = (usize, usize, usize);
+
+/// An eval graph with what post-processing needs to read its outputs.
+struct EvalGraph {
+    exec: Executor<CpuBackend>,
+    heads: Vec<HeadOutputs>,
+    featmap_sizes: Vec<(usize, usize)>,
+}
+
+/// The val split: its dataset, pipeline and ground truth.
+struct ValSet {
+    dataset: Arc<Dataset>,
+    pipeline: Arc<crate::data::Pipeline>,
+    opts: LoaderOptions,
+    batch: usize,
+    gt: CocoGt,
+}
+
+/// A detector with its train loader and val set.
+pub struct DetectorTask {
+    detector: Detector,
+    store: ParamStore,
+    train: Loader<DenseTargets>,
+    train_graphs: HashMap<ShapeKey, Executor<CpuBackend>>,
+    eval_graphs: HashMap<ShapeKey, EvalGraph>,
+    val: Option<ValSet>,
+    has_centerness: bool,
+    /// The epoch of the last `set_epoch`.
+    epoch: u64,
+    results: Option<Vec<crate::model::postprocess::CocoDetection>>,
+}
+
+fn err(e: impl std::fmt::Display) -> TaskError {
+    TaskError(e.to_string())
+}
+
+/// Parameters of normalisation layers, by mmdetection's module names (`bn1`, `gn`, `norm`,
+/// `downsample.1`), for `norm_decay_mult`.
+fn is_norm(name: &str) -> bool {
+    name.split('.')
+        .any(|part| part.starts_with("bn") || part.starts_with("gn") || part.contains("norm"))
+        || name.contains("downsample.1.")
+}
+
+fn dataset_of(
+    data: &DataConfig,
+    which: &str,
+) -> Result<Option<(Dataset, crate::data::Pipeline)>, String> {
+    let cfg: Option<&DatasetConfig> = match which {
+        "train" => data.train.as_ref(),
+        _ => data.val.as_ref().or(data.test.as_ref()),
+    };
+    let Some(cfg) = cfg else { return Ok(None) };
+    let log = BadSampleLog::default();
+    build_dataset(cfg, data.on_bad_sample, &log)
+        .map(Some)
+        .map_err(|e| format!("data.{which}: {e}"))
+}
 
 /// Build the task and its parameters from a checked config tree.
 pub fn build_task(config: &serde_json::Value) -> Result<(Box<dyn Task>, ParamSet), String> {
     let Some(model) = config.get("model").filter(|m| !m.is_null()) else {
         return Err("the recipe has no `model` section: there is nothing to train".into());
     };
-    if config.get("data").is_none_or(|d| d.is_null()) {
+    let Some(data) = config.get("data").filter(|d| !d.is_null()) else {
         return Err("the recipe has no `data` section: there is nothing to train on".into());
+    };
+    let cfg = DetectorConfig::from_value(model).map_err(|e| e.to_string())?;
+    let detector = Detector::new(cfg).map_err(|e| e.to_string())?;
+    let data: DataConfig =
+        serde_json::from_value(data.clone()).map_err(|e| format!("data: {e}"))?;
+    let seed = config
+        .pointer("/runtime/seed")
+        .and_then(|s| s.as_u64())
+        .unwrap_or(0);
+
+    let (train_ds, train_pipe) = dataset_of(&data, "train")?
+        .ok_or("the recipe has no `data.train` dataset: there is nothing to train on")?;
+    let opts = LoaderOptions::from_config(&data, &train_pipe, seed);
+    let sampler = BatchSampler::new(
+        &data.sampler,
+        train_ds.aspect_groups(),
+        data.samples_per_gpu,
+        0,
+        1,
+        seed,
+    )
+    .map_err(|e| format!("data.sampler: {e}"))?;
+    let target = detector.target_builder().clone().into_data_fn();
+    let train = Loader::new(
+        Arc::new(train_ds),
+        Arc::new(train_pipe),
+        sampler,
+        target,
+        opts,
+    );
+
+    let val = match dataset_of(&data, "val")? {
+        Some((ds, pipe)) => {
+            let opts = LoaderOptions::from_config(&data, &pipe, seed);
+            let ann = match data.val.as_ref().or(data.test.as_ref()) {
+                Some(c) => PathBuf::from(&c.params().ann_file),
+                None => unreachable!("dataset_of found it"),
+            };
+            let gt = CocoGt::from_json_path(&ann)
+                .map_err(|e| format!("data.val: {}: {e}", ann.display()))?;
+            Some(ValSet {
+                dataset: Arc::new(ds),
+                pipeline: Arc::new(pipe),
+                opts,
+                batch: data.samples_per_gpu,
+                gt,
+            })
+        }
+        None => None,
+    };
+
+    // Parameter shapes do not depend on the input size: any small train graph declares them
+    // (a train graph, since eval graphs declare every parameter frozen).
+    let probe = detector
+        .build(GraphMode::Train, 1, (64, 64), DType::F32)
+        .map_err(|e| format!("model: {e}"))?;
+    let store = ParamStore::init(&probe.graph, seed);
+    let params = param_set_from_store(&store, is_norm)?;
+    let has_centerness = matches!(detector.target_builder(), TargetBuilder::Point(_));
+    let task = DetectorTask {
+        detector,
+        store,
+        train,
+        train_graphs: HashMap::new(),
+        eval_graphs: HashMap::new(),
+        val,
+        has_centerness,
+        epoch: 0,
+        results: None,
+    };
+    Ok((Box::new(task), params))
+}
+
+impl DetectorTask {
+    fn train_exec(&mut self, key: ShapeKey) -> Result<&mut Executor<CpuBackend>, TaskError> {
+        if !self.train_graphs.contains_key(&key) {
+            let built = self
+                .detector
+                .build(GraphMode::Train, key.0, (key.1, key.2), DType::F32)
+                .map_err(|e| err(format!("building the train graph for {key:?}: {e}")))?;
+            self.train_graphs
+                .insert(key, Executor::new(built.graph, CpuBackend));
+        }
+        Ok(self.train_graphs.get_mut(&key).expect("inserted above"))
     }
-    let ty = model.get("type").and_then(|t| t.as_str()).unwrap_or("?");
-    Err(format!(
-        "this build cannot construct the `{ty}` detector for training yet: the detector \
-         networks are not connected to the runner (engine::detector)"
-    ))
+
+    fn eval_graph(&mut self, key: ShapeKey) -> Result<(), TaskError> {
+        if !self.eval_graphs.contains_key(&key) {
+            let built = self
+                .detector
+                .build(GraphMode::Eval, key.0, (key.1, key.2), DType::F32)
+                .map_err(|e| err(format!("building the eval graph for {key:?}: {e}")))?;
+            self.eval_graphs.insert(
+                key,
+                EvalGraph {
+                    heads: built.heads,
+                    featmap_sizes: built.featmap_sizes,
+                    exec: Executor::new(built.graph, CpuBackend),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Post-process image `i` of an eval batch of `n` images.
+    fn decode(
+        &self,
+        g: &EvalGraph,
+        out: &crate::graph::RunOutputs,
+        n: usize,
+        i: usize,
+        meta: &crate::data::ImageMeta,
+    ) -> Result<Detections, TaskError> {
+        let per = |name: &str| -> Result<&[f32], TaskError> {
+            let v = out
+                .outputs
+                .get(name)
+                .and_then(|t| t.as_f32())
+                .ok_or_else(|| err(format!("the eval graph has no f32 output `{name}`")))?;
+            let k = v.len() / n;
+            Ok(&v[i * k..(i + 1) * k])
+        };
+        let mut levels = Vec::with_capacity(g.heads.len());
+        for h in &g.heads {
+            levels.push(LevelOutput {
+                cls: per(&h.cls)?,
+                reg: per(&h.reg)?,
+                centerness: match &h.centerness {
+                    Some(c) => Some(per(c)?),
+                    None => None,
+                },
+                h: h.size.0,
+                w: h.size.1,
+            });
+        }
+        let parts = self.detector.cfg.parts();
+        let img_shape = (meta.img_shape[0], meta.img_shape[1]);
+        let nc = self.detector.num_classes();
+        let dets = match self.detector.target_builder() {
+            TargetBuilder::Anchor(t) => {
+                let anchors = t
+                    .anchor_generator
+                    .grid_anchors(&g.featmap_sizes)
+                    .map_err(err)?;
+                let dec = Decoder::Delta {
+                    anchors: &anchors,
+                    coder: &t.bbox_coder,
+                };
+                postprocess(
+                    &levels,
+                    &dec,
+                    nc,
+                    &parts.test_cfg,
+                    img_shape,
+                    meta.scale_factor,
+                    true,
+                )
+            }
+            TargetBuilder::Point(t) => {
+                let strides: Vec<(f64, f64)> = t.strides.iter().map(|&s| (s, s)).collect();
+                let pts = point_grid(&strides, &g.featmap_sizes, 0.5);
+                let coder = Default::default();
+                let scale: Vec<f32> = t
+                    .strides
+                    .iter()
+                    .map(|&s| if t.norm_on_bbox { s as f32 } else { 1.0 })
+                    .collect();
+                let dec = Decoder::Distance {
+                    points: &pts,
+                    coder: &coder,
+                    scale: &scale,
+                };
+                postprocess(
+                    &levels,
+                    &dec,
+                    nc,
+                    &parts.test_cfg,
+                    img_shape,
+                    meta.scale_factor,
+                    true,
+                )
+            }
+        };
+        dets.map_err(err)
+    }
+}
+
+impl Task for DetectorTask {
+    fn iters_per_epoch(&self) -> u64 {
+        self.train.batches_per_epoch() as u64
+    }
+
+    fn set_epoch(&mut self, epoch: u64, _seed: u64) {
+        // The sampler was seeded from `runtime.seed` when the loader was built.
+        self.epoch = epoch;
+        self.train.set_epoch(epoch);
+    }
+
+    fn train_step(
+        &mut self,
+        params: &mut ParamSet,
+        inner_iter: u64,
+    ) -> Result<TrainOutput, TaskError> {
+        // The runner reseeds the epoch also when resuming into its middle: continue from the
+        // batch it asks for, not from the epoch's first.
+        let want = SamplerState {
+            epoch: self.epoch,
+            batch: inner_iter,
+        };
+        if self.train.state() != want {
+            self.train.restore(want);
+        }
+        let t0 = Instant::now();
+        let batch = self
+            .train
+            .next_batch()
+            .ok_or_else(|| {
+                err(format!(
+                    "the train loader ran out of batches at iteration {inner_iter} of the epoch"
+                ))
+            })?
+            .map_err(err)?;
+        let data_time = t0.elapsed().as_secs_f64();
+        let [n, _, h, w] = batch.shape;
+        let img = HostTensor::f32(batch.shape.to_vec(), batch.images).map_err(err)?;
+        let feeds = self
+            .detector
+            .train_feeds(img, &batch.targets, (h, w))
+            .map_err(err)?;
+        values_to_store(params, &mut self.store).map_err(err)?;
+        let mut store = std::mem::take(&mut self.store);
+        let out = self.train_exec((n, h, w))?.run(&mut store, &feeds);
+        self.store = store;
+        let out = out.map_err(err)?;
+        step_results_from_store(&self.store, params).map_err(err)?;
+        let mut names = vec!["loss_cls", "loss_bbox"];
+        if self.has_centerness {
+            names.push("loss_centerness");
+        }
+        let losses = names
+            .into_iter()
+            .map(|k| {
+                out.scalar(k)
+                    .map(|v| (k.to_string(), v))
+                    .ok_or_else(|| err(format!("the train graph has no scalar output `{k}`")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TrainOutput { losses, data_time })
+    }
+
+    fn evaluate(&mut self, params: &ParamSet, limit: Option<u64>) -> Result<Metrics, TaskError> {
+        let Some(val) = &self.val else {
+            return Err(err(
+                "the recipe has no `data.val` dataset to evaluate on; remove the eval hook",
+            ));
+        };
+        values_to_store(params, &mut self.store).map_err(err)?;
+        let sampler = BatchSampler::new(
+            &SamplerConfig::SequentialSampler {},
+            val.dataset.aspect_groups(),
+            val.batch,
+            0,
+            1,
+            0,
+        )
+        .map_err(err)?;
+        let cat_ids = val.dataset.cat_ids.clone();
+        let mut loader: Loader<()> = Loader::new(
+            val.dataset.clone(),
+            val.pipeline.clone(),
+            sampler,
+            Arc::new(|_| Ok(())),
+            val.opts.clone(),
+        );
+        let mut dets = Vec::new();
+        let mut img_ids = Vec::new();
+        let mut done = 0u64;
+        while limit.is_none_or(|l| done < l) {
+            let Some(batch) = loader.next_batch() else {
+                break;
+            };
+            let batch = batch.map_err(err)?;
+            done += 1;
+            let [n, _, h, w] = batch.shape;
+            let key = (n, h, w);
+            self.eval_graph(key)?;
+            let mut feeds = std::collections::BTreeMap::new();
+            feeds.insert(
+                "img".to_string(),
+                HostTensor::f32(batch.shape.to_vec(), batch.images).map_err(err)?,
+            );
+            let mut store = std::mem::take(&mut self.store);
+            let g = self.eval_graphs.get_mut(&key).expect("built above");
+            let out = g.exec.run(&mut store, &feeds);
+            self.store = store;
+            let out = out.map_err(err)?;
+            let g = &self.eval_graphs[&key];
+            for (i, meta) in batch.metas.iter().enumerate() {
+                let d = self.decode(g, &out, n, i, meta)?;
+                img_ids.push(meta.img_id as i64);
+                dets.extend(to_coco(&d, meta.img_id, &cat_ids).map_err(err)?);
+            }
+        }
+        let Some(val) = &self.val else {
+            unreachable!("checked above")
+        };
+        let eval_dets: Vec<Detection> = dets
+            .iter()
+            .map(|d| Detection {
+                image_id: d.image_id as i64,
+                category_id: d.category_id as i64,
+                bbox: d.bbox,
+                score: d.score,
+            })
+            .collect();
+        let cocop = CocoParams {
+            img_ids: Some(img_ids),
+            cat_ids: Some(cat_ids.iter().map(|&c| c as i64).collect()),
+            ..Default::default()
+        };
+        let report = crate::eval::coco::evaluate(&val.gt, &eval_dets, &cocop).map_err(err)?;
+        self.results = Some(dets);
+        Ok(report.metrics().into_iter().collect())
+    }
+
+    fn results_json(&self) -> Option<serde_json::Value> {
+        self.results
+            .as_ref()
+            .and_then(|r| serde_json::to_value(r).ok())
+    }
+
+    fn metric_names(&self) -> Vec<String> {
+        metric_names(MetricKind::Bbox)
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "train_loader": self.train.state() })
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), TaskError> {
+        if let Some(s) = state.get("train_loader") {
+            let s: SamplerState = serde_json::from_value(s.clone())
+                .map_err(|e| err(format!("the checkpoint's train loader state: {e}")))?;
+            self.epoch = s.epoch;
+            self.train.restore(s);
+        }
+        Ok(())
+    }
 }

@@ -9,3 +9,4 @@ mod optim;
 mod pyref;
 mod runner;
 mod standin;
+mod detector;
