@@ -3,10 +3,10 @@
 
 mod checkpoint;
 mod cli;
+mod detector;
 mod exec;
 mod kill;
 mod optim;
 mod pyref;
 mod runner;
 mod standin;
-mod detector;
