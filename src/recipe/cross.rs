@@ -74,19 +74,8 @@ pub fn fpn_strides(backbone_strides: &[i64], start_level: usize, num_outs: usize
 
 /// Metric names an evaluator produces (mmdetection's keys).
 pub fn metrics_of(evaluator: &str) -> &'static [&'static str] {
-    match evaluator {
-        "coco_bbox" => &[
-            "bbox_mAP",
-            "bbox_mAP_50",
-            "bbox_mAP_75",
-            "bbox_mAP_s",
-            "bbox_mAP_m",
-            "bbox_mAP_l",
-        ],
-        "voc_map" => &["mAP", "AP50"],
-        "proposal_recall" => &["AR@100", "AR@300", "AR@1000"],
-        _ => &[],
-    }
+    // The evaluator owns its metric keys; the checker only reads them.
+    crate::eval::MetricKind::from_name(evaluator).map_or(&[], crate::eval::metric_names)
 }
 
 #[derive(serde::Deserialize)]

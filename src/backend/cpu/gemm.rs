@@ -29,45 +29,30 @@ pub fn gemm<T: Float>(
         }
         return;
     }
-    assert!(
-        a.len() > (m - 1) * a_rs + (k - 1) * a_cs,
-        "gemm: lhs too short"
-    );
-    assert!(
-        b.len() > (k - 1) * b_rs + (n - 1) * b_cs,
-        "gemm: rhs too short"
-    );
     assert!(c.len() >= m * n, "gemm: dst too short");
     let par = if m * n * k >= 1 << 15 {
         gemm_crate::Parallelism::Rayon(0)
     } else {
         gemm_crate::Parallelism::None
     };
-    // SAFETY: the asserts above bound every index the kernel touches: dst is m×n row-major
-    // (rs = n, cs = 1), lhs reads (i*a_rs + p*a_cs) for i < m, p < k, rhs (p*b_rs + j*b_cs).
-    // T is f32 or f64, which the crate supports; slices do not alias (&mut c vs & a, & b).
+    // SAFETY: dst is m×n row-major (rs = n, cs = 1), bounded by the assert above; `&mut c`
+    // cannot alias `a` or `b`.
     unsafe {
-        gemm_crate::gemm(
+        checked_gemm(
             m,
             n,
             k,
+            a,
+            a_rs,
+            a_cs,
+            b,
+            b_rs,
+            b_cs,
             c.as_mut_ptr(),
-            1,
-            n as isize,
+            n,
             accumulate,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            T::ONE,
-            T::ONE,
-            false,
-            false,
-            false,
             par,
-        );
+        )
     }
 }
 
@@ -96,6 +81,48 @@ pub unsafe fn gemm_tile<T: Float>(
     if m == 0 || n == 0 || k == 0 {
         return;
     }
+    // SAFETY: the destination contract is the caller's (see above).
+    unsafe {
+        checked_gemm(
+            m,
+            n,
+            k,
+            a,
+            a_rs,
+            a_cs,
+            b,
+            b_rs,
+            b_cs,
+            c,
+            c_rs,
+            accumulate,
+            gemm_crate::Parallelism::None,
+        )
+    }
+}
+
+/// The one call into the `gemm` crate, for `m, n, k > 0`: asserts the operand bounds, then
+/// computes `c = a @ b` (or `c += a @ b`) into a destination with row stride `c_rs`.
+///
+/// # Safety
+/// `c` must be valid for writes at `i * c_rs + j` for `i < m`, `j < n`, and nothing else may
+/// access those elements during the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn checked_gemm<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[T],
+    b_rs: usize,
+    b_cs: usize,
+    c: *mut T,
+    c_rs: usize,
+    accumulate: bool,
+    par: gemm_crate::Parallelism,
+) {
     assert!(
         a.len() > (m - 1) * a_rs + (k - 1) * a_cs,
         "gemm: lhs too short"
@@ -104,7 +131,9 @@ pub unsafe fn gemm_tile<T: Float>(
         b.len() > (k - 1) * b_rs + (n - 1) * b_cs,
         "gemm: rhs too short"
     );
-    // SAFETY: lhs/rhs bounds asserted above; the destination contract is the caller's.
+    // SAFETY: lhs reads (i*a_rs + p*a_cs) for i < m, p < k and rhs (p*b_rs + j*b_cs) are
+    // bounded by the asserts above; T is f32 or f64, which the crate supports; the
+    // destination contract is the caller's.
     unsafe {
         gemm_crate::gemm(
             m,
@@ -125,7 +154,7 @@ pub unsafe fn gemm_tile<T: Float>(
             false,
             false,
             false,
-            gemm_crate::Parallelism::None,
+            par,
         );
     }
 }
