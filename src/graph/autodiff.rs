@@ -104,6 +104,7 @@ impl GraphBuilder {
                         self.push(Op::Unary(UnaryOp::SigmoidGrad), vec![y, dy], xs, dt)
                     }
                     UnaryOp::Exp => self.push(Op::Unary(UnaryOp::ExpGrad), vec![y, dy], xs, dt),
+                    UnaryOp::Log => self.push(Op::Unary(UnaryOp::LogGrad), vec![x, dy], xs, dt),
                     UnaryOp::Scale(f) => self.scale(dy, *f)?,
                     UnaryOp::AddScalar(_) => dy,
                     UnaryOp::Clamp { lo, hi } => self.push(

@@ -377,6 +377,10 @@ impl GraphBuilder {
     pub fn exp(&mut self, x: NodeId) -> Result<NodeId, GraphError> {
         self.unary(UnaryOp::Exp, x)
     }
+    /// `ln(x)`.
+    pub fn log(&mut self, x: NodeId) -> Result<NodeId, GraphError> {
+        self.unary(UnaryOp::Log, x)
+    }
     /// `x * factor`.
     pub fn scale(&mut self, x: NodeId, factor: f64) -> Result<NodeId, GraphError> {
         self.unary(UnaryOp::Scale(factor), x)

@@ -48,6 +48,8 @@ pub enum UnaryOp {
     Relu,
     Sigmoid,
     Exp,
+    /// Natural logarithm (FCOS's `IoULoss` is `-ln IoU`).
+    Log,
     /// `x * factor`.
     Scale(f64),
     /// `x + value`.
@@ -65,6 +67,8 @@ pub enum UnaryOp {
     SigmoidGrad,
     /// `dy * y`; inputs `(y, dy)`.
     ExpGrad,
+    /// `dy / x`; inputs `(x, dy)`.
+    LogGrad,
     /// `dy * (lo < x < hi)`; inputs `(x, dy)`.
     ClampGrad {
         lo: f64,
@@ -244,6 +248,7 @@ impl Op {
                 UnaryOp::Relu => "relu",
                 UnaryOp::Sigmoid => "sigmoid",
                 UnaryOp::Exp => "exp",
+                UnaryOp::Log => "log",
                 UnaryOp::Scale(_) => "scale",
                 UnaryOp::AddScalar(_) => "add_scalar",
                 UnaryOp::Clamp { .. } => "clamp",
@@ -251,6 +256,7 @@ impl Op {
                 UnaryOp::ReluGrad => "relu_grad",
                 UnaryOp::SigmoidGrad => "sigmoid_grad",
                 UnaryOp::ExpGrad => "exp_grad",
+                UnaryOp::LogGrad => "log_grad",
                 UnaryOp::ClampGrad { .. } => "clamp_grad",
             },
             Op::Binary(b) => match b {

@@ -38,6 +38,7 @@ pub fn unary<T: Float>(op: &UnaryOp, x: &[T], dy: Option<&[T]>, out: &mut [T]) {
         UnaryOp::Relu => map1!(|x: T| if x > zero { x } else { zero }),
         UnaryOp::Sigmoid => map1!(|x: T| sigmoid(x)),
         UnaryOp::Exp => map1!(|x: T| x.exp()),
+        UnaryOp::Log => map1!(|x: T| x.ln()),
         UnaryOp::Scale(f) => {
             let f = T::from_f64(*f);
             map1!(|x: T| x * f)
@@ -53,6 +54,7 @@ pub fn unary<T: Float>(op: &UnaryOp, x: &[T], dy: Option<&[T]>, out: &mut [T]) {
         UnaryOp::ReluGrad => map2!(|y: T, d: T| if y > zero { d } else { zero }),
         UnaryOp::SigmoidGrad => map2!(|y: T, d: T| d * y * (one - y)),
         UnaryOp::ExpGrad => map2!(|y: T, d: T| d * y),
+        UnaryOp::LogGrad => map2!(|x: T, d: T| d / x),
         UnaryOp::ClampGrad { lo, hi } => {
             let (lo, hi) = (T::from_f64(*lo), T::from_f64(*hi));
             map2!(|x: T, d: T| if x >= lo && x <= hi { d } else { zero })

@@ -22,10 +22,14 @@ pub enum Module {
     Optim,
     Scale,
     Conv,
+    /// Graph-IR tensor ops: strided copies, broadcasting binaries, unary maps, row sums.
+    Tensor,
+    /// Graph-IR normalisation ops (statistics, apply, and their gradients).
+    NormIr,
 }
 
 impl Module {
-    pub const ALL: [Module; 12] = [
+    pub const ALL: [Module; 14] = [
         Module::LossFocal,
         Module::LossCe,
         Module::LossBce,
@@ -38,6 +42,8 @@ impl Module {
         Module::Optim,
         Module::Scale,
         Module::Conv,
+        Module::Tensor,
+        Module::NormIr,
     ];
 
     /// Position in [`Module::ALL`] (the per-device module cache index).
@@ -60,6 +66,8 @@ impl Module {
             Module::Optim => "optim.ptx",
             Module::Scale => "scale.ptx",
             Module::Conv => "conv.ptx",
+            Module::Tensor => "tensor.ptx",
+            Module::NormIr => "norm_ir.ptx",
         }
     }
 
@@ -78,6 +86,8 @@ impl Module {
             Module::Optim => include_str!("../../../kernels/optim.ptx"),
             Module::Scale => include_str!("../../../kernels/scale.ptx"),
             Module::Conv => include_str!("../../../kernels/conv.ptx"),
+            Module::Tensor => include_str!("../../../kernels/tensor.ptx"),
+            Module::NormIr => include_str!("../../../kernels/norm_ir.ptx"),
         }
     }
 
@@ -239,6 +249,8 @@ pub const ENTRIES: &[Entry] = &[
         dtypes: F32_ONLY,
         params: &[Ptr, U32, F32],
     },
+    // ---- tensor.ptx (graph-IR tensor ops, ir/tensor.rs) ----
+    // ---- end tensor.ptx ----
     // reduce.ptx
     Entry {
         module: Module::Reduce,
@@ -313,6 +325,8 @@ pub const ENTRIES: &[Entry] = &[
         dtypes: F32_ONLY,
         params: &[Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, U32, U32, U32, U32],
     },
+    // ---- norm_ir.ptx (graph-IR normalisation, ir/nn.rs) ----
+    // ---- end norm_ir.ptx ----
     // pool.ptx
     Entry {
         module: Module::Pool,

@@ -7,7 +7,8 @@
 //! - [`device`]: device detection that never panics, a [`CudaDevice`] per ordinal with its
 //!   stream, lazily loaded modules and scratch space;
 //! - `launch`: one `unsafe` launch function per kernel entry with its safety contract;
-//! - [`loss`], [`optim`], [`ops`], [`blas`]: the safe, shape-checked API the engine calls.
+//! - [`loss`], [`optim`], [`ops`], [`blas`]: the safe, shape-checked API the engine calls;
+//! - [`ir`]: [`CudaBackend`], the graph [`crate::backend::Backend`] built on the layers above.
 //!
 //! Everything here builds without CUDA installed: the driver is opened at run time, and
 //! [`probe`] reports a missing driver or device as an error instead of cudarc's panic.
@@ -18,6 +19,7 @@ pub mod conv;
 pub mod device;
 mod dtype;
 mod error;
+pub mod ir;
 pub mod kernels;
 mod launch;
 pub mod loss;
@@ -27,3 +29,4 @@ pub mod optim;
 pub use device::{CudaDevice, parse_device, probe};
 pub use dtype::{DType, KernelFloat};
 pub use error::CudaError;
+pub use ir::{CudaBackend, CudaBuffer};

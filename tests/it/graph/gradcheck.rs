@@ -127,6 +127,10 @@ fn gradcheck_elementwise_and_broadcast() {
     gradcheck("exp", &mut rng, std::slice::from_ref(&x), &none, &|g, p| {
         g.exp(p[0])
     });
+    // ln on strictly positive inputs (y is drawn from [0.5, 2]).
+    gradcheck("log", &mut rng, std::slice::from_ref(&y), &none, &|g, p| {
+        g.log(p[0])
+    });
     gradcheck(
         "scale+add_scalar",
         &mut rng,

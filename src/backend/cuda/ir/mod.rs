@@ -1,0 +1,300 @@
+//! The graph-IR side of the CUDA backend: [`CudaBackend`] implements
+//! [`crate::backend::Backend`], so the executor in [`crate::graph`] runs forward and step
+//! graphs on a GPU exactly as it runs them on the CPU reference.
+//!
+//! Owns the device buffer type ([`CudaBuffer`]: f32, i32 or u8 storage) and the dispatch of
+//! each op family to the files beside this one:
+//! - `tensor.rs`: unary, binary (broadcasting), reductions and layout ops;
+//! - `nn.rs`: matmul (cuBLAS), convolution (im2col + cuBLAS), pooling, normalisation;
+//! - `loss.rs`: the unreduced loss family (forward and gradient with `dy`).
+//!
+//! Tensors are f32 on the device (i32 for labels, u8 for masks); f64 graphs — the CPU's
+//! gradient-check dtype — are refused with [`BackendError::Unsupported`]. Every op is issued
+//! on the device's one stream, so scratch allocations need no synchronisation.
+
+mod loss;
+mod nn;
+mod tensor;
+
+use std::sync::Arc;
+
+use cudarc::driver::CudaSlice;
+
+use super::blas::Blas;
+use super::device::CudaDevice;
+use super::error::CudaError;
+use crate::backend::{Backend, BackendError, TensorMut, TensorRef};
+use crate::graph::op::*;
+use crate::graph::{DType, HostData, HostTensor, numel};
+
+/// A device buffer: storage for at least the tensor it currently holds.
+pub enum CudaBuffer {
+    F32(CudaSlice<f32>),
+    I32(CudaSlice<i32>),
+    U8(CudaSlice<u8>),
+}
+
+impl CudaBuffer {
+    /// The element type stored.
+    pub fn dtype(&self) -> DType {
+        match self {
+            CudaBuffer::F32(_) => DType::F32,
+            CudaBuffer::I32(_) => DType::I32,
+            CudaBuffer::U8(_) => DType::U8,
+        }
+    }
+
+    /// Capacity in elements.
+    pub fn len(&self) -> usize {
+        match self {
+            CudaBuffer::F32(s) => s.len(),
+            CudaBuffer::I32(s) => s.len(),
+            CudaBuffer::U8(s) => s.len(),
+        }
+    }
+
+    /// Whether the buffer holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The CUDA implementation of the graph backend: one device and its cuBLAS handle (GEMM and
+/// the im2col convolutions in `super::conv`). Cheap to clone (shared handles).
+#[derive(Clone)]
+pub struct CudaBackend {
+    dev: Arc<CudaDevice>,
+    blas: Arc<Blas>,
+}
+
+impl CudaBackend {
+    /// Opens device `ordinal` and cuBLAS on its stream.
+    pub fn open(ordinal: usize) -> Result<Self, CudaError> {
+        let dev = Arc::new(CudaDevice::open(ordinal)?);
+        let blas = Arc::new(Blas::new(&dev)?);
+        Ok(CudaBackend { dev, blas })
+    }
+
+    /// The device (for direct kernel calls: optimizers, benchmarks).
+    pub fn device(&self) -> &Arc<CudaDevice> {
+        &self.dev
+    }
+
+    /// The cuBLAS handle (GEMM and convolution).
+    pub fn blas(&self) -> &Blas {
+        &self.blas
+    }
+}
+
+pub(crate) const NAME: &str = "cuda";
+
+/// A device failure as a backend error.
+pub(crate) fn device_err(e: CudaError) -> BackendError {
+    BackendError::Device {
+        backend: NAME,
+        message: e.to_string(),
+    }
+}
+
+pub(crate) fn unsupported(op: &'static str, dtype: DType) -> BackendError {
+    BackendError::Unsupported {
+        backend: NAME,
+        op,
+        dtype,
+    }
+}
+
+/// An input's f32 storage (the first `numel(shape)` elements are the tensor).
+#[allow(dead_code)] // used as the op families land
+pub(crate) fn f32_in<'a>(
+    t: &TensorRef<'a, CudaBuffer>,
+    op: &'static str,
+) -> Result<&'a CudaSlice<f32>, BackendError> {
+    match t.buf {
+        CudaBuffer::F32(s) if t.dtype == DType::F32 => Ok(s),
+        _ => Err(unsupported(op, t.dtype)),
+    }
+}
+
+/// An input's i32 storage (labels).
+#[allow(dead_code)] // used as the op families land
+pub(crate) fn i32_in<'a>(
+    t: &TensorRef<'a, CudaBuffer>,
+    op: &'static str,
+) -> Result<&'a CudaSlice<i32>, BackendError> {
+    match t.buf {
+        CudaBuffer::I32(s) if t.dtype == DType::I32 => Ok(s),
+        _ => Err(unsupported(op, t.dtype)),
+    }
+}
+
+/// The output's f32 storage.
+#[allow(dead_code)] // used as the op families land
+pub(crate) fn f32_out<'a>(
+    t: &'a mut TensorMut<'_, CudaBuffer>,
+    op: &'static str,
+) -> Result<&'a mut CudaSlice<f32>, BackendError> {
+    let dt = t.dtype;
+    match t.buf {
+        CudaBuffer::F32(s) if dt == DType::F32 => Ok(s),
+        _ => Err(unsupported(op, dt)),
+    }
+}
+
+impl Backend for CudaBackend {
+    type Buffer = CudaBuffer;
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn alloc(&self, dtype: DType, len: usize) -> Result<CudaBuffer, BackendError> {
+        let len = len.max(1);
+        // SAFETY (of the unsynchronised alloc): every op writes the elements it later reads;
+        // buffers are never read before their producer ran (the executor's schedule).
+        let s = self.dev.stream();
+        let buf = match dtype {
+            DType::F32 => CudaBuffer::F32(unsafe { s.alloc::<f32>(len) }.map_err(drv)?),
+            DType::I32 => CudaBuffer::I32(unsafe { s.alloc::<i32>(len) }.map_err(drv)?),
+            DType::U8 => CudaBuffer::U8(unsafe { s.alloc::<u8>(len) }.map_err(drv)?),
+            d => return Err(unsupported("alloc", d)),
+        };
+        Ok(buf)
+    }
+
+    fn upload(&self, t: &HostTensor) -> Result<CudaBuffer, BackendError> {
+        let s = self.dev.stream();
+        // Empty tensors still get a one-element buffer (cudarc refuses zero-size copies).
+        fn padded<T: Copy + Default>(v: &[T]) -> std::borrow::Cow<'_, [T]> {
+            if v.is_empty() {
+                vec![T::default()].into()
+            } else {
+                v.into()
+            }
+        }
+        Ok(match &t.data {
+            HostData::F32(v) => CudaBuffer::F32(s.clone_htod(&*padded(v)).map_err(drv)?),
+            HostData::I32(v) => CudaBuffer::I32(s.clone_htod(&*padded(v)).map_err(drv)?),
+            HostData::U8(v) => CudaBuffer::U8(s.clone_htod(&*padded(v)).map_err(drv)?),
+            other => return Err(unsupported("upload", other.dtype())),
+        })
+    }
+
+    fn download(
+        &self,
+        buf: &CudaBuffer,
+        dtype: DType,
+        shape: &[usize],
+    ) -> Result<HostTensor, BackendError> {
+        let n = numel(shape);
+        if buf.dtype() != dtype || buf.len() < n {
+            return Err(unsupported("download", dtype));
+        }
+        let s = self.dev.stream();
+        let data = if n == 0 {
+            HostData::zeros(dtype, 0)
+        } else {
+            match buf {
+                CudaBuffer::F32(b) => HostData::F32(s.clone_dtoh(&b.slice(..n)).map_err(drv)?),
+                CudaBuffer::I32(b) => HostData::I32(s.clone_dtoh(&b.slice(..n)).map_err(drv)?),
+                CudaBuffer::U8(b) => HostData::U8(s.clone_dtoh(&b.slice(..n)).map_err(drv)?),
+            }
+        };
+        Ok(HostTensor {
+            shape: shape.to_vec(),
+            data,
+        })
+    }
+
+    fn fill(&self, out: TensorMut<'_, CudaBuffer>, value: f64) -> Result<(), BackendError> {
+        tensor::fill(self, out, value)
+    }
+
+    fn unary(
+        &self,
+        op: &UnaryOp,
+        ins: &[TensorRef<'_, CudaBuffer>],
+        out: TensorMut<'_, CudaBuffer>,
+    ) -> Result<(), BackendError> {
+        tensor::unary(self, op, ins, out)
+    }
+
+    fn binary(
+        &self,
+        op: BinaryOp,
+        ins: &[TensorRef<'_, CudaBuffer>],
+        out: TensorMut<'_, CudaBuffer>,
+    ) -> Result<(), BackendError> {
+        tensor::binary(self, op, ins, out)
+    }
+
+    fn reduce(
+        &self,
+        op: &ReduceOp,
+        ins: &[TensorRef<'_, CudaBuffer>],
+        out: TensorMut<'_, CudaBuffer>,
+    ) -> Result<(), BackendError> {
+        tensor::reduce(self, op, ins, out)
+    }
+
+    fn layout(
+        &self,
+        op: &LayoutOp,
+        ins: &[TensorRef<'_, CudaBuffer>],
+        out: TensorMut<'_, CudaBuffer>,
+    ) -> Result<(), BackendError> {
+        tensor::layout(self, op, ins, out)
+    }
+
+    fn matmul(
+        &self,
+        op: &MatmulOp,
+        ins: &[TensorRef<'_, CudaBuffer>],
+        out: TensorMut<'_, CudaBuffer>,
+    ) -> Result<(), BackendError> {
+        nn::matmul(self, op, ins, out)
+    }
+
+    fn conv(
+        &self,
+        op: &ConvOp,
+        ins: &[TensorRef<'_, CudaBuffer>],
+        out: TensorMut<'_, CudaBuffer>,
+    ) -> Result<(), BackendError> {
+        nn::conv(self, op, ins, out)
+    }
+
+    fn pool(
+        &self,
+        op: &PoolOp,
+        ins: &[TensorRef<'_, CudaBuffer>],
+        out: TensorMut<'_, CudaBuffer>,
+    ) -> Result<(), BackendError> {
+        nn::pool(self, op, ins, out)
+    }
+
+    fn norm(
+        &self,
+        op: &NormOp,
+        ins: &[TensorRef<'_, CudaBuffer>],
+        out: TensorMut<'_, CudaBuffer>,
+    ) -> Result<(), BackendError> {
+        nn::norm(self, op, ins, out)
+    }
+
+    fn loss(
+        &self,
+        op: &LossOp,
+        ins: &[TensorRef<'_, CudaBuffer>],
+        out: TensorMut<'_, CudaBuffer>,
+    ) -> Result<(), BackendError> {
+        loss::loss(self, op, ins, out)
+    }
+}
+
+fn drv(e: cudarc::driver::DriverError) -> BackendError {
+    device_err(CudaError::Driver {
+        context: "cuda backend memory",
+        source: e,
+    })
+}

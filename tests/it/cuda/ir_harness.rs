@@ -1,0 +1,212 @@
+#![allow(dead_code)] // helpers are used by the ir_* parity tests as they land
+//! Shared harness of the graph-IR parity tests (`ir_*.rs`): one op run on the CPU backend in
+//! f64 (the reference) and on [`CudaBackend`] in f32, compared element by element.
+//!
+//! Inputs are fresh random values each run (seed printed; `MMRUN_SEED` replays one); the CUDA
+//! output buffer is poisoned with NaN before the launch, so an element the kernel forgets to
+//! write fails; the device is synchronised and checked after every op. Without a device every
+//! test prints why it skipped — unless `MMRUN_REQUIRE_GPU` is set (as `scripts/gpu-check run`
+//! does), where a missing device fails.
+
+use mmrun::backend::cpu::CpuBackend;
+use mmrun::backend::cuda::{CudaBackend, CudaBuffer, probe};
+use mmrun::backend::{Backend, BackendError, TensorMut, TensorRef};
+use mmrun::graph::op::Op;
+use mmrun::graph::{DType, HostData, HostTensor, numel};
+use mmrun::util::rng::Rng;
+
+/// The CUDA backend on device 0, or `None` after printing why the test skips.
+pub fn backend(test: &str) -> Option<CudaBackend> {
+    let why = match probe() {
+        Ok(0) => "the driver reports no CUDA device".to_string(),
+        Ok(_) => match CudaBackend::open(0) {
+            Ok(b) => return Some(b),
+            Err(e) => e.to_string(),
+        },
+        Err(e) => e.to_string(),
+    };
+    if std::env::var_os("MMRUN_REQUIRE_GPU").is_some() {
+        panic!("{test}: MMRUN_REQUIRE_GPU is set but no device opened: {why}");
+    }
+    eprintln!("skipped {test}: {why}");
+    None
+}
+
+/// A seeded RNG for one test (seed printed, `MMRUN_SEED` replays).
+pub fn rng(test: &str) -> Rng {
+    let seed = std::env::var("MMRUN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    eprintln!("{test}: MMRUN_SEED={seed}");
+    Rng::seed(seed)
+}
+
+/// An f64 tensor of uniform values in `[lo, hi)`.
+pub fn uniform(rng: &mut Rng, shape: &[usize], lo: f64, hi: f64) -> HostTensor {
+    let v = (0..numel(shape)).map(|_| rng.range_f64(lo, hi)).collect();
+    HostTensor::f64(shape.to_vec(), v).expect("length matches")
+}
+
+/// Runs one op on any backend (the executor's dispatch, for a single node).
+pub fn run_op<B: Backend>(
+    b: &B,
+    op: &Op,
+    ins: &[TensorRef<'_, B::Buffer>],
+    out: TensorMut<'_, B::Buffer>,
+) -> Result<(), BackendError> {
+    match op {
+        Op::Fill { value } => b.fill(out, *value),
+        Op::Unary(o) => b.unary(o, ins, out),
+        Op::Binary(o) => b.binary(*o, ins, out),
+        Op::Reduce(o) => b.reduce(o, ins, out),
+        Op::Layout(o) => b.layout(o, ins, out),
+        Op::Matmul(o) => b.matmul(o, ins, out),
+        Op::Conv(o) => b.conv(o, ins, out),
+        Op::Pool(o) => b.pool(o, ins, out),
+        Op::Norm(o) => b.norm(o, ins, out),
+        Op::Loss(o) => b.loss(o, ins, out),
+        other => panic!("run_op: `{}` is not a backend op", other.name()),
+    }
+}
+
+/// The CPU reference: float inputs are given in f64 and stay f64 (i32 inputs as they are).
+pub fn cpu_ref(op: &Op, ins: &[HostTensor], out_shape: &[usize], out_dtype: DType) -> HostTensor {
+    let cpu = CpuBackend;
+    let bufs: Vec<HostData> = ins.iter().map(|t| t.data.clone()).collect();
+    let refs: Vec<TensorRef<'_, HostData>> = ins
+        .iter()
+        .zip(&bufs)
+        .map(|(t, b)| TensorRef {
+            buf: b,
+            shape: &t.shape,
+            dtype: t.dtype(),
+        })
+        .collect();
+    let dt = if out_dtype == DType::F32 {
+        DType::F64
+    } else {
+        out_dtype
+    };
+    let mut out = HostData::zeros(dt, numel(out_shape));
+    run_op(
+        &cpu,
+        op,
+        &refs,
+        TensorMut {
+            buf: &mut out,
+            shape: out_shape,
+            dtype: dt,
+        },
+    )
+    .unwrap_or_else(|e| panic!("cpu reference of {}: {e}", op.name()));
+    HostTensor::new(out_shape.to_vec(), out).expect("length matches")
+}
+
+/// Runs `op` on the device: f64 inputs are rounded to f32 (the returned reference inputs are
+/// those rounded values), the output is poisoned first, the device is synchronised after.
+pub fn cuda_run(
+    be: &CudaBackend,
+    op: &Op,
+    ins: &[HostTensor],
+    out_shape: &[usize],
+    out_dtype: DType,
+) -> Result<HostTensor, BackendError> {
+    let dev_ins: Vec<HostTensor> = ins.iter().map(to_device_dtype).collect();
+    let bufs: Vec<CudaBuffer> = dev_ins
+        .iter()
+        .map(|t| be.upload(t))
+        .collect::<Result<_, _>>()?;
+    let refs: Vec<TensorRef<'_, CudaBuffer>> = dev_ins
+        .iter()
+        .zip(&bufs)
+        .map(|(t, b)| TensorRef {
+            buf: b,
+            shape: &t.shape,
+            dtype: t.dtype(),
+        })
+        .collect();
+    let mut out = be.upload(&poison(out_dtype, numel(out_shape)))?;
+    run_op(
+        be,
+        op,
+        &refs,
+        TensorMut {
+            buf: &mut out,
+            shape: out_shape,
+            dtype: out_dtype,
+        },
+    )?;
+    be.device()
+        .synchronize()
+        .unwrap_or_else(|e| panic!("{} faulted: {e}", op.name()));
+    be.download(&out, out_dtype, out_shape)
+}
+
+/// f64 → f32 (what the device holds); other dtypes unchanged.
+pub fn to_device_dtype(t: &HostTensor) -> HostTensor {
+    if t.dtype() == DType::F64 {
+        t.cast(DType::F32)
+    } else {
+        t.clone()
+    }
+}
+
+/// The inputs as the device sees them, back in f64 (so the reference sees rounded inputs).
+pub fn rounded(ins: &[HostTensor]) -> Vec<HostTensor> {
+    ins.iter()
+        .map(|t| {
+            if t.dtype() == DType::F64 {
+                t.cast(DType::F32).cast(DType::F64)
+            } else {
+                t.clone()
+            }
+        })
+        .collect()
+}
+
+fn poison(dtype: DType, n: usize) -> HostTensor {
+    let n = n.max(1);
+    match dtype {
+        DType::F32 => HostTensor::f32(vec![n], vec![f32::NAN; n]).expect("len"),
+        DType::I32 => HostTensor::i32(vec![n], vec![i32::MIN; n]).expect("len"),
+        d => HostTensor::zeros(d, vec![n]),
+    }
+}
+
+/// `|got - want| <= atol * max|want| + rtol * |want|` element by element; NaN fails.
+pub fn assert_close(what: &str, got: &[f64], want: &[f64], rtol: f64, atol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let ok = (g - w).abs() <= atol * scale + rtol * w.abs();
+        assert!(ok, "{what}[{i}]: got {g}, want {w} (max |want| {scale})");
+    }
+}
+
+/// The whole parity check of one op: CUDA f32 (poisoned output) against the CPU f64
+/// reference computed on the f32-rounded inputs. Returns the device result for extra checks.
+pub fn check_op(
+    be: &CudaBackend,
+    what: &str,
+    op: &Op,
+    ins: &[HostTensor],
+    out_shape: &[usize],
+    out_dtype: DType,
+    (rtol, atol): (f64, f64),
+) -> HostTensor {
+    let want = cpu_ref(op, &rounded(ins), out_shape, out_dtype);
+    let got = cuda_run(be, op, ins, out_shape, out_dtype)
+        .unwrap_or_else(|e| panic!("{what}: cuda {}: {e}", op.name()));
+    assert_close(what, &got.to_f64_vec(), &want.to_f64_vec(), rtol, atol);
+    got
+}
+
+/// f32 tolerances for elementwise ops and for reductions / GEMM-like ops.
+pub const ELEMENTWISE: (f64, f64) = (1e-5, 1e-6);
+pub const REDUCTION: (f64, f64) = (2e-4, 2e-5);
