@@ -129,6 +129,11 @@ codes! {
      (`a` before `b` and `b` before `a`). Hooks run in a built-in order (optimizer, ema, lr,\n\
      sampler_seed, eval, early_stopping, checkpoint, log) adjusted by these names; there are no\n\
      priorities.";
+    "E0416", "invalid schedule",
+    "The `schedule` section does not describe a schedule mmrun can run: an unknown key or\n\
+     policy parameter, a milestone at 0, a step list that is not increasing, a `by_epoch` that\n\
+     contradicts the units given. The message names the key; the schedule rules are mmcv's\n\
+     (`mmrun explain step` and the other policy names show each policy's parameters).";
     "E0501", "shape error (plan)",
     "Reserved for `mmrun plan`: static shape inference found tensors that do not fit, reported\n\
      on the recipe text of the config path involved.";

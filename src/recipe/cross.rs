@@ -7,6 +7,7 @@
 
 use super::diag::{Diagnostic, Diagnostics};
 use super::spans::SpanTable;
+use crate::util::units::Period;
 use serde_json::Value;
 use std::path::Path;
 
@@ -31,7 +32,6 @@ pub fn check(config: &Value, spans: &SpanTable, no_fs: bool, diags: &mut Diagnos
     x.workflow();
     x.shapes();
     x.files();
-    x.expressions();
     x.hook_order();
 }
 
@@ -242,55 +242,50 @@ impl Ctx<'_> {
             return;
         }
         let total = match (epochs, iters) {
-            (Some(e), _) => crate::util::units::Period::epochs(e as u64),
-            (_, Some(i)) => crate::util::units::Period::iters(i as u64),
+            (Some(e), _) => Period::epochs(e as u64),
+            (_, Some(i)) => Period::iters(i as u64),
             _ => return,
         };
-        for q in ["lr", "momentum"] {
-            let base = format!("schedule.{q}");
-            if let Some(w) = get(self.c, &format!("{base}.warmup.duration")).and_then(Value::as_str)
-                && let Ok(p) = w.parse::<crate::util::units::Period>()
-                && p.unit == total.unit
-                && p.count >= total.count
-            {
-                let d = self
-                    .err(
-                        "E0405",
-                        &format!("{base}.warmup.duration"),
-                        format!("warmup of {p} is not shorter than the run ({total})"),
-                        "too long",
-                    )
-                    .with_help("shorten the warmup or lengthen the run");
-                self.diags.push(d);
-            }
-            let Some(at) = get(self.c, &format!("{base}.main.at")).and_then(Value::as_array) else {
-                continue;
-            };
-            for (i, m) in at.iter().enumerate() {
-                let p = match m {
-                    Value::String(s) => s.parse::<crate::util::units::Period>().ok(),
-                    Value::Number(n) => n.as_u64().map(|c| crate::util::units::Period {
-                        count: c,
-                        unit: total.unit,
-                    }),
-                    _ => None,
-                };
-                if let Some(p) = p
-                    && p.unit == total.unit
-                    && p.count >= total.count
-                {
-                    let d = self
-                        .err(
-                            "E0404",
-                            &format!("{base}.main.at.{i}"),
-                            format!("milestone {p} is not inside the run ({total})"),
-                            "outside the run",
-                        )
-                        .with_help(format!("milestones must be below {total}"));
-                    self.diags.push(d);
-                }
+        // The schedule module owns every schedule rule (milestones, warmup, expressions,
+        // policy parameters): report its findings on the recipe text.
+        if let Some(section) = get(self.c, "schedule") {
+            for e in crate::engine::schedule::check(section, "schedule", total, None) {
+                self.schedule_problem(e, total);
             }
         }
+    }
+
+    /// One problem found by `engine::schedule::check`, as a diagnostic on the recipe span.
+    fn schedule_problem(&mut self, e: crate::engine::schedule::ConfigError, total: Period) {
+        use crate::engine::schedule::ProblemKind;
+        // The schedule module writes list items as `main[0]`; recipe spans as `main.0`.
+        let path = e.path.replace('[', ".").replace(']', "");
+        let d = match &e.kind {
+            ProblemKind::WarmupTooLong => self
+                .err("E0405", &path, e.message.clone(), "too long")
+                .with_help("shorten the warmup or lengthen the run"),
+            ProblemKind::MilestoneOutside => self
+                .err("E0404", &path, e.message.clone(), "outside the run")
+                .with_help(format!("milestones must be below {total}")),
+            ProblemKind::Expression { reason, offset } => {
+                // The string's span includes its opening quote; point at the offending byte.
+                let loc = self.spans.get(&path).map(|l| {
+                    let start = (l.start + 1 + offset)
+                        .min(l.end.saturating_sub(1))
+                        .max(l.start);
+                    super::diag::Loc {
+                        file: l.file,
+                        start,
+                        end: (start + 1).min(l.end),
+                    }
+                });
+                Diagnostic::error("E0414", format!("schedule expression: {reason}"))
+                    .with_label_opt(loc, "here")
+                    .with_help("expressions use `epoch`, `iter`, `progress`, `base_lr`, numbers, + - * / ^ and functions like cos, exp, min")
+            }
+            ProblemKind::Invalid => self.err("E0416", &path, e.message.clone(), "here"),
+        };
+        self.diags.push(d);
     }
 
     fn workflow(&mut self) {
@@ -434,33 +429,6 @@ impl Ctx<'_> {
                         .with_help(format!("use a multiple of {}", largest));
                     self.diags.push(d);
                 }
-            }
-        }
-    }
-
-    /// Custom schedule expressions parse (the `sched` module owns the language).
-    fn expressions(&mut self) {
-        for q in ["lr", "momentum"] {
-            let path = format!("schedule.{q}.main.expr");
-            let Some(e) = get(self.c, &path).and_then(Value::as_str) else {
-                continue;
-            };
-            if let Err(err) = crate::engine::schedule::expr::parse(e) {
-                // The string's span includes its opening quote; point at the offending byte.
-                let loc = self.spans.get(&path).map(|l| {
-                    let start = (l.start + 1 + err.offset)
-                        .min(l.end.saturating_sub(1))
-                        .max(l.start);
-                    super::diag::Loc {
-                        file: l.file,
-                        start,
-                        end: (start + 1).min(l.end),
-                    }
-                });
-                let d = Diagnostic::error("E0414", format!("schedule expression: {}", err.message))
-                    .with_label_opt(loc, "here")
-                    .with_help("expressions use `epoch`, `iter`, `progress`, `base_lr`, numbers, + - * / ^ and functions like cos, exp, min");
-                self.diags.push(d);
             }
         }
     }

@@ -2,7 +2,7 @@
 //! schedule parses, step milestones lie inside the run, warmup is shorter than the run, and,
 //! when the epoch length is known, that the whole schedule builds.
 
-use super::config::{ConfigError, Quantity, RunLength};
+use super::config::{ConfigError, ProblemKind, Quantity, RunLength};
 use super::policy::Schedule;
 use super::raw::{self, Count, StepArg};
 use crate::util::units::{Period, PeriodUnit};
@@ -99,10 +99,13 @@ fn check_one(
         if let Some((d, dp)) = len
             && at_or_past_end(d, total, ipe) == Some(true)
         {
-            errors.push(ConfigError::new(
-                dp,
-                format!("the warmup ({d}) is not shorter than the run ({total})"),
-            ));
+            errors.push(
+                ConfigError::new(
+                    dp,
+                    format!("the warmup ({d}) is not shorter than the run ({total})"),
+                )
+                .with_kind(ProblemKind::WarmupTooLong),
+            );
         }
     }
     for (f, p) in &spec.main {
@@ -147,21 +150,30 @@ fn check_one(
                     "a milestone at 0 decays from the start: drop it or lower the base value",
                 ));
             } else if at_or_past_end(m, total, ipe) == Some(true) {
-                errors.push(ConfigError::new(
-                    mp,
-                    format!(
-                        "the milestone {m} is not inside the run ({total}): it never takes effect"
-                    ),
-                ));
+                errors.push(
+                    ConfigError::new(
+                        mp,
+                        format!(
+                            "the milestone {m} is not inside the run ({total}): it never takes effect"
+                        ),
+                    )
+                    .with_kind(ProblemKind::MilestoneOutside),
+                );
             }
         }
         if let raw::Policy::Custom { expr } = &f.policy
             && let Err(e) = super::expr::parse(expr)
         {
-            errors.push(ConfigError::new(
-                format!("{p}.expr"),
-                format!("{} (at byte {} of the expression)", e.message, e.offset),
-            ));
+            errors.push(
+                ConfigError::new(
+                    format!("{p}.expr"),
+                    format!("{} (at byte {} of the expression)", e.message, e.offset),
+                )
+                .with_kind(ProblemKind::Expression {
+                    reason: e.message.clone(),
+                    offset: e.offset,
+                }),
+            );
         }
     }
 }

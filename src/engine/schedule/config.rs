@@ -18,6 +18,23 @@ use serde_json::Value;
 pub struct ConfigError {
     pub path: String,
     pub message: String,
+    /// What kind of problem, so `mmrun check` can give each its own code and label.
+    pub kind: ProblemKind,
+}
+
+/// The problems `mmrun check` reports under their own codes; everything else is `Invalid`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProblemKind {
+    Invalid,
+    /// The warmup is not shorter than the run.
+    WarmupTooLong,
+    /// A milestone at or past the end of the run.
+    MilestoneOutside,
+    /// A custom expression that does not parse: the parser's reason and byte offset.
+    Expression {
+        reason: String,
+        offset: usize,
+    },
 }
 
 impl ConfigError {
@@ -25,7 +42,14 @@ impl ConfigError {
         ConfigError {
             path: path.into(),
             message: message.into(),
+            kind: ProblemKind::Invalid,
         }
+    }
+
+    /// The same problem, tagged with its kind.
+    pub fn with_kind(mut self, kind: ProblemKind) -> Self {
+        self.kind = kind;
+        self
     }
 }
 
