@@ -203,6 +203,8 @@ pub enum NormOp {
 /// Box regression losses on `[N, 4]` xyxy boxes (torchvision formulas).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IouKind {
+    /// `1 - IoU` (mmdetection's `IoULoss` builds its linear/square/log modes on it).
+    IoU,
     GIoU,
     DIoU,
     /// The aspect term's weight α is treated as a constant, as torchvision and mmdet do.
@@ -313,6 +315,7 @@ impl LossKind {
             LossKind::L1 => "l1_loss",
             LossKind::SmoothL1 { .. } => "smooth_l1_loss",
             LossKind::Iou { kind, .. } => match kind {
+                IouKind::IoU => "iou_loss",
                 IouKind::GIoU => "giou_loss",
                 IouKind::DIoU => "diou_loss",
                 IouKind::CIoU => "ciou_loss",

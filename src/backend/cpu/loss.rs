@@ -272,6 +272,7 @@ fn iou_pair<T: Float>(p: &[T], t: &[T], kind: IouKind, eps: T, g: T) -> (T, [T; 
     let diou = -g;
     let mut dunion = T::ZERO;
     let loss = match kind {
+        IouKind::IoU => one - iou,
         IouKind::GIoU => {
             let ac = wc * hc;
             let term = (ac - union) / (ac + eps);
@@ -369,7 +370,7 @@ fn iou_pair<T: Float>(p: &[T], t: &[T], kind: IouKind, eps: T, g: T) -> (T, [T; 
     (loss, dp, dt)
 }
 
-/// GIoU/DIoU/CIoU loss per row of xyxy boxes `[N,4]`.
+/// IoU/GIoU/DIoU/CIoU loss per row of xyxy boxes `[N,4]`.
 pub fn iou_loss<T: Float>(pred: &[T], target: &[T], kind: IouKind, eps: f64, out: &mut [T]) {
     let e = T::from_f64(eps);
     out.par_iter_mut().enumerate().for_each(|(i, o)| {

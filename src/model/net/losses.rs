@@ -5,7 +5,7 @@
 
 use crate::graph::op::IouKind;
 use crate::graph::{GraphBuilder, GraphError, NodeId, Reduction as GReduction};
-use crate::model::config::{FcosHeadConfig, LossConfig, Reduction, RetinaHeadConfig};
+use crate::model::config::{FcosHeadConfig, IouLossMode, LossConfig, Reduction, RetinaHeadConfig};
 use crate::model::target::AnchorTargetConfig;
 
 /// `[B, A·K, h, w]` per level → `[B·N, K]` in (image, level, location, anchor) order.
@@ -209,21 +209,34 @@ pub(super) fn fcos_losses(
     let ctr_t = b.input("centerness_targets", &[m, 1], f)?;
     let bbox_avg = b.input("bbox_avg_factor", &[], f)?;
     let bw = b.input("bbox_weights", &[m, 4], f)?;
-    let LossConfig::GiouLoss {
-        eps,
-        loss_weight,
-        reduction: r,
-    } = h.loss_bbox
-    else {
-        // mmdetection's IoULoss defaults to `-ln(IoU)`; the graph has no log op yet.
-        return Err(GraphError::Invalid(
-            "model.bbox_head.loss_bbox: iou_loss cannot be trained yet (the graph has no log op); use giou_loss"
-                .into(),
-        ));
-    };
     let pred = distance_to_boxes(b, points, reg)?;
     let tgt = distance_to_boxes(b, points, bt)?;
-    let l = b.iou_loss(pred, tgt, IouKind::GIoU, eps)?;
+    let (l, loss_weight, r) = match h.loss_bbox {
+        LossConfig::GiouLoss {
+            eps,
+            loss_weight,
+            reduction,
+        } => (
+            b.iou_loss(pred, tgt, IouKind::GIoU, eps)?,
+            loss_weight,
+            reduction,
+        ),
+        LossConfig::IouLoss {
+            mode,
+            eps,
+            loss_weight,
+            reduction,
+        } => (
+            iou_loss_mmdet(b, pred, tgt, mode, eps)?,
+            loss_weight,
+            reduction,
+        ),
+        _ => {
+            return Err(GraphError::Invalid(
+                "model.bbox_head.loss_bbox: fcos_head needs giou_loss or iou_loss".into(),
+            ));
+        }
+    };
     // Weight: the centerness target of each positive (0 elsewhere), averaged by its sum.
     let w = b.reshape(ctr_t, &[m])?;
     let l = b.weight_reduce_loss(l, Some(w), reduction(r), Some(bbox_avg))?;
@@ -249,4 +262,35 @@ pub(super) fn fcos_losses(
     b.output("loss_centerness", loss_ctr)?;
     b.output("loss", total)?;
     b.backward(total)
+}
+
+/// mmdetection's `IoULoss`: `ious = bbox_overlaps(pred, target, is_aligned).clamp(min=eps)`,
+/// then `1 - ious` (linear), `1 - ious²` (square) or `-ln(ious)` (log, the default). The
+/// overlaps use `bbox_overlaps`' own eps (1e-6), as mmdetection does.
+fn iou_loss_mmdet(
+    b: &mut GraphBuilder,
+    pred: NodeId,
+    target: NodeId,
+    mode: IouLossMode,
+    eps: f64,
+) -> Result<NodeId, GraphError> {
+    let one_minus_iou = b.iou_loss(pred, target, IouKind::IoU, 1e-6)?;
+    let iou = b.scale(one_minus_iou, -1.0)?;
+    let iou = b.add_scalar(iou, 1.0)?;
+    let iou = b.clamp(iou, eps, f64::INFINITY)?;
+    match mode {
+        IouLossMode::Linear => {
+            let neg = b.scale(iou, -1.0)?;
+            b.add_scalar(neg, 1.0)
+        }
+        IouLossMode::Square => {
+            let sq = b.mul(iou, iou)?;
+            let neg = b.scale(sq, -1.0)?;
+            b.add_scalar(neg, 1.0)
+        }
+        IouLossMode::Log => {
+            let ln = b.log(iou)?;
+            b.scale(ln, -1.0)
+        }
+    }
 }

@@ -449,7 +449,7 @@ fn gradcheck_losses() {
     let bt = ("g", vec![n, 4], boxes(&mut rng));
     // CIoU treats its α as a constant (as torchvision does), so finite differences do not
     // apply to it; its gradient is checked against torchvision in `torchref`.
-    for kind in [IouKind::GIoU, IouKind::DIoU] {
+    for kind in [IouKind::IoU, IouKind::GIoU, IouKind::DIoU] {
         gradcheck(
             "iou_loss",
             &mut rng,
