@@ -50,9 +50,11 @@ pub fn build_fcos_head(
             Init::PriorProb(0.01),
         )?;
         let reg = head_conv(l, &format!("{p}.conv_reg"), r, 4, Init::Constant(0.0))?;
+        // A 0-d tensor, as mmcv's `Scale` (`nn.Parameter(torch.tensor(1.0))`), so mmdetection
+        // FCOS checkpoints load without a shape mismatch.
         let scale = l.param(
             &format!("{p}.scales.{lvl}.scale"),
-            &[1],
+            &[],
             Init::Constant(1.0),
             false,
         )?;
