@@ -1,0 +1,762 @@
+//! Host-side shape logic of the device tensor ops: what each kernel launch reads and writes,
+//! decided without touching the device, so it is unit-tested in CI (no GPU there).
+//!
+//! Every strided op (permute, slice, slice_pad, concat, broadcast_to, broadcasting binaries,
+//! the reduction's gather) is one [`Strided`] index space: a linear index `i` over `dims`
+//! mapped to two element offsets through two stride sets. [`Strided::collapse`] drops size-1
+//! dims and merges adjacent dims that are contiguous in both operands, so the kernel's
+//! per-element u32 div/rem chain is as short as possible (rank 1 for plain copies and
+//! same-shape binaries); [`KernelIndex`] is the kernel ABI (rank ≤ 6, innermost first) and
+//! [`KernelIndex::offsets`] the exact decode the PTX performs.
+
+use crate::graph::op::LayoutOp;
+
+/// Largest rank the kernels decode (after collapsing).
+pub(crate) const MAX_RANK: usize = 6;
+/// Largest element count of any tensor a kernel touches: u32 offsets, and a grid-stride index
+/// (at most 65535 × 256 < 2^24 past the end) that never wraps.
+pub(crate) const MAX_ELEMS: usize = (1 << 32) - (1 << 24) - 1;
+
+/// Row-major strides of a contiguous tensor.
+pub(crate) fn contiguous(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// A linear index over `dims` (outermost first, row-major order) and the two offsets it
+/// maps to: `a = Σ idx_k · a_k`, `b = Σ idx_k · b_k`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Strided {
+    pub dims: Vec<usize>,
+    pub a: Vec<usize>,
+    pub b: Vec<usize>,
+}
+
+impl Strided {
+    /// Number of indices.
+    pub fn numel(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// The same mapping with size-1 dims dropped and adjacent dims merged where both stride
+    /// sets are contiguous across them (`s_outer == s_inner · d_inner`).
+    pub fn collapse(&self) -> Strided {
+        let mut out = Strided {
+            dims: Vec::new(),
+            a: Vec::new(),
+            b: Vec::new(),
+        };
+        for k in 0..self.dims.len() {
+            let (d, sa, sb) = (self.dims[k], self.a[k], self.b[k]);
+            if d == 1 {
+                continue;
+            }
+            // Merge the previous (outer) kept dim into this one when contiguous in both.
+            if let Some(last) = out.dims.len().checked_sub(1)
+                && out.a[last] == sa * d
+                && out.b[last] == sb * d
+            {
+                out.dims[last] *= d;
+                out.a[last] = sa;
+                out.b[last] = sb;
+                continue;
+            }
+            out.dims.push(d);
+            out.a.push(sa);
+            out.b.push(sb);
+        }
+        out
+    }
+
+    /// The kernel parameters of the collapsed mapping; errors when it needs more than
+    /// [`MAX_RANK`] dims or an offset does not fit u32.
+    pub fn kernel(&self, op: &str) -> Result<KernelIndex, String> {
+        let c = self.collapse();
+        if c.dims.len() > MAX_RANK {
+            return Err(format!(
+                "{op}: the index space {:?} still has rank {} after merging contiguous dims; \
+                 the device kernels handle rank <= {MAX_RANK}",
+                self.dims,
+                c.dims.len()
+            ));
+        }
+        let n = c.numel();
+        for s in [&c.a, &c.b] {
+            let max: usize = if n == 0 {
+                0
+            } else {
+                c.dims.iter().zip(s).map(|(d, s)| (d - 1) * s).sum()
+            };
+            if n > MAX_ELEMS || max > MAX_ELEMS {
+                return Err(format!(
+                    "{op}: {n} elements (largest offset {max}) exceed the device limit \
+                     of {MAX_ELEMS}"
+                ));
+            }
+        }
+        let mut k = KernelIndex {
+            n: n as u32,
+            rank: c.dims.len().max(1) as u32,
+            dims: [1; MAX_RANK],
+            a: [0; MAX_RANK],
+            b: [0; MAX_RANK],
+        };
+        // Innermost first.
+        for (j, i) in (0..c.dims.len()).rev().enumerate() {
+            k.dims[j] = c.dims[i] as u32;
+            k.a[j] = c.a[i] as u32;
+            k.b[j] = c.b[i] as u32;
+        }
+        Ok(k)
+    }
+}
+
+/// The index-space parameters of `strided_copy_fwd_f32` / `broadcast_binary_fwd_f32`:
+/// `rank` in 1..=6, `dims`/`a`/`b` innermost first (unused slots: dim 1, stride 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KernelIndex {
+    pub n: u32,
+    pub rank: u32,
+    pub dims: [u32; MAX_RANK],
+    pub a: [u32; MAX_RANK],
+    pub b: [u32; MAX_RANK],
+}
+
+impl KernelIndex {
+    /// The offsets of index `i`, decoded exactly as the PTX does: div/rem from the innermost
+    /// dim outwards; the outermost used dim (`rank - 1`) takes the remaining quotient whole.
+    /// (The unit tests' model of the PTX: the device never runs this.)
+    #[cfg(test)]
+    pub fn offsets(&self, i: u32) -> (u32, u32) {
+        let (mut rem, mut oa, mut ob) = (i, 0u32, 0u32);
+        for k in 0..MAX_RANK {
+            if k + 1 == self.rank as usize || k + 1 == MAX_RANK {
+                oa = oa.wrapping_add(rem.wrapping_mul(self.a[k]));
+                ob = ob.wrapping_add(rem.wrapping_mul(self.b[k]));
+                break;
+            }
+            let q = rem / self.dims[k];
+            let r = rem - q * self.dims[k];
+            oa = oa.wrapping_add(r.wrapping_mul(self.a[k]));
+            ob = ob.wrapping_add(r.wrapping_mul(self.b[k]));
+            rem = q;
+        }
+        (oa, ob)
+    }
+}
+
+/// The strides of `shape` read as if broadcast to `out` (right-aligned, 0 on broadcast axes),
+/// or why it does not broadcast.
+pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Result<Vec<usize>, String> {
+    if shape.len() > out.len() {
+        return Err(format!(
+            "shape {shape:?} has more axes than the output {out:?}"
+        ));
+    }
+    let st = contiguous(shape);
+    let lead = out.len() - shape.len();
+    let mut s = vec![0; out.len()];
+    for (i, (&d, &o)) in shape.iter().zip(&out[lead..]).enumerate() {
+        if d == o {
+            s[lead + i] = st[i];
+        } else if d != 1 {
+            return Err(format!("shape {shape:?} does not broadcast to {out:?}"));
+        }
+    }
+    Ok(s)
+}
+
+/// The binary op's index space: over the output (contiguous, so the output offset is the
+/// linear index itself), `a` and `b` the inputs' broadcast strides.
+pub(crate) fn plan_binary(sa: &[usize], sb: &[usize], so: &[usize]) -> Result<Strided, String> {
+    Ok(Strided {
+        dims: so.to_vec(),
+        a: broadcast_strides(sa, so)?,
+        b: broadcast_strides(sb, so)?,
+    })
+}
+
+/// One strided copy: `dst[dst_base + b(i)] = ins[input][src_base + a(i)]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CopyPlan {
+    pub input: usize,
+    pub src_base: usize,
+    pub dst_base: usize,
+    pub map: Strided,
+}
+
+/// What a layout op does on the device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum LayoutPlan {
+    /// A plain device-to-device copy of `n` elements of input 0.
+    Memcpy { n: usize },
+    /// Optionally zero the output, then run the copies in order.
+    Copies { zero: bool, copies: Vec<CopyPlan> },
+}
+
+fn need_inputs(op: &str, ins: &[&[usize]], n: usize) -> Result<(), String> {
+    if ins.len() < n {
+        return Err(format!("{op}: expects {n} input(s), got {}", ins.len()));
+    }
+    Ok(())
+}
+
+fn check_axis(op: &str, axis: usize, shape: &[usize]) -> Result<(), String> {
+    if axis >= shape.len() {
+        return Err(format!(
+            "{op}: axis {axis} out of range for shape {shape:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// `shape` equals `other` on every axis but `axis` (same rank).
+fn same_but(op: &str, shape: &[usize], other: &[usize], axis: usize) -> Result<(), String> {
+    let ok = shape.len() == other.len()
+        && shape
+            .iter()
+            .zip(other)
+            .enumerate()
+            .all(|(i, (a, b))| i == axis || a == b);
+    if !ok {
+        return Err(format!(
+            "{op}: shapes {shape:?} and {other:?} must agree on every axis but {axis}"
+        ));
+    }
+    Ok(())
+}
+
+/// The launches of a layout op (shapes validated; the output shape is the node's).
+pub(crate) fn plan_layout(
+    op: &LayoutOp,
+    ins: &[&[usize]],
+    out: &[usize],
+) -> Result<LayoutPlan, String> {
+    let name = op_name(op);
+    need_inputs(name, ins, 1)?;
+    let sx = ins[0];
+    let n_out: usize = out.iter().product();
+    let one = |src_base: usize, dst_base: usize, map: Strided| {
+        Ok(LayoutPlan::Copies {
+            zero: false,
+            copies: vec![CopyPlan {
+                input: 0,
+                src_base,
+                dst_base,
+                map,
+            }],
+        })
+    };
+    match op {
+        LayoutOp::Reshape => {
+            let n_in: usize = sx.iter().product();
+            if n_in != n_out {
+                return Err(format!(
+                    "reshape: {sx:?} ({n_in} elements) cannot become {out:?} ({n_out})"
+                ));
+            }
+            Ok(LayoutPlan::Memcpy { n: n_out })
+        }
+        LayoutOp::Permute { perm } => {
+            let mut seen = vec![false; sx.len()];
+            let valid = perm.len() == sx.len()
+                && perm
+                    .iter()
+                    .all(|&p| p < sx.len() && !std::mem::replace(&mut seen[p], true));
+            if !valid {
+                return Err(format!(
+                    "permute: {perm:?} is not a permutation of the {} axes of {sx:?}",
+                    sx.len()
+                ));
+            }
+            let so: Vec<usize> = perm.iter().map(|&p| sx[p]).collect();
+            if so != out {
+                return Err(format!(
+                    "permute: {sx:?} permuted by {perm:?} is {so:?}, not {out:?}"
+                ));
+            }
+            let st = contiguous(sx);
+            one(
+                0,
+                0,
+                Strided {
+                    dims: so.clone(),
+                    a: perm.iter().map(|&p| st[p]).collect(),
+                    b: contiguous(&so),
+                },
+            )
+        }
+        LayoutOp::Slice { axis, start, end } => {
+            check_axis(name, *axis, sx)?;
+            if start > end || *end > sx[*axis] {
+                return Err(format!(
+                    "slice: {start}..{end} out of range for axis {axis} of {sx:?}"
+                ));
+            }
+            let mut so = sx.to_vec();
+            so[*axis] = end - start;
+            if so != out {
+                return Err(format!("slice: result {so:?} is not {out:?}"));
+            }
+            let st = contiguous(sx);
+            one(
+                start * st[*axis],
+                0,
+                Strided {
+                    dims: so.clone(),
+                    a: st,
+                    b: contiguous(&so),
+                },
+            )
+        }
+        LayoutOp::SlicePad { axis, start } => {
+            check_axis(name, *axis, out)?;
+            same_but(name, sx, out, *axis)?;
+            if start + sx[*axis] > out[*axis] {
+                return Err(format!(
+                    "slice_pad: {sx:?} placed at {start} on axis {axis} overflows {out:?}"
+                ));
+            }
+            let st = contiguous(out);
+            Ok(LayoutPlan::Copies {
+                zero: true,
+                copies: vec![CopyPlan {
+                    input: 0,
+                    src_base: 0,
+                    dst_base: start * st[*axis],
+                    map: Strided {
+                        dims: sx.to_vec(),
+                        a: contiguous(sx),
+                        b: st,
+                    },
+                }],
+            })
+        }
+        LayoutOp::Concat { axis } => {
+            check_axis(name, *axis, out)?;
+            let st = contiguous(out);
+            let mut off = 0;
+            let mut copies = Vec::with_capacity(ins.len());
+            for (i, s) in ins.iter().enumerate() {
+                same_but(name, s, out, *axis)?;
+                copies.push(CopyPlan {
+                    input: i,
+                    src_base: 0,
+                    dst_base: off * st[*axis],
+                    map: Strided {
+                        dims: s.to_vec(),
+                        a: contiguous(s),
+                        b: st.clone(),
+                    },
+                });
+                off += s[*axis];
+            }
+            if off != out[*axis] {
+                return Err(format!(
+                    "concat: the inputs add up to {off} on axis {axis}, the output has {}",
+                    out[*axis]
+                ));
+            }
+            Ok(LayoutPlan::Copies {
+                zero: false,
+                copies,
+            })
+        }
+        LayoutOp::BroadcastTo => one(
+            0,
+            0,
+            Strided {
+                dims: out.to_vec(),
+                a: broadcast_strides(sx, out).map_err(|e| format!("broadcast_to: {e}"))?,
+                b: contiguous(out),
+            },
+        ),
+    }
+}
+
+/// The dump name of a layout op (for errors).
+pub(crate) fn op_name(op: &LayoutOp) -> &'static str {
+    crate::graph::op::Op::Layout(op.clone()).name()
+}
+
+/// A sum over axes: gather the input with the reduced axes innermost (skipped when they
+/// already are, in memory order), then sum rows of `len` elements into `rows` outputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ReducePlan {
+    /// Copy into a contiguous `[rows, len]` scratch (`a`: input strides, `b`: scratch).
+    pub gather: Option<Strided>,
+    pub rows: usize,
+    pub len: usize,
+}
+
+/// Validates `axes` (sorted, unique, in range) and the output size, and plans the sum.
+pub(crate) fn plan_reduce(
+    sx: &[usize],
+    axes: &[usize],
+    out_numel: usize,
+) -> Result<ReducePlan, String> {
+    if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= sx.len()) {
+        return Err(format!(
+            "sum: axes {axes:?} must be sorted, unique and below the rank of {sx:?}"
+        ));
+    }
+    let kept: Vec<usize> = (0..sx.len()).filter(|i| !axes.contains(i)).collect();
+    let rows: usize = kept.iter().map(|&i| sx[i]).product();
+    let len: usize = axes.iter().map(|&i| sx[i]).product();
+    if rows != out_numel {
+        return Err(format!(
+            "sum over {axes:?} of {sx:?} has {rows} elements, the output {out_numel}"
+        ));
+    }
+    let order: Vec<usize> = kept.iter().chain(axes).copied().collect();
+    let st = contiguous(sx);
+    let dims: Vec<usize> = order.iter().map(|&i| sx[i]).collect();
+    let map = Strided {
+        a: order.iter().map(|&i| st[i]).collect(),
+        b: contiguous(&dims),
+        dims,
+    };
+    let c = map.collapse();
+    let identity = c.dims.len() <= 1 && c.a.iter().chain(&c.b).all(|&s| s == 1);
+    Ok(ReducePlan {
+        gather: (!identity).then_some(map),
+        rows,
+        len,
+    })
+}
+
+/// How `rowsum_reduce_f32` splits rows: `(nchunks, chunk)` with `nchunks · chunk >= len`.
+/// Few long rows are cut into chunks of ≥ 4096 elements so that about `target_blocks`
+/// blocks share the work; the chunk sums are then summed by a second pass.
+pub(crate) fn row_chunks(rows: usize, len: usize, target_blocks: usize) -> (usize, usize) {
+    const MIN_CHUNK: usize = 4096;
+    if rows == 0 || len <= MIN_CHUNK || rows >= target_blocks {
+        return (1, len.max(1));
+    }
+    let want = target_blocks.div_ceil(rows);
+    let most = len.div_ceil(MIN_CHUNK);
+    let nchunks = want.clamp(1, most);
+    let chunk = len.div_ceil(nchunks);
+    (len.div_ceil(chunk), chunk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::elementwise as cpu;
+    use crate::util::rng::Rng;
+
+    fn rng() -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        eprintln!("seed {seed}");
+        Rng::seed(seed)
+    }
+
+    fn shape(rng: &mut Rng, rank: usize) -> Vec<usize> {
+        (0..rank).map(|_| 1 + rng.below(4) as usize).collect()
+    }
+
+    /// Runs a strided index space the way the kernel does (collapsed, u32 decode).
+    fn run_copy(src: &[f64], src_base: usize, dst: &mut [f64], dst_base: usize, m: &Strided) {
+        let k = m.kernel("test").expect("kernel params");
+        assert_eq!(k.n as usize, m.numel());
+        for i in 0..k.n {
+            let (a, b) = k.offsets(i);
+            dst[dst_base + b as usize] = src[src_base + a as usize];
+        }
+    }
+
+    /// The plain (uncollapsed) mapping: the reference for [`Strided::collapse`].
+    fn naive(m: &Strided, mut i: usize) -> (usize, usize) {
+        let (mut a, mut b) = (0, 0);
+        for k in (0..m.dims.len()).rev() {
+            let r = i % m.dims[k];
+            i /= m.dims[k];
+            a += r * m.a[k];
+            b += r * m.b[k];
+        }
+        (a, b)
+    }
+
+    #[test]
+    fn collapsed_kernel_decode_matches_the_plain_mapping() {
+        let mut rng = rng();
+        for _ in 0..400 {
+            let rank = rng.below(9) as usize;
+            let dims = shape(&mut rng, rank);
+            // Operand a: a random permutation of contiguous strides with random broadcast
+            // zeros; operand b: contiguous, or slice-like (a larger parent's strides).
+            let mut perm: Vec<usize> = (0..rank).collect();
+            rng.shuffle(&mut perm);
+            let pst = contiguous(&perm.iter().map(|&p| dims[p]).collect::<Vec<_>>());
+            let mut a = vec![0; rank];
+            for (i, &p) in perm.iter().enumerate() {
+                a[p] = if rng.below(4) == 0 { 0 } else { pst[i] };
+            }
+            let parent: Vec<usize> = dims.iter().map(|&d| d + rng.below(2) as usize).collect();
+            let b = if rng.below(2) == 0 {
+                contiguous(&dims)
+            } else {
+                contiguous(&parent)
+            };
+            let m = Strided { dims, a, b };
+            let c = m.collapse();
+            assert!(c.dims.iter().all(|&d| d > 1), "{c:?}");
+            assert_eq!(c.numel(), m.numel());
+            match m.kernel("t") {
+                Ok(k) => {
+                    assert!((1..=MAX_RANK as u32).contains(&k.rank));
+                    for i in 0..m.numel() {
+                        let (ka, kb) = k.offsets(i as u32);
+                        assert_eq!((ka as usize, kb as usize), naive(&m, i), "{m:?} i={i}");
+                    }
+                }
+                Err(e) => {
+                    assert!(c.dims.len() > MAX_RANK, "{e}");
+                    assert!(e.contains("rank"), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn contiguous_copies_collapse_to_rank_one() {
+        let m = Strided {
+            dims: vec![2, 1, 3, 4],
+            a: contiguous(&[2, 1, 3, 4]),
+            b: contiguous(&[2, 1, 3, 4]),
+        };
+        let k = m.kernel("t").unwrap();
+        assert_eq!((k.rank, k.dims[0], k.a[0], k.b[0]), (1, 24, 1, 1));
+        // A scalar (and any all-ones shape) is one element at offset 0.
+        let s = Strided {
+            dims: vec![],
+            a: vec![],
+            b: vec![],
+        };
+        let k = s.kernel("t").unwrap();
+        assert_eq!((k.n, k.rank, k.offsets(0)), (1, 1, (0, 0)));
+    }
+
+    #[test]
+    fn too_many_dims_and_too_many_elements_are_errors() {
+        // Rank 7 with every dim a different broadcast pattern cannot merge.
+        let dims = vec![2; 7];
+        let a: Vec<usize> = (0..7).map(|i| if i % 2 == 0 { 0 } else { 1 << i }).collect();
+        let m = Strided {
+            b: contiguous(&dims),
+            dims,
+            a,
+        };
+        assert!(m.kernel("op").unwrap_err().contains("rank 7"));
+        let big = Strided {
+            dims: vec![1 << 16, 1 << 16],
+            a: vec![1 << 16, 1],
+            b: vec![1 << 16, 1],
+        };
+        assert!(big.kernel("op").unwrap_err().contains("exceed"));
+    }
+
+    fn data(rng: &mut Rng, n: usize) -> Vec<f64> {
+        (0..n).map(|_| rng.range_f64(-1.0, 1.0)).collect()
+    }
+
+    /// Executes a layout plan on the host the way `tensor.rs` does on the device.
+    fn run_layout(plan: &LayoutPlan, xs: &[Vec<f64>], n_out: usize) -> Vec<f64> {
+        let mut out = vec![f64::NAN; n_out];
+        match plan {
+            LayoutPlan::Memcpy { n } => out[..*n].copy_from_slice(&xs[0][..*n]),
+            LayoutPlan::Copies { zero, copies } => {
+                if *zero {
+                    out.fill(0.0);
+                }
+                for c in copies {
+                    run_copy(&xs[c.input], c.src_base, &mut out, c.dst_base, &c.map);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn layout_plans_match_the_cpu_reference() {
+        let mut rng = rng();
+        for _ in 0..300 {
+            let rank = 1 + rng.below(5) as usize;
+            let sx = shape(&mut rng, rank);
+            let x = data(&mut rng, sx.iter().product());
+            let axis = rng.below(rank as u64) as usize;
+            let (op, ins, so, want): (LayoutOp, Vec<Vec<usize>>, Vec<usize>, Vec<f64>) =
+                match rng.below(5) {
+                    0 => {
+                        let mut perm: Vec<usize> = (0..rank).collect();
+                        rng.shuffle(&mut perm);
+                        let so: Vec<usize> = perm.iter().map(|&p| sx[p]).collect();
+                        let mut want = vec![0.0; x.len()];
+                        cpu::permute(&x, &sx, &perm, &mut want);
+                        (LayoutOp::Permute { perm }, vec![sx.clone()], so, want)
+                    }
+                    1 => {
+                        let start = rng.below(sx[axis] as u64 + 1) as usize;
+                        let end = start + rng.below((sx[axis] - start) as u64 + 1) as usize;
+                        let mut so = sx.clone();
+                        so[axis] = end - start;
+                        let mut want = vec![0.0; so.iter().product()];
+                        cpu::slice(&x, &sx, axis, start, end, &mut want);
+                        (LayoutOp::Slice { axis, start, end }, vec![sx.clone()], so, want)
+                    }
+                    2 => {
+                        let start = rng.below(3) as usize;
+                        let mut so = sx.clone();
+                        so[axis] += start + rng.below(3) as usize;
+                        let mut want = vec![0.0; so.iter().product()];
+                        cpu::slice_pad(&x, &sx, axis, start, &mut want, &so);
+                        (LayoutOp::SlicePad { axis, start }, vec![sx.clone()], so, want)
+                    }
+                    3 => {
+                        let mut so = sx.clone();
+                        for d in so.iter_mut() {
+                            if rng.below(2) == 0 {
+                                *d += 1 + rng.below(3) as usize;
+                            }
+                        }
+                        let mut sx1 = sx.clone();
+                        for (d, o) in sx1.iter_mut().zip(&so) {
+                            if d != o {
+                                *d = 1;
+                            }
+                        }
+                        let extra = shape(&mut rng, rng.below(3) as usize);
+                        let so: Vec<usize> = extra.into_iter().chain(so).collect();
+                        let x1: Vec<f64> = x[..sx1.iter().product()].to_vec();
+                        let mut want = vec![0.0; so.iter().product()];
+                        cpu::broadcast_to(&x1, &sx1, &mut want, &so);
+                        let plan = plan_layout(&LayoutOp::BroadcastTo, &[&sx1], &so).unwrap();
+                        let got = run_layout(&plan, &[x1], want.len());
+                        assert_eq!(got, want, "broadcast_to {sx1:?} -> {so:?}");
+                        continue;
+                    }
+                    _ => {
+                        let shapes: Vec<Vec<usize>> = (0..3)
+                            .map(|_| {
+                                let mut s = sx.clone();
+                                s[axis] = rng.below(4) as usize;
+                                s
+                            })
+                            .collect();
+                        let xs: Vec<Vec<f64>> = shapes
+                            .iter()
+                            .map(|s| data(&mut rng, s.iter().product()))
+                            .collect();
+                        let mut so = sx.clone();
+                        so[axis] = shapes.iter().map(|s| s[axis]).sum();
+                        let mut want = vec![0.0; so.iter().product()];
+                        let refs: Vec<&[f64]> = xs.iter().map(|v| v.as_slice()).collect();
+                        let srefs: Vec<&[usize]> = shapes.iter().map(|v| v.as_slice()).collect();
+                        cpu::concat(&refs, &srefs, axis, &mut want);
+                        let plan = plan_layout(&LayoutOp::Concat { axis }, &srefs, &so).unwrap();
+                        assert_eq!(run_layout(&plan, &xs, want.len()), want, "concat {shapes:?}");
+                        continue;
+                    }
+                };
+            let refs: Vec<&[usize]> = ins.iter().map(|v| v.as_slice()).collect();
+            let plan = plan_layout(&op, &refs, &so).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+            assert_eq!(run_layout(&plan, &[x], want.len()), want, "{op:?} of {sx:?}");
+        }
+    }
+
+    #[test]
+    fn binary_plans_match_the_cpu_reference() {
+        let mut rng = rng();
+        for _ in 0..300 {
+            let so = shape(&mut rng, rng.below(6) as usize);
+            // Each input: a suffix of the output's axes, some set to 1 (broadcast).
+            let mut side = |rng: &mut Rng| -> Vec<usize> {
+                let keep = rng.below(so.len() as u64 + 1) as usize;
+                so[so.len() - keep..]
+                    .iter()
+                    .map(|&d| if rng.below(3) == 0 { 1 } else { d })
+                    .collect()
+            };
+            let (sa, sb) = (side(&mut rng), side(&mut rng));
+            let a = data(&mut rng, sa.iter().product());
+            let b = data(&mut rng, sb.iter().product());
+            let n: usize = so.iter().product();
+            let mut want = vec![0.0; n];
+            let op = crate::graph::op::BinaryOp::Sub;
+            cpu::binary(op, &a, &sa, &b, &sb, &mut want, &so);
+            let k = plan_binary(&sa, &sb, &so).unwrap().kernel("t").unwrap();
+            assert_eq!(k.n as usize, n);
+            let got: Vec<f64> = (0..k.n)
+                .map(|i| {
+                    let (oa, ob) = k.offsets(i);
+                    a[oa as usize] - b[ob as usize]
+                })
+                .collect();
+            assert_eq!(got, want, "{sa:?} - {sb:?} -> {so:?}");
+        }
+        assert!(plan_binary(&[3], &[2], &[3]).is_err());
+        assert!(plan_binary(&[2, 3], &[3], &[3]).is_err());
+    }
+
+    #[test]
+    fn reduce_plans_match_the_cpu_reference() {
+        let mut rng = rng();
+        for _ in 0..300 {
+            let rank = rng.below(6) as usize;
+            let sx = shape(&mut rng, rank);
+            let axes: Vec<usize> = (0..rank).filter(|_| rng.below(2) == 0).collect();
+            let x = data(&mut rng, sx.iter().product());
+            let rows: usize = (0..rank)
+                .filter(|i| !axes.contains(i))
+                .map(|i| sx[i])
+                .product();
+            let mut want = vec![0.0; rows];
+            cpu::sum_axes(&x, &sx, &axes, &mut want);
+            let plan = plan_reduce(&sx, &axes, rows).unwrap();
+            assert_eq!(plan.rows * plan.len, x.len());
+            let mut scratch = vec![f64::NAN; x.len()];
+            let src = match &plan.gather {
+                Some(m) => {
+                    run_copy(&x, 0, &mut scratch, 0, m);
+                    &scratch
+                }
+                None => &x,
+            };
+            // Row sums through the chunking the kernel uses (few blocks to force chunks).
+            let (nch, chunk) = row_chunks(plan.rows, plan.len, 3);
+            assert!(nch * chunk >= plan.len && (nch - 1) * chunk < plan.len.max(1));
+            let got: Vec<f64> = (0..plan.rows)
+                .map(|r| {
+                    (0..nch)
+                        .map(|c| {
+                            let (s, e) = (c * chunk, ((c + 1) * chunk).min(plan.len));
+                            (s..e).map(|j| src[r * plan.len + j]).sum::<f64>()
+                        })
+                        .sum()
+                })
+                .collect();
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-12 * (1.0 + w.abs()), "{sx:?} {axes:?}");
+            }
+        }
+        assert!(plan_reduce(&[2, 3], &[1, 0], 2).is_err());
+        assert!(plan_reduce(&[2, 3], &[2], 2).is_err());
+        assert!(plan_reduce(&[2, 3], &[1], 3).is_err());
+    }
+
+    #[test]
+    fn long_rows_are_chunked() {
+        assert_eq!(row_chunks(1, 1 << 20, 528), (256, 4096));
+        assert_eq!(row_chunks(1000, 1 << 20, 528), (1, 1 << 20));
+        assert_eq!(row_chunks(4, 100, 528), (1, 100));
+        let (n, c) = row_chunks(3, 1_000_003, 64);
+        assert!(n * c >= 1_000_003 && c >= 4096 && n == 22);
+    }
+}
