@@ -18,8 +18,8 @@ use super::super::error::{CudaError, DriverContext};
 use super::super::kernels::Module;
 use super::{CudaBackend, CudaBuffer, device_err, unsupported};
 use crate::backend::{BackendError, TensorMut, TensorRef};
-use crate::graph::op::*;
 use crate::graph::DType;
+use crate::graph::op::*;
 use plan::{KernelIndex, LayoutPlan, MAX_ELEMS, Strided};
 
 type In<'a> = TensorRef<'a, CudaBuffer>;
@@ -122,7 +122,10 @@ fn out_addr(be: &CudaBackend, t: &mut Out<'_>, op: &'static str) -> Result<u64, 
     if len < n {
         return Err(shape_err(
             op,
-            format!("output buffer holds {len} elements, {:?} needs {n}", t.shape),
+            format!(
+                "output buffer holds {len} elements, {:?} needs {n}",
+                t.shape
+            ),
         ));
     }
     Ok(addr)
@@ -203,9 +206,7 @@ pub(super) fn fill(be: &CudaBackend, mut out: Out<'_>, value: f64) -> Result<(),
     match out.dtype {
         DType::F32 => {
             let y = super::f32_out(&mut out, "fill")?;
-            be.device()
-                .fill(y, value as f32, n)
-                .map_err(device_err)
+            be.device().fill(y, value as f32, n).map_err(device_err)
         }
         DType::I32 => {
             // Rust's saturating `as`, as the CPU's casts. i32 fills are rare (label
@@ -263,7 +264,10 @@ pub(super) fn unary(
     if count("unary", x.shape)? != n {
         return Err(shape_err(
             "unary",
-            format!("input {:?} and output {:?} differ in size", x.shape, out.shape),
+            format!(
+                "input {:?} and output {:?} differ in size",
+                x.shape, out.shape
+            ),
         ));
     }
     let (code, c0, c1, dy) = match (op, unary_code(op)) {
@@ -428,7 +432,10 @@ unsafe fn rowsum(
     nchunks: usize,
 ) -> Result<(), BackendError> {
     if chunk.checked_mul(nchunks).is_none_or(|v| v > MAX_ELEMS) || segs > MAX_ELEMS {
-        return Err(shape_err("sum", "reduction too large for the device kernels"));
+        return Err(shape_err(
+            "sum",
+            "reduction too large for the device kernels",
+        ));
     }
     let cfg = LaunchConfig {
         grid_dim: (segs.min(65535) as u32, 1, 1),

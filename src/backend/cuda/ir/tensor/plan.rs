@@ -548,7 +548,9 @@ mod tests {
     fn too_many_dims_and_too_many_elements_are_errors() {
         // Rank 7 with every dim a different broadcast pattern cannot merge.
         let dims = vec![2; 7];
-        let a: Vec<usize> = (0..7).map(|i| if i % 2 == 0 { 0 } else { 1 << i }).collect();
+        let a: Vec<usize> = (0..7)
+            .map(|i| if i % 2 == 0 { 0 } else { 1 << i })
+            .collect();
         let m = Strided {
             b: contiguous(&dims),
             dims,
@@ -609,7 +611,12 @@ mod tests {
                         so[axis] = end - start;
                         let mut want = vec![0.0; so.iter().product()];
                         cpu::slice(&x, &sx, axis, start, end, &mut want);
-                        (LayoutOp::Slice { axis, start, end }, vec![sx.clone()], so, want)
+                        (
+                            LayoutOp::Slice { axis, start, end },
+                            vec![sx.clone()],
+                            so,
+                            want,
+                        )
                     }
                     2 => {
                         let start = rng.below(3) as usize;
@@ -617,7 +624,12 @@ mod tests {
                         so[axis] += start + rng.below(3) as usize;
                         let mut want = vec![0.0; so.iter().product()];
                         cpu::slice_pad(&x, &sx, axis, start, &mut want, &so);
-                        (LayoutOp::SlicePad { axis, start }, vec![sx.clone()], so, want)
+                        (
+                            LayoutOp::SlicePad { axis, start },
+                            vec![sx.clone()],
+                            so,
+                            want,
+                        )
                     }
                     3 => {
                         let mut so = sx.clone();
@@ -632,7 +644,8 @@ mod tests {
                                 *d = 1;
                             }
                         }
-                        let extra = shape(&mut rng, rng.below(3) as usize);
+                        let extra_rank = rng.below(3) as usize;
+                        let extra = shape(&mut rng, extra_rank);
                         let so: Vec<usize> = extra.into_iter().chain(so).collect();
                         let x1: Vec<f64> = x[..sx1.iter().product()].to_vec();
                         let mut want = vec![0.0; so.iter().product()];
@@ -661,13 +674,21 @@ mod tests {
                         let srefs: Vec<&[usize]> = shapes.iter().map(|v| v.as_slice()).collect();
                         cpu::concat(&refs, &srefs, axis, &mut want);
                         let plan = plan_layout(&LayoutOp::Concat { axis }, &srefs, &so).unwrap();
-                        assert_eq!(run_layout(&plan, &xs, want.len()), want, "concat {shapes:?}");
+                        assert_eq!(
+                            run_layout(&plan, &xs, want.len()),
+                            want,
+                            "concat {shapes:?}"
+                        );
                         continue;
                     }
                 };
             let refs: Vec<&[usize]> = ins.iter().map(|v| v.as_slice()).collect();
             let plan = plan_layout(&op, &refs, &so).unwrap_or_else(|e| panic!("{op:?}: {e}"));
-            assert_eq!(run_layout(&plan, &[x], want.len()), want, "{op:?} of {sx:?}");
+            assert_eq!(
+                run_layout(&plan, &[x], want.len()),
+                want,
+                "{op:?} of {sx:?}"
+            );
         }
     }
 
@@ -675,9 +696,10 @@ mod tests {
     fn binary_plans_match_the_cpu_reference() {
         let mut rng = rng();
         for _ in 0..300 {
-            let so = shape(&mut rng, rng.below(6) as usize);
+            let rank = rng.below(6) as usize;
+            let so = shape(&mut rng, rank);
             // Each input: a suffix of the output's axes, some set to 1 (broadcast).
-            let mut side = |rng: &mut Rng| -> Vec<usize> {
+            let side = |rng: &mut Rng| -> Vec<usize> {
                 let keep = rng.below(so.len() as u64 + 1) as usize;
                 so[so.len() - keep..]
                     .iter()
