@@ -51,7 +51,7 @@ fn fill_f32_and_i32() {
     let mut rng = rng("fill_f32_and_i32");
     for _ in 0..6 {
         let s = any_shape(&mut rng);
-        let v = rng.range_f64(-1e3, 1e3);
+        let v = f32_exact(&mut rng, -1e3, 1e3);
         check_op(
             &be,
             "fill f32",
@@ -148,8 +148,20 @@ fn unary_edge_values() {
     let s = vec![v.len()];
     let x = HostTensor::f64(s.clone(), v).unwrap();
     for op in [UnaryOp::Relu, UnaryOp::Sigmoid, UnaryOp::Exp] {
-        let got = cuda_run(&be, &Op::Unary(op.clone()), &[x.clone()], &s, DType::F32).unwrap();
-        let want = super::ir_harness::cpu_ref(&Op::Unary(op.clone()), &[x.clone()], &s, DType::F32);
+        let got = cuda_run(
+            &be,
+            &Op::Unary(op.clone()),
+            std::slice::from_ref(&x),
+            &s,
+            DType::F32,
+        )
+        .unwrap();
+        let want = super::ir_harness::cpu_ref(
+            &Op::Unary(op.clone()),
+            std::slice::from_ref(&x),
+            &s,
+            DType::F32,
+        );
         for (i, (g, w)) in got.to_f64_vec().iter().zip(want.to_f64_vec()).enumerate() {
             let w = w as f32 as f64; // the f32 result the device should round to
             let ok = (g == &w) || (g - w).abs() <= 1e-6 * w.abs().max(1e-37);
@@ -162,7 +174,7 @@ fn unary_edge_values() {
     let got = cuda_run(
         &be,
         &Op::Unary(UnaryOp::Log),
-        &[xp.clone()],
+        std::slice::from_ref(&xp),
         &sp,
         DType::F32,
     )
@@ -187,10 +199,26 @@ fn casts_between_f32_and_i32() {
         let s = any_shape(&mut rng);
         let x = uniform(&mut rng, &s, -100.0, 100.0);
         let to_i = Op::Unary(UnaryOp::Cast(DType::I32));
-        check_op(&be, "f32->i32", &to_i, &[x.clone()], &s, DType::I32, EXACT);
+        check_op(
+            &be,
+            "f32->i32",
+            &to_i,
+            std::slice::from_ref(&x),
+            &s,
+            DType::I32,
+            EXACT,
+        );
         let i = ints(&mut rng, &s);
         let to_f = Op::Unary(UnaryOp::Cast(DType::F32));
-        check_op(&be, "i32->f32", &to_f, &[i.clone()], &s, DType::F32, EXACT);
+        check_op(
+            &be,
+            "i32->f32",
+            &to_f,
+            std::slice::from_ref(&i),
+            &s,
+            DType::F32,
+            EXACT,
+        );
         check_op(&be, "f32->f32", &to_f, &[x], &s, DType::F32, EXACT);
         check_op(&be, "i32->i32", &to_i, &[i], &s, DType::I32, EXACT);
     }
@@ -340,7 +368,7 @@ fn layout_cases(be: &CudaBackend, rng: &mut Rng, dtype: DType) {
         };
         // Reshape to the reversed shape.
         let rs: Vec<usize> = s.iter().rev().copied().collect();
-        run(LayoutOp::Reshape, &[x.clone()], &rs);
+        run(LayoutOp::Reshape, std::slice::from_ref(&x), &rs);
         // Permutations: identity, reversal, a random one, and every adjacent swap.
         let mut perms: Vec<Vec<usize>> = vec![(0..rank).collect(), (0..rank).rev().collect()];
         let mut p: Vec<usize> = (0..rank).collect();
@@ -353,18 +381,26 @@ fn layout_cases(be: &CudaBackend, rng: &mut Rng, dtype: DType) {
         }
         for perm in perms {
             let out: Vec<usize> = perm.iter().map(|&i| s[i]).collect();
-            run(LayoutOp::Permute { perm }, &[x.clone()], &out);
+            run(LayoutOp::Permute { perm }, std::slice::from_ref(&x), &out);
         }
         for axis in 0..rank {
             let start = rng.below(s[axis] as u64) as usize;
             let end = start + 1 + rng.below((s[axis] - start) as u64) as usize;
             let mut out = s.clone();
             out[axis] = end - start;
-            run(LayoutOp::Slice { axis, start, end }, &[x.clone()], &out);
+            run(
+                LayoutOp::Slice { axis, start, end },
+                std::slice::from_ref(&x),
+                &out,
+            );
             let start = rng.below(3) as usize;
             let mut out = s.clone();
             out[axis] += start + rng.below(3) as usize;
-            run(LayoutOp::SlicePad { axis, start }, &[x.clone()], &out);
+            run(
+                LayoutOp::SlicePad { axis, start },
+                std::slice::from_ref(&x),
+                &out,
+            );
             let parts: Vec<HostTensor> = (0..3)
                 .map(|_| {
                     let mut p = s.clone();
@@ -420,18 +456,18 @@ fn bad_shapes_are_errors_not_faults() {
     };
     let x = HostTensor::f64(vec![2, 3], vec![0.0; 6]).unwrap();
     let perm = Op::Layout(LayoutOp::Permute { perm: vec![0, 0] });
-    assert!(cuda_run(&be, &perm, &[x.clone()], &[2, 2], DType::F32).is_err());
+    assert!(cuda_run(&be, &perm, std::slice::from_ref(&x), &[2, 2], DType::F32).is_err());
     let slice = Op::Layout(LayoutOp::Slice {
         axis: 1,
         start: 2,
         end: 5,
     });
-    assert!(cuda_run(&be, &slice, &[x.clone()], &[2, 3], DType::F32).is_err());
+    assert!(cuda_run(&be, &slice, std::slice::from_ref(&x), &[2, 3], DType::F32).is_err());
     let sum = Op::Reduce(ReduceOp::Sum {
         axes: vec![2],
         keepdim: false,
     });
-    assert!(cuda_run(&be, &sum, &[x.clone()], &[2], DType::F32).is_err());
+    assert!(cuda_run(&be, &sum, std::slice::from_ref(&x), &[2], DType::F32).is_err());
     // 8 alternating broadcast axes cannot collapse below rank 8: a clear error.
     let src = [2, 1, 2, 1, 2, 1, 2, 1];
     let xb = HostTensor::f64(src.to_vec(), vec![1.0; 16]).unwrap();

@@ -49,8 +49,7 @@ impl Strided {
             a: Vec::new(),
             b: Vec::new(),
         };
-        for k in 0..self.dims.len() {
-            let (d, sa, sb) = (self.dims[k], self.a[k], self.b[k]);
+        for ((&d, &sa), &sb) in self.dims.iter().zip(&self.a).zip(&self.b) {
             if d == 1 {
                 continue;
             }
@@ -132,16 +131,16 @@ impl KernelIndex {
     #[cfg(test)]
     pub fn offsets(&self, i: u32) -> (u32, u32) {
         let (mut rem, mut oa, mut ob) = (i, 0u32, 0u32);
-        for k in 0..MAX_RANK {
+        for (k, ((&d, &sa), &sb)) in self.dims.iter().zip(&self.a).zip(&self.b).enumerate() {
             if k + 1 == self.rank as usize || k + 1 == MAX_RANK {
-                oa = oa.wrapping_add(rem.wrapping_mul(self.a[k]));
-                ob = ob.wrapping_add(rem.wrapping_mul(self.b[k]));
+                oa = oa.wrapping_add(rem.wrapping_mul(sa));
+                ob = ob.wrapping_add(rem.wrapping_mul(sb));
                 break;
             }
-            let q = rem / self.dims[k];
-            let r = rem - q * self.dims[k];
-            oa = oa.wrapping_add(r.wrapping_mul(self.a[k]));
-            ob = ob.wrapping_add(r.wrapping_mul(self.b[k]));
+            let q = rem / d;
+            let r = rem - q * d;
+            oa = oa.wrapping_add(r.wrapping_mul(sa));
+            ob = ob.wrapping_add(r.wrapping_mul(sb));
             rem = q;
         }
         (oa, ob)
