@@ -334,7 +334,7 @@ pub const ENTRIES: &[Entry] = &[
     },
     Entry {
         module: Module::NormIr,
-        stem: "norm_ir_apply",
+        stem: "norm_ir_apply_fwd",
         dtypes: F32_ONLY,
         params: &[Ptr, Ptr, Ptr, Ptr, Ptr, U32, U32, U32, U32, U32, F32],
     },

@@ -159,7 +159,7 @@ pub(super) fn norm(
             NormOp::Apply { eps: e, .. } => launch::generic(
                 dev,
                 Module::NormIr,
-                "norm_ir_apply",
+                "norm_ir_apply_fwd",
                 elementwise(dev, total),
                 &mut [
                     Arg::In(bufs[0]),
