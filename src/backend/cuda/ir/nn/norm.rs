@@ -8,7 +8,7 @@
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
 
-use super::{In, Out, arity, bad, input, output, u32_of};
+use super::{In, Out, arity, bad, drv, input, output, u32_of};
 use crate::backend::BackendError;
 use crate::backend::cuda::device::{BLOCK, CudaDevice};
 use crate::backend::cuda::ir::{CudaBackend, device_err};
@@ -134,6 +134,13 @@ pub(super) fn norm(
         return Ok(());
     }
     let dev = be.device();
+    if g.total() == 0 {
+        if let NormOp::ApplyGradAffine { .. } = op {
+            // Sums over no element (the kernel's per-plane statistic lookup needs hw > 0).
+            let mut yv = y.slice_mut(..2 * g.c);
+            return dev.stream().memset_zeros(&mut yv).map_err(drv);
+        }
+    }
     let u = |v: usize| Arg::U32(v as u32);
     let (hw, c, inner, outer, ostride, nstat) = (g.hw, g.c, g.inner, g.outer, g.ostride, g.nstat);
     let eps = |e: f64| Arg::F32(e as f32);
