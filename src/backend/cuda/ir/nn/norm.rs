@@ -134,12 +134,10 @@ pub(super) fn norm(
         return Ok(());
     }
     let dev = be.device();
-    if g.total() == 0 {
-        if let NormOp::ApplyGradAffine { .. } = op {
-            // Sums over no element (the kernel's per-plane statistic lookup needs hw > 0).
-            let mut yv = y.slice_mut(..2 * g.c);
-            return dev.stream().memset_zeros(&mut yv).map_err(drv);
-        }
+    if g.total() == 0 && matches!(op, NormOp::ApplyGradAffine { .. }) {
+        // Sums over no element (the kernel's per-plane statistic lookup needs hw > 0).
+        let mut yv = y.slice_mut(..2 * g.c);
+        return dev.stream().memset_zeros(&mut yv).map_err(drv);
     }
     let u = |v: usize| Arg::U32(v as u32);
     let (hw, c, inner, outer, ostride, nstat) = (g.hw, g.c, g.inner, g.outer, g.ostride, g.nstat);
@@ -313,6 +311,28 @@ mod tests {
                 }
             }
             assert!(seen.iter().all(|&k| k == 1), "{xs:?}: every element once");
+        }
+    }
+
+    #[test]
+    fn launched_entries_are_in_the_abi_table_with_the_argument_counts_passed() {
+        // (stem, pointer args, scalar args) as `norm` pushes them.
+        for (stem, ptrs, scalars) in [
+            ("norm_ir_stats", 2, 3),
+            ("norm_ir_apply_fwd", 5, 6),
+            ("norm_ir_apply_grad_x", 4, 6),
+            ("norm_ir_apply_grad_stats", 5, 6),
+            ("norm_ir_apply_grad_affine", 4, 5),
+            ("norm_ir_stats_grad", 4, 4),
+        ] {
+            let e = crate::backend::cuda::kernels::entry(stem);
+            assert_eq!(e.module, Module::NormIr, "{stem}");
+            let p = e
+                .params
+                .iter()
+                .filter(|p| **p == crate::backend::cuda::kernels::Param::Ptr)
+                .count();
+            assert_eq!((p, e.params.len() - p), (ptrs, scalars), "{stem}");
         }
     }
 
