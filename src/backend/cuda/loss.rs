@@ -8,11 +8,11 @@
 //! with `sum` is an error, as there). `loss_weight` multiplies the result. All of that is one
 //! factor, [`Reduction::scale`], applied inside the kernels.
 
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaSlice, LaunchConfig};
 
-use super::device::{CudaDevice, MAX_PARTIALS};
-use super::dtype::KernelFloat;
-use super::error::CudaError;
+use super::device::{BLOCK, CudaDevice, MAX_PARTIALS};
+use super::dtype::{DType, KernelFloat};
+use super::error::{CudaError, DriverContext};
 use super::kernels::Module;
 use super::launch::{self, LossLaunch};
 
@@ -75,16 +75,42 @@ fn check_u32(op: &'static str, n: usize) -> Result<u32, CudaError> {
 }
 
 impl CudaDevice {
+    /// Grid for the grid-stride loss kernel `stem_<dtype>` of `module` over `n_items` threads'
+    /// worth of work: as many blocks as are resident at once on this device (the driver's
+    /// occupancy for that kernel's register count × SMs), never more than the items need nor
+    /// [`MAX_PARTIALS`]. A grid of exactly one resident wave matters for these kernels: with
+    /// equal work per block, a grid 30% larger than what fits (1024 blocks where 6 per SM
+    /// × 132 SMs = 792 fit) runs a second, mostly idle wave and loses a third of the time.
+    fn loss_grid(
+        &self,
+        n_items: usize,
+        (module, stem, dtype): (Module, &'static str, DType),
+    ) -> Result<LaunchConfig, CudaError> {
+        let f = self.function(module, stem, dtype)?;
+        let per_sm = f
+            .occupancy_max_active_blocks_per_multiprocessor(BLOCK, 0, None)
+            .ctx("cuOccupancyMaxActiveBlocksPerMultiprocessor")?
+            .max(1);
+        let cap = per_sm.saturating_mul(self.sm_count()).min(MAX_PARTIALS);
+        let want = n_items.div_ceil(BLOCK as usize).clamp(1, cap as usize);
+        Ok(LaunchConfig {
+            grid_dim: (want as u32, 1, 1),
+            block_dim: (BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        })
+    }
+
     /// Runs a partial-sum loss kernel then the fixed-order finish into `loss[0]`.
     fn with_partials(
         &self,
         n_items: usize,
+        kernel: (Module, &'static str, DType),
         loss: &mut CudaSlice<f32>,
         op: &'static str,
-        run: impl FnOnce(cudarc::driver::LaunchConfig, &mut CudaSlice<f32>) -> Result<(), CudaError>,
+        run: impl FnOnce(LaunchConfig, &mut CudaSlice<f32>) -> Result<(), CudaError>,
     ) -> Result<(), CudaError> {
         check_len(op, "loss", loss, 1)?;
-        let cfg = self.grid_for(n_items, MAX_PARTIALS);
+        let cfg = self.loss_grid(n_items, kernel)?;
         let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
         run(cfg, &mut scratch)?;
         // SAFETY: the kernel above wrote cfg.grid_dim.x <= MAX_PARTIALS partials.
@@ -127,8 +153,14 @@ impl CudaDevice {
         if n == 0 {
             return self.zero_loss(loss);
         }
-        self.with_partials(n, loss, OP, |cfg, partial| {
-            // SAFETY: lengths checked above, n < 2^32, n_cls > 0, grid from grid_for.
+        let stem = if grad.is_some() {
+            "focal_fwdbwd"
+        } else {
+            "focal_fwd"
+        };
+        let kernel = (Module::LossFocal, stem, T::DTYPE);
+        self.with_partials(n, kernel, loss, OP, |cfg, partial| {
+            // SAFETY: lengths checked above, n < 2^32, n_cls > 0, grid from loss_grid.
             unsafe {
                 launch::focal(
                     self,
@@ -183,9 +215,10 @@ impl CudaDevice {
         if n == 0 {
             return self.zero_loss(loss);
         }
-        // 8 rows per block of 256 threads.
-        self.with_partials(n_rows * 32, loss, OP, |cfg, partial| {
-            // SAFETY: lengths checked above; grid from grid_for.
+        // A warp per row: 8 rows per block of 256 threads.
+        let kernel = (Module::LossCe, "ce_fwdbwd", T::DTYPE);
+        self.with_partials(n_rows * 32, kernel, loss, OP, |cfg, partial| {
+            // SAFETY: lengths checked above; grid from loss_grid.
             unsafe {
                 launch::ce(
                     self,
@@ -237,8 +270,8 @@ impl CudaDevice {
         if n == 0 {
             return self.zero_loss(loss);
         }
-        self.with_partials(n, loss, op, |cfg, partial| {
-            // SAFETY: lengths checked above; grid from grid_for.
+        self.with_partials(n, (module, stem, T::DTYPE), loss, op, |cfg, partial| {
+            // SAFETY: lengths checked above; grid from loss_grid.
             unsafe {
                 launch::pointwise_loss(
                     self,
@@ -379,7 +412,6 @@ impl CudaDevice {
 
     /// An empty input: the loss is 0 (sum over nothing), as mmdetection returns.
     fn zero_loss(&self, loss: &mut CudaSlice<f32>) -> Result<(), CudaError> {
-        use super::error::DriverContext;
         self.stream().memset_zeros(loss).ctx("cuMemsetD8")
     }
 }
