@@ -11,6 +11,7 @@
 mod abi;
 mod cpu_ref;
 mod ir_harness;
+mod ir_loss;
 mod parity;
 mod probe;
 mod ptxas;
