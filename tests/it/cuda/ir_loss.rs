@@ -14,6 +14,8 @@ use mmrun::graph::op::{IouKind, LossKind, LossOp, Op};
 use mmrun::graph::{DType, HostTensor};
 use mmrun::util::rng::Rng;
 
+use mmrun::backend::cuda::CudaBackend;
+
 use super::ir_harness::{ELEMENTWISE, backend, check_op, cuda_run, rng, uniform};
 
 const TRANSCENDENTAL: (f64, f64) = (1e-4, 1e-5);
@@ -43,7 +45,9 @@ fn targets(rng: &mut Rng, shape: &[usize]) -> HostTensor {
 }
 
 /// Forward, and the gradient w.r.t. each input in `wrts`, of one elementwise loss.
+#[allow(clippy::too_many_arguments)]
 fn check_elementwise(
+    be: &CudaBackend,
     test: &str,
     kind: LossKind,
     a: HostTensor,
@@ -52,11 +56,10 @@ fn check_elementwise(
     tol: (f64, f64),
     rng: &mut Rng,
 ) {
-    let Some(be) = backend(test) else { return };
     let shape = a.shape.clone();
     let what = format!("{test} {kind:?}");
     check_op(
-        &be,
+        be,
         &format!("{what} fwd"),
         &fwd(&kind),
         &[a.clone(), b.clone()],
@@ -67,7 +70,7 @@ fn check_elementwise(
     let dy = uniform(rng, &shape, -1.0, 1.0);
     for &w in wrts {
         check_op(
-            &be,
+            be,
             &format!("{what} grad wrt {w}"),
             &grad(&kind, w),
             &[a.clone(), b.clone(), dy.clone()],
@@ -81,9 +84,7 @@ fn check_elementwise(
 #[test]
 fn sigmoid_focal_matches_cpu() {
     let test = "ir_loss::sigmoid_focal";
-    if backend(test).is_none() {
-        return;
-    }
+    let Some(be) = backend(test) else { return };
     let mut r = rng(test);
     let shape = [160, 80];
     for (alpha, gamma) in [
@@ -96,21 +97,20 @@ fn sigmoid_focal_matches_cpu() {
         let x = uniform(&mut r, &shape, -9.0, 9.0);
         let t = targets(&mut r, &shape);
         let kind = LossKind::SigmoidFocal { alpha, gamma };
-        check_elementwise(test, kind, x, t, &[0], TRANSCENDENTAL, &mut r);
+        check_elementwise(&be, test, kind, x, t, &[0], TRANSCENDENTAL, &mut r);
     }
 }
 
 #[test]
 fn bce_with_logits_matches_cpu() {
     let test = "ir_loss::bce_with_logits";
-    if backend(test).is_none() {
-        return;
-    }
+    let Some(be) = backend(test) else { return };
     let mut r = rng(test);
     let shape = [25_000];
     let x = uniform(&mut r, &shape, -12.0, 12.0);
     let t = targets(&mut r, &shape);
     check_elementwise(
+        &be,
         test,
         LossKind::BceWithLogits,
         x,
@@ -124,9 +124,7 @@ fn bce_with_logits_matches_cpu() {
 #[test]
 fn l1_matches_cpu_including_zero_difference() {
     let test = "ir_loss::l1";
-    if backend(test).is_none() {
-        return;
-    }
+    let Some(be) = backend(test) else { return };
     let mut r = rng(test);
     let shape = [100, 128];
     let a = uniform(&mut r, &shape, -3.0, 3.0);
@@ -137,15 +135,13 @@ fn l1_matches_cpu_including_zero_difference() {
     for i in (0..bv.len()).step_by(7) {
         bv[i] = av[i];
     }
-    check_elementwise(test, LossKind::L1, a, b, &[0, 1], ELEMENTWISE, &mut r);
+    check_elementwise(&be, test, LossKind::L1, a, b, &[0, 1], ELEMENTWISE, &mut r);
 }
 
 #[test]
 fn smooth_l1_matches_cpu_at_and_near_beta() {
     let test = "ir_loss::smooth_l1";
-    if backend(test).is_none() {
-        return;
-    }
+    let Some(be) = backend(test) else { return };
     let mut r = rng(test);
     // beta = 0.25 is a power of two, so b + beta and b - beta are exact in f32 for the
     // dyadic b used below: |d| = beta exactly takes the linear branch on both sides.
@@ -168,10 +164,9 @@ fn smooth_l1_matches_cpu_at_and_near_beta() {
             }
         }
         let kind = LossKind::SmoothL1 { beta };
-        check_elementwise(test, kind, a, b, &[0, 1], ELEMENTWISE, &mut r);
+        check_elementwise(&be, test, kind, a, b, &[0, 1], ELEMENTWISE, &mut r);
     }
     // Dyadic values: d = ±beta exactly in f32 and f64.
-    let Some(be) = backend(test) else { return };
     let a = HostTensor::f64(vec![4], vec![0.75, 0.25, 0.5, -0.5]).expect("len");
     let b = HostTensor::f64(vec![4], vec![0.5, 0.5, 0.5, -0.25]).expect("len");
     let kind = LossKind::SmoothL1 { beta: 0.25 };
@@ -268,13 +263,19 @@ fn boxes(rng: &mut Rng, n: usize) -> (HostTensor, HostTensor) {
     )
 }
 
-fn check_iou(test: &str, what: &str, kind: IouKind, p: &HostTensor, t: &HostTensor, r: &mut Rng) {
-    let Some(be) = backend(test) else { return };
+fn check_iou(
+    be: &CudaBackend,
+    what: &str,
+    kind: IouKind,
+    p: &HostTensor,
+    t: &HostTensor,
+    r: &mut Rng,
+) {
     let n = p.shape[0];
     let loss = LossKind::Iou { kind, eps: 1e-7 };
     let ins = [p.clone(), t.clone()];
     check_op(
-        &be,
+        be,
         &format!("{what} {kind:?} fwd"),
         &fwd(&loss),
         &ins,
@@ -285,7 +286,7 @@ fn check_iou(test: &str, what: &str, kind: IouKind, p: &HostTensor, t: &HostTens
     let dy = uniform(r, &[n], -1.0, 1.0);
     for w in [0, 1] {
         check_op(
-            &be,
+            be,
             &format!("{what} {kind:?} grad wrt {w}"),
             &grad(&loss, w),
             &[p.clone(), t.clone(), dy.clone()],
@@ -306,22 +307,18 @@ fn rows(v: &[[f64; 4]]) -> HostTensor {
 #[test]
 fn iou_losses_match_cpu() {
     let test = "ir_loss::iou";
-    if backend(test).is_none() {
-        return;
-    }
+    let Some(be) = backend(test) else { return };
     let mut r = rng(test);
     let (p, t) = boxes(&mut r, 5000);
     for kind in [IouKind::GIoU, IouKind::DIoU, IouKind::CIoU] {
-        check_iou(test, "random", kind, &p, &t, &mut r);
+        check_iou(&be, "random", kind, &p, &t, &mut r);
     }
 }
 
 #[test]
 fn iou_losses_match_cpu_on_edge_boxes() {
     let test = "ir_loss::iou_edges";
-    if backend(test).is_none() {
-        return;
-    }
+    let Some(be) = backend(test) else { return };
     let mut r = rng(test);
     let b = [10.0, 20.0, 50.0, 45.0];
     // Each case on its own: a huge gradient in one (eps-sized denominators) would otherwise
@@ -357,7 +354,7 @@ fn iou_losses_match_cpu_on_edge_boxes() {
     ];
     for (what, p, t) in &cases {
         for kind in [IouKind::GIoU, IouKind::DIoU, IouKind::CIoU] {
-            check_iou(test, what, kind, &rows(p), &rows(t), &mut r);
+            check_iou(&be, what, kind, &rows(p), &rows(t), &mut r);
         }
     }
     // Zero height (CIoU's w/h is infinite there, torchvision gives NaN: GIoU/DIoU only) and
@@ -365,7 +362,7 @@ fn iou_losses_match_cpu_on_edge_boxes() {
     let flat = vec![[10.0, 30.0, 50.0, 30.0], [5.0, 5.0, 5.0, 5.0]];
     let other = vec![b, [5.0, 5.0, 5.0, 5.0]];
     for kind in [IouKind::GIoU, IouKind::DIoU] {
-        check_iou(test, "zero area", kind, &rows(&flat), &rows(&other), &mut r);
+        check_iou(&be, "zero area", kind, &rows(&flat), &rows(&other), &mut r);
     }
 }
 
