@@ -11,6 +11,7 @@
 mod abi;
 mod cpu_ref;
 mod ir_harness;
+mod ir_loss;
 mod ir_nn;
 mod ir_tensor;
 mod parity;
