@@ -45,13 +45,14 @@ pub fn run(args: Args) -> u8 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let (mut task, mut params) = match crate::engine::detector::build_task_on(&recipe.config, device) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_CANNOT_RUN;
-        }
-    };
+    let (mut task, mut params) =
+        match crate::engine::detector::build_task_on(&recipe.config, device) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return super::EXIT_CANNOT_RUN;
+            }
+        };
     let (weights, which) = match (&data.ema, args.no_ema) {
         (Some(e), false) => (e, "EMA weights"),
         _ => (&data.weights, "weights"),

@@ -35,7 +35,11 @@ impl Device {
             "cuda" => 0,
             _ => match spec.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(n)) => n,
-                _ => return Err(format!("unknown device `{spec}`: expected `cpu` or `cuda:N`")),
+                _ => {
+                    return Err(format!(
+                        "unknown device `{spec}`: expected `cpu` or `cuda:N`"
+                    ));
+                }
             },
         };
         Self::open_cuda(spec, ordinal)

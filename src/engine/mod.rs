@@ -19,7 +19,7 @@ pub use task::{Metrics, Task, TaskError, TrainOutput};
 pub mod detector;
 pub mod device;
 pub mod exec;
-pub mod setup;
-pub mod store;
 #[cfg(feature = "cuda")]
 pub mod resident;
+pub mod setup;
+pub mod store;

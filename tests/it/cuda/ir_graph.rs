@@ -69,9 +69,17 @@ fn feeds(d: &Detector, rng: &mut Rng) -> BTreeMap<String, HostTensor> {
         .map(|_| {
             let bboxes: Vec<[f32; 4]> = (0..3)
                 .map(|_| {
-                    let (x, y) = (rng.range_f64(0.0, 0.6 * w as f64), rng.range_f64(0.0, 0.6 * h as f64));
+                    let (x, y) = (
+                        rng.range_f64(0.0, 0.6 * w as f64),
+                        rng.range_f64(0.0, 0.6 * h as f64),
+                    );
                     let (bw, bh) = (rng.range_f64(12.0, 40.0), rng.range_f64(12.0, 40.0));
-                    [x as f32, y as f32, (x + bw).min(w as f64) as f32, (y + bh).min(h as f64) as f32]
+                    [
+                        x as f32,
+                        y as f32,
+                        (x + bw).min(w as f64) as f32,
+                        (y + bh).min(h as f64) as f32,
+                    ]
                 })
                 .collect();
             ImageGt {
@@ -200,7 +208,9 @@ fn resident_sgd_matches_host_sgd() {
             let shape = p.shape.clone();
             let mut v = p.to_f64_vec();
             let first = !bufs.contains_key(name);
-            let b = bufs.entry(name.clone()).or_insert_with(|| vec![0.0; v.len()]);
+            let b = bufs
+                .entry(name.clone())
+                .or_insert_with(|| vec![0.0; v.len()]);
             let (lr, m, wd) = (hp.lr as f64, hp.momentum as f64, hp.weight_decay as f64);
             for i in 0..v.len() {
                 let gi = g[i] + wd * v[i];
@@ -291,5 +301,8 @@ fn runner_trains_three_iterations_on_cuda() {
         .collect();
     eprintln!("{test}: losses {losses:?}");
     assert_eq!(losses.len(), 3, "one log record per iteration");
-    assert!(losses.iter().all(|l| l.is_finite() && *l > 0.0), "{losses:?}");
+    assert!(
+        losses.iter().all(|l| l.is_finite() && *l > 0.0),
+        "{losses:?}"
+    );
 }
