@@ -250,6 +250,38 @@ pub const ENTRIES: &[Entry] = &[
         params: &[Ptr, U32, F32],
     },
     // ---- tensor.ptx (graph-IR tensor ops, ir/tensor.rs) ----
+    // One strided index space of rank <= 6 (dims innermost first, then a stride per dim for
+    // each operand): see kernels/README.md, "tensor.ptx".
+    Entry {
+        module: Module::Tensor,
+        stem: "strided_copy_fwd",
+        dtypes: F32_ONLY,
+        params: &[
+            Ptr, Ptr, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32,
+            U32, U32, U32, U32, U32,
+        ],
+    },
+    Entry {
+        module: Module::Tensor,
+        stem: "broadcast_binary_fwd",
+        dtypes: F32_ONLY,
+        params: &[
+            Ptr, Ptr, Ptr, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32, U32,
+            U32, U32, U32, U32, U32, U32, U32,
+        ],
+    },
+    Entry {
+        module: Module::Tensor,
+        stem: "unary_map_fwd",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, U32, U32, F32, F32],
+    },
+    Entry {
+        module: Module::Tensor,
+        stem: "rowsum_reduce",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, U32, U32, U32, U32],
+    },
     // ---- end tensor.ptx ----
     // reduce.ptx
     Entry {
