@@ -358,6 +358,42 @@ pub const ENTRIES: &[Entry] = &[
         params: &[Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, U32, U32, U32, U32],
     },
     // ---- norm_ir.ptx (graph-IR normalisation, ir/nn.rs) ----
+    Entry {
+        module: Module::NormIr,
+        stem: "norm_ir_stats",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, U32, U32, U32],
+    },
+    Entry {
+        module: Module::NormIr,
+        stem: "norm_ir_apply_fwd",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, Ptr, Ptr, U32, U32, U32, U32, U32, F32],
+    },
+    Entry {
+        module: Module::NormIr,
+        stem: "norm_ir_apply_grad_x",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, Ptr, U32, U32, U32, U32, U32, F32],
+    },
+    Entry {
+        module: Module::NormIr,
+        stem: "norm_ir_apply_grad_stats",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, Ptr, Ptr, U32, U32, U32, U32, U32, F32],
+    },
+    Entry {
+        module: Module::NormIr,
+        stem: "norm_ir_apply_grad_affine",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, Ptr, U32, U32, U32, U32, F32],
+    },
+    Entry {
+        module: Module::NormIr,
+        stem: "norm_ir_stats_grad",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, Ptr, U32, U32, U32, F32],
+    },
     // ---- end norm_ir.ptx ----
     // pool.ptx
     Entry {

@@ -1,0 +1,139 @@
+//! `ConvOp` through the im2col + cuBLAS convolution of [`crate::backend::cuda::conv`]:
+//! `Conv2d` (x, w, optional bias), `Conv2dGradInput` (dy, w) and `Conv2dGradWeight` (x, dy).
+//! Grouped convolutions are refused (the im2col path is groups = 1), and every shape is
+//! checked against the convolution's own geometry before a launch.
+
+use super::{In, Out, arity, bad, input, nchw, output};
+use crate::backend::BackendError;
+use crate::backend::cuda::conv::{Conv2d, output_shape};
+use crate::backend::cuda::ir::{CudaBackend, device_err};
+use crate::graph::op::{Conv2dAttrs, ConvOp};
+
+pub(super) fn conv(
+    be: &CudaBackend,
+    op: &ConvOp,
+    ins: &[In<'_>],
+    mut out: Out<'_>,
+) -> Result<(), BackendError> {
+    let (name, attrs) = match op {
+        ConvOp::Conv2d(a) => ("conv2d", a),
+        ConvOp::Conv2dGradInput(a) => ("conv2d_grad_input", a),
+        ConvOp::Conv2dGradWeight(a) => ("conv2d_grad_weight", a),
+    };
+    let a = plain_attrs(name, attrs)?;
+    let (dev, blas) = (be.device(), be.blas());
+    let os = nchw(name, "output", out.shape)?;
+    match op {
+        ConvOp::Conv2d(_) => {
+            arity(name, ins, &[2, 3])?;
+            let xs = nchw(name, "input", ins[0].shape)?;
+            let ws = nchw(name, "weight", ins[1].shape)?;
+            expect(name, "output", os, output_shape(name, xs, ws, &a))?;
+            let bias = match ins.get(2) {
+                Some(b) => {
+                    if b.shape != [ws[0]] {
+                        return Err(bad(name, format!("bias {:?} is not [{}]", b.shape, ws[0])));
+                    }
+                    Some(input(b, name)?)
+                }
+                None => None,
+            };
+            let (x, w) = (input(&ins[0], name)?, input(&ins[1], name)?);
+            let y = output(&mut out, name)?;
+            blas.conv2d(dev, x, xs, w, ws, bias, &a, y)
+                .map_err(device_err)?;
+        }
+        ConvOp::Conv2dGradInput(_) => {
+            arity(name, ins, &[2])?;
+            let ys = nchw(name, "dy", ins[0].shape)?;
+            let ws = nchw(name, "weight", ins[1].shape)?;
+            // The output is x's gradient: x's shape must convolve to dy's.
+            expect(name, "dy", ys, output_shape(name, os, ws, &a))?;
+            let (dy, w) = (input(&ins[0], name)?, input(&ins[1], name)?);
+            let dx = output(&mut out, name)?;
+            blas.conv2d_bwd_input(dev, dy, w, ws, os, &a, dx)
+                .map_err(device_err)?;
+        }
+        ConvOp::Conv2dGradWeight(_) => {
+            arity(name, ins, &[2])?;
+            let xs = nchw(name, "input", ins[0].shape)?;
+            let ys = nchw(name, "dy", ins[1].shape)?;
+            expect(name, "dy", ys, output_shape(name, xs, os, &a))?;
+            let (x, dy) = (input(&ins[0], name)?, input(&ins[1], name)?);
+            let dw = output(&mut out, name)?;
+            blas.conv2d_bwd_weight(dev, x, xs, dy, os, &a, dw)
+                .map_err(device_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// The attributes the im2col path runs: groups = 1.
+fn plain_attrs(op: &'static str, a: &Conv2dAttrs) -> Result<Conv2d, BackendError> {
+    if a.groups != 1 {
+        return Err(bad(
+            op,
+            format!(
+                "groups = {} is not supported by the cuda backend (its im2col convolution is groups = 1)",
+                a.groups
+            ),
+        ));
+    }
+    Ok(Conv2d {
+        stride: a.stride,
+        padding: a.padding,
+        dilation: a.dilation,
+    })
+}
+
+/// `got` must equal the shape the convolution geometry gives (or its error).
+fn expect(
+    op: &'static str,
+    what: &str,
+    got: [usize; 4],
+    want: Result<[usize; 4], crate::backend::cuda::CudaError>,
+) -> Result<(), BackendError> {
+    let want = want.map_err(device_err)?;
+    if got != want {
+        return Err(bad(
+            op,
+            format!("{what} is {got:?}, the convolution gives {want:?}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouped_convolutions_are_refused_with_the_reason() {
+        let a = Conv2dAttrs {
+            groups: 32,
+            ..Conv2dAttrs::default()
+        };
+        let e = plain_attrs("conv2d", &a).unwrap_err().to_string();
+        assert!(e.contains("groups = 32"), "{e}");
+        let p = plain_attrs(
+            "conv2d",
+            &Conv2dAttrs {
+                stride: [2, 1],
+                padding: [3, 0],
+                dilation: [1, 2],
+                groups: 1,
+            },
+        )
+        .unwrap();
+        assert_eq!((p.stride, p.padding, p.dilation), ([2, 1], [3, 0], [1, 2]));
+    }
+
+    #[test]
+    fn shape_mismatches_name_the_tensor() {
+        let e = expect("conv2d", "output", [1, 2, 3, 4], Ok([1, 2, 3, 5]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("output is [1, 2, 3, 4]"), "{e}");
+        assert!(expect("conv2d", "output", [1, 2, 3, 4], Ok([1, 2, 3, 4])).is_ok());
+    }
+}
