@@ -166,6 +166,19 @@ pub const ENTRIES: &[Entry] = &[
         dtypes: ALL,
         params: &[Ptr, Ptr, Ptr, Ptr, U32, U32, F32, F32, F32],
     },
+    // graph-IR (unreduced) focal loss, ir/loss.rs
+    Entry {
+        module: Module::LossFocal,
+        stem: "focal_elem_fwd",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, U32, F32, F32],
+    },
+    Entry {
+        module: Module::LossFocal,
+        stem: "focal_elem_bwd",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, Ptr, U32, F32, F32],
+    },
     // loss_ce.ptx
     Entry {
         module: Module::LossCe,
@@ -173,12 +186,38 @@ pub const ENTRIES: &[Entry] = &[
         dtypes: ALL,
         params: &[Ptr, Ptr, Ptr, Ptr, Ptr, U32, U32, S32, F32],
     },
+    // graph-IR (unreduced) cross-entropy, ir/loss.rs
+    Entry {
+        module: Module::LossCe,
+        stem: "ce_row_fwd",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, U32, U32, S32, F32],
+    },
+    Entry {
+        module: Module::LossCe,
+        stem: "ce_row_bwd",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, Ptr, U32, U32, S32, F32],
+    },
     // loss_bce.ptx
     Entry {
         module: Module::LossBce,
         stem: "bce_fwdbwd",
         dtypes: ALL,
         params: &[Ptr, Ptr, Ptr, Ptr, Ptr, U32, F32],
+    },
+    // graph-IR (unreduced) BCE with logits, ir/loss.rs
+    Entry {
+        module: Module::LossBce,
+        stem: "bce_elem_fwd",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, U32],
+    },
+    Entry {
+        module: Module::LossBce,
+        stem: "bce_elem_bwd",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, Ptr, U32],
     },
     // loss_l1.ptx
     Entry {
@@ -193,12 +232,38 @@ pub const ENTRIES: &[Entry] = &[
         dtypes: ALL,
         params: &[Ptr, Ptr, Ptr, Ptr, Ptr, U32, F32, F32],
     },
+    // graph-IR (unreduced) L1 / smooth L1, ir/loss.rs
+    Entry {
+        module: Module::LossL1,
+        stem: "smooth_l1_elem_fwd",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, U32, F32],
+    },
+    Entry {
+        module: Module::LossL1,
+        stem: "smooth_l1_elem_bwd",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, Ptr, U32, F32, F32],
+    },
     // loss_giou.ptx
     Entry {
         module: Module::LossGiou,
         stem: "giou_fwdbwd",
         dtypes: ALL,
         params: &[Ptr, Ptr, Ptr, Ptr, Ptr, U32, F32, F32],
+    },
+    // graph-IR (unreduced) GIoU / DIoU / CIoU, ir/loss.rs
+    Entry {
+        module: Module::LossGiou,
+        stem: "iou_box_fwd",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, U32, U32, F32],
+    },
+    Entry {
+        module: Module::LossGiou,
+        stem: "iou_box_bwd",
+        dtypes: F32_ONLY,
+        params: &[Ptr, Ptr, Ptr, Ptr, U32, U32, U32, F32],
     },
     // elementwise.ptx
     Entry {

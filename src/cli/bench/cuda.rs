@@ -259,6 +259,61 @@ mod bandwidth {
         Ok(())
     }
 
+    /// The graph-IR (unreduced) sigmoid focal loss through `CudaBackend::loss` on RetinaNet's
+    /// anchors x classes: forward (logits, targets in; loss out: 12 bytes per element) and
+    /// gradient (logits, targets, dy in; dx out: 16 bytes per element) as separate launches.
+    fn ir_focal(
+        device: usize,
+        reps: u32,
+        rng: &mut Rng,
+        rows: &mut Vec<Row>,
+    ) -> Result<(), CudaError> {
+        use crate::backend::cuda::{CudaBackend, CudaBuffer};
+        use crate::backend::{Backend, BackendError, TensorMut, TensorRef};
+        use crate::graph::DType as GraphDType;
+        use crate::graph::op::{LossKind, LossOp};
+        let be = CudaBackend::open(device)?;
+        let dev = be.device();
+        let n = ROWS * CLS;
+        let shape = [ROWS, CLS];
+        let x = CudaBuffer::F32(random::<f32>(dev, rng, n, 3.0)?);
+        // About one positive class in a hundred, as in a detector's dense targets.
+        let t: Vec<f32> = (0..n).map(|_| f32::from(rng.below(100) == 0)).collect();
+        let t = CudaBuffer::F32(dev.upload(&t)?);
+        let dy = CudaBuffer::F32(random::<f32>(dev, rng, n, 1.0)?);
+        let mut out = CudaBuffer::F32(dev.zeros::<f32>(n)?);
+        let kind = LossKind::SigmoidFocal {
+            alpha: 0.25,
+            gamma: 2.0,
+        };
+        let r = |b| TensorRef {
+            buf: b,
+            shape: &shape,
+            dtype: GraphDType::F32,
+        };
+        let ins = [r(&x), r(&t), r(&dy)];
+        let berr = |e: BackendError| CudaError::shape("ir focal bench", e.to_string());
+        let passes = [
+            ("fwd", LossOp::Forward(kind.clone()), 2, 12.0),
+            ("bwd", LossOp::Grad { kind, wrt: 0 }, 3, 16.0),
+        ];
+        for (pass, op, n_in, bytes) in passes {
+            let s = time(dev, reps, || {
+                let o = TensorMut {
+                    buf: &mut out,
+                    shape: &shape,
+                    dtype: GraphDType::F32,
+                };
+                be.loss(&op, &ins[..n_in], o).map_err(berr)
+            })?;
+            rows.push(Row {
+                name: format!("focal_elem_{pass}_f32 (graph IR) {n}"),
+                gbps: bytes * n as f64 / s / 1e9,
+            });
+        }
+        Ok(())
+    }
+
     pub fn run(args: &super::Args) -> Result<(), CudaError> {
         let dev = CudaDevice::open(args.device)?;
         let name = dev.name()?;
@@ -282,6 +337,7 @@ mod bandwidth {
         losses::<f32>(&dev, reps, &mut rng, &mut rows)?;
         losses::<bf16>(&dev, reps, &mut rng, &mut rows)?;
         losses::<f16>(&dev, reps, &mut rng, &mut rows)?;
+        ir_focal(args.device, reps, &mut rng, &mut rows)?;
         if args.tsv {
             println!("bw\tdevice-to-device copy ({name})\t{copy:.1}\t1.00");
             for r in &rows {
