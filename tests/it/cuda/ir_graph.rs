@@ -258,6 +258,19 @@ fn runner_trains_three_iterations_on_cuda() {
     let Some(be): Option<CudaBackend> = backend(test) else {
         return;
     };
+    train_three(test, Device::Cuda(be));
+}
+
+/// The same through `Device::Cpu`: checks this test's plumbing where there is no GPU.
+#[test]
+fn runner_trains_three_iterations_on_the_cpu_device() {
+    train_three(
+        "runner_trains_three_iterations_on_the_cpu_device",
+        Device::Cpu,
+    );
+}
+
+fn train_three(test: &str, device: Device) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("shapes");
     let opts = SynthOptions {
@@ -284,7 +297,7 @@ fn runner_trains_three_iterations_on_cuda() {
     ];
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.recipe");
     let recipe = load(&path, &sets, &CheckOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-    let (mut task, params) = build_task_on(&recipe.config, Device::Cuda(be)).unwrap();
+    let (mut task, params) = build_task_on(&recipe.config, device).unwrap();
     let work = dir.path().join("work");
     let opts = ExecOptions {
         work_dir: Some(work.clone()),
