@@ -38,20 +38,9 @@ pub struct Args {
     pub dry_run: bool,
 }
 
-/// Checks `--device`; `Err` is the message.
-pub(super) fn check_device(device: &str) -> Result<(), String> {
-    match device {
-        "cpu" => Ok(()),
-        d if d
-            .strip_prefix("cuda:")
-            .is_some_and(|n| n.parse::<u32>().is_ok()) =>
-        {
-            Err(format!(
-                "device `{d}`: the runner trains on the cpu backend in this build"
-            ))
-        }
-        d => Err(format!("unknown device `{d}`: expected `cpu` or `cuda:N`")),
-    }
+/// Parses and opens `--device` (before any recipe or data work); `Err` is the message.
+pub(super) fn open_device(device: &str) -> Result<crate::engine::device::Device, String> {
+    crate::engine::device::Device::open(device)
 }
 
 /// The quickstart trains on the generated shapes dataset: create it on first use.
@@ -136,16 +125,19 @@ fn exit_code(e: &ExecError) -> u8 {
 }
 
 pub fn run(args: Args) -> u8 {
-    if let Err(e) = check_device(&args.device) {
-        eprintln!("error: {e}");
-        return super::EXIT_CANNOT_RUN;
-    }
+    let device = match open_device(&args.device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_CANNOT_RUN;
+        }
+    };
     ensure_shapes_data(&args.recipe, &args.set);
     let recipe = match load_recipe(&args.recipe, &args.set) {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let (mut task, params) = match crate::engine::detector::build_task(&recipe.config) {
+    let (mut task, params) = match crate::engine::detector::build_task_on(&recipe.config, device) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");

@@ -27,10 +27,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
-    if let Err(e) = super::exec::check_device(&args.device) {
-        eprintln!("error: {e}");
-        return super::EXIT_CANNOT_RUN;
-    }
+    let device = match super::exec::open_device(&args.device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_CANNOT_RUN;
+        }
+    };
     let data = match load_checkpoint(&args.checkpoint) {
         Ok(d) => d,
         Err(e) => {
@@ -42,13 +45,14 @@ pub fn run(args: Args) -> u8 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let (mut task, mut params) = match crate::engine::detector::build_task(&recipe.config) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_CANNOT_RUN;
-        }
-    };
+    let (mut task, mut params) =
+        match crate::engine::detector::build_task_on(&recipe.config, device) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return super::EXIT_CANNOT_RUN;
+            }
+        };
     let (weights, which) = match (&data.ema, args.no_ema) {
         (Some(e), false) => (e, "EMA weights"),
         _ => (&data.weights, "weights"),

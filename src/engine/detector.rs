@@ -8,18 +8,22 @@
 //! updated BN statistics back. Evaluation runs the eval graph over the val split, decodes with
 //! the model's post-processing and scores with the COCO evaluator against the val annotation
 //! file.
+//!
+//! Graphs run on the [`Device`] the task was built for (`--device cpu|cuda:N`): the CPU
+//! reference backend or, with the `cuda` feature, a GPU. Parameters live on the host either
+//! way (the runner's optimizer updates them there); each run uploads them.
 
-use crate::backend::cpu::CpuBackend;
 use crate::data::config::{DataConfig, DatasetConfig, SamplerConfig};
 use crate::data::{
     BadSampleLog, BatchSampler, Dataset, Loader, LoaderOptions, SamplerState, build_dataset,
 };
+use crate::engine::device::{Device, DeviceExecutor};
 use crate::engine::params::ParamSet;
 use crate::engine::store::{param_set_from_store, step_results_from_store, values_to_store};
 use crate::engine::task::{Metrics, Task, TaskError, TrainOutput};
 use crate::eval::coco::{CocoGt, CocoParams, Detection};
 use crate::eval::{MetricKind, metric_names};
-use crate::graph::{DType, Executor, HostTensor, ParamStore};
+use crate::graph::{DType, HostTensor, ParamStore};
 use crate::model::anchor::point_grid;
 use crate::model::config::DetectorConfig;
 use crate::model::net::{Detector, GraphMode, HeadOutputs};
@@ -35,7 +39,7 @@ type ShapeKey = (usize, usize, usize);
 
 /// An eval graph with what post-processing needs to read its outputs.
 struct EvalGraph {
-    exec: Executor<CpuBackend>,
+    exec: DeviceExecutor,
     heads: Vec<HeadOutputs>,
     featmap_sizes: Vec<(usize, usize)>,
 }
@@ -54,7 +58,8 @@ pub struct DetectorTask {
     detector: Detector,
     store: ParamStore,
     train: Loader<DenseTargets>,
-    train_graphs: HashMap<ShapeKey, Executor<CpuBackend>>,
+    device: Device,
+    train_graphs: HashMap<ShapeKey, DeviceExecutor>,
     eval_graphs: HashMap<ShapeKey, EvalGraph>,
     val: Option<ValSet>,
     has_centerness: bool,
@@ -90,8 +95,16 @@ fn dataset_of(
         .map_err(|e| format!("data.{which}: {e}"))
 }
 
-/// Build the task and its parameters from a checked config tree.
+/// Build the task and its parameters from a checked config tree, on the CPU.
 pub fn build_task(config: &serde_json::Value) -> Result<(Box<dyn Task>, ParamSet), String> {
+    build_task_on(config, Device::Cpu)
+}
+
+/// Build the task and its parameters from a checked config tree; its graphs run on `device`.
+pub fn build_task_on(
+    config: &serde_json::Value,
+    device: Device,
+) -> Result<(Box<dyn Task>, ParamSet), String> {
     let Some(model) = config.get("model").filter(|m| !m.is_null()) else {
         return Err("the recipe has no `model` section: there is nothing to train".into());
     };
@@ -160,6 +173,7 @@ pub fn build_task(config: &serde_json::Value) -> Result<(Box<dyn Task>, ParamSet
         detector,
         store,
         train,
+        device,
         train_graphs: HashMap::new(),
         eval_graphs: HashMap::new(),
         val,
@@ -171,14 +185,14 @@ pub fn build_task(config: &serde_json::Value) -> Result<(Box<dyn Task>, ParamSet
 }
 
 impl DetectorTask {
-    fn train_exec(&mut self, key: ShapeKey) -> Result<&mut Executor<CpuBackend>, TaskError> {
+    fn train_exec(&mut self, key: ShapeKey) -> Result<&mut DeviceExecutor, TaskError> {
         if !self.train_graphs.contains_key(&key) {
             let built = self
                 .detector
                 .build(GraphMode::Train, key.0, (key.1, key.2), DType::F32)
                 .map_err(|e| err(format!("building the train graph for {key:?}: {e}")))?;
-            self.train_graphs
-                .insert(key, Executor::new(built.graph, CpuBackend));
+            let exec = self.device.executor(built.graph);
+            self.train_graphs.insert(key, exec);
         }
         Ok(self.train_graphs.get_mut(&key).expect("inserted above"))
     }
@@ -194,7 +208,7 @@ impl DetectorTask {
                 EvalGraph {
                     heads: built.heads,
                     featmap_sizes: built.featmap_sizes,
-                    exec: Executor::new(built.graph, CpuBackend),
+                    exec: self.device.executor(built.graph),
                 },
             );
         }

@@ -17,6 +17,9 @@ pub mod task;
 pub use runner::{CheckpointSettings, RunConfig, RunError, RunSummary, Runner};
 pub use task::{Metrics, Task, TaskError, TrainOutput};
 pub mod detector;
+pub mod device;
 pub mod exec;
+#[cfg(feature = "cuda")]
+pub mod resident;
 pub mod setup;
 pub mod store;

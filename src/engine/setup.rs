@@ -358,7 +358,7 @@ pub fn build_training(config: &Value, iters_per_epoch: u64) -> Result<Training, 
                 "sync_buffers" => None,
                 "fp16" => {
                     return Err(format!(
-                        "{path}: mixed precision needs the cuda backend; the cpu backend trains in f32"
+                        "{path}: mixed precision is not supported yet: the cpu and cuda backends train in f32"
                     ));
                 }
                 other => {

@@ -242,3 +242,120 @@ impl<B: Backend> Executor<B> {
         result.map_err(|e| self.be(i, e))
     }
 }
+
+/// Opt-in device residency (benchmarks, device-side optimizers): parameters stay on the
+/// backend between runs and gradients are read where they were computed, instead of uploading
+/// every parameter and downloading every gradient per run as [`Executor::run`] does.
+impl<B: Backend> Executor<B> {
+    /// Like [`Executor::run`], but each parameter is read from `resident` (backend buffers by
+    /// parameter name; one missing is uploaded from `store` and kept there) and gradients are
+    /// left on the backend: read them with [`Executor::grad_buffer`] or copy them into `store`
+    /// with [`Executor::download_grads`]. Running statistics still go to `store`.
+    ///
+    /// Whoever updates a resident buffer in place owns the consistency: `store`'s copy of that
+    /// parameter is stale until downloaded.
+    pub fn run_resident(
+        &mut self,
+        store: &mut ParamStore,
+        resident: &mut BTreeMap<String, B::Buffer>,
+        feeds: &BTreeMap<String, HostTensor>,
+    ) -> Result<RunOutputs, ExecError> {
+        store.check(&self.graph).map_err(ExecError::Store)?;
+        let mut ext: BTreeMap<usize, B::Buffer> = BTreeMap::new();
+        let mut taken: Vec<(usize, String)> = Vec::new();
+        let result = self.run_resident_inner(store, resident, feeds, &mut ext, &mut taken);
+        // Hand the parameter buffers back whatever happened, so a failed run loses no
+        // device-side update.
+        for (i, name) in taken {
+            if let Some(b) = ext.remove(&i) {
+                resident.entry(name).or_insert(b);
+            }
+        }
+        result
+    }
+
+    fn run_resident_inner(
+        &mut self,
+        store: &mut ParamStore,
+        resident: &mut BTreeMap<String, B::Buffer>,
+        feeds: &BTreeMap<String, HostTensor>,
+        ext: &mut BTreeMap<usize, B::Buffer>,
+        taken: &mut Vec<(usize, String)>,
+    ) -> Result<RunOutputs, ExecError> {
+        let schedule = self.plan.schedule.clone();
+        for &NodeId(i) in &schedule {
+            let node = &self.graph.nodes[i];
+            match &node.op {
+                Op::Input { name } => {
+                    let t = feeds
+                        .get(name)
+                        .ok_or_else(|| ExecError::MissingInput(name.clone()))?;
+                    if t.shape != node.shape || t.dtype() != node.dtype {
+                        return Err(ExecError::BadInput {
+                            name: name.clone(),
+                            expected: format!("{}{:?}", node.dtype, node.shape),
+                            got: format!("{}{:?}", t.dtype(), t.shape),
+                        });
+                    }
+                    let buf = self.backend.upload(t).map_err(|e| self.be(i, e))?;
+                    ext.insert(i, buf);
+                }
+                Op::Param { name } => {
+                    let buf = match resident.remove(name) {
+                        Some(b) => b,
+                        None => {
+                            let t = store.get(name).ok_or_else(|| {
+                                ExecError::Store(format!("no parameter `{name}`"))
+                            })?;
+                            let t = if t.dtype() == node.dtype {
+                                t.clone()
+                            } else {
+                                t.cast(node.dtype)
+                            };
+                            self.backend.upload(&t).map_err(|e| self.be(i, e))?
+                        }
+                    };
+                    taken.push((i, name.clone()));
+                    ext.insert(i, buf);
+                }
+                _ => {}
+            }
+        }
+        for &NodeId(i) in &schedule {
+            if ext.contains_key(&i) {
+                continue;
+            }
+            self.exec_node(i, ext, store)?;
+        }
+        let mut out = RunOutputs::default();
+        for (name, id) in &self.graph.outputs {
+            let t = self.fetch(id.0, ext)?;
+            out.outputs.insert(name.clone(), t);
+        }
+        Ok(out)
+    }
+
+    /// The gradient of parameter `name` computed by the last run, where it lies on the
+    /// backend (the buffer may be longer than the parameter). Valid until the next run.
+    pub fn grad_buffer(&self, name: &str) -> Option<&B::Buffer> {
+        let (_, id) = self.graph.grads.iter().find(|(n, _)| n == name)?;
+        self.slots[self.plan.slot_of[id.0]?].as_ref()
+    }
+
+    /// Downloads the last run's gradients into `store` (what [`Executor::run`] does itself).
+    pub fn download_grads(&self, store: &mut ParamStore) -> Result<(), ExecError> {
+        let none = BTreeMap::new();
+        for (name, id) in &self.graph.grads {
+            let computed = self.plan.slot_of[id.0].is_some_and(|s| self.slots[s].is_some());
+            if !computed {
+                return Err(ExecError::Store(format!(
+                    "the gradient of `{name}` was not computed on the backend (no run yet?)"
+                )));
+            }
+            let t = self.fetch(id.0, &none)?;
+            let dt = store.spec(name).map(|s| s.dtype).unwrap_or(t.dtype());
+            store.set_grad(name, if t.dtype() == dt { t } else { t.cast(dt) });
+        }
+        Ok(())
+    }
+}

@@ -10,6 +10,7 @@
 
 mod abi;
 mod cpu_ref;
+mod ir_graph;
 mod ir_harness;
 mod ir_loss;
 mod ir_nn;

@@ -1,0 +1,133 @@
+//! Where the detector's graphs run: `--device cpu` (the reference backend) or `--device cuda:N`
+//! (feature `cuda`). Owns parsing and opening the device — before any recipe or data work, so a
+//! missing driver fails in milliseconds with a clear message — and [`DeviceExecutor`], the
+//! one executor type the detector task holds whatever the backend.
+//!
+//! The CPU path is the plain `Executor<CpuBackend>`: one enum match per graph run is all the
+//! indirection it gains.
+
+use crate::backend::cpu::CpuBackend;
+use crate::graph::{ExecError, Executor, Graph, HostTensor, ParamStore, RunOutputs};
+use std::collections::BTreeMap;
+
+/// An opened device the detector's graphs run on.
+#[derive(Clone, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// A CUDA device (shared handles: cheap to clone).
+    #[cfg(feature = "cuda")]
+    Cuda(crate::backend::cuda::CudaBackend),
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Device {
+    /// Parses and opens a `--device` value: `cpu`, `cuda` or `cuda:N`. `Err` is a message for
+    /// the user: an unknown name, a build without the `cuda` feature, no driver, no such device.
+    pub fn open(spec: &str) -> Result<Device, String> {
+        let ordinal = match spec {
+            "cpu" => return Ok(Device::Cpu),
+            "cuda" => 0,
+            _ => match spec.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => n,
+                _ => {
+                    return Err(format!(
+                        "unknown device `{spec}`: expected `cpu` or `cuda:N`"
+                    ));
+                }
+            },
+        };
+        Self::open_cuda(spec, ordinal)
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn open_cuda(spec: &str, _ordinal: usize) -> Result<Device, String> {
+        Err(format!(
+            "device `{spec}`: this mmrun was built without the `cuda` feature \
+             (rebuild with `cargo build --release --features cuda`)"
+        ))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn open_cuda(spec: &str, ordinal: usize) -> Result<Device, String> {
+        // `CudaBackend::open` probes the driver first (cudarc would panic without libcuda).
+        crate::backend::cuda::CudaBackend::open(ordinal)
+            .map(Device::Cuda)
+            .map_err(|e| format!("device `{spec}`: {e}"))
+    }
+
+    /// `cpu` or `cuda`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            #[cfg(feature = "cuda")]
+            Device::Cuda(_) => "cuda",
+        }
+    }
+
+    /// An executor of `graph` on this device.
+    pub fn executor(&self, graph: Graph) -> DeviceExecutor {
+        match self {
+            Device::Cpu => DeviceExecutor::Cpu(Executor::new(graph, CpuBackend)),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(b) => DeviceExecutor::Cuda(Executor::new(graph, b.clone())),
+        }
+    }
+}
+
+/// An [`Executor`] on whichever backend the task runs on.
+pub enum DeviceExecutor {
+    Cpu(Executor<CpuBackend>),
+    #[cfg(feature = "cuda")]
+    Cuda(Executor<crate::backend::cuda::CudaBackend>),
+}
+
+impl DeviceExecutor {
+    /// [`Executor::run`] on the backend held.
+    pub fn run(
+        &mut self,
+        store: &mut ParamStore,
+        feeds: &BTreeMap<String, HostTensor>,
+    ) -> Result<RunOutputs, ExecError> {
+        match self {
+            DeviceExecutor::Cpu(e) => e.run(store, feeds),
+            #[cfg(feature = "cuda")]
+            DeviceExecutor::Cuda(e) => e.run(store, feeds),
+        }
+    }
+
+    /// The graph being run.
+    pub fn graph(&self) -> &Graph {
+        match self {
+            DeviceExecutor::Cpu(e) => e.graph(),
+            #[cfg(feature = "cuda")]
+            DeviceExecutor::Cuda(e) => e.graph(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_opens_and_bad_names_are_refused() {
+        assert!(matches!(Device::open("cpu"), Ok(Device::Cpu)));
+        for bad in ["gpu", "cuda:x", "cuda:-1", "cuda0", ""] {
+            let e = Device::open(bad).unwrap_err();
+            assert!(e.contains("unknown device"), "{bad}: {e}");
+        }
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_says_so() {
+        let e = Device::open("cuda:0").unwrap_err();
+        assert!(e.contains("without the `cuda` feature"), "{e}");
+    }
+}

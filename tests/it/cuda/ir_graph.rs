@@ -1,0 +1,409 @@
+//! Whole train-step graphs on the CUDA backend: small RetinaNet and FCOS (the canonical
+//! recipes shrunk with `--set`, as `model::` tests do) run one step on the CPU backend (f32)
+//! and on [`CudaBackend`]; every loss term must agree within 1e-3 relative, every gradient
+//! within a tolerance relative to its own max |value|, every updated running statistic too.
+//! Then the real runner trains the quickstart for 3 iterations with `--device cuda:0`, and the
+//! device-resident SGD loop of `mmrun bench cuda --retinanet` is checked against host SGD.
+//! Without a device every test but the error-message one prints why it skipped.
+
+use super::ir_harness::{assert_close, backend, rng};
+use mmrun::backend::cpu::CpuBackend;
+use mmrun::backend::cuda::optim::Sgd;
+use mmrun::backend::cuda::{CudaBackend, probe};
+use mmrun::data::synth::{SynthOptions, generate};
+use mmrun::engine::detector::build_task_on;
+use mmrun::engine::device::Device;
+use mmrun::engine::exec::{ExecOptions, execute};
+use mmrun::engine::resident::ResidentSgd;
+use mmrun::graph::{DType, Executor, HostTensor, ParamStore};
+use mmrun::model::assign::ImageGt;
+use mmrun::model::config::DetectorConfig;
+use mmrun::model::net::{Detector, GraphMode};
+use mmrun::model::target::ImageMeta;
+use mmrun::recipe::{CheckOptions, load};
+use mmrun::util::rng::Rng;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Loss terms: 1e-3 relative (the brief's bound; f32 sums over thousands of priors).
+const LOSS_RTOL: f64 = 1e-3;
+/// Gradients: |cpu - cuda| <= GRAD_TOL * max|cpu| per tensor. Both sides are f32 through a
+/// dozen layers with different summation orders (GEMM blocking, block reductions).
+const GRAD_TOL: f64 = 1e-3;
+
+fn detector(recipe: &str, sets: &[&str]) -> Detector {
+    let opts = CheckOptions {
+        no_fs: true,
+        ..Default::default()
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("pipelines")
+        .join(recipe);
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let r = load(&path, &sets, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = DetectorConfig::from_value(&r.config["model"]).unwrap();
+    Detector::new(cfg).unwrap()
+}
+
+/// A small network: ResNet-18 at base width 4, 8-channel FPN and head, 3 classes. BN trains
+/// (so running statistics are updated) and no stage is frozen.
+const TINY: &[&str] = &[
+    "model.backbone.depth = 18",
+    "model.backbone.base_channels = 4",
+    "model.backbone.frozen_stages = -1",
+    "model.backbone.norm_eval = false",
+    "model.neck.in_channels = [4, 8, 16, 32]",
+    "model.neck.out_channels = 8",
+    "model.bbox_head.in_channels = 8",
+    "model.bbox_head.feat_channels = 8",
+    "model.bbox_head.stacked_convs = 1",
+    "model.bbox_head.num_classes = 3",
+];
+
+const HW: (usize, usize) = (64, 96);
+
+/// Two random images with random boxes, and their feeds through the detector's target builder.
+fn feeds(d: &Detector, rng: &mut Rng) -> BTreeMap<String, HostTensor> {
+    let (h, w) = HW;
+    let gts: Vec<ImageGt> = (0..2)
+        .map(|_| {
+            let bboxes: Vec<[f32; 4]> = (0..3)
+                .map(|_| {
+                    let (x, y) = (
+                        rng.range_f64(0.0, 0.6 * w as f64),
+                        rng.range_f64(0.0, 0.6 * h as f64),
+                    );
+                    let (bw, bh) = (rng.range_f64(12.0, 40.0), rng.range_f64(12.0, 40.0));
+                    [
+                        x as f32,
+                        y as f32,
+                        (x + bw).min(w as f64) as f32,
+                        (y + bh).min(h as f64) as f32,
+                    ]
+                })
+                .collect();
+            ImageGt {
+                labels: (0..bboxes.len()).map(|_| rng.below(3) as usize).collect(),
+                bboxes,
+                bboxes_ignore: vec![],
+            }
+        })
+        .collect();
+    let meta = ImageMeta {
+        img_shape: HW,
+        pad_shape: HW,
+        batch_shape: HW,
+    };
+    let tb = d.target_builder();
+    let targets: Vec<_> = gts.iter().map(|g| tb.targets(g, &meta).unwrap()).collect();
+    let img: Vec<f32> = (0..2 * 3 * h * w)
+        .map(|_| rng.range_f64(-2.0, 2.0) as f32)
+        .collect();
+    let img = HostTensor::f32(vec![2, 3, h, w], img).unwrap();
+    d.train_feeds(img, &targets, HW).unwrap()
+}
+
+/// One train step on both backends from the same parameters; compares everything it writes.
+fn parity(test: &str, recipe: &str, sets: &[&str], losses: &[&str]) {
+    let Some(be) = backend(test) else { return };
+    let d = detector(recipe, sets);
+    let mut rng = rng(test);
+    let feeds = feeds(&d, &mut rng);
+    let built = d.build(GraphMode::Train, 2, HW, DType::F32).unwrap();
+    let store = ParamStore::init(&built.graph, rng.below(1 << 30));
+    let mut cpu = store.clone();
+    let want = Executor::new(built.graph.clone(), CpuBackend)
+        .run(&mut cpu, &feeds)
+        .unwrap();
+    let mut gpu = store.clone();
+    let got = Executor::new(built.graph.clone(), be.clone())
+        .run(&mut gpu, &feeds)
+        .unwrap_or_else(|e| panic!("{test}: cuda run: {e}"));
+    be.device().synchronize().unwrap();
+    for &k in losses {
+        let (w, g) = (want.scalar(k).unwrap(), got.scalar(k).unwrap());
+        eprintln!("{test}: {k}: cpu {w:.6}, cuda {g:.6}");
+        assert!(w.is_finite() && w > 0.0, "{test}: {k} = {w} on the cpu");
+        assert!(
+            (g - w).abs() <= LOSS_RTOL * w.abs(),
+            "{test}: {k}: cuda {g}, cpu {w}"
+        );
+    }
+    let mut checked = 0;
+    for (name, _) in &built.graph.grads {
+        let w = cpu.grad(name).unwrap().to_f64_vec();
+        let g = gpu
+            .grad(name)
+            .unwrap_or_else(|| panic!("{test}: no cuda gradient of {name}"))
+            .to_f64_vec();
+        assert_close(&format!("{test}: d{name}"), &g, &w, 0.0, GRAD_TOL);
+        checked += 1;
+    }
+    // Running statistics (BN in train mode) went through the device's batch statistics.
+    for (name, spec) in &built.graph.params {
+        if spec.buffer {
+            let w = cpu.get(name).unwrap().to_f64_vec();
+            let g = gpu.get(name).unwrap().to_f64_vec();
+            assert_close(&format!("{test}: {name}"), &g, &w, 1e-4, 1e-5);
+        }
+    }
+    assert!(checked > 20, "{test}: only {checked} gradients");
+    eprintln!("{test}: {checked} gradients within {GRAD_TOL} of their max |value|");
+}
+
+#[test]
+fn retinanet_train_step_matches_cpu() {
+    parity(
+        "retinanet_train_step_matches_cpu",
+        "retinanet_r50_fpn_1x_coco.recipe",
+        TINY,
+        &["loss_cls", "loss_bbox", "loss"],
+    );
+}
+
+/// The tiny FCOS: GIoU box loss, a GN head, centre sampling, centerness.
+fn fcos_sets() -> Vec<&'static str> {
+    let mut sets = TINY.to_vec();
+    sets.push("model.bbox_head.loss_bbox := giou_loss { loss_weight = 1.0 }");
+    sets.push("model.bbox_head.norm_cfg := group_norm { num_groups = 2 }");
+    sets.push("model.bbox_head.center_sampling = true");
+    sets.push("model.bbox_head.norm_on_bbox = true");
+    sets
+}
+
+#[test]
+fn fcos_train_step_matches_cpu() {
+    let sets = fcos_sets();
+    parity(
+        "fcos_train_step_matches_cpu",
+        "fcos_r50_fpn_gn-head_1x_coco.recipe",
+        &sets,
+        &["loss_cls", "loss_bbox", "loss_centerness", "loss"],
+    );
+}
+
+/// Two device-resident SGD steps (the bench's loop) against the same two steps done with
+/// host gradients and torch's SGD formula on the host.
+#[test]
+fn resident_sgd_matches_host_sgd() {
+    let test = "resident_sgd_matches_host_sgd";
+    let Some(be) = backend(test) else { return };
+    let d = detector("retinanet_r50_fpn_1x_coco.recipe", TINY);
+    let mut rng = rng(test);
+    let feeds = feeds(&d, &mut rng);
+    let built = d.build(GraphMode::Train, 2, HW, DType::F32).unwrap();
+    let init = ParamStore::init(&built.graph, 5);
+    let hp = Sgd {
+        lr: 0.01,
+        momentum: 0.9,
+        dampening: 0.0,
+        weight_decay: 1e-4,
+        nesterov: false,
+    };
+    // Host: gradients from the CUDA executor's plain path, update in f64.
+    let mut host = init.clone();
+    let mut ex = Executor::new(built.graph.clone(), be.clone());
+    let mut bufs: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut host_losses = Vec::new();
+    for _ in 0..2 {
+        let out = ex.run(&mut host, &feeds).unwrap();
+        host_losses.push(out.scalar("loss").unwrap());
+        for (name, _) in &built.graph.grads {
+            let g = host.grad(name).unwrap().to_f64_vec();
+            let p = host.get(name).unwrap();
+            let shape = p.shape.clone();
+            let mut v = p.to_f64_vec();
+            let first = !bufs.contains_key(name);
+            let b = bufs
+                .entry(name.clone())
+                .or_insert_with(|| vec![0.0; v.len()]);
+            let (lr, m, wd) = (hp.lr as f64, hp.momentum as f64, hp.weight_decay as f64);
+            for i in 0..v.len() {
+                let gi = g[i] + wd * v[i];
+                b[i] = if first { gi } else { m * b[i] + gi };
+                v[i] -= lr * b[i];
+            }
+            host.set(name, &HostTensor::f64(shape, v).unwrap().cast(DType::F32))
+                .unwrap();
+        }
+    }
+    let mut store = init.clone();
+    let (mut tr, _) = ResidentSgd::new(built.graph.clone(), be.clone(), &store, hp).unwrap();
+    let mut dev_losses = Vec::new();
+    for _ in 0..2 {
+        let (out, _) = tr.step(&mut store, &feeds).unwrap();
+        dev_losses.push(out.scalar("loss").unwrap());
+    }
+    tr.download_params(&mut store).unwrap();
+    assert_close(test, &dev_losses, &host_losses, 1e-5, 0.0);
+    for (name, _) in &built.graph.grads {
+        let w = host.get(name).unwrap().to_f64_vec();
+        let g = store.get(name).unwrap().to_f64_vec();
+        assert_close(&format!("{test}: {name}"), &g, &w, 1e-5, 1e-6);
+    }
+}
+
+/// `--device cuda:0` without a usable device is a clear error before any work; with one, it
+/// opens.
+#[test]
+fn device_cuda_opens_or_says_why() {
+    match (probe(), Device::open("cuda:0")) {
+        (Ok(n), Ok(d)) if n > 0 => assert_eq!(d.name(), "cuda"),
+        (Ok(0), Err(e)) => assert!(e.contains("no CUDA device 0"), "{e}"),
+        (Err(_), Err(e)) => assert!(e.contains("device `cuda:0`") && e.contains("CUDA"), "{e}"),
+        (p, d) => panic!("probe {p:?} but open {:?}", d.map(|d| d.name())),
+    }
+    let e = Device::open("cuda:zero").unwrap_err();
+    assert!(e.contains("unknown device `cuda:zero`"), "{e}");
+}
+
+/// The quickstart (shrunk) trains 3 iterations through the real runner on the GPU.
+#[test]
+fn runner_trains_three_iterations_on_cuda() {
+    let test = "runner_trains_three_iterations_on_cuda";
+    let Some(be): Option<CudaBackend> = backend(test) else {
+        return;
+    };
+    train_three(test, Device::Cuda(be));
+}
+
+/// The same through `Device::Cpu`: checks this test's plumbing where there is no GPU.
+#[test]
+fn runner_trains_three_iterations_on_the_cpu_device() {
+    train_three(
+        "runner_trains_three_iterations_on_the_cpu_device",
+        Device::Cpu,
+    );
+}
+
+fn train_three(test: &str, device: Device) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("shapes");
+    let opts = SynthOptions {
+        images: 12,
+        seed: 3,
+        size: Some((96, 96)),
+        val_fraction: 0.25,
+        ..Default::default()
+    };
+    generate(&root, &opts).unwrap();
+    let small = "[load_image, load_annotations, resize { scale = [64, 64], keep_ratio = true }, \
+        normalize { mean = [127.5, 127.5, 127.5], std = [64.0, 64.0, 64.0], to_rgb = true }, \
+        pad { size_divisor = 32 }]";
+    let r = root.display();
+    let sets = vec![
+        format!("data.train.pipeline={small}"),
+        format!("data.val.pipeline={small}"),
+        format!("data.train.ann_file=\"{r}/annotations/instances_train.json\""),
+        format!("data.train.img_prefix=\"{r}/train/\""),
+        format!("data.val.ann_file=\"{r}/annotations/instances_val.json\""),
+        format!("data.val.img_prefix=\"{r}/val/\""),
+        "data.samples_per_gpu=2".into(),
+        "hooks.log.every=1 iters".into(),
+    ];
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.recipe");
+    let recipe = load(&path, &sets, &CheckOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let (mut task, params) = build_task_on(&recipe.config, device).unwrap();
+    let work = dir.path().join("work");
+    let opts = ExecOptions {
+        work_dir: Some(work.clone()),
+        resume: None,
+        stop_at_iter: Some(3),
+    };
+    execute(&recipe.config, task.as_mut(), params, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let losses: Vec<f64> = std::fs::read_to_string(work.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["mode"] == "train")
+        .map(|r| r["loss"].as_f64().unwrap_or(f64::NAN))
+        .collect();
+    eprintln!("{test}: losses {losses:?}");
+    assert_eq!(losses.len(), 3, "one log record per iteration");
+    assert!(
+        losses.iter().all(|l| l.is_finite() && *l > 0.0),
+        "{losses:?}"
+    );
+}
+
+/// The tolerances above leave room: the CPU's own f32 step is compared with its f64 step (the
+/// same parameters, rounded inputs) and must be within half of them. A GPU whose f32 error is
+/// of the same kind (summation order, rounding) then passes; one that is wrong does not.
+#[test]
+fn cpu_f32_error_is_well_inside_the_tolerances() {
+    let test = "cpu_f32_error_is_well_inside_the_tolerances";
+    let mut rng = rng(test);
+    let fcos = fcos_sets();
+    let nets: [(&str, &[&str], &[&str]); 2] = [
+        (
+            "retinanet_r50_fpn_1x_coco.recipe",
+            TINY,
+            &["loss_cls", "loss_bbox"],
+        ),
+        (
+            "fcos_r50_fpn_gn-head_1x_coco.recipe",
+            &fcos,
+            &["loss_cls", "loss_bbox", "loss_centerness"],
+        ),
+    ];
+    for (recipe, sets, losses) in nets {
+        let d = detector(recipe, sets);
+        let feeds = feeds(&d, &mut rng);
+        let g32 = d.build(GraphMode::Train, 2, HW, DType::F32).unwrap().graph;
+        let g64 = d.build(GraphMode::Train, 2, HW, DType::F64).unwrap().graph;
+        let store = ParamStore::init(&g32, rng.below(1 << 30));
+        let feeds64: BTreeMap<String, HostTensor> = feeds
+            .iter()
+            .map(|(k, t)| {
+                let dt = g64.nodes[g64.inputs[k].0].dtype;
+                (
+                    k.clone(),
+                    if t.dtype() == dt {
+                        t.clone()
+                    } else {
+                        t.cast(dt)
+                    },
+                )
+            })
+            .collect();
+        let mut s32 = store.clone();
+        let o32 = Executor::new(g32.clone(), CpuBackend)
+            .run(&mut s32, &feeds)
+            .unwrap();
+        let mut s64 = store.clone();
+        let o64 = Executor::new(g64, CpuBackend)
+            .run(&mut s64, &feeds64)
+            .unwrap();
+        for &k in losses {
+            let (a, b) = (o32.scalar(k).unwrap(), o64.scalar(k).unwrap());
+            assert!(
+                (a - b).abs() <= 0.5 * LOSS_RTOL * b.abs(),
+                "{recipe} {k}: f32 {a}, f64 {b}"
+            );
+        }
+        let mut worst = (0.0f64, String::new());
+        for (name, _) in &g32.grads {
+            let a = s32.grad(name).unwrap().to_f64_vec();
+            let b = s64.grad(name).unwrap().to_f64_vec();
+            let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let dev = a
+                .iter()
+                .zip(&b)
+                .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+                / scale.max(f64::MIN_POSITIVE);
+            if dev > worst.0 {
+                worst = (dev, name.clone());
+            }
+        }
+        eprintln!(
+            "{test}: {recipe}: worst gradient deviation {:.2e} of max |value| ({})",
+            worst.0, worst.1
+        );
+        assert!(
+            worst.0 <= 0.5 * GRAD_TOL,
+            "{recipe}: {}: {:.2e}",
+            worst.1,
+            worst.0
+        );
+    }
+}
