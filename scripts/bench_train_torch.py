@@ -85,7 +85,7 @@ def main():
                 "threads": torch.get_num_threads(),
                 "torch": torch.__version__,
                 "torchvision": torchvision.__version__,
-                "loss": float(loss),
+                "loss": float(loss.detach()),
             }
         ),
         flush=True,
