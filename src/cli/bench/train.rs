@@ -386,6 +386,41 @@ mod tests {
     }
 
     #[test]
+    fn measures_steps_and_profiles_them_by_family() {
+        // The quickstart's small FCOS at 64 px: a couple of seconds, yet every part of a step.
+        let args = Args {
+            recipe: "pipelines/quickstart.recipe".into(),
+            set: vec![],
+            batch: 1,
+            size: 64,
+            iters: 2,
+            warmup: 1,
+            threads: 1,
+            python: "python3".into(),
+            script: "scripts/bench_train_torch.py".into(),
+            no_peer: true,
+        };
+        let m = measure(&args).unwrap();
+        assert_eq!(m.per_iter.len(), 2);
+        assert!(m.loss.is_finite() && m.loss > 0.0);
+        for k in [
+            "conv fwd",
+            "conv grad-input",
+            "conv grad-weight",
+            "norm",
+            "loss",
+        ] {
+            let (s, calls) = m.profile[k];
+            assert!(
+                s > 0.0 && calls > 0 && calls % 2 == 0,
+                "{k}: {s} s, {calls} calls"
+            );
+        }
+        let counted: f64 = m.profile.values().map(|v| v.0).sum();
+        assert!(counted <= m.per_iter.iter().sum::<f64>() * 1.0001);
+    }
+
+    #[test]
     fn median_of_odd_and_even_samples() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
