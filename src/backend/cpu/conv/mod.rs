@@ -3,11 +3,12 @@
 //!
 //! Work is cut into (image, group, band of output pixels) steps by the shape alone. A 1×1
 //! stride-1 unpadded convolution reads the NCHW planes directly (no im2col); otherwise each band
-//! is unfolded into a per-thread workspace. Large steps run one after another, each GEMM split
-//! across rayon's pool by the `gemm` crate (over output blocks only, never the reduction); many
-//! small steps (grouped convolutions) run as parallel tasks with single-threaded GEMMs. The
-//! reduction order of every output element is the same either way, so results are
-//! bit-identical whatever the thread count.
+//! is unfolded into a per-thread workspace (L2-sized tiles for the forward and input gradient,
+//! long bands for the weight gradient, which accumulates over images and bands in order). Many
+//! steps run as parallel tasks with single-threaded GEMMs; few large ones run one after another,
+//! each GEMM split across rayon's pool by the `gemm` crate (over output blocks only, never the
+//! reduction). The reduction order of every output element is the same either way, so results
+//! are bit-identical whatever the thread count.
 
 mod unfold;
 mod workspace;
@@ -19,8 +20,13 @@ use rayon::prelude::*;
 use unfold::{col2im_band, im2col_band};
 use workspace::with_workspace;
 
-/// Most elements of one unfolded band (8 MiB in f32): bounds the workspace on large images
-/// while keeping the GEMM's n dimension wide.
+/// Most elements of one unfolded tile of the forward and input-gradient paths (384 KiB in f32):
+/// the tile stays in L2 between im2col and the GEMM, and the GEMM's n stays small enough that
+/// the `gemm` crate does not pack a whole wide band (which it does for parallel GEMMs).
+const TILE_ELEMS: usize = 96 << 10;
+
+/// Most elements of one unfolded band of the weight gradient (8 MiB in f32), where the pixels
+/// are the reduction dimension and a long band means few accumulations into `dw`.
 const BAND_ELEMS: usize = 1 << 21;
 
 /// Geometry of one convolution.
@@ -70,22 +76,24 @@ impl Geo {
     fn is_pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.a.stride == [1, 1] && self.a.padding == [0, 0]
     }
-    /// Band width and count: equal bands of at most `BAND_ELEMS / ckk` pixels (at least 256),
-    /// a function of the shape only.
-    fn bands(&self) -> (usize, usize) {
+    /// Band width and count: equal bands of at most `elems / ckk` pixels (at least 64), a
+    /// function of the shape only.
+    fn bands(&self, elems: usize) -> (usize, usize) {
         let hwo = self.hw_out().max(1);
-        let cap = (BAND_ELEMS / self.ckk().max(1)).max(256);
+        let cap = (elems / self.ckk().max(1)).max(64);
         let nb = hwo.div_ceil(cap);
         let bw = hwo.div_ceil(nb).next_multiple_of(16).min(hwo);
         (bw, hwo.div_ceil(bw))
     }
 }
 
-/// Whether `steps` steps of `flops` each should run as parallel tasks (single-threaded GEMMs)
-/// rather than one after another with parallel GEMMs. Either gives the same bits.
-fn as_tasks(steps: usize, flops: usize) -> bool {
+/// Whether `steps` independent steps should run as parallel tasks (single-threaded GEMMs,
+/// balanced by work stealing) rather than one after another with parallel GEMMs (which the
+/// `gemm` crate splits statically, so one descheduled thread stalls the step). Either gives
+/// the same bits.
+fn as_tasks(steps: usize) -> bool {
     let threads = rayon::current_num_threads();
-    threads > 1 && steps >= 4 * threads && flops < 1 << 24
+    threads > 1 && steps >= 2 * threads
 }
 
 /// A raw output pointer shared by tasks that write disjoint tiles.
@@ -116,7 +124,7 @@ pub fn conv2d<T: Float>(
 ) {
     let geo = Geo::new(xs, ws, ys, a);
     let (cg, cog, ckk, hwo, hw) = (geo.cg(), geo.cog(), geo.ckk(), geo.hw_out(), geo.h * geo.w);
-    let (bw, nb) = geo.bands();
+    let (bw, nb) = geo.bands(TILE_ELEMS);
     let steps = geo.n * geo.g * nb;
     assert!(y.len() >= geo.n * geo.co * hwo, "conv2d: output too short");
     assert!(x.len() >= geo.n * geo.c * hw, "conv2d: input too short");
@@ -159,7 +167,7 @@ pub fn conv2d<T: Float>(
         }
     };
     let ws_len = if pointwise { 0 } else { ckk * bw };
-    if as_tasks(steps, cog * ckk * bw) {
+    if as_tasks(steps) {
         (0..steps)
             .into_par_iter()
             .for_each(|s| with_workspace(ws_len, |col| step(s, col, false)));
@@ -222,7 +230,7 @@ pub fn conv2d_grad_input<T: Float>(
     }
     // col = w_gᵀ @ dy_g per band (w_g read transposed through its strides), folded into dx
     // band after band in a fixed order.
-    let (bw, nb) = geo.bands();
+    let (bw, nb) = geo.bands(TILE_ELEMS);
     let dx = &mut dx[..geo.n * geo.c * hw];
     dx.par_chunks_mut(super::CHUNK)
         .for_each(|c| c.fill(T::ZERO));
@@ -258,7 +266,7 @@ pub fn conv2d_grad_input<T: Float>(
         }
     };
     let ws_len = ckk * bw;
-    if as_tasks(geo.n * geo.g, cog * ckk * hwo) {
+    if as_tasks(geo.n * geo.g) {
         dx.par_chunks_mut(cg * hw)
             .enumerate()
             .for_each(|(ng, dxg)| with_workspace(ws_len, |col| per_image(ng, dxg, col, false)));
@@ -284,7 +292,7 @@ pub fn conv2d_grad_weight<T: Float>(
 ) {
     let geo = Geo::new(xs, ws, ys, a);
     let (cg, cog, ckk, hwo, hw) = (geo.cg(), geo.cog(), geo.ckk(), geo.hw_out(), geo.h * geo.w);
-    let (bw, nb) = geo.bands();
+    let (bw, nb) = geo.bands(BAND_ELEMS);
     let pointwise = geo.is_pointwise();
     let dw = &mut dw[..geo.co * ckk];
     if hwo == 0 || geo.n == 0 {
@@ -340,7 +348,7 @@ pub fn conv2d_grad_weight<T: Float>(
         }
     };
     let ws_len = if pointwise { 0 } else { ckk * bw };
-    if as_tasks(geo.g, cog * ckk * hwo * geo.n) {
+    if as_tasks(geo.g) {
         dw.par_chunks_mut(cog * ckk)
             .enumerate()
             .for_each(|(g, dwg)| with_workspace(ws_len, |col| per_group(g, dwg, col, false)));

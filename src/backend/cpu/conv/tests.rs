@@ -118,7 +118,7 @@ fn every_path_matches_the_definition() {
         let a = attrs(c);
         let [xs, ws, ys] = shapes(c);
         let geo = Geo::new(&xs, &ws, &ys, &a);
-        multi_band += usize::from(geo.bands().1 > 1);
+        multi_band += usize::from(geo.bands(BAND_ELEMS).1 > 1);
         let x: Vec<f64> = rand(&mut rng, xs.iter().product());
         let w: Vec<f64> = rand(&mut rng, ws.iter().product());
         let b: Vec<f64> = rand(&mut rng, ws[0]);
@@ -156,6 +156,9 @@ fn results_do_not_depend_on_the_thread_count() {
         (64, 64, 3, 2, 1, 1, 1, 32),
         (64, 96, 1, 1, 0, 1, 1, 32),
         (64, 64, 1, 2, 0, 1, 1, 32),
+        // One tile per image: parallel GEMMs even with 2 threads.
+        (128, 128, 3, 1, 1, 1, 1, 8),
+        (128, 128, 3, 2, 1, 1, 1, 8),
         // Steps that run as tasks with 2 threads but as parallel GEMMs with 1 or 4.
         (32, 32, 3, 1, 1, 1, 4, 24),
     ]
