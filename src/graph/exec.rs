@@ -8,6 +8,7 @@ use super::params::ParamStore;
 use super::tensor::HostTensor;
 use crate::backend::{Backend, BackendError, TensorMut, TensorRef};
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 /// Failures while running a graph.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -51,6 +52,9 @@ pub struct Executor<B: Backend> {
     plan: MemoryPlan,
     backend: B,
     slots: Vec<Option<B::Buffer>>,
+    /// Opt-in timing per op name (`upload`/`download` for host↔backend copies); `None` when
+    /// off, so that an unprofiled run reads no clock.
+    timings: Option<BTreeMap<&'static str, (f64, u64)>>,
 }
 
 impl<B: Backend> Executor<B> {
@@ -63,6 +67,7 @@ impl<B: Backend> Executor<B> {
             plan,
             backend,
             slots,
+            timings: None,
         }
     }
 
@@ -100,6 +105,7 @@ impl<B: Backend> Executor<B> {
         let mut ext: BTreeMap<usize, B::Buffer> = BTreeMap::new();
         let schedule = self.plan.schedule.clone();
         for &NodeId(i) in &schedule {
+            let t0 = self.timings.is_some().then(Instant::now);
             let node = &self.graph.nodes[i];
             let buf = match &node.op {
                 Op::Input { name } => {
@@ -128,21 +134,28 @@ impl<B: Backend> Executor<B> {
                 }
                 _ => continue,
             };
+            record(&mut self.timings, "upload", t0);
             ext.insert(i, buf);
         }
         for &NodeId(i) in &schedule {
             if ext.contains_key(&i) {
                 continue;
             }
+            let t0 = self.timings.is_some().then(Instant::now);
             self.exec_node(i, &ext, store)?;
+            record(&mut self.timings, self.graph.nodes[i].op.name(), t0);
         }
         let mut out = RunOutputs::default();
         for (name, id) in &self.graph.outputs {
+            let t0 = self.timings.is_some().then(Instant::now);
             let t = self.fetch(id.0, &ext)?;
+            record(&mut self.timings, "download", t0);
             out.outputs.insert(name.clone(), t);
         }
         for (name, id) in &self.graph.grads {
+            let t0 = self.timings.is_some().then(Instant::now);
             let t = self.fetch(id.0, &ext)?;
+            record(&mut self.timings, "download", t0);
             let dt = store.spec(name).map(|s| s.dtype).unwrap_or(t.dtype());
             store.set_grad(name, if t.dtype() == dt { t } else { t.cast(dt) });
         }
@@ -240,6 +253,38 @@ impl<B: Backend> Executor<B> {
         };
         self.slots[s] = Some(out_buf);
         result.map_err(|e| self.be(i, e))
+    }
+
+    /// Turn per-op timing on (cleared) or off. Off by default; when off, `run` reads no clock
+    /// and behaves exactly as without profiling.
+    pub fn set_profile(&mut self, on: bool) {
+        self.timings = on.then(BTreeMap::new);
+    }
+
+    /// Seconds and calls per op name since profiling was turned on, slowest first; host↔backend
+    /// copies appear as `upload` and `download`. Empty when profiling is off.
+    pub fn profile(&self) -> Vec<(&'static str, f64, u64)> {
+        let mut v: Vec<_> = self
+            .timings
+            .iter()
+            .flatten()
+            .map(|(&k, &(s, n))| (k, s, n))
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v
+    }
+}
+
+/// Adds the time since `start` to `name` when profiling is on (`start` is `None` when off).
+fn record(
+    timings: &mut Option<BTreeMap<&'static str, (f64, u64)>>,
+    name: &'static str,
+    start: Option<Instant>,
+) {
+    if let (Some(t), Some(start)) = (timings.as_mut(), start) {
+        let e = t.entry(name).or_insert((0.0, 0));
+        e.0 += start.elapsed().as_secs_f64();
+        e.1 += 1;
     }
 }
 

@@ -56,8 +56,10 @@ pub fn gemm<T: Float>(
     }
 }
 
-/// Single-threaded `c = a @ b` (or `c += a @ b`) into a strided destination (row stride `c_rs`), for callers
-/// that parallelise over independent output tiles themselves.
+/// `c = a @ b` (or `c += a @ b`) into a strided destination (row stride `c_rs`). With
+/// `parallel` the crate splits the output into blocks across rayon's pool (never the reduction
+/// over k, so the result is the same as single-threaded); without, callers parallelise over
+/// independent output tiles themselves.
 ///
 /// # Safety
 /// `c` must be valid for writes at `i * c_rs + j` for `i < m`, `j < n`, and no other thread
@@ -77,26 +79,20 @@ pub unsafe fn gemm_tile<T: Float>(
     c: *mut T,
     c_rs: usize,
     accumulate: bool,
+    parallel: bool,
 ) {
     if m == 0 || n == 0 || k == 0 {
         return;
     }
+    let par = if parallel && m * n * k >= 1 << 15 {
+        gemm_crate::Parallelism::Rayon(0)
+    } else {
+        gemm_crate::Parallelism::None
+    };
     // SAFETY: the destination contract is the caller's (see above).
     unsafe {
         checked_gemm(
-            m,
-            n,
-            k,
-            a,
-            a_rs,
-            a_cs,
-            b,
-            b_rs,
-            b_cs,
-            c,
-            c_rs,
-            accumulate,
-            gemm_crate::Parallelism::None,
+            m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, accumulate, par,
         )
     }
 }

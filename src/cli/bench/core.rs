@@ -2,12 +2,13 @@
 //! ResNet-18 layer shapes at batch 2 × 256², in GFLOP/s, against PyTorch on the same shapes
 //! measured in the same run (a python subprocess with `torch.set_num_threads(N)`).
 //!
-//! What limits mmrun here: PyTorch runs oneDNN's direct AVX-512 convolutions; mmrun runs
-//! im2col tiles (kept in L2) through the `gemm` crate's single-threaded kernels, one task per
-//! (image, tile), plus the unfold itself. The stride-2 input gradient still goes through a full
-//! GEMM + col2im. The load average is printed because on a shared machine PyTorch's OpenMP
-//! threads spin-wait and its figures collapse under oversubscription: compare runs made on an
-//! idle machine.
+//! What limits mmrun here: PyTorch runs oneDNN's direct AVX-512 convolutions; mmrun unfolds
+//! each image (im2col, ~8% of the time in `perf`) and runs large GEMMs that the `gemm` crate
+//! splits across both threads. That crate dispatches its AVX2/FMA 16×6 micro-kernel on this CPU
+//! (its AVX-512 kernels sit behind its `x86-v4` feature, off here), and packs operands per call.
+//! The stride-2 input gradient goes through GEMM + col2im. The load average is printed because
+//! on a shared machine PyTorch's OpenMP threads spin-wait and its figures collapse under
+//! oversubscription: compare runs made on an idle machine.
 
 use crate::backend::cpu::conv;
 use crate::graph::op::Conv2dAttrs;

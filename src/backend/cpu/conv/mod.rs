@@ -1,0 +1,365 @@
+//! 2-D convolution via im2col/col2im and GEMM (PyTorch semantics: NCHW, weight
+//! `[Co, Ci/groups, kh, kw]`, zero padding, dilation, groups).
+//!
+//! Work is cut into (image, group, band of output pixels) steps by the shape alone. A 1×1
+//! stride-1 unpadded convolution reads the NCHW planes directly (no im2col); otherwise each band
+//! is unfolded into a per-thread workspace (L2-sized tiles for the forward and input gradient,
+//! long bands for the weight gradient, which accumulates over images and bands in order). Many
+//! steps run as parallel tasks with single-threaded GEMMs; few large ones run one after another,
+//! each GEMM split across rayon's pool by the `gemm` crate (over output blocks only, never the
+//! reduction). The reduction order of every output element is the same either way, so results
+//! are bit-identical whatever the thread count.
+
+mod unfold;
+mod workspace;
+
+use super::Float;
+use super::gemm::gemm_tile;
+use crate::graph::op::Conv2dAttrs;
+use rayon::prelude::*;
+use unfold::{col2im_band, im2col_band};
+use workspace::with_workspace;
+
+/// Most elements of one unfolded tile of the forward and input-gradient paths (384 KiB in f32):
+/// the tile stays in L2 between im2col and the GEMM, and the GEMM's n stays small enough that
+/// the `gemm` crate does not pack a whole wide band (which it does for parallel GEMMs).
+const TILE_ELEMS: usize = 96 << 10;
+
+/// Most elements of one unfolded band of the weight gradient (8 MiB in f32), where the pixels
+/// are the reduction dimension and a long band means few accumulations into `dw`.
+const BAND_ELEMS: usize = 1 << 21;
+
+/// Geometry of one convolution.
+#[derive(Clone, Copy, Debug)]
+struct Geo {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    co: usize,
+    kh: usize,
+    kw: usize,
+    ho: usize,
+    wo: usize,
+    g: usize,
+    a: Conv2dAttrs,
+}
+
+impl Geo {
+    fn new(xs: &[usize], ws: &[usize], ys: &[usize], a: &Conv2dAttrs) -> Self {
+        Geo {
+            n: xs[0],
+            c: xs[1],
+            h: xs[2],
+            w: xs[3],
+            co: ws[0],
+            kh: ws[2],
+            kw: ws[3],
+            ho: ys[2],
+            wo: ys[3],
+            g: a.groups,
+            a: *a,
+        }
+    }
+    fn cg(&self) -> usize {
+        self.c / self.g
+    }
+    fn cog(&self) -> usize {
+        self.co / self.g
+    }
+    fn ckk(&self) -> usize {
+        self.cg() * self.kh * self.kw
+    }
+    fn hw_out(&self) -> usize {
+        self.ho * self.wo
+    }
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.a.stride == [1, 1] && self.a.padding == [0, 0]
+    }
+    /// Band width and count: equal bands of at most `elems / ckk` pixels (at least 64), a
+    /// function of the shape only.
+    fn bands(&self, elems: usize) -> (usize, usize) {
+        let hwo = self.hw_out().max(1);
+        let cap = (elems / self.ckk().max(1)).max(64);
+        let nb = hwo.div_ceil(cap);
+        let bw = hwo.div_ceil(nb).next_multiple_of(16).min(hwo);
+        (bw, hwo.div_ceil(bw))
+    }
+}
+
+/// Whether `steps` independent steps should run as parallel tasks (single-threaded GEMMs,
+/// balanced by work stealing) rather than one after another with parallel GEMMs (which the
+/// `gemm` crate splits statically, so one descheduled thread stalls the step). Either gives
+/// the same bits.
+fn as_tasks(steps: usize) -> bool {
+    let threads = rayon::current_num_threads();
+    threads > 1 && steps >= 2 * threads
+}
+
+/// A raw output pointer shared by tasks that write disjoint tiles.
+#[derive(Clone, Copy)]
+struct OutPtr<T>(*mut T);
+// SAFETY: only used to write disjoint regions from different tasks (see the callers).
+unsafe impl<T: Send> Send for OutPtr<T> {}
+unsafe impl<T: Send> Sync for OutPtr<T> {}
+
+impl<T> OutPtr<T> {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// `y = conv2d(x, w) + bias`. Each (image, group, band) step writes its own columns of `y`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d<T: Float>(
+    x: &[T],
+    xs: &[usize],
+    wt: &[T],
+    ws: &[usize],
+    bias: Option<&[T]>,
+    a: &Conv2dAttrs,
+    y: &mut [T],
+    ys: &[usize],
+) {
+    let geo = Geo::new(xs, ws, ys, a);
+    let (cg, cog, ckk, hwo, hw) = (geo.cg(), geo.cog(), geo.ckk(), geo.hw_out(), geo.h * geo.w);
+    let (bw, nb) = geo.bands(TILE_ELEMS);
+    let steps = geo.n * geo.g * nb;
+    assert!(y.len() >= geo.n * geo.co * hwo, "conv2d: output too short");
+    assert!(x.len() >= geo.n * geo.c * hw, "conv2d: input too short");
+    if hwo == 0 {
+        return;
+    }
+    let out = OutPtr(y.as_mut_ptr());
+    let pointwise = geo.is_pointwise();
+    let step = |s: usize, col: &mut [T], par: bool| {
+        let (ng, b) = (s / nb, s % nb);
+        let (n, g) = (ng / geo.g, ng % geo.g);
+        let j0 = b * bw;
+        let len = bw.min(hwo - j0);
+        let xg = &x[(n * geo.c + g * cg) * hw..][..cg * hw];
+        let wg = &wt[g * cog * ckk..][..cog * ckk];
+        // SAFETY: rows g*cog.. of image n, columns j0..j0+len: disjoint across steps and
+        // inside `y` (asserted above); `y` is not otherwise borrowed meanwhile.
+        unsafe {
+            let dst = out.get().add((n * geo.co + g * cog) * hwo + j0);
+            if pointwise {
+                gemm_tile(
+                    cog,
+                    len,
+                    ckk,
+                    wg,
+                    ckk,
+                    1,
+                    &xg[j0..],
+                    hw,
+                    1,
+                    dst,
+                    hwo,
+                    false,
+                    par,
+                );
+            } else {
+                im2col_band(xg, &geo, j0, len, col, par);
+                gemm_tile(cog, len, ckk, wg, ckk, 1, col, len, 1, dst, hwo, false, par);
+            }
+        }
+    };
+    let ws_len = if pointwise { 0 } else { ckk * bw };
+    if as_tasks(steps) {
+        (0..steps)
+            .into_par_iter()
+            .for_each(|s| with_workspace(ws_len, |col| step(s, col, false)));
+    } else {
+        with_workspace(ws_len, |col| (0..steps).for_each(|s| step(s, col, true)));
+    }
+    if let Some(b) = bias {
+        y[..geo.n * geo.co * hwo]
+            .par_chunks_mut(hwo)
+            .enumerate()
+            .for_each(|(r, row)| {
+                let bv = b[r % geo.co];
+                row.iter_mut().for_each(|v| *v += bv);
+            });
+    }
+}
+
+/// `dx` from `dy [N,Co,Ho,Wo]` and `w`; `xs` is the input shape.
+pub fn conv2d_grad_input<T: Float>(
+    dy: &[T],
+    ys: &[usize],
+    wt: &[T],
+    ws: &[usize],
+    a: &Conv2dAttrs,
+    dx: &mut [T],
+    xs: &[usize],
+) {
+    let geo = Geo::new(xs, ws, ys, a);
+    let (cg, cog, ckk, hwo, hw) = (geo.cg(), geo.cog(), geo.ckk(), geo.hw_out(), geo.h * geo.w);
+    let (kh, kw) = (geo.kh, geo.kw);
+    let [dh, dw] = a.dilation;
+    let full = [dh * (kh - 1), dw * (kw - 1)];
+    if a.stride == [1, 1] && a.padding[0] <= full[0] && a.padding[1] <= full[1] {
+        // With stride 1 the input gradient is itself a convolution: of dy with the weight
+        // transposed per group and flipped, padded by d(k-1) - p. That runs on the forward
+        // path (direct GEMM for 1×1) instead of GEMM + col2im.
+        let mut wf = vec![T::ZERO; wt.len()];
+        for g in 0..geo.g {
+            for co in 0..cog {
+                for ci in 0..cg {
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let src = (((g * cog + co) * cg + ci) * kh + i) * kw + j;
+                            let dst = (((g * cg + ci) * cog + co) * kh + (kh - 1 - i)) * kw
+                                + (kw - 1 - j);
+                            wf[dst] = wt[src];
+                        }
+                    }
+                }
+            }
+        }
+        let attrs = Conv2dAttrs {
+            stride: [1, 1],
+            padding: [full[0] - a.padding[0], full[1] - a.padding[1]],
+            dilation: a.dilation,
+            groups: a.groups,
+        };
+        conv2d(dy, ys, &wf, &[geo.c, cog, kh, kw], None, &attrs, dx, xs);
+        return;
+    }
+    // col = w_gᵀ @ dy_g per band (w_g read transposed through its strides), folded into dx
+    // band after band in a fixed order.
+    let (bw, nb) = geo.bands(TILE_ELEMS);
+    let dx = &mut dx[..geo.n * geo.c * hw];
+    dx.par_chunks_mut(super::CHUNK)
+        .for_each(|c| c.fill(T::ZERO));
+    if hwo == 0 {
+        return;
+    }
+    let per_image = |ng: usize, dxg: &mut [T], col: &mut [T], par: bool| {
+        let (n, g) = (ng / geo.g, ng % geo.g);
+        let dyg = &dy[(n * geo.co + g * cog) * hwo..][..cog * hwo];
+        let wg = &wt[g * cog * ckk..][..cog * ckk];
+        for b in 0..nb {
+            let j0 = b * bw;
+            let len = bw.min(hwo - j0);
+            // SAFETY: `col` is this step's own buffer of ckk*bw >= ckk*len elements.
+            unsafe {
+                gemm_tile(
+                    ckk,
+                    len,
+                    cog,
+                    wg,
+                    1,
+                    ckk,
+                    &dyg[j0..],
+                    hwo,
+                    1,
+                    col.as_mut_ptr(),
+                    len,
+                    false,
+                    par,
+                );
+            }
+            col2im_band(col, &geo, j0, len, dxg, par);
+        }
+    };
+    let ws_len = ckk * bw;
+    if as_tasks(geo.n * geo.g) {
+        dx.par_chunks_mut(cg * hw)
+            .enumerate()
+            .for_each(|(ng, dxg)| with_workspace(ws_len, |col| per_image(ng, dxg, col, false)));
+    } else {
+        with_workspace(ws_len, |col| {
+            for (ng, dxg) in dx.chunks_mut(cg * hw).enumerate() {
+                per_image(ng, dxg, col, true);
+            }
+        });
+    }
+}
+
+/// `dw` from `x` and `dy`; `ws` is the weight shape. Per group, one accumulation over
+/// (image, band) in that order: `dw_g += dy_band @ col_bandᵀ`.
+pub fn conv2d_grad_weight<T: Float>(
+    x: &[T],
+    xs: &[usize],
+    dy: &[T],
+    ys: &[usize],
+    a: &Conv2dAttrs,
+    dw: &mut [T],
+    ws: &[usize],
+) {
+    let geo = Geo::new(xs, ws, ys, a);
+    let (cg, cog, ckk, hwo, hw) = (geo.cg(), geo.cog(), geo.ckk(), geo.hw_out(), geo.h * geo.w);
+    let (bw, nb) = geo.bands(BAND_ELEMS);
+    let pointwise = geo.is_pointwise();
+    let dw = &mut dw[..geo.co * ckk];
+    if hwo == 0 || geo.n == 0 {
+        dw.fill(T::ZERO);
+        return;
+    }
+    let per_group = |g: usize, dwg: &mut [T], col: &mut [T], par: bool| {
+        for n in 0..geo.n {
+            let xg = &x[(n * geo.c + g * cg) * hw..][..cg * hw];
+            let dyg = &dy[(n * geo.co + g * cog) * hwo..][..cog * hwo];
+            for b in 0..nb {
+                let j0 = b * bw;
+                let len = bw.min(hwo - j0);
+                let first = n == 0 && b == 0;
+                // SAFETY: `dwg` is this group's own cog×ckk block (row stride ckk).
+                unsafe {
+                    if pointwise {
+                        gemm_tile(
+                            cog,
+                            ckk,
+                            len,
+                            &dyg[j0..],
+                            hwo,
+                            1,
+                            &xg[j0..],
+                            1,
+                            hw,
+                            dwg.as_mut_ptr(),
+                            ckk,
+                            !first,
+                            par,
+                        );
+                    } else {
+                        im2col_band(xg, &geo, j0, len, col, par);
+                        gemm_tile(
+                            cog,
+                            ckk,
+                            len,
+                            &dyg[j0..],
+                            hwo,
+                            1,
+                            col,
+                            1,
+                            len,
+                            dwg.as_mut_ptr(),
+                            ckk,
+                            !first,
+                            par,
+                        );
+                    }
+                }
+            }
+        }
+    };
+    let ws_len = if pointwise { 0 } else { ckk * bw };
+    if as_tasks(geo.g) {
+        dw.par_chunks_mut(cog * ckk)
+            .enumerate()
+            .for_each(|(g, dwg)| with_workspace(ws_len, |col| per_group(g, dwg, col, false)));
+    } else {
+        with_workspace(ws_len, |col| {
+            for (g, dwg) in dw.chunks_mut(cog * ckk).enumerate() {
+                per_group(g, dwg, col, true);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+use super::*;
+use crate::graph::conv_out_size;
+use crate::util::rng::Rng;
+
+/// Direct 7-loop convolution and its input and weight gradients, the definition.
+fn naive(
+    x: &[f64],
+    xs: &[usize],
+    w: &[f64],
+    ws: &[usize],
+    a: &Conv2dAttrs,
+    ys: &[usize],
+    dy: &[f64],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut y = vec![0.0; ys.iter().product()];
+    let mut dx = vec![0.0; x.len()];
+    let mut dw = vec![0.0; w.len()];
+    let (cg, cog) = (xs[1] / a.groups, ws[0] / a.groups);
+    for n in 0..xs[0] {
+        for co in 0..ws[0] {
+            let g = co / cog;
+            for oh in 0..ys[2] {
+                for ow in 0..ys[3] {
+                    let yi = ((n * ws[0] + co) * ys[2] + oh) * ys[3] + ow;
+                    for ci in 0..cg {
+                        for i in 0..ws[2] {
+                            for j in 0..ws[3] {
+                                let ih = (oh * a.stride[0] + i * a.dilation[0]) as isize
+                                    - a.padding[0] as isize;
+                                let iw = (ow * a.stride[1] + j * a.dilation[1]) as isize
+                                    - a.padding[1] as isize;
+                                if ih < 0 || iw < 0 || ih >= xs[2] as isize || iw >= xs[3] as isize
+                                {
+                                    continue;
+                                }
+                                let xi = ((n * xs[1] + g * cg + ci) * xs[2] + ih as usize) * xs[3]
+                                    + iw as usize;
+                                let wi = ((co * cg + ci) * ws[2] + i) * ws[3] + j;
+                                y[yi] += x[xi] * w[wi];
+                                dx[xi] += dy[yi] * w[wi];
+                                dw[wi] += dy[yi] * x[xi];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (y, dx, dw)
+}
+
+/// (Ci, Co, k, stride, padding, dilation, groups, H=W): every path of the module.
+type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
+
+const CASES: &[Case] = &[
+    // 3×3 stride 1: forward im2col, input gradient through the flipped-weight forward.
+    (16, 8, 3, 1, 1, 1, 1, 17),
+    // Stride 2 with groups: input gradient through GEMM + col2im.
+    (32, 8, 3, 2, 1, 1, 2, 16),
+    // 1×1 stride 1 unpadded: direct GEMM on the NCHW planes, no im2col.
+    (24, 6, 1, 1, 0, 1, 1, 19),
+    // 1×1 stride 2 (ResNet downsample).
+    (12, 10, 1, 2, 0, 1, 1, 15),
+    // Dilation 2 with padding 2 and 3 groups.
+    (12, 6, 3, 1, 2, 2, 3, 15),
+    // Dilation with stride 2 and a padding larger than the reach of the kernel (col2im path).
+    (6, 4, 3, 2, 3, 2, 1, 11),
+    // 7×7 stride 2 on 3 channels (the stem).
+    (3, 8, 7, 2, 3, 1, 1, 20),
+    // Depthwise: many small steps, run as parallel tasks.
+    (16, 16, 3, 1, 1, 1, 16, 10),
+    // 64×3×3 taps over 64² pixels: two bands of output pixels.
+    (64, 2, 3, 1, 1, 1, 1, 64),
+    // Stride 2 over 124² input: col2im over two bands.
+    (64, 2, 3, 2, 1, 1, 1, 124),
+];
+
+fn attrs(&(_, _, _, s, p, d, g, _): &Case) -> Conv2dAttrs {
+    Conv2dAttrs {
+        stride: [s, s],
+        padding: [p, p],
+        dilation: [d, d],
+        groups: g,
+    }
+}
+
+fn shapes(c: &Case) -> [[usize; 4]; 3] {
+    let &(ci, co, k, s, p, d, g, hw) = c;
+    let ho = conv_out_size(hw, k, s, p, d).unwrap();
+    [[2, ci, hw, hw], [co, ci / g, k, k], [2, co, ho, ho]]
+}
+
+fn rand<T: Float>(rng: &mut Rng, n: usize) -> Vec<T> {
+    (0..n)
+        .map(|_| T::from_f64(rng.range_f64(-1.0, 1.0)))
+        .collect()
+}
+
+/// Forward (with bias), input gradient and weight gradient of one case.
+fn run<T: Float>(c: &Case, x: &[T], w: &[T], b: &[T], dy: &[T]) -> [Vec<T>; 3] {
+    let a = attrs(c);
+    let [xs, ws, ys] = shapes(c);
+    let mut y = vec![T::ZERO; dy.len()];
+    conv2d(x, &xs, w, &ws, Some(b), &a, &mut y, &ys);
+    // Poisoned outputs: every element must be overwritten.
+    let mut dx = vec![T::from_f64(f64::NAN); x.len()];
+    conv2d_grad_input(dy, &ys, w, &ws, &a, &mut dx, &xs);
+    let mut dw = vec![T::from_f64(f64::NAN); w.len()];
+    conv2d_grad_weight(x, &xs, dy, &ys, &a, &mut dw, &ws);
+    [y, dx, dw]
+}
+
+#[test]
+fn every_path_matches_the_definition() {
+    let mut rng = Rng::seed(11);
+    let mut multi_band = 0;
+    for c in CASES {
+        let a = attrs(c);
+        let [xs, ws, ys] = shapes(c);
+        let geo = Geo::new(&xs, &ws, &ys, &a);
+        multi_band += usize::from(geo.bands(BAND_ELEMS).1 > 1);
+        let x: Vec<f64> = rand(&mut rng, xs.iter().product());
+        let w: Vec<f64> = rand(&mut rng, ws.iter().product());
+        let b: Vec<f64> = rand(&mut rng, ws[0]);
+        let dy: Vec<f64> = rand(&mut rng, ys.iter().product());
+        let (mut y_ref, dx_ref, dw_ref) = naive(&x, &xs, &w, &ws, &a, &ys, &dy);
+        let hwo = ys[2] * ys[3];
+        for (i, v) in y_ref.iter_mut().enumerate() {
+            *v += b[(i / hwo) % ws[0]];
+        }
+        let [y, dx, dw] = run(c, &x, &w, &b, &dy);
+        for (what, got, want) in [
+            ("y", &y, &y_ref),
+            ("dx", &dx, &dx_ref),
+            ("dw", &dw, &dw_ref),
+        ] {
+            for (u, v) in got.iter().zip(want.iter()) {
+                assert!(
+                    (u - v).abs() < 1e-12 * (1.0 + v.abs()),
+                    "{what}: {u} vs {v} for {c:?}"
+                );
+            }
+        }
+    }
+    assert!(multi_band >= 2, "no case used several bands");
+}
+
+/// The documented guarantee: the same bits whatever the thread count, including when the
+/// thread count switches between parallel GEMMs and parallel tasks.
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let mut rng = Rng::seed(5);
+    let cases: Vec<Case> = [
+        // Large enough that the gemm crate itself splits the GEMMs across threads.
+        (64, 64, 3, 1, 1, 1, 1, 32),
+        (64, 64, 3, 2, 1, 1, 1, 32),
+        (64, 96, 1, 1, 0, 1, 1, 32),
+        (64, 64, 1, 2, 0, 1, 1, 32),
+        // One tile per image: parallel GEMMs even with 2 threads.
+        (128, 128, 3, 1, 1, 1, 1, 8),
+        (128, 128, 3, 2, 1, 1, 1, 8),
+        // Steps that run as tasks with 2 threads but as parallel GEMMs with 1 or 4.
+        (32, 32, 3, 1, 1, 1, 4, 24),
+    ]
+    .into_iter()
+    .chain(CASES.iter().copied())
+    .collect();
+    for c in &cases {
+        let [xs, ws, ys] = shapes(c);
+        let x: Vec<f32> = rand(&mut rng, xs.iter().product());
+        let w: Vec<f32> = rand(&mut rng, ws.iter().product());
+        let b: Vec<f32> = rand(&mut rng, ws[0]);
+        let dy: Vec<f32> = rand(&mut rng, ys.iter().product());
+        let results: Vec<Vec<Vec<u32>>> = [1, 2, 4]
+            .into_iter()
+            .map(|t| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .unwrap();
+                pool.install(|| run(c, &x, &w, &b, &dy))
+                    .iter()
+                    .map(|v| v.iter().map(|f| f.to_bits()).collect())
+                    .collect()
+            })
+            .collect();
+        assert!(
+            results[1..].iter().all(|r| *r == results[0]),
+            "thread count changed the bits for {c:?}"
+        );
+    }
+}
