@@ -125,12 +125,14 @@ impl<B: Backend> Executor<B> {
                     let t = store
                         .get(name)
                         .ok_or_else(|| ExecError::Store(format!("no parameter `{name}`")))?;
-                    let t = if t.dtype() == node.dtype {
-                        t.clone()
+                    // Upload straight from the store: a clone first would copy every
+                    // parameter twice per step on the CPU backend.
+                    let up = if t.dtype() == node.dtype {
+                        self.backend.upload(t)
                     } else {
-                        t.cast(node.dtype)
+                        self.backend.upload(&t.cast(node.dtype))
                     };
-                    self.backend.upload(&t).map_err(|e| self.be(i, e))?
+                    up.map_err(|e| self.be(i, e))?
                 }
                 _ => continue,
             };
@@ -352,12 +354,12 @@ impl<B: Backend> Executor<B> {
                             let t = store.get(name).ok_or_else(|| {
                                 ExecError::Store(format!("no parameter `{name}`"))
                             })?;
-                            let t = if t.dtype() == node.dtype {
-                                t.clone()
+                            let up = if t.dtype() == node.dtype {
+                                self.backend.upload(t)
                             } else {
-                                t.cast(node.dtype)
+                                self.backend.upload(&t.cast(node.dtype))
                             };
-                            self.backend.upload(&t).map_err(|e| self.be(i, e))?
+                            up.map_err(|e| self.be(i, e))?
                         }
                     };
                     taken.push((i, name.clone()));
