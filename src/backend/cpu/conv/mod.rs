@@ -93,7 +93,9 @@ impl Geo {
 /// the same bits.
 fn as_tasks(steps: usize) -> bool {
     let threads = rayon::current_num_threads();
-    threads > 1 && steps >= 2 * threads
+    // Steps that split evenly over the threads (one image each at batch 2 on 2 cores) also
+    // balance as tasks, and a single-threaded GEMM avoids the split GEMM's synchronisation.
+    threads > 1 && (steps >= 2 * threads || (steps >= threads && steps % threads == 0))
 }
 
 /// A raw output pointer shared by tasks that write disjoint tiles.
