@@ -91,11 +91,13 @@ impl Geo {
 /// balanced by work stealing) rather than one after another with parallel GEMMs (which the
 /// `gemm` crate splits statically, so one descheduled thread stalls the step). Either gives
 /// the same bits.
-fn as_tasks(steps: usize) -> bool {
+/// `even_split`: also when the steps split evenly over the threads (one image each at batch 2
+/// on 2 cores) — measured faster for the forward's GEMM-only steps, slower for the gradient
+/// paths whose steps also fold (col2im) or accumulate.
+fn as_tasks(steps: usize, even_split: bool) -> bool {
     let threads = rayon::current_num_threads();
-    // Steps that split evenly over the threads (one image each at batch 2 on 2 cores) also
-    // balance as tasks, and a single-threaded GEMM avoids the split GEMM's synchronisation.
-    threads > 1 && (steps >= 2 * threads || (steps >= threads && steps % threads == 0))
+    threads > 1
+        && (steps >= 2 * threads || (even_split && steps >= threads && steps % threads == 0))
 }
 
 /// A raw output pointer shared by tasks that write disjoint tiles.
@@ -169,7 +171,7 @@ pub fn conv2d<T: Float>(
         }
     };
     let ws_len = if pointwise { 0 } else { ckk * bw };
-    if as_tasks(steps) {
+    if as_tasks(steps, true) {
         (0..steps)
             .into_par_iter()
             .for_each(|s| with_workspace(ws_len, |col| step(s, col, false)));
@@ -268,7 +270,7 @@ pub fn conv2d_grad_input<T: Float>(
         }
     };
     let ws_len = ckk * bw;
-    if as_tasks(geo.n * geo.g) {
+    if as_tasks(geo.n * geo.g, false) {
         dx.par_chunks_mut(cg * hw)
             .enumerate()
             .for_each(|(ng, dxg)| with_workspace(ws_len, |col| per_image(ng, dxg, col, false)));
@@ -350,7 +352,7 @@ pub fn conv2d_grad_weight<T: Float>(
         }
     };
     let ws_len = if pointwise { 0 } else { ckk * bw };
-    if as_tasks(geo.g) {
+    if as_tasks(geo.g, false) {
         dw.par_chunks_mut(cog * ckk)
             .enumerate()
             .for_each(|(g, dwg)| with_workspace(ws_len, |col| per_group(g, dwg, col, false)));
