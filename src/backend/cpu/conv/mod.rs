@@ -97,7 +97,8 @@ impl Geo {
 fn as_tasks(steps: usize, even_split: bool) -> bool {
     let threads = rayon::current_num_threads();
     threads > 1
-        && (steps >= 2 * threads || (even_split && steps >= threads && steps % threads == 0))
+        && (steps >= 2 * threads
+            || (even_split && steps >= threads && steps.is_multiple_of(threads)))
 }
 
 /// A raw output pointer shared by tasks that write disjoint tiles.
