@@ -7,6 +7,7 @@
 //! Without a device every test but the error-message one prints why it skipped.
 
 use super::ir_harness::{assert_close, backend, rng};
+use crate::model::detector::detector;
 use mmrun::backend::cpu::CpuBackend;
 use mmrun::backend::cuda::optim::Sgd;
 use mmrun::backend::cuda::{CudaBackend, probe};
@@ -17,7 +18,6 @@ use mmrun::engine::exec::{ExecOptions, execute};
 use mmrun::engine::resident::ResidentSgd;
 use mmrun::graph::{DType, Executor, HostTensor, ParamStore};
 use mmrun::model::assign::ImageGt;
-use mmrun::model::config::DetectorConfig;
 use mmrun::model::net::{Detector, GraphMode};
 use mmrun::model::target::ImageMeta;
 use mmrun::recipe::{CheckOptions, load};
@@ -30,20 +30,6 @@ const LOSS_RTOL: f64 = 1e-3;
 /// Gradients: |cpu - cuda| <= GRAD_TOL * max|cpu| per tensor. Both sides are f32 through a
 /// dozen layers with different summation orders (GEMM blocking, block reductions).
 const GRAD_TOL: f64 = 1e-3;
-
-fn detector(recipe: &str, sets: &[&str]) -> Detector {
-    let opts = CheckOptions {
-        no_fs: true,
-        ..Default::default()
-    };
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("pipelines")
-        .join(recipe);
-    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-    let r = load(&path, &sets, &opts).unwrap_or_else(|e| panic!("{e}"));
-    let cfg = DetectorConfig::from_value(&r.config["model"]).unwrap();
-    Detector::new(cfg).unwrap()
-}
 
 /// A small network: ResNet-18 at base width 4, 8-channel FPN and head, 3 classes. BN trains
 /// (so running statistics are updated) and no stage is frozen.

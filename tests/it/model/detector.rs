@@ -13,7 +13,8 @@ use mmrun::recipe::{CheckOptions, load};
 use mmrun::util::rng::Rng;
 use std::path::Path;
 
-fn detector(recipe: &str, sets: &[&str]) -> Detector {
+/// A detector built from a pipeline recipe with `--set` overrides (no file checks).
+pub(crate) fn detector(recipe: &str, sets: &[&str]) -> Detector {
     let opts = CheckOptions {
         no_fs: true,
         ..Default::default()

@@ -3,7 +3,7 @@
 
 mod anchors_assign;
 mod config;
-mod detector;
+pub(crate) mod detector;
 mod plan;
 mod py;
 mod torchref_ops;
