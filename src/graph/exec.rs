@@ -103,6 +103,29 @@ impl<B: Backend> Executor<B> {
     ) -> Result<RunOutputs, ExecError> {
         store.check(&self.graph).map_err(ExecError::Store)?;
         let mut ext: BTreeMap<usize, B::Buffer> = BTreeMap::new();
+        let out = self.run_bound(store, None, feeds, &mut ext, &mut Vec::new())?;
+        for (name, id) in &self.graph.grads {
+            let t0 = self.timings.is_some().then(Instant::now);
+            let t = self.fetch(id.0, &ext)?;
+            record(&mut self.timings, "download", t0);
+            let dt = store.spec(name).map(|s| s.dtype).unwrap_or(t.dtype());
+            store.set_grad(name, if t.dtype() == dt { t } else { t.cast(dt) });
+        }
+        Ok(out)
+    }
+
+    /// The run shared by [`Executor::run`] and [`Executor::run_resident`]: binds feeds and
+    /// parameters (from `resident` when given, recording in `taken` which node holds which
+    /// resident buffer; else uploaded from `store`), executes the schedule and downloads the
+    /// outputs. Gradients stay in their slots.
+    fn run_bound(
+        &mut self,
+        store: &mut ParamStore,
+        mut resident: Option<&mut BTreeMap<String, B::Buffer>>,
+        feeds: &BTreeMap<String, HostTensor>,
+        ext: &mut BTreeMap<usize, B::Buffer>,
+        taken: &mut Vec<(usize, String)>,
+    ) -> Result<RunOutputs, ExecError> {
         let schedule = self.plan.schedule.clone();
         for &NodeId(i) in &schedule {
             let t0 = self.timings.is_some().then(Instant::now);
@@ -122,17 +145,26 @@ impl<B: Backend> Executor<B> {
                     self.backend.upload(t).map_err(|e| self.be(i, e))?
                 }
                 Op::Param { name } => {
-                    let t = store
-                        .get(name)
-                        .ok_or_else(|| ExecError::Store(format!("no parameter `{name}`")))?;
-                    // Upload straight from the store: a clone first would copy every
-                    // parameter twice per step on the CPU backend.
-                    let up = if t.dtype() == node.dtype {
-                        self.backend.upload(t)
-                    } else {
-                        self.backend.upload(&t.cast(node.dtype))
-                    };
-                    up.map_err(|e| self.be(i, e))?
+                    let kept = resident.as_deref_mut().and_then(|r| r.remove(name));
+                    if resident.is_some() {
+                        taken.push((i, name.clone()));
+                    }
+                    match kept {
+                        Some(b) => b,
+                        None => {
+                            let t = store.get(name).ok_or_else(|| {
+                                ExecError::Store(format!("no parameter `{name}`"))
+                            })?;
+                            // Upload straight from the store: a clone first would copy every
+                            // parameter twice per step on the CPU backend.
+                            let up = if t.dtype() == node.dtype {
+                                self.backend.upload(t)
+                            } else {
+                                self.backend.upload(&t.cast(node.dtype))
+                            };
+                            up.map_err(|e| self.be(i, e))?
+                        }
+                    }
                 }
                 _ => continue,
             };
@@ -144,22 +176,15 @@ impl<B: Backend> Executor<B> {
                 continue;
             }
             let t0 = self.timings.is_some().then(Instant::now);
-            self.exec_node(i, &ext, store)?;
+            self.exec_node(i, ext, store)?;
             record(&mut self.timings, self.graph.nodes[i].op.name(), t0);
         }
         let mut out = RunOutputs::default();
         for (name, id) in &self.graph.outputs {
             let t0 = self.timings.is_some().then(Instant::now);
-            let t = self.fetch(id.0, &ext)?;
+            let t = self.fetch(id.0, ext)?;
             record(&mut self.timings, "download", t0);
             out.outputs.insert(name.clone(), t);
-        }
-        for (name, id) in &self.graph.grads {
-            let t0 = self.timings.is_some().then(Instant::now);
-            let t = self.fetch(id.0, &ext)?;
-            record(&mut self.timings, "download", t0);
-            let dt = store.spec(name).map(|s| s.dtype).unwrap_or(t.dtype());
-            store.set_grad(name, if t.dtype() == dt { t } else { t.cast(dt) });
         }
         Ok(out)
     }
@@ -310,7 +335,7 @@ impl<B: Backend> Executor<B> {
         store.check(&self.graph).map_err(ExecError::Store)?;
         let mut ext: BTreeMap<usize, B::Buffer> = BTreeMap::new();
         let mut taken: Vec<(usize, String)> = Vec::new();
-        let result = self.run_resident_inner(store, resident, feeds, &mut ext, &mut taken);
+        let result = self.run_bound(store, Some(&mut *resident), feeds, &mut ext, &mut taken);
         // Hand the parameter buffers back whatever happened, so a failed run loses no
         // device-side update.
         for (i, name) in taken {
@@ -319,67 +344,6 @@ impl<B: Backend> Executor<B> {
             }
         }
         result
-    }
-
-    fn run_resident_inner(
-        &mut self,
-        store: &mut ParamStore,
-        resident: &mut BTreeMap<String, B::Buffer>,
-        feeds: &BTreeMap<String, HostTensor>,
-        ext: &mut BTreeMap<usize, B::Buffer>,
-        taken: &mut Vec<(usize, String)>,
-    ) -> Result<RunOutputs, ExecError> {
-        let schedule = self.plan.schedule.clone();
-        for &NodeId(i) in &schedule {
-            let node = &self.graph.nodes[i];
-            match &node.op {
-                Op::Input { name } => {
-                    let t = feeds
-                        .get(name)
-                        .ok_or_else(|| ExecError::MissingInput(name.clone()))?;
-                    if t.shape != node.shape || t.dtype() != node.dtype {
-                        return Err(ExecError::BadInput {
-                            name: name.clone(),
-                            expected: format!("{}{:?}", node.dtype, node.shape),
-                            got: format!("{}{:?}", t.dtype(), t.shape),
-                        });
-                    }
-                    let buf = self.backend.upload(t).map_err(|e| self.be(i, e))?;
-                    ext.insert(i, buf);
-                }
-                Op::Param { name } => {
-                    let buf = match resident.remove(name) {
-                        Some(b) => b,
-                        None => {
-                            let t = store.get(name).ok_or_else(|| {
-                                ExecError::Store(format!("no parameter `{name}`"))
-                            })?;
-                            let up = if t.dtype() == node.dtype {
-                                self.backend.upload(t)
-                            } else {
-                                self.backend.upload(&t.cast(node.dtype))
-                            };
-                            up.map_err(|e| self.be(i, e))?
-                        }
-                    };
-                    taken.push((i, name.clone()));
-                    ext.insert(i, buf);
-                }
-                _ => {}
-            }
-        }
-        for &NodeId(i) in &schedule {
-            if ext.contains_key(&i) {
-                continue;
-            }
-            self.exec_node(i, ext, store)?;
-        }
-        let mut out = RunOutputs::default();
-        for (name, id) in &self.graph.outputs {
-            let t = self.fetch(id.0, ext)?;
-            out.outputs.insert(name.clone(), t);
-        }
-        Ok(out)
     }
 
     /// The gradient of parameter `name` computed by the last run, where it lies on the
