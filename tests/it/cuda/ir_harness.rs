@@ -17,9 +17,18 @@ use mmrun::util::rng::Rng;
 
 /// The CUDA backend on device 0, or `None` after printing why the test skips.
 pub fn backend(test: &str) -> Option<CudaBackend> {
+    open_or_skip(test, CudaBackend::open)
+}
+
+/// `open(0)` when the driver reports a device; otherwise prints why `test` skips and gives
+/// `None` — or panics under `MMRUN_REQUIRE_GPU`, where a skip would hide a broken setup.
+pub fn open_or_skip<T, E: std::fmt::Display>(
+    test: &str,
+    open: impl FnOnce(usize) -> Result<T, E>,
+) -> Option<T> {
     let why = match probe() {
         Ok(0) => "the driver reports no CUDA device".to_string(),
-        Ok(_) => match CudaBackend::open(0) {
+        Ok(_) => match open(0) {
             Ok(b) => return Some(b),
             Err(e) => e.to_string(),
         },

@@ -8,51 +8,15 @@ use cudarc::driver::CudaSlice;
 use half::{bf16, f16};
 use mmrun::backend::cuda::loss::Reduction;
 use mmrun::backend::cuda::optim::{AdamW, Sgd};
-use mmrun::backend::cuda::{CudaDevice, KernelFloat, probe};
+use mmrun::backend::cuda::{CudaDevice, KernelFloat};
 use mmrun::util::rng::Rng;
 
 use super::cpu_ref as reference;
+use super::ir_harness::{assert_close, open_or_skip, rng};
 use super::reference::{LossOut, cases};
 
 fn device(test: &str) -> Option<CudaDevice> {
-    let why = match probe() {
-        Ok(0) => "the driver reports no CUDA device".to_string(),
-        Ok(_) => match CudaDevice::open(0) {
-            Ok(d) => return Some(d),
-            Err(e) => e.to_string(),
-        },
-        Err(e) => e.to_string(),
-    };
-    // scripts/gpu-check sets this: on the GPU machine a skip would hide a broken setup.
-    if std::env::var_os("MMRUN_REQUIRE_GPU").is_some() {
-        panic!("{test}: MMRUN_REQUIRE_GPU is set but no device opened: {why}");
-    }
-    eprintln!("skipped {test}: {why}");
-    None
-}
-
-fn rng(test: &str) -> Rng {
-    let seed = std::env::var("MMRUN_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
-    eprintln!("{test}: MMRUN_SEED={seed}");
-    Rng::seed(seed)
-}
-
-/// |got - want| <= atol * max|want| + rtol * |want|, element by element; NaN fails.
-fn assert_close(what: &str, got: &[f64], want: &[f64], rtol: f64, atol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let ok = (g - w).abs() <= atol * scale + rtol * w.abs();
-        assert!(ok, "{what}[{i}]: got {g}, want {w} (max |want| {scale})");
-    }
+    open_or_skip(test, CudaDevice::open)
 }
 
 /// Per-dtype tolerances: (rtol, atol relative to the largest reference value).
