@@ -10,7 +10,7 @@
 //! `beta = 0` do not read their output. A 1×1 stride-1 unpadded convolution has `col == x`,
 //! so it skips im2col/col2im and runs its GEMMs on the images directly.
 
-use cudarc::driver::{CudaSlice, LaunchConfig};
+use cudarc::driver::{CudaSlice, CudaView, LaunchConfig};
 
 use super::blas::Blas;
 use super::device::CudaDevice;
@@ -208,6 +208,33 @@ impl Blas {
         }
     }
 
+    /// Calls `f(image, columns)` for every image in order, where `columns` is that image's
+    /// `[ckk, hwo]` matrix: unfolded chunk by chunk into one scratch buffer (see
+    /// [`images_per_chunk`]), or the image itself for a pointwise convolution.
+    fn each_unfolded(
+        &self,
+        dev: &CudaDevice,
+        g: &Geo,
+        a: &Conv2d,
+        x: &CudaSlice<f32>,
+        mut f: impl FnMut(usize, CudaView<'_, f32>) -> Result<(), CudaError>,
+    ) -> Result<(), CudaError> {
+        let (plane, cl) = (g.c * g.h * g.w, g.col_len());
+        if g.is_pointwise(a) {
+            return (0..g.n).try_for_each(|img| f(img, x.slice(img * plane..(img + 1) * plane)));
+        }
+        let chunk = images_per_chunk(g.n, cl);
+        let mut col = scratch(dev, chunk * cl)?;
+        for first in (0..g.n).step_by(chunk) {
+            let images = chunk.min(g.n - first);
+            self.im2col(dev, g, a, x, first, images, &mut col)?;
+            for b in 0..images {
+                f(first + b, col.slice(b * cl..(b + 1) * cl))?;
+            }
+        }
+        Ok(())
+    }
+
     /// `y[n, oc, oh, ow] = conv2d(x, w) + bias`; returns the output shape.
     #[allow(clippy::too_many_arguments)]
     pub fn conv2d(
@@ -223,7 +250,7 @@ impl Blas {
     ) -> Result<[usize; 4], CudaError> {
         const OP: &str = "conv2d";
         let g = Geo::new(OP, xs, ws, a)?;
-        let (plane, out, cl) = (g.c * g.h * g.w, g.oc * g.hwo(), g.col_len());
+        let (plane, out) = (g.c * g.h * g.w, g.oc * g.hwo());
         need(OP, "x", x.len(), g.n * plane)?;
         need(OP, "weight", wt.len(), g.oc * g.ckk())?;
         need(OP, "y", y.len(), g.n * out)?;
@@ -236,51 +263,34 @@ impl Blas {
             }
             None => None,
         };
-        let pointwise = g.is_pointwise(a);
-        let chunk = images_per_chunk(g.n, cl);
-        let mut col = if pointwise {
-            None
-        } else {
-            Some(scratch(dev, chunk * cl)?)
-        };
-        for first in (0..g.n).step_by(chunk) {
-            let images = chunk.min(g.n - first);
-            if let Some(col) = col.as_mut() {
-                self.im2col(dev, &g, a, x, first, images, col)?;
-            }
-            for b in 0..images {
-                let img = first + b;
-                let mut yv = y.slice_mut(img * out..(img + 1) * out);
-                // y[oc, hwo] = w[oc, ckk] @ col[ckk, hwo] (col = the image when pointwise)
-                let src = match col.as_ref() {
-                    Some(col) => col.slice(b * cl..(b + 1) * cl),
-                    None => x.slice(img * plane..(img + 1) * plane),
-                };
+        self.each_unfolded(dev, &g, a, x, |img, src| {
+            let mut yv = y.slice_mut(img * out..(img + 1) * out);
+            // y[oc, hwo] = w[oc, ckk] @ col[ckk, hwo]
+            self.sgemm(
+                (g.oc, g.hwo(), g.ckk()),
+                wt,
+                false,
+                &src,
+                false,
+                &mut yv,
+                1.0,
+                0.0,
+            )?;
+            if let (Some(bias), Some(ones)) = (bias, &ones) {
+                // y += bias[oc, 1] @ ones[1, hwo]
                 self.sgemm(
-                    (g.oc, g.hwo(), g.ckk()),
-                    wt,
+                    (g.oc, g.hwo(), 1),
+                    bias,
                     false,
-                    &src,
+                    ones,
                     false,
                     &mut yv,
                     1.0,
-                    0.0,
+                    1.0,
                 )?;
-                if let (Some(bias), Some(ones)) = (bias, &ones) {
-                    // y += bias[oc, 1] @ ones[1, hwo]
-                    self.sgemm(
-                        (g.oc, g.hwo(), 1),
-                        bias,
-                        false,
-                        ones,
-                        false,
-                        &mut yv,
-                        1.0,
-                        1.0,
-                    )?;
-                }
             }
-        }
+            Ok(())
+        })?;
         Ok([g.n, g.oc, g.oh, g.ow])
     }
 
@@ -373,7 +383,7 @@ impl Blas {
     ) -> Result<(), CudaError> {
         const OP: &str = "conv2d_bwd_weight";
         let g = Geo::new(OP, xs, ws, a)?;
-        let (plane, out, cl) = (g.c * g.h * g.w, g.oc * g.hwo(), g.col_len());
+        let (plane, out) = (g.c * g.h * g.w, g.oc * g.hwo());
         need(OP, "x", x.len(), g.n * plane)?;
         need(OP, "dy", dy.len(), g.n * out)?;
         need(OP, "dw", dw.len(), g.oc * g.ckk())?;
@@ -382,40 +392,21 @@ impl Blas {
             let mut dwv = dw.slice_mut(..g.oc * g.ckk());
             return dev.stream().memset_zeros(&mut dwv).ctx("cuMemsetD8");
         }
-        let pointwise = g.is_pointwise(a);
-        let chunk = images_per_chunk(g.n, cl);
-        let mut col = if pointwise {
-            None
-        } else {
-            Some(scratch(dev, chunk * cl)?)
-        };
-        for first in (0..g.n).step_by(chunk) {
-            let images = chunk.min(g.n - first);
-            if let Some(col) = col.as_mut() {
-                self.im2col(dev, &g, a, x, first, images, col)?;
-            }
-            for b in 0..images {
-                let img = first + b;
-                let dyv = dy.slice(img * out..(img + 1) * out);
-                let src = match col.as_ref() {
-                    Some(col) => col.slice(b * cl..(b + 1) * cl),
-                    None => x.slice(img * plane..(img + 1) * plane),
-                };
-                let beta = if img == 0 { 0.0 } else { 1.0 };
-                // dw[oc, ckk] (+)= dy[oc, hwo] @ col^T[hwo, ckk]
-                self.sgemm(
-                    (g.oc, g.ckk(), g.hwo()),
-                    &dyv,
-                    false,
-                    &src,
-                    true,
-                    dw,
-                    1.0,
-                    beta,
-                )?;
-            }
-        }
-        Ok(())
+        self.each_unfolded(dev, &g, a, x, |img, src| {
+            let dyv = dy.slice(img * out..(img + 1) * out);
+            let beta = if img == 0 { 0.0 } else { 1.0 };
+            // dw[oc, ckk] (+)= dy[oc, hwo] @ col^T[hwo, ckk]
+            self.sgemm(
+                (g.oc, g.ckk(), g.hwo()),
+                &dyv,
+                false,
+                &src,
+                true,
+                dw,
+                1.0,
+                beta,
+            )
+        })
     }
 }
 
