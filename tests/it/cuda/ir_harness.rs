@@ -1,4 +1,3 @@
-#![allow(dead_code)] // helpers are used by the ir_* parity tests as they land
 //! Shared harness of the graph-IR parity tests (`ir_*.rs`): one op run on the CPU backend in
 //! f64 (the reference) and on [`CudaBackend`] in f32, compared element by element.
 //!

@@ -105,7 +105,6 @@ pub(crate) fn unsupported(op: &'static str, dtype: DType) -> BackendError {
 }
 
 /// An input's f32 storage (the first `numel(shape)` elements are the tensor).
-#[allow(dead_code)] // used as the op families land
 pub(crate) fn f32_in<'a>(
     t: &TensorRef<'a, CudaBuffer>,
     op: &'static str,
@@ -117,7 +116,6 @@ pub(crate) fn f32_in<'a>(
 }
 
 /// An input's i32 storage (labels).
-#[allow(dead_code)] // used as the op families land
 pub(crate) fn i32_in<'a>(
     t: &TensorRef<'a, CudaBuffer>,
     op: &'static str,
@@ -129,7 +127,6 @@ pub(crate) fn i32_in<'a>(
 }
 
 /// The output's f32 storage.
-#[allow(dead_code)] // used as the op families land
 pub(crate) fn f32_out<'a>(
     t: &'a mut TensorMut<'_, CudaBuffer>,
     op: &'static str,
