@@ -1,7 +1,8 @@
 //! Whole train-step graphs on the CUDA backend: small RetinaNet and FCOS (the canonical
 //! recipes shrunk with `--set`, as `model::` tests do) run one step on the CPU backend (f32)
 //! and on [`CudaBackend`]; every loss term must agree within 1e-3 relative, every gradient
-//! within a tolerance relative to its own max |value|, every updated running statistic too.
+//! within a tolerance relative to its own max |value| (floored at the network's gradient
+//! scale), every updated running statistic too.
 //! Then the real runner trains the quickstart for 3 iterations with `--device cuda:0`, and the
 //! device-resident SGD loop of `mmrun bench cuda --retinanet` is checked against host SGD.
 //! Without a device every test but the error-message one prints why it skipped.
@@ -16,7 +17,7 @@ use mmrun::engine::detector::build_task_on;
 use mmrun::engine::device::Device;
 use mmrun::engine::exec::{ExecOptions, execute};
 use mmrun::engine::resident::ResidentSgd;
-use mmrun::graph::{DType, Executor, HostTensor, ParamStore};
+use mmrun::graph::{DType, Executor, HostTensor, NodeId, ParamStore};
 use mmrun::model::assign::ImageGt;
 use mmrun::model::net::{Detector, GraphMode};
 use mmrun::model::target::ImageMeta;
@@ -47,6 +48,33 @@ const TINY: &[&str] = &[
 ];
 
 const HW: (usize, usize) = (64, 96);
+
+/// Gradients are compared per tensor against their own largest |value|, but never against less
+/// than `GRAD_FLOOR` of the largest gradient in the network. Some gradients are mathematically
+/// zero: a stem channel that its ReLU passes everywhere feeds only train-mode BNs downstream, so
+/// its BN bias gradient is a cancelled sum (1e-18 in f64) and holds nothing but f32 rounding
+/// (1e-10). Measured against itself that rounding looks like a 1e8 error (seen with 4-channel
+/// stems, where all channels can be such); against the network's scale it is what it is.
+const GRAD_FLOOR: f64 = 1e-4;
+
+/// The floor of every per-tensor scale: `GRAD_FLOOR` of the largest reference gradient.
+fn grad_floor(reference: &ParamStore, grads: &[(String, NodeId)]) -> f64 {
+    let largest = grads
+        .iter()
+        .flat_map(|(name, _)| reference.grad(name).unwrap().to_f64_vec())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    GRAD_FLOOR * largest
+}
+
+/// Largest |got - want| over max(max |want|, floor).
+fn grad_deviation(got: &[f64], want: &[f64], floor: f64) -> f64 {
+    assert_eq!(got.len(), want.len(), "gradient lengths");
+    let scale = want.iter().fold(floor, |m, v| m.max(v.abs()));
+    got.iter()
+        .zip(want)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+        / scale.max(f64::MIN_POSITIVE)
+}
 
 /// Two random images with random boxes, and their feeds through the detector's target builder.
 fn feeds(d: &Detector, rng: &mut Rng) -> BTreeMap<String, HostTensor> {
@@ -116,13 +144,15 @@ fn parity(test: &str, recipe: &str, sets: &[&str], losses: &[&str]) {
         );
     }
     let mut checked = 0;
+    let floor = grad_floor(&cpu, &built.graph.grads);
     for (name, _) in &built.graph.grads {
         let w = cpu.grad(name).unwrap().to_f64_vec();
         let g = gpu
             .grad(name)
             .unwrap_or_else(|| panic!("{test}: no cuda gradient of {name}"))
             .to_f64_vec();
-        assert_close(&format!("{test}: d{name}"), &g, &w, 0.0, GRAD_TOL);
+        let dev = grad_deviation(&g, &w, floor);
+        assert!(dev <= GRAD_TOL, "{test}: d{name}: deviation {dev:.2e}");
         checked += 1;
     }
     // Running statistics (BN in train mode) went through the device's batch statistics.
@@ -368,15 +398,11 @@ fn cpu_f32_error_is_well_inside_the_tolerances() {
             );
         }
         let mut worst = (0.0f64, String::new());
+        let floor = grad_floor(&s64, &g32.grads);
         for (name, _) in &g32.grads {
             let a = s32.grad(name).unwrap().to_f64_vec();
             let b = s64.grad(name).unwrap().to_f64_vec();
-            let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            let dev = a
-                .iter()
-                .zip(&b)
-                .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
-                / scale.max(f64::MIN_POSITIVE);
+            let dev = grad_deviation(&a, &b, floor);
             if dev > worst.0 {
                 worst = (dev, name.clone());
             }
