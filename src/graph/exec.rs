@@ -55,6 +55,8 @@ pub struct Executor<B: Backend> {
     /// Opt-in timing per op name (`upload`/`download` for host↔backend copies); `None` when
     /// off, so that an unprofiled run reads no clock.
     timings: Option<BTreeMap<&'static str, (f64, u64)>>,
+    /// Seconds and calls per executed node, kept alongside `timings` when profiling is on.
+    node_timings: Vec<(f64, u64)>,
 }
 
 impl<B: Backend> Executor<B> {
@@ -68,6 +70,7 @@ impl<B: Backend> Executor<B> {
             backend,
             slots,
             timings: None,
+            node_timings: Vec::new(),
         }
     }
 
@@ -177,6 +180,11 @@ impl<B: Backend> Executor<B> {
             }
             let t0 = self.timings.is_some().then(Instant::now);
             self.exec_node(i, ext, store)?;
+            if let Some(t0) = t0 {
+                let e = &mut self.node_timings[i];
+                e.0 += t0.elapsed().as_secs_f64();
+                e.1 += 1;
+            }
             record(&mut self.timings, self.graph.nodes[i].op.name(), t0);
         }
         let mut out = RunOutputs::default();
@@ -286,6 +294,34 @@ impl<B: Backend> Executor<B> {
     /// and behaves exactly as without profiling.
     pub fn set_profile(&mut self, on: bool) {
         self.timings = on.then(BTreeMap::new);
+        self.node_timings = vec![(0.0, 0); if on { self.graph.nodes.len() } else { 0 }];
+    }
+
+    /// The profile per node (seconds, calls), slowest first: which convolution, at which
+    /// shape, inside which scope (see [`Executor::describe_node`]).
+    pub fn node_profile(&self) -> Vec<(NodeId, f64, u64)> {
+        let mut v: Vec<_> = (self.node_timings.iter().enumerate())
+            .filter(|(_, t)| t.1 > 0)
+            .map(|(i, &(s, n))| (NodeId(i), s, n))
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v
+    }
+
+    /// One line naming a node for a profile: op, scope, input shapes → output shape, attributes.
+    pub fn describe_node(&self, id: NodeId) -> String {
+        let n = &self.graph.nodes[id.0];
+        let ins: Vec<String> = (n.inputs.iter())
+            .map(|x| format!("{:?}", self.graph.nodes[x.0].shape))
+            .collect();
+        format!(
+            "{} {} {} -> {:?} {:?}",
+            n.op.name(),
+            n.scope,
+            ins.join(" "),
+            n.shape,
+            n.op
+        )
     }
 
     /// Seconds and calls per op name since profiling was turned on, slowest first; host↔backend

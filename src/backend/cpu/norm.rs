@@ -60,23 +60,69 @@ fn invstd(var: f64, eps: f64) -> f64 {
     1.0 / (var + eps).sqrt()
 }
 
-/// Per-statistic sums of `f(plane, index in plane)`, computed in f64.
-fn per_stat<F>(geo: &NormGeometry, f: F) -> Vec<(f64, f64)>
+/// Independent f64 accumulators per sum: a single running sum is one long dependency chain
+/// (an add's latency per element); lanes let the adds overlap and vectorise.
+const LANES: usize = 8;
+
+/// Two f64 sums kept in `LANES` lanes each. Element `i` of a plane goes to lane `i % LANES`
+/// (the tail after the last full group to lane 0), and lanes are combined pairwise at the end:
+/// a fixed order, so the result depends on the data only.
+#[derive(Clone, Copy)]
+struct LaneSums {
+    a: [f64; LANES],
+    b: [f64; LANES],
+}
+
+impl LaneSums {
+    fn new() -> Self {
+        LaneSums {
+            a: [0.0; LANES],
+            b: [0.0; LANES],
+        }
+    }
+
+    /// Adds `f(i)` for `i` in `0..len`.
+    #[inline]
+    fn add_plane(&mut self, len: usize, f: impl Fn(usize) -> (f64, f64)) {
+        let full = len - len % LANES;
+        for i0 in (0..full).step_by(LANES) {
+            for l in 0..LANES {
+                let (x, y) = f(i0 + l);
+                self.a[l] += x;
+                self.b[l] += y;
+            }
+        }
+        for i in full..len {
+            let (x, y) = f(i);
+            self.a[0] += x;
+            self.b[0] += y;
+        }
+    }
+
+    fn total(&self) -> (f64, f64) {
+        fn pairwise(v: [f64; LANES]) -> f64 {
+            let q = [v[0] + v[4], v[1] + v[5], v[2] + v[6], v[3] + v[7]];
+            (q[0] + q[2]) + (q[1] + q[3])
+        }
+        (pairwise(self.a), pairwise(self.b))
+    }
+}
+
+/// Per-statistic sums over its planes of `term(index in plane)`, computed in f64, where
+/// `plane(statistic, plane)` sets up each plane's `term` (its slices and constants).
+fn per_stat<F, G>(geo: &NormGeometry, plane: F) -> Vec<(f64, f64)>
 where
-    F: Fn(usize, usize, usize) -> (f64, f64) + Sync,
+    F: Fn(usize, usize) -> G + Sync,
+    G: Fn(usize) -> (f64, f64),
 {
     (0..geo.stats_len())
         .into_par_iter()
         .map(|s| {
-            let mut acc = (0.0, 0.0);
+            let mut acc = LaneSums::new();
             for p in geo.planes(s) {
-                for i in 0..geo.hw {
-                    let (a, b) = f(s, p, i);
-                    acc.0 += a;
-                    acc.1 += b;
-                }
+                acc.add_plane(geo.hw, plane(s, p));
             }
-            acc
+            acc.total()
         })
         .collect()
 }
@@ -84,11 +130,18 @@ where
 /// Mean and biased variance (two passes for accuracy).
 pub fn stats<T: Float>(geo: &NormGeometry, x: &[T], out: &mut [T]) {
     let m = geo.count() as f64;
-    let sums = per_stat(geo, |_, p, i| (x[p * geo.hw + i].to_f64(), 0.0));
+    let plane = |p: usize| &x[p * geo.hw..][..geo.hw];
+    let sums = per_stat(geo, |_, p| {
+        let xp = plane(p);
+        move |i: usize| (xp[i].to_f64(), 0.0)
+    });
     let means: Vec<f64> = sums.iter().map(|s| s.0 / m).collect();
-    let sq = per_stat(geo, |s, p, i| {
-        let d = x[p * geo.hw + i].to_f64() - means[s];
-        (d * d, 0.0)
+    let sq = per_stat(geo, |s, p| {
+        let (xp, mean) = (plane(p), means[s]);
+        move |i: usize| {
+            let d = xp[i].to_f64() - mean;
+            (d * d, 0.0)
+        }
     });
     let sl = geo.stats_len();
     for s in 0..sl {
@@ -149,11 +202,18 @@ pub fn apply_grad_stats<T: Float>(
     out: &mut [T],
 ) {
     let sl = geo.stats_len();
-    let r = per_stat(geo, |s, p, i| {
-        let is = invstd(st[sl + s].to_f64(), eps);
-        let g = dy[p * geo.hw + i].to_f64() * gamma[p % geo.c].to_f64();
-        let xm = x[p * geo.hw + i].to_f64() - st[s].to_f64();
-        (-g * is, g * xm * -0.5 * is * is * is)
+    let r = per_stat(geo, |s, p| {
+        let (xp, dyp) = (&x[p * geo.hw..][..geo.hw], &dy[p * geo.hw..][..geo.hw]);
+        let (mean, is, gam) = (
+            st[s].to_f64(),
+            invstd(st[sl + s].to_f64(), eps),
+            gamma[p % geo.c].to_f64(),
+        );
+        let dvar = -0.5 * is * is * is;
+        move |i: usize| {
+            let g = dyp[i].to_f64() * gam;
+            (-g * is, g * (xp[i].to_f64() - mean) * dvar)
+        }
     });
     for s in 0..sl {
         out[s] = T::from_f64(r[s].0);
@@ -174,18 +234,18 @@ pub fn apply_grad_affine<T: Float>(
     let r: Vec<(f64, f64)> = (0..geo.c)
         .into_par_iter()
         .map(|c| {
-            let mut acc = (0.0, 0.0);
+            let mut acc = LaneSums::new();
             for n in 0..geo.n {
                 let p = n * geo.c + c;
                 let s = geo.stat_of(p);
                 let (mean, is) = (st[s].to_f64(), invstd(st[sl + s].to_f64(), eps));
-                for i in 0..geo.hw {
-                    let d = dy[p * geo.hw + i].to_f64();
-                    acc.0 += d * (x[p * geo.hw + i].to_f64() - mean) * is;
-                    acc.1 += d;
-                }
+                let (xp, dyp) = (&x[p * geo.hw..][..geo.hw], &dy[p * geo.hw..][..geo.hw]);
+                acc.add_plane(geo.hw, |i| {
+                    let d = dyp[i].to_f64();
+                    (d * (xp[i].to_f64() - mean) * is, d)
+                });
             }
-            acc
+            acc.total()
         })
         .collect();
     for c in 0..geo.c {

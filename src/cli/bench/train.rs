@@ -60,6 +60,9 @@ pub struct Args {
     /// Measure mmrun only.
     #[arg(long)]
     no_peer: bool,
+    /// Also print the N slowest graph nodes (op, scope, shapes) of the profile.
+    #[arg(long, default_value_t = 0)]
+    top_nodes: usize,
 }
 
 /// Ground-truth boxes per synthetic image.
@@ -144,6 +147,8 @@ struct HostTimes {
 struct Measured {
     per_iter: Vec<f64>,
     profile: BTreeMap<&'static str, (f64, u64)>,
+    /// The slowest nodes: (seconds, calls, description).
+    top_nodes: Vec<(f64, u64, String)>,
     loss: f64,
 }
 
@@ -237,9 +242,13 @@ fn measure(args: &Args) -> Result<Measured, String> {
         e.0 += s;
         e.1 += n;
     }
+    let top_nodes = (exec.node_profile().into_iter().take(args.top_nodes))
+        .map(|(id, s, calls)| (s, calls, exec.describe_node(id)))
+        .collect();
     Ok(Measured {
         per_iter,
         profile,
+        top_nodes,
         loss,
     })
 }
@@ -369,6 +378,16 @@ pub fn run(args: Args) -> u8 {
         1e3 * (total - counted) / m.per_iter.len() as f64,
         100.0 * (total - counted) / total
     );
+    if !m.top_nodes.is_empty() {
+        println!("slowest nodes:");
+    }
+    for (s, calls, what) in &m.top_nodes {
+        println!(
+            "  {:>8.2} ms/iter {:>5.1}%  {calls:>3}×  {what}",
+            1e3 * s / m.per_iter.len() as f64,
+            100.0 * s / total
+        );
+    }
     crate::cli::EXIT_OK
 }
 
@@ -401,6 +420,7 @@ mod tests {
             python: "python3".into(),
             script: "scripts/bench_train_torch.py".into(),
             no_peer: true,
+            top_nodes: 3,
         };
         let m = measure(&args).unwrap();
         assert_eq!(m.per_iter.len(), 2);
@@ -420,6 +440,16 @@ mod tests {
         }
         let counted: f64 = m.profile.values().map(|v| v.0).sum();
         assert!(counted <= m.per_iter.iter().sum::<f64>() * 1.0001);
+        // The slowest nodes come slowest first and name what they run on.
+        assert_eq!(m.top_nodes.len(), 3);
+        assert!(m.top_nodes.windows(2).all(|w| w[0].0 >= w[1].0));
+        assert!(
+            m.top_nodes
+                .iter()
+                .all(|n| n.1 == 2 && n.2.contains(" -> [")),
+            "{:?}",
+            m.top_nodes
+        );
     }
 
     #[test]

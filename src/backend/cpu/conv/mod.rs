@@ -17,6 +17,7 @@ use super::Float;
 use super::gemm::gemm_tile;
 use crate::graph::op::Conv2dAttrs;
 use rayon::prelude::*;
+use std::ops::Range;
 use unfold::{col2im_band, im2col_band};
 use workspace::with_workspace;
 
@@ -28,6 +29,14 @@ const TILE_ELEMS: usize = 96 << 10;
 /// Most elements of one unfolded band of the weight gradient (8 MiB in f32), where the pixels
 /// are the reduction dimension and a long band means few accumulations into `dw`.
 const BAND_ELEMS: usize = 1 << 21;
+
+/// Weight gradients up to this many elements (co × ci/g × kh × kw) have GEMMs too narrow for
+/// the `gemm` crate to split across threads, and are split over images instead.
+const NARROW_WEIGHT_ELEMS: usize = 1 << 18;
+
+/// Most image chunks of the weight gradient, and most elements of all their partial weights.
+const MAX_IMAGE_CHUNKS: usize = 8;
+const PARTIAL_ELEMS: usize = 1 << 21;
 
 /// Geometry of one convolution.
 #[derive(Clone, Copy, Debug)]
@@ -284,8 +293,11 @@ pub fn conv2d_grad_input<T: Float>(
     }
 }
 
-/// `dw` from `x` and `dy`; `ws` is the weight shape. Per group, one accumulation over
-/// (image, band) in that order: `dw_g += dy_band @ col_bandᵀ`.
+/// `dw` from `x` and `dy`; `ws` is the weight shape. Per group, accumulations over (image,
+/// band) in that order: `dw_g += dy_band @ col_bandᵀ`. When the weight is small (a short, wide
+/// GEMM that the `gemm` crate cannot split: a few output blocks, a long reduction), the images
+/// are cut into chunks fixed by the shape, each chunk accumulates its own partial `dw` as a
+/// task, and the partials are added in chunk order.
 pub fn conv2d_grad_weight<T: Float>(
     x: &[T],
     xs: &[usize],
@@ -299,70 +311,91 @@ pub fn conv2d_grad_weight<T: Float>(
     let (cg, cog, ckk, hwo, hw) = (geo.cg(), geo.cog(), geo.ckk(), geo.hw_out(), geo.h * geo.w);
     let (bw, nb) = geo.bands(BAND_ELEMS);
     let pointwise = geo.is_pointwise();
-    let dw = &mut dw[..geo.co * ckk];
+    let per = geo.co * ckk;
+    let dw = &mut dw[..per];
     if hwo == 0 || geo.n == 0 {
         dw.fill(T::ZERO);
         return;
     }
-    let per_group = |g: usize, dwg: &mut [T], col: &mut [T], par: bool| {
-        for n in 0..geo.n {
+    // Group `g`'s weight gradient over `images`, written (not added) into `dwg`.
+    let accumulate = |g: usize, images: Range<usize>, dwg: &mut [T], col: &mut [T], par: bool| {
+        let first_image = images.start;
+        for n in images {
             let xg = &x[(n * geo.c + g * cg) * hw..][..cg * hw];
             let dyg = &dy[(n * geo.co + g * cog) * hwo..][..cog * hwo];
             for b in 0..nb {
                 let j0 = b * bw;
                 let len = bw.min(hwo - j0);
-                let first = n == 0 && b == 0;
+                let first = n == first_image && b == 0;
+                let (src, src_rs) = if pointwise {
+                    (&xg[j0..], hw)
+                } else {
+                    im2col_band(xg, &geo, j0, len, col, par);
+                    (&col[..], len)
+                };
                 // SAFETY: `dwg` is this group's own cog×ckk block (row stride ckk).
                 unsafe {
-                    if pointwise {
-                        gemm_tile(
-                            cog,
-                            ckk,
-                            len,
-                            &dyg[j0..],
-                            hwo,
-                            1,
-                            &xg[j0..],
-                            1,
-                            hw,
-                            dwg.as_mut_ptr(),
-                            ckk,
-                            !first,
-                            par,
-                        );
-                    } else {
-                        im2col_band(xg, &geo, j0, len, col, par);
-                        gemm_tile(
-                            cog,
-                            ckk,
-                            len,
-                            &dyg[j0..],
-                            hwo,
-                            1,
-                            col,
-                            1,
-                            len,
-                            dwg.as_mut_ptr(),
-                            ckk,
-                            !first,
-                            par,
-                        );
-                    }
+                    gemm_tile(
+                        cog,
+                        ckk,
+                        len,
+                        &dyg[j0..],
+                        hwo,
+                        1,
+                        src,
+                        1,
+                        src_rs,
+                        dwg.as_mut_ptr(),
+                        ckk,
+                        !first,
+                        par,
+                    );
                 }
             }
         }
     };
     let ws_len = if pointwise { 0 } else { ckk * bw };
-    if as_tasks(geo.g, false) {
+    let chunks = image_chunks(&geo);
+    if chunks > 1 {
+        let mut partial = vec![T::ZERO; chunks * per];
+        partial.par_chunks_mut(per).enumerate().for_each(|(k, p)| {
+            let images = k * geo.n / chunks..(k + 1) * geo.n / chunks;
+            with_workspace(ws_len, |col| {
+                for (g, pg) in p.chunks_mut(cog * ckk).enumerate() {
+                    accumulate(g, images.clone(), pg, col, false);
+                }
+            })
+        });
+        let (first, rest) = partial.split_at(per);
+        dw.copy_from_slice(first);
+        for p in rest.chunks(per) {
+            dw.iter_mut().zip(p).for_each(|(d, v)| *d += *v);
+        }
+    } else if as_tasks(geo.g, false) {
         dw.par_chunks_mut(cog * ckk)
             .enumerate()
-            .for_each(|(g, dwg)| with_workspace(ws_len, |col| per_group(g, dwg, col, false)));
+            .for_each(|(g, dwg)| {
+                with_workspace(ws_len, |col| accumulate(g, 0..geo.n, dwg, col, false))
+            });
     } else {
         with_workspace(ws_len, |col| {
             for (g, dwg) in dw.chunks_mut(cog * ckk).enumerate() {
-                per_group(g, dwg, col, true);
+                accumulate(g, 0..geo.n, dwg, col, true);
             }
         });
+    }
+}
+
+/// Image chunks of the weight gradient (1: no split), from the shape alone so that the sum
+/// order does not depend on the thread count: up to `MAX_IMAGE_CHUNKS` when the partial
+/// weights stay within `PARTIAL_ELEMS` and a chunk's GEMMs are too narrow to split.
+fn image_chunks(geo: &Geo) -> usize {
+    let per = geo.co * geo.ckk();
+    let chunks = geo.n.min(MAX_IMAGE_CHUNKS);
+    if chunks >= 2 && per <= NARROW_WEIGHT_ELEMS && chunks * per <= PARTIAL_ELEMS {
+        chunks
+    } else {
+        1
     }
 }
 
