@@ -2,6 +2,7 @@
 
 use crate::eval::EvalError;
 use crate::eval::coco::{self, CocoGt, CocoParams, CocoReport};
+use crate::eval::voc::{self, ApMode};
 use std::path::PathBuf;
 
 /// Arguments of `mmrun eval`.
@@ -17,6 +18,9 @@ enum Kind {
     Coco(CocoArgs),
     /// Proposal average recall (mmdetection's `proposal`: class-agnostic COCOeval).
     Proposal(ProposalArgs),
+    /// VOC mAP (mmdetection's `eval_map`) of a COCO results file against COCO annotations;
+    /// crowd boxes count as "difficult" (ignored).
+    Voc(VocArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -57,6 +61,25 @@ struct ProposalArgs {
     format: Format,
 }
 
+#[derive(clap::Args)]
+struct VocArgs {
+    /// Ground truth: a COCO instances JSON file.
+    #[arg(long)]
+    gt: PathBuf,
+    /// Detections: a COCO results JSON list.
+    #[arg(long)]
+    dt: PathBuf,
+    /// IoU thresholds, e.g. 0.5 or 0.5,0.75 (one `APxx` each; `mAP` is their mean).
+    #[arg(long, value_delimiter = ',', default_value = "0.5")]
+    iou_thrs: Vec<f64>,
+    /// VOC2007's 11-point AP instead of the area under the precision envelope.
+    #[arg(long)]
+    eleven_points: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
 pub fn run(args: Args) -> u8 {
     let result = match args.kind {
         Kind::Coco(a) => run_coco(
@@ -71,6 +94,7 @@ pub fn run(args: Args) -> u8 {
             let params = CocoParams::proposal(&a.proposal_nums);
             run_coco(&a.gt, &a.dt, &params, a.format, false, true)
         }
+        Kind::Voc(a) => run_voc(&a),
     };
     match result {
         Ok(()) => super::EXIT_OK,
@@ -99,6 +123,38 @@ fn run_coco(
     match format {
         Format::Text => print_text(&report, classwise, proposal),
         Format::Json => println!("{}", to_json(&report, classwise, proposal)),
+    }
+    Ok(())
+}
+
+fn run_voc(a: &VocArgs) -> Result<(), EvalError> {
+    let gt = CocoGt::from_json_path(&a.gt)?;
+    let dets = coco::load_detections_path(&a.dt)?;
+    let (results, annotations) = voc::from_coco(&gt, &dets).map_err(|e| {
+        let in_gt = matches!(&e, EvalError::Invalid { origin, .. } if origin == "ground truth");
+        let file = if in_gt { &a.gt } else { &a.dt };
+        e.with_origin(&file.display().to_string())
+    })?;
+    let mode = if a.eleven_points {
+        ApMode::ElevenPoints
+    } else {
+        ApMode::Area
+    };
+    let metrics = voc::voc_metrics(&results, &annotations, &a.iou_thrs, mode)?;
+    match a.format {
+        Format::Text => {
+            for (k, v) in &metrics {
+                println!("{k}: {v:.3}");
+            }
+        }
+        Format::Json => {
+            let obj: serde_json::Map<String, serde_json::Value> =
+                (metrics.into_iter()).map(|(k, v)| (k, num(v))).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::Value::Object(obj)).unwrap_or_default()
+            );
+        }
     }
     Ok(())
 }

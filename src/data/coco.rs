@@ -106,6 +106,7 @@ pub fn read_coco(ann_file: &Path, opts: &ReadOptions, log: &BadSampleLog) -> Res
             boxes: vec![],
             labels: vec![],
             ignored: vec![],
+            ignored_labels: vec![],
         });
         has_ann.push(false);
     }
@@ -125,6 +126,7 @@ pub fn read_coco(ann_file: &Path, opts: &ReadOptions, log: &BadSampleLog) -> Res
         let r = &mut records[i];
         if ann.iscrowd != 0 || ann.ignore != 0 {
             r.ignored.push(b);
+            r.ignored_labels.push(label);
         } else {
             r.boxes.push(b);
             r.labels.push(label);

@@ -24,6 +24,8 @@ pub struct Record {
     pub labels: Vec<u32>,
     /// Boxes marked crowd / ignore / difficult: neither positives nor negatives.
     pub ignored: Vec<BoxXyxy>,
+    /// 0-based class index of each box in `ignored` (VOC mAP ignores them per class).
+    pub ignored_labels: Vec<u32>,
 }
 
 impl Record {

@@ -105,6 +105,7 @@ fn read_one(
         boxes: vec![],
         labels: vec![],
         ignored: vec![],
+        ignored_labels: vec![],
     };
     for (k, obj) in root.children_named("object").enumerate() {
         let one = || -> Result<Option<(u32, [f32; 4], bool)>> {
@@ -134,6 +135,7 @@ fn read_one(
         };
         if difficult {
             rec.ignored.push(b);
+            rec.ignored_labels.push(label);
         } else {
             rec.boxes.push(b);
             rec.labels.push(label);

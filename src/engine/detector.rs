@@ -6,8 +6,9 @@
 //! step copies values into the store, runs the step graph of the batch's shape (built once per
 //! `(images, height, width)` and cached: graphs have static shapes), and copies gradients and
 //! updated BN statistics back. Evaluation runs the eval graph over the val split, decodes with
-//! the model's post-processing and scores with the COCO evaluator against the val annotation
-//! file.
+//! the model's post-processing and scores with the eval hook's `metric`: COCO bbox mAP or
+//! proposal recall against the val annotation file, or VOC mAP against the val records (so
+//! VOC XML sets work too).
 //!
 //! Graphs run on the [`Device`] the task was built for (`--device cpu|cuda:N`): the CPU
 //! reference backend or, with the `cuda` feature, a GPU. Parameters live on the host either
@@ -44,13 +45,15 @@ struct EvalGraph {
     featmap_sizes: Vec<(usize, usize)>,
 }
 
-/// The val split: its dataset, pipeline and ground truth.
+/// The val split: its dataset, pipeline, evaluator and (for the COCO evaluators) ground truth.
 struct ValSet {
     dataset: Arc<Dataset>,
     pipeline: Arc<crate::data::Pipeline>,
     opts: LoaderOptions,
     batch: usize,
-    gt: CocoGt,
+    metric: MetricKind,
+    /// The annotation file as COCO ground truth; `None` for VOC mAP, which reads the records.
+    gt: Option<CocoGt>,
 }
 
 /// A detector with its train loader and val set.
@@ -148,13 +151,20 @@ pub fn build_task_on(
                 Some(c) => PathBuf::from(&c.params().ann_file),
                 None => unreachable!("dataset_of found it"),
             };
-            let gt = CocoGt::from_json_path(&ann)
-                .map_err(|e| format!("data.val: {}: {e}", ann.display()))?;
+            let metric = eval_metric(config)?;
+            let gt = match metric {
+                MetricKind::Voc => None,
+                _ => Some(
+                    CocoGt::from_json_path(&ann)
+                        .map_err(|e| format!("data.val: {}: {e}", ann.display()))?,
+                ),
+            };
             Some(ValSet {
                 dataset: Arc::new(ds),
                 pipeline: Arc::new(pipe),
                 opts,
                 batch: data.samples_per_gpu,
+                metric,
                 gt,
             })
         }
@@ -417,23 +427,39 @@ impl Task for DetectorTask {
         let Some(val) = &self.val else {
             unreachable!("checked above")
         };
-        let eval_dets: Vec<Detection> = dets
-            .iter()
-            .map(|d| Detection {
-                image_id: d.image_id as i64,
-                category_id: d.category_id as i64,
-                bbox: d.bbox,
-                score: d.score,
-            })
-            .collect();
-        let cocop = CocoParams {
-            img_ids: Some(img_ids),
-            cat_ids: Some(cat_ids.iter().map(|&c| c as i64).collect()),
-            ..Default::default()
+        let metrics = match (val.metric, &val.gt) {
+            (MetricKind::Voc, _) => voc_map(&val.dataset, &img_ids, &dets, &cat_ids)?,
+            (kind, Some(gt)) => {
+                let eval_dets: Vec<Detection> = dets
+                    .iter()
+                    .map(|d| Detection {
+                        image_id: d.image_id as i64,
+                        category_id: d.category_id as i64,
+                        bbox: d.bbox,
+                        score: d.score,
+                    })
+                    .collect();
+                let proposal = kind != MetricKind::Bbox;
+                let cocop = CocoParams {
+                    img_ids: Some(img_ids),
+                    cat_ids: Some(cat_ids.iter().map(|&c| c as i64).collect()),
+                    ..if proposal {
+                        CocoParams::proposal(&[100, 300, 1000])
+                    } else {
+                        CocoParams::default()
+                    }
+                };
+                let report = crate::eval::coco::evaluate(gt, &eval_dets, &cocop).map_err(err)?;
+                if proposal {
+                    report.proposal_metrics().into_iter().collect()
+                } else {
+                    report.metrics().into_iter().collect()
+                }
+            }
+            (_, None) => unreachable!("COCO evaluators load the ground truth"),
         };
-        let report = crate::eval::coco::evaluate(&val.gt, &eval_dets, &cocop).map_err(err)?;
         self.results = Some(dets);
-        Ok(report.metrics().into_iter().collect())
+        Ok(metrics)
     }
 
     fn results_json(&self) -> Option<serde_json::Value> {
@@ -443,7 +469,7 @@ impl Task for DetectorTask {
     }
 
     fn metric_names(&self) -> Vec<String> {
-        metric_names(MetricKind::Bbox)
+        metric_names(self.val.as_ref().map_or(MetricKind::Bbox, |v| v.metric))
             .iter()
             .map(|s| s.to_string())
             .collect()
@@ -462,4 +488,65 @@ impl Task for DetectorTask {
         }
         Ok(())
     }
+}
+
+/// The evaluator named by the recipe's eval hook (the hook of type `eval`, or the one named
+/// `eval` without a type); COCO bbox mAP without one.
+fn eval_metric(config: &serde_json::Value) -> Result<MetricKind, String> {
+    let hooks = config.get("hooks").and_then(|h| h.as_object());
+    let metric = (hooks.into_iter().flatten())
+        .find(|(name, h)| {
+            h.get("type")
+                .and_then(|t| t.as_str())
+                .map_or(name.as_str() == "eval", |t| t == "eval")
+        })
+        .and_then(|(_, h)| h.get("metric").and_then(|m| m.as_str()))
+        .unwrap_or("coco_bbox");
+    MetricKind::from_name(metric)
+        .ok_or_else(|| format!("hooks.eval.metric: unknown evaluator `{metric}`"))
+}
+
+/// VOC mAP at IoU 0.5 (mmdetection's VOC `evaluate`): detections of the evaluated images
+/// against their records' boxes, difficult/crowd boxes ignored per class.
+fn voc_map(
+    dataset: &Dataset,
+    img_ids: &[i64],
+    dets: &[crate::model::postprocess::CocoDetection],
+    cat_ids: &[u64],
+) -> Result<Metrics, TaskError> {
+    use crate::eval::voc::{ApMode, ImageDetections, VocAnnotation, voc_metrics};
+    let record_of: HashMap<u64, &crate::data::Record> =
+        dataset.records.iter().map(|r| (r.id, r)).collect();
+    let slot_of: HashMap<i64, usize> = (img_ids.iter().enumerate()).map(|(k, &i)| (i, k)).collect();
+    let label_of: HashMap<u64, usize> =
+        (cat_ids.iter().enumerate()).map(|(l, &c)| (c, l)).collect();
+    let corners = |b: &[f32; 4]| b.map(f64::from);
+    let mut anns = Vec::with_capacity(img_ids.len());
+    for &id in img_ids {
+        let r = record_of
+            .get(&(id as u64))
+            .ok_or_else(|| err(format!("image {id} was evaluated but is not in data.val")))?;
+        anns.push(VocAnnotation {
+            bboxes: r.boxes.iter().map(corners).collect(),
+            labels: r.labels.iter().map(|&l| l as usize).collect(),
+            bboxes_ignore: r.ignored.iter().map(corners).collect(),
+            labels_ignore: r.ignored_labels.iter().map(|&l| l as usize).collect(),
+        });
+    }
+    let mut results: Vec<ImageDetections> = vec![vec![Vec::new(); cat_ids.len()]; img_ids.len()];
+    for d in dets {
+        let (Some(&k), Some(&l)) = (
+            slot_of.get(&(d.image_id as i64)),
+            label_of.get(&d.category_id),
+        ) else {
+            return Err(err(format!(
+                "a detection of image {} / category {} has no evaluated image or class",
+                d.image_id, d.category_id
+            )));
+        };
+        let [x, y, w, h] = d.bbox;
+        results[k][l].push([x, y, x + w, y + h, d.score]);
+    }
+    let m = voc_metrics(&results, &anns, &[0.5], ApMode::Area).map_err(err)?;
+    Ok(m.into_iter().collect())
 }

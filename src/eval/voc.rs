@@ -340,3 +340,74 @@ fn validate(
         })
     }
 }
+
+/// The VOC evaluator's inputs from COCO files (what `mmrun eval voc` reads): images in the
+/// ground truth's order, classes in its category order, `[x, y, w, h]` turned into corners,
+/// crowd boxes as ignored ("difficult") ones. A detection naming an image or category that the
+/// ground truth does not have is an error naming it.
+pub fn from_coco(
+    gt: &super::coco::CocoGt,
+    dets: &[super::coco::Detection],
+) -> Result<(Vec<ImageDetections>, Vec<VocAnnotation>), EvalError> {
+    use std::collections::HashMap;
+    let image_index: HashMap<i64, usize> = (gt.images.iter().enumerate())
+        .map(|(i, &id)| (id, i))
+        .collect();
+    let class_index: HashMap<i64, usize> = (gt.categories.iter().enumerate())
+        .map(|(k, c)| (c.id, k))
+        .collect();
+    let corners = |b: &[f64; 4]| [b[0], b[1], b[0] + b[2], b[1] + b[3]];
+    let mut annotations = vec![VocAnnotation::default(); gt.images.len()];
+    let mut problems = Vec::new();
+    for a in &gt.annotations {
+        match (image_index.get(&a.image_id), class_index.get(&a.category_id)) {
+            (Some(&i), Some(&k)) => {
+                let ann = &mut annotations[i];
+                if a.iscrowd {
+                    ann.bboxes_ignore.push(corners(&a.bbox));
+                    ann.labels_ignore.push(k);
+                } else {
+                    ann.bboxes.push(corners(&a.bbox));
+                    ann.labels.push(k);
+                }
+            }
+            _ => problems.push(format!(
+                "ground-truth annotation {} names image {} / category {} that the file does not list",
+                a.id, a.image_id, a.category_id
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(EvalError::Invalid {
+            origin: "ground truth".into(),
+            problems,
+        });
+    }
+    let mut results = vec![vec![Vec::new(); gt.categories.len()]; gt.images.len()];
+    for (n, d) in dets.iter().enumerate() {
+        match (
+            image_index.get(&d.image_id),
+            class_index.get(&d.category_id),
+        ) {
+            (Some(&i), Some(&k)) => {
+                let [x1, y1, x2, y2] = corners(&d.bbox);
+                results[i][k].push([x1, y1, x2, y2, d.score]);
+            }
+            (None, _) => problems.push(format!(
+                "detection {n}: image_id {} is not in the ground truth",
+                d.image_id
+            )),
+            (_, None) => problems.push(format!(
+                "detection {n}: category_id {} is not in the ground truth",
+                d.category_id
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(EvalError::Invalid {
+            origin: "input".into(),
+            problems,
+        });
+    }
+    Ok((results, annotations))
+}

@@ -143,3 +143,82 @@ fn quickstart_trains_evaluates_and_resumes_exactly() {
         "resumed weights differ from the straight run's"
     );
 }
+
+/// `hooks.eval.metric = voc_map`: the run evaluates VOC mAP over the val records (and may keep
+/// the best by it), and its numbers equal `mmrun eval voc` on the results file it wrote
+/// against the val annotation file.
+#[test]
+fn voc_map_evaluation_agrees_with_eval_voc_on_the_written_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dataset(dir.path());
+    let mut sets = overrides(&root, 3);
+    sets.retain(|s| !s.starts_with("schedule.lr.main.at"));
+    sets.push("schedule.lr.main.at=[2 epochs]".into());
+    sets.push("hooks.eval.metric=\"voc_map\"".into());
+    sets.push("hooks.checkpoint.save_best=\"AP50\"".into());
+    let work = dir.path().join("w");
+    let (code, text) = exec(&work, &sets, &[]);
+    assert_eq!(code, 0, "{text}");
+    let evals: Vec<serde_json::Value> = log_records(&work)
+        .into_iter()
+        .filter(|r| r["mode"] == "val")
+        .collect();
+    assert_eq!(evals.len(), 3, "{evals:?}");
+    let last = &evals[2];
+    assert!(last.get("bbox_mAP").is_none(), "{last}");
+    for e in &evals {
+        let v = e["AP50"].as_f64().unwrap_or(f64::NAN);
+        assert!((0.0..=1.0).contains(&v), "{e}");
+    }
+    // The best checkpoint by AP50 is kept; `mmrun test` on it writes its results.
+    let best: Vec<_> = std::fs::read_dir(work.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("best_AP50_"))
+        .collect();
+    assert_eq!(best.len(), 1, "{best:?}");
+    let ckpt = work.join("checkpoints").join(&best[0]);
+    let mut args = vec![
+        "test".to_string(),
+        "pipelines/quickstart.recipe".into(),
+        "--checkpoint".into(),
+        ckpt.display().to_string(),
+        "--work-dir".into(),
+        work.display().to_string(),
+    ];
+    for s in &sets {
+        args.extend(["--set".to_string(), s.clone()]);
+    }
+    let (code, out) = mmrun(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{out}");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.join("results/metrics.json")).unwrap()).unwrap();
+    let ap50 = metrics["AP50"].as_f64().unwrap();
+    assert!(
+        evals.iter().any(|e| e["AP50"].as_f64() == Some(ap50)),
+        "the best checkpoint's AP50 {ap50} is one of the logged {evals:?}"
+    );
+    let newest = work.join("results/bbox.json");
+    let gt = root.join("annotations/instances_val.json");
+    let (code, out) = mmrun(&[
+        "eval",
+        "voc",
+        "--gt",
+        gt.to_str().unwrap(),
+        "--dt",
+        newest.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    eprintln!(
+        "val AP50 per epoch: {:?}; best checkpoint {ap50}; eval voc {v}",
+        evals.iter().map(|e| &e["AP50"]).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        v["AP50"].as_f64().unwrap(),
+        ap50,
+        "mmrun test {metrics} vs eval voc {v}"
+    );
+}
