@@ -57,15 +57,39 @@ fn alpha_t<T: Float>(alpha: f64, t: T) -> T {
     }
 }
 
+/// `(σ(x), bce(x, t))` sharing one `exp(-|x|)` (the same values as [`sigmoid`] and [`bce`]).
+#[inline]
+fn sigmoid_and_bce<T: Float>(x: T, t: T) -> (T, T) {
+    let e = (-x.abs()).exp();
+    let p = if x >= T::ZERO {
+        T::ONE / (T::ONE + e)
+    } else {
+        e / (T::ONE + e)
+    };
+    (p, x.max(T::ZERO) - x * t + e.ln_1p())
+}
+
+/// `m^γ`, with detectors' usual γ = 2 (and 1, 0) as plain products rather than `powf`, which
+/// costs a log and an exp per element.
+#[inline]
+fn pow_gamma<T: Float>(m: T, gamma: f64) -> T {
+    if gamma == 2.0 {
+        m * m
+    } else if gamma == 1.0 {
+        m
+    } else if gamma == 0.0 {
+        T::ONE
+    } else {
+        m.powf(T::from_f64(gamma))
+    }
+}
+
 /// torchvision's sigmoid focal loss per element: `α_t · bce(x, t) · (1 - p_t)^γ`.
 pub fn sigmoid_focal<T: Float>(x: &[T], t: &[T], alpha: f64, gamma: f64, out: &mut [T]) {
-    let g = T::from_f64(gamma);
     map2(x, t, out, |x, t| {
-        let p = sigmoid(x);
+        let (p, bce) = sigmoid_and_bce(x, t);
         let p_t = p * t + (T::ONE - p) * (T::ONE - t);
-        let m = T::ONE - p_t;
-        let mod_ = if gamma == 0.0 { T::ONE } else { m.powf(g) };
-        alpha_t(alpha, t) * bce(x, t) * mod_
+        alpha_t(alpha, t) * bce * pow_gamma(T::ONE - p_t, gamma)
     });
 }
 
@@ -81,14 +105,14 @@ pub fn sigmoid_focal_grad<T: Float>(
     let g = T::from_f64(gamma);
     let two = T::from_f64(2.0);
     map3(x, t, dy, dx, |x, t, d| {
-        let p = sigmoid(x);
+        let (p, bce) = sigmoid_and_bce(x, t);
         let p_t = p * t + (T::ONE - p) * (T::ONE - t);
         let m = T::ONE - p_t;
         let dm = -(p * (T::ONE - p)) * (two * t - T::ONE);
         let grad = if gamma == 0.0 {
             p - t
         } else {
-            (p - t) * m.powf(g) + bce(x, t) * g * m.powf(g - T::ONE) * dm
+            (p - t) * pow_gamma(m, gamma) + bce * g * pow_gamma(m, gamma - 1.0) * dm
         };
         alpha_t(alpha, t) * grad * d
     });
