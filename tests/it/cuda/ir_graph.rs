@@ -8,7 +8,7 @@
 //! Without a device every test but the error-message one prints why it skipped.
 
 use super::ir_harness::{assert_close, backend, rng};
-use crate::model::detector::detector;
+use crate::model::detector::{TINY, detector};
 use mmrun::backend::cpu::CpuBackend;
 use mmrun::backend::cuda::optim::Sgd;
 use mmrun::backend::cuda::{CudaBackend, probe};
@@ -31,21 +31,6 @@ const LOSS_RTOL: f64 = 1e-3;
 /// Gradients: |cpu - cuda| <= GRAD_TOL * max|cpu| per tensor. Both sides are f32 through a
 /// dozen layers with different summation orders (GEMM blocking, block reductions).
 const GRAD_TOL: f64 = 1e-3;
-
-/// A small network: ResNet-18 at base width 4, 8-channel FPN and head, 3 classes. BN trains
-/// (so running statistics are updated) and no stage is frozen.
-const TINY: &[&str] = &[
-    "model.backbone.depth = 18",
-    "model.backbone.base_channels = 4",
-    "model.backbone.frozen_stages = -1",
-    "model.backbone.norm_eval = false",
-    "model.neck.in_channels = [4, 8, 16, 32]",
-    "model.neck.out_channels = 8",
-    "model.bbox_head.in_channels = 8",
-    "model.bbox_head.feat_channels = 8",
-    "model.bbox_head.stacked_convs = 1",
-    "model.bbox_head.num_classes = 3",
-];
 
 const HW: (usize, usize) = (64, 96);
 

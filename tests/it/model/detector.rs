@@ -48,7 +48,9 @@ fn retinanet_r50_fpn_has_mmdetections_parameter_count() {
     assert_eq!(g.num_params(), 37_968_692);
 }
 
-const TINY: &[&str] = &[
+/// A small network: ResNet-18 at base width 4, 8-channel FPN and head, 3 classes. BN trains
+/// (so running statistics are updated) and no stage is frozen.
+pub const TINY: &[&str] = &[
     "model.backbone.depth = 18",
     "model.backbone.base_channels = 4",
     "model.backbone.frozen_stages = -1",
