@@ -130,11 +130,8 @@ fn run_coco(
 fn run_voc(a: &VocArgs) -> Result<(), EvalError> {
     let gt = CocoGt::from_json_path(&a.gt)?;
     let dets = coco::load_detections_path(&a.dt)?;
-    let (results, annotations) = voc::from_coco(&gt, &dets).map_err(|e| {
-        let in_gt = matches!(&e, EvalError::Invalid { origin, .. } if origin == "ground truth");
-        let file = if in_gt { &a.gt } else { &a.dt };
-        e.with_origin(&file.display().to_string())
-    })?;
+    let (gt_origin, dt_origin) = (a.gt.display().to_string(), a.dt.display().to_string());
+    let (results, annotations) = voc::from_coco(&gt, &dets, &gt_origin, &dt_origin)?;
     let mode = if a.eleven_points {
         ApMode::ElevenPoints
     } else {

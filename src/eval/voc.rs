@@ -344,10 +344,12 @@ fn validate(
 /// The VOC evaluator's inputs from COCO files (what `mmrun eval voc` reads): images in the
 /// ground truth's order, classes in its category order, `[x, y, w, h]` turned into corners,
 /// crowd boxes as ignored ("difficult") ones. A detection naming an image or category that the
-/// ground truth does not have is an error naming it.
+/// ground truth does not have is an error naming it; errors name `gt_origin` / `dt_origin`.
 pub fn from_coco(
     gt: &super::coco::CocoGt,
     dets: &[super::coco::Detection],
+    gt_origin: &str,
+    dt_origin: &str,
 ) -> Result<(Vec<ImageDetections>, Vec<VocAnnotation>), EvalError> {
     use std::collections::HashMap;
     let image_index: HashMap<i64, usize> = (gt.images.iter().enumerate())
@@ -379,7 +381,7 @@ pub fn from_coco(
     }
     if !problems.is_empty() {
         return Err(EvalError::Invalid {
-            origin: "ground truth".into(),
+            origin: gt_origin.into(),
             problems,
         });
     }
@@ -405,7 +407,7 @@ pub fn from_coco(
     }
     if !problems.is_empty() {
         return Err(EvalError::Invalid {
-            origin: "input".into(),
+            origin: dt_origin.into(),
             problems,
         });
     }

@@ -52,10 +52,10 @@ pub struct Executor<B: Backend> {
     plan: MemoryPlan,
     backend: B,
     slots: Vec<Option<B::Buffer>>,
-    /// Opt-in timing per op name (`upload`/`download` for host↔backend copies); `None` when
-    /// off, so that an unprofiled run reads no clock.
+    /// Opt-in timing of host↔backend copies (`upload`/`download`); `None` when off, so that an
+    /// unprofiled run reads no clock.
     timings: Option<BTreeMap<&'static str, (f64, u64)>>,
-    /// Seconds and calls per executed node, kept alongside `timings` when profiling is on.
+    /// Seconds and calls per executed node when profiling is on (per-op totals derive from it).
     node_timings: Vec<(f64, u64)>,
 }
 
@@ -185,7 +185,6 @@ impl<B: Backend> Executor<B> {
                 e.0 += t0.elapsed().as_secs_f64();
                 e.1 += 1;
             }
-            record(&mut self.timings, self.graph.nodes[i].op.name(), t0);
         }
         let mut out = RunOutputs::default();
         for (name, id) in &self.graph.outputs {
@@ -327,12 +326,13 @@ impl<B: Backend> Executor<B> {
     /// Seconds and calls per op name since profiling was turned on, slowest first; host↔backend
     /// copies appear as `upload` and `download`. Empty when profiling is off.
     pub fn profile(&self) -> Vec<(&'static str, f64, u64)> {
-        let mut v: Vec<_> = self
-            .timings
-            .iter()
-            .flatten()
-            .map(|(&k, &(s, n))| (k, s, n))
-            .collect();
+        let mut by_name = self.timings.clone().unwrap_or_default();
+        for (id, s, n) in self.node_profile() {
+            let e = by_name.entry(self.graph.nodes[id.0].op.name()).or_default();
+            e.0 += s;
+            e.1 += n;
+        }
+        let mut v: Vec<_> = by_name.into_iter().map(|(k, (s, n))| (k, s, n)).collect();
         v.sort_by(|a, b| b.1.total_cmp(&a.1));
         v
     }

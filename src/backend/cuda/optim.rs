@@ -19,6 +19,17 @@ pub struct Sgd {
     pub nesterov: bool,
 }
 
+impl Sgd {
+    /// mmdetection's detector default: lr 0.01 (for 16 images), momentum 0.9, weight decay 1e-4.
+    pub const MMDET: Sgd = Sgd {
+        lr: 0.01,
+        momentum: 0.9,
+        dampening: 0.0,
+        weight_decay: 1e-4,
+        nesterov: false,
+    };
+}
+
 /// torch.optim.AdamW hyper-parameters (amsgrad off).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamW {

@@ -467,14 +467,8 @@ mod retinanet {
         drop(plain);
         drop(host);
 
-        // mmdetection's RetinaNet optimizer (lr 0.01 for 16 images, momentum 0.9, wd 1e-4).
-        let hp = Sgd {
-            lr: 0.01,
-            momentum: 0.9,
-            dampening: 0.0,
-            weight_decay: 1e-4,
-            nesterov: false,
-        };
+        // mmdetection's RetinaNet optimizer.
+        let hp = Sgd::MMDET;
         let (mut trainer, upload_s) = ResidentSgd::new(built.graph, backend.clone(), &store, hp)?;
         let mut first = 0.0;
         for i in 0..WARMUP {

@@ -194,13 +194,7 @@ fn resident_sgd_matches_host_sgd() {
     let feeds = feeds(&d, &mut rng);
     let built = d.build(GraphMode::Train, 2, HW, DType::F32).unwrap();
     let init = ParamStore::init(&built.graph, 5);
-    let hp = Sgd {
-        lr: 0.01,
-        momentum: 0.9,
-        dampening: 0.0,
-        weight_decay: 1e-4,
-        nesterov: false,
-    };
+    let hp = Sgd::MMDET;
     // Host: gradients from the CUDA executor's plain path, update in f64.
     let mut host = init.clone();
     let mut ex = Executor::new(built.graph.clone(), be.clone());
