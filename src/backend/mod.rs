@@ -62,6 +62,23 @@ pub trait Backend {
         dtype: DType,
         shape: &[usize],
     ) -> Result<HostTensor, BackendError>;
+    /// Copies a host tensor into `buf`, a buffer of an earlier upload; backends that can reuse
+    /// it (same dtype and length) skip the allocation (and, on the host, its page faults).
+    fn upload_into(&self, t: &HostTensor, buf: &mut Self::Buffer) -> Result<(), BackendError> {
+        *buf = self.upload(t)?;
+        Ok(())
+    }
+    /// Host-memory backends: exchanges the storage of `t` with `buf` (same dtype and length)
+    /// without copying, and says whether it did. A swap done twice restores both.
+    fn swap_storage(&self, _t: &mut HostTensor, _buf: &mut Self::Buffer) -> bool {
+        false
+    }
+    /// Copies the first `numel(dst.shape)` elements into `dst`, reusing its storage where the
+    /// backend can.
+    fn download_into(&self, buf: &Self::Buffer, dst: &mut HostTensor) -> Result<(), BackendError> {
+        *dst = self.download(buf, dst.dtype(), &dst.shape)?;
+        Ok(())
+    }
     /// Fills a tensor with one value.
     fn fill(&self, out: TensorMut<'_, Self::Buffer>, value: f64) -> Result<(), BackendError>;
     /// Elementwise one-input ops (and their gradients).

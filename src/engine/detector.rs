@@ -20,7 +20,9 @@ use crate::data::{
 };
 use crate::engine::device::{Device, DeviceExecutor};
 use crate::engine::params::ParamSet;
-use crate::engine::store::{param_set_from_store, step_results_from_store, values_to_store};
+use crate::engine::store::{
+    lend_values, param_set_from_store, return_values, step_results_from_store, values_to_store,
+};
 use crate::engine::task::{Metrics, Task, TaskError, TrainOutput};
 use crate::eval::coco::{CocoGt, CocoParams, Detection};
 use crate::eval::{MetricKind, metric_names};
@@ -350,12 +352,17 @@ impl Task for DetectorTask {
             .detector
             .train_feeds(img, &batch.targets, (h, w))
             .map_err(err)?;
-        values_to_store(params, &mut self.store).map_err(err)?;
+        lend_values(params, &mut self.store).map_err(err)?;
         let mut store = std::mem::take(&mut self.store);
-        let out = self.train_exec((n, h, w))?.run(&mut store, &feeds);
+        let out = match self.train_exec((n, h, w)) {
+            Ok(exec) => exec.run(&mut store, &feeds).map_err(err),
+            Err(e) => Err(e),
+        };
+        // The values go back to `params` whatever happened.
+        return_values(params, &mut store);
         self.store = store;
-        let out = out.map_err(err)?;
-        step_results_from_store(&self.store, params).map_err(err)?;
+        let out = out?;
+        step_results_from_store(&mut self.store, params).map_err(err)?;
         let mut names = vec!["loss_cls", "loss_bbox"];
         if self.has_centerness {
             names.push("loss_centerness");

@@ -57,6 +57,12 @@ pub struct Executor<B: Backend> {
     timings: Option<BTreeMap<&'static str, (f64, u64)>>,
     /// Seconds and calls per executed node when profiling is on (per-op totals derive from it).
     node_timings: Vec<(f64, u64)>,
+    /// The last run's parameter uploads by node, refilled in place by the next run
+    /// ([`Backend::upload_into`]) instead of allocated again.
+    param_bufs: BTreeMap<usize, B::Buffer>,
+    /// Parameters whose storage the running step has borrowed from the store
+    /// ([`Backend::swap_storage`]; node, name), handed back when the step ends.
+    lent: Vec<(usize, String)>,
 }
 
 impl<B: Backend> Executor<B> {
@@ -71,6 +77,8 @@ impl<B: Backend> Executor<B> {
             slots,
             timings: None,
             node_timings: Vec::new(),
+            param_bufs: BTreeMap::new(),
+            lent: Vec::new(),
         }
     }
 
@@ -106,15 +114,47 @@ impl<B: Backend> Executor<B> {
     ) -> Result<RunOutputs, ExecError> {
         store.check(&self.graph).map_err(ExecError::Store)?;
         let mut ext: BTreeMap<usize, B::Buffer> = BTreeMap::new();
-        let out = self.run_bound(store, None, feeds, &mut ext, &mut Vec::new())?;
-        for (name, id) in &self.graph.grads {
-            let t0 = self.timings.is_some().then(Instant::now);
-            let t = self.fetch(id.0, &ext)?;
-            record(&mut self.timings, "download", t0);
-            let dt = store.spec(name).map(|s| s.dtype).unwrap_or(t.dtype());
-            store.set_grad(name, if t.dtype() == dt { t } else { t.cast(dt) });
-        }
+        let out = self.run_bound(store, None, feeds, &mut ext, &mut Vec::new());
+        self.keep_param_bufs(store, ext);
+        let out = out?;
+        let t0 = self.timings.is_some().then(Instant::now);
+        self.take_grads(store)?;
+        record(&mut self.timings, "download", t0);
         Ok(out)
+    }
+
+    /// [`Executor::download_grads`], but swapping storage with the last step's gradients
+    /// where the backend can (those slots then hold last step's, to be overwritten).
+    fn take_grads(&mut self, store: &mut ParamStore) -> Result<(), ExecError> {
+        for (name, id) in &self.graph.grads {
+            let node = &self.graph.nodes[id.0];
+            let slot = self.plan.slot_of[id.0].and_then(|s| self.slots[s].as_mut());
+            if let (Some(g), Some(buf)) = (store.grad_mut(name), slot)
+                && g.dtype() == node.dtype
+                && g.shape == node.shape
+                && self.backend.swap_storage(g, buf)
+            {
+                continue;
+            }
+            self.download_grad(store, name, id.0)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the borrowed parameter storage back to `store` and keeps the parameter buffers
+    /// of a finished run for the next one to refill.
+    fn keep_param_bufs(&mut self, store: &mut ParamStore, mut ext: BTreeMap<usize, B::Buffer>) {
+        for (i, name) in std::mem::take(&mut self.lent) {
+            if let (Some(t), Some(b)) = (store.get_mut(&name), ext.get_mut(&i)) {
+                let swapped = self.backend.swap_storage(t, b);
+                debug_assert!(swapped, "a lent buffer swaps back");
+            }
+        }
+        for (i, b) in ext {
+            if matches!(self.graph.nodes[i].op, Op::Param { .. }) {
+                self.param_bufs.insert(i, b);
+            }
+        }
     }
 
     /// The run shared by [`Executor::run`] and [`Executor::run_resident`]: binds feeds and
@@ -155,15 +195,36 @@ impl<B: Backend> Executor<B> {
                     match kept {
                         Some(b) => b,
                         None => {
+                            // The CPU backend borrows a parameter's storage for the step
+                            // (handed back in `keep_param_bufs`); buffers stay put, as
+                            // running-statistics updates read them from the store meanwhile.
+                            let lendable = store.spec(name).is_some_and(|s| !s.buffer);
+                            let mut cached = self.param_bufs.remove(&i);
+                            let lent = lendable
+                                && match (store.get_mut(name), cached.as_mut()) {
+                                    (Some(t), Some(b)) => self.backend.swap_storage(t, b),
+                                    _ => false,
+                                };
+                            if lent {
+                                self.lent.push((i, name.clone()));
+                            }
                             let t = store.get(name).ok_or_else(|| {
                                 ExecError::Store(format!("no parameter `{name}`"))
                             })?;
-                            // Upload straight from the store: a clone first would copy every
-                            // parameter twice per step on the CPU backend.
-                            let up = if t.dtype() == node.dtype {
-                                self.backend.upload(t)
+                            // Else upload straight from the store (a clone first would copy
+                            // every parameter twice per step on the CPU backend), into the
+                            // last run's buffer when there is one.
+                            let cast;
+                            let t = if t.dtype() == node.dtype {
+                                t
                             } else {
-                                self.backend.upload(&t.cast(node.dtype))
+                                cast = t.cast(node.dtype);
+                                &cast
+                            };
+                            let up = match cached {
+                                Some(b) if lent => Ok(b),
+                                Some(mut b) => self.backend.upload_into(t, &mut b).map(|()| b),
+                                None => self.backend.upload(t),
                             };
                             up.map_err(|e| self.be(i, e))?
                         }
@@ -379,6 +440,7 @@ impl<B: Backend> Executor<B> {
                 resident.entry(name).or_insert(b);
             }
         }
+        self.keep_param_bufs(store, ext);
         result
     }
 
@@ -391,18 +453,36 @@ impl<B: Backend> Executor<B> {
 
     /// Downloads the last run's gradients into `store` (what [`Executor::run`] does itself).
     pub fn download_grads(&self, store: &mut ParamStore) -> Result<(), ExecError> {
-        let none = BTreeMap::new();
         for (name, id) in &self.graph.grads {
-            let computed = self.plan.slot_of[id.0].is_some_and(|s| self.slots[s].is_some());
-            if !computed {
-                return Err(ExecError::Store(format!(
-                    "the gradient of `{name}` was not computed on the backend (no run yet?)"
-                )));
-            }
-            let t = self.fetch(id.0, &none)?;
-            let dt = store.spec(name).map(|s| s.dtype).unwrap_or(t.dtype());
-            store.set_grad(name, if t.dtype() == dt { t } else { t.cast(dt) });
+            self.download_grad(store, name, id.0)?;
         }
+        Ok(())
+    }
+
+    /// Downloads the gradient of `name` (node `i`) into `store`: in place into the last
+    /// step's gradient when it has this dtype and shape.
+    fn download_grad(&self, store: &mut ParamStore, name: &str, i: usize) -> Result<(), ExecError> {
+        let buf = self.plan.slot_of[i]
+            .and_then(|s| self.slots[s].as_ref())
+            .ok_or_else(|| {
+                ExecError::Store(format!(
+                    "the gradient of `{name}` was not computed on the backend (no run yet?)"
+                ))
+            })?;
+        let node = &self.graph.nodes[i];
+        let dt = store.spec(name).map(|s| s.dtype).unwrap_or(node.dtype);
+        if let Some(g) = store.grad_mut(name)
+            && g.dtype() == node.dtype
+            && dt == node.dtype
+            && g.shape == node.shape
+        {
+            return self
+                .backend
+                .download_into(buf, g)
+                .map_err(|e| self.be(i, e));
+        }
+        let t = self.fetch(i, &BTreeMap::new())?;
+        store.set_grad(name, if t.dtype() == dt { t } else { t.cast(dt) });
         Ok(())
     }
 }

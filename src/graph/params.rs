@@ -152,6 +152,11 @@ impl ParamStore {
         Some((&mut e.value, e.grad.as_ref()))
     }
 
+    /// The last step's gradient, mutable (to be overwritten in place).
+    pub fn grad_mut(&mut self, name: &str) -> Option<&mut HostTensor> {
+        self.entries.get_mut(name)?.grad.as_mut()
+    }
+
     pub(crate) fn set_grad(&mut self, name: &str, grad: HostTensor) {
         if let Some(e) = self.entries.get_mut(name) {
             e.grad = Some(grad);

@@ -72,6 +72,33 @@ macro_rules! by_dtype {
     };
 }
 
+/// `dst = src` in place when both hold the same dtype and length; false (nothing copied)
+/// otherwise.
+fn copy_data(src: &HostData, dst: &mut HostData) -> bool {
+    src.len() == dst.len() && copy_prefix(src, dst, src.len())
+}
+
+/// `dst = src[..n]` in place when both hold the same dtype and `dst` has `n` elements; false
+/// (nothing copied) otherwise.
+fn copy_prefix(src: &HostData, dst: &mut HostData, n: usize) -> bool {
+    fn go<T: Copy>(s: &[T], d: &mut [T], n: usize) -> bool {
+        let ok = d.len() == n && s.len() >= n;
+        if ok {
+            d.copy_from_slice(&s[..n]);
+        }
+        ok
+    }
+    match (src, dst) {
+        (HostData::F32(s), HostData::F32(d)) => go(s, d, n),
+        (HostData::F64(s), HostData::F64(d)) => go(s, d, n),
+        (HostData::F16(s), HostData::F16(d)) => go(s, d, n),
+        (HostData::BF16(s), HostData::BF16(d)) => go(s, d, n),
+        (HostData::I32(s), HostData::I32(d)) => go(s, d, n),
+        (HostData::U8(s), HostData::U8(d)) => go(s, d, n),
+        _ => false,
+    }
+}
+
 impl Backend for CpuBackend {
     type Buffer = HostData;
 
@@ -109,6 +136,30 @@ impl Backend for CpuBackend {
             shape: shape.to_vec(),
             data,
         })
+    }
+
+    fn upload_into(&self, t: &HostTensor, buf: &mut HostData) -> Result<(), BackendError> {
+        if !copy_data(&t.data, buf) {
+            *buf = t.data.clone();
+        }
+        Ok(())
+    }
+
+    fn swap_storage(&self, t: &mut HostTensor, buf: &mut HostData) -> bool {
+        let same = std::mem::discriminant(&t.data) == std::mem::discriminant(buf)
+            && t.data.len() == buf.len();
+        if same {
+            std::mem::swap(&mut t.data, buf);
+        }
+        same
+    }
+
+    fn download_into(&self, buf: &HostData, dst: &mut HostTensor) -> Result<(), BackendError> {
+        let n = numel(&dst.shape);
+        if buf.len() < n || !copy_prefix(buf, &mut dst.data, n) {
+            *dst = self.download(buf, dst.dtype(), &dst.shape)?;
+        }
+        Ok(())
     }
 
     fn fill(&self, mut out: Out<'_>, value: f64) -> Result<(), BackendError> {

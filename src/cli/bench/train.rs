@@ -15,7 +15,9 @@
 use crate::backend::cpu::CpuBackend;
 use crate::engine::optim::{Optimizer, OptimizerConfig};
 use crate::engine::params::ParamSet;
-use crate::engine::store::{param_set_from_store, step_results_from_store, values_to_store};
+use crate::engine::store::{
+    lend_values, param_set_from_store, return_values, step_results_from_store,
+};
 use crate::graph::{DType, Executor, HostTensor, ParamStore};
 use crate::model::assign::ImageGt;
 use crate::model::config::DetectorConfig;
@@ -206,11 +208,13 @@ fn measure(args: &Args) -> Result<Measured, String> {
         host.targets += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let feeds = det.train_feeds(data.img.clone(), &targets, hw)?;
-        values_to_store(&params, &mut store)?;
+        lend_values(&mut params, &mut store)?;
         host.copies += t.elapsed().as_secs_f64();
-        let out = exec.run(&mut store, &feeds).map_err(|e| e.to_string())?;
+        let out = exec.run(&mut store, &feeds).map_err(|e| e.to_string());
         let t = Instant::now();
-        step_results_from_store(&store, &mut params)?;
+        return_values(&mut params, &mut store);
+        let out = out?;
+        step_results_from_store(&mut store, &mut params)?;
         host.copies += t.elapsed().as_secs_f64();
         let t = Instant::now();
         optim.step(&mut params);

@@ -231,12 +231,32 @@ fn resident_sgd_matches_host_sgd() {
     }
     tr.download_params(&mut store).unwrap();
     assert_close(test, &dev_losses, &host_losses, 1e-5, 0.0);
+    // Each parameter against max(its own max |value|, PARAM_FLOOR × the network's largest):
+    // a BN bias that starts at 0 and moves by two near-cancelled gradients holds 5e-8 of
+    // noise, whose last bits differ between the two gradient paths (seen on an H200).
+    let floor = built
+        .graph
+        .grads
+        .iter()
+        .flat_map(|(name, _)| host.get(name).unwrap().to_f64_vec())
+        .fold(0.0f64, |m, v| m.max(v.abs()))
+        * PARAM_FLOOR;
     for (name, _) in &built.graph.grads {
         let w = host.get(name).unwrap().to_f64_vec();
         let g = store.get(name).unwrap().to_f64_vec();
-        assert_close(&format!("{test}: {name}"), &g, &w, 1e-5, 1e-6);
+        let scale = w.iter().fold(floor, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in g.iter().zip(&w).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-6 * scale + 1e-5 * y.abs(),
+                "{test}: {name}[{i}]: got {x}, want {y} (scale {scale})"
+            );
+        }
     }
 }
+
+/// The floor of the per-parameter scale in `resident_sgd_matches_host_sgd`, relative to the
+/// network's largest parameter.
+const PARAM_FLOOR: f64 = 1e-3;
 
 /// `--device cuda:0` without a usable device is a clear error before any work; with one, it
 /// opens.

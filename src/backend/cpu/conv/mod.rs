@@ -12,6 +12,7 @@
 //! the same either way, so results are bit-identical whatever the thread count.
 
 mod unfold;
+mod winograd;
 mod workspace;
 
 use super::Float;
@@ -144,6 +145,10 @@ pub fn conv2d<T: Float>(
     assert!(y.len() >= geo.n * geo.co * hwo, "conv2d: output too short");
     assert!(x.len() >= geo.n * geo.c * hw, "conv2d: input too short");
     if hwo == 0 {
+        return;
+    }
+    if winograd::applies::<T>(&geo) {
+        winograd::conv2d(x, wt, bias, &geo, y, winograd::CHUNK_ELEMS);
         return;
     }
     let out = OutPtr(y.as_mut_ptr());
@@ -316,6 +321,10 @@ pub fn conv2d_grad_weight<T: Float>(
     let dw = &mut dw[..per];
     if hwo == 0 || geo.n == 0 {
         dw.fill(T::ZERO);
+        return;
+    }
+    if winograd::applies::<T>(&geo) {
+        winograd::conv2d_grad_weight(x, dy, &geo, dw, winograd::CHUNK_ELEMS);
         return;
     }
     // Group `g`'s weight gradient over `images`, written (not added) into `dwg`.

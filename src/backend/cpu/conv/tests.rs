@@ -190,3 +190,58 @@ fn results_do_not_depend_on_the_thread_count() {
         );
     }
 }
+
+/// The Winograd path (f32 3×3 stride 1) against the f64 definition: every padding it takes,
+/// edge tiles (odd sizes), and scratch small enough for many chunks of tiles (the weight
+/// gradient accumulates across them), through the dispatch and called directly — the last
+/// case (a 2×2 output, too few tiles for the dispatch) only directly. The input gradient
+/// reaches it through the flipped-weight forward.
+#[test]
+fn winograd_matches_the_definition() {
+    let mut rng = Rng::seed(23);
+    let cases: &[Case] = &[
+        (16, 24, 3, 1, 1, 1, 1, 13),
+        (20, 16, 3, 1, 0, 1, 1, 17),
+        (16, 18, 3, 1, 2, 1, 1, 12),
+        (32, 17, 3, 1, 1, 1, 1, 2),
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        let a = attrs(c);
+        let [xs, ws, ys] = shapes(c);
+        let dispatched = winograd::applies::<f32>(&Geo::new(&xs, &ws, &ys, &a));
+        assert_eq!(dispatched, i + 1 < cases.len(), "{c:?}");
+        let x: Vec<f64> = rand(&mut rng, xs.iter().product());
+        let w: Vec<f64> = rand(&mut rng, ws.iter().product());
+        let b: Vec<f64> = rand(&mut rng, ws[0]);
+        let dy: Vec<f64> = rand(&mut rng, ys.iter().product());
+        let (mut y_ref, dx_ref, dw_ref) = naive(&x, &xs, &w, &ws, &a, &ys, &dy);
+        let hwo = ys[2] * ys[3];
+        for (i, v) in y_ref.iter_mut().enumerate() {
+            *v += b[(i / hwo) % ws[0]];
+        }
+        let f = |v: &[f64]| -> Vec<f32> { v.iter().map(|&u| u as f32).collect() };
+        let (x32, w32, b32, dy32) = (f(&x), f(&w), f(&b), f(&dy));
+        let mut results = vec![run(c, &x32, &w32, &b32, &dy32)];
+        // Scratch for 1 and for 3 tiles per chunk.
+        for tiles in [1, 3] {
+            let geo = Geo::new(&xs, &ws, &ys, &a);
+            let elems = tiles * 16 * (geo.c + geo.co);
+            let mut y = vec![f32::NAN; dy.len()];
+            winograd::conv2d(&x32, &w32, Some(&b32), &geo, &mut y, elems);
+            let mut dw = vec![f32::NAN; w.len()];
+            winograd::conv2d_grad_weight(&x32, &dy32, &geo, &mut dw, elems);
+            results.push([y, results[0][1].clone(), dw]);
+        }
+        for [y, dx, dw] in &results {
+            for (what, got, want) in [("y", y, &y_ref), ("dx", dx, &dx_ref), ("dw", dw, &dw_ref)] {
+                let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                for (u, v) in got.iter().zip(want.iter()) {
+                    assert!(
+                        (*u as f64 - v).abs() <= 1e-5 * scale,
+                        "{what}: {u} vs {v} (max |want| {scale}) for {c:?}"
+                    );
+                }
+            }
+        }
+    }
+}
