@@ -136,7 +136,7 @@ pub fn step_results_from_store(store: &mut ParamStore, set: &mut ParamSet) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{DType, Graph, Init, ParamSpec};
+    use crate::graph::{DType, Graph, HostTensor, Init, ParamSpec};
 
     fn spec(name: &str, n: usize, trainable: bool, buffer: bool) -> (String, ParamSpec) {
         (
@@ -178,5 +178,52 @@ mod tests {
         assert_eq!(set.get("bn.running_mean").unwrap().value, [9.0, 0.5]);
         // No gradient in the store yet: zeros, not stale values.
         assert_eq!(set.get("conv.bias").unwrap().grad, [0.0, 0.0]);
+    }
+
+    /// A train step's passage: values lent and taken back (the store's own storage returns
+    /// to it), buffers copied both ways, gradients swapped out; a set naming a parameter the
+    /// store lacks moves nothing.
+    #[test]
+    fn lends_values_and_takes_gradients_by_swapping() {
+        let mut g = Graph::default();
+        g.params.extend([
+            spec("conv.weight", 2, true, false),
+            spec("bn.running_mean", 2, false, true),
+        ]);
+        let mut store = ParamStore::init(&g, 0);
+        let mut set = param_set_from_store(&store, |n| n.starts_with("bn.")).unwrap();
+        set.get_mut("conv.weight").unwrap().value = vec![1.0, 2.0];
+        set.get_mut("bn.running_mean").unwrap().value = vec![3.0, 4.0];
+        lend_values(&mut set, &mut store).unwrap();
+        assert_eq!(store.f32("conv.weight").unwrap(), [1.0, 2.0]);
+        assert_eq!(store.f32("bn.running_mean").unwrap(), [3.0, 4.0]);
+        // The step: a gradient and a running-statistics update.
+        store.set_grad(
+            "conv.weight",
+            HostTensor::f32(vec![2], vec![7.0, 8.0]).unwrap(),
+        );
+        store.f32_mut("bn.running_mean").unwrap()[1] = 6.0;
+        return_values(&mut set, &mut store);
+        assert_eq!(set.get("conv.weight").unwrap().value, [1.0, 2.0]);
+        assert_eq!(
+            store.f32("conv.weight").unwrap(),
+            [0.5, 0.5],
+            "the store's own storage"
+        );
+        step_results_from_store(&mut store, &mut set).unwrap();
+        assert_eq!(set.get("conv.weight").unwrap().grad, [7.0, 8.0]);
+        assert_eq!(set.get("bn.running_mean").unwrap().value, [3.0, 6.0]);
+        // A parameter the store lacks: an error naming it, nothing moved.
+        let mut other = ParamSet::new();
+        other
+            .add("conv.weight", &[2], ParamKind::Weight, true, vec![9.0, 9.0])
+            .unwrap();
+        other
+            .add("head.weight", &[1], ParamKind::Weight, true, vec![1.0])
+            .unwrap();
+        let e = lend_values(&mut other, &mut store).unwrap_err();
+        assert!(e.contains("head.weight"), "{e}");
+        assert_eq!(store.f32("conv.weight").unwrap(), [0.5, 0.5]);
+        assert_eq!(other.get("conv.weight").unwrap().value, [9.0, 9.0]);
     }
 }

@@ -2,7 +2,7 @@
 //! disjoint output chunks; every output element is computed by one sequential expression, so
 //! results do not depend on the thread count. Reductions accumulate in f64.
 
-use super::{CHUNK, Float};
+use super::{Float, map};
 use crate::graph::op::{BinaryOp, UnaryOp};
 use rayon::prelude::*;
 
@@ -12,27 +12,13 @@ pub fn unary<T: Float>(op: &UnaryOp, x: &[T], dy: Option<&[T]>, out: &mut [T]) {
     let one = T::ONE;
     macro_rules! map1 {
         ($f:expr) => {
-            out.par_chunks_mut(CHUNK)
-                .zip(x.par_chunks(CHUNK))
-                .for_each(|(o, x)| {
-                    for (o, &x) in o.iter_mut().zip(x) {
-                        *o = $f(x);
-                    }
-                })
+            map::map1(x, out, $f)
         };
     }
     macro_rules! map2 {
-        ($f:expr) => {{
-            let dy = dy.expect("gradient ops take (y, dy)");
-            out.par_chunks_mut(CHUNK)
-                .zip(x.par_chunks(CHUNK))
-                .zip(dy.par_chunks(CHUNK))
-                .for_each(|((o, x), d)| {
-                    for ((o, &x), &d) in o.iter_mut().zip(x).zip(d) {
-                        *o = $f(x, d);
-                    }
-                })
-        }};
+        ($f:expr) => {
+            map::map2(x, dy.expect("gradient ops take (y, dy)"), out, $f)
+        };
     }
     match op {
         UnaryOp::Relu => map1!(|x: T| if x > zero { x } else { zero }),
@@ -114,31 +100,32 @@ pub fn binary<T: Float>(
     out: &mut [T],
     so: &[usize],
 ) {
-    let f = move |x: T, y: T| match op {
-        BinaryOp::Add => x + y,
-        BinaryOp::Sub => x - y,
-        BinaryOp::Mul => x * y,
-        BinaryOp::Div => x / y,
-    };
+    // One instance per op, so that no loop branches on it.
+    match op {
+        BinaryOp::Add => binary_with(|x, y| x + y, a, sa, b, sb, out, so),
+        BinaryOp::Sub => binary_with(|x, y| x - y, a, sa, b, sb, out, so),
+        BinaryOp::Mul => binary_with(|x, y| x * y, a, sa, b, sb, out, so),
+        BinaryOp::Div => binary_with(|x, y| x / y, a, sa, b, sb, out, so),
+    }
+}
+
+/// [`binary`] for one op `f`.
+fn binary_with<T: Float>(
+    f: impl Fn(T, T) -> T + Sync + Copy,
+    a: &[T],
+    sa: &[usize],
+    b: &[T],
+    sb: &[usize],
+    out: &mut [T],
+    so: &[usize],
+) {
     if a.len() == out.len() && b.len() == out.len() {
-        out.par_chunks_mut(CHUNK)
-            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-            .for_each(|(o, (a, b))| {
-                for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
-                    *o = f(x, y);
-                }
-            });
+        map::map2(a, b, out, f);
         return;
     }
     if b.len() == 1 && a.len() == out.len() {
         let y = b[0];
-        out.par_chunks_mut(CHUNK)
-            .zip(a.par_chunks(CHUNK))
-            .for_each(|(o, a)| {
-                for (o, &x) in o.iter_mut().zip(a) {
-                    *o = f(x, y);
-                }
-            });
+        map::map1(a, out, move |x| f(x, y));
         return;
     }
     let (st_a, st_b) = (broadcast_strides(sa, so), broadcast_strides(sb, so));

@@ -5,32 +5,9 @@
 
 use super::Float;
 use super::elementwise::sigmoid;
+use super::map::{map2, map3};
 use crate::graph::op::IouKind;
 use rayon::prelude::*;
-
-fn map2<T: Float>(a: &[T], b: &[T], out: &mut [T], f: impl Fn(T, T) -> T + Sync) {
-    out.par_chunks_mut(super::CHUNK)
-        .zip(a.par_chunks(super::CHUNK).zip(b.par_chunks(super::CHUNK)))
-        .for_each(|(o, (a, b))| {
-            for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
-                *o = f(x, y);
-            }
-        });
-}
-
-fn map3<T: Float>(a: &[T], b: &[T], c: &[T], out: &mut [T], f: impl Fn(T, T, T) -> T + Sync) {
-    out.par_chunks_mut(super::CHUNK)
-        .zip(
-            a.par_chunks(super::CHUNK)
-                .zip(b.par_chunks(super::CHUNK))
-                .zip(c.par_chunks(super::CHUNK)),
-        )
-        .for_each(|(o, ((a, b), c))| {
-            for (((o, &x), &y), &z) in o.iter_mut().zip(a).zip(b).zip(c) {
-                *o = f(x, y, z);
-            }
-        });
-}
 
 /// `max(x, 0) - x t + ln(1 + exp(-|x|))`.
 #[inline]
@@ -48,49 +25,51 @@ pub fn bce_with_logits_grad<T: Float>(x: &[T], t: &[T], dy: &[T], dx: &mut [T]) 
     map3(x, t, dy, dx, |x, t, d| (sigmoid(x) - t) * d);
 }
 
-fn alpha_t<T: Float>(alpha: f64, t: T) -> T {
+/// The weights of `α_t = w1·t + w0·(1 - t)`: `(α, 1 - α)`, or `(1, 1)` when `α < 0` turns the
+/// weighting off (so the loops need no branch on it).
+fn alpha_weights<T: Float>(alpha: f64) -> (T, T) {
     if alpha < 0.0 {
-        T::ONE
+        (T::ONE, T::ONE)
     } else {
-        let a = T::from_f64(alpha);
-        a * t + (T::ONE - a) * (T::ONE - t)
+        (T::from_f64(alpha), T::from_f64(1.0 - alpha))
     }
 }
 
-/// `(σ(x), bce(x, t))` sharing one `exp(-|x|)` (the same values as [`sigmoid`] and [`bce`]).
-#[inline]
+/// `(σ(x), bce(x, t))` sharing one `exp(-|x|)` (the same values as [`sigmoid`] and [`bce`]
+/// up to the last bits: branch-free exp and log1p, so the loops vectorise).
+#[inline(always)]
 fn sigmoid_and_bce<T: Float>(x: T, t: T) -> (T, T) {
-    let e = (-x.abs()).exp();
+    let e = (-x.abs()).exp_nonpos();
     let p = if x >= T::ZERO {
         T::ONE / (T::ONE + e)
     } else {
         e / (T::ONE + e)
     };
-    (p, x.max(T::ZERO) - x * t + e.ln_1p())
-}
-
-/// `m^γ`, with detectors' usual γ = 2 (and 1, 0) as plain products rather than `powf`, which
-/// costs a log and an exp per element.
-#[inline]
-fn pow_gamma<T: Float>(m: T, gamma: f64) -> T {
-    if gamma == 2.0 {
-        m * m
-    } else if gamma == 1.0 {
-        m
-    } else if gamma == 0.0 {
-        T::ONE
-    } else {
-        m.powf(T::from_f64(gamma))
-    }
+    (p, x.max(T::ZERO) - x * t + e.ln_1p_unit())
 }
 
 /// torchvision's sigmoid focal loss per element: `α_t · bce(x, t) · (1 - p_t)^γ`.
 pub fn sigmoid_focal<T: Float>(x: &[T], t: &[T], alpha: f64, gamma: f64, out: &mut [T]) {
-    map2(x, t, out, |x, t| {
-        let (p, bce) = sigmoid_and_bce(x, t);
-        let p_t = p * t + (T::ONE - p) * (T::ONE - t);
-        alpha_t(alpha, t) * bce * pow_gamma(T::ONE - p_t, gamma)
-    });
+    let (w1, w0) = alpha_weights::<T>(alpha);
+    macro_rules! run {
+        ($pow:expr) => {
+            map2(x, t, out, |x, t| {
+                let (p, bce) = sigmoid_and_bce(x, t);
+                let p_t = p * t + (T::ONE - p) * (T::ONE - t);
+                (w1 * t + w0 * (T::ONE - t)) * bce * $pow(T::ONE - p_t)
+            })
+        };
+    }
+    if gamma == 2.0 {
+        run!(|m: T| m * m)
+    } else if gamma == 1.0 {
+        run!(|m: T| m)
+    } else if gamma == 0.0 {
+        run!(|_: T| T::ONE)
+    } else {
+        let g = T::from_f64(gamma);
+        run!(|m: T| m.powf(g))
+    }
 }
 
 /// Its gradient w.r.t. the logits.
@@ -102,20 +81,34 @@ pub fn sigmoid_focal_grad<T: Float>(
     dy: &[T],
     dx: &mut [T],
 ) {
+    let (w1, w0) = alpha_weights::<T>(alpha);
     let g = T::from_f64(gamma);
     let two = T::from_f64(2.0);
-    map3(x, t, dy, dx, |x, t, d| {
-        let (p, bce) = sigmoid_and_bce(x, t);
-        let p_t = p * t + (T::ONE - p) * (T::ONE - t);
-        let m = T::ONE - p_t;
-        let dm = -(p * (T::ONE - p)) * (two * t - T::ONE);
-        let grad = if gamma == 0.0 {
-            p - t
-        } else {
-            (p - t) * pow_gamma(m, gamma) + bce * g * pow_gamma(m, gamma - 1.0) * dm
+    // (m^γ, m^(γ-1)) as a function of m = 1 - p_t.
+    macro_rules! run {
+        ($pow:expr) => {
+            map3(x, t, dy, dx, |x, t, d| {
+                let (p, bce) = sigmoid_and_bce(x, t);
+                let p_t = p * t + (T::ONE - p) * (T::ONE - t);
+                let m = T::ONE - p_t;
+                let dm = -(p * (T::ONE - p)) * (two * t - T::ONE);
+                let (m_g, m_g1) = $pow(m);
+                let grad = (p - t) * m_g + bce * g * m_g1 * dm;
+                (w1 * t + w0 * (T::ONE - t)) * grad * d
+            })
         };
-        alpha_t(alpha, t) * grad * d
-    });
+    }
+    if gamma == 2.0 {
+        run!(|m: T| (m * m, m))
+    } else if gamma == 1.0 {
+        run!(|m: T| (m, T::ONE))
+    } else if gamma == 0.0 {
+        // g = 0 zeroes the second term.
+        run!(|_: T| (T::ONE, T::ZERO))
+    } else {
+        let g1 = T::from_f64(gamma - 1.0);
+        run!(|m: T| (m.powf(g), m.powf(g1)))
+    }
 }
 
 /// Softmax cross-entropy of `logits [N,K]` vs `labels [N]` per row, PyTorch's label

@@ -7,9 +7,11 @@
 
 pub mod conv;
 pub mod elementwise;
+mod fastmath;
 mod float;
 pub mod gemm;
 pub mod loss;
+mod map;
 pub mod norm;
 pub mod pool;
 
