@@ -1,5 +1,8 @@
 //! 2-D convolution via im2col/col2im and GEMM (PyTorch semantics: NCHW, weight
-//! `[Co, Ci/groups, kh, kw]`, zero padding, dilation, groups).
+//! `[Co, Ci/groups, kh, kw]`, zero padding, dilation, groups). In f32, 3×3 stride-1
+//! convolutions with enough channels and pixels take the Winograd path instead
+//! ([`winograd`]: 2.25× fewer multiplications), forward and weight gradient, and the input
+//! gradient through the forward.
 //!
 //! Work is cut into (image, group, band of output pixels) steps by the shape alone. A 1×1
 //! stride-1 unpadded convolution reads the NCHW planes directly (no im2col); otherwise each band

@@ -24,10 +24,16 @@ use rayon::prelude::*;
 /// output or output gradient, 16 planes each): 16 MiB in f32, inside the L3 cache.
 pub(super) const CHUNK_ELEMS: usize = 4 << 20;
 
-/// Fewest output tiles for the Winograd path: below, transforming the weights (16 values per
-/// channel pair, whatever the image size) costs more than the GEMM work it saves (measured:
-/// 512 channels at 8² — 32 tiles at batch 2 — ran 1.4× slower than im2col).
-const MIN_TILES: usize = 64;
+/// Fewest channels (in and out) and output tiles for the Winograd path. Its transforms cost
+/// per tile and channel, its GEMM savings per tile and channel pair, and transforming the
+/// weights costs per channel pair whatever the image size. Measured (2 threads, ms, forward /
+/// input gradient / weight gradient, Winograd vs im2col): 16 ch at 40² × 8 images 1.7 / 1.7 /
+/// 1.9 vs 0.57 / 0.55 / 0.77; 64 ch at 20² × 8 even; 128 ch at 5² × 8 (72 tiles) 0.69 / 0.86 /
+/// 0.71 vs 0.56 / 0.72 / 0.78; 128 ch at 32² × 2 2.6 / 2.7 / 2.6 vs 3.4 / 3.5 / 4.1; 256 ch at
+/// 16² × 2 (128 tiles) 2.5 / 3.1 / 2.6 vs 3.2 / 3.9 / 3.3; 256 ch at 32² × 2 8.4 / 9.4 / 8.5
+/// vs 12.1 / 13.0 / 12.9.
+const MIN_CHANNELS: usize = 128;
+const MIN_TILES: usize = 128;
 
 /// Whether the Winograd path serves this convolution: f32, 3×3, stride 1, no dilation, one
 /// group, padding at most 2, and enough channels and tiles that the GEMMs outweigh the
@@ -40,8 +46,8 @@ pub(super) fn applies<T: Float>(geo: &Geo) -> bool {
         && geo.a.dilation == [1, 1]
         && geo.g == 1
         && geo.a.padding.iter().all(|&p| p <= 2)
-        && geo.c >= 16
-        && geo.co >= 16
+        && geo.c >= MIN_CHANNELS
+        && geo.co >= MIN_CHANNELS
         && geo.ho >= 2
         && geo.wo >= 2
         && geo.n * geo.ho.div_ceil(2) * geo.wo.div_ceil(2) >= MIN_TILES
