@@ -248,4 +248,3 @@ fn winograd_matches_the_definition() {
         }
     }
 }
-
