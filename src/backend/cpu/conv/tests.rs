@@ -96,6 +96,28 @@ fn rand<T: Float>(rng: &mut Rng, n: usize) -> Vec<T> {
         .collect()
 }
 
+/// Random input, weight, bias and output gradient of one case.
+fn random_operands(rng: &mut Rng, c: &Case) -> [Vec<f64>; 4] {
+    let [xs, ws, ys] = shapes(c);
+    [
+        rand(rng, xs.iter().product()),
+        rand(rng, ws.iter().product()),
+        rand(rng, ws[0]),
+        rand(rng, ys.iter().product()),
+    ]
+}
+
+/// The definition's forward (with bias), input gradient and weight gradient of one case.
+fn reference(c: &Case, x: &[f64], w: &[f64], b: &[f64], dy: &[f64]) -> [Vec<f64>; 3] {
+    let [xs, ws, ys] = shapes(c);
+    let (mut y, dx, dw) = naive(x, &xs, w, &ws, &attrs(c), &ys, dy);
+    let hwo = ys[2] * ys[3];
+    for (i, v) in y.iter_mut().enumerate() {
+        *v += b[(i / hwo) % ws[0]];
+    }
+    [y, dx, dw]
+}
+
 /// Forward (with bias), input gradient and weight gradient of one case.
 fn run<T: Float>(c: &Case, x: &[T], w: &[T], b: &[T], dy: &[T]) -> [Vec<T>; 3] {
     let a = attrs(c);
@@ -119,15 +141,8 @@ fn every_path_matches_the_definition() {
         let [xs, ws, ys] = shapes(c);
         let geo = Geo::new(&xs, &ws, &ys, &a);
         multi_band += usize::from(geo.bands(BAND_ELEMS).1 > 1);
-        let x: Vec<f64> = rand(&mut rng, xs.iter().product());
-        let w: Vec<f64> = rand(&mut rng, ws.iter().product());
-        let b: Vec<f64> = rand(&mut rng, ws[0]);
-        let dy: Vec<f64> = rand(&mut rng, ys.iter().product());
-        let (mut y_ref, dx_ref, dw_ref) = naive(&x, &xs, &w, &ws, &a, &ys, &dy);
-        let hwo = ys[2] * ys[3];
-        for (i, v) in y_ref.iter_mut().enumerate() {
-            *v += b[(i / hwo) % ws[0]];
-        }
+        let [x, w, b, dy] = random_operands(&mut rng, c);
+        let [y_ref, dx_ref, dw_ref] = reference(c, &x, &w, &b, &dy);
         let [y, dx, dw] = run(c, &x, &w, &b, &dy);
         for (what, got, want) in [
             ("y", &y, &y_ref),
@@ -213,15 +228,8 @@ fn winograd_matches_the_definition() {
         let [xs, ws, ys] = shapes(c);
         let dispatched = winograd::applies::<f32>(&Geo::new(&xs, &ws, &ys, &a));
         assert_eq!(dispatched, i == 0, "{c:?}");
-        let x: Vec<f64> = rand(&mut rng, xs.iter().product());
-        let w: Vec<f64> = rand(&mut rng, ws.iter().product());
-        let b: Vec<f64> = rand(&mut rng, ws[0]);
-        let dy: Vec<f64> = rand(&mut rng, ys.iter().product());
-        let (mut y_ref, dx_ref, dw_ref) = naive(&x, &xs, &w, &ws, &a, &ys, &dy);
-        let hwo = ys[2] * ys[3];
-        for (i, v) in y_ref.iter_mut().enumerate() {
-            *v += b[(i / hwo) % ws[0]];
-        }
+        let [x, w, b, dy] = random_operands(&mut rng, c);
+        let [y_ref, dx_ref, dw_ref] = reference(c, &x, &w, &b, &dy);
         let f = |v: &[f64]| -> Vec<f32> { v.iter().map(|&u| u as f32).collect() };
         let (x32, w32, b32, dy32) = (f(&x), f(&w), f(&b), f(&dy));
         let mut results = vec![run(c, &x32, &w32, &b32, &dy32)];
