@@ -63,6 +63,10 @@ pub struct Executor<B: Backend> {
     /// Parameters whose storage the running step has borrowed from the store
     /// ([`Backend::swap_storage`]; node, name), handed back when the step ends.
     lent: Vec<(usize, String)>,
+    /// Per node: a parameter whose storage may be borrowed — not a buffer (running-statistics
+    /// updates read those from the store mid-step) and the only node of its name (a second
+    /// node would find the store holding the swapped-in spare).
+    lendable: Vec<bool>,
 }
 
 impl<B: Backend> Executor<B> {
@@ -70,6 +74,23 @@ impl<B: Backend> Executor<B> {
     pub fn new(graph: Graph, backend: B) -> Self {
         let plan = MemoryPlan::new(&graph);
         let slots = (0..plan.slots.len()).map(|_| None).collect();
+        let param_name = |op: &Op| match op {
+            Op::Param { name } => Some(name.clone()),
+            _ => None,
+        };
+        let mut uses: BTreeMap<String, usize> = BTreeMap::new();
+        for name in graph.nodes.iter().filter_map(|n| param_name(&n.op)) {
+            *uses.entry(name).or_default() += 1;
+        }
+        let lendable = graph
+            .nodes
+            .iter()
+            .map(|n| {
+                param_name(&n.op).is_some_and(|name| {
+                    uses[&name] == 1 && graph.params.get(&name).is_some_and(|p| !p.buffer)
+                })
+            })
+            .collect();
         Executor {
             graph,
             plan,
@@ -79,6 +100,7 @@ impl<B: Backend> Executor<B> {
             node_timings: Vec::new(),
             param_bufs: BTreeMap::new(),
             lent: Vec::new(),
+            lendable,
         }
     }
 
@@ -196,11 +218,9 @@ impl<B: Backend> Executor<B> {
                         Some(b) => b,
                         None => {
                             // The CPU backend borrows a parameter's storage for the step
-                            // (handed back in `keep_param_bufs`); buffers stay put, as
-                            // running-statistics updates read them from the store meanwhile.
-                            let lendable = store.spec(name).is_some_and(|s| !s.buffer);
+                            // (handed back in `keep_param_bufs`).
                             let mut cached = self.param_bufs.remove(&i);
-                            let lent = lendable
+                            let lent = self.lendable[i]
                                 && match (store.get_mut(name), cached.as_mut()) {
                                     (Some(t), Some(b)) => self.backend.swap_storage(t, b),
                                     _ => false,

@@ -375,3 +375,41 @@ fn resident_run_matches_the_plain_run() {
         "gradients differ from the plain run"
     );
 }
+
+/// The executor borrows a parameter's storage from the store for a step only where one node
+/// reads that name: a graph (they deserialize) with two nodes of one name reads the current
+/// value through both, step after step, as the store changes between steps.
+#[test]
+fn two_nodes_of_one_parameter_both_read_its_current_value() {
+    let mut b = GraphBuilder::new(DType::F32);
+    let x = b.input("x", &[4], DType::F32).unwrap();
+    let w = b.param("w", &[4], Init::Constant(1.0)).unwrap();
+    let v = b.param("v", &[4], Init::Constant(1.0)).unwrap();
+    let (wx, vx) = (b.mul(w, x).unwrap(), b.mul(v, x).unwrap());
+    let (a, c) = (b.sum_all(wx).unwrap(), b.sum_all(vx).unwrap());
+    b.output("a", a).unwrap();
+    b.output("c", c).unwrap();
+    let mut g = b.finish();
+    // Node `v` becomes a second node of `w`.
+    g.nodes[v.0].op = Op::Param { name: "w".into() };
+    g.params.remove("v");
+    let mut store = ParamStore::init(&g, 0);
+    let mut ex = Executor::new(g, CpuBackend);
+    let feeds = BTreeMap::from([(
+        "x".to_string(),
+        HostTensor::f32(vec![4], vec![1.0, 2.0, 3.0, 4.0]).unwrap(),
+    )]);
+    for step in 1..=3 {
+        let value = HostTensor::f32(vec![4], vec![step as f32; 4]).unwrap();
+        store.set("w", &value).unwrap();
+        let out = ex.run(&mut store, &feeds).unwrap();
+        let want = 10.0 * step as f64;
+        assert_eq!(out.scalar("a"), Some(want), "step {step}");
+        assert_eq!(out.scalar("c"), Some(want), "step {step}");
+        assert_eq!(
+            store.get("w").unwrap(),
+            &value,
+            "step {step}: the store keeps its value"
+        );
+    }
+}
