@@ -20,9 +20,7 @@ use crate::data::{
 };
 use crate::engine::device::{Device, DeviceExecutor};
 use crate::engine::params::ParamSet;
-use crate::engine::store::{
-    lend_values, param_set_from_store, return_values, step_results_from_store, values_to_store,
-};
+use crate::engine::store::{param_set_from_store, step_through_store, values_to_store};
 use crate::engine::task::{Metrics, Task, TaskError, TrainOutput};
 use crate::eval::coco::{CocoGt, CocoParams, Detection};
 use crate::eval::{MetricKind, metric_names};
@@ -352,17 +350,12 @@ impl Task for DetectorTask {
             .detector
             .train_feeds(img, &batch.targets, (h, w))
             .map_err(err)?;
-        lend_values(params, &mut self.store).map_err(err)?;
         let mut store = std::mem::take(&mut self.store);
-        let out = match self.train_exec((n, h, w)) {
-            Ok(exec) => exec.run(&mut store, &feeds).map_err(err),
-            Err(e) => Err(e),
-        };
-        // The values go back to `params` whatever happened.
-        return_values(params, &mut store);
+        let out = step_through_store(params, &mut store, |store| {
+            self.train_exec((n, h, w))?.run(store, &feeds).map_err(err)
+        });
         self.store = store;
         let out = out?;
-        step_results_from_store(&mut self.store, params).map_err(err)?;
         let mut names = vec!["loss_cls", "loss_bbox"];
         if self.has_centerness {
             names.push("loss_centerness");

@@ -1,6 +1,7 @@
 //! The bridge between the graph executor's `ParamStore` (core) and the engine's
-//! [`ParamSet`]: a detector task keeps both. For a train step the parameter values are lent
-//! to the store and taken back by swapping storage, and the gradients come back the same way
+//! [`ParamSet`]: a detector task keeps both. For a train step ([`step_through_store`]) the
+//! parameter values are lent to the store and taken back by swapping storage, and the
+//! gradients come back the same way
 //! (a detector's parameters are tens of MB: two copies each way cost RetinaNet R18-FPN 25 ms
 //! per step); buffers (BN running statistics) are copied. Evaluation copies the values in.
 
@@ -67,7 +68,7 @@ fn value_storage<'a>(store: &'a mut ParamStore, p: &Param) -> Option<&'a mut Vec
 /// Lends the parameter values of `set` to `store` for a train step, by swapping storage
 /// (`set` holds the store's old values meanwhile), and copies the buffers in. Every name and
 /// length is checked first: on error nothing has moved. [`return_values`] undoes the swap.
-pub fn lend_values(set: &mut ParamSet, store: &mut ParamStore) -> Result<(), String> {
+fn lend_values(set: &mut ParamSet, store: &mut ParamStore) -> Result<(), String> {
     for p in set.iter() {
         if value_storage(store, p).is_none() {
             return Err(format!(
@@ -88,8 +89,25 @@ pub fn lend_values(set: &mut ParamSet, store: &mut ParamStore) -> Result<(), Str
     Ok(())
 }
 
+/// One train step's passage through `store`: lends `set`'s values ([`lend_values`]), runs
+/// `step` on the store, takes the values back whatever `step` returned ([`return_values`]),
+/// then moves the gradients and copies the updated buffers into `set`
+/// ([`step_results_from_store`]).
+pub fn step_through_store<R, E: From<String>>(
+    set: &mut ParamSet,
+    store: &mut ParamStore,
+    step: impl FnOnce(&mut ParamStore) -> Result<R, E>,
+) -> Result<R, E> {
+    lend_values(set, store)?;
+    let out = step(store);
+    return_values(set, store);
+    let out = out?;
+    step_results_from_store(store, set)?;
+    Ok(out)
+}
+
 /// Takes back the values [`lend_values`] lent (after the step, whatever its outcome).
-pub fn return_values(set: &mut ParamSet, store: &mut ParamStore) {
+fn return_values(set: &mut ParamSet, store: &mut ParamStore) {
     for p in set.iter_mut() {
         if p.kind != ParamKind::Buffer
             && let Some(v) = value_storage(store, p)
@@ -102,7 +120,7 @@ pub fn return_values(set: &mut ParamSet, store: &mut ParamStore) {
 /// Moves the last step's gradients (zeros where the store has none) and copies the buffers
 /// the forward pass updated from `store` into `set` (after a train step). A gradient moves by
 /// swapping storage with `set`'s previous one, which the store's next step overwrites.
-pub fn step_results_from_store(store: &mut ParamStore, set: &mut ParamSet) -> Result<(), String> {
+fn step_results_from_store(store: &mut ParamStore, set: &mut ParamSet) -> Result<(), String> {
     for p in set.iter_mut() {
         if p.kind == ParamKind::Buffer {
             let src = store

@@ -24,6 +24,12 @@ pub struct TrainOutput {
 #[error("{0}")]
 pub struct TaskError(pub String);
 
+impl From<String> for TaskError {
+    fn from(message: String) -> Self {
+        TaskError(message)
+    }
+}
+
 /// A model with its data: the runner calls these, in this order, and nothing else.
 pub trait Task {
     /// Training iterations in one epoch (batches per epoch of the train loader).

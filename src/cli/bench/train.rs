@@ -15,9 +15,7 @@
 use crate::backend::cpu::CpuBackend;
 use crate::engine::optim::{Optimizer, OptimizerConfig};
 use crate::engine::params::ParamSet;
-use crate::engine::store::{
-    lend_values, param_set_from_store, return_values, step_results_from_store,
-};
+use crate::engine::store::{param_set_from_store, step_through_store};
 use crate::graph::{DType, Executor, HostTensor, ParamStore};
 use crate::model::assign::ImageGt;
 use crate::model::config::DetectorConfig;
@@ -208,14 +206,14 @@ fn measure(args: &Args) -> Result<Measured, String> {
         host.targets += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let feeds = det.train_feeds(data.img.clone(), &targets, hw)?;
-        lend_values(&mut params, &mut store)?;
-        host.copies += t.elapsed().as_secs_f64();
-        let out = exec.run(&mut store, &feeds).map_err(|e| e.to_string());
-        let t = Instant::now();
-        return_values(&mut params, &mut store);
-        let out = out?;
-        step_results_from_store(&mut store, &mut params)?;
-        host.copies += t.elapsed().as_secs_f64();
+        let mut run_secs = 0.0;
+        let out = step_through_store(&mut params, &mut store, |store| {
+            let t = Instant::now();
+            let out = exec.run(store, &feeds).map_err(|e| e.to_string());
+            run_secs = t.elapsed().as_secs_f64();
+            out
+        })?;
+        host.copies += t.elapsed().as_secs_f64() - run_secs;
         let t = Instant::now();
         optim.step(&mut params);
         host.optimizer += t.elapsed().as_secs_f64();
