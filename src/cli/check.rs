@@ -51,7 +51,7 @@ pub fn run(args: Args) -> u8 {
     let mut worst = super::EXIT_OK;
     for input in &args.inputs {
         if !input.is_file() {
-            eprintln!("error: cannot read `{}`: no such file", input.display());
+            crate::errln!("error: cannot read `{}`: no such file", input.display());
             return super::EXIT_CANNOT_RUN;
         }
         let out = recipe::check(input, &args.set, &opts);
@@ -59,12 +59,12 @@ pub fn run(args: Args) -> u8 {
             Format::Json => {
                 for d in out.diagnostics.iter() {
                     let j = d.to_json(&out.files);
-                    println!("{}", serde_json::to_string(&j).unwrap_or_default());
+                    crate::outln!("{}", serde_json::to_string(&j).unwrap_or_default());
                 }
             }
             Format::Human => {
                 if !out.diagnostics.is_empty() {
-                    eprint!(
+                    crate::err!(
                         "{}",
                         recipe::render::render_all(&out.diagnostics.0, &out.files, render)
                     );
@@ -74,12 +74,12 @@ pub fn run(args: Args) -> u8 {
         match &out.recipe {
             Some(r) => {
                 if args.print_config {
-                    println!(
+                    crate::outln!(
                         "{}",
                         serde_json::to_string_pretty(&r.config).unwrap_or_default()
                     );
                 } else if args.format == Format::Human {
-                    eprintln!("{}: ok", input.display());
+                    crate::errln!("{}: ok", input.display());
                 }
             }
             None => worst = super::EXIT_PROBLEMS,

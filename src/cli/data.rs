@@ -65,7 +65,7 @@ pub fn run(args: Args) -> u8 {
                 None => None,
                 Some((_, Some(wh))) => Some(wh),
                 Some((s, None)) => {
-                    eprintln!("error: --size must be WxH with positive integers, got `{s}`");
+                    crate::errln!("error: --size must be WxH with positive integers, got `{s}`");
                     return super::EXIT_CANNOT_RUN;
                 }
             };
@@ -83,23 +83,23 @@ pub fn run(args: Args) -> u8 {
             let t = std::time::Instant::now();
             match synth::generate(&out, &opts) {
                 Ok(s) => {
-                    println!(
+                    crate::outln!(
                         "wrote {} train + {} val images, {} boxes, in {:.2} s",
                         s.train_images,
                         s.val_images,
                         s.annotations,
                         t.elapsed().as_secs_f64()
                     );
-                    println!(
+                    crate::outln!(
                         "  train: {} ({})",
                         s.train_ann.display(),
                         s.train_dir.display()
                     );
-                    println!("  val:   {} ({})", s.val_ann.display(), s.val_dir.display());
+                    crate::outln!("  val:   {} ({})", s.val_ann.display(), s.val_dir.display());
                     super::EXIT_OK
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    crate::errln!("error: {e}");
                     super::EXIT_CANNOT_RUN
                 }
             }
@@ -132,7 +132,7 @@ pub fn run(args: Args) -> u8 {
                     let boxes: usize = ds.records.iter().map(|r| r.boxes.len()).sum();
                     let ignored: usize = ds.records.iter().map(|r| r.ignored.len()).sum();
                     let empty = ds.records.iter().filter(|r| r.boxes.is_empty()).count();
-                    println!(
+                    crate::outln!(
                         "{}: {} images ({} without boxes), {} boxes, {} ignored, {} classes",
                         ann_file.display(),
                         ds.len(),
@@ -146,16 +146,16 @@ pub fn run(args: Args) -> u8 {
                         per[*l as usize] += 1;
                     }
                     for (c, n) in ds.classes.iter().zip(per) {
-                        println!("  {c}: {n}");
+                        crate::outln!("  {c}: {n}");
                     }
                     if log.count() > 0 {
-                        println!("{} bad annotations skipped", log.count());
+                        crate::outln!("{} bad annotations skipped", log.count());
                         return super::EXIT_PROBLEMS;
                     }
                     super::EXIT_OK
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    crate::errln!("error: {e}");
                     super::EXIT_PROBLEMS
                 }
             }

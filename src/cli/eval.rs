@@ -99,7 +99,7 @@ pub fn run(args: Args) -> u8 {
     match result {
         Ok(()) => super::EXIT_OK,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             match e {
                 EvalError::Io { .. } | EvalError::Params(_) => super::EXIT_CANNOT_RUN,
                 EvalError::Json { .. } | EvalError::Invalid { .. } => super::EXIT_PROBLEMS,
@@ -122,7 +122,7 @@ fn run_coco(
         .map_err(|e| e.with_origin(&dt_path.display().to_string()))?;
     match format {
         Format::Text => print_text(&report, classwise, proposal),
-        Format::Json => println!("{}", to_json(&report, classwise, proposal)),
+        Format::Json => crate::outln!("{}", to_json(&report, classwise, proposal)),
     }
     Ok(())
 }
@@ -141,13 +141,13 @@ fn run_voc(a: &VocArgs) -> Result<(), EvalError> {
     match a.format {
         Format::Text => {
             for (k, v) in &metrics {
-                println!("{k}: {v:.3}");
+                crate::outln!("{k}: {v:.3}");
             }
         }
         Format::Json => {
             let obj: serde_json::Map<String, serde_json::Value> =
                 (metrics.into_iter()).map(|(k, v)| (k, num(v))).collect();
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::Value::Object(obj)).unwrap_or_default()
             );
@@ -165,18 +165,18 @@ fn metrics(report: &CocoReport, proposal: bool) -> Vec<(String, f64)> {
 }
 
 fn print_text(report: &CocoReport, classwise: bool, proposal: bool) {
-    print!("{}", report.summary_text());
+    crate::out!("{}", report.summary_text());
     if classwise {
-        println!("{:<24} AP", "category");
+        crate::outln!("{:<24} AP", "category");
         for (name, ap) in report.classwise() {
-            println!("{name:<24} {ap:.3}");
+            crate::outln!("{name:<24} {ap:.3}");
         }
     }
     for (k, v) in metrics(report, proposal) {
-        println!("{k}: {v:.3}");
+        crate::outln!("{k}: {v:.3}");
     }
     if !proposal {
-        println!("bbox_mAP_copypaste: {}", report.copypaste());
+        crate::outln!("bbox_mAP_copypaste: {}", report.copypaste());
     }
 }
 

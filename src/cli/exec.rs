@@ -72,7 +72,7 @@ pub(super) fn ensure_shapes_data(recipe: &Path, set: &[String]) {
     let Some(root) = ann.parent().and_then(|p| p.parent()) else {
         return;
     };
-    eprintln!(
+    crate::errln!(
         "generating the shapes dataset in {} (first run)",
         root.display()
     );
@@ -83,19 +83,19 @@ pub(super) fn ensure_shapes_data(recipe: &Path, set: &[String]) {
         ..SynthOptions::default()
     };
     if let Err(e) = generate_if_missing(root, &options) {
-        eprintln!("warning: could not generate the shapes dataset: {e}");
+        crate::errln!("warning: could not generate the shapes dataset: {e}");
     }
 }
 
 pub(super) fn load_recipe(path: &Path, set: &[String]) -> Result<recipe::CheckedRecipe, u8> {
     if !path.is_file() {
-        eprintln!("error: cannot read `{}`: no such file", path.display());
+        crate::errln!("error: cannot read `{}`: no such file", path.display());
         return Err(super::EXIT_CANNOT_RUN);
     }
     match recipe::load(path, set, &CheckOptions::default()) {
         Ok(r) => {
             if !r.warnings.is_empty() {
-                eprint!("{}", r.render(&r.warnings.0));
+                crate::err!("{}", r.render(&r.warnings.0));
             }
             Ok(r)
         }
@@ -104,11 +104,11 @@ pub(super) fn load_recipe(path: &Path, set: &[String]) -> Result<recipe::Checked
                 fancy: std::io::stderr().is_terminal(),
                 ..RenderOptions::default()
             };
-            eprint!(
+            crate::err!(
                 "{}",
                 recipe::render::render_all(&failed.diagnostics.0, &failed.files, render)
             );
-            eprintln!("error: the recipe has errors; nothing was run");
+            crate::errln!("error: the recipe has errors; nothing was run");
             Err(super::EXIT_PROBLEMS)
         }
     }
@@ -128,7 +128,7 @@ pub fn run(args: Args) -> u8 {
     let device = match open_device(&args.device) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return super::EXIT_CANNOT_RUN;
         }
     };
@@ -140,7 +140,7 @@ pub fn run(args: Args) -> u8 {
     let (mut task, params) = match crate::engine::detector::build_task_on(&recipe.config, device) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return super::EXIT_CANNOT_RUN;
         }
     };
@@ -153,21 +153,21 @@ pub fn run(args: Args) -> u8 {
         return match prepare(&recipe.config, task.as_mut(), params, &opts) {
             Ok(p) => {
                 for n in &p.notes {
-                    println!("{n}");
+                    crate::outln!("{n}");
                 }
-                println!("work dir: {}", p.work_dir.display());
-                println!("hooks, in order: {}", p.runner.hook_names().join(", "));
-                println!(
+                crate::outln!("work dir: {}", p.work_dir.display());
+                crate::outln!("hooks, in order: {}", p.runner.hook_names().join(", "));
+                crate::outln!(
                     "iterations: {} ({} done); trainable parameters: {}",
                     p.runner.max_iters(),
                     p.runner.iters_done(),
                     p.runner.params().trainable_numel()
                 );
-                println!("dry run: nothing was trained");
+                crate::outln!("dry run: nothing was trained");
                 super::EXIT_OK
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 exit_code(&e)
             }
         };
@@ -176,18 +176,18 @@ pub fn run(args: Args) -> u8 {
         Ok(s) => {
             if let Some(m) = &s.last_metrics {
                 let line: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {v:.4}")).collect();
-                println!("final metrics: {}", line.join(", "));
+                crate::outln!("final metrics: {}", line.join(", "));
             }
             if let Some((metric, v, it)) = &s.best {
-                println!("best {metric}: {v:.4} (iteration {it})");
+                crate::outln!("best {metric}: {v:.4} (iteration {it})");
             }
             if let Some(c) = &s.last_checkpoint {
-                println!("last checkpoint: {}", c.display());
+                crate::outln!("last checkpoint: {}", c.display());
             }
             super::EXIT_OK
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             exit_code(&e)
         }
     }

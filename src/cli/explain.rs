@@ -10,11 +10,11 @@ pub struct Args {
 pub fn run(args: Args) -> u8 {
     match explain(&args.name) {
         Some(text) => {
-            print!("{text}");
+            crate::out!("{text}");
             super::EXIT_OK
         }
         None => {
-            eprintln!(
+            crate::errln!(
                 "error: `{}` is neither a component nor an error code",
                 args.name
             );

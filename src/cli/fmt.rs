@@ -20,7 +20,7 @@ pub fn run(args: Args) -> u8 {
         let src = match std::fs::read_to_string(path) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: cannot read `{}`: {e}", path.display());
+                crate::errln!("error: cannot read `{}`: {e}", path.display());
                 return super::EXIT_CANNOT_RUN;
             }
         };
@@ -28,7 +28,7 @@ pub fn run(args: Args) -> u8 {
             Ok(o) => o,
             Err(errs) => {
                 for e in errs {
-                    eprintln!(
+                    crate::errln!(
                         "error[E0101]: {}: {} (byte {})",
                         path.display(),
                         e.message,
@@ -41,18 +41,18 @@ pub fn run(args: Args) -> u8 {
         };
         if args.check {
             if out != src {
-                println!("{}: not formatted", path.display());
+                crate::outln!("{}: not formatted", path.display());
                 code = super::EXIT_PROBLEMS;
             }
         } else if args.write {
             if out != src
                 && let Err(e) = std::fs::write(path, &out)
             {
-                eprintln!("error: cannot write `{}`: {e}", path.display());
+                crate::errln!("error: cannot write `{}`: {e}", path.display());
                 return super::EXIT_CANNOT_RUN;
             }
         } else {
-            print!("{out}");
+            crate::out!("{out}");
         }
     }
     code

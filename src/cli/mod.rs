@@ -68,6 +68,16 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    use crate::util::console::{OnClosed, set_on_closed};
+    // Commands whose work is files keep working when the console goes away; commands that
+    // only print end quietly, as Unix tools do on a closed pipe.
+    set_on_closed(match &cli.command {
+        Command::Exec(_) | Command::Test(_) | Command::Data(_) | Command::Bench(_) => {
+            OnClosed::Continue
+        }
+        Command::Fmt(a) if a.write => OnClosed::Continue,
+        _ => OnClosed::Exit,
+    });
     let code = match cli.command {
         Command::Check(a) => check::run(a),
         Command::Fmt(a) => fmt::run(a),

@@ -29,7 +29,7 @@ fn parse_size(s: &str) -> Option<(usize, usize)> {
 pub fn run(args: Args) -> u8 {
     let size = match args.size.as_deref().map(parse_size) {
         Some(None) => {
-            eprintln!("error: --size must look like 800x1344");
+            crate::errln!("error: --size must look like 800x1344");
             return super::EXIT_CANNOT_RUN;
         }
         Some(Some(s)) => Some(s),
@@ -42,13 +42,13 @@ pub fn run(args: Args) -> u8 {
     let mut worst = super::EXIT_OK;
     for input in &args.inputs {
         if !input.is_file() {
-            eprintln!("error: cannot read `{}`: no such file", input.display());
+            crate::errln!("error: cannot read `{}`: no such file", input.display());
             return super::EXIT_CANNOT_RUN;
         }
         let r = match recipe::load(input, &args.set, &opts) {
             Ok(r) => r,
             Err(e) => {
-                eprint!("{e}");
+                crate::err!("{e}");
                 worst = worst.max(super::EXIT_PROBLEMS);
                 continue;
             }
@@ -65,11 +65,11 @@ pub fn run(args: Args) -> u8 {
         };
         match plan(&r, shape) {
             Ok(p) => {
-                println!("plan: {}", input.display());
-                print!("{p}");
+                crate::outln!("plan: {}", input.display());
+                crate::out!("{p}");
             }
             Err(e) => {
-                eprintln!("error: {}: {e}", input.display());
+                crate::errln!("error: {}: {e}", input.display());
                 worst = worst.max(super::EXIT_PROBLEMS);
             }
         }

@@ -30,14 +30,14 @@ pub fn run(args: Args) -> u8 {
     let device = match super::exec::open_device(&args.device) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return super::EXIT_CANNOT_RUN;
         }
     };
     let data = match load_checkpoint(&args.checkpoint) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return super::EXIT_CANNOT_RUN;
         }
     };
@@ -49,7 +49,7 @@ pub fn run(args: Args) -> u8 {
         match crate::engine::detector::build_task_on(&recipe.config, device) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 return super::EXIT_CANNOT_RUN;
             }
         };
@@ -59,19 +59,19 @@ pub fn run(args: Args) -> u8 {
     };
     let report = load_weights_into(&mut params, weights);
     if !report.is_exact() {
-        eprintln!("error: the checkpoint's {which} do not fit the recipe's model:\n{report}");
+        crate::errln!("error: the checkpoint's {which} do not fit the recipe's model:\n{report}");
         return super::EXIT_PROBLEMS;
     }
-    eprintln!("evaluating {} ({which})", args.checkpoint.display());
+    crate::errln!("evaluating {} ({which})", args.checkpoint.display());
     let metrics = match task.evaluate(&params, None) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("error: evaluation failed: {e}");
+            crate::errln!("error: evaluation failed: {e}");
             return super::EXIT_PROBLEMS;
         }
     };
     for (k, v) in &metrics {
-        println!("{k}: {v:.4}");
+        crate::outln!("{k}: {v:.4}");
     }
     let work_dir = args.work_dir.unwrap_or_else(|| {
         recipe
@@ -98,10 +98,10 @@ pub fn run(args: Args) -> u8 {
     }
     for (name, v) in out {
         if let Err(e) = write(name, &v) {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return super::EXIT_CANNOT_RUN;
         }
     }
-    println!("results written to {}", results.display());
+    crate::outln!("results written to {}", results.display());
     super::EXIT_OK
 }

@@ -102,7 +102,7 @@ impl BadSampleLog {
     /// Record one skipped item and print the warning.
     pub fn warn(&self, err: &DataError) {
         let msg = err.to_string();
-        eprintln!("warning: skipped: {msg}");
+        crate::errln!("warning: skipped: {msg}");
         self.count.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut m) = self.messages.lock() {
             m.push(msg);

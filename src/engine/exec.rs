@@ -137,7 +137,7 @@ pub fn execute(
 ) -> Result<RunSummary, ExecError> {
     let mut p = prepare(config, task, params, opts)?;
     for n in &p.notes {
-        eprintln!("{n}");
+        crate::errln!("{n}");
     }
     Ok(p.runner.run()?)
 }

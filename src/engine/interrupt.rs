@@ -14,10 +14,10 @@ pub fn install() -> Result<(), String> {
         .get_or_init(|| {
             ctrlc::set_handler(|| {
                 if REQUESTED.swap(true, Ordering::SeqCst) {
-                    eprintln!("\nsecond interrupt: exiting without a checkpoint");
+                    crate::errln!("\nsecond interrupt: exiting without a checkpoint");
                     std::process::exit(130);
                 }
-                eprintln!("\ninterrupt: finishing this iteration and writing a checkpoint");
+                crate::errln!("\ninterrupt: finishing this iteration and writing a checkpoint");
             })
             .map_err(|e| format!("cannot install the interrupt handler: {e}"))
         })

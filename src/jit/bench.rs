@@ -65,7 +65,7 @@ mod tests {
             "base_lr * 0.1 ^ ((epoch >= 8) + (epoch >= 11)) * min(1, (iter + 1) / 500)",
         ] {
             let t = super::time_expr(src, 2_000_000).unwrap();
-            println!(
+            crate::outln!(
                 "{src}\n  jit {:.2} ns, interpreter {:.2} ns, ratio {:.2}x",
                 t.jit_ns,
                 t.interp_ns,

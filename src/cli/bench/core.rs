@@ -207,7 +207,7 @@ pub fn run(args: Args) -> u8 {
     let mut peer = match Peer::start(&args) {
         Ok(p) => Some(p),
         Err(e) => {
-            eprintln!("note: PyTorch peer unavailable ({e}); printing mmrun figures only");
+            crate::errln!("note: PyTorch peer unavailable ({e}); printing mmrun figures only");
             None
         }
     };
@@ -217,31 +217,31 @@ pub fn run(args: Args) -> u8 {
     {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: cannot start {} threads: {e}", args.threads);
+            crate::errln!("error: cannot start {} threads: {e}", args.threads);
             return crate::cli::EXIT_CANNOT_RUN;
         }
     };
     let (mine, torch) = match pool.install(|| measure(&args, &mut peer)) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: PyTorch peer failed: {e}");
+            crate::errln!("error: PyTorch peer failed: {e}");
             return crate::cli::EXIT_CANNOT_RUN;
         }
     };
     drop(peer);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
+    crate::outln!(
         "load average: {}",
         load.split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
             .join(" ")
     );
-    println!(
+    crate::outln!(
         "conv2d f32, batch {BATCH}, ResNet-18 shapes at 256², {} threads, min of {} interleaved reps (GFLOP/s; bwd = input + weight grads)",
         args.threads, args.reps
     );
-    println!(
+    crate::outln!(
         "{:<20} {:>9} {:>9} {:>7}   {:>9} {:>9} {:>7}",
         "layer", "fwd", "torch", "ratio", "bwd", "torch", "ratio"
     );
@@ -259,7 +259,7 @@ pub fn run(args: Args) -> u8 {
                 let (tf, tb) = t[i];
                 tt_f += tf;
                 tt_b += tb;
-                println!(
+                crate::outln!(
                     "{name:<20} {:>9.1} {:>9.1} {:>6.2}x   {:>9.1} {:>9.1} {:>6.2}x",
                     gf(f, 1.0),
                     gf(tf, 1.0),
@@ -269,7 +269,7 @@ pub fn run(args: Args) -> u8 {
                     tb / b
                 );
             }
-            None => println!(
+            None => crate::outln!(
                 "{name:<20} {:>9.1} {:>9} {:>7}   {:>9.1}",
                 gf(f, 1.0),
                 "-",
@@ -279,7 +279,7 @@ pub fn run(args: Args) -> u8 {
         }
     }
     if torch.is_some() {
-        println!(
+        crate::outln!(
             "{:<20} {:>9.1} {:>9.1} {:>6.2}x   {:>9.1} {:>9.1} {:>6.2}x",
             "total",
             flops_all / tot_f / 1e9,

@@ -32,7 +32,7 @@ pub struct Args {
 
 #[cfg(not(feature = "cuda"))]
 pub fn run(_args: Args) -> u8 {
-    eprintln!(
+    crate::errln!(
         "error: this mmrun was built without the `cuda` feature (cargo build --features cuda)"
     );
     crate::cli::EXIT_CANNOT_RUN
@@ -43,13 +43,13 @@ pub fn run(args: Args) -> u8 {
     if args.retinanet {
         return match retinanet::run(&args) {
             Ok(row) => {
-                println!("{row}");
+                crate::outln!("{row}");
                 crate::cli::EXIT_OK
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 // The last line is what scripts/gpu-check reads.
-                println!("failed: {e}");
+                crate::outln!("failed: {e}");
                 crate::cli::EXIT_CANNOT_RUN
             }
         };
@@ -57,7 +57,7 @@ pub fn run(args: Args) -> u8 {
     match bandwidth::run(&args) {
         Ok(()) => crate::cli::EXIT_OK,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             crate::cli::EXIT_CANNOT_RUN
         }
     }
@@ -339,19 +339,19 @@ mod bandwidth {
         losses::<f16>(&dev, reps, &mut rng, &mut rows)?;
         ir_focal(args.device, reps, &mut rng, &mut rows)?;
         if args.tsv {
-            println!("bw\tdevice-to-device copy ({name})\t{copy:.1}\t1.00");
+            crate::outln!("bw\tdevice-to-device copy ({name})\t{copy:.1}\t1.00");
             for r in &rows {
-                println!("bw\t{}\t{:.1}\t{:.2}", r.name, r.gbps, r.gbps / copy);
+                crate::outln!("bw\t{}\t{:.1}\t{:.2}", r.name, r.gbps, r.gbps / copy);
             }
         } else {
-            println!("device: {name}");
-            println!("{:<40} {:>10} {:>9}", "kernel", "GB/s", "vs copy");
-            println!(
+            crate::outln!("device: {name}");
+            crate::outln!("{:<40} {:>10} {:>9}", "kernel", "GB/s", "vs copy");
+            crate::outln!(
                 "{:<40} {:>10.1} {:>9}",
                 "device-to-device copy", copy, "1.00"
             );
             for r in &rows {
-                println!("{:<40} {:>10.1} {:>9.2}", r.name, r.gbps, r.gbps / copy);
+                crate::outln!("{:<40} {:>10.1} {:>9.2}", r.name, r.gbps, r.gbps / copy);
             }
         }
         Ok(())
@@ -448,7 +448,7 @@ mod retinanet {
         let img = HostTensor::f32(vec![BATCH, 3, PAD.0, PAD.1], img).map_err(|e| e.to_string())?;
         let feeds = det.train_feeds(img, &targets, PAD)?;
         let mut store = ParamStore::init(&built.graph, 1);
-        eprintln!(
+        crate::errln!(
             "retinanet: graph of {} nodes, {} parameters ({} trainable tensors), built in {:.1} s",
             built.graph.nodes.len(),
             built.graph.num_params(),
@@ -506,32 +506,32 @@ mod retinanet {
         }
         let ips = (BATCH as u32 * steps) as f64 / total;
         let n = steps as f64;
-        eprintln!(
+        crate::errln!(
             "retinanet: {WARMUP} warm-up + {steps} timed steps, batch {BATCH} x 3 x {} x {} on {name}, loss {loss:.4}",
             PAD.0, PAD.1
         );
-        eprintln!("retinanet: per-phase profile (ms):");
-        eprintln!(
+        crate::errln!("retinanet: per-phase profile (ms):");
+        crate::errln!(
             "  param upload (all, once)      {:9.1}   (the plain path pays it every step)",
             upload_s * 1e3
         );
-        eprintln!(
+        crate::errln!(
             "  graph compute / step          {:9.1}   (batch upload + forward + backward + loss download)",
             compute / n * 1e3
         );
-        eprintln!(
+        crate::errln!(
             "  grad download (all, once)     {:9.1}   (the plain path pays it every step)",
             download_s * 1e3
         );
-        eprintln!(
+        crate::errln!(
             "  optimizer (sgd_multi) / step  {:9.1}",
             optimizer / n * 1e3
         );
-        eprintln!(
+        crate::errln!(
             "  resident step                 {:9.1}   -> {ips:.2} images/s",
             total / n * 1e3
         );
-        eprintln!(
+        crate::errln!(
             "  plain Executor::run step      {:9.1}   (upload + compute + download, no optimizer) -> {:.2} images/s",
             plain_s * 1e3,
             BATCH as f64 / plain_s

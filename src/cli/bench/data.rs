@@ -219,7 +219,7 @@ fn stage_breakdown(ann: &Path, prefix: &Path) -> Result<(), String> {
         .zip(ms)
         .map(|(k, v)| format!("{k} {:.2}", v / n as f64))
         .collect();
-    println!(
+    crate::outln!(
         "  one thread, ms/image (unfused stages): {}",
         parts.join(", ")
     );
@@ -228,7 +228,7 @@ fn stage_breakdown(ann: &Path, prefix: &Path) -> Result<(), String> {
 
 pub fn run(a: Args) -> u8 {
     if a.images < a.batch * 2 || a.batch == 0 || a.epochs == 0 {
-        eprintln!("error: need --images >= 2 x --batch, and --batch, --epochs > 0");
+        crate::errln!("error: need --images >= 2 x --batch, and --batch, --epochs > 0");
         return crate::cli::EXIT_CANNOT_RUN;
     }
     let dir = std::env::temp_dir().join(format!("mmrun-bench-data-{}", std::process::id()));
@@ -243,34 +243,34 @@ pub fn run(a: Args) -> u8 {
     let sum = match generate(&dir, &opts) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return crate::cli::EXIT_CANNOT_RUN;
         }
     };
-    println!(
+    crate::outln!(
         "data pipeline: {} JPEGs 640x480 -> load, resize 1333x800 keep_ratio, flip 0.5, normalize, pad 32, collate; batch {}, {} workers",
         sum.train_images, a.batch, a.workers
     );
     if a.stages
         && let Err(e) = stage_breakdown(&sum.train_ann, &sum.train_dir)
     {
-        eprintln!("error: {e}");
+        crate::errln!("error: {e}");
     }
     let code = match rust_images_per_s(&sum.train_ann, &sum.train_dir, &a) {
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             crate::cli::EXIT_CANNOT_RUN
         }
         Ok(ours) => {
-            println!("  mmrun:   {ours:8.1} images/s");
+            crate::outln!("  mmrun:   {ours:8.1} images/s");
             match torch_images_per_s(&sum.train_ann, &sum.train_dir, &a) {
                 Ok((theirs, ver)) => {
-                    println!(
+                    crate::outln!(
                         "  pytorch: {theirs:8.1} images/s ({ver}, DataLoader + transforms v2)"
                     );
-                    println!("  ratio:   {:.2}x (target >= 1.5x)", ours / theirs);
+                    crate::outln!("  ratio:   {:.2}x (target >= 1.5x)", ours / theirs);
                 }
-                Err(e) => println!("  pytorch: skipped ({e})"),
+                Err(e) => crate::outln!("  pytorch: skipped ({e})"),
             }
             crate::cli::EXIT_OK
         }

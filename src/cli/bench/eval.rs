@@ -85,11 +85,11 @@ fn shared_dir(arg: Option<PathBuf>) -> PathBuf {
 
 fn generate(a: &Args, gt: &Path, dt: &Path) -> Result<(), String> {
     if gt.exists() && dt.exists() {
-        println!("using the case in {}", a.dir.display());
+        crate::outln!("using the case in {}", a.dir.display());
         return Ok(());
     }
     let script = shared_dir(a.shared.clone()).join("oracles/coco/gen_coco.py");
-    println!("generating the case with {} …", script.display());
+    crate::outln!("generating the case with {} …", script.display());
     let out = Command::new(&a.python)
         .arg(&script)
         .args(["--out", &a.dir.display().to_string(), "--name", "bench"])
@@ -113,7 +113,7 @@ fn generate(a: &Args, gt: &Path, dt: &Path) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    print!("{}", String::from_utf8_lossy(&out.stdout));
+    crate::out!("{}", String::from_utf8_lossy(&out.stdout));
     Ok(())
 }
 
@@ -170,10 +170,10 @@ pub fn run(a: Args) -> u8 {
     let gt = a.dir.join("bench_gt.json");
     let dt = a.dir.join("bench_dt.json");
     if let Err(e) = generate(&a, &gt, &dt) {
-        eprintln!("error: {e}");
+        crate::errln!("error: {e}");
         return crate::cli::EXIT_CANNOT_RUN;
     }
-    println!(
+    crate::outln!(
         "threads: {} (rayon); case: {} images × {} categories × {} detections/image",
         rayon::current_num_threads(),
         a.images,
@@ -194,7 +194,7 @@ pub fn run(a: Args) -> u8 {
                 }
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 return crate::cli::EXIT_CANNOT_RUN;
             }
         }
@@ -207,10 +207,10 @@ pub fn run(a: Args) -> u8 {
     for tool in tools {
         match time_python(&a, tool, &gt, &dt) {
             Ok(t) => rows.push((tool, t)),
-            Err(e) => eprintln!("warning: {e}"),
+            Err(e) => crate::errln!("warning: {e}"),
         }
     }
-    println!(
+    crate::outln!(
         "{:<18} {:>9} {:>12} {:>9} {:>14} {:>12} {:>8} {:>12}",
         "tool",
         "load s",
@@ -223,7 +223,7 @@ pub fn run(a: Args) -> u8 {
     );
     let (ml, me, mc) = (rows[0].1.load, rows[0].1.eval, rows[0].1.cpu);
     for (name, t) in &rows {
-        println!(
+        crate::outln!(
             "{:<18} {:>9.3} {:>12.3} {:>9.3} {:>13.1}× {:>11.1}× {:>8.2} {:>11.1}×",
             name,
             t.load,
@@ -235,12 +235,12 @@ pub fn run(a: Args) -> u8 {
             t.cpu / mc
         );
     }
-    println!("(wall times: mmrun best of 3, Python tools one run each; cpu: all threads)");
+    crate::outln!("(wall times: mmrun best of 3, Python tools one run each; cpu: all threads)");
     let mut equal = true;
     for (name, t) in &rows[1..] {
         let d = max_diff(&rows[0].1.stats, &t.stats);
         let bitwise = rows[0].1.stats == t.stats;
-        println!(
+        crate::outln!(
             "stats vs {name}: max |diff| {d:e}{}",
             if bitwise { " (bit-identical)" } else { "" }
         );
@@ -248,11 +248,11 @@ pub fn run(a: Args) -> u8 {
             equal = false;
         }
     }
-    println!("mmrun stats: {:?}", rows[0].1.stats);
+    crate::outln!("mmrun stats: {:?}", rows[0].1.stats);
     if equal {
         crate::cli::EXIT_OK
     } else {
-        eprintln!("error: mmrun's stats differ from pycocotools'");
+        crate::errln!("error: mmrun's stats differ from pycocotools'");
         crate::cli::EXIT_PROBLEMS
     }
 }

@@ -27,7 +27,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> u8 {
     if !args.recipe.is_file() {
-        eprintln!("error: cannot read `{}`", args.recipe.display());
+        crate::errln!("error: cannot read `{}`", args.recipe.display());
         return crate::cli::EXIT_CANNOT_RUN;
     }
     // `--no-fs`: the COCO files are usually absent; file checks are stat calls anyway.
@@ -36,7 +36,7 @@ pub fn run(args: Args) -> u8 {
         ..CheckOptions::default()
     };
     if let Err(e) = recipe::load(&args.recipe, &[], &opts) {
-        eprint!("{}", e.render());
+        crate::err!("{}", e.render());
         return crate::cli::EXIT_PROBLEMS;
     }
     for _ in 0..args.iters.min(50) {
@@ -53,7 +53,7 @@ pub fn run(args: Args) -> u8 {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: cannot find the mmrun executable: {e}");
+            crate::errln!("error: cannot find the mmrun executable: {e}");
             return crate::cli::EXIT_CANNOT_RUN;
         }
     };
@@ -67,7 +67,7 @@ pub fn run(args: Args) -> u8 {
             .map(|o| o.status.success())
             .unwrap_or(false);
         if !ok {
-            eprintln!("error: `mmrun check` failed");
+            crate::errln!("error: `mmrun check` failed");
             return crate::cli::EXIT_CANNOT_RUN;
         }
     }
@@ -80,12 +80,12 @@ pub fn run(args: Args) -> u8 {
             "mmengine Config.fromfile, recorded (mmengine/mmdet not installed here)",
         ),
     };
-    println!("recipe: {}", args.recipe.display());
-    println!(
+    crate::outln!("recipe: {}", args.recipe.display());
+    crate::outln!(
         "in process   : {in_process_ms:.3} ms per full check ({iters} runs)   target < 2 ms   peer {peer_ms:.1} ms ({peer_src})   ratio {:.1}x faster",
         peer_ms / in_process_ms
     );
-    println!(
+    crate::outln!(
         "whole process: {process_ms:.2} ms per `mmrun check` ({procs} runs)   target < 20 ms   peer in-process load alone {peer_ms:.1} ms + 140 ms import   ratio {:.1}x faster",
         (peer_ms + 140.0) / process_ms
     );

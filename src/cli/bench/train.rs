@@ -312,14 +312,14 @@ fn load_average() -> String {
 
 pub fn run(args: Args) -> u8 {
     if args.iters == 0 || args.batch == 0 || args.size == 0 || args.threads == 0 {
-        eprintln!("error: --iters, --batch, --size and --threads must be at least 1");
+        crate::errln!("error: --iters, --batch, --size and --threads must be at least 1");
         return crate::cli::EXIT_CANNOT_RUN;
     }
     // The global pool may already exist (it is built once per process); then it keeps its size.
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build_global();
-    println!(
+    crate::outln!(
         "training step: {} at batch {} × 3 × {} × {}, {} threads, {} timed iterations after {} warm-up",
         args.recipe.display(),
         args.batch,
@@ -329,62 +329,62 @@ pub fn run(args: Args) -> u8 {
         args.iters,
         args.warmup
     );
-    println!("load average before: {}", load_average());
+    crate::outln!("load average before: {}", load_average());
     let m = match measure(&args) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return crate::cli::EXIT_CANNOT_RUN;
         }
     };
     let ours = median(&m.per_iter);
-    println!(
+    crate::outln!(
         "mmrun (cpu backend):  {ours:.3} s/iteration (median; last loss {:.4})",
         m.loss
     );
     if args.no_peer {
-        println!("PyTorch: skipped (--no-peer)");
+        crate::outln!("PyTorch: skipped (--no-peer)");
     } else {
         match peer(&args) {
             Ok((times, version)) => {
                 let theirs = median(&times);
-                println!("PyTorch ({version}): {theirs:.3} s/iteration (median)");
-                println!(
+                crate::outln!("PyTorch ({version}): {theirs:.3} s/iteration (median)");
+                crate::outln!(
                     "ratio: mmrun throughput = {:.2}× PyTorch's (target ≥ 1.0×)",
                     theirs / ours
                 );
             }
-            Err(e) => println!("PyTorch: skipped ({e})"),
+            Err(e) => crate::outln!("PyTorch: skipped ({e})"),
         }
     }
-    println!("load average after: {}", load_average());
+    crate::outln!("load average after: {}", load_average());
     let total: f64 = m.per_iter.iter().sum();
     let mut rows: Vec<_> = m.profile.iter().collect();
     rows.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
-    println!(
+    crate::outln!(
         "mmrun profile over {} iterations ({total:.3} s):",
         m.per_iter.len()
     );
     let mut counted = 0.0;
     for (name, (s, calls)) in rows {
         counted += s;
-        println!(
+        crate::outln!(
             "  {name:<22} {:>8.1} ms/iter {:>5.1}%  ({calls} calls)",
             1e3 * s / m.per_iter.len() as f64,
             100.0 * s / total
         );
     }
-    println!(
+    crate::outln!(
         "  {:<22} {:>8.1} ms/iter {:>5.1}%",
         "other (executor, feeds)",
         1e3 * (total - counted) / m.per_iter.len() as f64,
         100.0 * (total - counted) / total
     );
     if !m.top_nodes.is_empty() {
-        println!("slowest nodes:");
+        crate::outln!("slowest nodes:");
     }
     for (s, calls, what) in &m.top_nodes {
-        println!(
+        crate::outln!(
             "  {:>8.2} ms/iter {:>5.1}%  {calls:>3}×  {what}",
             1e3 * s / m.per_iter.len() as f64,
             100.0 * s / total

@@ -143,9 +143,9 @@ impl LogHook {
     fn write_text(&mut self, line: &str) {
         if self.config.stdout {
             if self.bar {
-                eprint!("\r\x1b[2K");
+                crate::err!("\r\x1b[2K");
             }
-            println!("{line}");
+            crate::outln!("{line}");
         }
         if let Some(f) = &mut self.text {
             let _ = writeln!(f, "{line}");
@@ -275,7 +275,7 @@ impl LogHook {
             }
             _ => "-".into(),
         };
-        eprint!(
+        crate::err!(
             "\r[{}{}] {done}/{} ETA {eta}",
             "#".repeat(filled),
             " ".repeat(width as usize - filled.min(width as usize)),
@@ -335,7 +335,7 @@ impl Hook for LogHook {
                     .collect();
                 self.val_line(cx, values);
             }
-            HookPoint::AfterRun if self.bar => eprintln!(),
+            HookPoint::AfterRun if self.bar => crate::errln!(),
             _ => {}
         }
         if matches!(

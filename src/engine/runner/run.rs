@@ -38,7 +38,7 @@ impl Runner<'_> {
         }
         // Without a log hook, messages still reach the user.
         for m in std::mem::take(&mut self.st.messages) {
-            eprintln!("{m}");
+            crate::errln!("{m}");
         }
         Ok(())
     }
@@ -71,7 +71,7 @@ impl Runner<'_> {
                 .push(format!("saved checkpoint {}", path.display()));
         }
         for m in std::mem::take(&mut self.st.messages) {
-            eprintln!("{m}");
+            crate::errln!("{m}");
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ fn rng() -> Rng {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1);
-    eprintln!("seed {seed}");
+    crate::errln!("seed {seed}");
     Rng::seed(seed)
 }
 
