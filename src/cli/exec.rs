@@ -119,7 +119,7 @@ fn exit_code(e: &ExecError) -> u8 {
         ExecError::Recipe(_) => super::EXIT_PROBLEMS,
         ExecError::Io(_) => super::EXIT_CANNOT_RUN,
         ExecError::Run(RunError::Interrupted { .. }) => EXIT_INTERRUPTED,
-        ExecError::Run(RunError::Checkpoint(_)) => super::EXIT_CANNOT_RUN,
+        ExecError::Run(RunError::Checkpoint(_) | RunError::Halted { .. }) => super::EXIT_CANNOT_RUN,
         ExecError::Run(_) => super::EXIT_PROBLEMS,
     }
 }

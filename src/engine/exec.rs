@@ -33,9 +33,16 @@ pub enum ExecError {
     Run(#[from] RunError),
 }
 
-/// sha256 of the merged config (recorded in checkpoints).
+/// sha256 of the merged config (recorded in checkpoints), without the settings that say where
+/// a run is rather than what it trains (`runtime.work_dir`, `runtime.resume`), so that a copied
+/// or moved work dir resumes without a "recipe changed" warning.
 pub fn config_hash(config: &serde_json::Value) -> String {
-    let d = Sha256::digest(config.to_string().as_bytes());
+    let mut c = config.clone();
+    if let Some(rt) = c.get_mut("runtime").and_then(|r| r.as_object_mut()) {
+        rt.remove("work_dir");
+        rt.remove("resume");
+    }
+    let d = Sha256::digest(c.to_string().as_bytes());
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -60,8 +67,11 @@ pub struct Prepared<'t> {
     pub runner: Runner<'t>,
     pub work_dir: PathBuf,
     pub eval_metric: Option<String>,
-    /// Lines worth printing before the run (resume source, load_from report).
+    /// Lines worth printing before the run (resume source, load_from report, leftovers of
+    /// a killed run tidied).
     pub notes: Vec<String>,
+    /// One run at a time writes into the work dir; held until this is dropped.
+    _lock: crate::engine::workdir::WorkDirLock,
 }
 
 /// Build the runner for `task` from the config tree, prepare the work dir, load or resume.
@@ -82,7 +92,17 @@ pub fn prepare<'t>(
     } = build_training(&config, task.iters_per_epoch()).map_err(ExecError::Recipe)?;
     run.recipe_hash = config_hash(&config);
     run.stop_at_iter = opts.stop_at_iter;
+    // The config holds the work dir as text; a path given on the command line is kept as the
+    // operating system gave it (it need not be UTF-8).
+    if let Some(w) = &opts.work_dir {
+        if run.checkpoint.dir == runtime.work_dir.join("checkpoints") {
+            run.checkpoint.dir = w.join("checkpoints");
+        }
+        run.work_dir = w.clone();
+    }
     let work_dir = run.work_dir.clone();
+    let (lock, mut notes) =
+        crate::engine::workdir::open(&work_dir, &run.checkpoint.dir).map_err(ExecError::Io)?;
     let io = |e: std::io::Error| ExecError::Io(format!("work dir {}: {e}", work_dir.display()));
     std::fs::create_dir_all(work_dir.join("results")).map_err(io)?;
     let pretty = serde_json::to_vec_pretty(&config).expect("JSON values serialise");
@@ -92,7 +112,6 @@ pub fn prepare<'t>(
         .map_err(|e| ExecError::Recipe(vec![format!("optimizer: {e}")]))?;
     let ckpt_dir = run.checkpoint.dir.clone();
     let mut runner = Runner::new(task, params, optimizer, hooks, run)?;
-    let mut notes = Vec::new();
 
     let resume = opts.resume.clone().or(runtime.resume.clone());
     let resumed = match resume {
@@ -125,6 +144,7 @@ pub fn prepare<'t>(
         work_dir,
         eval_metric,
         notes,
+        _lock: lock,
     })
 }
 

@@ -23,3 +23,4 @@ pub mod exec;
 pub mod resident;
 pub mod setup;
 pub mod store;
+pub mod workdir;

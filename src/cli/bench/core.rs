@@ -239,11 +239,18 @@ pub fn run(args: Args) -> u8 {
     );
     crate::outln!(
         "conv2d f32, batch {BATCH}, ResNet-18 shapes at 256², {} threads, min of {} interleaved reps (GFLOP/s; bwd = input + weight grads)",
-        args.threads, args.reps
+        args.threads,
+        args.reps
     );
     crate::outln!(
         "{:<20} {:>9} {:>9} {:>7}   {:>9} {:>9} {:>7}",
-        "layer", "fwd", "torch", "ratio", "bwd", "torch", "ratio"
+        "layer",
+        "fwd",
+        "torch",
+        "ratio",
+        "bwd",
+        "torch",
+        "ratio"
     );
     let (mut tot_f, mut tot_b, mut tt_f, mut tt_b, mut flops_all) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for (i, &(name, ci, co, k, s, hw)) in SHAPES.iter().enumerate() {

@@ -348,7 +348,9 @@ mod bandwidth {
             crate::outln!("{:<40} {:>10} {:>9}", "kernel", "GB/s", "vs copy");
             crate::outln!(
                 "{:<40} {:>10.1} {:>9}",
-                "device-to-device copy", copy, "1.00"
+                "device-to-device copy",
+                copy,
+                "1.00"
             );
             for r in &rows {
                 crate::outln!("{:<40} {:>10.1} {:>9.2}", r.name, r.gbps, r.gbps / copy);
@@ -508,7 +510,8 @@ mod retinanet {
         let n = steps as f64;
         crate::errln!(
             "retinanet: {WARMUP} warm-up + {steps} timed steps, batch {BATCH} x 3 x {} x {} on {name}, loss {loss:.4}",
-            PAD.0, PAD.1
+            PAD.0,
+            PAD.1
         );
         crate::errln!("retinanet: per-phase profile (ms):");
         crate::errln!(

@@ -249,7 +249,9 @@ pub fn run(a: Args) -> u8 {
     };
     crate::outln!(
         "data pipeline: {} JPEGs 640x480 -> load, resize 1333x800 keep_ratio, flip 0.5, normalize, pad 32, collate; batch {}, {} workers",
-        sum.train_images, a.batch, a.workers
+        sum.train_images,
+        a.batch,
+        a.workers
     );
     if a.stages
         && let Err(e) = stage_breakdown(&sum.train_ann, &sum.train_dir)

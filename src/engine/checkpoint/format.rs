@@ -46,6 +46,10 @@ pub struct RunState {
     /// Position in the workflow: phase index and units (epochs or iters) done in it.
     #[serde(default)]
     pub workflow: (usize, u64),
+    /// Iterations per epoch of the run that wrote it (0 in checkpoints of mmrun 0.1 before
+    /// it was recorded), so a resume under another dataset or batch size says both numbers.
+    #[serde(default)]
+    pub iters_per_epoch: u64,
 }
 
 /// What a save writes and a load returns.
@@ -106,14 +110,12 @@ pub fn save_checkpoint(
         path: dir.to_path_buf(),
         source,
     };
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    let name = dir
-        .file_name()
-        .ok_or_else(|| werr(io::Error::other("checkpoint path has no name")))?
-        .to_string_lossy()
-        .to_string();
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     std::fs::create_dir_all(parent).map_err(werr)?;
-    let tmp = parent.join(format!(".{name}.tmp.{}", std::process::id()));
+    let tmp = crate::util::atomic_file::temporary_dir(dir).map_err(werr)?;
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(werr)?;
     }
@@ -142,19 +144,8 @@ pub fn save_checkpoint(
         writer
             .write(&tmp.join(MANIFEST), manifest.as_bytes())
             .map_err(werr)?;
-        // Swap into place; an older folder of the same name moves aside first because a
-        // rename cannot replace a non-empty folder.
-        let old = parent.join(format!(".{name}.old.{}", std::process::id()));
-        if dir.exists() {
-            std::fs::rename(dir, &old).map_err(werr)?;
-        }
-        std::fs::rename(&tmp, dir).map_err(werr)?;
-        if let Ok(d) = std::fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
-        if old.exists() {
-            let _ = std::fs::remove_dir_all(&old);
-        }
+        // One atomic rename puts it in place, replacing a folder of the same name whole.
+        crate::util::atomic_file::replace_dir(&tmp, dir).map_err(werr)?;
         Ok(())
     })();
     if result.is_err() {
@@ -166,10 +157,6 @@ pub fn save_checkpoint(
 /// Read and verify a checkpoint folder. Every file is checked against `MANIFEST` before it is
 /// parsed; a missing, truncated or modified file is an error naming it.
 pub fn load_checkpoint(dir: &Path) -> Result<CheckpointData, CheckpointError> {
-    let rerr = |source: io::Error| CheckpointError::Read {
-        path: dir.to_path_buf(),
-        source,
-    };
     let invalid = |why: String| CheckpointError::Invalid {
         path: dir.to_path_buf(),
         why,
@@ -185,7 +172,11 @@ pub fn load_checkpoint(dir: &Path) -> Result<CheckpointData, CheckpointError> {
             "it has no MANIFEST: not an mmrun checkpoint folder, or an incomplete one".into(),
         ));
     }
-    let manifest = std::fs::read_to_string(manifest_path).map_err(rerr)?;
+    let manifest =
+        std::fs::read_to_string(&manifest_path).map_err(|source| CheckpointError::Read {
+            path: manifest_path.clone(),
+            source,
+        })?;
     let mut sums = BTreeMap::new();
     for (n, line) in manifest.lines().enumerate() {
         let Some((sum, file)) = line.split_once("  ") else {
@@ -205,7 +196,10 @@ pub fn load_checkpoint(dir: &Path) -> Result<CheckpointData, CheckpointError> {
         let Some(sum) = sums.get(file) else {
             return Ok(None);
         };
-        let bytes = std::fs::read(dir.join(file)).map_err(rerr)?;
+        let bytes = std::fs::read(dir.join(file)).map_err(|source| CheckpointError::Read {
+            path: dir.join(file),
+            source,
+        })?;
         if &sha256_hex(&bytes) != sum {
             return Err(CheckpointError::Checksum {
                 path: dir.to_path_buf(),

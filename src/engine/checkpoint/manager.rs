@@ -49,11 +49,23 @@ pub struct CheckpointManager {
     writer: Box<dyn FileWriter>,
 }
 
-/// Periodic checkpoint names sort by their number.
-fn periodic_number(name: &str) -> Option<u64> {
+/// Whether a folder name is a periodic checkpoint's (`epoch_N`, `iter_N`).
+fn is_periodic(name: &str) -> bool {
     name.strip_prefix("epoch_")
         .or_else(|| name.strip_prefix("iter_"))
-        .and_then(|n| n.parse().ok())
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The training position a checkpoint folder was written at, read from its `state.json`
+/// (names cannot order `epoch_3` against `iter_12`). `None` when it cannot be read; such a
+/// folder sorts before every readable one.
+pub fn position(dir: &Path) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct At {
+        iter: u64,
+    }
+    let bytes = std::fs::read(dir.join("state.json")).ok()?;
+    serde_json::from_slice::<At>(&bytes).ok().map(|a| a.iter)
 }
 
 impl CheckpointManager {
@@ -75,16 +87,15 @@ impl CheckpointManager {
         &self.dir
     }
 
-    /// Periodic checkpoints present on disk, oldest first.
+    /// Periodic checkpoints present on disk, oldest first by training position (ties by
+    /// name, `epoch_N` before `iter_M`).
     pub fn periodic(&self) -> Vec<PathBuf> {
-        let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(&self.dir)
+        let mut found: Vec<(Option<u64>, PathBuf)> = std::fs::read_dir(&self.dir)
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().to_string();
-                periodic_number(&name).map(|n| (n, e.path()))
-            })
+            .filter(|e| e.file_name().to_str().is_some_and(is_periodic) && e.path().is_dir())
+            .map(|e| (position(&e.path()), e.path()))
             .collect();
         found.sort();
         found.into_iter().map(|(_, p)| p).collect()

@@ -14,7 +14,7 @@ pub use format::{
     CheckpointData, CheckpointError, FileWriter, FsWriter, RunState, load_checkpoint,
     save_checkpoint,
 };
-pub use manager::{BestRule, CheckpointManager, KeepPolicy, resolve_resume};
+pub use manager::{BestRule, CheckpointManager, KeepPolicy, position, resolve_resume};
 pub use tensors::{
     LoadReport, Tensor, Tensors, load_weights_into, params_to_tensors, read_safetensors,
 };

@@ -86,6 +86,9 @@ pub struct LogHook {
     tb: Option<EventWriter>,
     bar: bool,
     started: Option<(Instant, u64)>,
+    /// The first write that failed, not yet handed to the runner: a log that cannot be
+    /// written stops the run with a checkpoint rather than training on unrecorded.
+    failed: Option<String>,
 }
 
 /// Peak resident memory of this process in MiB (mmdetection logs peak GPU memory; on the
@@ -137,6 +140,7 @@ impl LogHook {
             tb: None,
             bar: false,
             started: None,
+            failed: None,
         })
     }
 
@@ -147,15 +151,28 @@ impl LogHook {
             }
             crate::outln!("{line}");
         }
-        if let Some(f) = &mut self.text {
-            let _ = writeln!(f, "{line}");
+        if let Some(f) = &mut self.text
+            && let Err(e) = writeln!(f, "{line}")
+        {
+            self.text = None;
+            self.fail("log.txt", e);
+        }
+    }
+
+    /// Record a failed sink (it is closed; the run stops after this iteration).
+    fn fail(&mut self, file: &str, e: impl std::fmt::Display) {
+        if self.failed.is_none() {
+            self.failed = Some(format!("cannot write the log {file} in the work dir: {e}"));
         }
     }
 
     fn emit(&mut self, fields: Map<String, Value>, text: String, step: u64, prefix: &str) {
         self.write_text(&text);
-        if let Some(f) = &mut self.json {
-            let _ = writeln!(f, "{}", Value::Object(fields.clone()));
+        if let Some(f) = &mut self.json
+            && let Err(e) = writeln!(f, "{}", Value::Object(fields.clone()))
+        {
+            self.json = None;
+            self.fail("log.jsonl", e);
         }
         if let Some(tb) = &mut self.tb {
             let scalars: Vec<(String, f32)> = fields
@@ -163,7 +180,10 @@ impl LogHook {
                 .filter(|(k, _)| !matches!(k.as_str(), "mode" | "epoch" | "iter"))
                 .filter_map(|(k, v)| v.as_f64().map(|x| (format!("{prefix}/{k}"), x as f32)))
                 .collect();
-            let _ = tb.scalars(step, &scalars);
+            if let Err(e) = tb.scalars(step, &scalars) {
+                self.tb = None;
+                self.fail("tf_logs", e);
+            }
         }
     }
 
@@ -347,6 +367,10 @@ impl Hook for LogHook {
         }
         for m in std::mem::take(&mut cx.s.messages) {
             self.write_text(&m);
+        }
+        if let Some(why) = self.failed.take() {
+            crate::errln!("error: {why}; stopping after this iteration with a checkpoint");
+            cx.s.halt.get_or_insert(why);
         }
         Ok(())
     }

@@ -141,8 +141,11 @@ pub struct RunnerState {
     pub save_requests: Vec<SaveRequest>,
     /// Set to end the run cleanly after the current point, with the reason.
     pub stop: Option<String>,
-    /// Set to stop like an interrupt: checkpoint after this iteration, then fail naming it.
+    /// Set to stop as Ctrl-C does: checkpoint after this iteration, then fail naming it.
     pub interrupt: bool,
+    /// Set to stop like an interrupt, with the reason: checkpoint after this iteration, then
+    /// fail naming it (a log that can no longer be written).
+    pub halt: Option<String>,
     pub work_dir: PathBuf,
     pub seed: u64,
     /// Lines the runner and hooks want printed (by the log hook, or stderr without one).

@@ -84,6 +84,16 @@ pub enum RunError {
         .checkpoint.display(), .checkpoint.display()
     )]
     Interrupted { iter: u64, checkpoint: PathBuf },
+    /// A hook asked to stop with a checkpoint (a log that can no longer be written).
+    #[error(
+        "stopped after iteration {iter}: {reason}\ncheckpoint written to {}; fix the cause and continue with `--resume auto`",
+        .checkpoint.display()
+    )]
+    Halted {
+        iter: u64,
+        reason: String,
+        checkpoint: PathBuf,
+    },
 }
 
 fn last_hint(p: &Option<PathBuf>) -> String {
@@ -166,7 +176,12 @@ impl<'t> Runner<'t> {
         }
         let by_epoch = config.length.unit == PeriodUnit::Epochs;
         let max_iters = if by_epoch {
-            config.length.count * ipe
+            config.length.count.checked_mul(ipe).ok_or_else(|| {
+                RunError::Config(format!(
+                    "the run length ({}) times {ipe} iterations per epoch does not fit in 64 bits",
+                    config.length
+                ))
+            })?
         } else {
             config.length.count
         };
@@ -190,6 +205,7 @@ impl<'t> Runner<'t> {
             save_requests: Vec::new(),
             stop: None,
             interrupt: false,
+            halt: None,
             work_dir: config.work_dir.clone(),
             seed: config.seed,
             messages: Vec::new(),

@@ -132,6 +132,14 @@ impl Runner<'_> {
             self.st.messages.push(s.clone());
         }
         self.call(HookPoint::AfterRun)?;
+        if let Some(reason) = self.st.halt.take() {
+            let checkpoint = self.checkpoint_here()?;
+            return Err(RunError::Halted {
+                iter: self.pos.iter,
+                reason,
+                checkpoint,
+            });
+        }
         Ok(RunSummary {
             iters: self.pos.iter,
             epochs: self.pos.epoch,
@@ -179,18 +187,38 @@ impl Runner<'_> {
             }
         }
         self.process_saves()?;
-        if interrupt::requested() || self.st.interrupt {
+        let halt = self.st.halt.take();
+        if interrupt::requested() || self.st.interrupt || halt.is_some() {
             interrupt::clear();
             self.st.interrupt = false;
-            let name = format!("iter_{}", self.pos.iter);
-            let data = self.snapshot()?;
-            let path = self.ckpt.save(&name, &data)?;
-            return Err(RunError::Interrupted {
-                iter: self.pos.iter,
-                checkpoint: path,
+            let checkpoint = self.checkpoint_here()?;
+            return Err(match halt {
+                Some(reason) => RunError::Halted {
+                    iter: self.pos.iter,
+                    reason,
+                    checkpoint,
+                },
+                None => RunError::Interrupted {
+                    iter: self.pos.iter,
+                    checkpoint,
+                },
             });
         }
         Ok(())
+    }
+
+    /// A checkpoint of the current position for a stop: the periodic one this iteration
+    /// already wrote, else a new `iter_N` (a good checkpoint is never written twice).
+    fn checkpoint_here(&mut self) -> Result<std::path::PathBuf, RunError> {
+        if let Some(p) = &self.last_saved
+            && crate::engine::checkpoint::position(p) == Some(self.pos.iter)
+        {
+            return Ok(p.clone());
+        }
+        let data = self.snapshot()?;
+        let path = self.ckpt.save(&format!("iter_{}", self.pos.iter), &data)?;
+        self.last_saved = Some(path.clone());
+        Ok(path)
     }
 
     /// A validation-loss pass: a whole val epoch for `N epochs` phases, one batch per unit for

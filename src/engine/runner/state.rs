@@ -49,6 +49,7 @@ impl Runner<'_> {
                 best: st.best.clone(),
                 hooks,
                 workflow: (self.pos.phase, self.pos.phase_done),
+                iters_per_epoch: self.ipe,
             },
         })
     }
@@ -62,6 +63,7 @@ impl Runner<'_> {
                 why,
             })
         };
+        self.check_position(&data.state).map_err(invalid)?;
         let report = load_weights_into(&mut self.st.params, &data.weights);
         if !report.is_exact() {
             return Err(invalid(format!(
@@ -69,23 +71,6 @@ impl Runner<'_> {
             )));
         }
         let s = &data.state;
-        if s.iter > self.max_iters {
-            return Err(invalid(format!(
-                "it is at iteration {} but the run is {} iterations long",
-                s.iter, self.max_iters
-            )));
-        }
-        if s.workflow.0 >= self.config.workflow.len() {
-            return Err(invalid(
-                "its workflow position does not fit this recipe's workflow".into(),
-            ));
-        }
-        if s.iter != s.epoch * self.ipe + s.inner_iter {
-            return Err(invalid(format!(
-                "it was written with {} iterations per epoch position ({} epochs, {} iters); the dataset or batch size changed",
-                self.ipe, s.epoch, s.iter
-            )));
-        }
         let opt_tensors: BTreeMap<String, Vec<f32>> = data
             .optimizer
             .as_ref()
@@ -152,6 +137,70 @@ impl Runner<'_> {
         ));
         self.set_progress_pub();
         self.call(HookPoint::AfterLoadCheckpoint)?;
+        Ok(())
+    }
+
+    /// A checkpoint's position is untrusted input: every number must fit this run, with
+    /// overflow-checked arithmetic, before anything is restored.
+    fn check_position(&self, s: &RunState) -> Result<(), String> {
+        let ipe = self.ipe;
+        if s.iters_per_epoch != 0 && s.iters_per_epoch != ipe {
+            return Err(format!(
+                "it was written with {} iterations per epoch, but this run has {ipe}: the dataset, \
+                 samples_per_gpu or sampler changed (resume with the settings it was trained with, \
+                 or start a new run with load_from)",
+                s.iters_per_epoch
+            ));
+        }
+        if s.iter > self.max_iters {
+            return Err(format!(
+                "it is at iteration {} but the run is {} iterations long",
+                s.iter, self.max_iters
+            ));
+        }
+        let consistent = s.inner_iter < ipe
+            && s.epoch
+                .checked_mul(ipe)
+                .and_then(|i| i.checked_add(s.inner_iter))
+                == Some(s.iter);
+        if !consistent {
+            let theirs = match s.epoch {
+                0 => String::new(),
+                e => format!(
+                    " (its epoch {e} and iteration {} imply {} per epoch)",
+                    s.iter,
+                    s.iter.saturating_sub(s.inner_iter) / e
+                ),
+            };
+            return Err(format!(
+                "its position (epoch {}, iteration {}, {} into the epoch) is not consistent with \
+                 this run's {ipe} iterations per epoch{theirs}: the dataset or batch size changed, \
+                 or state.json was edited",
+                s.epoch, s.iter, s.inner_iter
+            ));
+        }
+        let (phase, done) = s.workflow;
+        let Some((_, period)) = self.config.workflow.get(phase) else {
+            return Err(format!(
+                "its workflow position (phase {}) does not fit this recipe's {} phase(s)",
+                phase + 1,
+                self.config.workflow.len()
+            ));
+        };
+        if done > period.count {
+            return Err(format!(
+                "its workflow position ({done} done in phase {}) is past that phase's length ({period})",
+                phase + 1
+            ));
+        }
+        if let Some((metric, value, at)) = &s.best
+            && (!value.is_finite() || *at > s.iter)
+        {
+            return Err(format!(
+                "its best score ({metric} = {value} at iteration {at}) is not possible at iteration {}",
+                s.iter
+            ));
+        }
         Ok(())
     }
 

@@ -54,3 +54,45 @@ fn test_refuses_a_corrupt_checkpoint() {
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("MANIFEST"), "{text}");
 }
+
+/// A command that only prints ends quietly on a closed stdout (as Unix tools do on
+/// `SIGPIPE`), with no panic message; `data synth` (whose work is files) finishes its work.
+#[test]
+fn a_closed_stdout_ends_print_only_commands_quietly_and_lets_file_work_finish() {
+    let run = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_mmrun"))
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    for args in [
+        &["explain", "retinanet"][..],
+        &["fmt", "pipelines/quickstart.recipe"],
+        &["plan", "pipelines/quickstart.recipe"],
+    ] {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(141), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("shapes");
+    let (code, err) = run(&[
+        "data",
+        "synth",
+        "--out",
+        out.to_str().unwrap(),
+        "--images",
+        "4",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.join("annotations").is_dir(), "{err}");
+}

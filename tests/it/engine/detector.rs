@@ -7,7 +7,7 @@ use mmrun::data::synth::{SynthOptions, generate};
 use std::path::Path;
 use std::process::Command;
 
-fn mmrun(args: &[&str]) -> (i32, String) {
+pub(super) fn mmrun(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mmrun"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(args)
@@ -25,7 +25,7 @@ const SMALL: &str = "[load_image, load_annotations, resize { scale = [64, 64], k
     pad { size_divisor = 32 }]";
 
 /// `--set` overrides that point the quickstart at `root` and shorten it.
-fn overrides(root: &Path, epochs: u32) -> Vec<String> {
+pub(super) fn overrides(root: &Path, epochs: u32) -> Vec<String> {
     let r = root.display();
     vec![
         format!("data.train.pipeline={SMALL}"),
@@ -46,7 +46,7 @@ fn overrides(root: &Path, epochs: u32) -> Vec<String> {
     ]
 }
 
-fn exec(work: &Path, sets: &[String], extra: &[&str]) -> (i32, String) {
+pub(super) fn exec(work: &Path, sets: &[String], extra: &[&str]) -> (i32, String) {
     let mut args: Vec<&str> = vec![
         "exec",
         "pipelines/quickstart.recipe",
@@ -61,7 +61,7 @@ fn exec(work: &Path, sets: &[String], extra: &[&str]) -> (i32, String) {
     mmrun(&args)
 }
 
-fn log_records(work: &Path) -> Vec<serde_json::Value> {
+pub(super) fn log_records(work: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(work.join("log.jsonl"))
         .unwrap()
         .lines()
@@ -69,7 +69,7 @@ fn log_records(work: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn dataset(dir: &Path) -> std::path::PathBuf {
+pub(super) fn dataset(dir: &Path) -> std::path::PathBuf {
     let root = dir.join("shapes");
     let opts = SynthOptions {
         images: 20,

@@ -5,6 +5,7 @@ mod checkpoint;
 mod cli;
 mod detector;
 mod exec;
+mod hostile;
 mod kill;
 mod optim;
 mod pyref;
