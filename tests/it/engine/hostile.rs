@@ -121,6 +121,9 @@ fn a_work_dir_in_use_is_refused_with_the_holders_pid() {
     assert_eq!(code, 0, "{text}");
 }
 
+/// A change made to a checkpoint's `state.json`.
+type StateEdit = Box<dyn Fn(&mut serde_json::Value)>;
+
 #[test]
 fn crafted_and_damaged_checkpoints_are_refused_naming_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
@@ -132,7 +135,7 @@ fn crafted_and_damaged_checkpoints_are_refused_naming_what_is_wrong() {
     let pristine = dir.path().join("pristine");
     copy_dir(&ckpt, &pristine);
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    let cases: Vec<(&str, StateEdit)> = vec![
         (
             "not consistent",
             Box::new(|s| {

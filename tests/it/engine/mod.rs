@@ -5,6 +5,7 @@ mod checkpoint;
 mod cli;
 mod detector;
 mod exec;
+mod faults;
 mod hostile;
 mod kill;
 mod optim;
