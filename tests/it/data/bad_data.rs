@@ -352,5 +352,8 @@ fn voc_bad_objects_name_file_and_object() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("000002.xml") && e.contains("</object>"), "{e}");
+    assert!(
+        e.contains("000002.xml") && e.contains("line 1") && e.contains("'object'"),
+        "{e}"
+    );
 }

@@ -7,6 +7,7 @@ mod loader;
 mod sampler;
 mod synth;
 mod transforms;
+mod voc_xml;
 
 use mmrun::data::synth::{SynthOptions, generate};
 use std::path::Path;
