@@ -45,6 +45,9 @@ pub enum DataError {
     /// A sample failed in a loader worker; `file` is the image it was working on.
     #[error("{file}: {message}")]
     Sample { file: String, message: String },
+    /// A buffer whose size derives from the input (an image, a batch) could not be allocated.
+    #[error("cannot allocate {} for {what}", super::limits::human_bytes(*bytes))]
+    Alloc { what: String, bytes: u128 },
     /// The target closure (anchor assignment) failed for an image.
     #[error("{file}: target assignment failed: {message}")]
     Target { file: String, message: String },

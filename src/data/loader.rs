@@ -13,6 +13,7 @@ use super::config::{DataConfig, DatasetConfig, Normalize};
 use super::dataset::{BoxXyxy, Dataset};
 use super::error::{BadSampleLog, DataError, OnBadSample, Result};
 use super::image::Pixels;
+use super::limits::{self, MAX_SIDE};
 use super::sample::{ImageMeta, Sample};
 use super::sampler::{BatchSampler, SamplerState};
 use super::transforms::Pipeline;
@@ -197,6 +198,16 @@ impl<T> Shared<T> {
             .map(|s| s.meta.pad_shape[1])
             .max()
             .unwrap_or(1);
+        if let Some(&[h, w]) = self
+            .opts
+            .buckets
+            .iter()
+            .find(|&&[h, w]| h.max(w) as usize > MAX_SIDE)
+        {
+            return Err(DataError::Config(format!(
+                "`data.shape_buckets`: [{h}, {w}] has a side over the {MAX_SIDE} px an image may have"
+            )));
+        }
         if self.opts.buckets.is_empty() {
             let d = self.opts.size_divisor.unwrap_or(1).max(1) as usize;
             return Ok((mh.div_ceil(d) * d, mw.div_ceil(d) * d));
@@ -233,7 +244,8 @@ impl<T> Shared<T> {
         let (bh, bw) = self.bucket(&samples)?;
         let n = samples.len();
         let plane = bh * bw;
-        let mut images = vec![0f32; n * 3 * plane];
+        let what = || format!("a batch of {n} images of {bh}x{bw} (h x w)");
+        let mut images = limits::zeroed(limits::product(&[n, 3, plane], what)?, 0f32, what)?;
         let mut targets = Vec::with_capacity(n);
         for (k, s) in samples.iter_mut().enumerate() {
             s.meta.batch_input_shape = [bh, bw];

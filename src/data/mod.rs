@@ -9,8 +9,10 @@
 pub mod coco;
 pub mod config;
 pub mod dataset;
+mod decode;
 pub mod error;
 pub mod image;
+pub mod limits;
 pub mod loader;
 pub mod sample;
 pub mod sampler;

@@ -3,6 +3,8 @@
 
 mod bad_data;
 mod config;
+mod hostile;
+mod images;
 mod loader;
 mod sampler;
 mod synth;
