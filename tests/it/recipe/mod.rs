@@ -7,4 +7,5 @@ mod fuzz;
 mod long_lines;
 mod merge;
 mod pipelines;
+mod plan_args;
 mod ui;
