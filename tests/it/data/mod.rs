@@ -3,6 +3,7 @@
 
 mod bad_data;
 mod config;
+mod duplicates;
 mod hostile;
 mod images;
 mod loader;
