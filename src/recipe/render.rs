@@ -65,6 +65,9 @@ pub fn render_all(ds: &[Diagnostic], files: &Files, opts: RenderOptions) -> Stri
     out
 }
 
+/// A label of one file: its index in the diagnostic and its byte range in the text.
+type Spot = (usize, std::ops::Range<usize>);
+
 struct View {
     code: String,
     severity: Severity,
@@ -77,7 +80,7 @@ struct View {
 
 impl View {
     fn new(d: &Diagnostic, files: &Files, ellipsis: &str) -> View {
-        let mut groups: Vec<(usize, Vec<(usize, std::ops::Range<usize>)>)> = Vec::new();
+        let mut groups: Vec<(usize, Vec<Spot>)> = Vec::new();
         for (i, l) in d.labels.iter().enumerate() {
             let Some(f) = files.get(l.loc.file) else {
                 continue;
@@ -98,7 +101,7 @@ impl View {
             }
         }
         // Each file's text, clipped around its labels; the spans moved into the clip.
-        let source_of = |id: usize, spans: Vec<(usize, std::ops::Range<usize>)>| {
+        let source_of = |id: usize, spans: Vec<Spot>| {
             let Some(f) = files.get(id) else {
                 return (None, Vec::new());
             };

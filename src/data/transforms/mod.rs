@@ -46,7 +46,7 @@ impl Transform {
                 let Some(scales) = c.scale.as_ref().map(|s| s.list()) else {
                     return bad("resize: `scale` is required".into());
                 };
-                if scales.is_empty() || scales.iter().flatten().any(|v| !(*v > 0.0)) {
+                if scales.is_empty() || scales.iter().flatten().any(|v| v.is_nan() || *v <= 0.0) {
                     return bad(format!("resize: scales must be positive, got {scales:?}"));
                 }
                 if let Some([lo, hi]) = c.ratio_range

@@ -75,7 +75,7 @@ fn check_reports_a_type_error_on_a_140k_character_line() {
     let (c, _, err) = mmrun(&["check", "--no-fs", path]);
     assert_eq!(c, 1, "{}", &err[..err.len().min(2000)]);
     assert_readable(&err);
-    assert!(err.contains(&format!("long.recipe:2:16]")), "{err}");
+    assert!(err.contains("long.recipe:2:16]"), "{err}");
     assert!(err.contains("expects number"), "{err}");
 
     // JSON keeps exact positions: the string starts at column 16 and ends after its quote.
