@@ -17,15 +17,16 @@ enum Command {
         /// Output folder (created if needed).
         #[arg(long)]
         out: PathBuf,
-        /// Number of images in total (train + val).
-        #[arg(long, default_value_t = 300)]
+        /// Number of images in total (train + val), 1 to 1,000,000.
+        #[arg(long, default_value_t = 300, value_parser = image_count)]
         images: usize,
         /// Seed: the same seed gives the same files.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Fixed image size `WxH`; by default each side is drawn from 160..=320.
-        #[arg(long)]
-        size: Option<String>,
+        /// Fixed image size `WxH` (each side 1 to 16384); by default each side is drawn
+        /// from 160..=320.
+        #[arg(long, value_parser = parse_size)]
+        size: Option<(u32, u32)>,
         /// Image format.
         #[arg(long, default_value = "png", value_parser = ["png", "jpeg"])]
         format: String,
@@ -34,9 +35,9 @@ enum Command {
     Inspect {
         /// COCO instances JSON, or a VOC image-set list with `--voc`.
         ann_file: PathBuf,
-        /// Folder the images are relative to (VOC: the year folder).
-        #[arg(long, default_value = "")]
-        img_prefix: PathBuf,
+        /// Folder the images are relative to (VOC: the year folder); default: none.
+        #[arg(long)]
+        img_prefix: Option<PathBuf>,
         /// Read Pascal VOC instead of COCO.
         #[arg(long)]
         voc: bool,
@@ -46,10 +47,27 @@ enum Command {
     },
 }
 
-fn parse_size(s: &str) -> Option<(u32, u32)> {
-    let (w, h) = s.split_once(['x', 'X'])?;
-    let (w, h) = (w.trim().parse().ok()?, h.trim().parse().ok()?);
-    (w > 0 && h > 0).then_some((w, h))
+/// The most images `data synth` writes in one run.
+const MAX_IMAGES: usize = 1_000_000;
+
+/// `WxH`, each side in `1..=MAX_SIDE` (clap names the argument and the value on error).
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let side = |v: &str| v.trim().parse::<u32>().ok();
+    let Some((Some(w), Some(h))) = s.split_once(['x', 'X']).map(|(w, h)| (side(w), side(h))) else {
+        return Err("expected WxH with whole numbers, e.g. 320x240".into());
+    };
+    let max = data::limits::MAX_SIDE;
+    if w == 0 || h == 0 || w as usize > max || h as usize > max {
+        return Err(format!("each side must be 1 to {max} pixels"));
+    }
+    Ok((w, h))
+}
+
+fn image_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_IMAGES).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {MAX_IMAGES}")),
+    }
 }
 
 pub fn run(args: Args) -> u8 {
@@ -61,14 +79,6 @@ pub fn run(args: Args) -> u8 {
             size,
             format,
         } => {
-            let size = match size.as_deref().map(|s| (s, parse_size(s))) {
-                None => None,
-                Some((_, Some(wh))) => Some(wh),
-                Some((s, None)) => {
-                    crate::errln!("error: --size must be WxH with positive integers, got `{s}`");
-                    return super::EXIT_CANNOT_RUN;
-                }
-            };
             let opts = synth::SynthOptions {
                 images,
                 seed,
@@ -111,7 +121,7 @@ pub fn run(args: Args) -> u8 {
             skip_bad,
         } => {
             let opts = data::ReadOptions {
-                img_prefix,
+                img_prefix: img_prefix.unwrap_or_default(),
                 filter_empty_gt: false,
                 test_mode: true,
                 on_bad_sample: if skip_bad {

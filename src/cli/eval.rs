@@ -54,7 +54,7 @@ struct ProposalArgs {
     #[arg(long)]
     dt: PathBuf,
     /// Proposal counts (maxDets), e.g. 100,300,1000.
-    #[arg(long, value_delimiter = ',', default_value = "100,300,1000")]
+    #[arg(long, value_delimiter = ',', default_value = "100,300,1000", value_parser = count)]
     proposal_nums: Vec<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
@@ -70,7 +70,7 @@ struct VocArgs {
     #[arg(long)]
     dt: PathBuf,
     /// IoU thresholds, e.g. 0.5 or 0.5,0.75 (one `APxx` each; `mAP` is their mean).
-    #[arg(long, value_delimiter = ',', default_value = "0.5")]
+    #[arg(long, value_delimiter = ',', default_value = "0.5", value_parser = iou_thr)]
     iou_thrs: Vec<f64>,
     /// VOC2007's 11-point AP instead of the area under the precision envelope.
     #[arg(long)]
@@ -78,6 +78,27 @@ struct VocArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
+}
+
+/// An IoU threshold: a number in [0, 1] (clap names the argument and the value on error).
+fn iou_thr(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| "expected a number in [0, 1]".to_string())?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("an IoU threshold must be a number in [0, 1]".into())
+    }
+}
+
+/// A count of at least 1.
+fn count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a whole number of at least 1".into()),
+    }
 }
 
 pub fn run(args: Args) -> u8 {

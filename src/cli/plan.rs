@@ -1,5 +1,6 @@
 //! `mmrun plan`: arguments and output only; the work happens in `crate::plan`.
 
+use crate::data::limits::{MAX_BATCH, MAX_SIDE};
 use crate::plan::{PlanShape, plan};
 use crate::recipe::{self, CheckOptions};
 
@@ -12,29 +13,55 @@ pub struct Args {
     /// Override a value: `--set model.bbox_head.num_classes=20`.
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub set: Vec<String>,
-    /// Images per step (default: the recipe's `data.samples_per_gpu`).
-    #[arg(long)]
+    /// Images per step, 1 to 1024 (default: the recipe's `data.samples_per_gpu`).
+    #[arg(long, value_parser = batch)]
     pub batch: Option<usize>,
-    /// Padded input `HxW` (default: the recipe's resize scale padded to its size divisor).
-    #[arg(long, value_name = "HxW")]
-    pub size: Option<String>,
+    /// Padded input `HxW`, each side 1 to 16384 (default: the recipe's resize scale padded to
+    /// its size divisor).
+    #[arg(long, value_name = "HxW", value_parser = parse_size)]
+    pub size: Option<(usize, usize)>,
 }
 
-fn parse_size(s: &str) -> Option<(usize, usize)> {
-    let (h, w) = s.split_once(['x', 'X'])?;
-    let (h, w) = (h.trim().parse().ok()?, w.trim().parse().ok()?);
-    (h > 0 && w > 0).then_some((h, w))
+/// `HxW`, each side in `1..=MAX_SIDE` (clap names the argument and the value on error).
+fn parse_size(s: &str) -> Result<(usize, usize), String> {
+    let side = |v: &str| v.trim().parse::<usize>().ok();
+    let Some((Some(h), Some(w))) = s.split_once(['x', 'X']).map(|(h, w)| (side(h), side(w))) else {
+        return Err("expected HxW with whole numbers, e.g. 800x1344".into());
+    };
+    if h == 0 || w == 0 || h > MAX_SIDE || w > MAX_SIDE {
+        return Err(format!("each side must be 1 to {MAX_SIDE} pixels"));
+    }
+    Ok((h, w))
+}
+
+fn batch(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_BATCH).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {MAX_BATCH}")),
+    }
+}
+
+/// The recipe's own shape must be within the data loader's limits too (its numbers would
+/// overflow the memory plan); the error names the key.
+fn check_default(shape: &PlanShape) -> Result<(), String> {
+    if shape.batch == 0 || shape.batch > MAX_BATCH {
+        return Err(format!(
+            "`data.samples_per_gpu` = {} is outside 1..={MAX_BATCH} (or give --batch)",
+            shape.batch
+        ));
+    }
+    let (h, w) = shape.hw;
+    if h == 0 || w == 0 || h.max(w) > MAX_SIDE {
+        return Err(format!(
+            "the recipe's input size {h}x{w} (from `data.train.pipeline`) has a side outside \
+             1..={MAX_SIDE} (or give --size)"
+        ));
+    }
+    Ok(())
 }
 
 pub fn run(args: Args) -> u8 {
-    let size = match args.size.as_deref().map(parse_size) {
-        Some(None) => {
-            crate::errln!("error: --size must look like 800x1344");
-            return super::EXIT_CANNOT_RUN;
-        }
-        Some(Some(s)) => Some(s),
-        None => None,
-    };
+    let size = args.size;
     let opts = CheckOptions {
         no_fs: true,
         ..Default::default()
@@ -53,16 +80,17 @@ pub fn run(args: Args) -> u8 {
                 continue;
             }
         };
-        let shape = match (args.batch, size) {
-            (None, None) => None,
-            (b, s) => {
-                let d = crate::plan::default_shape(&r);
-                Some(PlanShape {
-                    batch: b.unwrap_or(d.batch),
-                    hw: s.unwrap_or(d.hw),
-                })
-            }
+        let d = crate::plan::default_shape(&r);
+        let shape = PlanShape {
+            batch: args.batch.unwrap_or(d.batch),
+            hw: size.unwrap_or(d.hw),
         };
+        if let Err(e) = check_default(&shape) {
+            crate::errln!("error: {}: {e}", input.display());
+            worst = worst.max(super::EXIT_PROBLEMS);
+            continue;
+        }
+        let shape = (args.batch.is_some() || size.is_some()).then_some(shape);
         match plan(&r, shape) {
             Ok(p) => {
                 crate::outln!("plan: {}", input.display());

@@ -72,6 +72,7 @@ pub fn read_coco(ann_file: &Path, opts: &ReadOptions, log: &BadSampleLog) -> Res
             ),
         )
     })?;
+    check_unique_ids(ann_file, &file)?;
     // Categories in id order, as pycocotools' getCatIds returns them.
     let mut cats: Vec<&CocoCategory> = file.categories.iter().collect();
     cats.sort_by_key(|c| c.id);
@@ -91,12 +92,7 @@ pub fn read_coco(ann_file: &Path, opts: &ReadOptions, log: &BadSampleLog) -> Res
     // Images with any annotation of a selected class (crowd included), as mmdetection.
     let mut has_ann: Vec<bool> = Vec::with_capacity(file.images.len());
     for img in &file.images {
-        if index.insert(img.id, records.len()).is_some() {
-            return Err(DataError::parse(
-                ann_file,
-                format!("image id {} appears twice", img.id),
-            ));
-        }
+        index.insert(img.id, records.len());
         records.push(Record {
             id: img.id,
             file_name: img.file_name.clone(),
@@ -145,6 +141,49 @@ pub fn read_coco(ann_file: &Path, opts: &ReadOptions, log: &BadSampleLog) -> Res
         cat_ids,
         records,
     })
+}
+
+/// Refuse duplicate image, category and annotation ids, naming both places: pycocotools
+/// indexes by id, so a duplicate silently replaces the other (an image's boxes would train
+/// on another image's pixels, a result would be scored against the wrong box). Not a bad
+/// sample that could be skipped: the file itself is inconsistent.
+fn check_unique_ids(path: &Path, file: &CocoFile) -> Result<()> {
+    fn first_duplicate(ids: impl Iterator<Item = u64>) -> Option<(u64, usize, usize)> {
+        let mut seen: HashMap<u64, usize> = HashMap::new();
+        for (i, id) in ids.enumerate() {
+            if let Some(&first) = seen.get(&id) {
+                return Some((id, first, i));
+            }
+            seen.insert(id, i);
+        }
+        None
+    }
+    let lists = [
+        (
+            "images",
+            "image",
+            first_duplicate(file.images.iter().map(|i| i.id)),
+        ),
+        (
+            "categories",
+            "category",
+            first_duplicate(file.categories.iter().map(|c| c.id)),
+        ),
+        (
+            "annotations",
+            "annotation",
+            first_duplicate(file.annotations.iter().map(|a| a.id)),
+        ),
+    ];
+    for (list, what, dup) in lists {
+        if let Some((id, a, b)) = dup {
+            return Err(DataError::parse(
+                path,
+                format!("{what} id {id} appears twice: `{list}[{a}]` and `{list}[{b}]`"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Validate one annotation: its image and category exist and its box lies in the image.

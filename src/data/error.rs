@@ -45,6 +45,9 @@ pub enum DataError {
     /// A sample failed in a loader worker; `file` is the image it was working on.
     #[error("{file}: {message}")]
     Sample { file: String, message: String },
+    /// A buffer whose size derives from the input (an image, a batch) could not be allocated.
+    #[error("cannot allocate {} for {what}", super::limits::human_bytes(*bytes))]
+    Alloc { what: String, bytes: u128 },
     /// The target closure (anchor assignment) failed for an image.
     #[error("{file}: target assignment failed: {message}")]
     Target { file: String, message: String },
@@ -90,35 +93,75 @@ pub enum OnBadSample {
     Skip,
 }
 
+/// How many samples (or annotations) were skipped: in the current epoch and in all.
+/// [`crate::data::Loader::skipped`] gives the training loader's, for the epoch log and the
+/// run summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkipCount {
+    /// Since the epoch started ([`BadSampleLog::start_epoch`]).
+    pub epoch: usize,
+    /// Since the log was made.
+    pub total: usize,
+}
+
+/// Warnings printed per epoch; past this, skips are only counted (one line says so), so a
+/// folder of broken images cannot flood the console.
+pub const PRINTED_PER_EPOCH: usize = 10;
+/// Warning texts kept for [`BadSampleLog::messages`] (the counts go on past it).
+const KEPT_MESSAGES: usize = 1000;
+
 /// Warnings and counts of skipped samples/annotations, shared between loader workers.
-/// Printed as they happen (`warning: ...` on stderr) and summed for the end-of-epoch report.
+/// The first [`PRINTED_PER_EPOCH`] of an epoch are printed as they happen (`warning:
+/// skipped: ...` on stderr), the rest counted; [`skipped`](Self::skipped) has the counts.
 #[derive(Debug, Default)]
 pub struct BadSampleLog {
-    count: AtomicUsize,
+    epoch: AtomicUsize,
+    total: AtomicUsize,
     messages: Mutex<Vec<String>>,
 }
 
 impl BadSampleLog {
-    /// Record one skipped item and print the warning.
+    /// Record one skipped item, printing the warning if this epoch has printed fewer than
+    /// [`PRINTED_PER_EPOCH`].
     pub fn warn(&self, err: &DataError) {
         let msg = err.to_string();
-        crate::errln!("warning: skipped: {msg}");
-        self.count.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut m) = self.messages.lock() {
+        let n = self.epoch.fetch_add(1, Ordering::Relaxed) + 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if n <= PRINTED_PER_EPOCH {
+            crate::errln!("warning: skipped: {msg}");
+        } else if n == PRINTED_PER_EPOCH + 1 {
+            crate::errln!(
+                "warning: more than {PRINTED_PER_EPOCH} items skipped this epoch; the rest are counted, not printed"
+            );
+        }
+        if let Ok(mut m) = self.messages.lock()
+            && m.len() < KEPT_MESSAGES
+        {
             m.push(msg);
         }
     }
-    /// How many items were skipped so far.
-    pub fn count(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
+    /// The counts so far.
+    pub fn skipped(&self) -> SkipCount {
+        SkipCount {
+            epoch: self.epoch.load(Ordering::Relaxed),
+            total: self.total.load(Ordering::Relaxed),
+        }
     }
-    /// The warnings so far, in the order they were recorded.
+    /// Start counting a new epoch (and printing its first warnings).
+    pub fn start_epoch(&self) {
+        self.epoch.store(0, Ordering::Relaxed);
+    }
+    /// How many items were skipped in all.
+    pub fn count(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+    /// The warnings so far (the first thousand), in the order they were recorded.
     pub fn messages(&self) -> Vec<String> {
         self.messages.lock().map(|m| m.clone()).unwrap_or_default()
     }
-    /// Take the count and messages and start from zero (end of epoch).
+    /// Take this epoch's count and the kept messages, and start a new epoch.
     pub fn take(&self) -> (usize, Vec<String>) {
-        let n = self.count.swap(0, Ordering::Relaxed);
+        let n = self.epoch.swap(0, Ordering::Relaxed);
         let m = self
             .messages
             .lock()

@@ -39,10 +39,21 @@ impl Image {
         }
     }
     /// Convert to f32 in place (values unchanged, 0..255).
+    ///
+    /// # Panics
+    /// If the f32 copy cannot be allocated ([`try_make_f32`](Self::try_make_f32) errs).
     pub fn make_f32(&mut self) {
+        self.try_make_f32().unwrap_or_else(|e| panic!("{e}"))
+    }
+    /// Convert to f32 in place; a copy too large to allocate is an error.
+    pub fn try_make_f32(&mut self) -> Result<()> {
         if let Pixels::U8(d) = &self.pixels {
-            self.pixels = Pixels::F32(d.iter().map(|&v| v as f32).collect());
+            let what = || format!("a {}x{} image as f32", self.w, self.h);
+            let mut f = super::limits::with_capacity(d.len(), what)?;
+            f.extend(d.iter().map(|&v| v as f32));
+            self.pixels = Pixels::F32(f);
         }
+        Ok(())
     }
     /// The pixels as f32 (a copy for 8-bit images).
     pub fn to_f32_vec(&self) -> Vec<f32> {
@@ -67,18 +78,8 @@ pub fn load_image(path: &Path) -> Result<Image> {
     decode_image(path, &bytes)
 }
 
-/// Decode image bytes; `path` only names the file in errors.
+/// Decode image bytes; `path` only names the file in errors. A truncated or corrupt file is
+/// an error (a bad sample), never an image with a grey band where data was missing.
 pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<Image> {
-    let err = |m: String| DataError::Decode {
-        path: path.to_path_buf(),
-        message: m,
-    };
-    let format = image::guess_format(bytes).map_err(|e| err(e.to_string()))?;
-    let img = image::load_from_memory_with_format(bytes, format).map_err(|e| err(e.to_string()))?;
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let rgb = match img {
-        image::DynamicImage::ImageRgb8(b) => b.into_raw(),
-        other => other.to_rgb8().into_raw(),
-    };
-    Ok(Image::from_u8(h, w, rgb))
+    super::decode::decode(path, bytes)
 }

@@ -11,8 +11,9 @@
 use super::coco::ReadOptions;
 use super::config::{DataConfig, DatasetConfig, Normalize};
 use super::dataset::{BoxXyxy, Dataset};
-use super::error::{BadSampleLog, DataError, OnBadSample, Result};
+use super::error::{BadSampleLog, DataError, OnBadSample, Result, SkipCount};
 use super::image::Pixels;
+use super::limits::{self, MAX_SIDE};
 use super::sample::{ImageMeta, Sample};
 use super::sampler::{BatchSampler, SamplerState};
 use super::transforms::Pipeline;
@@ -197,6 +198,16 @@ impl<T> Shared<T> {
             .map(|s| s.meta.pad_shape[1])
             .max()
             .unwrap_or(1);
+        if let Some(&[h, w]) = self
+            .opts
+            .buckets
+            .iter()
+            .find(|&&[h, w]| h.max(w) as usize > MAX_SIDE)
+        {
+            return Err(DataError::Config(format!(
+                "`data.shape_buckets`: [{h}, {w}] has a side over the {MAX_SIDE} px an image may have"
+            )));
+        }
         if self.opts.buckets.is_empty() {
             let d = self.opts.size_divisor.unwrap_or(1).max(1) as usize;
             return Ok((mh.div_ceil(d) * d, mw.div_ceil(d) * d));
@@ -233,7 +244,8 @@ impl<T> Shared<T> {
         let (bh, bw) = self.bucket(&samples)?;
         let n = samples.len();
         let plane = bh * bw;
-        let mut images = vec![0f32; n * 3 * plane];
+        let what = || format!("a batch of {n} images of {bh}x{bw} (h x w)");
+        let mut images = limits::zeroed(limits::product(&[n, 3, plane], what)?, 0f32, what)?;
         let mut targets = Vec::with_capacity(n);
         for (k, s) in samples.iter_mut().enumerate() {
             s.meta.batch_input_shape = [bh, bw];
@@ -353,14 +365,19 @@ impl<T: Send + 'static> Loader<T> {
     }
 
     /// Continue from a saved position. Prefetched batches are dropped; no data is replayed.
+    /// Another epoch than the current one restarts the epoch's skip count.
     pub fn restore(&mut self, state: SamplerState) {
         self.running = None;
+        if state.epoch != self.sampler.state().epoch {
+            self.shared.log.start_epoch();
+        }
         self.sampler.restore(state);
     }
 
-    /// Start `epoch` from its first batch.
+    /// Start `epoch` from its first batch (and its skip count from 0).
     pub fn set_epoch(&mut self, epoch: u64) {
         self.running = None;
+        self.shared.log.start_epoch();
         self.sampler.set_epoch(epoch);
     }
 
@@ -377,6 +394,15 @@ impl<T: Send + 'static> Loader<T> {
     /// Skipped samples so far (warnings were printed as they happened).
     pub fn bad_samples(&self) -> &BadSampleLog {
         &self.shared.log
+    }
+
+    /// Samples skipped under `on_bad_sample = skip` (each replaced by another image of its
+    /// aspect group): in the current epoch (counted from the last [`set_epoch`](Self::set_epoch),
+    /// or rollover of an infinite sampler) and since the loader was made. Read it after an
+    /// epoch's last batch for the epoch log; the counts are final once `next_batch` returned
+    /// `None` (or the epoch's last batch, for an infinite sampler).
+    pub fn skipped(&self) -> SkipCount {
+        self.shared.log.skipped()
     }
 
     /// The next batch; `None` at the end of an epoch of a finite sampler (then call
@@ -402,6 +428,7 @@ impl<T: Send + 'static> Loader<T> {
                     .collect();
                 if jobs.is_empty() {
                     if self.sampler.is_infinite() {
+                        self.shared.log.start_epoch();
                         self.sampler.set_epoch(pos.epoch + 1);
                         continue;
                     }
@@ -414,6 +441,7 @@ impl<T: Send + 'static> Loader<T> {
                 self.running = None;
                 let e = self.sampler.state().epoch;
                 if self.sampler.is_infinite() {
+                    self.shared.log.start_epoch();
                     self.sampler.set_epoch(e + 1);
                     continue;
                 }

@@ -9,6 +9,7 @@
 
 use super::config::SamplerConfig;
 use super::error::{DataError, Result};
+use super::limits::MAX_BATCH;
 use crate::util::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,11 @@ impl BatchSampler {
     ) -> Result<BatchSampler> {
         if groups.is_empty() {
             return Err(DataError::Config("the dataset has no images".into()));
+        }
+        if batch_size > MAX_BATCH {
+            return Err(DataError::Config(format!(
+                "`data.samples_per_gpu` = {batch_size} is more than the {MAX_BATCH} images a batch may hold"
+            )));
         }
         if batch_size == 0 || world == 0 || rank >= world {
             return Err(DataError::Config(format!(

@@ -5,6 +5,7 @@
 //! `Rng::stream(seed, i)`, so images are generated in parallel and still reproducible.
 
 use super::error::{DataError, Result};
+use super::limits::{self, MAX_SIDE};
 use crate::util::rng::Rng;
 use rayon::prelude::*;
 use serde_json::json;
@@ -89,6 +90,15 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
             "synth: --images must be at least 1".into(),
         ));
     }
+    let sides = match opts.size {
+        Some((w, h)) => [w, h],
+        None => [opts.min_side, opts.max_side],
+    };
+    if let Some(bad) = sides.iter().find(|&&s| s == 0 || s as usize > MAX_SIDE) {
+        return Err(DataError::Config(format!(
+            "synth: an image side of {bad} px is outside 1..={MAX_SIDE}"
+        )));
+    }
     let mut sum = SynthSummary::layout(out);
     for d in [&sum.train_dir, &sum.val_dir, &out.join("annotations")] {
         std::fs::create_dir_all(d).map_err(|e| DataError::io(d, e))?;
@@ -106,7 +116,7 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
     let made: Vec<(String, u32, u32, Vec<Shape>)> = (0..opts.images)
         .into_par_iter()
         .map(|i| {
-            let (w, h, rgb, shapes) = render(opts, i as u64);
+            let (w, h, rgb, shapes) = render(opts, i as u64)?;
             let name = format!("{i:06}.{ext}");
             let dir = if i < n_train {
                 &sum.train_dir
@@ -166,7 +176,9 @@ pub fn generate_if_missing(out: &Path, opts: &SynthOptions) -> Result<SynthSumma
 
 fn write_image(path: &Path, rgb: &[u8], w: u32, h: u32, format: SynthFormat) -> Result<()> {
     use image::ImageEncoder;
-    let mut buf = Vec::with_capacity(rgb.len() / 2);
+    let mut buf = limits::with_capacity(rgb.len() / 2, || {
+        format!("{}: the encoded {w}x{h} image", path.display())
+    })?;
     let r = match format {
         SynthFormat::Png => image::codecs::png::PngEncoder::new_with_quality(
             &mut buf,
@@ -230,7 +242,7 @@ fn inside_polygon(p: &[(f64, f64)], x: f64, y: f64) -> bool {
 }
 
 /// Render image `i`: its size, RGB bytes and shapes.
-fn render(opts: &SynthOptions, i: u64) -> (u32, u32, Vec<u8>, Vec<Shape>) {
+fn render(opts: &SynthOptions, i: u64) -> Result<(u32, u32, Vec<u8>, Vec<Shape>)> {
     let mut rng = Rng::stream(opts.seed, i);
     let (w, h) = opts.size.unwrap_or_else(|| {
         let span = (opts.max_side.max(opts.min_side) - opts.min_side) as u64 + 1;
@@ -240,7 +252,7 @@ fn render(opts: &SynthOptions, i: u64) -> (u32, u32, Vec<u8>, Vec<Shape>) {
         )
     });
     let (wu, hu) = (w as usize, h as usize);
-    let mut img = vec![0u8; wu * hu * 3];
+    let mut img = limits::zeroed(wu * hu * 3, 0u8, || format!("a {w}x{h} image"))?;
     // Background: a two-colour gradient, stripes and noise, all muted.
     let hue = rng.range_f64(0.0, 360.0);
     let c0 = hsv(hue, rng.range_f64(0.05, 0.35), rng.range_f64(0.35, 0.8));
@@ -359,5 +371,5 @@ fn render(opts: &SynthOptions, i: u64) -> (u32, u32, Vec<u8>, Vec<Shape>) {
             break;
         }
     }
-    (w, h, img, shapes)
+    Ok((w, h, img, shapes))
 }

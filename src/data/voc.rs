@@ -82,19 +82,30 @@ fn read_one(
     log: &BadSampleLog,
 ) -> Result<Record> {
     let text = std::fs::read_to_string(xml_path).map_err(|e| DataError::io(xml_path, e))?;
-    let root = xml::parse(&text).map_err(|m| DataError::parse(xml_path, m))?;
-    let num = |el: Option<&xml::Element>, what: &str| -> Result<f64> {
-        let el = el.ok_or_else(|| DataError::parse(xml_path, format!("missing <{what}>")))?;
-        el.text.parse::<f64>().map_err(|_| {
-            DataError::parse(xml_path, format!("<{what}> is not a number: `{}`", el.text))
+    let doc = xml::parse(&text).map_err(|m| DataError::parse(xml_path, m))?;
+    let root = doc.root_element();
+    // `parent` is where the element should be, for the line of a "missing" error.
+    let num = |parent: Option<xml::Node<'_, '_>>, what: &str| -> Result<f64> {
+        let at = parent.unwrap_or(root);
+        let el = parent.and_then(|p| xml::child(p, what)).ok_or_else(|| {
+            let m = format!(
+                "line {}: missing <{what}> in <{}>",
+                xml::line(at),
+                at.tag_name().name()
+            );
+            DataError::parse(xml_path, m)
+        })?;
+        let t = xml::text(el);
+        t.parse::<f64>().map_err(|_| {
+            let m = format!("line {}: <{what}> is not a number: `{t}`", xml::line(el));
+            DataError::parse(xml_path, m)
         })
     };
-    let size = root.child("size");
-    let width = num(size.and_then(|s| s.child("width")), "width")? as u32;
-    let height = num(size.and_then(|s| s.child("height")), "height")? as u32;
-    let file_name = root
-        .child("filename")
-        .map(|f| f.text.clone())
+    let size = xml::child(root, "size");
+    let width = num(size, "width")? as u32;
+    let height = num(size, "height")? as u32;
+    let file_name = xml::child(root, "filename")
+        .map(xml::text)
         .unwrap_or_else(|| format!("{id}.jpg"));
     let mut rec = Record {
         id: index,
@@ -107,26 +118,30 @@ fn read_one(
         ignored: vec![],
         ignored_labels: vec![],
     };
-    for (k, obj) in root.children_named("object").enumerate() {
+    for (k, obj) in xml::children_named(root, "object").enumerate() {
         let one = || -> Result<Option<(u32, [f32; 4], bool)>> {
-            let name = obj.child("name").map(|n| n.text.as_str()).unwrap_or("");
-            let Some(pos) = all.iter().position(|c| c == name) else {
+            let name = xml::child(obj, "name").map(xml::text).unwrap_or_default();
+            let Some(pos) = all.iter().position(|c| *c == name) else {
                 return Err(DataError::bad_ann(
                     xml_path,
-                    format!("object {k}"),
+                    format!("object {k} (line {})", xml::line(obj)),
                     format!("unknown category `{name}`"),
                 ));
             };
             let Some(label) = labels[pos] else {
                 return Ok(None);
             };
-            let difficult = obj.child("difficult").is_some_and(|d| d.text.trim() == "1");
-            let bb = obj.child("bndbox");
+            let difficult = xml::child(obj, "difficult").is_some_and(|d| xml::text(d) == "1");
+            let bb = xml::child(obj, "bndbox").ok_or_else(|| {
+                let m = format!("line {}: missing <bndbox> in <object>", xml::line(obj));
+                DataError::bad_ann(xml_path, format!("object {k}"), m)
+            })?;
             // mmdetection truncates to integers, then makes the corners 0-based.
-            let c = |n: &str| num(bb.and_then(|b| b.child(n)), n).map(|v| v.trunc() - 1.0);
+            let c = |n: &str| num(Some(bb), n).map(|v| v.trunc() - 1.0);
             let (x1, y1, x2, y2) = (c("xmin")?, c("ymin")?, c("xmax")?, c("ymax")?);
-            let b = check_box(x1, y1, x2, y2, width, height)
-                .map_err(|m| DataError::bad_ann(xml_path, format!("object {k}"), m))?;
+            let b = check_box(x1, y1, x2, y2, width, height).map_err(|m| {
+                DataError::bad_ann(xml_path, format!("object {k} (line {})", xml::line(obj)), m)
+            })?;
             Ok(Some((label, b, difficult)))
         };
         let Some(Some((label, b, difficult))) = apply_policy(opts.on_bad_sample, log, one())?

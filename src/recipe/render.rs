@@ -1,8 +1,12 @@
 //! Human rendering of diagnostics through miette. Labels in one file render together; labels
-//! in other files render as related reports, so a sibling conflict shows both imports.
+//! in other files render as related reports, so a sibling conflict shows both imports. Long
+//! lines are clipped around the labels first ([`clip`]), so any line width renders.
+
+mod clip;
 
 use super::diag::{Diagnostic, Files, Severity};
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use clip::Clipped;
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan};
 use std::fmt;
 
 /// How to render.
@@ -34,7 +38,8 @@ pub fn render(d: &Diagnostic, files: &Files, opts: RenderOptions) -> String {
         .with_links(false)
         .without_syntax_highlighting()
         .with_show_related_as_nested(true);
-    let view = View::new(d, files);
+    let ellipsis = if opts.fancy { "…" } else { "..." };
+    let view = View::new(d, files, ellipsis);
     let mut out = String::new();
     if handler.render_report(&mut out, &view).is_err() {
         // miette only fails on a broken formatter; fall back to the bare message.
@@ -60,19 +65,22 @@ pub fn render_all(ds: &[Diagnostic], files: &Files, opts: RenderOptions) -> Stri
     out
 }
 
+/// A label of one file: its index in the diagnostic and its byte range in the text.
+type Spot = (usize, std::ops::Range<usize>);
+
 struct View {
     code: String,
     severity: Severity,
     message: String,
     help: Option<String>,
-    source: Option<NamedSource<std::sync::Arc<str>>>,
+    source: Option<Clipped>,
     labels: Vec<LabeledSpan>,
     related: Vec<View>,
 }
 
 impl View {
-    fn new(d: &Diagnostic, files: &Files) -> View {
-        let mut groups: Vec<(usize, Vec<LabeledSpan>)> = Vec::new();
+    fn new(d: &Diagnostic, files: &Files, ellipsis: &str) -> View {
+        let mut groups: Vec<(usize, Vec<Spot>)> = Vec::new();
         for (i, l) in d.labels.iter().enumerate() {
             let Some(f) = files.get(l.loc.file) else {
                 continue;
@@ -87,36 +95,50 @@ impl View {
             while !f.text.is_char_boundary(start) {
                 start -= 1;
             }
-            let span = LabeledSpan::new_with_span(Some(l.message.clone()), start..end);
-            let span = if i == 0 {
-                LabeledSpan::new_primary_with_span(span.label().map(String::from), start..end)
-            } else {
-                span
-            };
             match groups.iter_mut().find(|(id, _)| *id == l.loc.file) {
-                Some((_, v)) => v.push(span),
-                None => groups.push((l.loc.file, vec![span])),
+                Some((_, v)) => v.push((i, start..end)),
+                None => groups.push((l.loc.file, vec![(i, start..end)])),
             }
         }
-        let mut groups = groups.into_iter();
-        let source_of = |id: usize| {
-            files
-                .get(id)
-                .map(|f| NamedSource::new(normalise(&f.path.display().to_string()), f.text.clone()))
+        // Each file's text, clipped around its labels; the spans moved into the clip.
+        let source_of = |id: usize, spans: Vec<Spot>| {
+            let Some(f) = files.get(id) else {
+                return (None, Vec::new());
+            };
+            let points: Vec<usize> = spans.iter().flat_map(|(_, r)| [r.start, r.end]).collect();
+            let name = normalise(&f.path.display().to_string());
+            let clip = Clipped::new(name, f.text.clone(), &points, ellipsis);
+            let labels = spans
+                .into_iter()
+                .map(|(i, r)| {
+                    let label = Some(d.labels[i].message.clone());
+                    let span = clip.map(r.start)..clip.map(r.end);
+                    if i == 0 {
+                        LabeledSpan::new_primary_with_span(label, span)
+                    } else {
+                        LabeledSpan::new_with_span(label, span)
+                    }
+                })
+                .collect();
+            (Some(clip), labels)
         };
+        let mut groups = groups.into_iter();
         let (source, labels) = match groups.next() {
-            Some((id, spans)) => (source_of(id), spans),
+            Some((id, spans)) => source_of(id, spans),
             None => (None, Vec::new()),
         };
         let related = groups
-            .map(|(id, spans)| View {
-                code: String::new(),
-                severity: d.severity,
-                message: "see also".into(),
-                help: None,
-                source: source_of(id),
-                labels: spans,
-                related: Vec::new(),
+            .map(|(id, spans)| {
+                let (source, labels) = source_of(id, spans);
+                View {
+                    code: String::new(),
+                    severity: d.severity,
+                    message: "see also".into(),
+                    help: None,
+                    source,
+                    labels,
+                    related: Vec::new(),
+                }
             })
             .collect();
         View {

@@ -6,6 +6,7 @@ use crate::data::config::{CropType, FlipDirection, MultiscaleMode};
 use crate::data::dataset::BoxXyxy;
 use crate::data::error::{DataError, Result};
 use crate::data::image::{Image, Pixels};
+use crate::data::limits;
 use crate::data::sample::{GeomOp, Sample, flip_box};
 use crate::util::rng::Rng;
 
@@ -54,7 +55,9 @@ fn axis_weights(src: usize, dst: usize) -> (Vec<usize>, Vec<usize>, Vec<f32>) {
 }
 
 /// Bilinear resize of an interleaved 3-channel image to `dw × dh`.
-fn resize_px<T: Px>(src: &[T], sh: usize, sw: usize, dh: usize, dw: usize) -> Vec<T> {
+fn resize_px<T: Px>(src: &[T], sh: usize, sw: usize, dh: usize, dw: usize) -> Result<Vec<T>> {
+    let what = || format!("an image resized to {dw}x{dh} (w x h)");
+    let mut dst = limits::with_capacity(limits::product(&[dh, dw, 3], what)?, what)?;
     let (x0, x1, ax) = axis_weights(sw, dw);
     let (y0, y1, ay) = axis_weights(sh, dh);
     // Horizontally interpolated source rows, computed once each and kept while in use.
@@ -70,7 +73,6 @@ fn resize_px<T: Px>(src: &[T], sh: usize, sw: usize, dh: usize, dw: usize) -> Ve
             }
         }
     };
-    let mut dst = Vec::with_capacity(dh * dw * 3);
     let (mut ra, mut rb) = (Vec::new(), Vec::new());
     let (mut ya, mut yb) = (usize::MAX, usize::MAX);
     for y in 0..dh {
@@ -94,21 +96,30 @@ fn resize_px<T: Px>(src: &[T], sh: usize, sw: usize, dh: usize, dw: usize) -> Ve
                 .map(|(&u, &v)| T::from_f(u + (v - u) * a)),
         );
     }
-    dst
+    Ok(dst)
 }
 
-/// Resize an image to `dw × dh` (bilinear, half-pixel centres).
-pub fn resize_image(img: &Image, dh: usize, dw: usize) -> Image {
+/// Resize an image to `dw × dh` (bilinear, half-pixel centres); an output too large to
+/// allocate is an error.
+pub fn try_resize_image(img: &Image, dh: usize, dw: usize) -> Result<Image> {
     let (h, w) = (img.h, img.w);
     let pixels = match &img.pixels {
-        Pixels::U8(d) => Pixels::U8(resize_px(d, h, w, dh, dw)),
-        Pixels::F32(d) => Pixels::F32(resize_px(d, h, w, dh, dw)),
+        Pixels::U8(d) => Pixels::U8(resize_px(d, h, w, dh, dw)?),
+        Pixels::F32(d) => Pixels::F32(resize_px(d, h, w, dh, dw)?),
     };
-    Image {
+    Ok(Image {
         h: dh,
         w: dw,
         pixels,
-    }
+    })
+}
+
+/// [`try_resize_image`] for callers with fixed sizes (benchmarks).
+///
+/// # Panics
+/// If the output cannot be allocated.
+pub fn resize_image(img: &Image, dh: usize, dw: usize) -> Image {
+    try_resize_image(img, dh, dw).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn map_boxes(boxes: &mut [BoxXyxy], f: impl Fn(BoxXyxy) -> BoxXyxy) {
@@ -179,11 +190,11 @@ impl ResizeOp {
         }
     }
 
-    pub fn apply(&self, s: &mut Sample, rng: &mut Rng) {
+    pub fn apply(&self, s: &mut Sample, rng: &mut Rng) -> Result<()> {
         let scale = self.pick_scale(rng);
         let (h, w) = (s.image.h, s.image.w);
         let (nh, nw) = self.output_size(h, w, scale);
-        s.image = resize_image(&s.image, nh, nw);
+        s.image = try_resize_image(&s.image, nh, nw)?;
         let (sx, sy) = (nw as f32 / w as f32, nh as f32 / h as f32);
         let (fw, fh) = (nw as f32, nh as f32);
         let clip_border = self.clip_border;
@@ -197,6 +208,7 @@ impl ResizeOp {
         s.meta.pad_shape = [nh, nw, 3];
         s.meta.scale_factor = [sx, sy, sx, sy];
         s.meta.geometry.push(GeomOp::Scale { sx, sy });
+        Ok(())
     }
 }
 
@@ -270,24 +282,25 @@ pub fn apply_flip(s: &mut Sample, dir: FlipDirection) {
     });
 }
 
-/// Cut the window `[y, y + ch) × [x, x + cw)` out of an image.
-pub fn crop_image(img: &Image, y: usize, x: usize, ch: usize, cw: usize) -> Image {
-    fn go<T: Copy>(d: &[T], w: usize, y: usize, x: usize, ch: usize, cw: usize) -> Vec<T> {
-        let mut out = Vec::with_capacity(ch * cw * 3);
+/// Cut the window `[y, y + ch) × [x, x + cw)` out of an image (which must hold it).
+pub fn crop_image(img: &Image, y: usize, x: usize, ch: usize, cw: usize) -> Result<Image> {
+    fn go<T: Copy>(d: &[T], w: usize, y: usize, x: usize, ch: usize, cw: usize) -> Result<Vec<T>> {
+        let what = || format!("an image cropped to {cw}x{ch} (w x h)");
+        let mut out = limits::with_capacity(ch * cw * 3, what)?;
         for r in y..y + ch {
             out.extend_from_slice(&d[(r * w + x) * 3..(r * w + x + cw) * 3]);
         }
-        out
+        Ok(out)
     }
     let pixels = match &img.pixels {
-        Pixels::U8(d) => Pixels::U8(go(d, img.w, y, x, ch, cw)),
-        Pixels::F32(d) => Pixels::F32(go(d, img.w, y, x, ch, cw)),
+        Pixels::U8(d) => Pixels::U8(go(d, img.w, y, x, ch, cw)?),
+        Pixels::F32(d) => Pixels::F32(go(d, img.w, y, x, ch, cw)?),
     };
-    Image {
+    Ok(Image {
         h: ch,
         w: cw,
         pixels,
-    }
+    })
 }
 
 /// The random-crop stage (mmdetection's `RandomCrop`).
@@ -326,7 +339,7 @@ impl CropOp {
         }
     }
 
-    pub fn apply(&self, s: &mut Sample, rng: &mut Rng) {
+    pub fn apply(&self, s: &mut Sample, rng: &mut Rng) -> Result<()> {
         let (h, w) = (s.image.h, s.image.w);
         for _ in 0..CROP_TRIES {
             let (ch, cw) = self.crop_hw(h, w, rng);
@@ -357,35 +370,46 @@ impl CropOp {
                 .map(|(l, _)| *l)
                 .collect();
             s.ignored = s.ignored.iter().map(|&b| shift(b)).filter(valid).collect();
-            s.image = crop_image(&s.image, oy, ox, ch, cw);
+            s.image = crop_image(&s.image, oy, ox, ch, cw)?;
             s.meta.img_shape = [ch, cw, 3];
             s.meta.pad_shape = [ch, cw, 3];
             s.meta.geometry.push(GeomOp::Shift { x: fx, y: fy });
-            return;
+            return Ok(());
         }
+        Ok(())
     }
 }
 
-/// Pad an image bottom/right to `ph × pw` with `val`.
-pub fn pad_image(img: &Image, ph: usize, pw: usize, val: f32) -> Image {
-    fn go<T: Copy>(d: &[T], h: usize, w: usize, ph: usize, pw: usize, v: T) -> Vec<T> {
-        let mut out = Vec::with_capacity(ph * pw * 3);
+/// Pad an image bottom/right to `ph × pw` with `val`; an output too large to allocate is an
+/// error.
+pub fn try_pad_image(img: &Image, ph: usize, pw: usize, val: f32) -> Result<Image> {
+    fn go<T: Copy>(d: &[T], h: usize, w: usize, ph: usize, pw: usize, v: T) -> Result<Vec<T>> {
+        let what = || format!("an image padded to {pw}x{ph} (w x h)");
+        let mut out = limits::with_capacity(limits::product(&[ph, pw, 3], what)?, what)?;
         for r in 0..h {
             out.extend_from_slice(&d[r * w * 3..(r + 1) * w * 3]);
             out.resize(out.len() + (pw - w) * 3, v);
         }
         out.resize(ph * pw * 3, v);
-        out
+        Ok(out)
     }
     let pixels = match &img.pixels {
-        Pixels::U8(d) => Pixels::U8(go(d, img.h, img.w, ph, pw, u8::from_f(val))),
-        Pixels::F32(d) => Pixels::F32(go(d, img.h, img.w, ph, pw, val)),
+        Pixels::U8(d) => Pixels::U8(go(d, img.h, img.w, ph, pw, u8::from_f(val))?),
+        Pixels::F32(d) => Pixels::F32(go(d, img.h, img.w, ph, pw, val)?),
     };
-    Image {
+    Ok(Image {
         h: ph,
         w: pw,
         pixels,
-    }
+    })
+}
+
+/// [`try_pad_image`] for callers with fixed sizes (benchmarks).
+///
+/// # Panics
+/// If the output cannot be allocated.
+pub fn pad_image(img: &Image, ph: usize, pw: usize, val: f32) -> Image {
+    try_pad_image(img, ph, pw, val).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The pad stage.
@@ -401,7 +425,7 @@ impl PadOp {
     pub fn apply(&self, s: &mut Sample) -> Result<()> {
         let (ph, pw) = self.apply_meta(s)?;
         if (ph, pw) != (s.image.h, s.image.w) {
-            s.image = pad_image(&s.image, ph, pw, self.pad_val);
+            s.image = try_pad_image(&s.image, ph, pw, self.pad_val)?;
         }
         Ok(())
     }

@@ -7,8 +7,9 @@ mod photometric;
 
 pub use geometric::{
     CropOp, FlipOp, PadOp, ResizeOp, apply_flip, crop_image, flip_image, pad_image, resize_image,
+    try_pad_image, try_resize_image,
 };
-pub use photometric::{hsv_to_rgb, normalize, photometric_distortion, rgb_to_hsv};
+pub use photometric::{hsv_to_rgb, normalize, photometric_distortion, rgb_to_hsv, try_normalize};
 
 use super::config::{
     ColorType, Directions, LoadAnnotations, LoadImage, Normalize, PhotometricDistortion,
@@ -17,6 +18,7 @@ use super::config::{
 use super::dataset::Record;
 use super::error::{DataError, Result};
 use super::image::{Image, load_image};
+use super::limits::MAX_SIDE;
 use super::sample::{ImageMeta, Sample};
 use crate::util::rng::Rng;
 
@@ -44,13 +46,24 @@ impl Transform {
                 let Some(scales) = c.scale.as_ref().map(|s| s.list()) else {
                     return bad("resize: `scale` is required".into());
                 };
-                if scales.is_empty() || scales.iter().flatten().any(|v| *v <= 0.0) {
+                if scales.is_empty() || scales.iter().flatten().any(|v| v.is_nan() || *v <= 0.0) {
                     return bad(format!("resize: scales must be positive, got {scales:?}"));
                 }
                 if let Some([lo, hi]) = c.ratio_range
-                    && (scales.len() != 1 || !(0.0 < lo && lo <= hi))
+                    && (scales.len() != 1 || !(0.0 < lo && lo <= hi && hi.is_finite()))
                 {
                     return bad("resize: `ratio_range` needs one scale and 0 < lo <= hi".into());
+                }
+                // The output's sides are at most the scale's (times the largest ratio).
+                let most = scales.iter().flatten().fold(0f64, |a, &v| a.max(v))
+                    * c.ratio_range.map_or(1.0, |[_, hi]| hi);
+                if most > MAX_SIDE as f64 {
+                    return bad(format!(
+                        "resize: scale {scales:?}{} reaches {most} px, more than the {MAX_SIDE} px \
+                         an image side may have",
+                        c.ratio_range
+                            .map_or(String::new(), |r| format!(" with ratio_range {r:?}"))
+                    ));
                 }
                 Transform::Resize(ResizeOp {
                     scales,
@@ -89,6 +102,15 @@ impl Transform {
                 if c.size_divisor == Some(0) {
                     return bad("pad: `size_divisor` must be positive".into());
                 }
+                let most = c
+                    .size
+                    .map_or(0, |[h, w]| h.max(w))
+                    .max(c.size_divisor.unwrap_or(0));
+                if most as usize > MAX_SIDE {
+                    return bad(format!(
+                        "pad: {most} px is more than the {MAX_SIDE} px an image side may have"
+                    ));
+                }
                 Transform::Pad(PadOp {
                     size: c.size,
                     size_divisor: c.size_divisor,
@@ -98,11 +120,13 @@ impl Transform {
             TransformConfig::PhotometricDistortion(c) => Transform::Photometric(c.clone()),
             TransformConfig::RandomCrop(c) => {
                 let [a, b] = c.crop_size;
-                let ok = match c.crop_type {
-                    crate::data::config::CropType::Absolute => a >= 1.0 && b >= 1.0,
-                    crate::data::config::CropType::AbsoluteRange => a >= 1.0 && a <= b,
-                    _ => 0.0 < a && a <= 1.0 && 0.0 < b && b <= 1.0,
-                };
+                let ok = a.is_finite()
+                    && b.is_finite()
+                    && match c.crop_type {
+                        crate::data::config::CropType::Absolute => a >= 1.0 && b >= 1.0,
+                        crate::data::config::CropType::AbsoluteRange => a >= 1.0 && a <= b,
+                        _ => 0.0 < a && a <= 1.0 && 0.0 < b && b <= 1.0,
+                    };
                 if !ok {
                     return bad(format!(
                         "random_crop: crop_size {:?} does not fit crop_type {:?}",
@@ -123,12 +147,12 @@ impl Transform {
     pub fn apply(&self, s: &mut Sample, rng: &mut Rng) -> Result<()> {
         match self {
             Transform::LoadImage(_) | Transform::LoadAnnotations(_) => {}
-            Transform::Resize(op) => op.apply(s, rng),
+            Transform::Resize(op) => op.apply(s, rng)?,
             Transform::Flip(op) => op.apply(s, rng),
-            Transform::Normalize(c) => normalize(&mut s.image, c),
+            Transform::Normalize(c) => try_normalize(&mut s.image, c)?,
             Transform::Pad(op) => op.apply(s)?,
-            Transform::Photometric(c) => photometric_distortion(&mut s.image, c, rng),
-            Transform::Crop(op) => op.apply(s, rng),
+            Transform::Photometric(c) => photometric_distortion(&mut s.image, c, rng)?,
+            Transform::Crop(op) => op.apply(s, rng)?,
         }
         Ok(())
     }
@@ -291,7 +315,7 @@ impl Pipeline {
                         to_grayscale(&mut image);
                     }
                     if c.to_float32 {
-                        image.make_f32();
+                        image.try_make_f32()?;
                     }
                     s.image = std::mem::replace(&mut image, Image::from_u8(0, 0, vec![]));
                 }

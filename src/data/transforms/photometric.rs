@@ -2,17 +2,21 @@
 //! the geometry and the boxes alone and turn the pixels into f32.
 
 use crate::data::config::{Normalize, PhotometricDistortion};
+use crate::data::error::Result;
 use crate::data::image::{Image, Pixels};
+use crate::data::limits;
 use crate::util::rng::Rng;
 
 /// `(x - mean) / std` per channel into f32; `to_rgb == false` also reorders RGB → BGR so
 /// that `mean`/`std` given in BGR order (caffe-style weights) apply to the right channel.
-pub fn normalize(img: &mut Image, cfg: &Normalize) {
+/// An output too large to allocate is an error.
+pub fn try_normalize(img: &mut Image, cfg: &Normalize) -> Result<()> {
     let order: [usize; 3] = if cfg.to_rgb { [0, 1, 2] } else { [2, 1, 0] };
     let inv = [1.0 / cfg.std[0], 1.0 / cfg.std[1], 1.0 / cfg.std[2]];
     let m = cfg.mean;
     let n = img.h * img.w;
-    let mut out = vec![0f32; n * 3];
+    let what = || format!("a normalized {}x{} image", img.w, img.h);
+    let mut out = limits::zeroed(n * 3, 0f32, what)?;
     macro_rules! go {
         ($d:expr) => {
             for (o, p) in out.chunks_exact_mut(3).zip($d.chunks_exact(3)) {
@@ -27,6 +31,15 @@ pub fn normalize(img: &mut Image, cfg: &Normalize) {
         Pixels::F32(d) => go!(d),
     }
     img.pixels = Pixels::F32(out);
+    Ok(())
+}
+
+/// [`try_normalize`] for callers with fixed sizes (benchmarks).
+///
+/// # Panics
+/// If the output cannot be allocated.
+pub fn normalize(img: &mut Image, cfg: &Normalize) {
+    try_normalize(img, cfg).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// RGB (any scale) → HSV with H in degrees `[0, 360)`, S in `[0, 1]`, V on the input scale
@@ -71,10 +84,14 @@ pub fn hsv_to_rgb(h: f32, s: f32, v: f32) -> [f32; 3] {
 
 /// Apply mmdetection's photometric distortion with draws from `rng` (same order of draws
 /// and of operations as `PhotoMetricDistortion.__call__`).
-pub fn photometric_distortion(img: &mut Image, cfg: &PhotometricDistortion, rng: &mut Rng) {
-    img.make_f32();
+pub fn photometric_distortion(
+    img: &mut Image,
+    cfg: &PhotometricDistortion,
+    rng: &mut Rng,
+) -> Result<()> {
+    img.try_make_f32()?;
     let Pixels::F32(d) = &mut img.pixels else {
-        return;
+        return Ok(());
     };
     let coin = |rng: &mut Rng| rng.below(2) == 1;
     if coin(rng) {
@@ -126,6 +143,7 @@ pub fn photometric_distortion(img: &mut Image, cfg: &PhotometricDistortion, rng:
             p.copy_from_slice(&q);
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use super::super::EvalError;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// One category of the ground truth.
@@ -125,29 +125,40 @@ impl CocoGt {
     /// Check ids and boxes; every problem is reported, not just the first.
     pub fn validate(&self) -> Result<(), EvalError> {
         let mut problems = Vec::new();
-        let mut images = HashSet::new();
-        for &id in &self.images {
-            if !images.insert(id) {
-                problems.push(format!("images: duplicate image id {id}"));
+        // Each id with the index it first appeared at, so a duplicate names both places.
+        let mut images = HashMap::new();
+        for (i, &id) in self.images.iter().enumerate() {
+            if let Some(first) = images.insert(id, i) {
+                images.insert(id, first);
+                problems.push(format!(
+                    "images[{i}]: duplicate image id {id} (also images[{first}])"
+                ));
             }
         }
-        let mut cats = HashSet::new();
-        for c in &self.categories {
-            if !cats.insert(c.id) {
-                problems.push(format!("categories: duplicate category id {}", c.id));
+        let mut cats = HashMap::new();
+        for (i, c) in self.categories.iter().enumerate() {
+            if let Some(first) = cats.insert(c.id, i) {
+                cats.insert(c.id, first);
+                problems.push(format!(
+                    "categories[{i}]: duplicate category id {} (also categories[{first}])",
+                    c.id
+                ));
             }
         }
-        let mut ann_ids = HashSet::new();
+        let mut ann_ids = HashMap::new();
         for (i, a) in self.annotations.iter().enumerate() {
             let at = format!("annotations[{i}] (id {})", a.id);
             // pycocotools indexes annotations by id: a duplicate silently replaces the other.
-            if !ann_ids.insert(a.id) {
-                problems.push(format!("{at}: duplicate annotation id"));
+            if let Some(first) = ann_ids.insert(a.id, i) {
+                ann_ids.insert(a.id, first);
+                problems.push(format!(
+                    "{at}: duplicate annotation id (also annotations[{first}])"
+                ));
             }
-            if !images.contains(&a.image_id) {
+            if !images.contains_key(&a.image_id) {
                 problems.push(format!("{at}: image_id {} is not in images", a.image_id));
             }
-            if !cats.contains(&a.category_id) {
+            if !cats.contains_key(&a.category_id) {
                 problems.push(format!(
                     "{at}: category_id {} is not in categories",
                     a.category_id

@@ -352,5 +352,65 @@ fn voc_bad_objects_name_file_and_object() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("000002.xml") && e.contains("</object>"), "{e}");
+    assert!(
+        e.contains("000002.xml") && e.contains("line 1") && e.contains("'object'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn skipped_samples_are_counted_per_epoch_and_in_total() {
+    let dir = folder();
+    let ds = read(dir.path(), coco(json!([])), OnBadSample::Error, None)
+        .0
+        .unwrap();
+    let mut l = loader(ds, OnBadSample::Skip, true);
+    assert_eq!(l.skipped(), mmrun::data::SkipCount::default());
+    let epoch = |l: &mut Loader<()>| {
+        let mut n = 0;
+        while let Some(b) = l.next_batch() {
+            b.unwrap();
+            n += 1;
+        }
+        n
+    };
+    assert_eq!(epoch(&mut l), 4);
+    let first = l.skipped();
+    // c.png and d.png at least (a replacement drawn for one may be the other).
+    assert!(first.epoch >= 2 && first.total == first.epoch, "{first:?}");
+    l.set_epoch(1);
+    assert_eq!(l.skipped().epoch, 0, "a new epoch counts from 0");
+    assert_eq!(l.skipped().total, first.total);
+    epoch(&mut l);
+    let second = l.skipped();
+    assert!(second.epoch >= 2, "{second:?}");
+    assert_eq!(second.total, first.total + second.epoch);
+}
+
+#[test]
+fn skip_warnings_do_not_flood_the_console() {
+    let dir = folder();
+    let extra: Vec<_> = (0..50)
+        .map(|k| json!({"id": 100 + k, "image_id": 99, "category_id": 3, "bbox": [1, 1, 2, 2], "area": 4}))
+        .collect();
+    let path = dir.path().join("ann.json");
+    std::fs::write(&path, coco(json!(extra)).to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmrun"))
+        .args(["data", "inspect", "--skip-bad"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("50 bad annotations skipped"), "{stdout}");
+    let warnings = stderr.lines().filter(|l| l.starts_with("warning:")).count();
+    assert_eq!(
+        warnings,
+        mmrun::data::error::PRINTED_PER_EPOCH + 1,
+        "the first ones, then one line saying the rest are counted:\n{stderr}"
+    );
+    assert!(stderr.contains("counted, not printed"), "{stderr}");
 }

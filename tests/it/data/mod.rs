@@ -3,10 +3,14 @@
 
 mod bad_data;
 mod config;
+mod duplicates;
+mod hostile;
+mod images;
 mod loader;
 mod sampler;
 mod synth;
 mod transforms;
+mod voc_xml;
 
 use mmrun::data::synth::{SynthOptions, generate};
 use std::path::Path;

@@ -248,7 +248,7 @@ fn multiscale_range_value_and_ratio_modes_draw_inside_their_sets() {
     for _ in 0..200 {
         // A square image ends up at the drawn short edge.
         let mut s = sample(Image::from_u8(50, 50, vec![0; 50 * 50 * 3]), vec![]);
-        op.apply(&mut s, &mut rng);
+        op.apply(&mut s, &mut rng).unwrap();
         let [h, w, _] = s.meta.img_shape;
         assert!(h == w && (640..=800).contains(&h), "{h}x{w}");
         shorts.insert(h);
@@ -262,7 +262,7 @@ fn multiscale_range_value_and_ratio_modes_draw_inside_their_sets() {
     );
     for _ in 0..50 {
         let mut s = mk();
-        op.apply(&mut s, &mut rng);
+        op.apply(&mut s, &mut rng).unwrap();
         assert!(
             [[150, 300, 3], [300, 600, 3]].contains(&s.meta.img_shape),
             "{:?}",
@@ -277,7 +277,7 @@ fn multiscale_range_value_and_ratio_modes_draw_inside_their_sets() {
     );
     for _ in 0..50 {
         let mut s = mk();
-        op.apply(&mut s, &mut rng);
+        op.apply(&mut s, &mut rng).unwrap();
         let w = s.meta.img_shape[1];
         assert!((200..=600).contains(&w), "{w}");
         assert!((s.boxes[0][2] - 50.0 * s.meta.scale_factor[0]).abs() < 1e-3);
@@ -301,7 +301,7 @@ fn random_crop_keeps_a_box_unless_negative_crops_are_allowed() {
         );
         s.labels = vec![3, 4];
         let before = s.clone();
-        op.apply(&mut s, &mut rng);
+        op.apply(&mut s, &mut rng).unwrap();
         if s.image.h == 100 {
             // Ten windows without a box: the sample is left uncropped.
             assert_eq!(s, before);
@@ -333,7 +333,8 @@ fn photometric_distortion_is_deterministic_per_stream_and_keeps_geometry() {
     let base = Image::from_u8(4, 5, (0..60).map(|v| (v * 4) as u8).collect());
     let run = |seed| {
         let mut img = base.clone();
-        mmrun::data::transforms::photometric_distortion(&mut img, &cfg, &mut Rng::seed(seed));
+        mmrun::data::transforms::photometric_distortion(&mut img, &cfg, &mut Rng::seed(seed))
+            .unwrap();
         img
     };
     assert_eq!(run(5), run(5));

@@ -4,6 +4,8 @@
 mod cli;
 mod fmt;
 mod fuzz;
+mod long_lines;
 mod merge;
 mod pipelines;
+mod plan_args;
 mod ui;
