@@ -83,6 +83,36 @@ fn corpus_replays_without_panic() {
     assert!(decoded >= 10, "only {decoded} seeds decode");
 }
 
+#[test]
+fn png_checksums_are_recomputed_so_mutations_reach_the_decoder() {
+    let png = encode(9, 7, 2, false);
+    assert_eq!(
+        harness::fix_png_crcs(&png),
+        None,
+        "a valid PNG is left alone"
+    );
+    // Change the height in IHDR (bytes 8..12 of its data) from 7 to 6: the stored CRC no
+    // longer matches, and the decoder stops there.
+    let ihdr = png.windows(4).position(|w| w == b"IHDR").unwrap();
+    let mut bad = png.clone();
+    assert_eq!(bad[ihdr + 11], 7);
+    bad[ihdr + 11] = 6;
+    let first = decode_image(Path::new("x.png"), &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(first.to_lowercase().contains("crc"), "{first}");
+    let fixed = harness::fix_png_crcs(&bad).expect("checksums recomputed");
+    // Past the CRC check, the damage reaches the inflater (which may or may not accept it).
+    let e = decode_image(Path::new("x.png"), &fixed)
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_none_or(|m| !m.to_lowercase().contains("crc")),
+        "{e:?}"
+    );
+}
+
 proptest! {
     #![proptest_config(config(512))]
 
