@@ -1,28 +1,12 @@
-//! Any input gives a recipe or diagnostics with valid spans, and `fmt` is idempotent.
+//! Recipe front end: bytes as a recipe file (`mmrun check` without file-system access).
+//! The properties are in `fuzz/harness/check.rs`, shared with the bounded test in
+//! `tests/it/fuzz/check.rs`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mmrun::recipe::{self, CheckOptions};
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("r.recipe");
-    std::fs::write(&p, text).unwrap();
-    let opts = CheckOptions {
-        no_fs: true,
-        ..CheckOptions::default()
-    };
-    let out = recipe::check(&p, &[], &opts);
-    for d in out.diagnostics.iter() {
-        for l in &d.labels {
-            let f = out.files.get(l.loc.file).unwrap();
-            assert!(l.loc.start <= l.loc.end && l.loc.end <= f.text.len());
-        }
-    }
-    if let Ok(once) = mmrun::syntax::fmt::format(text) {
-        assert_eq!(mmrun::syntax::fmt::format(&once).unwrap(), once);
-    }
-});
+#[path = "../harness/check.rs"]
+#[allow(dead_code)]
+mod harness;
+
+fuzz_target!(|data: &[u8]| harness::run(data));

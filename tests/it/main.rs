@@ -6,6 +6,7 @@ mod data;
 mod engine;
 mod engine_schedule;
 mod eval;
+mod fuzz;
 mod graph;
 mod model;
 mod recipe;
