@@ -184,6 +184,12 @@ pub fn run(args: Args) -> u8 {
             if let Some(c) = &s.last_checkpoint {
                 crate::outln!("last checkpoint: {}", c.display());
             }
+            if s.skipped_samples > 0 {
+                crate::outln!(
+                    "skipped samples: {} (on_bad_sample = skip; the warnings on stderr name the first ten of each epoch)",
+                    s.skipped_samples
+                );
+            }
             super::EXIT_OK
         }
         Err(e) => {

@@ -10,6 +10,11 @@
 //! mmdetection) accepts with a warning: those files are decoded again leniently, the EOI
 //! check still applied. PNG through `image` is already strict (chunk CRCs, end of data).
 //!
+//! The third-party decoders are not trusted not to panic on crafted input (fuzzing found
+//! index and unwrap panics inside zune-jpeg's IDCT): each decode runs under
+//! [`std::panic::catch_unwind`], and a panic becomes a [`DataError::Decode`] naming the file,
+//! so `on_bad_sample` treats it like any other damaged image.
+//!
 //! Output buffers are allocated fallibly ([`super::limits`]) after the header gave the size,
 //! and images over [`MAX_DECODED_BYTES`] are refused before decoding.
 
@@ -29,13 +34,46 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Image> {
         path: path.to_path_buf(),
         message: m,
     };
-    match image::guess_format(bytes).map_err(|e| err(e.to_string()))? {
-        image::ImageFormat::Jpeg => decode_jpeg(path, bytes),
-        image::ImageFormat::Png => decode_png(path, bytes),
-        f => Err(err(format!(
-            "{f:?} images are not supported (PNG and JPEG are)"
-        ))),
-    }
+    let decoder = match image::guess_format(bytes).map_err(|e| err(e.to_string()))? {
+        image::ImageFormat::Jpeg => decode_jpeg,
+        image::ImageFormat::Png => decode_png,
+        f => {
+            return Err(err(format!(
+                "{f:?} images are not supported (PNG and JPEG are)"
+            )));
+        }
+    };
+    contain_panics(|| decoder(path, bytes))
+        .unwrap_or_else(|m| Err(err(format!("corrupt image: the decoder panicked: {m}"))))
+}
+
+thread_local! {
+    /// Set while this thread runs a decoder, so the panic hook stays quiet for a panic that
+    /// is caught and reported as a decode error.
+    static DECODING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f`, returning a panic's message as `Err` instead of unwinding further.
+fn contain_panics<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !DECODING.with(|d| d.get()) {
+                previous(info);
+            }
+        }));
+    });
+    DECODING.with(|d| d.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    DECODING.with(|d| d.set(false));
+    result.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into())
+    })
 }
 
 /// Refuse a decoded size over the limit, then allocate its buffer.

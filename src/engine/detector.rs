@@ -468,6 +468,10 @@ impl Task for DetectorTask {
             .and_then(|r| serde_json::to_value(r).ok())
     }
 
+    fn skipped_samples(&self) -> crate::data::SkipCount {
+        self.train.skipped()
+    }
+
     fn metric_names(&self) -> Vec<String> {
         metric_names(self.val.as_ref().map_or(MetricKind::Bbox, |v| v.metric))
             .iter()

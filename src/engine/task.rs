@@ -2,6 +2,7 @@
 //! small so that the whole Runner can be tested with a tiny stand-in model, and so that the
 //! detector (model + loader + metric) plugs in through one adapter.
 
+use crate::data::SkipCount;
 use crate::engine::params::ParamSet;
 use std::collections::BTreeMap;
 
@@ -71,6 +72,12 @@ pub trait Task {
 
     /// Metric names `evaluate` produces (checked against `save_best`/`monitor` before the run).
     fn metric_names(&self) -> Vec<String>;
+
+    /// Training samples skipped under `on_bad_sample = skip`, this epoch and since the
+    /// process started (the runner reports them at each epoch's end and in its summary).
+    fn skipped_samples(&self) -> SkipCount {
+        SkipCount::default()
+    }
 
     /// Data-side state worth checkpointing (sampler, augmentation RNG), as JSON.
     fn state(&self) -> serde_json::Value {

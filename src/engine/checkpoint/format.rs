@@ -110,6 +110,15 @@ pub fn save_checkpoint(
         path: dir.to_path_buf(),
         source,
     };
+    // JSON has no infinities or NaN (serde_json writes them as `null`): such a best score
+    // would save and then never load. The checkpoint hook only records finite scores.
+    if let Some((metric, value, _)) = &data.state.best
+        && !value.is_finite()
+    {
+        return Err(werr(io::Error::other(format!(
+            "state.best: the best {metric} score is {value}, and only finite scores can be saved"
+        ))));
+    }
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -117,10 +117,13 @@ impl Hook for CheckpointHook {
             && let Some(&v) = metrics.get(metric)
         {
             let rule = self.rule(metric);
-            let better = match &s.best {
-                Some((_, old, _)) => rule.better(v, *old),
-                None => v.is_finite(),
-            };
+            // A non-finite score (a diverged evaluation) never becomes the best, first or
+            // later: it would beat every finite one under one of the rules.
+            let better = v.is_finite()
+                && match &s.best {
+                    Some((_, old, _)) => rule.better(v, *old),
+                    None => true,
+                };
             if better {
                 s.best = Some((metric.clone(), v, p.iter + 1));
                 s.messages.push(format!(

@@ -113,6 +113,8 @@ pub struct RunSummary {
     /// Why the run ended before its length (early stopping, `stop_at_iter`).
     pub stopped: Option<String>,
     pub last_checkpoint: Option<PathBuf>,
+    /// Training samples skipped under `on_bad_sample = skip` since the process started.
+    pub skipped_samples: usize,
 }
 
 /// Position in the run (what has been completed).

@@ -147,6 +147,7 @@ impl Runner<'_> {
             best: self.st.best.clone(),
             stopped,
             last_checkpoint: self.last_saved.clone(),
+            skipped_samples: self.task.skipped_samples().total,
         })
     }
 
@@ -178,6 +179,15 @@ impl Runner<'_> {
             self.pos.phase_done += 1;
         }
         if self.pos.inner == self.ipe {
+            let skipped = self.task.skipped_samples();
+            if skipped.epoch > 0 {
+                self.st.messages.push(format!(
+                    "epoch {}: training samples skipped: {} (on_bad_sample = skip); {} since this process started",
+                    self.pos.epoch + 1,
+                    skipped.epoch,
+                    skipped.total
+                ));
+            }
             // Hooks see the coordinates of the epoch's last iteration.
             self.call(HookPoint::AfterTrainEpoch)?;
             self.pos.epoch += 1;

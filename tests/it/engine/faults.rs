@@ -128,10 +128,14 @@ fn child(dir: &Path, at: Option<u64>) -> bool {
 /// The files of the final checkpoint that must match bit for bit.
 fn final_state(dir: &Path) -> Vec<Vec<u8>> {
     let last = dir.join(format!("checkpoints/iter_{}", ITERS_PER_EPOCH * EPOCHS));
-    ["model.safetensors", "optimizer.safetensors", "ema.safetensors"]
-        .iter()
-        .map(|f| std::fs::read(last.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")))
-        .collect()
+    [
+        "model.safetensors",
+        "optimizer.safetensors",
+        "ema.safetensors",
+    ]
+    .iter()
+    .map(|f| std::fs::read(last.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")))
+    .collect()
 }
 
 #[test]
@@ -146,7 +150,10 @@ fn a_kill_at_every_event_resumes_bit_identically() {
     let want = final_state(straight.path());
     for at in 1..=events {
         let dir = tempfile::tempdir().unwrap();
-        assert!(!child(dir.path(), Some(at)), "event {at} did not stop the child");
+        assert!(
+            !child(dir.path(), Some(at)),
+            "event {at} did not stop the child"
+        );
         assert!(child(dir.path(), None), "resume after event {at} failed");
         assert!(
             final_state(dir.path()) == want,

@@ -328,3 +328,43 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
+
+#[test]
+fn skipped_samples_are_reported_per_epoch_and_in_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dataset(dir.path());
+    // Damage one training image: cut it in half.
+    let train = root.join("train");
+    let mut images: Vec<PathBuf> = std::fs::read_dir(&train)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    images.sort();
+    let bytes = std::fs::read(&images[0]).unwrap();
+    std::fs::write(&images[0], &bytes[..bytes.len() / 2]).unwrap();
+    let work = dir.path().join("w");
+
+    // The default policy stops, naming the file.
+    let (code, text) = exec(&work, &sets(&root), &["--max-iters", "8"]);
+    assert_ne!(code, 0, "{text}");
+    let name = images[0].file_name().unwrap().to_str().unwrap();
+    assert!(text.contains(name), "{text}");
+
+    let work = dir.path().join("skip");
+    let s = with(sets(&root), &["data.on_bad_sample=skip"]);
+    let (code, text) = exec(&work, &s, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("warning: skipped: ") && text.contains(name),
+        "{text}"
+    );
+    // Each of the two epochs reads the damaged image once.
+    assert!(text.contains("skipped samples: 2 "), "{text}");
+    let log = std::fs::read_to_string(work.join("log.txt")).unwrap();
+    for (epoch, total) in [(1, 1), (2, 2)] {
+        let line = format!(
+            "epoch {epoch}: training samples skipped: 1 (on_bad_sample = skip); {total} since this process started"
+        );
+        assert!(log.contains(&line), "no `{line}` in log.txt:\n{log}");
+    }
+}

@@ -385,6 +385,29 @@ fn save_best_names_an_unknown_metric_before_training() {
 }
 
 #[test]
+fn a_non_finite_score_never_becomes_the_best_and_every_checkpoint_loads() {
+    for diverged in [f64::INFINITY, f64::NAN] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut task = Linear::new(32, 4);
+        // The first evaluation is the sanity pass before training; the second is epoch 1's.
+        task.r2_from_eval = Some((2, diverged));
+        let s = Setup::default();
+        let mut r = runner(&mut task, dir.path(), &s);
+        let summary = r.run().unwrap();
+        let (metric, best, _) = summary.best.expect("epoch 1 scored a finite best");
+        assert_eq!(metric, "r2");
+        assert!(best.is_finite(), "{diverged}: best {best}");
+        for e in std::fs::read_dir(dir.path().join("checkpoints")).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                mmrun::engine::checkpoint::load_checkpoint(&path)
+                    .unwrap_or_else(|e| panic!("{diverged}: {e}"));
+            }
+        }
+    }
+}
+
+#[test]
 fn early_stopping_ends_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let mut task = Linear::new(32, 4);

@@ -139,3 +139,29 @@ proptest! {
         harness::run(&mutate(&bytes, e.as_deref().unwrap_or_default()));
     }
 }
+
+#[test]
+fn jpegs_that_panic_the_decoder_are_decode_errors_naming_the_file() {
+    let mut panicked = 0;
+    for name in [
+        "zune_jpeg_idct_avx2_unwrap.jpg",
+        "zune_jpeg_idct_scalar_index.jpg",
+    ] {
+        let file = super::root()
+            .join("tests/fixtures/fuzz/image_decode")
+            .join(name);
+        let found = std::fs::read(&file).unwrap();
+        // As found they lack an end-of-image marker (refused before decoding); with one
+        // appended they reach the decoder, which panics on them.
+        let mut ended = found.clone();
+        ended.extend([0xFF, 0xD9]);
+        for bytes in [found, ended] {
+            let e = decode_image(Path::new("images/bad.jpg"), &bytes)
+                .expect_err("a JPEG that panics zune-jpeg does not decode")
+                .to_string();
+            assert!(e.contains("images/bad.jpg"), "{name}: {e}");
+            panicked += usize::from(e.contains("the decoder panicked"));
+        }
+    }
+    assert!(panicked > 0, "no input reached the decoder's panic");
+}

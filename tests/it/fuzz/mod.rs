@@ -14,7 +14,7 @@ mod image_decode;
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 
-fn root() -> &'static Path {
+pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
