@@ -137,6 +137,10 @@ pub fn run(args: Args) -> u8 {
         Ok(r) => r,
         Err(code) => return code,
     };
+    if let Err(e) = crate::plan::check_fits(&recipe, device.name(), device.available_memory()) {
+        crate::errln!("error: {e}");
+        return super::EXIT_CANNOT_RUN;
+    }
     let (mut task, params) = match crate::engine::detector::build_task_on(&recipe.config, device) {
         Ok(t) => t,
         Err(e) => {

@@ -55,21 +55,7 @@ pub fn product(dims: &[usize], what: impl FnOnce() -> String) -> Result<usize> {
         })
 }
 
-/// Bytes in a human unit: `1.5 GiB`.
-pub fn human_bytes(bytes: u128) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
-}
+pub use crate::util::units::human_bytes;
 
 #[cfg(test)]
 mod tests {

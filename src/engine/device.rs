@@ -70,6 +70,21 @@ impl Device {
         }
     }
 
+    /// Bytes of memory this device can still give and where the number comes from, or `None`
+    /// when it cannot tell.
+    pub fn available_memory(&self) -> Option<(u64, &'static str)> {
+        match self {
+            Device::Cpu => host_memory_available(),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(b) => b
+                .device()
+                .context()
+                .mem_get_info()
+                .ok()
+                .map(|(free, _)| (free as u64, "free memory the CUDA driver reports")),
+        }
+    }
+
     /// An executor of `graph` on this device.
     pub fn executor(&self, graph: Graph) -> DeviceExecutor {
         match self {
@@ -77,6 +92,35 @@ impl Device {
             #[cfg(feature = "cuda")]
             Device::Cuda(b) => DeviceExecutor::Cuda(Executor::new(graph, b.clone())),
         }
+    }
+}
+
+/// The host's available memory: `MemAvailable` of `/proc/meminfo`, or less when a cgroup
+/// (a container's memory limit) leaves less.
+fn host_memory_available() -> Option<(u64, &'static str)> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    let host = kib.saturating_mul(1024);
+    let read = |f: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{f}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    match (read("memory.max"), read("memory.current")) {
+        (Some(max), Some(current)) if max.saturating_sub(current) < host => Some((
+            max.saturating_sub(current),
+            "the cgroup's memory.max less memory.current",
+        )),
+        _ => Some((host, "MemAvailable in /proc/meminfo")),
     }
 }
 

@@ -8,6 +8,7 @@ use crate::graph::{DType, Graph, MemoryPlan};
 use crate::model::config::DetectorConfig;
 use crate::model::net::{Detector, GraphMode};
 use crate::recipe::CheckedRecipe;
+use crate::util::units::human_bytes;
 use std::fmt::Write;
 
 /// Shape of the planned step.
@@ -40,9 +41,11 @@ pub struct Plan {
 #[error("{0}")]
 pub struct PlanError(pub String);
 
-/// The batch shape the recipe implies: `data.samples_per_gpu` images of the largest training
-/// resize scale (`[long, short]` → landscape `short × long`), padded to the pipeline's
-/// `size_divisor`. Falls back to 2 × 800×1333 (mmdetection's COCO default).
+/// The batch shape the recipe implies: `data.samples_per_gpu` images of the largest size
+/// the training pipeline can produce: the largest resize scale (`[long, short]`, or the
+/// largest of a list, times the top of `ratio_range`) as landscape `short × long`, padded to
+/// the pipeline's `size_divisor` or fixed pad `size`. Falls back to 2 × 800×1333
+/// (mmdetection's COCO default) for what the recipe does not say.
 pub fn default_shape(r: &CheckedRecipe) -> PlanShape {
     let batch = r
         .get("data.samples_per_gpu")
@@ -50,31 +53,65 @@ pub fn default_shape(r: &CheckedRecipe) -> PlanShape {
         .unwrap_or(2) as usize;
     let mut hw = (800usize, 1333usize);
     let mut div = 1usize;
+    let mut fixed = None;
     if let Some(stages) = r.get("data.train.pipeline").and_then(|v| v.as_array()) {
         for s in stages {
             match s.get("type").and_then(|t| t.as_str()) {
                 Some("resize") => {
-                    if let Some([a, b]) = s
-                        .get("img_scale")
-                        .and_then(|v| v.as_array())
-                        .map(|v| v.as_slice())
-                        && let (Some(a), Some(b)) = (a.as_u64(), b.as_u64())
-                    {
-                        hw = (a.min(b) as usize, a.max(b) as usize);
+                    if let Some((long, short)) = largest_scale(s) {
+                        hw = (to_side(short), to_side(long));
                     }
                 }
                 Some("pad") => {
                     if let Some(d) = s.get("size_divisor").and_then(|v| v.as_u64()) {
-                        div = d.max(1) as usize;
+                        div = usize::try_from(d).unwrap_or(usize::MAX).max(1);
+                    }
+                    if let Some((h, w)) = pair(s.get("size")) {
+                        fixed = Some((to_side(h), to_side(w)));
                     }
                 }
                 _ => {}
             }
         }
     }
+    let up = |v: usize| v.div_ceil(div).saturating_mul(div);
     PlanShape {
         batch,
-        hw: (hw.0.div_ceil(div) * div, hw.1.div_ceil(div) * div),
+        hw: fixed.unwrap_or((up(hw.0), up(hw.1))),
+    }
+}
+
+/// Two numbers `[a, b]`.
+fn pair(v: Option<&serde_json::Value>) -> Option<(f64, f64)> {
+    match v?.as_array()?.as_slice() {
+        [a, b] => Some((a.as_f64()?, b.as_f64()?)),
+        _ => None,
+    }
+}
+
+/// The largest `(long, short)` a resize stage can produce: its scale, or the largest sides of
+/// a list of scales, times the top of its `ratio_range`.
+fn largest_scale(stage: &serde_json::Value) -> Option<(f64, f64)> {
+    let scale = stage.get("scale").or_else(|| stage.get("img_scale"))?;
+    let long_short = |(a, b): (f64, f64)| (a.max(b), a.min(b));
+    let (long, short) = match pair(Some(scale)) {
+        Some(p) => long_short(p),
+        None => scale
+            .as_array()?
+            .iter()
+            .filter_map(|s| pair(Some(s)).map(long_short))
+            .reduce(|(l0, s0), (l1, s1)| (l0.max(l1), s0.max(s1)))?,
+    };
+    let ratio = pair(stage.get("ratio_range")).map_or(1.0, |(lo, hi)| lo.max(hi));
+    Some((long * ratio, short * ratio))
+}
+
+/// A planned side in pixels (rounded up; absurd values saturate and are refused later).
+fn to_side(v: f64) -> usize {
+    if v.is_finite() && v > 0.0 {
+        v.ceil().min(usize::MAX as f64) as usize
+    } else {
+        0
     }
 }
 
@@ -141,6 +178,47 @@ pub fn plan(r: &CheckedRecipe, shape: Option<PlanShape>) -> Result<Plan, PlanErr
         train,
         eval_memory: MemoryPlan::new(&eval.graph),
     })
+}
+
+impl Plan {
+    /// Bytes the planned training step needs at once: its intermediates at their planned
+    /// peak plus the parameters and feeds it reads (optimizer state not included, so this
+    /// is a lower bound of what a step takes).
+    pub fn train_step_bytes(&self) -> Option<usize> {
+        let (_, m) = self.train.as_ref().ok()?;
+        Some(m.peak_bytes.saturating_add(m.external_bytes))
+    }
+}
+
+/// Refuse, with the numbers, a recipe whose planned training step cannot fit in the
+/// `available` bytes the opened device reports (`source` says where that number is from).
+/// A recipe that cannot be planned is left to `exec`, which reports it where it fails.
+pub fn check_fits(
+    r: &CheckedRecipe,
+    device: &str,
+    available: Option<(u64, &str)>,
+) -> Result<(), PlanError> {
+    let Some((available, source)) = available else {
+        return Ok(());
+    };
+    let Ok(p) = plan(r, None) else {
+        return Ok(());
+    };
+    let Some(needed) = p.train_step_bytes() else {
+        return Ok(());
+    };
+    if needed as u128 <= u128::from(available) {
+        return Ok(());
+    }
+    let PlanShape { batch, hw: (h, w) } = p.shape;
+    Err(PlanError(format!(
+        "the planned training step needs {} (a batch of {batch} x 3 x {h} x {w}, from \
+         `data.samples_per_gpu` and the largest size `data.train.pipeline` can make), but the \
+         {device} has {} available ({source}); lower `data.samples_per_gpu` or the resize \
+         scale (`mmrun plan` shows the plan)",
+        human_bytes(needed as u128),
+        human_bytes(u128::from(available))
+    )))
 }
 
 /// `37968692` → `37,968,692`.

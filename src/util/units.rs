@@ -1,9 +1,26 @@
 //! Quantities with units that recipes write (`500 iters`, `12 epochs`) as the rest of the
 //! crate receives them. After checking, a recipe hands consumers a JSON tree in which a
 //! quantity is the string `"500 iters"`; this type parses and prints exactly that form.
+//! Also how byte counts are printed ([`human_bytes`]).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+
+/// Bytes in a human unit: `1.5 GiB`.
+pub fn human_bytes(bytes: u128) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
 
 /// What a training-length quantity counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

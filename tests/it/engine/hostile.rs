@@ -368,3 +368,31 @@ fn skipped_samples_are_reported_per_epoch_and_in_the_summary() {
         assert!(log.contains(&line), "no `{line}` in log.txt:\n{log}");
     }
 }
+
+#[test]
+fn a_step_too_large_for_the_device_is_refused_at_start_with_the_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dataset(dir.path());
+    let work = dir.path().join("w");
+    // 1024 images of up to 16000 x 16000: terabytes per step, on any machine.
+    let s = with(
+        sets(&root),
+        &[
+            "data.samples_per_gpu=1024",
+            "data.train.pipeline=[load_image, load_annotations, \
+             resize { scale = [16000, 16000], keep_ratio = true }, pad { size_divisor = 32 }]",
+        ],
+    );
+    let (code, text) = exec(&work, &s, &[]);
+    assert_eq!(code, 2, "{text}");
+    for needle in [
+        "the planned training step needs",
+        "1024 x 3 x 16000 x 16000",
+        "the cpu has",
+        "available (",
+        "data.samples_per_gpu",
+    ] {
+        assert!(text.contains(needle), "no `{needle}` in:\n{text}");
+    }
+    assert!(!work.join("checkpoints").exists(), "nothing ran");
+}

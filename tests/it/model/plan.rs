@@ -91,3 +91,38 @@ fn plan_of_fcos_counts_parameters_and_builds_its_iou_loss_train_step() {
     assert!(text.contains("train step memory:"), "{text}");
     assert!(text.contains("eval forward memory:"), "{text}");
 }
+
+/// The planned shape follows the recipe's own pipeline: the quickstart's `scale = [160, 160]`
+/// (ratio_range tops at 1.0, padded to 32), and a multi-scale list with a ratio range takes
+/// its largest sides times the top ratio.
+#[test]
+fn plan_uses_the_recipe_resize_scale_and_pad() {
+    let plan = |sets: &[&str]| {
+        let mut args = vec!["plan", "pipelines/quickstart.recipe"];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_mmrun"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let text = plan(&[]);
+    assert!(text.contains("batch: 8 x 3 x 160 x 160"), "{text}");
+    let text = plan(&["data.train.pipeline=[load_image, load_annotations, \
+         resize { scale = [[300, 100], [250, 200]], ratio_range = [0.5, 1.5], keep_ratio = true }, \
+         pad { size_divisor = 32 }]"]);
+    // long 300 x 1.5 = 450 → 480, short 200 x 1.5 = 300 → 320.
+    assert!(text.contains("batch: 8 x 3 x 320 x 480"), "{text}");
+    let text = plan(&["data.train.pipeline=[load_image, load_annotations, \
+         resize { scale = [300, 200], keep_ratio = true }, pad { size = [256, 384] }]"]);
+    assert!(text.contains("batch: 8 x 3 x 256 x 384"), "{text}");
+}
