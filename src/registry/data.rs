@@ -2,7 +2,16 @@
 
 use super::{Category::*, Component, Def, NAT, NONNEG, NUM, POS, Param, Ty, UNIT, p};
 
-const SCALE: Ty = Ty::List(&POS);
+/// An image side in pixels, up to the loader's `data::limits::MAX_SIDE` (the registry does
+/// not import `data`; `tests/it/recipe/limits.rs` keeps the two equal).
+const SIDE: Ty = Ty::Int {
+    min: 1,
+    max: 16_384,
+};
+const SCALE: Ty = Ty::List(&SIDE);
+/// Images per batch, up to the loader's `data::limits::MAX_BATCH` (kept equal by the same
+/// test).
+const BATCH: Ty = Ty::Int { min: 1, max: 1_024 };
 const FLIP: Ty = Ty::Enum(&["horizontal", "vertical", "diagonal"]);
 
 const DATASET: &[Param] = &[
@@ -317,7 +326,7 @@ pub static COMPONENTS: &[Component] = &[
 pub const DATA: &[Param] = &[
     p(
         "samples_per_gpu",
-        POS,
+        BATCH,
         Def::Int(2),
         "images per device per iteration",
     ),

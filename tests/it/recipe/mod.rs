@@ -4,6 +4,7 @@
 mod cli;
 mod fmt;
 mod fuzz;
+mod limits;
 mod long_lines;
 mod merge;
 mod pipelines;
