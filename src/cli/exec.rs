@@ -88,8 +88,8 @@ pub(super) fn ensure_shapes_data(recipe: &Path, set: &[String]) {
 }
 
 pub(super) fn load_recipe(path: &Path, set: &[String]) -> Result<recipe::CheckedRecipe, u8> {
-    if !path.is_file() {
-        crate::errln!("error: cannot read `{}`: no such file", path.display());
+    if let Some(why) = super::unreadable_recipe(path) {
+        crate::errln!("error: {why}");
         return Err(super::EXIT_CANNOT_RUN);
     }
     match recipe::load(path, set, &CheckOptions::default()) {

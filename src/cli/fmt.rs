@@ -17,7 +17,7 @@ pub struct Args {
 pub fn run(args: Args) -> u8 {
     let mut code = super::EXIT_OK;
     for path in &args.inputs {
-        let src = match std::fs::read_to_string(path) {
+        let src = match crate::util::read::regular_text(path, crate::recipe::MAX_RECIPE_BYTES) {
             Ok(s) => s,
             Err(e) => {
                 crate::errln!("error: cannot read `{}`: {e}", path.display());

@@ -21,6 +21,19 @@ pub const EXIT_PROBLEMS: u8 = 1;
 /// Exit status: the command could not run (I/O, bad arguments).
 pub const EXIT_CANNOT_RUN: u8 = 2;
 
+/// Why the recipe file a command was given cannot be read (`None`: a regular file). Checked
+/// before anything else, so a folder or a FIFO is refused at once instead of blocking.
+fn unreadable_recipe(path: &std::path::Path) -> Option<String> {
+    let why = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such file".to_string(),
+        Err(e) => e.to_string(),
+        Ok(m) if m.is_dir() => "it is a folder".to_string(),
+        Ok(m) if !m.is_file() => "it is not a regular file (a FIFO, socket or device)".to_string(),
+        Ok(_) => return None,
+    };
+    Some(format!("cannot read `{}`: {why}", path.display()))
+}
+
 #[derive(Parser)]
 #[command(
     name = "mmrun",

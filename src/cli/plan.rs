@@ -68,8 +68,8 @@ pub fn run(args: Args) -> u8 {
     };
     let mut worst = super::EXIT_OK;
     for input in &args.inputs {
-        if !input.is_file() {
-            crate::errln!("error: cannot read `{}`: no such file", input.display());
+        if let Some(why) = super::unreadable_recipe(input) {
+            crate::errln!("error: {why}");
             return super::EXIT_CANNOT_RUN;
         }
         let r = match recipe::load(input, &args.set, &opts) {

@@ -61,7 +61,8 @@ pub const BORDER_TOLERANCE: f64 = 1.0;
 
 /// Read a COCO instances file.
 pub fn read_coco(ann_file: &Path, opts: &ReadOptions, log: &BadSampleLog) -> Result<Dataset> {
-    let text = std::fs::read(ann_file).map_err(|e| DataError::io(ann_file, e))?;
+    let text = crate::util::read::regular_file(ann_file, crate::util::read::UNLIMITED)
+        .map_err(|e| DataError::io(ann_file, e))?;
     let file: CocoFile = serde_json::from_slice(&text).map_err(|e| {
         DataError::parse(
             ann_file,

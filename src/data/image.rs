@@ -74,7 +74,8 @@ impl Image {
 
 /// Read and decode a PNG or JPEG file as 8-bit RGB (gray and RGBA are converted).
 pub fn load_image(path: &Path) -> Result<Image> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = crate::util::read::regular_file(path, super::limits::MAX_IMAGE_FILE_BYTES)
+        .map_err(|e| DataError::io(path, e))?;
     decode_image(path, &bytes)
 }
 

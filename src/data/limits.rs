@@ -16,6 +16,16 @@ pub const MAX_SIDE: usize = 16_384;
 /// The most images a batch may hold (`data.samples_per_gpu`).
 pub const MAX_BATCH: usize = 1_024;
 
+/// The most loader worker threads (`data.workers_per_gpu`): each holds its batches in memory.
+pub const MAX_WORKERS: usize = 64;
+
+/// The most batches a worker prepares ahead (`data.prefetch`): the channel is allocated whole.
+pub const MAX_PREFETCH: usize = 64;
+
+/// The largest image file the loader reads: 1 GiB (a file past it is not an image a detector
+/// trains on, or not an image).
+pub const MAX_IMAGE_FILE_BYTES: u64 = 1 << 30;
+
 /// The most bytes a decoded image may take (8-bit RGB): 512 MiB, the `image` crate's own
 /// default limit, about 13,000 × 13,000 pixels.
 pub const MAX_DECODED_BYTES: usize = 512 << 20;

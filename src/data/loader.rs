@@ -474,12 +474,14 @@ impl<T: Send + 'static> Loader<T> {
 
     fn spawn(&self, jobs: Vec<(SamplerState, Vec<usize>)>) -> Running<T> {
         let jobs = Arc::new(jobs);
-        let workers = self.shared.opts.workers;
+        // `check` refuses larger values; a library caller's are capped rather than let a
+        // thread or channel allocation abort the process.
+        let workers = self.shared.opts.workers.min(limits::MAX_WORKERS);
         let mut receivers = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
         for w in 0..workers {
             let (tx, rx): (SyncSender<Result<Batch<T>>>, _) =
-                sync_channel(self.shared.opts.prefetch.max(1));
+                sync_channel(self.shared.opts.prefetch.clamp(1, limits::MAX_PREFETCH));
             let shared = Arc::clone(&self.shared);
             let jobs = Arc::clone(&jobs);
             let h = std::thread::Builder::new()

@@ -34,7 +34,8 @@ pub const VOC_CLASSES: [&str; 20] = [
 
 /// Read a VOC image set. `opts.img_prefix` is the year folder (`VOC2007/`).
 pub fn read_voc(ann_file: &Path, opts: &ReadOptions, log: &BadSampleLog) -> Result<Dataset> {
-    let list = std::fs::read_to_string(ann_file).map_err(|e| DataError::io(ann_file, e))?;
+    let list = crate::util::read::regular_text(ann_file, crate::util::read::UNLIMITED)
+        .map_err(|e| DataError::io(ann_file, e))?;
     let all: Vec<String> = VOC_CLASSES.iter().map(|s| s.to_string()).collect();
     let (labels, classes) = select_classes(ann_file, &all, opts.classes.as_deref())?;
     let mut cat_ids_ordered = vec![0; classes.len()];
@@ -81,7 +82,8 @@ fn read_one(
     opts: &ReadOptions,
     log: &BadSampleLog,
 ) -> Result<Record> {
-    let text = std::fs::read_to_string(xml_path).map_err(|e| DataError::io(xml_path, e))?;
+    let text = crate::util::read::regular_text(xml_path, crate::util::read::UNLIMITED)
+        .map_err(|e| DataError::io(xml_path, e))?;
     let doc = xml::parse(&text).map_err(|m| DataError::parse(xml_path, m))?;
     let root = doc.root_element();
     // `parent` is where the element should be, for the line of a "missing" error.

@@ -44,7 +44,8 @@ pub struct PlanError(pub String);
 /// The batch shape the recipe implies: `data.samples_per_gpu` images of the largest size
 /// the training pipeline can produce: the largest resize scale (`[long, short]`, or the
 /// largest of a list, times the top of `ratio_range`) as landscape `short × long`, padded to
-/// the pipeline's `size_divisor` or fixed pad `size`. Falls back to 2 × 800×1333
+/// the pipeline's `size_divisor` or fixed pad `size`, or the largest of `data.shape_buckets`
+/// when the recipe gives buckets. Falls back to 2 × 800×1333
 /// (mmdetection's COCO default) for what the recipe does not say.
 pub fn default_shape(r: &CheckedRecipe) -> PlanShape {
     let batch = r
@@ -75,9 +76,19 @@ pub fn default_shape(r: &CheckedRecipe) -> PlanShape {
         }
     }
     let up = |v: usize| v.div_ceil(div).saturating_mul(div);
+    // Batches are padded to the smallest configured bucket that holds them: the largest
+    // bucket is the largest step.
+    let largest_bucket = r
+        .get("data.shape_buckets")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|b| pair(Some(b)))
+        .map(|(h, w)| (to_side(h), to_side(w)))
+        .max_by_key(|&(h, w)| h.saturating_mul(w));
     PlanShape {
         batch,
-        hw: fixed.unwrap_or((up(hw.0), up(hw.1))),
+        hw: largest_bucket.or(fixed).unwrap_or((up(hw.0), up(hw.1))),
     }
 }
 

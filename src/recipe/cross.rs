@@ -164,7 +164,9 @@ impl Ctx<'_> {
             return None;
         }
         let f = ds.get("ann_file")?.as_str()?;
-        let text = std::fs::read_to_string(f).ok()?;
+        let text =
+            crate::util::read::regular_text(std::path::Path::new(f), crate::util::read::UNLIMITED)
+                .ok()?;
         match serde_json::from_str::<CocoCategories>(&text) {
             Ok(c) => Some(c.categories.into_iter().map(|c| c.name).collect()),
             Err(e) => {

@@ -12,6 +12,10 @@ use crate::syntax::{self, Assign, Item, Seg, Span};
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
+/// The largest recipe file read (16 MiB; real recipes are a few KiB): a path to something
+/// else (a log, a dataset) is refused instead of parsed for minutes.
+pub const MAX_RECIPE_BYTES: u64 = 16 << 20;
+
 /// The merged recipe before references are resolved.
 pub struct Merged {
     /// The configuration sections.
@@ -102,7 +106,7 @@ impl Loader<'_> {
         if let Some((r, v, seen)) = self.cache.get(&key) {
             return Some((r.clone(), v.clone(), Vec::new(), seen.clone()));
         }
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::util::read::regular_text(path, MAX_RECIPE_BYTES) {
             Ok(t) => t,
             Err(e) => {
                 let e = if e.kind() == std::io::ErrorKind::NotFound {

@@ -18,6 +18,7 @@ mod typeck;
 
 pub use cross::{fpn_strides, metrics_of, resnet_out_channels, resnet_out_strides};
 pub use diag::{Diagnostic, Diagnostics, FileId, Files, Loc, Severity};
+pub use load::MAX_RECIPE_BYTES;
 pub use render::RenderOptions;
 pub use resolve::EnvPolicy;
 pub use spans::SpanTable;

@@ -12,6 +12,10 @@ const SCALE: Ty = Ty::List(&SIDE);
 /// Images per batch, up to the loader's `data::limits::MAX_BATCH` (kept equal by the same
 /// test).
 const BATCH: Ty = Ty::Int { min: 1, max: 1_024 };
+/// Loader threads, up to `data::limits::MAX_WORKERS` (kept equal by the same test).
+const WORKERS: Ty = Ty::Int { min: 0, max: 64 };
+/// Batches prepared ahead per worker, up to `data::limits::MAX_PREFETCH` (same test).
+const PREFETCH: Ty = Ty::Int { min: 1, max: 64 };
 const FLIP: Ty = Ty::Enum(&["horizontal", "vertical", "diagonal"]);
 
 const DATASET: &[Param] = &[
@@ -332,7 +336,7 @@ pub const DATA: &[Param] = &[
     ),
     p(
         "workers_per_gpu",
-        NAT,
+        WORKERS,
         Def::Int(2),
         "loader worker threads per device",
     ),
@@ -356,7 +360,7 @@ pub const DATA: &[Param] = &[
     ),
     p(
         "prefetch",
-        POS,
+        PREFETCH,
         Def::Int(2),
         "batches prepared ahead per worker",
     ),

@@ -1,7 +1,8 @@
-//! Small shared pieces with no domain knowledge: the seeded RNG, atomic file writes, units and
-//! the console (printing that never panics).
+//! Small shared pieces with no domain knowledge: the seeded RNG, atomic file writes, safe
+//! reads of user-named files, units and the console (printing that never panics).
 
 pub mod atomic_file;
 pub mod console;
+pub mod read;
 pub mod rng;
 pub mod units;

@@ -181,8 +181,8 @@ pub fn load_checkpoint(dir: &Path) -> Result<CheckpointData, CheckpointError> {
             "it has no MANIFEST: not an mmrun checkpoint folder, or an incomplete one".into(),
         ));
     }
-    let manifest =
-        std::fs::read_to_string(&manifest_path).map_err(|source| CheckpointError::Read {
+    let manifest = crate::util::read::regular_text(&manifest_path, crate::util::read::UNLIMITED)
+        .map_err(|source| CheckpointError::Read {
             path: manifest_path.clone(),
             source,
         })?;
@@ -205,10 +205,11 @@ pub fn load_checkpoint(dir: &Path) -> Result<CheckpointData, CheckpointError> {
         let Some(sum) = sums.get(file) else {
             return Ok(None);
         };
-        let bytes = std::fs::read(dir.join(file)).map_err(|source| CheckpointError::Read {
-            path: dir.join(file),
-            source,
-        })?;
+        let bytes = crate::util::read::regular_file(&dir.join(file), crate::util::read::UNLIMITED)
+            .map_err(|source| CheckpointError::Read {
+                path: dir.join(file),
+                source,
+            })?;
         if &sha256_hex(&bytes) != sum {
             return Err(CheckpointError::Checksum {
                 path: dir.to_path_buf(),

@@ -64,7 +64,9 @@ pub fn position(dir: &Path) -> Option<u64> {
     struct At {
         iter: u64,
     }
-    let bytes = std::fs::read(dir.join("state.json")).ok()?;
+    let bytes =
+        crate::util::read::regular_file(&dir.join("state.json"), crate::util::read::UNLIMITED)
+            .ok()?;
     serde_json::from_slice::<At>(&bytes).ok().map(|a| a.iter)
 }
 
@@ -151,7 +153,9 @@ impl CheckpointManager {
 
     /// The checkpoint `last_checkpoint` names, if any.
     pub fn last(&self) -> Option<PathBuf> {
-        let name = std::fs::read_to_string(self.dir.join(POINTER)).ok()?;
+        let name =
+            crate::util::read::regular_text(&self.dir.join(POINTER), crate::util::read::UNLIMITED)
+                .ok()?;
         let p = self.dir.join(name.trim());
         p.is_dir().then_some(p)
     }

@@ -148,6 +148,7 @@ pub fn load_weights_into(params: &mut ParamSet, tensors: &Tensors) -> LoadReport
 
 /// Read a plain `.safetensors` weights file (for `load_from`).
 pub fn read_safetensors(path: &std::path::Path) -> Result<Tensors, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = crate::util::read::regular_file(path, crate::util::read::UNLIMITED)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }

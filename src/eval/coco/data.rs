@@ -80,9 +80,11 @@ fn de_flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, EvalError> {
-    std::fs::read(path).map_err(|source| EvalError::Io {
-        path: path.to_path_buf(),
-        source,
+    crate::util::read::regular_file(path, crate::util::read::UNLIMITED).map_err(|source| {
+        EvalError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 

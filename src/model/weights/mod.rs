@@ -77,10 +77,13 @@ impl std::fmt::Display for LoadReport {
 /// Read a `.safetensors` file.
 pub fn load_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
     let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
-        path: p.clone(),
-        source,
-    })?;
+    let bytes =
+        crate::util::read::regular_file(path, crate::util::read::UNLIMITED).map_err(|source| {
+            WeightsError::Io {
+                path: p.clone(),
+                source,
+            }
+        })?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| WeightsError::Format {
         path: p.clone(),
         msg: e.to_string(),

@@ -178,3 +178,32 @@ fn a_truncated_jpeg_stops_the_run_or_is_skipped() {
         "{t}"
     );
 }
+
+/// An image path that is a FIFO, a device or a folder is an error naming it, at once.
+#[test]
+fn image_paths_that_are_not_files_are_errors_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("a.png");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let folder = dir.path().join("b.png");
+    std::fs::create_dir(&folder).unwrap();
+    for (path, why) in [
+        (fifo.as_path(), "not a regular file"),
+        (Path::new("/dev/zero"), "not a regular file"),
+        (folder.as_path(), "a folder"),
+    ] {
+        let e = mmrun::data::image::load_image(path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&path.display().to_string()) && e.contains(why),
+            "{e}"
+        );
+    }
+}

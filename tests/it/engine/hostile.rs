@@ -395,4 +395,16 @@ fn a_step_too_large_for_the_device_is_refused_at_start_with_the_numbers() {
         assert!(text.contains(needle), "no `{needle}` in:\n{text}");
     }
     assert!(!work.join("checkpoints").exists(), "nothing ran");
+
+    // The same through `data.shape_buckets`: batches are padded to the largest bucket.
+    let s = with(
+        sets(&root),
+        &[
+            "data.samples_per_gpu=1024",
+            "data.shape_buckets=[[64, 64], [16384, 16384]]",
+        ],
+    );
+    let (code, text) = exec(&work, &s, &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("1024 x 3 x 16384 x 16384"), "{text}");
 }
