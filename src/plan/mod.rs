@@ -215,7 +215,7 @@ pub fn check_fits(
     let Ok(p) = plan(r, None) else {
         return Ok(());
     };
-    let Some(needed) = p.train_step_bytes() else {
+    let (Some(needed), Ok((_, m))) = (p.train_step_bytes(), &p.train) else {
         return Ok(());
     };
     if needed as u128 <= u128::from(available) {
@@ -223,11 +223,14 @@ pub fn check_fits(
     }
     let PlanShape { batch, hw: (h, w) } = p.shape;
     Err(PlanError(format!(
-        "the planned training step needs {} (a batch of {batch} x 3 x {h} x {w}, from \
-         `data.samples_per_gpu` and the largest size `data.train.pipeline` can make), but the \
-         {device} has {} available ({source}); lower `data.samples_per_gpu` or the resize \
-         scale (`mmrun plan` shows the plan)",
+        "the planned training step needs {}: {} of intermediates for a batch of {batch} x 3 x \
+         {h} x {w} (from `data.samples_per_gpu` and the largest size `data.train.pipeline` \
+         can make) and {} of parameters and inputs; the {device} has {} available \
+         ({source}). Lower `data.samples_per_gpu`, the resize scale or the model's size \
+         (`mmrun plan` shows the plan)",
         human_bytes(needed as u128),
+        human_bytes(m.peak_bytes as u128),
+        human_bytes(m.external_bytes as u128),
         human_bytes(u128::from(available))
     )))
 }

@@ -5,6 +5,25 @@ use super::{Category::*, Component, Def, INT, NAT, NONNEG, NUM, POS, Param, Ty, 
 
 const NORM: Ty = Ty::Nullable(&Ty::Comp(Norm));
 const INTS: Ty = Ty::List(&POS);
+// Structural sizes are bounded: a typo of 100000 stacked convs or a million channels would
+// otherwise build a graph for minutes or allocate terabytes before `exec`'s memory check.
+// The bounds are far past any published detector (mmdetection's largest use 2048 channels,
+// 7 convs per tower, 7 levels, 1203 classes).
+/// Channels of a layer.
+const CHANNELS: Ty = Ty::Int {
+    min: 1,
+    max: 16_384,
+};
+const CHANNEL_LIST: Ty = Ty::List(&CHANNELS);
+/// Convolutions in a head tower.
+const TOWER: Ty = Ty::Int { min: 0, max: 32 };
+/// Feature levels a neck outputs.
+const LEVELS: Ty = Ty::Int { min: 1, max: 16 };
+/// Object classes of a head.
+const CLASSES: Ty = Ty::Int {
+    min: 1,
+    max: 100_000,
+};
 const FLOATS: Ty = Ty::List(&NUM);
 
 const RESNET: &[Param] = &[
@@ -16,13 +35,13 @@ const RESNET: &[Param] = &[
     ),
     p(
         "in_channels",
-        POS,
+        CHANNELS,
         Def::Int(3),
         "channels of the input image",
     ),
     p(
         "base_channels",
-        POS,
+        CHANNELS,
         Def::Int(64),
         "width of the stem; stages are 1, 2, 4, 8 times it (before expansion)",
     ),
@@ -85,17 +104,17 @@ const RESNET: &[Param] = &[
 const FPN: &[Param] = &[
     p(
         "in_channels",
-        INTS,
+        CHANNEL_LIST,
         Def::Required,
         "channels of each backbone output",
     ),
     p(
         "out_channels",
-        POS,
+        CHANNELS,
         Def::Required,
         "channels of every output level",
     ),
-    p("num_outs", POS, Def::Required, "number of output levels"),
+    p("num_outs", LEVELS, Def::Required, "number of output levels"),
     p(
         "start_level",
         NAT,
@@ -150,7 +169,7 @@ const ANCHOR: &[Param] = &[
     ),
     p(
         "scales_per_octave",
-        Ty::Nullable(&POS),
+        Ty::Nullable(&Ty::Int { min: 1, max: 16 }),
         Def::Null,
         "scales per octave",
     ),
@@ -177,20 +196,20 @@ const ANCHOR: &[Param] = &[
 const RETINA_HEAD: &[Param] = &[
     p(
         "num_classes",
-        POS,
+        CLASSES,
         Def::Required,
         "object classes (no background)",
     ),
     p(
         "in_channels",
-        POS,
+        CHANNELS,
         Def::Int(256),
         "channels of the input feature levels",
     ),
-    p("stacked_convs", NAT, Def::Int(4), "convs in each tower"),
+    p("stacked_convs", TOWER, Def::Int(4), "convs in each tower"),
     p(
         "feat_channels",
-        POS,
+        CHANNELS,
         Def::Int(256),
         "channels inside the towers",
     ),
@@ -222,16 +241,16 @@ const RETINA_HEAD: &[Param] = &[
 ];
 
 const RPN_HEAD: &[Param] = &[
-    p("num_classes", POS, Def::Int(1), "1: objectness"),
+    p("num_classes", CLASSES, Def::Int(1), "1: objectness"),
     p(
         "in_channels",
-        POS,
+        CHANNELS,
         Def::Int(256),
         "channels of the input feature levels",
     ),
     p(
         "feat_channels",
-        POS,
+        CHANNELS,
         Def::Int(256),
         "channels of the shared conv",
     ),
@@ -264,20 +283,20 @@ const RPN_HEAD: &[Param] = &[
 const FCOS_HEAD: &[Param] = &[
     p(
         "num_classes",
-        POS,
+        CLASSES,
         Def::Required,
         "object classes (no background)",
     ),
     p(
         "in_channels",
-        POS,
+        CHANNELS,
         Def::Int(256),
         "channels of the input feature levels",
     ),
-    p("stacked_convs", NAT, Def::Int(4), "convs in each tower"),
+    p("stacked_convs", TOWER, Def::Int(4), "convs in each tower"),
     p(
         "feat_channels",
-        POS,
+        CHANNELS,
         Def::Int(256),
         "channels inside the towers",
     ),

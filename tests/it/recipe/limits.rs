@@ -130,3 +130,20 @@ fn recipe_paths_and_imports_that_are_not_recipe_files_are_refused_at_once() {
         );
     }
 }
+
+/// Structural sizes of the model are bounded in `check`: 100000 stacked convs built a graph
+/// for minutes; a million channels or classes allocated beyond any machine.
+#[test]
+fn check_bounds_the_model_sizes() {
+    for (set, max) in [
+        ("model.bbox_head.stacked_convs=100000", "32"),
+        ("model.bbox_head.feat_channels=1000000", "16384"),
+        ("model.bbox_head.num_classes=1000000", "100000"),
+        ("model.neck.num_outs=1000", "16"),
+    ] {
+        let (code, text) = check(set);
+        assert_eq!(code, 1, "{set}: {text}");
+        let key = set.split('=').next().unwrap().rsplit('.').next().unwrap();
+        assert!(text.contains(key) && text.contains(max), "{set}: {text}");
+    }
+}
