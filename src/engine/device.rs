@@ -96,8 +96,46 @@ impl Device {
 }
 
 /// The host's available memory: `MemAvailable` of `/proc/meminfo`, or less when a cgroup
-/// (a container's memory limit) leaves less.
+/// (a container's memory limit) or this process's address-space limit (`ulimit -v`) leaves
+/// less.
 fn host_memory_available() -> Option<(u64, &'static str)> {
+    let host = host_memory_unlimited()?;
+    match address_space_left() {
+        Some(left) if left < host.0 => Some((
+            left,
+            "the address-space limit (ulimit -v) less what this process maps",
+        )),
+        _ => Some(host),
+    }
+}
+
+/// What `RLIMIT_AS` leaves this process (`None`: unlimited or unknown).
+fn address_space_left() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given and reads nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let mapped_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    #[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not on every platform
+    let cur = limit.rlim_cur as u64;
+    Some(cur.saturating_sub(mapped_kib.saturating_mul(1024)))
+}
+
+fn host_memory_unlimited() -> Option<(u64, &'static str)> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kib: u64 = meminfo
         .lines()
