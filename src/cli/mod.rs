@@ -69,6 +69,14 @@ enum Command {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // Under a file-size limit (`ulimit -f`) SIGXFSZ would kill the process in the middle of a
+    // write; ignored, the write fails with EFBIG and is reported like a full disk, naming the
+    // file (a checkpoint save leaves the previous one; a log write stops the run).
+    // SAFETY: setting a signal's disposition to SIG_IGN runs no code of ours in a handler.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

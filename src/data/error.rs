@@ -18,6 +18,13 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
+    /// A file or folder could not be written (`data synth`).
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// An annotation file is not valid JSON/XML or does not have the expected structure.
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -59,6 +66,12 @@ pub type Result<T> = std::result::Result<T, DataError>;
 impl DataError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+    pub(crate) fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Write {
             path: path.into(),
             source,
         }

@@ -101,7 +101,7 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
     }
     let mut sum = SynthSummary::layout(out);
     for d in [&sum.train_dir, &sum.val_dir, &out.join("annotations")] {
-        std::fs::create_dir_all(d).map_err(|e| DataError::io(d, e))?;
+        std::fs::create_dir_all(d).map_err(|e| DataError::write(d, e))?;
     }
     let n_val = if opts.images >= 2 {
         ((opts.images as f64 * opts.val_fraction).round() as usize).clamp(1, opts.images - 1)
@@ -158,7 +158,7 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
         let bytes =
             serde_json::to_vec(&doc).map_err(|e| DataError::parse(ann_path, e.to_string()))?;
         crate::util::atomic_file::write_atomic(ann_path, &bytes)
-            .map_err(|e| DataError::io(ann_path, e))?;
+            .map_err(|e| DataError::write(ann_path, e))?;
     }
     sum.train_images = n_train;
     sum.val_images = n_val;
@@ -193,7 +193,7 @@ fn write_image(path: &Path, rgb: &[u8], w: u32, h: u32, format: SynthFormat) -> 
         path: path.to_path_buf(),
         message: format!("encoding failed: {e}"),
     })?;
-    std::fs::write(path, &buf).map_err(|e| DataError::io(path, e))
+    std::fs::write(path, &buf).map_err(|e| DataError::write(path, e))
 }
 
 fn hsv(h: f64, s: f64, v: f64) -> [f64; 3] {

@@ -106,6 +106,22 @@ fn memory_mb() -> u64 {
         .unwrap_or(0)
 }
 
+/// A write to a log file deleted under the run (the work dir removed, a log rotated away)
+/// succeeds and is lost: report it as a failed write.
+fn still_linked(f: &File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if f.metadata()?.nlink() == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "it was deleted while the run was writing it",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn fmt_secs(s: f64) -> String {
     let s = s.max(0.0) as u64;
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
@@ -152,7 +168,7 @@ impl LogHook {
             crate::outln!("{line}");
         }
         if let Some(f) = &mut self.text
-            && let Err(e) = writeln!(f, "{line}")
+            && let Err(e) = writeln!(f, "{line}").and_then(|()| still_linked(f))
         {
             self.text = None;
             self.fail("log.txt", e);
@@ -169,7 +185,8 @@ impl LogHook {
     fn emit(&mut self, fields: Map<String, Value>, text: String, step: u64, prefix: &str) {
         self.write_text(&text);
         if let Some(f) = &mut self.json
-            && let Err(e) = writeln!(f, "{}", Value::Object(fields.clone()))
+            && let Err(e) =
+                writeln!(f, "{}", Value::Object(fields.clone())).and_then(|()| still_linked(f))
         {
             self.json = None;
             self.fail("log.jsonl", e);

@@ -272,6 +272,67 @@ fn a_log_that_cannot_be_written_stops_the_run_with_a_checkpoint() {
     assert!(text.contains("at iteration 1"), "{text}");
 }
 
+/// Deleting the work dir under a running `exec` loses what the log writes next (the files
+/// are unlinked, writes to them succeed): the log hook notices, and the run stops with a
+/// checkpoint in the recreated folder, from which it resumes.
+#[test]
+fn a_work_dir_deleted_under_the_run_stops_it_with_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dataset(dir.path());
+    let work = dir.path().join("w");
+    let s = with(overrides(&root, 200), &["hooks.checkpoint.every=50 iters"]);
+    let mut args: Vec<String> = vec![
+        "exec".into(),
+        "pipelines/quickstart.recipe".into(),
+        "--work-dir".into(),
+        work.display().to_string(),
+    ];
+    for s in s.iter() {
+        args.extend(["--set".to_string(), s.clone()]);
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_mmrun"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !work.join("log.jsonl").is_file()
+        || std::fs::read_to_string(work.join("log.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+            < 2
+    {
+        assert!(std::time::Instant::now() < deadline, "the run did not log");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::remove_dir_all(&work).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    if text.contains("cannot write checkpoint") {
+        // The deletion hit a save (rare with one every 50 iterations): also a clean stop.
+        return;
+    }
+    assert!(
+        text.contains("deleted while the run was writing it"),
+        "{text}"
+    );
+    assert!(text.contains("checkpoint written to"), "{text}");
+    let at: u64 = text
+        .split("checkpoints/iter_")
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no iter_N checkpoint named in: {text}"));
+    let stop = (at + 1).to_string();
+    let (code, text) = exec(&work, &s, &["--resume", "auto", "--max-iters", &stop]);
+    assert!(code == 0 && text.contains("resumed from"), "{code}: {text}");
+}
+
 #[test]
 fn a_moved_work_dir_resumes_and_a_changed_batch_size_names_both_sides() {
     let dir = tempfile::tempdir().unwrap();
