@@ -58,28 +58,28 @@ fn craft_state(ckpt: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     std::fs::write(ckpt.join("MANIFEST"), manifest).unwrap();
 }
 
+/// `mmrun exec` of the quickstart with `sets`, running in the background, its output piped.
+fn spawn_exec(work: &Path, sets: &[String]) -> std::process::Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mmrun"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["exec", "pipelines/quickstart.recipe", "--work-dir"])
+        .arg(work);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn a_closed_stdout_leaves_a_finished_resumable_run() {
     let dir = tempfile::tempdir().unwrap();
     let root = dataset(dir.path());
     let work = dir.path().join("w");
-    let mut args: Vec<String> = vec![
-        "exec".into(),
-        "pipelines/quickstart.recipe".into(),
-        "--work-dir".into(),
-        work.display().to_string(),
-    ];
-    for s in sets(&root) {
-        args.extend(["--set".to_string(), s]);
-    }
     // `mmrun exec R | head -1`: read one line, then close the pipe.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mmrun"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_exec(&work, &sets(&root));
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
@@ -281,22 +281,7 @@ fn a_work_dir_deleted_under_the_run_stops_it_with_a_checkpoint() {
     let root = dataset(dir.path());
     let work = dir.path().join("w");
     let s = with(overrides(&root, 200), &["hooks.checkpoint.every=50 iters"]);
-    let mut args: Vec<String> = vec![
-        "exec".into(),
-        "pipelines/quickstart.recipe".into(),
-        "--work-dir".into(),
-        work.display().to_string(),
-    ];
-    for s in s.iter() {
-        args.extend(["--set".to_string(), s.clone()]);
-    }
-    let child = Command::new(env!("CARGO_BIN_EXE_mmrun"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_exec(&work, &s);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while !work.join("log.jsonl").is_file()
         || std::fs::read_to_string(work.join("log.jsonl"))
