@@ -319,4 +319,13 @@ mod tests {
             "{once}"
         );
     }
+
+    /// A length's span used to swallow the line break after it, so a comment at the end of the
+    /// next line looked like a trailing comment of the length's binding (found by fuzzing).
+    #[test]
+    fn a_comment_after_a_length_stays_on_its_own_line() {
+        let once = format("n=2 epoch\no=s//").unwrap();
+        assert_eq!(once, "n = 2 epochs\no = s //\n");
+        assert_eq!(format(&once).unwrap(), once);
+    }
 }

@@ -47,3 +47,31 @@ proptest! {
         check_text(&text);
     }
 }
+
+/// Every way of nesting values, left unclosed 40 levels deep, is rejected at once. Before the
+/// `named` rule committed to a component at `{`, a list re-read each failed component body as
+/// a record, so each level doubled the parse (2^40 steps here); the thread would not finish.
+#[test]
+fn unclosed_nesting_is_rejected_without_backtracking_per_level() {
+    let shapes = [
+        "x { b = [",
+        "[x { b = ",
+        "{ b = [x ",
+        "x { y { b = [",
+        "f(x { b = ",
+        "[{ b = x { c = ",
+    ];
+    for shape in shapes {
+        let text = format!("a = {}", shape.repeat(40));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = text.clone();
+        std::thread::spawn(move || {
+            check_text(&t);
+            let _ = tx.send(());
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok(),
+            "checking {shape:?} × 40 did not finish in a minute"
+        );
+    }
+}
