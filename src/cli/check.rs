@@ -15,7 +15,7 @@ pub enum Format {
 /// Arguments of `mmrun check`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Recipe files to check.
+    /// Recipe files to check; a folder checks every `.recipe` file below it.
     #[arg(required = true)]
     pub inputs: Vec<std::path::PathBuf>,
     /// Override a value: `--set optimizer.lr=0.02` (recipe value syntax; unknown paths fail).
@@ -48,12 +48,27 @@ pub fn run(args: Args) -> u8 {
         fancy: std::io::stderr().is_terminal(),
         ..RenderOptions::default()
     };
-    let mut worst = super::EXIT_OK;
+    let mut inputs = Vec::new();
     for input in &args.inputs {
-        if let Some(why) = super::unreadable_recipe(input) {
+        if input.is_dir() {
+            let found = recipes_below(input);
+            if found.is_empty() {
+                crate::errln!(
+                    "error: `{}` is a folder with no `.recipe` file below it",
+                    input.display()
+                );
+                return super::EXIT_CANNOT_RUN;
+            }
+            inputs.extend(found);
+        } else if let Some(why) = super::unreadable_recipe(input) {
             crate::errln!("error: {why}");
             return super::EXIT_CANNOT_RUN;
+        } else {
+            inputs.push(input.clone());
         }
+    }
+    let mut worst = super::EXIT_OK;
+    for input in &inputs {
         let out = recipe::check(input, &args.set, &opts);
         match args.format {
             Format::Json => {
@@ -86,4 +101,28 @@ pub fn run(args: Args) -> u8 {
         }
     }
     worst
+}
+
+/// Every `.recipe` file below `dir`, sorted, not following links to folders (no cycles) and
+/// skipping hidden folders (`.git`).
+fn recipes_below(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(kind) = e.file_type() else { continue };
+            let hidden = e.file_name().to_string_lossy().starts_with('.');
+            if kind.is_dir() && !hidden {
+                todo.push(path);
+            } else if !kind.is_dir() && path.extension().is_some_and(|x| x == "recipe") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
 }

@@ -27,9 +27,9 @@ pub struct Args {
     /// `auto` (the latest checkpoint in the work dir) or a checkpoint folder.
     #[arg(long)]
     pub resume: Option<String>,
-    /// `cpu` or `cuda:N`.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// `cpu` or `cuda:N` (default: the recipe's `runtime.backend`; `cuda` is `cuda:0`).
+    #[arg(long)]
+    pub device: Option<String>,
     /// Stop after this many iterations in total (the schedule still spans the whole run).
     #[arg(long)]
     pub max_iters: Option<u64>,
@@ -38,9 +38,17 @@ pub struct Args {
     pub dry_run: bool,
 }
 
-/// Parses and opens `--device` (before any recipe or data work); `Err` is the message.
-pub(super) fn open_device(device: &str) -> Result<crate::engine::device::Device, String> {
-    crate::engine::device::Device::open(device)
+/// Opens the device: `--device` when given, else the recipe's `runtime.backend` (one
+/// setting, the command line over the recipe). `Err` is the message.
+pub(super) fn open_device(
+    flag: Option<&str>,
+    config: &serde_json::Value,
+) -> Result<crate::engine::device::Device, String> {
+    let from_recipe = match config.pointer("/runtime/backend").and_then(|b| b.as_str()) {
+        Some("cuda") => "cuda:0",
+        _ => "cpu",
+    };
+    crate::engine::device::Device::open(flag.unwrap_or(from_recipe))
 }
 
 /// The quickstart trains on the generated shapes dataset: create it on first use.
@@ -125,18 +133,19 @@ fn exit_code(e: &ExecError) -> u8 {
 }
 
 pub fn run(args: Args) -> u8 {
-    let device = match open_device(&args.device) {
+    ensure_shapes_data(&args.recipe, &args.set);
+    let recipe = match load_recipe(&args.recipe, &args.set) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let device = match open_device(args.device.as_deref(), &recipe.config) {
         Ok(d) => d,
         Err(e) => {
             crate::errln!("error: {e}");
             return super::EXIT_CANNOT_RUN;
         }
     };
-    ensure_shapes_data(&args.recipe, &args.set);
-    let recipe = match load_recipe(&args.recipe, &args.set) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
+    let device_name = device.name().to_string();
     if let Err(e) = crate::plan::check_fits(&recipe, device.name(), device.available_memory()) {
         crate::errln!("error: {e}");
         return super::EXIT_CANNOT_RUN;
@@ -159,6 +168,7 @@ pub fn run(args: Args) -> u8 {
                 for n in &p.notes {
                     crate::outln!("{n}");
                 }
+                crate::outln!("device: {device_name}");
                 crate::outln!("work dir: {}", p.work_dir.display());
                 crate::outln!("hooks, in order: {}", p.runner.hook_names().join(", "));
                 crate::outln!(

@@ -17,19 +17,22 @@ pub struct Args {
 pub fn run(args: Args) -> u8 {
     let mut code = super::EXIT_OK;
     for path in &args.inputs {
-        let src = match crate::util::read::regular_text(path, crate::recipe::MAX_RECIPE_BYTES) {
+        let raw = match crate::util::read::regular_text(path, crate::recipe::MAX_RECIPE_BYTES) {
             Ok(s) => s,
             Err(e) => {
                 crate::errln!("error: cannot read `{}`: {e}", path.display());
                 return super::EXIT_CANNOT_RUN;
             }
         };
+        // Compared with the file as it is: a byte-order mark or `\r` endings are not canonical.
+        let src = crate::syntax::normalize(raw.clone());
         let out = match crate::syntax::fmt::format(&src) {
             Ok(o) => o,
             Err(errs) => {
                 for e in errs {
                     crate::errln!(
-                        "error[E0101]: {}: {} (byte {})",
+                        "error[{}]: {}: {} (byte {})",
+                        e.code,
                         path.display(),
                         e.message,
                         e.span.start
@@ -40,12 +43,12 @@ pub fn run(args: Args) -> u8 {
             }
         };
         if args.check {
-            if out != src {
+            if out != raw {
                 crate::outln!("{}: not formatted", path.display());
                 code = super::EXIT_PROBLEMS;
             }
         } else if args.write {
-            if out != src
+            if out != raw
                 && let Err(e) = std::fs::write(path, &out)
             {
                 crate::errln!("error: cannot write `{}`: {e}", path.display());

@@ -18,22 +18,15 @@ pub struct Args {
     /// Where `results/` goes (default: the recipe's `runtime.work_dir`).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
-    /// `cpu` or `cuda:N`.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// `cpu` or `cuda:N` (default: the recipe's `runtime.backend`; `cuda` is `cuda:0`).
+    #[arg(long)]
+    pub device: Option<String>,
     /// Use the model weights even when the checkpoint holds EMA weights.
     #[arg(long)]
     pub no_ema: bool,
 }
 
 pub fn run(args: Args) -> u8 {
-    let device = match super::exec::open_device(&args.device) {
-        Ok(d) => d,
-        Err(e) => {
-            crate::errln!("error: {e}");
-            return super::EXIT_CANNOT_RUN;
-        }
-    };
     let data = match load_checkpoint(&args.checkpoint) {
         Ok(d) => d,
         Err(e) => {
@@ -44,6 +37,13 @@ pub fn run(args: Args) -> u8 {
     let recipe = match super::exec::load_recipe(&args.recipe, &args.set) {
         Ok(r) => r,
         Err(code) => return code,
+    };
+    let device = match super::exec::open_device(args.device.as_deref(), &recipe.config) {
+        Ok(d) => d,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return super::EXIT_CANNOT_RUN;
+        }
     };
     let (mut task, mut params) =
         match crate::engine::detector::build_task_on(&recipe.config, device) {

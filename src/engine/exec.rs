@@ -62,6 +62,25 @@ pub fn effective_config(config: &serde_json::Value, opts: &ExecOptions) -> serde
     c
 }
 
+/// `runtime.devices` is the device count the recipe's batch and learning rate were written
+/// for (mmdetection's `8 GPUs × 2 images`). This build trains on one: say what that changes,
+/// as mmdetection does when the world size differs, rather than refuse the recipe.
+fn world_size_note(config: &serde_json::Value, devices: u64) -> Option<String> {
+    if devices <= 1 {
+        return None;
+    }
+    let per_device = config
+        .pointer("/data/samples_per_gpu")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(1);
+    Some(format!(
+        "warning: runtime.devices = {devices}: the recipe was written for {devices} devices × \
+         {per_device} images per step; this run trains on 1 device, so each step sees \
+         {per_device} images at the recipe's learning rate (mmdetection's linear scaling rule \
+         would divide optimizer.lr by {devices})"
+    ))
+}
+
 /// A runner ready to go, and what it was built from.
 pub struct Prepared<'t> {
     pub runner: Runner<'t>,
@@ -103,6 +122,9 @@ pub fn prepare<'t>(
     let work_dir = run.work_dir.clone();
     let (lock, mut notes) =
         crate::engine::workdir::open(&work_dir, &run.checkpoint.dir).map_err(ExecError::Io)?;
+    if let Some(n) = world_size_note(&config, runtime.devices) {
+        notes.push(n);
+    }
     let io = |e: std::io::Error| ExecError::Io(format!("work dir {}: {e}", work_dir.display()));
     std::fs::create_dir_all(work_dir.join("results")).map_err(io)?;
     let pretty = serde_json::to_vec_pretty(&config).expect("JSON values serialise");

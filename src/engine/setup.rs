@@ -187,12 +187,6 @@ pub fn build_training(config: &Value, iters_per_epoch: u64) -> Result<Training, 
             .and_then(|v| v.as_str())
             .map(PathBuf::from),
     };
-    if runtime.devices != 1 {
-        errors.push(format!(
-            "runtime.devices: this build trains on one device; found {}",
-            runtime.devices
-        ));
-    }
 
     // run
     let run = section("run");

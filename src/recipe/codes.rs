@@ -27,6 +27,11 @@ codes! {
      could come next. Common causes: a missing `}` or `]`, `=` written as `:`, a string without\n\
      its closing quote, a length written as a float (`1.5 epochs`; lengths are whole numbers).\n\n\
      Example:\n    model = retinanet { backbone = resnet { depth = 50 }\n                                                      ^ expected `}`";
+    "E0102", "nested too deep",
+    "The file nests more than 64 levels: open brackets (`{`, `[`, `(`) count, and so do the\n\
+     levels of the tree they build, each key of a dotted path included (`a.b.c = 1` is three).\n\
+     Recipes written by hand nest under ten; the limit keeps a generated or hostile file from\n\
+     exhausting the stack. Flatten the structure, or bind the inner part separately.";
     "E0201", "cannot read an import",
     "An `import` names a file that cannot be read. Import paths are relative to the importing file,\n\
      never URLs: a recipe reads only the local files it names.";
@@ -60,6 +65,14 @@ codes! {
     "E0211", "bad string interpolation",
     "`${...}` inside a string must name a path whose value is a string, number, boolean or\n\
      length. Write `\\$` for a literal dollar sign.";
+    "E0212", "nested too deep through references",
+    "A reference puts the whole value it names under another path, so chained references can\n\
+     build a configuration far deeper than any file: with references followed, the result may\n\
+     nest at most 128 levels. Reference the shared value directly rather than through a chain.";
+    "E0213", "key bound twice in one block",
+    "One `{ ... }` body binds the same key twice (`sgd { lr = 0.02, lr = 0.01 }`). mmcv keeps the\n\
+     last silently; here it is an error naming both. Repeating a binding at the top level of a\n\
+     file (an override of an import) stays legal, as do `--set` overrides.";
     "E0301", "unknown component",
     "No component of this name exists in the category the key expects. `mmrun explain NAME`\n\
      lists a component's parameters; the help names the nearest known component.";
@@ -86,6 +99,11 @@ codes! {
     "E0310", "unknown section",
     "Top-level keys are the sections `model`, `data`, `optimizer`, `schedule`, `hooks`, `run`\n\
      and `runtime`. Variables are declared with `let`.";
+    "E0311", "not supported by this build",
+    "The registry knows the setting, but this build cannot honour it (the `fp16` and `profiler`\n\
+     hooks, a distributed launcher, clipping by a norm other than 2). `check` refuses it rather\n\
+     than let `exec` stop after the data is loaded, or silently do something else. The help\n\
+     says what to write instead.";
     "E0401", "num_classes does not match the dataset",
     "The head's `num_classes` differs from the dataset's classes (its `classes` list, or the\n\
      categories of its annotation file). mmdetection finds this only when a hook runs, or never.";

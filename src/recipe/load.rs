@@ -124,16 +124,18 @@ impl Loader<'_> {
                 return None;
             }
         };
-        let id = self.files.add(shown.clone(), text);
+        let id = self.files.add(shown.clone(), syntax::normalize(text));
         let text = self.files.files[id].text.clone();
         let ast = match syntax::parse(&text) {
             Ok(a) => a,
             Err(errs) => {
                 for e in errs {
-                    self.diags.push(
-                        Diagnostic::error("E0101", e.message)
-                            .with_label(Loc::new(id, e.span), e.label),
-                    );
+                    let mut d = Diagnostic::error(e.code, e.message)
+                        .with_label(Loc::new(id, e.span), e.label);
+                    if let Some(h) = e.help {
+                        d = d.with_help(h);
+                    }
+                    self.diags.push(d);
                 }
                 return None;
             }

@@ -8,11 +8,13 @@
 pub mod codes;
 mod cross;
 pub mod diag;
+pub mod habits;
 mod load;
 pub mod render;
 mod resolve;
 pub mod spans;
 mod suggest;
+mod support;
 mod tree;
 mod typeck;
 
@@ -143,6 +145,7 @@ pub fn check(path: &Path, overrides: &[String], opts: &CheckOptions) -> Outcome 
         let (config, spans) = typeck::check(&root, &mut diags);
         if !diags.has_errors() {
             cross::check(&config, &spans, opts.no_fs, &mut diags);
+            support::check(&config, &spans, &mut diags);
         }
         diags.sort();
         if !diags.has_errors() {

@@ -31,7 +31,16 @@ struct Resolver<'a> {
     diags: &'a mut Diagnostics,
     memo: HashMap<String, Node>,
     active: Vec<String>,
+    /// Levels of the value being built, references followed included.
+    depth: usize,
+    /// Whether the depth error was given (once: every path below a long chain meets it).
+    told_depth: bool,
 }
+
+/// The deepest resolved configuration: twice the deepest file (`syntax::MAX_DEPTH`), since a
+/// reference puts a whole subtree under another path. Checked here because references chain:
+/// each file may be shallow and the result still thousands of levels deep.
+pub const MAX_RESOLVED_DEPTH: usize = 2 * crate::syntax::MAX_DEPTH;
 
 /// Returns the configuration tree with every reference replaced by its value.
 pub fn resolve(
@@ -47,12 +56,47 @@ pub fn resolve(
         diags,
         memo: HashMap::new(),
         active: Vec::new(),
+        depth: 0,
+        told_depth: false,
     };
     r.node(&merged.root)
 }
 
 impl Resolver<'_> {
     fn node(&mut self, n: &Node) -> Node {
+        if self.depth >= MAX_RESOLVED_DEPTH {
+            return self.too_deep(n.loc);
+        }
+        self.depth += 1;
+        let v = self.node_within_depth(n);
+        self.depth -= 1;
+        v
+    }
+
+    fn too_deep(&mut self, loc: Loc) -> Node {
+        let chain = self.active.len();
+        let poison = Node {
+            kind: NodeKind::Poison,
+            loc,
+        };
+        if std::mem::replace(&mut self.told_depth, true) {
+            return poison;
+        }
+        self.diags.push(
+            Diagnostic::error(
+                "E0212",
+                format!(
+                    "with its references followed, the configuration nests deeper than \
+                     {MAX_RESOLVED_DEPTH} levels ({chain} references chained)"
+                ),
+            )
+            .with_label(loc, format!("level {} starts here", MAX_RESOLVED_DEPTH + 1))
+            .with_help("bind the shared part once and reference it directly, not through a chain"),
+        );
+        poison
+    }
+
+    fn node_within_depth(&mut self, n: &Node) -> Node {
         let kind = match &n.kind {
             NodeKind::Ref(path) => return self.reference(path, n.loc),
             NodeKind::Symbol(s) if self.merged.vars.field(s).is_some() => {

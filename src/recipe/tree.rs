@@ -146,8 +146,10 @@ pub fn segs(keys: &[Key], file: FileId) -> Vec<PathSeg> {
         .collect()
 }
 
-/// Applies bindings and blocks to a record node.
+/// Applies bindings and blocks to a record node. `items` is one `{ ... }` body (the loader
+/// applies a file's top-level items one at a time, where repeating a key is an override).
 pub fn apply_items(target: &mut Node, items: &[Item], file: FileId, diags: &mut Diagnostics) {
+    report_duplicate_keys(items, file, diags);
     for item in items {
         match item {
             Item::Bind {
@@ -167,6 +169,35 @@ pub fn apply_items(target: &mut Node, items: &[Item], file: FileId, diags: &mut 
             // The grammar allows these only at the top of a file; `load` handles them.
             Item::Import { .. } | Item::Let { .. } => {}
         }
+    }
+}
+
+/// E0213 for a key bound twice in one body (`sgd { lr = 0.02, lr = 0.01 }`): mmcv keeps the
+/// last silently, which hides the typo of the key meant.
+fn report_duplicate_keys(items: &[Item], file: FileId, diags: &mut Diagnostics) {
+    let path_of = |item: &Item| match item {
+        Item::Bind { path, .. } | Item::Block { path, .. } => Some(path.clone()),
+        Item::Import { .. } | Item::Let { .. } => None,
+    };
+    for (i, item) in items.iter().enumerate() {
+        let Some(path) = path_of(item) else { continue };
+        let same =
+            |k: &[Key]| k.len() == path.len() && k.iter().zip(&path).all(|(a, b)| a.seg == b.seg);
+        let Some(first) = items[..i].iter().filter_map(path_of).find(|k| same(k)) else {
+            continue;
+        };
+        let span = |k: &[Key]| k[0].span.to(k[k.len() - 1].span);
+        let shown = path
+            .iter()
+            .map(|k| k.seg.to_string())
+            .collect::<Vec<_>>()
+            .join(".");
+        diags.push(
+            Diagnostic::error("E0213", format!("`{shown}` is bound twice in one block"))
+                .with_label(Loc::new(file, span(&path)), "bound again here")
+                .with_label(Loc::new(file, span(&first)), "first bound here")
+                .with_help("keep one of them; mmcv would silently keep the last"),
+        );
     }
 }
 

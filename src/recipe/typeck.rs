@@ -89,7 +89,9 @@ impl Checker<'_> {
                         None => format!("`{path}`"),
                     };
                     let names: Vec<&str> = all().map(|q| q.name).collect();
+                    let renamed = super::habits::renamed(path, &f.key);
                     let help = match nearest(&f.key, names.iter().copied()) {
+                        _ if renamed.is_some() => renamed.unwrap_or_default().to_string(),
                         Some(n) => format!("the key is `{n}`"),
                         None if names.is_empty() => format!("{what} takes no keys"),
                         None => format!(
@@ -158,8 +160,12 @@ impl Checker<'_> {
             format!("`{path}` expects {}, found {}", ty.describe(), n.describe()),
         )
         .with_label(n.loc, format!("{} here", n.describe()));
-        if let (NodeKind::Symbol(s), Ty::Str | Ty::Path) = (&n.kind, ty) {
-            d = d.with_help(format!("strings are quoted: `\"{s}\"`"));
+        if let NodeKind::Symbol(s) = &n.kind {
+            if let Some(h) = super::habits::symbol(s) {
+                d = d.with_help(h);
+            } else if matches!(ty, Ty::Str | Ty::Path) {
+                d = d.with_help(format!("strings are quoted: `\"{s}\"`"));
+            }
         }
         self.diags.push(d);
         Value::Null

@@ -381,7 +381,7 @@ pub static COMPONENTS: &[Component] = &[
         params: &[
             p(
                 "every",
-                LEN,
+                Ty::Period,
                 Def::Str("1 epoch"),
                 "interval (`1 epoch`, `2000 iters`)",
             ),

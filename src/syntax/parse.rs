@@ -12,10 +12,25 @@ struct RecipeParser;
 /// A syntax error: where, and what was expected there.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyntaxError {
+    /// `E0101` (grammar and tokens) or `E0102` (nesting).
+    pub code: &'static str,
     pub span: Span,
     pub message: String,
     /// A short label for the span (`expected ...`).
     pub label: String,
+    pub help: Option<String>,
+}
+
+impl SyntaxError {
+    fn new(span: Span, message: impl Into<String>, label: impl Into<String>) -> Self {
+        SyntaxError {
+            code: "E0101",
+            span,
+            message: message.into(),
+            label: label.into(),
+            help: None,
+        }
+    }
 }
 
 /// Parses one recipe file.
@@ -23,6 +38,7 @@ pub struct SyntaxError {
 /// Returns every error that the tree walk finds (bad numbers, bad escapes); a grammar error
 /// stops parsing, since the rest of the file has no structure to recover.
 pub fn parse(src: &str) -> Result<File, Vec<SyntaxError>> {
+    super::depth::check_brackets(src).map_err(|e| vec![e])?;
     let pairs = match RecipeParser::parse(Rule::file, src) {
         Ok(p) => p,
         Err(e) => return Err(vec![convert_error(src, e)]),
@@ -36,7 +52,9 @@ pub fn parse(src: &str) -> Result<File, Vec<SyntaxError>> {
         .map(|p| w.item(p))
         .collect();
     if w.errors.is_empty() {
-        Ok(File { items })
+        let file = File { items };
+        super::depth::check_tree(&file).map_err(|e| vec![e])?;
+        Ok(file)
     } else {
         Err(w.errors)
     }
@@ -72,7 +90,7 @@ fn describe(rule: &Rule) -> &'static str {
         Rule::index => "a list index",
         Rule::import | Rule::kw_import => "`import`",
         Rule::let_binding | Rule::kw_let => "`let`",
-        Rule::binding | Rule::block => "a binding",
+        Rule::binding | Rule::block | Rule::file => "a binding",
         Rule::unit => "a unit (`iters` or `epochs`)",
         Rule::quote => "`\"`",
         Rule::EOI => "end of file",
@@ -134,9 +152,12 @@ fn convert_error(src: &str, e: pest::error::Error<Rule>) -> SyntaxError {
         format!("expected {exp}")
     };
     SyntaxError {
-        span: Span::new(lpos, lend),
-        message: format!("expected {exp}, found {found}"),
-        label,
+        help: super::python::help(src, pos),
+        ..SyntaxError::new(
+            Span::new(lpos, lend),
+            format!("expected {exp}, found {found}"),
+            label,
+        )
     }
 }
 
@@ -216,11 +237,11 @@ impl Walker {
                     Rule::index => match k.as_str().parse::<usize>() {
                         Ok(i) => Seg::Index(i),
                         Err(_) => {
-                            self.errors.push(SyntaxError {
+                            self.errors.push(SyntaxError::new(
                                 span,
-                                message: "list index is too large".into(),
-                                label: "this index".into(),
-                            });
+                                "list index is too large",
+                                "this index",
+                            ));
                             Seg::Index(0)
                         }
                     },
@@ -253,11 +274,11 @@ impl Walker {
                 // `\$` keeps a literal `$`; interpolation sees the marker `\$`.
                 Some((_, '$')) => out.push_str("\\$"),
                 Some((j, other)) => {
-                    self.errors.push(SyntaxError {
-                        span: Span::new(base + i, base + j + other.len_utf8()),
-                        message: format!("unknown escape `\\{other}` in string"),
-                        label: "unknown escape".into(),
-                    });
+                    self.errors.push(SyntaxError::new(
+                        Span::new(base + i, base + j + other.len_utf8()),
+                        format!("unknown escape `\\{other}` in string"),
+                        "unknown escape",
+                    ));
                 }
                 None => {}
             }
@@ -277,14 +298,14 @@ impl Walker {
         let count = match n.as_str().parse::<u64>() {
             Ok(c) => c,
             Err(_) => {
-                self.errors.push(SyntaxError {
-                    span: span_of(&n),
-                    message: format!(
+                self.errors.push(SyntaxError::new(
+                    span_of(&n),
+                    format!(
                         "a training length must be a whole number, found `{}`",
                         n.as_str()
                     ),
-                    label: "not a whole, non-negative number".into(),
-                });
+                    "not a whole, non-negative number",
+                ));
                 0
             }
         };
@@ -342,11 +363,11 @@ impl Walker {
             match text.parse::<f64>() {
                 Ok(f) if f.is_finite() => Number::Float(f),
                 _ => {
-                    self.errors.push(SyntaxError {
+                    self.errors.push(SyntaxError::new(
                         span,
-                        message: format!("number `{text}` is out of range"),
-                        label: "not a finite number".into(),
-                    });
+                        format!("number `{text}` is out of range"),
+                        "not a finite number",
+                    ));
                     Number::Float(0.0)
                 }
             }
@@ -354,11 +375,11 @@ impl Walker {
             match text.parse::<i64>() {
                 Ok(i) => Number::Int(i),
                 Err(_) => {
-                    self.errors.push(SyntaxError {
+                    self.errors.push(SyntaxError::new(
                         span,
-                        message: format!("integer `{text}` is out of range"),
-                        label: "does not fit in 64 bits".into(),
-                    });
+                        format!("integer `{text}` is out of range"),
+                        "does not fit in 64 bits",
+                    ));
                     Number::Int(0)
                 }
             }

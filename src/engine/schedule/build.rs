@@ -161,7 +161,7 @@ impl raw::Policy {
                         PeriodUnit::Iters => m.count,
                         PeriodUnit::Epochs => m.count.saturating_mul(run.iters_per_epoch),
                     };
-                    if marks.windows(2).any(|w| to_iters(&w[0]) > to_iters(&w[1])) {
+                    if marks.windows(2).any(|w| to_iters(&w[0]) >= to_iters(&w[1])) {
                         return Err(err("at", "milestones must be in increasing order".into()));
                     }
                 }

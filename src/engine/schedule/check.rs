@@ -143,6 +143,19 @@ fn check_one(
                 .collect(),
             _ => Vec::new(),
         };
+        // Each milestone after the one before (mmcv counts the milestones passed, so an
+        // out-of-order list decays at the wrong times without a word).
+        for w in marks.windows(2) {
+            if at_or_past_end(w[0].0, w[1].0, ipe) == Some(true) {
+                errors.push(ConfigError::new(
+                    w[1].1.clone(),
+                    format!(
+                        "milestones must increase: {} comes after {}",
+                        w[1].0, w[0].0
+                    ),
+                ));
+            }
+        }
         for (m, mp) in marks {
             if m.count == 0 {
                 errors.push(ConfigError::new(

@@ -96,3 +96,44 @@ fn a_closed_stdout_ends_print_only_commands_quietly_and_lets_file_work_finish() 
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.join("annotations").is_dir(), "{err}");
 }
+
+/// `runtime.backend` and `--device` are one setting (the flag wins); `runtime.devices` is the
+/// device count the recipe was written for, so another count is a warning, not a refusal.
+#[test]
+fn exec_reads_the_device_from_the_recipe_and_warns_about_the_world_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let wd = dir.path().to_str().unwrap();
+    let dry = |sets: &[&str], flag: Option<&str>| {
+        let mut args = vec![
+            "exec",
+            "pipelines/quickstart.recipe",
+            "--dry-run",
+            "--work-dir",
+            wd,
+        ];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        if let Some(d) = flag {
+            args.extend(["--device", d]);
+        }
+        mmrun(&args)
+    };
+    let (code, text) = dry(&["runtime.devices=8"], None);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("device: cpu"), "{text}");
+    assert!(
+        text.contains("warning: runtime.devices = 8") && text.contains("divide optimizer.lr by 8"),
+        "{text}"
+    );
+    // The recipe asks for CUDA: without a GPU (this machine, CI) exec says so and stops; with
+    // one, it runs there.
+    let (code, text) = dry(&["runtime.backend=cuda"], None);
+    assert!(
+        (code == 2 && text.contains("cuda")) || (code == 0 && text.contains("device: cuda")),
+        "{code}: {text}"
+    );
+    let (code, text) = dry(&["runtime.backend=cuda"], Some("cpu"));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("device: cpu"), "{text}");
+}

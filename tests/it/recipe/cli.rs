@@ -115,3 +115,90 @@ fn every_code_has_an_explanation() {
         );
     }
 }
+
+/// A UTF-8 byte-order mark and CRLF or old-Mac CR line endings read as the same recipe: a
+/// comment ends at its line whatever the ending (with CR only, the first comment used to
+/// swallow the file and the check passed on an empty config).
+#[test]
+fn byte_order_mark_and_every_line_ending_give_the_same_config() {
+    let quickstart = std::fs::canonicalize("pipelines/quickstart.recipe").unwrap();
+    let src = format!(
+        "// a header comment\nimport {:?}\n// the learning rate\noptimizer.lr = 0.02 // halved\n\nhooks.log.every = 5 iters\n",
+        quickstart.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let (c, out, err) = mmrun(&["check", "--no-fs", "--print-config", p.to_str().unwrap()]);
+        assert_eq!(c, 0, "{name}: {err}");
+        // The work dir default reads the recipe's name; everything else must match.
+        let mut v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["runtime"]["work_dir"] = serde_json::Value::Null;
+        v
+    };
+    let lf = config("lf.recipe", src.clone());
+    assert_eq!(lf["optimizer"]["lr"], 0.02, "{lf}");
+    assert_eq!(lf["hooks"]["log"]["every"], "5 iters", "{lf}");
+    assert_eq!(config("bom.recipe", format!("\u{feff}{src}")), lf);
+    assert_eq!(config("crlf.recipe", src.replace('\n', "\r\n")), lf);
+    assert_eq!(config("cr.recipe", src.replace('\n', "\r")), lf);
+    // `fmt` prints the canonical form (LF, no mark), and `--check` calls the others unformatted.
+    let p = dir.path().join("cr.recipe");
+    let (c, out, _) = mmrun(&["fmt", p.to_str().unwrap()]);
+    assert_eq!(c, 0);
+    assert!(!out.contains('\r') && !out.starts_with('\u{feff}'));
+    let (c, _, _) = mmrun(&["fmt", "--check", p.to_str().unwrap()]);
+    assert_eq!(c, 1);
+}
+
+/// Thousands of levels get a diagnostic from `check` and `fmt`, not a stack overflow.
+#[test]
+fn deep_nesting_is_an_error_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        (
+            "records",
+            format!("a = {}", "{ b = ".repeat(5000)) + &"}".repeat(5000),
+        ),
+        (
+            "lists",
+            format!("a = {}{}", "[".repeat(8000), "]".repeat(8000)),
+        ),
+        ("path", format!("{} = 1", vec!["a"; 20000].join("."))),
+    ] {
+        let p = dir.path().join(format!("{name}.recipe"));
+        std::fs::write(&p, text).unwrap();
+        let (c, _, err) = mmrun(&["check", "--no-fs", p.to_str().unwrap()]);
+        assert_eq!(c, 1, "{name}: {err}");
+        assert!(
+            err.contains("E0102") && err.contains("deeper than 64"),
+            "{name}: {err}"
+        );
+        let (c, _, err) = mmrun(&["fmt", p.to_str().unwrap()]);
+        assert_eq!(c, 1, "{name}: {err}");
+        assert!(err.contains("E0102"), "{name}: {err}");
+    }
+}
+
+/// `mmrun check DIR` checks every recipe below the folder (base files included); a folder
+/// with none is an error that says so.
+#[test]
+fn check_a_folder_checks_every_recipe_below_it() {
+    let (c, _, err) = mmrun(&["check", "--no-fs", "pipelines"]);
+    assert_eq!(c, 0, "{err}");
+    for f in [
+        "quickstart",
+        "base/schedule_1x",
+        "retinanet_r50_fpn_1x_coco",
+    ] {
+        assert!(
+            err.contains(&format!("pipelines/{f}.recipe: ok")),
+            "{f}: {err}"
+        );
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let (c, _, err) = mmrun(&["check", empty.path().to_str().unwrap()]);
+    assert_eq!(c, 2);
+    assert!(err.contains("no `.recipe` file"), "{err}");
+}

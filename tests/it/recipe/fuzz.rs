@@ -75,3 +75,22 @@ fn unclosed_nesting_is_rejected_without_backtracking_per_level() {
         );
     }
 }
+
+/// Nesting at the limit (`syntax::MAX_DEPTH`: the key `a` and 63 levels below it) parses and
+/// checks within a test thread's 2 MiB stack, in a debug build; past it is E0102.
+#[test]
+fn nesting_at_the_limit_fits_a_small_stack() {
+    let n = mmrun::syntax::MAX_DEPTH;
+    for (open, close) in [("[", "]"), ("{ b = ", "}"), ("x { b = ", "}"), ("f(", ")")] {
+        for depth in [n - 1, n + 1] {
+            let text = format!("a = {}1{}\n", open.repeat(depth), close.repeat(depth));
+            check_text(&text);
+            let parsed = mmrun::syntax::parse(&text);
+            assert_eq!(
+                parsed.is_err_and(|e| e[0].code == "E0102"),
+                depth > n - 1,
+                "{open:?} × {depth}"
+            );
+        }
+    }
+}

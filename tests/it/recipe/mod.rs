@@ -1,6 +1,7 @@
 //! Integration tests of the `recipe` area: UI cases (`tests/ui`), merge semantics, pipelines,
 //! formatting and a property test that no input panics.
 
+mod check_exec;
 mod cli;
 mod fmt;
 mod fuzz;

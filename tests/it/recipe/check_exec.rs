@@ -1,0 +1,123 @@
+//! `check` ≡ `exec` for hook settings: each case is a setting the registry types, written once
+//! as a recipe override and once as the engine sees it. `check` must refuse the override, and
+//! the engine's own builder (`engine::setup::build_training`, what `exec` runs after loading
+//! the data) must refuse the same value in a config that it otherwise accepts.
+
+use mmrun::recipe::{self, CheckOptions};
+use serde_json::{Value, json};
+
+const QUICKSTART: &str = "pipelines/quickstart.recipe";
+
+fn checked(sets: &[&str]) -> Result<Value, String> {
+    let opts = CheckOptions {
+        no_fs: true,
+        ..CheckOptions::default()
+    };
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let out = recipe::check(std::path::Path::new(QUICKSTART), &sets, &opts);
+    match out.recipe {
+        Some(r) => Ok(r.config),
+        None => Err(recipe::render::render_all(
+            &out.diagnostics.0,
+            &out.files,
+            Default::default(),
+        )),
+    }
+}
+
+fn builds(config: &Value) -> Result<(), Vec<String>> {
+    mmrun::engine::setup::build_training(config, 10).map(|_| ())
+}
+
+/// (override that checks clean, override `check` must refuse, JSON pointer, value the engine
+/// must refuse there).
+const CASES: &[(&str, &str, &str, &str)] = &[
+    (
+        "hooks.log.every=20 iters",
+        "hooks.log.every=2 epochs",
+        "/hooks/log/every",
+        r#""2 epochs""#,
+    ),
+    (
+        "hooks.log.every=20 iters",
+        "hooks.log.every=0 iters",
+        "/hooks/log/every",
+        r#""0 iters""#,
+    ),
+    (
+        "hooks.checkpoint.every=2 epochs",
+        "hooks.checkpoint.every=0 epochs",
+        "/hooks/checkpoint/every",
+        r#""0 epochs""#,
+    ),
+    (
+        "hooks.eval.every=2 epochs",
+        "hooks.eval.every=0 epochs",
+        "/hooks/eval/every",
+        r#""0 epochs""#,
+    ),
+    (
+        "hooks.checkpoint.max_keep_ckpts=3",
+        "hooks.checkpoint.max_keep_ckpts=0",
+        "/hooks/checkpoint/max_keep_ckpts",
+        "0",
+    ),
+    (
+        "hooks.ema={momentum=0.5}",
+        "hooks.ema={momentum=1}",
+        "/hooks/ema/momentum",
+        "1.0",
+    ),
+    (
+        "hooks.optimizer.grad_clip={max_norm=35}",
+        "hooks.optimizer.grad_clip={max_norm=35, norm_type=1}",
+        "/hooks/optimizer/grad_clip/norm_type",
+        "1.0",
+    ),
+    (
+        "hooks.optimizer.grad_clip={max_norm=35}",
+        "hooks.optimizer.grad_clip={max_norm=35, clip_value=1}",
+        "/hooks/optimizer/grad_clip/clip_value",
+        "1.0",
+    ),
+];
+
+#[test]
+fn check_refuses_what_the_engine_refuses() {
+    for &(good, bad, pointer, value) in CASES {
+        let mut config = checked(&[good]).unwrap_or_else(|e| panic!("{good}: {e}"));
+        builds(&config).unwrap_or_else(|e| panic!("{good}: the engine refuses it: {e:?}"));
+        *config
+            .pointer_mut(pointer)
+            .unwrap_or_else(|| panic!("{good} has no {pointer}")) =
+            serde_json::from_str(value).unwrap();
+        assert!(
+            builds(&config).is_err(),
+            "the engine accepts {pointer} = {value}"
+        );
+        let refused = checked(&[bad]).expect_err(&format!("check accepts {bad}"));
+        let key = bad.split('=').next().unwrap();
+        assert!(
+            refused.contains(key),
+            "{bad}: the error does not name {key}:\n{refused}"
+        );
+    }
+}
+
+/// Hooks this build cannot run: the engine refuses them, and so does `check`.
+#[test]
+fn hooks_this_build_cannot_run_are_refused_by_both() {
+    for (name, set) in [
+        ("fp16", "hooks.fp16=fp16 {}"),
+        ("profiler", "hooks.profiler=profiler {}"),
+    ] {
+        let mut config = checked(&[]).unwrap();
+        config["hooks"][name] = json!({ "type": name });
+        assert!(builds(&config).is_err(), "the engine accepts hooks.{name}");
+        let refused = checked(&[set]).expect_err(&format!("check accepts {set}"));
+        assert!(
+            refused.contains("E0311") && refused.contains("not supported"),
+            "{refused}"
+        );
+    }
+}
