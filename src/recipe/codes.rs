@@ -73,6 +73,12 @@ codes! {
     "One `{ ... }` body binds the same key twice (`sgd { lr = 0.02, lr = 0.01 }`). mmcv keeps the\n\
      last silently; here it is an error naming both. Repeating a binding at the top level of a\n\
      file (an override of an import) stays legal, as do `--set` overrides.";
+    "E0214", "a component replaces another whole (warning)",
+    "Binding a component of another type where one is set (`model = fcos { ... }` over an\n\
+     imported `retinanet`, `optimizer = adamw { ... }` over `sgd`) replaces it whole: the old\n\
+     component's settings do not carry over, since its parameters mean something else. mmcv\n\
+     merges the keys instead (unless `_delete_=True`), which hands AdamW an SGD `momentum`. Write\n\
+     every setting the new component needs; `:=` replaces without this warning.";
     "E0301", "unknown component",
     "No component of this name exists in the category the key expects. `mmrun explain NAME`\n\
      lists a component's parameters; the help names the nearest known component.";

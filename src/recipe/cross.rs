@@ -94,6 +94,28 @@ impl Ctx<'_> {
         Diagnostic::error(code, msg).with_label_opt(self.spans.nearest(path), label.to_string())
     }
 
+    /// Labels every path of `paths` the recipe wrote (defaults have no text), or `fallback`
+    /// when it wrote none of them: the message names every setting involved.
+    fn with_written(
+        &self,
+        mut d: Diagnostic,
+        paths: &[(&str, String)],
+        fallback: (&str, String),
+    ) -> Diagnostic {
+        let mut any = false;
+        for (p, label) in paths {
+            if let Some(l) = self.spans.get(p) {
+                d = d.with_label(l, label.clone());
+                any = true;
+            }
+        }
+        if any {
+            d
+        } else {
+            d.with_label_opt(self.spans.nearest(fallback.0), fallback.1)
+        }
+    }
+
     fn classes(&mut self) {
         let Some(nc) = get(self.c, "model.bbox_head.num_classes").and_then(Value::as_i64) else {
             return;
@@ -296,7 +318,12 @@ impl Ctx<'_> {
         };
         let has_data = get(self.c, "data").is_some();
         for (i, ph) in wf.iter().enumerate() {
-            let Some(mode) = ph.get("mode").and_then(Value::as_str) else {
+            // Only the phases that typed (`train`, `val`): an unknown one is E0308 already.
+            let Some(mode) = ph
+                .get("mode")
+                .and_then(Value::as_str)
+                .filter(|m| ["train", "val"].contains(m))
+            else {
                 continue;
             };
             if has_data && get(self.c, &format!("data.{mode}")).is_none() {
@@ -360,11 +387,22 @@ impl Ctx<'_> {
                     format!("the neck takes {inc:?} channels but the backbone gives {chans:?}"),
                     "does not match the backbone",
                 )
-                .with_label_opt(
-                    self.spans.nearest("model.backbone"),
-                    format!("resnet-{depth}, base_channels {base}, out_indices {idx:?}"),
-                )
                 .with_help(format!("set `in_channels = {chans:?}`"));
+            let d = self.with_written(
+                d,
+                &[
+                    ("model.backbone.depth", format!("depth {depth}")),
+                    (
+                        "model.backbone.base_channels",
+                        format!("base_channels {base}"),
+                    ),
+                    ("model.backbone.out_indices", format!("out_indices {idx:?}")),
+                ],
+                (
+                    "model.backbone",
+                    format!("resnet-{depth}, base_channels {base}, out_indices {idx:?}"),
+                ),
+            );
             self.diags.push(d);
         }
         let start = neck
@@ -400,8 +438,10 @@ impl Ctx<'_> {
             ("model.bbox_head.anchor_generator.strides", "anchor strides"),
             ("model.bbox_head.strides", "head strides"),
         ];
+        // A neck whose `num_outs` did not type (or is missing) has no levels to compare.
+        let levels_known = neck.get("num_outs").is_some_and(Value::is_i64);
         for (path, what) in head_strides {
-            let Some(hs) = ints(get(self.c, path)) else {
+            let Some(hs) = ints(get(self.c, path)).filter(|_| levels_known) else {
                 continue;
             };
             if hs != levels {

@@ -325,7 +325,9 @@ fn merge_sibling(
             });
         }
     }
-    super::tree::put(acc, Assign::Merge, next);
+    // Two siblings choosing different components is a conflict (reported above), not a
+    // replacement to warn about.
+    super::tree::put(acc, Assign::Merge, next, &mut Diagnostics::default());
 }
 
 fn leaves_typed<'a>(n: &'a Node, prefix: &mut Vec<String>, out: &mut Vec<(String, Loc, &'a Node)>) {

@@ -10,6 +10,7 @@ mod cross;
 pub mod diag;
 pub mod habits;
 mod load;
+pub mod reference;
 pub mod render;
 mod resolve;
 pub mod spans;
@@ -125,6 +126,15 @@ pub fn load(
     }
 }
 
+/// Puts each diagnostic's labels in the files the user wrote (the recipe checked and `--set`)
+/// before those in imported base files: the primary label is the line the user can change.
+fn user_lines_first(diags: &mut Diagnostics, files: &Files) {
+    let user = |f: FileId| f == 0 || files.files[f].path.starts_with("<--set");
+    for d in &mut diags.0 {
+        d.labels.sort_by_key(|l| !user(l.loc.file));
+    }
+}
+
 /// Like [`load`], but returns warnings and errors together (what `mmrun check` prints).
 pub fn check(path: &Path, overrides: &[String], opts: &CheckOptions) -> Outcome {
     let mut files = Files::default();
@@ -143,10 +153,11 @@ pub fn check(path: &Path, overrides: &[String], opts: &CheckOptions) -> Outcome 
         };
         let root = resolve::resolve(&merged, &builtins, opts.env, &mut diags);
         let (config, spans) = typeck::check(&root, &mut diags);
-        if !diags.has_errors() {
-            cross::check(&config, &spans, opts.no_fs, &mut diags);
-            support::check(&config, &spans, &mut diags);
-        }
+        // Every error in one run: the checks across sections read only what typed cleanly
+        // (a value with a type error is null in `config`, and they skip what is missing).
+        cross::check(&config, &spans, opts.no_fs, &mut diags);
+        support::check(&config, &spans, &mut diags);
+        user_lines_first(&mut diags, &files);
         diags.sort();
         if !diags.has_errors() {
             recipe = Some(CheckedRecipe {

@@ -211,13 +211,13 @@ pub fn bind(
     diags: &mut Diagnostics,
 ) {
     match navigate(root, path, true) {
-        Ok(slot) => put(slot, assign, value),
+        Ok(slot) => put(slot, assign, value, diags),
         Err(d) => diags.push(*d),
     }
 }
 
 /// Stores a value into an existing slot with merge semantics.
-pub fn put(slot: &mut Node, assign: Assign, value: Node) {
+pub fn put(slot: &mut Node, assign: Assign, value: Node, diags: &mut Diagnostics) {
     if assign == Assign::Replace {
         *slot = value;
         return;
@@ -227,7 +227,10 @@ pub fn put(slot: &mut Node, assign: Assign, value: Node) {
             ty: old_ty,
             fields: old,
         },
-        NodeKind::Record { ty: new_ty, .. },
+        NodeKind::Record {
+            ty: new_ty,
+            fields: new,
+        },
     ) = (&mut slot.kind, &value.kind)
     else {
         *slot = value;
@@ -236,7 +239,27 @@ pub fn put(slot: &mut Node, assign: Assign, value: Node) {
     if let (Some((a, _)), Some((b, _))) = (&old_ty, new_ty)
         && a != b
     {
-        // A different component: its parameters mean something else, so nothing carries over.
+        // A different component: its parameters mean something else, so nothing carries over
+        // (mmcv would merge the keys; say so where the two differ).
+        let dropped: Vec<String> = old
+            .iter()
+            .filter(|f| !new.iter().any(|n| n.key == f.key))
+            .map(|f| format!("`{}`", f.key))
+            .collect();
+        if !dropped.is_empty() {
+            let new_loc = new_ty.as_ref().map(|(_, l)| *l);
+            diags.push(
+                Diagnostic::warning(
+                    "E0214",
+                    format!("`{b}` replaces `{a}` whole: {} set there do not carry over", dropped.join(", ")),
+                )
+                .with_label_opt(new_loc, format!("a different component than `{a}`"))
+                .with_label(old_ty.as_ref().map_or(slot.loc, |(_, l)| *l), format!("`{a}` was set here"))
+                .with_help(format!(
+                    "a component of another type starts empty; write in `{b} {{ ... }}` every setting it needs"
+                )),
+            );
+        }
         *slot = value;
         return;
     }
@@ -250,7 +273,7 @@ pub fn put(slot: &mut Node, assign: Assign, value: Node) {
         match old.iter_mut().find(|o| o.key == f.key) {
             Some(o) => {
                 o.key_loc = f.key_loc;
-                put(&mut o.value, Assign::Merge, f.value);
+                put(&mut o.value, Assign::Merge, f.value, diags);
             }
             None => old.push(f),
         }

@@ -165,6 +165,20 @@ pub struct Param {
     pub doc: &'static str,
 }
 
+impl Param {
+    /// `required`, `optional`, or `default V` as `explain` and the reference print it.
+    pub fn default_text(&self) -> String {
+        match &self.def {
+            Def::Required => "required".to_string(),
+            Def::Absent => "optional".to_string(),
+            d => format!(
+                "default {}",
+                default_value(d, &self.ty).map_or_else(String::new, |v| v.to_string())
+            ),
+        }
+    }
+}
+
 /// A component: what a recipe names in `name { ... }`.
 #[derive(Debug)]
 pub struct Component {
@@ -323,14 +337,7 @@ pub fn explain(name: &str) -> Option<String> {
             out.push_str("  no parameters\n");
         }
         for p in params {
-            let def = match &p.def {
-                Def::Required => "required".to_string(),
-                Def::Absent => "optional".to_string(),
-                d => format!(
-                    "default {}",
-                    default_value(d, &p.ty).map_or_else(String::new, |v| v.to_string())
-                ),
-            };
+            let def = p.default_text();
             out.push_str(&format!(
                 "  {:<22} {} ({def})\n  {:<22} {}\n",
                 p.name,

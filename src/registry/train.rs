@@ -555,7 +555,7 @@ pub static COMPONENTS: &[Component] = &[
     Component {
         name: "fp16",
         category: Hook,
-        doc: "mixed precision with loss scaling (Fp16OptimizerHook)",
+        doc: "mixed precision with loss scaling (Fp16OptimizerHook); not supported by this build: `check` refuses it (E0311)",
         params: &[p(
             "loss_scale",
             Ty::Or(&[Ty::Enum(&["dynamic"]), POSF]),
@@ -578,7 +578,7 @@ pub static COMPONENTS: &[Component] = &[
     Component {
         name: "profiler",
         category: Hook,
-        doc: "profile iterations",
+        doc: "profile iterations; not supported by this build: `check` refuses it (E0311)",
         params: &[
             p(
                 "at",
@@ -725,7 +725,12 @@ const RUNTIME: &[Param] = &[
         "deterministic kernels",
     ),
     p("work_dir", Ty::Str, Def::Str("work_dirs"), "output folder"),
-    p("devices", POS, Def::Int(1), "number of devices"),
+    p(
+        "devices",
+        POS,
+        Def::Int(1),
+        "devices the batch size and learning rate were written for (this build trains on one; another count is a warning)",
+    ),
     p(
         "backend",
         Ty::Enum(&["cpu", "cuda"]),
@@ -736,7 +741,7 @@ const RUNTIME: &[Param] = &[
         "launcher",
         Ty::Enum(&["none", "pytorch", "slurm"]),
         Def::Str("none"),
-        "how ranks are started",
+        "how ranks are started (this build: `none` only; others are refused, E0311)",
     ),
     p(
         "resume",

@@ -202,3 +202,28 @@ fn check_a_folder_checks_every_recipe_below_it() {
     assert_eq!(c, 2);
     assert!(err.contains("no `.recipe` file"), "{err}");
 }
+
+/// `docs/recipe.md` is `mmrun explain --reference` (the registry and error codes rendered):
+/// stale when a component, parameter or code changes. `MMRUN_WRITE_REFERENCE=1` rewrites it.
+#[test]
+fn the_language_reference_is_generated_and_current() {
+    let (c, out, _) = mmrun(&["explain", "--reference"]);
+    assert_eq!(c, 0);
+    for must in [
+        "## The language",
+        "#### `retina_head`",
+        "### E0102:",
+        "| `num_classes` |",
+    ] {
+        assert!(out.contains(must), "{must}");
+    }
+    if std::env::var_os("MMRUN_WRITE_REFERENCE").is_some_and(|v| v == "1") {
+        std::fs::write("docs/recipe.md", &out).unwrap();
+    }
+    let committed = std::fs::read_to_string("docs/recipe.md").unwrap_or_default();
+    assert!(
+        committed == out,
+        "docs/recipe.md is stale: run `mmrun explain --reference > docs/recipe.md` \
+         (or this test with MMRUN_WRITE_REFERENCE=1)"
+    );
+}

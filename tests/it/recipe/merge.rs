@@ -243,3 +243,30 @@ fn env_reads_are_reported() {
             .any(|d| d.code == "E0210" && d.is_error())
     );
 }
+
+/// Another component over one set before starts empty, as the language reference says; the
+/// settings that do not carry over are named in an E0214 warning (mmcv would merge them),
+/// and `:=` or writing every setting again says nothing.
+#[test]
+fn another_component_replaces_whole_and_the_dropped_settings_are_named() {
+    let main = "import \"base.recipe\"\noptimizer = adamw { lr = 0.0001 }\n";
+    let o = check(&[("main.recipe", main), ("base.recipe", BASE)], &[]);
+    assert_eq!(cfg(&o, "optimizer.type"), "adamw");
+    assert!(cfg(&o, "optimizer").get("momentum").is_none());
+    let w: Vec<_> = o.diagnostics.iter().filter(|d| d.code == "E0214").collect();
+    assert_eq!(w.len(), 1, "{:?}", o.diagnostics);
+    assert!(
+        w[0].message.contains("`momentum`")
+            && w[0].message.contains("`paramwise_cfg`")
+            && !w[0].message.contains("`lr`"),
+        "{}",
+        w[0].message
+    );
+    for quiet in [
+        "import \"base.recipe\"\noptimizer := adamw { lr = 0.0001 }\n",
+        "import \"base.recipe\"\noptimizer = sgd { lr = 0.01 }\n",
+    ] {
+        let o = check(&[("main.recipe", quiet), ("base.recipe", BASE)], &[]);
+        assert!(o.diagnostics.iter().all(|d| d.code != "E0214"), "{quiet}");
+    }
+}
