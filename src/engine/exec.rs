@@ -152,6 +152,12 @@ pub fn prepare<'t>(
         },
         None => false,
     };
+    if !resumed
+        && let Some(note) =
+            super::pretrained::load_backbone(&config, &mut runner).map_err(ExecError::Io)?
+    {
+        notes.push(note);
+    }
     if let (false, Some(from)) = (resumed, &runtime.load_from) {
         let weights = if from.is_dir() {
             load_checkpoint(from).map_err(RunError::from)?.weights

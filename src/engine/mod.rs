@@ -10,6 +10,7 @@ pub mod hooks;
 pub mod interrupt;
 pub mod optim;
 pub mod params;
+pub mod pretrained;
 pub mod runner;
 pub mod schedule;
 pub mod task;

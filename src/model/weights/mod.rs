@@ -134,6 +134,17 @@ pub fn load_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
 /// Read weights by extension: `.safetensors`, or `.pth`/`.pt`/`.bin` through the restricted
 /// reader.
 pub fn load_weights(path: &Path) -> Result<StateDict, WeightsError> {
+    // A FIFO or device would block or never end; a folder is not a weights file.
+    let meta = std::fs::metadata(path).map_err(|source| WeightsError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(WeightsError::Format {
+            path: path.display().to_string(),
+            msg: "not a regular file".into(),
+        });
+    }
     match path.extension().and_then(|e| e.to_str()) {
         Some("safetensors") => load_safetensors(path),
         _ => load_pth(path),

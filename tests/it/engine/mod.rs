@@ -9,6 +9,7 @@ mod faults;
 mod hostile;
 mod kill;
 mod optim;
+mod pretrained;
 mod pyref;
 mod runner;
 mod standin;
