@@ -36,30 +36,22 @@ pub fn load_backbone(config: &Value, runner: &mut Runner) -> Result<Option<Strin
             format!("{p}.")
         }
     });
-    let state =
-        crate::model::weights::load_weights(Path::new(file)).map_err(|e| format!("{key}: {e}"))?;
+    let state = read_weights(Path::new(file)).map_err(|e| format!("{key}: {e}"))?;
     let first_key = state.keys().next().cloned().unwrap_or_default();
     let mut tensors = Tensors::new();
     for (name, t) in state {
-        let name = name.strip_prefix("module.").unwrap_or(&name);
         let name = match &prefix {
             Some(p) => match name.strip_prefix(p.as_str()) {
                 Some(rest) => rest,
                 None => continue,
             },
-            None => name,
+            None => name.as_str(),
         };
         // A counter PyTorch keeps beside BN statistics; mmrun's BN has no use for it.
         if name.ends_with("num_batches_tracked") {
             continue;
         }
-        tensors.insert(
-            format!("backbone.{name}"),
-            Tensor {
-                shape: t.shape,
-                data: t.data,
-            },
-        );
+        tensors.insert(format!("backbone.{name}"), t);
     }
     let report = runner.load_weights(&tensors);
     if !report.mismatched.is_empty() {
@@ -113,6 +105,27 @@ pub fn load_backbone(config: &Value, runner: &mut Runner) -> Result<Option<Strin
         ));
     }
     Ok(Some(note))
+}
+
+/// A weights file as named tensors: a PyTorch `.pth`/`.pt`/`.bin` zip (a bare state dict or
+/// mmcv's `{"state_dict": ..., "meta": ...}`, through the restricted reader) or safetensors in
+/// any float dtype, cast to f32; DataParallel's `module.` prefix dropped.
+pub fn read_weights(path: &Path) -> Result<Tensors, String> {
+    let state = crate::model::weights::load_weights(path).map_err(|e| e.to_string())?;
+    Ok(state
+        .into_iter()
+        .map(|(name, t)| {
+            let name = match name.strip_prefix("module.") {
+                Some(rest) => rest.to_string(),
+                None => name,
+            };
+            let t = Tensor {
+                shape: t.shape,
+                data: t.data,
+            };
+            (name, t)
+        })
+        .collect())
 }
 
 /// The first few names, and how many more.

@@ -428,7 +428,12 @@ pub static COMPONENTS: &[Component] = &[
         category: Hook,
         doc: "log losses, learning rate, time and metrics (TextLoggerHook and friends)",
         params: &[
-            p("every", Ty::Period, Def::Str("50 iters"), "interval"),
+            p(
+                "every",
+                Ty::Period,
+                Def::Str("50 iters"),
+                "interval in iterations (`50 iters`)",
+            ),
             p(
                 "to",
                 Ty::List(&Ty::Enum(&["text", "json", "tensorboard"])),

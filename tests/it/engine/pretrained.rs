@@ -131,4 +131,36 @@ fn a_torchvision_backbone_loads_through_the_recipe_and_frozen_stages_keep_it() {
         text.contains("does not fit this backbone") && text.contains("backbone.conv1.weight"),
         "{text}"
     );
+
+    // `load_from` reads the same files for the whole model (mmcv's `strict=False`): the
+    // detector checkpoint fills the backbone and reports the rest missing; torchvision's
+    // names match no parameter of a detector, which stops the run instead of training on.
+    let (code, text) = exec(
+        &dir.path().join("wd5"),
+        "none",
+        &[
+            "--set",
+            &format!("runtime.load_from=\"{d}/detector.pth\""),
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("loaded 100 tensors") && text.contains("missing keys"),
+        "{text}"
+    );
+    let (code, text) = exec(
+        &dir.path().join("wd6"),
+        "none",
+        &[
+            "--set",
+            &format!("runtime.load_from=\"{d}/r18.pth\""),
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("no tensor of") && text.contains("init_cfg"),
+        "{text}"
+    );
 }
