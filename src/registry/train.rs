@@ -727,7 +727,7 @@ const RUNTIME: &[Param] = &[
         "deterministic",
         Ty::Bool,
         Def::Bool(false),
-        "deterministic kernels",
+        "deterministic kernels (this build's are always: the CPU backend is bit-reproducible and the CUDA kernels use no atomics, so `false` changes nothing)",
     ),
     p("work_dir", Ty::Str, Def::Str("work_dirs"), "output folder"),
     p(
