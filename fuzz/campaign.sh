@@ -11,7 +11,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 secs="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(check coco_json image_decode checkpoint)
+[ ${#targets[@]} -gt 0 ] || targets=(check coco_json image_decode checkpoint pickle)
 tdir="${FUZZ_TARGET_DIR:-/work/fuzz-target-asan}"
 out="${FUZZ_OUT:-/work/fuzz-runs}"
 san="${SANITIZER:-address}"

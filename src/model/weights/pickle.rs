@@ -9,6 +9,44 @@
 
 use std::collections::HashMap;
 
+/// Deepest nesting of containers: dropping, cloning or comparing a value recurses once per
+/// level, so a pickle of a million nested lists (2 MB) would overflow the stack. State dicts
+/// nest a few levels; mmcv's `meta` a few more.
+pub const MAX_DEPTH: u32 = 100;
+
+/// Values the reader may build, counted in units of one scalar or 16 bytes of text. `MEMO`
+/// lookups copy whole values, so an 872-byte pickle that memoizes a list and pushes it twice,
+/// over and over, doubles its memory at each step; real state dicts need a few thousand units
+/// per hundred tensors.
+pub const MAX_UNITS: u64 = 1 << 26;
+
+/// A value with its nesting depth and size in units, as the reader tracks them.
+struct Slot {
+    v: Value,
+    depth: u32,
+    units: u64,
+}
+
+fn leaf(v: Value) -> Slot {
+    let units = match &v {
+        Value::Str(s) => 1 + s.len() as u64 / 16,
+        Value::Bytes(b) => 1 + b.len() as u64 / 16,
+        _ => 1,
+    };
+    Slot { v, depth: 0, units }
+}
+
+/// A container of `items`: one level deeper than the deepest, the sum of their units.
+fn container(items: Vec<Slot>, make: impl FnOnce(Vec<Value>) -> Value) -> Slot {
+    let depth = 1 + items.iter().map(|s| s.depth).max().unwrap_or(0);
+    let units = 1 + items.iter().map(|s| s.units).sum::<u64>();
+    Slot {
+        v: make(items.into_iter().map(|s| s.v).collect()),
+        depth,
+        units,
+    }
+}
+
 /// A value on the pickle stack.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -139,7 +177,8 @@ impl<'a> Reader<'a> {
         })
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8], PickleError> {
-        if self.pos + n > self.buf.len() {
+        // A length field may say 2^64 - 1: compare without adding.
+        if n > self.buf.len() - self.pos {
             return self.bad("unexpected end of data");
         }
         let s = &self.buf[self.pos..self.pos + n];
@@ -182,11 +221,28 @@ impl<'a> Reader<'a> {
 /// Interpret a pickle; returns the top-level value.
 pub fn load(buf: &[u8]) -> Result<Value, PickleError> {
     let mut r = Reader { buf, pos: 0 };
-    let mut stack: Vec<Value> = Vec::new();
-    let mut memo: HashMap<u64, Value> = HashMap::new();
+    let mut stack: Vec<Slot> = Vec::new();
+    let mut memo: HashMap<u64, Slot> = HashMap::new();
+    // Units built so far, memo copies included.
+    let mut built: u64 = 0;
     loop {
         let op_pos = r.pos;
         let op = r.u8()?;
+        macro_rules! push {
+            ($slot:expr) => {{
+                let slot: Slot = $slot;
+                if slot.depth > MAX_DEPTH {
+                    return r.bad(format!("containers nested deeper than {MAX_DEPTH}"));
+                }
+                built += slot.units;
+                if built > MAX_UNITS {
+                    return r.bad(format!(
+                        "the pickle builds more than {MAX_UNITS} values (a memo bomb?)"
+                    ));
+                }
+                stack.push(slot)
+            }};
+        }
         macro_rules! pop {
             () => {
                 match stack.pop() {
@@ -197,12 +253,34 @@ pub fn load(buf: &[u8]) -> Result<Value, PickleError> {
         }
         macro_rules! pop_mark {
             () => {{
-                let Some(m) = stack.iter().rposition(|v| matches!(v, Value::Mark)) else {
+                let Some(m) = stack.iter().rposition(|s| matches!(s.v, Value::Mark)) else {
                     return r.bad("no MARK on the stack");
                 };
                 let items = stack.split_off(m + 1);
                 stack.pop();
                 items
+            }};
+        }
+        // Adds to the container on top of the stack, keeping its depth and units.
+        macro_rules! extend_top {
+            ($items:expr, $what:literal, $add:expr) => {{
+                let items: Vec<Slot> = $items;
+                let depth = 1 + items.iter().map(|s| s.depth).max().unwrap_or(0);
+                let units: u64 = items.iter().map(|s| s.units).sum();
+                let Some(top) = stack.last_mut() else {
+                    return r.bad(concat!($what, " with nothing to add to"));
+                };
+                if depth > MAX_DEPTH {
+                    return r.bad(format!("containers nested deeper than {MAX_DEPTH}"));
+                }
+                top.depth = top.depth.max(depth);
+                top.units += units;
+                let values: Vec<Value> = items.into_iter().map(|s| s.v).collect();
+                #[allow(clippy::redundant_closure_call)]
+                let ok = ($add)(&mut top.v, values);
+                if !ok {
+                    return r.bad(concat!($what, " on the wrong kind of value"));
+                }
             }};
         }
         match op {
@@ -212,22 +290,26 @@ pub fn load(buf: &[u8]) -> Result<Value, PickleError> {
             0x95 => {
                 r.u64()?; // FRAME
             }
-            b'.' => return stack.pop().map_or_else(|| r.bad("empty stack at STOP"), Ok),
-            b'(' => stack.push(Value::Mark),
-            b'N' => stack.push(Value::None),
-            0x88 => stack.push(Value::Bool(true)),
-            0x89 => stack.push(Value::Bool(false)),
+            b'.' => {
+                return stack
+                    .pop()
+                    .map_or_else(|| r.bad("empty stack at STOP"), |s| Ok(s.v));
+            }
+            b'(' => push!(leaf(Value::Mark)),
+            b'N' => push!(leaf(Value::None)),
+            0x88 => push!(leaf(Value::Bool(true))),
+            0x89 => push!(leaf(Value::Bool(false))),
             b'J' => {
                 let v = r.u32()? as i32;
-                stack.push(Value::Int(v as i64))
+                push!(leaf(Value::Int(v as i64)))
             }
             b'K' => {
                 let v = r.u8()?;
-                stack.push(Value::Int(v as i64))
+                push!(leaf(Value::Int(v as i64)))
             }
             b'M' => {
                 let v = r.u16()?;
-                stack.push(Value::Int(v as i64))
+                push!(leaf(Value::Int(v as i64)))
             }
             0x8a => {
                 // LONG1: little-endian two's complement of n bytes.
@@ -243,41 +325,41 @@ pub fn load(buf: &[u8]) -> Result<Value, PickleError> {
                 if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
                     v -= 1i64 << (8 * n);
                 }
-                stack.push(Value::Int(v))
+                push!(leaf(Value::Int(v)))
             }
             b'G' => {
                 let v = f64::from_be_bytes(r.take(8)?.try_into().unwrap());
-                stack.push(Value::Float(v))
+                push!(leaf(Value::Float(v)))
             }
             b'X' => {
                 let n = r.u32()? as usize;
                 let s = r.utf8(n)?;
-                stack.push(Value::Str(s))
+                push!(leaf(Value::Str(s)))
             }
             0x8c => {
                 let n = r.u8()? as usize;
                 let s = r.utf8(n)?;
-                stack.push(Value::Str(s))
+                push!(leaf(Value::Str(s)))
             }
             0x8d => {
-                let n = r.u64()? as usize;
+                let n = usize::try_from(r.u64()?).unwrap_or(usize::MAX);
                 let s = r.utf8(n)?;
-                stack.push(Value::Str(s))
+                push!(leaf(Value::Str(s)))
             }
             b'U' | b'C' => {
                 let n = r.u8()? as usize;
-                stack.push(Value::Bytes(r.take(n)?.to_vec()))
+                push!(leaf(Value::Bytes(r.take(n)?.to_vec())))
             }
             b'T' | b'B' => {
                 let n = r.u32()? as usize;
-                stack.push(Value::Bytes(r.take(n)?.to_vec()))
+                push!(leaf(Value::Bytes(r.take(n)?.to_vec())))
             }
-            b')' => stack.push(Value::Tuple(vec![])),
-            b']' => stack.push(Value::List(vec![])),
-            b'}' => stack.push(Value::Dict(vec![])),
+            b')' => push!(container(vec![], Value::Tuple)),
+            b']' => push!(container(vec![], Value::List)),
+            b'}' => push!(container(vec![], |_| Value::Dict(vec![]))),
             b't' => {
                 let items = pop_mark!();
-                stack.push(Value::Tuple(items))
+                push!(container(items, Value::Tuple))
             }
             0x85..=0x87 => {
                 let n = (op - 0x84) as usize;
@@ -285,58 +367,92 @@ pub fn load(buf: &[u8]) -> Result<Value, PickleError> {
                     return r.bad("stack underflow");
                 }
                 let items = stack.split_off(stack.len() - n);
-                stack.push(Value::Tuple(items))
+                push!(container(items, Value::Tuple))
             }
             b'l' => {
                 let items = pop_mark!();
-                stack.push(Value::List(items))
+                push!(container(items, Value::List))
             }
             b'd' => {
                 let items = pop_mark!();
-                let pairs = pairs(items, &r)?;
-                stack.push(Value::Dict(pairs))
+                if !items.len().is_multiple_of(2) {
+                    return r.bad("odd number of dict items");
+                }
+                push!(container(items, |v| Value::Dict(pairs(v))))
             }
             b'a' => {
                 let v = pop!();
-                match stack.last_mut() {
-                    Some(Value::List(l)) => l.push(v),
-                    _ => return r.bad("APPEND to a non-list"),
-                }
+                extend_top!(
+                    vec![v],
+                    "APPEND",
+                    |top: &mut Value, vs: Vec<Value>| match top {
+                        Value::List(l) => {
+                            l.extend(vs);
+                            true
+                        }
+                        _ => false,
+                    }
+                )
             }
             b'e' => {
                 let items = pop_mark!();
-                match stack.last_mut() {
-                    Some(Value::List(l)) => l.extend(items),
-                    _ => return r.bad("APPENDS to a non-list"),
+                extend_top!(
+                    items,
+                    "APPENDS",
+                    |top: &mut Value, vs: Vec<Value>| match top {
+                        Value::List(l) => {
+                            l.extend(vs);
+                            true
+                        }
+                        _ => false,
+                    }
+                )
+            }
+            b's' | b'u' => {
+                let items = if op == b's' {
+                    let v = pop!();
+                    let k = pop!();
+                    vec![k, v]
+                } else {
+                    pop_mark!()
+                };
+                if !items.len().is_multiple_of(2) {
+                    return r.bad("odd number of dict items");
                 }
+                extend_top!(
+                    items,
+                    "SETITEM",
+                    |top: &mut Value, vs: Vec<Value>| match top {
+                        Value::Dict(d) => {
+                            d.extend(pairs(vs));
+                            true
+                        }
+                        _ => false,
+                    }
+                )
             }
-            b's' => {
-                let v = pop!();
-                let k = pop!();
-                match stack.last_mut() {
-                    Some(Value::Dict(d)) => d.push((k, v)),
-                    _ => return r.bad("SETITEM on a non-dict"),
+            b'q' | b'r' | 0x94 => {
+                let k = match op {
+                    b'q' => r.u8()? as u64,
+                    b'r' => r.u32()? as u64,
+                    _ => memo.len() as u64,
+                };
+                let Some(top) = stack.last() else {
+                    return r.bad("MEMOIZE with an empty stack");
+                };
+                // The memo holds a copy: count it as built.
+                built += top.units;
+                if built > MAX_UNITS {
+                    return r.bad(format!(
+                        "the pickle builds more than {MAX_UNITS} values (a memo bomb?)"
+                    ));
                 }
-            }
-            b'u' => {
-                let items = pop_mark!();
-                let p = pairs(items, &r)?;
-                match stack.last_mut() {
-                    Some(Value::Dict(d)) => d.extend(p),
-                    _ => return r.bad("SETITEMS on a non-dict"),
-                }
-            }
-            b'q' => {
-                let k = r.u8()? as u64;
-                memo.insert(k, stack.last().cloned().unwrap_or(Value::None));
-            }
-            b'r' => {
-                let k = r.u32()? as u64;
-                memo.insert(k, stack.last().cloned().unwrap_or(Value::None));
-            }
-            0x94 => {
-                let k = memo.len() as u64;
-                memo.insert(k, stack.last().cloned().unwrap_or(Value::None));
+                let copy = Slot {
+                    v: top.v.clone(),
+                    depth: top.depth,
+                    units: top.units,
+                };
+                memo.insert(k, copy);
             }
             b'h' | b'j' => {
                 let k = if op == b'h' {
@@ -344,16 +460,30 @@ pub fn load(buf: &[u8]) -> Result<Value, PickleError> {
                 } else {
                     r.u32()? as u64
                 };
-                match memo.get(&k) {
-                    Some(v) => stack.push(v.clone()),
-                    None => return r.bad(format!("memo key {k} missing")),
+                let Some(m) = memo.get(&k) else {
+                    return r.bad(format!("memo key {k} missing"));
+                };
+                let copy = Slot {
+                    v: Value::None,
+                    depth: m.depth,
+                    units: m.units,
+                };
+                // Count before cloning, so a bomb is refused before it allocates.
+                if built + copy.units > MAX_UNITS {
+                    return r.bad(format!(
+                        "the pickle builds more than {MAX_UNITS} values (a memo bomb?)"
+                    ));
                 }
+                push!(Slot {
+                    v: m.v.clone(),
+                    ..copy
+                })
             }
             b'c' => {
                 let module = r.line()?;
                 let name = r.line()?;
                 match resolve_global(&module, &name) {
-                    Some(g) => stack.push(Value::Global(g)),
+                    Some(g) => push!(leaf(Value::Global(g))),
                     None => {
                         return Err(PickleError::ForbiddenGlobal {
                             module,
@@ -364,13 +494,13 @@ pub fn load(buf: &[u8]) -> Result<Value, PickleError> {
                 }
             }
             0x93 => {
-                let name = pop!();
-                let module = pop!();
+                let name = pop!().v;
+                let module = pop!().v;
                 let (Value::Str(module), Value::Str(name)) = (module, name) else {
                     return r.bad("STACK_GLOBAL needs two strings");
                 };
                 match resolve_global(&module, &name) {
-                    Some(g) => stack.push(Value::Global(g)),
+                    Some(g) => push!(leaf(Value::Global(g))),
                     None => {
                         return Err(PickleError::ForbiddenGlobal {
                             module,
@@ -382,7 +512,7 @@ pub fn load(buf: &[u8]) -> Result<Value, PickleError> {
             }
             b'Q' => {
                 // BINPERSID: ('storage', StorageClass, key, location, numel)
-                let pid = pop!();
+                let pid = pop!().v;
                 let Value::Tuple(t) = pid else {
                     return r.bad("persistent id is not a tuple");
                 };
@@ -392,20 +522,20 @@ pub fn load(buf: &[u8]) -> Result<Value, PickleError> {
                         Value::Global(Global::Storage(dtype)),
                         Value::Str(key),
                         ..,
-                    ] if tag == "storage" => stack.push(Value::Storage {
+                    ] if tag == "storage" => push!(leaf(Value::Storage {
                         dtype: *dtype,
                         key: key.clone(),
-                    }),
+                    })),
                     _ => return r.bad("persistent id is not a torch storage"),
                 }
             }
             b'R' => {
-                let args = pop!();
-                let f = pop!();
+                let args = pop!().v;
+                let f = pop!().v;
                 let (Value::Global(g), Value::Tuple(args)) = (f, args) else {
                     return r.bad("REDUCE of something that is not an accepted global");
                 };
-                stack.push(reduce(g, args, &r)?);
+                push!(leaf(reduce(g, args, &r)?));
             }
             b'b' => {
                 // BUILD: set state on the object below. OrderedDict state (`_metadata`) and a
@@ -426,16 +556,14 @@ pub fn load(buf: &[u8]) -> Result<Value, PickleError> {
     }
 }
 
-fn pairs(items: Vec<Value>, r: &Reader<'_>) -> Result<Vec<(Value, Value)>, PickleError> {
-    if !items.len().is_multiple_of(2) {
-        return r.bad("odd number of dict items");
-    }
+/// Key-value pairs of a flat list of even length (checked by the caller).
+fn pairs(items: Vec<Value>) -> Vec<(Value, Value)> {
     let mut it = items.into_iter();
     let mut out = Vec::new();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
         out.push((k, v));
     }
-    Ok(out)
+    out
 }
 
 fn as_usizes(v: &Value, r: &Reader<'_>) -> Result<Vec<usize>, PickleError> {

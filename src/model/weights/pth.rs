@@ -6,6 +6,10 @@ use super::{HostTensor, StateDict, WeightsError};
 use std::io::Read;
 use std::path::Path;
 
+/// The most bytes a `.pth` may inflate to (pickle and tensor data together): 8 GiB, three
+/// times the largest detector checkpoints in common use.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 8 << 30;
+
 /// Read a `.pth` state dict (or a checkpoint dict holding one under `state_dict`).
 pub fn load_pth(path: &Path) -> Result<StateDict, WeightsError> {
     let p = path.display().to_string();
@@ -26,15 +30,27 @@ pub fn load_pth(path: &Path) -> Result<StateDict, WeightsError> {
         .find(|n| n.ends_with("/data.pkl") || n == "data.pkl")
         .ok_or_else(|| fmt("no data.pkl in the archive".into()))?;
     let prefix = pkl_name.trim_end_matches("data.pkl").to_owned();
+    // Bytes decompressed so far: a zip entry may inflate a thousandfold.
+    let mut budget = MAX_DECOMPRESSED_BYTES;
     let mut read = |name: &str| -> Result<Vec<u8>, WeightsError> {
-        let mut f = zip
+        let f = zip
             .by_name(name)
             .map_err(|e| fmt(format!("archive entry `{name}`: {e}")))?;
         let mut buf = Vec::new();
-        f.read_to_end(&mut buf).map_err(|source| WeightsError::Io {
-            path: p.clone(),
-            source,
-        })?;
+        let n = f
+            .take(budget + 1)
+            .read_to_end(&mut buf)
+            .map_err(|source| WeightsError::Io {
+                path: p.clone(),
+                source,
+            })? as u64;
+        if n > budget {
+            return Err(fmt(format!(
+                "the archive inflates past {} GiB (at `{name}`)",
+                MAX_DECOMPRESSED_BYTES >> 30
+            )));
+        }
+        budget -= n;
         Ok(buf)
     };
     let pkl = read(&pkl_name)?;
@@ -86,16 +102,30 @@ pub fn load_pth(path: &Path) -> Result<StateDict, WeightsError> {
 fn gather(t: &TensorRef, bytes: &[u8]) -> Result<Vec<f32>, String> {
     let es = t.dtype.size();
     let numel_storage = bytes.len() / es;
-    let numel: usize = t.shape.iter().product();
+    let too_big = || format!("shape {:?} with strides {:?} overflows", t.shape, t.stride);
+    let numel = t
+        .shape
+        .iter()
+        .try_fold(1usize, |n, &s| n.checked_mul(s))
+        .ok_or_else(too_big)?;
     if numel == 0 {
         return Ok(vec![]);
     }
-    let max_index = t.offset
-        + t.shape
-            .iter()
-            .zip(&t.stride)
-            .map(|(&s, &st)| (s - 1) * st)
-            .sum::<usize>();
+    // A view may repeat elements (stride 0), but a weights file never needs more elements than
+    // its storage holds: a 627-byte file must not become a gigabyte.
+    if numel > numel_storage {
+        return Err(format!(
+            "a view of {numel} elements over a storage of {numel_storage}"
+        ));
+    }
+    let max_index = t
+        .shape
+        .iter()
+        .zip(&t.stride)
+        .try_fold(t.offset, |acc, (&s, &st)| {
+            (s - 1).checked_mul(st).and_then(|x| acc.checked_add(x))
+        })
+        .ok_or_else(too_big)?;
     if max_index >= numel_storage {
         return Err(format!(
             "view reaches element {max_index} of a storage of {numel_storage}"

@@ -10,6 +10,7 @@ mod check;
 mod checkpoint;
 mod coco_json;
 mod image_decode;
+mod pickle;
 
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};

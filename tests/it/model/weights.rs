@@ -256,3 +256,120 @@ fn torchvision_resnet18_weights_give_torchvisions_outputs() {
         assert!(worst < 1e-4, "stage {i}: max abs difference {worst}");
     }
 }
+
+/// A `.pth` archive holding `pkl` as its pickle and `data` as storage `0`.
+fn pth_with(dir: &std::path::Path, name: &str, pkl: &[u8], data: &[u8]) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join(name);
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    z.start_file("archive/data.pkl", opts).unwrap();
+    z.write_all(pkl).unwrap();
+    z.start_file("archive/data/0", opts).unwrap();
+    z.write_all(data).unwrap();
+    z.finish().unwrap();
+    path
+}
+
+/// A pickle of `{"w": tensor}` over float storage `0`, with the size and stride tuples given
+/// as pickled integers.
+fn one_tensor_pickle(size: &[&[u8]], stride: &[&[u8]]) -> Vec<u8> {
+    let mut p = b"\x80\x02}(X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n(".to_vec();
+    p.extend(b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQ");
+    p.extend(b"K\x00(");
+    for s in size {
+        p.extend(*s);
+    }
+    p.extend(b"t(");
+    for s in stride {
+        p.extend(*s);
+    }
+    p.extend(b"ttRu.");
+    p
+}
+
+/// The hostile inputs the [weights] review found, each refused with an error: no panic, no
+/// stack overflow, bounded memory (this test runs on a 2 MiB test-thread stack).
+#[test]
+fn hostile_pickles_and_views_are_refused_with_bounded_memory_and_stack() {
+    use mmrun::model::weights::pickle;
+    // A length field of 2^64 - 1 (SHORT_BINUNICODE8).
+    let mut p = b"\x80\x04\x8d".to_vec();
+    p.extend(u64::MAX.to_le_bytes());
+    assert!(pickle::load(&p).is_err());
+    // A million nested lists (2 MB).
+    let n = 1_000_000;
+    let mut p = b"\x80\x02".to_vec();
+    p.extend(std::iter::repeat_n(b']', n));
+    p.extend(std::iter::repeat_n(b'a', n - 1));
+    p.push(b'.');
+    let e = pickle::load(&p).unwrap_err().to_string();
+    assert!(e.contains("nested deeper"), "{e}");
+    // A memo bomb: a list of two copies of the memoized list, memoized again, 64 times.
+    let mut p = b"\x80\x02]q\x00".to_vec();
+    for _ in 0..64 {
+        p.extend(b"(h\x00h\x00lq\x00");
+    }
+    p.push(b'.');
+    assert!(p.len() < 1000);
+    let e = pickle::load(&p).unwrap_err().to_string();
+    assert!(e.contains("memo bomb"), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let storage = [0u8; 16]; // four floats
+    let long = |v: u64| {
+        let mut b = vec![0x8a, 8];
+        b.extend(v.to_le_bytes());
+        b
+    };
+    let cases = [
+        // shape [2^32 + 1], stride [2^32]
+        (
+            "wide.pth",
+            vec![long((1 << 32) + 1)],
+            vec![long(1 << 32)],
+            "over a storage of 4",
+        ),
+        // shape [2^62, 8]: the element count overflows
+        (
+            "overflow.pth",
+            vec![long(1 << 62), b"K\x08".to_vec()],
+            vec![b"K\x00".to_vec(), b"K\x00".to_vec()],
+            "overflows",
+        ),
+        // shape [2^28], stride [0]: a gigabyte from 16 bytes
+        (
+            "stride0.pth",
+            vec![long(1 << 28)],
+            vec![b"K\x00".to_vec()],
+            "over a storage of 4",
+        ),
+        // shape [4], stride [2^62]: past the end of the storage
+        (
+            "far.pth",
+            vec![b"K\x04".to_vec()],
+            vec![long(1 << 62)],
+            "view reaches element",
+        ),
+    ];
+    for (name, size, stride, why) in cases {
+        let size: Vec<&[u8]> = size.iter().map(Vec::as_slice).collect();
+        let stride: Vec<&[u8]> = stride.iter().map(Vec::as_slice).collect();
+        let path = pth_with(
+            dir.path(),
+            name,
+            &one_tensor_pickle(&size, &stride),
+            &storage,
+        );
+        let e = load_pth(&path).unwrap_err().to_string();
+        assert!(e.contains(name) && e.contains(why), "{name}: {e}");
+    }
+    // The same pickle with a sane view loads: the cases fail for their view, not their form.
+    let ok = pth_with(
+        dir.path(),
+        "ok.pth",
+        &one_tensor_pickle(&[b"K\x04"], &[b"K\x01"]),
+        &storage,
+    );
+    assert_eq!(load_pth(&ok).unwrap()["w"].data, vec![0.0; 4]);
+}
