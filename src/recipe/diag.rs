@@ -141,6 +141,13 @@ impl Diagnostic {
         self.help = Some(help.into());
         self
     }
+    /// Sets the help if there is one.
+    pub fn with_help_opt(mut self, help: Option<String>) -> Self {
+        if help.is_some() {
+            self.help = help;
+        }
+        self
+    }
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }

@@ -130,12 +130,11 @@ impl Loader<'_> {
             Ok(a) => a,
             Err(errs) => {
                 for e in errs {
-                    let mut d = Diagnostic::error(e.code, e.message)
-                        .with_label(Loc::new(id, e.span), e.label);
-                    if let Some(h) = e.help {
-                        d = d.with_help(h);
-                    }
-                    self.diags.push(d);
+                    self.diags.push(
+                        Diagnostic::error(e.code, e.message)
+                            .with_label(Loc::new(id, e.span), e.label)
+                            .with_help_opt(e.help),
+                    );
                 }
                 return None;
             }
@@ -247,13 +246,20 @@ impl Loader<'_> {
             Ok(a) => a,
             Err(errs) => {
                 for e in errs {
+                    // A value that parsed but does not fit (an integer past 64 bits) needs no
+                    // lesson in `--set` syntax; a grammar error does.
+                    let help = e.help.or_else(|| {
+                        e.message.starts_with("expected").then(|| {
+                            "write `--set path.to.key=value` with a recipe value".to_string()
+                        })
+                    });
                     self.diags.push(
                         Diagnostic::error(
                             "E0206",
                             format!("cannot parse `--set {text}`: {}", e.message),
                         )
                         .with_label(Loc::new(id, e.span), e.label)
-                        .with_help("write `--set path.to.key=value` with a recipe value"),
+                        .with_help_opt(help),
                     );
                 }
                 return;
