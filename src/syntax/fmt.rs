@@ -327,5 +327,9 @@ mod tests {
         let once = format("n=2 epoch\no=s//").unwrap();
         assert_eq!(once, "n = 2 epochs\no = s //\n");
         assert_eq!(format(&once).unwrap(), once);
+        // The same with a one-key reference (`a.l`), found by the next campaign.
+        let once = format("s=a.l\ns=n//").unwrap();
+        assert_eq!(once, "s = a.l\ns = n //\n");
+        assert_eq!(format(&once).unwrap(), once);
     }
 }

@@ -165,9 +165,17 @@ struct Walker {
     errors: Vec<SyntaxError>,
 }
 
+/// The span of a pair, ending at its last token. pest keeps the implicit whitespace (and
+/// comments) skipped before a trailing `?` or repetition that matched nothing inside the
+/// pair (`a.l` followed by a line break spans the break), which would run labels onto the
+/// next line and make `fmt` take the next line's comment for a trailing one (found by
+/// fuzzing). Tokens are atomic or single literals, so the last descendant ends exactly.
 fn span_of(p: &Pair<Rule>) -> Span {
-    let s = p.as_span();
-    Span::new(s.start(), s.end())
+    let mut last = p.clone();
+    while let Some(q) = last.clone().into_inner().last() {
+        last = q;
+    }
+    Span::new(p.as_span().start(), last.as_span().end())
 }
 
 impl Walker {
@@ -318,14 +326,7 @@ impl Walker {
         } else {
             p
         };
-        let mut span = span_of(&p);
-        // An optional tail that is absent leaves the skipped whitespace inside the pair's
-        // span; such values span only their first token.
-        let first_only = matches!(p.as_rule(), Rule::numeric | Rule::named)
-            && p.clone().into_inner().nth(1).is_none();
-        if first_only && let Some(first) = p.clone().into_inner().next() {
-            span = span_of(&first);
-        }
+        let span = span_of(&p);
         let kind = match p.as_rule() {
             Rule::string => ValueKind::Str {
                 text: self.string(p),
