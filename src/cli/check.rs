@@ -1,4 +1,5 @@
-//! `mmrun check`: arguments and output only; the work happens in `crate::recipe`.
+//! `mmrun check`: arguments and output only; the work happens in `crate::recipe` (and, for
+//! the weights files a recipe names, `crate::plan::check_weights`).
 
 use crate::recipe::{self, CheckOptions, EnvPolicy, RenderOptions};
 use std::io::IsTerminal;
@@ -69,7 +70,8 @@ pub fn run(args: Args) -> u8 {
     }
     let mut worst = super::EXIT_OK;
     for input in &inputs {
-        let out = recipe::check(input, &args.set, &opts);
+        let out =
+            crate::plan::with_weights_checked(recipe::check(input, &args.set, &opts), opts.no_fs);
         match args.format {
             Format::Json => {
                 for d in out.diagnostics.iter() {

@@ -150,6 +150,14 @@ pub fn run(args: Args) -> u8 {
         crate::errln!("error: {e}");
         return super::EXIT_CANNOT_RUN;
     }
+    // The weights files the recipe names, by their headers, before any data is loaded; the
+    // same rule loads them in `prepare`.
+    let refused = crate::plan::check_weights(&recipe);
+    if !refused.is_empty() {
+        crate::err!("{}", recipe.render(&refused));
+        crate::errln!("error: the weights the recipe names do not load; nothing was run");
+        return super::EXIT_CANNOT_RUN;
+    }
     let (mut task, params) = match crate::engine::detector::build_task_on(&recipe.config, device) {
         Ok(t) => t,
         Err(e) => {

@@ -10,6 +10,7 @@ mod data;
 mod eval;
 mod exec;
 mod explain;
+mod export;
 mod fmt;
 mod plan;
 mod test;
@@ -63,6 +64,8 @@ enum Command {
     Eval(eval::Args),
     /// Dataset tools (generate the shapes dataset, inspect datasets).
     Data(data::Args),
+    /// Write a checkpoint's weights as safetensors in mmdetection's or torchvision's names.
+    Export(export::Args),
     /// Benchmarks that print ratios against their peers.
     Bench(bench::Args),
 }
@@ -93,9 +96,11 @@ pub fn main() -> ExitCode {
     // Commands whose work is files keep working when the console goes away; commands that
     // only print end quietly, as Unix tools do on a closed pipe.
     set_on_closed(match &cli.command {
-        Command::Exec(_) | Command::Test(_) | Command::Data(_) | Command::Bench(_) => {
-            OnClosed::Continue
-        }
+        Command::Exec(_)
+        | Command::Test(_)
+        | Command::Data(_)
+        | Command::Bench(_)
+        | Command::Export(_) => OnClosed::Continue,
         Command::Fmt(a) if a.write => OnClosed::Continue,
         _ => OnClosed::Exit,
     });
@@ -108,6 +113,7 @@ pub fn main() -> ExitCode {
         Command::Test(a) => test::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Data(a) => data::run(a),
+        Command::Export(a) => export::run(a),
         Command::Bench(a) => bench::run(a),
     };
     ExitCode::from(code)

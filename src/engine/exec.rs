@@ -2,7 +2,7 @@
 //! (merged config, logs, checkpoints, results), build optimizer, hooks and runner from the
 //! recipe, apply `load_from` or resume, and run.
 
-use crate::engine::checkpoint::{load_checkpoint, resolve_resume};
+use crate::engine::checkpoint::resolve_resume;
 use crate::engine::optim::Optimizer;
 use crate::engine::params::ParamSet;
 use crate::engine::runner::{RunError, RunSummary, Runner};
@@ -152,33 +152,10 @@ pub fn prepare<'t>(
         },
         None => false,
     };
-    if !resumed
-        && let Some(note) =
-            super::pretrained::load_backbone(&config, &mut runner).map_err(ExecError::Io)?
-    {
-        notes.push(note);
-    }
-    if let (false, Some(from)) = (resumed, &runtime.load_from) {
-        let weights = if from.is_dir() {
-            load_checkpoint(from).map_err(RunError::from)?.weights
-        } else {
-            super::pretrained::read_weights(from)
-                .map_err(|e| ExecError::Io(format!("load_from: {e}")))?
-        };
-        let report = runner.load_weights(&weights);
-        // As mmcv (`strict=False`): missing, unexpected and mis-shaped keys are reported (a
-        // fine-tune with other classes skips the classifier), but a file of which nothing
-        // fits is the wrong file.
-        if report.loaded.is_empty() {
-            let first = weights.keys().next().cloned().unwrap_or_default();
-            return Err(ExecError::Io(format!(
-                "load_from: no tensor of {} matches a parameter of this model (its keys look \
-                 like `{first}`); weights for the backbone alone go in \
-                 `model.backbone.init_cfg = pretrained(\"...\")`",
-                from.display()
-            )));
-        }
-        notes.push(format!("load_from {}: {report}", from.display()));
+    if !resumed {
+        notes.extend(
+            super::pretrained::load_initial_weights(&config, &mut runner).map_err(ExecError::Io)?,
+        );
     }
     Ok(Prepared {
         runner,

@@ -25,7 +25,6 @@ pub struct Runtime {
     pub devices: u64,
     pub backend: String,
     pub resume: Option<String>,
-    pub load_from: Option<PathBuf>,
 }
 
 /// Everything the runner needs besides the model and data.
@@ -182,10 +181,6 @@ pub fn build_training(config: &Value, iters_per_epoch: u64) -> Result<Training, 
             .unwrap_or("cpu")
             .to_string(),
         resume: rt.get("resume").and_then(|v| v.as_str()).map(String::from),
-        load_from: rt
-            .get("load_from")
-            .and_then(|v| v.as_str())
-            .map(PathBuf::from),
     };
 
     // run

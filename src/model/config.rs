@@ -159,7 +159,8 @@ fn thirty_two() -> usize {
     32
 }
 
-/// `init_cfg = pretrained("file")`.
+/// `init_cfg = pretrained("file")` (also `runtime.load_from = pretrained { … }`); loaded by
+/// the rule `crate::model::weights::sources` makes of it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum InitConfig {
@@ -167,6 +168,10 @@ pub enum InitConfig {
         checkpoint: String,
         #[serde(default)]
         prefix: Option<String>,
+        #[serde(default = "yes")]
+        strict: bool,
+        #[serde(default)]
+        skip: Vec<String>,
     },
 }
 

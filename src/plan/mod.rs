@@ -2,7 +2,12 @@
 //! shape, parameter counts per part, feature-map sizes, priors, and the planned memory of a
 //! training step (core's liveness/buffer-reuse plan), printed as a stable text dump.
 //!
-//! It builds graphs but runs nothing.
+//! It builds graphs but runs nothing. It also checks the weights files a recipe names against
+//! the model it builds ([`check_weights`]).
+
+mod weights;
+
+pub use weights::{check_weights, with_weights_checked};
 
 use crate::graph::{DType, Graph, MemoryPlan};
 use crate::model::config::DetectorConfig;

@@ -158,6 +158,14 @@ codes! {
      policy parameter, a milestone at 0, a step list that is not increasing, a `by_epoch` that\n\
      contradicts the units given. The message names the key; the schedule rules are mmcv's\n\
      (`mmrun explain step` and the other policy names show each policy's parameters).";
+    "E0417", "weights do not fit the model",
+    "A weights file the recipe names (`init_cfg = pretrained(…)`, `runtime.load_from`) cannot be\n\
+     read as weights, or does not load into the model by its rule: nothing in it matches a\n\
+     parameter, a `skip` entry names no parameter, or (with `strict = true`, the default) a\n\
+     parameter is missing from it or has another shape. `check` reads names and shapes from the\n\
+     file's header only; `exec` applies the same rule.\n\n\
+     Example (a COCO RetinaNet fine-tuned to 3 classes):\n    \
+     runtime.load_from = pretrained { checkpoint = \"retinanet_coco.pth\", skip = [\"bbox_head.retina_cls\"] }";
     "E0501", "shape error (plan)",
     "Reserved for `mmrun plan`: static shape inference found tensors that do not fit, reported\n\
      on the recipe text of the config path involved.";

@@ -571,6 +571,7 @@ impl Ctx<'_> {
         }
         wanted.push("model.backbone.init_cfg.checkpoint".into());
         wanted.push("runtime.load_from".into());
+        wanted.push("runtime.load_from.checkpoint".into());
         if get(self.c, "runtime.resume").and_then(Value::as_str) != Some("auto") {
             wanted.push("runtime.resume".into());
         }

@@ -116,13 +116,19 @@ pub fn load(
     overrides: &[String],
     opts: &CheckOptions,
 ) -> Result<CheckedRecipe, Failed> {
-    let out = check(path, overrides, opts);
-    match out.recipe {
-        Some(r) => Ok(r),
-        None => Err(Failed {
-            diagnostics: out.diagnostics,
-            files: out.files,
-        }),
+    check(path, overrides, opts).into_result()
+}
+
+impl Outcome {
+    /// The checked recipe, or every diagnostic when it did not pass.
+    pub fn into_result(self) -> Result<CheckedRecipe, Failed> {
+        match self.recipe {
+            Some(r) => Ok(r),
+            None => Err(Failed {
+                diagnostics: self.diagnostics,
+                files: self.files,
+            }),
+        }
     }
 }
 

@@ -808,7 +808,7 @@ pub static COMPONENTS: &[Component] = &[
     Component {
         name: "pretrained",
         category: Init,
-        doc: "Load weights from a checkpoint (safetensors or a restricted .pth)",
+        doc: "Load weights from a file: a torchvision/mmcv .pth (no code runs), safetensors, or an mmrun checkpoint folder",
         params: &[
             p("checkpoint", Ty::Path, Def::Required, "checkpoint file"),
             p(
@@ -816,6 +816,18 @@ pub static COMPONENTS: &[Component] = &[
                 Ty::Nullable(&Ty::Str),
                 Def::Null,
                 "only keys under this prefix, prefix removed",
+            ),
+            p(
+                "strict",
+                Ty::Bool,
+                Def::Bool(true),
+                "every parameter must load with its shape (false: mmcv's strict=False)",
+            ),
+            p(
+                "skip",
+                Ty::List(&Ty::Str),
+                Def::Strs(&[]),
+                "parameters left as initialised (names or dotted prefixes)",
             ),
         ],
     },

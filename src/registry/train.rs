@@ -756,9 +756,9 @@ const RUNTIME: &[Param] = &[
     ),
     p(
         "load_from",
-        Ty::Nullable(&Ty::Path),
+        Ty::Nullable(&Ty::Or(&[Ty::Path, Ty::Comp(Init)])),
         Def::Null,
-        "initial weights (no training state)",
+        "initial weights of the whole model (no training state): a file, or `pretrained { … }`",
     ),
 ];
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-const MODEL: &str = "model.safetensors";
+const MODEL: &str = crate::model::weights::CHECKPOINT_WEIGHTS;
 const OPTIM: &str = "optimizer.safetensors";
 const EMA: &str = "ema.safetensors";
 const HOOKS: &str = "hooks.safetensors";

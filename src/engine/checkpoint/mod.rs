@@ -10,11 +10,13 @@ mod format;
 mod manager;
 mod tensors;
 
+pub use crate::model::weights::LoadReport;
 pub use format::{
     CheckpointData, CheckpointError, FileWriter, FsWriter, RunState, load_checkpoint,
     save_checkpoint,
 };
 pub use manager::{BestRule, CheckpointManager, KeepPolicy, position, resolve_resume};
 pub use tensors::{
-    LoadReport, Tensor, Tensors, load_weights_into, params_to_tensors, read_safetensors,
+    Tensor, Tensors, load_weights_by, load_weights_into, param_shapes, params_to_tensors,
+    read_safetensors,
 };

@@ -1,18 +1,15 @@
 //! Named f32 tensors and their safetensors encoding, and weight loading with a report.
 
 use crate::engine::params::ParamSet;
+use crate::model::weights::{LoadReport, LoadRule, Shapes, match_weights};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-/// A tensor as checkpoints hold it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tensor {
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
-}
+/// A tensor as checkpoints hold it: the same host tensor the weight readers give.
+pub type Tensor = crate::model::weights::HostTensor;
 
 /// Named tensors, sorted by name (the order safetensors writes anyway).
-pub type Tensors = BTreeMap<String, Tensor>;
+pub type Tensors = crate::model::weights::StateDict;
 
 /// Every buffer of a parameter set (trainable or not) as tensors.
 pub fn params_to_tensors(params: &ParamSet) -> Tensors {
@@ -78,72 +75,34 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Tensors, String> {
     Ok(out)
 }
 
-/// What `load_from` did: mmcv's missing/unexpected-key report plus shape mismatches (which
-/// are skipped rather than loaded).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct LoadReport {
-    pub loaded: Vec<String>,
-    pub missing: Vec<String>,
-    pub unexpected: Vec<String>,
-    /// `(name, checkpoint shape, model shape)`.
-    pub mismatched: Vec<(String, Vec<usize>, Vec<usize>)>,
+/// The names and shapes of a parameter set, as weight matching reads them.
+pub fn param_shapes(params: &ParamSet) -> Shapes {
+    params
+        .iter()
+        .map(|p| (p.name.clone(), p.shape.clone()))
+        .collect()
 }
 
-impl LoadReport {
-    pub fn is_exact(&self) -> bool {
-        self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
-    }
-}
-
-impl std::fmt::Display for LoadReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "loaded {} tensors", self.loaded.len())?;
-        if !self.missing.is_empty() {
-            write!(
-                f,
-                "\nmissing keys in the checkpoint: {}",
-                self.missing.join(", ")
-            )?;
-        }
-        if !self.unexpected.is_empty() {
-            write!(
-                f,
-                "\nunexpected keys in the checkpoint: {}",
-                self.unexpected.join(", ")
-            )?;
-        }
-        for (n, a, b) in &self.mismatched {
-            write!(
-                f,
-                "\nshape mismatch for {n}: checkpoint {a:?}, model {b:?} (skipped)"
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// Copy tensors into the parameters of the same name; report the rest.
-pub fn load_weights_into(params: &mut ParamSet, tensors: &Tensors) -> LoadReport {
-    let mut r = LoadReport::default();
-    for p in params.iter_mut() {
-        match tensors.get(&p.name) {
-            None => r.missing.push(p.name.clone()),
-            Some(t) if t.shape != p.shape => {
-                r.mismatched
-                    .push((p.name.clone(), t.shape.clone(), p.shape.clone()))
-            }
-            Some(t) => {
-                p.value.copy_from_slice(&t.data);
-                r.loaded.push(p.name.clone());
-            }
-        }
-    }
-    r.unexpected = tensors
-        .keys()
-        .filter(|k| params.get(k).is_none())
-        .cloned()
+/// Copies `tensors` into `params` by `rule`; what was copied and what was not is the report.
+/// The caller decides from the report whether the load was acceptable.
+pub fn load_weights_by(params: &mut ParamSet, tensors: &Tensors, rule: &LoadRule) -> LoadReport {
+    let shapes: Shapes = tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.shape.clone()))
         .collect();
-    r
+    let m = match_weights(&shapes, &param_shapes(params), rule);
+    for (key, name) in &m.pairs {
+        if let (Some(t), Some(p)) = (tensors.get(key), params.get_mut(name)) {
+            p.value.copy_from_slice(&t.data);
+        }
+    }
+    m.report
+}
+
+/// Copies tensors into the parameters of the same name (resume: the report says whether the
+/// checkpoint was exact).
+pub fn load_weights_into(params: &mut ParamSet, tensors: &Tensors) -> LoadReport {
+    load_weights_by(params, tensors, &LoadRule::exact())
 }
 
 /// Read a plain `.safetensors` weights file (for `load_from`).

@@ -7,6 +7,7 @@ use crate::engine::checkpoint::{
     params_to_tensors,
 };
 use crate::engine::hooks::HookPoint;
+use crate::model::weights::{LoadRule, Shapes};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -211,8 +212,13 @@ impl Runner<'_> {
         p.inner_iter = self.pos.inner;
     }
 
-    /// `load_from`: weights only, with mmcv's missing/unexpected report.
-    pub fn load_weights(&mut self, tensors: &Tensors) -> LoadReport {
-        load_weights_into(&mut self.st.params, tensors)
+    /// Initial weights (`init_cfg`, `load_from`): copied by `rule`, nothing else restored.
+    pub fn load_weights(&mut self, tensors: &Tensors, rule: &LoadRule) -> LoadReport {
+        crate::engine::checkpoint::load_weights_by(&mut self.st.params, tensors, rule)
+    }
+
+    /// The names and shapes of the model's parameters and buffers.
+    pub fn param_shapes(&self) -> Shapes {
+        crate::engine::checkpoint::param_shapes(&self.st.params)
     }
 }

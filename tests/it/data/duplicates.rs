@@ -2,8 +2,8 @@
 //! (`mmrun data inspect`, training) and the evaluator (`mmrun eval coco`) alike. pycocotools
 //! indexes by id, so a duplicate silently replaces the other.
 
+use crate::bin::mmrun as run;
 use serde_json::json;
-use std::process::Command;
 
 fn doc() -> serde_json::Value {
     json!({
@@ -19,16 +19,6 @@ fn doc() -> serde_json::Value {
         ],
         "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
     })
-}
-
-fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mmrun"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
 }
 
 #[test]

@@ -1,16 +1,7 @@
 //! `mmrun exec` and `mmrun test` from the outside: exit codes and messages.
 
+use crate::bin::mmrun;
 use std::process::Command;
-
-fn mmrun(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mmrun"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
-}
 
 #[test]
 fn exec_refuses_a_recipe_with_errors_before_running() {

@@ -526,7 +526,11 @@ fn load_from_reports_missing_and_unexpected_keys() {
     data.weights.insert("head.extra".into(), extra);
     let mut task = Linear::new(32, 4);
     let mut r2 = runner(&mut task, dir.path(), &Setup::default());
-    let report = r2.load_weights(&data.weights);
+    let lax = mmrun::model::weights::LoadRule {
+        strict: false,
+        ..mmrun::model::weights::LoadRule::exact()
+    };
+    let report = r2.load_weights(&data.weights, &lax);
     assert_eq!(report.missing, ["fc.bias"]);
     assert_eq!(report.unexpected, ["head.extra"]);
     assert_eq!(

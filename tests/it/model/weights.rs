@@ -3,7 +3,10 @@
 //! and refusal of pickles that would run code.
 
 use super::py;
-use mmrun::model::weights::{self, KeyMap, StateDict, WeightsError, load_pth, match_state_dict};
+use crate::bin::mmrun;
+use mmrun::model::weights::{
+    self, LoadRule, Shapes, StateDict, WeightsError, load_pth, match_weights, pth_shapes,
+};
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -48,38 +51,30 @@ fn pth_reader_reads_torchvision_resnet18_and_checkpoints() {
         let first: Vec<f64> = t.data.iter().take(3).map(|&v| v as f64).collect();
         assert_eq!(first, py::f64s(&w["first"]), "{k}");
     }
-    // Key mapping onto backbone names: fc is unexpected, num_batches_tracked skipped.
-    let expected: BTreeMap<String, Vec<usize>> = sd
+    // Header-only: the same names and shapes, no tensor inflated.
+    let shapes: Shapes = sd
+        .iter()
+        .map(|(k, t)| (k.clone(), t.shape.clone()))
+        .collect();
+    assert_eq!(pth_shapes(&dir.path().join("r18.pth")).unwrap(), shapes);
+    // Onto backbone names: fc is unexpected, num_batches_tracked left out, strict holds.
+    let model: Shapes = sd
         .iter()
         .filter(|(k, _)| !k.starts_with("fc.") && !k.ends_with("num_batches_tracked"))
         .map(|(k, t)| (format!("backbone.{k}"), t.shape.clone()))
         .collect();
-    let (loaded, report) = match_state_dict(
-        "r18.pth",
-        sd.clone(),
-        &expected,
-        &KeyMap::torchvision_resnet(),
-        false,
-    )
-    .unwrap();
-    assert_eq!(loaded.len(), expected.len());
-    assert!(report.missing.is_empty() && report.shape_mismatch.is_empty());
+    let rule = LoadRule {
+        target: "backbone.".into(),
+        ..LoadRule::exact()
+    };
+    let m = match_weights(&shapes, &model, &rule);
+    assert_eq!(m.report.loaded.len(), model.len());
+    assert!(m.report.missing.is_empty() && m.report.mismatched.is_empty());
+    assert_eq!(m.report.unexpected, vec!["fc.bias", "fc.weight"]);
     assert_eq!(
-        report.unexpected,
-        vec!["backbone.fc.bias", "backbone.fc.weight"]
-    );
-    let err = match_state_dict(
-        "r18.pth",
-        sd,
-        &expected,
-        &KeyMap::torchvision_resnet(),
-        true,
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("unexpected keys: backbone.fc.bias"),
-        "{err}"
+        m.report.refusal(&rule),
+        None,
+        "what the file has beyond is never fatal"
     );
 
     let ck = load_pth(&dir.path().join("ckpt.pth")).unwrap();
@@ -193,10 +188,6 @@ print(json.dumps({"x": x.flatten().tolist(), "outs": outs}))
 
 #[test]
 fn torchvision_resnet18_weights_give_torchvisions_outputs() {
-    use mmrun::backend::cpu::CpuBackend;
-    use mmrun::graph::{DType, Executor, GraphBuilder, HostTensor, ParamStore};
-    use mmrun::model::config::ResNetConfig;
-    use mmrun::model::net::{Layers, build_resnet};
     let dir = tempfile::tempdir().unwrap();
     let Some(o) = py::run(
         &["torch", "torchvision"],
@@ -205,16 +196,37 @@ fn torchvision_resnet18_weights_give_torchvisions_outputs() {
     ) else {
         return;
     };
+    let rule = LoadRule {
+        target: "backbone.".into(),
+        ..LoadRule::exact()
+    };
+    let (got, report) = resnet18_features(&dir.path().join("r18.pth"), &rule, &o["x"]);
+    assert!(report.missing.is_empty(), "{report}");
+    assert_eq!(report.unexpected, vec!["fc.bias", "fc.weight"]);
+    assert_features_match(&got, &o["outs"]);
+}
+
+/// mmrun's ResNet-18 (base width 64, eval mode) with weights from `file` by `rule`: C2–C5 of
+/// input `x` (1 × 3 × 64 × 96, flat).
+fn resnet18_features(
+    file: &std::path::Path,
+    rule: &LoadRule,
+    x: &serde_json::Value,
+) -> (Vec<Vec<f32>>, weights::LoadReport) {
+    use mmrun::backend::cpu::CpuBackend;
+    use mmrun::graph::{DType, Executor, GraphBuilder, HostTensor, ParamStore};
+    use mmrun::model::config::ResNetConfig;
+    use mmrun::model::net::{Layers, build_resnet};
     let cfg: ResNetConfig = serde_json::from_value(json!({"depth": 18})).unwrap();
     let mut b = GraphBuilder::new(DType::F32);
-    let x = b.input("img", &[1, 3, 64, 96], DType::F32).unwrap();
+    let input = b.input("img", &[1, 3, 64, 96], DType::F32).unwrap();
     let outs = build_resnet(
         &mut Layers {
             b: &mut b,
             train: false,
         },
         &cfg,
-        x,
+        input,
     )
     .unwrap();
     for (i, &y) in outs.iter().enumerate() {
@@ -222,20 +234,8 @@ fn torchvision_resnet18_weights_give_torchvisions_outputs() {
     }
     let graph = b.finish();
     let mut store = ParamStore::init(&graph, 0);
-    let report = weights::load_into_store(
-        &dir.path().join("r18.pth"),
-        &mut store,
-        &graph,
-        &KeyMap::torchvision_resnet(),
-        false,
-    )
-    .unwrap();
-    assert!(report.missing.is_empty(), "{report}");
-    assert_eq!(
-        report.unexpected,
-        vec!["backbone.fc.bias", "backbone.fc.weight"]
-    );
-    let img: Vec<f32> = py::f64s(&o["x"]).into_iter().map(|v| v as f32).collect();
+    let report = weights::load_into_store(file, &mut store, &graph, rule).unwrap();
+    let img: Vec<f32> = py::f64s(x).into_iter().map(|v| v as f32).collect();
     let mut feeds = BTreeMap::new();
     feeds.insert(
         "img".to_string(),
@@ -244,9 +244,21 @@ fn torchvision_resnet18_weights_give_torchvisions_outputs() {
     let got = Executor::new(graph, CpuBackend)
         .run(&mut store, &feeds)
         .unwrap();
-    for i in 0..4 {
-        let want = py::f64s(&o["outs"][i]);
-        let g = got.outputs[&format!("c{}", i + 2)].as_f32().unwrap();
+    let feats = (0..4)
+        .map(|i| {
+            got.outputs[&format!("c{}", i + 2)]
+                .as_f32()
+                .unwrap()
+                .to_vec()
+        })
+        .collect();
+    (feats, report)
+}
+
+/// Each stage within 1e-4 of PyTorch's (f32).
+fn assert_features_match(got: &[Vec<f32>], want: &serde_json::Value) {
+    for (i, g) in got.iter().enumerate() {
+        let want = py::f64s(&want[i]);
         assert_eq!(g.len(), want.len(), "stage {i}");
         let worst = g
             .iter()
@@ -255,6 +267,125 @@ fn torchvision_resnet18_weights_give_torchvisions_outputs() {
             .fold(0.0, f64::max);
         assert!(worst < 1e-4, "stage {i}: max abs difference {worst}");
     }
+}
+
+const EXPORTED_FORWARD: &str = r#"
+import json, sys, torch, torchvision
+from safetensors.torch import load_file
+c = json.load(sys.stdin)
+m = torchvision.models.resnet18(weights=None)
+m.fc = torch.nn.Identity()
+m.load_state_dict(load_file(c["tv"]), strict=True)  # raises on any missing or extra key
+m.eval()
+det = load_file(c["det"])
+x = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(3)) * 2 - 1
+outs = []
+with torch.no_grad():
+    y = m.maxpool(m.relu(m.bn1(m.conv1(x))))
+    for layer in (m.layer1, m.layer2, m.layer3, m.layer4):
+        y = layer(y); outs.append(y.flatten().tolist())
+print(json.dumps({"x": x.flatten().tolist(), "outs": outs, "det_keys": sorted(det),
+                  "det_dtypes": sorted({str(v.dtype) for v in det.values()})}))
+"#;
+
+/// `mmrun export`: a trained mmrun ResNet-18 backbone written with torchvision's names loads
+/// into torchvision's ResNet with `strict=True` and gives mmrun's features; the mmdetection-named
+/// file holds the whole detector and loads back through `load_from` with nothing missing.
+#[test]
+fn exported_weights_load_into_torchvision_strictly_and_give_the_same_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let wd = d.join("wd");
+    let width = [
+        "--set",
+        "model.backbone.base_channels=64",
+        "--set",
+        "model.neck.in_channels=[128, 256, 512]",
+    ];
+    let quick = [
+        "pipelines/quickstart.recipe",
+        "--work-dir",
+        wd.to_str().unwrap(),
+    ];
+    let (code, text) = mmrun(
+        &[
+            &["exec"][..],
+            &quick,
+            &width,
+            &["--set", "hooks.checkpoint.every=1 iter", "--max-iters", "1"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{text}");
+    let ckpt = wd.join("checkpoints/iter_1");
+    let (tv, det) = (d.join("tv.safetensors"), d.join("det.safetensors"));
+    let c = ckpt.to_str().unwrap();
+    let (code, text) = mmrun(&[
+        "export",
+        c,
+        "--out",
+        tv.to_str().unwrap(),
+        "--names",
+        "torchvision",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = mmrun(&["export", c, "--out", det.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    // What cannot be exported says why.
+    let (code, text) = mmrun(&["export", c, "--out", "x.pth"]);
+    assert!(code == 2 && text.contains("safetensors"), "{text}");
+    let (code, text) = mmrun(&["export", c, "--out", "x.safetensors", "--ema"]);
+    assert!(code == 2 && text.contains("no EMA weights"), "{text}");
+    let (code, text) = mmrun(&["export", d.to_str().unwrap(), "--out", "x.safetensors"]);
+    assert!(code == 2 && text.contains("MANIFEST"), "{text}");
+
+    let Some(o) = py::run(
+        &["torch", "torchvision", "safetensors"],
+        EXPORTED_FORWARD,
+        &json!({"tv": tv, "det": det}),
+    ) else {
+        return;
+    };
+    let (got, report) =
+        resnet18_features(&ckpt.join("model.safetensors"), &LoadRule::exact(), &o["x"]);
+    assert!(report.missing.is_empty(), "{report}");
+    assert_features_match(&got, &o["outs"]);
+
+    let keys: Vec<&str> = o["det_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(
+        keys.contains(&"backbone.layer4.1.bn2.num_batches_tracked"),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter().any(|k| k.starts_with("bbox_head."))
+            && keys.iter().any(|k| k.starts_with("neck."))
+    );
+    assert_eq!(o["det_dtypes"], json!(["torch.float32", "torch.int64"]));
+    let from = format!("runtime.load_from=\"{}\"", det.display());
+    let wd2 = d.join("wd2");
+    let (code, text) = mmrun(
+        &[
+            &[
+                "exec",
+                "pipelines/quickstart.recipe",
+                "--work-dir",
+                wd2.to_str().unwrap(),
+            ][..],
+            &width,
+            &["--set", &from, "--dry-run"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("loaded ") && !text.contains("missing"),
+        "{text}"
+    );
 }
 
 /// A `.pth` archive holding `pkl` as its pickle and `data` as storage `0`.

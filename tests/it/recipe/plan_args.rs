@@ -2,19 +2,8 @@
 //! 0 or 10^11 images, a side of 0 or 10^5 pixels are errors naming the argument or key (a
 //! huge batch used to overflow the memory plan and panic).
 
-use std::process::Command;
-
 fn plan(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mmrun"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("plan")
-        .arg("pipelines/quickstart.recipe")
-        .args(args)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
+    crate::bin::mmrun(&[&["plan", "pipelines/quickstart.recipe"][..], args].concat())
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! File-driven UI tests: every `tests/ui/*.recipe` must fail with the code its name starts
 //! with, and its rendered diagnostics are snapshotted. A first-line comment `// set: P=V`
-//! passes an override; `// fs` enables file checks (otherwise `--no-fs`).
+//! passes an override; `// fs` enables file checks (otherwise `--no-fs`), the weights files'
+//! among them.
 
 use mmrun::recipe::{self, CheckOptions};
 use std::path::Path;
@@ -35,7 +36,8 @@ fn run_case(path: &Path) {
         no_fs: !fs,
         ..CheckOptions::default()
     };
-    let out = recipe::check(path, &overrides, &opts);
+    // As `mmrun check`: the recipe, then the weights files it names against its model.
+    let out = mmrun::plan::with_weights_checked(recipe::check(path, &overrides, &opts), opts.no_fs);
     let name = path.file_stem().unwrap().to_string_lossy().to_string();
     assert!(
         out.diagnostics.has_errors(),
