@@ -174,8 +174,10 @@ pub fn execute(
     opts: &ExecOptions,
 ) -> Result<RunSummary, ExecError> {
     let mut p = prepare(config, task, params, opts)?;
-    for n in &p.notes {
-        crate::errln!("{n}");
+    // Through the runner's messages: the log hook writes them to the console and `log.txt`
+    // (the weights' load report belongs in the run's record), stderr takes them without one.
+    for n in std::mem::take(&mut p.notes) {
+        p.runner.note(n);
     }
     Ok(p.runner.run()?)
 }

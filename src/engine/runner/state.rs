@@ -217,6 +217,11 @@ impl Runner<'_> {
         crate::engine::checkpoint::load_weights_by(&mut self.st.params, tensors, rule)
     }
 
+    /// A line for the run's record: printed and logged by the log hook when the run starts.
+    pub fn note(&mut self, line: String) {
+        self.st.messages.push(line);
+    }
+
     /// The names and shapes of the model's parameters and buffers.
     pub fn param_shapes(&self) -> Shapes {
         crate::engine::checkpoint::param_shapes(&self.st.params)

@@ -87,6 +87,9 @@ fn a_torchvision_backbone_loads_through_the_recipe_and_frozen_stages_keep_it() {
             && text.contains("unexpected keys in the file: fc.bias, fc.weight"),
         "{text}"
     );
+    // The load report is in the run's log too.
+    let log = std::fs::read_to_string(wd.join("log.txt")).unwrap();
+    assert!(log.contains("r18.pth: loaded 100 tensors"), "{log}");
     let ck = mmrun::engine::checkpoint::load_checkpoint(&wd.join("checkpoints/iter_1")).unwrap();
     for (key, want) in reference.as_object().unwrap() {
         let got = &ck.weights[&format!("backbone.{key}")].data;
