@@ -152,6 +152,23 @@ fn a_torchvision_backbone_loads_through_the_recipe_and_frozen_stages_keep_it() {
         text.contains("E0417") && text.contains("nothing was run"),
         "{text}"
     );
+    // Files that are not weights: `check` names the file and says why, from the header alone.
+    let text_file = dir.path().join("notes.pth");
+    std::fs::write(&text_file, "these are not weights\n").unwrap();
+    let r18_bytes = std::fs::read(dir.path().join("r18.pth")).unwrap();
+    let cut = dir.path().join("cut.pth");
+    std::fs::write(&cut, &r18_bytes[..r18_bytes.len() / 2]).unwrap();
+    for (file, why) in [
+        (&text_file, "not a PyTorch zip checkpoint"),
+        (&cut, "not a PyTorch zip checkpoint"),
+    ] {
+        let (code, text) = check(&format!("pretrained(\"{}\")", file.display()), &[]);
+        assert_eq!(code, 1, "{text}");
+        assert!(
+            text.contains("E0417") && text.contains(file.to_str().unwrap()) && text.contains(why),
+            "{text}"
+        );
+    }
     // One tensor of another shape: refused as written; `strict = false` is mmcv's
     // Pretrained: what does not fit is reported and left as initialised.
     let (code, text) = check(&format!("pretrained(\"{d}/r18_conv3.pth\")"), &[]);

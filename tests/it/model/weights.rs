@@ -140,21 +140,45 @@ fn safetensors_and_by_extension() {
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
+    let h: Vec<u8> = [1.5f32, -0.25]
+        .iter()
+        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+        .collect();
+    let bf: Vec<u8> = [3.0f32, -2.5]
+        .iter()
+        .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+        .collect();
+    use safetensors::{Dtype, tensor::TensorView};
     let views = vec![
-        (
-            "a",
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2, 3], &a).unwrap(),
-        ),
-        (
-            "b",
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![2], &b).unwrap(),
-        ),
+        ("a", TensorView::new(Dtype::F32, vec![2, 3], &a).unwrap()),
+        ("b", TensorView::new(Dtype::F64, vec![2], &b).unwrap()),
+        ("h", TensorView::new(Dtype::F16, vec![2, 1], &h).unwrap()),
+        ("bf", TensorView::new(Dtype::BF16, vec![2], &bf).unwrap()),
     ];
     safetensors::tensor::serialize_to_file(views, None, &p).unwrap();
     let sd: StateDict = weights::load_weights(&p).unwrap();
     assert_eq!(sd["a"].shape, vec![2, 3]);
     assert_eq!(sd["a"].data, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     assert_eq!(sd["b"].data, vec![0.5, -1.0]);
+    assert_eq!(
+        (sd["h"].shape.clone(), sd["h"].data.clone()),
+        (vec![2, 1], vec![1.5, -0.25])
+    );
+    assert_eq!(sd["bf"].data, vec![3.0, -2.5]);
+    // The header alone gives the same names and shapes; a cut file is refused by it.
+    let shapes: Shapes = sd
+        .iter()
+        .map(|(k, t)| (k.clone(), t.shape.clone()))
+        .collect();
+    assert_eq!(weights::read_shapes(&p).unwrap(), shapes);
+    let bytes = std::fs::read(&p).unwrap();
+    let cut = dir.path().join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
+    let e = weights::read_shapes(&cut).unwrap_err().to_string();
+    assert!(
+        e.contains("cut.safetensors") && e.contains("truncated"),
+        "{e}"
+    );
     // A file that is neither: a clear error naming it.
     let junk = dir.path().join("junk.pth");
     std::fs::write(&junk, b"not a zip").unwrap();
