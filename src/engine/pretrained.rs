@@ -20,16 +20,9 @@ pub fn load_initial_weights(config: &Value, runner: &mut Runner) -> Result<Vec<S
     for Source { key, path, rule } in sources(config) {
         let at = format!("{key}: {}", path.display());
         let tensors = read_weights(&path).map_err(|e| format!("{key}: {e}"))?;
-        // Matched before anything is copied: a refused load leaves the model untouched.
-        let shapes = tensors
-            .iter()
-            .map(|(k, t)| (k.clone(), t.shape.clone()))
-            .collect();
-        let m = crate::model::weights::match_weights(&shapes, &runner.param_shapes(), &rule);
-        if let Some(why) = m.report.refusal(&rule) {
-            return Err(format!("{at}: {why}"));
-        }
-        let report = runner.load_weights(&tensors, &rule);
+        let report = runner
+            .load_weights(&tensors, &rule)
+            .map_err(|why| format!("{at}: {why}"))?;
         notes.push(format!("{at}: {report}"));
     }
     Ok(notes)

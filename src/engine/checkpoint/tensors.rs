@@ -1,7 +1,7 @@
 //! Named f32 tensors and their safetensors encoding, and weight loading with a report.
 
 use crate::engine::params::ParamSet;
-use crate::model::weights::{LoadReport, LoadRule, Shapes, match_weights};
+use crate::model::weights::{LoadReport, LoadRule, Matched, Shapes, match_weights};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::collections::HashMap;
 
@@ -83,19 +83,29 @@ pub fn param_shapes(params: &ParamSet) -> Shapes {
         .collect()
 }
 
-/// Copies `tensors` into `params` by `rule`; what was copied and what was not is the report.
-/// The caller decides from the report whether the load was acceptable.
-pub fn load_weights_by(params: &mut ParamSet, tensors: &Tensors, rule: &LoadRule) -> LoadReport {
+/// Matches `tensors` to `params` by `rule` (names and shapes only; nothing is copied).
+pub fn match_params(params: &ParamSet, tensors: &Tensors, rule: &LoadRule) -> Matched {
     let shapes: Shapes = tensors
         .iter()
         .map(|(k, t)| (k.clone(), t.shape.clone()))
         .collect();
-    let m = match_weights(&shapes, &param_shapes(params), rule);
+    match_weights(&shapes, &param_shapes(params), rule)
+}
+
+/// Copies the matched tensors into their parameters.
+pub fn copy_matched(params: &mut ParamSet, tensors: &Tensors, m: &Matched) {
     for (key, name) in &m.pairs {
         if let (Some(t), Some(p)) = (tensors.get(key), params.get_mut(name)) {
             p.value.copy_from_slice(&t.data);
         }
     }
+}
+
+/// Copies `tensors` into `params` by `rule`; what was copied and what was not is the report.
+/// The caller decides from the report whether the load was acceptable.
+pub fn load_weights_by(params: &mut ParamSet, tensors: &Tensors, rule: &LoadRule) -> LoadReport {
+    let m = match_params(params, tensors, rule);
+    copy_matched(params, tensors, &m);
     m.report
 }
 

@@ -213,8 +213,19 @@ impl Runner<'_> {
     }
 
     /// Initial weights (`init_cfg`, `load_from`): copied by `rule`, nothing else restored.
-    pub fn load_weights(&mut self, tensors: &Tensors, rule: &LoadRule) -> LoadReport {
-        crate::engine::checkpoint::load_weights_by(&mut self.st.params, tensors, rule)
+    /// A load the rule refuses copies nothing and is an error saying why.
+    pub fn load_weights(
+        &mut self,
+        tensors: &Tensors,
+        rule: &LoadRule,
+    ) -> Result<LoadReport, String> {
+        use crate::engine::checkpoint::{copy_matched, match_params};
+        let m = match_params(&self.st.params, tensors, rule);
+        if let Some(why) = m.report.refusal(rule) {
+            return Err(why);
+        }
+        copy_matched(&mut self.st.params, tensors, &m);
+        Ok(m.report)
     }
 
     /// A line for the run's record: printed and logged by the log hook when the run starts.

@@ -530,7 +530,7 @@ fn load_from_reports_missing_and_unexpected_keys() {
         strict: false,
         ..mmrun::model::weights::LoadRule::exact()
     };
-    let report = r2.load_weights(&data.weights, &lax);
+    let report = r2.load_weights(&data.weights, &lax).unwrap();
     assert_eq!(report.missing, ["fc.bias"]);
     assert_eq!(report.unexpected, ["head.extra"]);
     assert_eq!(
