@@ -17,7 +17,7 @@ use std::path::Path;
 /// was not. A load its rule refuses is an error naming the key, the file and the parameters.
 pub fn load_initial_weights(config: &Value, runner: &mut Runner) -> Result<Vec<String>, String> {
     let mut notes = Vec::new();
-    for Source { key, path, rule } in sources(config) {
+    for Source { key, path, rule } in sources(config)? {
         let at = format!("{key}: {}", path.display());
         let tensors = read_weights(&path).map_err(|e| format!("{key}: {e}"))?;
         let report = runner

@@ -146,18 +146,23 @@ fn count(g: &Graph, prefix: &str) -> (usize, usize) {
     (all, tr)
 }
 
-/// Plan a checked recipe at `shape` (or the recipe's own, see [`default_shape`]).
-pub fn plan(r: &CheckedRecipe, shape: Option<PlanShape>) -> Result<Plan, PlanError> {
+/// The detector a checked recipe describes (its graphs not built yet).
+fn detector(r: &CheckedRecipe) -> Result<Detector, PlanError> {
     let model = r
         .get("model")
         .ok_or_else(|| PlanError("the recipe has no `model` section".into()))?;
     let cfg = DetectorConfig::from_value(model).map_err(|e| PlanError(e.to_string()))?;
-    let detector = match &cfg {
+    Detector::new(cfg).map_err(|e| PlanError(e.to_string()))
+}
+
+/// Plan a checked recipe at `shape` (or the recipe's own, see [`default_shape`]).
+pub fn plan(r: &CheckedRecipe, shape: Option<PlanShape>) -> Result<Plan, PlanError> {
+    let det = detector(r)?;
+    let detector = match &det.cfg {
         DetectorConfig::Retinanet(_) => "retinanet",
         DetectorConfig::Fcos(_) => "fcos",
     }
     .to_string();
-    let det = Detector::new(cfg).map_err(|e| PlanError(e.to_string()))?;
     let shape = shape.unwrap_or_else(|| default_shape(r));
     let err = |e: crate::graph::GraphError| PlanError(format!("model: {e}"));
     let eval = det

@@ -4,9 +4,9 @@
 //! ([`crate::model::weights::match_weights`]), so a file `check` passes loads, and a wrong,
 //! truncated or mis-shaped one is E0417 on the key that names it.
 
+use super::PlanError;
 use crate::graph::DType;
-use crate::model::config::DetectorConfig;
-use crate::model::net::{Detector, GraphMode};
+use crate::model::net::GraphMode;
 use crate::model::weights::{Shapes, match_weights, read_shapes, sources};
 use crate::recipe::{CheckedRecipe, Diagnostic, Outcome};
 
@@ -34,7 +34,14 @@ pub fn with_weights_checked(mut out: Outcome, no_fs: bool) -> Outcome {
 
 /// E0417 for each weights file that its rule would refuse, or that cannot be read as weights.
 pub fn check_weights(r: &CheckedRecipe) -> Vec<Diagnostic> {
-    let named = sources(&r.config);
+    let at = |key: &str| r.spans.get(key).or_else(|| r.spans.nearest(key));
+    let named = match sources(&r.config) {
+        Ok(n) => n,
+        Err(why) => {
+            let key = why.split(':').next().unwrap_or_default().to_string();
+            return vec![Diagnostic::error("E0417", why).with_label_opt(at(&key), "here")];
+        }
+    };
     if named.is_empty() {
         return Vec::new();
     }
@@ -45,7 +52,6 @@ pub fn check_weights(r: &CheckedRecipe) -> Vec<Diagnostic> {
     };
     let mut out = Vec::new();
     for s in named {
-        let at = r.spans.get(s.key).or_else(|| r.spans.nearest(s.key));
         let why = match read_shapes(&s.path) {
             Err(e) => Some(format!(
                 "`{}` is not a weights file mmrun reads: {e}",
@@ -59,7 +65,7 @@ pub fn check_weights(r: &CheckedRecipe) -> Vec<Diagnostic> {
         if let Some(why) = why {
             out.push(
                 Diagnostic::error("E0417", why)
-                    .with_label_opt(at, "these weights do not load into this model"),
+                    .with_label_opt(at(s.key), "these weights do not load into this model"),
             );
         }
     }
@@ -68,14 +74,10 @@ pub fn check_weights(r: &CheckedRecipe) -> Vec<Diagnostic> {
 
 /// Every parameter and buffer of the recipe's detector, from its eval graph (the train graph
 /// holds the same parameters).
-fn model_shapes(r: &CheckedRecipe) -> Result<Shapes, String> {
-    let model = r.config.get("model").ok_or("no model")?;
-    let cfg = DetectorConfig::from_value(model).map_err(|e| e.to_string())?;
-    let det = Detector::new(cfg).map_err(|e| e.to_string())?;
-    let shape = super::default_shape(r);
-    let built = det
-        .build(GraphMode::Eval, 1, shape.hw, DType::F32)
-        .map_err(|e| e.to_string())?;
+fn model_shapes(r: &CheckedRecipe) -> Result<Shapes, PlanError> {
+    let built = super::detector(r)?
+        .build(GraphMode::Eval, 1, super::default_shape(r).hw, DType::F32)
+        .map_err(|e| PlanError(e.to_string()))?;
     Ok(built
         .graph
         .params

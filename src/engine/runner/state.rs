@@ -7,7 +7,7 @@ use crate::engine::checkpoint::{
     params_to_tensors,
 };
 use crate::engine::hooks::HookPoint;
-use crate::model::weights::{LoadRule, Shapes};
+use crate::model::weights::LoadRule;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -231,10 +231,5 @@ impl Runner<'_> {
     /// A line for the run's record: printed and logged by the log hook when the run starts.
     pub fn note(&mut self, line: String) {
         self.st.messages.push(line);
-    }
-
-    /// The names and shapes of the model's parameters and buffers.
-    pub fn param_shapes(&self) -> Shapes {
-        crate::engine::checkpoint::param_shapes(&self.st.params)
     }
 }

@@ -18,21 +18,28 @@ pub struct Source {
 }
 
 /// The recipe's weights files in the order they are applied: the backbone's `init_cfg`, then
-/// `load_from` (which may override any weight).
-pub fn sources(config: &Value) -> Vec<Source> {
+/// `load_from` (which may override any weight). A value that names weights but cannot be read
+/// as such is an error, never skipped: a named file is loaded or the run does not start.
+pub fn sources(config: &Value) -> Result<Vec<Source>, String> {
+    let named = [
+        (
+            "model.backbone.init_cfg",
+            "/model/backbone/init_cfg",
+            "backbone.",
+        ),
+        ("runtime.load_from", "/runtime/load_from", ""),
+    ];
     let mut out = Vec::new();
-    let init = config.pointer("/model/backbone/init_cfg");
-    if let Some(s) = init.and_then(|v| source("model.backbone.init_cfg", v, "backbone.")) {
-        out.push(s);
+    for (key, pointer, target) in named {
+        match config.pointer(pointer) {
+            None | Some(Value::Null) => {}
+            Some(v) => out.push(source(key, v, target)?),
+        }
     }
-    let from = config.pointer("/runtime/load_from");
-    if let Some(s) = from.and_then(|v| source("runtime.load_from", v, "")) {
-        out.push(s);
-    }
-    out
+    Ok(out)
 }
 
-fn source(key: &'static str, v: &Value, target: &str) -> Option<Source> {
+fn source(key: &'static str, v: &Value, target: &str) -> Result<Source, String> {
     let base = LoadRule {
         target: target.to_string(),
         ..LoadRule::exact()
@@ -45,7 +52,7 @@ fn source(key: &'static str, v: &Value, target: &str) -> Option<Source> {
                 prefix,
                 strict,
                 skip,
-            } = serde_json::from_value(v.clone()).ok()?;
+            } = serde_json::from_value(v.clone()).map_err(|e| format!("{key}: {e}"))?;
             let rule = LoadRule {
                 strict,
                 skip,
@@ -53,9 +60,13 @@ fn source(key: &'static str, v: &Value, target: &str) -> Option<Source> {
             };
             (checkpoint, rule)
         }
-        _ => return None,
+        other => {
+            return Err(format!(
+                "{key}: not a weights file or `pretrained {{ … }}`: {other}"
+            ));
+        }
     };
-    Some(Source {
+    Ok(Source {
         key,
         path: path.into(),
         rule,

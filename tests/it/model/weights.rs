@@ -247,7 +247,7 @@ fn a_torchvision_resnet50_named_by_the_r50_recipe_gives_torchvisions_features() 
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let sources = weights::sources(&r.config);
+    let sources = weights::sources(&r.config).unwrap();
     assert_eq!(sources.len(), 1);
     let mut backbone = r.config["model"]["backbone"].clone();
     backbone.as_object_mut().unwrap().remove("type");
