@@ -1,5 +1,5 @@
-//! `mmrun check`: arguments and output only; the work happens in `crate::recipe` (and, for
-//! the weights files a recipe names, `crate::plan::check_weights`).
+//! `mmrun check`: arguments and output only; the work happens in `crate::plan::check` (the
+//! recipe checks of `crate::recipe`, then the plan and the weights files it names).
 
 use crate::recipe::{self, CheckOptions, EnvPolicy, RenderOptions};
 use std::io::IsTerminal;
@@ -70,8 +70,7 @@ pub fn run(args: Args) -> u8 {
     }
     let mut worst = super::EXIT_OK;
     for input in &inputs {
-        let out =
-            crate::plan::with_weights_checked(recipe::check(input, &args.set, &opts), opts.no_fs);
+        let out = crate::plan::check(input, &args.set, &opts);
         match args.format {
             Format::Json => {
                 for d in out.diagnostics.iter() {
@@ -94,6 +93,11 @@ pub fn run(args: Args) -> u8 {
                     crate::outln!(
                         "{}",
                         serde_json::to_string_pretty(&r.config).unwrap_or_default()
+                    );
+                } else if args.format == Format::Human && r.get("model").is_none() {
+                    crate::errln!(
+                        "{}: ok (a partial recipe, no `model`: checked, not planned)",
+                        input.display()
                     );
                 } else if args.format == Format::Human {
                     crate::errln!("{}: ok", input.display());

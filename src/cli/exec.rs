@@ -6,7 +6,8 @@ use crate::data::synth::{SynthOptions, generate_if_missing};
 const SHAPES_IMAGES: usize = 1500;
 use crate::engine::exec::{ExecError, ExecOptions, execute, prepare};
 use crate::engine::runner::RunError;
-use crate::recipe::{self, CheckOptions, RenderOptions};
+use crate::plan::{NotPlanned, Plan};
+use crate::recipe::{self, CheckOptions, CheckedRecipe, RenderOptions};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -42,13 +43,29 @@ pub struct Args {
 /// setting, the command line over the recipe). `Err` is the message.
 pub(super) fn open_device(
     flag: Option<&str>,
-    config: &serde_json::Value,
+    plan: &Plan,
 ) -> Result<crate::engine::device::Device, String> {
-    let from_recipe = match config.pointer("/runtime/backend").and_then(|b| b.as_str()) {
-        Some("cuda") => "cuda:0",
-        _ => "cpu",
-    };
-    crate::engine::device::Device::open(flag.unwrap_or(from_recipe))
+    crate::engine::device::Device::open(flag.unwrap_or(&plan.training.runtime.device))
+}
+
+/// The detector task of a plan, on `device`.
+pub(super) fn build_task(
+    plan: &Plan,
+    device: crate::engine::device::Device,
+) -> Result<
+    (
+        Box<dyn crate::engine::task::Task>,
+        crate::engine::params::ParamSet,
+    ),
+    String,
+> {
+    crate::engine::detector::build_task_on(
+        &plan.model,
+        &plan.data,
+        plan.training.runtime.seed,
+        plan.metric,
+        device,
+    )
 }
 
 /// The quickstart trains on the generated shapes dataset: create it on first use.
@@ -95,19 +112,25 @@ pub(super) fn ensure_shapes_data(recipe: &Path, set: &[String]) {
     }
 }
 
-pub(super) fn load_recipe(path: &Path, set: &[String]) -> Result<recipe::CheckedRecipe, u8> {
+/// The checked recipe and its plan; the diagnostics printed (and the exit status) when the
+/// recipe has errors or is partial.
+pub(super) fn load_recipe(path: &Path, set: &[String]) -> Result<(CheckedRecipe, Plan), u8> {
     if let Some(why) = super::unreadable_recipe(path) {
         crate::errln!("error: {why}");
         return Err(super::EXIT_CANNOT_RUN);
     }
-    match recipe::load(path, set, &CheckOptions::default()) {
-        Ok(r) => {
+    match crate::plan::load(path, set, &CheckOptions::default()) {
+        Err(e @ NotPlanned::Partial) => {
+            crate::errln!("error: {}: {e}", path.display());
+            Err(super::EXIT_CANNOT_RUN)
+        }
+        Ok((r, plan)) => {
             if !r.warnings.is_empty() {
                 crate::err!("{}", r.render(&r.warnings.0));
             }
-            Ok(r)
+            Ok((r, plan))
         }
-        Err(failed) => {
+        Err(NotPlanned::Errors(failed)) => {
             let render = RenderOptions {
                 fancy: std::io::stderr().is_terminal(),
                 ..RenderOptions::default()
@@ -132,13 +155,27 @@ fn exit_code(e: &ExecError) -> u8 {
     }
 }
 
+/// Refuses a misspelt `--device` before anything is read.
+pub(super) fn device_flag_ok(flag: Option<&str>) -> Result<(), u8> {
+    match flag.map(crate::engine::device::Device::parse) {
+        Some(Err(e)) => {
+            crate::errln!("error: {e}");
+            Err(super::EXIT_CANNOT_RUN)
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn run(args: Args) -> u8 {
+    if let Err(code) = device_flag_ok(args.device.as_deref()) {
+        return code;
+    }
     ensure_shapes_data(&args.recipe, &args.set);
-    let recipe = match load_recipe(&args.recipe, &args.set) {
+    let (recipe, plan) = match load_recipe(&args.recipe, &args.set) {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let device = match open_device(args.device.as_deref(), &recipe.config) {
+    let device = match open_device(args.device.as_deref(), &plan) {
         Ok(d) => d,
         Err(e) => {
             crate::errln!("error: {e}");
@@ -146,19 +183,19 @@ pub fn run(args: Args) -> u8 {
         }
     };
     let device_name = device.name().to_string();
-    if let Err(e) = crate::plan::check_fits(&recipe, device.name(), device.available_memory()) {
+    if let Err(e) = crate::plan::check_fits(&plan, device.name(), device.available_memory()) {
         crate::errln!("error: {e}");
         return super::EXIT_CANNOT_RUN;
     }
     // The weights files the recipe names, by their headers, before any data is loaded; the
     // same rule loads them in `prepare`.
-    let refused = crate::plan::check_weights(&recipe);
+    let refused = crate::plan::check_weights(&recipe, &plan);
     if !refused.is_empty() {
         crate::err!("{}", recipe.render(&refused));
         crate::errln!("error: the weights the recipe names do not load; nothing was run");
         return super::EXIT_CANNOT_RUN;
     }
-    let (mut task, params) = match crate::engine::detector::build_task_on(&recipe.config, device) {
+    let (mut task, params) = match build_task(&plan, device) {
         Ok(t) => t,
         Err(e) => {
             crate::errln!("error: {e}");
@@ -171,7 +208,7 @@ pub fn run(args: Args) -> u8 {
         stop_at_iter: args.max_iters,
     };
     if args.dry_run {
-        return match prepare(&recipe.config, task.as_mut(), params, &opts) {
+        return match prepare(&plan.training, &plan.config, task.as_mut(), params, &opts) {
             Ok(p) => {
                 for n in &p.notes {
                     crate::outln!("{n}");
@@ -194,7 +231,7 @@ pub fn run(args: Args) -> u8 {
             }
         };
     }
-    match execute(&recipe.config, task.as_mut(), params, &opts) {
+    match execute(&plan.training, &plan.config, task.as_mut(), params, &opts) {
         Ok(s) => {
             if let Some(m) = &s.last_metrics {
                 let line: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {v:.4}")).collect();

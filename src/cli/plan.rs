@@ -1,8 +1,8 @@
 //! `mmrun plan`: arguments and output only; the work happens in `crate::plan`.
 
 use crate::data::limits::{MAX_BATCH, MAX_SIDE};
-use crate::plan::{PlanShape, plan};
-use crate::recipe::{self, CheckOptions};
+use crate::plan::{PlanShape, report};
+use crate::recipe::CheckOptions;
 
 /// Arguments of `mmrun plan`.
 #[derive(clap::Args)]
@@ -72,15 +72,15 @@ pub fn run(args: Args) -> u8 {
             crate::errln!("error: {why}");
             return super::EXIT_CANNOT_RUN;
         }
-        let r = match recipe::load(input, &args.set, &opts) {
-            Ok(r) => r,
+        let plan = match crate::plan::load(input, &args.set, &opts) {
+            Ok((_, plan)) => plan,
             Err(e) => {
                 crate::err!("{e}");
                 worst = worst.max(super::EXIT_PROBLEMS);
                 continue;
             }
         };
-        let d = crate::plan::default_shape(&r);
+        let d = crate::plan::default_shape(&plan.data);
         let shape = PlanShape {
             batch: args.batch.unwrap_or(d.batch),
             hw: size.unwrap_or(d.hw),
@@ -91,7 +91,7 @@ pub fn run(args: Args) -> u8 {
             continue;
         }
         let shape = (args.batch.is_some() || size.is_some()).then_some(shape);
-        match plan(&r, shape) {
+        match report(&plan, shape) {
             Ok(p) => {
                 crate::outln!("plan: {}", input.display());
                 crate::out!("{p}");

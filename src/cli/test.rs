@@ -27,6 +27,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
+    if let Err(code) = super::exec::device_flag_ok(args.device.as_deref()) {
+        return code;
+    }
     let data = match load_checkpoint(&args.checkpoint) {
         Ok(d) => d,
         Err(e) => {
@@ -34,25 +37,24 @@ pub fn run(args: Args) -> u8 {
             return super::EXIT_CANNOT_RUN;
         }
     };
-    let recipe = match super::exec::load_recipe(&args.recipe, &args.set) {
-        Ok(r) => r,
+    let plan = match super::exec::load_recipe(&args.recipe, &args.set) {
+        Ok((_, plan)) => plan,
         Err(code) => return code,
     };
-    let device = match super::exec::open_device(args.device.as_deref(), &recipe.config) {
+    let device = match super::exec::open_device(args.device.as_deref(), &plan) {
         Ok(d) => d,
         Err(e) => {
             crate::errln!("error: {e}");
             return super::EXIT_CANNOT_RUN;
         }
     };
-    let (mut task, mut params) =
-        match crate::engine::detector::build_task_on(&recipe.config, device) {
-            Ok(t) => t,
-            Err(e) => {
-                crate::errln!("error: {e}");
-                return super::EXIT_CANNOT_RUN;
-            }
-        };
+    let (mut task, mut params) = match super::exec::build_task(&plan, device) {
+        Ok(t) => t,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return super::EXIT_CANNOT_RUN;
+        }
+    };
     let (weights, which) = match (&data.ema, args.no_ema) {
         (Some(e), false) => (e, "EMA weights"),
         _ => (&data.weights, "weights"),
@@ -73,12 +75,7 @@ pub fn run(args: Args) -> u8 {
     for (k, v) in &metrics {
         crate::outln!("{k}: {v:.4}");
     }
-    let work_dir = args.work_dir.unwrap_or_else(|| {
-        recipe
-            .get("runtime.work_dir")
-            .and_then(|w| w.as_str())
-            .map_or_else(|| PathBuf::from("work_dirs"), PathBuf::from)
-    });
+    let work_dir = (args.work_dir).unwrap_or_else(|| plan.training.runtime.work_dir.clone());
     let results = work_dir.join("results");
     let write = |name: &str, v: &serde_json::Value| {
         std::fs::create_dir_all(&results)

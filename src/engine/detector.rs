@@ -98,34 +98,19 @@ fn dataset_of(
         .map_err(|e| format!("data.{which}: {e}"))
 }
 
-/// Build the task and its parameters from a checked config tree, on the CPU.
-pub fn build_task(config: &serde_json::Value) -> Result<(Box<dyn Task>, ParamSet), String> {
-    build_task_on(config, Device::Cpu)
-}
-
-/// Build the task and its parameters from a checked config tree; its graphs run on `device`.
+/// Build the task and its parameters from the plan's model and data; its graphs run on
+/// `device`, its evaluation scores with `metric`.
 pub fn build_task_on(
-    config: &serde_json::Value,
+    model: &DetectorConfig,
+    data: &DataConfig,
+    seed: u64,
+    metric: MetricKind,
     device: Device,
 ) -> Result<(Box<dyn Task>, ParamSet), String> {
-    let Some(model) = config.get("model").filter(|m| !m.is_null()) else {
-        return Err("the recipe has no `model` section: there is nothing to train".into());
-    };
-    let Some(data) = config.get("data").filter(|d| !d.is_null()) else {
-        return Err("the recipe has no `data` section: there is nothing to train on".into());
-    };
-    let cfg = DetectorConfig::from_value(model).map_err(|e| e.to_string())?;
-    let detector = Detector::new(cfg).map_err(|e| e.to_string())?;
-    let data: DataConfig =
-        serde_json::from_value(data.clone()).map_err(|e| format!("data: {e}"))?;
-    let seed = config
-        .pointer("/runtime/seed")
-        .and_then(|s| s.as_u64())
-        .unwrap_or(0);
-
-    let (train_ds, train_pipe) = dataset_of(&data, "train")?
+    let detector = Detector::new(model.clone()).map_err(|e| e.to_string())?;
+    let (train_ds, train_pipe) = dataset_of(data, "train")?
         .ok_or("the recipe has no `data.train` dataset: there is nothing to train on")?;
-    let opts = LoaderOptions::from_config(&data, &train_pipe, seed);
+    let opts = LoaderOptions::from_config(data, &train_pipe, seed);
     let sampler = BatchSampler::new(
         &data.sampler,
         train_ds.aspect_groups(),
@@ -144,14 +129,13 @@ pub fn build_task_on(
         opts,
     );
 
-    let val = match dataset_of(&data, "val")? {
+    let val = match dataset_of(data, "val")? {
         Some((ds, pipe)) => {
-            let opts = LoaderOptions::from_config(&data, &pipe, seed);
+            let opts = LoaderOptions::from_config(data, &pipe, seed);
             let ann = match data.val.as_ref().or(data.test.as_ref()) {
                 Some(c) => PathBuf::from(&c.params().ann_file),
                 None => unreachable!("dataset_of found it"),
             };
-            let metric = eval_metric(config)?;
             let gt = match metric {
                 MetricKind::Voc => None,
                 _ => Some(
@@ -492,22 +476,6 @@ impl Task for DetectorTask {
         }
         Ok(())
     }
-}
-
-/// The evaluator named by the recipe's eval hook (the hook of type `eval`, or the one named
-/// `eval` without a type); COCO bbox mAP without one.
-fn eval_metric(config: &serde_json::Value) -> Result<MetricKind, String> {
-    let hooks = config.get("hooks").and_then(|h| h.as_object());
-    let metric = (hooks.into_iter().flatten())
-        .find(|(name, h)| {
-            h.get("type")
-                .and_then(|t| t.as_str())
-                .map_or(name.as_str() == "eval", |t| t == "eval")
-        })
-        .and_then(|(_, h)| h.get("metric").and_then(|m| m.as_str()))
-        .unwrap_or("coco_bbox");
-    MetricKind::from_name(metric)
-        .ok_or_else(|| format!("hooks.eval.metric: unknown evaluator `{metric}`"))
 }
 
 /// VOC mAP at IoU 0.5 (mmdetection's VOC `evaluate`): detections of the evaluated images

@@ -30,19 +30,25 @@ impl Device {
     /// Parses and opens a `--device` value: `cpu`, `cuda` or `cuda:N`. `Err` is a message for
     /// the user: an unknown name, a build without the `cuda` feature, no driver, no such device.
     pub fn open(spec: &str) -> Result<Device, String> {
-        let ordinal = match spec {
-            "cpu" => return Ok(Device::Cpu),
-            "cuda" => 0,
+        match Self::parse(spec)? {
+            None => Ok(Device::Cpu),
+            Some(ordinal) => Self::open_cuda(spec, ordinal),
+        }
+    }
+
+    /// Reads a device spec without opening it: `None` for the CPU, the GPU ordinal otherwise.
+    /// Lets a command refuse a misspelt `--device` before it reads anything else.
+    pub fn parse(spec: &str) -> Result<Option<usize>, String> {
+        match spec {
+            "cpu" => Ok(None),
+            "cuda" => Ok(Some(0)),
             _ => match spec.strip_prefix("cuda:").map(str::parse::<usize>) {
-                Some(Ok(n)) => n,
-                _ => {
-                    return Err(format!(
-                        "unknown device `{spec}`: expected `cpu` or `cuda:N`"
-                    ));
-                }
+                Some(Ok(n)) => Ok(Some(n)),
+                _ => Err(format!(
+                    "unknown device `{spec}`: expected `cpu` or `cuda:N`"
+                )),
             },
-        };
-        Self::open_cuda(spec, ordinal)
+        }
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -6,7 +6,7 @@ use crate::engine::checkpoint::resolve_resume;
 use crate::engine::optim::Optimizer;
 use crate::engine::params::ParamSet;
 use crate::engine::runner::{RunError, RunSummary, Runner};
-use crate::engine::setup::{Training, build_training};
+use crate::engine::setup::{Training, TrainingSpec, build_training};
 use crate::engine::task::Task;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
@@ -65,14 +65,12 @@ pub fn effective_config(config: &serde_json::Value, opts: &ExecOptions) -> serde
 /// `runtime.devices` is the device count the recipe's batch and learning rate were written
 /// for (mmdetection's `8 GPUs × 2 images`). This build trains on one: say what that changes,
 /// as mmdetection does when the world size differs, rather than refuse the recipe.
-fn world_size_note(config: &serde_json::Value, devices: u64) -> Option<String> {
+fn world_size_note(spec: &TrainingSpec) -> Option<String> {
+    let devices = spec.runtime.devices;
     if devices <= 1 {
         return None;
     }
-    let per_device = config
-        .pointer("/data/samples_per_gpu")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(1);
+    let per_device = spec.samples_per_device;
     Some(format!(
         "warning: runtime.devices = {devices}: the recipe was written for {devices} devices × \
          {per_device} images per step; this run trains on 1 device, so each step sees \
@@ -85,7 +83,6 @@ fn world_size_note(config: &serde_json::Value, devices: u64) -> Option<String> {
 pub struct Prepared<'t> {
     pub runner: Runner<'t>,
     pub work_dir: PathBuf,
-    pub eval_metric: Option<String>,
     /// Lines worth printing before the run (resume source, load_from report, leftovers of
     /// a killed run tidied).
     pub notes: Vec<String>,
@@ -93,8 +90,10 @@ pub struct Prepared<'t> {
     _lock: crate::engine::workdir::WorkDirLock,
 }
 
-/// Build the runner for `task` from the config tree, prepare the work dir, load or resume.
+/// Build the runner for `task` from the plan's training spec, prepare the work dir (where
+/// `config`, the merged recipe, is recorded), load or resume.
 pub fn prepare<'t>(
+    spec: &TrainingSpec,
     config: &serde_json::Value,
     task: &'t mut dyn Task,
     params: ParamSet,
@@ -106,9 +105,8 @@ pub fn prepare<'t>(
         hooks,
         mut run,
         runtime,
-        eval_metric,
         ..
-    } = build_training(&config, task.iters_per_epoch()).map_err(ExecError::Recipe)?;
+    } = build_training(spec, task.iters_per_epoch()).map_err(ExecError::Recipe)?;
     run.recipe_hash = config_hash(&config);
     run.stop_at_iter = opts.stop_at_iter;
     // The config holds the work dir as text; a path given on the command line is kept as the
@@ -122,7 +120,7 @@ pub fn prepare<'t>(
     let work_dir = run.work_dir.clone();
     let (lock, mut notes) =
         crate::engine::workdir::open(&work_dir, &run.checkpoint.dir).map_err(ExecError::Io)?;
-    if let Some(n) = world_size_note(&config, runtime.devices) {
+    if let Some(n) = world_size_note(spec) {
         notes.push(n);
     }
     let io = |e: std::io::Error| ExecError::Io(format!("work dir {}: {e}", work_dir.display()));
@@ -154,13 +152,13 @@ pub fn prepare<'t>(
     };
     if !resumed {
         notes.extend(
-            super::pretrained::load_initial_weights(&config, &mut runner).map_err(ExecError::Io)?,
+            super::pretrained::load_initial_weights(&spec.weights, &mut runner)
+                .map_err(ExecError::Io)?,
         );
     }
     Ok(Prepared {
         runner,
         work_dir,
-        eval_metric,
         notes,
         _lock: lock,
     })
@@ -168,12 +166,13 @@ pub fn prepare<'t>(
 
 /// Prepare and run.
 pub fn execute(
+    spec: &TrainingSpec,
     config: &serde_json::Value,
     task: &mut dyn Task,
     params: ParamSet,
     opts: &ExecOptions,
 ) -> Result<RunSummary, ExecError> {
-    let mut p = prepare(config, task, params, opts)?;
+    let mut p = prepare(spec, config, task, params, opts)?;
     // Through the runner's messages: the log hook writes them to the console and `log.txt`
     // (the weights' load report belongs in the run's record), stderr takes them without one.
     for n in std::mem::take(&mut p.notes) {

@@ -9,19 +9,19 @@
 
 use crate::engine::checkpoint::{Tensors, load_checkpoint};
 use crate::engine::runner::Runner;
-use crate::model::weights::{Source, sources};
-use serde_json::Value;
+use crate::model::weights::Source;
 use std::path::Path;
 
-/// Loads every weights file the config names; one note per file says what was loaded and what
-/// was not. A load its rule refuses is an error naming the key, the file and the parameters.
-pub fn load_initial_weights(config: &Value, runner: &mut Runner) -> Result<Vec<String>, String> {
+/// Loads every weights file of `named` (the plan's, in order); one note per file says what was
+/// loaded and what was not. A load its rule refuses is an error naming the key, the file and
+/// the parameters.
+pub fn load_initial_weights(named: &[Source], runner: &mut Runner) -> Result<Vec<String>, String> {
     let mut notes = Vec::new();
-    for Source { key, path, rule } in sources(config)? {
+    for Source { key, path, rule } in named {
         let at = format!("{key}: {}", path.display());
-        let tensors = read_weights(&path).map_err(|e| format!("{key}: {e}"))?;
+        let tensors = read_weights(path).map_err(|e| format!("{key}: {e}"))?;
         let report = runner
-            .load_weights(&tensors, &rule)
+            .load_weights(&tensors, rule)
             .map_err(|why| format!("{at}: {why}"))?;
         notes.push(format!("{at}: {report}"));
     }

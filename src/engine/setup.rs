@@ -1,6 +1,6 @@
-//! From a checked recipe's config tree (`optimizer`, `schedule`, `hooks`, `run`, `runtime`
-//! sections, see `docs/ARCHITECTURE.md`) to the optimizer settings, the ordered hooks and
-//! the run config. Every problem is collected with its config path.
+//! The typed training settings a plan hands the engine ([`TrainingSpec`], made by
+//! `crate::plan` from a checked recipe) → the optimizer settings, the schedules laid over the
+//! run, the hooks and the run config. Nothing here reads the recipe's config tree.
 
 use crate::engine::checkpoint::KeepPolicy;
 use crate::engine::hooks::{
@@ -10,21 +10,69 @@ use crate::engine::hooks::{
 };
 use crate::engine::optim::OptimizerConfig;
 use crate::engine::runner::{CheckpointSettings, RunConfig};
-use crate::engine::schedule::{RunLength, Schedules};
-use crate::util::units::{Period, PeriodUnit};
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use crate::engine::schedule::{RunLength, ScheduleSpecs};
+use crate::model::weights::Source;
+use crate::util::units::Period;
+use serde_json::Value;
 use std::path::PathBuf;
 
 /// The `runtime` section.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Runtime {
     pub seed: u64,
+    /// What this build always is (see `docs/recipe.md`); recorded, changes nothing.
     pub deterministic: bool,
     pub work_dir: PathBuf,
+    /// The device count the batch size and LR were written for (a warning when it differs).
     pub devices: u64,
-    pub backend: String,
+    /// `cpu` or `cuda:N` (`runtime.backend`; `mmrun exec --device` overrides it).
+    pub device: String,
     pub resume: Option<String>,
+}
+
+/// One hook of the recipe, typed: what it is, its name and its ordering constraints.
+#[derive(Clone, Debug)]
+pub struct HookSpec {
+    /// The recipe's key (`hooks.<name>`).
+    pub name: String,
+    pub kind: HookKind,
+    pub before: Vec<String>,
+    pub after: Vec<String>,
+}
+
+/// The hooks a recipe can configure.
+#[derive(Clone, Debug)]
+pub enum HookKind {
+    Checkpoint(CheckpointConfig),
+    Log(LogConfig),
+    Eval(EvalConfig),
+    Ema(EmaConfig),
+    EarlyStopping(EarlyStopConfig),
+    Optimizer(OptimizerHookConfig),
+}
+
+/// The run's length and phases.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    pub length: Period,
+    /// Phases cycled until the run ends; empty for the default (train only).
+    pub workflow: Vec<(Mode, Period)>,
+}
+
+/// Everything the runner is built from besides the model and data, typed.
+#[derive(Clone, Debug)]
+pub struct TrainingSpec {
+    pub optimizer: OptimizerConfig,
+    pub schedules: ScheduleSpecs,
+    /// The recipe's hooks in the recipe's order (the runner orders them by their constraints);
+    /// always holds an `optimizer` hook.
+    pub hooks: Vec<HookSpec>,
+    pub run: RunSpec,
+    pub runtime: Runtime,
+    /// The weights a run that does not resume starts from, in the order they are applied.
+    pub weights: Vec<Source>,
+    /// `data.samples_per_gpu`: images per device per step.
+    pub samples_per_device: u64,
 }
 
 /// Everything the runner needs besides the model and data.
@@ -33,8 +81,6 @@ pub struct Training {
     pub hooks: Vec<Box<dyn Hook>>,
     pub run: RunConfig,
     pub runtime: Runtime,
-    /// The evaluator the `eval` hook names (`coco_bbox`), when there is one.
-    pub eval_metric: Option<String>,
     /// Iterations whose gradients add up before a step (for auto LR scaling).
     pub accumulation: u64,
 }
@@ -98,164 +144,75 @@ impl Hook for Ordered {
     }
 }
 
-fn period(v: &Value, default_unit: PeriodUnit, path: &str) -> Result<Period, String> {
-    match v {
-        Value::Number(n) => n
-            .as_u64()
-            .map(|count| Period {
-                count,
-                unit: default_unit,
-            })
-            .ok_or_else(|| format!("{path}: expected a whole number, found {n}")),
-        Value::String(s) => s.parse().map_err(|e| format!("{path}: {e}")),
-        other => Err(format!(
-            "{path}: expected a length like `1 epoch`, found {other}"
-        )),
-    }
+/// The recipe's hooks, built, and where checkpoints go (the checkpoint hook's settings).
+pub struct BuiltHooks {
+    pub hooks: Vec<Box<dyn Hook>>,
+    pub checkpoint: Option<CheckpointSettings>,
 }
 
-/// Lengths may be written as bare numbers (mmcv's `interval`); make them canonical strings.
-fn canonical_lengths(
-    obj: &mut Map<String, Value>,
-    keys: &[&str],
-    unit: PeriodUnit,
-    path: &str,
-) -> Result<(), String> {
-    for k in keys {
-        match obj.get(*k).cloned() {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(items)) => {
-                let mut out = Vec::new();
-                for (i, it) in items.iter().enumerate() {
-                    out.push(Value::String(
-                        period(it, unit, &format!("{path}.{k}.{i}"))?.to_string(),
-                    ));
-                }
-                obj.insert(k.to_string(), Value::Array(out));
-            }
-            Some(v) => {
-                let p = period(&v, unit, &format!("{path}.{k}"))?;
-                obj.insert(k.to_string(), Value::String(p.to_string()));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn parse<T: DeserializeOwned>(v: Value, path: &str) -> Result<T, String> {
-    serde_json::from_value(v).map_err(|e| format!("{path}: {e}"))
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Build the training setup from the config tree. `iters_per_epoch` comes from the train
-/// loader (schedules and epoch-based lengths need it).
-pub fn build_training(config: &Value, iters_per_epoch: u64) -> Result<Training, Vec<String>> {
+/// The recipe's hooks, built (each validates its settings). `plan` runs this too, so a recipe
+/// `check` passes builds here.
+pub fn build_hooks(specs: &[HookSpec], runtime: &Runtime) -> Result<BuiltHooks, Vec<String>> {
+    let mut hooks = Vec::new();
+    let mut ckpt = None;
     let mut errors = Vec::new();
-    let section = |k: &str| config.get(k).cloned().unwrap_or(Value::Null);
-
-    // runtime
-    let rt = section("runtime");
-    let runtime = Runtime {
-        seed: rt.get("seed").and_then(|v| v.as_u64()).unwrap_or(0),
-        deterministic: rt
-            .get("deterministic")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false),
-        work_dir: rt
-            .get("work_dir")
-            .and_then(|v| v.as_str())
-            .map_or_else(|| PathBuf::from("work_dirs"), PathBuf::from),
-        devices: rt.get("devices").and_then(|v| v.as_u64()).unwrap_or(1),
-        backend: rt
-            .get("backend")
-            .and_then(|v| v.as_str())
-            .unwrap_or("cpu")
-            .to_string(),
-        resume: rt.get("resume").and_then(|v| v.as_str()).map(String::from),
-    };
-
-    // run
-    let run = section("run");
-    let length = match (
-        run.get("epochs").and_then(|v| v.as_u64()),
-        run.get("iters").and_then(|v| v.as_u64()),
-    ) {
-        (Some(e), None) => Some(Period::epochs(e)),
-        (None, Some(i)) => Some(Period::iters(i)),
-        (Some(_), Some(_)) => {
-            errors.push("run: give `epochs` or `iters`, not both".into());
-            None
-        }
-        (None, None) => {
-            errors.push("run: the run needs a length (`epochs` or `iters`)".into());
-            None
-        }
-    };
-    let default_unit = length.map_or(PeriodUnit::Epochs, |l| l.unit);
-    let mut workflow = Vec::new();
-    for (i, ph) in run
-        .get("workflow")
-        .and_then(|v| v.as_array())
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        let path = format!("run.workflow.{i}");
-        let mode = match ph.get("mode").and_then(|v| v.as_str()) {
-            Some("train") => Mode::Train,
-            Some("val") => Mode::Val,
-            other => {
-                errors.push(format!(
-                    "{path}.mode: expected train or val, found {other:?}"
-                ));
-                continue;
+    for spec in specs {
+        let path = format!("hooks.{}", spec.name);
+        let built: Result<Box<dyn Hook>, String> = match &spec.kind {
+            HookKind::Checkpoint(c) => {
+                ckpt = Some(CheckpointSettings {
+                    dir: (c.out_dir.clone())
+                        .unwrap_or_else(|| runtime.work_dir.join("checkpoints")),
+                    keep: match usize::try_from(c.max_keep_ckpts) {
+                        Ok(n) => KeepPolicy::Last(n),
+                        Err(_) => KeepPolicy::All,
+                    },
+                    save_optimizer: c.save_optimizer,
+                });
+                CheckpointHook::new(c.clone()).map(|h| Box::new(h) as Box<dyn Hook>)
+            }
+            HookKind::Log(c) => LogHook::new(c.clone()).map(|h| Box::new(h) as Box<dyn Hook>),
+            HookKind::Eval(c) => EvalHook::new(c.clone()).map(|h| Box::new(h) as Box<dyn Hook>),
+            HookKind::Ema(c) => EmaHook::new(c.clone()).map(|h| Box::new(h) as Box<dyn Hook>),
+            HookKind::EarlyStopping(c) => {
+                EarlyStopHook::new(c.clone()).map(|h| Box::new(h) as Box<dyn Hook>)
+            }
+            HookKind::Optimizer(c) => {
+                OptimizerHook::new(c.clone()).map(|h| Box::new(h) as Box<dyn Hook>)
             }
         };
-        match ph
-            .get("length")
-            .map(|l| period(l, default_unit, &format!("{path}.length")))
-        {
-            Some(Ok(p)) => workflow.push((mode, p)),
-            Some(Err(e)) => errors.push(e),
-            None => errors.push(format!("{path}: missing length")),
+        match built {
+            Ok(h) if spec.before.is_empty() && spec.after.is_empty() => hooks.push(h),
+            Ok(inner) => hooks.push(Box::new(Ordered {
+                inner,
+                before: spec.before.clone(),
+                after: spec.after.clone(),
+            })),
+            Err(e) => errors.push(format!("{path}: {e}")),
         }
     }
+    if errors.is_empty() {
+        Ok(BuiltHooks {
+            hooks,
+            checkpoint: ckpt,
+        })
+    } else {
+        Err(errors)
+    }
+}
 
-    // optimizer
-    let optimizer: Option<OptimizerConfig> = match parse(section("optimizer"), "optimizer") {
-        Ok(o) => Some(o),
-        Err(e) => {
-            errors.push(e);
-            None
+/// Build the training setup from its typed spec. `iters_per_epoch` comes from the train
+/// loader (schedules and epoch-based lengths need it).
+pub fn build_training(spec: &TrainingSpec, iters_per_epoch: u64) -> Result<Training, Vec<String>> {
+    let mut errors = Vec::new();
+    let run_length = RunLength::from_period(spec.run.length, iters_per_epoch);
+    let schedules = match spec.schedules.build(&run_length) {
+        Ok(s) => s,
+        Err(es) => {
+            errors.extend(es.into_iter().map(|e| format!("{}: {}", e.path, e.message)));
+            Default::default()
         }
     };
-
-    // schedules
-    let schedules = match (length, config.get("schedule")) {
-        (Some(l), Some(s)) if !s.is_null() => {
-            match Schedules::from_config(s, &RunLength::from_period(l, iters_per_epoch), "schedule")
-            {
-                Ok(s) => s,
-                Err(es) => {
-                    errors.extend(es.into_iter().map(|e| format!("{}: {}", e.path, e.message)));
-                    Schedules::default()
-                }
-            }
-        }
-        _ => Schedules::default(),
-    };
-
-    // hooks
     let mut hooks: Vec<Box<dyn Hook>> = vec![Box::new(NanGuardHook), Box::new(SamplerSeedHook)];
     let lr = schedules
         .lr
@@ -264,138 +221,38 @@ pub fn build_training(config: &Value, iters_per_epoch: u64) -> Result<Training, 
         .momentum
         .map(|s| Box::new(s) as Box<dyn hooks::Schedule>);
     hooks.push(Box::new(LrHook::new(lr, mom)));
-    let mut ckpt_settings = None;
-    let mut eval_metric = None;
-    let mut accumulation = 1;
-    let mut have_optimizer_hook = false;
-    let hook_section = section("hooks");
-    let empty = Map::new();
-    let hook_map = hook_section.as_object().unwrap_or(&empty);
-    for (name, v) in hook_map {
-        let path = format!("hooks.{name}");
-        let Some(obj) = v.as_object() else {
-            errors.push(format!("{path}: expected a hook"));
-            continue;
-        };
-        let mut params = obj.clone();
-        let ty = params
-            .remove("type")
-            .and_then(|t| t.as_str().map(String::from))
-            .unwrap_or_else(|| name.clone());
-        let before = strings(params.remove("before").as_ref());
-        let after = strings(params.remove("after").as_ref());
-        let built = (|| -> Result<Option<Box<dyn Hook>>, String> {
-            let h: Option<Box<dyn Hook>> = match ty.as_str() {
-                "checkpoint" => {
-                    canonical_lengths(&mut params, &["every"], PeriodUnit::Epochs, &path)?;
-                    let c: CheckpointConfig = parse(Value::Object(params), &path)?;
-                    let dir = c
-                        .out_dir
-                        .clone()
-                        .unwrap_or_else(|| runtime.work_dir.join("checkpoints"));
-                    ckpt_settings = Some(CheckpointSettings {
-                        dir,
-                        keep: if c.max_keep_ckpts < 0 {
-                            KeepPolicy::All
-                        } else {
-                            KeepPolicy::Last(c.max_keep_ckpts as usize)
-                        },
-                        save_optimizer: c.save_optimizer,
-                    });
-                    Some(Box::new(CheckpointHook::new(c)?) as Box<dyn Hook>)
-                }
-                "log" => {
-                    canonical_lengths(&mut params, &["every"], PeriodUnit::Iters, &path)?;
-                    Some(Box::new(LogHook::new(parse::<LogConfig>(
-                        Value::Object(params),
-                        &path,
-                    )?)?))
-                }
-                "eval" => {
-                    canonical_lengths(
-                        &mut params,
-                        &["every", "start", "at"],
-                        PeriodUnit::Epochs,
-                        &path,
-                    )?;
-                    let c: EvalConfig = parse(Value::Object(params), &path)?;
-                    eval_metric = c.metric.clone().or(Some("coco_bbox".into()));
-                    Some(Box::new(EvalHook::new(c)?))
-                }
-                "ema" => Some(Box::new(EmaHook::new(parse::<EmaConfig>(
-                    Value::Object(params),
-                    &path,
-                )?)?)),
-                "early_stopping" => Some(Box::new(EarlyStopHook::new(parse::<EarlyStopConfig>(
-                    Value::Object(params),
-                    &path,
-                )?)?)),
-                "optimizer" => {
-                    let c: OptimizerHookConfig = parse(Value::Object(params), &path)?;
-                    accumulation = c.cumulative_iters;
-                    have_optimizer_hook = true;
-                    Some(Box::new(OptimizerHook::new(c)?))
-                }
-                // Registered by default; a recipe entry only adds ordering.
-                "sampler_seed" => {
-                    if !before.is_empty() || !after.is_empty() {
-                        return Err(format!("{path}: sampler_seed cannot be reordered"));
-                    }
-                    None
-                }
-                // One device: there is nothing to synchronise.
-                "sync_buffers" => None,
-                "fp16" => {
-                    return Err(format!(
-                        "{path}: mixed precision is not supported yet: the cpu and cuda backends train in f32"
-                    ));
-                }
-                other => {
-                    return Err(format!(
-                        "{path}: the `{other}` hook is not supported by this build"
-                    ));
-                }
-            };
-            Ok(h)
-        })();
-        match built {
-            Ok(Some(h)) => hooks.push(if before.is_empty() && after.is_empty() {
-                h
-            } else {
-                Box::new(Ordered {
-                    inner: h,
-                    before,
-                    after,
-                })
-            }),
-            Ok(None) => {}
-            Err(e) => errors.push(e),
+    let ckpt = match build_hooks(&spec.hooks, &spec.runtime) {
+        Ok(built) => {
+            hooks.extend(built.hooks);
+            built.checkpoint
         }
-    }
-    if !have_optimizer_hook {
-        hooks.push(Box::new(
-            OptimizerHook::new(OptimizerHookConfig::default()).expect("defaults are valid"),
-        ));
-    }
-
+        Err(es) => {
+            errors.extend(es);
+            None
+        }
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
-    let length = length.expect("checked above");
-    let mut run = RunConfig::new(length, &runtime.work_dir);
-    if !workflow.is_empty() {
-        run.workflow = workflow;
+    let accumulation = (spec.hooks.iter())
+        .find_map(|h| match &h.kind {
+            HookKind::Optimizer(c) => Some(c.cumulative_iters),
+            _ => None,
+        })
+        .unwrap_or(1);
+    let mut run = RunConfig::new(spec.run.length, &spec.runtime.work_dir);
+    if !spec.run.workflow.is_empty() {
+        run.workflow = spec.run.workflow.clone();
     }
-    run.seed = runtime.seed;
-    if let Some(c) = ckpt_settings {
+    run.seed = spec.runtime.seed;
+    if let Some(c) = ckpt {
         run.checkpoint = c;
     }
     Ok(Training {
-        optimizer: optimizer.expect("checked above"),
+        optimizer: spec.optimizer.clone(),
         hooks,
         run,
-        runtime,
-        eval_metric,
+        runtime: spec.runtime.clone(),
         accumulation,
     })
 }

@@ -1,319 +1,250 @@
-//! Validated recipe → execution plan: the detector's train and eval graphs at a static batch
-//! shape, parameter counts per part, feature-map sizes, priors, and the planned memory of a
-//! training step (core's liveness/buffer-reuse plan), printed as a stable text dump.
+//! Checked recipe → [`Plan`]: the one typed boundary between the recipe language and what
+//! runs it. A plan holds the model, data, optimizer, schedules, hooks, run and runtime as
+//! typed values, built here in one place with the defaults the checker filled in from the
+//! registry; `exec`, `test` and `plan` read the plan, never the config tree.
 //!
-//! It builds graphs but runs nothing. It also checks the weights files a recipe names against
-//! the model it builds ([`check_weights`]).
+//! Building the plan also builds the model and its graph at the recipe's batch shape, so a
+//! recipe `check` passes builds in `exec`: what only building finds is reported as E05xx on
+//! the recipe text. A file without a `model` (a base meant for import) is a partial recipe:
+//! checked, not planned.
 
+mod report;
+mod training;
 mod weights;
 
-pub use weights::{check_weights, with_weights_checked};
+pub use report::{GraphReport, PlanError, PlanShape, check_fits, default_shape, report, thousands};
+pub use training::{PathError, training_spec};
+pub use weights::check_weights;
 
-use crate::graph::{DType, Graph, MemoryPlan};
+use crate::data::config::DataConfig;
+use crate::engine::setup::{HookKind, TrainingSpec, build_hooks};
+use crate::eval::MetricKind;
+use crate::graph::DType;
 use crate::model::config::DetectorConfig;
 use crate::model::net::{Detector, GraphMode};
-use crate::recipe::CheckedRecipe;
-use crate::util::units::human_bytes;
-use std::fmt::Write;
+use crate::recipe::{self, CheckOptions, CheckedRecipe, Diagnostic, Outcome};
+use serde_json::Value;
+use std::path::Path;
 
-/// Shape of the planned step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PlanShape {
-    pub batch: usize,
-    /// `(height, width)` of the padded batch input.
-    pub hw: (usize, usize),
-}
-
-/// The plan of one recipe.
+/// Everything a run is built from, typed.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    pub detector: String,
-    pub shape: PlanShape,
-    /// `(part, parameters, trainable)` for `backbone`, `neck`, `bbox_head`.
-    pub parts: Vec<(String, usize, usize)>,
-    pub num_params: usize,
-    pub num_trainable: usize,
-    pub buffers: usize,
-    pub featmap_sizes: Vec<(usize, usize)>,
-    pub num_priors: usize,
-    /// Nodes and memory plan of the train step, or why it cannot be built.
-    pub train: Result<(usize, MemoryPlan), String>,
-    pub eval_memory: MemoryPlan,
+    pub model: DetectorConfig,
+    pub data: DataConfig,
+    pub training: TrainingSpec,
+    /// The evaluator of the `eval` hook (COCO bbox mAP without one).
+    pub metric: MetricKind,
+    /// The merged config tree: recorded in the work dir and hashed into checkpoints, read by
+    /// nothing.
+    pub config: Value,
 }
 
-/// Why a plan could not be made (a message naming the config path).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PlanError(pub String);
+/// What a checked recipe plans to.
+pub enum Planned {
+    Plan(Box<Plan>),
+    /// No `model` section: a base file meant for import, checked but not planned.
+    Partial,
+}
 
-/// The batch shape the recipe implies: `data.samples_per_gpu` images of the largest size
-/// the training pipeline can produce: the largest resize scale (`[long, short]`, or the
-/// largest of a list, times the top of `ratio_range`) as landscape `short × long`, padded to
-/// the pipeline's `size_divisor` or fixed pad `size`, or the largest of `data.shape_buckets`
-/// when the recipe gives buckets. Falls back to 2 × 800×1333
-/// (mmdetection's COCO default) for what the recipe does not say.
-pub fn default_shape(r: &CheckedRecipe) -> PlanShape {
-    let batch = r
-        .get("data.samples_per_gpu")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(2) as usize;
-    let mut hw = (800usize, 1333usize);
-    let mut div = 1usize;
-    let mut fixed = None;
-    if let Some(stages) = r.get("data.train.pipeline").and_then(|v| v.as_array()) {
-        for s in stages {
-            match s.get("type").and_then(|t| t.as_str()) {
-                Some("resize") => {
-                    if let Some((long, short)) = largest_scale(s) {
-                        hw = (to_side(short), to_side(long));
-                    }
-                }
-                Some("pad") => {
-                    if let Some(d) = s.get("size_divisor").and_then(|v| v.as_u64()) {
-                        div = usize::try_from(d).unwrap_or(usize::MAX).max(1);
-                    }
-                    if let Some((h, w)) = pair(s.get("size")) {
-                        fixed = Some((to_side(h), to_side(w)));
-                    }
-                }
-                _ => {}
+/// Plans a checked recipe. Errors are diagnostics on the recipe text: E0501 for settings
+/// the model refuses, E0502 for a graph that cannot be built at the recipe's batch shape,
+/// E0503 for settings the engine refuses.
+pub fn build(r: &CheckedRecipe) -> Result<Planned, Vec<Diagnostic>> {
+    let model = match r.config.get("model") {
+        None | Some(Value::Null) => return Ok(Planned::Partial),
+        Some(m) => m,
+    };
+    let at = |path: &str, code: &'static str, message: String, label: &str| {
+        r.diagnostic_at(path, code, message, label)
+    };
+    let mut errors = Vec::new();
+    let model = match DetectorConfig::from_value(model) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            errors.push(at("model", "E0501", e.to_string(), "this model"));
+            None
+        }
+    };
+    let data: Option<DataConfig> = match serde_json::from_value(section(r, "data")) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            errors.push(at("data", "E0503", format!("data: {e}"), "here"));
+            None
+        }
+    };
+    let samples = data.as_ref().map_or(1, |d| d.samples_per_gpu as u64);
+    let training = match training_spec(&r.config, samples) {
+        Ok(t) => Some(t),
+        Err(es) => {
+            for e in es {
+                errors.push(at(
+                    &e.path,
+                    "E0503",
+                    format!("{}: {}", e.path, e.message),
+                    "here",
+                ));
             }
+            None
+        }
+    };
+    if let Some(t) = &training
+        && let Err(es) = build_hooks(&t.hooks, &t.runtime)
+    {
+        for e in es {
+            let path = e.split(':').next().unwrap_or_default().to_string();
+            errors.push(at(&path, "E0503", e, "here"));
         }
     }
-    let up = |v: usize| v.div_ceil(div).saturating_mul(div);
-    // Batches are padded to the smallest configured bucket that holds them: the largest
-    // bucket is the largest step.
-    let largest_bucket = r
-        .get("data.shape_buckets")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|b| pair(Some(b)))
-        .map(|(h, w)| (to_side(h), to_side(w)))
-        .max_by_key(|&(h, w)| h.saturating_mul(w));
-    PlanShape {
-        batch,
-        hw: largest_bucket.or(fixed).unwrap_or((up(hw.0), up(hw.1))),
+    let metric = training.as_ref().map(eval_metric);
+    if let Some(Err(name)) = &metric {
+        errors.push(at(
+            "hooks.eval.metric",
+            "E0503",
+            format!("hooks.eval.metric: unknown evaluator `{name}`"),
+            "here",
+        ));
+    }
+    if let (Some(m), Some(d)) = (&model, &data) {
+        errors.extend(model_builds(r, m, d));
+    }
+    match (model, data, training, metric) {
+        (Some(model), Some(data), Some(training), Some(Ok(metric))) if errors.is_empty() => {
+            Ok(Planned::Plan(Box::new(Plan {
+                model,
+                data,
+                training,
+                metric,
+                config: r.config.clone(),
+            })))
+        }
+        _ => Err(errors),
     }
 }
 
-/// Two numbers `[a, b]`.
-fn pair(v: Option<&serde_json::Value>) -> Option<(f64, f64)> {
-    match v?.as_array()?.as_slice() {
-        [a, b] => Some((a.as_f64()?, b.as_f64()?)),
+fn section(r: &CheckedRecipe, key: &str) -> Value {
+    r.config.get(key).cloned().unwrap_or(Value::Null)
+}
+
+/// The evaluator the recipe's `eval` hook names; COCO bbox mAP without one.
+fn eval_metric(t: &TrainingSpec) -> Result<MetricKind, String> {
+    let named = (t.hooks.iter()).find_map(|h| match &h.kind {
+        HookKind::Eval(c) => Some(c.metric.clone().unwrap_or_else(|| "coco_bbox".into())),
         _ => None,
-    }
+    });
+    let name = named.unwrap_or_else(|| "coco_bbox".into());
+    MetricKind::from_name(&name).ok_or(name)
 }
 
-/// The largest `(long, short)` a resize stage can produce: its scale, or the largest sides of
-/// a list of scales, times the top of its `ratio_range`.
-fn largest_scale(stage: &serde_json::Value) -> Option<(f64, f64)> {
-    let scale = stage.get("scale").or_else(|| stage.get("img_scale"))?;
-    let long_short = |(a, b): (f64, f64)| (a.max(b), a.min(b));
-    let (long, short) = match pair(Some(scale)) {
-        Some(p) => long_short(p),
-        None => scale
-            .as_array()?
-            .iter()
-            .filter_map(|s| pair(Some(s)).map(long_short))
-            .reduce(|(l0, s0), (l1, s1)| (l0.max(l1), s0.max(s1)))?,
+/// E0501/E0502: the model validates its settings, then its train graph is built at the
+/// recipe's batch shape (its shapes and channels inferred node by node).
+fn model_builds(r: &CheckedRecipe, model: &DetectorConfig, data: &DataConfig) -> Vec<Diagnostic> {
+    let det = match Detector::new(model.clone()) {
+        Ok(d) => d,
+        Err(e) => {
+            let path = format!("model.{}", e.path);
+            return vec![r.diagnostic_at(
+                &path,
+                "E0501",
+                e.to_string(),
+                "the model cannot be built with this",
+            )];
+        }
     };
-    let ratio = pair(stage.get("ratio_range")).map_or(1.0, |(lo, hi)| lo.max(hi));
-    Some((long * ratio, short * ratio))
-}
-
-/// A planned side in pixels (rounded up; absurd values saturate and are refused later).
-fn to_side(v: f64) -> usize {
-    if v.is_finite() && v > 0.0 {
-        v.ceil().min(usize::MAX as f64) as usize
-    } else {
-        0
-    }
-}
-
-fn count(g: &Graph, prefix: &str) -> (usize, usize) {
-    let mut all = 0;
-    let mut tr = 0;
-    for (k, s) in &g.params {
-        if k.starts_with(prefix) && !s.buffer {
-            let n: usize = s.shape.iter().product();
-            all += n;
-            if s.trainable {
-                tr += n;
-            }
+    let shape = default_shape(data);
+    match det.build(GraphMode::Train, shape.batch, shape.hw, DType::F32) {
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            let (h, w) = shape.hw;
+            vec![
+                r.diagnostic_at(
+                    "model",
+                    "E0502",
+                    format!(
+                        "the model's graph cannot be built for a batch of {} x 3 x {h} x {w}: {e}",
+                        shape.batch
+                    ),
+                    "this model",
+                )
+                .with_help(
+                    "the batch shape comes from `data.samples_per_gpu` and the largest size \
+                     `data.train.pipeline` can make (`mmrun plan` shows it)",
+                ),
+            ]
         }
     }
-    (all, tr)
 }
 
-/// The detector a checked recipe describes (its graphs not built yet).
-fn detector(r: &CheckedRecipe) -> Result<Detector, PlanError> {
-    let model = r
-        .get("model")
-        .ok_or_else(|| PlanError("the recipe has no `model` section".into()))?;
-    let cfg = DetectorConfig::from_value(model).map_err(|e| PlanError(e.to_string()))?;
-    Detector::new(cfg).map_err(|e| PlanError(e.to_string()))
+/// `mmrun check` on one file: the recipe checks, then the plan (E05xx), then the weights the
+/// recipe names against the planned model (E0417, unless `no_fs`). A recipe with errors is
+/// not returned as checked.
+pub fn check(path: &Path, overrides: &[String], opts: &CheckOptions) -> Outcome {
+    check_and_plan(path, overrides, opts, !opts.no_fs).0
 }
 
-/// Plan a checked recipe at `shape` (or the recipe's own, see [`default_shape`]).
-pub fn plan(r: &CheckedRecipe, shape: Option<PlanShape>) -> Result<Plan, PlanError> {
-    let det = detector(r)?;
-    let detector = match &det.cfg {
-        DetectorConfig::Retinanet(_) => "retinanet",
-        DetectorConfig::Fcos(_) => "fcos",
-    }
-    .to_string();
-    let shape = shape.unwrap_or_else(|| default_shape(r));
-    let err = |e: crate::graph::GraphError| PlanError(format!("model: {e}"));
-    let eval = det
-        .build(GraphMode::Eval, shape.batch, shape.hw, DType::F32)
-        .map_err(err)?;
-    let train = det
-        .build(GraphMode::Train, shape.batch, shape.hw, DType::F32)
-        .map(|t| (t.graph.nodes.len(), MemoryPlan::new(&t.graph)))
-        .map_err(|e| e.to_string());
-    // Counts come from the eval graph: the same parameters with the same trainable flags.
-    let g = &eval.graph;
-    let parts = ["backbone", "neck", "bbox_head"]
-        .iter()
-        .map(|p| {
-            let (a, t) = count(g, &format!("{p}."));
-            (p.to_string(), a, t)
-        })
-        .collect();
-    let buffers = g
-        .params
-        .values()
-        .filter(|s| s.buffer)
-        .map(|s| s.shape.iter().product::<usize>())
-        .sum();
-    Ok(Plan {
-        detector,
-        shape,
-        parts,
-        num_params: g.num_params(),
-        num_trainable: g.num_trainable(),
-        buffers,
-        featmap_sizes: eval.featmap_sizes.clone(),
-        num_priors: eval.num_priors,
-        train,
-        eval_memory: MemoryPlan::new(&eval.graph),
-    })
-}
-
-impl Plan {
-    /// Bytes the planned training step needs at once: its intermediates at their planned
-    /// peak plus the parameters and feeds it reads (optimizer state not included, so this
-    /// is a lower bound of what a step takes).
-    pub fn train_step_bytes(&self) -> Option<usize> {
-        let (_, m) = self.train.as_ref().ok()?;
-        Some(m.peak_bytes.saturating_add(m.external_bytes))
-    }
-}
-
-/// Refuse, with the numbers, a recipe whose planned training step cannot fit in the
-/// `available` bytes the opened device reports (`source` says where that number is from).
-/// A recipe that cannot be planned is left to `exec`, which reports it where it fails.
-pub fn check_fits(
-    r: &CheckedRecipe,
-    device: &str,
-    available: Option<(u64, &str)>,
-) -> Result<(), PlanError> {
-    let Some((available, source)) = available else {
-        return Ok(());
+/// [`check`] (the weights files only with `weights`), and the plan when the recipe passed and
+/// has a model.
+fn check_and_plan(
+    path: &Path,
+    overrides: &[String],
+    opts: &CheckOptions,
+    weights: bool,
+) -> (Outcome, Option<Plan>) {
+    let mut out = recipe::check(path, overrides, opts);
+    let Some(r) = &out.recipe else {
+        return (out, None);
     };
-    let Ok(p) = plan(r, None) else {
-        return Ok(());
+    let (plan, found) = match build(r) {
+        Ok(Planned::Plan(p)) if !weights => (Some(*p), Vec::new()),
+        Ok(Planned::Plan(p)) => {
+            let refused = check_weights(r, &p);
+            (Some(*p), refused)
+        }
+        Ok(Planned::Partial) => (None, Vec::new()),
+        Err(d) => (None, d),
     };
-    let (Some(needed), Ok((_, m))) = (p.train_step_bytes(), &p.train) else {
-        return Ok(());
-    };
-    if needed as u128 <= u128::from(available) {
-        return Ok(());
+    if found.is_empty() {
+        return (out, plan);
     }
-    let PlanShape { batch, hw: (h, w) } = p.shape;
-    Err(PlanError(format!(
-        "the planned training step needs {}: {} of intermediates for a batch of {batch} x 3 x \
-         {h} x {w} (from `data.samples_per_gpu` and the largest size `data.train.pipeline` \
-         can make) and {} of parameters and inputs; the {device} has {} available \
-         ({source}). Lower `data.samples_per_gpu`, the resize scale or the model's size \
-         (`mmrun plan` shows the plan)",
-        human_bytes(needed as u128),
-        human_bytes(m.peak_bytes as u128),
-        human_bytes(m.external_bytes as u128),
-        human_bytes(u128::from(available))
-    )))
-}
-
-/// `37968692` → `37,968,692`.
-pub fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
+    let failed = found.iter().any(Diagnostic::is_error);
+    out.diagnostics.0.extend(found);
+    out.diagnostics.sort();
+    if failed {
+        out.recipe = None;
+        return (out, None);
     }
-    out
+    if let Some(r) = &mut out.recipe {
+        r.warnings = out.diagnostics.clone();
+    }
+    (out, plan)
 }
 
-fn mib(b: usize) -> String {
-    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+/// Why a recipe was not planned for running.
+#[derive(Debug, thiserror::Error)]
+pub enum NotPlanned {
+    /// The recipe has errors (every diagnostic, as `check` reports them).
+    #[error("{}", .0.render())]
+    Errors(recipe::Failed),
+    /// No `model` section: a base file meant for import, checked but not planned.
+    #[error(
+        "the recipe has no `model` section: it is a partial recipe (a base file meant for \
+         import), checked but not planned, so there is nothing to run"
+    )]
+    Partial,
 }
 
-impl std::fmt::Display for Plan {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut s = String::new();
-        let (h, w) = self.shape.hw;
-        let _ = writeln!(s, "detector: {}", self.detector);
-        let _ = writeln!(s, "batch: {} x 3 x {h} x {w}", self.shape.batch);
-        let _ = writeln!(
-            s,
-            "parameters: {} ({} trainable)",
-            thousands(self.num_params),
-            thousands(self.num_trainable)
-        );
-        for (p, a, t) in &self.parts {
-            let _ = writeln!(
-                s,
-                "  {p:<10} {:>12} ({} trainable)",
-                thousands(*a),
-                thousands(*t)
-            );
-        }
-        let _ = writeln!(s, "buffers: {}", thousands(self.buffers));
-        let sizes: Vec<String> = self
-            .featmap_sizes
-            .iter()
-            .map(|(y, x)| format!("{y}x{x}"))
-            .collect();
-        let _ = writeln!(s, "levels: {}", sizes.join(" "));
-        let _ = writeln!(s, "priors per image: {}", thousands(self.num_priors));
-        match &self.train {
-            Ok((nodes, m)) => {
-                let _ = writeln!(s, "train graph: {nodes} nodes");
-                let _ = writeln!(
-                    s,
-                    "train step memory: {} planned peak of intermediates ({} without reuse) + {} params and feeds = {} (optimizer state not included)",
-                    mib(m.peak_bytes),
-                    mib(m.total_bytes),
-                    mib(m.external_bytes),
-                    mib(m.peak_bytes + m.external_bytes)
-                );
-            }
-            Err(e) => {
-                let _ = writeln!(s, "train graph: not built: {e}");
-            }
-        }
-        let e = &self.eval_memory;
-        let _ = writeln!(
-            s,
-            "eval forward memory: {} planned peak + {} params and feeds = {}",
-            mib(e.peak_bytes),
-            mib(e.external_bytes),
-            mib(e.peak_bytes + e.external_bytes)
-        );
-        f.write_str(&s)
+/// Loads a recipe for running it: checked as [`check`] does (every error reported with the
+/// others) and planned. The weights files are left to the caller ([`check_weights`]): a file
+/// that does not load is a reason the run cannot start rather than a mistake in the recipe
+/// text.
+pub fn load(
+    path: &Path,
+    overrides: &[String],
+    opts: &CheckOptions,
+) -> Result<(CheckedRecipe, Plan), NotPlanned> {
+    let (out, plan) = check_and_plan(path, overrides, opts, false);
+    let r = out.into_result().map_err(NotPlanned::Errors)?;
+    match plan {
+        Some(p) => Ok((r, p)),
+        None => Err(NotPlanned::Partial),
     }
 }

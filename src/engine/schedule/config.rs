@@ -118,30 +118,38 @@ pub struct Schedules {
     pub momentum: Option<Schedule>,
 }
 
-impl Schedules {
-    /// Builds every schedule of the section (`path` is the section's own path, usually
+/// The `schedule` section typed, before it is laid over a run: that needs the train loader's
+/// iterations per epoch, known only once the data is loaded. `plan` makes it from the recipe;
+/// the engine builds it with [`ScheduleSpecs::build`].
+#[derive(Clone, Debug, Default)]
+pub struct ScheduleSpecs {
+    lr: Option<(raw::Spec, String)>,
+    momentum: Option<(raw::Spec, String)>,
+}
+
+impl ScheduleSpecs {
+    /// Types every schedule of the section (`path` is the section's own path, usually
     /// `"schedule"`). Returns every error found, not just the first.
-    pub fn from_config(
-        section: &Value,
-        run: &RunLength,
-        path: &str,
-    ) -> Result<Schedules, Vec<ConfigError>> {
+    pub fn parse(section: &Value, path: &str) -> Result<ScheduleSpecs, Vec<ConfigError>> {
+        if section.is_null() {
+            return Ok(ScheduleSpecs::default());
+        }
         let Some(map) = section.as_object() else {
             return Err(vec![ConfigError::new(
                 path,
                 "expected a record of schedules",
             )]);
         };
-        let mut out = Schedules::default();
+        let mut out = ScheduleSpecs::default();
         let mut errors = Vec::new();
         for (key, v) in map {
             if v.is_null() {
                 continue; // an absent schedule: the value stays as configured
             }
             let sub = format!("{path}.{key}");
-            let q = match key.as_str() {
-                "lr" => Quantity::Lr,
-                "momentum" => Quantity::Momentum,
+            let slot = match key.as_str() {
+                "lr" => &mut out.lr,
+                "momentum" => &mut out.momentum,
                 other => {
                     errors.push(ConfigError::new(
                         &sub,
@@ -152,7 +160,29 @@ impl Schedules {
                     continue;
                 }
             };
-            match Schedule::from_config(q, v, run, &sub) {
+            match raw::split(v, &sub) {
+                Ok(spec) => *slot = Some((spec, sub)),
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Lays every schedule over the run.
+    pub fn build(&self, run: &RunLength) -> Result<Schedules, Vec<ConfigError>> {
+        let mut out = Schedules::default();
+        let mut errors = Vec::new();
+        let each = [
+            (Quantity::Lr, &self.lr),
+            (Quantity::Momentum, &self.momentum),
+        ];
+        for (q, spec) in each {
+            let Some((spec, path)) = spec else { continue };
+            match Schedule::from_spec(q, spec, run, path) {
                 Ok(s) if q == Quantity::Lr => out.lr = Some(s),
                 Ok(s) => out.momentum = Some(s),
                 Err(e) => errors.push(e),
@@ -166,6 +196,18 @@ impl Schedules {
     }
 }
 
+impl Schedules {
+    /// Types and builds every schedule of the section ([`ScheduleSpecs::parse`], then
+    /// [`ScheduleSpecs::build`]).
+    pub fn from_config(
+        section: &Value,
+        run: &RunLength,
+        path: &str,
+    ) -> Result<Schedules, Vec<ConfigError>> {
+        ScheduleSpecs::parse(section, path)?.build(run)
+    }
+}
+
 impl Schedule {
     /// Builds the schedule of one quantity from its config value at `path`.
     pub fn from_config(
@@ -174,10 +216,20 @@ impl Schedule {
         run: &RunLength,
         path: &str,
     ) -> Result<Schedule, ConfigError> {
+        Self::from_spec(q, &raw::split(value, path)?, run, path)
+    }
+
+    /// Builds the schedule of one quantity from its typed phases.
+    fn from_spec(
+        q: Quantity,
+        spec: &raw::Spec,
+        run: &RunLength,
+        path: &str,
+    ) -> Result<Schedule, ConfigError> {
         if run.iters_per_epoch == 0 || run.max_iters == 0 {
             return Err(ConfigError::new(path, "the run has no iterations"));
         }
-        let spec = raw::split(value, path)?;
+
         let mut warmup = match &spec.warmup {
             Some((w, wpath)) => Some(build_warmup(q, w, run, wpath)?),
             None => None,

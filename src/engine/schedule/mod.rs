@@ -23,5 +23,5 @@ mod policy;
 mod raw;
 
 pub use check::check;
-pub use config::{ConfigError, ProblemKind, Quantity, RunLength, Schedules};
+pub use config::{ConfigError, ProblemKind, Quantity, RunLength, ScheduleSpecs, Schedules};
 pub use policy::Schedule;

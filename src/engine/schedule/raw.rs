@@ -291,6 +291,7 @@ pub(crate) struct PolicyFields {
 }
 
 /// One quantity's schedule, split into warmup and main phases, each with its config path.
+#[derive(Clone, Debug)]
 pub(crate) struct Spec {
     pub warmup: Option<(WarmupConfig, String)>,
     pub main: Vec<(PolicyFields, String)>,

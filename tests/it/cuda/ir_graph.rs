@@ -21,7 +21,7 @@ use mmrun::graph::{DType, Executor, HostTensor, NodeId, ParamStore};
 use mmrun::model::assign::ImageGt;
 use mmrun::model::net::{Detector, GraphMode};
 use mmrun::model::target::ImageMeta;
-use mmrun::recipe::{CheckOptions, load};
+use mmrun::recipe::CheckOptions;
 use mmrun::util::rng::Rng;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -317,15 +317,24 @@ fn train_three(test: &str, device: Device) {
         "hooks.log.every=1 iters".into(),
     ];
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.recipe");
-    let recipe = load(&path, &sets, &CheckOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-    let (mut task, params) = build_task_on(&recipe.config, device).unwrap();
+    let (_, plan) =
+        mmrun::plan::load(&path, &sets, &CheckOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let (mut task, params) = build_task_on(
+        &plan.model,
+        &plan.data,
+        plan.training.runtime.seed,
+        plan.metric,
+        device,
+    )
+    .unwrap();
     let work = dir.path().join("work");
     let opts = ExecOptions {
         work_dir: Some(work.clone()),
         resume: None,
         stop_at_iter: Some(3),
     };
-    execute(&recipe.config, task.as_mut(), params, &opts).unwrap_or_else(|e| panic!("{e}"));
+    execute(&plan.training, &plan.config, task.as_mut(), params, &opts)
+        .unwrap_or_else(|e| panic!("{e}"));
     let losses: Vec<f64> = std::fs::read_to_string(work.join("log.jsonl"))
         .unwrap()
         .lines()

@@ -4,7 +4,8 @@
 use super::runner::json_lines;
 use super::standin::Linear;
 use mmrun::engine::exec::{ExecOptions, execute, prepare};
-use mmrun::engine::setup::{auto_scale_lr, build_training};
+use mmrun::engine::setup::{TrainingSpec, auto_scale_lr, build_training};
+use mmrun::plan::training_spec;
 use mmrun::recipe::{CheckOptions, load};
 use std::path::Path;
 
@@ -22,9 +23,14 @@ fn config(sets: &[&str]) -> serde_json::Value {
     .config
 }
 
+/// The training sections of `linear.recipe` as the plan types them.
+fn spec(sets: &[&str]) -> TrainingSpec {
+    training_spec(&config(sets), 1).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
 #[test]
 fn recipe_sections_build_hooks_optimizer_and_run() {
-    let t = build_training(&config(&[]), 8).unwrap();
+    let t = build_training(&spec(&[]), 8).unwrap();
     let names: Vec<&str> = t.hooks.iter().map(|h| h.name()).collect();
     for n in [
         "nan_guard",
@@ -41,7 +47,6 @@ fn recipe_sections_build_hooks_optimizer_and_run() {
     assert_eq!(t.accumulation, 2);
     assert_eq!(t.runtime.seed, 3);
     assert_eq!(t.run.length.to_string(), "3 epochs");
-    assert_eq!(t.eval_metric.as_deref(), Some("coco_bbox"));
 }
 
 #[test]
@@ -50,12 +55,9 @@ fn unsupported_hooks_and_lengths_are_reported_with_paths() {
     c["hooks"]["fp16"] =
         serde_json::json!({"type": "fp16", "loss_scale": "dynamic", "before": [], "after": []});
     c["run"]["iters"] = serde_json::json!(10);
-    let errs = build_training(&c, 8).err().unwrap();
-    assert!(
-        errs.iter().any(|e| e.starts_with("hooks.fp16:")),
-        "{errs:?}"
-    );
-    assert!(errs.iter().any(|e| e.starts_with("run:")), "{errs:?}");
+    let errs = training_spec(&c, 1).err().unwrap();
+    assert!(errs.iter().any(|e| e.path == "hooks.fp16"), "{errs:?}");
+    assert!(errs.iter().any(|e| e.path == "run"), "{errs:?}");
 }
 
 #[test]
@@ -66,7 +68,7 @@ fn exec_trains_with_schedule_and_writes_the_work_dir() {
         ..Default::default()
     };
     let mut task = Linear::new(32, 4);
-    let summary = execute(&config(&[]), &mut task, Linear::params(), &opts).unwrap();
+    let summary = execute(&spec(&[]), &config(&[]), &mut task, Linear::params(), &opts).unwrap();
     assert_eq!(summary.iters, 24);
     for f in [
         "config.json",
@@ -96,7 +98,7 @@ fn exec_trains_with_schedule_and_writes_the_work_dir() {
         resume: Some("auto".into()),
         ..opts
     };
-    let p = prepare(&config(&[]), &mut task, Linear::params(), &opts).unwrap();
+    let p = prepare(&spec(&[]), &config(&[]), &mut task, Linear::params(), &opts).unwrap();
     assert_eq!(p.runner.iters_done(), 24);
 }
 
@@ -108,7 +110,7 @@ fn stop_at_iter_then_resume_auto_matches_a_straight_run() {
         work_dir: Some(straight.path().to_path_buf()),
         ..Default::default()
     };
-    execute(&config(&[]), &mut task, Linear::params(), &opts).unwrap();
+    execute(&spec(&[]), &config(&[]), &mut task, Linear::params(), &opts).unwrap();
 
     let split = tempfile::tempdir().unwrap();
     let mut task = Linear::new(32, 4);
@@ -118,7 +120,7 @@ fn stop_at_iter_then_resume_auto_matches_a_straight_run() {
         stop_at_iter: Some(8),
         ..Default::default()
     };
-    let s = execute(&config(&[]), &mut task, Linear::params(), &opts).unwrap();
+    let s = execute(&spec(&[]), &config(&[]), &mut task, Linear::params(), &opts).unwrap();
     assert!(s.stopped.unwrap().contains("8 of 24"));
     let mut task = Linear::new(32, 4);
     let opts = ExecOptions {
@@ -126,7 +128,7 @@ fn stop_at_iter_then_resume_auto_matches_a_straight_run() {
         resume: Some("auto".into()),
         ..opts
     };
-    execute(&config(&[]), &mut task, Linear::params(), &opts).unwrap();
+    execute(&spec(&[]), &config(&[]), &mut task, Linear::params(), &opts).unwrap();
     let read = |d: &Path| std::fs::read(d.join("checkpoints/epoch_3/model.safetensors")).unwrap();
     assert_eq!(read(straight.path()), read(split.path()));
 }
@@ -139,7 +141,7 @@ fn load_from_reads_weights_only() {
         work_dir: Some(dir.path().to_path_buf()),
         ..Default::default()
     };
-    execute(&config(&[]), &mut task, Linear::params(), &opts).unwrap();
+    execute(&spec(&[]), &config(&[]), &mut task, Linear::params(), &opts).unwrap();
     let from = dir.path().join("checkpoints/epoch_3");
     let other = tempfile::tempdir().unwrap();
     let c = config(&[&format!("runtime.load_from=\"{}\"", from.display())]);
@@ -148,7 +150,14 @@ fn load_from_reads_weights_only() {
         work_dir: Some(other.path().to_path_buf()),
         ..Default::default()
     };
-    let p = prepare(&c, &mut task, Linear::params(), &opts).unwrap();
+    let p = prepare(
+        &training_spec(&c, 1).unwrap(),
+        &c,
+        &mut task,
+        Linear::params(),
+        &opts,
+    )
+    .unwrap();
     assert_eq!(p.runner.iters_done(), 0);
     assert!(p.notes[0].contains("loaded 3 tensors"), "{:?}", p.notes);
 }

@@ -1,7 +1,7 @@
 //! `check` ≡ `exec` for hook settings: each case is a setting the registry types, written once
 //! as a recipe override and once as the engine sees it. `check` must refuse the override, and
-//! the engine's own builder (`engine::setup::build_training`, what `exec` runs after loading
-//! the data) must refuse the same value in a config that it otherwise accepts.
+//! what `exec` runs (`plan::training_spec`, then `engine::setup::build_training` after the
+//! data is loaded) must refuse the same value in a config that it otherwise accepts.
 
 use mmrun::recipe::{self, CheckOptions};
 use serde_json::{Value, json};
@@ -25,8 +25,14 @@ fn checked(sets: &[&str]) -> Result<Value, String> {
     }
 }
 
+/// What `exec` does with the training sections: the plan types them, the engine builds them.
 fn builds(config: &Value) -> Result<(), Vec<String>> {
-    mmrun::engine::setup::build_training(config, 10).map(|_| ())
+    let spec = mmrun::plan::training_spec(config, 2).map_err(|es| {
+        es.into_iter()
+            .map(|e| format!("{}: {}", e.path, e.message))
+            .collect::<Vec<_>>()
+    })?;
+    mmrun::engine::setup::build_training(&spec, 10).map(|_| ())
 }
 
 /// (override that checks clean, override `check` must refuse, JSON pointer, value the engine

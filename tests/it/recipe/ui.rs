@@ -37,7 +37,7 @@ fn run_case(path: &Path) {
         ..CheckOptions::default()
     };
     // As `mmrun check`: the recipe, then the weights files it names against its model.
-    let out = mmrun::plan::with_weights_checked(recipe::check(path, &overrides, &opts), opts.no_fs);
+    let out = mmrun::plan::check(path, &overrides, &opts);
     let name = path.file_stem().unwrap().to_string_lossy().to_string();
     assert!(
         out.diagnostics.has_errors(),

@@ -1,0 +1,311 @@
+//! The recipe's training sections (`optimizer`, `schedule`, `hooks`, `run`, `runtime`) →
+//! the engine's [`TrainingSpec`]. The one place they are read from the config tree; every
+//! problem is collected with its config path.
+
+use crate::engine::hooks::{
+    CheckpointConfig, EarlyStopConfig, EmaConfig, EvalConfig, LogConfig, Mode, OptimizerHookConfig,
+};
+use crate::engine::schedule::ScheduleSpecs;
+use crate::engine::setup::{HookKind, HookSpec, RunSpec, Runtime, TrainingSpec};
+use crate::model::weights::sources;
+use crate::util::units::{Period, PeriodUnit};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+
+/// A problem at a config path (`hooks.log.every`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PathError {
+    pub path: String,
+    pub message: String,
+}
+
+impl PathError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        PathError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+fn section<'a>(config: &'a Value, key: &str) -> &'a Value {
+    config.get(key).unwrap_or(&Value::Null)
+}
+
+fn parse<T: DeserializeOwned>(v: &Value, path: &str) -> Result<T, PathError> {
+    serde_json::from_value(v.clone()).map_err(|e| PathError::new(path, e.to_string()))
+}
+
+fn period(v: &Value, default_unit: PeriodUnit, path: &str) -> Result<Period, PathError> {
+    match v {
+        Value::Number(n) => n
+            .as_u64()
+            .map(|count| Period {
+                count,
+                unit: default_unit,
+            })
+            .ok_or_else(|| PathError::new(path, format!("expected a whole number, found {n}"))),
+        Value::String(s) => (s.parse::<Period>()).map_err(|e| PathError::new(path, e.to_string())),
+        other => Err(PathError::new(
+            path,
+            format!("expected a length like `1 epoch`, found {other}"),
+        )),
+    }
+}
+
+/// Lengths may be written as bare numbers (mmcv's `interval`); make them canonical strings.
+fn canonical_lengths(
+    obj: &mut Map<String, Value>,
+    keys: &[&str],
+    unit: PeriodUnit,
+    path: &str,
+) -> Result<(), PathError> {
+    for k in keys {
+        match obj.get(*k).cloned() {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                let mut out = Vec::new();
+                for (i, it) in items.iter().enumerate() {
+                    out.push(Value::String(
+                        period(it, unit, &format!("{path}.{k}.{i}"))?.to_string(),
+                    ));
+                }
+                obj.insert(k.to_string(), Value::Array(out));
+            }
+            Some(v) => {
+                let p = period(&v, unit, &format!("{path}.{k}"))?;
+                obj.insert(k.to_string(), Value::String(p.to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn strings(v: Option<Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The `runtime` section as the checker leaves it: every key present, defaults filled in
+/// from the registry.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuntimeSection {
+    seed: u64,
+    deterministic: bool,
+    work_dir: PathBuf,
+    devices: u64,
+    backend: String,
+    /// Only `none` passes the checker (one process).
+    #[allow(dead_code)]
+    launcher: String,
+    /// Read through [`sources`] with the other weights a recipe names.
+    #[allow(dead_code)]
+    load_from: Option<Value>,
+    resume: Option<String>,
+}
+
+fn runtime(rt: &Value) -> Result<Runtime, PathError> {
+    let r: RuntimeSection = parse(rt, "runtime")?;
+    Ok(Runtime {
+        seed: r.seed,
+        deterministic: r.deterministic,
+        work_dir: r.work_dir,
+        devices: r.devices,
+        // `cuda` is the first GPU.
+        device: match r.backend.as_str() {
+            "cuda" => "cuda:0".to_string(),
+            _ => r.backend,
+        },
+        resume: r.resume,
+    })
+}
+
+/// The `run` section: its length and workflow.
+fn run(run: &Value, errors: &mut Vec<PathError>) -> Option<RunSpec> {
+    let length = match (
+        run.get("epochs").and_then(Value::as_u64),
+        run.get("iters").and_then(Value::as_u64),
+    ) {
+        (Some(e), None) => Some(Period::epochs(e)),
+        (None, Some(i)) => Some(Period::iters(i)),
+        (Some(_), Some(_)) => {
+            errors.push(PathError::new("run", "give `epochs` or `iters`, not both"));
+            None
+        }
+        (None, None) => {
+            errors.push(PathError::new(
+                "run",
+                "the run needs a length (`epochs` or `iters`)",
+            ));
+            None
+        }
+    };
+    let default_unit = length.map_or(PeriodUnit::Epochs, |l| l.unit);
+    let mut workflow = Vec::new();
+    let phases = run.get("workflow").and_then(Value::as_array);
+    for (i, ph) in phases.into_iter().flatten().enumerate() {
+        let path = format!("run.workflow.{i}");
+        let mode = match ph.get("mode").and_then(Value::as_str) {
+            Some("train") => Mode::Train,
+            Some("val") => Mode::Val,
+            other => {
+                errors.push(PathError::new(
+                    format!("{path}.mode"),
+                    format!("expected train or val, found {other:?}"),
+                ));
+                continue;
+            }
+        };
+        match ph.get("length") {
+            Some(l) => match period(l, default_unit, &format!("{path}.length")) {
+                Ok(p) => workflow.push((mode, p)),
+                Err(e) => errors.push(e),
+            },
+            None => errors.push(PathError::new(path, "missing length")),
+        }
+    }
+    Some(RunSpec {
+        length: length?,
+        workflow,
+    })
+}
+
+/// One hook record → its spec; `Ok(None)` for hooks the runner always has or that have
+/// nothing to do on one device.
+fn hook(name: &str, v: &Value) -> Result<Option<HookSpec>, PathError> {
+    let path = format!("hooks.{name}");
+    let Some(obj) = v.as_object() else {
+        return Err(PathError::new(path, "expected a hook"));
+    };
+    let mut params = obj.clone();
+    let ty = (params.remove("type"))
+        .and_then(|t| t.as_str().map(String::from))
+        .unwrap_or_else(|| name.to_string());
+    let before = strings(params.remove("before"));
+    let after = strings(params.remove("after"));
+    let lengths = |p: &mut Map<String, Value>, keys: &[&str], unit| {
+        canonical_lengths(p, keys, unit, &path).map(|()| Value::Object(p.clone()))
+    };
+    let kind = match ty.as_str() {
+        "checkpoint" => HookKind::Checkpoint(parse::<CheckpointConfig>(
+            &lengths(&mut params, &["every"], PeriodUnit::Epochs)?,
+            &path,
+        )?),
+        "log" => HookKind::Log(parse::<LogConfig>(
+            &lengths(&mut params, &["every"], PeriodUnit::Iters)?,
+            &path,
+        )?),
+        "eval" => HookKind::Eval(parse::<EvalConfig>(
+            &lengths(&mut params, &["every", "start", "at"], PeriodUnit::Epochs)?,
+            &path,
+        )?),
+        "ema" => HookKind::Ema(parse::<EmaConfig>(&Value::Object(params), &path)?),
+        "early_stopping" => {
+            HookKind::EarlyStopping(parse::<EarlyStopConfig>(&Value::Object(params), &path)?)
+        }
+        "optimizer" => {
+            HookKind::Optimizer(parse::<OptimizerHookConfig>(&Value::Object(params), &path)?)
+        }
+        // Registered by default; a recipe entry only adds ordering.
+        "sampler_seed" if before.is_empty() && after.is_empty() => return Ok(None),
+        "sampler_seed" => return Err(PathError::new(path, "sampler_seed cannot be reordered")),
+        // One device: there is nothing to synchronise.
+        "sync_buffers" => return Ok(None),
+        "fp16" => {
+            return Err(PathError::new(
+                path,
+                "mixed precision is not supported yet: the cpu and cuda backends train in f32",
+            ));
+        }
+        other => {
+            return Err(PathError::new(
+                path,
+                format!("the `{other}` hook is not supported by this build"),
+            ));
+        }
+    };
+    Ok(Some(HookSpec {
+        name: name.to_string(),
+        kind,
+        before,
+        after,
+    }))
+}
+
+/// The training sections of a checked config tree, typed.
+pub fn training_spec(
+    config: &Value,
+    samples_per_device: u64,
+) -> Result<TrainingSpec, Vec<PathError>> {
+    let mut errors = Vec::new();
+    let runtime = match runtime(section(config, "runtime")) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let run = run(section(config, "run"), &mut errors);
+    let optimizer = match parse(section(config, "optimizer"), "optimizer") {
+        Ok(o) => Some(o),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let schedules = match ScheduleSpecs::parse(section(config, "schedule"), "schedule") {
+        Ok(s) => s,
+        Err(es) => {
+            errors.extend(es.into_iter().map(|e| PathError::new(e.path, e.message)));
+            ScheduleSpecs::default()
+        }
+    };
+    let mut hooks = Vec::new();
+    if let Some(map) = section(config, "hooks").as_object() {
+        for (name, v) in map {
+            match hook(name, v) {
+                Ok(Some(h)) => hooks.push(h),
+                Ok(None) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    if !hooks
+        .iter()
+        .any(|h| matches!(h.kind, HookKind::Optimizer(_)))
+    {
+        hooks.push(HookSpec {
+            name: "optimizer".into(),
+            kind: HookKind::Optimizer(OptimizerHookConfig::default()),
+            before: Vec::new(),
+            after: Vec::new(),
+        });
+    }
+    let weights = match sources(config) {
+        Ok(w) => w,
+        Err(why) => {
+            let key = why.split(':').next().unwrap_or_default().to_string();
+            errors.push(PathError::new(key, why));
+            Vec::new()
+        }
+    };
+    match (runtime, run, optimizer) {
+        (Some(runtime), Some(run), Some(optimizer)) if errors.is_empty() => Ok(TrainingSpec {
+            optimizer,
+            schedules,
+            hooks,
+            run,
+            runtime,
+            weights,
+            samples_per_device,
+        }),
+        _ => Err(errors),
+    }
+}
