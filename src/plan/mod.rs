@@ -9,6 +9,7 @@
 //! checked, not planned.
 
 mod report;
+mod shapes;
 mod training;
 mod weights;
 
@@ -19,9 +20,7 @@ pub use weights::check_weights;
 use crate::data::config::DataConfig;
 use crate::engine::setup::{HookKind, TrainingSpec, build_hooks};
 use crate::eval::MetricKind;
-use crate::graph::DType;
 use crate::model::config::DetectorConfig;
-use crate::model::net::{Detector, GraphMode};
 use crate::recipe::{self, CheckOptions, CheckedRecipe, Diagnostic, Outcome};
 use serde_json::Value;
 use std::path::Path;
@@ -46,9 +45,8 @@ pub enum Planned {
     Partial,
 }
 
-/// Plans a checked recipe. Errors are diagnostics on the recipe text: E0501 for settings
-/// the model refuses, E0502 for a graph that cannot be built at the recipe's batch shape,
-/// E0503 for settings the engine refuses.
+/// Plans a checked recipe (one [`check`] passed: the model builds). Errors are E0503
+/// diagnostics on the recipe text, for settings the engine refuses.
 pub fn build(r: &CheckedRecipe) -> Result<Planned, Vec<Diagnostic>> {
     let model = match r.config.get("model") {
         None | Some(Value::Null) => return Ok(Planned::Partial),
@@ -104,9 +102,6 @@ pub fn build(r: &CheckedRecipe) -> Result<Planned, Vec<Diagnostic>> {
             "here",
         ));
     }
-    if let (Some(m), Some(d)) = (&model, &data) {
-        errors.extend(model_builds(r, m, d));
-    }
     match (model, data, training, metric) {
         (Some(model), Some(data), Some(training), Some(Ok(metric))) if errors.is_empty() => {
             Ok(Planned::Plan(Box::new(Plan {
@@ -135,48 +130,10 @@ fn eval_metric(t: &TrainingSpec) -> Result<MetricKind, String> {
     MetricKind::from_name(&name).ok_or(name)
 }
 
-/// E0501/E0502: the model validates its settings, then its train graph is built at the
-/// recipe's batch shape (its shapes and channels inferred node by node).
-fn model_builds(r: &CheckedRecipe, model: &DetectorConfig, data: &DataConfig) -> Vec<Diagnostic> {
-    let det = match Detector::new(model.clone()) {
-        Ok(d) => d,
-        Err(e) => {
-            let path = format!("model.{}", e.path);
-            return vec![r.diagnostic_at(
-                &path,
-                "E0501",
-                e.to_string(),
-                "the model cannot be built with this",
-            )];
-        }
-    };
-    let shape = default_shape(data);
-    match det.build(GraphMode::Train, shape.batch, shape.hw, DType::F32) {
-        Ok(_) => Vec::new(),
-        Err(e) => {
-            let (h, w) = shape.hw;
-            vec![
-                r.diagnostic_at(
-                    "model",
-                    "E0502",
-                    format!(
-                        "the model's graph cannot be built for a batch of {} x 3 x {h} x {w}: {e}",
-                        shape.batch
-                    ),
-                    "this model",
-                )
-                .with_help(
-                    "the batch shape comes from `data.samples_per_gpu` and the largest size \
-                     `data.train.pipeline` can make (`mmrun plan` shows it)",
-                ),
-            ]
-        }
-    }
-}
-
-/// `mmrun check` on one file: the recipe checks, then the plan (E05xx), then the weights the
-/// recipe names against the planned model (E0417, unless `no_fs`). A recipe with errors is
-/// not returned as checked.
+/// `mmrun check` on one file: the recipe checks with the model's own (its parts built and
+/// compared, then the whole train graph: E0407–E0409, E0501, E0502), then the plan (E0503),
+/// then the weights the recipe names against the planned model (E0417, unless `no_fs`). A
+/// recipe with errors is not returned as checked.
 pub fn check(path: &Path, overrides: &[String], opts: &CheckOptions) -> Outcome {
     check_and_plan(path, overrides, opts, !opts.no_fs).0
 }
@@ -189,7 +146,7 @@ fn check_and_plan(
     opts: &CheckOptions,
     weights: bool,
 ) -> (Outcome, Option<Plan>) {
-    let mut out = recipe::check(path, overrides, opts);
+    let mut out = recipe::check_with(path, overrides, opts, &shapes::check);
     let Some(r) = &out.recipe else {
         return (out, None);
     };

@@ -1,6 +1,7 @@
 //! Error codes and their long explanations (`mmrun explain E0xxx`). Codes are grouped by
 //! area: E01xx syntax, E02xx imports/merge/references/overrides, E03xx types against the
-//! registry, E04xx cross-section checks, E05xx reserved for `plan` (shapes, memory).
+//! registry, E04xx cross-section checks, E05xx found by building the plan (the model, its
+//! graph, the engine's settings).
 
 /// One error code.
 pub struct Code {
@@ -166,7 +167,22 @@ codes! {
      file's header only; `exec` applies the same rule.\n\n\
      Example (a COCO RetinaNet fine-tuned to 3 classes):\n    \
      runtime.load_from = pretrained { checkpoint = \"retinanet_coco.pth\", skip = [\"bbox_head.retina_cls\"] }";
-    "E0501", "shape error (plan)",
-    "Reserved for `mmrun plan`: static shape inference found tensors that do not fit, reported\n\
-     on the recipe text of the config path involved.";
+    "E0501", "the model cannot be built with these settings",
+    "Building the model found a setting it cannot use: a backbone or neck whose layers do not\n\
+     fit together (e.g. `out_indices` past `num_stages`, `start_level` at or past the last input\n\
+     level, `num_outs` fewer than the levels used), or a combination of losses, coders and\n\
+     anchors the detector does not take (e.g. `fcos_head` with a `smooth_l1_loss`). `check`\n\
+     builds the model as `exec` does, so a recipe that checks clean builds.\n\n\
+     Example:\n    model.neck.start_level = 4   # the backbone gives 4 levels: 0 to 3";
+    "E0502", "the train graph cannot be built at the recipe's batch shape",
+    "The model's train graph, built for `data.samples_per_gpu` images of the largest size the\n\
+     training pipeline can make (what `mmrun plan` shows), has tensors that do not fit: an\n\
+     input too small for the strides (a feature map of size 0), or feature maps whose sizes\n\
+     differ from what the head's strides say. Pad or resize to a larger size, or use fewer\n\
+     levels.";
+    "E0503", "the engine refuses a setting",
+    "A setting typed cleanly against the registry but the engine that runs the recipe cannot\n\
+     take it (`exec` would stop on it before training). The message names the config path and\n\
+     the reason. This is the plan's last guard: settings the checker knows to refuse have codes\n\
+     of their own (E03xx, E04xx).";
 }

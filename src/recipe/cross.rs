@@ -1,9 +1,6 @@
 //! Checks across sections, on the typed config: classes vs heads and annotation files,
-//! metrics vs evaluators, milestones vs run length, workflow vs datasets, channels and strides
-//! from backbone through neck to head and anchors, pad divisor, named files.
-//!
-//! Shapes are computed from registry parameters with small pure functions here; nothing is
-//! built.
+//! metrics vs evaluators, milestones vs run length, workflow vs datasets, named files, hook
+//! order. What only building the model can tell (channels, strides) is `plan`'s.
 
 use super::diag::{Diagnostic, Diagnostics};
 use super::spans::SpanTable;
@@ -30,7 +27,6 @@ pub fn check(config: &Value, spans: &SpanTable, no_fs: bool, diags: &mut Diagnos
     x.metrics();
     x.run_length();
     x.workflow();
-    x.shapes();
     x.files();
     x.hook_order();
 }
@@ -44,32 +40,6 @@ fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
         Value::Array(a) => a.get(k.parse::<usize>().ok()?),
         _ => None,
     })
-}
-
-fn ints(v: Option<&Value>) -> Option<Vec<i64>> {
-    v?.as_array()?.iter().map(Value::as_i64).collect()
-}
-
-/// Channels of each ResNet stage output: base × 2^i, × 4 for bottleneck depths (≥ 50).
-pub fn resnet_out_channels(depth: i64, base: i64, out_indices: &[i64]) -> Vec<i64> {
-    let expansion = if depth >= 50 { 4 } else { 1 };
-    out_indices
-        .iter()
-        .map(|&i| base * (1 << i.clamp(0, 8)) * expansion)
-        .collect()
-}
-
-/// Total stride of each ResNet stage output: 4 after the stem, doubling per later stage.
-pub fn resnet_out_strides(out_indices: &[i64]) -> Vec<i64> {
-    out_indices.iter().map(|&i| 4 << i.clamp(0, 8)).collect()
-}
-
-/// Strides of the FPN outputs: from the backbone level `start_level`, doubling per level.
-pub fn fpn_strides(backbone_strides: &[i64], start_level: usize, num_outs: usize) -> Vec<i64> {
-    let Some(&first) = backbone_strides.get(start_level) else {
-        return Vec::new();
-    };
-    (0..num_outs).map(|j| first << j.min(16)).collect()
 }
 
 /// Metric names an evaluator produces (mmdetection's keys).
@@ -92,28 +62,6 @@ impl Ctx<'_> {
     fn err(&mut self, code: &'static str, path: &str, msg: String, label: &str) -> Diagnostic {
         let _ = code;
         Diagnostic::error(code, msg).with_label_opt(self.spans.nearest(path), label.to_string())
-    }
-
-    /// Labels every path of `paths` the recipe wrote (defaults have no text), or `fallback`
-    /// when it wrote none of them: the message names every setting involved.
-    fn with_written(
-        &self,
-        mut d: Diagnostic,
-        paths: &[(&str, String)],
-        fallback: (&str, String),
-    ) -> Diagnostic {
-        let mut any = false;
-        for (p, label) in paths {
-            if let Some(l) = self.spans.get(p) {
-                d = d.with_label(l, label.clone());
-                any = true;
-            }
-        }
-        if any {
-            d
-        } else {
-            d.with_label_opt(self.spans.nearest(fallback.0), fallback.1)
-        }
     }
 
     fn classes(&mut self) {
@@ -346,135 +294,6 @@ impl Ctx<'_> {
         }
     }
 
-    fn shapes(&mut self) {
-        let Some(bb) = get(self.c, "model.backbone") else {
-            return;
-        };
-        if bb.get("type").and_then(Value::as_str) != Some("resnet") {
-            return;
-        }
-        let (Some(depth), Some(base), Some(idx)) = (
-            bb.get("depth").and_then(Value::as_i64),
-            bb.get("base_channels").and_then(Value::as_i64),
-            ints(bb.get("out_indices")),
-        ) else {
-            return;
-        };
-        if ![18, 34, 50, 101, 152].contains(&depth) {
-            let d = self
-                .err(
-                    "E0304",
-                    "model.backbone.depth",
-                    format!("there is no ResNet of depth {depth}"),
-                    "unknown depth",
-                )
-                .with_help("depths are 18, 34, 50, 101 and 152");
-            self.diags.push(d);
-            return;
-        }
-        let chans = resnet_out_channels(depth, base, &idx);
-        let strides = resnet_out_strides(&idx);
-        let Some(neck) = get(self.c, "model.neck") else {
-            return;
-        };
-        if let Some(inc) = ints(neck.get("in_channels"))
-            && inc != chans
-        {
-            let d = self
-                .err(
-                    "E0407",
-                    "model.neck.in_channels",
-                    format!("the neck takes {inc:?} channels but the backbone gives {chans:?}"),
-                    "does not match the backbone",
-                )
-                .with_help(format!("set `in_channels = {chans:?}`"));
-            let d = self.with_written(
-                d,
-                &[
-                    ("model.backbone.depth", format!("depth {depth}")),
-                    (
-                        "model.backbone.base_channels",
-                        format!("base_channels {base}"),
-                    ),
-                    ("model.backbone.out_indices", format!("out_indices {idx:?}")),
-                ],
-                (
-                    "model.backbone",
-                    format!("resnet-{depth}, base_channels {base}, out_indices {idx:?}"),
-                ),
-            );
-            self.diags.push(d);
-        }
-        let start = neck
-            .get("start_level")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            .max(0) as usize;
-        let num_outs = neck
-            .get("num_outs")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            .max(0) as usize;
-        let levels = fpn_strides(&strides, start, num_outs);
-        let out_ch = neck.get("out_channels").and_then(Value::as_i64);
-        let head = get(self.c, "model.bbox_head");
-        if let (Some(oc), Some(hc)) = (
-            out_ch,
-            head.and_then(|h| h.get("in_channels"))
-                .and_then(Value::as_i64),
-        ) && oc != hc
-        {
-            let d = self
-                .err(
-                    "E0407",
-                    "model.bbox_head.in_channels",
-                    format!("the head takes {hc} channels but the neck gives {oc}"),
-                    "does not match the neck",
-                )
-                .with_help(format!("set `in_channels = {oc}`"));
-            self.diags.push(d);
-        }
-        let head_strides = [
-            ("model.bbox_head.anchor_generator.strides", "anchor strides"),
-            ("model.bbox_head.strides", "head strides"),
-        ];
-        // A neck whose `num_outs` did not type (or is missing) has no levels to compare.
-        let levels_known = neck.get("num_outs").is_some_and(Value::is_i64);
-        for (path, what) in head_strides {
-            let Some(hs) = ints(get(self.c, path)).filter(|_| levels_known) else {
-                continue;
-            };
-            if hs != levels {
-                let d = self
-                    .err("E0408", path, format!("the {what} are {hs:?} but the neck's {num_outs} levels have strides {levels:?}"), "does not match the neck levels")
-                    .with_label_opt(self.spans.nearest("model.neck.num_outs"), "levels")
-                    .with_help(format!("set `strides = {levels:?}`"));
-                self.diags.push(d);
-            }
-        }
-        // The extra FPN levels come from stride-2 convs, which pad themselves; the backbone's
-        // stages need inputs divisible by their stride.
-        let largest = strides.iter().copied().max().unwrap_or(1).max(1);
-        for split in ["train", "val", "test"] {
-            let Some(pl) = get(self.c, &format!("data.{split}.pipeline")).and_then(Value::as_array)
-            else {
-                continue;
-            };
-            for (i, st) in pl.iter().enumerate() {
-                if st.get("type").and_then(Value::as_str) == Some("pad")
-                    && let Some(div) = st.get("size_divisor").and_then(Value::as_i64)
-                    && div % largest != 0
-                {
-                    let path = format!("data.{split}.pipeline.{i}.size_divisor");
-                    let d = self
-                        .err("E0409", &path, format!("pad size_divisor {div} is not a multiple of the largest backbone stride {}", largest), "bad divisor")
-                        .with_help(format!("use a multiple of {}", largest));
-                    self.diags.push(d);
-                }
-            }
-        }
-    }
-
     /// `before`/`after` name hooks that exist, and the constraints have no cycle.
     fn hook_order(&mut self) {
         let Some(hooks) = get(self.c, "hooks").and_then(Value::as_object) else {
@@ -599,23 +418,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resnet_shapes_match_torchvision() {
-        // torchvision's resnet50 layer1..4 output 256, 512, 1024, 2048 channels; resnet18
-        // 64..512; strides 4, 8, 16, 32.
-        assert_eq!(
-            resnet_out_channels(50, 64, &[0, 1, 2, 3]),
-            [256, 512, 1024, 2048]
-        );
-        assert_eq!(
-            resnet_out_channels(18, 64, &[0, 1, 2, 3]),
-            [64, 128, 256, 512]
-        );
-        assert_eq!(resnet_out_channels(101, 64, &[1, 3]), [512, 2048]);
-        assert_eq!(resnet_out_strides(&[0, 1, 2, 3]), [4, 8, 16, 32]);
-        // RetinaNet: C3..C5 from start_level 1, two extra levels: P3..P7.
-        let s = resnet_out_strides(&[0, 1, 2, 3]);
-        assert_eq!(fpn_strides(&s, 1, 5), [8, 16, 32, 64, 128]);
-        assert!(fpn_strides(&s, 9, 5).is_empty());
+    fn metrics_are_the_evaluators() {
         assert!(metrics_of("coco_bbox").contains(&"bbox_mAP_50"));
     }
 }

@@ -19,7 +19,7 @@ mod support;
 mod tree;
 mod typeck;
 
-pub use cross::{fpn_strides, metrics_of, resnet_out_channels, resnet_out_strides};
+pub use cross::metrics_of;
 pub use diag::{Diagnostic, Diagnostics, FileId, Files, Loc, Severity};
 pub use load::MAX_RECIPE_BYTES;
 pub use render::RenderOptions;
@@ -141,8 +141,24 @@ fn user_lines_first(diags: &mut Diagnostics, files: &Files) {
     }
 }
 
-/// Like [`load`], but returns warnings and errors together (what `mmrun check` prints).
+/// Like [`load`], but returns warnings and errors together.
 pub fn check(path: &Path, overrides: &[String], opts: &CheckOptions) -> Outcome {
+    check_with(path, overrides, opts, &|_, _, _| {})
+}
+
+/// Checks that need more than the recipe front end (`plan` builds the model's graphs): run
+/// with the cross-section checks on whatever typed cleanly, so their errors come with the
+/// others in one run.
+pub type LaterChecks<'a> = &'a dyn Fn(&serde_json::Value, &SpanTable, &mut Diagnostics);
+
+/// [`check`], with `later` run beside the cross-section checks (what `mmrun check` does, with
+/// `plan`'s).
+pub fn check_with(
+    path: &Path,
+    overrides: &[String],
+    opts: &CheckOptions,
+    later: LaterChecks<'_>,
+) -> Outcome {
     let mut files = Files::default();
     let mut diags = Diagnostics::default();
     let merged = load::load(path, overrides, &mut files, &mut diags);
@@ -163,6 +179,7 @@ pub fn check(path: &Path, overrides: &[String], opts: &CheckOptions) -> Outcome 
         // (a value with a type error is null in `config`, and they skip what is missing).
         cross::check(&config, &spans, opts.no_fs, &mut diags);
         support::check(&config, &spans, &mut diags);
+        later(&config, &spans, &mut diags);
         user_lines_first(&mut diags, &files);
         diags.sort();
         if !diags.has_errors() {

@@ -198,8 +198,10 @@ impl Checker<'_> {
                 }
             }
             (Ty::Int { min, max }, NodeKind::Int(i)) => {
+                // Out of range is a type error: null, so no later check builds on it.
                 if i < min || i > max {
                     self.range(n, ty, path, &i.to_string());
+                    return Value::Null;
                 }
                 Value::from(*i)
             }
@@ -211,6 +213,7 @@ impl Checker<'_> {
                 };
                 if f < *min || f > *max {
                     self.range(n, ty, path, &f.to_string());
+                    return Value::Null;
                 }
                 Value::from(f)
             }

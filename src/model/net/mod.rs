@@ -10,6 +10,7 @@ mod fcos_head;
 mod fpn;
 mod layers;
 mod losses;
+pub mod probe;
 mod resnet;
 mod retina_head;
 
