@@ -203,6 +203,28 @@ fn check_a_folder_checks_every_recipe_below_it() {
     assert!(err.contains("no `.recipe` file"), "{err}");
 }
 
+/// A file without `model` (a base meant for import) is a partial recipe: `check` checks it and
+/// says it was not planned; `exec`, `plan` and `test` refuse it, saying why.
+#[test]
+fn a_partial_recipe_is_checked_not_planned_and_not_run() {
+    let base = "pipelines/base/schedule_1x.recipe";
+    let (c, _, err) = mmrun(&["check", "--no-fs", base]);
+    assert_eq!(c, 0, "{err}");
+    assert!(err.contains("a partial recipe") && err.contains("not planned"), "{err}");
+    for cmd in [vec!["exec", base], vec!["plan", base]] {
+        let (c, _, err) = mmrun(&cmd);
+        assert_ne!(c, 0, "{cmd:?}: {err}");
+        assert!(err.contains("partial recipe") && err.contains("nothing to run"), "{cmd:?}: {err}");
+    }
+    // Its mistakes are still found.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("base.recipe");
+    std::fs::write(&bad, "optimizer = sgd { lr = -1 }\n").unwrap();
+    let (c, _, err) = mmrun(&["check", bad.to_str().unwrap()]);
+    assert_eq!(c, 1, "{err}");
+    assert!(err.contains("E0304"), "{err}");
+}
+
 /// `docs/recipe.md` is `mmrun explain --reference` (the registry and error codes rendered):
 /// stale when a component, parameter or code changes. `MMRUN_WRITE_REFERENCE=1` rewrites it.
 #[test]
