@@ -210,11 +210,17 @@ fn a_partial_recipe_is_checked_not_planned_and_not_run() {
     let base = "pipelines/base/schedule_1x.recipe";
     let (c, _, err) = mmrun(&["check", "--no-fs", base]);
     assert_eq!(c, 0, "{err}");
-    assert!(err.contains("a partial recipe") && err.contains("not planned"), "{err}");
+    assert!(
+        err.contains("a partial recipe") && err.contains("not planned"),
+        "{err}"
+    );
     for cmd in [vec!["exec", base], vec!["plan", base]] {
         let (c, _, err) = mmrun(&cmd);
         assert_ne!(c, 0, "{cmd:?}: {err}");
-        assert!(err.contains("partial recipe") && err.contains("nothing to run"), "{cmd:?}: {err}");
+        assert!(
+            err.contains("partial recipe") && err.contains("nothing to run"),
+            "{cmd:?}: {err}"
+        );
     }
     // Its mistakes are still found.
     let dir = tempfile::tempdir().unwrap();

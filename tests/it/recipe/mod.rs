@@ -10,4 +10,5 @@ mod long_lines;
 mod merge;
 mod pipelines;
 mod plan_args;
+mod registry_walk;
 mod ui;
