@@ -38,6 +38,11 @@ fn pipelines() -> Vec<Pipeline> {
     configs
         .into_iter()
         .map(|c| {
+            // Written as a recipe would: the registry fills in what it leaves out.
+            let transforms = mmrun::registry::Ty::List(&mmrun::registry::Ty::Comp(
+                mmrun::registry::Category::Transform,
+            ));
+            let c = mmrun::registry::complete(&transforms, &c);
             let cfg: Vec<TransformConfig> = serde_json::from_value(c).expect("a fixed pipeline");
             Pipeline::new(&cfg).expect("a fixed pipeline")
         })

@@ -14,41 +14,26 @@
 use super::error::OnBadSample;
 use serde::{Deserialize, Serialize};
 
-fn yes() -> bool {
-    true
-}
-fn two() -> usize {
-    2
-}
-
 /// The whole `data` section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// Images per batch on each device.
-    #[serde(default = "two")]
     pub samples_per_gpu: usize,
     /// Loader worker threads per device (0: decode on the calling thread).
-    #[serde(default = "two")]
     pub workers_per_gpu: usize,
     /// How the training set is walked.
-    #[serde(default)]
     pub sampler: SamplerConfig,
     /// What to do with a sample that cannot be used.
-    #[serde(default)]
     pub on_bad_sample: OnBadSample,
     /// Padded batch shapes `[h, w]` the step graph is compiled for; each batch is padded to
     /// the smallest bucket that holds all its images. Empty: pad to the batch's own maximum
     /// (rounded up to the pipeline's `size_divisor`).
-    #[serde(default)]
     pub shape_buckets: Vec<[u32; 2]>,
     /// Batches prepared ahead per worker.
-    #[serde(default = "two")]
     pub prefetch: usize,
     pub train: Option<DatasetConfig>,
-    #[serde(default)]
     pub val: Option<DatasetConfig>,
-    #[serde(default)]
     pub test: Option<DatasetConfig>,
 }
 
@@ -82,22 +67,16 @@ impl DatasetConfig {
 pub struct DatasetParams {
     pub ann_file: String,
     /// Folder the image file names are relative to.
-    #[serde(default)]
     pub img_prefix: String,
     /// The transform stages, in order.
-    #[serde(default)]
     pub pipeline: Vec<TransformConfig>,
     /// Drop images with no annotation of a selected class (training sets).
-    #[serde(default = "yes")]
     pub filter_empty_gt: bool,
     /// Drop images whose shorter side is below this many pixels.
-    #[serde(default)]
     pub min_size: u32,
     /// A subset of class names, in label order; `None`: every class of the file.
-    #[serde(default)]
     pub classes: Option<Vec<String>>,
     /// Test mode keeps every image (no filtering).
-    #[serde(default)]
     pub test_mode: bool,
 }
 
@@ -120,10 +99,8 @@ pub enum TransformConfig {
 #[serde(deny_unknown_fields)]
 pub struct LoadImage {
     /// Convert to f32 right after decoding.
-    #[serde(default)]
     pub to_float32: bool,
     /// `color` (and `unchanged`): RGB; `grayscale`: luminance in all three channels.
-    #[serde(default)]
     pub color_type: ColorType,
 }
 
@@ -141,9 +118,7 @@ pub enum ColorType {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoadAnnotations {
-    #[serde(default = "yes")]
     pub with_bbox: bool,
-    #[serde(default = "yes")]
     pub with_label: bool,
 }
 
@@ -182,15 +157,11 @@ pub enum MultiscaleMode {
 pub struct Resize {
     #[serde(alias = "img_scale")]
     pub scale: Option<Scales>,
-    #[serde(default = "yes")]
     pub keep_ratio: bool,
-    #[serde(default)]
     pub multiscale_mode: MultiscaleMode,
     /// Multiply the single scale by a factor drawn from `[lo, hi]`.
-    #[serde(default)]
     pub ratio_range: Option<[f64; 2]>,
     /// Clip boxes to the resized image.
-    #[serde(default = "yes")]
     pub bbox_clip_border: bool,
 }
 
@@ -221,9 +192,8 @@ impl Default for Directions {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RandomFlip {
-    #[serde(alias = "flip_ratio", default)]
+    #[serde(alias = "flip_ratio")]
     pub prob: f64,
-    #[serde(default)]
     pub direction: Directions,
 }
 
@@ -234,7 +204,6 @@ pub struct RandomFlip {
 pub struct Normalize {
     pub mean: [f32; 3],
     pub std: [f32; 3],
-    #[serde(default = "yes")]
     pub to_rgb: bool,
 }
 
@@ -242,22 +211,9 @@ pub struct Normalize {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pad {
-    #[serde(default)]
     pub size: Option<[u32; 2]>,
-    #[serde(default)]
     pub size_divisor: Option<u32>,
-    #[serde(default)]
     pub pad_val: f32,
-}
-
-fn range_half() -> [f32; 2] {
-    [0.5, 1.5]
-}
-fn b32() -> f32 {
-    32.0
-}
-fn h18() -> f32 {
-    18.0
 }
 
 /// mmdetection's `PhotoMetricDistortion` (SSD): random brightness, contrast (before or
@@ -265,13 +221,9 @@ fn h18() -> f32 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhotometricDistortion {
-    #[serde(default = "b32")]
     pub brightness_delta: f32,
-    #[serde(default = "range_half")]
     pub contrast_range: [f32; 2],
-    #[serde(default = "range_half")]
     pub saturation_range: [f32; 2],
-    #[serde(default = "h18")]
     pub hue_delta: f32,
 }
 
@@ -295,12 +247,9 @@ pub enum CropType {
 #[serde(deny_unknown_fields)]
 pub struct RandomCrop {
     pub crop_size: [f64; 2],
-    #[serde(default)]
     pub crop_type: CropType,
     /// Keep a crop that contains no box; otherwise another window is drawn.
-    #[serde(default)]
     pub allow_negative_crop: bool,
-    #[serde(default = "yes")]
     pub bbox_clip_border: bool,
 }
 
@@ -313,23 +262,12 @@ pub enum SamplerConfig {
     /// In dataset order (evaluation).
     SequentialSampler {},
     /// A fresh permutation each epoch (dataset order with `shuffle = false`).
-    RandomSampler {
-        #[serde(default = "yes")]
-        shuffle: bool,
-    },
+    RandomSampler { shuffle: bool },
     /// Each batch from one aspect-ratio group (`w > h` or not), batches shuffled:
     /// mmdetection's `GroupSampler`, the training default.
-    GroupSampler {
-        #[serde(default = "yes")]
-        shuffle: bool,
-    },
+    GroupSampler { shuffle: bool },
     /// Endless batches for iteration-based runs: epochs follow each other without a break.
-    InfiniteSampler {
-        #[serde(default = "yes")]
-        shuffle: bool,
-        #[serde(default = "yes")]
-        group: bool,
-    },
+    InfiniteSampler { shuffle: bool, group: bool },
 }
 
 impl Default for SamplerConfig {

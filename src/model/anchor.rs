@@ -31,27 +31,17 @@ impl Stride {
     }
 }
 
-fn default_true() -> bool {
-    true
-}
-
 /// Config of mmdetection's `AnchorGenerator` (same parameter names).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnchorGeneratorConfig {
     pub strides: Vec<Stride>,
     pub ratios: Vec<f64>,
-    #[serde(default)]
     pub scales: Option<Vec<f64>>,
-    #[serde(default)]
     pub base_sizes: Option<Vec<f64>>,
-    #[serde(default = "default_true")]
     pub scale_major: bool,
-    #[serde(default)]
     pub octave_base_scale: Option<f64>,
-    #[serde(default)]
     pub scales_per_octave: Option<usize>,
-    #[serde(default)]
     pub center_offset: f64,
 }
 

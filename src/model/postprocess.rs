@@ -9,15 +9,11 @@ use super::boxes::{
 };
 use serde::{Deserialize, Serialize};
 
-fn default_nms_type() -> String {
-    "nms".into()
-}
-
 /// `test_cfg.nms`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NmsConfig {
-    #[serde(rename = "type", default = "default_nms_type")]
+    #[serde(rename = "type")]
     pub kind: String,
     pub iou_threshold: f64,
 }
@@ -28,7 +24,6 @@ pub struct NmsConfig {
 pub struct TestConfig {
     /// Candidates kept per level before NMS (`<= 0`: all).
     pub nms_pre: i64,
-    #[serde(default)]
     pub min_bbox_size: f64,
     pub score_thr: f64,
     pub nms: NmsConfig,

@@ -8,6 +8,7 @@ use crate::engine::hooks::{
 use crate::engine::schedule::ScheduleSpecs;
 use crate::engine::setup::{HookKind, HookSpec, RunSpec, Runtime, TrainingSpec};
 use crate::model::weights::sources;
+use crate::registry::{self, Category};
 use crate::util::units::{Period, PeriodUnit};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -277,16 +278,20 @@ pub fn training_spec(
             }
         }
     }
+    // The runner always steps the optimizer: a recipe without the hook gets its defaults.
     if !hooks
         .iter()
         .any(|h| matches!(h.kind, HookKind::Optimizer(_)))
     {
-        hooks.push(HookSpec {
-            name: "optimizer".into(),
-            kind: HookKind::Optimizer(OptimizerHookConfig::default()),
-            before: Vec::new(),
-            after: Vec::new(),
-        });
+        match registry::defaults::<OptimizerHookConfig>(Category::Hook, "optimizer") {
+            Ok(c) => hooks.push(HookSpec {
+                name: "optimizer".into(),
+                kind: HookKind::Optimizer(c),
+                before: Vec::new(),
+                after: Vec::new(),
+            }),
+            Err(e) => errors.push(PathError::new("hooks.optimizer", e)),
+        }
     }
     let weights = match sources(config) {
         Ok(w) => w,

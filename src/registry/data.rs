@@ -85,6 +85,12 @@ const VOC_DATASET: &[Param] = &[
         "skip training images without boxes",
     ),
     p("test_mode", Ty::Bool, Def::Bool(false), "evaluation mode"),
+    p(
+        "min_size",
+        NAT,
+        Def::Int(0),
+        "drop images whose shorter side is below this many pixels",
+    ),
 ];
 
 pub static COMPONENTS: &[Component] = &[

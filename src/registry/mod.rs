@@ -300,6 +300,73 @@ pub fn instance_defaults(c: &Component) -> Value {
     v
 }
 
+/// A component's defaults as the typed value `T` (hooks without their `type`, which names the
+/// hook rather than configuring it): for the parts a recipe leaves out. Fails when the
+/// component has required parameters.
+pub fn defaults<T: serde::de::DeserializeOwned>(
+    category: Category,
+    name: &str,
+) -> Result<T, String> {
+    let c = find(category, name).ok_or_else(|| format!("no {} `{name}`", category.name()))?;
+    let mut v = instance_defaults(c);
+    if let (Category::Hook, Value::Object(m)) = (category, &mut v) {
+        m.remove("type");
+    }
+    serde_json::from_value(v).map_err(|e| format!("{} `{name}`: {e}", category.name()))
+}
+
+/// `v`, a value of type `ty` written in code (a component or a list of them), with the
+/// registry's defaults filled in where keys are missing, nested components included: what
+/// the checker makes of a recipe that writes only these keys. For configs built without a
+/// recipe (benchmarks, tests); the typed configs have no defaults of their own.
+pub fn complete(ty: &Ty, v: &Value) -> Value {
+    match (ty, v) {
+        (Ty::Comp(cat) | Ty::Named(cat), Value::Object(m)) => {
+            match m
+                .get("type")
+                .and_then(Value::as_str)
+                .and_then(|n| find(*cat, n))
+            {
+                Some(c) => complete_record(c.params, m),
+                None => v.clone(),
+            }
+        }
+        (Ty::Record(ps), Value::Object(m)) => complete_record(ps, m),
+        (Ty::Map(t), Value::Object(m)) => {
+            Value::Object(m.iter().map(|(k, x)| (k.clone(), complete(t, x))).collect())
+        }
+        (Ty::List(t), Value::Array(items)) => {
+            Value::Array(items.iter().map(|x| complete(t, x)).collect())
+        }
+        (Ty::Nullable(t), _) if !v.is_null() => complete(t, v),
+        (Ty::Or(ts), Value::Object(_)) => {
+            let fits = |t: &&Ty| matches!(t, Ty::Comp(_) | Ty::Record(_));
+            ts.iter()
+                .find(fits)
+                .map_or_else(|| v.clone(), |t| complete(t, v))
+        }
+        _ => v.clone(),
+    }
+}
+
+fn complete_record(ps: &[Param], m: &serde_json::Map<String, Value>) -> Value {
+    let mut out = m.clone();
+    for p in ps {
+        match out.get(p.name) {
+            Some(x) => {
+                let x = complete(&p.ty, x);
+                out.insert(p.name.into(), x);
+            }
+            None => {
+                if let Some(d) = default_value(&p.def, &p.ty) {
+                    out.insert(p.name.into(), d);
+                }
+            }
+        }
+    }
+    Value::Object(out)
+}
+
 fn record_defaults(ps: &[Param]) -> Value {
     let mut m = serde_json::Map::new();
     for p in ps {

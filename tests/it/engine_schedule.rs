@@ -257,8 +257,13 @@ fn cases() -> Vec<Case> {
 
 fn build(c: &Case) -> Schedule {
     let run = RunLength::epochs(c.epochs, c.ipe);
-    Schedule::from_config(c.quantity, &c.ours, &run, "schedule.x")
-        .unwrap_or_else(|e| panic!("{}: {e}", c.name))
+    Schedule::from_config(
+        c.quantity,
+        &crate::support::schedule(&c.ours),
+        &run,
+        "schedule.x",
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", c.name))
 }
 
 /// Runs mmcv's hooks on every case; `None` (with the reason printed) when mmcv or Python
@@ -370,6 +375,7 @@ fn sequential_phases_use_their_own_clock() {
     // 2 epochs flat, then cosine over the remaining 4 epochs (by epoch) to 0.
     let cfg = json!({"main": [{"type": "constant", "duration": "2 epochs"},
                               {"type": "cosine", "min_lr": 0.0}]});
+    let cfg = crate::support::schedule(&cfg);
     let s = Schedule::from_config(Quantity::Lr, &cfg, &RunLength::epochs(6, 10), "schedule.lr")
         .unwrap();
     assert_eq!(s.value(0, 1.0, 1, 19), 1.0);
@@ -379,7 +385,7 @@ fn sequential_phases_use_their_own_clock() {
 }
 
 fn errors_of(cfg: Value, run: RunLength) -> String {
-    match Schedules::from_config(&cfg, &run, "schedule") {
+    match Schedules::from_config(&crate::support::schedule(&cfg), &run, "schedule") {
         Ok(_) => panic!("expected an error for {cfg}"),
         Err(es) => es
             .iter()
@@ -485,6 +491,7 @@ fn config_errors_name_the_path_and_key() {
 #[test]
 fn one_cycle_group_lists_are_checked_against_the_optimizer() {
     let cfg = json!({"type": "one_cycle", "max_lr": [0.1, 0.2, 0.3]});
+    let cfg = crate::support::schedule(&cfg);
     let s = Schedule::from_config(Quantity::Lr, &cfg, &RunLength::epochs(2, 10), "schedule.lr")
         .unwrap();
     assert!(s.check_groups(3).is_ok());

@@ -11,3 +11,4 @@ mod fuzz;
 mod graph;
 mod model;
 mod recipe;
+mod support;

@@ -86,14 +86,19 @@ print(json.dumps({"images_per_s": best, "torch": torch.__version__, "torchvision
 "#;
 
 fn rust_pipeline() -> Pipeline {
-    let v: Vec<TransformConfig> = serde_json::from_value(serde_json::json!([
+    use crate::registry::{Category, Ty, complete};
+    let written = serde_json::json!([
         {"type": "load_image"},
         {"type": "load_annotations"},
         {"type": "resize", "scale": [1333, 800], "keep_ratio": true},
         {"type": "random_flip", "prob": 0.5},
         {"type": "normalize", "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375], "to_rgb": true},
         {"type": "pad", "size_divisor": 32}
-    ]))
+    ]);
+    let v: Vec<TransformConfig> = (serde_json::from_value(complete(
+        &Ty::List(&Ty::Comp(Category::Transform)),
+        &written,
+    )))
     .expect("a fixed, valid pipeline");
     Pipeline::new(&v).expect("a fixed, valid pipeline")
 }

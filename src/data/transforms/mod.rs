@@ -351,6 +351,8 @@ mod tests {
     use super::*;
 
     fn pipe(v: serde_json::Value) -> Pipeline {
+        use crate::registry::{Category, Ty, complete};
+        let v = complete(&Ty::List(&Ty::Comp(Category::Transform)), &v);
         Pipeline::new(&serde_json::from_value::<Vec<TransformConfig>>(v).unwrap()).unwrap()
     }
 

@@ -8,42 +8,19 @@ use crate::util::units::Period;
 use serde::Deserialize;
 use std::path::PathBuf;
 
-fn one_epoch() -> Period {
-    Period::epochs(1)
-}
-fn yes() -> bool {
-    true
-}
-fn all() -> i64 {
-    -1
-}
-
 /// The `checkpoint` hook's settings (mmcv's names).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointConfig {
-    #[serde(default = "one_epoch")]
     pub every: Period,
     /// Periodic checkpoints to keep; -1 keeps all.
-    #[serde(default = "all")]
     pub max_keep_ckpts: i64,
-    #[serde(default = "yes")]
     pub save_optimizer: bool,
-    #[serde(default = "yes")]
     pub save_last: bool,
-    #[serde(default)]
     pub save_best: Option<String>,
-    #[serde(default)]
     pub rule: Option<BestRule>,
     /// Folder for checkpoints; default `<work_dir>/checkpoints`.
-    #[serde(default)]
     pub out_dir: Option<PathBuf>,
-}
-
-impl Default for CheckpointConfig {
-    fn default() -> Self {
-        serde_json::from_value(serde_json::json!({})).expect("defaults deserialize")
-    }
 }
 
 pub struct CheckpointHook {

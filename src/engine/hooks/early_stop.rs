@@ -5,19 +5,12 @@ use super::{Ctx, Hook, HookError, HookPoint};
 use crate::engine::checkpoint::BestRule;
 use serde::Deserialize;
 
-fn five() -> u64 {
-    5
-}
-
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EarlyStopConfig {
     pub monitor: String,
-    #[serde(default)]
     pub rule: Option<BestRule>,
-    #[serde(default = "five")]
     pub patience: u64,
-    #[serde(default)]
     pub min_delta: f64,
 }
 

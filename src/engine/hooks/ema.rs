@@ -6,24 +6,11 @@
 use super::{Ctx, Hook, HookError, HookPoint};
 use serde::Deserialize;
 
-fn default_momentum() -> f64 {
-    0.0002
-}
-fn one() -> u64 {
-    1
-}
-fn hundred() -> u64 {
-    100
-}
-
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmaConfig {
-    #[serde(default = "default_momentum")]
     pub momentum: f64,
-    #[serde(default = "one")]
     pub interval: u64,
-    #[serde(default = "hundred")]
     pub warm_up: u64,
 }
 

@@ -7,37 +7,19 @@ use super::{Ctx, Hook, HookError, HookPoint};
 use crate::util::units::{Period, PeriodUnit};
 use serde::Deserialize;
 
-fn one_epoch() -> Period {
-    Period::epochs(1)
-}
-fn two() -> u64 {
-    2
-}
-
 /// The `eval` hook's settings.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalConfig {
-    #[serde(default = "one_epoch")]
     pub every: Period,
     /// First evaluation after this much training (same unit as `every`).
-    #[serde(default)]
     pub start: Option<Period>,
     /// Evaluate exactly at these points instead of `every`.
-    #[serde(default)]
     pub at: Option<Vec<Period>>,
     /// The evaluator (`coco_bbox` …); the task provides it, the hook only records the name.
-    #[serde(default)]
     pub metric: Option<String>,
     /// Batches of the sanity pass before training; 0 turns it off.
-    #[serde(default = "two")]
     pub sanity_batches: u64,
-}
-
-impl Default for EvalConfig {
-    fn default() -> Self {
-        serde_json::from_value(serde_json::json!({})).expect("defaults deserialize")
-    }
 }
 
 pub struct EvalHook {

@@ -22,38 +22,17 @@ pub enum LogSink {
     Tensorboard,
 }
 
-fn fifty() -> Period {
-    Period::iters(50)
-}
-fn sinks() -> Vec<LogSink> {
-    vec![LogSink::Text, LogSink::Json]
-}
-fn yes() -> bool {
-    true
-}
-
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    #[serde(default = "fifty")]
     pub every: Period,
-    #[serde(default = "sinks")]
     pub to: Vec<LogSink>,
     /// Print lines on stdout too.
-    #[serde(default = "yes")]
     pub stdout: bool,
     /// Progress bar with ETA on stderr when it is a terminal.
-    #[serde(default = "yes")]
     pub progress_bar: bool,
     /// Skip the partial interval at the end of an epoch (mmcv's default).
-    #[serde(default = "yes")]
     pub ignore_last: bool,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        serde_json::from_value(json!({})).expect("defaults deserialize")
-    }
 }
 
 /// Running sums over the current interval, in first-seen key order.

@@ -10,39 +10,19 @@ use serde::Deserialize;
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClipConfig {
-    #[serde(default)]
     pub max_norm: Option<f64>,
-    #[serde(default = "two")]
     pub norm_type: f64,
-    #[serde(default)]
     pub clip_value: Option<f64>,
-}
-
-fn two() -> f64 {
-    2.0
-}
-fn one() -> u64 {
-    1
 }
 
 /// Settings of the optimizer hook.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimizerHookConfig {
-    #[serde(default)]
     pub grad_clip: Option<ClipConfig>,
     /// Gradient accumulation: step once every this many iterations.
-    #[serde(default = "one", alias = "accumulation")]
+    #[serde(alias = "accumulation")]
     pub cumulative_iters: u64,
-}
-
-impl Default for OptimizerHookConfig {
-    fn default() -> Self {
-        OptimizerHookConfig {
-            grad_clip: None,
-            cumulative_iters: 1,
-        }
-    }
 }
 
 /// Steps the optimizer after each (or each `cumulative_iters`-th) training iteration.

@@ -22,41 +22,23 @@ use std::collections::BTreeMap;
 pub enum OptimizerConfig {
     Sgd {
         lr: f64,
-        #[serde(default)]
         momentum: f64,
-        #[serde(default)]
         dampening: f64,
-        #[serde(default)]
         weight_decay: f64,
-        #[serde(default)]
         nesterov: bool,
-        #[serde(default, rename = "paramwise_cfg")]
+        #[serde(rename = "paramwise_cfg")]
         paramwise: Paramwise,
     },
     Adamw {
         lr: f64,
-        #[serde(default = "default_betas")]
         betas: [f64; 2],
-        #[serde(default = "default_eps")]
         eps: f64,
-        #[serde(default = "default_adamw_wd")]
         weight_decay: f64,
         /// Accepted for mmcv compatibility; only `false` is supported.
-        #[serde(default)]
         amsgrad: bool,
-        #[serde(default, rename = "paramwise_cfg")]
+        #[serde(rename = "paramwise_cfg")]
         paramwise: Paramwise,
     },
-}
-
-fn default_betas() -> [f64; 2] {
-    [0.9, 0.999]
-}
-fn default_eps() -> f64 {
-    1e-8
-}
-fn default_adamw_wd() -> f64 {
-    1e-2
 }
 
 impl OptimizerConfig {

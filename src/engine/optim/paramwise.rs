@@ -12,31 +12,20 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomKey {
-    #[serde(default = "one")]
     pub lr_mult: f64,
-    #[serde(default = "one")]
     pub decay_mult: f64,
-}
-
-fn one() -> f64 {
-    1.0
 }
 
 /// `paramwise` options of an optimizer.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Paramwise {
-    #[serde(default = "one")]
     pub bias_lr_mult: f64,
-    #[serde(default = "one")]
     pub bias_decay_mult: f64,
-    #[serde(default = "one")]
     pub norm_decay_mult: f64,
     /// Accepted for mmcv compatibility; mmrun's models have no depthwise convolutions, so
     /// only 1 is meaningful.
-    #[serde(default = "one")]
     pub dwconv_decay_mult: f64,
-    #[serde(default)]
     pub custom_keys: BTreeMap<String, CustomKey>,
 }
 

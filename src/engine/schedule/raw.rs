@@ -157,28 +157,6 @@ impl TargetArgs {
     }
 }
 
-fn one() -> f64 {
-    1.0
-}
-fn one_u64() -> u64 {
-    1
-}
-fn pct_start() -> f64 {
-    0.3
-}
-fn flat_start() -> f64 {
-    0.75
-}
-fn step_ratio_up() -> f64 {
-    0.4
-}
-fn div_factor() -> f64 {
-    25.0
-}
-fn final_div_factor() -> f64 {
-    1e4
-}
-
 /// One policy, tagged by `type`, with mmcv's parameter names and defaults. Momentum reuses
 /// the LR shapes (`step`, `cosine`, `linear_annealing`, `cyclic`, `one_cycle`) with its own
 /// parameter names, as mmcv's momentum hooks do.
@@ -199,14 +177,11 @@ pub(crate) enum Policy {
         gamma: f64,
     },
     Poly {
-        #[serde(default = "one")]
         power: f64,
-        #[serde(default)]
         min_lr: f64,
     },
     Inv {
         gamma: f64,
-        #[serde(default = "one")]
         power: f64,
     },
     #[serde(alias = "cosine_annealing")]
@@ -214,7 +189,6 @@ pub(crate) enum Policy {
     LinearAnnealing(TargetArgs),
     #[serde(alias = "flat_cosine_annealing")]
     FlatCosine {
-        #[serde(default = "flat_start")]
         start_percent: f64,
         min_lr: Option<f64>,
         min_lr_ratio: Option<f64>,
@@ -227,28 +201,19 @@ pub(crate) enum Policy {
     },
     Cyclic {
         target_ratio: Option<RatioArg>,
-        #[serde(default = "one_u64")]
         cyclic_times: u64,
-        #[serde(default = "step_ratio_up")]
         step_ratio_up: f64,
-        #[serde(default)]
         anneal_strategy: AnnealStrategy,
-        #[serde(default = "one")]
         gamma: f64,
     },
     #[serde(alias = "onecycle")]
     OneCycle {
         max_lr: Option<PerGroup>,
         total_steps: Option<u64>,
-        #[serde(default = "pct_start")]
         pct_start: f64,
-        #[serde(default)]
         anneal_strategy: AnnealStrategy,
-        #[serde(default = "div_factor")]
         div_factor: f64,
-        #[serde(default = "final_div_factor")]
         final_div_factor: f64,
-        #[serde(default)]
         three_phase: bool,
         base_momentum: Option<PerGroup>,
         max_momentum: Option<PerGroup>,

@@ -7,16 +7,11 @@ use super::{AssignResult, ImageGt};
 use crate::model::boxes::{OverlapMode, bbox_overlaps};
 use serde::{Deserialize, Serialize};
 
-fn minus_one() -> f64 {
-    -1.0
-}
-
 /// Config and logic of `ATSSAssigner`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AtssAssigner {
     pub topk: usize,
-    #[serde(default = "minus_one")]
     pub ignore_iof_thr: f64,
 }
 

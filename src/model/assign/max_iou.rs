@@ -12,34 +12,18 @@ pub enum NegIouThr {
     Range([f64; 2]),
 }
 
-fn zero() -> f64 {
-    0.0
-}
-fn minus_one() -> f64 {
-    -1.0
-}
-fn yes() -> bool {
-    true
-}
-
 /// Config and logic of `MaxIoUAssigner` (mmdetection parameter names).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaxIouAssigner {
     pub pos_iou_thr: f64,
     pub neg_iou_thr: NegIouThr,
-    #[serde(default = "zero")]
     pub min_pos_iou: f64,
-    #[serde(default = "yes")]
     pub gt_max_assign_all: bool,
-    #[serde(default = "minus_one")]
     pub ignore_iof_thr: f64,
-    #[serde(default = "yes")]
     pub ignore_wrt_candidates: bool,
-    #[serde(default = "yes")]
     pub match_low_quality: bool,
     /// Accepted for config compatibility; assignment always runs on the CPU here.
-    #[serde(default = "minus_one")]
     pub gpu_assign_thr: f64,
 }
 

@@ -11,9 +11,6 @@ pub const DEFAULT_WH_RATIO_CLIP: f64 = 16.0 / 1000.0;
 fn default_stds() -> [f64; 4] {
     [1.0; 4]
 }
-fn default_true() -> bool {
-    true
-}
 fn default_ctr_clamp() -> f64 {
     32.0
 }
@@ -25,18 +22,13 @@ fn default_ctr_clamp() -> f64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeltaXYWHBBoxCoder {
-    #[serde(default)]
     pub target_means: [f64; 4],
-    #[serde(default = "default_stds")]
     pub target_stds: [f64; 4],
     /// Clip decoded boxes to the image (when a shape is given to `decode`).
-    #[serde(default = "default_true")]
     pub clip_border: bool,
     /// Clamp the decoded centre shift to `±ctr_clamp` pixels (and `dw`, `dh` only from above),
     /// as mmdetection's `add_ctr_clamp`.
-    #[serde(default)]
     pub add_ctr_clamp: bool,
-    #[serde(default = "default_ctr_clamp")]
     pub ctr_clamp: f64,
 }
 
@@ -128,7 +120,6 @@ impl DeltaXYWHBBoxCoder {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DistancePointBBoxCoder {
-    #[serde(default = "default_true")]
     pub clip_border: bool,
 }
 

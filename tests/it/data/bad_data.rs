@@ -185,10 +185,13 @@ fn malformed_json_names_file_and_line() {
 }
 
 fn loader(ds: Dataset, policy: OnBadSample, indices_first: bool) -> Loader<()> {
-    let pipeline: Vec<TransformConfig> = serde_json::from_value(json!([
-        {"type": "load_image"}, {"type": "load_annotations"},
-        {"type": "resize", "scale": [64, 48]}, {"type": "pad", "size_divisor": 8}
-    ]))
+    let pipeline: Vec<TransformConfig> = crate::support::typed(
+        &crate::support::TRANSFORMS,
+        json!([
+            {"type": "load_image"}, {"type": "load_annotations"},
+            {"type": "resize", "scale": [64, 48]}, {"type": "pad", "size_divisor": 8}
+        ]),
+    )
     .unwrap();
     let groups = ds.aspect_groups();
     let cfg = if indices_first {

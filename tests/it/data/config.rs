@@ -1,11 +1,18 @@
 //! The data section deserializes from the recipe's JSON tree with mmdetection's names, and
 //! unknown keys are errors.
 
+use crate::support::{TRANSFORMS, section, typed};
 use mmrun::data::config::{FlipDirection, Scales};
 use mmrun::data::{
     DataConfig, DatasetConfig, OnBadSample, Pipeline, SamplerConfig, TransformConfig,
 };
+use mmrun::registry::Ty;
 use serde_json::json;
+
+/// A `data` section written as a recipe would, typed (the registry fills what it leaves out).
+fn data(v: serde_json::Value) -> Result<DataConfig, serde_json::Error> {
+    typed(section("data"), v)
+}
 
 fn retinanet_data() -> serde_json::Value {
     json!({
@@ -20,8 +27,8 @@ fn retinanet_data() -> serde_json::Value {
                 {"type": "photometric_distortion", "brightness_delta": 32, "contrast_range": [0.5, 1.5],
                  "saturation_range": [0.5, 1.5], "hue_delta": 18},
                 {"type": "random_crop", "crop_size": [0.5, 0.5], "crop_type": "relative_range", "allow_negative_crop": false},
-                {"type": "resize", "img_scale": [[1333, 640], [1333, 800]], "multiscale_mode": "range", "keep_ratio": true},
-                {"type": "random_flip", "flip_ratio": 0.5, "direction": ["horizontal", "vertical"]},
+                {"type": "resize", "scale": [[1333, 640], [1333, 800]], "multiscale_mode": "range", "keep_ratio": true},
+                {"type": "random_flip", "prob": 0.5, "direction": ["horizontal", "vertical"]},
                 {"type": "normalize", "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375], "to_rgb": true},
                 {"type": "pad", "size_divisor": 32}
             ]},
@@ -32,7 +39,7 @@ fn retinanet_data() -> serde_json::Value {
 
 #[test]
 fn mmdetection_style_data_section_deserializes_and_builds() {
-    let cfg: DataConfig = serde_json::from_value(retinanet_data()).unwrap();
+    let cfg: DataConfig = data(retinanet_data()).unwrap();
     assert_eq!(cfg.sampler, SamplerConfig::GroupSampler { shuffle: true });
     assert_eq!(cfg.on_bad_sample, OnBadSample::Skip);
     let Some(DatasetConfig::CocoDataset(p)) = &cfg.train else {
@@ -65,25 +72,21 @@ fn mmdetection_style_data_section_deserializes_and_builds() {
 fn unknown_keys_and_types_are_errors_that_name_them() {
     let mut v = retinanet_data();
     v["train"]["pipeline"][4]["keep_ration"] = json!(true);
-    let e = serde_json::from_value::<DataConfig>(v)
-        .unwrap_err()
-        .to_string();
+    let e = data(v).unwrap_err().to_string();
     assert!(e.contains("keep_ration"), "{e}");
     let mut v = retinanet_data();
     v["train"]["pipeline"][0]["type"] = json!("load_imag");
-    let e = serde_json::from_value::<DataConfig>(v)
-        .unwrap_err()
-        .to_string();
+    let e = data(v).unwrap_err().to_string();
     assert!(e.contains("load_imag"), "{e}");
     let mut v = retinanet_data();
     v["sampler"] = json!({"type": "group_sampler", "shuffle": true, "seed": 1});
-    assert!(serde_json::from_value::<DataConfig>(v).is_err());
+    assert!(data(v).is_err());
 }
 
 #[test]
 fn inconsistent_pipelines_are_config_errors() {
     let build = |v: serde_json::Value| {
-        Pipeline::new(&serde_json::from_value::<Vec<TransformConfig>>(v).unwrap())
+        Pipeline::new(&typed::<Vec<TransformConfig>>(&TRANSFORMS, v).unwrap())
     };
     let e = build(json!([{"type": "resize", "scale": [10, 10]}]))
         .unwrap_err()
@@ -134,11 +137,15 @@ fn every_registry_data_component_deserializes_into_the_data_config() {
     use mmrun::registry::{Category, components};
     let mut seen = 0;
     for c in components() {
-        let v = with_required(c);
+        let v = mmrun::registry::complete(&Ty::Comp(c.category), &with_required(c));
         let r = match c.category {
             Category::Transform => serde_json::from_value::<TransformConfig>(v.clone()).map(|t| {
                 Pipeline::new(&[
-                    serde_json::from_value(json!({"type": "load_image"})).unwrap(),
+                    typed(
+                        &Ty::Comp(Category::Transform),
+                        json!({"type": "load_image"}),
+                    )
+                    .unwrap(),
                     t,
                 ])
                 .unwrap();
@@ -157,15 +164,6 @@ fn every_registry_data_component_deserializes_into_the_data_config() {
     }
     assert!(seen >= 10, "{seen} data components");
     // The section itself, with its defaults.
-    let mut section = serde_json::Map::new();
-    for p in mmrun::registry::sections()
-        .iter()
-        .filter(|p| p.name == "data")
-    {
-        if let Some(serde_json::Value::Object(m)) = mmrun::registry::default_value(&p.def, &p.ty) {
-            section.extend(m);
-        }
-    }
-    let cfg: DataConfig = serde_json::from_value(serde_json::Value::Object(section)).unwrap();
+    let cfg = data(json!({})).unwrap();
     assert_eq!(cfg.sampler, SamplerConfig::GroupSampler { shuffle: true });
 }

@@ -22,7 +22,7 @@ fn dataset(dir: &std::path::Path) -> Dataset {
 }
 
 fn pipeline() -> Pipeline {
-    let v: Vec<TransformConfig> = serde_json::from_value(json!([
+    let v: Vec<TransformConfig> = crate::support::typed(&crate::support::TRANSFORMS, json!([
         {"type": "load_image"}, {"type": "load_annotations"},
         {"type": "photometric_distortion"},
         {"type": "resize", "scale": [96, 64], "ratio_range": [0.8, 1.2], "keep_ratio": true},
@@ -234,7 +234,7 @@ fn fused_normalize_and_pad_in_collation_give_the_pipelines_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let ds = dataset(dir.path());
     for to_rgb in [true, false] {
-        let v: Vec<TransformConfig> = serde_json::from_value(json!([
+        let v: Vec<TransformConfig> = crate::support::typed(&crate::support::TRANSFORMS, json!([
             {"type": "load_image"}, {"type": "resize", "scale": [80, 60], "keep_ratio": true},
             {"type": "normalize", "mean": [120.0, 110.0, 100.0], "std": [50.0, 60.0, 70.0], "to_rgb": to_rgb},
             {"type": "pad", "size_divisor": 32}

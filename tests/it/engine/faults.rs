@@ -79,7 +79,7 @@ fn fault_child() {
             every: Period::iters(2),
             max_keep_ckpts: 2,
             save_best: Some("r2".into()),
-            ..Default::default()
+            ..super::hook_defaults("checkpoint")
         })
         .unwrap(),
     ));

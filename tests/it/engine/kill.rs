@@ -34,7 +34,7 @@ fn child_hooks() -> Vec<Box<dyn Hook>> {
             every: Period::iters(1),
             max_keep_ckpts: 2,
             save_best: None,
-            ..Default::default()
+            ..super::hook_defaults("checkpoint")
         })
         .unwrap(),
     ));

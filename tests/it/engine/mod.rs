@@ -13,3 +13,10 @@ mod pretrained;
 mod pyref;
 mod runner;
 mod standin;
+
+/// A hook's settings with the registry's defaults (what a recipe that names the hook without
+/// settings gets).
+pub fn hook_defaults<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    mmrun::registry::defaults(mmrun::registry::Category::Hook, name)
+        .unwrap_or_else(|e| panic!("{e}"))
+}

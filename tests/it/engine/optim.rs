@@ -229,10 +229,14 @@ fn paramwise_multipliers_follow_mmcv_rules() {
 
 #[test]
 fn recipe_json_deserializes_and_bad_values_are_refused() {
-    let c: OptimizerConfig = serde_json::from_value(json!({
-        "type": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4,
-        "paramwise_cfg": {"bias_lr_mult": 2.0, "custom_keys": {"backbone": {"lr_mult": 0.1}}}
-    }))
+    let optimizer = mmrun::registry::Ty::Comp(mmrun::registry::Category::Optimizer);
+    let c: OptimizerConfig = crate::support::typed(
+        &optimizer,
+        json!({
+            "type": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4,
+            "paramwise_cfg": {"bias_lr_mult": 2.0, "custom_keys": {"backbone": {"lr_mult": 0.1}}}
+        }),
+    )
     .unwrap();
     assert_eq!(c.lr(), 0.01);
     let e = serde_json::from_value::<OptimizerConfig>(

@@ -78,12 +78,12 @@ pub fn hooks(s: &Setup) -> Vec<Box<dyn Hook>> {
         ),
         Box::new(LrHook::new(Some(Box::new(step)), None)),
         Box::new(SamplerSeedHook),
-        Box::new(EvalHook::new(EvalConfig::default()).unwrap()),
+        Box::new(EvalHook::new(super::hook_defaults::<EvalConfig>("eval")).unwrap()),
         Box::new(
             CheckpointHook::new(CheckpointConfig {
                 max_keep_ckpts: 2,
                 save_best: s.save_best.map(String::from),
-                ..Default::default()
+                ..super::hook_defaults("checkpoint")
             })
             .unwrap(),
         ),
@@ -479,13 +479,15 @@ fn iteration_based_run_with_val_phases() {
     let params = Linear::params();
     let opt = Optimizer::new(sgd(0.05), &params).unwrap();
     let hs: Vec<Box<dyn Hook>> = vec![
-        Box::new(OptimizerHook::new(OptimizerHookConfig::default()).unwrap()),
+        Box::new(
+            OptimizerHook::new(super::hook_defaults::<OptimizerHookConfig>("optimizer")).unwrap(),
+        ),
         Box::new(SamplerSeedHook),
         Box::new(
             LogHook::new(LogConfig {
                 every: Period::iters(5),
                 stdout: false,
-                ..Default::default()
+                ..super::hook_defaults("log")
             })
             .unwrap(),
         ),
@@ -552,12 +554,14 @@ fn eval_at_points_and_log_without_ignore_last() {
     let params = Linear::params();
     let opt = Optimizer::new(sgd(0.05), &params).unwrap();
     let hs: Vec<Box<dyn Hook>> = vec![
-        Box::new(OptimizerHook::new(OptimizerHookConfig::default()).unwrap()),
+        Box::new(
+            OptimizerHook::new(super::hook_defaults::<OptimizerHookConfig>("optimizer")).unwrap(),
+        ),
         Box::new(
             EvalHook::new(EvalConfig {
                 at: Some(vec![Period::epochs(1), Period::epochs(3)]),
                 sanity_batches: 0,
-                ..Default::default()
+                ..super::hook_defaults("eval")
             })
             .unwrap(),
         ),
@@ -566,7 +570,7 @@ fn eval_at_points_and_log_without_ignore_last() {
                 every: Period::iters(3),
                 stdout: false,
                 ignore_last: false,
-                ..Default::default()
+                ..super::hook_defaults("log")
             })
             .unwrap(),
         ),

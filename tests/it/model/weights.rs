@@ -402,8 +402,11 @@ fn exported_weights_load_into_torchvision_strictly_and_give_the_same_features() 
     ) else {
         return;
     };
-    let r18: mmrun::model::config::ResNetConfig =
-        serde_json::from_value(json!({"depth": 18})).unwrap();
+    let r18: mmrun::model::config::ResNetConfig = crate::support::typed_params(
+        mmrun::registry::Category::Backbone,
+        "resnet",
+        json!({"depth": 18}),
+    );
     let (got, report, _) = resnet_features(
         &r18,
         &ckpt.join("model.safetensors"),
