@@ -74,22 +74,13 @@ pub(super) fn ensure_shapes_data(recipe: &Path, set: &[String]) {
         no_fs: true,
         ..Default::default()
     };
-    let Ok(r) = recipe::load(recipe, set, &quick) else {
+    let Ok((_, plan)) = crate::plan::load(recipe, set, &quick) else {
         return; // the full check below reports the problems
     };
-    let Some(train) = r.get("data.train") else {
+    let Some(crate::data::config::DatasetConfig::ShapesDataset(train)) = &plan.data.train else {
         return;
     };
-    if train.get("type").and_then(|t| t.as_str()) != Some("shapes_dataset") {
-        return;
-    }
-    let Some(ann) = train
-        .get("ann_file")
-        .and_then(|a| a.as_str())
-        .map(Path::new)
-    else {
-        return;
-    };
+    let ann = Path::new(&train.ann_file);
     if ann.is_file() {
         return;
     }

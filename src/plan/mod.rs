@@ -71,7 +71,11 @@ pub fn build(r: &CheckedRecipe) -> Result<Planned, Vec<Diagnostic>> {
         }
     };
     let samples = data.as_ref().map_or(1, |d| d.samples_per_gpu as u64);
-    let training = match training_spec(&r.config, samples) {
+    let init = model.as_ref().and_then(|m| {
+        let crate::model::config::BackboneConfig::Resnet(bb) = &m.parts().backbone;
+        bb.init_cfg.as_ref()
+    });
+    let training = match training_spec(&r.config, samples, init) {
         Ok(t) => Some(t),
         Err(es) => {
             for e in es {

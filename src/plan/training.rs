@@ -7,7 +7,8 @@ use crate::engine::hooks::{
 };
 use crate::engine::schedule::ScheduleSpecs;
 use crate::engine::setup::{HookKind, HookSpec, RunSpec, Runtime, TrainingSpec};
-use crate::model::weights::sources;
+use crate::model::config::InitConfig;
+use crate::model::weights::{LoadFrom, sources};
 use crate::registry::{self, Category};
 use crate::util::units::{Period, PeriodUnit};
 use serde::de::DeserializeOwned;
@@ -107,14 +108,14 @@ struct RuntimeSection {
     #[allow(dead_code)]
     launcher: String,
     /// Read through [`sources`] with the other weights a recipe names.
-    #[allow(dead_code)]
-    load_from: Option<Value>,
+    load_from: Option<LoadFrom>,
     resume: Option<String>,
 }
 
-fn runtime(rt: &Value) -> Result<Runtime, PathError> {
+/// The `runtime` section, and the weights file it names (`load_from`).
+fn runtime(rt: &Value) -> Result<(Runtime, Option<LoadFrom>), PathError> {
     let r: RuntimeSection = parse(rt, "runtime")?;
-    Ok(Runtime {
+    let runtime = Runtime {
         seed: r.seed,
         deterministic: r.deterministic,
         work_dir: r.work_dir,
@@ -125,7 +126,8 @@ fn runtime(rt: &Value) -> Result<Runtime, PathError> {
             _ => r.backend,
         },
         resume: r.resume,
-    })
+    };
+    Ok((runtime, r.load_from))
 }
 
 /// The `run` section: its length and workflow.
@@ -240,10 +242,12 @@ fn hook(name: &str, v: &Value) -> Result<Option<HookSpec>, PathError> {
     }))
 }
 
-/// The training sections of a checked config tree, typed.
+/// The training sections of a checked config tree, typed; `backbone_init` is the model's
+/// `init_cfg` (the first weights a run starts from).
 pub fn training_spec(
     config: &Value,
     samples_per_device: u64,
+    backbone_init: Option<&InitConfig>,
 ) -> Result<TrainingSpec, Vec<PathError>> {
     let mut errors = Vec::new();
     let runtime = match runtime(section(config, "runtime")) {
@@ -293,16 +297,9 @@ pub fn training_spec(
             Err(e) => errors.push(PathError::new("hooks.optimizer", e)),
         }
     }
-    let weights = match sources(config) {
-        Ok(w) => w,
-        Err(why) => {
-            let key = why.split(':').next().unwrap_or_default().to_string();
-            errors.push(PathError::new(key, why));
-            Vec::new()
-        }
-    };
+    let weights = sources(backbone_init, runtime.as_ref().and_then(|r| r.1.as_ref()));
     match (runtime, run, optimizer) {
-        (Some(runtime), Some(run), Some(optimizer)) if errors.is_empty() => Ok(TrainingSpec {
+        (Some((runtime, _)), Some(run), Some(optimizer)) if errors.is_empty() => Ok(TrainingSpec {
             optimizer,
             schedules,
             hooks,

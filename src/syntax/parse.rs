@@ -364,11 +364,17 @@ impl Walker {
             match text.parse::<f64>() {
                 Ok(f) if f.is_finite() => Number::Float(f),
                 _ => {
-                    self.errors.push(SyntaxError::new(
+                    let mut e = SyntaxError::new(
                         span,
                         format!("number `{text}` is out of range"),
                         "not a finite number",
-                    ));
+                    );
+                    e.help = Some(
+                        "recipe numbers are 64-bit floats (at most about 1.8e308); each key \
+                         allows less (`mmrun explain --reference` lists every range)"
+                            .into(),
+                    );
+                    self.errors.push(e);
                     Number::Float(0.0)
                 }
             }
@@ -376,11 +382,18 @@ impl Walker {
             match text.parse::<i64>() {
                 Ok(i) => Number::Int(i),
                 Err(_) => {
-                    self.errors.push(SyntaxError::new(
+                    let mut e = SyntaxError::new(
                         span,
                         format!("integer `{text}` is out of range"),
                         "does not fit in 64 bits",
+                    );
+                    e.help = Some(format!(
+                        "recipe integers are 64-bit ({} to {}); each key allows less \
+                         (`mmrun explain --reference` lists every range)",
+                        i64::MIN,
+                        i64::MAX
                     ));
+                    self.errors.push(e);
                     Number::Int(0)
                 }
             }

@@ -13,7 +13,7 @@ mod sources;
 pub use header::read_shapes;
 pub use matching::{LoadReport, LoadRule, Matched, Shapes, match_weights};
 pub use pth::{load_pth, pth_shapes};
-pub use sources::{Source, sources};
+pub use sources::{LoadFrom, Source, sources};
 
 use std::collections::BTreeMap;
 use std::path::Path;

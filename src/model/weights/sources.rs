@@ -1,11 +1,11 @@
-//! The weights files a checked recipe names and the rule each is loaded by:
+//! The weights files a recipe names and the rule each is loaded by:
 //! `model.backbone.init_cfg = pretrained(…)` and `runtime.load_from` (a path, or
-//! `pretrained { … }` for a prefix, `strict` or `skip`). Read by `exec` to load them and by
-//! `check` to match their headers, so both apply the same rule.
+//! `pretrained { … }` for a prefix, `strict` or `skip`). `plan` makes them from the typed
+//! recipe; `exec` loads them and `check` matches their headers, so both apply the same rule.
 
 use super::LoadRule;
 use crate::model::config::InitConfig;
-use serde_json::Value;
+use serde::Deserialize;
 use std::path::PathBuf;
 
 /// A weights file a recipe names.
@@ -17,58 +17,51 @@ pub struct Source {
     pub rule: LoadRule,
 }
 
-/// The recipe's weights files in the order they are applied: the backbone's `init_cfg`, then
-/// `load_from` (which may override any weight). A value that names weights but cannot be read
-/// as such is an error, never skipped: a named file is loaded or the run does not start.
-pub fn sources(config: &Value) -> Result<Vec<Source>, String> {
-    let named = [
-        (
-            "model.backbone.init_cfg",
-            "/model/backbone/init_cfg",
-            "backbone.",
-        ),
-        ("runtime.load_from", "/runtime/load_from", ""),
-    ];
-    let mut out = Vec::new();
-    for (key, pointer, target) in named {
-        match config.pointer(pointer) {
-            None | Some(Value::Null) => {}
-            Some(v) => out.push(source(key, v, target)?),
-        }
-    }
-    Ok(out)
+/// `runtime.load_from`: a weights file, or `pretrained { … }` with a rule.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum LoadFrom {
+    File(String),
+    Pretrained(InitConfig),
 }
 
-fn source(key: &'static str, v: &Value, target: &str) -> Result<Source, String> {
+/// The recipe's weights files in the order they are applied: the backbone's `init_cfg`, then
+/// `load_from` (which may override any weight).
+pub fn sources(backbone_init: Option<&InitConfig>, load_from: Option<&LoadFrom>) -> Vec<Source> {
+    let mut out = Vec::new();
+    if let Some(init) = backbone_init {
+        out.push(pretrained("model.backbone.init_cfg", init, "backbone."));
+    }
+    match load_from {
+        None => {}
+        Some(LoadFrom::File(path)) => out.push(Source {
+            key: "runtime.load_from",
+            path: path.into(),
+            rule: LoadRule::exact(),
+        }),
+        Some(LoadFrom::Pretrained(init)) => out.push(pretrained("runtime.load_from", init, "")),
+    }
+    out
+}
+
+fn pretrained(key: &'static str, init: &InitConfig, target: &str) -> Source {
+    let InitConfig::Pretrained {
+        checkpoint,
+        prefix,
+        strict,
+        skip,
+    } = init;
     let base = LoadRule {
         target: target.to_string(),
         ..LoadRule::exact()
     };
-    let (path, rule) = match v {
-        Value::String(path) => (path.clone(), base),
-        Value::Object(_) => {
-            let InitConfig::Pretrained {
-                checkpoint,
-                prefix,
-                strict,
-                skip,
-            } = serde_json::from_value(v.clone()).map_err(|e| format!("{key}: {e}"))?;
-            let rule = LoadRule {
-                strict,
-                skip,
-                ..base.with_prefix(prefix.as_deref())
-            };
-            (checkpoint, rule)
-        }
-        other => {
-            return Err(format!(
-                "{key}: not a weights file or `pretrained {{ … }}`: {other}"
-            ));
-        }
-    };
-    Ok(Source {
+    Source {
         key,
-        path: path.into(),
-        rule,
-    })
+        path: checkpoint.into(),
+        rule: LoadRule {
+            strict: *strict,
+            skip: skip.clone(),
+            ..base.with_prefix(prefix.as_deref())
+        },
+    }
 }

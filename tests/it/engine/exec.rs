@@ -25,7 +25,7 @@ fn config(sets: &[&str]) -> serde_json::Value {
 
 /// The training sections of `linear.recipe` as the plan types them.
 fn spec(sets: &[&str]) -> TrainingSpec {
-    training_spec(&config(sets), 1).unwrap_or_else(|e| panic!("{e:?}"))
+    training_spec(&config(sets), 1, None).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 #[test]
@@ -55,7 +55,7 @@ fn unsupported_hooks_and_lengths_are_reported_with_paths() {
     c["hooks"]["fp16"] =
         serde_json::json!({"type": "fp16", "loss_scale": "dynamic", "before": [], "after": []});
     c["run"]["iters"] = serde_json::json!(10);
-    let errs = training_spec(&c, 1).err().unwrap();
+    let errs = training_spec(&c, 1, None).err().unwrap();
     assert!(errs.iter().any(|e| e.path == "hooks.fp16"), "{errs:?}");
     assert!(errs.iter().any(|e| e.path == "run"), "{errs:?}");
 }
@@ -151,7 +151,7 @@ fn load_from_reads_weights_only() {
         ..Default::default()
     };
     let p = prepare(
-        &training_spec(&c, 1).unwrap(),
+        &training_spec(&c, 1, None).unwrap(),
         &c,
         &mut task,
         Linear::params(),

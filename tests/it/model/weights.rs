@@ -238,7 +238,7 @@ fn a_torchvision_resnet50_named_by_the_r50_recipe_gives_torchvisions_features() 
         return;
     };
     let init = format!("model.backbone.init_cfg=pretrained(\"{}\")", file.display());
-    let r = mmrun::recipe::load(
+    let (_, plan) = mmrun::plan::load(
         std::path::Path::new("pipelines/retinanet_r50_fpn_1x_coco.recipe"),
         &[init],
         &mmrun::recipe::CheckOptions {
@@ -247,13 +247,11 @@ fn a_torchvision_resnet50_named_by_the_r50_recipe_gives_torchvisions_features() 
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let sources = weights::sources(&r.config).unwrap();
+    let sources = &plan.training.weights;
     assert_eq!(sources.len(), 1);
-    let mut backbone = r.config["model"]["backbone"].clone();
-    backbone.as_object_mut().unwrap().remove("type");
-    let backbone: mmrun::model::config::ResNetConfig = serde_json::from_value(backbone).unwrap();
+    let mmrun::model::config::BackboneConfig::Resnet(backbone) = &plan.model.parts().backbone;
     assert_eq!((backbone.depth, backbone.frozen_stages), (50, 1));
-    let (got, report, frozen) = resnet_features(&backbone, &file, &sources[0].rule, &o["x"]);
+    let (got, report, frozen) = resnet_features(backbone, &file, &sources[0].rule, &o["x"]);
     assert!(report.missing.is_empty(), "{report}");
     // 320 entries: 265 parameters and BN statistics, 53 `num_batches_tracked`, `fc`.
     assert_eq!(report.loaded.len(), 265, "{report}");

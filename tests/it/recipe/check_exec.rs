@@ -27,7 +27,7 @@ fn checked(sets: &[&str]) -> Result<Value, String> {
 
 /// What `exec` does with the training sections: the plan types them, the engine builds them.
 fn builds(config: &Value) -> Result<(), Vec<String>> {
-    let spec = mmrun::plan::training_spec(config, 2).map_err(|es| {
+    let spec = mmrun::plan::training_spec(config, 2, None).map_err(|es| {
         es.into_iter()
             .map(|e| format!("{}: {}", e.path, e.message))
             .collect::<Vec<_>>()
