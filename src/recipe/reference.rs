@@ -41,6 +41,13 @@ A recipe file is at most 16 MiB.
 do (the `fp16` and `profiler` hooks, distributed launchers, clipping by a norm other than 2)
 is refused by `check` with E0311. `runtime.devices` is the device count the batch size and
 learning rate were written for: on another count `exec` warns and trains.
+
+**Check builds what exec builds.** `mmrun check` plans the recipe as `exec` does: the model is
+built part by part (channels and strides must agree: E0407, E0408, E0409; a part that cannot
+be built: E0501), its train graph at the recipe's batch shape (E0502), and every section is
+typed as the engine takes it (E0503). A recipe that checks clean builds. A file without a
+`model` section is a *partial recipe*, a base meant for import: `check` checks it and says it
+was not planned; `exec`, `plan` and `test` refuse it.
 "#;
 
 /// The whole reference as Markdown.
