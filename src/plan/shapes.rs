@@ -51,6 +51,7 @@ pub fn check(config: &Value, spans: &SpanTable, diags: &mut Diagnostics) {
     };
     if let Some(d) = &data {
         x.pad_divisor(d, &outputs);
+        x.image_channels(d, &backbone);
     }
     let neck: Option<NeckConfig> = typed(config, "model.neck");
     let levels = neck.as_ref().and_then(|n| x.neck(n, &backbone, &outputs));
@@ -253,6 +254,30 @@ impl Ctx<'_> {
                 .with_help(format!("set `strides = {levels:?}`"));
             self.diags.push(d);
         }
+    }
+
+    /// The loader's images have three channels (`load_image` decodes RGB; `grayscale` repeats
+    /// the luminance in all three): E0407 for a backbone that takes another count.
+    fn image_channels(&mut self, data: &DataConfig, backbone: &BackboneConfig) {
+        let BackboneConfig::Resnet(bb) = backbone;
+        if bb.in_channels == 3 || data.train.is_none() && data.val.is_none() {
+            return;
+        }
+        let d = self
+            .err(
+                "E0407",
+                "model.backbone.in_channels",
+                format!(
+                    "the backbone takes {} channels but the data pipeline gives 3",
+                    bb.in_channels
+                ),
+                "does not match the images",
+            )
+            .with_help(
+                "set `in_channels = 3`: `load_image` decodes RGB, and `color_type = grayscale` \
+                 repeats the luminance in all three channels",
+            );
+        self.diags.push(d);
     }
 
     /// The backbone's stages need inputs divisible by their stride (the extra FPN levels come
