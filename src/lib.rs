@@ -1,7 +1,7 @@
 //! mmrun: a training engine for object detectors driven by a declarative recipe language.
 //!
-//! Dependencies point one way (see `docs/ARCHITECTURE.md`):
-//! `cli → engine → {plan, model, data, eval} → graph → backend`, and `recipe → registry`.
+//! Dependencies point one way (see `docs/ARCHITECTURE.md`): `cli → plan → {recipe, engine}`,
+//! `engine → {model, data, eval, schedule} → graph → backend`, `recipe → {registry, schedule}`.
 //! Nothing below `cli` imports it.
 
 pub mod backend;
@@ -15,6 +15,7 @@ pub mod model;
 pub mod plan;
 pub mod recipe;
 pub mod registry;
+pub mod schedule;
 pub mod syntax;
 pub mod util;
 

@@ -2,7 +2,7 @@
 //!
 //! Owns everything that happens around a model's train step: what runs when (the workflow and
 //! hooks), how parameters change (optimizers), and what survives a crash (checkpoints). Does
-//! not own schedules' formulas (`engine::schedule`, the `sched` module), parsing recipes, or
+//! not own schedules' formulas (`crate::schedule`), parsing recipes, or
 //! the model's maths.
 
 pub mod checkpoint;
@@ -12,7 +12,6 @@ pub mod optim;
 pub mod params;
 pub mod pretrained;
 pub mod runner;
-pub mod schedule;
 pub mod task;
 
 pub use runner::{CheckpointSettings, RunConfig, RunError, RunSummary, Runner};

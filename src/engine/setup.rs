@@ -10,8 +10,8 @@ use crate::engine::hooks::{
 };
 use crate::engine::optim::OptimizerConfig;
 use crate::engine::runner::{CheckpointSettings, RunConfig};
-use crate::engine::schedule::{RunLength, ScheduleSpecs};
 use crate::model::weights::Source;
+use crate::schedule::{RunLength, ScheduleSpecs};
 use crate::util::units::Period;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -98,10 +98,10 @@ pub fn auto_scale_lr(
     lr * (samples_per_device * devices * accumulation) as f64 / base_batch_size as f64
 }
 
-impl crate::engine::hooks::Schedule for crate::engine::schedule::Schedule {
+impl crate::engine::hooks::Schedule for crate::schedule::Schedule {
     fn value(&self, p: &Progress, base: f64) -> f64 {
         // One param group: paramwise multipliers scale the scheduled base value.
-        crate::engine::schedule::Schedule::value(self, 0, base, p.epoch, p.iter)
+        crate::schedule::Schedule::value(self, 0, base, p.epoch, p.iter)
     }
 }
 

@@ -2,7 +2,7 @@
 //! prints [`ExprTiming::ratio`]).
 
 use super::compile_expr;
-use crate::engine::schedule::expr::{Vars, parse};
+use crate::schedule::expr::{Vars, parse};
 use std::hint::black_box;
 use std::time::Instant;
 

@@ -6,7 +6,7 @@
 //! functions call the Rust shims of [`ops`], registered as the only symbols the module can
 //! resolve. The interpreter uses the same shims, so both agree bit for bit.
 
-use crate::engine::schedule::expr::{BinOp, Expr, Func, Var, Vars, ops};
+use crate::schedule::expr::{BinOp, Expr, Func, Var, Vars, ops};
 use cranelift::codegen::Context;
 use cranelift::prelude::*;
 use cranelift_jit::{JITBuilder, JITModule};
@@ -235,7 +235,7 @@ impl Gen<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::schedule::expr::parse;
+    use crate::schedule::expr::parse;
 
     #[test]
     fn compiled_matches_interpreter_on_a_poly_decay() {

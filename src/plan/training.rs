@@ -5,11 +5,11 @@
 use crate::engine::hooks::{
     CheckpointConfig, EarlyStopConfig, EmaConfig, EvalConfig, LogConfig, Mode, OptimizerHookConfig,
 };
-use crate::engine::schedule::ScheduleSpecs;
 use crate::engine::setup::{HookKind, HookSpec, RunSpec, Runtime, TrainingSpec};
 use crate::model::config::InitConfig;
 use crate::model::weights::{LoadFrom, sources};
 use crate::registry::{self, Category};
+use crate::schedule::ScheduleSpecs;
 use crate::util::units::{Period, PeriodUnit};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};

@@ -221,15 +221,15 @@ impl Ctx<'_> {
         // The schedule module owns every schedule rule (milestones, warmup, expressions,
         // policy parameters): report its findings on the recipe text.
         if let Some(section) = get(self.c, "schedule") {
-            for e in crate::engine::schedule::check(section, "schedule", total, None) {
+            for e in crate::schedule::check(section, "schedule", total, None) {
                 self.schedule_problem(e, total);
             }
         }
     }
 
-    /// One problem found by `engine::schedule::check`, as a diagnostic on the recipe span.
-    fn schedule_problem(&mut self, e: crate::engine::schedule::ConfigError, total: Period) {
-        use crate::engine::schedule::ProblemKind;
+    /// One problem found by `schedule::check`, as a diagnostic on the recipe span.
+    fn schedule_problem(&mut self, e: crate::schedule::ConfigError, total: Period) {
+        use crate::schedule::ProblemKind;
         // The schedule module writes list items as `main[0]`; recipe spans as `main.0`.
         let path = e.path.replace('[', ".").replace(']', "");
         let d = match &e.kind {

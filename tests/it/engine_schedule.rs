@@ -2,7 +2,7 @@
 //! `tests/fixtures/sched/mmcv_ref.py`), plus config errors, checks and the custom-expression
 //! JIT against its interpreter.
 
-use mmrun::engine::schedule::{Quantity, RunLength, Schedule, Schedules, check};
+use mmrun::schedule::{Quantity, RunLength, Schedule, Schedules, check};
 use mmrun::util::units::Period;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -533,8 +533,8 @@ fn check_finds_milestones_outside_the_run_and_long_warmup() {
 
 #[cfg(feature = "jit")]
 mod jit {
-    use mmrun::engine::schedule::expr::{Expr, Vars, parse};
     use mmrun::jit::compile_expr;
+    use mmrun::schedule::expr::{Expr, Vars, parse};
     use proptest::prelude::*;
 
     const FUNCS1: [&str; 8] = ["cos", "sin", "exp", "log", "sqrt", "abs", "floor", "ceil"];

@@ -1,5 +1,5 @@
 //! Sets the learning rate and momentum before every training iteration from schedules.
-//! The formulas live in `engine::schedule` (the `sched` module); this hook only asks them
+//! The formulas live in `schedule` (the `sched` module); this hook only asks them
 //! for a value at the current position, so resume needs no schedule state beyond the
 //! position itself.
 

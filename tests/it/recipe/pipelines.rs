@@ -76,8 +76,8 @@ fn retinanet_has_mmdetection_numbers() {
 /// module's config structs accept, for every policy and warmup in the registry.
 #[test]
 fn every_schedule_policy_builds_in_the_engine() {
-    use mmrun::engine::schedule::{RunLength, Schedules};
     use mmrun::registry::{self, Category};
+    use mmrun::schedule::{RunLength, Schedules};
     let run = RunLength::epochs(12, 100);
     for policy in registry::names(Category::Policy) {
         let main = match policy {

@@ -5,7 +5,7 @@
 //! Owns the device buffer type ([`CudaBuffer`]: f32, i32 or u8 storage) and the dispatch of
 //! each op family to the files beside this one:
 //! - `tensor.rs`: unary, binary (broadcasting), reductions and layout ops;
-//! - `nn.rs`: matmul (cuBLAS), convolution (im2col + cuBLAS), pooling, normalisation;
+//! - `nn/`: matmul (cuBLAS), convolution (im2col + cuBLAS), pooling, normalisation;
 //! - `loss.rs`: the unreduced loss family (forward and gradient with `dy`).
 //!
 //! Tensors are f32 on the device (i32 for labels, u8 for masks); f64 graphs — the CPU's
