@@ -9,6 +9,7 @@ mod engine_schedule;
 mod eval;
 mod fuzz;
 mod graph;
+mod layering;
 mod model;
 mod recipe;
 mod support;
