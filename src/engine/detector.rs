@@ -29,7 +29,8 @@ use crate::model::anchor::point_grid;
 use crate::model::config::DetectorConfig;
 use crate::model::net::{Detector, GraphMode, HeadOutputs};
 use crate::model::postprocess::{Decoder, Detections, LevelOutput, postprocess, to_coco};
-use crate::model::target::{DenseTargets, TargetBuilder};
+use crate::model::assign::ImageGt;
+use crate::model::target::{DenseTargets, ImageMeta, TargetBuilder};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -120,7 +121,7 @@ pub fn build_task_on(
         seed,
     )
     .map_err(|e| format!("data.sampler: {e}"))?;
-    let target = detector.target_builder().clone().into_data_fn();
+    let target = loader_targets(detector.target_builder().clone());
     let train = Loader::new(
         Arc::new(train_ds),
         Arc::new(train_pipe),
@@ -476,6 +477,32 @@ impl Task for DetectorTask {
         }
         Ok(())
     }
+}
+
+/// The model's target assignment as the closure the data loader's worker threads call on
+/// each transformed sample (whose `meta.batch_input_shape` is the batch's shape bucket): the
+/// engine hands it over, so the model does not know the data's types.
+pub fn loader_targets(builder: TargetBuilder) -> crate::data::TargetFn<DenseTargets> {
+    Arc::new(move |s: &crate::data::Sample| {
+        let gt = ImageGt {
+            bboxes: s.boxes.clone(),
+            labels: s.labels.iter().map(|&l| l as usize).collect(),
+            bboxes_ignore: s.ignored.clone(),
+        };
+        let meta = ImageMeta {
+            img_shape: (s.meta.img_shape[0], s.meta.img_shape[1]),
+            pad_shape: (s.meta.pad_shape[0], s.meta.pad_shape[1]),
+            batch_shape: (s.meta.batch_input_shape[0], s.meta.batch_input_shape[1]),
+        };
+        if let Some(&l) = gt.labels.iter().find(|&&l| l >= builder.num_classes()) {
+            return Err(format!(
+                "label {l} is not below num_classes = {}",
+                builder.num_classes()
+            )
+            .into());
+        }
+        builder.targets(&gt, &meta).map_err(|e| e.into())
+    })
 }
 
 /// VOC mAP at IoU 0.5 (mmdetection's VOC `evaluate`): detections of the evaluated images

@@ -144,31 +144,6 @@ impl TargetBuilder {
         Arc::new(move |gt, meta| self.targets(gt, meta))
     }
 
-    /// This builder as `crate::data::TargetFn`: the loader's worker threads call it on each
-    /// transformed sample, whose `meta.batch_input_shape` is the batch's shape bucket.
-    pub fn into_data_fn(self) -> crate::data::TargetFn<DenseTargets> {
-        Arc::new(move |s: &crate::data::Sample| {
-            let gt = ImageGt {
-                bboxes: s.boxes.clone(),
-                labels: s.labels.iter().map(|&l| l as usize).collect(),
-                bboxes_ignore: s.ignored.clone(),
-            };
-            let meta = ImageMeta {
-                img_shape: (s.meta.img_shape[0], s.meta.img_shape[1]),
-                pad_shape: (s.meta.pad_shape[0], s.meta.pad_shape[1]),
-                batch_shape: (s.meta.batch_input_shape[0], s.meta.batch_input_shape[1]),
-            };
-            if let Some(&l) = gt.labels.iter().find(|&&l| l >= self.num_classes()) {
-                return Err(format!(
-                    "label {l} is not below num_classes = {}",
-                    self.num_classes()
-                )
-                .into());
-            }
-            self.targets(&gt, &meta).map_err(|e| e.into())
-        })
-    }
-
     /// Number of classes the targets are built for.
     pub fn num_classes(&self) -> usize {
         match self {

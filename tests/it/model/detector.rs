@@ -258,7 +258,7 @@ fn tiny_fcos_overfits_a_fixed_batch() {
 fn target_closure_for_the_data_loader_uses_the_batch_bucket() {
     use mmrun::data::{Image, ImageMeta as DataMeta, Sample};
     let d = detector("retinanet_r50_fpn_1x_coco.recipe", TINY);
-    let f = d.target_builder().clone().into_data_fn();
+    let f = mmrun::engine::detector::loader_targets(d.target_builder().clone());
     let mut meta = DataMeta::new(1, "a.jpg", 50, 60);
     meta.pad_shape = [64, 64, 3];
     meta.batch_input_shape = [64, 96];
