@@ -15,43 +15,7 @@ pub mod voc;
 
 pub use error::EvalError;
 
-/// The evaluators a recipe can name (mmdetection's `metric` values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricKind {
-    /// COCO bbox mAP (`metric='bbox'`).
-    Bbox,
-    /// Proposal average recall through COCOeval with `useCats = 0` (`metric='proposal'`).
-    Proposal,
-    /// mmdetection's own greedy recall over proposals (`metric='proposal_fast'`).
-    ProposalFast,
-    /// VOC-style mAP (`eval_map`).
-    Voc,
-}
-
-impl MetricKind {
-    /// Parse an evaluator name: mmdetection's metric (`bbox`, `proposal`, `proposal_fast`,
-    /// `mAP`) or the recipe's eval hook `metric` (`coco_bbox`, `proposal_recall`, `voc_map`).
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "bbox" | "coco" | "coco_bbox" => Some(Self::Bbox),
-            "proposal" | "proposal_recall" => Some(Self::Proposal),
-            "proposal_fast" => Some(Self::ProposalFast),
-            "mAP" | "voc" | "voc_map" => Some(Self::Voc),
-            _ => None,
-        }
-    }
-}
-
-/// The numeric metric keys an evaluator logs with its default settings (what a hook's
-/// `save_best` or `monitor` may name). `bbox_mAP_copypaste` is a string and not listed.
-pub fn metric_names(kind: MetricKind) -> &'static [&'static str] {
-    match kind {
-        MetricKind::Bbox => &coco::BBOX_METRIC_NAMES,
-        MetricKind::Proposal => &coco::PROPOSAL_METRIC_NAMES,
-        MetricKind::ProposalFast => &recall::PROPOSAL_FAST_METRIC_NAMES,
-        MetricKind::Voc => &voc::VOC_METRIC_NAMES,
-    }
-}
+pub use crate::registry::metrics::{MetricKind, metric_names};
 
 #[cfg(test)]
 mod tests {

@@ -8,9 +8,6 @@ use super::EvalError;
 use super::boxes::bbox_iou;
 use super::coco::CocoGt;
 
-/// Metric keys of `proposal_fast` with the default `proposal_nums=(100,300,1000)`.
-pub const PROPOSAL_FAST_METRIC_NAMES: [&str; 3] = ["AR@100", "AR@300", "AR@1000"];
-
 /// `np.arange(0.5, 0.96, 0.05)`: mmdetection's default IoU thresholds.
 pub fn default_iou_thrs() -> Vec<f64> {
     (0..10).map(|i| 0.5 + i as f64 * 0.05).collect()

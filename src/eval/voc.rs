@@ -10,9 +10,6 @@
 use super::EvalError;
 use super::boxes::{area, bbox_iou};
 
-/// Metric keys of the VOC evaluation with the default IoU threshold 0.5 ([`voc_metrics`]).
-pub const VOC_METRIC_NAMES: [&str; 2] = ["mAP", "AP50"];
-
 /// One image's detections: per class, rows `[x1, y1, x2, y2, score]`.
 pub type ImageDetections = Vec<Vec<[f64; 5]>>;
 

@@ -44,8 +44,8 @@ fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// Metric names an evaluator produces (mmdetection's keys).
 pub fn metrics_of(evaluator: &str) -> &'static [&'static str] {
-    // The evaluator owns its metric keys; the checker only reads them.
-    crate::eval::MetricKind::from_name(evaluator).map_or(&[], crate::eval::metric_names)
+    use crate::registry::metrics::{MetricKind, metric_names};
+    MetricKind::from_name(evaluator).map_or(&[], metric_names)
 }
 
 #[derive(serde::Deserialize)]

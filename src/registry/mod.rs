@@ -9,6 +9,7 @@
 //! deserialize the config objects `{"type": NAME, ...params}` into their own structs.
 
 mod data;
+pub mod metrics;
 mod model;
 mod train;
 

@@ -13,11 +13,12 @@ mod matching;
 mod params;
 mod report;
 
+pub use crate::registry::metrics::{BBOX_METRIC_NAMES, PROPOSAL_METRIC_NAMES};
 pub use data::{
     Category, CocoGt, Detection, GtAnnotation, load_detections_bytes, load_detections_path,
 };
 pub use params::CocoParams;
-pub use report::{BBOX_METRIC_NAMES, CocoReport, PROPOSAL_METRIC_NAMES};
+pub use report::CocoReport;
 
 use super::EvalError;
 

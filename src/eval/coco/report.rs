@@ -6,26 +6,7 @@ use super::super::numpy;
 use super::accumulate::Accumulated;
 use super::data::CocoGt;
 use super::params::CocoParams;
-
-/// The metric keys of mmdetection's `bbox` evaluation (numeric ones).
-pub const BBOX_METRIC_NAMES: [&str; 6] = [
-    "bbox_mAP",
-    "bbox_mAP_50",
-    "bbox_mAP_75",
-    "bbox_mAP_s",
-    "bbox_mAP_m",
-    "bbox_mAP_l",
-];
-
-/// The metric keys of mmdetection's `proposal` evaluation with `proposal_nums=(100,300,1000)`.
-pub const PROPOSAL_METRIC_NAMES: [&str; 6] = [
-    "AR@100",
-    "AR@300",
-    "AR@1000",
-    "AR_s@1000",
-    "AR_m@1000",
-    "AR_l@1000",
-];
+use crate::registry::metrics::BBOX_METRIC_NAMES;
 
 /// Result of [`super::evaluate`].
 #[derive(Debug, Clone)]
