@@ -1,5 +1,7 @@
-//! `check`: bytes as a recipe file. Any input gives a recipe or error diagnostics whose
-//! labels lie inside their file on character boundaries and render; `fmt` is idempotent.
+//! `check`: bytes as a recipe file, checked as `mmrun check` does (`plan::check`: the recipe
+//! checks, the model built part by part and its train graph, the plan). Any input gives a
+//! recipe or error diagnostics whose labels lie inside their file on character boundaries
+//! and render; `fmt` is idempotent.
 //!
 //! Shared by the cargo-fuzz target (`fuzz/fuzz_targets/check.rs`) and the bounded property
 //! test (`tests/it/fuzz/check.rs`), so CI checks exactly what a campaign checks.
@@ -18,7 +20,7 @@ pub fn run(data: &[u8]) {
         no_fs: true,
         ..CheckOptions::default()
     };
-    let out = recipe::check(&p, &[], &opts);
+    let out = mmrun::plan::check(&p, &[], &opts);
     assert!(
         out.recipe.is_some() || out.diagnostics.has_errors(),
         "no recipe and no error"

@@ -5,7 +5,7 @@ use super::{committed_inputs, config, corpus, edits, mutate};
 use proptest::prelude::*;
 
 #[path = "../../../fuzz/harness/check.rs"]
-mod harness;
+pub mod harness;
 
 #[test]
 fn corpus_replays_without_panic() {

@@ -6,7 +6,7 @@
 //! instead (a poor man's campaign, see `docs/fuzzing.md`); `MMRUN_WRITE_FUZZ_SEEDS=1`
 //! rewrites the generated seed files.
 
-mod check;
+pub mod check;
 mod checkpoint;
 mod coco_json;
 mod image_decode;

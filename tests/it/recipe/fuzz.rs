@@ -1,34 +1,12 @@
 //! Random and mutated inputs never panic: they give a recipe or diagnostics with valid spans.
 
-use mmrun::recipe::{self, CheckOptions};
 use proptest::prelude::*;
 
 const SEED: &str = include_str!("../../../pipelines/quickstart.recipe");
 
+/// The `check` fuzz target's own properties (`fuzz/harness/check.rs`).
 fn check_text(text: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("r.recipe");
-    std::fs::write(&p, text).unwrap();
-    let opts = CheckOptions {
-        no_fs: true,
-        ..CheckOptions::default()
-    };
-    let out = recipe::check(&p, &[], &opts);
-    assert!(out.recipe.is_some() || out.diagnostics.has_errors());
-    for d in out.diagnostics.iter() {
-        for l in &d.labels {
-            let f = out.files.get(l.loc.file).expect("label names a file");
-            assert!(l.loc.start <= l.loc.end && l.loc.end <= f.text.len());
-            assert!(f.text.is_char_boundary(l.loc.start) && f.text.is_char_boundary(l.loc.end));
-        }
-        let _ = recipe::render::render(d, &out.files, Default::default());
-    }
-    if let Ok(once) = mmrun::syntax::fmt::format(text) {
-        assert_eq!(
-            mmrun::syntax::fmt::format(&once).ok().as_deref(),
-            Some(once.as_str())
-        );
-    }
+    crate::fuzz::check::harness::run(text.as_bytes());
 }
 
 proptest! {
