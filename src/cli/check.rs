@@ -94,7 +94,7 @@ pub fn run(args: Args) -> u8 {
                         "{}",
                         serde_json::to_string_pretty(&r.config).unwrap_or_default()
                     );
-                } else if args.format == Format::Human && r.get("model").is_none() {
+                } else if args.format == Format::Human && r.is_partial() {
                     crate::errln!(
                         "{}: ok (a partial recipe, no `model`: checked, not planned)",
                         input.display()

@@ -48,10 +48,10 @@ pub enum Planned {
 /// Plans a checked recipe (one [`check`] passed: the model builds). Errors are E0503
 /// diagnostics on the recipe text, for settings the engine refuses.
 pub fn build(r: &CheckedRecipe) -> Result<Planned, Vec<Diagnostic>> {
-    let model = match r.config.get("model") {
-        None | Some(Value::Null) => return Ok(Planned::Partial),
-        Some(m) => m,
-    };
+    if r.is_partial() {
+        return Ok(Planned::Partial);
+    }
+    let model = &r.config["model"];
     let at = |path: &str, code: &'static str, message: String, label: &str| {
         r.diagnostic_at(path, code, message, label)
     };

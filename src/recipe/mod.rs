@@ -91,6 +91,13 @@ impl CheckedRecipe {
     pub fn render(&self, diags: &[Diagnostic]) -> String {
         render::render_all(diags, &self.files, RenderOptions::default())
     }
+    /// A recipe without a model (no `model` section, or `model = none`): a base meant for
+    /// import, checked but not planned.
+    pub fn is_partial(&self) -> bool {
+        self.config
+            .get("model")
+            .is_none_or(serde_json::Value::is_null)
+    }
     /// The value at a dotted config path (`model.head.num_classes`; list items by index).
     pub fn get(&self, path: &str) -> Option<&serde_json::Value> {
         path.split('.').try_fold(&self.config, |v, k| match v {

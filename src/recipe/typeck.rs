@@ -17,7 +17,12 @@ pub fn check(root: &Node, diags: &mut Diagnostics) -> (Value, SpanTable) {
     };
     let fields = root.fields().unwrap_or(&[]);
     let v = c.record(fields, registry::sections(), "", root.loc, None);
-    if root.field("model").is_some() {
+    // A recipe with a model needs the sections that train it; without one (or with
+    // `model = none`) it is a partial recipe (`CheckedRecipe::is_partial`).
+    if root
+        .field("model")
+        .is_some_and(|f| f.value.kind != NodeKind::Null)
+    {
         for s in ["data", "optimizer", "run"] {
             if root.field(s).is_none() {
                 c.diags.push(
