@@ -9,6 +9,7 @@ pub mod data;
 pub mod engine;
 pub mod eval;
 pub mod graph;
+pub mod ir;
 #[cfg(feature = "jit")]
 pub mod jit;
 pub mod model;

@@ -1,17 +1,23 @@
-//! The `Backend` trait and its implementations: `cpu` (the reference, the living spec) and
-//! `cuda` (feature `cuda`, owned separately).
+//! The `Backend` trait, its implementations — `cpu` (the reference, the living spec) and
+//! `cuda` (feature `cuda`; a stand-in type without it) — and the [`Device`] a run picks them by.
 //!
 //! A backend owns opaque device buffers and implements one method per op family; the
-//! executor in [`crate::graph`] plans memory and calls these in schedule order. Buffers may be
+//! engine's executor plans memory and calls these in schedule order. Buffers may be
 //! larger than the tensor they hold (slots are reused), so implementations read and write only
 //! the first `numel(shape)` elements.
 
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+#[cfg(not(feature = "cuda"))]
+#[path = "cuda_standin.rs"]
+pub mod cuda;
+pub mod device;
 
-use crate::graph::op::*;
-use crate::graph::{DType, HostTensor};
+pub use device::{Device, WithBackend};
+
+use crate::ir::op::*;
+use crate::ir::{DType, HostData, HostTensor};
 
 /// A read-only view of a tensor in a backend buffer.
 pub struct TensorRef<'a, Buf> {
@@ -47,7 +53,7 @@ pub enum BackendError {
 /// `backend::cuda`. Every method gets its inputs in the order documented on the op.
 pub trait Backend {
     /// An opaque buffer on the device.
-    type Buffer: Send;
+    type Buffer: Send + 'static;
 
     /// Short name (`cpu`, `cuda`).
     fn name(&self) -> &'static str;
@@ -68,16 +74,25 @@ pub trait Backend {
         *buf = self.upload(t)?;
         Ok(())
     }
-    /// Host-memory backends: exchanges the storage of `t` with `buf` (same dtype and length)
-    /// without copying, and says whether it did. A swap done twice restores both.
-    fn swap_storage(&self, _t: &mut HostTensor, _buf: &mut Self::Buffer) -> bool {
-        false
+    /// Host-memory backends: `t`'s own storage as a buffer, read in place instead of
+    /// uploaded (the executor's parameters and feeds). `None` where buffers live elsewhere.
+    fn host_buffer<'a>(&self, _t: &'a HostTensor) -> Option<&'a Self::Buffer> {
+        None
     }
-    /// Copies the first `numel(dst.shape)` elements into `dst`, reusing its storage where the
-    /// backend can.
-    fn download_into(&self, buf: &Self::Buffer, dst: &mut HostTensor) -> Result<(), BackendError> {
-        *dst = self.download(buf, dst.dtype(), &dst.shape)?;
-        Ok(())
+    /// Host-memory backends: host storage to use as a buffer (storage a caller hands back for
+    /// reuse). `None` where buffers live elsewhere.
+    fn adopt_host(&self, _data: HostData) -> Option<Self::Buffer> {
+        None
+    }
+    /// Takes a buffer as a host tensor of `shape`: without a copy where the backend can
+    /// (host memory), else by [`Backend::download`].
+    fn take_host(
+        &self,
+        buf: Self::Buffer,
+        dtype: DType,
+        shape: &[usize],
+    ) -> Result<HostTensor, BackendError> {
+        self.download(&buf, dtype, shape)
     }
     /// Fills a tensor with one value.
     fn fill(&self, out: TensorMut<'_, Self::Buffer>, value: f64) -> Result<(), BackendError>;

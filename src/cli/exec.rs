@@ -44,14 +44,14 @@ pub struct Args {
 pub(super) fn open_device(
     flag: Option<&str>,
     plan: &Plan,
-) -> Result<crate::engine::device::Device, String> {
-    crate::engine::device::Device::open(flag.unwrap_or(&plan.training.runtime.device))
+) -> Result<crate::backend::Device, String> {
+    crate::backend::Device::open(flag.unwrap_or(&plan.training.runtime.device))
 }
 
 /// The detector task of a plan, on `device`.
 pub(super) fn build_task(
     plan: &Plan,
-    device: crate::engine::device::Device,
+    device: crate::backend::Device,
 ) -> Result<
     (
         Box<dyn crate::engine::task::Task>,
@@ -148,7 +148,7 @@ fn exit_code(e: &ExecError) -> u8 {
 
 /// Refuses a misspelt `--device` before anything is read.
 pub(super) fn device_flag_ok(flag: Option<&str>) -> Result<(), u8> {
-    match flag.map(crate::engine::device::Device::parse) {
+    match flag.map(crate::backend::Device::parse) {
         Some(Err(e)) => {
             crate::errln!("error: {e}");
             Err(super::EXIT_CANNOT_RUN)

@@ -2,29 +2,29 @@
 //! place where `mmrun exec`/`mmrun test` turn `model` and `data` sections into something the
 //! runner can drive.
 //!
-//! The graph executor keeps its own [`ParamStore`]; the runner owns the [`ParamSet`]. Each
-//! step copies values into the store, runs the step graph of the batch's shape (built once per
-//! `(images, height, width)` and cached: graphs have static shapes), and copies gradients and
-//! updated BN statistics back. Evaluation runs the eval graph over the val split, decodes with
+//! The runner owns the [`ParamSet`]. Each step runs the step graph of the batch's shape (built
+//! once per `(images, height, width)` and cached: graphs have static shapes) against it and
+//! moves the gradients and updated BN statistics in. Evaluation runs the eval graph over the val split, decodes with
 //! the model's post-processing and scores with the eval hook's `metric`: COCO bbox mAP or
 //! proposal recall against the val annotation file, or VOC mAP against the val records (so
 //! VOC XML sets work too).
 //!
 //! Graphs run on the [`Device`] the task was built for (`--device cpu|cuda:N`): the CPU
-//! reference backend or, with the `cuda` feature, a GPU. Parameters live on the host either
-//! way (the runner's optimizer updates them there); each run uploads them.
+//! reference backend, which reads the parameters in place, or, with the `cuda` feature, a GPU.
+//! Parameters live on the host either way (the runner's optimizer updates them there); a GPU
+//! run uploads them.
 
+use crate::backend::Device;
 use crate::data::config::{DataConfig, DatasetConfig, SamplerConfig};
 use crate::data::{
     BadSampleLog, BatchSampler, Dataset, Loader, LoaderOptions, SamplerState, build_dataset,
 };
-use crate::engine::device::{Device, DeviceExecutor};
+use crate::engine::executor::{RunGraph, executor_on};
 use crate::engine::params::ParamSet;
-use crate::engine::store::{param_set_from_store, step_through_store, values_to_store};
 use crate::engine::task::{Metrics, Task, TaskError, TrainOutput};
 use crate::eval::coco::{CocoGt, CocoParams, Detection};
 use crate::eval::{MetricKind, metric_names};
-use crate::graph::{DType, HostTensor, ParamStore};
+use crate::ir::{DType, HostTensor};
 use crate::model::anchor::point_grid;
 use crate::model::assign::ImageGt;
 use crate::model::config::DetectorConfig;
@@ -41,7 +41,7 @@ type ShapeKey = (usize, usize, usize);
 
 /// An eval graph with what post-processing needs to read its outputs.
 struct EvalGraph {
-    exec: DeviceExecutor,
+    exec: Box<dyn RunGraph>,
     heads: Vec<HeadOutputs>,
     featmap_sizes: Vec<(usize, usize)>,
 }
@@ -60,10 +60,9 @@ struct ValSet {
 /// A detector with its train loader and val set.
 pub struct DetectorTask {
     detector: Detector,
-    store: ParamStore,
     train: Loader<DenseTargets>,
     device: Device,
-    train_graphs: HashMap<ShapeKey, DeviceExecutor>,
+    train_graphs: HashMap<ShapeKey, Box<dyn RunGraph>>,
     eval_graphs: HashMap<ShapeKey, EvalGraph>,
     val: Option<ValSet>,
     has_centerness: bool,
@@ -74,14 +73,6 @@ pub struct DetectorTask {
 
 fn err(e: impl std::fmt::Display) -> TaskError {
     TaskError(e.to_string())
-}
-
-/// Parameters of normalisation layers, by mmdetection's module names (`bn1`, `gn`, `norm`,
-/// `downsample.1`), for `norm_decay_mult`.
-fn is_norm(name: &str) -> bool {
-    name.split('.')
-        .any(|part| part.starts_with("bn") || part.starts_with("gn") || part.contains("norm"))
-        || name.contains("downsample.1.")
 }
 
 fn dataset_of(
@@ -161,12 +152,10 @@ pub fn build_task_on(
     let probe = detector
         .build(GraphMode::Train, 1, (64, 64), DType::F32)
         .map_err(|e| format!("model: {e}"))?;
-    let store = ParamStore::init(&probe.graph, seed);
-    let params = param_set_from_store(&store, is_norm)?;
+    let params = ParamSet::init(&probe.graph, seed);
     let has_centerness = matches!(detector.target_builder(), TargetBuilder::Point(_));
     let task = DetectorTask {
         detector,
-        store,
         train,
         device,
         train_graphs: HashMap::new(),
@@ -180,13 +169,13 @@ pub fn build_task_on(
 }
 
 impl DetectorTask {
-    fn train_exec(&mut self, key: ShapeKey) -> Result<&mut DeviceExecutor, TaskError> {
+    fn train_exec(&mut self, key: ShapeKey) -> Result<&mut Box<dyn RunGraph>, TaskError> {
         if !self.train_graphs.contains_key(&key) {
             let built = self
                 .detector
                 .build(GraphMode::Train, key.0, (key.1, key.2), DType::F32)
                 .map_err(|e| err(format!("building the train graph for {key:?}: {e}")))?;
-            let exec = self.device.executor(built.graph);
+            let exec = executor_on(&self.device, built.graph);
             self.train_graphs.insert(key, exec);
         }
         Ok(self.train_graphs.get_mut(&key).expect("inserted above"))
@@ -203,7 +192,7 @@ impl DetectorTask {
                 EvalGraph {
                     heads: built.heads,
                     featmap_sizes: built.featmap_sizes,
-                    exec: self.device.executor(built.graph),
+                    exec: executor_on(&self.device, built.graph),
                 },
             );
         }
@@ -214,7 +203,7 @@ impl DetectorTask {
     fn decode(
         &self,
         g: &EvalGraph,
-        out: &crate::graph::RunOutputs,
+        out: &crate::engine::RunOutputs,
         n: usize,
         i: usize,
         meta: &crate::data::ImageMeta,
@@ -335,12 +324,10 @@ impl Task for DetectorTask {
             .detector
             .train_feeds(img, &batch.targets, (h, w))
             .map_err(err)?;
-        let mut store = std::mem::take(&mut self.store);
-        let out = step_through_store(params, &mut store, |store| {
-            self.train_exec((n, h, w))?.run(store, &feeds).map_err(err)
-        });
-        self.store = store;
-        let out = out?;
+        let exec = self.train_exec((n, h, w))?;
+        let mut out = exec.run(params, &feeds).map_err(err)?;
+        let replaced = params.take_run(&mut out).map_err(err)?;
+        exec.recycle(replaced);
         let mut names = vec!["loss_cls", "loss_bbox"];
         if self.has_centerness {
             names.push("loss_centerness");
@@ -362,7 +349,6 @@ impl Task for DetectorTask {
                 "the recipe has no `data.val` dataset to evaluate on; remove the eval hook",
             ));
         };
-        values_to_store(params, &mut self.store).map_err(err)?;
         let sampler = BatchSampler::new(
             &SamplerConfig::SequentialSampler {},
             val.dataset.aspect_groups(),
@@ -397,11 +383,8 @@ impl Task for DetectorTask {
                 "img".to_string(),
                 HostTensor::f32(batch.shape.to_vec(), batch.images).map_err(err)?,
             );
-            let mut store = std::mem::take(&mut self.store);
             let g = self.eval_graphs.get_mut(&key).expect("built above");
-            let out = g.exec.run(&mut store, &feeds);
-            self.store = store;
-            let out = out.map_err(err)?;
+            let out = g.exec.run(params, &feeds).map_err(err)?;
             let g = &self.eval_graphs[&key];
             for (i, meta) in batch.metas.iter().enumerate() {
                 let d = self.decode(g, &out, n, i, meta)?;

@@ -6,6 +6,7 @@
 //! the model's maths.
 
 pub mod checkpoint;
+pub mod executor;
 pub mod hooks;
 pub mod interrupt;
 pub mod optim;
@@ -14,13 +15,13 @@ pub mod pretrained;
 pub mod runner;
 pub mod task;
 
+pub use executor::{Executor, GraphRunError, RunGraph, RunOutputs, executor_on};
+pub use params::{Param, ParamKind, ParamSet};
 pub use runner::{CheckpointSettings, RunConfig, RunError, RunSummary, Runner};
 pub use task::{Metrics, Task, TaskError, TrainOutput};
 pub mod detector;
-pub mod device;
 pub mod exec;
 #[cfg(feature = "cuda")]
 pub mod resident;
 pub mod setup;
-pub mod store;
 pub mod workdir;

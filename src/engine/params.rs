@@ -1,13 +1,22 @@
-//! The engine's view of a model's state: named flat `f32` buffers with their gradients.
+//! The one parameter store: every parameter and buffer (BN running statistics) of a model by
+//! name, with its value, its role and the gradient of the last step.
 //!
-//! Optimizers, EMA, gradient clipping and checkpoints all work by parameter name over this
-//! set, so none of them needs to know what layer a buffer belongs to. A model (or its adapter
-//! over the graph executor's store) writes gradients into [`Param::grad`] during its train
-//! step and reads [`Param::value`] during its forward pass.
+//! The runner owns it. The [`Executor`](super::Executor) reads values from it by reference
+//! and hands back what a run produced — outputs, gradients, updated running statistics — as
+//! values; [`ParamSet::take_run`] moves those in. Optimizers, EMA, gradient clipping and
+//! checkpoints then work by name over the same set, so none of them needs to know what layer
+//! a parameter belongs to.
+//!
+//! Values keep the dtype the graph declared (the gradient checks run in f64); what the engine
+//! updates — optimizers, EMA, checkpoints — reads f32 through [`Param::values`], and
+//! [`ParamSet::require_f32`] says so before a run starts.
 
+use super::executor::RunOutputs;
+use crate::graph::Graph;
+use crate::ir::{DType, HostData, HostTensor};
 use std::collections::HashMap;
 
-/// What role a buffer plays; decides which paramwise multipliers apply (mmcv's rules).
+/// What role a parameter plays; decides which paramwise multipliers apply (mmcv's rules).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParamKind {
     /// A weight of a non-normalisation layer (conv, linear).
@@ -20,22 +29,59 @@ pub enum ParamKind {
     Buffer,
 }
 
-/// One named buffer.
+impl ParamKind {
+    /// The role of a graph parameter by mmdetection's module names: normalisation layers are
+    /// `bn*`, `gn*`, `*norm*` and a downsample branch's `downsample.1`; biases are the other
+    /// names ending in `bias`.
+    pub fn of(name: &str, buffer: bool) -> ParamKind {
+        let norm = name
+            .split('.')
+            .any(|part| part.starts_with("bn") || part.starts_with("gn") || part.contains("norm"))
+            || name.contains("downsample.1.");
+        if buffer {
+            ParamKind::Buffer
+        } else if norm {
+            ParamKind::Norm
+        } else if name.ends_with("bias") {
+            ParamKind::Bias
+        } else {
+            ParamKind::Weight
+        }
+    }
+}
+
+/// One named parameter or buffer.
 #[derive(Clone, Debug)]
 pub struct Param {
     pub name: String,
-    pub shape: Vec<usize>,
     pub kind: ParamKind,
-    /// Frozen parameters (and buffers) get no update and no optimizer state.
+    /// Frozen parameters (and buffers) get no gradient, no update and no optimizer state.
     pub trainable: bool,
-    pub value: Vec<f32>,
-    /// Same length as `value` for trainable parameters, empty otherwise.
+    /// The value, in the dtype its graph declared.
+    pub value: HostTensor,
+    /// The last step's gradient in f32: as long as the value for trainable parameters (zeros
+    /// before the first step), empty otherwise.
     pub grad: Vec<f32>,
 }
 
 impl Param {
+    pub fn shape(&self) -> &[usize] {
+        &self.value.shape
+    }
+
     pub fn numel(&self) -> usize {
-        self.value.len()
+        self.value.numel()
+    }
+
+    /// The value as f32. Every set the engine trains is f32 ([`ParamSet::require_f32`]); a
+    /// set of another dtype (a gradient check) is read through [`Param::value`] instead.
+    pub fn values(&self) -> &[f32] {
+        self.value.as_f32().expect("engine parameters are f32")
+    }
+
+    /// The value as mutable f32 (see [`Param::values`]).
+    pub fn values_mut(&mut self) -> &mut [f32] {
+        self.value.as_f32_mut().expect("engine parameters are f32")
     }
 }
 
@@ -51,10 +97,21 @@ pub enum ParamError {
         expected: usize,
         found: usize,
     },
+    #[error("no parameter `{0}`")]
+    Missing(String),
+    #[error("`{name}`: the parameters hold shape {have:?}, the graph wants {want:?}")]
+    Shape {
+        name: String,
+        have: Vec<usize>,
+        want: Vec<usize>,
+    },
+    #[error("parameter `{name}` is {dtype}; the optimizer and checkpoints work on f32")]
+    NotF32 { name: String, dtype: DType },
 }
 
-/// An ordered set of named buffers. Order is insertion order and is what checkpoints and
-/// optimizers iterate in, so it must be the same on every run of the same model.
+/// An ordered set of named parameters. Order is insertion order (name order for a set made
+/// from a graph) and is what checkpoints and optimizers iterate in, so it is the same on every
+/// run of the same model.
 #[derive(Clone, Debug, Default)]
 pub struct ParamSet {
     params: Vec<Param>,
@@ -66,7 +123,23 @@ impl ParamSet {
         Self::default()
     }
 
-    /// Add a buffer; trainable kinds get a zeroed gradient.
+    /// Every parameter and buffer `graph` declares, initialised from `seed` (each value depends
+    /// only on the seed and its name), in name order, with its role from [`ParamKind::of`].
+    pub fn init(graph: &Graph, seed: u64) -> Self {
+        let mut set = ParamSet::new();
+        for (name, spec) in &graph.params {
+            let value = HostTensor {
+                shape: spec.shape.clone(),
+                data: HostData::F64(spec.init.sample(name, &spec.shape, seed)).cast(spec.dtype),
+            };
+            let kind = ParamKind::of(name, spec.buffer);
+            set.insert(name, kind, spec.trainable, value)
+                .expect("a graph declares each parameter once, with its shape");
+        }
+        set
+    }
+
+    /// Add an f32 parameter; trainable kinds get a zeroed gradient.
     pub fn add(
         &mut self,
         name: &str,
@@ -75,9 +148,6 @@ impl ParamSet {
         trainable: bool,
         value: Vec<f32>,
     ) -> Result<usize, ParamError> {
-        if self.index.contains_key(name) {
-            return Err(ParamError::Duplicate(name.to_string()));
-        }
         let expected: usize = shape.iter().product();
         if expected != value.len() {
             return Err(ParamError::BadLength {
@@ -87,16 +157,32 @@ impl ParamSet {
                 found: value.len(),
             });
         }
+        let value = HostTensor {
+            shape: shape.to_vec(),
+            data: HostData::F32(value),
+        };
+        self.insert(name, kind, trainable, value)
+    }
+
+    fn insert(
+        &mut self,
+        name: &str,
+        kind: ParamKind,
+        trainable: bool,
+        value: HostTensor,
+    ) -> Result<usize, ParamError> {
+        if self.index.contains_key(name) {
+            return Err(ParamError::Duplicate(name.to_string()));
+        }
         let trainable = trainable && kind != ParamKind::Buffer;
         let grad = if trainable {
-            vec![0.0; value.len()]
+            vec![0.0; value.numel()]
         } else {
             Vec::new()
         };
         let i = self.params.len();
         self.params.push(Param {
             name: name.to_string(),
-            shape: shape.to_vec(),
             kind,
             trainable,
             value,
@@ -134,6 +220,124 @@ impl ParamSet {
         &mut self.params[i]
     }
 
+    /// The value of `name` as f32 (`None`: no such parameter, or not f32).
+    pub fn f32(&self, name: &str) -> Option<&[f32]> {
+        self.value(name)?.as_f32()
+    }
+
+    /// The value of `name`, as the executor reads it.
+    pub fn value(&self, name: &str) -> Option<&HostTensor> {
+        self.get(name).map(|p| &p.value)
+    }
+
+    /// Replaces the value of `name` (pretrained weights, a device's copy); the shape must
+    /// match and the data is cast to the parameter's dtype.
+    pub fn set(&mut self, name: &str, value: &HostTensor) -> Result<(), ParamError> {
+        let p = self
+            .get_mut(name)
+            .ok_or_else(|| ParamError::Missing(name.to_string()))?;
+        if p.value.shape != value.shape {
+            return Err(ParamError::Shape {
+                name: name.to_string(),
+                have: p.value.shape.clone(),
+                want: value.shape.clone(),
+            });
+        }
+        p.value = value.cast(p.value.dtype());
+        Ok(())
+    }
+
+    /// Errors naming every parameter of `graph` this set lacks or holds in another shape.
+    pub fn check(&self, graph: &Graph) -> Result<(), Vec<ParamError>> {
+        let problems: Vec<ParamError> = (graph.params.iter())
+            .filter_map(|(name, spec)| match self.get(name) {
+                None => Some(ParamError::Missing(name.clone())),
+                Some(p) if p.value.shape != spec.shape => Some(ParamError::Shape {
+                    name: name.clone(),
+                    have: p.value.shape.clone(),
+                    want: spec.shape.clone(),
+                }),
+                Some(_) => None,
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Errors on the first parameter that is not f32 (what optimizers and checkpoints need).
+    pub fn require_f32(&self) -> Result<(), ParamError> {
+        match self.params.iter().find(|p| p.value.dtype() != DType::F32) {
+            Some(p) => Err(ParamError::NotF32 {
+                name: p.name.clone(),
+                dtype: p.value.dtype(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes what a train run produced: its gradients (moved when f32, zeros for a trainable
+    /// parameter the run computed none for) and its updated running statistics. `run` keeps
+    /// its outputs. Returns the storage of the gradients it replaced, for the executor to
+    /// reuse ([`Executor::recycle`](super::Executor::recycle)).
+    pub fn take_run(&mut self, run: &mut RunOutputs) -> Result<Vec<HostData>, ParamError> {
+        self.take_buffers(run)?;
+        let mut grads = std::mem::take(&mut run.grads);
+        let mut replaced = Vec::new();
+        for p in self.params.iter_mut().filter(|p| p.trainable) {
+            let expected = p.value.numel();
+            match grads.remove(&p.name).map(|g| g.data) {
+                Some(HostData::F32(g)) if g.len() == expected => {
+                    replaced.push(HostData::F32(std::mem::replace(&mut p.grad, g)));
+                }
+                Some(other) if other.len() == expected => {
+                    if let HostData::F32(g) = other.cast(DType::F32) {
+                        p.grad = g;
+                    }
+                }
+                Some(other) => {
+                    return Err(ParamError::BadLength {
+                        name: p.name.clone(),
+                        shape: p.value.shape.clone(),
+                        expected,
+                        found: other.len(),
+                    });
+                }
+                None => p.grad.iter_mut().for_each(|g| *g = 0.0),
+            }
+        }
+        match grads.into_keys().next() {
+            Some(name) => Err(ParamError::Missing(name)),
+            None => Ok(replaced),
+        }
+    }
+
+    /// Takes the running statistics a run updated (all a resident run returns: its gradients
+    /// stay on the device).
+    pub fn take_buffers(&mut self, run: &mut RunOutputs) -> Result<(), ParamError> {
+        for (name, value) in std::mem::take(&mut run.buffers) {
+            let p = self
+                .get_mut(&name)
+                .ok_or_else(|| ParamError::Missing(name.clone()))?;
+            if p.value.shape != value.shape {
+                return Err(ParamError::Shape {
+                    name,
+                    have: p.value.shape.clone(),
+                    want: value.shape,
+                });
+            }
+            let dtype = p.value.dtype();
+            p.value = if value.dtype() == dtype {
+                value
+            } else {
+                value.cast(dtype)
+            };
+        }
+        Ok(())
+    }
+
     /// Freeze or unfreeze a parameter by name (frozen: no grad buffer, no update).
     pub fn set_trainable(&mut self, name: &str, trainable: bool) -> bool {
         let Some(p) = self.get_mut(name) else {
@@ -141,7 +345,7 @@ impl ParamSet {
         };
         p.trainable = trainable && p.kind != ParamKind::Buffer;
         p.grad = if p.trainable {
-            vec![0.0; p.value.len()]
+            vec![0.0; p.numel()]
         } else {
             Vec::new()
         };
@@ -168,6 +372,7 @@ impl ParamSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::{Init, ParamSpec};
 
     #[test]
     fn rejects_duplicates_and_bad_lengths() {
@@ -193,5 +398,66 @@ mod tests {
         assert!(!s.get("bn.running_mean").unwrap().trainable);
         assert!(s.set_trainable("a.weight", false));
         assert!(s.get("a.weight").unwrap().grad.is_empty());
+    }
+
+    fn spec(name: &str, n: usize, trainable: bool, buffer: bool) -> (String, ParamSpec) {
+        (
+            name.to_string(),
+            ParamSpec {
+                name: name.to_string(),
+                shape: vec![n],
+                dtype: DType::F32,
+                init: Init::Constant(0.5),
+                trainable,
+                buffer,
+            },
+        )
+    }
+
+    /// A set made from a graph: roles by name, frozen flags from the specs; a run's
+    /// gradients move in (zeros for one the run did not compute), its statistics are copied.
+    #[test]
+    fn made_from_a_graph_and_takes_a_run() {
+        let mut g = Graph::default();
+        g.params.extend([
+            spec("conv.weight", 2, true, false),
+            spec("conv.bias", 2, true, false),
+            spec("bn.weight", 2, true, false),
+            spec("bn.running_mean", 2, false, true),
+            spec("stem.weight", 3, false, false),
+        ]);
+        let mut set = ParamSet::init(&g, 0);
+        let kind = |s: &ParamSet, n| s.get(n).unwrap().kind;
+        assert_eq!(kind(&set, "conv.bias"), ParamKind::Bias);
+        assert_eq!(kind(&set, "bn.weight"), ParamKind::Norm);
+        assert_eq!(kind(&set, "bn.running_mean"), ParamKind::Buffer);
+        assert!(!set.get("stem.weight").unwrap().trainable);
+        assert!(set.check(&g).is_ok());
+        set.get_mut("conv.bias").unwrap().grad = vec![5.0, 5.0];
+        let mut run = RunOutputs::default();
+        run.grads.insert(
+            "conv.weight".into(),
+            HostTensor::f32(vec![2], vec![7.0, 8.0]).unwrap(),
+        );
+        run.buffers.insert(
+            "bn.running_mean".into(),
+            HostTensor::f32(vec![2], vec![3.0, 6.0]).unwrap(),
+        );
+        set.take_run(&mut run).unwrap();
+        assert_eq!(set.get("conv.weight").unwrap().grad, [7.0, 8.0]);
+        assert_eq!(set.get("conv.bias").unwrap().grad, [0.0, 0.0]);
+        assert_eq!(set.get("bn.running_mean").unwrap().values(), [3.0, 6.0]);
+        // A gradient of a parameter the set lacks is an error naming it.
+        run.grads.insert(
+            "head.weight".into(),
+            HostTensor::f32(vec![1], vec![1.0]).unwrap(),
+        );
+        let e = set.take_run(&mut run).unwrap_err();
+        assert_eq!(e, ParamError::Missing("head.weight".into()));
+        g.params.extend([spec("conv.weight", 3, true, false)]);
+        assert!(matches!(
+            &set.check(&g).unwrap_err()[..],
+            [ParamError::Shape { .. }]
+        ));
     }
 }

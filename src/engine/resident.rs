@@ -11,7 +11,9 @@
 use crate::backend::Backend;
 use crate::backend::cuda::optim::Sgd;
 use crate::backend::cuda::{CudaBackend, CudaBuffer};
-use crate::graph::{Executor, Graph, HostTensor, ParamStore, RunOutputs};
+use crate::engine::{Executor, ParamSet, RunOutputs};
+use crate::graph::Graph;
+use crate::ir::HostTensor;
 use cudarc::driver::CudaSlice;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -40,40 +42,40 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 impl ResidentSgd {
-    /// Plans `graph` on `backend` and uploads every parameter of `store` it reads. Returns the
+    /// Plans `graph` on `backend` and uploads every parameter of `params` it reads. Returns the
     /// trainer and the seconds the upload took.
     pub fn new(
         graph: Graph,
         backend: CudaBackend,
-        store: &ParamStore,
+        params: &ParamSet,
         hp: Sgd,
     ) -> Result<(Self, f64), String> {
         let t0 = Instant::now();
-        let mut params = BTreeMap::new();
+        let mut resident = BTreeMap::new();
         for (name, spec) in &graph.params {
-            let t = store
-                .get(name)
-                .ok_or_else(|| format!("no parameter `{name}` in the store"))?;
+            let t = params
+                .value(name)
+                .ok_or_else(|| format!("no parameter `{name}` in the parameter set"))?;
             let t = if t.dtype() == spec.dtype {
                 t.clone()
             } else {
                 t.cast(spec.dtype)
             };
-            params.insert(name.clone(), backend.upload(&t).map_err(err)?);
+            resident.insert(name.clone(), backend.upload(&t).map_err(err)?);
         }
         backend.device().synchronize().map_err(err)?;
         let upload = t0.elapsed().as_secs_f64();
         let trainable: Vec<String> = graph.grads.iter().map(|(n, _)| n.clone()).collect();
         let mut momentum = BTreeMap::new();
         for n in &trainable {
-            let len = params.get(n).map_or(0, CudaBuffer::len);
+            let len = resident.get(n).map_or(0, CudaBuffer::len);
             momentum.insert(n.clone(), backend.device().zeros::<f32>(len).map_err(err)?);
         }
         let exec = Executor::new(graph, backend);
         Ok((
             ResidentSgd {
                 exec,
-                params,
+                params: resident,
                 momentum,
                 trainable,
                 hp,
@@ -89,24 +91,25 @@ impl ResidentSgd {
     }
 
     /// One training step: forward + backward, then the SGD update of every trainable
-    /// parameter on the device. `store` receives running statistics only.
+    /// parameter on the device. `params` receives running statistics only.
     pub fn step(
         &mut self,
-        store: &mut ParamStore,
+        params: &mut ParamSet,
         feeds: &BTreeMap<String, HostTensor>,
     ) -> Result<(RunOutputs, StepTimes), String> {
         let dev = self.exec.backend().device().clone();
         let t0 = Instant::now();
-        // Running statistics are updated in `store` on the host: re-read them each step.
+        // Running statistics are updated in `params` on the host: re-read them each step.
         for (name, spec) in &self.exec.graph().params {
             if spec.buffer {
                 self.params.remove(name);
             }
         }
-        let out = self
+        let mut out = self
             .exec
-            .run_resident(store, &mut self.params, feeds)
+            .run_resident(params, &mut self.params, feeds)
             .map_err(err)?;
+        params.take_buffers(&mut out).map_err(err)?;
         dev.synchronize().map_err(err)?;
         let t1 = Instant::now();
         let mut ps = Vec::with_capacity(self.trainable.len());
@@ -153,13 +156,13 @@ impl ResidentSgd {
         Ok((out, times))
     }
 
-    /// Copies the device's parameter values into `store` (e.g. to compare with a host run).
-    pub fn download_params(&self, store: &mut ParamStore) -> Result<(), String> {
+    /// Copies the device's parameter values into `params` (e.g. to compare with a host run).
+    pub fn download_params(&self, params: &mut ParamSet) -> Result<(), String> {
         let be = self.exec.backend();
         for (name, buf) in &self.params {
             let spec = &self.exec.graph().params[name];
             let t = be.download(buf, spec.dtype, &spec.shape).map_err(err)?;
-            store.set(name, &t)?;
+            params.set(name, &t).map_err(err)?;
         }
         Ok(())
     }

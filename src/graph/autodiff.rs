@@ -4,9 +4,9 @@
 //! were added, so the result is deterministic.
 
 use super::builder::{GraphBuilder, NodeId};
-use super::dtype::numel;
 use super::error::GraphError;
-use super::op::*;
+use crate::ir::numel;
+use crate::ir::op::*;
 
 impl GraphBuilder {
     /// Appends the gradient of the scalar `loss` w.r.t. every trainable parameter and records

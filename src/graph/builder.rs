@@ -1,10 +1,10 @@
 //! The graph and its builder: every method infers the output shape and dtype and returns a
 //! [`GraphError`] instead of panicking when the inputs do not fit.
 
-use super::dtype::{DType, numel};
 use super::error::GraphError;
 use super::init::Init;
-use super::op::*;
+use crate::ir::op::*;
+use crate::ir::{DType, numel};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -3,9 +3,9 @@
 //! diffed between revisions.
 
 use super::builder::Graph;
-use super::dtype::fmt_shape;
 use super::memory::MemoryPlan;
-use super::op::*;
+use crate::ir::fmt_shape;
+use crate::ir::op::*;
 use std::fmt::Write;
 
 fn attrs(op: &Op) -> String {

@@ -2,7 +2,7 @@
 //! carry the op, the node name given by the model and the offending shapes so that `plan` and
 //! `check` can report them on the recipe span that produced the op.
 
-use super::dtype::DType;
+use crate::ir::DType;
 
 /// A graph-construction error.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -41,7 +41,7 @@ fn scope_suffix(scope: &str) -> String {
 }
 
 fn fmt_shapes(shapes: &[Vec<usize>]) -> String {
-    let parts: Vec<String> = shapes.iter().map(|s| super::dtype::fmt_shape(s)).collect();
+    let parts: Vec<String> = shapes.iter().map(|s| crate::ir::fmt_shape(s)).collect();
     parts.join(", ")
 }
 

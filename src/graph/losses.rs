@@ -3,9 +3,9 @@
 //! stay static).
 
 use super::builder::{GraphBuilder, NodeId};
-use super::dtype::DType;
 use super::error::GraphError;
-use super::op::*;
+use crate::ir::DType;
+use crate::ir::op::*;
 
 /// Loss reduction, as mmdetection names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -169,7 +169,7 @@ impl GraphBuilder {
             (Reduction::Sum, None) => self.sum_all(loss),
             (Reduction::Mean, None) => self.mean_all(loss),
             (Reduction::Mean, Some(a)) => {
-                if crate::graph::numel(self.shape(a)) != 1 {
+                if crate::ir::numel(self.shape(a)) != 1 {
                     return Err(self.err(
                         "weight_reduce_loss",
                         "avg_factor must be a scalar",

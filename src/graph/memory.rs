@@ -4,8 +4,8 @@
 //! their own buffers (they are external to the plan).
 
 use super::builder::{Graph, NodeId};
-use super::dtype::{DType, numel};
-use super::op::Op;
+use crate::ir::op::Op;
+use crate::ir::{DType, numel};
 
 /// Where each node's result lives, and what that costs.
 #[derive(Clone, Debug, PartialEq)]
@@ -163,7 +163,8 @@ pub(crate) fn fmt_bytes(b: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{DType, GraphBuilder};
+    use crate::graph::GraphBuilder;
+    use crate::ir::DType;
 
     #[test]
     fn a_chain_reuses_two_slots_and_outputs_stay_alive() {

@@ -1,35 +1,25 @@
-//! Compute-graph IR: ops with static shapes and dtypes, reverse-mode autodiff, liveness and
-//! buffer reuse, the named parameter store, seeded initialisation and the stable text dump.
+//! Compute graphs of the [`crate::ir`] ops: static shapes and dtypes, reverse-mode autodiff,
+//! liveness and buffer reuse, seeded initialisation of parameters and the stable text dump.
 //!
-//! Owns the *meaning* of a step graph, not its kernels: every op is executed by a
-//! [`crate::backend::Backend`], whose CPU implementation is the reference.
+//! Owns the *meaning* of a step graph, not its kernels or its parameters' values: a backend
+//! executes the ops and the engine's executor runs a graph against the engine's parameter set.
 //!
 //! Typical use: build a forward graph with [`GraphBuilder`] (shape errors come back as
-//! [`GraphError`] values), turn it into a step graph with [`GraphBuilder::backward`], create a
-//! [`ParamStore`] from the graph's parameter specs, and run it with an [`Executor`].
+//! [`GraphError`] values), turn it into a step graph with [`GraphBuilder::backward`], then hand
+//! it to `engine::Executor` with an `engine::ParamSet` made from its parameter specs.
 
 mod autodiff;
 mod builder;
-mod dtype;
 mod dump;
 mod error;
-mod exec;
 mod init;
 mod losses;
 mod memory;
 mod nn;
-pub mod op;
-mod params;
-mod tensor;
 
 pub use builder::{Graph, GraphBuilder, Node, NodeId, ParamSpec};
-pub use dtype::{DType, numel};
 pub use error::GraphError;
-pub use exec::{ExecError, Executor, RunOutputs};
 pub use init::Init;
 pub use losses::Reduction;
 pub use memory::MemoryPlan;
-pub use nn::{BnMode, conv_out_size};
-pub use op::Op;
-pub use params::ParamStore;
-pub use tensor::{HostData, HostTensor};
+pub use nn::BnMode;

@@ -3,7 +3,8 @@
 
 use super::builder::{GraphBuilder, NodeId};
 use super::error::GraphError;
-use super::op::*;
+use crate::ir::conv_out_size;
+use crate::ir::op::*;
 
 /// How a batch norm layer computes its statistics.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -14,21 +15,6 @@ pub enum BnMode {
     /// Running statistics (eval, or training with mmdet's `norm_eval=True`); gradients still
     /// reach gamma and beta when they are trainable.
     Eval,
-}
-
-/// Output size of a convolution or pooling window along one axis.
-pub fn conv_out_size(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    pad: usize,
-    dilation: usize,
-) -> Option<usize> {
-    let eff = dilation * (kernel - 1) + 1;
-    if stride == 0 || input + 2 * pad < eff {
-        return None;
-    }
-    Some((input + 2 * pad - eff) / stride + 1)
 }
 
 impl GraphBuilder {

@@ -5,7 +5,8 @@
 
 use super::Plan;
 use crate::data::config::{DataConfig, Resize, TransformConfig};
-use crate::graph::{DType, Graph, MemoryPlan};
+use crate::graph::{Graph, MemoryPlan};
+use crate::ir::DType;
 use crate::model::config::DetectorConfig;
 use crate::model::net::{Detector, GraphMode};
 use crate::util::units::human_bytes;

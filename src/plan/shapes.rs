@@ -7,7 +7,7 @@
 
 use super::default_shape;
 use crate::data::config::{DataConfig, TransformConfig};
-use crate::graph::DType;
+use crate::ir::DType;
 use crate::model::config::{BackboneConfig, DetectorConfig, HeadConfig, NeckConfig};
 use crate::model::net::probe::{FeatureMap, backbone_outputs, known_depth, neck_levels};
 use crate::model::net::{Detector, GraphMode};

@@ -5,7 +5,7 @@
 //! truncated or mis-shaped one is E0417 on the key that names it.
 
 use super::{Plan, PlanError, default_shape};
-use crate::graph::DType;
+use crate::ir::DType;
 use crate::model::net::{Detector, GraphMode};
 use crate::model::weights::{Shapes, match_weights, read_shapes};
 use crate::recipe::{CheckedRecipe, Diagnostic};

@@ -3,7 +3,7 @@
 //! results do not depend on the thread count. Reductions accumulate in f64.
 
 use super::{Float, map};
-use crate::graph::op::{BinaryOp, UnaryOp};
+use crate::ir::op::{BinaryOp, UnaryOp};
 use rayon::prelude::*;
 
 /// Applies a unary op; `dy` is the second input of the `*Grad` variants.

@@ -1,6 +1,6 @@
 //! The float types CPU kernels are generic over (f32 for training, f64 for gradient checks).
 
-use crate::graph::HostData;
+use crate::ir::HostData;
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 
 /// A real number type the CPU kernels compute in.

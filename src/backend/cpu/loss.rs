@@ -6,7 +6,7 @@
 use super::Float;
 use super::elementwise::sigmoid;
 use super::map::{map2, map3};
-use crate::graph::op::IouKind;
+use crate::ir::op::IouKind;
 use rayon::prelude::*;
 
 /// `max(x, 0) - x t + ln(1 + exp(-|x|))`.

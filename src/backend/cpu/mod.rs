@@ -18,8 +18,8 @@ pub mod pool;
 pub use float::Float;
 
 use super::{Backend, BackendError, TensorMut, TensorRef};
-use crate::graph::op::*;
-use crate::graph::{DType, HostData, HostTensor, numel};
+use crate::ir::op::*;
+use crate::ir::{DType, HostData, HostTensor, numel};
 
 /// The CPU backend (stateless; uses rayon's current thread pool).
 #[derive(Clone, Copy, Debug, Default)]
@@ -147,21 +147,29 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn swap_storage(&self, t: &mut HostTensor, buf: &mut HostData) -> bool {
-        let same = std::mem::discriminant(&t.data) == std::mem::discriminant(buf)
-            && t.data.len() == buf.len();
-        if same {
-            std::mem::swap(&mut t.data, buf);
-        }
-        same
+    fn host_buffer<'a>(&self, t: &'a HostTensor) -> Option<&'a HostData> {
+        Some(&t.data)
     }
 
-    fn download_into(&self, buf: &HostData, dst: &mut HostTensor) -> Result<(), BackendError> {
-        let n = numel(&dst.shape);
-        if buf.len() < n || !copy_prefix(buf, &mut dst.data, n) {
-            *dst = self.download(buf, dst.dtype(), &dst.shape)?;
+    fn adopt_host(&self, data: HostData) -> Option<HostData> {
+        Some(data)
+    }
+
+    fn take_host(
+        &self,
+        buf: HostData,
+        dtype: DType,
+        shape: &[usize],
+    ) -> Result<HostTensor, BackendError> {
+        // A longer buffer (a slot shared with a larger value) is copied rather than kept
+        // whole behind a short tensor.
+        if buf.dtype() != dtype || buf.len() != numel(shape) {
+            return self.download(&buf, dtype, shape);
         }
-        Ok(())
+        Ok(HostTensor {
+            shape: shape.to_vec(),
+            data: buf,
+        })
     }
 
     fn fill(&self, mut out: Out<'_>, value: f64) -> Result<(), BackendError> {

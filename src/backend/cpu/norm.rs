@@ -3,7 +3,7 @@
 //! a fixed order, one rayon task per statistic or per plane.
 
 use super::Float;
-use crate::graph::op::NormKind;
+use crate::ir::op::NormKind;
 use rayon::prelude::*;
 
 /// Which (image, channel) planes share a statistic.

@@ -11,7 +11,7 @@
 //! oversubscription: compare runs made on an idle machine.
 
 use crate::backend::cpu::conv;
-use crate::graph::op::Conv2dAttrs;
+use crate::ir::op::Conv2dAttrs;
 use crate::util::rng::Rng;
 use std::time::Instant;
 

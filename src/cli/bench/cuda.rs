@@ -270,8 +270,8 @@ mod bandwidth {
     ) -> Result<(), CudaError> {
         use crate::backend::cuda::{CudaBackend, CudaBuffer};
         use crate::backend::{Backend, BackendError, TensorMut, TensorRef};
-        use crate::graph::DType as GraphDType;
-        use crate::graph::op::{LossKind, LossOp};
+        use crate::ir::DType as GraphDType;
+        use crate::ir::op::{LossKind, LossOp};
         let be = CudaBackend::open(device)?;
         let dev = be.device();
         let n = ROWS * CLS;
@@ -366,7 +366,8 @@ mod retinanet {
     use crate::backend::cuda::CudaBackend;
     use crate::backend::cuda::optim::Sgd;
     use crate::engine::resident::ResidentSgd;
-    use crate::graph::{DType, Executor, HostTensor, ParamStore};
+    use crate::engine::{Executor, ParamSet};
+    use crate::ir::{DType, HostTensor};
     use crate::model::assign::ImageGt;
     use crate::model::config::DetectorConfig;
     use crate::model::net::{Detector, GraphMode};
@@ -449,7 +450,7 @@ mod retinanet {
         }
         let img = HostTensor::f32(vec![BATCH, 3, PAD.0, PAD.1], img).map_err(|e| e.to_string())?;
         let feeds = det.train_feeds(img, &targets, PAD)?;
-        let mut store = ParamStore::init(&built.graph, 1);
+        let mut params = ParamSet::init(&built.graph, 1);
         crate::errln!(
             "retinanet: graph of {} nodes, {} parameters ({} trainable tensors), built in {:.1} s",
             built.graph.nodes.len(),
@@ -461,20 +462,18 @@ mod retinanet {
         // The executor's plain path (what `mmrun exec --device cuda` runs): every parameter
         // up and every gradient down per step. One run warms it up, the second is timed.
         let mut plain = Executor::new(built.graph.clone(), backend.clone());
-        let mut host = store.clone();
-        plain.run(&mut host, &feeds).map_err(|e| e.to_string())?;
+        plain.run(&params, &feeds).map_err(|e| e.to_string())?;
         let t = Instant::now();
-        plain.run(&mut host, &feeds).map_err(|e| e.to_string())?;
+        plain.run(&params, &feeds).map_err(|e| e.to_string())?;
         let plain_s = t.elapsed().as_secs_f64();
         drop(plain);
-        drop(host);
 
         // mmdetection's RetinaNet optimizer.
         let hp = Sgd::MMDET;
-        let (mut trainer, upload_s) = ResidentSgd::new(built.graph, backend.clone(), &store, hp)?;
+        let (mut trainer, upload_s) = ResidentSgd::new(built.graph, backend.clone(), &params, hp)?;
         let mut first = 0.0;
         for i in 0..WARMUP {
-            let (out, times) = trainer.step(&mut store, &feeds)?;
+            let (out, times) = trainer.step(&mut params, &feeds)?;
             if i == 0 {
                 first = times.compute + times.optimizer;
             }
@@ -486,7 +485,7 @@ mod retinanet {
         let t = Instant::now();
         trainer
             .executor()
-            .download_grads(&mut store)
+            .download_grads()
             .map_err(|e| e.to_string())?;
         let download_s = t.elapsed().as_secs_f64();
 
@@ -497,7 +496,7 @@ mod retinanet {
         let mut loss = f64::NAN;
         let t = Instant::now();
         for _ in 0..steps {
-            let (out, times) = trainer.step(&mut store, &feeds)?;
+            let (out, times) = trainer.step(&mut params, &feeds)?;
             compute += times.compute;
             optimizer += times.optimizer;
             loss = out.scalar("loss").unwrap_or(f64::NAN);

@@ -4,8 +4,8 @@
 //! (`scripts/bench_train_torch.py`), measured in the same run, and where mmrun's time goes.
 //!
 //! One mmrun iteration is everything a training step does: target assignment for each image,
-//! the feeds, parameter values into the executor's store, forward + backward, gradients back,
-//! and the SGD update. The profile comes from the executor's opt-in per-op timer
+//! the feeds, forward + backward reading the parameters in place, the gradients and running
+//! statistics moved into the parameter set, and the SGD update. The profile comes from the executor's opt-in per-op timer
 //! ([`Executor::set_profile`]) plus timers around the host-side parts, grouped by op family.
 //! The load average is printed: on this shared machine both sides slow down under load, and
 //! PyTorch's OpenMP threads suffer most from oversubscription (at load 5 on 2 cores, its
@@ -14,9 +14,8 @@
 
 use crate::backend::cpu::CpuBackend;
 use crate::engine::optim::{Optimizer, OptimizerConfig};
-use crate::engine::params::ParamSet;
-use crate::engine::store::{param_set_from_store, step_through_store};
-use crate::graph::{DType, Executor, HostTensor, ParamStore};
+use crate::engine::{Executor, ParamSet};
+use crate::ir::{DType, HostTensor};
 use crate::model::assign::ImageGt;
 use crate::model::config::DetectorConfig;
 use crate::model::net::{Detector, GraphMode};
@@ -86,13 +85,6 @@ fn family(op: &str) -> &'static str {
         "cross_entropy" => "loss",
         _ => "elementwise",
     }
-}
-
-/// Same rule as the detector task's `norm_decay_mult` grouping.
-fn is_norm(name: &str) -> bool {
-    name.split('.')
-        .any(|part| part.starts_with("bn") || part.starts_with("gn") || part.contains("norm"))
-        || name.contains("downsample.1.")
 }
 
 /// Fixed synthetic batch: images in `[-1, 1)` (already normalised) and a few boxes each.
@@ -168,8 +160,7 @@ fn measure(args: &Args) -> Result<Measured, String> {
     let built = det
         .build(GraphMode::Train, args.batch, hw, DType::F32)
         .map_err(|e| format!("building the train graph: {e}"))?;
-    let mut store = ParamStore::init(&built.graph, 0);
-    let mut params: ParamSet = param_set_from_store(&store, is_norm)?;
+    let mut params = ParamSet::init(&built.graph, 0);
     let sgd = OptimizerConfig::Sgd {
         lr: 0.01,
         momentum: 0.9,
@@ -206,13 +197,11 @@ fn measure(args: &Args) -> Result<Measured, String> {
         host.targets += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let feeds = det.train_feeds(data.img.clone(), &targets, hw)?;
-        let mut run_secs = 0.0;
-        let out = step_through_store(&mut params, &mut store, |store| {
-            let t = Instant::now();
-            let out = exec.run(store, &feeds).map_err(|e| e.to_string());
-            run_secs = t.elapsed().as_secs_f64();
-            out
-        })?;
+        let run_start = Instant::now();
+        let mut out = exec.run(&params, &feeds).map_err(|e| e.to_string())?;
+        let run_secs = run_start.elapsed().as_secs_f64();
+        let replaced = params.take_run(&mut out).map_err(|e| e.to_string())?;
+        exec.recycle(replaced);
         host.copies += t.elapsed().as_secs_f64() - run_secs;
         let t = Instant::now();
         optim.step(&mut params);

@@ -19,8 +19,8 @@ pub fn params_to_tensors(params: &ParamSet) -> Tensors {
             (
                 p.name.clone(),
                 Tensor {
-                    shape: p.shape.clone(),
-                    data: p.value.clone(),
+                    shape: p.shape().to_vec(),
+                    data: p.values().to_vec(),
                 },
             )
         })
@@ -79,7 +79,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Tensors, String> {
 pub fn param_shapes(params: &ParamSet) -> Shapes {
     params
         .iter()
-        .map(|p| (p.name.clone(), p.shape.clone()))
+        .map(|p| (p.name.clone(), p.shape().to_vec()))
         .collect()
 }
 
@@ -96,7 +96,7 @@ pub fn match_params(params: &ParamSet, tensors: &Tensors, rule: &LoadRule) -> Ma
 pub fn copy_matched(params: &mut ParamSet, tensors: &Tensors, m: &Matched) {
     for (key, name) in &m.pairs {
         if let (Some(t), Some(p)) = (tensors.get(key), params.get_mut(name)) {
-            p.value.copy_from_slice(&t.data);
+            p.values_mut().copy_from_slice(&t.data);
         }
     }
 }

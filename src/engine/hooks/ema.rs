@@ -58,11 +58,11 @@ impl Hook for EmaHook {
                 let ema = s.ema.get_or_insert_with(|| s.params.clone());
                 for (e, q) in ema.iter_mut().zip(s.params.iter()) {
                     if q.trainable {
-                        for (x, &v) in e.value.iter_mut().zip(&q.value) {
+                        for (x, &v) in e.values_mut().iter_mut().zip(q.values()) {
                             *x = *x * (1.0 - m) + m * v;
                         }
                     } else {
-                        e.value.copy_from_slice(&q.value);
+                        e.values_mut().copy_from_slice(q.values());
                     }
                 }
             }

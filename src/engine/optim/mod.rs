@@ -231,7 +231,9 @@ impl Optimizer {
                     nesterov,
                     ..
                 } => sgd::update(
-                    &mut p.value,
+                    p.value
+                        .as_f32_mut()
+                        .expect("f32: checked in Optimizer::new"),
                     &p.grad,
                     slot,
                     sgd::Hyper {
@@ -248,7 +250,9 @@ impl Optimizer {
                     weight_decay,
                     ..
                 } => adamw::update(
-                    &mut p.value,
+                    p.value
+                        .as_f32_mut()
+                        .expect("f32: checked in Optimizer::new"),
                     &p.grad,
                     slot,
                     adamw::Hyper {
@@ -272,7 +276,7 @@ impl Optimizer {
             for (b, buf) in slot.bufs.iter().enumerate() {
                 out.insert(
                     format!("{}.{}", p.name, names[b]),
-                    (p.shape.clone(), buf.clone()),
+                    (p.shape().to_vec(), buf.clone()),
                 );
             }
         }

@@ -8,7 +8,8 @@ use super::layers::Layers;
 use super::losses::{fcos_losses, retina_losses};
 use super::resnet::{build_resnet, stage_channels};
 use super::retina_head::build_retina_head;
-use crate::graph::{DType, Graph, GraphBuilder, GraphError, HostTensor, NodeId};
+use crate::graph::{Graph, GraphBuilder, GraphError, NodeId};
+use crate::ir::{DType, HostTensor};
 use crate::model::anchor::{AnchorGenerator, point_grid};
 use crate::model::assign::fcos::FcosTargetConfig;
 use crate::model::config::{

@@ -1,8 +1,8 @@
 //! Layer helpers over [`GraphBuilder`]: conv (+bias), batch/group norm with mmdetection's
 //! train/eval/frozen semantics, `ConvModule` (conv → norm → ReLU).
 
-use crate::graph::op::Conv2dAttrs;
 use crate::graph::{BnMode, GraphBuilder, GraphError, Init, NodeId};
+use crate::ir::op::Conv2dAttrs;
 use crate::model::config::NormConfig;
 
 /// A graph builder plus whether the graph trains (batch statistics, trainable parameters).

@@ -3,8 +3,8 @@
 //! L1 / smooth-L1 on encoded deltas or GIoU on boxes decoded in the graph, and FCOS's
 //! centerness-weighted GIoU and centerness BCE.
 
-use crate::graph::op::IouKind;
 use crate::graph::{GraphBuilder, GraphError, NodeId, Reduction as GReduction};
+use crate::ir::op::IouKind;
 use crate::model::config::{FcosHeadConfig, IouLossMode, LossConfig, Reduction, RetinaHeadConfig};
 use crate::model::target::AnchorTargetConfig;
 

@@ -5,7 +5,8 @@
 
 use super::layers::Layers;
 use super::{build_fpn, build_resnet};
-use crate::graph::{DType, GraphBuilder, NodeId};
+use crate::graph::{GraphBuilder, NodeId};
+use crate::ir::DType;
 use crate::model::config::{BackboneConfig, NeckConfig};
 
 /// One feature map a part outputs, for one image.

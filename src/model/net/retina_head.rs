@@ -3,8 +3,8 @@
 //! (`A·C` channels, bias initialised for prior probability 0.01) and `retina_reg` (`A·4`).
 
 use super::layers::{Layers, normal_001};
-use crate::graph::op::Conv2dAttrs;
 use crate::graph::{GraphError, Init, NodeId};
+use crate::ir::op::Conv2dAttrs;
 use crate::model::config::{NormConfig, RetinaHeadConfig};
 
 /// The classification and regression towers both dense heads share: `stacked_convs`

@@ -4,7 +4,7 @@
 //! which is itself pinned to PyTorch (`torch_ref.rs`).
 
 use mmrun::backend::cpu::loss as cpu;
-use mmrun::graph::op::IouKind;
+use mmrun::ir::op::IouKind;
 use mmrun::util::rng::Rng;
 
 use super::reference::{self, LossOut, cases};

@@ -9,15 +9,16 @@
 
 use super::ir_harness::{assert_close, backend, rng};
 use crate::model::detector::{TINY, detector};
+use mmrun::backend::Device;
 use mmrun::backend::cpu::CpuBackend;
 use mmrun::backend::cuda::optim::Sgd;
 use mmrun::backend::cuda::{CudaBackend, probe};
 use mmrun::data::synth::{SynthOptions, generate};
 use mmrun::engine::detector::build_task_on;
-use mmrun::engine::device::Device;
 use mmrun::engine::exec::{ExecOptions, execute};
 use mmrun::engine::resident::ResidentSgd;
-use mmrun::graph::{DType, Executor, HostTensor, NodeId, ParamStore};
+use mmrun::engine::{Executor, ParamSet};
+use mmrun::ir::{DType, HostTensor};
 use mmrun::model::assign::ImageGt;
 use mmrun::model::net::{Detector, GraphMode};
 use mmrun::model::target::ImageMeta;
@@ -43,10 +44,10 @@ const HW: (usize, usize) = (64, 96);
 const GRAD_FLOOR: f64 = 1e-4;
 
 /// The floor of every per-tensor scale: `GRAD_FLOOR` of the largest reference gradient.
-fn grad_floor(reference: &ParamStore, grads: &[(String, NodeId)]) -> f64 {
-    let largest = grads
-        .iter()
-        .flat_map(|(name, _)| reference.grad(name).unwrap().to_f64_vec())
+fn grad_floor(reference: &BTreeMap<String, HostTensor>) -> f64 {
+    let largest = reference
+        .values()
+        .flat_map(|g| g.to_f64_vec())
         .fold(0.0f64, |m, v| m.max(v.abs()));
     GRAD_FLOOR * largest
 }
@@ -109,14 +110,12 @@ fn parity(test: &str, recipe: &str, sets: &[&str], losses: &[&str]) {
     let mut rng = rng(test);
     let feeds = feeds(&d, &mut rng);
     let built = d.build(GraphMode::Train, 2, HW, DType::F32).unwrap();
-    let store = ParamStore::init(&built.graph, rng.below(1 << 30));
-    let mut cpu = store.clone();
+    let store = ParamSet::init(&built.graph, rng.below(1 << 30));
     let want = Executor::new(built.graph.clone(), CpuBackend)
-        .run(&mut cpu, &feeds)
+        .run(&store, &feeds)
         .unwrap();
-    let mut gpu = store.clone();
     let got = Executor::new(built.graph.clone(), be.clone())
-        .run(&mut gpu, &feeds)
+        .run(&store, &feeds)
         .unwrap_or_else(|e| panic!("{test}: cuda run: {e}"));
     be.device().synchronize().unwrap();
     for &k in losses {
@@ -129,11 +128,10 @@ fn parity(test: &str, recipe: &str, sets: &[&str], losses: &[&str]) {
         );
     }
     let mut checked = 0;
-    let floor = grad_floor(&cpu, &built.graph.grads);
+    let floor = grad_floor(&want.grads);
     for (name, _) in &built.graph.grads {
-        let w = cpu.grad(name).unwrap().to_f64_vec();
-        let g = gpu
-            .grad(name)
+        let w = want.grads[name].to_f64_vec();
+        let g = (got.grads.get(name))
             .unwrap_or_else(|| panic!("{test}: no cuda gradient of {name}"))
             .to_f64_vec();
         let dev = grad_deviation(&g, &w, floor);
@@ -141,12 +139,13 @@ fn parity(test: &str, recipe: &str, sets: &[&str], losses: &[&str]) {
         checked += 1;
     }
     // Running statistics (BN in train mode) went through the device's batch statistics.
-    for (name, spec) in &built.graph.params {
-        if spec.buffer {
-            let w = cpu.get(name).unwrap().to_f64_vec();
-            let g = gpu.get(name).unwrap().to_f64_vec();
-            assert_close(&format!("{test}: {name}"), &g, &w, 1e-4, 1e-5);
-        }
+    assert!(
+        want.buffers.keys().eq(got.buffers.keys()),
+        "{test}: the same running statistics are updated"
+    );
+    for (name, w) in &want.buffers {
+        let (w, g) = (w.to_f64_vec(), got.buffers[name].to_f64_vec());
+        assert_close(&format!("{test}: {name}"), &g, &w, 1e-4, 1e-5);
     }
     assert!(checked > 20, "{test}: only {checked} gradients");
     eprintln!("{test}: {checked} gradients within {GRAD_TOL} of their max |value|");
@@ -193,7 +192,7 @@ fn resident_sgd_matches_host_sgd() {
     let mut rng = rng(test);
     let feeds = feeds(&d, &mut rng);
     let built = d.build(GraphMode::Train, 2, HW, DType::F32).unwrap();
-    let init = ParamStore::init(&built.graph, 5);
+    let init = ParamSet::init(&built.graph, 5);
     let hp = Sgd::MMDET;
     // Host: gradients from the CUDA executor's plain path, update in f64.
     let mut host = init.clone();
@@ -201,13 +200,14 @@ fn resident_sgd_matches_host_sgd() {
     let mut bufs: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut host_losses = Vec::new();
     for _ in 0..2 {
-        let out = ex.run(&mut host, &feeds).unwrap();
+        let mut out = ex.run(&host, &feeds).unwrap();
         host_losses.push(out.scalar("loss").unwrap());
+        host.take_buffers(&mut out).unwrap();
         for (name, _) in &built.graph.grads {
-            let g = host.grad(name).unwrap().to_f64_vec();
+            let g = out.grads[name].to_f64_vec();
             let p = host.get(name).unwrap();
-            let shape = p.shape.clone();
-            let mut v = p.to_f64_vec();
+            let shape = p.shape().to_vec();
+            let mut v = p.value.to_f64_vec();
             let first = !bufs.contains_key(name);
             let b = bufs
                 .entry(name.clone())
@@ -238,12 +238,12 @@ fn resident_sgd_matches_host_sgd() {
         .graph
         .grads
         .iter()
-        .flat_map(|(name, _)| host.get(name).unwrap().to_f64_vec())
+        .flat_map(|(name, _)| host.get(name).unwrap().value.to_f64_vec())
         .fold(0.0f64, |m, v| m.max(v.abs()))
         * PARAM_FLOOR;
     for (name, _) in &built.graph.grads {
-        let w = host.get(name).unwrap().to_f64_vec();
-        let g = store.get(name).unwrap().to_f64_vec();
+        let w = host.get(name).unwrap().value.to_f64_vec();
+        let g = store.get(name).unwrap().value.to_f64_vec();
         let scale = w.iter().fold(floor, |m, v| m.max(v.abs()));
         for (i, (x, y)) in g.iter().zip(&w).enumerate() {
             assert!(
@@ -375,7 +375,7 @@ fn cpu_f32_error_is_well_inside_the_tolerances() {
         let feeds = feeds(&d, &mut rng);
         let g32 = d.build(GraphMode::Train, 2, HW, DType::F32).unwrap().graph;
         let g64 = d.build(GraphMode::Train, 2, HW, DType::F64).unwrap().graph;
-        let store = ParamStore::init(&g32, rng.below(1 << 30));
+        let store = ParamSet::init(&g32, rng.below(1 << 30));
         let feeds64: BTreeMap<String, HostTensor> = feeds
             .iter()
             .map(|(k, t)| {
@@ -390,13 +390,11 @@ fn cpu_f32_error_is_well_inside_the_tolerances() {
                 )
             })
             .collect();
-        let mut s32 = store.clone();
         let o32 = Executor::new(g32.clone(), CpuBackend)
-            .run(&mut s32, &feeds)
+            .run(&store, &feeds)
             .unwrap();
-        let mut s64 = store.clone();
         let o64 = Executor::new(g64, CpuBackend)
-            .run(&mut s64, &feeds64)
+            .run(&store, &feeds64)
             .unwrap();
         for &k in losses {
             let (a, b) = (o32.scalar(k).unwrap(), o64.scalar(k).unwrap());
@@ -406,10 +404,10 @@ fn cpu_f32_error_is_well_inside_the_tolerances() {
             );
         }
         let mut worst = (0.0f64, String::new());
-        let floor = grad_floor(&s64, &g32.grads);
+        let floor = grad_floor(&o64.grads);
         for (name, _) in &g32.grads {
-            let a = s32.grad(name).unwrap().to_f64_vec();
-            let b = s64.grad(name).unwrap().to_f64_vec();
+            let a = o32.grads[name].to_f64_vec();
+            let b = o64.grads[name].to_f64_vec();
             let dev = grad_deviation(&a, &b, floor);
             if dev > worst.0 {
                 worst = (dev, name.clone());

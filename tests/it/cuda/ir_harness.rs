@@ -10,8 +10,8 @@
 use mmrun::backend::cpu::CpuBackend;
 use mmrun::backend::cuda::{CudaBackend, CudaBuffer, probe};
 use mmrun::backend::{Backend, BackendError, TensorMut, TensorRef};
-use mmrun::graph::op::Op;
-use mmrun::graph::{DType, HostData, HostTensor, numel};
+use mmrun::ir::op::Op;
+use mmrun::ir::{DType, HostData, HostTensor, numel};
 use mmrun::util::rng::Rng;
 
 /// The CUDA backend on device 0, or `None` after printing why the test skips.

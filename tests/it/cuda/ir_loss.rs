@@ -10,8 +10,8 @@
 //! losses get (1e-4, 1e-5) — about 100x their expected error, far below any formula mistake;
 //! L1 / smooth L1 (no transcendentals) get the elementwise f32 bound.
 
-use mmrun::graph::op::{IouKind, LossKind, LossOp, Op};
-use mmrun::graph::{DType, HostTensor};
+use mmrun::ir::op::{IouKind, LossKind, LossOp, Op};
+use mmrun::ir::{DType, HostTensor};
 use mmrun::util::rng::Rng;
 
 use mmrun::backend::cuda::CudaBackend;

@@ -5,8 +5,8 @@
 //! (output poisoned, device synchronised). Shapes are ResNet/FPN-like with odd sizes. Without
 //! a device every test prints why it skipped.
 
-use mmrun::graph::op::*;
-use mmrun::graph::{DType, HostTensor, conv_out_size};
+use mmrun::ir::op::*;
+use mmrun::ir::{DType, HostTensor, conv_out_size};
 
 use super::ir_harness::{REDUCTION, backend, check_op, rng, uniform};
 

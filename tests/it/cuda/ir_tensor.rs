@@ -5,8 +5,8 @@
 
 use mmrun::backend::Backend;
 use mmrun::backend::cuda::CudaBackend;
-use mmrun::graph::op::{BinaryOp, LayoutOp, Op, ReduceOp, UnaryOp};
-use mmrun::graph::{DType, HostTensor, numel};
+use mmrun::ir::op::{BinaryOp, LayoutOp, Op, ReduceOp, UnaryOp};
+use mmrun::ir::{DType, HostTensor, numel};
 use mmrun::util::rng::Rng;
 
 use super::ir_harness::{ELEMENTWISE, REDUCTION, backend, check_op, cuda_run, rng, uniform};
@@ -279,7 +279,7 @@ fn binary_ops_with_broadcasting() {
             for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
                 let a = uniform(&mut rng, &sa, -3.0, 3.0);
                 let mut b = uniform(&mut rng, &sb, 0.5, 2.0);
-                if let mmrun::graph::HostData::F64(v) = &mut b.data {
+                if let mmrun::ir::HostData::F64(v) = &mut b.data {
                     for x in v.iter_mut() {
                         if rng.below(2) == 0 {
                             *x = -*x;

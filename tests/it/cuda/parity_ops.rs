@@ -504,7 +504,7 @@ fn cublas_sgemm_matches() {
 fn conv2d_im2col_cublas_matches_the_cpu_backend() {
     use mmrun::backend::cpu::conv as cpu;
     use mmrun::backend::cuda::conv::Conv2d;
-    use mmrun::graph::op::Conv2dAttrs;
+    use mmrun::ir::op::Conv2dAttrs;
     let Some(dev) = device("conv parity") else {
         return;
     };

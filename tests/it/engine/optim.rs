@@ -86,7 +86,7 @@ fn run_rust(config: OptimizerConfig) -> RustRun {
         "frozen parameter got state"
     );
     (
-        params.iter().map(|p| p.value.clone()).collect(),
+        params.iter().map(|p| p.values().to_vec()).collect(),
         norms,
         mults,
     )
@@ -129,7 +129,7 @@ fn input(mults: Vec<(f64, f64)>, extra: &serde_json::Value) -> serde_json::Value
         .map(|s| if s.3 { it.next().unwrap() } else { (1.0, 1.0) })
         .collect();
     let mut input = json!({
-        "values": make_params().iter().map(|p| p.value.clone()).collect::<Vec<_>>(),
+        "values": make_params().iter().map(|p| p.values().to_vec()).collect::<Vec<_>>(),
         "trainable": SPECS.iter().map(|s| s.3).collect::<Vec<_>>(),
         "mults": mults_all,
         "grads": (0..LRS.len()).map(grads).collect::<Vec<_>>(),

@@ -146,7 +146,7 @@ pub fn deterministic(mut v: Value) -> Value {
 
 fn values(p: &ParamSet) -> Vec<Vec<u32>> {
     p.iter()
-        .map(|q| q.value.iter().map(|v| v.to_bits()).collect())
+        .map(|q| q.values().iter().map(|v| v.to_bits()).collect())
         .collect()
 }
 
@@ -169,7 +169,7 @@ fn trains_logs_evaluates_and_checkpoints() {
     );
     let summary = r.run().unwrap();
     assert_eq!((summary.iters, summary.epochs), (32, 4));
-    assert_eq!(r.params().get("fc.frozen").unwrap().value, [7.0]);
+    assert_eq!(r.params().get("fc.frozen").unwrap().values(), [7.0]);
     let lines = json_lines(dir.path());
     let train: Vec<&Value> = lines.iter().filter(|l| l["mode"] == "train").collect();
     let val: Vec<&Value> = lines.iter().filter(|l| l["mode"] == "val").collect();
@@ -362,7 +362,7 @@ fn nan_guard_names_iteration_and_term_and_keeps_last_checkpoint() {
     assert!(
         r.params()
             .iter()
-            .all(|p| p.value.iter().all(|v| v.is_finite()))
+            .all(|p| p.values().iter().all(|v| v.is_finite()))
     );
     load_checkpoint(&dir.path().join("checkpoints/epoch_1")).unwrap();
 }
@@ -462,7 +462,7 @@ fn gradient_accumulation_equals_the_larger_batch() {
         let c = RunConfig::new(Period::epochs(2), dir.path());
         let mut r = Runner::new(&mut task, params, opt, hs, c).unwrap();
         r.run().unwrap();
-        r.params().get("fc.weight").unwrap().value.clone()
+        r.params().get("fc.weight").unwrap().values().to_vec()
     };
     let big = run(8, 1);
     let acc = run(4, 2);
@@ -536,8 +536,8 @@ fn load_from_reports_missing_and_unexpected_keys() {
     assert_eq!(report.missing, ["fc.bias"]);
     assert_eq!(report.unexpected, ["head.extra"]);
     assert_eq!(
-        r2.params().get("fc.weight").unwrap().value,
-        r.params().get("fc.weight").unwrap().value
+        r2.params().get("fc.weight").unwrap().values(),
+        r.params().get("fc.weight").unwrap().values()
     );
     // Resume refuses a partial checkpoint.
     let err = r2.resume(Path::new("x"), data).unwrap_err().to_string();

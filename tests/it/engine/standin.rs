@@ -60,8 +60,8 @@ impl Linear {
     }
 
     fn predict(params: &ParamSet, x: &[f32; DIM]) -> f32 {
-        let w = &params.get("fc.weight").unwrap().value;
-        let b = params.get("fc.bias").unwrap().value[0];
+        let w = params.get("fc.weight").unwrap().values();
+        let b = params.get("fc.bias").unwrap().values()[0];
         x.iter().zip(w).map(|(a, b)| a * b).sum::<f32>() + b
     }
 
@@ -105,7 +105,7 @@ impl Task for Linear {
             }
             gb += 2.0 * e / n;
         }
-        let w = params.get("fc.weight").unwrap().value.clone();
+        let w = params.get("fc.weight").unwrap().values().to_vec();
         let reg: f32 = 0.01 * w.iter().map(|v| v * v).sum::<f32>();
         for d in 0..DIM {
             gw[d] += 0.02 * w[d];

@@ -2,10 +2,10 @@
 //! drawn fresh each run.
 
 use super::harness::{fresh_seed, run, uniform};
-use mmrun::graph::op::{Conv2dAttrs, IouKind};
-use mmrun::graph::{
-    BnMode, DType, GraphBuilder, GraphError, HostTensor, Init, NodeId, ParamStore, Reduction,
-};
+use mmrun::engine::ParamSet;
+use mmrun::graph::{BnMode, GraphBuilder, GraphError, Init, NodeId, Reduction};
+use mmrun::ir::op::{Conv2dAttrs, IouKind};
+use mmrun::ir::{DType, HostTensor};
 use mmrun::util::rng::Rng;
 use std::collections::BTreeMap;
 
@@ -47,17 +47,16 @@ fn gradcheck(
         "__w".into(),
         HostTensor::f64(ys, uniform(rng, n, 0.5, 1.5)).unwrap(),
     );
-    let mut store = ParamStore::init(&step, 0);
+    let mut store = ParamSet::init(&step, 0);
     for (n, s, v) in params {
         store
             .set(n, &HostTensor::f64(s.clone(), v.clone()).unwrap())
             .unwrap();
     }
-    run(&step, &mut store, &feeds);
+    let out = run(&step, &store, &feeds);
     let h = 1e-6;
     for (pname, shape, vals) in params {
-        let g = store
-            .grad(pname)
+        let g = (out.grads.get(*pname))
             .unwrap_or_else(|| panic!("{name}: no grad for {pname}"))
             .as_f64()
             .unwrap()
@@ -71,7 +70,7 @@ fn gradcheck(
                 let mut s = store.clone();
                 s.set(pname, &HostTensor::f64(shape.clone(), v).unwrap())
                     .unwrap();
-                run(&fwd, &mut s, &feeds).scalar("loss").unwrap()
+                run(&fwd, &s, &feeds).scalar("loss").unwrap()
             };
             let numeric = (eval(h) - eval(-h)) / (2.0 * h);
             let err = (g[i] - numeric).abs();

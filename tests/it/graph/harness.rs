@@ -2,7 +2,9 @@
 //! `MMRUN_TEST_SEED`), random tensors, and running a graph on the CPU backend.
 
 use mmrun::backend::cpu::CpuBackend;
-use mmrun::graph::{Executor, Graph, HostTensor, ParamStore, RunOutputs};
+use mmrun::engine::{Executor, ParamSet, RunOutputs};
+use mmrun::graph::Graph;
+use mmrun::ir::HostTensor;
 use mmrun::util::rng::Rng;
 use std::collections::BTreeMap;
 
@@ -27,11 +29,7 @@ pub fn uniform(rng: &mut Rng, n: usize, lo: f64, hi: f64) -> Vec<f64> {
 }
 
 /// Runs `graph` once with `feeds`.
-pub fn run(
-    graph: &Graph,
-    store: &mut ParamStore,
-    feeds: &BTreeMap<String, HostTensor>,
-) -> RunOutputs {
+pub fn run(graph: &Graph, params: &ParamSet, feeds: &BTreeMap<String, HostTensor>) -> RunOutputs {
     let mut ex = Executor::new(graph.clone(), CpuBackend);
-    ex.run(store, feeds).expect("graph runs")
+    ex.run(params, feeds).expect("graph runs")
 }

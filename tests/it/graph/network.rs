@@ -4,11 +4,10 @@
 
 use super::harness::{fresh_seed, uniform};
 use mmrun::backend::cpu::CpuBackend;
-use mmrun::graph::op::{Conv2dAttrs, Op};
-use mmrun::graph::{
-    BnMode, DType, Executor, Graph, GraphBuilder, GraphError, HostTensor, Init, ParamStore,
-    Reduction,
-};
+use mmrun::engine::{Executor, ParamSet};
+use mmrun::graph::{BnMode, Graph, GraphBuilder, GraphError, Init, Reduction};
+use mmrun::ir::op::{Conv2dAttrs, Op};
+use mmrun::ir::{DType, HostTensor};
 use mmrun::util::rng::Rng;
 use std::collections::BTreeMap;
 
@@ -140,7 +139,7 @@ fn feeds(rng: &mut Rng) -> BTreeMap<String, HostTensor> {
 fn small_network_trains_and_plans_memory() {
     let mut rng = Rng::seed(fresh_seed("small_network_trains_and_plans_memory"));
     let graph = network(BnMode::Train { momentum: 0.1 }, true).unwrap();
-    let mut store = ParamStore::init(&graph, rng.next_u64());
+    let mut store = ParamSet::init(&graph, rng.next_u64());
     let feeds = feeds(&mut rng);
     let mut ex = Executor::new(graph, CpuBackend);
     let plan = ex.plan().clone();
@@ -152,15 +151,15 @@ fn small_network_trains_and_plans_memory() {
     );
     let mut losses = Vec::new();
     for _ in 0..30 {
-        let out = ex.run(&mut store, &feeds).unwrap();
+        let mut out = ex.run(&store, &feeds).unwrap();
         losses.push(out.scalar("loss").unwrap());
-        let names: Vec<String> = store.trainable_names().map(String::from).collect();
-        for n in names {
-            let (v, g) = store.value_and_grad_mut(&n).unwrap();
-            let g = g.unwrap().as_f32().unwrap().to_vec();
-            for (p, d) in v.as_f32_mut().unwrap().iter_mut().zip(g) {
-                *p -= 0.05 * d;
+        store.take_run(&mut out).unwrap();
+        for p in store.iter_mut().filter(|p| p.trainable) {
+            let g = std::mem::take(&mut p.grad);
+            for (v, d) in p.values_mut().iter_mut().zip(&g) {
+                *v -= 0.05 * d;
             }
+            p.grad = g;
         }
     }
     eprintln!("losses: {losses:?}");
@@ -177,15 +176,12 @@ fn small_network_trains_and_plans_memory() {
             .iter()
             .any(|&v| v != 0.0)
     );
-    // The eval graph shares the store (same names, no running-stat updates).
+    // The eval graph runs on the same parameters (same names) and updates no statistics.
     let eval = network(BnMode::Eval, false).unwrap();
     store.check(&eval).unwrap();
-    let before = store.f32("bn1.running_var").unwrap().to_vec();
-    let out = Executor::new(eval, CpuBackend)
-        .run(&mut store, &feeds)
-        .unwrap();
+    let out = Executor::new(eval, CpuBackend).run(&store, &feeds).unwrap();
     assert_eq!(out.outputs["cls_score"].shape, vec![N * 64, CLASSES]);
-    assert_eq!(store.f32("bn1.running_var").unwrap(), &before[..]);
+    assert!(out.buffers.is_empty() && out.grads.is_empty());
 }
 
 #[test]
@@ -200,18 +196,17 @@ fn step_is_bit_identical_on_one_and_two_threads() {
             .build()
             .unwrap();
         pool.install(|| {
-            let mut store = ParamStore::init(&graph, seed);
+            let store = ParamSet::init(&graph, seed);
             let out = Executor::new(graph.clone(), CpuBackend)
-                .run(&mut store, &feeds)
+                .run(&store, &feeds)
                 .unwrap();
-            let grads: Vec<Vec<f32>> = store
-                .trainable_names()
-                .map(|n| store.grad_f32(n).unwrap().to_vec())
+            let grads: Vec<Vec<f32>> = (out.grads.values())
+                .map(|g| g.as_f32().unwrap().to_vec())
                 .collect();
             (
                 out.scalar("loss").unwrap().to_bits(),
                 grads,
-                store.f32("bn1.running_var").unwrap().to_vec(),
+                out.buffers["bn1.running_var"].as_f32().unwrap().to_vec(),
             )
         })
     };
@@ -225,9 +220,9 @@ fn step_is_bit_identical_on_one_and_two_threads() {
 fn init_is_seeded_and_shared_params_accumulate() {
     let g = network(BnMode::Train { momentum: 0.1 }, true).unwrap();
     let (a, b, c) = (
-        ParamStore::init(&g, 7),
-        ParamStore::init(&g, 7),
-        ParamStore::init(&g, 8),
+        ParamSet::init(&g, 7),
+        ParamSet::init(&g, 7),
+        ParamSet::init(&g, 8),
     );
     assert_eq!(
         a.f32("backbone.conv1.weight"),
@@ -241,7 +236,7 @@ fn init_is_seeded_and_shared_params_accumulate() {
         (1.0 / (1.0 + (-bias).exp()) - 0.01).abs() < 1e-6,
         "prior-prob bias gives sigmoid 0.01"
     );
-    assert_eq!(a.num_trainable(), g.num_trainable());
+    assert_eq!(a.trainable_numel(), g.num_trainable());
     // A parameter used twice gets one gradient, the sum of both uses.
     let mut bl = GraphBuilder::new(DType::F64);
     let p = bl.param("shared", &[3], Init::Constant(2.0)).unwrap();
@@ -251,14 +246,11 @@ fn init_is_seeded_and_shared_params_accumulate() {
     let s = bl.sum_all(y).unwrap();
     bl.backward(s).unwrap();
     let gr = bl.finish();
-    let mut st = ParamStore::init(&gr, 0);
-    Executor::new(gr, CpuBackend)
-        .run(&mut st, &BTreeMap::new())
+    let st = ParamSet::init(&gr, 0);
+    let out = Executor::new(gr, CpuBackend)
+        .run(&st, &BTreeMap::new())
         .unwrap();
-    assert_eq!(
-        st.grad("shared").unwrap().as_f64().unwrap(),
-        &[4.0, 4.0, 4.0]
-    );
+    assert_eq!(out.grads["shared"].as_f64().unwrap(), &[4.0, 4.0, 4.0]);
 }
 
 #[test]
@@ -334,25 +326,21 @@ fn resident_run_matches_the_plain_run() {
     let graph = network(BnMode::Train { momentum: 0.1 }, true).unwrap();
     let seed = rng.next_u64();
     let feeds = feeds(&mut rng);
-    let grads = |store: &ParamStore| -> Vec<Vec<f32>> {
-        store
-            .trainable_names()
-            .map(|n| store.grad_f32(n).unwrap().to_vec())
-            .collect()
-    };
-    let mut plain = ParamStore::init(&graph, seed);
+    let plain = ParamSet::init(&graph, seed);
     let want = Executor::new(graph.clone(), CpuBackend)
-        .run(&mut plain, &feeds)
+        .run(&plain, &feeds)
         .unwrap();
-    let mut store = ParamStore::init(&graph, seed);
+    let store = ParamSet::init(&graph, seed);
     let mut ex = Executor::new(graph, CpuBackend);
     let mut resident = BTreeMap::new();
     for _ in 0..2 {
-        let got = ex.run_resident(&mut store, &mut resident, &feeds).unwrap();
+        let got = ex.run_resident(&store, &mut resident, &feeds).unwrap();
         assert_eq!(
             got.scalar("loss").unwrap().to_bits(),
             want.scalar("loss").unwrap().to_bits()
         );
+        assert!(got.grads.is_empty(), "gradients stay on the backend");
+        assert_eq!(got.buffers, want.buffers);
     }
     let read = ex
         .plan()
@@ -369,16 +357,14 @@ fn resident_run_matches_the_plain_run() {
         read,
         "every parameter the graph reads stays resident"
     );
-    ex.download_grads(&mut store).unwrap();
     assert!(
-        grads(&store) == grads(&plain),
+        ex.download_grads().unwrap() == want.grads,
         "gradients differ from the plain run"
     );
 }
 
-/// The executor borrows a parameter's storage from the store for a step only where one node
-/// reads that name: a graph (they deserialize) with two nodes of one name reads the current
-/// value through both, step after step, as the store changes between steps.
+/// A graph (they deserialize) with two nodes of one parameter name reads the current value
+/// through both, step after step, as the parameters change between steps.
 #[test]
 fn two_nodes_of_one_parameter_both_read_its_current_value() {
     let mut b = GraphBuilder::new(DType::F32);
@@ -393,7 +379,7 @@ fn two_nodes_of_one_parameter_both_read_its_current_value() {
     // Node `v` becomes a second node of `w`.
     g.nodes[v.0].op = Op::Param { name: "w".into() };
     g.params.remove("v");
-    let mut store = ParamStore::init(&g, 0);
+    let mut store = ParamSet::init(&g, 0);
     let mut ex = Executor::new(g, CpuBackend);
     let feeds = BTreeMap::from([(
         "x".to_string(),
@@ -402,14 +388,9 @@ fn two_nodes_of_one_parameter_both_read_its_current_value() {
     for step in 1..=3 {
         let value = HostTensor::f32(vec![4], vec![step as f32; 4]).unwrap();
         store.set("w", &value).unwrap();
-        let out = ex.run(&mut store, &feeds).unwrap();
+        let out = ex.run(&store, &feeds).unwrap();
         let want = 10.0 * step as f64;
         assert_eq!(out.scalar("a"), Some(want), "step {step}");
         assert_eq!(out.scalar("c"), Some(want), "step {step}");
-        assert_eq!(
-            store.get("w").unwrap(),
-            &value,
-            "step {step}: the store keeps its value"
-        );
     }
 }

@@ -5,8 +5,10 @@
 //! same layout can be checked.
 
 use super::harness::run;
-use mmrun::graph::op::IouKind;
-use mmrun::graph::{DType, GraphBuilder, GraphError, HostTensor, Init, NodeId, ParamStore};
+use mmrun::engine::ParamSet;
+use mmrun::graph::{GraphBuilder, GraphError, Init, NodeId};
+use mmrun::ir::op::IouKind;
+use mmrun::ir::{DType, HostTensor};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -193,11 +195,11 @@ fn run_case(name: &str, case: &Value, dtype: DType) -> f64 {
         };
         b.backward(objective).unwrap();
         let g = b.finish();
-        let mut store = ParamStore::init(&g, 0);
+        let mut store = ParamSet::init(&g, 0);
         for (k, v) in &values {
             store.set(k, v).unwrap();
         }
-        let out = run(&g, &mut store, &feeds);
+        let out = run(&g, &store, &feeds);
         if obj == Objective::WeightedNone {
             for red in ["none", "mean", "sum"] {
                 let want = arr(&case[format!("outputs{sfx}")][format!("loss_{red}")]).1;
@@ -221,7 +223,7 @@ fn run_case(name: &str, case: &Value, dtype: DType) -> f64 {
             check(
                 name,
                 &format!("d_{k}__{tag}"),
-                &store.grad(k).unwrap().to_f64_vec(),
+                &out.grads[*k].to_f64_vec(),
                 &want,
                 dtype,
                 &mut worst,

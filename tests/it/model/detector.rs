@@ -3,7 +3,8 @@
 //! until their losses fall, then run inference through post-processing.
 
 use mmrun::backend::cpu::CpuBackend;
-use mmrun::graph::{DType, Executor, HostTensor, ParamStore};
+use mmrun::engine::{Executor, ParamSet};
+use mmrun::ir::{DType, HostTensor};
 use mmrun::model::assign::ImageGt;
 use mmrun::model::config::DetectorConfig;
 use mmrun::model::net::{Detector, GraphMode};
@@ -95,7 +96,7 @@ fn batch(rng: &mut Rng) -> (HostTensor, Vec<ImageGt>) {
 }
 
 /// Train on one batch with SGD; returns the losses.
-fn overfit(d: &Detector, iters: usize, lr: f32) -> (Vec<f64>, ParamStore) {
+fn overfit(d: &Detector, iters: usize, lr: f32) -> (Vec<f64>, ParamSet) {
     let mut rng = Rng::seed(7);
     let (img, gts) = batch(&mut rng);
     let hw = (64, 64);
@@ -112,19 +113,19 @@ fn overfit(d: &Detector, iters: usize, lr: f32) -> (Vec<f64>, ParamStore) {
     );
     let built = d.build(GraphMode::Train, 2, hw, DType::F32).unwrap();
     let feeds = d.train_feeds(img, &targets, hw).unwrap();
-    let mut store = ParamStore::init(&built.graph, 1);
+    let mut store = ParamSet::init(&built.graph, 1);
     let mut ex = Executor::new(built.graph, CpuBackend);
     let mut losses = Vec::new();
     for _ in 0..iters {
-        let out = ex.run(&mut store, &feeds).unwrap();
+        let mut out = ex.run(&store, &feeds).unwrap();
         losses.push(out.scalar("loss").unwrap());
-        let names: Vec<String> = store.trainable_names().map(String::from).collect();
-        for n in names {
-            let (v, g) = store.value_and_grad_mut(&n).unwrap();
-            let g = g.unwrap().as_f32().unwrap().to_vec();
-            for (p, d) in v.as_f32_mut().unwrap().iter_mut().zip(g) {
-                *p -= lr * d;
+        store.take_run(&mut out).unwrap();
+        for p in store.iter_mut().filter(|p| p.trainable) {
+            let g = std::mem::take(&mut p.grad);
+            for (v, d) in p.values_mut().iter_mut().zip(&g) {
+                *v -= lr * d;
             }
+            p.grad = g;
         }
     }
     (losses, store)
@@ -133,7 +134,7 @@ fn overfit(d: &Detector, iters: usize, lr: f32) -> (Vec<f64>, ParamStore) {
 /// One level's class, regression and centerness outputs of one image.
 type LevelData = (Vec<f32>, Vec<f32>, Option<Vec<f32>>);
 
-fn infer(d: &Detector, store: &mut ParamStore) -> usize {
+fn infer(d: &Detector, store: &ParamSet) -> usize {
     let mut rng = Rng::seed(7);
     let (img, _) = batch(&mut rng);
     let built = d.build(GraphMode::Eval, 2, (64, 64), DType::F32).unwrap();
@@ -226,14 +227,14 @@ fn infer(d: &Detector, store: &mut ParamStore) -> usize {
 #[test]
 fn tiny_retinanet_overfits_a_fixed_batch() {
     let d = detector("retinanet_r50_fpn_1x_coco.recipe", TINY);
-    let (losses, mut store) = overfit(&d, 40, 0.02);
+    let (losses, store) = overfit(&d, 40, 0.02);
     eprintln!("retinanet losses: {losses:?}");
     assert!(losses.iter().all(|l| l.is_finite()));
     assert!(
         losses[losses.len() - 1] < 0.8 * losses[0],
         "loss did not fall: {losses:?}"
     );
-    infer(&d, &mut store);
+    infer(&d, &store);
 }
 
 #[test]
@@ -244,14 +245,14 @@ fn tiny_fcos_overfits_a_fixed_batch() {
     sets.push("model.bbox_head.center_sampling = true");
     sets.push("model.bbox_head.norm_on_bbox = true");
     let d = detector("fcos_r50_fpn_gn-head_1x_coco.recipe", &sets);
-    let (losses, mut store) = overfit(&d, 20, 0.05);
+    let (losses, store) = overfit(&d, 20, 0.05);
     eprintln!("fcos losses: {losses:?}");
     assert!(losses.iter().all(|l| l.is_finite()));
     assert!(
         losses[losses.len() - 1] < 0.8 * losses[0],
         "loss did not fall: {losses:?}"
     );
-    infer(&d, &mut store);
+    infer(&d, &store);
 }
 
 #[test]

@@ -275,7 +275,9 @@ fn resnet_features(
     x: &serde_json::Value,
 ) -> (Vec<Vec<f32>>, weights::LoadReport, Vec<String>) {
     use mmrun::backend::cpu::CpuBackend;
-    use mmrun::graph::{DType, Executor, GraphBuilder, HostTensor, ParamStore};
+    use mmrun::engine::{Executor, ParamSet};
+    use mmrun::graph::GraphBuilder;
+    use mmrun::ir::{DType, HostTensor};
     use mmrun::model::net::{Layers, build_resnet};
     let mut b = GraphBuilder::new(DType::F32);
     let input = b.input("img", &[1, 3, 64, 96], DType::F32).unwrap();
@@ -300,8 +302,13 @@ fn resnet_features(
         .filter(|(_, s)| !s.trainable && !s.buffer)
         .map(|(k, _)| k.clone())
         .collect();
-    let mut store = ParamStore::init(&graph, 0);
-    let report = weights::load_into_store(file, &mut store, &graph, rule).unwrap();
+    let mut store = ParamSet::init(&graph, 0);
+    // As a run loads its initial weights: matched by the rule, refused as a whole or copied.
+    let tensors = weights::load_weights(file).unwrap();
+    let m = mmrun::engine::checkpoint::match_params(&store, &tensors, rule);
+    assert_eq!(m.report.refusal(rule), None);
+    mmrun::engine::checkpoint::copy_matched(&mut store, &tensors, &m);
+    let report = m.report;
     let img: Vec<f32> = py::f64s(x).into_iter().map(|v| v as f32).collect();
     let mut feeds = BTreeMap::new();
     feeds.insert(
@@ -309,7 +316,7 @@ fn resnet_features(
         HostTensor::f32(vec![1, 3, 64, 96], img).unwrap(),
     );
     let got = Executor::new(graph, CpuBackend)
-        .run(&mut store, &feeds)
+        .run(&store, &feeds)
         .unwrap();
     let feats = (0..4)
         .map(|i| {

@@ -20,7 +20,7 @@ mod workspace;
 
 use super::Float;
 use super::gemm::gemm_tile;
-use crate::graph::op::Conv2dAttrs;
+use crate::ir::op::Conv2dAttrs;
 use rayon::prelude::*;
 use std::ops::Range;
 use unfold::{col2im_band, im2col_band};

@@ -1,5 +1,5 @@
 use super::*;
-use crate::graph::conv_out_size;
+use crate::ir::conv_out_size;
 use crate::util::rng::Rng;
 
 /// Direct 7-loop convolution and its input and weight gradients, the definition.

@@ -19,8 +19,8 @@ use super::super::kernels::Module;
 use super::super::launch::{self, Arg};
 use super::{CudaBackend, CudaBuffer, device_err, f32_in, f32_out, i32_in, unsupported};
 use crate::backend::{BackendError, TensorMut, TensorRef};
-use crate::graph::op::*;
-use crate::graph::{DType, numel};
+use crate::ir::op::*;
+use crate::ir::{DType, numel};
 
 type In<'a> = TensorRef<'a, CudaBuffer>;
 type Out<'a> = TensorMut<'a, CudaBuffer>;

@@ -24,8 +24,8 @@ use super::blas::Blas;
 use super::device::CudaDevice;
 use super::error::CudaError;
 use crate::backend::{Backend, BackendError, TensorMut, TensorRef};
-use crate::graph::op::*;
-use crate::graph::{DType, HostData, HostTensor, numel};
+use crate::ir::op::*;
+use crate::ir::{DType, HostData, HostTensor, numel};
 
 /// A device buffer: storage for at least the tensor it currently holds.
 pub enum CudaBuffer {
@@ -78,6 +78,12 @@ impl CudaBackend {
     /// The device (for direct kernel calls: optimizers, benchmarks).
     pub fn device(&self) -> &Arc<CudaDevice> {
         &self.dev
+    }
+
+    /// Free device memory in bytes, as the driver reports it.
+    pub fn free_memory(&self) -> Option<u64> {
+        let (free, _) = self.dev.context().mem_get_info().ok()?;
+        Some(free as u64)
     }
 
     /// The cuBLAS handle (GEMM and convolution).

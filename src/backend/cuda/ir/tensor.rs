@@ -18,8 +18,8 @@ use super::super::error::{CudaError, DriverContext};
 use super::super::kernels::Module;
 use super::{CudaBackend, CudaBuffer, device_err, unsupported};
 use crate::backend::{BackendError, TensorMut, TensorRef};
-use crate::graph::DType;
-use crate::graph::op::*;
+use crate::ir::DType;
+use crate::ir::op::*;
 use plan::{KernelIndex, LayoutPlan, MAX_ELEMS, Strided};
 
 type In<'a> = TensorRef<'a, CudaBuffer>;

@@ -7,7 +7,7 @@ use super::{In, Out, arity, bad, input, nchw, output};
 use crate::backend::BackendError;
 use crate::backend::cuda::conv::{Conv2d, output_shape};
 use crate::backend::cuda::ir::{CudaBackend, device_err};
-use crate::graph::op::{Conv2dAttrs, ConvOp};
+use crate::ir::op::{Conv2dAttrs, ConvOp};
 
 pub(super) fn conv(
     be: &CudaBackend,

@@ -5,7 +5,7 @@
 use super::{In, Out, arity, bad, drv, input, output};
 use crate::backend::BackendError;
 use crate::backend::cuda::ir::{CudaBackend, device_err};
-use crate::graph::op::MatmulOp;
+use crate::ir::op::MatmulOp;
 
 /// Checked geometry: `batch` products of `op(a) [m, k] @ op(b) [k, n]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Matmul (cuBLAS), convolution (im2col + cuBLAS), pooling and normalisation on the device,
 //! with the CPU backend's semantics and input orders (see `crate::backend::cpu` and the op
-//! docs in [`crate::graph::op`]). One file per family:
+//! docs in [`crate::ir::op`]). One file per family:
 //! - `matmul.rs`: `MatmulOp`, rank 2 or batched rank 3, one cuBLAS GEMM per batch item;
 //! - `conv.rs`: `ConvOp` through [`crate::backend::cuda::conv`] (groups = 1 only);
 //! - `pool.rs`: max pooling (square windows) and nearest resizing through `kernels/pool.ptx`;
@@ -18,8 +18,8 @@ use cudarc::driver::CudaSlice;
 
 use super::{CudaBackend, CudaBuffer, NAME, drv, f32_in, f32_out};
 use crate::backend::{BackendError, TensorMut, TensorRef};
-use crate::graph::numel;
-use crate::graph::op::*;
+use crate::ir::numel;
+use crate::ir::op::*;
 
 type In<'a> = TensorRef<'a, CudaBuffer>;
 type Out<'a> = TensorMut<'a, CudaBuffer>;

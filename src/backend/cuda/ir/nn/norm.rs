@@ -14,8 +14,8 @@ use crate::backend::cuda::device::{BLOCK, CudaDevice};
 use crate::backend::cuda::ir::{CudaBackend, device_err};
 use crate::backend::cuda::kernels::Module;
 use crate::backend::cuda::launch::{self, Arg};
-use crate::graph::numel;
-use crate::graph::op::{NormKind, NormOp};
+use crate::ir::numel;
+use crate::ir::op::{NormKind, NormOp};
 
 /// How `x [N, C, *]` splits into statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

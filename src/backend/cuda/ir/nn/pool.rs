@@ -17,7 +17,7 @@ use crate::backend::cuda::ir::{CudaBackend, device_err};
 use crate::backend::cuda::kernels::Module;
 use crate::backend::cuda::launch::{self, Arg};
 use crate::backend::cuda::ops::pooled_len;
-use crate::graph::op::PoolOp;
+use crate::ir::op::PoolOp;
 
 pub(super) fn pool(
     be: &CudaBackend,

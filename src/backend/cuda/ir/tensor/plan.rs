@@ -9,7 +9,7 @@
 //! same-shape binaries); [`KernelIndex`] is the kernel ABI (rank ≤ 6, innermost first) and
 //! [`KernelIndex::offsets`] the exact decode the PTX performs.
 
-use crate::graph::op::LayoutOp;
+use crate::ir::op::LayoutOp;
 
 /// Largest rank the kernels decode (after collapsing).
 pub(crate) const MAX_RANK: usize = 6;
@@ -378,7 +378,7 @@ pub(crate) fn plan_layout(
 
 /// The dump name of a layout op (for errors).
 pub(crate) fn op_name(op: &LayoutOp) -> &'static str {
-    crate::graph::op::Op::Layout(op.clone()).name()
+    crate::ir::op::Op::Layout(op.clone()).name()
 }
 
 /// A sum over axes: gather the input with the reduced axes innermost (skipped when they

@@ -268,7 +268,7 @@ fn binary_plans_match_the_cpu_reference() {
         let b = data(&mut rng, sb.iter().product());
         let n: usize = so.iter().product();
         let mut want = vec![0.0; n];
-        let op = crate::graph::op::BinaryOp::Sub;
+        let op = crate::ir::op::BinaryOp::Sub;
         cpu::binary(op, &a, &sa, &b, &sb, &mut want, &so);
         let k = plan_binary(&sa, &sb, &so).unwrap().kernel("t").unwrap();
         assert_eq!(k.n as usize, n);

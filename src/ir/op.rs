@@ -1,10 +1,10 @@
 //! The op set of the IR, grouped by family. A backend implements one method per family
-//! (see [`crate::backend::Backend`]); forward ops and the backward ops autodiff emits are
+//! (`crate::backend::Backend`); forward ops and the backward ops autodiff emits are
 //! ordinary members of the same families, so a step graph needs nothing else to run.
 //!
 //! Conventions: tensors are contiguous row-major, images NCHW, conv weights `[Co, Ci/g, kh, kw]`.
 
-use super::dtype::DType;
+use super::DType;
 use serde::{Deserialize, Serialize};
 
 /// One node's operation.
@@ -14,7 +14,7 @@ pub enum Op {
     Input {
         name: String,
     },
-    /// A parameter or buffer read from the [`super::ParamStore`] by name.
+    /// A parameter or buffer read by name from the parameters a run is given.
     Param {
         name: String,
     },
@@ -322,4 +322,19 @@ impl LossKind {
             },
         }
     }
+}
+
+/// Output size of a convolution or pooling window along one axis.
+pub fn conv_out_size(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    dilation: usize,
+) -> Option<usize> {
+    let eff = dilation * (kernel - 1) + 1;
+    if stride == 0 || input + 2 * pad < eff {
+        return None;
+    }
+    Some((input + 2 * pad - eff) / stride + 1)
 }

@@ -1,23 +1,28 @@
-//! Where the detector's graphs run: `--device cpu` (the reference backend) or `--device cuda:N`
-//! (feature `cuda`). Owns parsing and opening the device — before any recipe or data work, so a
-//! missing driver fails in milliseconds with a clear message — and [`DeviceExecutor`], the
-//! one executor type the detector task holds whatever the backend.
+//! Where graphs run: `--device cpu` (the reference backend) or `--device cuda:N` (feature
+//! `cuda`). Owns parsing and opening a device — before any recipe or data work, so a missing
+//! driver fails in milliseconds with a clear message — and handing its backend to code that is
+//! generic over backends ([`Device::with`]), so nothing above `backend` names a concrete one.
 //!
-//! The CPU path is the plain `Executor<CpuBackend>`: one enum match per graph run is all the
-//! indirection it gains.
+//! Without the `cuda` feature, `Device::Cuda` holds a stand-in that cannot be built: the enum
+//! and every match on it read the same in both builds.
 
-use crate::backend::cpu::CpuBackend;
-use crate::graph::{ExecError, Executor, Graph, HostTensor, ParamStore, RunOutputs};
-use std::collections::BTreeMap;
+use super::Backend;
+use super::cpu::CpuBackend;
+use super::cuda::CudaBackend;
 
-/// An opened device the detector's graphs run on.
+/// An opened device.
 #[derive(Clone, Default)]
 pub enum Device {
     #[default]
     Cpu,
     /// A CUDA device (shared handles: cheap to clone).
-    #[cfg(feature = "cuda")]
-    Cuda(crate::backend::cuda::CudaBackend),
+    Cuda(CudaBackend),
+}
+
+/// Code generic over the backend, run by [`Device::with`] on the device's backend.
+pub trait WithBackend {
+    type Output;
+    fn run<B: Backend + Clone + 'static>(self, backend: B) -> Self::Output;
 }
 
 impl std::fmt::Debug for Device {
@@ -32,7 +37,7 @@ impl Device {
     pub fn open(spec: &str) -> Result<Device, String> {
         match Self::parse(spec)? {
             None => Ok(Device::Cpu),
-            Some(ordinal) => Self::open_cuda(spec, ordinal),
+            Some(ordinal) => open_cuda(spec, ordinal),
         }
     }
 
@@ -51,27 +56,10 @@ impl Device {
         }
     }
 
-    #[cfg(not(feature = "cuda"))]
-    fn open_cuda(spec: &str, _ordinal: usize) -> Result<Device, String> {
-        Err(format!(
-            "device `{spec}`: this mmrun was built without the `cuda` feature \
-             (rebuild with `cargo build --release --features cuda`)"
-        ))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn open_cuda(spec: &str, ordinal: usize) -> Result<Device, String> {
-        // `CudaBackend::open` probes the driver first (cudarc would panic without libcuda).
-        crate::backend::cuda::CudaBackend::open(ordinal)
-            .map(Device::Cuda)
-            .map_err(|e| format!("device `{spec}`: {e}"))
-    }
-
     /// `cpu` or `cuda`.
     pub fn name(&self) -> &'static str {
         match self {
             Device::Cpu => "cpu",
-            #[cfg(feature = "cuda")]
             Device::Cuda(_) => "cuda",
         }
     }
@@ -81,24 +69,37 @@ impl Device {
     pub fn available_memory(&self) -> Option<(u64, &'static str)> {
         match self {
             Device::Cpu => host_memory_available(),
-            #[cfg(feature = "cuda")]
             Device::Cuda(b) => b
-                .device()
-                .context()
-                .mem_get_info()
-                .ok()
-                .map(|(free, _)| (free as u64, "free memory the CUDA driver reports")),
+                .free_memory()
+                .map(|free| (free, "free memory the CUDA driver reports")),
         }
     }
 
-    /// An executor of `graph` on this device.
-    pub fn executor(&self, graph: Graph) -> DeviceExecutor {
+    /// Runs `work` on this device's backend.
+    // Without the `cuda` feature the CUDA arm holds a value that cannot exist.
+    #[cfg_attr(not(feature = "cuda"), allow(unreachable_code))]
+    pub fn with<W: WithBackend>(&self, work: W) -> W::Output {
         match self {
-            Device::Cpu => DeviceExecutor::Cpu(Executor::new(graph, CpuBackend)),
-            #[cfg(feature = "cuda")]
-            Device::Cuda(b) => DeviceExecutor::Cuda(Executor::new(graph, b.clone())),
+            Device::Cpu => work.run(CpuBackend),
+            Device::Cuda(b) => work.run(b.clone()),
         }
     }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn open_cuda(spec: &str, _ordinal: usize) -> Result<Device, String> {
+    Err(format!(
+        "device `{spec}`: this mmrun was built without the `cuda` feature \
+         (rebuild with `cargo build --release --features cuda`)"
+    ))
+}
+
+#[cfg(feature = "cuda")]
+fn open_cuda(spec: &str, ordinal: usize) -> Result<Device, String> {
+    // `CudaBackend::open` probes the driver first (cudarc would panic without libcuda).
+    crate::backend::cuda::CudaBackend::open(ordinal)
+        .map(Device::Cuda)
+        .map_err(|e| format!("device `{spec}`: {e}"))
 }
 
 /// The host's available memory: `MemAvailable` of `/proc/meminfo`, or less when a cgroup
@@ -165,37 +166,6 @@ fn host_memory_unlimited() -> Option<(u64, &'static str)> {
             "the cgroup's memory.max less memory.current",
         )),
         _ => Some((host, "MemAvailable in /proc/meminfo")),
-    }
-}
-
-/// An [`Executor`] on whichever backend the task runs on.
-pub enum DeviceExecutor {
-    Cpu(Executor<CpuBackend>),
-    #[cfg(feature = "cuda")]
-    Cuda(Executor<crate::backend::cuda::CudaBackend>),
-}
-
-impl DeviceExecutor {
-    /// [`Executor::run`] on the backend held.
-    pub fn run(
-        &mut self,
-        store: &mut ParamStore,
-        feeds: &BTreeMap<String, HostTensor>,
-    ) -> Result<RunOutputs, ExecError> {
-        match self {
-            DeviceExecutor::Cpu(e) => e.run(store, feeds),
-            #[cfg(feature = "cuda")]
-            DeviceExecutor::Cuda(e) => e.run(store, feeds),
-        }
-    }
-
-    /// The graph being run.
-    pub fn graph(&self) -> &Graph {
-        match self {
-            DeviceExecutor::Cpu(e) => e.graph(),
-            #[cfg(feature = "cuda")]
-            DeviceExecutor::Cuda(e) => e.graph(),
-        }
     }
 }
 

@@ -1,0 +1,13 @@
+//! The vocabulary the compute graph and every backend share: the op set ([`op`]), element
+//! types ([`DType`]) and host tensors ([`HostTensor`]). It sits below both `graph` (which builds
+//! and differentiates graphs of these ops) and `backend` (which runs them), so neither needs
+//! the other.
+
+mod dtype;
+pub mod op;
+mod tensor;
+
+pub(crate) use dtype::fmt_shape;
+pub use dtype::{DType, numel};
+pub use op::{Op, conv_out_size};
+pub use tensor::{HostData, HostTensor};
