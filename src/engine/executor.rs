@@ -10,8 +10,8 @@
 use super::params::ParamSet;
 use crate::backend::{Backend, BackendError, Device, TensorMut, TensorRef, WithBackend};
 use crate::graph::{Graph, MemoryPlan, NodeId};
-use crate::ir::{DType, HostData, HostTensor, numel};
 use crate::ir::op::Op;
+use crate::ir::{DType, HostData, HostTensor, numel};
 use std::collections::BTreeMap;
 use std::time::Instant;
 

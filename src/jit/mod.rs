@@ -1,11 +1,10 @@
-//! Native code generation with cranelift (feature `jit`): recipe schedule expressions now;
-//! fused elementwise chains of the step graph belong here too.
+//! Native code for pure scalar functions, compiled with cranelift (feature `jit`).
 //!
-//! - `expr`: compiles a [`crate::schedule::expr::Expr`] to a native
-//!   `extern "C" fn(f64 × 6) -> f64`, once per run.
-//! - `bench`: compiled against interpreted evaluation time.
+//! Knows no caller's language: a caller lowers its own expression tree into a [`Scalar`] and
+//! gets back a [`CompiledScalar`] of `n` `f64` arguments. The schedule language compiles its
+//! `custom` policies this way (`crate::schedule`); fused elementwise chains of the step graph
+//! are the next user.
 
-pub mod bench;
-mod expr;
+mod scalar;
 
-pub use expr::{CompiledExpr, JitError, compile_expr};
+pub use scalar::{Cmp, CompiledScalar, Extern, JitError, Scalar, compile};

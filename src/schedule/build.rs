@@ -402,7 +402,7 @@ impl raw::Policy {
 
 #[cfg(feature = "jit")]
 fn compile(e: super::expr::Expr, path: &str) -> Result<super::policy::Evaluator, ConfigError> {
-    crate::jit::compile_expr(&e)
+    super::compiled::compile_expr(&e)
         .map(|c| super::policy::Evaluator::Jit(Box::new(c)))
         .map_err(|m| ConfigError::new(path, format!("could not compile the expression: {m}")))
 }

@@ -7,8 +7,8 @@
 //! Precedence, loosest first: comparison (non-associative), `+ -`, `* /`, unary minus, `^`
 //! (right-associative, so `-2 ^ 2 = -4` and `2 ^ -1 = 0.5`).
 //!
-//! This module parses and interprets; `crate::jit` compiles the same tree with cranelift.
-//! Both call the functions in [`ops`], so they agree bit for bit.
+//! This module parses and interprets; `compiled` lowers the same tree to `crate::jit` under
+//! feature `jit`. Both call the functions in [`ops`], so they agree bit for bit.
 
 use std::fmt;
 
@@ -56,6 +56,17 @@ pub struct Vars {
 }
 
 impl Vars {
+    /// The values in [`Var::index`] order (a compiled expression's arguments).
+    pub fn to_array(&self) -> [f64; 6] {
+        [
+            self.epoch,
+            self.iter,
+            self.progress,
+            self.base,
+            self.max_epochs,
+            self.max_iters,
+        ]
+    }
     pub fn get(&self, v: Var) -> f64 {
         match v {
             Var::Epoch => self.epoch,

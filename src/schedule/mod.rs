@@ -14,9 +14,12 @@
 //! - `policy`: the formulas, one function per mmcv hook class.
 //! - `check`: run-independent checks for `mmrun check` (milestones inside the run …).
 //! - `expr`: the custom-expression language, its parser and interpreter.
+//! - `compiled`: the same expressions compiled with `crate::jit` (feature `jit`).
 
 mod build;
 mod check;
+#[cfg(feature = "jit")]
+pub mod compiled;
 mod config;
 pub mod expr;
 mod policy;

@@ -74,7 +74,7 @@ pub(crate) enum Evaluator {
     #[cfg_attr(feature = "jit", allow(dead_code))]
     Interp(Expr),
     #[cfg(feature = "jit")]
-    Jit(Box<crate::jit::CompiledExpr>),
+    Jit(Box<super::compiled::CompiledExpr>),
 }
 
 impl Evaluator {

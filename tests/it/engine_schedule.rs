@@ -533,7 +533,7 @@ fn check_finds_milestones_outside_the_run_and_long_warmup() {
 
 #[cfg(feature = "jit")]
 mod jit {
-    use mmrun::jit::compile_expr;
+    use mmrun::schedule::compiled::compile_expr;
     use mmrun::schedule::expr::{Expr, Vars, parse};
     use proptest::prelude::*;
 
