@@ -5,6 +5,7 @@
 //! Nothing below `cli` imports it.
 
 pub mod backend;
+pub mod bench;
 pub mod data;
 pub mod engine;
 pub mod eval;

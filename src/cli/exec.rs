@@ -1,10 +1,9 @@
-//! `mmrun exec`: arguments and output only; the work happens in `crate::engine::exec`.
+//! `mmrun exec`: arguments and output only; the work happens in `crate::engine::job`.
 
-use crate::data::synth::{SynthOptions, generate_if_missing};
-
-/// How many images `mmrun exec` generates when a recipe's shapes dataset is missing.
-const SHAPES_IMAGES: usize = 1500;
-use crate::engine::exec::{ExecError, ExecOptions, execute, prepare};
+use crate::data::synth::{
+    FIRST_RUN_IMAGES, SynthOptions, generate_if_missing, missing_shapes_root,
+};
+use crate::engine::job::{ExecOptions, JobError, execute, prepare};
 use crate::engine::runner::RunError;
 use crate::plan::{NotPlanned, Plan};
 use crate::recipe::{self, CheckOptions, CheckedRecipe, RenderOptions};
@@ -69,36 +68,19 @@ pub(super) fn build_task(
 }
 
 /// The quickstart trains on the generated shapes dataset: create it on first use.
-pub(super) fn ensure_shapes_data(recipe: &Path, set: &[String]) {
-    let quick = CheckOptions {
-        no_fs: true,
-        ..Default::default()
-    };
-    let Ok((_, plan)) = crate::plan::load(recipe, set, &quick) else {
-        return; // the full check below reports the problems
-    };
-    let Some(crate::data::config::DatasetConfig::ShapesDataset(train)) = &plan.data.train else {
-        return;
-    };
-    let ann = Path::new(&train.ann_file);
-    if ann.is_file() {
-        return;
-    }
-    // `<root>/annotations/train.json` → `<root>`.
-    let Some(root) = ann.parent().and_then(|p| p.parent()) else {
+fn ensure_shapes_data(plan: &Plan) {
+    let Some(root) = missing_shapes_root(&plan.data) else {
         return;
     };
     crate::errln!(
         "generating the shapes dataset in {} (first run)",
         root.display()
     );
-    // 1,500 images (1,200 train): with the quickstart's 240-image set of earlier versions the
-    // detector memorised the training split and val mAP stalled near 0.4.
     let options = SynthOptions {
-        images: SHAPES_IMAGES,
+        images: FIRST_RUN_IMAGES,
         ..SynthOptions::default()
     };
-    if let Err(e) = generate_if_missing(root, &options) {
+    if let Err(e) = generate_if_missing(&root, &options) {
         crate::errln!("warning: could not generate the shapes dataset: {e}");
     }
 }
@@ -136,13 +118,13 @@ pub(super) fn load_recipe(path: &Path, set: &[String]) -> Result<(CheckedRecipe,
     }
 }
 
-fn exit_code(e: &ExecError) -> u8 {
+fn exit_code(e: &JobError) -> u8 {
     match e {
-        ExecError::Recipe(_) => super::EXIT_PROBLEMS,
-        ExecError::Io(_) => super::EXIT_CANNOT_RUN,
-        ExecError::Run(RunError::Interrupted { .. }) => EXIT_INTERRUPTED,
-        ExecError::Run(RunError::Checkpoint(_) | RunError::Halted { .. }) => super::EXIT_CANNOT_RUN,
-        ExecError::Run(_) => super::EXIT_PROBLEMS,
+        JobError::Recipe(_) => super::EXIT_PROBLEMS,
+        JobError::Io(_) => super::EXIT_CANNOT_RUN,
+        JobError::Run(RunError::Interrupted { .. }) => EXIT_INTERRUPTED,
+        JobError::Run(RunError::Checkpoint(_) | RunError::Halted { .. }) => super::EXIT_CANNOT_RUN,
+        JobError::Run(_) => super::EXIT_PROBLEMS,
     }
 }
 
@@ -161,11 +143,11 @@ pub fn run(args: Args) -> u8 {
     if let Err(code) = device_flag_ok(args.device.as_deref()) {
         return code;
     }
-    ensure_shapes_data(&args.recipe, &args.set);
     let (recipe, plan) = match load_recipe(&args.recipe, &args.set) {
         Ok(r) => r,
         Err(code) => return code,
     };
+    ensure_shapes_data(&plan);
     let device = match open_device(args.device.as_deref(), &plan) {
         Ok(d) => d,
         Err(e) => {

@@ -4,7 +4,6 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-mod bench;
 mod check;
 mod data;
 mod eval;
@@ -67,7 +66,7 @@ enum Command {
     /// Write a checkpoint's weights as safetensors in mmdetection's or torchvision's names.
     Export(export::Args),
     /// Benchmarks that print ratios against their peers.
-    Bench(bench::Args),
+    Bench(crate::bench::Args),
 }
 
 /// Entry point of the binary.
@@ -114,7 +113,11 @@ pub fn main() -> ExitCode {
         Command::Eval(a) => eval::run(a),
         Command::Data(a) => data::run(a),
         Command::Export(a) => export::run(a),
-        Command::Bench(a) => bench::run(a),
+        Command::Bench(a) => match crate::bench::run(a) {
+            crate::bench::Outcome::Done => EXIT_OK,
+            crate::bench::Outcome::Problems => EXIT_PROBLEMS,
+            crate::bench::Outcome::CannotRun => EXIT_CANNOT_RUN,
+        },
     };
     ExitCode::from(code)
 }

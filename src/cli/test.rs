@@ -1,7 +1,9 @@
-//! `mmrun test`: arguments and output only: inference over the recipe's evaluation set with
-//! a checkpoint's weights, metrics printed and written to `<work_dir>/results/`.
+//! `mmrun test`: arguments and output only; the work (a checkpoint's weights evaluated on the
+//! recipe's evaluation set, results written to `<work_dir>/results/`) is
+//! `crate::engine::job::test_checkpoint`.
 
-use crate::engine::checkpoint::{load_checkpoint, load_weights_into};
+use crate::engine::checkpoint::load_checkpoint;
+use crate::engine::job::{TestError, test_checkpoint};
 use std::path::PathBuf;
 
 /// Arguments of `mmrun test`.
@@ -48,57 +50,33 @@ pub fn run(args: Args) -> u8 {
             return super::EXIT_CANNOT_RUN;
         }
     };
-    let (mut task, mut params) = match super::exec::build_task(&plan, device) {
+    let (mut task, params) = match super::exec::build_task(&plan, device) {
         Ok(t) => t,
         Err(e) => {
             crate::errln!("error: {e}");
             return super::EXIT_CANNOT_RUN;
         }
     };
-    let (weights, which) = match (&data.ema, args.no_ema) {
-        (Some(e), false) => (e, "EMA weights"),
-        _ => (&data.weights, "weights"),
-    };
-    let report = load_weights_into(&mut params, weights);
-    if !report.is_exact() {
-        crate::errln!("error: the checkpoint's {which} do not fit the recipe's model:\n{report}");
-        return super::EXIT_PROBLEMS;
-    }
-    crate::errln!("evaluating {} ({which})", args.checkpoint.display());
-    let metrics = match task.evaluate(&params, None) {
-        Ok(m) => m,
-        Err(e) => {
-            crate::errln!("error: evaluation failed: {e}");
-            return super::EXIT_PROBLEMS;
-        }
-    };
-    for (k, v) in &metrics {
-        crate::outln!("{k}: {v:.4}");
-    }
     let work_dir = (args.work_dir).unwrap_or_else(|| plan.training.runtime.work_dir.clone());
-    let results = work_dir.join("results");
-    let write = |name: &str, v: &serde_json::Value| {
-        std::fs::create_dir_all(&results)
-            .and_then(|_| {
-                crate::util::atomic_file::write_atomic(
-                    &results.join(name),
-                    serde_json::to_string_pretty(v)
-                        .unwrap_or_default()
-                        .as_bytes(),
-                )
-            })
-            .map_err(|e| format!("cannot write {}: {e}", results.join(name).display()))
-    };
-    let mut out = vec![("metrics.json", serde_json::json!(metrics))];
-    if let Some(r) = task.results_json() {
-        out.push(("bbox.json", r));
-    }
-    for (name, v) in out {
-        if let Err(e) = write(name, &v) {
+    crate::errln!("evaluating {}", args.checkpoint.display());
+    match test_checkpoint(task.as_mut(), params, &data, args.no_ema, &work_dir) {
+        Ok(s) => {
+            for (k, v) in &s.metrics {
+                crate::outln!("{k}: {v:.4}");
+            }
+            crate::outln!(
+                "{} evaluated; results written to {}",
+                s.which,
+                s.results.display()
+            );
+            super::EXIT_OK
+        }
+        Err(e) => {
             crate::errln!("error: {e}");
-            return super::EXIT_CANNOT_RUN;
+            match e {
+                TestError::Io(_) => super::EXIT_CANNOT_RUN,
+                TestError::Mismatch { .. } | TestError::Eval(_) => super::EXIT_PROBLEMS,
+            }
         }
     }
-    crate::outln!("results written to {}", results.display());
-    super::EXIT_OK
 }

@@ -166,6 +166,24 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
 }
 
 /// Generate under `out` unless both annotation files are already there.
+/// Images `mmrun exec` generates when a recipe's shapes dataset is missing (1,200 train):
+/// with the 240 images of earlier versions the quickstart's detector memorised the training
+/// split and val mAP stalled near 0.4.
+pub const FIRST_RUN_IMAGES: usize = 1500;
+
+/// Where to generate the shapes dataset `data.train` names, when it is a `shapes_dataset`
+/// whose annotation file does not exist yet: `<root>/annotations/<file>.json` → `<root>`.
+pub fn missing_shapes_root(data: &crate::data::config::DataConfig) -> Option<std::path::PathBuf> {
+    let Some(crate::data::config::DatasetConfig::ShapesDataset(train)) = &data.train else {
+        return None;
+    };
+    let ann = Path::new(&train.ann_file);
+    if ann.is_file() {
+        return None;
+    }
+    ann.parent()?.parent().map(Path::to_path_buf)
+}
+
 pub fn generate_if_missing(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
     let sum = SynthSummary::layout(out);
     if sum.train_ann.is_file() && sum.val_ann.is_file() {

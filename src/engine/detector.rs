@@ -2,9 +2,8 @@
 //! place where `mmrun exec`/`mmrun test` turn `model` and `data` sections into something the
 //! runner can drive.
 //!
-//! The runner owns the [`ParamSet`]. Each step runs the step graph of the batch's shape (built
-//! once per `(images, height, width)` and cached: graphs have static shapes) against it and
-//! moves the gradients and updated BN statistics in. Evaluation runs the eval graph over the val split, decodes with
+//! The runner owns the [`ParamSet`]; each train step is a [`TrainStep`] on the loader's next
+//! batch. Evaluation runs the eval graph over the val split, decodes with
 //! the model's post-processing and scores with the eval hook's `metric`: COCO bbox mAP or
 //! proposal recall against the val annotation file, or VOC mAP against the val records (so
 //! VOC XML sets work too).
@@ -21,6 +20,7 @@ use crate::data::{
 };
 use crate::engine::executor::{RunGraph, executor_on};
 use crate::engine::params::ParamSet;
+use crate::engine::step::{ShapeKey, TrainStep};
 use crate::engine::task::{Metrics, Task, TaskError, TrainOutput};
 use crate::eval::coco::{CocoGt, CocoParams, Detection};
 use crate::eval::{MetricKind, metric_names};
@@ -35,9 +35,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Batch size and padded `(h, w)`: the key of a cached graph.
-type ShapeKey = (usize, usize, usize);
 
 /// An eval graph with what post-processing needs to read its outputs.
 struct EvalGraph {
@@ -59,13 +56,11 @@ struct ValSet {
 
 /// A detector with its train loader and val set.
 pub struct DetectorTask {
-    detector: Detector,
+    /// The detector and its train graphs on the task's device.
+    step: TrainStep,
     train: Loader<DenseTargets>,
-    device: Device,
-    train_graphs: HashMap<ShapeKey, Box<dyn RunGraph>>,
     eval_graphs: HashMap<ShapeKey, EvalGraph>,
     val: Option<ValSet>,
-    has_centerness: bool,
     /// The epoch of the last `set_epoch`.
     epoch: u64,
     results: Option<Vec<crate::model::postprocess::CocoDetection>>,
@@ -147,21 +142,13 @@ pub fn build_task_on(
         None => None,
     };
 
-    // Parameter shapes do not depend on the input size: any small train graph declares them
-    // (a train graph, since eval graphs declare every parameter frozen).
-    let probe = detector
-        .build(GraphMode::Train, 1, (64, 64), DType::F32)
-        .map_err(|e| format!("model: {e}"))?;
-    let params = ParamSet::init(&probe.graph, seed);
-    let has_centerness = matches!(detector.target_builder(), TargetBuilder::Point(_));
+    let step = TrainStep::new(detector, device);
+    let params = step.init_params(seed)?;
     let task = DetectorTask {
-        detector,
+        step,
         train,
-        device,
-        train_graphs: HashMap::new(),
         eval_graphs: HashMap::new(),
         val,
-        has_centerness,
         epoch: 0,
         results: None,
     };
@@ -169,22 +156,9 @@ pub fn build_task_on(
 }
 
 impl DetectorTask {
-    fn train_exec(&mut self, key: ShapeKey) -> Result<&mut Box<dyn RunGraph>, TaskError> {
-        if !self.train_graphs.contains_key(&key) {
-            let built = self
-                .detector
-                .build(GraphMode::Train, key.0, (key.1, key.2), DType::F32)
-                .map_err(|e| err(format!("building the train graph for {key:?}: {e}")))?;
-            let exec = executor_on(&self.device, built.graph);
-            self.train_graphs.insert(key, exec);
-        }
-        Ok(self.train_graphs.get_mut(&key).expect("inserted above"))
-    }
-
     fn eval_graph(&mut self, key: ShapeKey) -> Result<(), TaskError> {
         if !self.eval_graphs.contains_key(&key) {
-            let built = self
-                .detector
+            let built = (self.step.detector())
                 .build(GraphMode::Eval, key.0, (key.1, key.2), DType::F32)
                 .map_err(|e| err(format!("building the eval graph for {key:?}: {e}")))?;
             self.eval_graphs.insert(
@@ -192,7 +166,7 @@ impl DetectorTask {
                 EvalGraph {
                     heads: built.heads,
                     featmap_sizes: built.featmap_sizes,
-                    exec: executor_on(&self.device, built.graph),
+                    exec: executor_on(self.step.device(), built.graph),
                 },
             );
         }
@@ -230,10 +204,11 @@ impl DetectorTask {
                 w: h.size.1,
             });
         }
-        let parts = self.detector.cfg.parts();
+        let detector = self.step.detector();
+        let parts = detector.cfg.parts();
         let img_shape = (meta.img_shape[0], meta.img_shape[1]);
-        let nc = self.detector.num_classes();
-        let dets = match self.detector.target_builder() {
+        let nc = detector.num_classes();
+        let dets = match detector.target_builder() {
             TargetBuilder::Anchor(t) => {
                 let anchors = t
                     .anchor_generator
@@ -318,29 +293,12 @@ impl Task for DetectorTask {
             })?
             .map_err(err)?;
         let data_time = t0.elapsed().as_secs_f64();
-        let [n, _, h, w] = batch.shape;
         let img = HostTensor::f32(batch.shape.to_vec(), batch.images).map_err(err)?;
-        let feeds = self
-            .detector
-            .train_feeds(img, &batch.targets, (h, w))
-            .map_err(err)?;
-        let exec = self.train_exec((n, h, w))?;
-        let mut out = exec.run(params, &feeds).map_err(err)?;
-        let replaced = params.take_run(&mut out).map_err(err)?;
-        exec.recycle(replaced);
-        let mut names = vec!["loss_cls", "loss_bbox"];
-        if self.has_centerness {
-            names.push("loss_centerness");
-        }
-        let losses = names
-            .into_iter()
-            .map(|k| {
-                out.scalar(k)
-                    .map(|v| (k.to_string(), v))
-                    .ok_or_else(|| err(format!("the train graph has no scalar output `{k}`")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(TrainOutput { losses, data_time })
+        let out = self.step.run(params, img, &batch.targets).map_err(err)?;
+        Ok(TrainOutput {
+            losses: out.losses,
+            data_time,
+        })
     }
 
     fn evaluate(&mut self, params: &ParamSet, limit: Option<u64>) -> Result<Metrics, TaskError> {

@@ -485,6 +485,14 @@ pub trait RunGraph {
     fn recycle(&mut self, storage: Vec<HostData>);
     /// The graph being run.
     fn graph(&self) -> &Graph;
+    /// [`Executor::set_profile`].
+    fn set_profile(&mut self, on: bool);
+    /// [`Executor::profile`].
+    fn profile(&self) -> Vec<(&'static str, f64, u64)>;
+    /// [`Executor::node_profile`].
+    fn node_profile(&self) -> Vec<(NodeId, f64, u64)>;
+    /// [`Executor::describe_node`].
+    fn describe_node(&self, id: NodeId) -> String;
 }
 
 impl<B: Backend> RunGraph for Executor<B> {
@@ -500,6 +508,18 @@ impl<B: Backend> RunGraph for Executor<B> {
     }
     fn graph(&self) -> &Graph {
         Executor::graph(self)
+    }
+    fn set_profile(&mut self, on: bool) {
+        Executor::set_profile(self, on)
+    }
+    fn profile(&self) -> Vec<(&'static str, f64, u64)> {
+        Executor::profile(self)
+    }
+    fn node_profile(&self) -> Vec<(NodeId, f64, u64)> {
+        Executor::node_profile(self)
+    }
+    fn describe_node(&self, id: NodeId) -> String {
+        Executor::describe_node(self, id)
     }
 }
 

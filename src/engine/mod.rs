@@ -20,8 +20,9 @@ pub use params::{Param, ParamKind, ParamSet};
 pub use runner::{CheckpointSettings, RunConfig, RunError, RunSummary, Runner};
 pub use task::{Metrics, Task, TaskError, TrainOutput};
 pub mod detector;
-pub mod exec;
+pub mod job;
 #[cfg(feature = "cuda")]
 pub mod resident;
 pub mod setup;
+pub mod step;
 pub mod workdir;

@@ -394,10 +394,26 @@ impl Ctx<'_> {
         if get(self.c, "runtime.resume").and_then(Value::as_str) != Some("auto") {
             wanted.push("runtime.resume".into());
         }
+        // `mmrun exec` generates a missing shapes dataset on its first run, in the folder
+        // above the train annotation file's (`data::synth::missing_shapes_root`).
+        let generated = (get(self.c, "data.train.type").and_then(Value::as_str)
+            == Some("shapes_dataset"))
+        .then(|| get(self.c, "data.train.ann_file").and_then(Value::as_str))
+        .flatten()
+        .map(Path::new)
+        .filter(|ann| !ann.is_file())
+        .and_then(|ann| ann.parent()?.parent())
+        .map(Path::to_path_buf);
         for path in wanted {
             let Some(f) = get(self.c, &path).and_then(Value::as_str) else {
                 continue;
             };
+            if generated
+                .as_deref()
+                .is_some_and(|root| Path::new(f).starts_with(root))
+            {
+                continue;
+            }
             if !Path::new(f).exists() {
                 let d = self
                     .err(

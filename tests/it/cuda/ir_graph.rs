@@ -15,7 +15,7 @@ use mmrun::backend::cuda::optim::Sgd;
 use mmrun::backend::cuda::{CudaBackend, probe};
 use mmrun::data::synth::{SynthOptions, generate};
 use mmrun::engine::detector::build_task_on;
-use mmrun::engine::exec::{ExecOptions, execute};
+use mmrun::engine::job::{ExecOptions, execute};
 use mmrun::engine::resident::ResidentSgd;
 use mmrun::engine::{Executor, ParamSet};
 use mmrun::ir::{DType, HostTensor};

@@ -1,9 +1,9 @@
-//! The recipe's training sections drive the runner: `engine::setup` and `engine::exec` with
+//! The recipe's training sections drive the runner: `engine::setup` and `engine::job` with
 //! the stand-in model and `tests/fixtures/engine/linear.recipe`.
 
 use super::runner::json_lines;
 use super::standin::Linear;
-use mmrun::engine::exec::{ExecOptions, execute, prepare};
+use mmrun::engine::job::{ExecOptions, execute, prepare};
 use mmrun::engine::setup::{TrainingSpec, auto_scale_lr, build_training};
 use mmrun::plan::training_spec;
 use mmrun::recipe::{CheckOptions, load};

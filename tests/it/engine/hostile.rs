@@ -293,7 +293,13 @@ fn a_work_dir_deleted_under_the_run_stops_it_with_a_checkpoint() {
         assert!(std::time::Instant::now() < deadline, "the run did not log");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    std::fs::remove_dir_all(&work).unwrap();
+    // The run may create a file while the folder is being emptied: try until it is gone.
+    while let Err(e) = std::fs::remove_dir_all(&work) {
+        assert!(
+            e.kind() == std::io::ErrorKind::DirectoryNotEmpty,
+            "removing the work dir: {e}"
+        );
+    }
     let out = child.wait_with_output().unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);

@@ -127,3 +127,47 @@ fn hooks_this_build_cannot_run_are_refused_by_both() {
         );
     }
 }
+
+/// `check` accepts a shapes dataset that does not exist yet, as `exec` does (which generates
+/// it on its first run, in the folder above the train annotation file's), but still refuses a
+/// missing file outside the folder `exec` would generate.
+#[test]
+fn a_missing_shapes_dataset_is_what_exec_generates() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("shapes");
+    let r = root.display();
+    let sets = |val_ann: String| -> Vec<String> {
+        vec![
+            format!("data.train.ann_file=\"{r}/annotations/instances_train.json\""),
+            format!("data.train.img_prefix=\"{r}/train/\""),
+            format!("data.val.ann_file=\"{val_ann}\""),
+            format!("data.val.img_prefix=\"{r}/val/\""),
+        ]
+    };
+    let check = |sets: &[String]| {
+        recipe::check(
+            std::path::Path::new(QUICKSTART),
+            sets,
+            &CheckOptions::default(),
+        )
+    };
+    let out = check(&sets(format!("{r}/annotations/instances_val.json")));
+    assert!(out.recipe.is_some(), "{:?}", out.diagnostics.0);
+    assert_eq!(
+        mmrun::data::synth::missing_shapes_root(
+            &mmrun::plan::load(
+                std::path::Path::new(QUICKSTART),
+                &sets(format!("{r}/annotations/instances_val.json")),
+                &CheckOptions::default()
+            )
+            .unwrap()
+            .1
+            .data
+        ),
+        Some(root.clone())
+    );
+    let elsewhere = dir.path().join("other/val.json");
+    let out = check(&sets(elsewhere.display().to_string()));
+    let codes: Vec<&str> = out.diagnostics.0.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["E0411"], "{:?}", out.diagnostics.0);
+}

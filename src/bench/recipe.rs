@@ -26,10 +26,10 @@ pub struct Args {
     pub processes: usize,
 }
 
-pub fn run(args: Args) -> u8 {
+pub fn run(args: Args) -> super::Outcome {
     if !args.recipe.is_file() {
         crate::errln!("error: cannot read `{}`", args.recipe.display());
-        return crate::cli::EXIT_CANNOT_RUN;
+        return super::Outcome::CannotRun;
     }
     // `--no-fs`: the COCO files are usually absent; file checks are stat calls anyway.
     let opts = CheckOptions {
@@ -42,7 +42,7 @@ pub fn run(args: Args) -> u8 {
         let render = Default::default();
         let text = crate::recipe::render::render_all(&first.diagnostics.0, &first.files, render);
         crate::err!("{text}");
-        return crate::cli::EXIT_PROBLEMS;
+        return super::Outcome::Problems;
     }
     for _ in 0..args.iters.min(50) {
         std::hint::black_box(check());
@@ -58,7 +58,7 @@ pub fn run(args: Args) -> u8 {
         Ok(e) => e,
         Err(e) => {
             crate::errln!("error: cannot find the mmrun executable: {e}");
-            return crate::cli::EXIT_CANNOT_RUN;
+            return super::Outcome::CannotRun;
         }
     };
     let procs = args.processes.max(1);
@@ -72,7 +72,7 @@ pub fn run(args: Args) -> u8 {
             .unwrap_or(false);
         if !ok {
             crate::errln!("error: `mmrun check` failed");
-            return crate::cli::EXIT_CANNOT_RUN;
+            return super::Outcome::CannotRun;
         }
     }
     let process_ms = t.elapsed().as_secs_f64() * 1e3 / procs as f64;
@@ -93,7 +93,7 @@ pub fn run(args: Args) -> u8 {
         "whole process: {process_ms:.2} ms per `mmrun check` ({procs} runs)   target < 20 ms   peer in-process load alone {peer_ms:.1} ms + 140 ms import   ratio {:.1}x faster",
         (peer_ms + 140.0) / process_ms
     );
-    crate::cli::EXIT_OK
+    super::Outcome::Done
 }
 
 /// Times mmengine's `Config.fromfile` on mmdetection's RetinaNet config when both are

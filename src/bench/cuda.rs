@@ -31,34 +31,34 @@ pub struct Args {
 }
 
 #[cfg(not(feature = "cuda"))]
-pub fn run(_args: Args) -> u8 {
+pub fn run(_args: Args) -> super::Outcome {
     crate::errln!(
         "error: this mmrun was built without the `cuda` feature (cargo build --features cuda)"
     );
-    crate::cli::EXIT_CANNOT_RUN
+    super::Outcome::CannotRun
 }
 
 #[cfg(feature = "cuda")]
-pub fn run(args: Args) -> u8 {
+pub fn run(args: Args) -> super::Outcome {
     if args.retinanet {
         return match retinanet::run(&args) {
             Ok(row) => {
                 crate::outln!("{row}");
-                crate::cli::EXIT_OK
+                super::Outcome::Done
             }
             Err(e) => {
                 crate::errln!("error: {e}");
                 // The last line is what scripts/gpu-check reads.
                 crate::outln!("failed: {e}");
-                crate::cli::EXIT_CANNOT_RUN
+                super::Outcome::CannotRun
             }
         };
     }
     match bandwidth::run(&args) {
-        Ok(()) => crate::cli::EXIT_OK,
+        Ok(()) => super::Outcome::Done,
         Err(e) => {
             crate::errln!("error: {e}");
-            crate::cli::EXIT_CANNOT_RUN
+            super::Outcome::CannotRun
         }
     }
 }

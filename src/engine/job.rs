@@ -1,6 +1,7 @@
-//! What `mmrun exec` does once it has a checked recipe and a task: prepare the work dir
-//! (merged config, logs, checkpoints, results), build optimizer, hooks and runner from the
-//! recipe, apply `load_from` or resume, and run.
+//! What `mmrun exec` and `mmrun test` do once they have a plan and a task. `exec`: prepare
+//! the work dir (merged config, logs, checkpoints, results), build optimizer, hooks and runner
+//! from the plan, apply the initial weights or resume, and run. `test`: a checkpoint's
+//! weights evaluated and the results written.
 
 use crate::engine::checkpoint::resolve_resume;
 use crate::engine::optim::Optimizer;
@@ -23,7 +24,7 @@ pub struct ExecOptions {
 
 /// Why exec could not start or finish.
 #[derive(Debug, thiserror::Error)]
-pub enum ExecError {
+pub enum JobError {
     /// Problems in the recipe's training sections, with config paths.
     #[error("{}", .0.join("\n"))]
     Recipe(Vec<String>),
@@ -98,7 +99,7 @@ pub fn prepare<'t>(
     task: &'t mut dyn Task,
     params: ParamSet,
     opts: &ExecOptions,
-) -> Result<Prepared<'t>, ExecError> {
+) -> Result<Prepared<'t>, JobError> {
     let config = effective_config(config, opts);
     let Training {
         optimizer,
@@ -106,7 +107,7 @@ pub fn prepare<'t>(
         mut run,
         runtime,
         ..
-    } = build_training(spec, task.iters_per_epoch()).map_err(ExecError::Recipe)?;
+    } = build_training(spec, task.iters_per_epoch()).map_err(JobError::Recipe)?;
     run.recipe_hash = config_hash(&config);
     run.stop_at_iter = opts.stop_at_iter;
     // The config holds the work dir as text; a path given on the command line is kept as the
@@ -119,17 +120,17 @@ pub fn prepare<'t>(
     }
     let work_dir = run.work_dir.clone();
     let (lock, mut notes) =
-        crate::engine::workdir::open(&work_dir, &run.checkpoint.dir).map_err(ExecError::Io)?;
+        crate::engine::workdir::open(&work_dir, &run.checkpoint.dir).map_err(JobError::Io)?;
     if let Some(n) = world_size_note(spec) {
         notes.push(n);
     }
-    let io = |e: std::io::Error| ExecError::Io(format!("work dir {}: {e}", work_dir.display()));
+    let io = |e: std::io::Error| JobError::Io(format!("work dir {}: {e}", work_dir.display()));
     std::fs::create_dir_all(work_dir.join("results")).map_err(io)?;
     let pretty = serde_json::to_vec_pretty(&config).expect("JSON values serialise");
     crate::util::atomic_file::write_atomic(&work_dir.join("config.json"), &pretty).map_err(io)?;
 
     let optimizer = Optimizer::new(optimizer, &params)
-        .map_err(|e| ExecError::Recipe(vec![format!("optimizer: {e}")]))?;
+        .map_err(|e| JobError::Recipe(vec![format!("optimizer: {e}")]))?;
     let ckpt_dir = run.checkpoint.dir.clone();
     let mut runner = Runner::new(task, params, optimizer, hooks, run)?;
 
@@ -153,7 +154,7 @@ pub fn prepare<'t>(
     if !resumed {
         notes.extend(
             super::pretrained::load_initial_weights(&spec.weights, &mut runner)
-                .map_err(ExecError::Io)?,
+                .map_err(JobError::Io)?,
         );
     }
     Ok(Prepared {
@@ -171,7 +172,7 @@ pub fn execute(
     task: &mut dyn Task,
     params: ParamSet,
     opts: &ExecOptions,
-) -> Result<RunSummary, ExecError> {
+) -> Result<RunSummary, JobError> {
     let mut p = prepare(spec, config, task, params, opts)?;
     // Through the runner's messages: the log hook writes them to the console and `log.txt`
     // (the weights' load report belongs in the run's record), stderr takes them without one.
@@ -179,4 +180,71 @@ pub fn execute(
         p.runner.note(n);
     }
     Ok(p.runner.run()?)
+}
+
+/// What [`test_checkpoint`] produced.
+#[derive(Debug)]
+pub struct TestSummary {
+    pub metrics: crate::engine::task::Metrics,
+    /// Which weights were evaluated: `weights` or `EMA weights`.
+    pub which: &'static str,
+    /// The folder `metrics.json` (and `bbox.json`) were written to.
+    pub results: PathBuf,
+}
+
+/// Why `mmrun test` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    /// The checkpoint's weights do not fit the recipe's model.
+    #[error("the checkpoint's {which} do not fit the recipe's model:\n{report}")]
+    Mismatch { which: &'static str, report: String },
+    #[error("evaluation failed: {0}")]
+    Eval(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Evaluates a checkpoint's weights — its EMA weights when it holds them, unless `no_ema` —
+/// over the task's evaluation set, and writes the metrics (and the task's detections in COCO
+/// results format) to `<work_dir>/results/`.
+pub fn test_checkpoint(
+    task: &mut dyn Task,
+    mut params: ParamSet,
+    checkpoint: &crate::engine::checkpoint::CheckpointData,
+    no_ema: bool,
+    work_dir: &std::path::Path,
+) -> Result<TestSummary, TestError> {
+    let (weights, which) = match (&checkpoint.ema, no_ema) {
+        (Some(e), false) => (e, "EMA weights"),
+        _ => (&checkpoint.weights, "weights"),
+    };
+    let report = crate::engine::checkpoint::load_weights_into(&mut params, weights);
+    if !report.is_exact() {
+        return Err(TestError::Mismatch {
+            which,
+            report: report.to_string(),
+        });
+    }
+    let metrics = task
+        .evaluate(&params, None)
+        .map_err(|e| TestError::Eval(e.to_string()))?;
+    let results = work_dir.join("results");
+    let mut files = vec![("metrics.json", serde_json::json!(metrics))];
+    if let Some(r) = task.results_json() {
+        files.push(("bbox.json", r));
+    }
+    for (name, v) in files {
+        let path = results.join(name);
+        std::fs::create_dir_all(&results)
+            .and_then(|_| {
+                let text = serde_json::to_string_pretty(&v).unwrap_or_default();
+                crate::util::atomic_file::write_atomic(&path, text.as_bytes())
+            })
+            .map_err(|e| TestError::Io(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(TestSummary {
+        metrics,
+        which,
+        results,
+    })
 }

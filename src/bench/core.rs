@@ -203,7 +203,7 @@ fn measure(args: &Args, peer: &mut Option<Peer>) -> Result<(Times, Option<Times>
     Ok((mine, peer.is_some().then_some(theirs)))
 }
 
-pub fn run(args: Args) -> u8 {
+pub fn run(args: Args) -> super::Outcome {
     let mut peer = match Peer::start(&args) {
         Ok(p) => Some(p),
         Err(e) => {
@@ -218,14 +218,14 @@ pub fn run(args: Args) -> u8 {
         Ok(p) => p,
         Err(e) => {
             crate::errln!("error: cannot start {} threads: {e}", args.threads);
-            return crate::cli::EXIT_CANNOT_RUN;
+            return super::Outcome::CannotRun;
         }
     };
     let (mine, torch) = match pool.install(|| measure(&args, &mut peer)) {
         Ok(r) => r,
         Err(e) => {
             crate::errln!("error: PyTorch peer failed: {e}");
-            return crate::cli::EXIT_CANNOT_RUN;
+            return super::Outcome::CannotRun;
         }
     };
     drop(peer);
@@ -297,5 +297,5 @@ pub fn run(args: Args) -> u8 {
             tt_b / tot_b
         );
     }
-    crate::cli::EXIT_OK
+    super::Outcome::Done
 }

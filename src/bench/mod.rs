@@ -1,5 +1,7 @@
-//! `mmrun bench AREA`: benchmarks that print a ratio against a peer measured in the same run
-//! (PyTorch, pycocotools, …) or against a hardware limit. Each area owns its own file.
+//! The benchmarks behind `mmrun bench AREA`: each prints a ratio against a peer measured in
+//! the same run (PyTorch, pycocotools, …) or against a hardware limit, with the machine it ran
+//! on. Each area owns its own file; the CLI parses the arguments declared here and turns the
+//! [`Outcome`] into its exit code.
 
 mod core;
 mod cuda;
@@ -31,7 +33,19 @@ enum Area {
     Cuda(cuda::Args),
 }
 
-pub fn run(args: Args) -> u8 {
+/// How a benchmark ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Measured and printed.
+    Done,
+    /// Measured, but a result was wrong (e.g. mmrun's metrics differ from the peer's).
+    Problems,
+    /// Could not measure (no peer, bad arguments, a failed run); the reason was printed.
+    CannotRun,
+}
+
+/// Runs the benchmark `args` names.
+pub fn run(args: Args) -> Outcome {
     match args.area {
         Area::Recipe(a) => recipe::run(a),
         Area::Core(a) => core::run(a),

@@ -231,10 +231,10 @@ fn stage_breakdown(ann: &Path, prefix: &Path) -> Result<(), String> {
     Ok(())
 }
 
-pub fn run(a: Args) -> u8 {
+pub fn run(a: Args) -> super::Outcome {
     if a.images < a.batch * 2 || a.batch == 0 || a.epochs == 0 {
         crate::errln!("error: need --images >= 2 x --batch, and --batch, --epochs > 0");
-        return crate::cli::EXIT_CANNOT_RUN;
+        return super::Outcome::CannotRun;
     }
     let dir = std::env::temp_dir().join(format!("mmrun-bench-data-{}", std::process::id()));
     let opts = SynthOptions {
@@ -249,7 +249,7 @@ pub fn run(a: Args) -> u8 {
         Ok(s) => s,
         Err(e) => {
             crate::errln!("error: {e}");
-            return crate::cli::EXIT_CANNOT_RUN;
+            return super::Outcome::CannotRun;
         }
     };
     crate::outln!(
@@ -266,7 +266,7 @@ pub fn run(a: Args) -> u8 {
     let code = match rust_images_per_s(&sum.train_ann, &sum.train_dir, &a) {
         Err(e) => {
             crate::errln!("error: {e}");
-            crate::cli::EXIT_CANNOT_RUN
+            super::Outcome::CannotRun
         }
         Ok(ours) => {
             crate::outln!("  mmrun:   {ours:8.1} images/s");
@@ -279,7 +279,7 @@ pub fn run(a: Args) -> u8 {
                 }
                 Err(e) => crate::outln!("  pytorch: skipped ({e})"),
             }
-            crate::cli::EXIT_OK
+            super::Outcome::Done
         }
     };
     let _ = std::fs::remove_dir_all(&dir);

@@ -166,12 +166,12 @@ fn max_diff(a: &[f64], b: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-pub fn run(a: Args) -> u8 {
+pub fn run(a: Args) -> super::Outcome {
     let gt = a.dir.join("bench_gt.json");
     let dt = a.dir.join("bench_dt.json");
     if let Err(e) = generate(&a, &gt, &dt) {
         crate::errln!("error: {e}");
-        return crate::cli::EXIT_CANNOT_RUN;
+        return super::Outcome::CannotRun;
     }
     crate::outln!(
         "threads: {} (rayon); case: {} images × {} categories × {} detections/image",
@@ -195,7 +195,7 @@ pub fn run(a: Args) -> u8 {
             }
             Err(e) => {
                 crate::errln!("error: {e}");
-                return crate::cli::EXIT_CANNOT_RUN;
+                return super::Outcome::CannotRun;
             }
         }
     }
@@ -250,9 +250,9 @@ pub fn run(a: Args) -> u8 {
     }
     crate::outln!("mmrun stats: {:?}", rows[0].1.stats);
     if equal {
-        crate::cli::EXIT_OK
+        super::Outcome::Done
     } else {
         crate::errln!("error: mmrun's stats differ from pycocotools'");
-        crate::cli::EXIT_PROBLEMS
+        super::Outcome::Problems
     }
 }

@@ -3,22 +3,21 @@
 //! against torchvision's RetinaNet with the same backbone and sizes under PyTorch
 //! (`scripts/bench_train_torch.py`), measured in the same run, and where mmrun's time goes.
 //!
-//! One mmrun iteration is everything a training step does: target assignment for each image,
-//! the feeds, forward + backward reading the parameters in place, the gradients and running
-//! statistics moved into the parameter set, and the SGD update. The profile comes from the executor's opt-in per-op timer
-//! ([`Executor::set_profile`]) plus timers around the host-side parts, grouped by op family.
-//! The load average is printed: on this shared machine both sides slow down under load, and
-//! PyTorch's OpenMP threads suffer most from oversubscription (at load 5 on 2 cores, its
-//! 2-thread step took 9 s against 0.42 s idle); on a busy machine `--threads 1` gives the
-//! fairer ratio.
+//! One mmrun iteration is what a training iteration of `mmrun exec` does, on a fixed batch:
+//! target assignment for each image, the engine's step (`engine::step::TrainStep`: feeds,
+//! forward + backward, gradients and running statistics moved into the parameters) and the
+//! SGD update. The profile comes from the executor's opt-in per-op timer plus timers around
+//! the host-side parts, grouped by op family. The load average is printed: both sides slow
+//! down under load, PyTorch's OpenMP threads most (oversubscription); on a busy machine
+//! `--threads 1` gives the fairer ratio.
 
-use crate::backend::cpu::CpuBackend;
+use crate::backend::Device;
 use crate::engine::optim::{Optimizer, OptimizerConfig};
-use crate::engine::{Executor, ParamSet};
-use crate::ir::{DType, HostTensor};
+use crate::engine::step::TrainStep;
+use crate::ir::HostTensor;
 use crate::model::assign::ImageGt;
 use crate::model::config::DetectorConfig;
-use crate::model::net::{Detector, GraphMode};
+use crate::model::net::Detector;
 use crate::model::target::{DenseTargets, ImageMeta};
 use crate::recipe::{self, CheckOptions};
 use crate::util::rng::Rng;
@@ -157,10 +156,9 @@ fn measure(args: &Args) -> Result<Measured, String> {
     let cfg = DetectorConfig::from_value(model).map_err(|e| format!("model: {e}"))?;
     let det = Detector::new(cfg).map_err(|e| format!("model: {e}"))?;
     let hw = (args.size, args.size);
-    let built = det
-        .build(GraphMode::Train, args.batch, hw, DType::F32)
-        .map_err(|e| format!("building the train graph: {e}"))?;
-    let mut params = ParamSet::init(&built.graph, 0);
+    let data = synthetic(args.batch, args.size, det.num_classes())?;
+    let mut step = TrainStep::new(det, Device::Cpu);
+    let mut params = step.init_params(0)?;
     let sgd = OptimizerConfig::Sgd {
         lr: 0.01,
         momentum: 0.9,
@@ -170,8 +168,6 @@ fn measure(args: &Args) -> Result<Measured, String> {
         paramwise: Default::default(),
     };
     let mut optim = Optimizer::new(sgd, &params).map_err(|e| e.to_string())?;
-    let mut exec = Executor::new(built.graph, CpuBackend);
-    let data = synthetic(args.batch, args.size, det.num_classes())?;
     let meta = ImageMeta {
         img_shape: hw,
         pad_shape: hw,
@@ -183,7 +179,7 @@ fn measure(args: &Args) -> Result<Measured, String> {
     let mut loss = f64::NAN;
     for it in 0..args.warmup + args.iters {
         if it == args.warmup {
-            exec.set_profile(true);
+            step.set_profile(true);
             host = HostTimes::default();
         }
         let start = Instant::now();
@@ -191,32 +187,26 @@ fn measure(args: &Args) -> Result<Measured, String> {
         let targets: Vec<DenseTargets> = data
             .gts
             .iter()
-            .map(|gt| det.target_builder().targets(gt, &meta))
+            .map(|gt| step.detector().target_builder().targets(gt, &meta))
             .collect::<Result<_, _>>()
             .map_err(|e| format!("targets: {e}"))?;
         host.targets += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let feeds = det.train_feeds(data.img.clone(), &targets, hw)?;
-        let run_start = Instant::now();
-        let mut out = exec.run(&params, &feeds).map_err(|e| e.to_string())?;
-        let run_secs = run_start.elapsed().as_secs_f64();
-        let replaced = params.take_run(&mut out).map_err(|e| e.to_string())?;
-        exec.recycle(replaced);
-        host.copies += t.elapsed().as_secs_f64() - run_secs;
+        let out = step.run(&mut params, data.img.clone(), &targets)?;
+        host.copies += out.host_s;
         let t = Instant::now();
         optim.step(&mut params);
         host.optimizer += t.elapsed().as_secs_f64();
         if it >= args.warmup {
             per_iter.push(start.elapsed().as_secs_f64());
         }
-        loss = ["loss_cls", "loss_bbox", "loss_centerness"]
-            .iter()
-            .filter_map(|k| out.scalar(k))
-            .sum();
+        loss = out.losses.iter().map(|(_, v)| v).sum();
         if !loss.is_finite() {
             return Err(format!("iteration {it}: the loss is {loss}"));
         }
     }
+    let exec = step
+        .graph((args.batch, args.size, args.size))
+        .ok_or("the train graph did not run")?;
     let n = args.iters as u64;
     let mut profile: BTreeMap<&'static str, (f64, u64)> = BTreeMap::new();
     for (op, s, calls) in exec.profile() {
@@ -299,10 +289,10 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-pub fn run(args: Args) -> u8 {
+pub fn run(args: Args) -> super::Outcome {
     if args.iters == 0 || args.batch == 0 || args.size == 0 || args.threads == 0 {
         crate::errln!("error: --iters, --batch, --size and --threads must be at least 1");
-        return crate::cli::EXIT_CANNOT_RUN;
+        return super::Outcome::CannotRun;
     }
     // The global pool may already exist (it is built once per process); then it keeps its size.
     let _ = rayon::ThreadPoolBuilder::new()
@@ -323,7 +313,7 @@ pub fn run(args: Args) -> u8 {
         Ok(m) => m,
         Err(e) => {
             crate::errln!("error: {e}");
-            return crate::cli::EXIT_CANNOT_RUN;
+            return super::Outcome::CannotRun;
         }
     };
     let ours = median(&m.per_iter);
@@ -379,7 +369,7 @@ pub fn run(args: Args) -> u8 {
             100.0 * s / total
         );
     }
-    crate::cli::EXIT_OK
+    super::Outcome::Done
 }
 
 #[cfg(test)]

@@ -1,0 +1,126 @@
+//! One training step of a detector on a device: the step graph of the batch's shape (built
+//! once per `(images, height, width)` and kept: graphs have static shapes), run against the
+//! parameters, its gradients and running statistics moved into them. The detector task runs it
+//! on loader batches, `mmrun bench train` on a fixed synthetic batch; the optimizer update is
+//! the caller's.
+
+use super::executor::{RunGraph, executor_on};
+use super::params::ParamSet;
+use crate::backend::Device;
+use crate::ir::{DType, HostTensor};
+use crate::model::net::{Detector, GraphMode};
+use crate::model::target::{DenseTargets, TargetBuilder};
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Batch size and padded `(h, w)`: the key of a kept graph.
+pub type ShapeKey = (usize, usize, usize);
+
+/// What one step produced.
+#[derive(Clone, Debug, Default)]
+pub struct StepOutput {
+    /// The detector's loss terms in a stable order (`loss_cls`, `loss_bbox`, and
+    /// `loss_centerness` for FCOS).
+    pub losses: Vec<(String, f64)>,
+    /// Seconds outside the graph run: the feeds, and the results moved into the parameters.
+    pub host_s: f64,
+}
+
+/// A detector's train graphs on one device.
+pub struct TrainStep {
+    detector: Detector,
+    device: Device,
+    graphs: HashMap<ShapeKey, Box<dyn RunGraph>>,
+    profile: bool,
+}
+
+impl TrainStep {
+    pub fn new(detector: Detector, device: Device) -> Self {
+        TrainStep {
+            detector,
+            device,
+            graphs: HashMap::new(),
+            profile: false,
+        }
+    }
+
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Every parameter and buffer of the detector, initialised from `seed`. Parameter shapes
+    /// do not depend on the input size, so a small train graph declares them (a train graph:
+    /// eval graphs declare every parameter frozen).
+    pub fn init_params(&self, seed: u64) -> Result<ParamSet, String> {
+        let probe = self
+            .detector
+            .build(GraphMode::Train, 1, (64, 64), DType::F32)
+            .map_err(|e| format!("model: {e}"))?;
+        Ok(ParamSet::init(&probe.graph, seed))
+    }
+
+    /// Per-op timing of every graph, now and later built (see `Executor::set_profile`).
+    pub fn set_profile(&mut self, on: bool) {
+        self.profile = on;
+        self.graphs.values_mut().for_each(|g| g.set_profile(on));
+    }
+
+    /// The graph kept for a batch shape, if one ran.
+    pub fn graph(&self, key: ShapeKey) -> Option<&dyn RunGraph> {
+        self.graphs.get(&key).map(|g| g.as_ref())
+    }
+
+    /// One step on `images` (`[n, 3, h, w]`, padded) with each image's targets.
+    pub fn run(
+        &mut self,
+        params: &mut ParamSet,
+        images: HostTensor,
+        targets: &[DenseTargets],
+    ) -> Result<StepOutput, String> {
+        let t0 = Instant::now();
+        let &[n, _, h, w] = images.shape.as_slice() else {
+            return Err(format!(
+                "images of shape {:?}, not [n, 3, h, w]",
+                images.shape
+            ));
+        };
+        let feeds = self.detector.train_feeds(images, targets, (h, w))?;
+        let exec = self.graph_for((n, h, w))?;
+        let t1 = Instant::now();
+        let mut out = exec.run(params, &feeds).map_err(|e| e.to_string())?;
+        let t2 = Instant::now();
+        let replaced = params.take_run(&mut out).map_err(|e| e.to_string())?;
+        exec.recycle(replaced);
+        let mut names = vec!["loss_cls", "loss_bbox"];
+        if matches!(self.detector.target_builder(), TargetBuilder::Point(_)) {
+            names.push("loss_centerness");
+        }
+        let losses = (names.into_iter())
+            .map(|k| {
+                out.scalar(k)
+                    .map(|v| (k.to_string(), v))
+                    .ok_or_else(|| format!("the train graph has no scalar output `{k}`"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(StepOutput {
+            losses,
+            host_s: (t1 - t0).as_secs_f64() + t2.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn graph_for(&mut self, key: ShapeKey) -> Result<&mut Box<dyn RunGraph>, String> {
+        if !self.graphs.contains_key(&key) {
+            let built = (self.detector)
+                .build(GraphMode::Train, key.0, (key.1, key.2), DType::F32)
+                .map_err(|e| format!("building the train graph for {key:?}: {e}"))?;
+            let mut exec = executor_on(&self.device, built.graph);
+            exec.set_profile(self.profile);
+            self.graphs.insert(key, exec);
+        }
+        Ok(self.graphs.get_mut(&key).expect("inserted above"))
+    }
+}
