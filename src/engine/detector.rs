@@ -18,7 +18,7 @@ use crate::data::config::{DataConfig, DatasetConfig, SamplerConfig};
 use crate::data::{
     BadSampleLog, BatchSampler, Dataset, Loader, LoaderOptions, SamplerState, build_dataset,
 };
-use crate::engine::executor::{RunGraph, executor_on};
+use crate::engine::on_device::{RunGraph, executor_on};
 use crate::engine::params::ParamSet;
 use crate::engine::step::{ShapeKey, TrainStep};
 use crate::engine::task::{Metrics, Task, TaskError, TrainOutput};

@@ -8,7 +8,7 @@
 //! ([`Backend::take_host`]); other backends upload and download.
 
 use super::params::ParamSet;
-use crate::backend::{Backend, BackendError, Device, TensorMut, TensorRef, WithBackend};
+use crate::backend::{Backend, BackendError, TensorMut, TensorRef};
 use crate::graph::{Graph, MemoryPlan, NodeId};
 use crate::ir::op::Op;
 use crate::ir::{DType, HostData, HostTensor, numel};
@@ -471,68 +471,6 @@ impl<B: Backend> Executor<B> {
         v.sort_by(|a, b| b.1.total_cmp(&a.1));
         v
     }
-}
-
-/// An [`Executor`] whatever its backend: what code that runs on a user's [`Device`] holds.
-pub trait RunGraph {
-    /// [`Executor::run`].
-    fn run(
-        &mut self,
-        params: &ParamSet,
-        feeds: &BTreeMap<String, HostTensor>,
-    ) -> Result<RunOutputs, GraphRunError>;
-    /// [`Executor::recycle`].
-    fn recycle(&mut self, storage: Vec<HostData>);
-    /// The graph being run.
-    fn graph(&self) -> &Graph;
-    /// [`Executor::set_profile`].
-    fn set_profile(&mut self, on: bool);
-    /// [`Executor::profile`].
-    fn profile(&self) -> Vec<(&'static str, f64, u64)>;
-    /// [`Executor::node_profile`].
-    fn node_profile(&self) -> Vec<(NodeId, f64, u64)>;
-    /// [`Executor::describe_node`].
-    fn describe_node(&self, id: NodeId) -> String;
-}
-
-impl<B: Backend> RunGraph for Executor<B> {
-    fn run(
-        &mut self,
-        params: &ParamSet,
-        feeds: &BTreeMap<String, HostTensor>,
-    ) -> Result<RunOutputs, GraphRunError> {
-        Executor::run(self, params, feeds)
-    }
-    fn recycle(&mut self, storage: Vec<HostData>) {
-        Executor::recycle(self, storage)
-    }
-    fn graph(&self) -> &Graph {
-        Executor::graph(self)
-    }
-    fn set_profile(&mut self, on: bool) {
-        Executor::set_profile(self, on)
-    }
-    fn profile(&self) -> Vec<(&'static str, f64, u64)> {
-        Executor::profile(self)
-    }
-    fn node_profile(&self) -> Vec<(NodeId, f64, u64)> {
-        Executor::node_profile(self)
-    }
-    fn describe_node(&self, id: NodeId) -> String {
-        Executor::describe_node(self, id)
-    }
-}
-
-/// An executor of `graph` on `device`'s backend.
-pub fn executor_on(device: &Device, graph: Graph) -> Box<dyn RunGraph> {
-    struct Plan(Graph);
-    impl WithBackend for Plan {
-        type Output = Box<dyn RunGraph>;
-        fn run<B: Backend + Clone + 'static>(self, backend: B) -> Box<dyn RunGraph> {
-            Box::new(Executor::new(self.0, backend))
-        }
-    }
-    device.with(Plan(graph))
 }
 
 /// Adds the time since `start` to `name` when profiling is on (`start` is `None` when off).

@@ -15,12 +15,14 @@ pub mod pretrained;
 pub mod runner;
 pub mod task;
 
-pub use executor::{Executor, GraphRunError, RunGraph, RunOutputs, executor_on};
+pub use executor::{Executor, GraphRunError, RunOutputs};
+pub use on_device::{RunGraph, executor_on};
 pub use params::{Param, ParamKind, ParamSet};
 pub use runner::{CheckpointSettings, RunConfig, RunError, RunSummary, Runner};
 pub use task::{Metrics, Task, TaskError, TrainOutput};
 pub mod detector;
 pub mod job;
+pub mod on_device;
 #[cfg(feature = "cuda")]
 pub mod resident;
 pub mod setup;

@@ -4,7 +4,7 @@
 //! on loader batches, `mmrun bench train` on a fixed synthetic batch; the optimizer update is
 //! the caller's.
 
-use super::executor::{RunGraph, executor_on};
+use super::on_device::{RunGraph, executor_on};
 use super::params::ParamSet;
 use crate::backend::Device;
 use crate::ir::{DType, HostTensor};

@@ -1,0 +1,71 @@
+//! An executor on whichever backend a user's [`Device`] holds: the one place above `backend`
+//! that turns a device into a concrete executor, behind the object-safe [`RunGraph`].
+
+use super::executor::{Executor, GraphRunError, RunOutputs};
+use super::params::ParamSet;
+use crate::backend::{Backend, Device, WithBackend};
+use crate::graph::{Graph, NodeId};
+use crate::ir::{HostData, HostTensor};
+use std::collections::BTreeMap;
+
+/// An [`Executor`] whatever its backend: what code that runs on a user's [`Device`] holds.
+pub trait RunGraph {
+    /// [`Executor::run`].
+    fn run(
+        &mut self,
+        params: &ParamSet,
+        feeds: &BTreeMap<String, HostTensor>,
+    ) -> Result<RunOutputs, GraphRunError>;
+    /// [`Executor::recycle`].
+    fn recycle(&mut self, storage: Vec<HostData>);
+    /// The graph being run.
+    fn graph(&self) -> &Graph;
+    /// [`Executor::set_profile`].
+    fn set_profile(&mut self, on: bool);
+    /// [`Executor::profile`].
+    fn profile(&self) -> Vec<(&'static str, f64, u64)>;
+    /// [`Executor::node_profile`].
+    fn node_profile(&self) -> Vec<(NodeId, f64, u64)>;
+    /// [`Executor::describe_node`].
+    fn describe_node(&self, id: NodeId) -> String;
+}
+
+impl<B: Backend> RunGraph for Executor<B> {
+    fn run(
+        &mut self,
+        params: &ParamSet,
+        feeds: &BTreeMap<String, HostTensor>,
+    ) -> Result<RunOutputs, GraphRunError> {
+        Executor::run(self, params, feeds)
+    }
+    fn recycle(&mut self, storage: Vec<HostData>) {
+        Executor::recycle(self, storage)
+    }
+    fn graph(&self) -> &Graph {
+        Executor::graph(self)
+    }
+    fn set_profile(&mut self, on: bool) {
+        Executor::set_profile(self, on)
+    }
+    fn profile(&self) -> Vec<(&'static str, f64, u64)> {
+        Executor::profile(self)
+    }
+    fn node_profile(&self) -> Vec<(NodeId, f64, u64)> {
+        Executor::node_profile(self)
+    }
+    fn describe_node(&self, id: NodeId) -> String {
+        Executor::describe_node(self, id)
+    }
+}
+
+/// An executor of `graph` on `device`'s backend.
+pub fn executor_on(device: &Device, graph: Graph) -> Box<dyn RunGraph> {
+    struct Plan(Graph);
+    impl WithBackend for Plan {
+        type Output = Box<dyn RunGraph>;
+        fn run<B: Backend + Clone + 'static>(self, backend: B) -> Box<dyn RunGraph> {
+            Box::new(Executor::new(self.0, backend))
+        }
+    }
+    device.with(Plan(graph))
+}
