@@ -76,6 +76,8 @@ pub enum OptimError {
     },
     #[error("optimizer state: {0}")]
     State(String),
+    #[error("optimizer: {0}")]
+    Params(#[from] crate::engine::params::ParamError),
 }
 
 /// Per-parameter settings and state. Exists only for trainable parameters.
@@ -112,6 +114,8 @@ fn buf_names(config: &OptimizerConfig) -> &'static [&'static str] {
 impl Optimizer {
     /// Bind an optimizer to the trainable parameters of `params`, applying paramwise rules.
     pub fn new(config: OptimizerConfig, params: &ParamSet) -> Result<Self, OptimError> {
+        // Updates, EMA and checkpoints read f32 values (`Param::values`).
+        params.require_f32()?;
         let pw = config.paramwise().clone();
         pw.validate().map_err(OptimError::Config)?;
         match &config {

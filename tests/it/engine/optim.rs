@@ -254,3 +254,24 @@ fn recipe_json_deserializes_and_bad_values_are_refused() {
     let err = Optimizer::new(bad, &make_params()).unwrap_err().to_string();
     assert!(err.contains("nesterov"), "{err}");
 }
+
+/// The optimizer works on f32 parameters: a set of another dtype (a gradient check's) is
+/// refused by name when the optimizer is made, not met later in an update.
+#[test]
+fn a_parameter_set_that_is_not_f32_is_refused() {
+    use mmrun::graph::{GraphBuilder, Init};
+    use mmrun::ir::DType;
+    let mut b = GraphBuilder::new(DType::F64);
+    b.param("w", &[2], Init::Constant(1.0)).unwrap();
+    let params = ParamSet::init(&b.finish(), 0);
+    let sgd = OptimizerConfig::Sgd {
+        lr: 0.1,
+        momentum: 0.9,
+        dampening: 0.0,
+        weight_decay: 0.0,
+        nesterov: false,
+        paramwise: Default::default(),
+    };
+    let e = Optimizer::new(sgd, &params).unwrap_err().to_string();
+    assert!(e.contains("`w` is f64"), "{e}");
+}
