@@ -18,7 +18,7 @@ use crate::ir::HostTensor;
 use crate::model::assign::ImageGt;
 use crate::model::config::DetectorConfig;
 use crate::model::net::Detector;
-use crate::model::target::{DenseTargets, ImageMeta};
+use crate::model::target::{DenseTargets, PaddedShapes};
 use crate::recipe::{self, CheckOptions};
 use crate::util::rng::Rng;
 use std::collections::BTreeMap;
@@ -168,7 +168,7 @@ fn measure(args: &Args) -> Result<Measured, String> {
         paramwise: Default::default(),
     };
     let mut optim = Optimizer::new(sgd, &params).map_err(|e| e.to_string())?;
-    let meta = ImageMeta {
+    let meta = PaddedShapes {
         img_shape: hw,
         pad_shape: hw,
         batch_shape: hw,

@@ -30,7 +30,7 @@ use crate::model::assign::ImageGt;
 use crate::model::config::DetectorConfig;
 use crate::model::net::{Detector, GraphMode, HeadOutputs};
 use crate::model::postprocess::{Decoder, Detections, LevelOutput, postprocess, to_coco};
-use crate::model::target::{DenseTargets, ImageMeta, TargetBuilder};
+use crate::model::target::{DenseTargets, PaddedShapes, TargetBuilder};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -430,7 +430,7 @@ pub fn loader_targets(builder: TargetBuilder) -> crate::data::TargetFn<DenseTarg
             labels: s.labels.iter().map(|&l| l as usize).collect(),
             bboxes_ignore: s.ignored.clone(),
         };
-        let meta = ImageMeta {
+        let meta = PaddedShapes {
             img_shape: (s.meta.img_shape[0], s.meta.img_shape[1]),
             pad_shape: (s.meta.pad_shape[0], s.meta.pad_shape[1]),
             batch_shape: (s.meta.batch_input_shape[0], s.meta.batch_input_shape[1]),

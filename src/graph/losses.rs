@@ -7,11 +7,12 @@ use super::error::GraphError;
 use crate::ir::DType;
 use crate::ir::op::*;
 
-/// Loss reduction, as mmdetection names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Loss reduction, as mmdetection names it (`mean` unless a config says otherwise).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Reduction {
     None,
+    #[default]
     Mean,
     Sum,
 }

@@ -6,6 +6,7 @@ use super::anchor::AnchorGeneratorConfig;
 use super::assign::AssignerConfig;
 use super::boxes::{DeltaXYWHBBoxCoder, DistancePointBBoxCoder};
 use super::postprocess::TestConfig;
+pub use crate::graph::Reduction;
 use serde::{Deserialize, Serialize};
 
 /// `model = retinanet { .. }` or `model = fcos { .. }`.
@@ -225,16 +226,6 @@ impl LossConfig {
     }
 }
 
-/// mmdetection's loss reduction names.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reduction {
-    #[default]
-    Mean,
-    Sum,
-    None,
-}
-
 /// `IoULoss.mode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -317,7 +308,7 @@ impl FcosHeadConfig {
 /// Why a model config could not be used.
 #[derive(Debug, thiserror::Error)]
 #[error("model.{path}: {msg}")]
-pub struct ConfigError {
+pub struct ModelConfigError {
     /// Config path below `model` (e.g. `neck.in_channels`), for a diagnostic on the recipe.
     pub path: String,
     pub msg: String,
@@ -325,8 +316,8 @@ pub struct ConfigError {
 
 impl DetectorConfig {
     /// Deserialize the `model` section of a checked recipe's config tree.
-    pub fn from_value(v: &serde_json::Value) -> Result<Self, ConfigError> {
-        serde_json::from_value(v.clone()).map_err(|e| ConfigError {
+    pub fn from_value(v: &serde_json::Value) -> Result<Self, ModelConfigError> {
+        serde_json::from_value(v.clone()).map_err(|e| ModelConfigError {
             path: String::new(),
             msg: e.to_string(),
         })

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// Where an image sits in the padded batch tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ImageMeta {
+pub struct PaddedShapes {
     /// `(height, width)` of the resized image before padding (`img_shape`).
     pub img_shape: (usize, usize),
     /// `(height, width)` after the image's own padding (`pad_shape`).
@@ -90,8 +90,8 @@ pub enum TargetBuilder {
 }
 
 /// The closure type the data loader is given.
-pub type TargetFn =
-    Arc<dyn Fn(&ImageGt, &ImageMeta) -> Result<DenseTargets, AnchorError> + Send + Sync>;
+pub type DenseTargetFn =
+    Arc<dyn Fn(&ImageGt, &PaddedShapes) -> Result<DenseTargets, AnchorError> + Send + Sync>;
 
 impl TargetBuilder {
     /// Feature-map sizes of every level for a batch shape.
@@ -112,7 +112,7 @@ impl TargetBuilder {
     }
 
     /// Targets of one image.
-    pub fn targets(&self, gt: &ImageGt, meta: &ImageMeta) -> Result<DenseTargets, AnchorError> {
+    pub fn targets(&self, gt: &ImageGt, meta: &PaddedShapes) -> Result<DenseTargets, AnchorError> {
         let sizes = self.featmap_sizes(meta.batch_shape);
         match self {
             TargetBuilder::Anchor(c) => anchor_targets(c, &sizes, gt, meta),
@@ -140,7 +140,7 @@ impl TargetBuilder {
     }
 
     /// This builder as the closure the data loader takes.
-    pub fn into_fn(self) -> TargetFn {
+    pub fn into_fn(self) -> DenseTargetFn {
         Arc::new(move |gt, meta| self.targets(gt, meta))
     }
 
@@ -157,7 +157,7 @@ fn anchor_targets(
     c: &AnchorTargetConfig,
     sizes: &[(usize, usize)],
     gt: &ImageGt,
-    meta: &ImageMeta,
+    meta: &PaddedShapes,
 ) -> Result<DenseTargets, AnchorError> {
     let anchors = c.anchor_generator.grid_anchors(sizes)?;
     let valid = c.anchor_generator.valid_flags(sizes, meta.pad_shape)?;
@@ -259,7 +259,7 @@ mod tests {
             bboxes_ignore: vec![],
         };
         // The image's own padded shape covers only the top row of cells.
-        let meta = ImageMeta {
+        let meta = PaddedShapes {
             img_shape: (8, 16),
             pad_shape: (8, 16),
             batch_shape: (16, 16),

@@ -6,7 +6,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::collections::HashMap;
 
 /// A tensor as checkpoints hold it: the same host tensor the weight readers give.
-pub type Tensor = crate::model::weights::HostTensor;
+pub type Tensor = crate::model::weights::WeightTensor;
 
 /// Named tensors, sorted by name (the order safetensors writes anyway).
 pub type Tensors = crate::model::weights::StateDict;

@@ -13,7 +13,7 @@ use crate::ir::{DType, HostTensor};
 use crate::model::anchor::{AnchorGenerator, point_grid};
 use crate::model::assign::fcos::FcosTargetConfig;
 use crate::model::config::{
-    BackboneConfig, BoxCoderConfig, ConfigError, DetectorConfig, HeadConfig, LossConfig,
+    BackboneConfig, BoxCoderConfig, DetectorConfig, HeadConfig, LossConfig, ModelConfigError,
     NeckConfig, Reduction,
 };
 use crate::model::target::{AnchorTargetConfig, DenseTargets, TargetBuilder};
@@ -58,8 +58,8 @@ pub struct Detector {
     targets: TargetBuilder,
 }
 
-fn cfg_err(path: &str, msg: impl Into<String>) -> ConfigError {
-    ConfigError {
+fn cfg_err(path: &str, msg: impl Into<String>) -> ModelConfigError {
+    ModelConfigError {
         path: path.into(),
         msg: msg.into(),
     }
@@ -68,7 +68,7 @@ fn cfg_err(path: &str, msg: impl Into<String>) -> ConfigError {
 impl Detector {
     /// Validate a config (channel agreement between parts, anchors, losses) and prepare the
     /// target builder.
-    pub fn new(cfg: DetectorConfig) -> Result<Self, ConfigError> {
+    pub fn new(cfg: DetectorConfig) -> Result<Self, ModelConfigError> {
         let parts = cfg.parts();
         let BackboneConfig::Resnet(bb) = &parts.backbone;
         super::resnet::validate(bb).map_err(|m| cfg_err("backbone", m))?;
@@ -378,7 +378,7 @@ fn check_head_common(
     neck_out: usize,
     levels: usize,
     num_outs: usize,
-) -> Result<(), ConfigError> {
+) -> Result<(), ModelConfigError> {
     if in_ch != neck_out {
         return Err(cfg_err(
             "bbox_head.in_channels",
@@ -394,7 +394,7 @@ fn check_head_common(
     Ok(())
 }
 
-fn check_cls_loss(l: &LossConfig) -> Result<(), ConfigError> {
+fn check_cls_loss(l: &LossConfig) -> Result<(), ModelConfigError> {
     match l {
         LossConfig::FocalLoss {
             use_sigmoid: true,
@@ -408,7 +408,7 @@ fn check_cls_loss(l: &LossConfig) -> Result<(), ConfigError> {
     }
 }
 
-fn check_bbox_loss(l: &LossConfig, path: &str) -> Result<(), ConfigError> {
+fn check_bbox_loss(l: &LossConfig, path: &str) -> Result<(), ModelConfigError> {
     match l {
         LossConfig::L1Loss {
             reduction: Reduction::Mean,

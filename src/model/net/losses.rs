@@ -3,9 +3,9 @@
 //! L1 / smooth-L1 on encoded deltas or GIoU on boxes decoded in the graph, and FCOS's
 //! centerness-weighted GIoU and centerness BCE.
 
-use crate::graph::{GraphBuilder, GraphError, NodeId, Reduction as GReduction};
+use crate::graph::{GraphBuilder, GraphError, NodeId};
 use crate::ir::op::IouKind;
-use crate::model::config::{FcosHeadConfig, IouLossMode, LossConfig, Reduction, RetinaHeadConfig};
+use crate::model::config::{FcosHeadConfig, IouLossMode, LossConfig, RetinaHeadConfig};
 use crate::model::target::AnchorTargetConfig;
 
 /// `[B, A·K, h, w]` per level → `[B·N, K]` in (image, level, location, anchor) order.
@@ -35,14 +35,6 @@ fn col(b: &mut GraphBuilder, x: NodeId, k: usize) -> Result<NodeId, GraphError> 
     b.slice(x, 1, k, k + 1)
 }
 
-fn reduction(r: Reduction) -> GReduction {
-    match r {
-        Reduction::Mean => GReduction::Mean,
-        Reduction::Sum => GReduction::Sum,
-        Reduction::None => GReduction::None,
-    }
-}
-
 fn focal(
     b: &mut GraphBuilder,
     loss: &LossConfig,
@@ -64,7 +56,7 @@ fn focal(
     let w = b.input("label_weights", &[m, 1], b.float_dtype())?;
     let avg = b.input("avg_factor", &[], b.float_dtype())?;
     let lc = b.sigmoid_focal_loss(cls, t, alpha, gamma)?;
-    let lc = b.weight_reduce_loss(lc, Some(w), reduction(red), Some(avg))?;
+    let lc = b.weight_reduce_loss(lc, Some(w), red, Some(avg))?;
     b.scale(lc, loss_weight)
 }
 
@@ -94,7 +86,7 @@ pub(super) fn retina_losses(
             reduction: r,
         } => {
             let l = b.l1_loss(reg, bt)?;
-            let l = b.weight_reduce_loss(l, Some(bw), reduction(r), Some(avg))?;
+            let l = b.weight_reduce_loss(l, Some(bw), r, Some(avg))?;
             b.scale(l, loss_weight)?
         }
         LossConfig::SmoothL1Loss {
@@ -103,7 +95,7 @@ pub(super) fn retina_losses(
             reduction: r,
         } => {
             let l = b.smooth_l1_loss(reg, bt, beta)?;
-            let l = b.weight_reduce_loss(l, Some(bw), reduction(r), Some(avg))?;
+            let l = b.weight_reduce_loss(l, Some(bw), r, Some(avg))?;
             b.scale(l, loss_weight)?
         }
         LossConfig::GiouLoss {
@@ -116,7 +108,7 @@ pub(super) fn retina_losses(
             let l = b.iou_loss(pred, bt, IouKind::GIoU, eps)?;
             // mmdetection averages a [M, 4] weight over the coordinates for IoU losses.
             let w = b.mean(bw, &[1], false)?;
-            let l = b.weight_reduce_loss(l, Some(w), reduction(r), Some(avg))?;
+            let l = b.weight_reduce_loss(l, Some(w), r, Some(avg))?;
             b.scale(l, loss_weight)?
         }
         _ => return Err(GraphError::Invalid("unsupported loss_bbox".into())),
@@ -239,7 +231,7 @@ pub(super) fn fcos_losses(
     };
     // Weight: the centerness target of each positive (0 elsewhere), averaged by its sum.
     let w = b.reshape(ctr_t, &[m])?;
-    let l = b.weight_reduce_loss(l, Some(w), reduction(r), Some(bbox_avg))?;
+    let l = b.weight_reduce_loss(l, Some(w), r, Some(bbox_avg))?;
     let loss_bbox = b.scale(l, loss_weight)?;
     let LossConfig::CrossEntropyLoss {
         loss_weight: cw,
@@ -253,7 +245,7 @@ pub(super) fn fcos_losses(
     };
     let lc = b.bce_with_logits(ctr, ctr_t)?;
     let pos = col(b, bw, 0)?;
-    let lc = b.weight_reduce_loss(lc, Some(pos), reduction(cr), Some(avg))?;
+    let lc = b.weight_reduce_loss(lc, Some(pos), cr, Some(avg))?;
     let loss_ctr = b.scale(lc, cw)?;
     let s = b.add(loss_cls, loss_bbox)?;
     let total = b.add(s, loss_ctr)?;

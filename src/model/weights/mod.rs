@@ -20,13 +20,13 @@ use std::path::Path;
 
 /// A dense host tensor in `f32` (other float and integer dtypes are converted on load).
 #[derive(Clone, Debug, PartialEq)]
-pub struct HostTensor {
+pub struct WeightTensor {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
 }
 
 /// Named tensors from a weights file.
-pub type StateDict = BTreeMap<String, HostTensor>;
+pub type StateDict = BTreeMap<String, WeightTensor>;
 
 /// Why weights could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +98,7 @@ pub fn load_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
         };
         out.insert(
             name,
-            HostTensor {
+            WeightTensor {
                 shape: view.shape().to_vec(),
                 data,
             },

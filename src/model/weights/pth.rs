@@ -2,7 +2,7 @@
 //! restricted pickle reader, tensor bytes from `<name>/data/<key>`.
 
 use super::pickle::{self, StorageDtype, TensorRef, Value};
-use super::{HostTensor, Shapes, StateDict, WeightsError};
+use super::{Shapes, StateDict, WeightTensor, WeightsError};
 use std::io::Read;
 use std::path::Path;
 
@@ -140,7 +140,7 @@ pub fn load_pth(path: &Path) -> Result<StateDict, WeightsError> {
         let data = gather(&t, bytes).map_err(|m| zip.fmt(format!("tensor `{name}`: {m}")))?;
         out.insert(
             name,
-            HostTensor {
+            WeightTensor {
                 shape: t.shape.clone(),
                 data,
             },

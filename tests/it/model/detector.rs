@@ -9,7 +9,7 @@ use mmrun::model::assign::ImageGt;
 use mmrun::model::config::DetectorConfig;
 use mmrun::model::net::{Detector, GraphMode};
 use mmrun::model::postprocess::{Decoder, LevelOutput, postprocess, to_coco};
-use mmrun::model::target::ImageMeta;
+use mmrun::model::target::PaddedShapes;
 use mmrun::recipe::{CheckOptions, load};
 use mmrun::util::rng::Rng;
 use std::path::Path;
@@ -101,7 +101,7 @@ fn overfit(d: &Detector, iters: usize, lr: f32) -> (Vec<f64>, ParamSet) {
     let (img, gts) = batch(&mut rng);
     let hw = (64, 64);
     let tb = d.target_builder();
-    let meta = ImageMeta {
+    let meta = PaddedShapes {
         img_shape: hw,
         pad_shape: hw,
         batch_shape: hw,
