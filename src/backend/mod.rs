@@ -42,6 +42,14 @@ pub enum BackendError {
         op: &'static str,
         dtype: DType,
     },
+    /// An op whose inputs, attributes or output shape do not fit together (the graph builder
+    /// never makes one; a malformed op handed to a backend directly gets this, not a fault).
+    #[error("backend `{backend}`: {op}: {message}")]
+    Invalid {
+        backend: &'static str,
+        op: &'static str,
+        message: String,
+    },
     #[error("backend `{backend}`: {message}")]
     Device {
         backend: &'static str,

@@ -5,6 +5,7 @@
 //! The kernels are also exposed as plain functions on slices (`loss`, `elementwise`, `norm`,
 //! `conv`, `pool`) so that other backends' parity tests can call them directly.
 
+mod check;
 pub mod conv;
 pub mod elementwise;
 mod fastmath;
@@ -177,10 +178,16 @@ impl Backend for CpuBackend {
             outp::<T>(out, "fill")?.fill(T::from_f64(v));
             Ok(())
         }
+        if let (DType::I32, HostData::I32(v)) = (out.dtype, &mut *out.buf) {
+            // Rust's `as`: truncation toward zero, saturating, NaN to 0 (as the CUDA backend).
+            v[..numel(out.shape)].fill(value as i32);
+            return Ok(());
+        }
         by_dtype!(out, "fill", f(&mut out, value))
     }
 
     fn unary(&self, op: &UnaryOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
+        check::unary(ins, &out)?;
         if let UnaryOp::Cast(_) = op {
             let n = numel(out.shape);
             let src =
@@ -191,15 +198,18 @@ impl Backend for CpuBackend {
     }
 
     fn binary(&self, op: BinaryOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
+        check::binary(ins, &out)?;
         by_dtype!(out, "binary", binary_t(op, ins, &mut out))
     }
 
     fn reduce(&self, op: &ReduceOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
+        check::reduce(op, ins, &out)?;
         let ReduceOp::Sum { axes, .. } = op;
         by_dtype!(out, "sum", sum_t(axes, ins, &mut out))
     }
 
     fn layout(&self, op: &LayoutOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
+        check::layout(op, ins, &out)?;
         match out.dtype {
             DType::F32 => layout_t::<f32>(op, ins, &mut out),
             DType::F64 => layout_t::<f64>(op, ins, &mut out),
@@ -252,6 +262,7 @@ impl Backend for CpuBackend {
     }
 
     fn loss(&self, op: &LossOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
+        check::loss(op, ins, &out)?;
         by_dtype!(out, "loss", loss_t(op, ins, &mut out))
     }
 }
