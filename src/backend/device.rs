@@ -1,7 +1,8 @@
 //! Where graphs run: `--device cpu` (the reference backend) or `--device cuda:N` (feature
-//! `cuda`). Owns parsing and opening a device — before any recipe or data work, so a missing
-//! driver fails in milliseconds with a clear message — and handing its backend to code that is
-//! generic over backends ([`Device::with`]), so nothing above `backend` names a concrete one.
+//! `cuda`). Owns parsing and opening a device — once the recipe is loaded and before any data
+//! or model work, so a missing driver fails in seconds with a clear message — and handing its
+//! backend to code that is generic over backends ([`Device::with`]), so nothing above
+//! `backend` names a concrete one.
 //!
 //! Without the `cuda` feature, `Device::Cuda` holds a stand-in that cannot be built: the enum
 //! and every match on it read the same in both builds.

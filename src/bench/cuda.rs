@@ -1,5 +1,6 @@
-//! `mmrun bench cuda`: each fused loss kernel's achieved memory bandwidth on large inputs
-//! against the device-to-device copy bandwidth measured in the same run, and (with
+//! `mmrun bench cuda`: each loss op of the graph (forward and gradient, f32) and its achieved
+//! memory bandwidth on RetinaNet-sized inputs against the device-to-device copy bandwidth
+//! measured in the same run, and (with
 //! `--retinanet`) the RetinaNet R-50-FPN training step at batch 2 x 3 x 800 x 1344 on the
 //! CUDA backend: parameters resident on the device, fused SGD-momentum update, a per-phase
 //! profile on stderr and one TSV row (`retinanet<TAB>what<TAB>images/s<TAB>-`) last on stdout,
@@ -65,11 +66,12 @@ pub fn run(args: Args) -> super::Outcome {
 
 #[cfg(feature = "cuda")]
 mod bandwidth {
-    use cudarc::driver::{CudaSlice, sys::CUevent_flags};
-    use half::{bf16, f16};
+    use cudarc::driver::sys::CUevent_flags;
 
-    use crate::backend::cuda::loss::Reduction;
-    use crate::backend::cuda::{CudaDevice, CudaError, KernelFloat};
+    use crate::backend::cuda::{CudaBackend, CudaBuffer, CudaDevice, CudaError};
+    use crate::backend::{Backend, BackendError, TensorMut, TensorRef};
+    use crate::ir::DType;
+    use crate::ir::op::{IouKind, LossKind, LossOp};
     use crate::util::rng::Rng;
 
     /// Anchors x classes of RetinaNet at 800x1333, batch 2 (~120k anchors per image), rounded up.
@@ -110,219 +112,190 @@ mod bandwidth {
         Ok(ms as f64 / 1e3 / reps as f64)
     }
 
-    fn random<T: KernelFloat>(
+    fn f32s(dev: &CudaDevice, v: Vec<f32>) -> Result<CudaBuffer, CudaError> {
+        Ok(CudaBuffer::F32(dev.upload(&v)?))
+    }
+
+    fn normal(
         dev: &CudaDevice,
         rng: &mut Rng,
         n: usize,
         scale: f64,
-    ) -> Result<CudaSlice<T>, CudaError> {
-        let v: Vec<T> = (0..n)
-            .map(|_| T::from_f64(scale * rng.normal_f64()))
-            .collect();
-        dev.upload(&v)
+    ) -> Result<CudaBuffer, CudaError> {
+        f32s(
+            dev,
+            (0..n).map(|_| (scale * rng.normal_f64()) as f32).collect(),
+        )
     }
 
-    fn losses<T: KernelFloat>(
-        dev: &CudaDevice,
-        reps: u32,
-        rng: &mut Rng,
-        rows: &mut Vec<Row>,
-    ) -> Result<(), CudaError> {
-        let esz = std::mem::size_of::<T>() as f64;
-        let dt = T::DTYPE.suffix();
-        let n = ROWS * CLS;
-        let logits = random::<T>(dev, rng, n, 3.0)?;
-        let labels: Vec<i32> = (0..ROWS)
-            .map(|_| rng.below(CLS as u64 + 1) as i32)
-            .collect();
-        let labels = dev.upload_raw(&labels)?;
-        let row_w = dev.upload(&vec![1.0f32; ROWS])?;
-        let mut grad = dev.zeros::<T>(n)?;
-        let mut loss = dev.zeros::<f32>(1)?;
-        // Bytes that must move: logits in, gradient out, labels and weights once per row.
-        let bytes = n as f64 * 2.0 * esz + ROWS as f64 * 8.0;
-        let s = time(dev, reps, || {
-            dev.focal_loss(
-                &logits,
-                &labels,
-                Some(&row_w),
-                Some(&mut grad),
-                &mut loss,
-                (ROWS, CLS),
-                2.0,
-                0.25,
-                Reduction::mean(),
-            )
-        })?;
-        rows.push(Row {
-            name: format!("focal_fwdbwd_{dt} {ROWS}x{CLS}"),
-            gbps: bytes / s / 1e9,
-        });
-        let s = time(dev, reps, || {
-            dev.cross_entropy(
-                &logits,
-                &labels,
-                Some(&row_w),
-                &mut grad,
-                &mut loss,
-                (ROWS, CLS),
-                -100,
-                Reduction::mean(),
-            )
-        })?;
-        rows.push(Row {
-            name: format!("ce_fwdbwd_{dt} {ROWS}x{CLS}"),
-            gbps: bytes / s / 1e9,
-        });
-        // Pointwise: input + f32 target + f32 weight in, gradient out.
-        let target = random::<f32>(dev, rng, n, 1.0)?;
-        let w = dev.upload(&vec![1.0f32; n])?;
-        let bytes = n as f64 * (2.0 * esz + 8.0);
-        let s = time(dev, reps, || {
-            dev.bce_with_logits(
-                &logits,
-                &target,
-                Some(&w),
-                &mut grad,
-                &mut loss,
-                n,
-                Reduction::mean(),
-            )
-        })?;
-        rows.push(Row {
-            name: format!("bce_fwdbwd_{dt} {n}"),
-            gbps: bytes / s / 1e9,
-        });
-        let s = time(dev, reps, || {
-            dev.l1_loss(
-                &logits,
-                &target,
-                Some(&w),
-                &mut grad,
-                &mut loss,
-                n,
-                Reduction::mean(),
-            )
-        })?;
-        rows.push(Row {
-            name: format!("l1_fwdbwd_{dt} {n}"),
-            gbps: bytes / s / 1e9,
-        });
-        let s = time(dev, reps, || {
-            dev.smooth_l1_loss(
-                &logits,
-                &target,
-                Some(&w),
-                &mut grad,
-                &mut loss,
-                n,
-                1.0 / 9.0,
-                Reduction::mean(),
-            )
-        })?;
-        rows.push(Row {
-            name: format!("smooth_l1_fwdbwd_{dt} {n}"),
-            gbps: bytes / s / 1e9,
-        });
-        drop((target, w));
-        // GIoU: 4 coordinates in (dtype) and out, 4 f32 target coordinates and a weight per box.
-        let boxes: Vec<f64> = (0..BOXES)
-            .flat_map(|_| {
-                let (x, y) = (rng.range_f64(0.0, 1000.0), rng.range_f64(0.0, 700.0));
-                let (w, h) = (rng.range_f64(4.0, 300.0), rng.range_f64(4.0, 300.0));
-                [x, y, x + w, y + h]
-            })
-            .collect();
-        let pred: Vec<T> = boxes.iter().map(|&v| T::from_f64(v + 5.0)).collect();
-        let pred = dev.upload(&pred)?;
-        let tgt: Vec<f32> = boxes.iter().map(|&v| v as f32).collect();
-        let tgt = dev.upload(&tgt)?;
-        let bw = dev.upload(&vec![1.0f32; BOXES])?;
-        let mut bgrad = dev.zeros::<T>(4 * BOXES)?;
-        let bytes = BOXES as f64 * (8.0 * esz + 20.0);
-        let s = time(dev, reps, || {
-            dev.giou_loss(
-                &pred,
-                &tgt,
-                Some(&bw),
-                &mut bgrad,
-                &mut loss,
-                BOXES,
-                1e-6,
-                Reduction::mean(),
-            )
-        })?;
-        rows.push(Row {
-            name: format!("giou_fwdbwd_{dt} {BOXES}"),
-            gbps: bytes / s / 1e9,
-        });
-        Ok(())
+    /// One loss kind's inputs on the device and the bytes its forward and gradient must move.
+    struct Case {
+        name: &'static str,
+        kind: LossKind,
+        /// (buffer, shape, dtype) of the two loss inputs.
+        inputs: [(CudaBuffer, Vec<usize>, DType); 2],
+        /// The loss's output shape (the shape of `dy`).
+        out_shape: Vec<usize>,
+        fwd_bytes: f64,
+        grad_bytes: f64,
     }
 
-    /// The graph-IR (unreduced) sigmoid focal loss through `CudaBackend::loss` on RetinaNet's
-    /// anchors x classes: forward (logits, targets in; loss out: 12 bytes per element) and
-    /// gradient (logits, targets, dy in; dx out: 16 bytes per element) as separate launches.
-    fn ir_focal(
-        device: usize,
-        reps: u32,
-        rng: &mut Rng,
-        rows: &mut Vec<Row>,
-    ) -> Result<(), CudaError> {
-        use crate::backend::cuda::{CudaBackend, CudaBuffer};
-        use crate::backend::{Backend, BackendError, TensorMut, TensorRef};
-        use crate::ir::DType as GraphDType;
-        use crate::ir::op::{LossKind, LossOp};
-        let be = CudaBackend::open(device)?;
-        let dev = be.device();
+    fn cases(dev: &CudaDevice, rng: &mut Rng) -> Result<Vec<Case>, CudaError> {
         let n = ROWS * CLS;
-        let shape = [ROWS, CLS];
-        let x = CudaBuffer::F32(random::<f32>(dev, rng, n, 3.0)?);
         // About one positive class in a hundred, as in a detector's dense targets.
-        let t: Vec<f32> = (0..n).map(|_| f32::from(rng.below(100) == 0)).collect();
-        let t = CudaBuffer::F32(dev.upload(&t)?);
-        let dy = CudaBuffer::F32(random::<f32>(dev, rng, n, 1.0)?);
-        let mut out = CudaBuffer::F32(dev.zeros::<f32>(n)?);
-        let kind = LossKind::SigmoidFocal {
+        let onehot = |rng: &mut Rng| -> Vec<f32> {
+            (0..n).map(|_| f32::from(rng.below(100) == 0)).collect()
+        };
+        let dense = |name, kind, rng: &mut Rng, target: Vec<f32>| -> Result<Case, CudaError> {
+            Ok(Case {
+                name,
+                kind,
+                inputs: [
+                    (normal(dev, rng, n, 3.0)?, vec![ROWS, CLS], DType::F32),
+                    (f32s(dev, target)?, vec![ROWS, CLS], DType::F32),
+                ],
+                out_shape: vec![ROWS, CLS],
+                // x, t in, loss out; x, t, dy in, dx out.
+                fwd_bytes: 12.0 * n as f64,
+                grad_bytes: 16.0 * n as f64,
+            })
+        };
+        let focal = LossKind::SigmoidFocal {
             alpha: 0.25,
             gamma: 2.0,
         };
-        let r = |b| TensorRef {
-            buf: b,
-            shape: &shape,
-            dtype: GraphDType::F32,
-        };
-        let ins = [r(&x), r(&t), r(&dy)];
-        let berr = |e: BackendError| CudaError::shape("ir focal bench", e.to_string());
-        let passes = [
-            ("fwd", LossOp::Forward(kind.clone()), 2, 12.0),
-            ("bwd", LossOp::Grad { kind, wrt: 0 }, 3, 16.0),
+        let focal_target = onehot(rng);
+        let bce_target = onehot(rng);
+        let mut out = vec![
+            dense("sigmoid_focal", focal, rng, focal_target)?,
+            dense("bce_with_logits", LossKind::BceWithLogits, rng, bce_target)?,
         ];
-        for (pass, op, n_in, bytes) in passes {
+        let t: Vec<f32> = (0..n).map(|_| rng.normal_f64() as f32).collect();
+        out.push(dense(
+            "smooth_l1",
+            LossKind::SmoothL1 { beta: 1.0 / 9.0 },
+            rng,
+            t,
+        )?);
+        let labels: Vec<i32> = (0..ROWS).map(|_| rng.below(CLS as u64) as i32).collect();
+        out.push(Case {
+            name: "cross_entropy",
+            kind: LossKind::CrossEntropy {
+                ignore_index: -100,
+                label_smoothing: 0.0,
+            },
+            inputs: [
+                (normal(dev, rng, n, 3.0)?, vec![ROWS, CLS], DType::F32),
+                (
+                    CudaBuffer::I32(dev.upload(&labels)?),
+                    vec![ROWS],
+                    DType::I32,
+                ),
+            ],
+            out_shape: vec![ROWS],
+            // logits and labels in, a loss per row out; then logits, labels, dy in, dx out.
+            fwd_bytes: 4.0 * n as f64 + 8.0 * ROWS as f64,
+            grad_bytes: 8.0 * n as f64 + 8.0 * ROWS as f64,
+        });
+        let boxes: Vec<f32> = (0..BOXES)
+            .flat_map(|_| {
+                let (x, y) = (rng.range_f64(0.0, 1000.0), rng.range_f64(0.0, 700.0));
+                let (w, h) = (rng.range_f64(4.0, 300.0), rng.range_f64(4.0, 300.0));
+                [x, y, x + w, y + h].map(|v| v as f32)
+            })
+            .collect();
+        let pred: Vec<f32> = boxes.iter().map(|v| v + 5.0).collect();
+        out.push(Case {
+            name: "giou",
+            kind: LossKind::Iou {
+                kind: IouKind::GIoU,
+                eps: 1e-6,
+            },
+            inputs: [
+                (f32s(dev, pred)?, vec![BOXES, 4], DType::F32),
+                (f32s(dev, boxes)?, vec![BOXES, 4], DType::F32),
+            ],
+            out_shape: vec![BOXES],
+            // two boxes in, a loss out; two boxes and dy in, a box gradient out.
+            fwd_bytes: 36.0 * BOXES as f64,
+            grad_bytes: 52.0 * BOXES as f64,
+        });
+        Ok(out)
+    }
+
+    /// Each loss op of the graph (`CudaBackend::loss`) on RetinaNet-sized inputs: the forward
+    /// and the gradient w.r.t. the first input, as the step graph launches them.
+    fn losses(
+        be: &CudaBackend,
+        reps: u32,
+        rng: &mut Rng,
+        rows: &mut Vec<Row>,
+    ) -> Result<(), CudaError> {
+        let dev = be.device();
+        let berr = |e: BackendError| CudaError::shape("loss bench", e.to_string());
+        for case in cases(dev, rng)? {
+            let numel: usize = case.out_shape.iter().product();
+            let dy = normal(dev, rng, numel, 1.0)?;
+            let in_shape = &case.inputs[0].1;
+            let mut fwd_out = CudaBuffer::F32(dev.zeros::<f32>(numel)?);
+            let mut grad_out = CudaBuffer::F32(dev.zeros::<f32>(in_shape.iter().product())?);
+            let mut ins: Vec<TensorRef<'_, CudaBuffer>> = case
+                .inputs
+                .iter()
+                .map(|(buf, shape, dtype)| TensorRef {
+                    buf,
+                    shape,
+                    dtype: *dtype,
+                })
+                .collect();
+            let fwd = LossOp::Forward(case.kind.clone());
             let s = time(dev, reps, || {
                 let o = TensorMut {
-                    buf: &mut out,
-                    shape: &shape,
-                    dtype: GraphDType::F32,
+                    buf: &mut fwd_out,
+                    shape: &case.out_shape,
+                    dtype: DType::F32,
                 };
-                be.loss(&op, &ins[..n_in], o).map_err(berr)
+                be.loss(&fwd, &ins, o).map_err(berr)
             })?;
             rows.push(Row {
-                name: format!("focal_elem_{pass}_f32 (graph IR) {n}"),
-                gbps: bytes * n as f64 / s / 1e9,
+                name: format!("{} fwd", case.name),
+                gbps: case.fwd_bytes / s / 1e9,
+            });
+            ins.push(TensorRef {
+                buf: &dy,
+                shape: &case.out_shape,
+                dtype: DType::F32,
+            });
+            let grad = LossOp::Grad {
+                kind: case.kind.clone(),
+                wrt: 0,
+            };
+            let s = time(dev, reps, || {
+                let o = TensorMut {
+                    buf: &mut grad_out,
+                    shape: in_shape,
+                    dtype: DType::F32,
+                };
+                be.loss(&grad, &ins, o).map_err(berr)
+            })?;
+            rows.push(Row {
+                name: format!("{} grad", case.name),
+                gbps: case.grad_bytes / s / 1e9,
             });
         }
         Ok(())
     }
 
     pub fn run(args: &super::Args) -> Result<(), CudaError> {
-        let dev = CudaDevice::open(args.device)?;
+        let be = CudaBackend::open(args.device)?;
+        let dev = be.device();
         let name = dev.name()?;
         let reps = args.reps.max(1);
         // Device-to-device copy of 1 GiB: read + write bytes per second.
         let len = 1usize << 28;
         let src = dev.zeros::<f32>(len)?;
         let mut dst = dev.zeros::<f32>(len)?;
-        let s = time(&dev, reps, || {
+        let s = time(dev, reps, || {
             dev.stream()
                 .memcpy_dtod(&src, &mut dst)
                 .map_err(|e| CudaError::Driver {
@@ -334,10 +307,7 @@ mod bandwidth {
         drop((src, dst));
         let mut rows = Vec::new();
         let mut rng = Rng::seed(0xbe7c4);
-        losses::<f32>(&dev, reps, &mut rng, &mut rows)?;
-        losses::<bf16>(&dev, reps, &mut rng, &mut rows)?;
-        losses::<f16>(&dev, reps, &mut rng, &mut rows)?;
-        ir_focal(args.device, reps, &mut rng, &mut rows)?;
+        losses(&be, reps, &mut rng, &mut rows)?;
         if args.tsv {
             crate::outln!("bw\tdevice-to-device copy ({name})\t{copy:.1}\t1.00");
             for r in &rows {
@@ -345,7 +315,7 @@ mod bandwidth {
             }
         } else {
             crate::outln!("device: {name}");
-            crate::outln!("{:<40} {:>10} {:>9}", "kernel", "GB/s", "vs copy");
+            crate::outln!("{:<40} {:>10} {:>9}", "loss op (f32)", "GB/s", "vs copy");
             crate::outln!(
                 "{:<40} {:>10.1} {:>9}",
                 "device-to-device copy",
@@ -371,7 +341,7 @@ mod retinanet {
     use crate::model::assign::ImageGt;
     use crate::model::config::DetectorConfig;
     use crate::model::net::{Detector, GraphMode};
-    use crate::model::target::ImageMeta;
+    use crate::model::target::PaddedShapes;
     use crate::recipe::{CheckOptions, load};
     use crate::util::rng::Rng;
     use std::time::Instant;
@@ -431,7 +401,7 @@ mod retinanet {
             .build(GraphMode::Train, BATCH, PAD, DType::F32)
             .map_err(|e| format!("building the train graph: {e}"))?;
         let mut rng = Rng::seed(0x7e71a);
-        let meta = ImageMeta {
+        let meta = PaddedShapes {
             img_shape: IMG,
             pad_shape: PAD,
             batch_shape: PAD,

@@ -1,6 +1,7 @@
 //! The one integration-test binary. Each area owns one module (file or folder).
 #![allow(clippy::disallowed_macros)] // tests print freely; the binary prints through util::console
 
+mod backend;
 mod bin;
 mod cuda;
 mod data;

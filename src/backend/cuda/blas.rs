@@ -1,5 +1,5 @@
 //! GEMM through cuBLAS (row-major wrapper over column-major `cublasSgemm`); convolution is
-//! im2col (`kernels/conv.ptx`) + this GEMM, in `conv.rs`.
+//! im2col (`kernels/conv.ptx`) + this GEMM, in `im2col.rs`.
 
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
 use cudarc::driver::{DevicePtr, DevicePtrMut};

@@ -1,5 +1,5 @@
-//! Device detection and the per-device state: context, stream, lazily loaded PTX modules,
-//! a function cache and the scratch buffer for block partial sums.
+//! Device detection and the per-device state: context, stream, lazily loaded PTX modules
+//! and a function cache.
 //!
 //! cudarc panics when libcuda is missing (`CudaContext::new`), so nothing here touches the
 //! context before [`probe`] has checked that the driver library loads and the ordinal exists.
@@ -10,14 +10,11 @@ use std::sync::{Arc, Mutex};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig};
 use cudarc::nvrtc::Ptx;
 
-use super::dtype::{DType, KernelFloat};
 use super::error::{CudaError, DriverContext};
 use super::kernels::Module;
 
 /// Threads per block of every kernel (the PTX block reductions assume 8 warps).
 pub const BLOCK: u32 = 256;
-/// Upper bound of blocks for grid-stride kernels that write one partial sum per block.
-pub const MAX_PARTIALS: u32 = 1024;
 
 /// Number of CUDA devices, or why there are none. Never panics: a machine without the
 /// driver library gives [`CudaError::NoDriver`], a driver without devices gives 0.
@@ -50,14 +47,14 @@ pub fn parse_device(s: &str) -> Result<Option<usize>, CudaError> {
     }
 }
 
-/// One CUDA device with the state every op needs. Ops are issued on one stream, in order,
-/// so the scratch buffer can be reused by consecutive launches without synchronisation.
+/// One CUDA device with the state every op needs: its context, the one stream every op is
+/// issued on (in order, so consecutive launches need no synchronisation), and the loaded
+/// PTX modules and functions.
 pub struct CudaDevice {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     modules: Mutex<Vec<Option<Arc<CudaModule>>>>,
     functions: Mutex<HashMap<String, CudaFunction>>,
-    pub(crate) scratch: Mutex<CudaSlice<f32>>,
     sm_count: u32,
 }
 
@@ -76,15 +73,11 @@ impl CudaDevice {
             )
             .ctx("cuDeviceGetAttribute")?
             .max(1) as u32;
-        let scratch = stream
-            .alloc_zeros::<f32>(MAX_PARTIALS as usize)
-            .ctx("alloc scratch")?;
         Ok(CudaDevice {
             ctx,
             stream,
             modules: Mutex::new(vec![None; Module::ALL.len()]),
             functions: Mutex::new(HashMap::new()),
-            scratch: Mutex::new(scratch),
             sm_count,
         })
     }
@@ -126,14 +119,9 @@ impl CudaDevice {
         Ok(loaded)
     }
 
-    /// The kernel `stem_dtype` of module `m`, cached.
-    pub(crate) fn function(
-        &self,
-        m: Module,
-        stem: &str,
-        dtype: DType,
-    ) -> Result<CudaFunction, CudaError> {
-        let name = format!("{stem}_{}", dtype.suffix());
+    /// The kernel `stem` of module `m` (its f32 entry), cached.
+    pub(crate) fn function(&self, m: Module, stem: &str) -> Result<CudaFunction, CudaError> {
+        let name = super::kernels::ptx_name(stem);
         if let Some(f) = self
             .functions
             .lock()
@@ -165,13 +153,8 @@ impl CudaDevice {
         }
     }
 
-    /// Copies a host slice to a new device buffer.
-    pub fn upload<T: KernelFloat>(&self, host: &[T]) -> Result<CudaSlice<T>, CudaError> {
-        self.stream.clone_htod(host).ctx("cuMemcpyHtoD")
-    }
-
-    /// Copies any plain device-representable slice (labels, tables) to the device.
-    pub fn upload_raw<T: cudarc::driver::DeviceRepr>(
+    /// Copies a host slice (values, labels, pointer tables) to a new device buffer.
+    pub fn upload<T: cudarc::driver::DeviceRepr>(
         &self,
         host: &[T],
     ) -> Result<CudaSlice<T>, CudaError> {

@@ -1,32 +1,36 @@
-//! The CUDA backend (feature `cuda`): handwritten PTX kernels (`kernels/*.ptx`, embedded in
-//! the binary) loaded through cudarc's driver API, plus GEMM through cuBLAS.
+//! The CUDA backend (feature `cuda`): [`CudaBackend`], the graph [`crate::backend::Backend`] on
+//! one GPU, built from handwritten PTX kernels (`kernels/*.ptx`, embedded in the binary) loaded
+//! through cudarc's driver API, and GEMM through cuBLAS.
 //!
 //! Layers, bottom up (the cudarc `sys → result → safe` shape, copied small):
 //! - [`kernels`]: the module registry (one enum variant per PTX file) and the ABI table of
 //!   every entry — the single list the loader and the ABI test agree on;
 //! - [`device`]: device detection that never panics, a [`CudaDevice`] per ordinal with its
-//!   stream, lazily loaded modules and scratch space;
-//! - `launch`: one `unsafe` launch function per kernel entry with its safety contract;
-//! - [`loss`], [`optim`], [`ops`], [`blas`]: the safe, shape-checked API the engine calls;
-//! - [`ir`]: [`CudaBackend`], the graph [`crate::backend::Backend`] built on the layers above.
+//!   stream and lazily loaded modules;
+//! - `launch`: the `unsafe` launch functions with their safety contracts;
+//! - [`blas`] (cuBLAS GEMM) and [`im2col`] (convolution as im2col + GEMM);
+//! - [`backend`]: [`CudaBackend`] and its buffer type, dispatching each op family to `tensor`,
+//!   `nn` (matmul, convolution, pooling, norms) and `loss` (the unreduced loss ops);
+//! - [`optim`]: the fused multi-tensor SGD/AdamW steps, gradient norm and unscale that a
+//!   device-resident trainer (`engine::resident`) runs on the gradients the backend leaves.
 //!
 //! Everything here builds without CUDA installed: the driver is opened at run time, and
 //! [`probe`] reports a missing driver or device as an error instead of cudarc's panic.
-//! Owns no model knowledge; the CPU backend is the spec every kernel is tested against.
+//! Owns no model knowledge; the CPU backend is the spec every op is tested against (the
+//! shared backend suite, `tests/it/backend`).
 
+pub mod backend;
 pub mod blas;
-pub mod conv;
 pub mod device;
-mod dtype;
 mod error;
-pub mod ir;
+pub mod im2col;
 pub mod kernels;
 mod launch;
-pub mod loss;
-pub mod ops;
+mod loss;
+mod nn;
 pub mod optim;
+mod tensor;
 
+pub use backend::{CudaBackend, CudaBuffer};
 pub use device::{CudaDevice, parse_device, probe};
-pub use dtype::{DType, KernelFloat};
 pub use error::CudaError;
-pub use ir::{CudaBackend, CudaBuffer};

@@ -86,7 +86,7 @@ impl CudaDevice {
         lens: &[usize],
     ) -> Result<(CudaSlice<u64>, CudaSlice<u32>), CudaError> {
         let lens: Vec<u32> = lens.iter().map(|&l| l as u32).collect();
-        Ok((self.upload_raw(ptrs)?, self.upload_raw(&lens)?))
+        Ok((self.upload(ptrs)?, self.upload(&lens)?))
     }
 
     fn multi_cfg(lens: &[usize]) -> LaunchConfig {
@@ -140,8 +140,8 @@ impl CudaDevice {
             }
         }
         let (pt, lt) = self.tables(&pp, &lens)?;
-        let gt = self.upload_raw(&gp)?;
-        let bt = self.upload_raw(&bp)?;
+        let gt = self.upload(&gp)?;
+        let bt = self.upload(&bp)?;
         // SAFETY: tables hold valid pointers to tensors of at least lens[i] elements (checked),
         // one per gridDim.y; buffers stay alive (borrowed) until the guards drop after launch.
         let r = unsafe {
@@ -213,9 +213,9 @@ impl CudaDevice {
             guards.push(g);
         }
         let (pt, lt) = self.tables(&ptrs[0], &lens)?;
-        let gt = self.upload_raw(&ptrs[1])?;
-        let mt = self.upload_raw(&ptrs[2])?;
-        let vt = self.upload_raw(&ptrs[3])?;
+        let gt = self.upload(&ptrs[1])?;
+        let mt = self.upload(&ptrs[2])?;
+        let vt = self.upload(&ptrs[3])?;
         // SAFETY: as sgd_step.
         let r = unsafe {
             launch::generic(

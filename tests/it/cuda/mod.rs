@@ -1,22 +1,17 @@
 #![cfg(feature = "cuda")]
-//! Integration tests of the `cuda` area.
+//! Integration tests of the `cuda` area (the op-by-op checks of the CUDA backend are the
+//! shared backend suite, `tests/it/backend`).
 //!
 //! Without a GPU (CI): every PTX module assembles with ptxas for sm_80 and sm_90 without
 //! spills, declares exactly the entries and parameter lists the Rust side launches, and device
-//! detection fails cleanly. The f64 reference the GPU parity tests compare against is itself
-//! checked against PyTorch autograd (skipped with a reason when torch is missing), and the CPU
-//! backend's loss functions are checked against it.
-//! With a GPU: CPU backend (f64) vs CUDA parity for every kernel (skipped with a reason otherwise).
+//! detection fails cleanly.
+//! With a GPU: the device-level kernels (optimizers, GEMM, im2col), whole train steps against
+//! the CPU backend, the runner on `--device cuda:0` and the device-resident SGD loop (each
+//! skipped with a reason otherwise).
 
 mod abi;
-mod cpu_ref;
-mod ir_graph;
-mod ir_harness;
-mod ir_loss;
-mod ir_nn;
-mod ir_tensor;
-mod parity;
+mod device_ops;
+mod limits;
 mod probe;
 mod ptxas;
-mod reference;
-mod torch_ref;
+mod train_step;

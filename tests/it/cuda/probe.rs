@@ -46,23 +46,3 @@ fn device_names_parse() {
         );
     }
 }
-
-#[test]
-fn reduction_scale_follows_mmdetection() {
-    use mmrun::backend::cuda::loss::Reduction;
-    assert_eq!(Reduction::mean().scale(8).unwrap(), 1.0 / 8.0);
-    assert_eq!(Reduction::sum().scale(8).unwrap(), 1.0);
-    let avg = Reduction {
-        mean: true,
-        avg_factor: Some(4.0),
-        loss_weight: 2.0,
-    };
-    // weight_reduce_loss divides by avg_factor + finfo(float32).eps.
-    assert_eq!(avg.scale(8).unwrap(), 2.0 / (4.0 + f32::EPSILON as f64));
-    let bad = Reduction {
-        mean: false,
-        avg_factor: Some(4.0),
-        loss_weight: 1.0,
-    };
-    assert!(bad.scale(8).unwrap_err().to_string().contains("avg_factor"));
-}

@@ -65,9 +65,9 @@ fn every_module_assembles_for_sm80_and_sm90_without_spills() {
     let ptxas = match find_ptxas() {
         Ok(p) => p,
         Err(why) => {
-            eprintln!(
-                "skipped: ptxas not found ({why}); set PTXAS or pip install nvidia-cuda-nvcc-cu12"
-            );
+            let why =
+                format!("ptxas not found ({why}); set PTXAS or pip install nvidia-cuda-nvcc-cu12");
+            crate::support::skip_without_reference("ptxas", &why);
             return;
         }
     };

@@ -2,9 +2,9 @@
 //! with the CPU backend's semantics and input orders (see `crate::backend::cpu` and the op
 //! docs in [`crate::ir::op`]). One file per family:
 //! - `matmul.rs`: `MatmulOp`, rank 2 or batched rank 3, one cuBLAS GEMM per batch item;
-//! - `conv.rs`: `ConvOp` through [`crate::backend::cuda::conv`] (groups = 1 only);
+//! - `conv.rs`: `ConvOp` through [`crate::backend::cuda::im2col`] (groups = 1 only);
 //! - `pool.rs`: max pooling (square windows) and nearest resizing through `kernels/pool.ptx`;
-//! - `norm.rs`: the six `NormOp`s for batch and group norm through `kernels/norm_ir.ptx`.
+//! - `norm.rs`: the six `NormOp`s for batch and group norm through `kernels/norm.ptx`.
 //!
 //! Shapes are validated on the host before any launch: a graph the device cannot run gives
 //! a [`BackendError`] naming the op and the reason, never a panic or an out-of-bounds kernel.
@@ -16,7 +16,7 @@ mod pool;
 
 use cudarc::driver::CudaSlice;
 
-use super::{CudaBackend, CudaBuffer, NAME, drv, f32_in, f32_out};
+use super::backend::{CudaBackend, CudaBuffer, NAME, drv, f32_in, f32_out};
 use crate::backend::{BackendError, TensorMut, TensorRef};
 use crate::ir::numel;
 use crate::ir::op::*;

@@ -13,10 +13,11 @@ mod plan;
 
 use cudarc::driver::{DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
 
-use super::super::DType as KernelDType;
-use super::super::error::{CudaError, DriverContext};
-use super::super::kernels::Module;
-use super::{CudaBackend, CudaBuffer, device_err, unsupported};
+use super::backend::{CudaBackend, CudaBuffer, device_err, unsupported};
+use super::device::CudaDevice;
+use super::error::{CudaError, DriverContext};
+use super::kernels::Module;
+use super::launch::{self, Arg};
 use crate::backend::{BackendError, TensorMut, TensorRef};
 use crate::ir::DType;
 use crate::ir::op::*;
@@ -50,13 +51,11 @@ unsafe fn launch(
 ) -> Result<(), BackendError> {
     let dev = be.device();
     debug_assert_eq!(
-        super::super::kernels::entry(stem).params.len(),
+        super::kernels::entry(stem).params.len(),
         args.len(),
         "{stem}: argument count"
     );
-    let f = dev
-        .function(Module::Tensor, stem, KernelDType::F32)
-        .map_err(device_err)?;
+    let f = dev.function(Module::Tensor, stem).map_err(device_err)?;
     let mut b = dev.stream().launch_builder(&f);
     for a in args {
         match a {
@@ -201,12 +200,40 @@ fn copy_n(be: &CudaBackend, x: &In<'_>, out: &mut Out<'_>, n: usize) -> Result<(
     .map_err(device_err)
 }
 
+/// `fill_fwd_f32`: sets the first `n` elements of `y` (which holds at least `n`) to `value`.
+pub(super) fn fill_f32(
+    dev: &CudaDevice,
+    y: &mut cudarc::driver::CudaSlice<f32>,
+    value: f32,
+    n: usize,
+) -> Result<(), CudaError> {
+    const OP: &str = "fill_fwd";
+    let n32 = u32::try_from(n)
+        .map_err(|_| CudaError::shape(OP, format!("{n} elements exceed 2^32 - 1")))?;
+    if y.len() < n {
+        return Err(CudaError::shape(
+            OP,
+            format!("y holds {} elements, {n} needed", y.len()),
+        ));
+    }
+    // SAFETY: y holds n elements (checked), n fits u32.
+    unsafe {
+        launch::generic(
+            dev,
+            Module::Tensor,
+            OP,
+            dev.grid_for(n, 65535),
+            &mut [Arg::Out(y), Arg::U32(n32), Arg::F32(value)],
+        )
+    }
+}
+
 pub(super) fn fill(be: &CudaBackend, mut out: Out<'_>, value: f64) -> Result<(), BackendError> {
     let n = count("fill", out.shape)?;
     match out.dtype {
         DType::F32 => {
-            let y = super::f32_out(&mut out, "fill")?;
-            be.device().fill(y, value as f32, n).map_err(device_err)
+            let y = super::backend::f32_out(&mut out, "fill")?;
+            fill_f32(be.device(), y, value as f32, n).map_err(device_err)
         }
         DType::I32 => {
             // Rust's saturating `as`, as the CPU's casts. i32 fills are rare (label
@@ -439,7 +466,7 @@ unsafe fn rowsum(
     }
     let cfg = LaunchConfig {
         grid_dim: (segs.min(65535) as u32, 1, 1),
-        block_dim: (super::super::device::BLOCK, 1, 1),
+        block_dim: (super::device::BLOCK, 1, 1),
         shared_mem_bytes: 0,
     };
     let args = [

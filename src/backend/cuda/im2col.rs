@@ -258,7 +258,7 @@ impl Blas {
             Some(b) => {
                 need(OP, "bias", b.len(), g.oc)?;
                 let mut ones = scratch(dev, g.hwo())?;
-                dev.fill(&mut ones, 1.0, g.hwo())?;
+                super::tensor::fill_f32(dev, &mut ones, 1.0, g.hwo())?;
                 Some(ones)
             }
             None => None,

@@ -1,21 +1,16 @@
-//! Graph-IR parity of the nn op families on [`CudaBackend`] (`src/backend/cuda/ir/nn/`):
-//! matmul, convolution and its gradients, max pooling and nearest resizing with their
-//! gradients, and all six normalisation ops for batch and group norm — each against the CPU
-//! backend in f64 on the same (f32-rounded) random inputs, through `ir_harness::check_op`
-//! (output poisoned, device synchronised). Shapes are ResNet/FPN-like with odd sizes. Without
-//! a device every test prints why it skipped.
+//! The nn op families on each backend (f32) against the CPU reference (f64): matmul,
+//! convolution and its gradients, max pooling and nearest resizing with their gradients, and
+//! all six normalisation ops for batch and group norm, on the same f32-rounded random inputs
+//! through `harness::check_op` (output poisoned, backend synchronised). Shapes are
+//! ResNet/FPN-like with odd sizes.
 
 use mmrun::ir::op::*;
 use mmrun::ir::{DType, HostTensor, conv_out_size};
 
-use super::ir_harness::{REDUCTION, backend, check_op, rng, uniform};
+use super::harness::{REDUCTION, Suite, check_op, rng, uniform};
 
-#[test]
-fn ir_matmul_matches_cpu_with_transposes_and_batch() {
-    let Some(be) = backend("ir matmul") else {
-        return;
-    };
-    let mut rng = rng("ir matmul");
+fn matmul_matches_cpu_with_transposes_and_batch<B: Suite>(be: &B) {
+    let mut rng = rng("matmul");
     let (m, k, n) = (37, 300, 29);
     for batch in [None, Some(3)] {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
@@ -30,7 +25,7 @@ fn ir_matmul_matches_cpu_with_transposes_and_batch() {
                 trans_b: tb,
             });
             check_op(
-                &be,
+                be,
                 &format!("matmul ta={ta} tb={tb} batch={batch:?}"),
                 &op,
                 &[a, b],
@@ -78,12 +73,8 @@ fn conv_cases() -> Vec<ConvCase> {
     ]
 }
 
-#[test]
-fn ir_conv2d_and_gradients_match_cpu() {
-    let Some(be) = backend("ir conv2d") else {
-        return;
-    };
-    let mut rng = rng("ir conv2d");
+fn conv2d_and_gradients_match_cpu<B: Suite>(be: &B) {
+    let mut rng = rng("conv2d");
     for k in conv_cases() {
         let attrs = Conv2dAttrs {
             stride: [k.s, k.s],
@@ -101,7 +92,7 @@ fn ir_conv2d_and_gradients_match_cpu() {
             ins.push(uniform(&mut rng, &[k.ws[0]], -1.0, 1.0));
         }
         check_op(
-            &be,
+            be,
             &format!("conv2d {what} bias={}", k.bias),
             &Op::Conv(ConvOp::Conv2d(attrs)),
             &ins,
@@ -111,7 +102,7 @@ fn ir_conv2d_and_gradients_match_cpu() {
         );
         let dy = uniform(&mut rng, &ys, -1.0, 1.0);
         check_op(
-            &be,
+            be,
             &format!("conv2d_grad_input {what}"),
             &Op::Conv(ConvOp::Conv2dGradInput(attrs)),
             &[dy.clone(), w],
@@ -120,7 +111,7 @@ fn ir_conv2d_and_gradients_match_cpu() {
             REDUCTION,
         );
         check_op(
-            &be,
+            be,
             &format!("conv2d_grad_weight {what}"),
             &Op::Conv(ConvOp::Conv2dGradWeight(attrs)),
             &[x, dy],
@@ -131,12 +122,8 @@ fn ir_conv2d_and_gradients_match_cpu() {
     }
 }
 
-#[test]
-fn ir_max_pool_and_gradient_match_cpu() {
-    let Some(be) = backend("ir max pool") else {
-        return;
-    };
-    let mut rng = rng("ir max pool");
+fn max_pool_and_gradient_match_cpu<B: Suite>(be: &B) {
+    let mut rng = rng("max pool");
     // ResNet's 3x3/2 pad 1 on odd sizes, a 2x2/2 window, FPN's 1x1/2 extra level.
     for (xs, k, s, p) in [
         ([2, 16, 33, 47], 3, 2, 1),
@@ -149,7 +136,7 @@ fn ir_max_pool_and_gradient_match_cpu() {
         let (kernel, stride, padding) = ([k, k], [s, s], [p, p]);
         let x = uniform(&mut rng, &xs, -1.0, 1.0);
         check_op(
-            &be,
+            be,
             &format!("max_pool2d {xs:?} k{k} s{s} p{p}"),
             &Op::Pool(PoolOp::MaxPool2d {
                 kernel,
@@ -163,7 +150,7 @@ fn ir_max_pool_and_gradient_match_cpu() {
         );
         let dy = uniform(&mut rng, &ys, -1.0, 1.0);
         check_op(
-            &be,
+            be,
             &format!("max_pool2d_grad {xs:?} k{k} s{s} p{p}"),
             &Op::Pool(PoolOp::MaxPool2dGrad {
                 kernel,
@@ -178,12 +165,8 @@ fn ir_max_pool_and_gradient_match_cpu() {
     }
 }
 
-#[test]
-fn ir_upsample_nearest_and_gradient_match_cpu() {
-    let Some(be) = backend("ir upsample") else {
-        return;
-    };
-    let mut rng = rng("ir upsample");
+fn upsample_nearest_and_gradient_match_cpu<B: Suite>(be: &B) {
+    let mut rng = rng("upsample");
     // x2 (FPN on even sizes), 84 -> 167 style odd sizes, and a ratio whose f32 rounds
     // below in/out (2 -> 82), where the host must pick the scale carefully.
     for (xs, big) in [
@@ -194,7 +177,7 @@ fn ir_upsample_nearest_and_gradient_match_cpu() {
         let ys = [xs[0], xs[1], big[0], big[1]];
         let x = uniform(&mut rng, &xs, -1.0, 1.0);
         check_op(
-            &be,
+            be,
             &format!("upsample_nearest {xs:?} -> {ys:?}"),
             &Op::Pool(PoolOp::UpsampleNearest),
             &[x],
@@ -204,7 +187,7 @@ fn ir_upsample_nearest_and_gradient_match_cpu() {
         );
         let dy = uniform(&mut rng, &ys, -1.0, 1.0);
         check_op(
-            &be,
+            be,
             &format!("upsample_nearest_grad {ys:?} -> {xs:?}"),
             &Op::Pool(PoolOp::UpsampleNearestGrad),
             &[dy],
@@ -216,8 +199,8 @@ fn ir_upsample_nearest_and_gradient_match_cpu() {
 }
 
 /// Runs all six norm ops of `kind` on `x` of shape `xs` (values in `[lo, hi)`).
-fn check_norm_family(
-    be: &mmrun::backend::cuda::CudaBackend,
+fn check_norm_family<B: Suite>(
+    be: &B,
     rng: &mut mmrun::util::rng::Rng,
     xs: &[usize],
     kind: NormKind,
@@ -299,52 +282,41 @@ fn check_norm_family(
     );
 }
 
-#[test]
-fn ir_batch_norm_family_matches_cpu() {
-    let Some(be) = backend("ir batch norm") else {
-        return;
-    };
-    let mut rng = rng("ir batch norm");
+fn batch_norm_family_matches_cpu<B: Suite>(be: &B) {
+    let mut rng = rng("batch norm");
     // Odd sizes; one with more elements per channel than a block has threads; an offset
     // input (two-pass statistics); a [N, C] input (hw = 1).
-    check_norm_family(&be, &mut rng, &[3, 7, 9, 11], NormKind::Batch, (-1.0, 1.0));
-    check_norm_family(
-        &be,
-        &mut rng,
-        &[2, 16, 50, 37],
-        NormKind::Batch,
-        (-1.0, 1.0),
-    );
-    check_norm_family(&be, &mut rng, &[2, 5, 13, 17], NormKind::Batch, (2.0, 4.0));
-    check_norm_family(&be, &mut rng, &[33, 6], NormKind::Batch, (-1.0, 1.0));
+    check_norm_family(be, &mut rng, &[3, 7, 9, 11], NormKind::Batch, (-1.0, 1.0));
+    check_norm_family(be, &mut rng, &[2, 16, 50, 37], NormKind::Batch, (-1.0, 1.0));
+    check_norm_family(be, &mut rng, &[2, 5, 13, 17], NormKind::Batch, (2.0, 4.0));
+    check_norm_family(be, &mut rng, &[33, 6], NormKind::Batch, (-1.0, 1.0));
 }
 
-#[test]
-fn ir_group_norm_family_matches_cpu() {
-    let Some(be) = backend("ir group norm") else {
-        return;
-    };
-    let mut rng = rng("ir group norm");
+fn group_norm_family_matches_cpu<B: Suite>(be: &B) {
+    let mut rng = rng("group norm");
     // 32 groups as mmdet's heads (2 and 8 channels per group), odd spatial sizes.
     check_norm_family(
-        &be,
+        be,
         &mut rng,
         &[2, 64, 7, 5],
         NormKind::Group(32),
         (-1.0, 1.0),
     );
     check_norm_family(
-        &be,
+        be,
         &mut rng,
         &[2, 256, 13, 9],
         NormKind::Group(32),
         (-1.0, 1.0),
     );
-    check_norm_family(
-        &be,
-        &mut rng,
-        &[3, 6, 11, 3],
-        NormKind::Group(3),
-        (2.0, 4.0),
-    );
+    check_norm_family(be, &mut rng, &[3, 6, 11, 3], NormKind::Group(3), (2.0, 4.0));
 }
+
+super::suite!(
+    matmul_matches_cpu_with_transposes_and_batch,
+    conv2d_and_gradients_match_cpu,
+    max_pool_and_gradient_match_cpu,
+    upsample_nearest_and_gradient_match_cpu,
+    batch_norm_family_matches_cpu,
+    group_norm_family_matches_cpu,
+);

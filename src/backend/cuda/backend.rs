@@ -1,21 +1,17 @@
-//! The graph-IR side of the CUDA backend: [`CudaBackend`] implements
-//! [`crate::backend::Backend`], so the executor in [`crate::graph`] runs forward and step
-//! graphs on a GPU exactly as it runs them on the CPU reference.
+//! [`CudaBackend`]: the graph [`crate::backend::Backend`] on one GPU, so the executor runs
+//! forward and step graphs on a device exactly as it runs them on the CPU reference.
 //!
 //! Owns the device buffer type ([`CudaBuffer`]: f32, i32 or u8 storage) and the dispatch of
-//! each op family to the files beside this one:
-//! - `tensor.rs`: unary, binary (broadcasting), reductions and layout ops;
-//! - `nn/`: matmul (cuBLAS), convolution (im2col + cuBLAS), pooling, normalisation;
-//! - `loss.rs`: the unreduced loss family (forward and gradient with `dy`).
+//! each op family to its module beside this one:
+//! - `tensor`: unary, binary (broadcasting), reductions and layout ops;
+//! - `nn`: matmul (cuBLAS), convolution (`im2col` + cuBLAS), pooling, normalisation;
+//! - `loss`: the unreduced loss family (forward and gradient with `dy`).
 //!
 //! Tensors are f32 on the device (i32 for labels, u8 for masks); f64 graphs — the CPU's
 //! gradient-check dtype — are refused with [`BackendError::Unsupported`]. Every op is issued
 //! on the device's one stream, so scratch allocations need no synchronisation.
 
-mod loss;
-mod nn;
-mod tensor;
-
+use super::{loss, nn, tensor};
 use std::sync::Arc;
 
 use cudarc::driver::CudaSlice;
@@ -295,7 +291,7 @@ impl Backend for CudaBackend {
     }
 }
 
-fn drv(e: cudarc::driver::DriverError) -> BackendError {
+pub(crate) fn drv(e: cudarc::driver::DriverError) -> BackendError {
     device_err(CudaError::Driver {
         context: "cuda backend memory",
         source: e,

@@ -1,13 +1,13 @@
-//! The CPU backend's loss functions (`backend::cpu::loss`, f64) composed with the same
-//! weights and reduction factor as the fused kernels: the reference the GPU parity tests
-//! use. A test here (no GPU needed) pins it to the independent reference in `reference.rs`,
-//! which is itself pinned to PyTorch (`torch_ref.rs`).
+//! The CPU backend's loss functions (`backend::cpu::loss`, f64) composed with per-element
+//! weights and mmdetection's reduction factor, pinned to the independent reference in
+//! `formulas.rs`, which is itself pinned to PyTorch (`torch.rs`): the CPU backend — the
+//! reference of the shared backend suite — is checked against torch.
 
 use mmrun::backend::cpu::loss as cpu;
 use mmrun::ir::op::IouKind;
 use mmrun::util::rng::Rng;
 
-use super::reference::{self, LossOut, cases};
+use super::formulas::{self as reference, LossOut, cases};
 
 /// `scale * Σ w L` and `scale * w * dL/dx` from per-element CPU losses; `w` per element.
 fn reduce(out: &[f64], w: &[f64], scale: f64, grad: impl FnOnce(&[f64]) -> Vec<f64>) -> LossOut {
@@ -138,7 +138,7 @@ fn close(name: &str, a: &LossOut, b: &LossOut, rel: f64) {
 }
 
 #[test]
-fn cpu_backend_losses_match_the_kernel_semantics() {
+fn cpu_backend_losses_match_the_f64_reference() {
     let mut rng = Rng::seed(0xc0ffee);
     let c = cases::cls(&mut rng, 41, 7, None);
     for gamma in [2.0, 1.5, 0.0] {
@@ -188,9 +188,8 @@ fn cpu_backend_losses_match_the_kernel_semantics() {
         &reference::smooth_l1(&p.x, &p.t, None, 0.5, 1.0),
     );
     let b = cases::boxes(&mut rng, 60);
-    // The CPU backend places eps as torchvision does (`ov / (union + eps)`), the kernel as
-    // mmdetection's bbox_overlaps (`ov / max(union, eps)`): equal up to eps-sized terms, so the
-    // GPU parity test compares GIoU with the mmdetection reference instead.
+    // The CPU backend places eps as torchvision does (`ov / (union + eps)`), the reference as
+    // mmdetection's bbox_overlaps (`ov / max(union, eps)`): equal up to eps-sized terms.
     close(
         "giou",
         &giou(&b.x, &b.t, Some(&b.w), 1e-6, 0.5),

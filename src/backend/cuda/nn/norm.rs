@@ -1,4 +1,4 @@
-//! The six `NormOp`s for batch and group norm through `kernels/norm_ir.ptx`, with the CPU's
+//! The six `NormOp`s for batch and group norm through `kernels/norm.ptx`, with the CPU's
 //! semantics (`crate::backend::cpu::norm`): statistics `[2, S]` are the mean and the biased
 //! variance (two passes), `invstd = 1 / sqrt(var + eps)`.
 //!
@@ -10,8 +10,8 @@ use cudarc::driver::{CudaSlice, LaunchConfig};
 
 use super::{In, Out, arity, bad, drv, input, output, u32_of};
 use crate::backend::BackendError;
+use crate::backend::cuda::backend::{CudaBackend, device_err};
 use crate::backend::cuda::device::{BLOCK, CudaDevice};
-use crate::backend::cuda::ir::{CudaBackend, device_err};
 use crate::backend::cuda::kernels::Module;
 use crate::backend::cuda::launch::{self, Arg};
 use crate::ir::numel;
@@ -150,8 +150,8 @@ pub(super) fn norm(
         match op {
             NormOp::Stats(_) => launch::generic(
                 dev,
-                Module::NormIr,
-                "norm_ir_stats",
+                Module::Norm,
+                "norm_stats",
                 per_block(nstat),
                 &mut [
                     Arg::In(bufs[0]),
@@ -163,8 +163,8 @@ pub(super) fn norm(
             ),
             NormOp::Apply { eps: e, .. } => launch::generic(
                 dev,
-                Module::NormIr,
-                "norm_ir_apply_fwd",
+                Module::Norm,
+                "norm_apply_fwd",
                 elementwise(dev, total),
                 &mut [
                     Arg::In(bufs[0]),
@@ -182,8 +182,8 @@ pub(super) fn norm(
             ),
             NormOp::ApplyGradX { eps: e, .. } => launch::generic(
                 dev,
-                Module::NormIr,
-                "norm_ir_apply_grad_x",
+                Module::Norm,
+                "norm_apply_grad_x",
                 elementwise(dev, total),
                 &mut [
                     Arg::In(bufs[1]),
@@ -200,8 +200,8 @@ pub(super) fn norm(
             ),
             NormOp::ApplyGradStats { eps: e, .. } => launch::generic(
                 dev,
-                Module::NormIr,
-                "norm_ir_apply_grad_stats",
+                Module::Norm,
+                "norm_apply_grad_stats",
                 per_block(nstat),
                 &mut [
                     Arg::In(bufs[0]),
@@ -219,8 +219,8 @@ pub(super) fn norm(
             ),
             NormOp::ApplyGradAffine { eps: e, .. } => launch::generic(
                 dev,
-                Module::NormIr,
-                "norm_ir_apply_grad_affine",
+                Module::Norm,
+                "norm_apply_grad_affine",
                 per_block(c),
                 &mut [
                     Arg::In(bufs[0]),
@@ -236,8 +236,8 @@ pub(super) fn norm(
             ),
             NormOp::StatsGrad(_) => launch::generic(
                 dev,
-                Module::NormIr,
-                "norm_ir_stats_grad",
+                Module::Norm,
+                "norm_stats_grad",
                 elementwise(dev, total),
                 &mut [
                     Arg::In(bufs[0]),
@@ -318,15 +318,15 @@ mod tests {
     fn launched_entries_are_in_the_abi_table_with_the_argument_counts_passed() {
         // (stem, pointer args, scalar args) as `norm` pushes them.
         for (stem, ptrs, scalars) in [
-            ("norm_ir_stats", 2, 3),
-            ("norm_ir_apply_fwd", 5, 6),
-            ("norm_ir_apply_grad_x", 4, 6),
-            ("norm_ir_apply_grad_stats", 5, 6),
-            ("norm_ir_apply_grad_affine", 4, 5),
-            ("norm_ir_stats_grad", 4, 4),
+            ("norm_stats", 2, 3),
+            ("norm_apply_fwd", 5, 6),
+            ("norm_apply_grad_x", 4, 6),
+            ("norm_apply_grad_stats", 5, 6),
+            ("norm_apply_grad_affine", 4, 5),
+            ("norm_stats_grad", 4, 4),
         ] {
             let e = crate::backend::cuda::kernels::entry(stem);
-            assert_eq!(e.module, Module::NormIr, "{stem}");
+            assert_eq!(e.module, Module::Norm, "{stem}");
             let p = e
                 .params
                 .iter()

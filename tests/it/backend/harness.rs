@@ -1,31 +1,53 @@
-//! Shared harness of the graph-IR parity tests (`ir_*.rs`): one op run on the CPU backend in
-//! f64 (the reference) and on [`CudaBackend`] in f32, compared element by element.
+//! The shared backend suite's harness: one op run on a backend under test in f32 and on the
+//! CPU backend in f64 (the reference), compared element by element.
 //!
-//! Inputs are fresh random values each run (seed printed; `MMRUN_SEED` replays one); the CUDA
-//! output buffer is poisoned with NaN before the launch, so an element the kernel forgets to
-//! write fails; the device is synchronised and checked after every op. Without a device every
-//! test prints why it skipped — unless `MMRUN_REQUIRE_GPU` is set (as `scripts/gpu-check run`
-//! does), where a missing device fails.
+//! Every backend runs the same suite (`suite!` in `mod.rs`): the CPU always (its f32 path
+//! against its f64 path), CUDA where a device is present (without one each CUDA test prints
+//! why it skipped — unless `MMRUN_REQUIRE_GPU` is set, as `scripts/gpu-check run` does, where
+//! a missing device fails). Inputs are fresh random values each run (seed printed;
+//! `MMRUN_SEED` replays one); the output buffer is poisoned (NaN, `i32::MIN`) before the op, so
+//! an element the op forgets to write fails; a device backend is synchronised and checked
+//! after every op.
 
 use mmrun::backend::cpu::CpuBackend;
-use mmrun::backend::cuda::{CudaBackend, CudaBuffer, probe};
 use mmrun::backend::{Backend, BackendError, TensorMut, TensorRef};
 use mmrun::ir::op::Op;
 use mmrun::ir::{DType, HostData, HostTensor, numel};
 use mmrun::util::rng::Rng;
 
+/// A backend the suite runs on.
+pub trait Suite: Backend {
+    /// Waits for the work queued so far; a device fault panics naming `what`.
+    fn sync(&self, what: &str);
+}
+
+impl Suite for CpuBackend {
+    fn sync(&self, _what: &str) {}
+}
+
+#[cfg(feature = "cuda")]
+impl Suite for mmrun::backend::cuda::CudaBackend {
+    fn sync(&self, what: &str) {
+        self.device()
+            .synchronize()
+            .unwrap_or_else(|e| panic!("{what} faulted: {e}"));
+    }
+}
+
 /// The CUDA backend on device 0, or `None` after printing why the test skips.
-pub fn backend(test: &str) -> Option<CudaBackend> {
-    open_or_skip(test, CudaBackend::open)
+#[cfg(feature = "cuda")]
+pub fn cuda(test: &str) -> Option<mmrun::backend::cuda::CudaBackend> {
+    open_or_skip(test, mmrun::backend::cuda::CudaBackend::open)
 }
 
 /// `open(0)` when the driver reports a device; otherwise prints why `test` skips and gives
 /// `None` — or panics under `MMRUN_REQUIRE_GPU`, where a skip would hide a broken setup.
+#[cfg(feature = "cuda")]
 pub fn open_or_skip<T, E: std::fmt::Display>(
     test: &str,
     open: impl FnOnce(usize) -> Result<T, E>,
 ) -> Option<T> {
-    let why = match probe() {
+    let why = match mmrun::backend::cuda::probe() {
         Ok(0) => "the driver reports no CUDA device".to_string(),
         Ok(_) => match open(0) {
             Ok(b) => return Some(b),
@@ -42,17 +64,7 @@ pub fn open_or_skip<T, E: std::fmt::Display>(
 
 /// A seeded RNG for one test (seed printed, `MMRUN_SEED` replays).
 pub fn rng(test: &str) -> Rng {
-    let seed = std::env::var("MMRUN_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
-    eprintln!("{test}: MMRUN_SEED={seed}");
-    Rng::seed(seed)
+    Rng::seed(crate::support::fresh_seed(test))
 }
 
 /// An f64 tensor of uniform values in `[lo, hi)`.
@@ -116,21 +128,21 @@ pub fn cpu_ref(op: &Op, ins: &[HostTensor], out_shape: &[usize], out_dtype: DTyp
     HostTensor::new(out_shape.to_vec(), out).expect("length matches")
 }
 
-/// Runs `op` on the device: f64 inputs are rounded to f32 (the returned reference inputs are
-/// those rounded values), the output is poisoned first, the device is synchronised after.
-pub fn cuda_run(
-    be: &CudaBackend,
+/// Runs `op` on the backend under test: f64 inputs are rounded to f32 (what [`rounded`] gives
+/// the reference), the output is poisoned first, the backend is synchronised after.
+pub fn run_on<B: Suite>(
+    be: &B,
     op: &Op,
     ins: &[HostTensor],
     out_shape: &[usize],
     out_dtype: DType,
 ) -> Result<HostTensor, BackendError> {
     let dev_ins: Vec<HostTensor> = ins.iter().map(to_device_dtype).collect();
-    let bufs: Vec<CudaBuffer> = dev_ins
+    let bufs: Vec<B::Buffer> = dev_ins
         .iter()
         .map(|t| be.upload(t))
         .collect::<Result<_, _>>()?;
-    let refs: Vec<TensorRef<'_, CudaBuffer>> = dev_ins
+    let refs: Vec<TensorRef<'_, B::Buffer>> = dev_ins
         .iter()
         .zip(&bufs)
         .map(|(t, b)| TensorRef {
@@ -150,13 +162,11 @@ pub fn cuda_run(
             dtype: out_dtype,
         },
     )?;
-    be.device()
-        .synchronize()
-        .unwrap_or_else(|e| panic!("{} faulted: {e}", op.name()));
+    be.sync(op.name());
     be.download(&out, out_dtype, out_shape)
 }
 
-/// f64 → f32 (what the device holds); other dtypes unchanged.
+/// f64 → f32 (what the backend under test holds); other dtypes unchanged.
 pub fn to_device_dtype(t: &HostTensor) -> HostTensor {
     if t.dtype() == DType::F64 {
         t.cast(DType::F32)
@@ -165,7 +175,7 @@ pub fn to_device_dtype(t: &HostTensor) -> HostTensor {
     }
 }
 
-/// The inputs as the device sees them, back in f64 (so the reference sees rounded inputs).
+/// The inputs as the backend under test sees them, back in f64 (so the reference sees rounded inputs).
 pub fn rounded(ins: &[HostTensor]) -> Vec<HostTensor> {
     ins.iter()
         .map(|t| {
@@ -197,10 +207,10 @@ pub fn assert_close(what: &str, got: &[f64], want: &[f64], rtol: f64, atol: f64)
     }
 }
 
-/// The whole parity check of one op: CUDA f32 (poisoned output) against the CPU f64
-/// reference computed on the f32-rounded inputs. Returns the device result for extra checks.
-pub fn check_op(
-    be: &CudaBackend,
+/// The whole check of one op: the backend under test in f32 (poisoned output) against the
+/// CPU f64 reference computed on the f32-rounded inputs. Returns the result for extra checks.
+pub fn check_op<B: Suite>(
+    be: &B,
     what: &str,
     op: &Op,
     ins: &[HostTensor],
@@ -209,8 +219,8 @@ pub fn check_op(
     (rtol, atol): (f64, f64),
 ) -> HostTensor {
     let want = cpu_ref(op, &rounded(ins), out_shape, out_dtype);
-    let got = cuda_run(be, op, ins, out_shape, out_dtype)
-        .unwrap_or_else(|e| panic!("{what}: cuda {}: {e}", op.name()));
+    let got = run_on(be, op, ins, out_shape, out_dtype)
+        .unwrap_or_else(|e| panic!("{what}: {} {}: {e}", be.name(), op.name()));
     assert_close(what, &got.to_f64_vec(), &want.to_f64_vec(), rtol, atol);
     got
 }

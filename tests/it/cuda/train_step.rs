@@ -7,7 +7,7 @@
 //! device-resident SGD loop of `mmrun bench cuda --retinanet` is checked against host SGD.
 //! Without a device every test but the error-message one prints why it skipped.
 
-use super::ir_harness::{assert_close, backend, rng};
+use crate::backend::harness::{assert_close, cuda as backend, rng};
 use crate::model::detector::{TINY, detector};
 use mmrun::backend::Device;
 use mmrun::backend::cpu::CpuBackend;
@@ -21,7 +21,7 @@ use mmrun::engine::{Executor, ParamSet};
 use mmrun::ir::{DType, HostTensor};
 use mmrun::model::assign::ImageGt;
 use mmrun::model::net::{Detector, GraphMode};
-use mmrun::model::target::ImageMeta;
+use mmrun::model::target::PaddedShapes;
 use mmrun::recipe::CheckOptions;
 use mmrun::util::rng::Rng;
 use std::collections::BTreeMap;
@@ -89,7 +89,7 @@ fn feeds(d: &Detector, rng: &mut Rng) -> BTreeMap<String, HostTensor> {
             }
         })
         .collect();
-    let meta = ImageMeta {
+    let meta = PaddedShapes {
         img_shape: HW,
         pad_shape: HW,
         batch_shape: HW,

@@ -12,11 +12,11 @@ use cudarc::driver::CudaSlice;
 
 use super::{In, Out, arity, bad, drv, input, nchw, output, u32_of};
 use crate::backend::BackendError;
+use crate::backend::cuda::backend::{CudaBackend, device_err};
 use crate::backend::cuda::device::CudaDevice;
-use crate::backend::cuda::ir::{CudaBackend, device_err};
+use crate::backend::cuda::error::CudaError;
 use crate::backend::cuda::kernels::Module;
 use crate::backend::cuda::launch::{self, Arg};
-use crate::backend::cuda::ops::pooled_len;
 use crate::ir::op::PoolOp;
 
 pub(super) fn pool(
@@ -41,8 +41,7 @@ pub(super) fn pool(
             let x = input(&ins[0], OP)?;
             let y = output(&mut out, OP)?;
             let mut idx = scratch::<i32>(dev, numel4(ys))?;
-            dev.max_pool2d(x, xs, k, s, p, y, &mut idx)
-                .map_err(device_err)?;
+            max_pool2d_fwd(dev, x, xs, k, s, p, y, &mut idx).map_err(device_err)?;
         }
         PoolOp::MaxPool2dGrad {
             kernel,
@@ -66,10 +65,8 @@ pub(super) fn pool(
             // Recompute the forward's argmax (the IR keeps x, not the indices).
             let mut y = scratch::<f32>(dev, numel4(ys))?;
             let mut idx = scratch::<i32>(dev, numel4(ys))?;
-            dev.max_pool2d(x, xs, k, s, p, &mut y, &mut idx)
-                .map_err(device_err)?;
-            dev.max_pool2d_bwd(dy, &idx, xs, k, s, p, dx)
-                .map_err(device_err)?;
+            max_pool2d_fwd(dev, x, xs, k, s, p, &mut y, &mut idx).map_err(device_err)?;
+            max_pool2d_bwd(dev, dy, &idx, xs, k, s, p, dx).map_err(device_err)?;
         }
         PoolOp::UpsampleNearest => {
             const OP: &str = "upsample_nearest";
@@ -91,6 +88,136 @@ pub(super) fn pool(
         }
     }
     Ok(())
+}
+
+/// torch's pooled size (floor mode, dilation 1).
+fn pooled_len(
+    op: &'static str,
+    len: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+) -> Result<usize, CudaError> {
+    if k == 0 || s == 0 || 2 * p > k {
+        return Err(CudaError::shape(
+            op,
+            "kernel and stride must be > 0 and pad <= kernel / 2",
+        ));
+    }
+    (len + 2 * p)
+        .checked_sub(k)
+        .map(|v| v / s + 1)
+        .ok_or_else(|| {
+            CudaError::shape(
+                op,
+                format!("input {len} + padding is smaller than kernel {k}"),
+            )
+        })
+}
+
+/// The element count of `shape` as the kernels' `u32`, and a buffer check against it.
+fn count(op: &'static str, what: &str, shape: [usize; 4], len: usize) -> Result<u32, CudaError> {
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| {
+            CudaError::shape(op, format!("{what} {shape:?} exceeds 2^32 - 1 elements"))
+        })?;
+    if len < n as usize {
+        return Err(CudaError::shape(
+            op,
+            format!("{what} holds {len} elements, {n} needed"),
+        ));
+    }
+    Ok(n)
+}
+
+/// `maxpool2d_fwd_f32`: max pooling (square kernel `k`, stride `s`, padding `p`; torch
+/// semantics) of `x[n, c, h, w]` into `y` and the argmax plane index `idx`.
+#[allow(clippy::too_many_arguments)]
+fn max_pool2d_fwd(
+    dev: &CudaDevice,
+    x: &CudaSlice<f32>,
+    shape: [usize; 4],
+    k: usize,
+    s: usize,
+    p: usize,
+    y: &mut CudaSlice<f32>,
+    idx: &mut CudaSlice<i32>,
+) -> Result<(), CudaError> {
+    const OP: &str = "maxpool2d_fwd";
+    let [n, c, h, w] = shape;
+    let (oh, ow) = (pooled_len(OP, h, k, s, p)?, pooled_len(OP, w, k, s, p)?);
+    count(OP, "x", shape, x.len())?;
+    let nout = count(OP, "y", [n, c, oh, ow], y.len())?;
+    count(OP, "idx", [n, c, oh, ow], idx.len())?;
+    let u = |v: usize| Arg::U32(v as u32);
+    // SAFETY: the buffers hold the shapes' element counts (checked), which fit u32.
+    unsafe {
+        launch::generic(
+            dev,
+            Module::Pool,
+            OP,
+            dev.grid_for(nout as usize, 65535),
+            &mut [
+                Arg::In(x),
+                Arg::Out(y),
+                Arg::OutI32(idx),
+                u(n * c),
+                u(h),
+                u(w),
+                u(oh),
+                u(ow),
+                u(k),
+                u(s),
+                u(p),
+            ],
+        )
+    }
+}
+
+/// `maxpool2d_bwd_f32`: `dx[n, c, h, w]` from `dy` and the forward's `idx`.
+#[allow(clippy::too_many_arguments)]
+fn max_pool2d_bwd(
+    dev: &CudaDevice,
+    dy: &CudaSlice<f32>,
+    idx: &CudaSlice<i32>,
+    shape: [usize; 4],
+    k: usize,
+    s: usize,
+    p: usize,
+    dx: &mut CudaSlice<f32>,
+) -> Result<(), CudaError> {
+    const OP: &str = "maxpool2d_bwd";
+    let [n, c, h, w] = shape;
+    let (oh, ow) = (pooled_len(OP, h, k, s, p)?, pooled_len(OP, w, k, s, p)?);
+    count(OP, "dy", [n, c, oh, ow], dy.len())?;
+    count(OP, "idx", [n, c, oh, ow], idx.len())?;
+    let nin = count(OP, "dx", shape, dx.len())?;
+    let u = |v: usize| Arg::U32(v as u32);
+    // SAFETY: as max_pool2d_fwd.
+    unsafe {
+        launch::generic(
+            dev,
+            Module::Pool,
+            OP,
+            dev.grid_for(nin as usize, 65535),
+            &mut [
+                Arg::In(dy),
+                Arg::InI32(idx),
+                Arg::Out(dx),
+                u(n * c),
+                u(h),
+                u(w),
+                u(oh),
+                u(ow),
+                u(k),
+                u(s),
+                u(p),
+            ],
+        )
+    }
 }
 
 fn numel4(s: [usize; 4]) -> usize {

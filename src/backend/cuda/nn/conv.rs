@@ -5,8 +5,8 @@
 
 use super::{In, Out, arity, bad, input, nchw, output};
 use crate::backend::BackendError;
-use crate::backend::cuda::conv::{Conv2d, output_shape};
-use crate::backend::cuda::ir::{CudaBackend, device_err};
+use crate::backend::cuda::backend::{CudaBackend, device_err};
+use crate::backend::cuda::im2col::{Conv2d, output_shape};
 use crate::ir::op::{Conv2dAttrs, ConvOp};
 
 pub(super) fn conv(

@@ -4,7 +4,7 @@
 
 use super::{In, Out, arity, bad, drv, input, output};
 use crate::backend::BackendError;
-use crate::backend::cuda::ir::{CudaBackend, device_err};
+use crate::backend::cuda::backend::{CudaBackend, device_err};
 use crate::ir::op::MatmulOp;
 
 /// Checked geometry: `batch` products of `op(a) [m, k] @ op(b) [k, n]`.

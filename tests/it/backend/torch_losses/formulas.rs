@@ -1,7 +1,7 @@
-//! The f64 reference of every fused loss (mmdetection formulas, torch autograd gradients),
-//! written independently of the PTX and checked against PyTorch in `torch_ref.rs`. The GPU
-//! parity tests compare the kernels against it. Each returns the reduced loss
-//! `scale * sum(w * L)` and `d(loss)/d(input)`.
+//! An f64 reference of every loss (mmdetection formulas, torch autograd gradients), written
+//! independently of the backends and checked against PyTorch in `torch.rs`. Each returns the
+//! reduced loss `scale * sum(w * L)` (mmdetection's `weight_reduce_loss` folded into one
+//! `scale`) and `d(loss)/d(input)`.
 
 /// Reduced loss and input gradient.
 pub struct LossOut {
@@ -212,7 +212,7 @@ pub fn giou(p: &[f64], t: &[f64], w: Option<&[f64]>, eps: f64, scale: f64) -> Lo
     }
 }
 
-/// Random inputs shared by the torch check and the GPU parity tests.
+/// Random inputs shared by the torch and CPU checks.
 pub mod cases {
     use mmrun::util::rng::Rng;
 

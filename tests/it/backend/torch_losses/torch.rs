@@ -1,4 +1,4 @@
-//! The f64 reference (`reference.rs`) against PyTorch autograd in float64 on the same inputs:
+//! The f64 reference (`formulas.rs`) against PyTorch autograd in float64 on the same inputs:
 //! the mmdetection loss formulas written with torch ops, gradients by `backward()`. Runs here
 //! on the CPU; skipped with a printed reason when python3 or torch is missing.
 
@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use mmrun::util::rng::Rng;
 use serde_json::{Value, json};
 
-use super::reference::{self, LossOut, cases};
+use super::formulas::{self as reference, LossOut, cases};
 
 const SCRIPT: &str = r#"
 import json, sys
@@ -154,7 +154,7 @@ fn f64_reference_matches_torch_autograd() {
     let out = match torch(&input) {
         Ok(v) => v,
         Err(why) => {
-            eprintln!("skipped: {why}");
+            crate::support::skip_without_reference("torch losses", &why);
             return;
         }
     };

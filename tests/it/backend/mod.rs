@@ -1,0 +1,39 @@
+//! The shared backend suite: every op family of `backend::Backend` checked op by op against
+//! the CPU backend in f64, on every backend — the CPU (its f32 path) always, CUDA where a
+//! device is present, the next backend by one more `impl Suite` and one more arm in `suite!`.
+//! Each test is a function generic over the backend; `suite!` instantiates it once per
+//! backend, as `backend::<family>::cpu::<test>` and `backend::<family>::cuda::<test>`.
+
+pub(crate) mod harness;
+mod loss;
+mod nn;
+mod tensor;
+mod torch_losses;
+
+/// One `#[test]` per backend for each generic test function named.
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        mod cpu {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(&mmrun::backend::cpu::CpuBackend);
+                }
+            )*
+        }
+
+        #[cfg(feature = "cuda")]
+        mod cuda {
+            $(
+                #[test]
+                fn $test() {
+                    let name = concat!(module_path!(), "::", stringify!($test));
+                    if let Some(be) = crate::backend::harness::cuda(name) {
+                        super::$test(&be);
+                    }
+                }
+            )*
+        }
+    };
+}
+use suite;
