@@ -22,10 +22,10 @@ pub struct Args {
     /// Folder for the generated case (kept, and reused when it already holds it).
     #[arg(long, default_value = "target/bench-eval")]
     dir: PathBuf,
-    /// The `shared/` folder holding `oracles/coco/gen_coco.py` (default: `$MMRUN_SHARED`, else
-    /// `../shared` of the source tree).
+    /// The folder holding `coco/gen_coco.py` (default: `$MMRUN_ORACLES`, else `tests/oracles`
+    /// of the source tree).
     #[arg(long)]
-    shared: Option<PathBuf>,
+    oracles: Option<PathBuf>,
     /// Python interpreter with pycocotools and faster-coco-eval.
     #[arg(long, default_value = "python3")]
     python: String,
@@ -78,9 +78,9 @@ fn cpu_seconds() -> f64 {
     (tick(11) + tick(12)) / TICKS_PER_SECOND
 }
 
-fn shared_dir(arg: Option<PathBuf>) -> PathBuf {
-    arg.or_else(|| std::env::var_os("MMRUN_SHARED").map(PathBuf::from))
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+fn oracles_dir(arg: Option<PathBuf>) -> PathBuf {
+    arg.or_else(|| std::env::var_os("MMRUN_ORACLES").map(PathBuf::from))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracles"))
 }
 
 fn generate(a: &Args, gt: &Path, dt: &Path) -> Result<(), String> {
@@ -88,7 +88,7 @@ fn generate(a: &Args, gt: &Path, dt: &Path) -> Result<(), String> {
         crate::outln!("using the case in {}", a.dir.display());
         return Ok(());
     }
-    let script = shared_dir(a.shared.clone()).join("oracles/coco/gen_coco.py");
+    let script = oracles_dir(a.oracles.clone()).join("coco/gen_coco.py");
     crate::outln!("generating the case with {} …", script.display());
     let out = Command::new(&a.python)
         .arg(&script)

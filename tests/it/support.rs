@@ -51,3 +51,29 @@ pub fn schedule(v: &Value) -> Value {
     }
     walk(v, false)
 }
+
+/// A test that needs a reference implementation (Python, torch, pycocotools, ptxas) which is
+/// missing: prints why `test` skips — or panics when `MMRUN_REQUIRE_REFERENCES` is set, as
+/// `.ci/run` does, so a broken install fails CI instead of silently skipping the comparisons.
+pub fn skip_without_reference(test: &str, why: &str) {
+    if std::env::var_os("MMRUN_REQUIRE_REFERENCES").is_some() {
+        panic!("{test}: MMRUN_REQUIRE_REFERENCES is set but {why}");
+    }
+    eprintln!("skipped {test}: {why}");
+}
+
+/// A seed that changes every run unless `MMRUN_SEED` pins it; printed with `test`'s name so a
+/// failure can be replayed.
+pub fn fresh_seed(test: &str) -> u64 {
+    let seed = std::env::var("MMRUN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    eprintln!("{test}: MMRUN_SEED={seed}");
+    seed
+}

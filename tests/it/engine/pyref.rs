@@ -15,14 +15,15 @@ pub fn run_python(script: &str, input: &serde_json::Value) -> Option<serde_json:
     {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("skipped: python3 cannot run ({e})");
+            let why = format!("python3 cannot run ({e})");
+            crate::support::skip_without_reference("torch reference", &why);
             return None;
         }
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         if stderr.contains("No module named 'torch'") {
-            eprintln!("skipped: torch is not installed");
+            crate::support::skip_without_reference("torch reference", "torch is not installed");
             return None;
         }
         panic!("python reference failed:\n{stderr}");

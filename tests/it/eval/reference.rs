@@ -3,25 +3,18 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// `shared/` (the oracle scripts): `$MMRUN_SHARED`, else `<crate>/../shared`, else
-/// `<crate>/shared`.
-pub fn shared_dir() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("MMRUN_SHARED") {
-        return Some(PathBuf::from(p));
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    [root.join("../shared"), root.join("shared")]
-        .into_iter()
-        .find(|p| p.join("oracles/coco/gen_coco.py").exists())
+/// The folder of the pycocotools scripts (`gen_coco.py`, `run_eval.py`): `$MMRUN_ORACLES/coco`,
+/// else the copy in `tests/oracles/coco`.
+pub fn coco_oracle_dir() -> PathBuf {
+    std::env::var_os("MMRUN_ORACLES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oracles"))
+        .join("coco")
 }
 
 /// The Python interpreter if it can import pycocotools and numpy; otherwise prints why the
 /// caller skips and returns `None`.
 pub fn pycocotools(test: &str) -> Option<(String, PathBuf)> {
-    let Some(shared) = shared_dir() else {
-        eprintln!("skipping {test}: shared/oracles not found (set MMRUN_SHARED)");
-        return None;
-    };
     let py = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = Command::new(&py)
         .args(["-c", "import pycocotools, numpy"])
@@ -29,10 +22,11 @@ pub fn pycocotools(test: &str) -> Option<(String, PathBuf)> {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        eprintln!("skipping {test}: {py} cannot import pycocotools and numpy");
+        let why = format!("{py} cannot import pycocotools and numpy");
+        crate::support::skip_without_reference(test, &why);
         return None;
     }
-    Some((py, shared.join("oracles/coco")))
+    Some((py, coco_oracle_dir()))
 }
 
 /// Run a Python command; panics with its stderr on failure (the reference must run).

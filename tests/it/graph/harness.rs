@@ -1,5 +1,5 @@
 //! Shared helpers: a fresh seed per run (printed, so a failure can be replayed with
-//! `MMRUN_TEST_SEED`), random tensors, and running a graph on the CPU backend.
+//! `MMRUN_SEED`), random tensors, and running a graph on the CPU backend.
 
 use mmrun::backend::cpu::CpuBackend;
 use mmrun::engine::{Executor, ParamSet, RunOutputs};
@@ -8,20 +8,7 @@ use mmrun::ir::HostTensor;
 use mmrun::util::rng::Rng;
 use std::collections::BTreeMap;
 
-/// A seed that changes every run unless `MMRUN_TEST_SEED` pins it.
-pub fn fresh_seed(test: &str) -> u64 {
-    let seed = std::env::var("MMRUN_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
-    eprintln!("{test}: MMRUN_TEST_SEED={seed}");
-    seed
-}
+pub use crate::support::fresh_seed;
 
 /// Uniform values in `[lo, hi)`.
 pub fn uniform(rng: &mut Rng, n: usize, lo: f64, hi: f64) -> Vec<f64> {

@@ -1,7 +1,7 @@
 //! Loss forward/backward against PyTorch/torchvision reference values (`torchref_f64.json`):
 //! outputs with none/mean/sum reduction and the gradients of `sum(loss * grad_out)`, mean and
 //! sum, in f64 (within 1e-10) and f32 (within 1e-5 relative). The directory comes from
-//! `MMRUN_TORCHREF` (default `<crate>/../shared/oracles/torchref`), so any directory of the
+//! `MMRUN_TORCHREF` (default `<crate>/tests/oracles/torchref`), so any directory of the
 //! same layout can be checked.
 
 use super::harness::run;
@@ -13,23 +13,17 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-fn load() -> Option<Value> {
+/// The stored oracle (checked in: a missing file fails, never skips).
+fn load() -> Value {
     let dir = std::env::var("MMRUN_TORCHREF")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/oracles/torchref")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oracles/torchref")
         });
     let path = dir.join("torchref_f64.json");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).expect("torchref json parses")),
-        Err(e) => {
-            eprintln!(
-                "skipping torchref: cannot read {} ({e}); set MMRUN_TORCHREF",
-                path.display()
-            );
-            None
-        }
-    }
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("torchref json parses")
 }
 
 /// `{shape, dtype, data}` → shape and f64 values.
@@ -234,7 +228,7 @@ fn run_case(name: &str, case: &Value, dtype: DType) -> f64 {
 }
 
 fn run_all(dtype: DType) {
-    let Some(json) = load() else { return };
+    let json = load();
     let cases = json["losses"].as_object().expect("losses section");
     assert!(!cases.is_empty());
     for (name, case) in cases {

@@ -15,7 +15,8 @@ pub fn run(modules: &[&str], script: &str, input: &serde_json::Value) -> Option<
         .map(|s| s.success())
         .unwrap_or(false);
     if !ok {
-        eprintln!("skipped: python3 with {modules:?} is not available");
+        let why = format!("python3 with {modules:?} is not available");
+        crate::support::skip_without_reference("python reference", &why);
         return None;
     }
     let mut child = Command::new("python3")

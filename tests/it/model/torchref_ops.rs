@@ -1,5 +1,5 @@
 //! Box ops against torchvision: the stored oracle (`MMRUN_TORCHREF`, default
-//! `../shared/oracles/torchref`) and fresh random cases computed live with torchvision.
+//! `tests/oracles/torchref`) and fresh random cases computed live with torchvision.
 
 use super::py;
 use mmrun::model::boxes::{
@@ -7,20 +7,14 @@ use mmrun::model::boxes::{
 };
 use serde_json::Value;
 
-fn oracle() -> Option<Value> {
-    let dir = std::env::var("MMRUN_TORCHREF").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/oracles/torchref").into()
-    });
+/// The `ops` cases of the stored oracle (checked in: a missing file fails, never skips).
+fn oracle() -> Value {
+    let dir = std::env::var("MMRUN_TORCHREF")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracles/torchref").into());
     let path = std::path::Path::new(&dir).join("torchref_f64.json");
-    match std::fs::read_to_string(&path) {
-        Ok(s) => {
-            Some(serde_json::from_str::<Value>(&s).expect("oracle JSON parses")["ops"].clone())
-        }
-        Err(e) => {
-            eprintln!("skipped: {} not readable ({e})", path.display());
-            None
-        }
-    }
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str::<Value>(&text).expect("oracle JSON parses")["ops"].clone()
 }
 
 fn arr(v: &Value) -> Vec<f64> {
@@ -88,7 +82,7 @@ fn keep(v: &Value) -> Vec<usize> {
 
 #[test]
 fn torchref_oracle_box_iou_giou() {
-    let Some(ops) = oracle() else { return };
+    let ops = oracle();
     let c = &ops["box_iou"];
     let (a, b) = (bx(&c["inputs"]["boxes1"]), bx(&c["inputs"]["boxes2"]));
     close(
@@ -109,7 +103,7 @@ fn torchref_oracle_box_iou_giou() {
 
 #[test]
 fn torchref_oracle_nms_and_batched_nms() {
-    let Some(ops) = oracle() else { return };
+    let ops = oracle();
     let c = &ops["nms"];
     let thr = c["params"]["iou_threshold"].as_f64().unwrap();
     let (b, s) = (bx(&c["inputs"]["boxes"]), arr(&c["inputs"]["scores"]));
@@ -122,7 +116,7 @@ fn torchref_oracle_nms_and_batched_nms() {
 
 #[test]
 fn torchref_oracle_box_coders() {
-    let Some(ops) = oracle() else { return };
+    let ops = oracle();
     check_coder(&ops["box_coder_retinanet"], "retinanet");
     check_coder(&ops["box_coder_faster_rcnn"], "faster_rcnn");
 }
