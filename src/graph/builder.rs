@@ -1,5 +1,8 @@
 //! The graph and its builder: every method infers the output shape and dtype and returns a
 //! [`GraphError`] instead of panicking when the inputs do not fit.
+//!
+//! Over 600 lines on purpose: one short method per op, each with its shape rule beside it;
+//! the op list is the file's structure (autodiff reads it as the vocabulary it may emit).
 
 use super::error::GraphError;
 use super::init::Init;

@@ -1,5 +1,9 @@
 //! Model components: detectors, backbones, necks, heads, anchors, assigners, box coders,
 //! losses, NMS, norm layers, initialisation.
+//!
+//! Over 600 lines on purpose: one table, one `Def` per component, read top to bottom; split by
+//! category it would scatter the shared types (`NORM`, `CHANNELS`, `LEVELS`, `CLASSES`) and
+//! parameter lists (`RESNET`, `FPN`) that several components reuse.
 
 use super::{Category::*, Component, Def, INT, NAT, NONNEG, NUM, POS, Param, Ty, UNIT, p};
 

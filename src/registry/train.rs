@@ -1,5 +1,8 @@
 //! Training components: optimizers, schedule warmups and policies, hooks, and the top-level
 //! sections (`optimizer`, `schedule`, `hooks`, `run`, `runtime`).
+//!
+//! Over 600 lines on purpose: one table, one `Def` per component, read top to bottom; split
+//! it would scatter the shared constants and the top-level sections that name them.
 
 use super::{Category::*, Component, Def, INT, NAT, NONNEG, NUM, POS, Param, Ty, UNIT, p};
 

@@ -1,6 +1,9 @@
 //! LR and momentum schedules against mmcv 1.7.2's own hook code (run live by
 //! `tests/fixtures/sched/mmcv_ref.py`), plus config errors, checks and the custom-expression
 //! JIT against its interpreter.
+//!
+//! Over 600 lines: one case table per mmcv policy against the live reference; the cases are
+//! the content.
 
 use mmrun::schedule::{Quantity, RunLength, Schedule, Schedules, check};
 use mmrun::util::units::Period;

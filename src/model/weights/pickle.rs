@@ -6,6 +6,9 @@
 //! `GLOBAL` opcode with an error that names it, before anything after it is read. Opcodes that
 //! only make sense for arbitrary objects (`INST`, `OBJ`, `NEWOBJ`, extension registry…) are
 //! refused too.
+//!
+//! Over 600 lines on purpose: the opcode interpreter is one `match` whose arms together make
+//! the safety argument (what is accepted, what is refused); it reads best whole.
 
 use std::collections::HashMap;
 

@@ -1,6 +1,9 @@
 //! Whole runs of the Runner with the stand-in model: logging, evaluation, checkpoints,
 //! hook order, exact resume (in process and across a real `kill -9`), NaN guard, early
 //! stopping, gradient accumulation, val phases.
+//!
+//! Over 600 lines: each test is one whole run with its own checks; they share the stand-in
+//! model and the run helpers at the top.
 
 use super::standin::Linear;
 use mmrun::engine::checkpoint::{KeepPolicy, load_checkpoint, resolve_resume};
