@@ -32,10 +32,25 @@ impl std::fmt::Debug for Device {
     }
 }
 
+/// Why a device spec cannot be used; each message names the spec as the user wrote it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DeviceError {
+    #[error("unknown device `{spec}`: expected `cpu` or `cuda:N`")]
+    Unknown { spec: String },
+    #[error(
+        "device `{spec}`: this mmrun was built without the `cuda` feature \
+         (rebuild with `cargo build --release --features cuda`)"
+    )]
+    NotBuilt { spec: String },
+    /// No driver, no such device, or the device failed to open (the driver's words).
+    #[error("device `{spec}`: {message}")]
+    Unavailable { spec: String, message: String },
+}
+
 impl Device {
-    /// Parses and opens a `--device` value: `cpu`, `cuda` or `cuda:N`. `Err` is a message for
-    /// the user: an unknown name, a build without the `cuda` feature, no driver, no such device.
-    pub fn open(spec: &str) -> Result<Device, String> {
+    /// Parses and opens a `--device` value: `cpu`, `cuda` or `cuda:N`. Refused: an unknown
+    /// name, a build without the `cuda` feature, no driver, no such device.
+    pub fn open(spec: &str) -> Result<Device, DeviceError> {
         match Self::parse(spec)? {
             None => Ok(Device::Cpu),
             Some(ordinal) => open_cuda(spec, ordinal),
@@ -44,15 +59,13 @@ impl Device {
 
     /// Reads a device spec without opening it: `None` for the CPU, the GPU ordinal otherwise.
     /// Lets a command refuse a misspelt `--device` before it reads anything else.
-    pub fn parse(spec: &str) -> Result<Option<usize>, String> {
+    pub fn parse(spec: &str) -> Result<Option<usize>, DeviceError> {
         match spec {
             "cpu" => Ok(None),
             "cuda" => Ok(Some(0)),
             _ => match spec.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(n)) => Ok(Some(n)),
-                _ => Err(format!(
-                    "unknown device `{spec}`: expected `cpu` or `cuda:N`"
-                )),
+                _ => Err(DeviceError::Unknown { spec: spec.into() }),
             },
         }
     }
@@ -88,19 +101,19 @@ impl Device {
 }
 
 #[cfg(not(feature = "cuda"))]
-fn open_cuda(spec: &str, _ordinal: usize) -> Result<Device, String> {
-    Err(format!(
-        "device `{spec}`: this mmrun was built without the `cuda` feature \
-         (rebuild with `cargo build --release --features cuda`)"
-    ))
+fn open_cuda(spec: &str, _ordinal: usize) -> Result<Device, DeviceError> {
+    Err(DeviceError::NotBuilt { spec: spec.into() })
 }
 
 #[cfg(feature = "cuda")]
-fn open_cuda(spec: &str, ordinal: usize) -> Result<Device, String> {
+fn open_cuda(spec: &str, ordinal: usize) -> Result<Device, DeviceError> {
     // `CudaBackend::open` probes the driver first (cudarc would panic without libcuda).
     crate::backend::cuda::CudaBackend::open(ordinal)
         .map(Device::Cuda)
-        .map_err(|e| format!("device `{spec}`: {e}"))
+        .map_err(|e| DeviceError::Unavailable {
+            spec: spec.into(),
+            message: e.to_string(),
+        })
 }
 
 /// The host's available memory: `MemAvailable` of `/proc/meminfo`, or less when a cgroup
@@ -179,14 +192,15 @@ mod tests {
         assert!(matches!(Device::open("cpu"), Ok(Device::Cpu)));
         for bad in ["gpu", "cuda:x", "cuda:-1", "cuda0", ""] {
             let e = Device::open(bad).unwrap_err();
-            assert!(e.contains("unknown device"), "{bad}: {e}");
+            assert_eq!(e, DeviceError::Unknown { spec: bad.into() });
+            assert!(e.to_string().contains("unknown device"), "{bad}: {e}");
         }
     }
 
     #[cfg(not(feature = "cuda"))]
     #[test]
     fn cuda_without_the_feature_says_so() {
-        let e = Device::open("cuda:0").unwrap_err();
+        let e = Device::open("cuda:0").unwrap_err().to_string();
         assert!(e.contains("without the `cuda` feature"), "{e}");
     }
 }

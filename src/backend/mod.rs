@@ -14,7 +14,7 @@ pub mod cuda;
 pub mod cuda;
 pub mod device;
 
-pub use device::{Device, WithBackend};
+pub use device::{Device, DeviceError, WithBackend};
 
 use crate::ir::op::*;
 use crate::ir::{DType, HostData, HostTensor};

@@ -419,7 +419,9 @@ mod retinanet {
             }
         }
         let img = HostTensor::f32(vec![BATCH, 3, PAD.0, PAD.1], img).map_err(|e| e.to_string())?;
-        let feeds = det.train_feeds(img, &targets, PAD)?;
+        let feeds = det
+            .train_feeds(img, &targets, PAD)
+            .map_err(|e| e.to_string())?;
         let mut params = ParamSet::init(&built.graph, 1);
         crate::errln!(
             "retinanet: graph of {} nodes, {} parameters ({} trainable tensors), built in {:.1} s",

@@ -39,11 +39,11 @@ pub struct Args {
 }
 
 /// Opens the device: `--device` when given, else the recipe's `runtime.backend` (one
-/// setting, the command line over the recipe). `Err` is the message.
+/// setting, the command line over the recipe).
 pub(super) fn open_device(
     flag: Option<&str>,
     plan: &Plan,
-) -> Result<crate::backend::Device, String> {
+) -> Result<crate::backend::Device, crate::backend::DeviceError> {
     crate::backend::Device::open(flag.unwrap_or(&plan.training.runtime.device))
 }
 

@@ -88,7 +88,10 @@ impl TrainStep {
                 images.shape
             ));
         };
-        let feeds = self.detector.train_feeds(images, targets, (h, w))?;
+        let feeds = self
+            .detector
+            .train_feeds(images, targets, (h, w))
+            .map_err(|e| e.to_string())?;
         let exec = self.graph_for((n, h, w))?;
         let t1 = Instant::now();
         let mut out = exec.run(params, &feeds).map_err(|e| e.to_string())?;

@@ -10,4 +10,4 @@ mod tensor;
 pub(crate) use dtype::fmt_shape;
 pub use dtype::{DType, numel};
 pub use op::{Op, conv_out_size};
-pub use tensor::{HostData, HostTensor};
+pub use tensor::{HostData, HostTensor, LengthMismatch};

@@ -80,6 +80,14 @@ impl HostData {
     }
 }
 
+/// Data that does not fill the shape it was given.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("shape {} holds {} elements but {given} were given", fmt_shape(.shape), numel(.shape))]
+pub struct LengthMismatch {
+    pub shape: Vec<usize>,
+    pub given: usize,
+}
+
 /// A shape plus contiguous row-major data.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostTensor {
@@ -89,27 +97,25 @@ pub struct HostTensor {
 
 impl HostTensor {
     /// A tensor from a shape and data; errors when the lengths disagree.
-    pub fn new(shape: Vec<usize>, data: HostData) -> Result<Self, String> {
+    pub fn new(shape: Vec<usize>, data: HostData) -> Result<Self, LengthMismatch> {
         if numel(&shape) != data.len() {
-            return Err(format!(
-                "shape {} holds {} elements but {} were given",
-                fmt_shape(&shape),
-                numel(&shape),
-                data.len()
-            ));
+            return Err(LengthMismatch {
+                shape,
+                given: data.len(),
+            });
         }
         Ok(HostTensor { shape, data })
     }
     /// f32 tensor (see [`HostTensor::new`]).
-    pub fn f32(shape: Vec<usize>, data: Vec<f32>) -> Result<Self, String> {
+    pub fn f32(shape: Vec<usize>, data: Vec<f32>) -> Result<Self, LengthMismatch> {
         Self::new(shape, HostData::F32(data))
     }
     /// f64 tensor.
-    pub fn f64(shape: Vec<usize>, data: Vec<f64>) -> Result<Self, String> {
+    pub fn f64(shape: Vec<usize>, data: Vec<f64>) -> Result<Self, LengthMismatch> {
         Self::new(shape, HostData::F64(data))
     }
     /// i32 tensor.
-    pub fn i32(shape: Vec<usize>, data: Vec<i32>) -> Result<Self, String> {
+    pub fn i32(shape: Vec<usize>, data: Vec<i32>) -> Result<Self, LengthMismatch> {
         Self::new(shape, HostData::I32(data))
     }
     /// A scalar (shape `[]`) of the given float dtype.

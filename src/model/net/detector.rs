@@ -9,8 +9,8 @@ use super::losses::{fcos_losses, retina_losses};
 use super::resnet::{build_resnet, stage_channels};
 use super::retina_head::build_retina_head;
 use crate::graph::{Graph, GraphBuilder, GraphError, NodeId};
-use crate::ir::{DType, HostTensor};
-use crate::model::anchor::{AnchorGenerator, point_grid};
+use crate::ir::{DType, HostTensor, LengthMismatch};
+use crate::model::anchor::{AnchorError, AnchorGenerator, point_grid};
 use crate::model::assign::fcos::FcosTargetConfig;
 use crate::model::config::{
     BackboneConfig, BoxCoderConfig, DetectorConfig, HeadConfig, LossConfig, ModelConfigError,
@@ -285,32 +285,32 @@ impl Detector {
         img: HostTensor,
         targets: &[DenseTargets],
         batch_shape: (usize, usize),
-    ) -> Result<BTreeMap<String, HostTensor>, String> {
+    ) -> Result<BTreeMap<String, HostTensor>, FeedError> {
         let c = self.num_classes();
         let n = targets.first().map_or(0, |t| t.labels.len());
         if targets.iter().any(|t| t.labels.len() != n) {
-            return Err("targets of one batch differ in length (different shape buckets?)".into());
+            return Err(FeedError::MixedTargetLengths);
         }
         let m = n * targets.len();
         let mut f = BTreeMap::new();
         f.insert("img".into(), img);
         let onehot: Vec<f32> = targets.iter().flat_map(|t| t.one_hot(c)).collect();
-        f.insert("labels_onehot".into(), HostTensor::f32(vec![m, c], onehot)?);
+        feed(&mut f, "labels_onehot", vec![m, c], onehot)?;
         let lw: Vec<f32> = targets
             .iter()
             .flat_map(|t| t.label_weights.iter().copied())
             .collect();
-        f.insert("label_weights".into(), HostTensor::f32(vec![m, 1], lw)?);
+        feed(&mut f, "label_weights", vec![m, 1], lw)?;
         let bt: Vec<f32> = targets
             .iter()
             .flat_map(|t| t.bbox_targets.iter().flatten().copied())
             .collect();
-        f.insert("bbox_targets".into(), HostTensor::f32(vec![m, 4], bt)?);
+        feed(&mut f, "bbox_targets", vec![m, 4], bt)?;
         let bw: Vec<f32> = targets
             .iter()
             .flat_map(|t| t.bbox_weights.iter().flat_map(|&w| [w; 4]))
             .collect();
-        f.insert("bbox_weights".into(), HostTensor::f32(vec![m, 4], bw)?);
+        feed(&mut f, "bbox_weights", vec![m, 4], bw)?;
         let sizes = self.targets.featmap_sizes(batch_shape);
         match &self.targets {
             TargetBuilder::Anchor(t) => {
@@ -321,15 +321,12 @@ impl Detector {
                     HostTensor::scalar(DType::F32, avg as f64),
                 );
                 if t.reg_decoded_bbox {
-                    let anchors = t
-                        .anchor_generator
-                        .grid_anchors(&sizes)
-                        .map_err(|e| e.to_string())?;
+                    let anchors = t.anchor_generator.grid_anchors(&sizes)?;
                     let one: Vec<f32> = anchors.into_iter().flatten().flatten().collect();
                     let all: Vec<f32> = (0..targets.len())
                         .flat_map(|_| one.iter().copied())
                         .collect();
-                    f.insert("anchors".into(), HostTensor::f32(vec![m, 4], all)?);
+                    feed(&mut f, "anchors", vec![m, 4], all)?;
                 }
             }
             TargetBuilder::Point(t) => {
@@ -347,10 +344,7 @@ impl Detector {
                     "bbox_avg_factor".into(),
                     HostTensor::scalar(DType::F32, csum.max(1e-6)),
                 );
-                f.insert(
-                    "centerness_targets".into(),
-                    HostTensor::f32(vec![m, 1], ctr.clone())?,
-                );
+                feed(&mut f, "centerness_targets", vec![m, 1], ctr)?;
                 let strides: Vec<(f64, f64)> = t.strides.iter().map(|&s| (s, s)).collect();
                 let pts = point_grid(&strides, &sizes, 0.5);
                 // Points in stride units when targets are normalised by the stride.
@@ -366,7 +360,7 @@ impl Detector {
                 let all: Vec<f32> = (0..targets.len())
                     .flat_map(|_| one.iter().copied())
                     .collect();
-                f.insert("points".into(), HostTensor::f32(vec![m, 2], all)?);
+                feed(&mut f, "points", vec![m, 2], all)?;
             }
         }
         Ok(f)
@@ -454,4 +448,30 @@ fn eval_outputs(
         centerness,
         size,
     })
+}
+
+/// Why a batch's targets cannot become the train graph's feeds.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("targets of one batch differ in length (different shape buckets?)")]
+    MixedTargetLengths,
+    #[error("feed `{name}`: {source}")]
+    Length {
+        name: &'static str,
+        source: LengthMismatch,
+    },
+    #[error(transparent)]
+    Anchors(#[from] AnchorError),
+}
+
+/// Adds the f32 feed `name` of `shape`.
+fn feed(
+    feeds: &mut BTreeMap<String, HostTensor>,
+    name: &'static str,
+    shape: Vec<usize>,
+    data: Vec<f32>,
+) -> Result<(), FeedError> {
+    let t = HostTensor::f32(shape, data).map_err(|source| FeedError::Length { name, source })?;
+    feeds.insert(name.into(), t);
+    Ok(())
 }
