@@ -262,7 +262,7 @@ impl Task for DetectorTask {
         self.train.batches_per_epoch() as u64
     }
 
-    fn set_epoch(&mut self, epoch: u64, _seed: u64) {
+    fn set_epoch(&mut self, epoch: u64) {
         // The sampler was seeded from `runtime.seed` when the loader was built.
         self.epoch = epoch;
         self.train.set_epoch(epoch);

@@ -244,7 +244,6 @@ pub fn build_training(spec: &TrainingSpec, iters_per_epoch: u64) -> Result<Train
     if !spec.run.workflow.is_empty() {
         run.workflow = spec.run.workflow.clone();
     }
-    run.seed = spec.runtime.seed;
     if let Some(c) = ckpt {
         run.checkpoint = c;
     }

@@ -37,8 +37,8 @@ pub trait Task {
     fn iters_per_epoch(&self) -> u64;
 
     /// Start (or resume into) training epoch `epoch` (0-based): reseed the sampler so the
-    /// epoch's order depends only on `(seed, epoch)`.
-    fn set_epoch(&mut self, epoch: u64, seed: u64);
+    /// epoch's order depends only on the task's seed (given when it was built) and `epoch`.
+    fn set_epoch(&mut self, epoch: u64);
 
     /// Forward and backward on batch `inner_iter` of the current epoch. Gradients are written
     /// into `params` (overwriting what was there).

@@ -147,7 +147,6 @@ pub struct RunnerState {
     /// fail naming it (a log that can no longer be written).
     pub halt: Option<String>,
     pub work_dir: PathBuf,
-    pub seed: u64,
     /// Lines the runner and hooks want printed (by the log hook, or stderr without one).
     pub messages: Vec<String>,
 }

@@ -1,5 +1,5 @@
 //! Reseeds the sampler at the start of every epoch (also when resuming into the middle of
-//! one), so each epoch's order depends only on the seed and the epoch number.
+//! one), so each epoch's order depends only on the task's seed and the epoch number.
 
 use super::{Ctx, Hook, HookError, HookPoint};
 
@@ -11,8 +11,7 @@ impl Hook for SamplerSeedHook {
     }
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
         if point == HookPoint::BeforeTrainEpoch {
-            let (epoch, seed) = (cx.s.progress.epoch, cx.s.seed);
-            cx.task.set_epoch(epoch, seed);
+            cx.task.set_epoch(cx.s.progress.epoch);
         }
         Ok(())
     }

@@ -21,7 +21,6 @@ pub struct RunConfig {
     pub length: Period,
     /// Phases cycled until the run ends, e.g. `[(Train, 1 epoch), (Val, 1 epoch)]`.
     pub workflow: Vec<(Mode, Period)>,
-    pub seed: u64,
     pub work_dir: PathBuf,
     /// sha256 of the merged recipe, recorded in checkpoints.
     pub recipe_hash: String,
@@ -49,7 +48,6 @@ impl RunConfig {
         RunConfig {
             length,
             workflow: vec![(Mode::Train, phase)],
-            seed: 0,
             checkpoint: CheckpointSettings {
                 dir: work_dir.join("checkpoints"),
                 keep: KeepPolicy::All,
@@ -209,7 +207,6 @@ impl<'t> Runner<'t> {
             interrupt: false,
             halt: None,
             work_dir: config.work_dir.clone(),
-            seed: config.seed,
             messages: Vec::new(),
         };
         Ok(Runner {

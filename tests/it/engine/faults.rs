@@ -88,7 +88,6 @@ fn fault_child() {
     let params = Linear::params();
     let opt = Optimizer::new(sgd(0.1), &params).unwrap();
     let mut c = RunConfig::new(Period::epochs(EPOCHS), dir);
-    c.seed = 3;
     c.checkpoint.keep = KeepPolicy::Last(2);
     let manager =
         CheckpointManager::new(&ckpts, KeepPolicy::Last(2)).with_writer(Box::new(FaultAtWrites));

@@ -53,8 +53,7 @@ fn kill_child() {
     task.sleep = 0.02;
     let params = Linear::params();
     let opt = Optimizer::new(sgd(0.1), &params).unwrap();
-    let mut c = RunConfig::new(Period::epochs(EPOCHS), dir);
-    c.seed = 3;
+    let c = RunConfig::new(Period::epochs(EPOCHS), dir);
     let mut r = Runner::new(&mut task, params, opt, child_hooks(), c).unwrap();
     if let Some((p, d)) = resolve_resume("auto", &dir.join("checkpoints")).unwrap() {
         r.resume(&p, d).unwrap();

@@ -120,7 +120,6 @@ pub fn sgd(lr: f64) -> OptimizerConfig {
 
 pub fn config(dir: &Path, s: &Setup) -> RunConfig {
     let mut c = RunConfig::new(Period::epochs(s.epochs), dir);
-    c.seed = 3;
     c.checkpoint.keep = KeepPolicy::Last(2);
     c
 }

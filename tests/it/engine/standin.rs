@@ -20,6 +20,8 @@ pub struct Linear {
     pub nan_at: Option<u64>,
     /// Report `r2` as this value from the given evaluation on (0-based; a diverged score).
     pub r2_from_eval: Option<(u64, f64)>,
+    /// The sampler's seed: each epoch's order is a function of `(seed, epoch)`.
+    pub seed: u64,
     evaluations: u64,
     steps: u64,
 }
@@ -43,6 +45,7 @@ impl Linear {
             sleep: 0.0,
             nan_at: None,
             r2_from_eval: None,
+            seed: 3,
             evaluations: 0,
             steps: 0,
         }
@@ -78,9 +81,9 @@ impl Task for Linear {
         (self.train.len() / self.batch) as u64
     }
 
-    fn set_epoch(&mut self, epoch: u64, seed: u64) {
+    fn set_epoch(&mut self, epoch: u64) {
         self.order = (0..self.train.len()).collect();
-        Rng::stream(seed, epoch).shuffle(&mut self.order);
+        Rng::stream(self.seed, epoch).shuffle(&mut self.order);
     }
 
     fn train_step(
