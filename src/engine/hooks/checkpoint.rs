@@ -51,7 +51,7 @@ impl Hook for CheckpointHook {
     }
 
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
-        let s = &mut *cx.s;
+        let s = &mut *cx.run;
         let p = s.progress;
         let at_epoch_end = match point {
             HookPoint::BeforeRun => {

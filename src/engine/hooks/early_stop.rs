@@ -53,7 +53,7 @@ impl Hook for EarlyStopHook {
             }
             return Ok(());
         }
-        let s = &mut *cx.s;
+        let s = &mut *cx.run;
         let Some(v) = s.metrics.as_ref().and_then(|m| m.get(monitor)).copied() else {
             return Ok(());
         };

@@ -40,7 +40,7 @@ impl Hook for EmaHook {
     }
 
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
-        let s = &mut *cx.s;
+        let s = &mut *cx.run;
         match point {
             HookPoint::BeforeRun if s.ema.is_none() => {
                 s.ema = Some(s.params.clone());

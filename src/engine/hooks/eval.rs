@@ -64,7 +64,7 @@ impl Hook for EvalHook {
     }
 
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
-        let p = cx.s.progress;
+        let p = cx.run.progress;
         let limit = match point {
             HookPoint::BeforeRun => {
                 if self.config.sanity_batches == 0 || p.iter > 0 {
@@ -76,7 +76,7 @@ impl Hook for EvalHook {
             HookPoint::AfterTrainEpoch if self.due_at(p.epoch + 1, PeriodUnit::Epochs) => None,
             _ => return Ok(()),
         };
-        let s = &mut *cx.s;
+        let s = &mut *cx.run;
         let params = s.ema.as_ref().unwrap_or(&s.params);
         let metrics = cx.task.evaluate(params, limit).map_err(|e| {
             let what = if limit.is_some() {

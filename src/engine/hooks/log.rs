@@ -184,7 +184,7 @@ impl LogHook {
     }
 
     fn open(&mut self, cx: &Ctx) -> Result<(), HookError> {
-        let dir = &cx.s.work_dir;
+        let dir = &cx.run.work_dir;
         let err = |e: std::io::Error| HookError::new("log", format!("{}: {e}", dir.display()));
         std::fs::create_dir_all(dir).map_err(err)?;
         let append = |name: &str| {
@@ -207,7 +207,7 @@ impl LogHook {
     }
 
     fn train_line(&mut self, cx: &Ctx) {
-        let p = cx.s.progress;
+        let p = cx.run.progress;
         let mut f = Map::new();
         f.insert("mode".into(), json!("train"));
         let (iter, total) = if p.by_epoch {
@@ -217,7 +217,7 @@ impl LogHook {
         };
         f.insert("epoch".into(), json!(p.epoch + 1));
         f.insert("iter".into(), json!(iter));
-        f.insert("lr".into(), json!(cx.s.optimizer.lr()));
+        f.insert("lr".into(), json!(cx.run.optimizer.lr()));
         let keys = self.train.keys.clone();
         for k in ["time", "data_time"] {
             if let Some(v) = self.train.mean(k) {
@@ -251,7 +251,7 @@ impl LogHook {
     }
 
     fn val_line(&mut self, cx: &Ctx, values: Vec<(String, f64)>) {
-        let p = cx.s.progress;
+        let p = cx.run.progress;
         let mut f = Map::new();
         f.insert("mode".into(), json!("val"));
         f.insert("epoch".into(), json!(p.epoch + 1));
@@ -263,7 +263,7 @@ impl LogHook {
                 p.iter + 1
             }),
         );
-        f.insert("lr".into(), json!(cx.s.optimizer.lr()));
+        f.insert("lr".into(), json!(cx.run.optimizer.lr()));
         for (k, v) in &values {
             f.insert(k.clone(), json!(v));
         }
@@ -280,7 +280,7 @@ impl LogHook {
     }
 
     fn bar(&self, cx: &Ctx) {
-        let p = cx.s.progress;
+        let p = cx.run.progress;
         let done = p.iter + 1;
         let width = 30;
         let filled = (done * width / p.max_iters.max(1)) as usize;
@@ -310,10 +310,10 @@ impl Hook for LogHook {
         match point {
             HookPoint::BeforeRun => {
                 self.open(cx)?;
-                self.started = Some((Instant::now(), cx.s.progress.iter));
+                self.started = Some((Instant::now(), cx.run.progress.iter));
             }
             HookPoint::AfterTrainIter => {
-                let r = cx.s.record.clone();
+                let r = cx.run.record.clone();
                 self.train.add("time", r.time);
                 self.train.add("data_time", r.data_time);
                 for (k, v) in &r.losses {
@@ -322,7 +322,7 @@ impl Hook for LogHook {
                 if let Some(g) = r.grad_norm {
                     self.train.add("grad_norm", g);
                 }
-                let p = cx.s.progress;
+                let p = cx.run.progress;
                 let n = self.config.every.count;
                 let due = if p.by_epoch {
                     (p.inner_iter + 1).is_multiple_of(n)
@@ -337,8 +337,8 @@ impl Hook for LogHook {
                     self.bar(cx);
                 }
             }
-            HookPoint::AfterValIter if cx.s.mode == Mode::Val => {
-                for (k, v) in cx.s.record.losses.clone() {
+            HookPoint::AfterValIter if cx.run.mode == Mode::Val => {
+                for (k, v) in cx.run.record.losses.clone() {
                     self.val.add(&k, v);
                 }
             }
@@ -357,16 +357,16 @@ impl Hook for LogHook {
         if matches!(
             point,
             HookPoint::AfterTrainIter | HookPoint::AfterTrainEpoch
-        ) && let Some(m) = cx.s.metrics.clone()
+        ) && let Some(m) = cx.run.metrics.clone()
         {
             self.val_line(cx, m.into_iter().collect());
         }
-        for m in std::mem::take(&mut cx.s.messages) {
+        for m in std::mem::take(&mut cx.run.messages) {
             self.write_text(&m);
         }
         if let Some(why) = self.failed.take() {
             crate::errln!("error: {why}; stopping after this iteration with a checkpoint");
-            cx.s.halt.get_or_insert(why);
+            cx.run.halt.get_or_insert(why);
         }
         Ok(())
     }

@@ -37,7 +37,7 @@ impl Hook for LrHook {
         if point != HookPoint::BeforeTrainIter {
             return Ok(());
         }
-        let s = &mut *cx.s;
+        let s = &mut *cx.run;
         let p = s.progress;
         if let Some(l) = &self.lr {
             let v = l.value(&p, s.optimizer.base_lr());

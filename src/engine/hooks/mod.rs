@@ -151,10 +151,11 @@ pub struct RunnerState {
     pub messages: Vec<String>,
 }
 
-/// What a hook sees.
+/// What a hook sees: the task, and the run's state (progress, metrics, messages, the
+/// requests a hook may make — saves, stops).
 pub struct Ctx<'a> {
     pub task: &'a mut dyn Task,
-    pub s: &'a mut RunnerState,
+    pub run: &'a mut RunnerState,
 }
 
 /// A hook failed; the run stops with this message.

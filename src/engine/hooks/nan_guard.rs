@@ -14,7 +14,7 @@ impl Hook for NanGuardHook {
         if point != HookPoint::AfterTrainIter {
             return Ok(());
         }
-        let s = &*cx.s;
+        let s = &*cx.run;
         let p = s.progress;
         let at = format!(
             "iteration {} (epoch {}, iter {} of the epoch)",

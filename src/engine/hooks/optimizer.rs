@@ -72,7 +72,7 @@ impl Hook for OptimizerHook {
         if point != HookPoint::AfterTrainIter {
             return Ok(());
         }
-        let s = &mut *cx.s;
+        let s = &mut *cx.run;
         let n = self.config.cumulative_iters;
         let p = s.progress;
         if n > 1 {

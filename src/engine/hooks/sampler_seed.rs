@@ -11,7 +11,7 @@ impl Hook for SamplerSeedHook {
     }
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
         if point == HookPoint::BeforeTrainEpoch {
-            cx.task.set_epoch(cx.s.progress.epoch);
+            cx.task.set_epoch(cx.run.progress.epoch);
         }
         Ok(())
     }

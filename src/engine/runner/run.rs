@@ -26,7 +26,7 @@ impl Runner<'_> {
         for h in &mut self.hooks {
             let mut cx = Ctx {
                 task: &mut *self.task,
-                s: &mut self.st,
+                run: &mut self.st,
             };
             h.on(point, &mut cx).map_err(|error| RunError::Hook {
                 error,

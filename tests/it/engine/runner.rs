@@ -47,8 +47,8 @@ impl Hook for InterruptAt {
         "interrupt_at"
     }
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
-        if point == HookPoint::AfterTrainIter && cx.s.progress.iter + 1 == self.0 {
-            cx.s.interrupt = true;
+        if point == HookPoint::AfterTrainIter && cx.run.progress.iter + 1 == self.0 {
+            cx.run.interrupt = true;
         }
         Ok(())
     }
