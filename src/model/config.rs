@@ -312,14 +312,45 @@ pub struct ModelConfigError {
     /// Config path below `model` (e.g. `neck.in_channels`), for a diagnostic on the recipe.
     pub path: String,
     pub msg: String,
+    /// Other settings (below `model`) the rule involves, labelled too where the recipe wrote
+    /// them.
+    pub also: Vec<String>,
+}
+
+impl ModelConfigError {
+    /// A setting `path` (below `model`) refused for `msg`.
+    pub fn at(path: impl Into<String>, msg: impl Into<String>) -> Self {
+        ModelConfigError {
+            path: path.into(),
+            msg: msg.into(),
+            also: Vec::new(),
+        }
+    }
+
+    /// The same error, also naming the setting `path` the rule involves.
+    pub fn also(mut self, path: impl Into<String>) -> Self {
+        self.also.push(path.into());
+        self
+    }
+
+    /// The same error for a part's setting, seen from `model`: `depth` under `backbone` is
+    /// `backbone.depth`.
+    pub fn under(self, part: &str) -> Self {
+        let below = |p: &str| match p {
+            "" => part.to_string(),
+            p => format!("{part}.{p}"),
+        };
+        ModelConfigError {
+            path: below(&self.path),
+            also: self.also.iter().map(|p| below(p)).collect(),
+            msg: self.msg,
+        }
+    }
 }
 
 impl DetectorConfig {
     /// Deserialize the `model` section of a checked recipe's config tree.
     pub fn from_value(v: &serde_json::Value) -> Result<Self, ModelConfigError> {
-        serde_json::from_value(v.clone()).map_err(|e| ModelConfigError {
-            path: String::new(),
-            msg: e.to_string(),
-        })
+        serde_json::from_value(v.clone()).map_err(|e| ModelConfigError::at("", e.to_string()))
     }
 }

@@ -8,8 +8,11 @@
 use super::default_shape;
 use crate::data::config::{DataConfig, TransformConfig};
 use crate::ir::DType;
+use crate::model::config::ModelConfigError;
 use crate::model::config::{BackboneConfig, DetectorConfig, HeadConfig, NeckConfig};
-use crate::model::net::probe::{FeatureMap, backbone_outputs, known_depth, neck_levels};
+use crate::model::net::probe::{
+    FeatureMap, backbone_outputs, check_backbone, check_neck, known_depth, neck_levels,
+};
 use crate::model::net::{Detector, GraphMode};
 use crate::recipe::{Diagnostic, Diagnostics, SpanTable};
 use serde::de::DeserializeOwned;
@@ -118,6 +121,19 @@ impl Ctx<'_> {
         }
     }
 
+    /// E0501 on the one setting of a part (`what`: `backbone`) that its own checks refuse.
+    fn refused_setting(&mut self, what: &str, e: ModelConfigError) {
+        let label = format!("the {what} cannot be built with this");
+        let msg = format!("the {what} cannot be built: {}", e.msg);
+        let mut d = self.err("E0501", &format!("model.{}", e.path), msg, &label);
+        for p in &e.also {
+            if let Some(l) = self.spans.get(&format!("model.{p}")) {
+                d = d.with_label(l, label.clone());
+            }
+        }
+        self.diags.push(d);
+    }
+
     /// The backbone's outputs, built at the probe size; E0304/E0501 when it cannot be built.
     fn backbone(&mut self, backbone: &BackboneConfig) -> Option<Vec<FeatureMap>> {
         let BackboneConfig::Resnet(bb) = backbone;
@@ -131,6 +147,10 @@ impl Ctx<'_> {
                 )
                 .with_help("depths are 18, 34, 50, 101 and 152");
             self.diags.push(d);
+            return None;
+        }
+        if let Err(e) = check_backbone(backbone) {
+            self.refused_setting("backbone", e);
             return None;
         }
         match backbone_outputs(backbone, (PROBE_SIDE, PROBE_SIDE)) {
@@ -182,6 +202,10 @@ impl Ctx<'_> {
                 ),
             );
             self.diags.push(d);
+        }
+        if let Err(e) = check_neck(neck) {
+            self.refused_setting("neck", e);
+            return None;
         }
         match neck_levels(neck, outputs, PROBE_SIDE) {
             Ok(levels) => Some(levels.iter().map(|m| m.stride).collect()),

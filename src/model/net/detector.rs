@@ -58,22 +58,15 @@ pub struct Detector {
     targets: TargetBuilder,
 }
 
-fn cfg_err(path: &str, msg: impl Into<String>) -> ModelConfigError {
-    ModelConfigError {
-        path: path.into(),
-        msg: msg.into(),
-    }
-}
-
 impl Detector {
     /// Validate a config (channel agreement between parts, anchors, losses) and prepare the
     /// target builder.
     pub fn new(cfg: DetectorConfig) -> Result<Self, ModelConfigError> {
         let parts = cfg.parts();
         let BackboneConfig::Resnet(bb) = &parts.backbone;
-        super::resnet::validate(bb).map_err(|m| cfg_err("backbone", m))?;
+        super::resnet::validate(bb).map_err(|e| e.under("backbone"))?;
         let NeckConfig::Fpn(neck) = &parts.neck;
-        end_level(neck).map_err(|m| cfg_err("neck", m))?;
+        end_level(neck).map_err(|e| e.under("neck"))?;
         let chans: Vec<usize> = stage_channels(bb)
             .expect("validated")
             .into_iter()
@@ -82,7 +75,7 @@ impl Detector {
             .map(|(_, c)| c)
             .collect();
         if chans != neck.in_channels {
-            return Err(cfg_err(
+            return Err(ModelConfigError::at(
                 "neck.in_channels",
                 format!(
                     "{:?} but the backbone's out_indices give {chans:?}",
@@ -92,8 +85,9 @@ impl Detector {
         }
         let targets = match (&cfg, &parts.bbox_head) {
             (DetectorConfig::Retinanet(_), HeadConfig::RetinaHead(h)) => {
-                let anchor_gen = AnchorGenerator::new(h.anchors())
-                    .map_err(|e| cfg_err("bbox_head.anchor_generator", e.to_string()))?;
+                let anchor_gen = AnchorGenerator::new(h.anchors()).map_err(|e| {
+                    ModelConfigError::at("bbox_head.anchor_generator", e.to_string())
+                })?;
                 check_head_common(
                     h.in_channels,
                     neck.out_channels,
@@ -101,7 +95,7 @@ impl Detector {
                     neck.num_outs,
                 )?;
                 let BoxCoderConfig::DeltaXywh(coder) = &h.bbox_coder else {
-                    return Err(cfg_err(
+                    return Err(ModelConfigError::at(
                         "bbox_head.bbox_coder",
                         "retina_head needs delta_xywh",
                     ));
@@ -113,7 +107,7 @@ impl Detector {
                     .windows(2)
                     .any(|w| w[0] != w[1])
                 {
-                    return Err(cfg_err(
+                    return Err(ModelConfigError::at(
                         "bbox_head.anchor_generator",
                         "every level needs the same number of anchors",
                     ));
@@ -136,7 +130,7 @@ impl Detector {
                     neck.num_outs,
                 )?;
                 if !matches!(h.bbox_coder, BoxCoderConfig::DistancePoint(_)) {
-                    return Err(cfg_err(
+                    return Err(ModelConfigError::at(
                         "bbox_head.bbox_coder",
                         "fcos_head needs distance_point",
                     ));
@@ -146,7 +140,7 @@ impl Detector {
                     h.loss_bbox,
                     LossConfig::GiouLoss { .. } | LossConfig::IouLoss { .. }
                 ) {
-                    return Err(cfg_err(
+                    return Err(ModelConfigError::at(
                         "bbox_head.loss_bbox",
                         "fcos_head needs giou_loss or iou_loss",
                     ));
@@ -158,14 +152,14 @@ impl Detector {
                         ..
                     }
                 ) {
-                    return Err(cfg_err(
+                    return Err(ModelConfigError::at(
                         "bbox_head.loss_centerness",
                         "needs cross_entropy_loss with use_sigmoid = true",
                     ));
                 }
                 let rr = h.regress_ranges();
                 if rr.len() != h.strides.len() {
-                    return Err(cfg_err(
+                    return Err(ModelConfigError::at(
                         "bbox_head.regress_ranges",
                         format!("{} ranges for {} strides", rr.len(), h.strides.len()),
                     ));
@@ -180,7 +174,7 @@ impl Detector {
                 }))
             }
             _ => {
-                return Err(cfg_err(
+                return Err(ModelConfigError::at(
                     "bbox_head",
                     "retinanet needs retina_head, fcos needs fcos_head",
                 ));
@@ -374,13 +368,13 @@ fn check_head_common(
     num_outs: usize,
 ) -> Result<(), ModelConfigError> {
     if in_ch != neck_out {
-        return Err(cfg_err(
+        return Err(ModelConfigError::at(
             "bbox_head.in_channels",
             format!("{in_ch} but the neck's out_channels is {neck_out}"),
         ));
     }
     if levels != num_outs {
-        return Err(cfg_err(
+        return Err(ModelConfigError::at(
             "bbox_head",
             format!("{levels} head levels (strides) for the neck's {num_outs} outputs"),
         ));
@@ -395,7 +389,7 @@ fn check_cls_loss(l: &LossConfig) -> Result<(), ModelConfigError> {
             reduction: Reduction::Mean,
             ..
         } => Ok(()),
-        _ => Err(cfg_err(
+        _ => Err(ModelConfigError::at(
             "bbox_head.loss_cls",
             "needs focal_loss with use_sigmoid = true and reduction = mean",
         )),
@@ -416,7 +410,7 @@ fn check_bbox_loss(l: &LossConfig, path: &str) -> Result<(), ModelConfigError> {
             reduction: Reduction::Mean,
             ..
         } => Ok(()),
-        _ => Err(cfg_err(
+        _ => Err(ModelConfigError::at(
             path,
             "needs l1_loss, smooth_l1_loss or giou_loss with reduction = mean",
         )),

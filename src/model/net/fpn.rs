@@ -5,36 +5,40 @@
 
 use super::layers::{Layers, xavier_uniform};
 use crate::graph::{GraphError, NodeId};
-use crate::model::config::{ExtraConvs, FpnConfig};
+use crate::model::config::{ExtraConvs, FpnConfig, ModelConfigError};
 
-/// `backbone_end_level` as mmdetection computes it, or why the config is invalid.
-pub fn end_level(cfg: &FpnConfig) -> Result<usize, String> {
+/// `backbone_end_level` as mmdetection computes it, or the setting that makes the config
+/// invalid.
+pub fn end_level(cfg: &FpnConfig) -> Result<usize, ModelConfigError> {
     let n = cfg.in_channels.len();
     let end = if cfg.end_level == -1 || cfg.end_level == n as i64 - 1 {
         n
     } else if cfg.end_level >= 0 && (cfg.end_level as usize) < n {
         cfg.end_level as usize + 1
     } else {
-        return Err(format!(
-            "end_level {} outside the {n} inputs",
-            cfg.end_level
-        ));
+        let msg = format!("end_level {} outside the {n} inputs", cfg.end_level);
+        return Err(ModelConfigError::at("end_level", msg).also("in_channels"));
     };
     if cfg.start_level >= end {
-        return Err(format!(
+        let msg = format!(
             "start_level {} is not below the end level {end}",
             cfg.start_level
-        ));
+        );
+        return Err(ModelConfigError::at("start_level", msg).also("end_level"));
     }
     let used = end - cfg.start_level;
     if cfg.num_outs < used {
-        return Err(format!(
+        let msg = format!(
             "num_outs {} is fewer than the {used} levels used",
             cfg.num_outs
-        ));
+        );
+        let e = ModelConfigError::at("num_outs", msg).also("start_level");
+        return Err(e.also("end_level"));
     }
     if cfg.end_level != -1 && cfg.num_outs != used {
-        return Err(format!("with end_level set, num_outs must be {used}"));
+        // The rule is end_level's: num_outs is free without it.
+        let msg = format!("with end_level set, num_outs must be {used}");
+        return Err(ModelConfigError::at("end_level", msg).also("num_outs"));
     }
     Ok(end)
 }
@@ -46,7 +50,7 @@ pub fn build_fpn(
     inputs: &[NodeId],
 ) -> Result<Vec<NodeId>, GraphError> {
     let invalid = |m: String| GraphError::Invalid(format!("neck: {m}"));
-    let end = end_level(cfg).map_err(invalid)?;
+    let end = end_level(cfg).map_err(|e| invalid(e.msg))?;
     if inputs.len() != cfg.in_channels.len() {
         return Err(invalid(format!(
             "{} backbone outputs for {} in_channels",

@@ -7,7 +7,22 @@ use super::layers::Layers;
 use super::{build_fpn, build_resnet};
 use crate::graph::{GraphBuilder, NodeId};
 use crate::ir::DType;
-use crate::model::config::{BackboneConfig, NeckConfig};
+use crate::model::config::{BackboneConfig, ModelConfigError, NeckConfig};
+
+/// The backbone's own settings, before anything is built: the error names the setting
+/// (`backbone.out_indices`).
+pub fn check_backbone(backbone: &BackboneConfig) -> Result<(), ModelConfigError> {
+    let BackboneConfig::Resnet(bb) = backbone;
+    super::resnet::validate(bb).map_err(|e| e.under("backbone"))
+}
+
+/// The neck's own level range, before anything is built (`neck.start_level`).
+pub fn check_neck(neck: &NeckConfig) -> Result<(), ModelConfigError> {
+    let NeckConfig::Fpn(fpn) = neck;
+    super::fpn::end_level(fpn)
+        .map(|_| ())
+        .map_err(|e| e.under("neck"))
+}
 
 /// One feature map a part outputs, for one image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

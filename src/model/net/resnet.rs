@@ -4,7 +4,7 @@
 
 use super::layers::{Layers, kaiming_fan_out};
 use crate::graph::{GraphError, NodeId};
-use crate::model::config::{NormConfig, ResNetConfig, ResNetStyle};
+use crate::model::config::{ModelConfigError, NormConfig, ResNetConfig, ResNetStyle};
 
 /// Blocks per stage and whether they are bottlenecks, for a depth.
 pub fn arch(depth: usize) -> Option<(bool, [usize; 4])> {
@@ -30,28 +30,30 @@ pub fn stage_channels(cfg: &ResNetConfig) -> Option<Vec<usize>> {
 }
 
 /// Validation of what the graph cannot express.
-pub fn validate(cfg: &ResNetConfig) -> Result<(), String> {
+pub fn validate(cfg: &ResNetConfig) -> Result<(), ModelConfigError> {
     if arch(cfg.depth).is_none() {
-        return Err(format!(
-            "depth {} is not one of 18, 34, 50, 101, 152",
-            cfg.depth
-        ));
+        let msg = format!("depth {} is not one of 18, 34, 50, 101, 152", cfg.depth);
+        return Err(ModelConfigError::at("depth", msg));
     }
     if !(1..=4).contains(&cfg.num_stages) || cfg.strides.len() < cfg.num_stages {
-        return Err(format!(
+        let msg = format!(
             "num_stages {} needs that many strides, {} given",
             cfg.num_stages,
             cfg.strides.len()
-        ));
+        );
+        return Err(ModelConfigError::at("num_stages", msg).also("strides"));
     }
     if let Some(&i) = cfg.out_indices.iter().find(|&&i| i >= cfg.num_stages) {
-        return Err(format!(
-            "out_indices has {i}, but there are {} stages",
-            cfg.num_stages
-        ));
+        let msg = format!(
+            "out_indices has {i}, but the stages of a {}-stage ResNet are numbered 0 to {}",
+            cfg.num_stages,
+            cfg.num_stages - 1
+        );
+        return Err(ModelConfigError::at("out_indices", msg).also("num_stages"));
     }
     if cfg.norm_cfg.is_none() {
-        return Err("norm_cfg = null is not supported for resnet".into());
+        let msg = "norm_cfg = null is not supported for resnet";
+        return Err(ModelConfigError::at("norm_cfg", msg));
     }
     Ok(())
 }
@@ -62,7 +64,7 @@ pub fn build_resnet(
     cfg: &ResNetConfig,
     x: NodeId,
 ) -> Result<Vec<NodeId>, GraphError> {
-    validate(cfg).map_err(|m| GraphError::Invalid(format!("backbone: {m}")))?;
+    validate(cfg).map_err(|e| GraphError::Invalid(e.under("backbone").to_string()))?;
     let (bottleneck, blocks) = arch(cfg.depth).expect("validated");
     let norm = cfg.norm_cfg.clone().expect("validated");
     let p = "backbone";
