@@ -18,5 +18,5 @@ pub use format::{
 pub use manager::{BestRule, CheckpointManager, KeepPolicy, position, resolve_resume};
 pub use tensors::{
     Tensor, Tensors, copy_matched, load_weights_by, load_weights_into, match_params, param_shapes,
-    params_to_tensors, read_safetensors,
+    params_to_tensors,
 };

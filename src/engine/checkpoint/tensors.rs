@@ -1,8 +1,10 @@
 //! Named f32 tensors and their safetensors encoding, and weight loading with a report.
 
 use crate::engine::params::ParamSet;
-use crate::model::weights::{LoadReport, LoadRule, Matched, Shapes, match_weights};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use crate::model::weights::{
+    LoadReport, LoadRule, Matched, SafetensorsDtypes, Shapes, decode_safetensors, match_weights,
+};
+use safetensors::{Dtype, tensor::TensorView};
 use std::collections::HashMap;
 
 /// A tensor as checkpoints hold it: the same host tensor the weight readers give.
@@ -50,29 +52,7 @@ pub(super) fn encode(
 }
 
 pub(super) fn decode(bytes: &[u8]) -> Result<Tensors, String> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
-    let mut out = Tensors::new();
-    for (name, view) in st.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(format!(
-                "tensor `{name}` is {:?}; mmrun checkpoints hold f32",
-                view.dtype()
-            ));
-        }
-        let data = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        out.insert(
-            name,
-            Tensor {
-                shape: view.shape().to_vec(),
-                data,
-            },
-        );
-    }
-    Ok(out)
+    decode_safetensors(bytes, SafetensorsDtypes::F32Only)
 }
 
 /// The names and shapes of a parameter set, as weight matching reads them.
@@ -113,11 +93,4 @@ pub fn load_weights_by(params: &mut ParamSet, tensors: &Tensors, rule: &LoadRule
 /// checkpoint was exact).
 pub fn load_weights_into(params: &mut ParamSet, tensors: &Tensors) -> LoadReport {
     load_weights_by(params, tensors, &LoadRule::exact())
-}
-
-/// Read a plain `.safetensors` weights file (for `load_from`).
-pub fn read_safetensors(path: &std::path::Path) -> Result<Tensors, String> {
-    let bytes = crate::util::read::regular_file(path, crate::util::read::UNLIMITED)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }

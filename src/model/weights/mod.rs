@@ -50,7 +50,7 @@ pub enum WeightsError {
 /// The file inside an mmrun checkpoint folder that holds the model's weights.
 pub const CHECKPOINT_WEIGHTS: &str = "model.safetensors";
 
-/// Read a `.safetensors` file.
+/// Read a `.safetensors` file (any float or i64 dtype, converted to f32).
 pub fn load_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
     let p = path.display().to_string();
     let bytes =
@@ -60,41 +60,53 @@ pub fn load_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
                 source,
             }
         })?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| WeightsError::Format {
-        path: p.clone(),
-        msg: e.to_string(),
-    })?;
+    decode_safetensors(&bytes, SafetensorsDtypes::Any)
+        .map_err(|msg| WeightsError::Format { path: p, msg })
+}
+
+/// Which dtypes [`decode_safetensors`] accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SafetensorsDtypes {
+    /// f32, f64, f16, bf16 and i64, converted to f32 (pretrained weights).
+    Any,
+    /// f32 only: mmrun's own checkpoints, whose resume must be exact.
+    F32Only,
+}
+
+/// The tensors of a safetensors file's bytes, as f32; `Err` names the tensor at fault.
+pub fn decode_safetensors(bytes: &[u8], dtypes: SafetensorsDtypes) -> Result<StateDict, String> {
+    use safetensors::Dtype as D;
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
     let mut out = StateDict::new();
     for (name, view) in st.tensors() {
-        use safetensors::Dtype as D;
         let d = view.data();
-        let data: Vec<f32> = match view.dtype() {
-            D::F32 => d
+        let data: Vec<f32> = match (view.dtype(), dtypes) {
+            (D::F32, _) => d
                 .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect(),
-            D::F64 => d
+            (other, SafetensorsDtypes::F32Only) => {
+                return Err(format!(
+                    "tensor `{name}` is {other:?}; mmrun checkpoints hold f32"
+                ));
+            }
+            (D::F64, _) => d
                 .chunks_exact(8)
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
                 .collect(),
-            D::F16 => d
+            (D::F16, _) => d
                 .chunks_exact(2)
                 .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
-            D::BF16 => d
+            (D::BF16, _) => d
                 .chunks_exact(2)
                 .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
-            D::I64 => d
+            (D::I64, _) => d
                 .chunks_exact(8)
                 .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
                 .collect(),
-            other => {
-                return Err(WeightsError::Format {
-                    path: p,
-                    msg: format!("tensor `{name}` has unsupported dtype {other:?}"),
-                });
-            }
+            (other, _) => return Err(format!("tensor `{name}` has unsupported dtype {other:?}")),
         };
         out.insert(
             name,
