@@ -191,7 +191,7 @@ fn measure(args: &Args) -> Result<Measured, String> {
             .collect::<Result<_, _>>()
             .map_err(|e| format!("targets: {e}"))?;
         host.targets += t.elapsed().as_secs_f64();
-        let out = step.run(&mut params, data.img.clone(), &targets)?;
+        let out = step.run(&mut params, data.img.clone(), &targets, 1.0)?;
         host.copies += out.host_s;
         let t = Instant::now();
         optim.step(&mut params);

@@ -64,6 +64,7 @@ pub(super) fn build_task(
         plan.training.runtime.seed,
         plan.metric,
         device,
+        plan.training.runtime.precision,
     )
 }
 

@@ -24,7 +24,7 @@ use crate::engine::step::{ShapeKey, TrainStep};
 use crate::engine::task::{Metrics, Task, TaskError, TrainOutput};
 use crate::eval::coco::{CocoGt, CocoParams, Detection};
 use crate::eval::{MetricKind, metric_names};
-use crate::ir::{DType, HostTensor};
+use crate::ir::{DType, HostTensor, Precision};
 use crate::model::anchor::point_grid;
 use crate::model::assign::ImageGt;
 use crate::model::config::DetectorConfig;
@@ -86,15 +86,23 @@ fn dataset_of(
 }
 
 /// Build the task and its parameters from the plan's model and data; its graphs run on
-/// `device`, its evaluation scores with `metric`.
+/// `device` in `precision`, its evaluation scores with `metric`.
 pub fn build_task_on(
     model: &DetectorConfig,
     data: &DataConfig,
     seed: u64,
     metric: MetricKind,
     device: Device,
+    precision: Precision,
 ) -> Result<(Box<dyn Task>, ParamSet), String> {
-    let detector = Detector::new(model.clone()).map_err(|e| e.to_string())?;
+    if precision != Precision::Fp32 && !matches!(device, Device::Cpu) {
+        return Err(format!(
+            "{precision} training runs on the cpu backend only in this build (the {} kernels are f32): use `--device cpu` or `runtime.precision = fp32`",
+            device.name()
+        ));
+    }
+    let detector =
+        (Detector::new(model.clone()).map_err(|e| e.to_string())?).with_precision(precision);
     let (train_ds, train_pipe) = dataset_of(data, "train")?
         .ok_or("the recipe has no `data.train` dataset: there is nothing to train on")?;
     let opts = LoaderOptions::from_config(data, &train_pipe, seed);
@@ -272,6 +280,7 @@ impl Task for DetectorTask {
         &mut self,
         params: &mut ParamSet,
         inner_iter: u64,
+        loss_scale: f64,
     ) -> Result<TrainOutput, TaskError> {
         // The runner reseeds the epoch also when resuming into its middle: continue from the
         // batch it asks for, not from the epoch's first.
@@ -294,7 +303,9 @@ impl Task for DetectorTask {
             .map_err(err)?;
         let data_time = t0.elapsed().as_secs_f64();
         let img = HostTensor::f32(batch.shape.to_vec(), batch.images).map_err(err)?;
-        let out = self.step.run(params, img, &batch.targets).map_err(err)?;
+        let out = (self.step)
+            .run(params, img, &batch.targets, loss_scale)
+            .map_err(err)?;
         Ok(TrainOutput {
             losses: out.losses,
             data_time,

@@ -8,8 +8,9 @@ use crate::engine::hooks::{
     EmaHook, EvalConfig, EvalHook, Hook, HookError, HookPoint, LogConfig, LogHook, LrHook, Mode,
     NanGuardHook, OptimizerHook, OptimizerHookConfig, Progress, SamplerSeedHook,
 };
-use crate::engine::optim::OptimizerConfig;
+use crate::engine::optim::{LossScaleConfig, OptimizerConfig};
 use crate::engine::runner::{CheckpointSettings, RunConfig};
+use crate::ir::Precision;
 use crate::model::weights::Source;
 use crate::schedule::{RunLength, ScheduleSpecs};
 use crate::util::units::Period;
@@ -28,6 +29,11 @@ pub struct Runtime {
     /// `cpu` or `cuda:N` (`runtime.backend`; `mmrun exec --device` overrides it).
     pub device: String,
     pub resume: Option<String>,
+    /// `runtime.precision`, or f16 where the recipe has the `fp16` hook.
+    pub precision: Precision,
+    /// f16's loss scaling (`hooks.fp16.loss_scale`; dynamic without the hook); `None`
+    /// otherwise.
+    pub loss_scale: Option<LossScaleConfig>,
 }
 
 /// One hook of the recipe, typed: what it is, its name and its ordering constraints.
@@ -247,6 +253,7 @@ pub fn build_training(spec: &TrainingSpec, iters_per_epoch: u64) -> Result<Train
     if let Some(c) = ckpt {
         run.checkpoint = c;
     }
+    run.loss_scale = spec.runtime.loss_scale.clone();
     Ok(Training {
         optimizer: spec.optimizer.clone(),
         hooks,

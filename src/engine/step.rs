@@ -8,7 +8,7 @@ use super::on_device::{RunGraph, executor_on};
 use super::params::ParamSet;
 use crate::backend::Device;
 use crate::ir::{DType, HostTensor};
-use crate::model::net::{Detector, GraphMode};
+use crate::model::net::{Detector, GraphMode, LOSS_SCALE};
 use crate::model::target::{DenseTargets, TargetBuilder};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -74,12 +74,14 @@ impl TrainStep {
         self.graphs.get(&key).map(|g| g.as_ref())
     }
 
-    /// One step on `images` (`[n, 3, h, w]`, padded) with each image's targets.
+    /// One step on `images` (`[n, 3, h, w]`, padded) with each image's targets. The gradients
+    /// are of the loss times `loss_scale` (f16 training's loss scaling; 1 otherwise).
     pub fn run(
         &mut self,
         params: &mut ParamSet,
         images: HostTensor,
         targets: &[DenseTargets],
+        loss_scale: f64,
     ) -> Result<StepOutput, String> {
         let t0 = Instant::now();
         let &[n, _, h, w] = images.shape.as_slice() else {
@@ -88,10 +90,21 @@ impl TrainStep {
                 images.shape
             ));
         };
-        let feeds = self
+        let mut feeds = self
             .detector
             .train_feeds(images, targets, (h, w))
             .map_err(|e| e.to_string())?;
+        if self.detector.precision().needs_loss_scale() {
+            feeds.insert(
+                LOSS_SCALE.into(),
+                HostTensor::scalar(DType::F32, loss_scale),
+            );
+        } else if loss_scale != 1.0 {
+            return Err(format!(
+                "a loss scale of {loss_scale} in {} training: only fp16 scales its loss",
+                self.detector.precision()
+            ));
+        }
         let exec = self.graph_for((n, h, w))?;
         let t1 = Instant::now();
         let mut out = exec.run(params, &feeds).map_err(|e| e.to_string())?;

@@ -40,12 +40,14 @@ pub trait Task {
     /// epoch's order depends only on the task's seed (given when it was built) and `epoch`.
     fn set_epoch(&mut self, epoch: u64);
 
-    /// Forward and backward on batch `inner_iter` of the current epoch. Gradients are written
-    /// into `params` (overwriting what was there).
+    /// Forward and backward on batch `inner_iter` of the current epoch. The gradients of the
+    /// loss times `loss_scale` (f16 training's loss scaling; 1 otherwise) are written into
+    /// `params` (overwriting what was there); the losses reported are unscaled.
     fn train_step(
         &mut self,
         params: &mut ParamSet,
         inner_iter: u64,
+        loss_scale: f64,
     ) -> Result<TrainOutput, TaskError>;
 
     /// Batches in one validation-loss pass (a `val` workflow phase); 0 when not supported.

@@ -21,6 +21,14 @@ impl GraphBuilder {
             ));
         }
         self.push_scope("backward");
+        // Gradient ops take their forward op's dtypes; autocast must not re-cast them.
+        let autocast = self.autocast.take();
+        let result = self.append_backward(loss);
+        self.autocast = autocast;
+        result
+    }
+
+    fn append_backward(&mut self, loss: NodeId) -> Result<(), GraphError> {
         let n = loss.0 + 1;
         let mut requires = vec![false; n];
         for i in 0..n {

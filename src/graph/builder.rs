@@ -88,6 +88,8 @@ impl Graph {
 pub struct GraphBuilder {
     pub(crate) g: Graph,
     float: DType,
+    /// Mixed precision: the half dtype convolutions and matrix products of f32 values run in.
+    pub(super) autocast: Option<DType>,
     scope: Vec<String>,
 }
 
@@ -138,8 +140,54 @@ impl GraphBuilder {
         GraphBuilder {
             g: Graph::default(),
             float,
+            autocast: None,
             scope: Vec::new(),
         }
+    }
+
+    /// Mixed precision as torch's autocast: from now on a convolution or matrix product whose
+    /// operands are all f32 casts them to `half` (f16 or bf16), runs in `half` and casts its
+    /// result back to f32; everything else (norms, losses, softmax, reductions) stays f32.
+    /// Parameters stay f32 (the master weights); their gradients come back through the casts.
+    /// `None` turns it off.
+    pub fn set_autocast(&mut self, half: Option<DType>) -> Result<(), GraphError> {
+        if let Some(h) = half
+            && !matches!(h, DType::F16 | DType::BF16)
+        {
+            return Err(GraphError::Invalid(format!(
+                "autocast needs a half dtype (f16 or bf16), not {h}"
+            )));
+        }
+        self.autocast = half;
+        Ok(())
+    }
+
+    /// The mixed-precision dtype, if any.
+    pub fn autocast(&self) -> Option<DType> {
+        self.autocast
+    }
+
+    /// The half dtype an autocast op over `ids` runs in: set, and every operand f32.
+    pub(crate) fn autocast_for(&self, ids: &[NodeId]) -> Option<DType> {
+        let all_f32 = ids
+            .iter()
+            .all(|i| i.0 < self.g.nodes.len() && self.dtype(*i) == DType::F32);
+        self.autocast.filter(|_| all_f32)
+    }
+
+    /// `op` applied to `ids` cast to `half`, its result cast back to f32.
+    pub(crate) fn in_half(
+        &mut self,
+        half: DType,
+        ids: &[NodeId],
+        op: impl FnOnce(&mut Self, &[NodeId]) -> Result<NodeId, GraphError>,
+    ) -> Result<NodeId, GraphError> {
+        let cast: Vec<NodeId> = ids
+            .iter()
+            .map(|&i| self.cast(i, half))
+            .collect::<Result<_, _>>()?;
+        let y = op(self, &cast)?;
+        self.cast(y, DType::F32)
     }
 
     /// The float dtype of parameters.
@@ -646,6 +694,11 @@ impl GraphBuilder {
         trans_a: bool,
         trans_b: bool,
     ) -> Result<NodeId, GraphError> {
+        if let Some(half) = self.autocast_for(&[a, b]) {
+            return self.in_half(half, &[a, b], |g, h| {
+                g.matmul_t(h[0], h[1], trans_a, trans_b)
+            });
+        }
         let dt = self.require_float("matmul", &[a, b])?;
         let (sa, sb) = (self.shape(a).to_vec(), self.shape(b).to_vec());
         if sa.len() != sb.len()

@@ -28,6 +28,11 @@ impl GraphBuilder {
     ) -> Result<NodeId, GraphError> {
         let mut ids = vec![x, w];
         ids.extend(bias);
+        if let Some(half) = self.autocast_for(&ids) {
+            return self.in_half(half, &ids, |g, h| {
+                g.conv2d(h[0], h[1], h.get(2).copied(), attrs)
+            });
+        }
         let dt = self.require_float("conv2d", &ids)?;
         let (xs, ws) = (self.shape(x).to_vec(), self.shape(w).to_vec());
         if xs.len() != 4 || ws.len() != 4 {

@@ -59,3 +59,47 @@ pub(crate) fn fmt_shape(shape: &[usize]) -> String {
     let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     format!("[{}]", parts.join(","))
 }
+
+/// The arithmetic of a training or inference run (`runtime.precision`): f32 throughout, or
+/// mixed precision — convolutions and matrix products in bf16 or f16 (torch's autocast
+/// policy), everything else and the master weights in f32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Bf16,
+    Fp16,
+}
+
+impl Precision {
+    /// The half dtype autocast ops run in; `None` for f32.
+    pub fn autocast(self) -> Option<DType> {
+        match self {
+            Precision::Fp32 => None,
+            Precision::Bf16 => Some(DType::BF16),
+            Precision::Fp16 => Some(DType::F16),
+        }
+    }
+
+    /// Whether gradients need loss scaling to stay in range (f16's 5-bit exponent; bf16 has
+    /// f32's range).
+    pub fn needs_loss_scale(self) -> bool {
+        self == Precision::Fp16
+    }
+
+    /// The recipe's spelling (`fp32`, `bf16`, `fp16`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+            Precision::Fp16 => "fp16",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

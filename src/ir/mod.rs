@@ -8,6 +8,6 @@ pub mod op;
 mod tensor;
 
 pub(crate) use dtype::fmt_shape;
-pub use dtype::{DType, numel};
+pub use dtype::{DType, Precision, numel};
 pub use op::{Op, conv_out_size};
 pub use tensor::{HostData, HostTensor, LengthMismatch};

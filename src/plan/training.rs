@@ -5,7 +5,9 @@
 use crate::engine::hooks::{
     CheckpointConfig, EarlyStopConfig, EmaConfig, EvalConfig, LogConfig, Mode, OptimizerHookConfig,
 };
+use crate::engine::optim::{DynamicName, LossScaleConfig};
 use crate::engine::setup::{HookKind, HookSpec, RunSpec, Runtime, TrainingSpec};
+use crate::ir::Precision;
 use crate::model::config::InitConfig;
 use crate::model::weights::{LoadFrom, sources};
 use crate::registry::{self, Category};
@@ -104,6 +106,7 @@ struct RuntimeSection {
     work_dir: PathBuf,
     devices: u64,
     backend: String,
+    precision: Precision,
     /// Only `none` passes the checker (one process).
     #[allow(dead_code)]
     launcher: String,
@@ -126,6 +129,8 @@ fn runtime(rt: &Value) -> Result<(Runtime, Option<LoadFrom>), PathError> {
             _ => r.backend,
         },
         resume: r.resume,
+        precision: r.precision,
+        loss_scale: None,
     };
     Ok((runtime, r.load_from))
 }
@@ -221,10 +226,13 @@ fn hook(name: &str, v: &Value) -> Result<Option<HookSpec>, PathError> {
         "sampler_seed" => return Err(PathError::new(path, "sampler_seed cannot be reordered")),
         // One device: there is nothing to synchronise.
         "sync_buffers" => return Ok(None),
+        // Not a hook of its own: `mixed_precision` folds it into the runtime and the
+        // optimizer hook, as mmcv's Fp16OptimizerHook replaces the OptimizerHook.
+        "fp16" if before.is_empty() && after.is_empty() => return Ok(None),
         "fp16" => {
             return Err(PathError::new(
                 path,
-                "mixed precision is not supported yet: the cpu and cuda backends train in f32",
+                "the fp16 hook is part of the optimizer step and cannot be reordered",
             ));
         }
         other => {
@@ -242,6 +250,39 @@ fn hook(name: &str, v: &Value) -> Result<Option<HookSpec>, PathError> {
     }))
 }
 
+/// `runtime.precision` with the `fp16` hook (mmdetection's spelling of f16 training): the
+/// precision the run trains in and, for f16, its loss scaling. The hook alone means f16 with
+/// its `loss_scale`; `precision = fp16` alone means a dynamic scale (torch's defaults).
+fn mixed_precision(config: &Value, runtime: &mut Runtime) -> Result<(), PathError> {
+    let hook = section(config, "hooks").get("fp16");
+    if let Some(h) = hook {
+        if runtime.precision == Precision::Bf16 {
+            return Err(PathError::new(
+                "hooks.fp16",
+                "the fp16 hook trains in f16, but `runtime.precision` is bf16: keep one of them",
+            ));
+        }
+        runtime.precision = Precision::Fp16;
+        let scale = h.get("loss_scale").cloned().unwrap_or(Value::Null);
+        let cfg: LossScaleConfig = parse(&scale, "hooks.fp16.loss_scale")?;
+        cfg.validate()
+            .map_err(|e| PathError::new("hooks.fp16.loss_scale", e))?;
+        runtime.loss_scale = Some(cfg);
+    } else if runtime.precision == Precision::Fp16 {
+        runtime.loss_scale = Some(LossScaleConfig::Named(DynamicName::Dynamic));
+    }
+    if runtime.precision != Precision::Fp32 && runtime.device.starts_with("cuda") {
+        return Err(PathError::new(
+            "runtime.precision",
+            format!(
+                "{} training runs on the cpu backend only in this build: the cuda kernels are f32 (use `precision = fp32` on cuda)",
+                runtime.precision
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The training sections of a checked config tree, typed; `backbone_init` is the model's
 /// `init_cfg` (the first weights a run starts from).
 pub fn training_spec(
@@ -251,7 +292,13 @@ pub fn training_spec(
 ) -> Result<TrainingSpec, Vec<PathError>> {
     let mut errors = Vec::new();
     let runtime = match runtime(section(config, "runtime")) {
-        Ok(r) => Some(r),
+        Ok(mut r) => match mixed_precision(config, &mut r.0) {
+            Ok(()) => Some(r),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
         Err(e) => {
             errors.push(e);
             None

@@ -107,8 +107,8 @@ codes! {
     "Top-level keys are the sections `model`, `data`, `optimizer`, `schedule`, `hooks`, `run`\n\
      and `runtime`. Variables are declared with `let`.";
     "E0311", "not supported by this build",
-    "The registry knows the setting, but this build cannot honour it (the `fp16` and `profiler`\n\
-     hooks, a distributed launcher, clipping by a norm other than 2). `check` refuses it rather\n\
+    "The registry knows the setting, but this build cannot honour it (the `profiler` hook, a\n\
+     distributed launcher, clipping by a norm other than 2). `check` refuses it rather\n\
      than let `exec` stop after the data is loaded, or silently do something else. The help\n\
      says what to write instead.";
     "E0401", "num_classes does not match the dataset",

@@ -16,16 +16,10 @@ pub fn check(config: &Value, spans: &SpanTable, diags: &mut Diagnostics) {
             .with_help(help.to_string())
     };
     let hooks = config.get("hooks").and_then(Value::as_object);
-    for (name, help) in [
-        (
-            "fp16",
-            "this build trains in f32 on every backend; remove the hook",
-        ),
-        (
-            "profiler",
-            "remove the hook; `mmrun bench train` times a training step by operation",
-        ),
-    ] {
+    for (name, help) in [(
+        "profiler",
+        "remove the hook; `mmrun bench train` times a training step by operation",
+    )] {
         if hooks.is_some_and(|h| h.contains_key(name)) {
             let path = format!("hooks.{name}");
             diags.push(err(

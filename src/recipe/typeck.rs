@@ -432,5 +432,9 @@ fn shape_fits(n: &Node, ty: &Ty) -> bool {
             | (Ty::List(_), NodeKind::List(_))
             | (Ty::Enum(_), NodeKind::Symbol(_))
             | (Ty::Str | Ty::Path, NodeKind::Str(_))
+            | (
+                Ty::Record(_) | Ty::Map(_),
+                NodeKind::Record { ty: None, .. }
+            )
     )
 }

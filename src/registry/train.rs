@@ -563,12 +563,12 @@ pub static COMPONENTS: &[Component] = &[
     Component {
         name: "fp16",
         category: Hook,
-        doc: "mixed precision with loss scaling (Fp16OptimizerHook); not supported by this build: `check` refuses it (E0311)",
+        doc: "mixed precision with loss scaling (mmcv's Fp16OptimizerHook): convolutions in f16, f32 master weights; sets `runtime.precision = fp16`",
         params: &[p(
             "loss_scale",
-            Ty::Or(&[Ty::Enum(&["dynamic"]), POSF]),
-            Def::Str("dynamic"),
-            "`dynamic` or a fixed scale",
+            Ty::Or(&[Ty::Enum(&["dynamic"]), POSF, Ty::Record(DYNAMIC_SCALE)]),
+            Def::Float(512.0),
+            "a fixed scale (mmcv's default, 512), `dynamic` (torch's GradScaler defaults) or a record of GradScaler settings",
         )],
     },
     Component {
@@ -602,6 +602,32 @@ pub static COMPONENTS: &[Component] = &[
             ),
         ],
     },
+];
+
+/// `torch.amp.GradScaler`'s settings (mmcv passes a `loss_scale` dict to it).
+const DYNAMIC_SCALE: &[Param] = &[
+    p("init_scale", POSF, Def::Float(65536.0), "the first scale"),
+    p(
+        "growth_factor",
+        Ty::Float {
+            min: 1.0,
+            max: f64::INFINITY,
+        },
+        Def::Float(2.0),
+        "the scale's factor after `growth_interval` finite steps",
+    ),
+    p(
+        "backoff_factor",
+        Ty::Float { min: 0.0, max: 1.0 },
+        Def::Float(0.5),
+        "the scale's factor after a non-finite step",
+    ),
+    p(
+        "growth_interval",
+        POS,
+        Def::Int(2000),
+        "finite steps in a row before the scale grows",
+    ),
 ];
 
 const GRAD_CLIP: &[Param] = &[
@@ -744,6 +770,12 @@ const RUNTIME: &[Param] = &[
         Ty::Enum(&["cpu", "cuda"]),
         Def::Str("cpu"),
         "compute backend",
+    ),
+    p(
+        "precision",
+        Ty::Enum(&["fp32", "bf16", "fp16"]),
+        Def::Str("fp32"),
+        "arithmetic: f32, or mixed precision with convolutions in bf16 or f16 (f16 scales its loss: see the `fp16` hook); the cpu backend only in this build",
     ),
     p(
         "launcher",

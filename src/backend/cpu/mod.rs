@@ -1,6 +1,7 @@
-//! The CPU backend: the reference implementation of every op (f32 and f64), multithreaded with
-//! rayon over independent output chunks only, and GEMM through the `gemm` crate, so results are
-//! bit-identical whatever the thread count.
+//! The CPU backend: the reference implementation of every op (f32 and f64, and f16/bf16 as
+//! storage computed in f32 — see `widen`), multithreaded with rayon over independent output
+//! chunks only, and GEMM through the `gemm` crate, so results are bit-identical whatever the
+//! thread count.
 //!
 //! The kernels are also exposed as plain functions on slices (`loss`, `elementwise`, `norm`,
 //! `conv`, `pool`) so that other backends' parity tests can call them directly.
@@ -15,6 +16,7 @@ pub mod loss;
 mod map;
 pub mod norm;
 pub mod pool;
+mod widen;
 
 pub use float::Float;
 
@@ -178,6 +180,13 @@ impl Backend for CpuBackend {
             outp::<T>(out, "fill")?.fill(T::from_f64(v));
             Ok(())
         }
+        if widen::is_half(out.dtype) {
+            let n = numel(out.shape);
+            return match widen::fill(out.buf, n, value) {
+                true => Ok(()),
+                false => Err(unsupported("fill", out.dtype)),
+            };
+        }
         if let (DType::I32, HostData::I32(v)) = (out.dtype, &mut *out.buf) {
             // Rust's `as`: truncation toward zero, saturating, NaN to 0 (as the CUDA backend).
             v[..numel(out.shape)].fill(value as i32);
@@ -189,26 +198,41 @@ impl Backend for CpuBackend {
     fn unary(&self, op: &UnaryOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
         check::unary(ins, &out)?;
         if let UnaryOp::Cast(_) = op {
+            if let Some(done) = widen::cast(&ins[0], out.buf) {
+                return done;
+            }
             let n = numel(out.shape);
             let src =
                 HostData::F64((0..n).map(|i| ins[0].buf.get_f64(i)).collect()).cast(out.dtype);
             return write_host(out.buf, src, n);
         }
+        if widen::involves_half(ins, &out) {
+            return widen::widened(ins, out, "unary", |i, o| self.unary(op, i, o));
+        }
         by_dtype!(out, "unary", unary_t(op, ins, &mut out))
     }
 
     fn binary(&self, op: BinaryOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
+        if widen::involves_half(ins, &out) {
+            return widen::widened(ins, out, "binary", |i, o| self.binary(op, i, o));
+        }
         check::binary(ins, &out)?;
         by_dtype!(out, "binary", binary_t(op, ins, &mut out))
     }
 
     fn reduce(&self, op: &ReduceOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
+        if widen::involves_half(ins, &out) {
+            return widen::widened(ins, out, "sum", |i, o| self.reduce(op, i, o));
+        }
         check::reduce(op, ins, &out)?;
         let ReduceOp::Sum { axes, .. } = op;
         by_dtype!(out, "sum", sum_t(axes, ins, &mut out))
     }
 
     fn layout(&self, op: &LayoutOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
+        if widen::involves_half(ins, &out) {
+            return widen::widened(ins, out, "layout", |i, o| self.layout(op, i, o));
+        }
         check::layout(op, ins, &out)?;
         match out.dtype {
             DType::F32 => layout_t::<f32>(op, ins, &mut out),
@@ -246,22 +270,37 @@ impl Backend for CpuBackend {
     }
 
     fn matmul(&self, op: &MatmulOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
+        if widen::involves_half(ins, &out) {
+            return widen::widened(ins, out, "matmul", |i, o| self.matmul(op, i, o));
+        }
         by_dtype!(out, "matmul", matmul_t(op, ins, &mut out))
     }
 
     fn conv(&self, op: &ConvOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
+        if widen::involves_half(ins, &out) {
+            return widen::widened(ins, out, "conv2d", |i, o| self.conv(op, i, o));
+        }
         by_dtype!(out, "conv2d", conv_t(op, ins, &mut out))
     }
 
     fn pool(&self, op: &PoolOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
+        if widen::involves_half(ins, &out) {
+            return widen::widened(ins, out, "pool", |i, o| self.pool(op, i, o));
+        }
         by_dtype!(out, "pool", pool_t(op, ins, &mut out))
     }
 
     fn norm(&self, op: &NormOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
+        if widen::involves_half(ins, &out) {
+            return widen::widened(ins, out, "norm", |i, o| self.norm(op, i, o));
+        }
         by_dtype!(out, "norm", norm_t(op, ins, &mut out))
     }
 
     fn loss(&self, op: &LossOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
+        if widen::involves_half(ins, &out) {
+            return widen::widened(ins, out, "loss", |i, o| self.loss(op, i, o));
+        }
         check::loss(op, ins, &out)?;
         by_dtype!(out, "loss", loss_t(op, ins, &mut out))
     }

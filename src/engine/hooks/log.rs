@@ -111,6 +111,13 @@ fn fmt_value(k: &str, v: f64) -> String {
         format!("{v:.3e}")
     } else if k == "memory" {
         format!("{v:.0}")
+    } else if k == "loss_scale" {
+        // Powers of two, usually: whole below a million, else in exponent form.
+        if v < 1e6 {
+            format!("{v}")
+        } else {
+            format!("{v:.3e}")
+        }
     } else if k.contains("time") {
         format!("{v:.3}")
     } else {
@@ -218,6 +225,10 @@ impl LogHook {
         f.insert("epoch".into(), json!(p.epoch + 1));
         f.insert("iter".into(), json!(iter));
         f.insert("lr".into(), json!(cx.run.optimizer.lr()));
+        if let Some(sc) = &cx.run.scaler {
+            // The scale the next iteration uses (after this one's update).
+            f.insert("loss_scale".into(), json!(sc.scale()));
+        }
         let keys = self.train.keys.clone();
         for k in ["time", "data_time"] {
             if let Some(v) = self.train.mean(k) {

@@ -30,7 +30,7 @@ pub use order::{DEFAULT_ORDER, order_hooks};
 pub use sampler_seed::SamplerSeedHook;
 
 use crate::engine::checkpoint::Tensors;
-use crate::engine::optim::Optimizer;
+use crate::engine::optim::{LossScaler, Optimizer};
 use crate::engine::params::ParamSet;
 use crate::engine::task::{Metrics, Task};
 use crate::util::units::Period;
@@ -114,6 +114,10 @@ pub struct IterRecord {
     /// Wall seconds of the whole iteration (data, step, hooks before it).
     pub time: f64,
     pub grad_norm: Option<f64>,
+    /// The loss scale this iteration's gradients were computed with (f16 training).
+    pub loss_scale: Option<f64>,
+    /// Whether the optimizer skipped this iteration's update (non-finite scaled gradients).
+    pub skipped_step: bool,
 }
 
 /// A checkpoint a hook asks the runner to write after the current point.
@@ -129,6 +133,9 @@ pub enum SaveRequest {
 pub struct RunnerState {
     pub params: ParamSet,
     pub optimizer: Optimizer,
+    /// f16 training's loss scaler: the runner scales the loss by it, the optimizer hook
+    /// unscales the gradients, skips non-finite steps and updates it.
+    pub scaler: Option<LossScaler>,
     /// EMA shadow of `params`, when an EMA hook runs; evaluation uses it instead of `params`.
     pub ema: Option<ParamSet>,
     pub progress: Progress,

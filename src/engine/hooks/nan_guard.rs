@@ -1,6 +1,7 @@
 //! Stops the run at the first non-finite loss or gradient, before the optimizer can spread
 //! it into the weights, naming the iteration and the loss term (or parameter). The runner
-//! adds the last good checkpoint to the error.
+//! adds the last good checkpoint to the error. Under f16 loss scaling only the loss is
+//! checked: non-finite scaled gradients are the loss scaler's to handle.
 
 use super::{Ctx, Hook, HookError, HookPoint};
 
@@ -27,6 +28,11 @@ impl Hook for NanGuardHook {
                 "nan_guard",
                 format!("{name} is {v} at {at}; weights were not updated"),
             ));
+        }
+        // Under loss scaling a non-finite gradient is expected now and then: the optimizer
+        // hook skips that step and lowers the scale.
+        if s.scaler.is_some() {
+            return Ok(());
         }
         for q in s.params.iter().filter(|q| q.trainable) {
             if let Some(g) = q.grad.iter().find(|g| !g.is_finite()) {

@@ -1,5 +1,7 @@
 //! The optimizer step: gradient accumulation (mmcv's `GradientCumulativeOptimizerHook`
 //! semantics, including the shorter last window), clipping by norm or value, then the update.
+//! Under f16 loss scaling it is mmcv's `Fp16OptimizerHook` as well: the gradients are
+//! unscaled before clipping, a step with a non-finite gradient is skipped, the scale updated.
 
 use super::{Ctx, Hook, HookError, HookPoint};
 use crate::engine::checkpoint::{Tensor, Tensors};
@@ -102,6 +104,12 @@ impl Hook for OptimizerHook {
             }
             self.pending = 0;
         }
+        // mmcv's Fp16OptimizerHook: unscale, clip, step unless a gradient overflowed, update
+        // the scale.
+        let found_inf = s
+            .scaler
+            .as_ref()
+            .is_some_and(|sc| sc.unscale(&mut s.params));
         if let Some(c) = &self.config.grad_clip {
             if let Some(max_norm) = c.max_norm {
                 s.record.grad_norm = Some(clip_grad_norm(&mut s.params, max_norm));
@@ -109,7 +117,14 @@ impl Hook for OptimizerHook {
                 clip_grad_value(&mut s.params, v);
             }
         }
-        s.optimizer.step(&mut s.params);
+        if found_inf {
+            s.record.skipped_step = true;
+        } else {
+            s.optimizer.step(&mut s.params);
+        }
+        if let Some(sc) = &mut s.scaler {
+            sc.update(found_inf);
+        }
         Ok(())
     }
 

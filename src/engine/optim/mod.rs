@@ -1,5 +1,6 @@
 //! Optimizers over a [`ParamSet`]: SGD and AdamW with torch.optim's update rules, paramwise
-//! multipliers with mmcv's rules, gradient clipping, and gradient accumulation.
+//! multipliers with mmcv's rules, gradient clipping, gradient accumulation, and f16 training's
+//! loss scaling.
 //!
 //! Frozen parameters and buffers get no update and no state. State is keyed by parameter name
 //! so checkpoints survive a reordering of the model's parameters.
@@ -7,10 +8,12 @@
 mod adamw;
 pub mod clip;
 mod paramwise;
+mod scaler;
 mod sgd;
 
 pub use clip::{clip_grad_norm, clip_grad_value, grad_norm};
 pub use paramwise::{CustomKey, Paramwise};
+pub use scaler::{DynamicName, DynamicScale, LossScaleConfig, LossScaler};
 
 use crate::engine::params::ParamSet;
 use serde::{Deserialize, Serialize};

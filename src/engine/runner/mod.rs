@@ -8,7 +8,7 @@ mod state;
 
 use crate::engine::checkpoint::{CheckpointError, CheckpointManager, KeepPolicy};
 use crate::engine::hooks::{Hook, HookError, IterRecord, Mode, Progress, RunnerState, order_hooks};
-use crate::engine::optim::Optimizer;
+use crate::engine::optim::{LossScaleConfig, LossScaler, Optimizer};
 use crate::engine::params::ParamSet;
 use crate::engine::task::{Metrics, Task, TaskError};
 use crate::util::units::{Period, PeriodUnit};
@@ -27,6 +27,8 @@ pub struct RunConfig {
     /// Stop after this many iterations in total without changing the schedule (smoke runs).
     pub stop_at_iter: Option<u64>,
     pub checkpoint: CheckpointSettings,
+    /// f16 training's loss scaling (`hooks.fp16.loss_scale`); `None` trains unscaled.
+    pub loss_scale: Option<LossScaleConfig>,
 }
 
 /// Where and how checkpoints are written.
@@ -56,6 +58,7 @@ impl RunConfig {
             work_dir,
             recipe_hash: String::new(),
             stop_at_iter: None,
+            loss_scale: None,
         }
     }
 }
@@ -187,9 +190,14 @@ impl<'t> Runner<'t> {
         };
         let max_epochs = max_iters.div_ceil(ipe);
         let ckpt = CheckpointManager::new(&config.checkpoint.dir, config.checkpoint.keep);
+        let scaler = (config.loss_scale.as_ref())
+            .map(LossScaler::new)
+            .transpose()
+            .map_err(|e| RunError::Config(format!("hooks.fp16.loss_scale: {e}")))?;
         let st = RunnerState {
             params,
             optimizer,
+            scaler,
             ema: None,
             progress: Progress {
                 iters_per_epoch: ipe,

@@ -4,6 +4,7 @@
 use super::{RunError, RunSummary, Runner};
 use crate::engine::hooks::{Ctx, HookPoint, IterRecord, Mode, SaveRequest};
 use crate::engine::interrupt;
+use crate::engine::optim::LossScaler;
 use crate::util::units::PeriodUnit;
 use std::time::Instant;
 
@@ -161,15 +162,20 @@ impl Runner<'_> {
         }
         let t0 = Instant::now();
         self.call(HookPoint::BeforeTrainIter)?;
+        let loss_scale = self.st.scaler.as_ref().map(LossScaler::scale);
         let out = self
             .task
-            .train_step(&mut self.st.params, self.pos.inner)
+            .train_step(
+                &mut self.st.params,
+                self.pos.inner,
+                loss_scale.unwrap_or(1.0),
+            )
             .map_err(|e| self.task_err(e))?;
         self.st.record = IterRecord {
             losses: with_total(out.losses),
             data_time: out.data_time,
-            time: 0.0,
-            grad_norm: None,
+            loss_scale,
+            ..IterRecord::default()
         };
         self.st.record.time = t0.elapsed().as_secs_f64();
         self.call(HookPoint::AfterTrainIter)?;

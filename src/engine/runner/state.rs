@@ -7,6 +7,7 @@ use crate::engine::checkpoint::{
     params_to_tensors,
 };
 use crate::engine::hooks::HookPoint;
+use crate::engine::optim::LossScaler;
 use crate::model::weights::LoadRule;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -46,7 +47,7 @@ impl Runner<'_> {
                 schedule: serde_json::Value::Null,
                 rng: BTreeMap::new(),
                 sampler: self.task.state(),
-                loss_scaler: None,
+                loss_scaler: st.scaler.as_ref().map(LossScaler::state_dict),
                 best: st.best.clone(),
                 hooks,
                 workflow: (self.pos.phase, self.pos.phase_done),
@@ -86,6 +87,19 @@ impl Runner<'_> {
             .optimizer
             .load_state(&self.st.params, &s.optimizer, &opt_tensors)
             .map_err(|e| invalid(e.to_string()))?;
+        match (&mut self.st.scaler, &s.loss_scaler) {
+            (Some(scaler), Some(saved)) => scaler
+                .load_state_dict(saved)
+                .map_err(|e| invalid(format!("loss scaler: {e}")))?,
+            (Some(scaler), None) => self.st.messages.push(format!(
+                "warning: the checkpoint holds no loss scaler state (it was not trained in fp16); the loss scale starts at {}",
+                scaler.scale()
+            )),
+            (None, Some(_)) => self.st.messages.push(
+                "warning: the checkpoint's loss scaler state is not used: this run does not scale its loss (not fp16)".into(),
+            ),
+            (None, None) => {}
+        }
         if let Some(ema) = &data.ema {
             let mut e = self.st.params.clone();
             let r = load_weights_into(&mut e, ema);

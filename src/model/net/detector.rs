@@ -9,7 +9,7 @@ use super::losses::{fcos_losses, retina_losses};
 use super::resnet::{build_resnet, stage_channels};
 use super::retina_head::build_retina_head;
 use crate::graph::{Graph, GraphBuilder, GraphError, NodeId};
-use crate::ir::{DType, HostTensor, LengthMismatch};
+use crate::ir::{DType, HostTensor, LengthMismatch, Precision};
 use crate::model::anchor::{AnchorError, AnchorGenerator, point_grid};
 use crate::model::assign::fcos::FcosTargetConfig;
 use crate::model::config::{
@@ -19,6 +19,9 @@ use crate::model::config::{
 use crate::model::target::{AnchorTargetConfig, DenseTargets, TargetBuilder};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The train graph's feed of the loss scale (f16 training: the gradients are of `loss × loss_scale`).
+pub const LOSS_SCALE: &str = "loss_scale";
 
 /// Which graph to build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +59,7 @@ pub struct BuiltGraph {
 pub struct Detector {
     pub cfg: DetectorConfig,
     targets: TargetBuilder,
+    precision: Precision,
 }
 
 impl Detector {
@@ -180,7 +184,11 @@ impl Detector {
                 ));
             }
         };
-        Ok(Self { cfg, targets })
+        Ok(Self {
+            cfg,
+            targets,
+            precision: Precision::Fp32,
+        })
     }
 
     /// The per-image target builder for the data loader.
@@ -196,6 +204,18 @@ impl Detector {
         }
     }
 
+    /// The detector with its graphs built in `precision` (autocast convolutions; with f16, a
+    /// train graph scales its loss by the `loss_scale` feed before the backward pass).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// The arithmetic the graphs are built in.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// Build the train or eval graph for a batch of `batch` images padded to `(h, w)`.
     pub fn build(
         &self,
@@ -206,6 +226,7 @@ impl Detector {
     ) -> Result<BuiltGraph, GraphError> {
         let parts = self.cfg.parts();
         let mut b = GraphBuilder::new(float);
+        b.set_autocast(self.precision.autocast())?;
         let BackboneConfig::Resnet(bb) = &parts.backbone;
         let NeckConfig::Fpn(neck) = &parts.neck;
         let img = b.input("img", &[batch, bb.in_channels, hw.0, hw.1], float)?;
@@ -241,7 +262,10 @@ impl Detector {
                             heads.push(eval_outputs(l.b, i, c, r, None, sizes[i])?);
                         }
                     }
-                    GraphMode::Train => retina_losses(l.b, h, t, &outs, batch, num_priors)?,
+                    GraphMode::Train => {
+                        let total = retina_losses(l.b, h, t, &outs, batch, num_priors)?;
+                        backward(l.b, total, self.precision)?;
+                    }
                 }
             }
             HeadConfig::FcosHead(h) => {
@@ -260,7 +284,10 @@ impl Detector {
                             )?);
                         }
                     }
-                    GraphMode::Train => fcos_losses(l.b, h, &outs, batch, num_priors)?,
+                    GraphMode::Train => {
+                        let total = fcos_losses(l.b, h, &outs, batch, num_priors)?;
+                        backward(l.b, total, self.precision)?;
+                    }
                 }
             }
         }
@@ -359,6 +386,17 @@ impl Detector {
         }
         Ok(f)
     }
+}
+
+/// The backward pass from the total loss; with loss scaling (f16), from `total × loss_scale`,
+/// the scale fed each step by the optimizer's loss scaler.
+fn backward(b: &mut GraphBuilder, total: NodeId, precision: Precision) -> Result<(), GraphError> {
+    if !precision.needs_loss_scale() {
+        return b.backward(total);
+    }
+    let scale = b.input(LOSS_SCALE, &[], DType::F32)?;
+    let scaled = b.mul(total, scale)?;
+    b.backward(scaled)
 }
 
 fn check_head_common(

@@ -67,7 +67,7 @@ pub(super) fn retina_losses(
     outs: &[(NodeId, NodeId)],
     batch: usize,
     num_priors: usize,
-) -> Result<(), GraphError> {
+) -> Result<NodeId, GraphError> {
     let c = h.num_classes;
     let m = batch * num_priors;
     let cls_l: Vec<NodeId> = outs.iter().map(|o| o.0).collect();
@@ -117,7 +117,7 @@ pub(super) fn retina_losses(
     b.output("loss_cls", loss_cls)?;
     b.output("loss_bbox", loss_bbox)?;
     b.output("loss", total)?;
-    b.backward(total)
+    Ok(total)
 }
 
 /// mmdetection's `delta2bbox` without clipping, on `[M, 4]` anchors and deltas.
@@ -184,7 +184,7 @@ pub(super) fn fcos_losses(
     outs: &[super::fcos_head::FcosLevel],
     batch: usize,
     num_priors: usize,
-) -> Result<(), GraphError> {
+) -> Result<NodeId, GraphError> {
     let c = h.num_classes;
     let m = batch * num_priors;
     let f = b.float_dtype();
@@ -253,7 +253,7 @@ pub(super) fn fcos_losses(
     b.output("loss_bbox", loss_bbox)?;
     b.output("loss_centerness", loss_ctr)?;
     b.output("loss", total)?;
-    b.backward(total)
+    Ok(total)
 }
 
 /// mmdetection's `IoULoss`: `ious = bbox_overlaps(pred, target, is_aligned).clamp(min=eps)`,

@@ -325,6 +325,7 @@ fn train_three(test: &str, device: Device) {
         plan.training.runtime.seed,
         plan.metric,
         device,
+        plan.training.runtime.precision,
     )
     .unwrap();
     let work = dir.path().join("work");

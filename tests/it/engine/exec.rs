@@ -52,11 +52,10 @@ fn recipe_sections_build_hooks_optimizer_and_run() {
 #[test]
 fn unsupported_hooks_and_lengths_are_reported_with_paths() {
     let mut c = config(&[]);
-    c["hooks"]["fp16"] =
-        serde_json::json!({"type": "fp16", "loss_scale": "dynamic", "before": [], "after": []});
+    c["hooks"]["profiler"] = serde_json::json!({"type": "profiler", "at": [1], "out_dir": null, "before": [], "after": []});
     c["run"]["iters"] = serde_json::json!(10);
     let errs = training_spec(&c, 1, None).err().unwrap();
-    assert!(errs.iter().any(|e| e.path == "hooks.fp16"), "{errs:?}");
+    assert!(errs.iter().any(|e| e.path == "hooks.profiler"), "{errs:?}");
     assert!(errs.iter().any(|e| e.path == "run"), "{errs:?}");
 }
 

@@ -8,9 +8,11 @@ mod exec;
 mod faults;
 mod hostile;
 mod kill;
+mod loss_scale;
+mod mixed_precision;
 mod optim;
 mod pretrained;
-mod pyref;
+pub(crate) mod pyref;
 mod runner;
 mod standin;
 

@@ -90,6 +90,7 @@ impl Task for Linear {
         &mut self,
         params: &mut ParamSet,
         inner_iter: u64,
+        loss_scale: f64,
     ) -> Result<TrainOutput, TaskError> {
         if self.sleep > 0.0 {
             std::thread::sleep(std::time::Duration::from_secs_f64(self.sleep));
@@ -113,8 +114,9 @@ impl Task for Linear {
         for d in 0..DIM {
             gw[d] += 0.02 * w[d];
         }
-        params.get_mut("fc.weight").unwrap().grad = gw.to_vec();
-        params.get_mut("fc.bias").unwrap().grad = vec![gb];
+        let scale = loss_scale as f32;
+        params.get_mut("fc.weight").unwrap().grad = gw.iter().map(|g| g * scale).collect();
+        params.get_mut("fc.bias").unwrap().grad = vec![gb * scale];
         let mut loss_mse = loss as f64;
         if self.nan_at == Some(self.steps) {
             loss_mse = f64::NAN;

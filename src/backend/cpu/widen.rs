@@ -1,0 +1,142 @@
+//! Half-precision storage, f32 arithmetic: an op with an f16 or bf16 input or output runs its
+//! f32 kernel on widened copies of the half inputs and rounds the result to the output's dtype
+//! once (round to nearest even). That is how mixed precision computes everywhere — torch's
+//! autocast on the CPU and cuDNN/cuBLAS half GEMMs accumulate in f32 — so the CPU backend is
+//! the reference for the half-precision numerics of a training step, not only for f32.
+
+use super::super::{BackendError, TensorMut, TensorRef};
+use crate::ir::{DType, HostData, numel};
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
+
+type In<'a> = TensorRef<'a, HostData>;
+type Out<'a> = TensorMut<'a, HostData>;
+
+/// f16 or bf16: stored in half precision, computed in f32.
+pub(super) fn is_half(d: DType) -> bool {
+    matches!(d, DType::F16 | DType::BF16)
+}
+
+/// Whether an op reads or writes a half-precision tensor.
+pub(super) fn involves_half(ins: &[In<'_>], out: &Out<'_>) -> bool {
+    is_half(out.dtype) || ins.iter().any(|t| is_half(t.dtype))
+}
+
+/// The first `n` elements of half storage as f32 (exact); `None` for other storage.
+pub(super) fn to_f32(d: &HostData, n: usize) -> Option<Vec<f32>> {
+    let mut out = vec![0.0f32; n];
+    match d {
+        HostData::F16(v) => v.get(..n)?.convert_to_f32_slice(&mut out),
+        HostData::BF16(v) => v.get(..n)?.convert_to_f32_slice(&mut out),
+        _ => return None,
+    }
+    Some(out)
+}
+
+/// Rounds `src` into the first `src.len()` elements of half storage; false when `dst` is not
+/// half storage or is too short.
+pub(super) fn round_into(src: &[f32], dst: &mut HostData) -> bool {
+    let n = src.len();
+    match dst {
+        HostData::F16(v) if v.len() >= n => v[..n].convert_from_f32_slice(src),
+        HostData::BF16(v) if v.len() >= n => v[..n].convert_from_f32_slice(src),
+        _ => return false,
+    }
+    true
+}
+
+/// Fills the first `n` elements of half storage with `value` rounded once; false otherwise.
+pub(super) fn fill(dst: &mut HostData, n: usize, value: f64) -> bool {
+    match dst {
+        HostData::F16(v) if v.len() >= n => v[..n].fill(f16::from_f64(value)),
+        HostData::BF16(v) if v.len() >= n => v[..n].fill(bf16::from_f64(value)),
+        _ => return false,
+    }
+    true
+}
+
+/// A cast between f32 and a half type, in bulk (the conversions mixed precision makes at
+/// every convolution); `None` for other pairs, which take the general path.
+pub(super) fn cast(src: &In<'_>, dst: &mut HostData) -> Option<Result<(), BackendError>> {
+    let n = numel(src.shape);
+    match (src.buf, &mut *dst) {
+        (HostData::F32(s), d) if is_half(d.dtype()) => Some(match s.get(..n) {
+            Some(s) if round_into(s, d) => Ok(()),
+            _ => Err(short("cast")),
+        }),
+        (s, HostData::F32(d)) if is_half(s.dtype()) => Some(match (to_f32(s, n), d.get_mut(..n)) {
+            (Some(w), Some(d)) => {
+                d.copy_from_slice(&w);
+                Ok(())
+            }
+            _ => Err(short("cast")),
+        }),
+        _ => None,
+    }
+}
+
+fn short(op: &'static str) -> BackendError {
+    BackendError::Invalid {
+        backend: "cpu",
+        op,
+        message: "a buffer is shorter than its tensor".into(),
+    }
+}
+
+/// Runs `kernel` with every half input widened to f32 and an f32 output, then rounds the
+/// output into `out` when it is half.
+pub(super) fn widened(
+    ins: &[In<'_>],
+    out: Out<'_>,
+    op: &'static str,
+    kernel: impl FnOnce(&[In<'_>], Out<'_>) -> Result<(), BackendError>,
+) -> Result<(), BackendError> {
+    let wide: Vec<Option<HostData>> = ins
+        .iter()
+        .map(|t| {
+            if !is_half(t.dtype) {
+                return Ok(None);
+            }
+            to_f32(t.buf, numel(t.shape))
+                .map(|v| Some(HostData::F32(v)))
+                .ok_or_else(|| short(op))
+        })
+        .collect::<Result<_, _>>()?;
+    let refs: Vec<In<'_>> = ins
+        .iter()
+        .zip(&wide)
+        .map(|(t, w)| match w {
+            Some(buf) => TensorRef {
+                buf,
+                shape: t.shape,
+                dtype: DType::F32,
+            },
+            None => TensorRef {
+                buf: t.buf,
+                shape: t.shape,
+                dtype: t.dtype,
+            },
+        })
+        .collect();
+    if !is_half(out.dtype) {
+        return kernel(&refs, out);
+    }
+    let n = numel(out.shape);
+    let mut tmp = HostData::F32(vec![0.0; n]);
+    kernel(
+        &refs,
+        TensorMut {
+            buf: &mut tmp,
+            shape: out.shape,
+            dtype: DType::F32,
+        },
+    )?;
+    let HostData::F32(tmp) = tmp else {
+        unreachable!("allocated as f32 above")
+    };
+    if round_into(&tmp, out.buf) {
+        Ok(())
+    } else {
+        Err(short(op))
+    }
+}
