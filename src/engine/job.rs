@@ -10,7 +10,7 @@ use crate::engine::runner::{RunError, RunSummary, Runner};
 use crate::engine::setup::{Training, TrainingSpec, build_training};
 use crate::engine::task::Task;
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Command-line choices that override the recipe.
 #[derive(Clone, Debug, Default)]
@@ -80,6 +80,33 @@ fn world_size_note(spec: &TrainingSpec) -> Option<String> {
     ))
 }
 
+/// mmdetection's `meta` of a run (what `tools/train.py` hands the runner): the environment,
+/// the merged config, the seed, and the experiment's name (the work dir's, as mmdetection's
+/// default work dir is named after the config).
+fn run_meta(
+    config: &serde_json::Value,
+    seed: u64,
+    work_dir: &Path,
+) -> Vec<(String, serde_json::Value)> {
+    let env_info = format!(
+        "mmrun: {}\nOS: {} {}\nThreads: {}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        rayon::current_num_threads()
+    );
+    let pretty = serde_json::to_string_pretty(config).expect("JSON values serialise");
+    let name = work_dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    vec![
+        ("env_info".into(), env_info.into()),
+        ("config".into(), pretty.into()),
+        ("seed".into(), seed.into()),
+        ("exp_name".into(), name.into()),
+    ]
+}
+
 /// A runner ready to go, and what it was built from.
 pub struct Prepared<'t> {
     pub runner: Runner<'t>,
@@ -110,6 +137,11 @@ pub fn prepare<'t>(
     } = build_training(spec, task.iters_per_epoch()).map_err(JobError::Recipe)?;
     run.recipe_hash = config_hash(&config);
     run.stop_at_iter = opts.stop_at_iter;
+    run.meta = run_meta(
+        &config,
+        runtime.seed,
+        opts.work_dir.as_ref().unwrap_or(&runtime.work_dir),
+    );
     // The config holds the work dir as text; a path given on the command line is kept as the
     // operating system gave it (it need not be UTF-8).
     if let Some(w) = &opts.work_dir {

@@ -1,7 +1,9 @@
 //! Small shared pieces with no domain knowledge: the seeded RNG, atomic file writes, safe
-//! reads of user-named files, units and the console (printing that never panics).
+//! reads of user-named files, units, UTC timestamps and the console (printing that never
+//! panics).
 
 pub mod atomic_file;
+pub mod clock;
 pub mod console;
 pub mod read;
 pub mod rng;

@@ -1,10 +1,14 @@
-//! Logging: averages over each `every` interval written as text (`log.txt`, stdout), JSON
-//! lines with mmdetection's log.json fields (`log.jsonl`), TensorBoard scalars, and a
-//! progress bar with ETA when stderr is a terminal. Interval sums are hook state, so the
-//! lines after a resume are the lines an uninterrupted run writes.
+//! Logging: averages over each `every` interval written as text (`log.txt` with a UTC
+//! timestamp on each line, as mmcv's logger; stdout), JSON lines with mmdetection's log.json
+//! fields (`log.jsonl`, every digit) and mmdetection's own `<timestamp>.log.json` (see
+//! `mmdet_json`), TensorBoard scalars, and a progress bar with ETA when stderr is a terminal.
+//! Interval sums are hook state, so the lines after a resume are the lines an uninterrupted
+//! run writes.
 
+use super::mmdet_json::MmdetJsonLog;
 use super::tensorboard::EventWriter;
 use super::{Ctx, Hook, HookError, HookPoint, Mode};
+use crate::util::clock::Utc;
 use crate::util::units::{Period, PeriodUnit};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -56,12 +60,29 @@ impl Interval {
     }
 }
 
+/// A log line's fields in the order they were inserted (a later insert of a key replaces it).
+#[derive(Default)]
+struct Fields(Vec<(String, Value)>);
+
+impl Fields {
+    fn get(&self, k: &str) -> Option<&Value> {
+        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v)
+    }
+    fn insert(&mut self, k: String, v: Value) {
+        match self.0.iter_mut().find(|(key, _)| *key == k) {
+            Some(slot) => slot.1 = v,
+            None => self.0.push((k, v)),
+        }
+    }
+}
+
 pub struct LogHook {
     config: LogConfig,
     train: Interval,
     val: Interval,
     text: Option<File>,
     json: Option<File>,
+    mmdet: Option<MmdetJsonLog>,
     tb: Option<EventWriter>,
     bar: bool,
     started: Option<(Instant, u64)>,
@@ -139,6 +160,7 @@ impl LogHook {
             val: Interval::default(),
             text: None,
             json: None,
+            mmdet: None,
             tb: None,
             bar: false,
             started: None,
@@ -154,7 +176,8 @@ impl LogHook {
             crate::outln!("{line}");
         }
         if let Some(f) = &mut self.text
-            && let Err(e) = writeln!(f, "{line}").and_then(|()| still_linked(f))
+            && let Err(e) = writeln!(f, "{} - mmrun - INFO - {line}", Utc::now().log_stamp())
+                .and_then(|()| still_linked(f))
         {
             self.text = None;
             self.fail("log.txt", e);
@@ -168,14 +191,23 @@ impl LogHook {
         }
     }
 
-    fn emit(&mut self, fields: Map<String, Value>, text: String, step: u64, prefix: &str) {
+    /// Writes one log line everywhere: `ordered` holds its fields in mmcv's order.
+    fn emit(&mut self, ordered: Vec<(String, Value)>, text: String, step: u64, prefix: &str) {
         self.write_text(&text);
+        let fields: Map<String, Value> = ordered.iter().cloned().collect();
         if let Some(f) = &mut self.json
             && let Err(e) =
                 writeln!(f, "{}", Value::Object(fields.clone())).and_then(|()| still_linked(f))
         {
             self.json = None;
             self.fail("log.jsonl", e);
+        }
+        if let Some(m) = &mut self.mmdet
+            && let Err(e) = m.write(&ordered)
+        {
+            let name = m.path().display().to_string();
+            self.mmdet = None;
+            self.fail(&name, e);
         }
         if let Some(tb) = &mut self.tb {
             let scalars: Vec<(String, f32)> = fields
@@ -205,6 +237,8 @@ impl LogHook {
         }
         if self.config.to.contains(&LogSink::Json) {
             self.json = Some(append("log.jsonl").map_err(err)?);
+            let stamp = Utc::now().file_stamp();
+            self.mmdet = Some(MmdetJsonLog::create(dir, &stamp, &cx.run.meta).map_err(err)?);
         }
         if self.config.to.contains(&LogSink::Tensorboard) {
             self.tb = Some(EventWriter::create(&dir.join("tf_logs")).map_err(err)?);
@@ -215,7 +249,7 @@ impl LogHook {
 
     fn train_line(&mut self, cx: &Ctx) {
         let p = cx.run.progress;
-        let mut f = Map::new();
+        let mut f = Fields::default();
         f.insert("mode".into(), json!("train"));
         let (iter, total) = if p.by_epoch {
             (p.inner_iter + 1, p.iters_per_epoch)
@@ -225,19 +259,21 @@ impl LogHook {
         f.insert("epoch".into(), json!(p.epoch + 1));
         f.insert("iter".into(), json!(iter));
         f.insert("lr".into(), json!(cx.run.optimizer.lr()));
+        // mmcv's order: memory, data_time, the loss terms and the rest as they were first
+        // recorded, time last.
+        f.insert("memory".into(), json!(memory_mb()));
+        if let Some(v) = self.train.mean("data_time") {
+            f.insert("data_time".into(), json!(v));
+        }
+        for k in self.train.keys.iter().filter(|k| !k.contains("time")) {
+            f.insert(k.clone(), json!(self.train.mean(k).unwrap_or(f64::NAN)));
+        }
+        if let Some(v) = self.train.mean("time") {
+            f.insert("time".into(), json!(v));
+        }
         if let Some(sc) = &cx.run.scaler {
             // The scale the next iteration uses (after this one's update).
             f.insert("loss_scale".into(), json!(sc.scale()));
-        }
-        let keys = self.train.keys.clone();
-        for k in ["time", "data_time"] {
-            if let Some(v) = self.train.mean(k) {
-                f.insert(k.into(), json!(v));
-            }
-        }
-        f.insert("memory".into(), json!(memory_mb()));
-        for k in keys.iter().filter(|k| !k.contains("time")) {
-            f.insert(k.clone(), json!(self.train.mean(k).unwrap_or(f64::NAN)));
         }
         let eta = match self.started {
             Some((t0, i0)) if p.iter + 1 > i0 => {
@@ -251,19 +287,36 @@ impl LogHook {
         } else {
             format!("Iter [{iter}/{total}]")
         };
-        let body: Vec<String> = f
-            .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "mode" | "epoch" | "iter"))
-            .map(|(k, v)| format!("{k}: {}", fmt_value(k, v.as_f64().unwrap_or(f64::NAN))))
-            .collect();
-        let text = format!("{head}\teta: {eta}, {}", body.join(", "));
+        // mmcv's text line: lr, eta, time, data_time, memory, then the rest.
+        let value = |k: &str| {
+            f.get(k)
+                .map(|v| fmt_value(k, v.as_f64().unwrap_or(f64::NAN)))
+        };
+        let mut body = vec![format!("lr: {}", value("lr").unwrap_or_default())];
+        body.push(format!("eta: {eta}"));
+        for k in ["time", "data_time", "memory"] {
+            if let Some(v) = value(k) {
+                body.push(format!("{k}: {v}"));
+            }
+        }
+        body.extend(
+            (f.0.iter())
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "mode" | "epoch" | "iter" | "lr" | "time" | "data_time" | "memory"
+                    )
+                })
+                .map(|(k, v)| format!("{k}: {}", fmt_value(k, v.as_f64().unwrap_or(f64::NAN)))),
+        );
+        let text = format!("{head}\t{}", body.join(", "));
         self.train = Interval::default();
-        self.emit(f, text, p.iter + 1, "train");
+        self.emit(f.0, text, p.iter + 1, "train");
     }
 
     fn val_line(&mut self, cx: &Ctx, values: Vec<(String, f64)>) {
         let p = cx.run.progress;
-        let mut f = Map::new();
+        let mut f = Fields::default();
         f.insert("mode".into(), json!("val"));
         f.insert("epoch".into(), json!(p.epoch + 1));
         f.insert(
@@ -287,7 +340,12 @@ impl LogHook {
             .iter()
             .map(|(k, v)| format!("{k}: {}", fmt_value(k, *v)))
             .collect();
-        self.emit(f, format!("{head}\t{}", body.join(", ")), p.iter + 1, "val");
+        self.emit(
+            f.0,
+            format!("{head}\t{}", body.join(", ")),
+            p.iter + 1,
+            "val",
+        );
     }
 
     fn bar(&self, cx: &Ctx) {

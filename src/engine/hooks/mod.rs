@@ -12,6 +12,7 @@ mod ema;
 mod eval;
 mod log;
 mod lr;
+pub mod mmdet_json;
 mod nan_guard;
 mod optimizer;
 mod order;
@@ -154,6 +155,9 @@ pub struct RunnerState {
     /// fail naming it (a log that can no longer be written).
     pub halt: Option<String>,
     pub work_dir: PathBuf,
+    /// What the run is (mmcv's `runner.meta`: `env_info`, `config`, `seed`, `exp_name`), in
+    /// order; the log hook writes it first in mmdetection's `<timestamp>.log.json`.
+    pub meta: Vec<(String, serde_json::Value)>,
     /// Lines the runner and hooks want printed (by the log hook, or stderr without one).
     pub messages: Vec<String>,
 }

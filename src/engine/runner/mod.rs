@@ -29,6 +29,8 @@ pub struct RunConfig {
     pub checkpoint: CheckpointSettings,
     /// f16 training's loss scaling (`hooks.fp16.loss_scale`); `None` trains unscaled.
     pub loss_scale: Option<LossScaleConfig>,
+    /// What the run is, for the logs (mmcv's `runner.meta`); empty when not known.
+    pub meta: Vec<(String, serde_json::Value)>,
 }
 
 /// Where and how checkpoints are written.
@@ -59,6 +61,7 @@ impl RunConfig {
             recipe_hash: String::new(),
             stop_at_iter: None,
             loss_scale: None,
+            meta: Vec::new(),
         }
     }
 }
@@ -215,6 +218,7 @@ impl<'t> Runner<'t> {
             interrupt: false,
             halt: None,
             work_dir: config.work_dir.clone(),
+            meta: config.meta.clone(),
             messages: Vec::new(),
         };
         Ok(Runner {

@@ -10,6 +10,7 @@ mod hostile;
 mod kill;
 mod loss_scale;
 mod mixed_precision;
+mod mmdet_logs;
 mod optim;
 mod pretrained;
 pub(crate) mod pyref;
