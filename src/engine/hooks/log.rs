@@ -278,7 +278,7 @@ impl LogHook {
         let eta = match self.started {
             Some((t0, i0)) if p.iter + 1 > i0 => {
                 let per = t0.elapsed().as_secs_f64() / (p.iter + 1 - i0) as f64;
-                fmt_secs(per * (p.max_iters - p.iter - 1) as f64)
+                fmt_secs(per * p.stop_iter.saturating_sub(p.iter + 1) as f64)
             }
             _ => "-".into(),
         };
@@ -348,23 +348,26 @@ impl LogHook {
         );
     }
 
+    /// The progress bar: iterations done out of where this process stops, the rate, the ETA.
     fn bar(&self, cx: &Ctx) {
         let p = cx.run.progress;
-        let done = p.iter + 1;
+        let (done, end) = (p.iter + 1, p.stop_iter.max(1));
         let width = 30;
-        let filled = (done * width / p.max_iters.max(1)) as usize;
-        let eta = match self.started {
+        let filled = ((done * width / end) as usize).min(width as usize);
+        let (rate, eta) = match self.started {
             Some((t0, i0)) if done > i0 => {
                 let per = t0.elapsed().as_secs_f64() / (done - i0) as f64;
-                fmt_secs(per * (p.max_iters - done) as f64)
+                (
+                    format!("{:.2} it/s", 1.0 / per.max(1e-9)),
+                    fmt_secs(per * end.saturating_sub(done) as f64),
+                )
             }
-            _ => "-".into(),
+            _ => ("-".into(), "-".into()),
         };
         crate::err!(
-            "\r[{}{}] {done}/{} ETA {eta}",
+            "\r[{}{}] {done}/{end} {rate} ETA {eta}",
             "#".repeat(filled),
-            " ".repeat(width as usize - filled.min(width as usize)),
-            p.max_iters
+            " ".repeat(width as usize - filled),
         );
         let _ = std::io::stderr().flush();
     }

@@ -69,6 +69,9 @@ pub struct Progress {
     /// otherwise.
     pub max_epochs: u64,
     pub by_epoch: bool,
+    /// Where this process stops: `max_iters`, or earlier under `--max-iters` (progress bars
+    /// and ETAs count to it; schedules and `last_iter` still count to `max_iters`).
+    pub stop_iter: u64,
 }
 
 impl Progress {

@@ -207,6 +207,7 @@ impl<'t> Runner<'t> {
                 max_iters,
                 max_epochs,
                 by_epoch,
+                stop_iter: config.stop_at_iter.map_or(max_iters, |s| s.min(max_iters)),
                 ..Default::default()
             },
             mode: Mode::Train,

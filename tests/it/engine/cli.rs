@@ -128,3 +128,43 @@ fn exec_reads_the_device_from_the_recipe_and_warns_about_the_world_size() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("device: cpu"), "{text}");
 }
+
+/// Under `--max-iters N` the progress bar (on a terminal: `script` gives the run one) and the
+/// logged ETA count to N, not to the schedule's end, and the bar shows the rate.
+#[test]
+fn progress_and_eta_count_to_max_iters() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = super::detector::dataset(dir.path());
+    let work = dir.path().join("w");
+    let mut cmd = format!(
+        "'{}' exec pipelines/quickstart.recipe --work-dir '{}' --max-iters 3",
+        env!("CARGO_BIN_EXE_mmrun"),
+        work.display()
+    );
+    for s in super::detector::overrides(&root, 10) {
+        cmd.push_str(&format!(" --set '{s}'"));
+    }
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    let Ok(out) = out else {
+        eprintln!("skipped: `script` (util-linux) is not installed");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    assert!(out.status.success(), "{text}");
+    let last_bar = text.lines().filter(|l| l.contains(" ETA ")).next_back();
+    let last_bar = last_bar.unwrap_or_else(|| panic!("no progress bar in\n{text}"));
+    assert!(
+        last_bar.contains("] 3/3 ") && last_bar.contains(" it/s ETA 0:00:00"),
+        "{last_bar}"
+    );
+    let log = std::fs::read_to_string(work.join("log.txt")).unwrap();
+    let last_line = log
+        .lines()
+        .filter(|l| l.contains("Epoch ["))
+        .next_back()
+        .unwrap();
+    assert!(last_line.contains("eta: 0:00:00"), "{last_line}");
+}
