@@ -154,17 +154,13 @@ fn progress_and_eta_count_to_max_iters() {
     };
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
     assert!(out.status.success(), "{text}");
-    let last_bar = text.lines().filter(|l| l.contains(" ETA ")).next_back();
+    let last_bar = text.lines().rfind(|l| l.contains(" ETA "));
     let last_bar = last_bar.unwrap_or_else(|| panic!("no progress bar in\n{text}"));
     assert!(
         last_bar.contains("] 3/3 ") && last_bar.contains(" it/s ETA 0:00:00"),
         "{last_bar}"
     );
     let log = std::fs::read_to_string(work.join("log.txt")).unwrap();
-    let last_line = log
-        .lines()
-        .filter(|l| l.contains("Epoch ["))
-        .next_back()
-        .unwrap();
+    let last_line = log.lines().rfind(|l| l.contains("Epoch [")).unwrap();
     assert!(last_line.contains("eta: 0:00:00"), "{last_line}");
 }
