@@ -2,7 +2,6 @@
 //! recipe checks of `crate::recipe`, then the plan and the weights files it names).
 
 use crate::recipe::{self, CheckOptions, EnvPolicy, RenderOptions};
-use std::io::IsTerminal;
 
 /// Output format of diagnostics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -45,10 +44,7 @@ pub fn run(args: Args) -> u8 {
             EnvPolicy::Deny
         },
     };
-    let render = RenderOptions {
-        fancy: std::io::stderr().is_terminal(),
-        ..RenderOptions::default()
-    };
+    let render = RenderOptions::for_stderr();
     let mut inputs = Vec::new();
     for input in &args.inputs {
         if input.is_dir() {

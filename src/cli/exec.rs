@@ -7,7 +7,6 @@ use crate::engine::job::{ExecOptions, JobError, execute, prepare};
 use crate::engine::runner::RunError;
 use crate::plan::{NotPlanned, Plan};
 use crate::recipe::{self, CheckOptions, CheckedRecipe, RenderOptions};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 /// Exit status of a run stopped by Ctrl-C/SIGTERM (a checkpoint was written).
@@ -105,10 +104,7 @@ pub(super) fn load_recipe(path: &Path, set: &[String]) -> Result<(CheckedRecipe,
             Ok((r, plan))
         }
         Err(NotPlanned::Errors(failed)) => {
-            let render = RenderOptions {
-                fancy: std::io::stderr().is_terminal(),
-                ..RenderOptions::default()
-            };
+            let render = RenderOptions::for_stderr();
             crate::err!(
                 "{}",
                 recipe::render::render_all(&failed.diagnostics.0, &failed.files, render)

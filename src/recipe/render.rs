@@ -12,8 +12,11 @@ use std::fmt;
 /// How to render.
 #[derive(Clone, Copy, Debug)]
 pub struct RenderOptions {
-    /// ANSI colours and unicode box drawing (terminals); off gives plain ASCII (tests, pipes).
+    /// Unicode box drawing, and ANSI colours unless `color` is off (terminals); off gives
+    /// plain ASCII (tests, pipes).
     pub fancy: bool,
+    /// Colours in a fancy rendering (off under `NO_COLOR`, https://no-color.org).
+    pub color: bool,
     pub width: usize,
 }
 
@@ -21,17 +24,32 @@ impl Default for RenderOptions {
     fn default() -> Self {
         RenderOptions {
             fancy: false,
+            color: false,
             width: 100,
+        }
+    }
+}
+
+impl RenderOptions {
+    /// For stderr: fancy on a terminal, coloured unless `NO_COLOR` is set to something.
+    pub fn for_stderr() -> Self {
+        use std::io::IsTerminal;
+        let fancy = std::io::stderr().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        RenderOptions {
+            fancy,
+            color: fancy && !no_color,
+            ..RenderOptions::default()
         }
     }
 }
 
 /// Renders one diagnostic.
 pub fn render(d: &Diagnostic, files: &Files, opts: RenderOptions) -> String {
-    let theme = if opts.fancy {
-        GraphicalTheme::unicode()
-    } else {
-        GraphicalTheme::none()
+    let theme = match (opts.fancy, opts.color) {
+        (true, true) => GraphicalTheme::unicode(),
+        (true, false) => GraphicalTheme::unicode_nocolor(),
+        (false, _) => GraphicalTheme::none(),
     };
     let handler = GraphicalReportHandler::new_themed(theme)
         .with_width(opts.width)

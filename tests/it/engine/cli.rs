@@ -164,3 +164,39 @@ fn progress_and_eta_count_to_max_iters() {
     let last_line = log.lines().rfind(|l| l.contains("Epoch [")).unwrap();
     assert!(last_line.contains("eta: 0:00:00"), "{last_line}");
 }
+
+/// On a terminal `check` colours its diagnostics, unless `NO_COLOR` is set
+/// (https://no-color.org); the unicode drawing stays.
+#[test]
+fn no_color_turns_colours_off_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.recipe");
+    std::fs::write(&bad, "optimizer = sgd { lr = 0.1, momentun = 0.9 }\n").unwrap();
+    let cmd = format!(
+        "'{}' check '{}' --no-fs",
+        env!("CARGO_BIN_EXE_mmrun"),
+        bad.display()
+    );
+    let on_tty = |no_color: Option<&str>| {
+        let mut c = Command::new("script");
+        c.args(["-qc", &cmd, "/dev/null"]).env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        c.output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+    };
+    let Some(coloured) = on_tty(None) else {
+        eprintln!("skipped: `script` (util-linux) is not installed");
+        return;
+    };
+    assert!(
+        coloured.contains("\x1b[") && coloured.contains("momentun"),
+        "{coloured}"
+    );
+    let plain = on_tty(Some("1")).unwrap();
+    assert!(!plain.contains("\x1b[") && plain.contains('╭'), "{plain}");
+    // An empty NO_COLOR does not count (the convention).
+    assert!(on_tty(Some("")).unwrap().contains("\x1b["));
+}
