@@ -1,6 +1,11 @@
 //! Pascal VOC → [`Dataset`]: an image-set list of ids, one XML file per image under
 //! `Annotations/`, images under `JPEGImages/`. `difficult` objects become ignored boxes.
 //! Coordinates are 1-based in VOC files; like mmdetection, 1 is subtracted.
+//!
+//! The classes are the 20 VOC ones, or the recipe's `classes` (mmdetection's `CLASSES`): any
+//! names, in the label order given — a dataset in VOC layout with its own classes, or a subset
+//! of VOC's. As in mmdetection's `XMLDataset`, objects of other classes are then left out;
+//! without `classes`, an object of no VOC class is a bad sample that names it.
 
 use super::coco::{ReadOptions, check_box};
 use super::dataset::{Dataset, Record, select_classes};
@@ -36,7 +41,18 @@ pub const VOC_CLASSES: [&str; 20] = [
 pub fn read_voc(ann_file: &Path, opts: &ReadOptions, log: &BadSampleLog) -> Result<Dataset> {
     let list = crate::util::read::regular_text(ann_file, crate::util::read::UNLIMITED)
         .map_err(|e| DataError::io(ann_file, e))?;
-    let all: Vec<String> = VOC_CLASSES.iter().map(|s| s.to_string()).collect();
+    let all: Vec<String> = match &opts.classes {
+        Some(own) => {
+            if let Some((i, c)) = (own.iter().enumerate()).find(|(i, c)| own[..*i].contains(c)) {
+                return Err(DataError::Config(format!(
+                    "classes: `{c}` is listed twice (at {} and {i}); each class is one label",
+                    own.iter().position(|x| x == c).unwrap_or(0)
+                )));
+            }
+            own.clone()
+        }
+        None => VOC_CLASSES.iter().map(|s| s.to_string()).collect(),
+    };
     let (labels, classes) = select_classes(ann_file, &all, opts.classes.as_deref())?;
     let mut cat_ids_ordered = vec![0; classes.len()];
     for (i, l) in labels.iter().enumerate() {
@@ -124,10 +140,15 @@ fn read_one(
         let one = || -> Result<Option<(u32, [f32; 4], bool)>> {
             let name = xml::child(obj, "name").map(xml::text).unwrap_or_default();
             let Some(pos) = all.iter().position(|c| *c == name) else {
+                if opts.classes.is_some() {
+                    return Ok(None);
+                }
                 return Err(DataError::bad_ann(
                     xml_path,
                     format!("object {k} (line {})", xml::line(obj)),
-                    format!("unknown category `{name}`"),
+                    format!(
+                        "unknown category `{name}`: not a VOC class (a dataset with its own classes lists them in `classes`)"
+                    ),
                 ));
             };
             let Some(label) = labels[pos] else {

@@ -76,7 +76,7 @@ const VOC_DATASET: &[Param] = &[
         "classes",
         Ty::Nullable(&Ty::List(&Ty::Str)),
         Def::Null,
-        "class names (default: the 20 VOC classes)",
+        "class names in label order: the dataset's own, or some of VOC's (default: the 20 VOC classes); objects of other classes are left out",
     ),
     p(
         "filter_empty_gt",

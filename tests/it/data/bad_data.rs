@@ -417,3 +417,51 @@ fn skip_warnings_do_not_flood_the_console() {
     );
     assert!(stderr.contains("counted, not printed"), "{stderr}");
 }
+
+/// A dataset in VOC layout with its own classes (mmdetection's `classes`): any names, labels
+/// in the listed order, objects of other classes left out; a class listed twice is refused.
+#[test]
+fn voc_with_the_recipes_own_classes() {
+    let dir = voc_folder(
+        "<object><name>widget</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object>\
+         <object><name>gadget</name><bndbox><xmin>2</xmin><ymin>2</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>",
+    );
+    let list = dir.path().join("ImageSets/Main/train.txt");
+    let classes = |names: &[&str]| ReadOptions {
+        img_prefix: dir.path().into(),
+        classes: Some(names.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
+    let ds = read_voc(
+        &list,
+        &classes(&["gadget", "dog", "widget"]),
+        &BadSampleLog::default(),
+    )
+    .unwrap();
+    assert_eq!(ds.classes, vec!["gadget", "dog", "widget"]);
+    // Image 1: its dog (label 1) kept, its cat (not listed) left out; image 2: both objects.
+    assert_eq!(ds.records[0].labels, vec![1]);
+    assert!(ds.records[0].ignored.is_empty());
+    assert_eq!(ds.records[1].labels, vec![2, 0]);
+    assert_eq!(ds.records[1].boxes[1], [1.0, 1.0, 8.0, 8.0]);
+    // Without `classes`, a name VOC does not have is an error that says what to do.
+    let e = read_voc(
+        &list,
+        &ReadOptions {
+            img_prefix: dir.path().into(),
+            ..Default::default()
+        },
+        &BadSampleLog::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("`widget`") && e.contains("`classes`"), "{e}");
+    let e = read_voc(
+        &list,
+        &classes(&["dog", "cat", "dog"]),
+        &BadSampleLog::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("`dog` is listed twice"), "{e}");
+}

@@ -222,3 +222,105 @@ fn voc_map_evaluation_agrees_with_eval_voc_on_the_written_results() {
         "mmrun test {metrics} vs eval voc {v}"
     );
 }
+
+/// The shapes set written in VOC layout (one XML per image, the images under `JPEGImages/`,
+/// image-set lists under `ImageSets/Main/`), with its own class names.
+fn as_voc(root: &Path) -> std::path::PathBuf {
+    let voc = root.join("voc");
+    for d in ["Annotations", "JPEGImages", "ImageSets/Main"] {
+        std::fs::create_dir_all(voc.join(d)).unwrap();
+    }
+    for split in ["train", "val"] {
+        let ann = root.join(format!("annotations/instances_{split}.json"));
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(ann).unwrap()).unwrap();
+        let name_of = |cat: &serde_json::Value| {
+            doc["categories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == *cat)
+                .unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let mut ids = String::new();
+        for img in doc["images"].as_array().unwrap() {
+            let file = img["file_name"].as_str().unwrap();
+            let id = file.trim_end_matches(".png");
+            std::fs::copy(
+                root.join(split).join(file),
+                voc.join("JPEGImages").join(file),
+            )
+            .unwrap();
+            let mut objects = String::new();
+            for a in doc["annotations"].as_array().unwrap() {
+                if a["image_id"] != img["id"] {
+                    continue;
+                }
+                let b: Vec<f64> = a["bbox"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect();
+                // VOC corners are 1-based and inclusive.
+                let (x1, y1) = (b[0].floor() + 1.0, b[1].floor() + 1.0);
+                let (x2, y2) = ((b[0] + b[2]).floor() + 1.0, (b[1] + b[3]).floor() + 1.0);
+                objects.push_str(&format!(
+                    "<object><name>{}</name><difficult>0</difficult><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>",
+                    name_of(&a["category_id"])
+                ));
+            }
+            std::fs::write(
+                voc.join(format!("Annotations/{id}.xml")),
+                format!(
+                    "<annotation><filename>{file}</filename><size><width>{}</width><height>{}</height><depth>3</depth></size>{objects}</annotation>",
+                    img["width"], img["height"]
+                ),
+            )
+            .unwrap();
+            ids.push_str(&format!("{id}\n"));
+        }
+        std::fs::write(voc.join(format!("ImageSets/Main/{split}.txt")), ids).unwrap();
+    }
+    voc
+}
+
+/// A dataset in VOC layout with the recipe's own classes trains and evaluates through `exec`
+/// (mmdetection's `VOCDataset(classes=...)`).
+#[test]
+fn a_voc_layout_dataset_with_its_own_classes_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dataset(dir.path());
+    let voc = as_voc(&root);
+    let v = voc.display();
+    let mut sets = overrides(&root, 2);
+    sets.retain(|s| !s.starts_with("data.") && !s.starts_with("schedule.lr.main.at"));
+    let classes = r#"["circle", "square", "triangle", "ellipse", "star", "hexagon"]"#;
+    let small = SMALL.replace("random_flip { prob = 0.5 }, ", "");
+    for split in ["train", "val"] {
+        sets.push(format!(
+            "data.{split}=voc_dataset {{ ann_file = \"{v}/ImageSets/Main/{split}.txt\", img_prefix = \"{v}/\", classes = {classes}, pipeline = {small}{} }}",
+            if split == "val" { ", test_mode = true" } else { "" }
+        ));
+    }
+    sets.push("data.samples_per_gpu=4".into());
+    sets.push("schedule.lr.main.at=[1 epochs]".into());
+    sets.push("hooks.eval.metric=\"voc_map\"".into());
+    sets.push("hooks.checkpoint.save_best=\"mAP\"".into());
+    let work = dir.path().join("w");
+    let (code, text) = exec(&work, &sets, &[]);
+    assert_eq!(code, 0, "{text}");
+    let evals: Vec<serde_json::Value> = log_records(&work)
+        .into_iter()
+        .filter(|r| r["mode"] == "val")
+        .collect();
+    assert_eq!(evals.len(), 2, "{text}");
+    assert!(
+        (0.0..=1.0).contains(&evals[1]["AP50"].as_f64().unwrap()),
+        "{:?}",
+        evals[1]
+    );
+}
