@@ -378,6 +378,71 @@ fn record_defaults(ps: &[Param]) -> Value {
     Value::Object(m)
 }
 
+/// Every category, in the registry's order.
+const CATEGORIES: [Category; 18] = [
+    Category::Detector,
+    Category::Backbone,
+    Category::Neck,
+    Category::Head,
+    Category::AnchorGenerator,
+    Category::Assigner,
+    Category::BoxCoder,
+    Category::Loss,
+    Category::Nms,
+    Category::Norm,
+    Category::Init,
+    Category::Dataset,
+    Category::Transform,
+    Category::DataSampler,
+    Category::Optimizer,
+    Category::Warmup,
+    Category::Policy,
+    Category::Hook,
+];
+
+/// The text `mmrun explain --list [CATEGORY]` prints: each component's name and one-line doc,
+/// by category (`hook`, `box_coder`, `transforms`, `norm` each name one); an unknown category
+/// is an error that lists them.
+pub fn list(category: Option<&str>) -> Result<String, String> {
+    let norm = |s: &str| s.trim().to_lowercase().replace(['_', '-'], " ");
+    let cats: Vec<Category> = match category {
+        None => CATEGORIES.to_vec(),
+        Some(name) => {
+            let want = norm(name);
+            // The name or one of its words (`norm` for `norm layer`), singular or plural.
+            let fits = |n: &str| want == n || want.strip_suffix('s') == Some(n);
+            let found =
+                (CATEGORIES.iter()).find(|c| fits(c.name()) || c.name().split(' ').any(fits));
+            match found {
+                Some(c) => vec![*c],
+                None => {
+                    let names: Vec<String> = CATEGORIES
+                        .iter()
+                        .map(|c| c.name().replace(' ', "_"))
+                        .collect();
+                    return Err(format!(
+                        "no category `{name}`; the categories are: {}",
+                        names.join(", ")
+                    ));
+                }
+            }
+        }
+    };
+    let mut out = String::new();
+    for cat in cats {
+        out.push_str(&format!(
+            "{}:
+",
+            cat.name()
+        ));
+        for c in components().filter(|c| c.category == cat) {
+            out.push_str(&format!("  {:<26} {}\n", c.name, c.doc));
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 /// The text `mmrun explain NAME` prints.
 pub fn explain(name: &str) -> Option<String> {
     let found = find_any(name);

@@ -255,3 +255,41 @@ fn the_language_reference_is_generated_and_current() {
          (or this test with MMRUN_WRITE_REFERENCE=1)"
     );
 }
+
+/// `explain --list` names every registered component of a category with its one-line doc, or
+/// all of them by category; an unknown category lists the real ones.
+#[test]
+fn explain_lists_the_components_of_a_category() {
+    let (code, out, _) = mmrun(&["explain", "--list", "hooks"]);
+    assert_eq!(code, 0, "{out}");
+    let hooks: Vec<&str> = mmrun::registry::components()
+        .filter(|c| c.category == mmrun::registry::Category::Hook)
+        .map(|c| c.name)
+        .collect();
+    assert!(hooks.len() > 5);
+    for h in &hooks {
+        assert!(
+            out.lines().any(|l| l.trim_start().starts_with(h)),
+            "{h} missing:\n{out}"
+        );
+    }
+    assert!(!out.contains("retinanet"), "{out}");
+    let (code, out, _) = mmrun(&["explain", "--list", "norm"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("norm layer:") && out.contains("  group_norm "),
+        "{out}"
+    );
+    let (code, all, _) = mmrun(&["explain", "--list"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        all.lines().filter(|l| l.starts_with("  ")).count(),
+        mmrun::registry::components().count()
+    );
+    let (code, _, err) = mmrun(&["explain", "--list", "widgets"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no category `widgets`") && err.contains("box_coder"),
+        "{err}"
+    );
+}
