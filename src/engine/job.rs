@@ -72,11 +72,17 @@ fn world_size_note(spec: &TrainingSpec) -> Option<String> {
         return None;
     }
     let per_device = spec.samples_per_device;
+    let lr = match spec.runtime.auto_scale_lr {
+        Some(_) => "; runtime.auto_scale_lr scales the learning rate to it".to_string(),
+        None => format!(
+            " at the recipe's learning rate (mmdetection's linear scaling rule would divide \
+             optimizer.lr by {devices}: `runtime.auto_scale_lr.enable = true` applies it)"
+        ),
+    };
     Some(format!(
         "warning: runtime.devices = {devices}: the recipe was written for {devices} devices × \
          {per_device} images per step; this run trains on 1 device, so each step sees \
-         {per_device} images at the recipe's learning rate (mmdetection's linear scaling rule \
-         would divide optimizer.lr by {devices})"
+         {per_device} images{lr}"
     ))
 }
 
@@ -133,6 +139,7 @@ pub fn prepare<'t>(
         hooks,
         mut run,
         runtime,
+        lr_note,
         ..
     } = build_training(spec, task.iters_per_epoch()).map_err(JobError::Recipe)?;
     run.recipe_hash = config_hash(&config);
@@ -156,6 +163,7 @@ pub fn prepare<'t>(
     if let Some(n) = world_size_note(spec) {
         notes.push(n);
     }
+    notes.extend(lr_note);
     let io = |e: std::io::Error| JobError::Io(format!("work dir {}: {e}", work_dir.display()));
     std::fs::create_dir_all(work_dir.join("results")).map_err(io)?;
     let pretty = serde_json::to_vec_pretty(&config).expect("JSON values serialise");

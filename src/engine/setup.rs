@@ -34,6 +34,8 @@ pub struct Runtime {
     /// f16's loss scaling (`hooks.fp16.loss_scale`; dynamic without the hook); `None`
     /// otherwise.
     pub loss_scale: Option<LossScaleConfig>,
+    /// `runtime.auto_scale_lr`: the base batch size when enabled.
+    pub auto_scale_lr: Option<u64>,
 }
 
 /// One hook of the recipe, typed: what it is, its name and its ordering constraints.
@@ -89,6 +91,8 @@ pub struct Training {
     pub runtime: Runtime,
     /// Iterations whose gradients add up before a step (for auto LR scaling).
     pub accumulation: u64,
+    /// What `runtime.auto_scale_lr` did to the learning rate, in words.
+    pub lr_note: Option<String>,
 }
 
 /// mmdetection's `auto_scale_lr`: scale the base LR linearly by the total batch per
@@ -254,11 +258,30 @@ pub fn build_training(spec: &TrainingSpec, iters_per_epoch: u64) -> Result<Train
         run.checkpoint = c;
     }
     run.loss_scale = spec.runtime.loss_scale.clone();
+    let mut optimizer = spec.optimizer.clone();
+    let lr_note = spec.runtime.auto_scale_lr.map(|base| {
+        // The devices this build trains on (one), as mmdetection counts the GPUs it runs on.
+        let devices = 1;
+        let batch = spec.samples_per_device * devices * accumulation;
+        let lr = auto_scale_lr(optimizer.lr(), spec.samples_per_device, devices, accumulation, base);
+        let before = optimizer.lr();
+        optimizer.scale_lr(lr / before);
+        if batch == base {
+            format!("auto_scale_lr: the batch per step ({batch}) is the base batch size; optimizer.lr stays {before}")
+        } else {
+            format!(
+                "auto_scale_lr: {devices} device × {} images × {accumulation} accumulated = {batch} per step, base {base}: optimizer.lr {before} → {}",
+                spec.samples_per_device,
+                optimizer.lr()
+            )
+        }
+    });
     Ok(Training {
-        optimizer: spec.optimizer.clone(),
+        optimizer,
         hooks,
         run,
         runtime: spec.runtime.clone(),
         accumulation,
+        lr_note,
     })
 }

@@ -96,6 +96,14 @@ fn strings(v: Option<Value>) -> Vec<String> {
     }
 }
 
+/// `runtime.auto_scale_lr`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutoScaleLr {
+    enable: bool,
+    base_batch_size: u64,
+}
+
 /// The `runtime` section as the checker leaves it: every key present, defaults filled in
 /// from the registry.
 #[derive(serde::Deserialize)]
@@ -107,6 +115,7 @@ struct RuntimeSection {
     devices: u64,
     backend: String,
     precision: Precision,
+    auto_scale_lr: AutoScaleLr,
     /// Only `none` passes the checker (one process).
     #[allow(dead_code)]
     launcher: String,
@@ -131,6 +140,10 @@ fn runtime(rt: &Value) -> Result<(Runtime, Option<LoadFrom>), PathError> {
         resume: r.resume,
         precision: r.precision,
         loss_scale: None,
+        auto_scale_lr: r
+            .auto_scale_lr
+            .enable
+            .then_some(r.auto_scale_lr.base_batch_size),
     };
     Ok((runtime, r.load_from))
 }

@@ -750,6 +750,22 @@ const RUN: &[Param] = &[
     ),
 ];
 
+/// mmdetection's `auto_scale_lr`.
+const AUTO_SCALE_LR: &[Param] = &[
+    p(
+        "enable",
+        Ty::Bool,
+        Def::Bool(false),
+        "scale optimizer.lr by the batch per optimizer step (devices × samples_per_gpu × cumulative_iters) over base_batch_size",
+    ),
+    p(
+        "base_batch_size",
+        POS,
+        Def::Int(16),
+        "the total batch optimizer.lr was tuned for (mmdetection's 8 GPUs × 2 images)",
+    ),
+];
+
 const RUNTIME: &[Param] = &[
     p("seed", Ty::Nullable(&NAT), Def::Int(0), "random seed"),
     p(
@@ -776,6 +792,12 @@ const RUNTIME: &[Param] = &[
         Ty::Enum(&["fp32", "bf16", "fp16"]),
         Def::Str("fp32"),
         "arithmetic: f32, or mixed precision with convolutions in bf16 or f16 (f16 scales its loss: see the `fp16` hook); the cpu backend only in this build",
+    ),
+    p(
+        "auto_scale_lr",
+        Ty::Record(AUTO_SCALE_LR),
+        Def::Record,
+        "mmdetection's automatic LR scaling by the total batch",
     ),
     p(
         "launcher",

@@ -200,3 +200,31 @@ fn no_color_turns_colours_off_on_a_terminal() {
     // An empty NO_COLOR does not count (the convention).
     assert!(on_tty(Some("")).unwrap().contains("\x1b["));
 }
+
+/// `runtime.auto_scale_lr` (mmdetection's): the learning rate the run trains at is scaled by
+/// the batch per step over `base_batch_size`, and the run says so.
+#[test]
+fn auto_scale_lr_scales_the_learning_rate_the_run_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = super::detector::dataset(dir.path());
+    let lr_of = |extra: &[&str]| {
+        let work = dir.path().join(format!("w{}", extra.len()));
+        let mut sets = super::detector::overrides(&root, 10);
+        sets.extend(extra.iter().map(|s| s.to_string()));
+        let (code, text) = super::detector::exec(&work, &sets, &["--max-iters", "2"]);
+        assert_eq!(code, 0, "{text}");
+        let lrs: Vec<f64> = super::detector::log_records(&work)
+            .iter()
+            .filter(|r| r["mode"] == "train")
+            .map(|r| r["lr"].as_f64().unwrap())
+            .collect();
+        (lrs, text)
+    };
+    let (plain, _) = lr_of(&[]);
+    // 4 images per step over a base of 32: an eighth of the recipe's rate, warmup included.
+    let (scaled, text) = lr_of(&["runtime.auto_scale_lr={ enable = true, base_batch_size = 32 }"]);
+    assert!(text.contains("optimizer.lr 0.02 → 0.0025"), "{text}");
+    for (p, s) in plain.iter().zip(&scaled) {
+        assert!((s / p - 0.125).abs() < 1e-12, "{plain:?} {scaled:?}");
+    }
+}
