@@ -76,7 +76,7 @@ fn world_size_note(spec: &TrainingSpec) -> Option<String> {
         Some(_) => "; runtime.auto_scale_lr scales the learning rate to it".to_string(),
         None => format!(
             " at the recipe's learning rate (mmdetection's linear scaling rule would divide \
-             optimizer.lr by {devices}: `runtime.auto_scale_lr.enable = true` applies it)"
+             optimizer.lr by {devices}: `runtime.auto_scale_lr = {{ base_batch_size = N }}` applies it)"
         ),
     };
     Some(format!(

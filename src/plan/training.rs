@@ -115,7 +115,7 @@ struct RuntimeSection {
     devices: u64,
     backend: String,
     precision: Precision,
-    auto_scale_lr: AutoScaleLr,
+    auto_scale_lr: Option<AutoScaleLr>,
     /// Only `none` passes the checker (one process).
     #[allow(dead_code)]
     launcher: String,
@@ -140,10 +140,9 @@ fn runtime(rt: &Value) -> Result<(Runtime, Option<LoadFrom>), PathError> {
         resume: r.resume,
         precision: r.precision,
         loss_scale: None,
-        auto_scale_lr: r
-            .auto_scale_lr
-            .enable
-            .then_some(r.auto_scale_lr.base_batch_size),
+        auto_scale_lr: (r.auto_scale_lr)
+            .filter(|a| a.enable)
+            .map(|a| a.base_batch_size),
     };
     Ok((runtime, r.load_from))
 }

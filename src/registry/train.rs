@@ -755,8 +755,8 @@ const AUTO_SCALE_LR: &[Param] = &[
     p(
         "enable",
         Ty::Bool,
-        Def::Bool(false),
-        "scale optimizer.lr by the batch per optimizer step (devices × samples_per_gpu × cumulative_iters) over base_batch_size",
+        Def::Bool(true),
+        "scale optimizer.lr by the batch per optimizer step (devices × samples_per_gpu × cumulative_iters) over base_batch_size (mmdetection's switch; `false` is as if the record were absent)",
     ),
     p(
         "base_batch_size",
@@ -795,9 +795,9 @@ const RUNTIME: &[Param] = &[
     ),
     p(
         "auto_scale_lr",
-        Ty::Record(AUTO_SCALE_LR),
-        Def::Record,
-        "mmdetection's automatic LR scaling by the total batch",
+        Ty::Nullable(&Ty::Record(AUTO_SCALE_LR)),
+        Def::Null,
+        "mmdetection's automatic LR scaling by the total batch (`{ base_batch_size = 16 }`)",
     ),
     p(
         "launcher",

@@ -222,7 +222,7 @@ fn auto_scale_lr_scales_the_learning_rate_the_run_uses() {
     };
     let (plain, _) = lr_of(&[]);
     // 4 images per step over a base of 32: an eighth of the recipe's rate, warmup included.
-    let (scaled, text) = lr_of(&["runtime.auto_scale_lr={ enable = true, base_batch_size = 32 }"]);
+    let (scaled, text) = lr_of(&["runtime.auto_scale_lr={ base_batch_size = 32 }"]);
     assert!(text.contains("optimizer.lr 0.02 → 0.0025"), "{text}");
     for (p, s) in plain.iter().zip(&scaled) {
         assert!((s / p - 0.125).abs() < 1e-12, "{plain:?} {scaled:?}");
