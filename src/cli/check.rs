@@ -3,14 +3,7 @@
 
 use crate::recipe::{self, CheckOptions, EnvPolicy, RenderOptions};
 
-/// Output format of diagnostics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Rendered reports with source excerpts.
-    Human,
-    /// One JSON object per diagnostic, one per line (for CI annotations).
-    Json,
-}
+use super::Format;
 
 /// Arguments of `mmrun check`.
 #[derive(clap::Args)]
@@ -28,7 +21,7 @@ pub struct Args {
     #[arg(long)]
     pub allow_env: bool,
     /// Output format.
-    #[arg(long, value_enum, default_value = "human")]
+    #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     /// Print the checked configuration tree as JSON.
     #[arg(long)]
@@ -74,7 +67,7 @@ pub fn run(args: Args) -> u8 {
                     crate::outln!("{}", serde_json::to_string(&j).unwrap_or_default());
                 }
             }
-            Format::Human => {
+            Format::Text => {
                 if !out.diagnostics.is_empty() {
                     crate::err!(
                         "{}",
@@ -90,12 +83,12 @@ pub fn run(args: Args) -> u8 {
                         "{}",
                         serde_json::to_string_pretty(&r.config).unwrap_or_default()
                     );
-                } else if args.format == Format::Human && r.is_partial() {
+                } else if args.format == Format::Text && r.is_partial() {
                     crate::errln!(
                         "{}: ok (a partial recipe, no `model`: checked, not planned)",
                         input.display()
                     );
-                } else if args.format == Format::Human {
+                } else if args.format == Format::Text {
                     crate::errln!("{}: ok", input.display());
                 }
             }

@@ -23,11 +23,7 @@ enum Kind {
     Voc(VocArgs),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Format {
-    Text,
-    Json,
-}
+use super::Format;
 
 #[derive(clap::Args)]
 struct CocoArgs {

@@ -121,3 +121,15 @@ pub fn main() -> ExitCode {
     };
     ExitCode::from(code)
 }
+
+/// How a command reports: text for people, JSON for scripts (one object per report, one per
+/// line when there are several).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Text (`human` is accepted too).
+    #[default]
+    #[value(alias = "human")]
+    Text,
+    /// JSON.
+    Json,
+}

@@ -20,6 +20,9 @@ pub struct Args {
     /// its size divisor).
     #[arg(long, value_name = "HxW", value_parser = parse_size)]
     pub size: Option<(usize, usize)>,
+    /// Output format: text, or one JSON object per recipe (one per line).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: super::Format,
 }
 
 /// `HxW`, each side in `1..=MAX_SIDE` (clap names the argument and the value on error).
@@ -92,6 +95,11 @@ pub fn run(args: Args) -> u8 {
         }
         let shape = (args.batch.is_some() || size.is_some()).then_some(shape);
         match report(&plan, shape) {
+            Ok(p) if args.format == super::Format::Json => {
+                let mut v = p.to_json();
+                v["recipe"] = input.display().to_string().into();
+                crate::outln!("{v}");
+            }
             Ok(p) => {
                 crate::outln!("plan: {}", input.display());
                 crate::out!("{p}");

@@ -26,6 +26,9 @@ pub struct Args {
     /// Use the model weights even when the checkpoint holds EMA weights.
     #[arg(long)]
     pub no_ema: bool,
+    /// Output format: text, or one JSON object (`metrics`, `weights`, `results`).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: super::Format,
 }
 
 pub fn run(args: Args) -> u8 {
@@ -60,6 +63,16 @@ pub fn run(args: Args) -> u8 {
     let work_dir = (args.work_dir).unwrap_or_else(|| plan.training.runtime.work_dir.clone());
     crate::errln!("evaluating {}", args.checkpoint.display());
     match test_checkpoint(task.as_mut(), params, &data, args.no_ema, &work_dir) {
+        Ok(s) if args.format == super::Format::Json => {
+            let v = serde_json::json!({
+                "checkpoint": args.checkpoint.display().to_string(),
+                "weights": s.which,
+                "metrics": s.metrics,
+                "results": s.results.display().to_string(),
+            });
+            crate::outln!("{v}");
+            super::EXIT_OK
+        }
         Ok(s) => {
             for (k, v) in &s.metrics {
                 crate::outln!("{k}: {v:.4}");

@@ -37,6 +37,42 @@ pub struct GraphReport {
     pub eval_memory: MemoryPlan,
 }
 
+impl GraphReport {
+    /// The report as JSON (`mmrun plan --format json`): the same figures as the text, bytes
+    /// unrounded.
+    pub fn to_json(&self) -> serde_json::Value {
+        let memory = |m: &MemoryPlan| {
+            serde_json::json!({
+                "peak_bytes": m.peak_bytes,
+                "total_bytes": m.total_bytes,
+                "external_bytes": m.external_bytes,
+            })
+        };
+        serde_json::json!({
+            "detector": self.detector,
+            "batch": self.shape.batch,
+            "input_hw": [self.shape.hw.0, self.shape.hw.1],
+            "parts": self.parts.iter().map(|(name, params, trainable)| serde_json::json!({
+                "name": name, "params": params, "trainable": trainable,
+            })).collect::<Vec<_>>(),
+            "params": self.num_params,
+            "trainable": self.num_trainable,
+            "buffers": self.buffers,
+            "featmap_sizes": self.featmap_sizes.iter().map(|(h, w)| [h, w]).collect::<Vec<_>>(),
+            "priors": self.num_priors,
+            "train": match &self.train {
+                Ok((nodes, m)) => {
+                    let mut v = memory(m);
+                    v["nodes"] = (*nodes).into();
+                    v
+                }
+                Err(e) => serde_json::json!({ "error": e }),
+            },
+            "eval": memory(&self.eval_memory),
+        })
+    }
+}
+
 /// Why a plan could not be made (a message naming the config path).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -194,6 +194,17 @@ fn voc_map_evaluation_agrees_with_eval_voc_on_the_written_results() {
     let metrics: serde_json::Value =
         serde_json::from_slice(&std::fs::read(work.join("results/metrics.json")).unwrap()).unwrap();
     let ap50 = metrics["AP50"].as_f64().unwrap();
+    // `--format json`: the same metrics as one object.
+    args.extend(["--format".to_string(), "json".to_string()]);
+    let (code, out) = mmrun(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("{out}"));
+    let report: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(report["metrics"]["AP50"].as_f64(), Some(ap50), "{report}");
+    assert_eq!(report["weights"], "weights");
     assert!(
         evals.iter().any(|e| e["AP50"].as_f64() == Some(ap50)),
         "the best checkpoint's AP50 {ap50} is one of the logged {evals:?}"

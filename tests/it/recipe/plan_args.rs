@@ -37,3 +37,41 @@ fn the_recipes_own_batch_size_is_checked() {
         "{text}"
     );
 }
+
+/// `--format json`: one object per recipe with the figures the text prints.
+#[test]
+fn plan_reports_as_json() {
+    let (code, text) = plan(&["--batch", "2", "--size", "128x96"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, out) = plan(&["--batch", "2", "--size", "128x96", "--format", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["recipe"], "pipelines/quickstart.recipe");
+    assert_eq!(v["detector"], "fcos");
+    assert_eq!(
+        (v["batch"].as_u64(), &v["input_hw"]),
+        (Some(2), &serde_json::json!([128, 96]))
+    );
+    let params = v["params"].as_u64().unwrap();
+    let with_commas = |n: u64| {
+        let s = n.to_string();
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    assert!(
+        text.contains(&with_commas(params)),
+        "{params} not in\n{text}"
+    );
+    let parts: u64 = (v["parts"].as_array().unwrap().iter())
+        .map(|p| p["params"].as_u64().unwrap())
+        .sum();
+    assert_eq!(parts, params);
+    assert!(v["train"]["peak_bytes"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["train"]["nodes"].as_u64().unwrap() > 100, "{v}");
+}
