@@ -8,11 +8,13 @@
 //! the recipe text. A file without a `model` (a base meant for import) is a partial recipe:
 //! checked, not planned.
 
+mod flops;
 mod report;
 mod shapes;
 mod training;
 mod weights;
 
+pub use flops::mmcv_flops;
 pub use report::{GraphReport, PlanError, PlanShape, check_fits, default_shape, report, thousands};
 pub use training::{PathError, training_spec};
 pub use weights::check_weights;

@@ -32,6 +32,9 @@ pub struct GraphReport {
     pub buffers: usize,
     pub featmap_sizes: Vec<(usize, usize)>,
     pub num_priors: usize,
+    /// FLOPs of the inference network per image, as mmdetection's `get_flops` counts them
+    /// (a multiply-add once; see `plan::flops`).
+    pub flops_per_image: u64,
     /// Nodes and memory plan of the train step, or why it cannot be built.
     pub train: Result<(usize, MemoryPlan), String>,
     pub eval_memory: MemoryPlan,
@@ -60,6 +63,7 @@ impl GraphReport {
             "buffers": self.buffers,
             "featmap_sizes": self.featmap_sizes.iter().map(|(h, w)| [h, w]).collect::<Vec<_>>(),
             "priors": self.num_priors,
+            "flops_per_image": self.flops_per_image,
             "train": match &self.train {
                 Ok((nodes, m)) => {
                     let mut v = memory(m);
@@ -195,6 +199,7 @@ pub fn report(plan: &Plan, shape: Option<PlanShape>) -> Result<GraphReport, Plan
         buffers,
         featmap_sizes: eval.featmap_sizes.clone(),
         num_priors: eval.num_priors,
+        flops_per_image: super::flops::mmcv_flops(&eval.graph) / shape.batch.max(1) as u64,
         train,
         eval_memory: MemoryPlan::new(&eval.graph),
     })
@@ -282,6 +287,11 @@ impl std::fmt::Display for GraphReport {
             );
         }
         let _ = writeln!(s, "buffers: {}", thousands(self.buffers));
+        let _ = writeln!(
+            s,
+            "FLOPs per image: {:.2} G (mmdetection's get_flops: a multiply-add counted once)",
+            self.flops_per_image as f64 / 1e9
+        );
         let sizes: Vec<String> = self
             .featmap_sizes
             .iter()

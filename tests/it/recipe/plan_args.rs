@@ -75,3 +75,46 @@ fn plan_reports_as_json() {
     assert!(v["train"]["peak_bytes"].as_u64().unwrap() > 0, "{v}");
     assert!(v["train"]["nodes"].as_u64().unwrap() > 100, "{v}");
 }
+
+/// FLOPs as mmdetection's `get_flops` counts them: its documentation's example, RetinaNet
+/// R-50-FPN at input (3, 1280, 800), reports "Flops: 239.32 GFLOPs, Params: 37.74 M"
+/// (docs/en/useful_tools.md, mmdetection 2.x; mmcv's counter, a multiply-add counted once,
+/// trainable parameters).
+#[test]
+fn plan_flops_match_mmdetection_get_flops() {
+    let (code, out) = crate::bin::mmrun(&[
+        "plan",
+        "pipelines/retinanet_r50_fpn_1x_coco.recipe",
+        "--batch",
+        "1",
+        "--size",
+        "1280x800",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let gflops = v["flops_per_image"].as_f64().unwrap() / 1e9;
+    assert!(
+        (gflops / 239.32 - 1.0).abs() < 0.01,
+        "{gflops:.2} GFLOPs, mmdetection's get_flops: 239.32"
+    );
+    let params_m = v["trainable"].as_f64().unwrap() / 1e6;
+    assert!(
+        (params_m - 37.74).abs() < 0.005,
+        "{params_m:.2} M parameters"
+    );
+    // Per image: the same at batch 2.
+    let (_, out2) = crate::bin::mmrun(&[
+        "plan",
+        "pipelines/retinanet_r50_fpn_1x_coco.recipe",
+        "--batch",
+        "2",
+        "--size",
+        "1280x800",
+        "--format",
+        "json",
+    ]);
+    let v2: serde_json::Value = serde_json::from_str(out2.trim()).unwrap();
+    assert_eq!(v2["flops_per_image"], v["flops_per_image"]);
+}
