@@ -118,10 +118,6 @@ pub struct IterRecord {
     /// Wall seconds of the whole iteration (data, step, hooks before it).
     pub time: f64,
     pub grad_norm: Option<f64>,
-    /// The loss scale this iteration's gradients were computed with (f16 training).
-    pub loss_scale: Option<f64>,
-    /// Whether the optimizer skipped this iteration's update (non-finite scaled gradients).
-    pub skipped_step: bool,
 }
 
 /// A checkpoint a hook asks the runner to write after the current point.

@@ -117,9 +117,7 @@ impl Hook for OptimizerHook {
                 clip_grad_value(&mut s.params, v);
             }
         }
-        if found_inf {
-            s.record.skipped_step = true;
-        } else {
+        if !found_inf {
             s.optimizer.step(&mut s.params);
         }
         if let Some(sc) = &mut s.scaler {

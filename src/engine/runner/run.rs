@@ -174,7 +174,6 @@ impl Runner<'_> {
         self.st.record = IterRecord {
             losses: with_total(out.losses),
             data_time: out.data_time,
-            loss_scale,
             ..IterRecord::default()
         };
         self.st.record.time = t0.elapsed().as_secs_f64();
