@@ -69,6 +69,13 @@ pub(super) fn log_records(work: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The `val` lines of `log.jsonl`.
+fn val_records(work: &Path) -> Vec<serde_json::Value> {
+    let mut recs = log_records(work);
+    recs.retain(|r| r["mode"] == "val");
+    recs
+}
+
 pub(super) fn dataset(dir: &Path) -> std::path::PathBuf {
     let root = dir.join("shapes");
     let opts = SynthOptions {
@@ -159,10 +166,7 @@ fn voc_map_evaluation_agrees_with_eval_voc_on_the_written_results() {
     let work = dir.path().join("w");
     let (code, text) = exec(&work, &sets, &[]);
     assert_eq!(code, 0, "{text}");
-    let evals: Vec<serde_json::Value> = log_records(&work)
-        .into_iter()
-        .filter(|r| r["mode"] == "val")
-        .collect();
+    let evals = val_records(&work);
     assert_eq!(evals.len(), 3, "{evals:?}");
     let last = &evals[2];
     assert!(last.get("bbox_mAP").is_none(), "{last}");
@@ -324,10 +328,7 @@ fn a_voc_layout_dataset_with_its_own_classes_trains() {
     let work = dir.path().join("w");
     let (code, text) = exec(&work, &sets, &[]);
     assert_eq!(code, 0, "{text}");
-    let evals: Vec<serde_json::Value> = log_records(&work)
-        .into_iter()
-        .filter(|r| r["mode"] == "val")
-        .collect();
+    let evals = val_records(&work);
     assert_eq!(evals.len(), 2, "{text}");
     assert!(
         (0.0..=1.0).contains(&evals[1]["AP50"].as_f64().unwrap()),

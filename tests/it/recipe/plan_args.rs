@@ -53,19 +53,8 @@ fn plan_reports_as_json() {
         (Some(2), &serde_json::json!([128, 96]))
     );
     let params = v["params"].as_u64().unwrap();
-    let with_commas = |n: u64| {
-        let s = n.to_string();
-        let mut out = String::new();
-        for (i, c) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i).is_multiple_of(3) {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        out
-    };
     assert!(
-        text.contains(&with_commas(params)),
+        text.contains(&mmrun::plan::thousands(params as usize)),
         "{params} not in\n{text}"
     );
     let parts: u64 = (v["parts"].as_array().unwrap().iter())
