@@ -89,11 +89,7 @@ fn world_size_note(spec: &TrainingSpec) -> Option<String> {
 /// mmdetection's `meta` of a run (what `tools/train.py` hands the runner): the environment,
 /// the merged config, the seed, and the experiment's name (the work dir's, as mmdetection's
 /// default work dir is named after the config).
-fn run_meta(
-    config: &serde_json::Value,
-    seed: u64,
-    work_dir: &Path,
-) -> Vec<(String, serde_json::Value)> {
+fn run_meta(pretty_config: &str, seed: u64, work_dir: &Path) -> Vec<(String, serde_json::Value)> {
     let env_info = format!(
         "mmrun: {}\nOS: {} {}\nThreads: {}",
         env!("CARGO_PKG_VERSION"),
@@ -101,13 +97,12 @@ fn run_meta(
         std::env::consts::ARCH,
         rayon::current_num_threads()
     );
-    let pretty = serde_json::to_string_pretty(config).expect("JSON values serialise");
     let name = work_dir
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     vec![
         ("env_info".into(), env_info.into()),
-        ("config".into(), pretty.into()),
+        ("config".into(), pretty_config.into()),
         ("seed".into(), seed.into()),
         ("exp_name".into(), name.into()),
     ]
@@ -144,8 +139,9 @@ pub fn prepare<'t>(
     } = build_training(spec, task.iters_per_epoch()).map_err(JobError::Recipe)?;
     run.recipe_hash = config_hash(&config);
     run.stop_at_iter = opts.stop_at_iter;
+    let pretty = serde_json::to_string_pretty(&config).expect("JSON values serialise");
     run.meta = run_meta(
-        &config,
+        &pretty,
         runtime.seed,
         opts.work_dir.as_ref().unwrap_or(&runtime.work_dir),
     );
@@ -166,8 +162,8 @@ pub fn prepare<'t>(
     notes.extend(lr_note);
     let io = |e: std::io::Error| JobError::Io(format!("work dir {}: {e}", work_dir.display()));
     std::fs::create_dir_all(work_dir.join("results")).map_err(io)?;
-    let pretty = serde_json::to_vec_pretty(&config).expect("JSON values serialise");
-    crate::util::atomic_file::write_atomic(&work_dir.join("config.json"), &pretty).map_err(io)?;
+    crate::util::atomic_file::write_atomic(&work_dir.join("config.json"), pretty.as_bytes())
+        .map_err(io)?;
 
     let optimizer = Optimizer::new(optimizer, &params)
         .map_err(|e| JobError::Recipe(vec![format!("optimizer: {e}")]))?;

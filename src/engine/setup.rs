@@ -262,19 +262,14 @@ pub fn build_training(spec: &TrainingSpec, iters_per_epoch: u64) -> Result<Train
     let lr_note = spec.runtime.auto_scale_lr.map(|base| {
         // The devices this build trains on (one), as mmdetection counts the GPUs it runs on.
         let devices = 1;
-        let batch = spec.samples_per_device * devices * accumulation;
-        let lr = auto_scale_lr(optimizer.lr(), spec.samples_per_device, devices, accumulation, base);
+        let spd = spec.samples_per_device;
         let before = optimizer.lr();
-        optimizer.scale_lr(lr / before);
-        if batch == base {
-            format!("auto_scale_lr: the batch per step ({batch}) is the base batch size; optimizer.lr stays {before}")
-        } else {
-            format!(
-                "auto_scale_lr: {devices} device × {} images × {accumulation} accumulated = {batch} per step, base {base}: optimizer.lr {before} → {}",
-                spec.samples_per_device,
-                optimizer.lr()
-            )
-        }
+        optimizer.scale_lr(auto_scale_lr(1.0, spd, devices, accumulation, base));
+        let batch = spd * devices * accumulation;
+        format!(
+            "auto_scale_lr: {devices} device × {spd} images × {accumulation} accumulated = {batch} per step, base {base}: optimizer.lr {before} → {}",
+            optimizer.lr()
+        )
     });
     Ok(Training {
         optimizer,

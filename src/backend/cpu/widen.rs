@@ -22,20 +22,27 @@ pub(super) fn involves_half(ins: &[In<'_>], out: &Out<'_>) -> bool {
     is_half(out.dtype) || ins.iter().any(|t| is_half(t.dtype))
 }
 
-/// The first `n` elements of half storage as f32 (exact); `None` for other storage.
-pub(super) fn to_f32(d: &HostData, n: usize) -> Option<Vec<f32>> {
-    let mut out = vec![0.0f32; n];
-    match d {
-        HostData::F16(v) => v.get(..n)?.convert_to_f32_slice(&mut out),
-        HostData::BF16(v) => v.get(..n)?.convert_to_f32_slice(&mut out),
-        _ => return None,
+/// Widens the first `dst.len()` elements of half storage into `dst` (exact); false when `src`
+/// is not half storage or is too short.
+fn widen_into(src: &HostData, dst: &mut [f32]) -> bool {
+    let n = dst.len();
+    match src {
+        HostData::F16(v) if v.len() >= n => v[..n].convert_to_f32_slice(dst),
+        HostData::BF16(v) if v.len() >= n => v[..n].convert_to_f32_slice(dst),
+        _ => return false,
     }
-    Some(out)
+    true
+}
+
+/// The first `n` elements of half storage as f32; `None` for other storage.
+fn to_f32(d: &HostData, n: usize) -> Option<Vec<f32>> {
+    let mut out = vec![0.0f32; n];
+    widen_into(d, &mut out).then_some(out)
 }
 
 /// Rounds `src` into the first `src.len()` elements of half storage; false when `dst` is not
 /// half storage or is too short.
-pub(super) fn round_into(src: &[f32], dst: &mut HostData) -> bool {
+fn round_into(src: &[f32], dst: &mut HostData) -> bool {
     let n = src.len();
     match dst {
         HostData::F16(v) if v.len() >= n => v[..n].convert_from_f32_slice(src),
@@ -64,13 +71,10 @@ pub(super) fn cast(src: &In<'_>, dst: &mut HostData) -> Option<Result<(), Backen
             Some(s) if round_into(s, d) => Ok(()),
             _ => Err(short("cast")),
         }),
-        (s, HostData::F32(d)) if is_half(s.dtype()) => Some(match (to_f32(s, n), d.get_mut(..n)) {
-            (Some(w), Some(d)) => {
-                d.copy_from_slice(&w);
-                Ok(())
-            }
-            _ => Err(short("cast")),
-        }),
+        (s, HostData::F32(d)) if is_half(s.dtype()) => {
+            let done = d.get_mut(..n).is_some_and(|d| widen_into(s, d));
+            Some(if done { Ok(()) } else { Err(short("cast")) })
+        }
         _ => None,
     }
 }
