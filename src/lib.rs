@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod bench;
 pub mod data;
+pub mod dist;
 pub mod engine;
 pub mod eval;
 pub mod graph;

@@ -420,7 +420,7 @@ mod retinanet {
         }
         let img = HostTensor::f32(vec![BATCH, 3, PAD.0, PAD.1], img).map_err(|e| e.to_string())?;
         let feeds = det
-            .train_feeds(img, &targets, PAD)
+            .train_feeds(img, &targets, PAD, &det.loss_normalisers(&targets))
             .map_err(|e| e.to_string())?;
         let mut params = ParamSet::init(&built.graph, 1);
         crate::errln!(

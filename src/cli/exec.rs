@@ -35,6 +35,60 @@ pub struct Args {
     /// Check, build everything and print the plan, but do not train.
     #[arg(long)]
     pub dry_run: bool,
+    /// Train on N local ranks (data parallel, `data.samples_per_gpu` images each): starts
+    /// them through `mpirun` with `--launcher mpi` (needs the `mpi` feature).
+    #[arg(long, value_name = "N")]
+    pub nproc: Option<usize>,
+    /// How this process was started: `none`, or `mpi` under `mpirun`/`srun --mpi=pmix`
+    /// (sets `runtime.launcher`).
+    #[arg(long, value_name = "LAUNCHER")]
+    pub launcher: Option<String>,
+}
+
+/// This program's arguments without `--nproc N` (what each local rank is started with).
+fn args_without_nproc() -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--nproc" {
+            args.next();
+        } else if !a.to_string_lossy().starts_with("--nproc=") {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// `--nproc N`: run N local ranks of this command and wait for them; a rank that fails ends
+/// the others (`mpirun` stops the job and names the rank). The recipe is checked here first,
+/// so its problems are reported once and no rank starts for a recipe with errors.
+fn run_local_ranks(nproc: usize, args: &Args) -> u8 {
+    let mut set = args.set.clone();
+    set.push("runtime.launcher=mpi".into());
+    match load_recipe(&args.recipe, &set, true) {
+        Ok((_, plan)) => ensure_shapes_data(&plan),
+        Err(code) => return code,
+    }
+    let mut cmd = match crate::dist::launch::local_ranks_command(nproc, args_without_nproc()) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return super::EXIT_CANNOT_RUN;
+        }
+    };
+    match cmd.status() {
+        Ok(s) if s.success() => super::EXIT_OK,
+        Ok(s) => match s.code() {
+            Some(c) => u8::try_from(c).unwrap_or(super::EXIT_PROBLEMS),
+            None => super::EXIT_PROBLEMS,
+        },
+        Err(e) => {
+            crate::errln!(
+                "error: cannot start `mpirun` for --nproc {nproc}: {e} (install Open MPI: `apt install openmpi-bin`)"
+            );
+            super::EXIT_CANNOT_RUN
+        }
+    }
 }
 
 /// Opens the device: `--device` when given, else the recipe's `runtime.backend` (one
@@ -46,10 +100,11 @@ pub(super) fn open_device(
     crate::backend::Device::open(flag.unwrap_or(&plan.training.runtime.device))
 }
 
-/// The detector task of a plan, on `device`.
+/// The detector task of a plan, on `device`, as one rank of `dist` when given.
 pub(super) fn build_task(
     plan: &Plan,
     device: crate::backend::Device,
+    dist: Option<crate::dist::Dist>,
 ) -> Result<
     (
         Box<dyn crate::engine::task::Task>,
@@ -64,6 +119,7 @@ pub(super) fn build_task(
         plan.metric,
         device,
         plan.training.runtime.precision,
+        dist,
     )
 }
 
@@ -86,8 +142,12 @@ fn ensure_shapes_data(plan: &Plan) {
 }
 
 /// The checked recipe and its plan; the diagnostics printed (and the exit status) when the
-/// recipe has errors or is partial.
-pub(super) fn load_recipe(path: &Path, set: &[String]) -> Result<(CheckedRecipe, Plan), u8> {
+/// recipe has errors or is partial. `warn`: print its warnings too.
+pub(super) fn load_recipe(
+    path: &Path,
+    set: &[String],
+    warn: bool,
+) -> Result<(CheckedRecipe, Plan), u8> {
     if let Some(why) = super::unreadable_recipe(path) {
         crate::errln!("error: {why}");
         return Err(super::EXIT_CANNOT_RUN);
@@ -98,7 +158,7 @@ pub(super) fn load_recipe(path: &Path, set: &[String]) -> Result<(CheckedRecipe,
             Err(super::EXIT_CANNOT_RUN)
         }
         Ok((r, plan)) => {
-            if !r.warnings.is_empty() {
+            if warn && !r.warnings.is_empty() {
                 crate::err!("{}", r.render(&r.warnings.0));
             }
             Ok((r, plan))
@@ -136,15 +196,45 @@ pub(super) fn device_flag_ok(flag: Option<&str>) -> Result<(), u8> {
     }
 }
 
-pub fn run(args: Args) -> u8 {
+pub fn run(mut args: Args) -> u8 {
     if let Err(code) = device_flag_ok(args.device.as_deref()) {
         return code;
     }
-    let (recipe, plan) = match load_recipe(&args.recipe, &args.set) {
+    match args.nproc {
+        Some(0) => {
+            crate::errln!("error: --nproc must be at least 1");
+            return super::EXIT_CANNOT_RUN;
+        }
+        Some(n) if n > 1 => return run_local_ranks(n, &args),
+        _ => {}
+    }
+    if let Some(l) = &args.launcher {
+        args.set.push(format!("runtime.launcher={l}"));
+    }
+    // Ranks other than 0 report only their own failures: rank 0 speaks for the run.
+    let other_rank = crate::dist::launch::mpi_rank_from_env().is_some_and(|r| r > 0);
+    if other_rank {
+        crate::util::console::quiet_stdout();
+    }
+    let (recipe, plan) = match load_recipe(&args.recipe, &args.set, !other_rank) {
         Ok(r) => r,
         Err(code) => return code,
     };
-    ensure_shapes_data(&plan);
+    let dist = match crate::dist::launch::join(plan.training.runtime.launcher) {
+        Ok(d) => d,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return super::EXIT_CANNOT_RUN;
+        }
+    };
+    // One rank writes the generated dataset; the others wait for it.
+    if crate::dist::is_main(dist.as_ref()) {
+        ensure_shapes_data(&plan);
+    }
+    if let Some(Err(e)) = dist.as_ref().map(|d| d.barrier()) {
+        crate::errln!("error: {e}");
+        return super::EXIT_CANNOT_RUN;
+    }
     let device = match open_device(args.device.as_deref(), &plan) {
         Ok(d) => d,
         Err(e) => {
@@ -165,7 +255,7 @@ pub fn run(args: Args) -> u8 {
         crate::errln!("error: the weights the recipe names do not load; nothing was run");
         return super::EXIT_CANNOT_RUN;
     }
-    let (mut task, params) = match build_task(&plan, device) {
+    let (mut task, params) = match build_task(&plan, device, dist.clone()) {
         Ok(t) => t,
         Err(e) => {
             crate::errln!("error: {e}");
@@ -176,6 +266,7 @@ pub fn run(args: Args) -> u8 {
         work_dir: args.work_dir,
         resume: args.resume,
         stop_at_iter: args.max_iters,
+        dist,
     };
     if args.dry_run {
         return match prepare(&plan.training, &plan.config, task.as_mut(), params, &opts) {

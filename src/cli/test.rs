@@ -42,7 +42,7 @@ pub fn run(args: Args) -> u8 {
             return super::EXIT_CANNOT_RUN;
         }
     };
-    let plan = match super::exec::load_recipe(&args.recipe, &args.set) {
+    let plan = match super::exec::load_recipe(&args.recipe, &args.set, true) {
         Ok((_, plan)) => plan,
         Err(code) => return code,
     };
@@ -53,7 +53,7 @@ pub fn run(args: Args) -> u8 {
             return super::EXIT_CANNOT_RUN;
         }
     };
-    let (mut task, params) = match super::exec::build_task(&plan, device) {
+    let (mut task, params) = match super::exec::build_task(&plan, device, None) {
         Ok(t) => t,
         Err(e) => {
             crate::errln!("error: {e}");

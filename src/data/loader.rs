@@ -1,8 +1,9 @@
 //! The loader: worker threads run the pipeline and the caller's target closure on whole
 //! batches, a bounded queue per worker holds prepared batches, and the consumer takes them
 //! in sampler order. Each sample draws its random transforms from an RNG stream keyed by
-//! (seed, rank, epoch, batch position, slot), never by worker, so batches are bit-identical
-//! for any worker count.
+//! (seed, epoch, batch position, slot in the global batch), never by worker or rank, so
+//! batches are bit-identical for any worker count, and N ranks transform each image of a
+//! step as one rank with the whole global batch would.
 //!
 //! A [`Batch`] is plain data: images as one `Vec<f32>` of shape `[N, 3, H, W]` (row-major,
 //! zero-padded bottom/right to the batch's shape bucket), per-image metadata, ground truth
@@ -122,7 +123,8 @@ struct Shared<T> {
     opts: LoaderOptions,
     log: Arc<BadSampleLog>,
     groups: Vec<u8>,
-    rank: u64,
+    /// Where this rank's slots start in the global batch (`rank · batch size`).
+    first_slot: u64,
 }
 
 /// How many other images are tried in place of a bad one before giving up.
@@ -130,8 +132,9 @@ const SUBSTITUTE_TRIES: u64 = 10;
 
 impl<T> Shared<T> {
     fn sample_rng(&self, pos: SamplerState, slot: usize, attempt: u64) -> Rng {
-        let mut k = Rng::stream(self.opts.seed, self.rank);
-        for id in [pos.epoch, pos.batch, slot as u64, attempt] {
+        // The stream's second key was the rank: 0 keeps one rank's streams as they were.
+        let mut k = Rng::stream(self.opts.seed, 0);
+        for id in [pos.epoch, pos.batch, self.first_slot + slot as u64, attempt] {
             k = Rng::stream(k.next_u64(), id);
         }
         k
@@ -342,7 +345,7 @@ impl<T: Send + 'static> Loader<T> {
         opts: LoaderOptions,
     ) -> Self {
         let groups = dataset.aspect_groups();
-        let rank = sampler.rank_world().0 as u64;
+        let first_slot = (sampler.rank_world().0 * sampler.batch_size()) as u64;
         Loader {
             shared: Arc::new(Shared {
                 dataset,
@@ -351,7 +354,7 @@ impl<T: Send + 'static> Loader<T> {
                 opts,
                 log: Arc::new(BadSampleLog::default()),
                 groups,
-                rank,
+                first_slot,
             }),
             sampler,
             running: None,

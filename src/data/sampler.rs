@@ -3,9 +3,14 @@
 //! function of (seed, epoch, rank, world), so a position `(epoch, batch)` saved in a
 //! checkpoint restores the exact remaining batches without touching any data.
 //!
+//! With `world` ranks of `b` images each, every step's global batch of `world·b` images is
+//! formed exactly as one rank with batch `world·b` would form it, then dealt: rank `r` takes
+//! slots `r·b .. (r+1)·b`. So N ranks and one rank see the same images in the same steps
+//! (data-parallel training equals large-batch training), and the ranks' shards are disjoint
+//! up to the wrap-around padding.
+//!
 //! Every batch is full (static shapes): like mmdetection's group samplers, each group (or
-//! the whole index list) is padded by wrapping around to a multiple of the batch size, and
-//! the batch list to a multiple of the world size, so every rank gets the same count.
+//! the whole index list) is padded by wrapping around to a multiple of the global batch size.
 
 use super::config::SamplerConfig;
 use super::error::{DataError, Result};
@@ -98,21 +103,33 @@ impl BatchSampler {
         self.seed
     }
 
+    /// Images in one step over all ranks.
+    pub fn global_batch_size(&self) -> usize {
+        self.batch_size * self.world
+    }
+
     /// Number of batches each rank gets per epoch (the same for every epoch).
     pub fn batches_per_epoch(&self) -> usize {
-        let bs = self.batch_size;
-        let total = if self.group {
+        let bs = self.global_batch_size();
+        if self.group {
             let ones = self.groups.iter().filter(|&&g| g == 1).count();
             ones.div_ceil(bs) + (self.groups.len() - ones).div_ceil(bs)
         } else {
-            self.groups.len().div_ceil(bs * self.world) * self.world
-        };
-        total.div_ceil(self.world)
+            self.groups.len().div_ceil(bs)
+        }
     }
 
-    /// This rank's batches of `epoch`, in order.
+    /// This rank's batches of `epoch`, in order: its slice of each global batch.
     pub fn epoch_batches(&self, epoch: u64) -> Vec<Vec<usize>> {
-        let bs = self.batch_size;
+        let (b, r) = (self.batch_size, self.rank);
+        (self.global_batches(epoch).into_iter())
+            .map(|g| g[r * b..(r + 1) * b].to_vec())
+            .collect()
+    }
+
+    /// The global batches of `epoch` (`world·b` images each), as one rank would draw them.
+    fn global_batches(&self, epoch: u64) -> Vec<Vec<usize>> {
+        let bs = self.global_batch_size();
         let mut rng = Rng::stream(self.seed, epoch);
         let mut batches: Vec<Vec<usize>> = Vec::new();
         if self.group {
@@ -137,16 +154,10 @@ impl BatchSampler {
             if self.shuffle {
                 rng.shuffle(&mut idx);
             }
-            let padded = wrap_to(&idx, idx.len().div_ceil(bs * self.world) * bs * self.world);
+            let padded = wrap_to(&idx, idx.len().div_ceil(bs) * bs);
             batches.extend(padded.chunks(bs).map(<[usize]>::to_vec));
         }
-        let per_rank = batches.len().div_ceil(self.world);
-        let batches = wrap_to(&batches, per_rank * self.world);
         batches
-            .into_iter()
-            .skip(self.rank)
-            .step_by(self.world)
-            .collect()
     }
 
     /// The position of the next batch.

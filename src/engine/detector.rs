@@ -8,6 +8,10 @@
 //! proposal recall against the val annotation file, or VOC mAP against the val records (so
 //! VOC XML sets work too).
 //!
+//! In a data-parallel run each rank trains on its slice of every global batch and evaluates
+//! a shard of the val set; the shards' detections are gathered on every rank, in the
+//! sequential order of one process, before the metric (mmdetection's `collect_results`).
+//!
 //! Graphs run on the [`Device`] the task was built for (`--device cpu|cuda:N`): the CPU
 //! reference backend, which reads the parameters in place, or, with the `cuda` feature, a GPU.
 //! Parameters live on the host either way (the runner's optimizer updates them there); a GPU
@@ -18,6 +22,7 @@ use crate::data::config::{DataConfig, DatasetConfig, SamplerConfig};
 use crate::data::{
     BadSampleLog, BatchSampler, Dataset, Loader, LoaderOptions, SamplerState, build_dataset,
 };
+use crate::dist::Dist;
 use crate::engine::on_device::{RunGraph, executor_on};
 use crate::engine::params::ParamSet;
 use crate::engine::step::{ShapeKey, TrainStep};
@@ -64,6 +69,15 @@ pub struct DetectorTask {
     /// The epoch of the last `set_epoch`.
     epoch: u64,
     results: Option<Vec<crate::model::postprocess::CocoDetection>>,
+    /// The other ranks of a data-parallel run.
+    dist: Option<Dist>,
+}
+
+/// One evaluated image's detections, as ranks exchange them.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ImageResult {
+    img_id: u64,
+    dets: Vec<crate::model::postprocess::CocoDetection>,
 }
 
 fn err(e: impl std::fmt::Display) -> TaskError {
@@ -86,7 +100,8 @@ fn dataset_of(
 }
 
 /// Build the task and its parameters from the plan's model and data; its graphs run on
-/// `device` in `precision`, its evaluation scores with `metric`.
+/// `device` in `precision`, its evaluation scores with `metric`; with `dist`, as one rank of
+/// a data-parallel run (`data.samples_per_gpu` images per rank).
 pub fn build_task_on(
     model: &DetectorConfig,
     data: &DataConfig,
@@ -94,7 +109,9 @@ pub fn build_task_on(
     metric: MetricKind,
     device: Device,
     precision: Precision,
+    dist: Option<Dist>,
 ) -> Result<(Box<dyn Task>, ParamSet), String> {
+    let (rank, world) = crate::dist::rank_world(dist.as_ref());
     if precision != Precision::Fp32 && !matches!(device, Device::Cpu) {
         return Err(format!(
             "{precision} training runs on the cpu backend only in this build (the {} kernels are f32): use `--device cpu` or `runtime.precision = fp32`",
@@ -110,8 +127,8 @@ pub fn build_task_on(
         &data.sampler,
         train_ds.aspect_groups(),
         data.samples_per_gpu,
-        0,
-        1,
+        rank,
+        world,
         seed,
     )
     .map_err(|e| format!("data.sampler: {e}"))?;
@@ -150,7 +167,7 @@ pub fn build_task_on(
         None => None,
     };
 
-    let step = TrainStep::new(detector, device);
+    let step = TrainStep::new(detector, device).with_dist(dist.clone());
     let params = step.init_params(seed)?;
     let task = DetectorTask {
         step,
@@ -159,6 +176,7 @@ pub fn build_task_on(
         val,
         epoch: 0,
         results: None,
+        dist,
     };
     Ok((Box::new(task), params))
 }
@@ -265,6 +283,43 @@ impl DetectorTask {
     }
 }
 
+impl DetectorTask {
+    /// Every rank's evaluated images in the order one process evaluates them (global batch
+    /// by global batch, rank by rank), each image once (the last global batch wraps around
+    /// to the first images): image ids and their detections.
+    fn collect_results(
+        &self,
+        shard: Vec<Vec<ImageResult>>,
+    ) -> Result<(Vec<i64>, Vec<crate::model::postprocess::CocoDetection>), TaskError> {
+        let shards = match &self.dist {
+            None => vec![shard],
+            Some(d) => {
+                let mine = serde_json::to_vec(&shard).map_err(err)?;
+                let all = d.all_gather_bytes(&mine).map_err(err)?;
+                (all.iter())
+                    .map(|b| serde_json::from_slice::<Vec<Vec<ImageResult>>>(b))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| err(format!("evaluation results from another rank: {e}")))?
+            }
+        };
+        let batches = shards.iter().map(Vec::len).max().unwrap_or(0);
+        let mut seen = std::collections::HashSet::new();
+        let (mut img_ids, mut dets) = (Vec::new(), Vec::new());
+        let mut shards: Vec<_> = shards.into_iter().map(Vec::into_iter).collect();
+        for _ in 0..batches {
+            for s in &mut shards {
+                for image in s.next().into_iter().flatten() {
+                    if seen.insert(image.img_id) {
+                        img_ids.push(image.img_id as i64);
+                        dets.extend(image.dets);
+                    }
+                }
+            }
+        }
+        Ok((img_ids, dets))
+    }
+}
+
 impl Task for DetectorTask {
     fn iters_per_epoch(&self) -> u64 {
         self.train.batches_per_epoch() as u64
@@ -318,12 +373,13 @@ impl Task for DetectorTask {
                 "the recipe has no `data.val` dataset to evaluate on; remove the eval hook",
             ));
         };
+        let (rank, world) = crate::dist::rank_world(self.dist.as_ref());
         let sampler = BatchSampler::new(
             &SamplerConfig::SequentialSampler {},
             val.dataset.aspect_groups(),
             val.batch,
-            0,
-            1,
+            rank,
+            world,
             0,
         )
         .map_err(err)?;
@@ -335,8 +391,8 @@ impl Task for DetectorTask {
             Arc::new(|_| Ok(())),
             val.opts.clone(),
         );
-        let mut dets = Vec::new();
-        let mut img_ids = Vec::new();
+        // This rank's images, batch by batch, in sampler order.
+        let mut shard: Vec<Vec<ImageResult>> = Vec::new();
         let mut done = 0u64;
         while limit.is_none_or(|l| done < l) {
             let Some(batch) = loader.next_batch() else {
@@ -355,12 +411,17 @@ impl Task for DetectorTask {
             let g = self.eval_graphs.get_mut(&key).expect("built above");
             let out = g.exec.run(params, &feeds).map_err(err)?;
             let g = &self.eval_graphs[&key];
+            let mut images = Vec::with_capacity(n);
             for (i, meta) in batch.metas.iter().enumerate() {
                 let d = self.decode(g, &out, n, i, meta)?;
-                img_ids.push(meta.img_id as i64);
-                dets.extend(to_coco(&d, meta.img_id, &cat_ids).map_err(err)?);
+                images.push(ImageResult {
+                    img_id: meta.img_id,
+                    dets: to_coco(&d, meta.img_id, &cat_ids).map_err(err)?,
+                });
             }
+            shard.push(images);
         }
+        let (img_ids, dets) = self.collect_results(shard)?;
         let Some(val) = &self.val else {
             unreachable!("checked above")
         };

@@ -12,7 +12,7 @@ use crate::engine::task::Task;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-/// Command-line choices that override the recipe.
+/// Command-line choices that override the recipe, and the process group the run is a rank of.
 #[derive(Clone, Debug, Default)]
 pub struct ExecOptions {
     pub work_dir: Option<PathBuf>,
@@ -20,6 +20,8 @@ pub struct ExecOptions {
     pub resume: Option<String>,
     /// Stop after this many iterations in total (the schedule still spans the whole run).
     pub stop_at_iter: Option<u64>,
+    /// The other ranks of a data-parallel run (`runtime.launcher`); `None` trains alone.
+    pub dist: Option<crate::dist::Dist>,
 }
 
 /// Why exec could not start or finish.
@@ -64,25 +66,31 @@ pub fn effective_config(config: &serde_json::Value, opts: &ExecOptions) -> serde
 }
 
 /// `runtime.devices` is the device count the recipe's batch and learning rate were written
-/// for (mmdetection's `8 GPUs × 2 images`). This build trains on one: say what that changes,
-/// as mmdetection does when the world size differs, rather than refuse the recipe.
-fn world_size_note(spec: &TrainingSpec) -> Option<String> {
+/// for (mmdetection's `8 GPUs × 2 images`). The ranks a run has override it: say what a
+/// difference changes, as mmdetection does when the world size differs, rather than refuse
+/// the recipe.
+fn world_size_note(spec: &TrainingSpec, world: usize) -> Option<String> {
     let devices = spec.runtime.devices;
-    if devices <= 1 {
+    if devices == world as u64 {
         return None;
     }
     let per_device = spec.samples_per_device;
     let lr = match spec.runtime.auto_scale_lr {
         Some(_) => "; runtime.auto_scale_lr scales the learning rate to it".to_string(),
         None => format!(
-            " at the recipe's learning rate (mmdetection's linear scaling rule would divide \
-             optimizer.lr by {devices}: `runtime.auto_scale_lr = {{ base_batch_size = N }}` applies it)"
+            " at the recipe's learning rate (mmdetection's linear scaling rule would scale \
+             optimizer.lr by {world}/{devices}: `runtime.auto_scale_lr = {{ base_batch_size = N }}` applies it)"
         ),
+    };
+    let ranks = match world {
+        1 => "1 device".to_string(),
+        n => format!("{n} ranks"),
     };
     Some(format!(
         "warning: runtime.devices = {devices}: the recipe was written for {devices} devices × \
-         {per_device} images per step; this run trains on 1 device, so each step sees \
-         {per_device} images{lr}"
+         {per_device} images per step; this run trains on {ranks}, so each step sees \
+         {} images{lr}",
+        per_device * world as u64
     ))
 }
 
@@ -115,8 +123,8 @@ pub struct Prepared<'t> {
     /// Lines worth printing before the run (resume source, load_from report, leftovers of
     /// a killed run tidied).
     pub notes: Vec<String>,
-    /// One run at a time writes into the work dir; held until this is dropped.
-    _lock: crate::engine::workdir::WorkDirLock,
+    /// One run at a time writes into the work dir; held (by rank 0) until this is dropped.
+    _lock: Option<crate::engine::workdir::WorkDirLock>,
 }
 
 /// Build the runner for `task` from the plan's training spec, prepare the work dir (where
@@ -129,6 +137,8 @@ pub fn prepare<'t>(
     opts: &ExecOptions,
 ) -> Result<Prepared<'t>, JobError> {
     let config = effective_config(config, opts);
+    let ranks = crate::dist::rank_world(opts.dist.as_ref());
+    let main = ranks.0 == 0;
     let Training {
         optimizer,
         hooks,
@@ -136,7 +146,7 @@ pub fn prepare<'t>(
         runtime,
         lr_note,
         ..
-    } = build_training(spec, task.iters_per_epoch()).map_err(JobError::Recipe)?;
+    } = build_training(spec, task.iters_per_epoch(), ranks).map_err(JobError::Recipe)?;
     run.recipe_hash = config_hash(&config);
     run.stop_at_iter = opts.stop_at_iter;
     let pretty = serde_json::to_string_pretty(&config).expect("JSON values serialise");
@@ -154,21 +164,33 @@ pub fn prepare<'t>(
         run.work_dir = w.clone();
     }
     let work_dir = run.work_dir.clone();
-    let (lock, mut notes) =
-        crate::engine::workdir::open(&work_dir, &run.checkpoint.dir).map_err(JobError::Io)?;
-    if let Some(n) = world_size_note(spec) {
+    // Rank 0 owns the work dir; the other ranks read its checkpoints and write nothing.
+    let (lock, mut notes) = match main {
+        true => crate::engine::workdir::open(&work_dir, &run.checkpoint.dir)
+            .map(|(l, n)| (Some(l), n))
+            .map_err(JobError::Io)?,
+        false => (None, Vec::new()),
+    };
+    if let Some(n) = world_size_note(spec, ranks.1) {
         notes.push(n);
     }
     notes.extend(lr_note);
     let io = |e: std::io::Error| JobError::Io(format!("work dir {}: {e}", work_dir.display()));
-    std::fs::create_dir_all(work_dir.join("results")).map_err(io)?;
-    crate::util::atomic_file::write_atomic(&work_dir.join("config.json"), pretty.as_bytes())
-        .map_err(io)?;
+    if main {
+        std::fs::create_dir_all(work_dir.join("results")).map_err(io)?;
+        crate::util::atomic_file::write_atomic(&work_dir.join("config.json"), pretty.as_bytes())
+            .map_err(io)?;
+    }
 
     let optimizer = Optimizer::new(optimizer, &params)
         .map_err(|e| JobError::Recipe(vec![format!("optimizer: {e}")]))?;
     let ckpt_dir = run.checkpoint.dir.clone();
     let mut runner = Runner::new(task, params, optimizer, hooks, run)?;
+    if let Some(d) = &opts.dist {
+        runner = runner.with_data_parallel(crate::engine::ddp::DataParallel::new(d.clone()));
+        // Every rank resolves `--resume auto` after rank 0 has tidied the work dir.
+        d.barrier().map_err(RunError::from)?;
+    }
 
     let resume = opts.resume.clone().or(runtime.resume.clone());
     let resumed = match resume {

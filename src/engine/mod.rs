@@ -20,6 +20,7 @@ pub use on_device::{RunGraph, executor_on};
 pub use params::{Param, ParamKind, ParamSet};
 pub use runner::{CheckpointSettings, RunConfig, RunError, RunSummary, Runner};
 pub use task::{Metrics, Task, TaskError, TrainOutput};
+pub mod ddp;
 pub mod detector;
 pub mod job;
 pub mod on_device;

@@ -36,6 +36,8 @@ pub struct Runtime {
     pub loss_scale: Option<LossScaleConfig>,
     /// `runtime.auto_scale_lr`: the base batch size when enabled.
     pub auto_scale_lr: Option<u64>,
+    /// `runtime.launcher`: how the ranks were started.
+    pub launcher: crate::dist::launch::Launcher,
 }
 
 /// One hook of the recipe, typed: what it is, its name and its ordering constraints.
@@ -163,6 +165,27 @@ pub struct BuiltHooks {
 /// The recipe's hooks, built (each validates its settings). `plan` runs this too, so a recipe
 /// `check` passes builds here.
 pub fn build_hooks(specs: &[HookSpec], runtime: &Runtime) -> Result<BuiltHooks, Vec<String>> {
+    build_hooks_of_rank(specs, runtime, true)
+}
+
+/// Holds the log hook's place in the hook order on ranks other than 0, which write nothing.
+struct SilentLog;
+
+impl Hook for SilentLog {
+    fn name(&self) -> &str {
+        "log"
+    }
+    fn on(&mut self, _: HookPoint, _: &mut Ctx) -> Result<(), HookError> {
+        Ok(())
+    }
+}
+
+/// [`build_hooks`] for one rank: only rank 0 (`main`) logs.
+fn build_hooks_of_rank(
+    specs: &[HookSpec],
+    runtime: &Runtime,
+    main: bool,
+) -> Result<BuiltHooks, Vec<String>> {
     let mut hooks = Vec::new();
     let mut ckpt = None;
     let mut errors = Vec::new();
@@ -181,7 +204,10 @@ pub fn build_hooks(specs: &[HookSpec], runtime: &Runtime) -> Result<BuiltHooks, 
                 });
                 CheckpointHook::new(c.clone()).map(|h| Box::new(h) as Box<dyn Hook>)
             }
-            HookKind::Log(c) => LogHook::new(c.clone()).map(|h| Box::new(h) as Box<dyn Hook>),
+            HookKind::Log(c) => LogHook::new(c.clone()).map(|h| match main {
+                true => Box::new(h) as Box<dyn Hook>,
+                false => Box::new(SilentLog),
+            }),
             HookKind::Eval(c) => EvalHook::new(c.clone()).map(|h| Box::new(h) as Box<dyn Hook>),
             HookKind::Ema(c) => EmaHook::new(c.clone()).map(|h| Box::new(h) as Box<dyn Hook>),
             HookKind::EarlyStopping(c) => {
@@ -211,9 +237,14 @@ pub fn build_hooks(specs: &[HookSpec], runtime: &Runtime) -> Result<BuiltHooks, 
     }
 }
 
-/// Build the training setup from its typed spec. `iters_per_epoch` comes from the train
-/// loader (schedules and epoch-based lengths need it).
-pub fn build_training(spec: &TrainingSpec, iters_per_epoch: u64) -> Result<Training, Vec<String>> {
+/// Build the training setup from its typed spec for rank `ranks.0` of `ranks.1` (`(0, 1)`
+/// for one process). `iters_per_epoch` comes from the train loader (schedules and
+/// epoch-based lengths need it).
+pub fn build_training(
+    spec: &TrainingSpec,
+    iters_per_epoch: u64,
+    ranks: (usize, usize),
+) -> Result<Training, Vec<String>> {
     let mut errors = Vec::new();
     let run_length = RunLength::from_period(spec.run.length, iters_per_epoch);
     let schedules = match spec.schedules.build(&run_length) {
@@ -231,7 +262,7 @@ pub fn build_training(spec: &TrainingSpec, iters_per_epoch: u64) -> Result<Train
         .momentum
         .map(|s| Box::new(s) as Box<dyn hooks::Schedule>);
     hooks.push(Box::new(LrHook::new(lr, mom)));
-    let ckpt = match build_hooks(&spec.hooks, &spec.runtime) {
+    let ckpt = match build_hooks_of_rank(&spec.hooks, &spec.runtime, ranks.0 == 0) {
         Ok(built) => {
             hooks.extend(built.hooks);
             built.checkpoint
@@ -260,8 +291,8 @@ pub fn build_training(spec: &TrainingSpec, iters_per_epoch: u64) -> Result<Train
     run.loss_scale = spec.runtime.loss_scale.clone();
     let mut optimizer = spec.optimizer.clone();
     let lr_note = spec.runtime.auto_scale_lr.map(|base| {
-        // The devices this build trains on (one), as mmdetection counts the GPUs it runs on.
-        let devices = 1;
+        // The ranks this run trains on, as mmdetection counts the GPUs it runs on.
+        let devices = ranks.1 as u64;
         let spd = spec.samples_per_device;
         let before = optimizer.lr();
         optimizer.scale_lr(auto_scale_lr(1.0, spd, devices, accumulation, base));

@@ -2,13 +2,15 @@
 //! once per `(images, height, width)` and kept: graphs have static shapes), run against the
 //! parameters, its gradients and running statistics moved into them. The detector task runs it
 //! on loader batches, `mmrun bench train` on a fixed synthetic batch; the optimizer update is
-//! the caller's.
+//! the caller's. In a data-parallel run the step averages the loss normalisers the model
+//! wants averaged over ranks ([`LossNormalisers`]); the gradients are averaged by the runner.
 
 use super::on_device::{RunGraph, executor_on};
 use super::params::ParamSet;
 use crate::backend::Device;
+use crate::dist::Dist;
 use crate::ir::{DType, HostTensor};
-use crate::model::net::{Detector, GraphMode, LOSS_SCALE};
+use crate::model::net::{Detector, GraphMode, LOSS_SCALE, LossNormalisers};
 use crate::model::target::{DenseTargets, TargetBuilder};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -32,6 +34,8 @@ pub struct TrainStep {
     device: Device,
     graphs: HashMap<ShapeKey, Box<dyn RunGraph>>,
     profile: bool,
+    /// The other ranks of a data-parallel run.
+    dist: Option<Dist>,
 }
 
 impl TrainStep {
@@ -41,7 +45,26 @@ impl TrainStep {
             device,
             graphs: HashMap::new(),
             profile: false,
+            dist: None,
         }
+    }
+
+    /// Run as one rank of `dist`: loss normalisers are averaged over its ranks.
+    pub fn with_dist(mut self, dist: Option<Dist>) -> Self {
+        self.dist = dist;
+        self
+    }
+
+    /// The batch's loss normalisers, averaged over the ranks where the model asks for it.
+    fn normalisers(&self, targets: &[DenseTargets]) -> Result<LossNormalisers, String> {
+        let mut n = self.detector.loss_normalisers(targets);
+        if let Some(d) = self.dist.as_ref().filter(|_| n.mean_over_ranks) {
+            d.all_reduce_sum_f64(&mut n.counts)
+                .map_err(|e| e.to_string())?;
+            let w = d.world() as f64;
+            n.counts.iter_mut().for_each(|c| *c /= w);
+        }
+        Ok(n)
     }
 
     pub fn detector(&self) -> &Detector {
@@ -90,9 +113,10 @@ impl TrainStep {
                 images.shape
             ));
         };
+        let norms = self.normalisers(targets)?;
         let mut feeds = self
             .detector
-            .train_feeds(images, targets, (h, w))
+            .train_feeds(images, targets, (h, w), &norms)
             .map_err(|e| e.to_string())?;
         if self.detector.precision().needs_loss_scale() {
             feeds.insert(

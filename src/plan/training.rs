@@ -116,9 +116,7 @@ struct RuntimeSection {
     backend: String,
     precision: Precision,
     auto_scale_lr: Option<AutoScaleLr>,
-    /// Only `none` passes the checker (one process).
-    #[allow(dead_code)]
-    launcher: String,
+    launcher: crate::dist::launch::Launcher,
     /// Read through [`sources`] with the other weights a recipe names.
     load_from: Option<LoadFrom>,
     resume: Option<String>,
@@ -143,6 +141,7 @@ fn runtime(rt: &Value) -> Result<(Runtime, Option<LoadFrom>), PathError> {
         auto_scale_lr: (r.auto_scale_lr)
             .filter(|a| a.enable)
             .map(|a| a.base_batch_size),
+        launcher: r.launcher,
     };
     Ok((runtime, r.load_from))
 }

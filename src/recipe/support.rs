@@ -108,16 +108,31 @@ pub fn check(config: &Value, spans: &SpanTable, diags: &mut Diagnostics) {
         }
     }
     let launcher = "runtime.launcher";
-    if let Some(l) = at(config, launcher).and_then(Value::as_str)
-        && l != "none"
-    {
-        diags.push(err(
+    match at(config, launcher).and_then(Value::as_str) {
+        Some(l @ ("pytorch" | "slurm")) => diags.push(err(
             "E0311",
             launcher,
-            format!("the `{l}` launcher is not supported by this build: it trains in one process on one device"),
+            format!("the `{l}` launcher's ranks talk through NCCL, which this build has not got"),
             "not supported",
-            "remove `runtime.launcher`; `runtime.devices` may still say how many devices the batch size and learning rate were written for",
-        ));
+            "train CPU ranks with `launcher = mpi` (under `mpirun`, `srun --mpi=pmix`, or `mmrun exec --nproc N`), or remove `runtime.launcher` to train in one process",
+        )),
+        Some("mpi") if !cfg!(feature = "mpi") => diags.push(err(
+            "E0311",
+            launcher,
+            "the `mpi` launcher needs mmrun built with the `mpi` feature".into(),
+            "not in this build",
+            "build with `cargo build --release --features mpi` (Open MPI installed), or remove `runtime.launcher` to train in one process",
+        )),
+        Some("mpi") if at(config, "runtime.backend").and_then(Value::as_str) == Some("cuda") => {
+            diags.push(err(
+                "E0311",
+                launcher,
+                "MPI ranks train on the cpu backend; CUDA ranks need NCCL, which this build has not got".into(),
+                "not supported",
+                "use `runtime.backend = cpu` with `launcher = mpi`",
+            ))
+        }
+        _ => {}
     }
 }
 

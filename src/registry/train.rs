@@ -779,7 +779,7 @@ const RUNTIME: &[Param] = &[
         "devices",
         POS,
         Def::Int(1),
-        "devices the batch size and learning rate were written for (this build trains on one; another count is a warning)",
+        "devices the batch size and learning rate were written for (the ranks a run has override it; another count is a warning)",
     ),
     p(
         "backend",
@@ -801,9 +801,9 @@ const RUNTIME: &[Param] = &[
     ),
     p(
         "launcher",
-        Ty::Enum(&["none", "pytorch", "slurm"]),
+        Ty::Enum(&["none", "mpi", "pytorch", "slurm"]),
         Def::Str("none"),
-        "how ranks are started (this build: `none` only; others are refused, E0311)",
+        "how ranks are started: `none` (one process) or `mpi` (CPU ranks under `mpirun`, `srun --mpi=pmix` or `mmrun exec --nproc N`; the `mpi` build feature); `pytorch` and `slurm` need NCCL, which this build has not got (E0311)",
     ),
     p(
         "resume",

@@ -72,6 +72,12 @@ impl Stream {
     }
 }
 
+/// Drop everything later written to stdout (the ranks of a data-parallel run other than 0:
+/// rank 0 reports for all of them).
+pub fn quiet_stdout() {
+    STDOUT_GONE.store(true, Ordering::SeqCst);
+}
+
 /// Whether writes to `stream` have failed (and are being dropped).
 pub fn is_closed(stream: Stream) -> bool {
     stream.gone().load(Ordering::SeqCst)

@@ -7,6 +7,7 @@ mod run;
 mod state;
 
 use crate::engine::checkpoint::{CheckpointError, CheckpointManager, KeepPolicy};
+use crate::engine::ddp::DataParallel;
 use crate::engine::hooks::{Hook, HookError, IterRecord, Mode, Progress, RunnerState, order_hooks};
 use crate::engine::optim::{LossScaleConfig, LossScaler, Optimizer};
 use crate::engine::params::ParamSet;
@@ -83,6 +84,9 @@ pub enum RunError {
     },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The ranks of a data-parallel run could not communicate.
+    #[error("data-parallel run: {0}")]
+    Dist(#[from] crate::dist::DistError),
     #[error(
         "interrupted after iteration {iter}; checkpoint written to {}; continue with `--resume auto` (or `--resume {}`)",
         .checkpoint.display(), .checkpoint.display()
@@ -143,6 +147,8 @@ pub struct Runner<'t> {
     last_saved: Option<PathBuf>,
     last_metrics: Option<Metrics>,
     resumed: bool,
+    /// This rank's share of a data-parallel run; `None` for one process.
+    ddp: Option<DataParallel>,
 }
 
 impl<'t> Runner<'t> {
@@ -234,7 +240,20 @@ impl<'t> Runner<'t> {
             last_saved: None,
             last_metrics: None,
             resumed: false,
+            ddp: None,
         })
+    }
+
+    /// Train as one rank of a data-parallel run: gradients averaged over the ranks each step,
+    /// and only rank 0 writes checkpoints or prints.
+    pub fn with_data_parallel(mut self, ddp: DataParallel) -> Self {
+        self.ddp = Some(ddp);
+        self
+    }
+
+    /// Whether this process writes (rank 0, or the only process).
+    pub(crate) fn is_main(&self) -> bool {
+        self.ddp.as_ref().is_none_or(|d| d.dist().rank() == 0)
     }
 
     /// Replace the checkpoint manager (tests inject faulty writers through it).

@@ -37,11 +37,18 @@ impl Runner<'_> {
         if let Some(m) = self.st.metrics.take() {
             self.last_metrics = Some(m);
         }
-        // Without a log hook, messages still reach the user.
-        for m in std::mem::take(&mut self.st.messages) {
-            crate::errln!("{m}");
-        }
+        self.flush_messages();
         Ok(())
+    }
+
+    /// Without a log hook, messages still reach the user (from rank 0 only).
+    fn flush_messages(&mut self) {
+        let messages = std::mem::take(&mut self.st.messages);
+        if self.is_main() {
+            for m in messages {
+                crate::errln!("{m}");
+            }
+        }
     }
 
     fn set_progress(&mut self) {
@@ -54,7 +61,8 @@ impl Runner<'_> {
     /// Write what hooks asked for.
     fn process_saves(&mut self) -> Result<(), RunError> {
         let requests = std::mem::take(&mut self.st.save_requests);
-        if requests.is_empty() {
+        // Every rank holds the same state; rank 0 writes it.
+        if requests.is_empty() || !self.is_main() {
             return Ok(());
         }
         let data = self.snapshot()?;
@@ -71,9 +79,7 @@ impl Runner<'_> {
                 .messages
                 .push(format!("saved checkpoint {}", path.display()));
         }
-        for m in std::mem::take(&mut self.st.messages) {
-            crate::errln!("{m}");
-        }
+        self.flush_messages();
         Ok(())
     }
 
@@ -88,6 +94,9 @@ impl Runner<'_> {
     pub fn run(&mut self) -> Result<RunSummary, RunError> {
         if let Err(e) = interrupt::install() {
             self.st.messages.push(format!("warning: {e}"));
+        }
+        if let Some(ddp) = &self.ddp {
+            ddp.broadcast_params(&mut self.st.params)?;
         }
         self.set_progress();
         self.call(HookPoint::BeforeRun)?;
@@ -132,6 +141,13 @@ impl Runner<'_> {
         if let Some(s) = &stopped {
             self.st.messages.push(s.clone());
         }
+        if let Some(ddp) = &self.ddp {
+            let digest = ddp.check_in_sync(&self.st.params)?;
+            self.st.messages.push(format!(
+                "the weights are identical on all {} ranks (sha256 {digest}…)",
+                ddp.dist().world()
+            ));
+        }
         self.call(HookPoint::AfterRun)?;
         if let Some(reason) = self.st.halt.take() {
             let checkpoint = self.checkpoint_here()?;
@@ -171,8 +187,16 @@ impl Runner<'_> {
                 loss_scale.unwrap_or(1.0),
             )
             .map_err(|e| self.task_err(e))?;
+        let mut losses = with_total(out.losses);
+        if let Some(ddp) = &self.ddp {
+            ddp.average_gradients(&mut self.st.params)?;
+            ddp.broadcast_buffers(&mut self.st.params)?;
+            let mut v: Vec<f64> = losses.iter().map(|(_, v)| *v).collect();
+            ddp.mean(&mut v)?;
+            losses.iter_mut().zip(v).for_each(|((_, l), m)| *l = m);
+        }
         self.st.record = IterRecord {
-            losses: with_total(out.losses),
+            losses,
             data_time: out.data_time,
             ..IterRecord::default()
         };
@@ -202,8 +226,16 @@ impl Runner<'_> {
             }
         }
         self.process_saves()?;
-        let halt = self.st.halt.take();
-        if interrupt::requested() || self.st.interrupt || halt.is_some() {
+        let mut halt = self.st.halt.take();
+        let mut stop = [interrupt::requested() || self.st.interrupt || halt.is_some()];
+        if let Some(ddp) = &self.ddp {
+            // Every rank stops after the same iteration, or the others would wait forever.
+            ddp.any(&mut stop)?;
+            if stop[0] && halt.is_none() && !interrupt::requested() && !self.st.interrupt {
+                halt = Some("another rank stopped".into());
+            }
+        }
+        if stop[0] {
             interrupt::clear();
             self.st.interrupt = false;
             let checkpoint = self.checkpoint_here()?;
@@ -230,8 +262,12 @@ impl Runner<'_> {
         {
             return Ok(p.clone());
         }
+        let name = format!("iter_{}", self.pos.iter);
+        if !self.is_main() {
+            return Ok(self.config.checkpoint.dir.join(name));
+        }
         let data = self.snapshot()?;
-        let path = self.ckpt.save(&format!("iter_{}", self.pos.iter), &data)?;
+        let path = self.ckpt.save(&name, &data)?;
         self.last_saved = Some(path.clone());
         Ok(path)
     }

@@ -299,13 +299,38 @@ impl Detector {
         })
     }
 
+    /// The loss normalisers of a batch, as this rank counts them. FCOS-style heads average
+    /// theirs over the ranks of a data-parallel run before use (mmdetection's
+    /// `reduce_mean(num_pos)`); anchor heads do not (its `AnchorHead`).
+    pub fn loss_normalisers(&self, targets: &[DenseTargets]) -> LossNormalisers {
+        match &self.targets {
+            // mmdetection: sum over images of max(num_pos, 1).
+            TargetBuilder::Anchor(_) => LossNormalisers {
+                counts: vec![targets.iter().map(|t| t.num_pos.max(1)).sum::<usize>() as f64],
+                mean_over_ranks: false,
+            },
+            TargetBuilder::Point(_) => {
+                let num_pos: usize = targets.iter().map(|t| t.num_pos).sum();
+                let csum: f64 = (targets.iter())
+                    .flat_map(|t| t.centerness.iter())
+                    .map(|&v| v as f64)
+                    .sum();
+                LossNormalisers {
+                    counts: vec![num_pos as f64, csum],
+                    mean_over_ranks: true,
+                }
+            }
+        }
+    }
+
     /// The train graph's feeds for a batch: `img` (`[B, C, H, W]`, already normalised and
-    /// padded) and the stacked targets of each image.
+    /// padded), the stacked targets of each image and the batch's loss normalisers.
     pub fn train_feeds(
         &self,
         img: HostTensor,
         targets: &[DenseTargets],
         batch_shape: (usize, usize),
+        norms: &LossNormalisers,
     ) -> Result<BTreeMap<String, HostTensor>, FeedError> {
         let c = self.num_classes();
         let n = targets.first().map_or(0, |t| t.labels.len());
@@ -335,11 +360,9 @@ impl Detector {
         let sizes = self.targets.featmap_sizes(batch_shape);
         match &self.targets {
             TargetBuilder::Anchor(t) => {
-                // mmdetection: sum over images of max(num_pos, 1).
-                let avg: usize = targets.iter().map(|t| t.num_pos.max(1)).sum();
                 f.insert(
                     "avg_factor".into(),
-                    HostTensor::scalar(DType::F32, avg as f64),
+                    HostTensor::scalar(DType::F32, norms.counts[0]),
                 );
                 if t.reg_decoded_bbox {
                     let anchors = t.anchor_generator.grid_anchors(&sizes)?;
@@ -351,16 +374,15 @@ impl Detector {
                 }
             }
             TargetBuilder::Point(t) => {
-                let num_pos: usize = targets.iter().map(|t| t.num_pos).sum();
+                let (num_pos, csum) = (norms.counts[0], norms.counts[1]);
                 f.insert(
                     "avg_factor".into(),
-                    HostTensor::scalar(DType::F32, (num_pos as f64).max(1.0)),
+                    HostTensor::scalar(DType::F32, num_pos.max(1.0)),
                 );
                 let ctr: Vec<f32> = targets
                     .iter()
                     .flat_map(|t| t.centerness.iter().copied())
                     .collect();
-                let csum: f64 = ctr.iter().map(|&v| v as f64).sum();
                 f.insert(
                     "bbox_avg_factor".into(),
                     HostTensor::scalar(DType::F32, csum.max(1e-6)),
@@ -386,6 +408,16 @@ impl Detector {
         }
         Ok(f)
     }
+}
+
+/// A batch's loss normalisers before the graph sees them: the anchor heads' `Σ max(num_pos,
+/// 1)`, or the point heads' positive count and centerness-target sum (clamped to 1 and 1e-6
+/// after any averaging over ranks).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossNormalisers {
+    pub counts: Vec<f64>,
+    /// Whether a data-parallel run replaces `counts` by their mean over ranks.
+    pub mean_over_ranks: bool,
 }
 
 /// The backward pass from the total loss; with loss scaling (f16), from `total × loss_scale`,

@@ -14,7 +14,7 @@ pub mod probe;
 mod resnet;
 mod retina_head;
 
-pub use detector::{BuiltGraph, Detector, GraphMode, HeadOutputs, LOSS_SCALE};
+pub use detector::{BuiltGraph, Detector, GraphMode, HeadOutputs, LOSS_SCALE, LossNormalisers};
 pub use fpn::build_fpn;
 pub use layers::Layers;
 pub use resnet::build_resnet;

@@ -100,7 +100,7 @@ fn feeds(d: &Detector, rng: &mut Rng) -> BTreeMap<String, HostTensor> {
         .map(|_| rng.range_f64(-2.0, 2.0) as f32)
         .collect();
     let img = HostTensor::f32(vec![2, 3, h, w], img).unwrap();
-    d.train_feeds(img, &targets, HW).unwrap()
+    (d.train_feeds(img, &targets, HW, &d.loss_normalisers(&targets))).unwrap()
 }
 
 /// One train step on both backends from the same parameters; compares everything it writes.
@@ -326,6 +326,7 @@ fn train_three(test: &str, device: Device) {
         plan.metric,
         device,
         plan.training.runtime.precision,
+        None,
     )
     .unwrap();
     let work = dir.path().join("work");
@@ -333,6 +334,7 @@ fn train_three(test: &str, device: Device) {
         work_dir: Some(work.clone()),
         resume: None,
         stop_at_iter: Some(3),
+        dist: None,
     };
     execute(&plan.training, &plan.config, task.as_mut(), params, &opts)
         .unwrap_or_else(|e| panic!("{e}"));

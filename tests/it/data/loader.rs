@@ -307,3 +307,56 @@ impl TapBatch for mmrun::data::ImageMeta {
         self
     }
 }
+
+#[test]
+fn ranks_transform_their_slots_as_one_rank_with_the_global_batch() {
+    // Augmentation is keyed by the slot in the global batch: rank r's images are the single
+    // rank's images r·b .. (r+1)·b, bit for bit (one fixed bucket, so the padding agrees).
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(dir.path());
+    let cfg = SamplerConfig::GroupSampler { shuffle: true };
+    let bucket = vec![[128, 128]];
+    let load = |bs: usize, rank: usize, world: usize| {
+        let sampler = BatchSampler::new(&cfg, ds.aspect_groups(), bs, rank, world, 9).unwrap();
+        let target: TargetFn<T> = Arc::new(|s| Ok((s.boxes.len(), s.meta.batch_input_shape)));
+        let opts = LoaderOptions {
+            workers: 1,
+            prefetch: 2,
+            seed: 9,
+            on_bad_sample: OnBadSample::Error,
+            buckets: bucket.clone(),
+            size_divisor: Some(16),
+        };
+        let mut l = Loader::new(
+            Arc::new(ds.clone()),
+            Arc::new(pipeline()),
+            sampler,
+            target,
+            opts,
+        );
+        drain(&mut l)
+    };
+    let one = load(4, 0, 1);
+    let ranks = [load(2, 0, 2), load(2, 1, 2)];
+    assert!(!one.is_empty());
+    for (step, global) in one.iter().enumerate() {
+        let per_image = global.images.len() / 4;
+        for (r, rank) in ranks.iter().enumerate() {
+            let b = &rank[step];
+            assert_eq!(
+                b.indices,
+                global.indices[2 * r..2 * r + 2],
+                "step {step} rank {r}"
+            );
+            assert_eq!(b.metas, global.metas[2 * r..2 * r + 2]);
+            assert_eq!(b.targets, global.targets[2 * r..2 * r + 2]);
+            let slice = &global.images[2 * r * per_image..(2 * r + 2) * per_image];
+            assert!(
+                b.images
+                    .iter()
+                    .zip(slice)
+                    .all(|(p, q)| p.to_bits() == q.to_bits())
+            );
+        }
+    }
+}

@@ -201,3 +201,33 @@ fn bad_sampler_arguments_are_errors() {
         .is_err()
     );
 }
+
+#[test]
+fn ranks_deal_out_the_global_batch_one_rank_with_all_of_it_draws() {
+    // Data-parallel training equals large-batch training: at every step, the ranks' batches
+    // put side by side in rank order are the single rank's batch of world × b images.
+    let g = groups(29);
+    for cfg in configs() {
+        for world in [2usize, 3] {
+            for bs in [1usize, 2, 4] {
+                for epoch in [0u64, 5] {
+                    let one = BatchSampler::new(&cfg, g.clone(), bs * world, 0, 1, 11)
+                        .unwrap()
+                        .epoch_batches(epoch);
+                    let ranks: Vec<Vec<Vec<usize>>> = (0..world)
+                        .map(|r| {
+                            let s = BatchSampler::new(&cfg, g.clone(), bs, r, world, 11).unwrap();
+                            assert_eq!(s.batches_per_epoch(), one.len());
+                            s.epoch_batches(epoch)
+                        })
+                        .collect();
+                    for (step, global) in one.iter().enumerate() {
+                        let dealt: Vec<usize> =
+                            ranks.iter().flat_map(|r| r[step].clone()).collect();
+                        assert_eq!(&dealt, global, "{cfg:?} world {world} b {bs} step {step}");
+                    }
+                }
+            }
+        }
+    }
+}

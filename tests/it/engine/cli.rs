@@ -114,7 +114,7 @@ fn exec_reads_the_device_from_the_recipe_and_warns_about_the_world_size() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("device: cpu"), "{text}");
     assert!(
-        text.contains("warning: runtime.devices = 8") && text.contains("divide optimizer.lr by 8"),
+        text.contains("warning: runtime.devices = 8") && text.contains("scale optimizer.lr by 1/8"),
         "{text}"
     );
     // The recipe asks for CUDA: without a GPU (this machine, CI) exec says so and stops; with

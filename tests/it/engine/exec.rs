@@ -30,7 +30,7 @@ fn spec(sets: &[&str]) -> TrainingSpec {
 
 #[test]
 fn recipe_sections_build_hooks_optimizer_and_run() {
-    let t = build_training(&spec(&[]), 8).unwrap();
+    let t = build_training(&spec(&[]), 8, (0, 1)).unwrap();
     let names: Vec<&str> = t.hooks.iter().map(|h| h.name()).collect();
     for n in [
         "nan_guard",

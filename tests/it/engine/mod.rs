@@ -3,6 +3,8 @@
 
 mod checkpoint;
 mod cli;
+#[cfg(feature = "mpi")]
+mod data_parallel;
 mod detector;
 mod exec;
 mod faults;

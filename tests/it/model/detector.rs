@@ -112,7 +112,7 @@ fn overfit(d: &Detector, iters: usize, lr: f32) -> (Vec<f64>, ParamSet) {
         "every image has positives"
     );
     let built = d.build(GraphMode::Train, 2, hw, DType::F32).unwrap();
-    let feeds = d.train_feeds(img, &targets, hw).unwrap();
+    let feeds = (d.train_feeds(img, &targets, hw, &d.loss_normalisers(&targets))).unwrap();
     let mut store = ParamSet::init(&built.graph, 1);
     let mut ex = Executor::new(built.graph, CpuBackend);
     let mut losses = Vec::new();

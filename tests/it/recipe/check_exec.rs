@@ -32,7 +32,7 @@ fn builds(config: &Value) -> Result<(), Vec<String>> {
             .map(|e| format!("{}: {}", e.path, e.message))
             .collect::<Vec<_>>()
     })?;
-    mmrun::engine::setup::build_training(&spec, 10).map(|_| ())
+    mmrun::engine::setup::build_training(&spec, 10, (0, 1)).map(|_| ())
 }
 
 /// (override that checks clean, override `check` must refuse, JSON pointer, value the engine
