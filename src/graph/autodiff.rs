@@ -308,6 +308,15 @@ impl GraphBuilder {
                         dt,
                     ))]
                 }
+                PoolOp::RoiAlign(attrs) => {
+                    let dx = self.push(
+                        Op::Pool(PoolOp::RoiAlignGrad(*attrs)),
+                        vec![ins[1], dy],
+                        shape_of(self, 0),
+                        dt,
+                    );
+                    vec![Some(dx), None]
+                }
                 _ => {
                     return Err(self.err(
                         "backward",

@@ -139,6 +139,46 @@ impl GraphBuilder {
         ))
     }
 
+    /// RoIAlign of `x [N,C,H,W]` over `rois [K, 5]` (`[batch index, x1, y1, x2, y2]`, same
+    /// float type): `[K, C, ph, pw]`. Differentiable in `x` only.
+    pub fn roi_align(
+        &mut self,
+        x: NodeId,
+        rois: NodeId,
+        attrs: RoiAlignAttrs,
+    ) -> Result<NodeId, GraphError> {
+        let dt = self.require_float("roi_align", &[x, rois])?;
+        let (xs, rs) = (self.shape(x).to_vec(), self.shape(rois).to_vec());
+        if xs.len() != 4 || xs[2] == 0 || xs[3] == 0 {
+            return Err(self.err(
+                "roi_align",
+                format!("expected x [N,C,H,W], got {xs:?}"),
+                &[x],
+            ));
+        }
+        if rs.len() != 2 || rs[1] != 5 {
+            return Err(self.err(
+                "roi_align",
+                format!("expected rois [K, 5], got {rs:?}"),
+                &[rois],
+            ));
+        }
+        let [ph, pw] = attrs.output;
+        if ph == 0 || pw == 0 || !(attrs.spatial_scale > 0.0 && attrs.spatial_scale.is_finite()) {
+            return Err(self.err(
+                "roi_align",
+                format!("needs a positive output size and spatial scale, got {attrs:?}"),
+                &[x],
+            ));
+        }
+        Ok(self.push(
+            Op::Pool(PoolOp::RoiAlign(attrs)),
+            vec![x, rois],
+            vec![rs[0], xs[1], ph, pw],
+            dt,
+        ))
+    }
+
     fn check_affine(
         &self,
         op: &'static str,

@@ -172,6 +172,26 @@ pub enum PoolOp {
     UpsampleNearest,
     /// Gradient of [`PoolOp::UpsampleNearest`]; input `dy`, output the node's (x's) shape.
     UpsampleNearestGrad,
+    /// RoIAlign (torchvision's `roi_align`, average pooling): inputs `(x [N, C, H, W], rois
+    /// [K, 5])`, each RoI `[batch index, x1, y1, x2, y2]` in input pixels before
+    /// `spatial_scale`; output `[K, C, ph, pw]`. RoIs get no gradient (as in torchvision).
+    RoiAlign(RoiAlignAttrs),
+    /// Gradient of [`PoolOp::RoiAlign`] w.r.t. `x`; inputs `(rois, dy)`, output the node's
+    /// (x's) shape.
+    RoiAlignGrad(RoiAlignAttrs),
+}
+
+/// RoIAlign's settings (torchvision's arguments; mmcv's `RoIAlign` with `pool_mode = avg`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoiAlignAttrs {
+    /// Output bins `[ph, pw]`.
+    pub output: [usize; 2],
+    /// Box coordinates × this = feature-map coordinates (`1 / stride`).
+    pub spatial_scale: f64,
+    /// Samples per bin along each axis; 0: `ceil(box size / bins)` per box.
+    pub sampling_ratio: usize,
+    /// Pixel centres at +0.5 (Detectron2's and mmdetection's `aligned = True`).
+    pub aligned: bool,
 }
 
 /// Which elements share normalisation statistics.
@@ -287,6 +307,8 @@ impl Op {
                 PoolOp::MaxPool2dGrad { .. } => "max_pool2d_grad",
                 PoolOp::UpsampleNearest => "upsample_nearest",
                 PoolOp::UpsampleNearestGrad => "upsample_nearest_grad",
+                PoolOp::RoiAlign(_) => "roi_align",
+                PoolOp::RoiAlignGrad(_) => "roi_align_grad",
             },
             Op::Norm(n) => match n {
                 NormOp::Stats(_) => "norm_stats",

@@ -16,6 +16,7 @@ pub mod loss;
 mod map;
 pub mod norm;
 pub mod pool;
+pub mod roi_align;
 mod widen;
 
 pub use float::Float;
@@ -474,8 +475,44 @@ fn pool_t<T: Float>(op: &PoolOp, ins: &[In<'_>], out: &mut Out<'_>) -> Result<()
         PoolOp::UpsampleNearestGrad => {
             pool::upsample_nearest_grad(x, xs, outp::<T>(out, "upsample_nearest_grad")?, &shape)
         }
+        PoolOp::RoiAlign(a) => {
+            let rois = inp::<T>(&ins[1], "roi_align")?;
+            let g = roi_geometry(a, xs)?;
+            roi_align::roi_align(&g, x, rois, outp::<T>(out, "roi_align")?).map_err(invalid)?
+        }
+        PoolOp::RoiAlignGrad(a) => {
+            let dy = inp::<T>(&ins[1], "roi_align_grad")?;
+            let g = roi_geometry(a, &shape)?;
+            let dx = outp::<T>(out, "roi_align_grad")?;
+            roi_align::roi_align_grad(&g, x, dy, dx).map_err(invalid)?
+        }
     }
     Ok(())
+}
+
+/// RoIAlign's geometry for a feature map of shape `xs`.
+fn roi_geometry(
+    a: &crate::ir::op::RoiAlignAttrs,
+    xs: &[usize],
+) -> Result<roi_align::RoiAlignGeometry, BackendError> {
+    let &[n, c, h, w] = xs else {
+        return Err(invalid(format!("roi_align: a feature map of shape {xs:?}")));
+    };
+    Ok(roi_align::RoiAlignGeometry {
+        input: [n, c, h, w],
+        output: a.output,
+        spatial_scale: a.spatial_scale,
+        sampling_ratio: a.sampling_ratio,
+        aligned: a.aligned,
+    })
+}
+
+fn invalid(message: String) -> BackendError {
+    BackendError::Invalid {
+        backend: "cpu",
+        op: "roi_align",
+        message,
+    }
 }
 
 fn norm_t<T: Float>(op: &NormOp, ins: &[In<'_>], out: &mut Out<'_>) -> Result<(), BackendError> {

@@ -335,6 +335,42 @@ fn gradcheck_pool_and_upsample() {
         &none,
         &|g, p| g.upsample_nearest(p[0], [h + 3, 2 * w - 1]),
     );
+    // RoIAlign: random boxes (some past the borders) on random images of the batch.
+    let k = 4;
+    let mut rois = Vec::new();
+    for _ in 0..k {
+        let (x1, y1) = (rng.range_f64(-2.0, w as f64), rng.range_f64(-2.0, h as f64));
+        let b = rng.below(n as u64) as f64;
+        rois.extend([
+            b,
+            x1,
+            y1,
+            x1 + rng.range_f64(0.5, 6.0),
+            y1 + rng.range_f64(0.5, 6.0),
+        ]);
+    }
+    let feeds = BTreeMap::from([(
+        "rois".to_string(),
+        HostTensor::f64(vec![k, 5], rois).unwrap(),
+    )]);
+    for (sampling_ratio, aligned) in [(0, true), (2, false)] {
+        let attrs = mmrun::ir::op::RoiAlignAttrs {
+            output: [3, 2],
+            spatial_scale: 1.0,
+            sampling_ratio,
+            aligned,
+        };
+        gradcheck(
+            &format!("roi_align {sampling_ratio} {aligned}"),
+            &mut rng,
+            std::slice::from_ref(&x),
+            &feeds,
+            &move |g, p| {
+                let rois = g.graph().inputs["rois"];
+                g.roi_align(p[0], rois, attrs)
+            },
+        );
+    }
 }
 
 #[test]

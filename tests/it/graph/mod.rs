@@ -7,4 +7,5 @@ mod autocast;
 mod gradcheck;
 mod harness;
 mod network;
+mod roi_align;
 mod torchref;

@@ -86,8 +86,18 @@ pub(super) fn pool(
             let dx = output(&mut out, OP)?;
             resize(dev, OP, "upsample_nearest2d_bwd", dy, dx, small, big)?;
         }
+        PoolOp::RoiAlign(_) | PoolOp::RoiAlignGrad(_) => {
+            return Err(crate::backend::cuda::backend::unsupported(
+                op_name(op),
+                crate::ir::DType::F32,
+            ));
+        }
     }
     Ok(())
+}
+
+fn op_name(op: &PoolOp) -> &'static str {
+    crate::ir::op::Op::Pool(op.clone()).name()
 }
 
 /// torch's pooled size (floor mode, dilation 1).
