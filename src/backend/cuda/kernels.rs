@@ -16,6 +16,7 @@ pub enum Module {
     Reduce,
     Norm,
     Pool,
+    RoiAlign,
     Optim,
     Scale,
     Conv,
@@ -24,7 +25,7 @@ pub enum Module {
 }
 
 impl Module {
-    pub const ALL: [Module; 12] = [
+    pub const ALL: [Module; 13] = [
         Module::LossFocal,
         Module::LossCe,
         Module::LossBce,
@@ -33,6 +34,7 @@ impl Module {
         Module::Reduce,
         Module::Norm,
         Module::Pool,
+        Module::RoiAlign,
         Module::Optim,
         Module::Scale,
         Module::Conv,
@@ -55,6 +57,7 @@ impl Module {
             Module::Reduce => "reduce.ptx",
             Module::Norm => "norm.ptx",
             Module::Pool => "pool.ptx",
+            Module::RoiAlign => "roi_align.ptx",
             Module::Optim => "optim.ptx",
             Module::Scale => "scale.ptx",
             Module::Conv => "conv.ptx",
@@ -73,6 +76,7 @@ impl Module {
             Module::Reduce => include_str!("../../../kernels/reduce.ptx"),
             Module::Norm => include_str!("../../../kernels/norm.ptx"),
             Module::Pool => include_str!("../../../kernels/pool.ptx"),
+            Module::RoiAlign => include_str!("../../../kernels/roi_align.ptx"),
             Module::Optim => include_str!("../../../kernels/optim.ptx"),
             Module::Scale => include_str!("../../../kernels/scale.ptx"),
             Module::Conv => include_str!("../../../kernels/conv.ptx"),
@@ -291,6 +295,21 @@ pub const ENTRIES: &[Entry] = &[
         module: Module::Pool,
         stem: "upsample_nearest2d_bwd",
         params: &[Ptr, Ptr, U32, U32, U32, U32, U32, F32, F32],
+    },
+    // roi_align.ptx
+    Entry {
+        module: Module::RoiAlign,
+        stem: "roi_align_fwd",
+        params: &[
+            Ptr, Ptr, Ptr, U32, U32, U32, U32, U32, U32, U32, U32, U32, F32,
+        ],
+    },
+    Entry {
+        module: Module::RoiAlign,
+        stem: "roi_align_bwd",
+        params: &[
+            Ptr, Ptr, Ptr, U32, U32, U32, U32, U32, U32, U32, U32, U32, F32,
+        ],
     },
     // optim.ptx
     Entry {

@@ -1,5 +1,5 @@
 //! The nn op families on each backend (f32) against the CPU reference (f64): matmul,
-//! convolution and its gradients, max pooling and nearest resizing with their gradients, and
+//! convolution and its gradients, max pooling, nearest resizing and RoIAlign with their gradients, and
 //! all six normalisation ops for batch and group norm, on the same f32-rounded random inputs
 //! through `harness::check_op` (output poisoned, backend synchronised). Shapes are
 //! ResNet/FPN-like with odd sizes.
@@ -198,6 +198,59 @@ fn upsample_nearest_and_gradient_match_cpu<B: Suite>(be: &B) {
     }
 }
 
+fn roi_align_and_gradient_match_cpu<B: Suite>(be: &B) {
+    let mut rng = rng("roi_align");
+    // Detectron2's/mmdetection's RoI head (7×7, 1/4 scale, adaptive and fixed sampling) and a
+    // non-square, unaligned case; boxes inside, on and past the borders, degenerate.
+    for (xs, out, scale, sampling_ratio, aligned) in [
+        ([2, 8, 24, 20], [7, 7], 0.25, 0, true),
+        ([2, 8, 24, 20], [7, 7], 0.25, 2, true),
+        ([1, 5, 9, 14], [3, 5], 0.5, 1, false),
+    ] {
+        let (w, h) = (xs[3] as f64 / scale, xs[2] as f64 / scale);
+        let k = 9;
+        let mut rois = Vec::with_capacity(k * 5);
+        for i in 0..k {
+            let (x1, y1) = (rng.range_f64(-0.2 * w, w), rng.range_f64(-0.2 * h, h));
+            let (bw, bh) = match i {
+                0 => (0.0, 0.0),
+                1 => (w, h),
+                _ => (rng.range_f64(0.5, 0.6 * w), rng.range_f64(0.5, 0.6 * h)),
+            };
+            rois.extend([(i % xs[0]) as f64, x1, y1, x1 + bw, y1 + bh]);
+        }
+        let rois = HostTensor::f64(vec![k, 5], rois).unwrap();
+        let attrs = RoiAlignAttrs {
+            output: out,
+            spatial_scale: scale,
+            sampling_ratio,
+            aligned,
+        };
+        let ys = [k, xs[1], out[0], out[1]];
+        let x = uniform(&mut rng, &xs, -1.0, 1.0);
+        let what = format!("roi_align {xs:?} {attrs:?}");
+        check_op(
+            be,
+            &what,
+            &Op::Pool(PoolOp::RoiAlign(attrs)),
+            &[x, rois.clone()],
+            &ys,
+            DType::F32,
+            REDUCTION,
+        );
+        let dy = uniform(&mut rng, &ys, -1.0, 1.0);
+        check_op(
+            be,
+            &format!("{what} grad"),
+            &Op::Pool(PoolOp::RoiAlignGrad(attrs)),
+            &[rois, dy],
+            &xs,
+            DType::F32,
+            REDUCTION,
+        );
+    }
+}
+
 /// Runs all six norm ops of `kind` on `x` of shape `xs` (values in `[lo, hi)`).
 fn check_norm_family<B: Suite>(
     be: &B,
@@ -317,6 +370,7 @@ super::suite!(
     conv2d_and_gradients_match_cpu,
     max_pool_and_gradient_match_cpu,
     upsample_nearest_and_gradient_match_cpu,
+    roi_align_and_gradient_match_cpu,
     batch_norm_family_matches_cpu,
     group_norm_family_matches_cpu,
 );

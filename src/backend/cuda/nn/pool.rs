@@ -1,4 +1,4 @@
-//! `PoolOp` through `kernels/pool.ptx`: max pooling (the forward writes an argmax plane index
+//! `PoolOp` through `kernels/pool.ptx` and `kernels/roi_align.ptx`: max pooling (the forward writes an argmax plane index
 //! into an i32 scratch buffer; the gradient, whose IR inputs are `(x, dy)`, recomputes it
 //! with the forward and then gathers `dy`), and nearest resizing with its gradient.
 //!
@@ -7,6 +7,9 @@
 //! `scale`; the CPU reference (and the IR's definition) is the exact `floor(dst · in / out)`,
 //! so the host picks the smallest f32 at or above `in / out` and checks, for every output
 //! row and column, that the kernel's f32 arithmetic gives exactly the integer map.
+//!
+//! RoIAlign's gradient is a scatter with atomic adds (as torchvision's): its output is
+//! zeroed first, and its last bits vary run to run.
 
 use cudarc::driver::CudaSlice;
 
@@ -17,7 +20,7 @@ use crate::backend::cuda::device::CudaDevice;
 use crate::backend::cuda::error::CudaError;
 use crate::backend::cuda::kernels::Module;
 use crate::backend::cuda::launch::{self, Arg};
-use crate::ir::op::PoolOp;
+use crate::ir::op::{PoolOp, RoiAlignAttrs};
 
 pub(super) fn pool(
     be: &CudaBackend,
@@ -86,18 +89,102 @@ pub(super) fn pool(
             let dx = output(&mut out, OP)?;
             resize(dev, OP, "upsample_nearest2d_bwd", dy, dx, small, big)?;
         }
-        PoolOp::RoiAlign(_) | PoolOp::RoiAlignGrad(_) => {
-            return Err(crate::backend::cuda::backend::unsupported(
-                op_name(op),
-                crate::ir::DType::F32,
-            ));
+        PoolOp::RoiAlign(a) => {
+            const OP: &str = "roi_align";
+            arity(OP, ins, &[2])?;
+            let xs = nchw(OP, "input", ins[0].shape)?;
+            let k = boxes(OP, ins[1].shape)?;
+            expect_roi_output(OP, "output", out.shape, k, xs[1], a)?;
+            let (x, rois) = (input(&ins[0], OP)?, input(&ins[1], OP)?);
+            let y = output(&mut out, OP)?;
+            roi_align(dev, "roi_align_fwd", x, rois, y, xs, k, a)?;
+        }
+        PoolOp::RoiAlignGrad(a) => {
+            const OP: &str = "roi_align_grad";
+            arity(OP, ins, &[2])?;
+            let xs = nchw(OP, "output", out.shape)?;
+            let k = boxes(OP, ins[0].shape)?;
+            expect_roi_output(OP, "dy", ins[1].shape, k, xs[1], a)?;
+            let (rois, dy) = (input(&ins[0], OP)?, input(&ins[1], OP)?);
+            let dx = output(&mut out, OP)?;
+            dev.stream().memset_zeros(dx).map_err(drv)?;
+            roi_align(dev, "roi_align_bwd", dy, rois, dx, xs, k, a)?;
         }
     }
     Ok(())
 }
 
-fn op_name(op: &PoolOp) -> &'static str {
-    crate::ir::op::Op::Pool(op.clone()).name()
+/// The box count of a `[K, 5]` RoI tensor.
+fn boxes(op: &'static str, s: &[usize]) -> Result<usize, BackendError> {
+    match s {
+        &[k, 5] => Ok(k),
+        _ => Err(bad(op, format!("rois must be [K, 5], got {s:?}"))),
+    }
+}
+
+fn expect_roi_output(
+    op: &'static str,
+    what: &str,
+    s: &[usize],
+    k: usize,
+    c: usize,
+    a: &RoiAlignAttrs,
+) -> Result<(), BackendError> {
+    let want = [k, c, a.output[0], a.output[1]];
+    if s != want {
+        return Err(bad(op, format!("{what} is {s:?}, expected {want:?}")));
+    }
+    Ok(())
+}
+
+/// Launches a RoIAlign kernel: `src` is the feature map (forward) or `dy` (backward), `dst`
+/// the bins or the zeroed input gradient.
+#[allow(clippy::too_many_arguments)]
+fn roi_align(
+    dev: &CudaDevice,
+    stem: &'static str,
+    src: &CudaSlice<f32>,
+    rois: &CudaSlice<f32>,
+    dst: &mut CudaSlice<f32>,
+    xs: [usize; 4],
+    k: usize,
+    a: &RoiAlignAttrs,
+) -> Result<(), BackendError> {
+    const OP: &str = "roi_align";
+    let bins = k * xs[1] * a.output[0] * a.output[1];
+    if bins == 0 {
+        return Ok(());
+    }
+    for v in [bins, numel4(xs), a.sampling_ratio] {
+        u32_of(OP, v)?;
+    }
+    let u = |v: usize| Arg::U32(v as u32);
+    // SAFETY: every buffer holds its tensor (checked by `input` / `output`), the shapes agree
+    // (checked above), every size fits u32; one block of 256 per the ABI, grid-stride.
+    unsafe {
+        launch::generic(
+            dev,
+            Module::RoiAlign,
+            stem,
+            dev.grid_for(bins, 65535),
+            &mut [
+                Arg::In(src),
+                Arg::In(rois),
+                Arg::Out(dst),
+                u(xs[0]),
+                u(xs[1]),
+                u(xs[2]),
+                u(xs[3]),
+                u(k),
+                u(a.output[0]),
+                u(a.output[1]),
+                u(a.sampling_ratio),
+                u(usize::from(a.aligned)),
+                Arg::F32(a.spatial_scale as f32),
+            ],
+        )
+    }
+    .map_err(device_err)
 }
 
 /// torch's pooled size (floor mode, dilation 1).
