@@ -18,7 +18,7 @@ mod mpi;
 use std::rc::Rc;
 
 /// A collective failed or cannot start.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum DistError {
     #[error("{0}")]
     Init(String),

@@ -118,8 +118,9 @@ pub fn build_task_on(
             device.name()
         ));
     }
-    let detector =
-        (Detector::new(model.clone()).map_err(|e| e.to_string())?).with_precision(precision);
+    let detector = (Detector::new(model.clone()).map_err(|e| e.to_string())?)
+        .with_precision(precision)
+        .with_ranks(world);
     let (train_ds, train_pipe) = dataset_of(data, "train")?
         .ok_or("the recipe has no `data.train` dataset: there is nothing to train on")?;
     let opts = LoaderOptions::from_config(data, &train_pipe, seed);

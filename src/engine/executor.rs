@@ -37,6 +37,13 @@ pub enum GraphRunError {
         #[source]
         source: BackendError,
     },
+    /// The ranks of a data-parallel run could not average a value (sync batch norm).
+    #[error("node %{node} (all_reduce_mean): {source}")]
+    Dist {
+        node: usize,
+        #[source]
+        source: crate::dist::DistError,
+    },
 }
 
 /// What one run produced.
@@ -96,6 +103,8 @@ pub struct Executor<B: Backend> {
     /// whose gradients a run gave away are refilled from it instead of allocated (fresh
     /// pages cost a fault each on first touch).
     spare: BTreeMap<(DType, usize), Vec<B::Buffer>>,
+    /// The ranks [`Op::AllReduceMean`] averages over; `None` in one process.
+    dist: Option<crate::dist::Dist>,
 }
 
 impl<B: Backend> Executor<B> {
@@ -112,6 +121,7 @@ impl<B: Backend> Executor<B> {
             node_timings: Vec::new(),
             param_bufs: BTreeMap::new(),
             spare: BTreeMap::new(),
+            dist: None,
         }
     }
 
@@ -382,6 +392,11 @@ impl<B: Backend> Executor<B> {
                 None => self.backend.alloc(sdt, slen).map_err(|e| self.be(i, e))?,
             },
         };
+        if let Op::AllReduceMean = &node.op {
+            let result = self.all_reduce_mean(i, bound, &mut out_buf, sdt, slen);
+            self.slots[s] = Some(out_buf);
+            return result;
+        }
         let result = {
             let mut ins = Vec::with_capacity(node.inputs.len());
             for j in &node.inputs {
@@ -415,13 +430,51 @@ impl<B: Backend> Executor<B> {
                 Op::Pool(op) => b.pool(op, &ins, out),
                 Op::Norm(op) => b.norm(op, &ins, out),
                 Op::Loss(op) => b.loss(op, &ins, out),
-                Op::Input { .. } | Op::Param { .. } | Op::UpdateRunningStats { .. } => {
+                Op::Input { .. }
+                | Op::Param { .. }
+                | Op::UpdateRunningStats { .. }
+                | Op::AllReduceMean => {
                     unreachable!("handled before dispatch")
                 }
             }
         };
         self.slots[s] = Some(out_buf);
         result.map_err(|e| self.be(i, e))
+    }
+
+    /// Average over the ranks in the executor (a host round trip; the values are batch-norm
+    /// statistics, `[3, C]`): node `i`'s input, averaged, into its slot buffer `out` of `slen`
+    /// elements of `dtype` (padded, so the slot keeps its size for the nodes sharing it).
+    fn all_reduce_mean(
+        &mut self,
+        i: usize,
+        bound: &Bindings<'_, B::Buffer>,
+        out: &mut B::Buffer,
+        dtype: DType,
+        slen: usize,
+    ) -> Result<(), GraphRunError> {
+        let mut v = self
+            .fetch(self.graph.nodes[i].inputs[0].0, bound)?
+            .to_f64_vec();
+        if let Some(d) = &self.dist {
+            (d.all_reduce_sum_f64(&mut v))
+                .map_err(|source| GraphRunError::Dist { node: i, source })?;
+            let w = d.world() as f64;
+            v.iter_mut().for_each(|x| *x /= w);
+        }
+        v.resize(slen, 0.0);
+        let padded = HostTensor::f64(vec![slen], v)
+            .expect("length set above")
+            .cast(dtype);
+        self.backend
+            .upload_into(&padded, out)
+            .map_err(|e| self.be(i, e))
+    }
+
+    /// Average [`Op::AllReduceMean`] nodes over `dist`'s ranks (sync batch norm in a
+    /// data-parallel run).
+    pub fn set_dist(&mut self, dist: Option<crate::dist::Dist>) {
+        self.dist = dist;
     }
 
     /// Turn per-op timing on (cleared) or off. Off by default; when off, `run` reads no clock

@@ -28,6 +28,8 @@ pub trait RunGraph {
     fn node_profile(&self) -> Vec<(NodeId, f64, u64)>;
     /// [`Executor::describe_node`].
     fn describe_node(&self, id: NodeId) -> String;
+    /// [`Executor::set_dist`].
+    fn set_dist(&mut self, dist: Option<crate::dist::Dist>);
 }
 
 impl<B: Backend> RunGraph for Executor<B> {
@@ -55,6 +57,9 @@ impl<B: Backend> RunGraph for Executor<B> {
     }
     fn describe_node(&self, id: NodeId) -> String {
         Executor::describe_node(self, id)
+    }
+    fn set_dist(&mut self, dist: Option<crate::dist::Dist>) {
+        Executor::set_dist(self, dist)
     }
 }
 

@@ -159,6 +159,7 @@ impl TrainStep {
                 .map_err(|e| format!("building the train graph for {key:?}: {e}"))?;
             let mut exec = executor_on(&self.device, built.graph);
             exec.set_profile(self.profile);
+            exec.set_dist(self.dist.clone());
             self.graphs.insert(key, exec);
         }
         Ok(self.graphs.get_mut(&key).expect("inserted above"))

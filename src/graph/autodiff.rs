@@ -103,6 +103,14 @@ impl GraphBuilder {
             | Op::Param { .. }
             | Op::Fill { .. }
             | Op::UpdateRunningStats { .. } => vec![],
+            Op::AllReduceMean => {
+                vec![Some(self.push(
+                    Op::AllReduceMean,
+                    vec![dy],
+                    shape_of(self, 0),
+                    dt,
+                ))]
+            }
             Op::Unary(u) => {
                 let x = ins[0];
                 let xs = shape_of(self, 0);

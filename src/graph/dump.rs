@@ -70,7 +70,7 @@ fn attrs(op: &Op) -> String {
         } => {
             format!(" \"{mean}\" \"{var}\" momentum={momentum} count={count}")
         }
-        Op::Binary(_) => String::new(),
+        Op::Binary(_) | Op::AllReduceMean => String::new(),
     }
 }
 

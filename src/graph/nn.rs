@@ -12,6 +12,11 @@ pub enum BnMode {
     /// Batch statistics; running buffers updated with `momentum` (PyTorch convention:
     /// `running = (1 - momentum) * running + momentum * batch`, unbiased variance).
     Train { momentum: f64 },
+    /// Batch statistics of the whole global batch of a data-parallel run of `ranks` ranks
+    /// (PyTorch's `SyncBatchNorm`): each rank's mean and biased variance are combined over the
+    /// ranks (equal counts: `mean = avg(mean_r)`, `var = avg(var_r) + avg(mean_r²) − mean²`)
+    /// before use; the running buffers count `ranks` times the elements.
+    SyncTrain { momentum: f64, ranks: usize },
     /// Running statistics (eval, or training with mmdet's `norm_eval=True`); gradients still
     /// reach gamma and beta when they are trainable.
     Eval,
@@ -139,6 +144,32 @@ impl GraphBuilder {
         ))
     }
 
+    /// The element-wise mean of `x` over the ranks of a data-parallel run (`x` itself in one
+    /// process).
+    pub fn all_reduce_mean(&mut self, x: NodeId) -> Result<NodeId, GraphError> {
+        let dt = self.require_float("all_reduce_mean", &[x])?;
+        let s = self.shape(x).to_vec();
+        Ok(self.push(Op::AllReduceMean, vec![x], s, dt))
+    }
+
+    /// Batch statistics `[mean; biased var]` (`[2, c]`) of equal-sized per-rank batches
+    /// combined over the ranks: `[avg(mean); avg(var) + avg(mean²) − avg(mean)²]`.
+    fn stats_over_ranks(&mut self, stats: NodeId, c: usize) -> Result<NodeId, GraphError> {
+        let mean = self.slice(stats, 0, 0, 1)?;
+        let var = self.slice(stats, 0, 1, 2)?;
+        let sq = self.mul(mean, mean)?;
+        let rows = self.concat(&[mean, var, sq], 0)?;
+        let avg = self.all_reduce_mean(rows)?;
+        let mean = self.slice(avg, 0, 0, 1)?;
+        let var = self.slice(avg, 0, 1, 2)?;
+        let sq_avg = self.slice(avg, 0, 2, 3)?;
+        let mean_sq = self.mul(mean, mean)?;
+        let spread = self.sub(sq_avg, mean_sq)?;
+        let var = self.add(var, spread)?;
+        debug_assert_eq!(self.shape(var), [1, c]);
+        self.concat(&[mean, var], 0)
+    }
+
     /// RoIAlign of `x [N,C,H,W]` over `rois [K, 5]` (`[batch index, x1, y1, x2, y2]`, same
     /// float type): `[K, C, ph, pw]`. Differentiable in `x` only.
     pub fn roi_align(
@@ -221,10 +252,15 @@ impl GraphBuilder {
             return Err(self.err("batch_norm", format!("running stats must be [{c}]"), &ids));
         }
         let kind = NormKind::Batch;
+        let (momentum, ranks) = match mode {
+            BnMode::Train { momentum } => (momentum, 1),
+            BnMode::SyncTrain { momentum, ranks } => (momentum, ranks.max(1)),
+            BnMode::Eval => (0.0, 0),
+        };
         let stats = match mode {
-            BnMode::Train { momentum } => {
+            BnMode::Train { .. } | BnMode::SyncTrain { .. } => {
                 let xs = self.shape(x).to_vec();
-                let count = xs[0] * xs[2] * xs[3];
+                let count = xs[0] * xs[2] * xs[3] * ranks;
                 if count < 2 {
                     return Err(self.err(
                         "batch_norm",
@@ -239,7 +275,10 @@ impl GraphBuilder {
                 let [Some(mean), Some(var)] = names else {
                     return Err(self.err("batch_norm", "running stats must be buffers", &ids));
                 };
-                let stats = self.push(Op::Norm(NormOp::Stats(kind)), vec![x], vec![2, c], dt);
+                let mut stats = self.push(Op::Norm(NormOp::Stats(kind)), vec![x], vec![2, c], dt);
+                if ranks > 1 {
+                    stats = self.stats_over_ranks(stats, c)?;
+                }
                 let eff = self.push(
                     Op::UpdateRunningStats {
                         mean,

@@ -40,6 +40,10 @@ pub enum Op {
         /// Elements per channel in the batch (for the unbiased variance `n/(n-1)`).
         count: usize,
     },
+    /// The element-wise mean of the input over the ranks of a data-parallel run (the input
+    /// itself in one process), handled by the executor through the run's collective. Its
+    /// gradient is the same mean of the output gradient (sync batch norm's statistics).
+    AllReduceMean,
 }
 
 /// Elementwise one-input ops. `*Grad` variants take `(y, dy)` where `y` is the forward output.
@@ -323,6 +327,7 @@ impl Op {
                 LossOp::Grad { .. } => "loss_grad",
             },
             Op::UpdateRunningStats { .. } => "update_running_stats",
+            Op::AllReduceMean => "all_reduce_mean",
         }
     }
 }

@@ -95,6 +95,13 @@ pub enum NormConfig {
         requires_grad: bool,
         eps: f64,
     },
+    /// Batch norm whose batch statistics span every rank of a data-parallel run (mmdetection's
+    /// `SyncBN`); plain batch norm in one process, as PyTorch's `SyncBatchNorm`.
+    SyncBatchNorm {
+        requires_grad: bool,
+        eps: f64,
+        momentum: f64,
+    },
 }
 
 /// `init_cfg = pretrained("file")` (also `runtime.load_from = pretrained { … }`); loaded by

@@ -795,6 +795,26 @@ pub static COMPONENTS: &[Component] = &[
         ],
     },
     Component {
+        name: "sync_batch_norm",
+        category: Norm,
+        doc: "Batch normalisation over the whole batch of every rank (mmdetection's SyncBN; plain batch norm in one process)",
+        params: &[
+            p(
+                "requires_grad",
+                Ty::Bool,
+                Def::Bool(true),
+                "train the affine parameters",
+            ),
+            p("eps", NONNEG, Def::Float(1e-5), "added to the variance"),
+            p(
+                "momentum",
+                UNIT,
+                Def::Float(0.1),
+                "running-statistics momentum",
+            ),
+        ],
+    },
+    Component {
         name: "group_norm",
         category: Norm,
         doc: "Group normalisation (mmdetection's GN)",

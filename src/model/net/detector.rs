@@ -60,6 +60,8 @@ pub struct Detector {
     pub cfg: DetectorConfig,
     targets: TargetBuilder,
     precision: Precision,
+    /// Ranks of the data-parallel run its train graphs are for (sync batch norm).
+    ranks: usize,
 }
 
 impl Detector {
@@ -188,6 +190,7 @@ impl Detector {
             cfg,
             targets,
             precision: Precision::Fp32,
+            ranks: 1,
         })
     }
 
@@ -208,6 +211,12 @@ impl Detector {
     /// train graph scales its loss by the `loss_scale` feed before the backward pass).
     pub fn with_precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
+        self
+    }
+
+    /// Train graphs for one rank of `ranks` (sync batch norm averages over them).
+    pub fn with_ranks(mut self, ranks: usize) -> Self {
+        self.ranks = ranks.max(1);
         self
     }
 
@@ -233,6 +242,7 @@ impl Detector {
         let mut l = Layers {
             b: &mut b,
             train: mode == GraphMode::Train,
+            ranks: self.ranks,
         };
         let feats = build_resnet(&mut l, bb, img)?;
         let levels = build_fpn(&mut l, neck, &feats)?;

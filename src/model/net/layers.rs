@@ -1,5 +1,5 @@
-//! Layer helpers over [`GraphBuilder`]: conv (+bias), batch/group norm with mmdetection's
-//! train/eval/frozen semantics, `ConvModule` (conv → norm → ReLU).
+//! Layer helpers over [`GraphBuilder`]: conv (+bias), batch/group/sync batch norm with
+//! mmdetection's train/eval/frozen semantics, `ConvModule` (conv → norm → ReLU).
 
 use crate::graph::{BnMode, GraphBuilder, GraphError, Init, NodeId};
 use crate::ir::op::Conv2dAttrs;
@@ -10,6 +10,8 @@ pub struct Layers<'a> {
     pub b: &'a mut GraphBuilder,
     /// Training graph (false: inference; every norm uses running statistics).
     pub train: bool,
+    /// Ranks of the data-parallel run the graph trains in (sync batch norm spans them).
+    pub ranks: usize,
 }
 
 impl Layers<'_> {
@@ -77,6 +79,11 @@ impl Layers<'_> {
                 requires_grad,
                 eps,
                 momentum,
+            }
+            | NormConfig::SyncBatchNorm {
+                requires_grad,
+                eps,
+                momentum,
             } => {
                 let fz = frozen || !requires_grad;
                 let g = self.param(&format!("{name}.weight"), &[c], Init::Constant(gamma0), fz)?;
@@ -87,10 +94,14 @@ impl Layers<'_> {
                 let rv =
                     self.b
                         .buffer(&format!("{name}.running_var"), &[c], Init::Constant(1.0))?;
-                let mode = if self.train && !norm_eval && !frozen {
-                    BnMode::Train { momentum }
-                } else {
-                    BnMode::Eval
+                let sync = matches!(cfg, NormConfig::SyncBatchNorm { .. }) && self.ranks > 1;
+                let mode = match (self.train && !norm_eval && !frozen, sync) {
+                    (false, _) => BnMode::Eval,
+                    (true, false) => BnMode::Train { momentum },
+                    (true, true) => BnMode::SyncTrain {
+                        momentum,
+                        ranks: self.ranks,
+                    },
                 };
                 self.b.batch_norm(x, g, be, rm, rv, mode, eps)
             }
@@ -135,7 +146,7 @@ impl Layers<'_> {
         let y = match norm {
             Some(n) => {
                 let tag = match n {
-                    NormConfig::BatchNorm { .. } => "bn",
+                    NormConfig::BatchNorm { .. } | NormConfig::SyncBatchNorm { .. } => "bn",
                     NormConfig::GroupNorm { .. } => "gn",
                 };
                 self.norm(&format!("{name}.{tag}"), y, n, false, false, 1.0)?

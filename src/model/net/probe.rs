@@ -58,6 +58,7 @@ pub fn backbone_outputs(
     let mut l = Layers {
         b: &mut b,
         train: false,
+        ranks: 1,
     };
     let feats = build_resnet(&mut l, bb, img).map_err(|e| e.to_string())?;
     Ok(maps(&l, &feats, hw.0))
@@ -88,6 +89,7 @@ pub fn neck_levels(
     let mut l = Layers {
         b: &mut b,
         train: false,
+        ranks: 1,
     };
     let levels = build_fpn(&mut l, fpn, &inputs).map_err(|e| e.to_string())?;
     Ok(maps(&l, &levels, input_h))

@@ -269,3 +269,47 @@ fn ranks_started_without_a_launcher_are_refused_before_training() {
     );
     assert!(!work.join("checkpoints").exists(), "nothing was trained");
 }
+
+#[test]
+fn sync_batch_norm_makes_two_ranks_train_as_one_with_batch_statistics() {
+    if !have_mpirun() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dataset(dir.path());
+    // The backbone's batch norm in training mode: per-rank statistics differ from the whole
+    // batch's unless synchronised.
+    let with_norm = |per_rank: usize, norm: &str| {
+        let mut s = overrides(&root, 10);
+        s.push(format!("model.backbone.norm_cfg={norm} {{}}"));
+        s.push(format!("data.samples_per_gpu={per_rank}"));
+        s
+    };
+    let stop = ["--max-iters", "8"];
+    let run = |name: &str, sets: Vec<String>, ranks: &[&str]| {
+        let work = dir.path().join(name);
+        let mut c = mmrun_cmd();
+        c.args(exec_args(&work, &sets, &[&stop[..], ranks].concat()));
+        run_ok(c);
+        last_checkpoint(&work)
+    };
+    let one = run("one", with_norm(4, "sync_batch_norm"), &[]);
+    let plain_one = run("plain_one", with_norm(4, "batch_norm"), &[]);
+    assert_eq!(
+        deviation(&one, &plain_one),
+        (0.0, 0),
+        "one process: sync batch norm is batch norm"
+    );
+    let two = run("two", with_norm(2, "sync_batch_norm"), &["--nproc", "2"]);
+    let plain_two = run("plain_two", with_norm(2, "batch_norm"), &["--nproc", "2"]);
+    let (synced, _) = deviation(&one, &two);
+    let (unsynced, _) = deviation(&one, &plain_two);
+    eprintln!(
+        "1 × 4 images vs 2 × 2, 8 steps: sync batch norm {synced:.3e}, per-rank batch norm {unsynced:.3e}"
+    );
+    assert!(synced < 1e-5, "sync batch norm deviates by {synced:e}");
+    assert!(
+        unsynced > 100.0 * synced.max(1e-7),
+        "per-rank statistics should differ: {unsynced:e}"
+    );
+}

@@ -390,7 +390,13 @@ fn gradcheck_norms() {
     let gamma = rand_param(&mut rng, "gamma", vec![c], 0.5, 1.5);
     let beta = rand_param(&mut rng, "beta", vec![c], -1.0, 1.0);
     let ps = [x, gamma, beta];
-    for mode in [BnMode::Train { momentum: 0.1 }, BnMode::Eval] {
+    // SyncTrain in one process: the statistics go through the combination over ranks (an
+    // identity average here), whose own gradient is checked.
+    let sync = BnMode::SyncTrain {
+        momentum: 0.1,
+        ranks: 2,
+    };
+    for mode in [BnMode::Train { momentum: 0.1 }, sync, BnMode::Eval] {
         gradcheck("batch_norm", &mut rng, &ps, &none, &|b, p| {
             let rm = b.buffer("rm", &[c], Init::Constant(0.3))?;
             let rv = b.buffer("rv", &[c], Init::Constant(1.7))?;

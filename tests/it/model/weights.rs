@@ -291,6 +291,7 @@ fn resnet_features(
         &mut Layers {
             b: &mut b,
             train: false,
+            ranks: 1,
         },
         &cfg,
         input,
