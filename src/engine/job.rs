@@ -87,9 +87,10 @@ fn world_size_note(spec: &TrainingSpec, world: usize) -> Option<String> {
         n => format!("{n} ranks"),
     };
     Some(format!(
-        "warning: runtime.devices = {devices}: the recipe was written for {devices} devices × \
+        "warning: runtime.devices = {devices}: the recipe was written for {devices} {} × \
          {per_device} images per step; this run trains on {ranks}, so each step sees \
          {} images{lr}",
+        if devices == 1 { "device" } else { "devices" },
         per_device * world as u64
     ))
 }

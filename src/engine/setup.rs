@@ -298,8 +298,9 @@ pub fn build_training(
         optimizer.scale_lr(auto_scale_lr(1.0, spd, devices, accumulation, base));
         let batch = spd * devices * accumulation;
         format!(
-            "auto_scale_lr: {devices} device × {spd} images × {accumulation} accumulated = {batch} per step, base {base}: optimizer.lr {before} → {}",
-            optimizer.lr()
+            "auto_scale_lr: {devices} {} × {spd} images × {accumulation} accumulated = {batch} per step, base {base}: optimizer.lr {before} → {}",
+            if devices == 1 { "device" } else { "devices" },
+            optimizer.lr(),
         )
     });
     Ok(Training {
