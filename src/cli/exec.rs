@@ -43,6 +43,19 @@ pub struct Args {
     /// (sets `runtime.launcher`).
     #[arg(long, value_name = "LAUNCHER")]
     pub launcher: Option<String>,
+    /// Output: log lines, or JSON lines on stdout (each log record as in `log.jsonl`, then a
+    /// `"mode": "summary"` or `"mode": "error"` object; the lines for people go to stderr).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: super::Format,
+}
+
+/// One JSON line on stdout: the run's end (`exec --format json`).
+fn json_line(mode: &str, fields: serde_json::Value) {
+    let mut v = serde_json::json!({ "mode": mode });
+    if let (Some(o), serde_json::Value::Object(f)) = (v.as_object_mut(), fields) {
+        o.extend(f);
+    }
+    crate::outln!("{v}");
 }
 
 /// This program's arguments without `--nproc N` (what each local rank is started with).
@@ -267,9 +280,29 @@ pub fn run(mut args: Args) -> u8 {
         resume: args.resume,
         stop_at_iter: args.max_iters,
         dist,
+        console: match args.format {
+            super::Format::Text => crate::engine::hooks::Console::Text,
+            super::Format::Json => crate::engine::hooks::Console::Json,
+        },
     };
+    let json = args.format == super::Format::Json;
     if args.dry_run {
         return match prepare(&plan.training, &plan.config, task.as_mut(), params, &opts) {
+            Ok(p) if json => {
+                json_line(
+                    "dry_run",
+                    serde_json::json!({
+                        "notes": p.notes,
+                        "device": device_name,
+                        "work_dir": p.work_dir.display().to_string(),
+                        "hooks": p.runner.hook_names(),
+                        "iterations": p.runner.max_iters(),
+                        "done": p.runner.iters_done(),
+                        "trainable_parameters": p.runner.params().trainable_numel(),
+                    }),
+                );
+                super::EXIT_OK
+            }
             Ok(p) => {
                 for n in &p.notes {
                     crate::outln!("{n}");
@@ -288,11 +321,31 @@ pub fn run(mut args: Args) -> u8 {
             }
             Err(e) => {
                 crate::errln!("error: {e}");
+                if json {
+                    json_line("error", serde_json::json!({ "error": e.to_string() }));
+                }
                 exit_code(&e)
             }
         };
     }
     match execute(&plan.training, &plan.config, task.as_mut(), params, &opts) {
+        Ok(s) if json => {
+            json_line(
+                "summary",
+                serde_json::json!({
+                    "iters": s.iters,
+                    "epochs": s.epochs,
+                    "final_metrics": s.last_metrics,
+                    "best": s.best.as_ref().map(|(metric, value, iter)| {
+                        serde_json::json!({ "metric": metric, "value": value, "iter": iter })
+                    }),
+                    "stopped": s.stopped,
+                    "last_checkpoint": s.last_checkpoint.as_ref().map(|c| c.display().to_string()),
+                    "skipped_samples": s.skipped_samples,
+                }),
+            );
+            super::EXIT_OK
+        }
         Ok(s) => {
             if let Some(m) = &s.last_metrics {
                 let line: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {v:.4}")).collect();
@@ -314,6 +367,9 @@ pub fn run(mut args: Args) -> u8 {
         }
         Err(e) => {
             crate::errln!("error: {e}");
+            if json {
+                json_line("error", serde_json::json!({ "error": e.to_string() }));
+            }
             exit_code(&e)
         }
     }

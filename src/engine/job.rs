@@ -22,6 +22,8 @@ pub struct ExecOptions {
     pub stop_at_iter: Option<u64>,
     /// The other ranks of a data-parallel run (`runtime.launcher`); `None` trains alone.
     pub dist: Option<crate::dist::Dist>,
+    /// What stdout carries: log lines, or log records as JSON lines (`--format json`).
+    pub console: crate::engine::hooks::Console,
 }
 
 /// Why exec could not start or finish.
@@ -150,6 +152,7 @@ pub fn prepare<'t>(
     } = build_training(spec, task.iters_per_epoch(), ranks).map_err(JobError::Recipe)?;
     run.recipe_hash = config_hash(&config);
     run.stop_at_iter = opts.stop_at_iter;
+    run.console = opts.console;
     let pretty = serde_json::to_string_pretty(&config).expect("JSON values serialise");
     run.meta = run_meta(
         &pretty,

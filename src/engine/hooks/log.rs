@@ -7,7 +7,7 @@
 
 use super::mmdet_json::MmdetJsonLog;
 use super::tensorboard::EventWriter;
-use super::{Ctx, Hook, HookError, HookPoint, Mode};
+use super::{Console, Ctx, Hook, HookError, HookPoint, Mode};
 use crate::util::clock::Utc;
 use crate::util::units::{Period, PeriodUnit};
 use serde::Deserialize;
@@ -89,6 +89,8 @@ pub struct LogHook {
     /// The first write that failed, not yet handed to the runner: a log that cannot be
     /// written stops the run with a checkpoint rather than training on unrecorded.
     failed: Option<String>,
+    /// What stdout carries (the run's, read at the start).
+    console: Console,
 }
 
 /// Peak resident memory of this process in MiB (mmdetection logs peak GPU memory; on the
@@ -165,6 +167,7 @@ impl LogHook {
             bar: false,
             started: None,
             failed: None,
+            console: Console::Text,
         })
     }
 
@@ -173,7 +176,11 @@ impl LogHook {
             if self.bar {
                 crate::err!("\r\x1b[2K");
             }
-            crate::outln!("{line}");
+            // With JSON on stdout, the lines for people go to stderr.
+            match self.console {
+                Console::Text => crate::outln!("{line}"),
+                Console::Json => crate::errln!("{line}"),
+            }
         }
         if let Some(f) = &mut self.text
             && let Err(e) = writeln!(f, "{} - mmrun - INFO - {line}", Utc::now().log_stamp())
@@ -195,6 +202,9 @@ impl LogHook {
     fn emit(&mut self, ordered: Vec<(String, Value)>, text: String, step: u64, prefix: &str) {
         self.write_text(&text);
         let fields: Map<String, Value> = ordered.iter().cloned().collect();
+        if self.console == Console::Json && self.config.stdout {
+            crate::outln!("{}", Value::Object(fields.clone()));
+        }
         if let Some(f) = &mut self.json
             && let Err(e) =
                 writeln!(f, "{}", Value::Object(fields.clone())).and_then(|()| still_linked(f))
@@ -244,6 +254,7 @@ impl LogHook {
             self.tb = Some(EventWriter::create(&dir.join("tf_logs")).map_err(err)?);
         }
         self.bar = self.config.progress_bar && std::io::stderr().is_terminal();
+        self.console = cx.run.console;
         Ok(())
     }
 

@@ -120,6 +120,15 @@ pub struct IterRecord {
     pub grad_norm: Option<f64>,
 }
 
+/// What the run prints on stdout: log lines for people, or each log record as one JSON
+/// object per line for scripts (the human lines then go to stderr).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Console {
+    #[default]
+    Text,
+    Json,
+}
+
 /// A checkpoint a hook asks the runner to write after the current point.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SaveRequest {
@@ -159,6 +168,8 @@ pub struct RunnerState {
     pub meta: Vec<(String, serde_json::Value)>,
     /// Lines the runner and hooks want printed (by the log hook, or stderr without one).
     pub messages: Vec<String>,
+    /// What stdout carries.
+    pub console: Console,
 }
 
 /// What a hook sees: the task, and the run's state (progress, metrics, messages, the

@@ -8,7 +8,9 @@ mod state;
 
 use crate::engine::checkpoint::{CheckpointError, CheckpointManager, KeepPolicy};
 use crate::engine::ddp::DataParallel;
-use crate::engine::hooks::{Hook, HookError, IterRecord, Mode, Progress, RunnerState, order_hooks};
+use crate::engine::hooks::{
+    Console, Hook, HookError, IterRecord, Mode, Progress, RunnerState, order_hooks,
+};
 use crate::engine::optim::{LossScaleConfig, LossScaler, Optimizer};
 use crate::engine::params::ParamSet;
 use crate::engine::task::{Metrics, Task, TaskError};
@@ -32,6 +34,8 @@ pub struct RunConfig {
     pub loss_scale: Option<LossScaleConfig>,
     /// What the run is, for the logs (mmcv's `runner.meta`); empty when not known.
     pub meta: Vec<(String, serde_json::Value)>,
+    /// What stdout carries (`exec --format`).
+    pub console: Console,
 }
 
 /// Where and how checkpoints are written.
@@ -63,6 +67,7 @@ impl RunConfig {
             stop_at_iter: None,
             loss_scale: None,
             meta: Vec::new(),
+            console: Console::Text,
         }
     }
 }
@@ -227,6 +232,7 @@ impl<'t> Runner<'t> {
             work_dir: config.work_dir.clone(),
             meta: config.meta.clone(),
             messages: Vec::new(),
+            console: config.console,
         };
         Ok(Runner {
             task,

@@ -334,7 +334,7 @@ fn train_three(test: &str, device: Device) {
         work_dir: Some(work.clone()),
         resume: None,
         stop_at_iter: Some(3),
-        dist: None,
+        ..Default::default()
     };
     execute(&plan.training, &plan.config, task.as_mut(), params, &opts)
         .unwrap_or_else(|e| panic!("{e}"));

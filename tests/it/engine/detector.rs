@@ -336,3 +336,47 @@ fn a_voc_layout_dataset_with_its_own_classes_trains() {
         evals[1]
     );
 }
+
+#[test]
+fn exec_format_json_puts_only_json_lines_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dataset(dir.path());
+    let work = dir.path().join("work");
+    let mut args: Vec<String> = ["exec", "pipelines/quickstart.recipe", "--format", "json"]
+        .map(String::from)
+        .into();
+    args.extend(["--work-dir".into(), work.display().to_string()]);
+    // One epoch (4 steps) and its evaluation.
+    for s in overrides(&root, 10) {
+        args.extend(["--set".into(), s]);
+    }
+    args.extend(["--max-iters".into(), "4".into()]);
+    let out = Command::new(env!("CARGO_BIN_EXE_mmrun"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let modes: Vec<&str> = lines.iter().map(|v| v["mode"].as_str().unwrap()).collect();
+    assert_eq!(
+        modes,
+        ["train", "train", "train", "train", "val", "summary"]
+    );
+    // The records are log.jsonl's; the people's lines went to stderr.
+    assert_eq!(lines[..5], log_records(&work)[..]);
+    assert!(stderr.contains("Epoch [1][4/4]"), "{stderr}");
+    let summary = &lines[5];
+    assert_eq!(summary["iters"], 4);
+    assert!(summary["final_metrics"]["bbox_mAP"].is_f64(), "{summary}");
+    assert!(
+        summary["last_checkpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with("epoch_1")
+    );
+}
