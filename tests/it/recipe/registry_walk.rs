@@ -55,6 +55,7 @@ const BASES: &[(&str, &[&str])] = &[
             "data.sampler=random_sampler {}",
             "schedule.lr={ main = flat_cosine { start_percent = 0.5 } }",
             "model.bbox_head.loss_bbox=iou_loss {}",
+            "model.backbone.norm_cfg=sync_batch_norm {}",
         ],
     ),
     (
