@@ -69,8 +69,6 @@ pub struct DetectorTask {
     /// The epoch of the last `set_epoch`.
     epoch: u64,
     results: Option<Vec<crate::model::postprocess::CocoDetection>>,
-    /// The other ranks of a data-parallel run.
-    dist: Option<Dist>,
 }
 
 /// One evaluated image's detections, as ranks exchange them.
@@ -168,7 +166,7 @@ pub fn build_task_on(
         None => None,
     };
 
-    let step = TrainStep::new(detector, device).with_dist(dist.clone());
+    let step = TrainStep::new(detector, device).with_dist(dist);
     let params = step.init_params(seed)?;
     let task = DetectorTask {
         step,
@@ -177,7 +175,6 @@ pub fn build_task_on(
         val,
         epoch: 0,
         results: None,
-        dist,
     };
     Ok((Box::new(task), params))
 }
@@ -292,7 +289,7 @@ impl DetectorTask {
         &self,
         shard: Vec<Vec<ImageResult>>,
     ) -> Result<(Vec<i64>, Vec<crate::model::postprocess::CocoDetection>), TaskError> {
-        let shards = match &self.dist {
+        let shards = match self.step.dist() {
             None => vec![shard],
             Some(d) => {
                 let mine = serde_json::to_vec(&shard).map_err(err)?;
@@ -374,7 +371,7 @@ impl Task for DetectorTask {
                 "the recipe has no `data.val` dataset to evaluate on; remove the eval hook",
             ));
         };
-        let (rank, world) = crate::dist::rank_world(self.dist.as_ref());
+        let (rank, world) = crate::dist::rank_world(self.step.dist());
         let sampler = BatchSampler::new(
             &SamplerConfig::SequentialSampler {},
             val.dataset.aspect_groups(),

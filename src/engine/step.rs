@@ -49,6 +49,11 @@ impl TrainStep {
         }
     }
 
+    /// The other ranks of the data-parallel run, if any.
+    pub fn dist(&self) -> Option<&Dist> {
+        self.dist.as_ref()
+    }
+
     /// Run as one rank of `dist`: loss normalisers are averaged over its ranks.
     pub fn with_dist(mut self, dist: Option<Dist>) -> Self {
         self.dist = dist;

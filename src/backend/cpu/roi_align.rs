@@ -129,6 +129,22 @@ fn bilinear<T: Float>(mut y: T, mut x: T, h: usize, w: usize) -> Option<Sample<T
     })
 }
 
+/// Each box's batch image and samples.
+fn prepare<T: Float>(
+    g: &RoiAlignGeometry,
+    rois: &[T],
+) -> Result<(Vec<usize>, Vec<BoxSamples<T>>), String> {
+    let k = rois.len() / 5;
+    let images: Vec<usize> = (0..k)
+        .map(|i| g.image_of(&rois[i * 5..i * 5 + 5], i))
+        .collect::<Result<_, _>>()?;
+    let boxes = (0..k)
+        .into_par_iter()
+        .map(|i| g.samples(&rois[i * 5..i * 5 + 5]))
+        .collect();
+    Ok((images, boxes))
+}
+
 /// `y [K, C, ph, pw]` from `x [N, C, H, W]` and `rois [K, 5]`.
 pub fn roi_align<T: Float>(
     g: &RoiAlignGeometry,
@@ -138,15 +154,8 @@ pub fn roi_align<T: Float>(
 ) -> Result<(), String> {
     let [_, c, h, w] = g.input;
     let bins = g.output[0] * g.output[1];
-    let k = rois.len() / 5;
-    let images: Vec<usize> = (0..k)
-        .map(|i| g.image_of(&rois[i * 5..i * 5 + 5], i))
-        .collect::<Result<_, _>>()?;
-    let boxes: Vec<BoxSamples<T>> = (0..k)
-        .into_par_iter()
-        .map(|i| g.samples(&rois[i * 5..i * 5 + 5]))
-        .collect();
-    y[..k * c * bins]
+    let (images, boxes) = prepare(g, rois)?;
+    y[..boxes.len() * c * bins]
         .par_chunks_mut(bins)
         .enumerate()
         .for_each(|(kc, out)| {
@@ -179,14 +188,7 @@ pub fn roi_align_grad<T: Float>(
 ) -> Result<(), String> {
     let [n, c, h, w] = g.input;
     let bins = g.output[0] * g.output[1];
-    let k = rois.len() / 5;
-    let images: Vec<usize> = (0..k)
-        .map(|i| g.image_of(&rois[i * 5..i * 5 + 5], i))
-        .collect::<Result<_, _>>()?;
-    let boxes: Vec<BoxSamples<T>> = (0..k)
-        .into_par_iter()
-        .map(|i| g.samples(&rois[i * 5..i * 5 + 5]))
-        .collect();
+    let (images, boxes) = prepare(g, rois)?;
     dx[..n * c * h * w]
         .par_chunks_mut(h * w)
         .enumerate()
