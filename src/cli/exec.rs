@@ -35,14 +35,8 @@ pub struct Args {
     /// Check, build everything and print the plan, but do not train.
     #[arg(long)]
     pub dry_run: bool,
-    /// Train on N local ranks (data parallel, `data.samples_per_gpu` images each): starts
-    /// them through `mpirun` with `--launcher mpi` (needs the `mpi` feature).
-    #[arg(long, value_name = "N")]
-    pub nproc: Option<usize>,
-    /// How this process was started: `none`, or `mpi` under `mpirun`/`srun --mpi=pmix`
-    /// (sets `runtime.launcher`).
-    #[arg(long, value_name = "LAUNCHER")]
-    pub launcher: Option<String>,
+    #[command(flatten)]
+    pub ranks: super::ranks::RankArgs,
     /// Output: log lines, or JSON lines on stdout (each log record as in `log.jsonl`, then a
     /// `"mode": "summary"` or `"mode": "error"` object; the lines for people go to stderr).
     #[arg(long, value_enum, default_value_t)]
@@ -56,52 +50,6 @@ fn json_line(mode: &str, fields: serde_json::Value) {
         o.extend(f);
     }
     crate::outln!("{v}");
-}
-
-/// This program's arguments without `--nproc N` (what each local rank is started with).
-fn args_without_nproc() -> Vec<std::ffi::OsString> {
-    let mut out = Vec::new();
-    let mut args = std::env::args_os().skip(1);
-    while let Some(a) = args.next() {
-        if a == "--nproc" {
-            args.next();
-        } else if !a.to_string_lossy().starts_with("--nproc=") {
-            out.push(a);
-        }
-    }
-    out
-}
-
-/// `--nproc N`: run N local ranks of this command and wait for them; a rank that fails ends
-/// the others (`mpirun` stops the job and names the rank). The recipe is checked here first,
-/// so its problems are reported once and no rank starts for a recipe with errors.
-fn run_local_ranks(nproc: usize, args: &Args) -> u8 {
-    let mut set = args.set.clone();
-    set.push("runtime.launcher=mpi".into());
-    match load_recipe(&args.recipe, &set, true) {
-        Ok((_, plan)) => ensure_shapes_data(&plan),
-        Err(code) => return code,
-    }
-    let mut cmd = match crate::dist::launch::local_ranks_command(nproc, args_without_nproc()) {
-        Ok(c) => c,
-        Err(e) => {
-            crate::errln!("error: {e}");
-            return super::EXIT_CANNOT_RUN;
-        }
-    };
-    match cmd.status() {
-        Ok(s) if s.success() => super::EXIT_OK,
-        Ok(s) => match s.code() {
-            Some(c) => u8::try_from(c).unwrap_or(super::EXIT_PROBLEMS),
-            None => super::EXIT_PROBLEMS,
-        },
-        Err(e) => {
-            crate::errln!(
-                "error: cannot start `mpirun` for --nproc {nproc}: {e} (install Open MPI: `apt install openmpi-bin`)"
-            );
-            super::EXIT_CANNOT_RUN
-        }
-    }
 }
 
 /// Opens the device: `--device` when given, else the recipe's `runtime.backend` (one
@@ -137,7 +85,7 @@ pub(super) fn build_task(
 }
 
 /// The quickstart trains on the generated shapes dataset: create it on first use.
-fn ensure_shapes_data(plan: &Plan) {
+pub(super) fn ensure_shapes_data(plan: &Plan) {
     let Some(root) = missing_shapes_root(&plan.data) else {
         return;
     };
@@ -213,32 +161,17 @@ pub fn run(mut args: Args) -> u8 {
     if let Err(code) = device_flag_ok(args.device.as_deref()) {
         return code;
     }
-    match args.nproc {
-        Some(0) => {
-            crate::errln!("error: --nproc must be at least 1");
-            return super::EXIT_CANNOT_RUN;
-        }
-        Some(n) if n > 1 => return run_local_ranks(n, &args),
-        _ => {}
-    }
-    if let Some(l) = &args.launcher {
-        args.set.push(format!("runtime.launcher={l}"));
-    }
-    // Ranks other than 0 report only their own failures: rank 0 speaks for the run.
-    let other_rank = crate::dist::launch::mpi_rank_from_env().is_some_and(|r| r > 0);
-    if other_rank {
-        crate::util::console::quiet_stdout();
-    }
+    let other_rank = match super::ranks::start(&args.ranks, &args.recipe, &mut args.set) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     let (recipe, plan) = match load_recipe(&args.recipe, &args.set, !other_rank) {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let dist = match crate::dist::launch::join(plan.training.runtime.launcher) {
+    let dist = match super::ranks::join(&plan) {
         Ok(d) => d,
-        Err(e) => {
-            crate::errln!("error: {e}");
-            return super::EXIT_CANNOT_RUN;
-        }
+        Err(code) => return code,
     };
     // One rank writes the generated dataset; the others wait for it.
     if crate::dist::is_main(dist.as_ref()) {

@@ -12,6 +12,7 @@ mod explain;
 mod export;
 mod fmt;
 mod plan;
+mod ranks;
 mod test;
 
 /// Exit status: the recipe, data or results were fine.

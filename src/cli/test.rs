@@ -29,12 +29,18 @@ pub struct Args {
     /// Output format: text, or one JSON object (`metrics`, `weights`, `results`).
     #[arg(long, value_enum, default_value = "text")]
     pub format: super::Format,
+    #[command(flatten)]
+    pub ranks: super::ranks::RankArgs,
 }
 
-pub fn run(args: Args) -> u8 {
+pub fn run(mut args: Args) -> u8 {
     if let Err(code) = super::exec::device_flag_ok(args.device.as_deref()) {
         return code;
     }
+    let other_rank = match super::ranks::start(&args.ranks, &args.recipe, &mut args.set) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     let data = match load_checkpoint(&args.checkpoint) {
         Ok(d) => d,
         Err(e) => {
@@ -42,10 +48,15 @@ pub fn run(args: Args) -> u8 {
             return super::EXIT_CANNOT_RUN;
         }
     };
-    let plan = match super::exec::load_recipe(&args.recipe, &args.set, true) {
+    let plan = match super::exec::load_recipe(&args.recipe, &args.set, !other_rank) {
         Ok((_, plan)) => plan,
         Err(code) => return code,
     };
+    let dist = match super::ranks::join(&plan) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let main = crate::dist::is_main(dist.as_ref());
     let device = match super::exec::open_device(args.device.as_deref(), &plan) {
         Ok(d) => d,
         Err(e) => {
@@ -53,7 +64,7 @@ pub fn run(args: Args) -> u8 {
             return super::EXIT_CANNOT_RUN;
         }
     };
-    let (mut task, params) = match super::exec::build_task(&plan, device, None) {
+    let (mut task, params) = match super::exec::build_task(&plan, device, dist) {
         Ok(t) => t,
         Err(e) => {
             crate::errln!("error: {e}");
@@ -61,14 +72,21 @@ pub fn run(args: Args) -> u8 {
         }
     };
     let work_dir = (args.work_dir).unwrap_or_else(|| plan.training.runtime.work_dir.clone());
-    crate::errln!("evaluating {}", args.checkpoint.display());
-    match test_checkpoint(task.as_mut(), params, &data, args.no_ema, &work_dir) {
+    if main {
+        crate::errln!("evaluating {}", args.checkpoint.display());
+    }
+    // Every rank evaluates its shard and gathers the others'; rank 0 writes the results.
+    let results_dir = main.then_some(work_dir.as_path());
+    let shown = |s: &crate::engine::job::TestSummary| {
+        (s.results.as_ref()).map_or_else(String::new, |p| p.display().to_string())
+    };
+    match test_checkpoint(task.as_mut(), params, &data, args.no_ema, results_dir) {
         Ok(s) if args.format == super::Format::Json => {
             let v = serde_json::json!({
                 "checkpoint": args.checkpoint.display().to_string(),
                 "weights": s.which,
                 "metrics": s.metrics,
-                "results": s.results.display().to_string(),
+                "results": shown(&s),
             });
             crate::outln!("{v}");
             super::EXIT_OK
@@ -77,11 +95,7 @@ pub fn run(args: Args) -> u8 {
             for (k, v) in &s.metrics {
                 crate::outln!("{k}: {v:.4}");
             }
-            crate::outln!(
-                "{} evaluated; results written to {}",
-                s.which,
-                s.results.display()
-            );
+            crate::outln!("{} evaluated; results written to {}", s.which, shown(&s));
             super::EXIT_OK
         }
         Err(e) => {

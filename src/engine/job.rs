@@ -250,8 +250,8 @@ pub struct TestSummary {
     pub metrics: crate::engine::task::Metrics,
     /// Which weights were evaluated: `weights` or `EMA weights`.
     pub which: &'static str,
-    /// The folder `metrics.json` (and `bbox.json`) were written to.
-    pub results: PathBuf,
+    /// The folder `metrics.json` (and `bbox.json`) were written to; `None` when not asked.
+    pub results: Option<PathBuf>,
 }
 
 /// Why `mmrun test` stopped.
@@ -268,13 +268,14 @@ pub enum TestError {
 
 /// Evaluates a checkpoint's weights — its EMA weights when it holds them, unless `no_ema` —
 /// over the task's evaluation set, and writes the metrics (and the task's detections in COCO
-/// results format) to `<work_dir>/results/`.
+/// results format) to `<work_dir>/results/` when given a work dir (the ranks of a
+/// data-parallel test other than 0 are not).
 pub fn test_checkpoint(
     task: &mut dyn Task,
     mut params: ParamSet,
     checkpoint: &crate::engine::checkpoint::CheckpointData,
     no_ema: bool,
-    work_dir: &std::path::Path,
+    work_dir: Option<&std::path::Path>,
 ) -> Result<TestSummary, TestError> {
     let (weights, which) = match (&checkpoint.ema, no_ema) {
         (Some(e), false) => (e, "EMA weights"),
@@ -290,6 +291,13 @@ pub fn test_checkpoint(
     let metrics = task
         .evaluate(&params, None)
         .map_err(|e| TestError::Eval(e.to_string()))?;
+    let Some(work_dir) = work_dir else {
+        return Ok(TestSummary {
+            metrics,
+            which,
+            results: None,
+        });
+    };
     let results = work_dir.join("results");
     let mut files = vec![("metrics.json", serde_json::json!(metrics))];
     if let Some(r) = task.results_json() {
@@ -307,6 +315,6 @@ pub fn test_checkpoint(
     Ok(TestSummary {
         metrics,
         which,
-        results,
+        results: Some(results),
     })
 }

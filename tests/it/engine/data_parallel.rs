@@ -1,8 +1,8 @@
 //! Data-parallel training over MPI ranks, end to end through the binary: `mmrun exec --nproc
 //! 2` with `b` images per rank trains the same weights as one process with `2b` (each step's
 //! global batch dealt to the ranks), `mpirun -np 2 … --launcher mpi` is the same run, a
-//! killed rank ends the run promptly with an error naming it, and resuming with two ranks is
-//! exact. The model is the quickstart's FCOS with frozen batch-norm statistics (`norm_eval`):
+//! killed rank ends the run promptly with an error naming it, resuming with two ranks is
+//! exact, and `mmrun test --nproc 2` writes one process's results. The model is the quickstart's FCOS with frozen batch-norm statistics (`norm_eval`):
 //! its norms are per-sample and its loss normalisers averaged over ranks, so one rank with
 //! the whole batch is the reference.
 
@@ -162,6 +162,25 @@ fn two_ranks_train_the_weights_of_one_rank_with_twice_the_batch() {
     for (x, y) in ma.iter().zip(&mb) {
         assert!((x - y).abs() < 1e-3, "bbox_mAP {ma:?} vs {mb:?}");
     }
+    // `mmrun test` on two ranks writes what one process writes.
+    let tested = |name: &str, ranks: &[&str]| {
+        let work = dir.path().join(name);
+        let mut args = vec!["test".to_string(), "pipelines/quickstart.recipe".into()];
+        args.extend(["--checkpoint".into(), a.display().to_string()]);
+        args.extend(["--work-dir".into(), work.display().to_string()]);
+        for set in sets(&root, 10, 4) {
+            args.extend(["--set".into(), set]);
+        }
+        args.extend(ranks.iter().map(|r| r.to_string()));
+        let mut c = mmrun_cmd();
+        c.args(args);
+        run_ok(c);
+        ["metrics.json", "bbox.json"].map(|f| std::fs::read(work.join("results").join(f)).unwrap())
+    };
+    assert_eq!(
+        tested("test_one", &[]),
+        tested("test_two", &["--nproc", "2"])
+    );
 }
 
 /// The pids of this work dir's rank `rank` (found by the environment `mpirun` gave it).
