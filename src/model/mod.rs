@@ -13,6 +13,7 @@ pub mod boxes;
 pub mod config;
 pub mod net;
 pub mod postprocess;
+pub mod proposals;
 pub mod target;
 pub mod weights;
 

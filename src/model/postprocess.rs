@@ -74,7 +74,7 @@ pub struct Detections {
 #[error("postprocess: {0}")]
 pub struct PostprocessError(String);
 
-fn sigmoid(x: f32) -> f32 {
+pub(super) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 

@@ -5,6 +5,7 @@ mod anchors_assign;
 mod config;
 pub(crate) mod detector;
 mod plan;
+mod proposals;
 mod py;
 mod torchref_ops;
 mod weights;

@@ -1,0 +1,163 @@
+//! RPN proposals against a transcription of mmdetection 2.28's `RPNHead._get_bboxes_single`
+//! and `_bbox_post_process` in PyTorch (its `delta2bbox`, torchvision's `batched_nms`), run
+//! live on random outputs of three levels: per-level sort and `nms_pre`, decoding clipped to
+//! the image, the `min_bbox_size` filter, NMS per level, `max_per_img` (binding, and not).
+
+use super::py;
+use mmrun::model::anchor::{AnchorGenerator, AnchorGeneratorConfig, Stride};
+use mmrun::model::boxes::DeltaXYWHBBoxCoder;
+use mmrun::model::proposals::{ProposalConfig, RpnLevel, rpn_proposals};
+use mmrun::util::rng::Rng;
+use serde_json::json;
+
+const MMDET: &str = r#"
+import json, math, sys, torch
+from torchvision.ops import batched_nms
+d = json.load(sys.stdin)
+def delta2bbox(rois, deltas, max_shape, wh_ratio_clip=16 / 1000):
+    dx, dy, dw, dh = deltas.unbind(1)  # means 0, stds 1 (the RPN's coder)
+    max_ratio = abs(math.log(wh_ratio_clip))
+    dw = dw.clamp(min=-max_ratio, max=max_ratio)
+    dh = dh.clamp(min=-max_ratio, max=max_ratio)
+    px = (rois[:, 0] + rois[:, 2]) * 0.5
+    py = (rois[:, 1] + rois[:, 3]) * 0.5
+    pw = rois[:, 2] - rois[:, 0]
+    ph = rois[:, 3] - rois[:, 1]
+    gx = px + pw * dx
+    gy = py + ph * dy
+    gw = pw * dw.exp()
+    gh = ph * dh.exp()
+    b = torch.stack([gx - gw * 0.5, gy - gh * 0.5, gx + gw * 0.5, gy + gh * 0.5], -1)
+    b[:, 0::2] = b[:, 0::2].clamp(min=0, max=max_shape[1])
+    b[:, 1::2] = b[:, 1::2].clamp(min=0, max=max_shape[0])
+    return b
+out = []
+for case in d["cases"]:
+    mlvl_scores, mlvl_deltas, mlvl_anchors, level_ids = [], [], [], []
+    for l, lv in enumerate(case["levels"]):
+        a, h, w = lv["a"], lv["h"], lv["w"]
+        cls = torch.tensor(lv["cls"], dtype=torch.float32).reshape(a, h, w)
+        reg = torch.tensor(lv["reg"], dtype=torch.float32).reshape(a * 4, h, w)
+        scores = cls.permute(1, 2, 0).reshape(-1).sigmoid()
+        deltas = reg.permute(1, 2, 0).reshape(-1, 4)
+        anchors = torch.tensor(lv["anchors"], dtype=torch.float32).reshape(-1, 4)
+        nms_pre = case["nms_pre"]
+        if 0 < nms_pre < scores.shape[0]:
+            ranked, inds = scores.sort(descending=True)
+            scores, deltas, anchors = ranked[:nms_pre], deltas[inds[:nms_pre]], anchors[inds[:nms_pre]]
+        mlvl_scores.append(scores); mlvl_deltas.append(deltas); mlvl_anchors.append(anchors)
+        level_ids.append(torch.full((scores.shape[0],), l, dtype=torch.long))
+    scores = torch.cat(mlvl_scores)
+    proposals = delta2bbox(torch.cat(mlvl_anchors), torch.cat(mlvl_deltas), case["img_shape"])
+    ids = torch.cat(level_ids)
+    w = proposals[:, 2] - proposals[:, 0]
+    h = proposals[:, 3] - proposals[:, 1]
+    valid = (w > case["min_bbox_size"]) & (h > case["min_bbox_size"])
+    proposals, scores, ids = proposals[valid], scores[valid], ids[valid]
+    keep = batched_nms(proposals, scores, ids, case["iou_threshold"])
+    keep = keep[: case["max_per_img"]]
+    out.append({"boxes": proposals[keep].flatten().tolist(), "scores": scores[keep].tolist()})
+print(json.dumps(out))
+"#;
+
+#[test]
+fn rpn_proposals_equal_mmdetection() {
+    let mut rng = Rng::seed(crate::support::fresh_seed(
+        "rpn_proposals_equal_mmdetection",
+    ));
+    // mmdetection's RPN anchors (scale 8, ratios 0.5/1/2) on three levels of a 100×132 image.
+    let generator = AnchorGenerator::new(&AnchorGeneratorConfig {
+        strides: [4.0, 8.0, 16.0].map(Stride::Square).into(),
+        ratios: vec![0.5, 1.0, 2.0],
+        scales: Some(vec![8.0]),
+        base_sizes: None,
+        scale_major: true,
+        octave_base_scale: None,
+        scales_per_octave: None,
+        center_offset: 0.0,
+    })
+    .unwrap();
+    let img_shape = (100usize, 132usize);
+    let sizes = [(25usize, 33usize), (13, 17), (7, 9)];
+    let anchors = generator.grid_anchors(&sizes).unwrap();
+
+    let outputs: Vec<(Vec<f32>, Vec<f32>)> = sizes
+        .iter()
+        .map(|&(h, w)| {
+            let cls = (0..3 * h * w)
+                .map(|_| rng.range_f64(-4.0, 4.0) as f32)
+                .collect();
+            let reg = (0..12 * h * w)
+                .map(|_| rng.range_f64(-0.8, 0.8) as f32)
+                .collect();
+            (cls, reg)
+        })
+        .collect();
+    // Training's and test's settings (mmdetection's), a tight NMS, and a size filter.
+    let cfgs = [
+        (2000, 0.0, 0.7, 1000),
+        (1000, 0.0, 0.7, 1000),
+        (300, 0.0, 0.3, 50),
+        (0, 6.0, 0.7, 200),
+        (100, 0.0, 0.3, 1000),
+    ]
+    .map(
+        |(nms_pre, min_bbox_size, iou_threshold, max_per_img)| ProposalConfig {
+            nms_pre,
+            min_bbox_size,
+            iou_threshold,
+            max_per_img,
+        },
+    );
+    let levels: Vec<serde_json::Value> = sizes
+        .iter()
+        .zip(&outputs)
+        .zip(&anchors)
+        .map(|((&(h, w), (cls, reg)), anc)| {
+            json!({"a": 3, "h": h, "w": w, "cls": cls, "reg": reg, "anchors": anc.concat()})
+        })
+        .collect();
+    let cases: Vec<serde_json::Value> = cfgs
+        .iter()
+        .map(|c| {
+            json!({"levels": levels, "nms_pre": c.nms_pre, "min_bbox_size": c.min_bbox_size,
+                   "iou_threshold": c.iou_threshold, "max_per_img": c.max_per_img,
+                   "img_shape": [img_shape.0, img_shape.1]})
+        })
+        .collect();
+    let Some(reference) = py::run(&["torch", "torchvision"], MMDET, &json!({ "cases": cases }))
+    else {
+        return;
+    };
+    let coder = DeltaXYWHBBoxCoder {
+        target_stds: [1.0; 4],
+        ..Default::default()
+    };
+    let rpn_levels: Vec<RpnLevel> = sizes
+        .iter()
+        .zip(&outputs)
+        .map(|(&(h, w), (cls, reg))| RpnLevel { cls, reg, h, w })
+        .collect();
+    for (c, cfg) in cfgs.iter().enumerate() {
+        let ours = rpn_proposals(&rpn_levels, &anchors, &coder, cfg, img_shape).unwrap();
+        let (boxes, scores) = (
+            py::boxes(&reference[c]["boxes"]),
+            py::f64s(&reference[c]["scores"]),
+        );
+        assert_eq!(ours.boxes.len(), boxes.len(), "{cfg:?}: proposal count");
+        eprintln!("{cfg:?}: {} proposals, as mmdetection", boxes.len());
+        assert!(!boxes.is_empty());
+        for (i, (b, rb)) in ours.boxes.iter().zip(&boxes).enumerate() {
+            for k in 0..4 {
+                assert!(
+                    (b[k] as f64 - rb[k]).abs() <= 1e-4 * rb[k].abs().max(1.0),
+                    "{cfg:?}: proposal {i}: {b:?} vs mmdetection {rb:?}"
+                );
+            }
+            assert!(
+                (ours.scores[i] as f64 - scores[i]).abs() <= 1e-6,
+                "{cfg:?}: score {i}"
+            );
+        }
+    }
+}
