@@ -61,7 +61,7 @@ pub fn rpn_proposals(
     let shape = Some((img_shape.0 as f32, img_shape.1 as f32));
     for (l, (lv, anc)) in levels.iter().zip(anchors).enumerate() {
         let hw = lv.h * lv.w;
-        let a = if hw == 0 { 0 } else { lv.cls.len() / hw };
+        let a = lv.cls.len().checked_div(hw).unwrap_or(0);
         if hw == 0 || lv.cls.len() != a * hw || lv.reg.len() != 4 * a * hw || anc.len() != a * hw {
             return Err(ProposalError(format!(
                 "level {l}: {} logits, {} deltas and {} anchors for {}×{} locations",
