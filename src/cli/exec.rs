@@ -38,7 +38,8 @@ pub struct Args {
     #[command(flatten)]
     pub ranks: super::ranks::RankArgs,
     /// Output: log lines, or JSON lines on stdout (each log record as in `log.jsonl`, then a
-    /// `"mode": "summary"` or `"mode": "error"` object; the lines for people go to stderr).
+    /// `"mode": "summary"` or `"mode": "error"` object; the lines for people go to stderr). A
+    /// run refused before it starts (recipe, device, weights) reports on stderr only.
     #[arg(long, value_enum, default_value_t)]
     pub format: super::Format,
 }
