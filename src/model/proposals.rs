@@ -2,7 +2,8 @@
 //! make them for one image: per level, the sigmoid objectness of every anchor sorted, the
 //! `nms_pre` best kept with their anchors and deltas; all levels together decoded (clipped to
 //! the image), boxes not wider and taller than `min_bbox_size` dropped, NMS per level
-//! (`batched_nms` with the level as the group), the `max_per_img` best kept.
+//! (`batched_nms` with the level as the group), the `max_per_img` best kept. And the FPN
+//! level each RoI is pooled from (`SingleRoIExtractor.map_roi_levels`).
 
 use super::boxes::{BBox, DEFAULT_WH_RATIO_CLIP, DeltaXYWHBBoxCoder, batched_nms};
 use super::postprocess::sigmoid;
@@ -101,4 +102,19 @@ pub fn rpn_proposals(
         boxes: kept.iter().map(|&i| boxes[i]).collect(),
         scores: kept.iter().map(|&i| scores[i]).collect(),
     })
+}
+
+/// The FPN level each RoI is pooled from (mmdetection's `SingleRoIExtractor.map_roi_levels`):
+/// `floor(log2(sqrt(w·h) / finest_scale + 1e-6))`, clamped to `0..levels`, in f32 as
+/// mmdetection computes it. RoIs are `[batch, x1, y1, x2, y2]`.
+pub fn roi_levels(rois: &[[f32; 5]], finest_scale: f32, levels: usize) -> Vec<usize> {
+    let top = levels.saturating_sub(1) as f32;
+    rois.iter()
+        .map(|r| {
+            let scale = ((r[3] - r[1]) * (r[4] - r[2])).sqrt();
+            let lvl = (scale / finest_scale + 1e-6).log2().floor();
+            // `as` maps NaN (a malformed box) to level 0.
+            lvl.clamp(0.0, top) as usize
+        })
+        .collect()
 }

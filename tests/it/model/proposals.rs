@@ -1,7 +1,8 @@
 //! RPN proposals against a transcription of mmdetection 2.28's `RPNHead._get_bboxes_single`
 //! and `_bbox_post_process` in PyTorch (its `delta2bbox`, torchvision's `batched_nms`), run
 //! live on random outputs of three levels: per-level sort and `nms_pre`, decoding clipped to
-//! the image, the `min_bbox_size` filter, NMS per level, `max_per_img` (binding, and not).
+//! the image, the `min_bbox_size` filter, NMS per level, `max_per_img` (binding, and not);
+//! and the FPN level of each RoI (`SingleRoIExtractor.map_roi_levels`), boundaries included.
 
 use super::py;
 use mmrun::model::anchor::{AnchorGenerator, AnchorGeneratorConfig, Stride};
@@ -160,4 +161,50 @@ fn rpn_proposals_equal_mmdetection() {
             );
         }
     }
+}
+
+const LEVELS: &str = r#"
+import json, sys, torch
+d = json.load(sys.stdin)
+rois = torch.tensor(d["rois"], dtype=torch.float32).reshape(-1, 5)
+# mmdetection 2.28 SingleRoIExtractor.map_roi_levels
+scale = torch.sqrt((rois[:, 3] - rois[:, 1]) * (rois[:, 4] - rois[:, 2]))
+target_lvls = torch.floor(torch.log2(scale / d["finest_scale"] + 1e-6))
+target_lvls = target_lvls.clamp(min=0, max=d["levels"] - 1).long()
+print(json.dumps(target_lvls.tolist()))
+"#;
+
+#[test]
+fn roi_levels_equal_mmdetection() {
+    let mut rng = Rng::seed(crate::support::fresh_seed("roi_levels_equal_mmdetection"));
+    // Random boxes from tiny to huge, and squares exactly at the level boundaries 56·2^k.
+    let mut rois: Vec<[f32; 5]> = (0..300)
+        .map(|_| {
+            let (x, y) = (
+                rng.range_f64(0.0, 500.0) as f32,
+                rng.range_f64(0.0, 500.0) as f32,
+            );
+            let s = 2f64.powf(rng.range_f64(1.0, 10.0)) as f32;
+            let r = rng.range_f64(0.3, 3.0) as f32;
+            [0.0, x, y, x + s * r, y + s / r]
+        })
+        .collect();
+    for k in 0..6 {
+        let s = 56.0 * 2f32.powi(k);
+        rois.extend([
+            [0.0, 0.0, 0.0, s, s],
+            [0.0, 10.0, 10.0, 10.0 + s - 0.01, 10.0 + s],
+        ]);
+    }
+    let input = json!({"rois": rois.concat(), "finest_scale": 56.0, "levels": 4});
+    let Some(reference) = py::run(&["torch"], LEVELS, &input) else {
+        return;
+    };
+    let want: Vec<usize> = py::f64s(&reference).iter().map(|&v| v as usize).collect();
+    let got = mmrun::model::proposals::roi_levels(&rois, 56.0, 4);
+    assert_eq!(got, want);
+    assert!(
+        (0..4).all(|l| got.contains(&l)),
+        "every level is used: {got:?}"
+    );
 }
