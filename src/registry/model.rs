@@ -7,6 +7,23 @@
 
 use super::{Category::*, Component, Def, INT, NAT, NONNEG, NUM, POS, Param, Ty, UNIT, p};
 
+/// The settings of `batch_norm` and `sync_batch_norm` (mmdetection's BN and SyncBN).
+const BATCH_NORM_PARAMS: &[Param] = &[
+    p(
+        "requires_grad",
+        Ty::Bool,
+        Def::Bool(true),
+        "train the affine parameters",
+    ),
+    p("eps", NONNEG, Def::Float(1e-5), "added to the variance"),
+    p(
+        "momentum",
+        UNIT,
+        Def::Float(0.1),
+        "running-statistics momentum",
+    ),
+];
+
 const NORM: Ty = Ty::Nullable(&Ty::Comp(Norm));
 const INTS: Ty = Ty::List(&POS);
 // Structural sizes are bounded: a typo of 100000 stacked convs or a million channels would
@@ -778,41 +795,13 @@ pub static COMPONENTS: &[Component] = &[
         name: "batch_norm",
         category: Norm,
         doc: "Batch normalisation (mmdetection's BN)",
-        params: &[
-            p(
-                "requires_grad",
-                Ty::Bool,
-                Def::Bool(true),
-                "train the affine parameters",
-            ),
-            p("eps", NONNEG, Def::Float(1e-5), "added to the variance"),
-            p(
-                "momentum",
-                UNIT,
-                Def::Float(0.1),
-                "running-statistics momentum",
-            ),
-        ],
+        params: BATCH_NORM_PARAMS,
     },
     Component {
         name: "sync_batch_norm",
         category: Norm,
         doc: "Batch normalisation over the whole batch of every rank (mmdetection's SyncBN; plain batch norm in one process)",
-        params: &[
-            p(
-                "requires_grad",
-                Ty::Bool,
-                Def::Bool(true),
-                "train the affine parameters",
-            ),
-            p("eps", NONNEG, Def::Float(1e-5), "added to the variance"),
-            p(
-                "momentum",
-                UNIT,
-                Def::Float(0.1),
-                "running-statistics momentum",
-            ),
-        ],
+        params: BATCH_NORM_PARAMS,
     },
     Component {
         name: "group_norm",
