@@ -23,17 +23,18 @@ pub enum Launcher {
 /// The world size an MPI launcher announced in the environment (Open MPI, MPICH/Hydra,
 /// PMIx), when this process is one of several ranks.
 pub fn mpi_world_from_env() -> Option<usize> {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok()?.parse::<usize>().ok())
-        .filter(|&n| n > 1)
+    env_number(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"]).filter(|&n| n > 1)
 }
 
 /// This process's rank as an MPI launcher announced it, before MPI is initialised (so that
 /// ranks other than 0 can keep quiet from the start).
 pub fn mpi_rank_from_env() -> Option<usize> {
-    ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]
-        .iter()
+    env_number(&["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"])
+}
+
+/// The first of these environment variables (Open MPI's, Hydra's, PMIx's) that holds a number.
+fn env_number(keys: &[&str]) -> Option<usize> {
+    keys.iter()
         .find_map(|k| std::env::var(k).ok()?.parse::<usize>().ok())
 }
 

@@ -35,6 +35,17 @@ fn mmrun_cmd() -> Command {
     c
 }
 
+/// `mpirun -np 2 mmrun <args>`, run as `mmrun_cmd` runs the binary.
+fn mpirun_two(args: Vec<String>) -> Command {
+    let mut c = Command::new("mpirun");
+    c.args(["-np", "2", "--oversubscribe", env!("CARGO_BIN_EXE_mmrun")])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    c
+}
+
 fn exec_args(work: &Path, sets: &[String], extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> = ["exec", "pipelines/quickstart.recipe", "--work-dir"]
         .map(String::from)
@@ -127,16 +138,11 @@ fn two_ranks_train_the_weights_of_one_rank_with_twice_the_batch() {
         out.contains("the weights are identical on all 2 ranks"),
         "{out}"
     );
-    let mut c = Command::new("mpirun");
-    c.args(["-np", "2", "--oversubscribe", env!("CARGO_BIN_EXE_mmrun")])
-        .args(exec_args(
-            &mpirun,
-            &sets(&root, 10, 2),
-            &[&stop[..], &["--launcher", "mpi"]].concat(),
-        ))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    let c = mpirun_two(exec_args(
+        &mpirun,
+        &sets(&root, 10, 2),
+        &[&stop[..], &["--launcher", "mpi"]].concat(),
+    ));
     run_ok(c);
 
     let (a, b) = (last_checkpoint(&one), last_checkpoint(&two));
@@ -273,13 +279,9 @@ fn ranks_started_without_a_launcher_are_refused_before_training() {
     let dir = tempfile::tempdir().unwrap();
     let root = dataset(dir.path());
     let work = dir.path().join("work");
-    let mut c = Command::new("mpirun");
-    c.args(["-np", "2", "--oversubscribe", env!("CARGO_BIN_EXE_mmrun")])
-        .args(exec_args(&work, &sets(&root, 10, 2), &[]))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
-    let o = c.output().unwrap();
+    let o = mpirun_two(exec_args(&work, &sets(&root, 10, 2), &[]))
+        .output()
+        .unwrap();
     let t = text(&o);
     assert!(!o.status.success(), "{t}");
     assert!(
