@@ -409,7 +409,10 @@ mod retinanet {
         let tb = det.target_builder();
         let targets = gts(&mut rng, det.num_classes())
             .iter()
-            .map(|g| tb.targets(g, &meta).map_err(|e| e.to_string()))
+            .map(|g| {
+                (tb.targets(g, &meta, &mut crate::util::rng::Rng::seed(0)))
+                    .map_err(|e| e.to_string())
+            })
             .collect::<Result<Vec<_>, _>>()?;
         // Normalised pixels: roughly unit scale, zero in the padding as the loader leaves it.
         let mut img = vec![0f32; BATCH * 3 * PAD.0 * PAD.1];

@@ -124,7 +124,7 @@ fn rust_images_per_s(ann: &Path, prefix: &Path, a: &Args) -> Result<f64, String>
             0,
         )
         .map_err(|e| e.to_string())?;
-        let target: TargetFn<()> = Arc::new(|_| Ok(()));
+        let target: TargetFn<()> = Arc::new(|_, _| Ok(()));
         let lo = LoaderOptions {
             workers: a.workers,
             prefetch: 2,

@@ -187,7 +187,12 @@ fn measure(args: &Args) -> Result<Measured, String> {
         let targets: Vec<DenseTargets> = data
             .gts
             .iter()
-            .map(|gt| step.detector().target_builder().targets(gt, &meta))
+            .map(|gt| {
+                let mut rng = crate::util::rng::Rng::seed(0);
+                step.detector()
+                    .target_builder()
+                    .targets(gt, &meta, &mut rng)
+            })
             .collect::<Result<_, _>>()
             .map_err(|e| format!("targets: {e}"))?;
         host.targets += t.elapsed().as_secs_f64();

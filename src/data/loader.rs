@@ -25,12 +25,17 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 /// The per-image target computation (anchor/target assignment) run in the workers. It
-/// sees the transformed sample with `meta.batch_input_shape` set to the batch's bucket.
+/// sees the transformed sample with `meta.batch_input_shape` set to the batch's bucket, and a
+/// random stream of the sample's own (a sampler's draws: keyed like the transforms' stream,
+/// so they too are the same for any number of workers or ranks).
 pub type TargetFn<T> = Arc<
-    dyn Fn(&Sample) -> std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>
+    dyn Fn(&Sample, &mut Rng) -> std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>
         + Send
         + Sync,
 >;
+
+/// The `attempt` key of a slot's target stream: never an attempt at loading it.
+const TARGET_STREAM: u64 = u64::MAX;
 
 /// A collated batch.
 #[derive(Debug)]
@@ -282,7 +287,8 @@ impl<T> Shared<T> {
                 Pixels::U8(d) => scatter!(d),
                 Pixels::F32(d) => scatter!(d),
             }
-            let t = (self.target)(s).map_err(|e| DataError::Target {
+            let mut rng = self.sample_rng(pos, k, TARGET_STREAM);
+            let t = (self.target)(s, &mut rng).map_err(|e| DataError::Target {
                 file: s.meta.file_name.clone(),
                 message: e.to_string(),
             })?;

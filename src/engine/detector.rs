@@ -35,6 +35,7 @@ use crate::model::assign::ImageGt;
 use crate::model::config::DetectorConfig;
 use crate::model::net::{Detector, GraphMode, HeadOutputs};
 use crate::model::postprocess::{Decoder, Detections, LevelOutput, postprocess, to_coco};
+use crate::model::proposals::{RpnLevel, rpn_proposals};
 use crate::model::target::{DenseTargets, PaddedShapes, TargetBuilder};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -229,11 +230,17 @@ impl DetectorTask {
             });
         }
         let detector = self.step.detector();
-        let parts = detector.cfg.parts();
         let img_shape = (meta.img_shape[0], meta.img_shape[1]);
         let nc = detector.num_classes();
-        let dets = match detector.target_builder() {
-            TargetBuilder::Anchor(t) => {
+        let dets = match (&detector.cfg, detector.target_builder()) {
+            (DetectorConfig::Rpn(p), TargetBuilder::Anchor(t)) => {
+                let anchors = t
+                    .anchor_generator
+                    .grid_anchors(&g.featmap_sizes)
+                    .map_err(err)?;
+                return proposals(&levels, &anchors, t, &p.test_cfg.rpn, img_shape, meta);
+            }
+            (DetectorConfig::Retinanet(p) | DetectorConfig::Fcos(p), TargetBuilder::Anchor(t)) => {
                 let anchors = t
                     .anchor_generator
                     .grid_anchors(&g.featmap_sizes)
@@ -246,13 +253,13 @@ impl DetectorTask {
                     &levels,
                     &dec,
                     nc,
-                    &parts.test_cfg,
+                    &p.test_cfg,
                     img_shape,
                     meta.scale_factor,
                     true,
                 )
             }
-            TargetBuilder::Point(t) => {
+            (DetectorConfig::Retinanet(p) | DetectorConfig::Fcos(p), TargetBuilder::Point(t)) => {
                 let strides: Vec<(f64, f64)> = t.strides.iter().map(|&s| (s, s)).collect();
                 let pts = point_grid(&strides, &g.featmap_sizes, 0.5);
                 let coder = Default::default();
@@ -270,15 +277,48 @@ impl DetectorTask {
                     &levels,
                     &dec,
                     nc,
-                    &parts.test_cfg,
+                    &p.test_cfg,
                     img_shape,
                     meta.scale_factor,
                     true,
                 )
             }
+            (DetectorConfig::Rpn(_), TargetBuilder::Point(_)) => {
+                unreachable!("an RPN has anchors (Detector::new)")
+            }
         };
         dets.map_err(err)
     }
+}
+
+/// An RPN's proposals of one image (`test_cfg.rpn`), rescaled to the original image as
+/// mmdetection's `RPN.simple_test` does, as class-0 detections.
+fn proposals(
+    levels: &[LevelOutput<'_>],
+    anchors: &[Vec<[f32; 4]>],
+    t: &crate::model::target::AnchorTargetConfig,
+    cfg: &crate::model::config::ProposalTestConfig,
+    img_shape: (usize, usize),
+    meta: &crate::data::ImageMeta,
+) -> Result<Detections, TaskError> {
+    let rpn: Vec<RpnLevel<'_>> = (levels.iter())
+        .map(|l| RpnLevel {
+            cls: l.cls,
+            reg: l.reg,
+            h: l.h,
+            w: l.w,
+        })
+        .collect();
+    let p =
+        rpn_proposals(&rpn, anchors, &t.bbox_coder, &cfg.proposals(), img_shape).map_err(err)?;
+    let f = meta.scale_factor;
+    Ok(Detections {
+        bboxes: (p.boxes.iter())
+            .map(|b| std::array::from_fn(|k| b[k] / f[k]))
+            .collect(),
+        labels: vec![0; p.scores.len()],
+        scores: p.scores,
+    })
 }
 
 impl DetectorTask {
@@ -382,11 +422,16 @@ impl Task for DetectorTask {
         )
         .map_err(err)?;
         let cat_ids = val.dataset.cat_ids.clone();
+        // Proposals are written as category 1, as mmdetection's `_proposal2json` does.
+        let result_cats = match self.step.detector().cfg.is_proposal_net() {
+            true => vec![1],
+            false => cat_ids.clone(),
+        };
         let mut loader: Loader<()> = Loader::new(
             val.dataset.clone(),
             val.pipeline.clone(),
             sampler,
-            Arc::new(|_| Ok(())),
+            Arc::new(|_, _| Ok(())),
             val.opts.clone(),
         );
         // This rank's images, batch by batch, in sampler order.
@@ -414,7 +459,7 @@ impl Task for DetectorTask {
                 let d = self.decode(g, &out, n, i, meta)?;
                 images.push(ImageResult {
                     img_id: meta.img_id,
-                    dets: to_coco(&d, meta.img_id, &cat_ids).map_err(err)?,
+                    dets: to_coco(&d, meta.img_id, &result_cats).map_err(err)?,
                 });
             }
             shard.push(images);
@@ -464,6 +509,13 @@ impl Task for DetectorTask {
             .and_then(|r| serde_json::to_value(r).ok())
     }
 
+    fn results_name(&self) -> &'static str {
+        match self.step.detector().cfg.is_proposal_net() {
+            true => "proposals.json",
+            false => "bbox.json",
+        }
+    }
+
     fn skipped_samples(&self) -> crate::data::SkipCount {
         self.train.skipped()
     }
@@ -494,26 +546,26 @@ impl Task for DetectorTask {
 /// each transformed sample (whose `meta.batch_input_shape` is the batch's shape bucket): the
 /// engine hands it over, so the model does not know the data's types.
 pub fn loader_targets(builder: TargetBuilder) -> crate::data::TargetFn<DenseTargets> {
-    Arc::new(move |s: &crate::data::Sample| {
-        let gt = ImageGt {
-            bboxes: s.boxes.clone(),
-            labels: s.labels.iter().map(|&l| l as usize).collect(),
-            bboxes_ignore: s.ignored.clone(),
-        };
-        let meta = PaddedShapes {
-            img_shape: (s.meta.img_shape[0], s.meta.img_shape[1]),
-            pad_shape: (s.meta.pad_shape[0], s.meta.pad_shape[1]),
-            batch_shape: (s.meta.batch_input_shape[0], s.meta.batch_input_shape[1]),
-        };
-        if let Some(&l) = gt.labels.iter().find(|&&l| l >= builder.num_classes()) {
-            return Err(format!(
-                "label {l} is not below num_classes = {}",
-                builder.num_classes()
-            )
-            .into());
-        }
-        builder.targets(&gt, &meta).map_err(|e| e.into())
-    })
+    Arc::new(
+        move |s: &crate::data::Sample, rng: &mut crate::util::rng::Rng| {
+            let gt = ImageGt {
+                bboxes: s.boxes.clone(),
+                labels: s.labels.iter().map(|&l| l as usize).collect(),
+                bboxes_ignore: s.ignored.clone(),
+            };
+            let meta = PaddedShapes {
+                img_shape: (s.meta.img_shape[0], s.meta.img_shape[1]),
+                pad_shape: (s.meta.pad_shape[0], s.meta.pad_shape[1]),
+                batch_shape: (s.meta.batch_input_shape[0], s.meta.batch_input_shape[1]),
+            };
+            if let Some(limit) = builder.label_limit()
+                && let Some(&l) = gt.labels.iter().find(|&&l| l >= limit)
+            {
+                return Err(format!("label {l} is not below num_classes = {limit}").into());
+            }
+            builder.targets(&gt, &meta, rng).map_err(|e| e.into())
+        },
+    )
 }
 
 /// VOC mAP at IoU 0.5 (mmdetection's VOC `evaluate`): detections of the evaluated images

@@ -301,7 +301,7 @@ pub fn test_checkpoint(
     let results = work_dir.join("results");
     let mut files = vec![("metrics.json", serde_json::json!(metrics))];
     if let Some(r) = task.results_json() {
-        files.push(("bbox.json", r));
+        files.push((task.results_name(), r));
     }
     for (name, v) in files {
         let path = results.join(name);

@@ -11,7 +11,7 @@ use crate::backend::Device;
 use crate::dist::Dist;
 use crate::ir::{DType, HostTensor};
 use crate::model::net::{Detector, GraphMode, LOSS_SCALE, LossNormalisers};
-use crate::model::target::{DenseTargets, TargetBuilder};
+use crate::model::target::DenseTargets;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -21,8 +21,7 @@ pub type ShapeKey = (usize, usize, usize);
 /// What one step produced.
 #[derive(Clone, Debug, Default)]
 pub struct StepOutput {
-    /// The detector's loss terms in a stable order (`loss_cls`, `loss_bbox`, and
-    /// `loss_centerness` for FCOS).
+    /// The detector's loss terms in a stable order ([`Detector::loss_names`]).
     pub losses: Vec<(String, f64)>,
     /// Seconds outside the graph run: the feeds, and the results moved into the parameters.
     pub host_s: f64,
@@ -140,11 +139,7 @@ impl TrainStep {
         let t2 = Instant::now();
         let replaced = params.take_run(&mut out).map_err(|e| e.to_string())?;
         exec.recycle(replaced);
-        let mut names = vec!["loss_cls", "loss_bbox"];
-        if matches!(self.detector.target_builder(), TargetBuilder::Point(_)) {
-            names.push("loss_centerness");
-        }
-        let losses = (names.into_iter())
+        let losses = (self.detector.loss_names().iter())
             .map(|k| {
                 out.scalar(k)
                     .map(|v| (k.to_string(), v))

@@ -72,6 +72,11 @@ pub trait Task {
         None
     }
 
+    /// The file name `mmrun test` gives [`Task::results_json`] in `results/`.
+    fn results_name(&self) -> &'static str {
+        "bbox.json"
+    }
+
     /// Metric names `evaluate` produces (checked against `save_best`/`monitor` before the run).
     fn metric_names(&self) -> Vec<String>;
 

@@ -5,25 +5,133 @@
 use super::anchor::AnchorGeneratorConfig;
 use super::assign::AssignerConfig;
 use super::boxes::{DeltaXYWHBBoxCoder, DistancePointBBoxCoder};
-use super::postprocess::TestConfig;
+use super::postprocess::{NmsConfig, TestConfig};
+use super::proposals::ProposalConfig;
 pub use crate::graph::Reduction;
 use serde::{Deserialize, Serialize};
 
-/// `model = retinanet { .. }` or `model = fcos { .. }`.
+/// `model = retinanet { .. }`, `fcos { .. }` or `rpn { .. }`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum DetectorConfig {
     Retinanet(DetectorParts),
     Fcos(DetectorParts),
+    /// A region proposal network on its own (mmdetection's `RPN`): proposals, no classes.
+    Rpn(RpnParts),
 }
 
 impl DetectorConfig {
-    /// The parts, whatever the detector type.
-    pub fn parts(&self) -> &DetectorParts {
+    /// The recipe's name of the detector type.
+    pub fn type_name(&self) -> &'static str {
         match self {
-            DetectorConfig::Retinanet(p) | DetectorConfig::Fcos(p) => p,
+            DetectorConfig::Retinanet(_) => "retinanet",
+            DetectorConfig::Fcos(_) => "fcos",
+            DetectorConfig::Rpn(_) => "rpn",
         }
     }
+
+    pub fn backbone(&self) -> &BackboneConfig {
+        match self {
+            DetectorConfig::Retinanet(p) | DetectorConfig::Fcos(p) => &p.backbone,
+            DetectorConfig::Rpn(p) => &p.backbone,
+        }
+    }
+
+    pub fn neck(&self) -> &NeckConfig {
+        match self {
+            DetectorConfig::Retinanet(p) | DetectorConfig::Fcos(p) => &p.neck,
+            DetectorConfig::Rpn(p) => &p.neck,
+        }
+    }
+
+    /// The dense head (`bbox_head`, or an RPN's `rpn_head`).
+    pub fn head(&self) -> &HeadConfig {
+        match self {
+            DetectorConfig::Retinanet(p) | DetectorConfig::Fcos(p) => &p.bbox_head,
+            DetectorConfig::Rpn(p) => &p.rpn_head,
+        }
+    }
+
+    /// Whether the detector outputs class-agnostic proposals rather than detections.
+    pub fn is_proposal_net(&self) -> bool {
+        matches!(self, DetectorConfig::Rpn(_))
+    }
+}
+
+/// mmdetection's `RPN`: backbone, neck, `rpn_head`, and the `rpn` stages of `train_cfg` and
+/// `test_cfg` (nested as mmdetection nests them, so Faster R-CNN's stages sit beside them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpnParts {
+    pub backbone: BackboneConfig,
+    pub neck: NeckConfig,
+    pub rpn_head: HeadConfig,
+    pub train_cfg: RpnTrainConfig,
+    pub test_cfg: RpnTestConfig,
+}
+
+/// `train_cfg = { rpn = { .. } }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpnTrainConfig {
+    pub rpn: SampledTrainConfig,
+}
+
+/// A head's training-time assignment with a sampler (mmdetection's `train_cfg.rpn`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampledTrainConfig {
+    pub assigner: AssignerConfig,
+    pub sampler: BoxSamplerConfig,
+    pub allowed_border: i64,
+    pub pos_weight: f64,
+    pub debug: bool,
+}
+
+/// `test_cfg = { rpn = { .. } }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpnTestConfig {
+    pub rpn: ProposalTestConfig,
+}
+
+/// How proposals are made at test time (mmdetection's `test_cfg.rpn`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalTestConfig {
+    pub nms_pre: usize,
+    pub max_per_img: usize,
+    pub nms: NmsConfig,
+    pub min_bbox_size: f64,
+}
+
+impl ProposalTestConfig {
+    pub fn proposals(&self) -> ProposalConfig {
+        ProposalConfig {
+            nms_pre: self.nms_pre,
+            min_bbox_size: self.min_bbox_size,
+            iou_threshold: self.nms.iou_threshold,
+            max_per_img: self.max_per_img,
+        }
+    }
+}
+
+/// Samplers of assigned priors by `type`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BoxSamplerConfig {
+    Random(RandomSamplerConfig),
+}
+
+/// mmdetection's `RandomSampler`: at most `num · pos_fraction` positives drawn at random, the
+/// rest of `num` from the negatives (at most `neg_pos_ub` per positive when `>= 0`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomSamplerConfig {
+    pub num: usize,
+    pub pos_fraction: f64,
+    pub neg_pos_ub: f64,
+    pub add_gt_as_proposals: bool,
 }
 
 /// Backbone, neck, head and the train/test settings.
@@ -156,6 +264,28 @@ pub struct FpnConfig {
 pub enum HeadConfig {
     RetinaHead(RetinaHeadConfig),
     FcosHead(FcosHeadConfig),
+    RpnHead(RpnHeadConfig),
+}
+
+/// mmdetection's `RPNHead` parameters (one 3×3 conv, then 1×1 objectness and deltas).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpnHeadConfig {
+    pub num_classes: usize,
+    pub in_channels: usize,
+    pub feat_channels: usize,
+    pub anchor_generator: AnchorGeneratorSpec,
+    pub bbox_coder: BoxCoderConfig,
+    pub loss_cls: LossConfig,
+    pub loss_bbox: LossConfig,
+}
+
+impl RpnHeadConfig {
+    /// The anchor generator config.
+    pub fn anchors(&self) -> &AnchorGeneratorConfig {
+        let AnchorGeneratorSpec::AnchorGenerator(a) = &self.anchor_generator;
+        a
+    }
 }
 
 /// `anchor_generator = anchor_generator { .. }` (the one anchor generator type).

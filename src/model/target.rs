@@ -7,8 +7,11 @@
 
 use super::anchor::{AnchorError, AnchorGenerator, point_grid};
 use super::assign::fcos::{FcosTargetConfig, fcos_targets};
+use super::assign::sampler::random_sample;
 use super::assign::{AssignerConfig, ImageGt};
 use super::boxes::DeltaXYWHBBoxCoder;
+use super::config::RandomSamplerConfig;
+use crate::util::rng::Rng;
 use std::sync::Arc;
 
 /// Where an image sits in the padded batch tensor.
@@ -39,6 +42,8 @@ pub struct DenseTargets {
     pub centerness: Vec<f32>,
     /// Number of positives in this image.
     pub num_pos: usize,
+    /// Number of negatives that train (all of them without a sampler).
+    pub num_neg: usize,
 }
 
 impl DenseTargets {
@@ -80,6 +85,11 @@ pub struct AnchorTargetConfig {
     pub pos_weight: f64,
     /// Targets are gt boxes instead of encoded deltas (for IoU-type regression losses).
     pub reg_decoded_bbox: bool,
+    /// Which assigned anchors train (`train_cfg.sampler`); `None`: all of them (mmdetection's
+    /// `PseudoSampler`, as for focal-loss heads).
+    pub sampler: Option<RandomSamplerConfig>,
+    /// Every positive is class 0 whatever its ground-truth label (an RPN's objectness).
+    pub class_agnostic: bool,
 }
 
 /// Builds the targets of one image; cheap to clone and share across loader threads.
@@ -88,10 +98,6 @@ pub enum TargetBuilder {
     Anchor(Arc<AnchorTargetConfig>),
     Point(Arc<FcosTargetConfig>),
 }
-
-/// The closure type the data loader is given.
-pub type DenseTargetFn =
-    Arc<dyn Fn(&ImageGt, &PaddedShapes) -> Result<DenseTargets, AnchorError> + Send + Sync>;
 
 impl TargetBuilder {
     /// Feature-map sizes of every level for a batch shape.
@@ -111,11 +117,16 @@ impl TargetBuilder {
             .collect()
     }
 
-    /// Targets of one image.
-    pub fn targets(&self, gt: &ImageGt, meta: &PaddedShapes) -> Result<DenseTargets, AnchorError> {
+    /// Targets of one image; `rng` draws the sampler's choice (a stream of the image's own).
+    pub fn targets(
+        &self,
+        gt: &ImageGt,
+        meta: &PaddedShapes,
+        rng: &mut Rng,
+    ) -> Result<DenseTargets, AnchorError> {
         let sizes = self.featmap_sizes(meta.batch_shape);
         match self {
-            TargetBuilder::Anchor(c) => anchor_targets(c, &sizes, gt, meta),
+            TargetBuilder::Anchor(c) => anchor_targets(c, &sizes, gt, meta, rng),
             TargetBuilder::Point(c) => {
                 let strides: Vec<(f64, f64)> = c.strides.iter().map(|&s| (s, s)).collect();
                 let pts = point_grid(&strides, &sizes, 0.5);
@@ -134,14 +145,10 @@ impl TargetBuilder {
                     bbox_weights: pos,
                     centerness: t.centerness,
                     num_pos: t.num_pos,
+                    num_neg: flat.len() - t.num_pos,
                 })
             }
         }
-    }
-
-    /// This builder as the closure the data loader takes.
-    pub fn into_fn(self) -> DenseTargetFn {
-        Arc::new(move |gt, meta| self.targets(gt, meta))
     }
 
     /// Number of classes the targets are built for.
@@ -151,6 +158,14 @@ impl TargetBuilder {
             TargetBuilder::Point(c) => c.num_classes,
         }
     }
+
+    /// The bound ground-truth labels must stay below (`None`: labels are not read).
+    pub fn label_limit(&self) -> Option<usize> {
+        match self {
+            TargetBuilder::Anchor(c) if c.class_agnostic => None,
+            _ => Some(self.num_classes()),
+        }
+    }
 }
 
 fn anchor_targets(
@@ -158,6 +173,7 @@ fn anchor_targets(
     sizes: &[(usize, usize)],
     gt: &ImageGt,
     meta: &PaddedShapes,
+    rng: &mut Rng,
 ) -> Result<DenseTargets, AnchorError> {
     let anchors = c.anchor_generator.grid_anchors(sizes)?;
     let valid = c.anchor_generator.valid_flags(sizes, meta.pad_shape)?;
@@ -171,7 +187,16 @@ fn anchor_targets(
             *f = *f && a[0] >= -ab && a[1] >= -ab && a[2] < w + ab && a[3] < h + ab;
         }
     }
-    let r = c.assigner.assign(&anchors, &inside, &counts, gt);
+    let mut r = c.assigner.assign(&anchors, &inside, &counts, gt);
+    if let Some(s) = &c.sampler {
+        // Anchors the sampler leaves out neither train nor count: mark them ignored.
+        let picked = random_sample(&r.gt_inds, s, rng);
+        let mut kept = vec![-1i64; r.gt_inds.len()];
+        for &i in picked.pos.iter().chain(&picked.neg) {
+            kept[i] = r.gt_inds[i];
+        }
+        r.gt_inds = kept;
+    }
     let n = anchors.len();
     let mut t = DenseTargets {
         labels: vec![c.num_classes as u32; n],
@@ -180,6 +205,7 @@ fn anchor_targets(
         bbox_weights: vec![0.0; n],
         centerness: Vec::new(),
         num_pos: 0,
+        num_neg: 0,
     };
     let pos_w = if c.pos_weight <= 0.0 {
         1.0
@@ -196,11 +222,16 @@ fn anchor_targets(
                 c.bbox_coder.encode(&anchors[i], gb)
             };
             t.bbox_weights[i] = 1.0;
-            t.labels[i] = gt.labels[gi] as u32;
+            t.labels[i] = if c.class_agnostic {
+                0
+            } else {
+                gt.labels[gi] as u32
+            };
             t.label_weights[i] = pos_w;
             t.num_pos += 1;
         } else if g == 0 {
             t.label_weights[i] = 1.0;
+            t.num_neg += 1;
         }
     }
     Ok(t)
@@ -251,6 +282,8 @@ mod tests {
             allowed_border: -1.0,
             pos_weight: -1.0,
             reg_decoded_bbox: false,
+            sampler: None,
+            class_agnostic: false,
         }));
         // Anchors: [0,0,8,8], [8,0,16,8], [0,8,8,16], [8,8,16,16].
         let gt = ImageGt {
@@ -264,7 +297,7 @@ mod tests {
             pad_shape: (8, 16),
             batch_shape: (16, 16),
         };
-        let t = tb.into_fn()(&gt, &meta).unwrap();
+        let t = tb.targets(&gt, &meta, &mut Rng::seed(0)).unwrap();
         assert_eq!(t.labels, vec![2, 4, 4, 4]);
         assert_eq!(t.num_pos, 1);
         // Anchor 1 has IoU 1/15 (negative); the bottom row is outside pad_shape (ignored).

@@ -74,7 +74,7 @@ pub fn build(r: &CheckedRecipe) -> Result<Planned, Vec<Diagnostic>> {
     };
     let samples = data.as_ref().map_or(1, |d| d.samples_per_gpu as u64);
     let init = model.as_ref().and_then(|m| {
-        let crate::model::config::BackboneConfig::Resnet(bb) = &m.parts().backbone;
+        let crate::model::config::BackboneConfig::Resnet(bb) = m.backbone();
         bb.init_cfg.as_ref()
     });
     let training = match training_spec(&r.config, samples, init) {
@@ -99,7 +99,9 @@ pub fn build(r: &CheckedRecipe) -> Result<Planned, Vec<Diagnostic>> {
             errors.push(at(&path, "E0503", e, "here"));
         }
     }
-    let metric = training.as_ref().map(eval_metric);
+    let metric = (training.as_ref())
+        .zip(model.as_ref())
+        .map(|(t, m)| eval_metric(t, m));
     if let Some(Err(name)) = &metric {
         errors.push(at(
             "hooks.eval.metric",
@@ -126,13 +128,15 @@ fn section(r: &CheckedRecipe, key: &str) -> Value {
     r.config.get(key).cloned().unwrap_or(Value::Null)
 }
 
-/// The evaluator the recipe's `eval` hook names; COCO bbox mAP without one.
-fn eval_metric(t: &TrainingSpec) -> Result<MetricKind, String> {
+/// The evaluator the recipe's `eval` hook names; without one, the detector type's default
+/// (`registry::metrics::default_evaluator`).
+fn eval_metric(t: &TrainingSpec, model: &DetectorConfig) -> Result<MetricKind, String> {
     let named = (t.hooks.iter()).find_map(|h| match &h.kind {
-        HookKind::Eval(c) => Some(c.metric.clone().unwrap_or_else(|| "coco_bbox".into())),
+        HookKind::Eval(c) => c.metric.clone(),
         _ => None,
     });
-    let name = named.unwrap_or_else(|| "coco_bbox".into());
+    let name = named
+        .unwrap_or_else(|| crate::registry::metrics::default_evaluator(model.type_name()).into());
     MetricKind::from_name(&name).ok_or(name)
 }
 

@@ -7,7 +7,6 @@ use super::Plan;
 use crate::data::config::{DataConfig, Resize, TransformConfig};
 use crate::graph::{Graph, MemoryPlan};
 use crate::ir::DType;
-use crate::model::config::DetectorConfig;
 use crate::model::net::{Detector, GraphMode};
 use crate::util::units::human_bytes;
 use std::fmt::Write;
@@ -25,7 +24,8 @@ pub struct PlanShape {
 pub struct GraphReport {
     pub detector: String,
     pub shape: PlanShape,
-    /// `(part, parameters, trainable)` for `backbone`, `neck`, `bbox_head`.
+    /// `(part, parameters, trainable)` for `backbone`, `neck` and the head (`bbox_head` or
+    /// `rpn_head`).
     pub parts: Vec<(String, usize, usize)>,
     pub num_params: usize,
     pub num_trainable: usize,
@@ -161,11 +161,7 @@ fn count(g: &Graph, prefix: &str) -> (usize, usize) {
 /// The graph report of a plan at `shape` (or the plan's own, see [`default_shape`]).
 pub fn report(plan: &Plan, shape: Option<PlanShape>) -> Result<GraphReport, PlanError> {
     let det = Detector::new(plan.model.clone()).map_err(|e| PlanError(e.to_string()))?;
-    let detector = match &det.cfg {
-        DetectorConfig::Retinanet(_) => "retinanet",
-        DetectorConfig::Fcos(_) => "fcos",
-    }
-    .to_string();
+    let detector = det.cfg.type_name().to_string();
     let shape = shape.unwrap_or_else(|| default_shape(&plan.data));
     let err = |e: crate::graph::GraphError| PlanError(format!("model: {e}"));
     let eval = det
@@ -177,7 +173,11 @@ pub fn report(plan: &Plan, shape: Option<PlanShape>) -> Result<GraphReport, Plan
         .map_err(|e| e.to_string());
     // Counts come from the eval graph: the same parameters with the same trainable flags.
     let g = &eval.graph;
-    let parts = ["backbone", "neck", "bbox_head"]
+    let head = match det.cfg.is_proposal_net() {
+        true => "rpn_head",
+        false => "bbox_head",
+    };
+    let parts = ["backbone", "neck", head]
         .iter()
         .map(|p| {
             let (a, t) = count(g, &format!("{p}."));

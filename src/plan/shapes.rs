@@ -58,10 +58,19 @@ pub fn check(config: &Value, spans: &SpanTable, diags: &mut Diagnostics) {
     }
     let neck: Option<NeckConfig> = typed(config, "model.neck");
     let levels = neck.as_ref().and_then(|n| x.neck(n, &backbone, &outputs));
-    if let (Some(NeckConfig::Fpn(fpn)), Some(head)) =
-        (&neck, typed::<HeadConfig>(config, "model.bbox_head"))
-    {
-        x.head(&head, fpn.out_channels, fpn.num_outs, levels.as_deref());
+    for key in ["bbox_head", "rpn_head"] {
+        let path = format!("model.{key}");
+        if let (Some(NeckConfig::Fpn(fpn)), Some(head)) =
+            (&neck, typed::<HeadConfig>(config, &path))
+        {
+            x.head(
+                &path,
+                &head,
+                fpn.out_channels,
+                fpn.num_outs,
+                levels.as_deref(),
+            );
+        }
     }
     // The whole model, once its parts agree.
     if x.diags.0.len() == found
@@ -223,30 +232,38 @@ impl Ctx<'_> {
     /// are not the neck's level strides.
     fn head(
         &mut self,
+        key: &str,
         head: &HeadConfig,
         neck_out: usize,
         num_outs: usize,
         levels: Option<&[usize]>,
     ) {
+        let square = |a: &crate::model::anchor::AnchorGeneratorConfig| {
+            (a.strides.iter())
+                .map(|s| match s.wh() {
+                    (w, h) if w == h && w.fract() == 0.0 && w >= 0.0 => Some(w as usize),
+                    _ => None,
+                })
+                .collect::<Option<Vec<usize>>>()
+        };
+        let anchor_strides = format!("{key}.anchor_generator.strides");
         let (in_channels, strides, path, what) = match head {
-            HeadConfig::RetinaHead(h) => {
-                let strides: Vec<Option<usize>> = (h.anchors().strides.iter())
-                    .map(|s| match s.wh() {
-                        (w, h) if w == h && w.fract() == 0.0 && w >= 0.0 => Some(w as usize),
-                        _ => None,
-                    })
-                    .collect();
-                (
-                    h.in_channels,
-                    strides.into_iter().collect::<Option<Vec<usize>>>(),
-                    "model.bbox_head.anchor_generator.strides",
-                    "anchor strides",
-                )
-            }
+            HeadConfig::RetinaHead(h) => (
+                h.in_channels,
+                square(h.anchors()),
+                anchor_strides,
+                "anchor strides",
+            ),
+            HeadConfig::RpnHead(h) => (
+                h.in_channels,
+                square(h.anchors()),
+                anchor_strides,
+                "anchor strides",
+            ),
             HeadConfig::FcosHead(h) => (
                 h.in_channels,
                 Some(h.strides.clone()),
-                "model.bbox_head.strides",
+                format!("{key}.strides"),
                 "head strides",
             ),
         };
@@ -254,7 +271,7 @@ impl Ctx<'_> {
             let d = self
                 .err(
                     "E0407",
-                    "model.bbox_head.in_channels",
+                    &format!("{key}.in_channels"),
                     format!("the head takes {in_channels} channels but the neck gives {neck_out}"),
                     "does not match the neck",
                 )
@@ -267,7 +284,7 @@ impl Ctx<'_> {
             let d = self
                 .err(
                     "E0408",
-                    path,
+                    &path,
                     format!(
                         "the {what} are {hs:?} but the neck's {num_outs} levels have strides \
                          {levels:?}"

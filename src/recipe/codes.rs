@@ -167,6 +167,10 @@ codes! {
      file's header only; `exec` applies the same rule.\n\n\
      Example (a COCO RetinaNet fine-tuned to 3 classes):\n    \
      runtime.load_from = pretrained { checkpoint = \"retinanet_coco.pth\", skip = [\"bbox_head.retina_cls\"] }";
+    "E0418", "evaluator the detector cannot feed",
+    "The eval hook's `metric` scores output the detector does not make: an `rpn` outputs\n\
+     class-agnostic proposals, scored by `proposal_recall` only (its default). Detectors take\n\
+     every evaluator (`proposal_recall` then scores their detections as proposals).";
     "E0501", "the model cannot be built with these settings",
     "Building the model found a setting it cannot use: a backbone or neck whose layers do not\n\
      fit together (e.g. `out_indices` past `num_stages`, `start_level` at or past the last input\n\

@@ -153,7 +153,28 @@ impl Ctx<'_> {
     }
 
     fn metrics(&mut self) {
-        let evaluator = get(self.c, "hooks.eval.metric").and_then(Value::as_str);
+        use crate::registry::metrics::{default_evaluator, evaluator_fits};
+        let detector = get(self.c, "model.type").and_then(Value::as_str);
+        let evaluator = get(self.c, "hooks.eval").map(|eval| {
+            match eval.get("metric").and_then(Value::as_str) {
+                Some(m) => m,
+                None => default_evaluator(detector.unwrap_or_default()),
+            }
+        });
+        if let (Some(d), Some(e)) = (detector, evaluator)
+            && !evaluator_fits(d, e)
+        {
+            let diag = self
+                .err(
+                    "E0418",
+                    "hooks.eval.metric",
+                    format!("an `{d}` outputs class-agnostic proposals, which `{e}` cannot score"),
+                    "needs detections",
+                )
+                .with_label_opt(self.spans.nearest("model"), "a proposal network")
+                .with_help("evaluate it with `metric = proposal_recall` (the default for an rpn)");
+            self.diags.push(diag);
+        }
         for (path, what) in [
             ("hooks.checkpoint.save_best", "save_best"),
             ("hooks.early_stopping.monitor", "monitor"),

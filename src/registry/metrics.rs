@@ -64,3 +64,22 @@ pub fn metric_names(kind: MetricKind) -> &'static [&'static str] {
         MetricKind::Voc => &VOC_METRIC_NAMES,
     }
 }
+
+/// The eval hook's evaluator when the recipe names none: proposal recall for a proposal
+/// network (mmdetection's RPN configs), COCO bbox mAP for any other detector type.
+pub fn default_evaluator(detector: &str) -> &'static str {
+    match detector {
+        "rpn" => "proposal_recall",
+        _ => "coco_bbox",
+    }
+}
+
+/// Whether a detector type produces what an evaluator scores: a proposal network's boxes have
+/// no classes, so only the proposal evaluators take them; a detector's detections suit all.
+pub fn evaluator_fits(detector: &str, evaluator: &str) -> bool {
+    detector != "rpn"
+        || matches!(
+            MetricKind::from_name(evaluator),
+            Some(MetricKind::Proposal | MetricKind::ProposalFast)
+        )
+}

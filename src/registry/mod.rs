@@ -24,6 +24,7 @@ pub enum Category {
     Head,
     AnchorGenerator,
     Assigner,
+    BoxSampler,
     BoxCoder,
     Loss,
     Nms,
@@ -47,6 +48,7 @@ impl Category {
             Category::Head => "head",
             Category::AnchorGenerator => "anchor generator",
             Category::Assigner => "assigner",
+            Category::BoxSampler => "box sampler",
             Category::BoxCoder => "box coder",
             Category::Loss => "loss",
             Category::Nms => "nms",
@@ -379,13 +381,14 @@ fn record_defaults(ps: &[Param]) -> Value {
 }
 
 /// Every category, in the registry's order.
-const CATEGORIES: [Category; 18] = [
+const CATEGORIES: [Category; 19] = [
     Category::Detector,
     Category::Backbone,
     Category::Neck,
     Category::Head,
     Category::AnchorGenerator,
     Category::Assigner,
+    Category::BoxSampler,
     Category::BoxCoder,
     Category::Loss,
     Category::Nms,

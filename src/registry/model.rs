@@ -290,8 +290,8 @@ const RPN_HEAD: &[Param] = &[
     p(
         "loss_cls",
         Ty::Comp(Loss),
-        Def::Comp("cross_entropy_loss"),
-        "objectness loss",
+        Def::Required,
+        "objectness loss: cross_entropy_loss { use_sigmoid = true }",
     ),
     p(
         "loss_bbox",
@@ -449,6 +449,106 @@ const TEST_CFG: &[Param] = &[
     ),
 ];
 
+/// `train_cfg.rpn` (mmdetection's `rpn_r50_fpn.py` defaults).
+const RPN_TRAIN_STAGE: &[Param] = &[
+    p(
+        "assigner",
+        Ty::Comp(Assigner),
+        Def::Required,
+        "how anchors are matched to ground truth",
+    ),
+    p(
+        "sampler",
+        Ty::Comp(BoxSampler),
+        Def::Required,
+        "which assigned anchors train",
+    ),
+    p(
+        "allowed_border",
+        INT,
+        Def::Int(0),
+        "anchors this far outside the image stay valid (-1: all)",
+    ),
+    p(
+        "pos_weight",
+        NUM,
+        Def::Float(-1.0),
+        "weight of positive samples (-1: 1)",
+    ),
+    p(
+        "debug",
+        Ty::Bool,
+        Def::Bool(false),
+        "mmdetection's debug flag",
+    ),
+];
+
+/// `test_cfg.rpn`.
+const PROPOSAL_TEST: &[Param] = &[
+    p(
+        "nms_pre",
+        POS,
+        Def::Int(2000),
+        "top-scoring anchors per level before NMS",
+    ),
+    p(
+        "max_per_img",
+        POS,
+        Def::Int(1000),
+        "proposals kept per image",
+    ),
+    p(
+        "nms",
+        Ty::Comp(Nms),
+        Def::Required,
+        "non-maximum suppression per level (mmdetection's RPNs use 0.7)",
+    ),
+    p(
+        "min_bbox_size",
+        NONNEG,
+        Def::Float(0.0),
+        "proposals must be wider and taller than this",
+    ),
+];
+
+const RPN_DETECTOR: &[Param] = &[
+    p(
+        "backbone",
+        Ty::Comp(Backbone),
+        Def::Required,
+        "feature extractor",
+    ),
+    p("neck", Ty::Comp(Neck), Def::Required, "feature pyramid"),
+    p(
+        "rpn_head",
+        Ty::Comp(Head),
+        Def::Required,
+        "region proposal head (rpn_head)",
+    ),
+    p(
+        "train_cfg",
+        Ty::Record(&[p(
+            "rpn",
+            Ty::Record(RPN_TRAIN_STAGE),
+            Def::Required,
+            "the RPN's assignment and sampling",
+        )]),
+        Def::Required,
+        "training-time assignment",
+    ),
+    p(
+        "test_cfg",
+        Ty::Record(&[p(
+            "rpn",
+            Ty::Record(PROPOSAL_TEST),
+            Def::Required,
+            "proposal generation",
+        )]),
+        Def::Required,
+        "test-time proposals",
+    ),
+];
+
 const DETECTOR: &[Param] = &[
     p(
         "backbone",
@@ -489,6 +589,12 @@ pub static COMPONENTS: &[Component] = &[
         category: Detector,
         doc: "FCOS: backbone, FPN, anchor-free head with centerness",
         params: DETECTOR,
+    },
+    Component {
+        name: "rpn",
+        category: Detector,
+        doc: "Region proposal network: backbone, FPN, RPN head; evaluated by proposal recall",
+        params: RPN_DETECTOR,
     },
     Component {
         name: "resnet",
@@ -592,6 +698,32 @@ pub static COMPONENTS: &[Component] = &[
                 NUM,
                 Def::Float(-1.0),
                 "IoF with ignored boxes above which anchors are ignored (-1: off)",
+            ),
+        ],
+    },
+    Component {
+        name: "random",
+        category: BoxSampler,
+        doc: "RandomSampler: a fixed number of assigned priors, a share of them positive, drawn at random",
+        params: &[
+            p("num", POS, Def::Required, "priors sampled per image"),
+            p(
+                "pos_fraction",
+                UNIT,
+                Def::Required,
+                "largest share of positives",
+            ),
+            p(
+                "neg_pos_ub",
+                NUM,
+                Def::Float(-1.0),
+                "most negatives per positive (-1: no bound)",
+            ),
+            p(
+                "add_gt_as_proposals",
+                Ty::Bool,
+                Def::Bool(true),
+                "add the ground-truth boxes to the candidates (R-CNN stages)",
             ),
         ],
     },

@@ -477,9 +477,9 @@ pub static COMPONENTS: &[Component] = &[
             ),
             p(
                 "metric",
-                Ty::Enum(&["coco_bbox", "voc_map", "proposal_recall"]),
-                Def::Str("coco_bbox"),
-                "evaluator",
+                Ty::Nullable(&Ty::Enum(&["coco_bbox", "voc_map", "proposal_recall"])),
+                Def::Null,
+                "evaluator (default: proposal_recall for an rpn, coco_bbox otherwise)",
             ),
             p(
                 "at",

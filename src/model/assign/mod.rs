@@ -1,10 +1,11 @@
 //! Assigners: which ground-truth box (if any) each anchor or point is responsible for.
 //! `max_iou` and `atss` follow mmdetection 2.x's `MaxIoUAssigner` and `ATSSAssigner`; FCOS
-//! point targets live in [`fcos`].
+//! point targets live in [`fcos`]; [`sampler`] picks which assigned priors train.
 
 mod atss;
 pub mod fcos;
 mod max_iou;
+pub mod sampler;
 
 pub use atss::AtssAssigner;
 pub use max_iou::{MaxIouAssigner, NegIouThr};

@@ -5,16 +5,17 @@
 use super::fcos_head::build_fcos_head;
 use super::fpn::{build_fpn, end_level};
 use super::layers::Layers;
-use super::losses::{fcos_losses, retina_losses};
+use super::losses::{fcos_losses, retina_losses, rpn_losses};
 use super::resnet::{build_resnet, stage_channels};
 use super::retina_head::build_retina_head;
+use super::rpn_head::build_rpn_head;
 use crate::graph::{Graph, GraphBuilder, GraphError, NodeId};
 use crate::ir::{DType, HostTensor, LengthMismatch, Precision};
 use crate::model::anchor::{AnchorError, AnchorGenerator, point_grid};
 use crate::model::assign::fcos::FcosTargetConfig;
 use crate::model::config::{
-    BackboneConfig, BoxCoderConfig, DetectorConfig, HeadConfig, LossConfig, ModelConfigError,
-    NeckConfig, Reduction,
+    BackboneConfig, BoxCoderConfig, BoxSamplerConfig, DetectorConfig, HeadConfig, LossConfig,
+    ModelConfigError, NeckConfig, Reduction, RpnHeadConfig, RpnParts,
 };
 use crate::model::target::{AnchorTargetConfig, DenseTargets, TargetBuilder};
 use std::collections::BTreeMap;
@@ -68,10 +69,9 @@ impl Detector {
     /// Validate a config (channel agreement between parts, anchors, losses) and prepare the
     /// target builder.
     pub fn new(cfg: DetectorConfig) -> Result<Self, ModelConfigError> {
-        let parts = cfg.parts();
-        let BackboneConfig::Resnet(bb) = &parts.backbone;
+        let BackboneConfig::Resnet(bb) = cfg.backbone();
         super::resnet::validate(bb).map_err(|e| e.under("backbone"))?;
-        let NeckConfig::Fpn(neck) = &parts.neck;
+        let NeckConfig::Fpn(neck) = cfg.neck();
         end_level(neck).map_err(|e| e.under("neck"))?;
         let chans: Vec<usize> = stage_channels(bb)
             .expect("validated")
@@ -89,47 +89,38 @@ impl Detector {
                 ),
             ));
         }
-        let targets = match (&cfg, &parts.bbox_head) {
-            (DetectorConfig::Retinanet(_), HeadConfig::RetinaHead(h)) => {
+        let targets = match (&cfg, cfg.head()) {
+            (DetectorConfig::Rpn(p), HeadConfig::RpnHead(h)) => rpn_targets(p, h, neck)?,
+            (DetectorConfig::Retinanet(parts), HeadConfig::RetinaHead(h)) => {
                 let anchor_gen = AnchorGenerator::new(h.anchors()).map_err(|e| {
                     ModelConfigError::at("bbox_head.anchor_generator", e.to_string())
                 })?;
                 check_head_common(
+                    "bbox_head",
                     h.in_channels,
                     neck.out_channels,
                     anchor_gen.num_levels(),
                     neck.num_outs,
                 )?;
-                let BoxCoderConfig::DeltaXywh(coder) = &h.bbox_coder else {
-                    return Err(ModelConfigError::at(
-                        "bbox_head.bbox_coder",
-                        "retina_head needs delta_xywh",
-                    ));
-                };
+                let coder = delta_coder(&h.bbox_coder, "bbox_head", "retina_head")?;
                 check_cls_loss(&h.loss_cls)?;
                 check_bbox_loss(&h.loss_bbox, "bbox_head.loss_bbox")?;
-                if anchor_gen
-                    .num_base_anchors()
-                    .windows(2)
-                    .any(|w| w[0] != w[1])
-                {
-                    return Err(ModelConfigError::at(
-                        "bbox_head.anchor_generator",
-                        "every level needs the same number of anchors",
-                    ));
-                }
+                check_same_anchor_count(&anchor_gen, "bbox_head")?;
                 TargetBuilder::Anchor(Arc::new(AnchorTargetConfig {
                     num_classes: h.num_classes,
                     anchor_generator: anchor_gen,
                     assigner: parts.train_cfg.assigner.clone(),
-                    bbox_coder: coder.clone(),
+                    bbox_coder: coder,
                     allowed_border: parts.train_cfg.allowed_border as f64,
                     pos_weight: parts.train_cfg.pos_weight,
                     reg_decoded_bbox: h.loss_bbox.on_decoded_boxes(),
+                    sampler: None,
+                    class_agnostic: false,
                 }))
             }
             (DetectorConfig::Fcos(_), HeadConfig::FcosHead(h)) => {
                 check_head_common(
+                    "bbox_head",
                     h.in_channels,
                     neck.out_channels,
                     h.strides.len(),
@@ -179,10 +170,15 @@ impl Detector {
                     norm_on_bbox: h.norm_on_bbox,
                 }))
             }
-            _ => {
+            (cfg, _) => {
+                let (key, want) = match cfg {
+                    DetectorConfig::Retinanet(_) => ("bbox_head", "retina_head"),
+                    DetectorConfig::Fcos(_) => ("bbox_head", "fcos_head"),
+                    DetectorConfig::Rpn(_) => ("rpn_head", "rpn_head"),
+                };
                 return Err(ModelConfigError::at(
-                    "bbox_head",
-                    "retinanet needs retina_head, fcos needs fcos_head",
+                    key,
+                    format!("{} needs {want}", cfg.type_name()),
                 ));
             }
         };
@@ -199,11 +195,22 @@ impl Detector {
         &self.targets
     }
 
-    /// Number of classes.
+    /// Number of classes (1 for an RPN: objectness).
     pub fn num_classes(&self) -> usize {
-        match &self.cfg.parts().bbox_head {
+        match self.cfg.head() {
             HeadConfig::RetinaHead(h) => h.num_classes,
             HeadConfig::FcosHead(h) => h.num_classes,
+            HeadConfig::RpnHead(h) => h.num_classes,
+        }
+    }
+
+    /// The loss terms the train graph outputs besides their sum `loss`, in log order
+    /// (mmdetection's names).
+    pub fn loss_names(&self) -> &'static [&'static str] {
+        match self.cfg.head() {
+            HeadConfig::RetinaHead(_) => &["loss_cls", "loss_bbox"],
+            HeadConfig::FcosHead(_) => &["loss_cls", "loss_bbox", "loss_centerness"],
+            HeadConfig::RpnHead(_) => &["loss_rpn_cls", "loss_rpn_bbox"],
         }
     }
 
@@ -233,11 +240,10 @@ impl Detector {
         hw: (usize, usize),
         float: DType,
     ) -> Result<BuiltGraph, GraphError> {
-        let parts = self.cfg.parts();
         let mut b = GraphBuilder::new(float);
         b.set_autocast(self.precision.autocast())?;
-        let BackboneConfig::Resnet(bb) = &parts.backbone;
-        let NeckConfig::Fpn(neck) = &parts.neck;
+        let BackboneConfig::Resnet(bb) = self.cfg.backbone();
+        let NeckConfig::Fpn(neck) = self.cfg.neck();
         let img = b.input("img", &[batch, bb.in_channels, hw.0, hw.1], float)?;
         let mut l = Layers {
             b: &mut b,
@@ -258,7 +264,26 @@ impl Detector {
         }
         let mut heads = Vec::new();
         let num_priors;
-        match &parts.bbox_head {
+        match self.cfg.head() {
+            HeadConfig::RpnHead(h) => {
+                let TargetBuilder::Anchor(t) = &self.targets else {
+                    unreachable!("checked in new")
+                };
+                let a = t.anchor_generator.num_base_anchors()[0];
+                let outs = build_rpn_head(&mut l, h, a, &levels)?;
+                num_priors = sizes.iter().map(|(y, x)| y * x * a).sum();
+                match mode {
+                    GraphMode::Eval => {
+                        for (i, &(c, r)) in outs.iter().enumerate() {
+                            heads.push(eval_outputs(l.b, i, c, r, None, sizes[i])?);
+                        }
+                    }
+                    GraphMode::Train => {
+                        let total = rpn_losses(l.b, h, t, &outs, batch, num_priors)?;
+                        backward(l.b, total, self.precision)?;
+                    }
+                }
+            }
             HeadConfig::RetinaHead(h) => {
                 let TargetBuilder::Anchor(t) = &self.targets else {
                     unreachable!("checked in new")
@@ -314,11 +339,19 @@ impl Detector {
     /// `reduce_mean(num_pos)`); anchor heads do not (its `AnchorHead`).
     pub fn loss_normalisers(&self, targets: &[DenseTargets]) -> LossNormalisers {
         match &self.targets {
-            // mmdetection: sum over images of max(num_pos, 1).
-            TargetBuilder::Anchor(_) => LossNormalisers {
-                counts: vec![targets.iter().map(|t| t.num_pos.max(1)).sum::<usize>() as f64],
-                mean_over_ranks: false,
-            },
+            // mmdetection: sum over images of max(num_pos, 1), plus the same of the negatives
+            // when a sampler picks them (`num_total_samples`).
+            TargetBuilder::Anchor(t) => {
+                let pos: usize = targets.iter().map(|t| t.num_pos.max(1)).sum();
+                let neg: usize = match t.sampler {
+                    Some(_) => targets.iter().map(|t| t.num_neg.max(1)).sum(),
+                    None => 0,
+                };
+                LossNormalisers {
+                    counts: vec![(pos + neg) as f64],
+                    mean_over_ranks: false,
+                }
+            }
             TargetBuilder::Point(_) => {
                 let num_pos: usize = targets.iter().map(|t| t.num_pos).sum();
                 let csum: f64 = (targets.iter())
@@ -441,7 +474,115 @@ fn backward(b: &mut GraphBuilder, total: NodeId, precision: Precision) -> Result
     b.backward(scaled)
 }
 
+/// An RPN's targets: the head's anchors, `train_cfg.rpn`'s assigner and random sampler, every
+/// positive class 0 (objectness).
+fn rpn_targets(
+    p: &RpnParts,
+    h: &RpnHeadConfig,
+    neck: &crate::model::config::FpnConfig,
+) -> Result<TargetBuilder, ModelConfigError> {
+    let anchor_gen = AnchorGenerator::new(h.anchors())
+        .map_err(|e| ModelConfigError::at("rpn_head.anchor_generator", e.to_string()))?;
+    check_head_common(
+        "rpn_head",
+        h.in_channels,
+        neck.out_channels,
+        anchor_gen.num_levels(),
+        neck.num_outs,
+    )?;
+    check_same_anchor_count(&anchor_gen, "rpn_head")?;
+    let coder = delta_coder(&h.bbox_coder, "rpn_head", "rpn_head")?;
+    if h.num_classes != 1 {
+        return Err(ModelConfigError::at(
+            "rpn_head.num_classes",
+            format!(
+                "{} but an RPN scores objectness: 1 (mmdetection's RPNHead fixes it)",
+                h.num_classes
+            ),
+        ));
+    }
+    if !matches!(
+        h.loss_cls,
+        LossConfig::CrossEntropyLoss {
+            use_sigmoid: true,
+            reduction: Reduction::Mean,
+            ..
+        }
+    ) {
+        return Err(ModelConfigError::at(
+            "rpn_head.loss_cls",
+            "needs cross_entropy_loss with use_sigmoid = true and reduction = mean",
+        ));
+    }
+    if !matches!(
+        h.loss_bbox,
+        LossConfig::L1Loss {
+            reduction: Reduction::Mean,
+            ..
+        } | LossConfig::SmoothL1Loss {
+            reduction: Reduction::Mean,
+            ..
+        }
+    ) {
+        return Err(ModelConfigError::at(
+            "rpn_head.loss_bbox",
+            "needs l1_loss or smooth_l1_loss with reduction = mean",
+        ));
+    }
+    let train = &p.train_cfg.rpn;
+    let BoxSamplerConfig::Random(sampler) = &train.sampler;
+    if sampler.add_gt_as_proposals {
+        return Err(ModelConfigError::at(
+            "train_cfg.rpn.sampler.add_gt_as_proposals",
+            "an RPN samples its anchors: ground truth cannot be added as proposals here",
+        ));
+    }
+    if sampler.num == 0 || !(0.0..=1.0).contains(&sampler.pos_fraction) {
+        return Err(ModelConfigError::at(
+            "train_cfg.rpn.sampler",
+            "needs num >= 1 and pos_fraction in [0, 1]",
+        ));
+    }
+    Ok(TargetBuilder::Anchor(Arc::new(AnchorTargetConfig {
+        num_classes: 1,
+        anchor_generator: anchor_gen,
+        assigner: train.assigner.clone(),
+        bbox_coder: coder,
+        allowed_border: train.allowed_border as f64,
+        pos_weight: train.pos_weight,
+        reg_decoded_bbox: false,
+        sampler: Some(sampler.clone()),
+        class_agnostic: true,
+    })))
+}
+
+/// The delta coder an anchor head needs.
+fn delta_coder(
+    coder: &BoxCoderConfig,
+    head: &str,
+    head_type: &str,
+) -> Result<crate::model::boxes::DeltaXYWHBBoxCoder, ModelConfigError> {
+    match coder {
+        BoxCoderConfig::DeltaXywh(c) => Ok(c.clone()),
+        _ => Err(ModelConfigError::at(
+            format!("{head}.bbox_coder"),
+            format!("{head_type} needs delta_xywh"),
+        )),
+    }
+}
+
+fn check_same_anchor_count(a: &AnchorGenerator, head: &str) -> Result<(), ModelConfigError> {
+    if a.num_base_anchors().windows(2).any(|w| w[0] != w[1]) {
+        return Err(ModelConfigError::at(
+            format!("{head}.anchor_generator"),
+            "every level needs the same number of anchors",
+        ));
+    }
+    Ok(())
+}
+
 fn check_head_common(
+    head: &str,
     in_ch: usize,
     neck_out: usize,
     levels: usize,
@@ -449,13 +590,13 @@ fn check_head_common(
 ) -> Result<(), ModelConfigError> {
     if in_ch != neck_out {
         return Err(ModelConfigError::at(
-            "bbox_head.in_channels",
+            format!("{head}.in_channels"),
             format!("{in_ch} but the neck's out_channels is {neck_out}"),
         ));
     }
     if levels != num_outs {
         return Err(ModelConfigError::at(
-            "bbox_head",
+            head,
             format!("{levels} head levels (strides) for the neck's {num_outs} outputs"),
         ));
     }

@@ -1,11 +1,14 @@
 //! The heads' training losses on the graph, as mmdetection computes them: levels flattened to
-//! `[B·N, K]` in target order, sigmoid focal loss with `label_weights` and `avg_factor`,
+//! `[B·N, K]` in target order, sigmoid focal loss (or an RPN's binary cross-entropy) with
+//! `label_weights` and `avg_factor`,
 //! L1 / smooth-L1 on encoded deltas or GIoU on boxes decoded in the graph, and FCOS's
 //! centerness-weighted GIoU and centerness BCE.
 
 use crate::graph::{GraphBuilder, GraphError, NodeId};
 use crate::ir::op::IouKind;
-use crate::model::config::{FcosHeadConfig, IouLossMode, LossConfig, RetinaHeadConfig};
+use crate::model::config::{
+    FcosHeadConfig, IouLossMode, LossConfig, RetinaHeadConfig, RpnHeadConfig,
+};
 use crate::model::target::AnchorTargetConfig;
 
 /// `[B, A·K, h, w]` per level → `[B·N, K]` in (image, level, location, anchor) order.
@@ -70,24 +73,99 @@ pub(super) fn retina_losses(
 ) -> Result<NodeId, GraphError> {
     let c = h.num_classes;
     let m = batch * num_priors;
+    let (cls, reg) = flatten_outputs(b, outs, c, batch)?;
+    let loss_cls = focal(b, &h.loss_cls, cls, m, c)?;
+    // Declared by `focal`.
+    let avg = b.graph().inputs["avg_factor"];
+    let loss_bbox = anchor_bbox_loss(b, &h.loss_bbox, t, reg, m, avg)?;
+    finish(b, &[("loss_cls", loss_cls), ("loss_bbox", loss_bbox)])
+}
+
+/// An RPN's losses (mmdetection's `RPNHead.loss`): binary cross-entropy of the objectness
+/// and the box loss on the sampled anchors, both averaged by the sampled count.
+pub(super) fn rpn_losses(
+    b: &mut GraphBuilder,
+    h: &RpnHeadConfig,
+    t: &AnchorTargetConfig,
+    outs: &[(NodeId, NodeId)],
+    batch: usize,
+    num_priors: usize,
+) -> Result<NodeId, GraphError> {
+    let m = batch * num_priors;
+    let (cls, reg) = flatten_outputs(b, outs, h.num_classes, batch)?;
+    let LossConfig::CrossEntropyLoss {
+        use_sigmoid: true,
+        reduction,
+        loss_weight,
+    } = h.loss_cls
+    else {
+        return Err(GraphError::Invalid(
+            "rpn_head.loss_cls must be cross_entropy_loss with use_sigmoid = true".into(),
+        ));
+    };
+    let f = b.float_dtype();
+    let target = b.input("labels_onehot", &[m, h.num_classes], f)?;
+    let w = b.input("label_weights", &[m, 1], f)?;
+    let avg = b.input("avg_factor", &[], f)?;
+    let l = b.bce_with_logits(cls, target)?;
+    let l = b.weight_reduce_loss(l, Some(w), reduction, Some(avg))?;
+    let loss_cls = b.scale(l, loss_weight)?;
+    let loss_bbox = anchor_bbox_loss(b, &h.loss_bbox, t, reg, m, avg)?;
+    finish(
+        b,
+        &[("loss_rpn_cls", loss_cls), ("loss_rpn_bbox", loss_bbox)],
+    )
+}
+
+/// Per-level `(cls, reg)` outputs flattened to `[B·N, classes]` and `[B·N, 4]`.
+fn flatten_outputs(
+    b: &mut GraphBuilder,
+    outs: &[(NodeId, NodeId)],
+    classes: usize,
+    batch: usize,
+) -> Result<(NodeId, NodeId), GraphError> {
     let cls_l: Vec<NodeId> = outs.iter().map(|o| o.0).collect();
     let reg_l: Vec<NodeId> = outs.iter().map(|o| o.1).collect();
-    let cls = flatten_levels(b, &cls_l, c, batch)?;
-    let reg = flatten_levels(b, &reg_l, 4, batch)?;
-    let loss_cls = focal(b, &h.loss_cls, cls, m, c)?;
+    Ok((
+        flatten_levels(b, &cls_l, classes, batch)?,
+        flatten_levels(b, &reg_l, 4, batch)?,
+    ))
+}
+
+/// The named loss terms as outputs, and their sum as `loss`.
+fn finish(b: &mut GraphBuilder, terms: &[(&str, NodeId)]) -> Result<NodeId, GraphError> {
+    let mut total = terms[0].1;
+    for &(_, x) in &terms[1..] {
+        total = b.add(total, x)?;
+    }
+    for &(name, x) in terms {
+        b.output(name, x)?;
+    }
+    b.output("loss", total)?;
+    Ok(total)
+}
+
+/// An anchor head's box loss on `[M, 4]` deltas with the `bbox_targets`/`bbox_weights` feeds,
+/// averaged by `avg`: L1 or smooth L1 on encoded deltas, GIoU on boxes decoded in the graph.
+fn anchor_bbox_loss(
+    b: &mut GraphBuilder,
+    loss: &LossConfig,
+    t: &AnchorTargetConfig,
+    reg: NodeId,
+    m: usize,
+    avg: NodeId,
+) -> Result<NodeId, GraphError> {
     let f = b.float_dtype();
     let bt = b.input("bbox_targets", &[m, 4], f)?;
     let bw = b.input("bbox_weights", &[m, 4], f)?;
-    // Declared by `focal`.
-    let avg = b.graph().inputs["avg_factor"];
-    let loss_bbox = match h.loss_bbox {
+    match *loss {
         LossConfig::L1Loss {
             loss_weight,
             reduction: r,
         } => {
             let l = b.l1_loss(reg, bt)?;
             let l = b.weight_reduce_loss(l, Some(bw), r, Some(avg))?;
-            b.scale(l, loss_weight)?
+            b.scale(l, loss_weight)
         }
         LossConfig::SmoothL1Loss {
             beta,
@@ -96,7 +174,7 @@ pub(super) fn retina_losses(
         } => {
             let l = b.smooth_l1_loss(reg, bt, beta)?;
             let l = b.weight_reduce_loss(l, Some(bw), r, Some(avg))?;
-            b.scale(l, loss_weight)?
+            b.scale(l, loss_weight)
         }
         LossConfig::GiouLoss {
             eps,
@@ -109,15 +187,10 @@ pub(super) fn retina_losses(
             // mmdetection averages a [M, 4] weight over the coordinates for IoU losses.
             let w = b.mean(bw, &[1], false)?;
             let l = b.weight_reduce_loss(l, Some(w), r, Some(avg))?;
-            b.scale(l, loss_weight)?
+            b.scale(l, loss_weight)
         }
-        _ => return Err(GraphError::Invalid("unsupported loss_bbox".into())),
-    };
-    let total = b.add(loss_cls, loss_bbox)?;
-    b.output("loss_cls", loss_cls)?;
-    b.output("loss_bbox", loss_bbox)?;
-    b.output("loss", total)?;
-    Ok(total)
+        _ => Err(GraphError::Invalid("unsupported loss_bbox".into())),
+    }
 }
 
 /// mmdetection's `delta2bbox` without clipping, on `[M, 4]` anchors and deltas.
@@ -247,13 +320,14 @@ pub(super) fn fcos_losses(
     let pos = col(b, bw, 0)?;
     let lc = b.weight_reduce_loss(lc, Some(pos), cr, Some(avg))?;
     let loss_ctr = b.scale(lc, cw)?;
-    let s = b.add(loss_cls, loss_bbox)?;
-    let total = b.add(s, loss_ctr)?;
-    b.output("loss_cls", loss_cls)?;
-    b.output("loss_bbox", loss_bbox)?;
-    b.output("loss_centerness", loss_ctr)?;
-    b.output("loss", total)?;
-    Ok(total)
+    finish(
+        b,
+        &[
+            ("loss_cls", loss_cls),
+            ("loss_bbox", loss_bbox),
+            ("loss_centerness", loss_ctr),
+        ],
+    )
 }
 
 /// mmdetection's `IoULoss`: `ious = bbox_overlaps(pred, target, is_aligned).clamp(min=eps)`,

@@ -1,5 +1,5 @@
-//! The detector networks on the compute graph: ResNet backbone, FPN neck, RetinaNet and FCOS
-//! heads, their losses, and whole-detector train/eval graphs.
+//! The detector networks on the compute graph: ResNet backbone, FPN neck, RetinaNet, FCOS and
+//! RPN heads, their losses, and whole-detector train/eval graphs.
 //!
 //! Parameter names are mmdetection's module paths (`backbone.layer1.0.conv1.weight`,
 //! `neck.fpn_convs.0.conv.weight`, `bbox_head.retina_cls.weight` …), so torchvision and
@@ -13,6 +13,7 @@ mod losses;
 pub mod probe;
 mod resnet;
 mod retina_head;
+mod rpn_head;
 
 pub use detector::{BuiltGraph, Detector, GraphMode, HeadOutputs, LOSS_SCALE, LossNormalisers};
 pub use fpn::build_fpn;

@@ -95,7 +95,13 @@ fn feeds(d: &Detector, rng: &mut Rng) -> BTreeMap<String, HostTensor> {
         batch_shape: HW,
     };
     let tb = d.target_builder();
-    let targets: Vec<_> = gts.iter().map(|g| tb.targets(g, &meta).unwrap()).collect();
+    let targets: Vec<_> = gts
+        .iter()
+        .map(|g| {
+            tb.targets(g, &meta, &mut mmrun::util::rng::Rng::seed(0))
+                .unwrap()
+        })
+        .collect();
     let img: Vec<f32> = (0..2 * 3 * h * w)
         .map(|_| rng.range_f64(-2.0, 2.0) as f32)
         .collect();

@@ -200,7 +200,7 @@ fn loader(ds: Dataset, policy: OnBadSample, indices_first: bool) -> Loader<()> {
         SamplerConfig::RandomSampler { shuffle: true }
     };
     let sampler = BatchSampler::new(&cfg, groups, 1, 0, 1, 0).unwrap();
-    let target: TargetFn<()> = Arc::new(|_| Ok(()));
+    let target: TargetFn<()> = Arc::new(|_, _| Ok(()));
     let opts = LoaderOptions {
         workers: 2,
         prefetch: 2,

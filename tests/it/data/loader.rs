@@ -39,7 +39,7 @@ type T = (usize, [usize; 2]);
 
 fn make(ds: &Dataset, workers: usize, buckets: Vec<[u32; 2]>, cfg: SamplerConfig) -> Loader<T> {
     let sampler = BatchSampler::new(&cfg, ds.aspect_groups(), 3, 0, 1, 9).unwrap();
-    let target: TargetFn<T> = Arc::new(|s| Ok((s.boxes.len(), s.meta.batch_input_shape)));
+    let target: TargetFn<T> = Arc::new(|s, _| Ok((s.boxes.len(), s.meta.batch_input_shape)));
     let opts = LoaderOptions {
         workers,
         prefetch: 2,
@@ -212,7 +212,7 @@ fn target_closure_errors_name_the_image() {
         0,
     )
     .unwrap();
-    let target: TargetFn<()> = Arc::new(|_| Err("no anchors fit".into()));
+    let target: TargetFn<()> = Arc::new(|_, _| Err("no anchors fit".into()));
     let opts = LoaderOptions {
         workers: 1,
         prefetch: 1,
@@ -250,7 +250,7 @@ fn fused_normalize_and_pad_in_collation_give_the_pipelines_numbers() {
             0,
         )
         .unwrap();
-        let target: TargetFn<()> = Arc::new(|_| Ok(()));
+        let target: TargetFn<()> = Arc::new(|_, _| Ok(()));
         let opts = LoaderOptions {
             workers: 1,
             prefetch: 1,
@@ -318,7 +318,7 @@ fn ranks_transform_their_slots_as_one_rank_with_the_global_batch() {
     let bucket = vec![[128, 128]];
     let load = |bs: usize, rank: usize, world: usize| {
         let sampler = BatchSampler::new(&cfg, ds.aspect_groups(), bs, rank, world, 9).unwrap();
-        let target: TargetFn<T> = Arc::new(|s| Ok((s.boxes.len(), s.meta.batch_input_shape)));
+        let target: TargetFn<T> = Arc::new(|s, _| Ok((s.boxes.len(), s.meta.batch_input_shape)));
         let opts = LoaderOptions {
             workers: 1,
             prefetch: 2,

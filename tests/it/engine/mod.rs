@@ -16,6 +16,7 @@ mod mmdet_logs;
 mod optim;
 mod pretrained;
 pub(crate) mod pyref;
+mod rpn;
 mod runner;
 mod standin;
 

@@ -20,13 +20,13 @@ fn model_of(recipe: &str) -> DetectorConfig {
 #[test]
 fn canonical_recipes_deserialize() {
     let m = model_of("retinanet_r50_fpn_1x_coco.recipe");
-    let HeadConfig::RetinaHead(h) = &m.parts().bbox_head else {
+    let HeadConfig::RetinaHead(h) = m.head() else {
         panic!("retina head")
     };
     assert_eq!(h.num_classes, 80);
     assert_eq!(h.anchors().octave_base_scale, Some(4.0));
     let m = model_of("fcos_r50_fpn_gn-head_1x_coco.recipe");
-    let HeadConfig::FcosHead(h) = &m.parts().bbox_head else {
+    let HeadConfig::FcosHead(h) = m.head() else {
         panic!("fcos head")
     };
     assert_eq!(h.regress_ranges().len(), 5);

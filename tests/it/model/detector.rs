@@ -106,7 +106,13 @@ fn overfit(d: &Detector, iters: usize, lr: f32) -> (Vec<f64>, ParamSet) {
         pad_shape: hw,
         batch_shape: hw,
     };
-    let targets: Vec<_> = gts.iter().map(|g| tb.targets(g, &meta).unwrap()).collect();
+    let targets: Vec<_> = gts
+        .iter()
+        .map(|g| {
+            tb.targets(g, &meta, &mut mmrun::util::rng::Rng::seed(0))
+                .unwrap()
+        })
+        .collect();
     assert!(
         targets.iter().all(|t| t.num_pos > 0),
         "every image has positives"
@@ -144,7 +150,11 @@ fn infer(d: &Detector, store: &ParamSet) -> usize {
     let out = Executor::new(built.graph, CpuBackend)
         .run(store, &feeds)
         .unwrap();
-    let parts = d.cfg.parts();
+    let (mmrun::model::config::DetectorConfig::Retinanet(parts)
+    | mmrun::model::config::DetectorConfig::Fcos(parts)) = &d.cfg
+    else {
+        panic!("a one-stage detector")
+    };
     let tb = d.target_builder();
     let sizes = built.featmap_sizes.clone();
     let mut total = 0;
@@ -270,7 +280,7 @@ fn target_closure_for_the_data_loader_uses_the_batch_bucket() {
         ignored: vec![],
         meta,
     };
-    let t = f(&sample).unwrap();
+    let t = f(&sample, &mut mmrun::util::rng::Rng::seed(0)).unwrap();
     // 9 anchors per location over the levels of a 64×96 bucket: 8×12, 4×6, 2×3, 1×2, 1×1.
     assert_eq!(t.labels.len(), 9 * (96 + 24 + 6 + 2 + 1));
     assert!(t.num_pos > 0 && t.labels.iter().filter(|&&l| l == 2).count() == t.num_pos);
@@ -279,9 +289,149 @@ fn target_closure_for_the_data_loader_uses_the_batch_bucket() {
     assert_eq!(t.label_weights[ignored_col], 0.0);
     let mut bad = sample.clone();
     bad.labels = vec![3];
-    let e = f(&bad).unwrap_err().to_string();
+    let e = f(&bad, &mut mmrun::util::rng::Rng::seed(0))
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("label 3") && e.contains("num_classes = 3"),
         "{e}"
     );
+}
+
+#[test]
+fn rpn_r50_fpn_has_mmdetections_parameter_count() {
+    let d = detector("rpn_r50_fpn_1x_coco.recipe", &[]);
+    let g = d
+        .build(GraphMode::Eval, 1, (800, 1344), DType::F32)
+        .unwrap()
+        .graph;
+    let part = |p: &str, trainable_only: bool| -> usize {
+        (g.params.iter())
+            .filter(|(k, s)| k.starts_with(p) && !s.buffer && (s.trainable || !trainable_only))
+            .map(|(_, s)| s.shape.iter().product::<usize>())
+            .sum()
+    };
+    assert_eq!(part("backbone.", false), 23_508_032);
+    assert_eq!(part("neck.", false), 3_344_384);
+    assert_eq!(part("rpn_head.", false), 593_935);
+    assert_eq!(g.num_params(), 27_446_351);
+    // frozen_stages = 1: the stem and layer1 do not train.
+    assert_eq!(part("", true), 27_221_007);
+}
+
+/// The tiny RPN: the quickstart RPN's shape at TINY's widths; batch norm frozen (`norm_eval`)
+/// so the eval graph's head outputs are the train graph's.
+const TINY_RPN: &[&str] = &[
+    "model.backbone.base_channels = 4",
+    "model.backbone.out_indices = [0, 1, 2, 3]",
+    "model.backbone.norm_eval = true",
+    "model.neck.in_channels = [4, 8, 16, 32]",
+    "model.neck.out_channels = 8",
+    "model.neck.num_outs = 4",
+    "model.rpn_head.in_channels = 8",
+    "model.rpn_head.feat_channels = 8",
+    "model.rpn_head.anchor_generator.strides = [4, 8, 16, 32]",
+    "model.train_cfg.rpn.sampler.num = 64",
+];
+
+const RPN_LOSS: &str = r#"
+import json, sys, torch
+import torch.nn.functional as F
+d = json.load(sys.stdin)
+cls, reg = [], []
+for lv in d["levels"]:
+    n, a, h, w = lv["shape"]
+    c = torch.tensor(lv["cls"], dtype=torch.float64).reshape(n, a, h, w)
+    r = torch.tensor(lv["reg"], dtype=torch.float64).reshape(n, a * 4, h, w)
+    # AnchorHead.loss_single: permute(0, 2, 3, 1) and flatten, image by image over levels
+    cls.append(c.permute(0, 2, 3, 1).reshape(n, -1)); reg.append(r.permute(0, 2, 3, 1).reshape(n, -1, 4))
+cls = torch.cat(cls, 1).reshape(-1); reg = torch.cat(reg, 1).reshape(-1, 4)
+t = d["targets"]
+labels = torch.tensor(t["labels"]); lw = torch.tensor(t["label_weights"], dtype=torch.float64)
+bt = torch.tensor(t["bbox_targets"], dtype=torch.float64).reshape(-1, 4)
+bw = torch.tensor(t["bbox_weights"], dtype=torch.float64)[:, None].expand(-1, 4)
+avg = d["avg_factor"]
+# CrossEntropyLoss(use_sigmoid=True): one-hot of label 0, background 1 -> 0
+target = (labels == 0).double()
+loss_cls = (F.binary_cross_entropy_with_logits(cls, target, reduction="none") * lw).sum() / avg
+loss_bbox = ((reg - bt).abs() * bw).sum() / avg
+print(json.dumps({"loss_rpn_cls": loss_cls.item(), "loss_rpn_bbox": loss_bbox.item()}))
+"#;
+
+/// The RPN's losses against PyTorch on the head's own outputs: binary cross-entropy of the
+/// sampled anchors' objectness and L1 of the positives' deltas, both divided by
+/// `num_total_samples`.
+#[test]
+fn rpn_losses_equal_torch_on_the_head_outputs() {
+    let d = detector("quickstart_rpn.recipe", TINY_RPN);
+    let mut rng = Rng::seed(7);
+    let (img, gts) = batch(&mut rng);
+    let hw = (64, 64);
+    let meta = PaddedShapes {
+        img_shape: hw,
+        pad_shape: hw,
+        batch_shape: hw,
+    };
+    let targets: Vec<_> = (gts.iter().enumerate())
+        .map(|(i, g)| (d.target_builder()).targets(g, &meta, &mut Rng::seed(i as u64)))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        targets
+            .iter()
+            .all(|t| t.num_pos > 0 && t.num_pos + t.num_neg == 64)
+    );
+    let norms = d.loss_normalisers(&targets);
+    let train = d.build(GraphMode::Train, 2, hw, DType::F32).unwrap();
+    let store = ParamSet::init(&train.graph, 3);
+    let feeds = d.train_feeds(img.clone(), &targets, hw, &norms).unwrap();
+    let out = Executor::new(train.graph, CpuBackend)
+        .run(&store, &feeds)
+        .unwrap();
+    let eval = d.build(GraphMode::Eval, 2, hw, DType::F32).unwrap();
+    let mut feeds = std::collections::BTreeMap::new();
+    feeds.insert("img".to_string(), img);
+    let heads = Executor::new(eval.graph, CpuBackend)
+        .run(&store, &feeds)
+        .unwrap();
+    let levels: Vec<serde_json::Value> = (eval.heads.iter())
+        .map(|h| {
+            let (y, x) = h.size;
+            serde_json::json!({
+                "shape": [2, 3, y, x],
+                "cls": heads.outputs[&h.cls].as_f32().unwrap(),
+                "reg": heads.outputs[&h.reg].as_f32().unwrap(),
+            })
+        })
+        .collect();
+    let flat = |f: &dyn Fn(&mmrun::model::target::DenseTargets) -> Vec<f64>| -> Vec<f64> {
+        targets.iter().flat_map(f).collect()
+    };
+    let input = serde_json::json!({
+        "levels": levels,
+        "avg_factor": norms.counts[0],
+        "targets": {
+            "labels": flat(&|t| t.labels.iter().map(|&l| l as f64).collect()),
+            "label_weights": flat(&|t| t.label_weights.iter().map(|&v| v as f64).collect()),
+            "bbox_targets": flat(&|t| t.bbox_targets.iter().flatten().map(|&v| v as f64).collect()),
+            "bbox_weights": flat(&|t| t.bbox_weights.iter().map(|&v| v as f64).collect()),
+        },
+    });
+    assert_eq!(
+        norms.counts[0],
+        targets
+            .iter()
+            .map(|t| t.num_pos.max(1) + t.num_neg.max(1))
+            .sum::<usize>() as f64
+    );
+    let Some(want) = super::py::run(&["torch"], RPN_LOSS, &input) else {
+        return;
+    };
+    for k in ["loss_rpn_cls", "loss_rpn_bbox"] {
+        let (got, want) = (out.scalar(k).unwrap(), want[k].as_f64().unwrap());
+        assert!(
+            want > 0.0 && (got - want).abs() <= 1e-5 * want,
+            "{k}: {got} vs torch {want}"
+        );
+    }
 }

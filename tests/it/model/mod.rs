@@ -7,5 +7,6 @@ pub(crate) mod detector;
 mod plan;
 mod proposals;
 mod py;
+mod rpn_targets;
 mod torchref_ops;
 mod weights;

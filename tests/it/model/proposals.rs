@@ -148,19 +148,39 @@ fn rpn_proposals_equal_mmdetection() {
         assert_eq!(ours.boxes.len(), boxes.len(), "{cfg:?}: proposal count");
         eprintln!("{cfg:?}: {} proposals, as mmdetection", boxes.len());
         assert!(!boxes.is_empty());
-        for (i, (b, rb)) in ours.boxes.iter().zip(&boxes).enumerate() {
+        // Equal scores (two logits with one f32 sigmoid) may come out in either order:
+        // torch's sort is not stable. Compare with ties ordered by box.
+        let ours = by_score_then_box(
+            (ours.boxes.iter())
+                .map(|b| b.map(f64::from))
+                .zip(ours.scores.iter().map(|&s| s as f64)),
+        );
+        let theirs = by_score_then_box(boxes.into_iter().zip(scores));
+        for (i, ((b, s), (rb, rs))) in ours.iter().zip(&theirs).enumerate() {
             for k in 0..4 {
                 assert!(
-                    (b[k] as f64 - rb[k]).abs() <= 1e-4 * rb[k].abs().max(1.0),
-                    "{cfg:?}: proposal {i}: {b:?} vs mmdetection {rb:?}"
+                    (b[k] - rb[k]).abs() <= 1e-4 * rb[k].abs().max(1.0),
+                    "{cfg:?}: proposal {i}: {b:?} (score {s}) vs mmdetection {rb:?} (score {rs})"
                 );
             }
-            assert!(
-                (ours.scores[i] as f64 - scores[i]).abs() <= 1e-6,
-                "{cfg:?}: score {i}"
-            );
+            assert!((s - rs).abs() <= 1e-6, "{cfg:?}: score {i}");
         }
     }
+}
+
+/// Proposals by decreasing score, equal scores by their boxes.
+fn by_score_then_box(p: impl Iterator<Item = ([f64; 4], f64)>) -> Vec<([f64; 4], f64)> {
+    let mut p: Vec<_> = p.collect();
+    p.sort_by(|(a, sa), (b, sb)| {
+        sb.total_cmp(sa).then_with(|| {
+            a.iter()
+                .zip(b)
+                .fold(std::cmp::Ordering::Equal, |o, (x, y)| {
+                    o.then(x.total_cmp(y))
+                })
+        })
+    });
+    p
 }
 
 const LEVELS: &str = r#"

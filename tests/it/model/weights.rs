@@ -253,7 +253,7 @@ fn a_torchvision_resnet50_named_by_the_r50_recipe_gives_torchvisions_features() 
     .unwrap_or_else(|e| panic!("{e}"));
     let sources = &plan.training.weights;
     assert_eq!(sources.len(), 1);
-    let mmrun::model::config::BackboneConfig::Resnet(backbone) = &plan.model.parts().backbone;
+    let mmrun::model::config::BackboneConfig::Resnet(backbone) = plan.model.backbone();
     assert_eq!((backbone.depth, backbone.frozen_stages), (50, 1));
     let (got, report, frozen) = resnet_features(backbone, &file, &sources[0].rule, &o["x"]);
     assert!(report.missing.is_empty(), "{report}");

@@ -20,6 +20,7 @@ const BASES: &[(&str, &[&str])] = &[
     ("pipelines/quickstart.recipe", &[]),
     ("pipelines/retinanet_r50_fpn_1x_coco.recipe", &[]),
     ("pipelines/finetune.recipe", &[]),
+    ("pipelines/quickstart_rpn.recipe", &[]),
     (
         "pipelines/quickstart.recipe",
         &[
