@@ -33,7 +33,7 @@ use crate::ir::{DType, HostTensor, Precision};
 use crate::model::anchor::point_grid;
 use crate::model::assign::ImageGt;
 use crate::model::config::DetectorConfig;
-use crate::model::net::{Detector, GraphMode, HeadOutputs};
+use crate::model::net::{Detector, GraphMode, HeadOutputs, feat_name};
 use crate::model::postprocess::{Decoder, Detections, LevelOutput, postprocess, to_coco};
 use crate::model::proposals::{RpnLevel, rpn_proposals};
 use crate::model::target::{DenseTargets, PaddedShapes, TargetBuilder};
@@ -66,6 +66,8 @@ pub struct DetectorTask {
     step: TrainStep,
     train: Loader<DenseTargets>,
     eval_graphs: HashMap<ShapeKey, EvalGraph>,
+    /// A two-stage detector's second stage at test time, by the first stage's batch shape.
+    rcnn_graphs: HashMap<ShapeKey, Box<dyn RunGraph>>,
     val: Option<ValSet>,
     /// The epoch of the last `set_epoch`.
     epoch: u64,
@@ -173,6 +175,7 @@ pub fn build_task_on(
         step,
         train,
         eval_graphs: HashMap::new(),
+        rcnn_graphs: HashMap::new(),
         val,
         epoch: 0,
         results: None,
@@ -283,8 +286,11 @@ impl DetectorTask {
                     true,
                 )
             }
-            (DetectorConfig::Rpn(_), TargetBuilder::Point(_)) => {
-                unreachable!("an RPN has anchors (Detector::new)")
+            (DetectorConfig::Rpn(_), TargetBuilder::Point(_))
+            | (DetectorConfig::FasterRcnn(_), _) => {
+                return Err(err(
+                    "one-stage decoding asked of an RPN without anchors or a two-stage detector",
+                ));
             }
         };
         dets.map_err(err)
@@ -322,6 +328,58 @@ fn proposals(
 }
 
 impl DetectorTask {
+    /// A two-stage detector's detections of an eval batch from its first stage's `out`:
+    /// proposals (`test_cfg.rpn`), then the second stage on the first stage's features.
+    fn second_stage(
+        &mut self,
+        params: &ParamSet,
+        key: ShapeKey,
+        out: &crate::engine::RunOutputs,
+        metas: &[crate::data::ImageMeta],
+    ) -> Result<Vec<Detections>, TaskError> {
+        let det = self.step.detector();
+        let n = metas.len();
+        let img_shape = |m: &crate::data::ImageMeta| (m.img_shape[0], m.img_shape[1]);
+        let props = (metas.iter().enumerate())
+            .map(|(i, m)| {
+                det.rpn_proposals_of(&out.outputs, (key.1, key.2), n, i, img_shape(m), false)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let refs: Vec<&[[f32; 4]]> = props.iter().map(Vec::as_slice).collect();
+        let per = det.rcnn_eval_rois();
+        let batch =
+            (det.rcnn_roi_batch(&refs, per)).ok_or_else(|| err("not a two-stage detector"))?;
+        let mut feeds = det.rcnn_eval_feeds(&batch).map_err(err)?;
+        let mut shapes = Vec::new();
+        while let Some(t) = out.outputs.get(&feat_name(shapes.len())) {
+            feeds.insert(feat_name(shapes.len()), t.clone());
+            shapes.push(t.shape.clone());
+        }
+        if !self.rcnn_graphs.contains_key(&key) {
+            let graph = (det.rcnn_eval_graph(n * per, &shapes, DType::F32))
+                .map_err(|e| err(format!("building the second stage's eval graph: {e}")))?;
+            let exec = executor_on(self.step.device(), graph);
+            self.rcnn_graphs.insert(key, exec);
+        }
+        let exec = self.rcnn_graphs.get_mut(&key).expect("inserted above");
+        let o = exec.run(params, &feeds).map_err(err)?;
+        let det = self.step.detector();
+        (metas.iter().enumerate())
+            .map(|(i, m)| {
+                det.rcnn_detections_of(
+                    &o.outputs,
+                    &batch,
+                    &props[i],
+                    i,
+                    img_shape(m),
+                    m.scale_factor,
+                )
+                .map_err(err)
+            })
+            .collect()
+    }
+
     /// Every rank's evaluated images in the order one process evaluates them (global batch
     /// by global batch, rank by rank), each image once (the last global batch wraps around
     /// to the first images): image ids and their detections.
@@ -453,10 +511,17 @@ impl Task for DetectorTask {
             );
             let g = self.eval_graphs.get_mut(&key).expect("built above");
             let out = g.exec.run(params, &feeds).map_err(err)?;
+            let two_stage = match self.step.detector().is_two_stage() {
+                true => Some(self.second_stage(params, key, &out, &batch.metas)?),
+                false => None,
+            };
             let g = &self.eval_graphs[&key];
             let mut images = Vec::with_capacity(n);
             for (i, meta) in batch.metas.iter().enumerate() {
-                let d = self.decode(g, &out, n, i, meta)?;
+                let d = match &two_stage {
+                    Some(dets) => dets[i].clone(),
+                    None => self.decode(g, &out, n, i, meta)?,
+                };
                 images.push(ImageResult {
                     img_id: meta.img_id,
                     dets: to_coco(&d, meta.img_id, &result_cats).map_err(err)?,

@@ -32,6 +32,8 @@ pub struct TrainStep {
     detector: Detector,
     device: Device,
     graphs: HashMap<ShapeKey, Box<dyn RunGraph>>,
+    /// A two-stage detector's first stage, forward only, for the proposals of each step.
+    proposal_graphs: HashMap<ShapeKey, Box<dyn RunGraph>>,
     profile: bool,
     /// The other ranks of a data-parallel run.
     dist: Option<Dist>,
@@ -43,6 +45,7 @@ impl TrainStep {
             detector,
             device,
             graphs: HashMap::new(),
+            proposal_graphs: HashMap::new(),
             profile: false,
             dist: None,
         }
@@ -118,10 +121,15 @@ impl TrainStep {
             ));
         };
         let norms = self.normalisers(targets)?;
+        let second = match self.detector.is_two_stage() {
+            true => Some(self.rcnn_feeds(params, &images, targets, (n, h, w))?),
+            false => None,
+        };
         let mut feeds = self
             .detector
             .train_feeds(images, targets, (h, w), &norms)
             .map_err(|e| e.to_string())?;
+        feeds.extend(second.into_iter().flatten());
         if self.detector.precision().needs_loss_scale() {
             feeds.insert(
                 LOSS_SCALE.into(),
@@ -150,6 +158,33 @@ impl TrainStep {
             losses,
             host_s: (t1 - t0).as_secs_f64() + t2.elapsed().as_secs_f64(),
         })
+    }
+
+    /// A two-stage detector's second-stage feeds: the first stage run forward on `images`
+    /// (as it trains, its statistics updates discarded: the train graph makes them again),
+    /// then proposals, sampling and targets on the host. The train graph recomputes the first
+    /// stage (`docs/two-stage.md`).
+    fn rcnn_feeds(
+        &mut self,
+        params: &ParamSet,
+        images: &HostTensor,
+        targets: &[DenseTargets],
+        key: ShapeKey,
+    ) -> Result<std::collections::BTreeMap<String, HostTensor>, String> {
+        if !self.proposal_graphs.contains_key(&key) {
+            let built = (self.detector)
+                .build(GraphMode::Proposals, key.0, (key.1, key.2), DType::F32)
+                .map_err(|e| format!("building the proposal graph for {key:?}: {e}"))?;
+            let mut exec = executor_on(&self.device, built.graph);
+            exec.set_dist(self.dist.clone());
+            self.proposal_graphs.insert(key, exec);
+        }
+        let exec = self.proposal_graphs.get_mut(&key).expect("inserted above");
+        let feeds = std::collections::BTreeMap::from([("img".to_string(), images.clone())]);
+        let out = exec.run(params, &feeds).map_err(|e| e.to_string())?;
+        (self.detector)
+            .rcnn_train_feeds(&out.outputs, targets, (key.1, key.2))
+            .map_err(|e| e.to_string())
     }
 
     fn graph_for(&mut self, key: ShapeKey) -> Result<&mut Box<dyn RunGraph>, String> {

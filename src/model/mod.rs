@@ -14,6 +14,7 @@ pub mod config;
 pub mod net;
 pub mod postprocess;
 pub mod proposals;
+pub mod rcnn;
 pub mod target;
 pub mod weights;
 

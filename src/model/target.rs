@@ -26,7 +26,7 @@ pub struct PaddedShapes {
 }
 
 /// Fixed-shape targets of one image; `N` = number of priors over all levels.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct DenseTargets {
     /// `[N]` category, `num_classes` for background and ignored priors.
     pub labels: Vec<u32>,
@@ -44,6 +44,11 @@ pub struct DenseTargets {
     pub num_pos: usize,
     /// Number of negatives that train (all of them without a sampler).
     pub num_neg: usize,
+    /// A two-stage detector's: the image's ground truth, its `img_shape` and a seed for the
+    /// second stage's sampler (empty otherwise).
+    pub gt: ImageGt,
+    pub img_shape: (usize, usize),
+    pub seed: u64,
 }
 
 impl DenseTargets {
@@ -90,6 +95,9 @@ pub struct AnchorTargetConfig {
     pub sampler: Option<RandomSamplerConfig>,
     /// Every positive is class 0 whatever its ground-truth label (an RPN's objectness).
     pub class_agnostic: bool,
+    /// A second stage's class count: each image's targets keep its ground truth (labels below
+    /// this) for the second stage's targets.
+    pub keep_gt: Option<usize>,
 }
 
 /// Builds the targets of one image; cheap to clone and share across loader threads.
@@ -146,6 +154,7 @@ impl TargetBuilder {
                     centerness: t.centerness,
                     num_pos: t.num_pos,
                     num_neg: flat.len() - t.num_pos,
+                    ..Default::default()
                 })
             }
         }
@@ -162,7 +171,7 @@ impl TargetBuilder {
     /// The bound ground-truth labels must stay below (`None`: labels are not read).
     pub fn label_limit(&self) -> Option<usize> {
         match self {
-            TargetBuilder::Anchor(c) if c.class_agnostic => None,
+            TargetBuilder::Anchor(c) if c.class_agnostic => c.keep_gt,
             _ => Some(self.num_classes()),
         }
     }
@@ -203,10 +212,13 @@ fn anchor_targets(
         label_weights: vec![0.0; n],
         bbox_targets: vec![[0.0; 4]; n],
         bbox_weights: vec![0.0; n],
-        centerness: Vec::new(),
-        num_pos: 0,
-        num_neg: 0,
+        ..Default::default()
     };
+    if c.keep_gt.is_some() {
+        t.gt = gt.clone();
+        t.img_shape = meta.img_shape;
+        t.seed = rng.next_u64();
+    }
     let pos_w = if c.pos_weight <= 0.0 {
         1.0
     } else {
@@ -284,6 +296,7 @@ mod tests {
             reg_decoded_bbox: false,
             sampler: None,
             class_agnostic: false,
+            keep_gt: None,
         }));
         // Anchors: [0,0,8,8], [8,0,16,8], [0,8,8,16], [8,8,16,16].
         let gt = ImageGt {

@@ -4,7 +4,9 @@
 //! - convolution: `kh·kw · Ci · Co/groups` per output position, plus `Co` per position for
 //!   the bias;
 //! - batch and group norm: the input's elements, twice when affine (ours always are);
-//! - ReLU: the output's elements; max pooling: the input's elements.
+//! - ReLU: the output's elements; max pooling: the input's elements;
+//! - a linear layer (a matrix product): the input's elements times the output features (its
+//!   bias not counted, as mmcv's `linear_flops_counter_hook`).
 //!
 //! mmcv counts modules only, so what mmdetection computes functionally — residual and FPN
 //! additions, `F.interpolate` upsampling, FCOS's `Scale` and `exp` — counts nothing here
@@ -32,6 +34,9 @@ pub fn mmcv_flops(g: &Graph) -> u64 {
             Op::Norm(NormOp::Apply { .. }) => 2 * numel(shape(0)) as u64,
             Op::Unary(UnaryOp::Relu) => out,
             Op::Pool(PoolOp::MaxPool2d { .. }) => numel(shape(0)) as u64,
+            Op::Matmul(_) => {
+                numel(shape(0)) as u64 * node.shape.last().copied().unwrap_or(0) as u64
+            }
             _ => 0,
         };
     }

@@ -167,18 +167,29 @@ pub fn report(plan: &Plan, shape: Option<PlanShape>) -> Result<GraphReport, Plan
     let eval = det
         .build(GraphMode::Eval, shape.batch, shape.hw, DType::F32)
         .map_err(err)?;
-    let train = det
-        .build(GraphMode::Train, shape.batch, shape.hw, DType::F32)
+    let train_graph = det.build(GraphMode::Train, shape.batch, shape.hw, DType::F32);
+    let train = (train_graph.as_ref())
         .map(|t| (t.graph.nodes.len(), MemoryPlan::new(&t.graph)))
         .map_err(|e| e.to_string());
-    // Counts come from the eval graph: the same parameters with the same trainable flags.
-    let g = &eval.graph;
-    let head = match det.cfg.is_proposal_net() {
-        true => "rpn_head",
-        false => "bbox_head",
+    // Counts come from the eval graph: the same parameters with the same trainable flags. A
+    // two-stage detector's eval graph is its first stage: its train graph has them all.
+    let second = (det.is_two_stage())
+        .then(|| second_stage(&det, &eval.graph, shape.batch))
+        .transpose()
+        .map_err(err)?;
+    let g = match (&second, &train_graph) {
+        (Some(_), Ok(t)) => &t.graph,
+        (Some(_), Err(e)) => return Err(PlanError(format!("model: {e}"))),
+        (None, _) => &eval.graph,
     };
-    let parts = ["backbone", "neck", head]
+    let heads: &[&str] = match (&det.cfg, det.is_two_stage()) {
+        (_, true) => &["rpn_head", "roi_head"],
+        (c, false) if c.is_proposal_net() => &["rpn_head"],
+        _ => &["bbox_head"],
+    };
+    let parts = ["backbone", "neck"]
         .iter()
+        .chain(heads)
         .map(|p| {
             let (a, t) = count(g, &format!("{p}."));
             (p.to_string(), a, t)
@@ -199,10 +210,30 @@ pub fn report(plan: &Plan, shape: Option<PlanShape>) -> Result<GraphReport, Plan
         buffers,
         featmap_sizes: eval.featmap_sizes.clone(),
         num_priors: eval.num_priors,
-        flops_per_image: super::flops::mmcv_flops(&eval.graph) / shape.batch.max(1) as u64,
+        flops_per_image: (super::flops::mmcv_flops(&eval.graph)
+            + second.as_ref().map_or(0, super::flops::mmcv_flops))
+            / shape.batch.max(1) as u64,
         train,
         eval_memory: MemoryPlan::new(&eval.graph),
     })
+}
+
+/// A two-stage detector's second stage at test time over its first stage's eval graph
+/// (`test_cfg.rpn.max_per_img` RoIs per image, as `get_flops` runs it on 1000 proposals).
+fn second_stage(
+    det: &Detector,
+    eval: &crate::graph::Graph,
+    batch: usize,
+) -> Result<crate::graph::Graph, crate::graph::GraphError> {
+    let shapes: Vec<Vec<usize>> = (0..)
+        .map_while(|l| {
+            let name = crate::model::net::feat_name(l);
+            (eval.outputs.iter())
+                .find(|(n, _)| *n == name)
+                .map(|&(_, id)| eval.shape(id).to_vec())
+        })
+        .collect();
+    det.rcnn_eval_graph(batch * det.rcnn_eval_rois(), &shapes, DType::F32)
 }
 
 impl GraphReport {

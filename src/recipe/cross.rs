@@ -65,7 +65,13 @@ impl Ctx<'_> {
     }
 
     fn classes(&mut self) {
-        let Some(nc) = get(self.c, "model.bbox_head.num_classes").and_then(Value::as_i64) else {
+        // A one-stage head's classes, or a two-stage detector's second stage's.
+        let Some((head_classes, nc)) = [
+            "model.bbox_head.num_classes",
+            "model.roi_head.bbox_head.num_classes",
+        ]
+        .into_iter()
+        .find_map(|p| Some((p, get(self.c, p)?.as_i64()?))) else {
             return;
         };
         for split in ["train", "val", "test"] {
@@ -111,7 +117,7 @@ impl Ctx<'_> {
                 let d = self
                     .err(
                         "E0401",
-                        "model.bbox_head.num_classes",
+                        head_classes,
                         format!("`num_classes` is {nc} but {from}"),
                         "head class count",
                     )
@@ -121,7 +127,7 @@ impl Ctx<'_> {
                             .or(self.spans.nearest(&base)),
                         "dataset classes",
                     )
-                    .with_help(format!("set `model.bbox_head.num_classes = {count}`"));
+                    .with_help(format!("set `{head_classes} = {count}`"));
                 self.diags.push(d);
                 return;
             }

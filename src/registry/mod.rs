@@ -22,6 +22,10 @@ pub enum Category {
     Backbone,
     Neck,
     Head,
+    RoiHead,
+    RoiExtractor,
+    RoiLayer,
+    BBoxHead,
     AnchorGenerator,
     Assigner,
     BoxSampler,
@@ -46,6 +50,10 @@ impl Category {
             Category::Backbone => "backbone",
             Category::Neck => "neck",
             Category::Head => "head",
+            Category::RoiHead => "roi head",
+            Category::RoiExtractor => "roi extractor",
+            Category::RoiLayer => "roi layer",
+            Category::BBoxHead => "bbox head",
             Category::AnchorGenerator => "anchor generator",
             Category::Assigner => "assigner",
             Category::BoxSampler => "box sampler",
@@ -381,11 +389,15 @@ fn record_defaults(ps: &[Param]) -> Value {
 }
 
 /// Every category, in the registry's order.
-const CATEGORIES: [Category; 19] = [
+const CATEGORIES: [Category; 23] = [
     Category::Detector,
     Category::Backbone,
     Category::Neck,
     Category::Head,
+    Category::RoiHead,
+    Category::RoiExtractor,
+    Category::RoiLayer,
+    Category::BBoxHead,
     Category::AnchorGenerator,
     Category::Assigner,
     Category::BoxSampler,

@@ -46,6 +46,11 @@ const CLASSES: Ty = Ty::Int {
     max: 100_000,
 };
 const FLOATS: Ty = Ty::List(&NUM);
+/// A positive size in pixels.
+const SCALE: Ty = Ty::Float {
+    min: 1e-6,
+    max: f64::INFINITY,
+};
 
 const RESNET: &[Param] = &[
     p(
@@ -549,6 +554,122 @@ const RPN_DETECTOR: &[Param] = &[
     ),
 ];
 
+/// `train_cfg.rcnn` (mmdetection's `faster_rcnn_r50_fpn.py` numbers are the recipe's).
+const RCNN_TRAIN_STAGE: &[Param] = &[
+    p(
+        "assigner",
+        Ty::Comp(Assigner),
+        Def::Required,
+        "how proposals are matched to ground truth",
+    ),
+    p(
+        "sampler",
+        Ty::Comp(BoxSampler),
+        Def::Required,
+        "which RoIs train the second stage",
+    ),
+    p(
+        "pos_weight",
+        NUM,
+        Def::Float(-1.0),
+        "weight of positive samples (-1: 1)",
+    ),
+    p(
+        "debug",
+        Ty::Bool,
+        Def::Bool(false),
+        "mmdetection's debug flag",
+    ),
+];
+
+/// `test_cfg.rcnn`.
+const RCNN_TEST: &[Param] = &[
+    p(
+        "score_thr",
+        UNIT,
+        Def::Float(0.05),
+        "drop detections below this score",
+    ),
+    p(
+        "nms",
+        Ty::Comp(Nms),
+        Def::Comp("nms"),
+        "non-maximum suppression per class",
+    ),
+    p(
+        "max_per_img",
+        POS,
+        Def::Int(100),
+        "detections kept per image",
+    ),
+];
+
+const FASTER_RCNN: &[Param] = &[
+    p(
+        "backbone",
+        Ty::Comp(Backbone),
+        Def::Required,
+        "feature extractor",
+    ),
+    p("neck", Ty::Comp(Neck), Def::Required, "feature pyramid"),
+    p(
+        "rpn_head",
+        Ty::Comp(Head),
+        Def::Required,
+        "region proposal head (rpn_head)",
+    ),
+    p(
+        "roi_head",
+        Ty::Comp(RoiHead),
+        Def::Required,
+        "second stage on the proposals",
+    ),
+    p(
+        "train_cfg",
+        Ty::Record(&[
+            p(
+                "rpn",
+                Ty::Record(RPN_TRAIN_STAGE),
+                Def::Required,
+                "the RPN's assignment and sampling",
+            ),
+            p(
+                "rpn_proposal",
+                Ty::Record(PROPOSAL_TEST),
+                Def::Required,
+                "proposals for the second stage while training",
+            ),
+            p(
+                "rcnn",
+                Ty::Record(RCNN_TRAIN_STAGE),
+                Def::Required,
+                "the second stage's assignment and sampling",
+            ),
+        ]),
+        Def::Required,
+        "training-time assignment",
+    ),
+    p(
+        "test_cfg",
+        Ty::Record(&[
+            p(
+                "rpn",
+                Ty::Record(PROPOSAL_TEST),
+                Def::Required,
+                "proposals at test time",
+            ),
+            p(
+                "rcnn",
+                Ty::Record(RCNN_TEST),
+                Def::Record,
+                "detections at test time",
+            ),
+        ]),
+        Def::Required,
+        "test-time proposals and detections",
+    ),
+];
+
 const DETECTOR: &[Param] = &[
     p(
         "backbone",
@@ -595,6 +716,142 @@ pub static COMPONENTS: &[Component] = &[
         category: Detector,
         doc: "Region proposal network: backbone, FPN, RPN head; evaluated by proposal recall",
         params: RPN_DETECTOR,
+    },
+    Component {
+        name: "faster_rcnn",
+        category: Detector,
+        doc: "Faster R-CNN: backbone, FPN, RPN head, RoI head on the proposals",
+        params: FASTER_RCNN,
+    },
+    Component {
+        name: "standard_roi_head",
+        category: RoiHead,
+        doc: "StandardRoIHead: RoI features of the proposals into a box head",
+        params: &[
+            p(
+                "bbox_roi_extractor",
+                Ty::Comp(RoiExtractor),
+                Def::Required,
+                "RoI features from the neck's levels",
+            ),
+            p(
+                "bbox_head",
+                Ty::Comp(BBoxHead),
+                Def::Required,
+                "classifier and box refinement per RoI",
+            ),
+        ],
+    },
+    Component {
+        name: "single_roi_extractor",
+        category: RoiExtractor,
+        doc: "SingleRoIExtractor: each RoI pooled from the level its scale maps to",
+        params: &[
+            p(
+                "roi_layer",
+                Ty::Comp(RoiLayer),
+                Def::Required,
+                "the pooling op",
+            ),
+            p(
+                "out_channels",
+                CHANNELS,
+                Def::Required,
+                "channels of the pooled features",
+            ),
+            p(
+                "featmap_strides",
+                INTS,
+                Def::Required,
+                "strides of the levels pooled from (the neck's first levels)",
+            ),
+            p(
+                "finest_scale",
+                SCALE,
+                Def::Float(56.0),
+                "RoI scale mapped to the first level",
+            ),
+        ],
+    },
+    Component {
+        name: "roi_align",
+        category: RoiLayer,
+        doc: "RoIAlign (mmcv's, average pooling)",
+        params: &[
+            p(
+                "output_size",
+                Ty::Int { min: 1, max: 64 },
+                Def::Required,
+                "output bins per side",
+            ),
+            p(
+                "sampling_ratio",
+                NAT,
+                Def::Int(0),
+                "samples per bin per side (0: adaptive)",
+            ),
+            p(
+                "aligned",
+                Ty::Bool,
+                Def::Bool(true),
+                "pixel centres at +0.5",
+            ),
+        ],
+    },
+    Component {
+        name: "shared2fc_bbox_head",
+        category: BBoxHead,
+        doc: "Shared2FCBBoxHead: two shared fc layers, softmax classes, class-specific deltas",
+        params: &[
+            p(
+                "in_channels",
+                CHANNELS,
+                Def::Int(256),
+                "channels of the RoI features",
+            ),
+            p(
+                "fc_out_channels",
+                CHANNELS,
+                Def::Int(1024),
+                "width of the fc layers",
+            ),
+            p(
+                "roi_feat_size",
+                Ty::Int { min: 1, max: 64 },
+                Def::Int(7),
+                "side of the RoI features",
+            ),
+            p(
+                "num_classes",
+                CLASSES,
+                Def::Required,
+                "object classes (no background)",
+            ),
+            p(
+                "bbox_coder",
+                Ty::Comp(BoxCoder),
+                Def::Required,
+                "delta encoding (mmdetection: target_stds = [0.1, 0.1, 0.2, 0.2])",
+            ),
+            p(
+                "reg_class_agnostic",
+                Ty::Bool,
+                Def::Bool(false),
+                "one box for all classes instead of one per class",
+            ),
+            p(
+                "loss_cls",
+                Ty::Comp(Loss),
+                Def::Comp("cross_entropy_loss"),
+                "classification loss (softmax)",
+            ),
+            p(
+                "loss_bbox",
+                Ty::Comp(Loss),
+                Def::Comp("l1_loss"),
+                "box regression loss",
+            ),
+        ],
     },
     Component {
         name: "resnet",

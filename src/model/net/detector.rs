@@ -5,7 +5,7 @@
 use super::fcos_head::build_fcos_head;
 use super::fpn::{build_fpn, end_level};
 use super::layers::Layers;
-use super::losses::{fcos_losses, retina_losses, rpn_losses};
+use super::losses::{fcos_losses, finish, retina_losses, rpn_loss_terms};
 use super::resnet::{build_resnet, stage_channels};
 use super::retina_head::build_retina_head;
 use super::rpn_head::build_rpn_head;
@@ -15,8 +15,9 @@ use crate::model::anchor::{AnchorError, AnchorGenerator, point_grid};
 use crate::model::assign::fcos::FcosTargetConfig;
 use crate::model::config::{
     BackboneConfig, BoxCoderConfig, BoxSamplerConfig, DetectorConfig, HeadConfig, LossConfig,
-    ModelConfigError, NeckConfig, Reduction, RpnHeadConfig, RpnParts,
+    ModelConfigError, NeckConfig, Reduction, RpnHeadConfig, SampledTrainConfig,
 };
+use crate::model::rcnn::RcnnTargetConfig;
 use crate::model::target::{AnchorTargetConfig, DenseTargets, TargetBuilder};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,10 +28,14 @@ pub const LOSS_SCALE: &str = "loss_scale";
 /// Which graph to build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraphMode {
-    /// Forward, losses, backward: outputs `loss`, `loss_cls`, `loss_bbox` (`loss_centerness`).
+    /// Forward, losses, backward: outputs `loss` and [`Detector::loss_names`].
     Train,
-    /// Forward only: outputs `cls_score.{l}`, `bbox_pred.{l}` (`centerness.{l}`) per level.
+    /// Forward only: outputs `cls_score.{l}`, `bbox_pred.{l}` (`centerness.{l}`) per level; a
+    /// two-stage detector's also the levels its RoI head reads (`feat.{l}`).
     Eval,
+    /// A two-stage detector's first stage as it trains (batch statistics), forward only: the
+    /// RPN outputs its training proposals come from.
+    Proposals,
 }
 
 /// Names of the raw head outputs of one level in an eval graph.
@@ -59,7 +64,9 @@ pub struct BuiltGraph {
 #[derive(Clone, Debug)]
 pub struct Detector {
     pub cfg: DetectorConfig,
-    targets: TargetBuilder,
+    pub(super) targets: TargetBuilder,
+    /// A two-stage detector's second-stage targets.
+    pub(super) rcnn: Option<Arc<RcnnTargetConfig>>,
     precision: Precision,
     /// Ranks of the data-parallel run its train graphs are for (sync batch norm).
     ranks: usize,
@@ -89,8 +96,17 @@ impl Detector {
                 ),
             ));
         }
+        let mut rcnn = None;
         let targets = match (&cfg, cfg.head()) {
-            (DetectorConfig::Rpn(p), HeadConfig::RpnHead(h)) => rpn_targets(p, h, neck)?,
+            (DetectorConfig::Rpn(p), HeadConfig::RpnHead(h)) => {
+                rpn_targets(&p.train_cfg.rpn, h, neck, None)?
+            }
+            (DetectorConfig::FasterRcnn(p), HeadConfig::RpnHead(h)) => {
+                let r = super::two_stage::rcnn_targets(p, h, neck)?;
+                let t = rpn_targets(&p.train_cfg.rpn, h, neck, Some(r.num_classes))?;
+                rcnn = Some(Arc::new(r));
+                t
+            }
             (DetectorConfig::Retinanet(parts), HeadConfig::RetinaHead(h)) => {
                 let anchor_gen = AnchorGenerator::new(h.anchors()).map_err(|e| {
                     ModelConfigError::at("bbox_head.anchor_generator", e.to_string())
@@ -116,6 +132,7 @@ impl Detector {
                     reg_decoded_bbox: h.loss_bbox.on_decoded_boxes(),
                     sampler: None,
                     class_agnostic: false,
+                    keep_gt: None,
                 }))
             }
             (DetectorConfig::Fcos(_), HeadConfig::FcosHead(h)) => {
@@ -174,7 +191,9 @@ impl Detector {
                 let (key, want) = match cfg {
                     DetectorConfig::Retinanet(_) => ("bbox_head", "retina_head"),
                     DetectorConfig::Fcos(_) => ("bbox_head", "fcos_head"),
-                    DetectorConfig::Rpn(_) => ("rpn_head", "rpn_head"),
+                    DetectorConfig::Rpn(_) | DetectorConfig::FasterRcnn(_) => {
+                        ("rpn_head", "rpn_head")
+                    }
                 };
                 return Err(ModelConfigError::at(
                     key,
@@ -185,6 +204,7 @@ impl Detector {
         Ok(Self {
             cfg,
             targets,
+            rcnn,
             precision: Precision::Fp32,
             ranks: 1,
         })
@@ -195,8 +215,11 @@ impl Detector {
         &self.targets
     }
 
-    /// Number of classes (1 for an RPN: objectness).
+    /// Number of classes (1 for an RPN: objectness; a two-stage detector's second stage's).
     pub fn num_classes(&self) -> usize {
+        if let Some(r) = &self.rcnn {
+            return r.num_classes;
+        }
         match self.cfg.head() {
             HeadConfig::RetinaHead(h) => h.num_classes,
             HeadConfig::FcosHead(h) => h.num_classes,
@@ -210,6 +233,9 @@ impl Detector {
         match self.cfg.head() {
             HeadConfig::RetinaHead(_) => &["loss_cls", "loss_bbox"],
             HeadConfig::FcosHead(_) => &["loss_cls", "loss_bbox", "loss_centerness"],
+            HeadConfig::RpnHead(_) if self.rcnn.is_some() => {
+                &["loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox"]
+            }
             HeadConfig::RpnHead(_) => &["loss_rpn_cls", "loss_rpn_bbox"],
         }
     }
@@ -247,7 +273,7 @@ impl Detector {
         let img = b.input("img", &[batch, bb.in_channels, hw.0, hw.1], float)?;
         let mut l = Layers {
             b: &mut b,
-            train: mode == GraphMode::Train,
+            train: mode != GraphMode::Eval,
             ranks: self.ranks,
         };
         let feats = build_resnet(&mut l, bb, img)?;
@@ -272,14 +298,23 @@ impl Detector {
                 let a = t.anchor_generator.num_base_anchors()[0];
                 let outs = build_rpn_head(&mut l, h, a, &levels)?;
                 num_priors = sizes.iter().map(|(y, x)| y * x * a).sum();
-                match mode {
-                    GraphMode::Eval => {
+                match (mode, &self.cfg) {
+                    (GraphMode::Eval | GraphMode::Proposals, _) => {
                         for (i, &(c, r)) in outs.iter().enumerate() {
                             heads.push(eval_outputs(l.b, i, c, r, None, sizes[i])?);
                         }
+                        if let (GraphMode::Eval, DetectorConfig::FasterRcnn(p)) = (mode, &self.cfg)
+                        {
+                            super::two_stage::feature_outputs(&mut l, p, &levels)?;
+                        }
                     }
-                    GraphMode::Train => {
-                        let total = rpn_losses(l.b, h, t, &outs, batch, num_priors)?;
+                    (GraphMode::Train, cfg) => {
+                        let mut terms =
+                            rpn_loss_terms(l.b, h, t, &outs, batch, num_priors)?.to_vec();
+                        if let DetectorConfig::FasterRcnn(p) = cfg {
+                            terms.extend(super::two_stage::rcnn_train(&mut l, p, &levels, batch)?);
+                        }
+                        let total = finish(l.b, &terms)?;
                         backward(l.b, total, self.precision)?;
                     }
                 }
@@ -292,7 +327,7 @@ impl Detector {
                 let outs = build_retina_head(&mut l, h, a, &levels)?;
                 num_priors = sizes.iter().map(|(y, x)| y * x * a).sum();
                 match mode {
-                    GraphMode::Eval => {
+                    GraphMode::Eval | GraphMode::Proposals => {
                         for (i, &(c, r)) in outs.iter().enumerate() {
                             heads.push(eval_outputs(l.b, i, c, r, None, sizes[i])?);
                         }
@@ -307,7 +342,7 @@ impl Detector {
                 let outs = build_fcos_head(&mut l, h, &levels)?;
                 num_priors = sizes.iter().map(|(y, x)| y * x).sum();
                 match mode {
-                    GraphMode::Eval => {
+                    GraphMode::Eval | GraphMode::Proposals => {
                         for (i, o) in outs.iter().enumerate() {
                             heads.push(eval_outputs(
                                 l.b,
@@ -375,7 +410,7 @@ impl Detector {
         batch_shape: (usize, usize),
         norms: &LossNormalisers,
     ) -> Result<BTreeMap<String, HostTensor>, FeedError> {
-        let c = self.num_classes();
+        let c = self.targets.num_classes();
         let n = targets.first().map_or(0, |t| t.labels.len());
         if targets.iter().any(|t| t.labels.len() != n) {
             return Err(FeedError::MixedTargetLengths);
@@ -475,11 +510,13 @@ fn backward(b: &mut GraphBuilder, total: NodeId, precision: Precision) -> Result
 }
 
 /// An RPN's targets: the head's anchors, `train_cfg.rpn`'s assigner and random sampler, every
-/// positive class 0 (objectness).
-fn rpn_targets(
-    p: &RpnParts,
+/// positive class 0 (objectness). `keep_gt`: the class count of a second stage, for which each
+/// image's targets keep its ground truth.
+pub(super) fn rpn_targets(
+    train: &SampledTrainConfig,
     h: &RpnHeadConfig,
     neck: &crate::model::config::FpnConfig,
+    keep_gt: Option<usize>,
 ) -> Result<TargetBuilder, ModelConfigError> {
     let anchor_gen = AnchorGenerator::new(h.anchors())
         .map_err(|e| ModelConfigError::at("rpn_head.anchor_generator", e.to_string()))?;
@@ -529,7 +566,6 @@ fn rpn_targets(
             "needs l1_loss or smooth_l1_loss with reduction = mean",
         ));
     }
-    let train = &p.train_cfg.rpn;
     let BoxSamplerConfig::Random(sampler) = &train.sampler;
     if sampler.add_gt_as_proposals {
         return Err(ModelConfigError::at(
@@ -553,6 +589,7 @@ fn rpn_targets(
         reg_decoded_bbox: false,
         sampler: Some(sampler.clone()),
         class_agnostic: true,
+        keep_gt,
     })))
 }
 
@@ -677,6 +714,12 @@ pub enum FeedError {
     },
     #[error(transparent)]
     Anchors(#[from] AnchorError),
+    #[error("the first stage's outputs have no `{0}`")]
+    MissingOutput(String),
+    #[error("{0}")]
+    Proposals(String),
+    #[error("second-stage feeds asked of a detector with one stage")]
+    NotTwoStage,
 }
 
 /// Adds the f32 feed `name` of `shape`.

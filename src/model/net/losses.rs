@@ -81,16 +81,17 @@ pub(super) fn retina_losses(
     finish(b, &[("loss_cls", loss_cls), ("loss_bbox", loss_bbox)])
 }
 
-/// An RPN's losses (mmdetection's `RPNHead.loss`): binary cross-entropy of the objectness
-/// and the box loss on the sampled anchors, both averaged by the sampled count.
-pub(super) fn rpn_losses(
+/// An RPN's losses (mmdetection's `RPNHead.loss`), named `loss_rpn_cls` and `loss_rpn_bbox`:
+/// binary cross-entropy of the objectness and the box loss on the sampled anchors, both
+/// averaged by the sampled count.
+pub(super) fn rpn_loss_terms(
     b: &mut GraphBuilder,
     h: &RpnHeadConfig,
     t: &AnchorTargetConfig,
     outs: &[(NodeId, NodeId)],
     batch: usize,
     num_priors: usize,
-) -> Result<NodeId, GraphError> {
+) -> Result<[(&'static str, NodeId); 2], GraphError> {
     let m = batch * num_priors;
     let (cls, reg) = flatten_outputs(b, outs, h.num_classes, batch)?;
     let LossConfig::CrossEntropyLoss {
@@ -111,10 +112,7 @@ pub(super) fn rpn_losses(
     let l = b.weight_reduce_loss(l, Some(w), reduction, Some(avg))?;
     let loss_cls = b.scale(l, loss_weight)?;
     let loss_bbox = anchor_bbox_loss(b, &h.loss_bbox, t, reg, m, avg)?;
-    finish(
-        b,
-        &[("loss_rpn_cls", loss_cls), ("loss_rpn_bbox", loss_bbox)],
-    )
+    Ok([("loss_rpn_cls", loss_cls), ("loss_rpn_bbox", loss_bbox)])
 }
 
 /// Per-level `(cls, reg)` outputs flattened to `[B·N, classes]` and `[B·N, 4]`.
@@ -133,7 +131,7 @@ fn flatten_outputs(
 }
 
 /// The named loss terms as outputs, and their sum as `loss`.
-fn finish(b: &mut GraphBuilder, terms: &[(&str, NodeId)]) -> Result<NodeId, GraphError> {
+pub(super) fn finish(b: &mut GraphBuilder, terms: &[(&str, NodeId)]) -> Result<NodeId, GraphError> {
     let mut total = terms[0].1;
     for &(_, x) in &terms[1..] {
         total = b.add(total, x)?;

@@ -13,9 +13,14 @@ mod losses;
 pub mod probe;
 mod resnet;
 mod retina_head;
+mod roi_head;
 mod rpn_head;
+mod two_stage;
 
-pub use detector::{BuiltGraph, Detector, GraphMode, HeadOutputs, LOSS_SCALE, LossNormalisers};
+pub use detector::{
+    BuiltGraph, Detector, FeedError, GraphMode, HeadOutputs, LOSS_SCALE, LossNormalisers,
+};
 pub use fpn::build_fpn;
 pub use layers::Layers;
 pub use resnet::build_resnet;
+pub use two_stage::feat_name;

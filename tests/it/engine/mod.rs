@@ -19,6 +19,7 @@ pub(crate) mod pyref;
 mod rpn;
 mod runner;
 mod standin;
+mod two_stage;
 
 /// A hook's settings with the registry's defaults (what a recipe that names the hook without
 /// settings gets).

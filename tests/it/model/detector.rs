@@ -435,3 +435,138 @@ fn rpn_losses_equal_torch_on_the_head_outputs() {
         );
     }
 }
+
+#[test]
+fn faster_rcnn_r50_fpn_has_mmdetections_parameter_count() {
+    let d = detector("faster_rcnn_r50_fpn_1x_coco.recipe", &[]);
+    // The train graph holds both stages (the eval graph is the first stage).
+    let g = d
+        .build(GraphMode::Train, 1, (320, 320), DType::F32)
+        .unwrap()
+        .graph;
+    let part = |p: &str| -> usize {
+        (g.params.iter())
+            .filter(|(k, s)| k.starts_with(p) && !s.buffer)
+            .map(|(_, s)| s.shape.iter().product::<usize>())
+            .sum()
+    };
+    assert_eq!(part("backbone."), 23_508_032);
+    assert_eq!(part("neck."), 3_344_384);
+    assert_eq!(part("rpn_head."), 593_935);
+    assert_eq!(part("roi_head."), 14_306_705);
+    assert_eq!(g.num_params(), 41_753_056);
+    assert_eq!(g.num_trainable(), 41_527_712);
+}
+
+/// A tiny Faster R-CNN from the two-stage quickstart, batch norm frozen (`norm_eval`) so the
+/// first stage's eval features are the train graph's.
+const TINY_TWO_STAGE: &[&str] = &[
+    "model.backbone.base_channels = 4",
+    "model.backbone.out_indices = [0, 1, 2, 3]",
+    "model.backbone.norm_eval = true",
+    "model.neck.in_channels = [4, 8, 16, 32]",
+    "model.neck.out_channels = 8",
+    "model.neck.num_outs = 4",
+    "model.rpn_head.in_channels = 8",
+    "model.rpn_head.feat_channels = 8",
+    "model.rpn_head.anchor_generator.strides = [4, 8, 16, 32]",
+    "model.roi_head.bbox_roi_extractor.out_channels = 8",
+    "model.roi_head.bbox_roi_extractor.featmap_strides = [4, 8, 16]",
+    "model.roi_head.bbox_head.in_channels = 8",
+    "model.roi_head.bbox_head.fc_out_channels = 16",
+    "model.train_cfg.rcnn.sampler.num = 32",
+];
+
+const RCNN_LOSS: &str = r#"
+import json, sys, torch
+import torch.nn.functional as F
+d = json.load(sys.stdin)
+cls = torch.tensor(d["cls"], dtype=torch.float64).reshape(d["rows"], -1)
+reg = torch.tensor(d["reg"], dtype=torch.float64).reshape(d["rows"], -1, 4)
+labels = torch.tensor(d["labels"]); lw = torch.tensor(d["label_weights"], dtype=torch.float64)
+C = cls.shape[1] - 1
+# BBoxHead.loss: CrossEntropyLoss over the sampled RoIs, avg_factor = max(sum(lw > 0), 1)
+loss_cls = (F.cross_entropy(cls, labels, reduction="none") * lw).sum() / max(float((lw > 0).sum()), 1.0)
+pos = (labels >= 0) & (labels < C)
+pred = reg[pos, labels[pos]]
+t = torch.tensor(d["pos_targets"], dtype=torch.float64).reshape(-1, 4)
+loss_bbox = (pred - t).abs().sum() / d["sampled"]
+print(json.dumps({"loss_cls": loss_cls.item(), "loss_bbox": loss_bbox.item(), "num_pos": int(pos.sum())}))
+"#;
+
+/// The second stage's losses against PyTorch on the RoI head's own outputs for the sampled
+/// RoIs: mmdetection picks each positive's deltas by its label (`BBoxHead.loss`); mmrun's
+/// graph weighs the class-specific columns, so a wrong column would show here.
+#[test]
+fn rcnn_losses_equal_torch_on_the_head_outputs() {
+    use mmrun::ir::HostTensor;
+    let d = detector("quickstart_two_stage.recipe", TINY_TWO_STAGE);
+    let mut rng = Rng::seed(7);
+    let (img, gts) = batch(&mut rng);
+    let hw = (64, 64);
+    let meta = PaddedShapes {
+        img_shape: hw,
+        pad_shape: hw,
+        batch_shape: hw,
+    };
+    let targets: Vec<_> = (gts.iter().enumerate())
+        .map(|(i, g)| (d.target_builder()).targets(g, &meta, &mut Rng::seed(i as u64)))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let train = d.build(GraphMode::Train, 2, hw, DType::F32).unwrap();
+    let store = ParamSet::init(&train.graph, 3);
+    let img_feed = std::collections::BTreeMap::from([("img".to_string(), img.clone())]);
+    // The first stage's outputs, as the step makes them (eval = train with frozen BN).
+    let eval = d.build(GraphMode::Eval, 2, hw, DType::F32).unwrap();
+    let first = Executor::new(eval.graph, CpuBackend)
+        .run(&store, &img_feed)
+        .unwrap();
+    let rcnn = d.rcnn_train_feeds(&first.outputs, &targets, hw).unwrap();
+    let mut feeds = (d.train_feeds(img, &targets, hw, &d.loss_normalisers(&targets))).unwrap();
+    feeds.extend(rcnn.clone());
+    let out = Executor::new(train.graph, CpuBackend)
+        .run(&store, &feeds)
+        .unwrap();
+    // The second stage's outputs on the same RoIs over the first stage's features.
+    let rows = rcnn["rois"].shape[0];
+    let feats: Vec<(String, HostTensor)> = (0..3)
+        .map(mmrun::model::net::feat_name)
+        .map(|n| (n.clone(), first.outputs[&n].clone()))
+        .collect();
+    let shapes: Vec<Vec<usize>> = feats.iter().map(|(_, t)| t.shape.clone()).collect();
+    let g = d.rcnn_eval_graph(rows, &shapes, DType::F32).unwrap();
+    let mut f2: std::collections::BTreeMap<String, HostTensor> = feats.into_iter().collect();
+    for k in ["rois", "roi_level_masks"] {
+        f2.insert(k.into(), rcnn[k].clone());
+    }
+    let heads = Executor::new(g, CpuBackend).run(&store, &f2).unwrap();
+    let labels: Vec<i64> = (rcnn["rcnn_labels"].as_i32().unwrap().iter())
+        .map(|&l| l as i64)
+        .collect();
+    let bt = rcnn["rcnn_bbox_targets"].as_f32().unwrap();
+    let k = bt.len() / rows;
+    let pos_targets: Vec<f32> = (labels.iter().enumerate())
+        .filter(|(_, l)| (0..6).contains(*l))
+        .flat_map(|(r, &l)| bt[r * k + 4 * l as usize..r * k + 4 * l as usize + 4].to_vec())
+        .collect();
+    let input = serde_json::json!({
+        "rows": rows,
+        "cls": heads.outputs["rcnn_cls_score"].as_f32().unwrap(),
+        "reg": heads.outputs["rcnn_bbox_pred"].as_f32().unwrap(),
+        "labels": labels,
+        "label_weights": rcnn["rcnn_label_weights"].as_f32().unwrap(),
+        "pos_targets": pos_targets,
+        "sampled": rcnn["rcnn_bbox_avg_factor"].to_f64_vec()[0],
+    });
+    let Some(want) = super::py::run(&["torch"], RCNN_LOSS, &input) else {
+        return;
+    };
+    assert!(want["num_pos"].as_u64().unwrap() > 0, "{want}");
+    for k in ["loss_cls", "loss_bbox"] {
+        let (got, want) = (out.scalar(k).unwrap(), want[k].as_f64().unwrap());
+        assert!(
+            want > 0.0 && (got - want).abs() <= 1e-5 * want,
+            "{k}: {got} vs torch {want}"
+        );
+    }
+}

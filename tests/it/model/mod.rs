@@ -7,6 +7,7 @@ pub(crate) mod detector;
 mod plan;
 mod proposals;
 mod py;
+mod rcnn;
 mod rpn_targets;
 mod torchref_ops;
 mod weights;

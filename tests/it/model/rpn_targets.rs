@@ -115,6 +115,7 @@ fn builder(num: usize) -> TargetBuilder {
             add_gt_as_proposals: false,
         }),
         class_agnostic: true,
+        keep_gt: None,
     }))
 }
 

@@ -21,6 +21,7 @@ const BASES: &[(&str, &[&str])] = &[
     ("pipelines/retinanet_r50_fpn_1x_coco.recipe", &[]),
     ("pipelines/finetune.recipe", &[]),
     ("pipelines/quickstart_rpn.recipe", &[]),
+    ("pipelines/quickstart_two_stage.recipe", &[]),
     (
         "pipelines/quickstart.recipe",
         &[

@@ -2,8 +2,16 @@
 //! `docs/ARCHITECTURE.md`: components are objects with `"type"` and every parameter, names as
 //! in mmdetection and in `registry::model`).
 
+mod roi;
+
+pub use roi::{
+    BBoxHeadConfig, RcnnTestConfig, RcnnTrainConfig, RoiAlignConfig, RoiExtractorConfig,
+    RoiHeadConfig, RoiLayerConfig, Shared2FcConfig, SingleRoiExtractorConfig,
+    StandardRoiHeadConfig, TwoStageTestConfig, TwoStageTrainConfig,
+};
+
 use super::anchor::AnchorGeneratorConfig;
-use super::assign::AssignerConfig;
+pub use super::assign::AssignerConfig;
 use super::boxes::{DeltaXYWHBBoxCoder, DistancePointBBoxCoder};
 use super::postprocess::{NmsConfig, TestConfig};
 use super::proposals::ProposalConfig;
@@ -18,6 +26,9 @@ pub enum DetectorConfig {
     Fcos(DetectorParts),
     /// A region proposal network on its own (mmdetection's `RPN`): proposals, no classes.
     Rpn(RpnParts),
+    /// Two stages: an RPN, then RoI features classified and refined (mmdetection's
+    /// `FasterRCNN`).
+    FasterRcnn(Box<FasterRcnnParts>),
 }
 
 impl DetectorConfig {
@@ -27,6 +38,7 @@ impl DetectorConfig {
             DetectorConfig::Retinanet(_) => "retinanet",
             DetectorConfig::Fcos(_) => "fcos",
             DetectorConfig::Rpn(_) => "rpn",
+            DetectorConfig::FasterRcnn(_) => "faster_rcnn",
         }
     }
 
@@ -34,6 +46,7 @@ impl DetectorConfig {
         match self {
             DetectorConfig::Retinanet(p) | DetectorConfig::Fcos(p) => &p.backbone,
             DetectorConfig::Rpn(p) => &p.backbone,
+            DetectorConfig::FasterRcnn(p) => &p.backbone,
         }
     }
 
@@ -41,14 +54,16 @@ impl DetectorConfig {
         match self {
             DetectorConfig::Retinanet(p) | DetectorConfig::Fcos(p) => &p.neck,
             DetectorConfig::Rpn(p) => &p.neck,
+            DetectorConfig::FasterRcnn(p) => &p.neck,
         }
     }
 
-    /// The dense head (`bbox_head`, or an RPN's `rpn_head`).
+    /// The dense head (`bbox_head`, or the `rpn_head` of an RPN or a two-stage detector).
     pub fn head(&self) -> &HeadConfig {
         match self {
             DetectorConfig::Retinanet(p) | DetectorConfig::Fcos(p) => &p.bbox_head,
             DetectorConfig::Rpn(p) => &p.rpn_head,
+            DetectorConfig::FasterRcnn(p) => &p.rpn_head,
         }
     }
 
@@ -68,6 +83,19 @@ pub struct RpnParts {
     pub rpn_head: HeadConfig,
     pub train_cfg: RpnTrainConfig,
     pub test_cfg: RpnTestConfig,
+}
+
+/// mmdetection's `FasterRCNN`: backbone, neck, `rpn_head`, `roi_head`, and the stages of
+/// `train_cfg` and `test_cfg`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FasterRcnnParts {
+    pub backbone: BackboneConfig,
+    pub neck: NeckConfig,
+    pub rpn_head: HeadConfig,
+    pub roi_head: RoiHeadConfig,
+    pub train_cfg: TwoStageTrainConfig,
+    pub test_cfg: TwoStageTestConfig,
 }
 
 /// `train_cfg = { rpn = { .. } }`.
