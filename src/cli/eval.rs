@@ -16,7 +16,8 @@ pub struct Args {
 enum Kind {
     /// COCO bbox mAP (pycocotools-exact) of a results file against COCO annotations.
     Coco(CocoArgs),
-    /// Proposal average recall (mmdetection's `proposal`: class-agnostic COCOeval).
+    /// Proposal average recall (mmdetection's `proposal`: class-agnostic COCOeval; `--fast`:
+    /// its `proposal_fast`).
     Proposal(ProposalArgs),
     /// VOC mAP (mmdetection's `eval_map`) of a COCO results file against COCO annotations;
     /// crowd boxes count as "difficult" (ignored).
@@ -52,6 +53,10 @@ struct ProposalArgs {
     /// Proposal counts (maxDets), e.g. 100,300,1000.
     #[arg(long, value_delimiter = ',', default_value = "100,300,1000", value_parser = count)]
     proposal_nums: Vec<usize>,
+    /// mmdetection's `proposal_fast` instead: its own greedy matching (`eval_recalls`) over
+    /// IoU 0.5:0.95, every image of the ground-truth file.
+    #[arg(long)]
+    fast: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -107,6 +112,7 @@ pub fn run(args: Args) -> u8 {
             a.classwise,
             false,
         ),
+        Kind::Proposal(a) if a.fast => run_proposal_fast(&a),
         Kind::Proposal(a) => {
             let params = CocoParams::proposal(&a.proposal_nums);
             run_coco(&a.gt, &a.dt, &params, a.format, false, true)
@@ -144,6 +150,36 @@ fn run_coco(
     Ok(())
 }
 
+fn run_proposal_fast(a: &ProposalArgs) -> Result<(), EvalError> {
+    use crate::eval::recall::{default_iou_thrs, per_image, proposal_fast_metrics};
+    let gt = CocoGt::from_json_path(&a.gt)?;
+    let dets = coco::load_detections_path(&a.dt)?;
+    let (gts, props) = per_image(&gt, &gt.images, &dets);
+    let metrics = proposal_fast_metrics(&gts, &props, &a.proposal_nums, &default_iou_thrs())?;
+    print_metrics(&metrics, a.format);
+    Ok(())
+}
+
+/// Metric lines (`key: value`, 3 decimals) or one JSON object.
+fn print_metrics(metrics: &[(String, f64)], format: Format) {
+    match format {
+        Format::Text => {
+            for (k, v) in metrics {
+                crate::outln!("{k}: {v:.3}");
+            }
+        }
+        Format::Json => {
+            let obj: serde_json::Map<String, serde_json::Value> = (metrics.iter())
+                .map(|(k, v)| (k.clone(), num(*v)))
+                .collect();
+            crate::outln!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::Value::Object(obj)).unwrap_or_default()
+            );
+        }
+    }
+}
+
 fn run_voc(a: &VocArgs) -> Result<(), EvalError> {
     let gt = CocoGt::from_json_path(&a.gt)?;
     let dets = coco::load_detections_path(&a.dt)?;
@@ -155,21 +191,7 @@ fn run_voc(a: &VocArgs) -> Result<(), EvalError> {
         ApMode::Area
     };
     let metrics = voc::voc_metrics(&results, &annotations, &a.iou_thrs, mode)?;
-    match a.format {
-        Format::Text => {
-            for (k, v) in &metrics {
-                crate::outln!("{k}: {v:.3}");
-            }
-        }
-        Format::Json => {
-            let obj: serde_json::Map<String, serde_json::Value> =
-                (metrics.into_iter()).map(|(k, v)| (k, num(v))).collect();
-            crate::outln!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::Value::Object(obj)).unwrap_or_default()
-            );
-        }
-    }
+    print_metrics(&metrics.into_iter().collect::<Vec<_>>(), a.format);
     Ok(())
 }
 

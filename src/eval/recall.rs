@@ -8,6 +8,11 @@ use super::EvalError;
 use super::boxes::bbox_iou;
 use super::coco::CocoGt;
 
+/// Each image's ground-truth boxes `[x1, y1, x2, y2]`.
+pub type ImageBoxes = Vec<Vec<[f64; 4]>>;
+/// Each image's proposals `[x1, y1, x2, y2, score]`.
+pub type ImageProposals = Vec<Vec<[f64; 5]>>;
+
 /// `np.arange(0.5, 0.96, 0.05)`: mmdetection's default IoU thresholds.
 pub fn default_iou_thrs() -> Vec<f64> {
     (0..10).map(|i| 0.5 + i as f64 * 0.05).collect()
@@ -105,20 +110,17 @@ pub fn eval_recalls(
         .collect())
 }
 
-/// Ground truth of `fast_eval_recall`: per image (file order), the non-crowd boxes as
-/// `[x1, y1, x2, y2]`.
-pub fn gt_boxes_from_coco(gt: &CocoGt) -> Vec<Vec<[f64; 4]>> {
-    let index: std::collections::HashMap<i64, usize> = gt
-        .images
-        .iter()
-        .enumerate()
-        .map(|(i, &id)| (id, i))
-        .collect();
-    let mut out = vec![Vec::new(); gt.images.len()];
-    for a in gt.annotations.iter().filter(|a| !a.iscrowd) {
+/// Ground truth of `fast_eval_recall` for the images `img_ids`: each image's boxes that are
+/// neither crowd nor `ignore`, as `[x1, y1, x1 + w, y1 + h]` rounded to f32 as mmdetection's
+/// `np.float32` array holds them.
+pub fn gt_boxes_for(gt: &CocoGt, img_ids: &[i64]) -> ImageBoxes {
+    let index: std::collections::HashMap<i64, usize> =
+        img_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    let mut out = vec![Vec::new(); img_ids.len()];
+    for a in gt.annotations.iter().filter(|a| !a.iscrowd && !a.ignore) {
         if let Some(&i) = index.get(&a.image_id) {
             let [x, y, w, h] = a.bbox;
-            out[i].push([x, y, x + w, y + h]);
+            out[i].push([x, y, x + w, y + h].map(|v| v as f32 as f64));
         }
     }
     out
@@ -138,4 +140,23 @@ pub fn proposal_fast_metrics(
         .zip(&table)
         .map(|(n, row)| (format!("AR@{n}"), super::numpy::mean(row)))
         .collect())
+}
+
+/// The ground truth ([`gt_boxes_for`]) and the proposals `[x1, y1, x2, y2, score]` of each of
+/// `img_ids`, from COCO-format results.
+pub fn per_image(
+    gt: &CocoGt,
+    img_ids: &[i64],
+    results: &[super::coco::Detection],
+) -> (ImageBoxes, ImageProposals) {
+    let index: std::collections::HashMap<i64, usize> =
+        img_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    let mut props = vec![Vec::new(); img_ids.len()];
+    for r in results {
+        if let Some(&i) = index.get(&r.image_id) {
+            let [x, y, w, h] = r.bbox;
+            props[i].push([x, y, x + w, y + h, r.score]);
+        }
+    }
+    (gt_boxes_for(gt, img_ids), props)
 }

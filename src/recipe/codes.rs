@@ -169,8 +169,9 @@ codes! {
      runtime.load_from = pretrained { checkpoint = \"retinanet_coco.pth\", skip = [\"bbox_head.retina_cls\"] }";
     "E0418", "evaluator the detector cannot feed",
     "The eval hook's `metric` scores output the detector does not make: an `rpn` outputs\n\
-     class-agnostic proposals, scored by `proposal_recall` only (its default). Detectors take\n\
-     every evaluator (`proposal_recall` then scores their detections as proposals).";
+     class-agnostic proposals, scored by `proposal_recall` (its default) or `proposal_fast`\n\
+     only. Detectors take every evaluator (the proposal ones then score their detections as\n\
+     proposals).";
     "E0501", "the model cannot be built with these settings",
     "Building the model found a setting it cannot use: a backbone or neck whose layers do not\n\
      fit together (e.g. `out_indices` past `num_stages`, `start_level` at or past the last input\n\

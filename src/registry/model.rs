@@ -394,6 +394,20 @@ const FCOS_HEAD: &[Param] = &[
     ),
 ];
 
+/// `pos_weight` and `debug` of every `train_cfg` stage.
+const POS_WEIGHT: Param = p(
+    "pos_weight",
+    NUM,
+    Def::Float(-1.0),
+    "weight of positive samples (-1: 1)",
+);
+const DEBUG: Param = p(
+    "debug",
+    Ty::Bool,
+    Def::Bool(false),
+    "mmdetection's debug flag",
+);
+
 const TRAIN_CFG: &[Param] = &[
     p(
         "assigner",
@@ -407,18 +421,8 @@ const TRAIN_CFG: &[Param] = &[
         Def::Int(-1),
         "anchors this far outside the image stay valid (-1: all)",
     ),
-    p(
-        "pos_weight",
-        NUM,
-        Def::Float(-1.0),
-        "weight of positive samples (-1: 1)",
-    ),
-    p(
-        "debug",
-        Ty::Bool,
-        Def::Bool(false),
-        "mmdetection's debug flag",
-    ),
+    POS_WEIGHT,
+    DEBUG,
 ];
 
 const TEST_CFG: &[Param] = &[
@@ -474,18 +478,8 @@ const RPN_TRAIN_STAGE: &[Param] = &[
         Def::Int(0),
         "anchors this far outside the image stay valid (-1: all)",
     ),
-    p(
-        "pos_weight",
-        NUM,
-        Def::Float(-1.0),
-        "weight of positive samples (-1: 1)",
-    ),
-    p(
-        "debug",
-        Ty::Bool,
-        Def::Bool(false),
-        "mmdetection's debug flag",
-    ),
+    POS_WEIGHT,
+    DEBUG,
 ];
 
 /// `test_cfg.rpn`.
@@ -568,18 +562,8 @@ const RCNN_TRAIN_STAGE: &[Param] = &[
         Def::Required,
         "which RoIs train the second stage",
     ),
-    p(
-        "pos_weight",
-        NUM,
-        Def::Float(-1.0),
-        "weight of positive samples (-1: 1)",
-    ),
-    p(
-        "debug",
-        Ty::Bool,
-        Def::Bool(false),
-        "mmdetection's debug flag",
-    ),
+    POS_WEIGHT,
+    DEBUG,
 ];
 
 /// `test_cfg.rcnn`.

@@ -477,7 +477,12 @@ pub static COMPONENTS: &[Component] = &[
             ),
             p(
                 "metric",
-                Ty::Nullable(&Ty::Enum(&["coco_bbox", "voc_map", "proposal_recall"])),
+                Ty::Nullable(&Ty::Enum(&[
+                    "coco_bbox",
+                    "voc_map",
+                    "proposal_recall",
+                    "proposal_fast",
+                ])),
                 Def::Null,
                 "evaluator (default: proposal_recall for an rpn, coco_bbox otherwise)",
             ),

@@ -26,6 +26,10 @@ pub struct GtAnnotation {
     pub area: f64,
     #[serde(default, deserialize_with = "de_flag")]
     pub iscrowd: bool,
+    /// mmdetection's own `ignore` flag (read by `proposal_fast`; COCOeval replaces it by
+    /// `iscrowd`, as pycocotools does).
+    #[serde(default, deserialize_with = "de_flag")]
+    pub ignore: bool,
 }
 
 /// One detection, as a line of a COCO results file: `bbox` is `[x, y, w, h]`.

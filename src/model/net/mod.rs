@@ -8,6 +8,7 @@
 mod detector;
 mod fcos_head;
 mod fpn;
+mod head_checks;
 mod layers;
 mod losses;
 pub mod probe;

@@ -46,6 +46,35 @@ pub(super) fn overrides(root: &Path, epochs: u32) -> Vec<String> {
     ]
 }
 
+/// `--set` overrides that shorten a quickstart variant (the RPN, the two-stage) on `root`'s
+/// shapes set: 64 px, 4 images per batch, 2 epochs, the learning rate stepped after the first.
+pub(super) fn small_variant_sets(root: &Path) -> Vec<String> {
+    let r = root.display();
+    let small = SMALL.replace("random_flip { prob = 0.5 }, ", "");
+    vec![
+        format!("data.train.pipeline={small}"),
+        format!("data.val.pipeline={small}"),
+        format!("data.train.ann_file=\"{r}/annotations/instances_train.json\""),
+        format!("data.train.img_prefix=\"{r}/train/\""),
+        format!("data.val.ann_file=\"{r}/annotations/instances_val.json\""),
+        format!("data.val.img_prefix=\"{r}/val/\""),
+        "data.samples_per_gpu=4".into(),
+        "run.epochs=2".into(),
+        "hooks.log.every=1 iters".into(),
+        "schedule.lr.warmup.duration=2 iters".into(),
+        "schedule.lr.main.at=[1 epochs]".into(),
+    ]
+}
+
+/// `mmrun` with `args`, then `--set` for each of `sets`.
+pub(super) fn run_with_sets(args: &[&str], sets: &[String]) -> (i32, String) {
+    let mut a: Vec<&str> = args.to_vec();
+    for s in sets {
+        a.extend(["--set", s.as_str()]);
+    }
+    mmrun(&a)
+}
+
 pub(super) fn exec(work: &Path, sets: &[String], extra: &[&str]) -> (i32, String) {
     let mut args: Vec<&str> = vec![
         "exec",

@@ -3,53 +3,19 @@
 //! best checkpoint by AR@100 is kept, `mmrun test` writes the proposals it scored, and
 //! `mmrun eval proposal` gives the same AR@100 from that file.
 
-use super::detector::{dataset, log_records, mmrun};
+use super::detector::{dataset, log_records, mmrun, run_with_sets, small_variant_sets};
 use std::path::Path;
 
 const RECIPE: &str = "pipelines/quickstart_rpn.recipe";
-
-const SMALL: &str = "[load_image, load_annotations, resize { scale = [64, 64], keep_ratio = true }, \
-    normalize { mean = [127.5, 127.5, 127.5], std = [64.0, 64.0, 64.0], to_rgb = true }, \
-    pad { size_divisor = 32 }]";
-
-fn overrides(root: &Path) -> Vec<String> {
-    let r = root.display();
-    vec![
-        format!("data.train.pipeline={SMALL}"),
-        format!("data.val.pipeline={SMALL}"),
-        format!("data.train.ann_file=\"{r}/annotations/instances_train.json\""),
-        format!("data.train.img_prefix=\"{r}/train/\""),
-        format!("data.val.ann_file=\"{r}/annotations/instances_val.json\""),
-        format!("data.val.img_prefix=\"{r}/val/\""),
-        "data.samples_per_gpu=4".into(),
-        "run.epochs=2".into(),
-        "hooks.log.every=1 iters".into(),
-        "schedule.lr.warmup.duration=2 iters".into(),
-        "schedule.lr.main.at=[1 epochs]".into(),
-    ]
-}
-
-fn with_sets(mut args: Vec<String>, sets: &[String]) -> Vec<String> {
-    for s in sets {
-        args.extend(["--set".to_string(), s.clone()]);
-    }
-    args
-}
-
-fn run(args: &[String]) -> (i32, String) {
-    mmrun(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
 
 #[test]
 fn rpn_reports_proposal_recall_and_eval_proposal_agrees() {
     let dir = tempfile::tempdir().unwrap();
     let root = dataset(dir.path());
-    let sets = overrides(&root);
+    let sets = small_variant_sets(&root);
     let work = dir.path().join("w");
-    let exec: Vec<String> = ["exec", RECIPE, "--work-dir", work.to_str().unwrap()]
-        .map(String::from)
-        .to_vec();
-    let (code, text) = run(&with_sets(exec, &sets));
+    let w = work.to_str().unwrap();
+    let (code, text) = run_with_sets(&["exec", RECIPE, "--work-dir", w], &sets);
     assert_eq!(code, 0, "{text}");
     let recs = log_records(&work);
     let train: Vec<_> = recs.iter().filter(|r| r["mode"] == "train").collect();
@@ -71,17 +37,8 @@ fn rpn_reports_proposal_recall_and_eval_proposal_agrees() {
         .collect();
     assert_eq!(best.len(), 1, "{best:?}");
     let ckpt = work.join("checkpoints").join(&best[0]);
-    let test: Vec<String> = [
-        "test",
-        RECIPE,
-        "--checkpoint",
-        ckpt.to_str().unwrap(),
-        "--work-dir",
-        work.to_str().unwrap(),
-    ]
-    .map(String::from)
-    .to_vec();
-    let (code, out) = run(&with_sets(test, &sets));
+    let c = ckpt.to_str().unwrap();
+    let (code, out) = run_with_sets(&["test", RECIPE, "--checkpoint", c, "--work-dir", w], &sets);
     assert_eq!(code, 0, "{out}");
     let read = |p: &Path| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
@@ -113,6 +70,32 @@ fn rpn_reports_proposal_recall_and_eval_proposal_agrees() {
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["AR@100"].as_f64(), Some(ar100), "{v}");
+
+    // mmdetection's RPN configs evaluate by `proposal_fast`: the same checkpoint through
+    // `mmrun test` with that evaluator, and `mmrun eval proposal --fast` on its proposals.
+    let mut fast = sets.clone();
+    fast.push("hooks.eval.metric=proposal_fast".into());
+    let (code, out) = run_with_sets(&["test", RECIPE, "--checkpoint", c, "--work-dir", w], &fast);
+    assert_eq!(code, 0, "{out}");
+    let metrics = read(&work.join("results/metrics.json"));
+    let (code, out) = mmrun(&[
+        "eval",
+        "proposal",
+        "--fast",
+        "--gt",
+        gt.to_str().unwrap(),
+        "--dt",
+        props.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for k in ["AR@100", "AR@300", "AR@1000"] {
+        let m = metrics[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&m), "{metrics}");
+        assert_eq!(v[k].as_f64(), Some(m), "{k}: {v} vs {metrics}");
+    }
 }
 
 #[test]

@@ -3,53 +3,20 @@
 //! COCO bbox mAP, `mmrun test` writes the detections it scored and `mmrun eval coco` gives the
 //! same mAP from that file; and a resumed run ends with the weights of a straight one.
 
-use super::detector::{dataset, log_records, mmrun};
+use super::detector::{dataset, log_records, mmrun, run_with_sets, small_variant_sets};
 use std::path::Path;
 
 const RECIPE: &str = "pipelines/quickstart_two_stage.recipe";
-
-const SMALL: &str = "[load_image, load_annotations, resize { scale = [64, 64], keep_ratio = true }, \
-    normalize { mean = [127.5, 127.5, 127.5], std = [64.0, 64.0, 64.0], to_rgb = true }, \
-    pad { size_divisor = 32 }]";
-
-fn overrides(root: &Path) -> Vec<String> {
-    let r = root.display();
-    vec![
-        format!("data.train.pipeline={SMALL}"),
-        format!("data.val.pipeline={SMALL}"),
-        format!("data.train.ann_file=\"{r}/annotations/instances_train.json\""),
-        format!("data.train.img_prefix=\"{r}/train/\""),
-        format!("data.val.ann_file=\"{r}/annotations/instances_val.json\""),
-        format!("data.val.img_prefix=\"{r}/val/\""),
-        "data.samples_per_gpu=4".into(),
-        "run.epochs=2".into(),
-        "hooks.log.every=1 iters".into(),
-        "hooks.checkpoint.max_keep_ckpts=-1".into(),
-        "schedule.lr.warmup.duration=2 iters".into(),
-        "schedule.lr.main.at=[1 epochs]".into(),
-    ]
-}
-
-fn run(args: &[String]) -> (i32, String) {
-    mmrun(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-fn args(head: &[&str], sets: &[String]) -> Vec<String> {
-    let mut a: Vec<String> = head.iter().map(|s| s.to_string()).collect();
-    for s in sets {
-        a.extend(["--set".to_string(), s.clone()]);
-    }
-    a
-}
 
 #[test]
 fn faster_rcnn_trains_evaluates_and_eval_coco_agrees() {
     let dir = tempfile::tempdir().unwrap();
     let root = dataset(dir.path());
-    let sets = overrides(&root);
+    let mut sets = small_variant_sets(&root);
+    sets.push("hooks.checkpoint.max_keep_ckpts=-1".into());
     let work = dir.path().join("w");
     let w = work.to_str().unwrap();
-    let (code, text) = run(&args(&["exec", RECIPE, "--work-dir", w], &sets));
+    let (code, text) = run_with_sets(&["exec", RECIPE, "--work-dir", w], &sets);
     assert_eq!(code, 0, "{text}");
     let recs = log_records(&work);
     let train: Vec<_> = recs.iter().filter(|r| r["mode"] == "train").collect();
@@ -78,10 +45,7 @@ fn faster_rcnn_trains_evaluates_and_eval_coco_agrees() {
     // evaluation of the detections it wrote gives them again.
     let ckpt = work.join("checkpoints/epoch_2");
     let c = ckpt.to_str().unwrap();
-    let (code, out) = run(&args(
-        &["test", RECIPE, "--checkpoint", c, "--work-dir", w],
-        &sets,
-    ));
+    let (code, out) = run_with_sets(&["test", RECIPE, "--checkpoint", c, "--work-dir", w], &sets);
     assert_eq!(code, 0, "{out}");
     let read = |p: &Path| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
@@ -111,16 +75,16 @@ fn faster_rcnn_trains_evaluates_and_eval_coco_agrees() {
     let w2 = work2.to_str().unwrap();
     let mut sets2 = sets.clone();
     sets2.push("hooks.checkpoint.every=3 iters".into());
-    let (code, out) = run(&args(
+    let (code, out) = run_with_sets(
         &["exec", RECIPE, "--work-dir", w2, "--max-iters", "5"],
         &sets2,
-    ));
+    );
     assert_eq!(code, 0, "{out}");
     assert!(work2.join("checkpoints/iter_3").is_dir(), "{out}");
-    let (code, out) = run(&args(
+    let (code, out) = run_with_sets(
         &["exec", RECIPE, "--work-dir", w2, "--resume", "auto"],
         &sets2,
-    ));
+    );
     assert_eq!(code, 0, "{out}");
     let weights = |c: &Path| std::fs::read(c.join("model.safetensors")).unwrap();
     assert!(

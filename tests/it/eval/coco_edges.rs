@@ -11,6 +11,7 @@ fn gt_ann(id: i64, image_id: i64, category_id: i64, bbox: [f64; 4], crowd: bool)
         bbox,
         area: bbox[2] * bbox[3],
         iscrowd: crowd,
+        ignore: false,
     }
 }
 

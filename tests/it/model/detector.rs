@@ -95,6 +95,23 @@ fn batch(rng: &mut Rng) -> (HostTensor, Vec<ImageGt>) {
     (HostTensor::f32(vec![n, 3, h, w], img).unwrap(), gts)
 }
 
+/// The fixed batch and each image's targets from `d` (a sampler draws from a stream seeded
+/// by the image's index).
+fn batch_targets(d: &Detector) -> (HostTensor, Vec<mmrun::model::target::DenseTargets>) {
+    let (img, gts) = batch(&mut Rng::seed(7));
+    let hw = (64, 64);
+    let meta = PaddedShapes {
+        img_shape: hw,
+        pad_shape: hw,
+        batch_shape: hw,
+    };
+    let targets = (gts.iter().enumerate())
+        .map(|(i, g)| (d.target_builder()).targets(g, &meta, &mut Rng::seed(i as u64)))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    (img, targets)
+}
+
 /// Train on one batch with SGD; returns the losses.
 fn overfit(d: &Detector, iters: usize, lr: f32) -> (Vec<f64>, ParamSet) {
     let mut rng = Rng::seed(7);
@@ -364,18 +381,8 @@ print(json.dumps({"loss_rpn_cls": loss_cls.item(), "loss_rpn_bbox": loss_bbox.it
 #[test]
 fn rpn_losses_equal_torch_on_the_head_outputs() {
     let d = detector("quickstart_rpn.recipe", TINY_RPN);
-    let mut rng = Rng::seed(7);
-    let (img, gts) = batch(&mut rng);
     let hw = (64, 64);
-    let meta = PaddedShapes {
-        img_shape: hw,
-        pad_shape: hw,
-        batch_shape: hw,
-    };
-    let targets: Vec<_> = (gts.iter().enumerate())
-        .map(|(i, g)| (d.target_builder()).targets(g, &meta, &mut Rng::seed(i as u64)))
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let (img, targets) = batch_targets(&d);
     assert!(
         targets
             .iter()
@@ -499,20 +506,9 @@ print(json.dumps({"loss_cls": loss_cls.item(), "loss_bbox": loss_bbox.item(), "n
 /// graph weighs the class-specific columns, so a wrong column would show here.
 #[test]
 fn rcnn_losses_equal_torch_on_the_head_outputs() {
-    use mmrun::ir::HostTensor;
     let d = detector("quickstart_two_stage.recipe", TINY_TWO_STAGE);
-    let mut rng = Rng::seed(7);
-    let (img, gts) = batch(&mut rng);
     let hw = (64, 64);
-    let meta = PaddedShapes {
-        img_shape: hw,
-        pad_shape: hw,
-        batch_shape: hw,
-    };
-    let targets: Vec<_> = (gts.iter().enumerate())
-        .map(|(i, g)| (d.target_builder()).targets(g, &meta, &mut Rng::seed(i as u64)))
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let (img, targets) = batch_targets(&d);
     let train = d.build(GraphMode::Train, 2, hw, DType::F32).unwrap();
     let store = ParamSet::init(&train.graph, 3);
     let img_feed = std::collections::BTreeMap::from([("img".to_string(), img.clone())]);

@@ -57,3 +57,22 @@ pub fn boxes(v: &serde_json::Value) -> Vec<[f64; 4]> {
         .map(|c| [c[0], c[1], c[2], c[3]])
         .collect()
 }
+
+/// numpy transcriptions of mmdetection's `bbox_overlaps` (IoU with its eps) and `bbox2delta`
+/// (means 0, the given stds) in float32: a prelude for the reference scripts.
+pub const NUMPY_BOX_OPS: &str = r#"
+import numpy as np
+f = np.float32
+def overlaps(a, b, eps=f(1e-6)):
+    area1 = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]); area2 = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    lt = np.maximum(a[:, None, :2], b[None, :, :2]); rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None); ov = wh[..., 0] * wh[..., 1]
+    return ov / np.maximum(area1[:, None] + area2[None] - ov, eps)
+def bbox2delta(p, g, stds=(1.0, 1.0, 1.0, 1.0)):
+    px = (p[:, 0] + p[:, 2]) * f(0.5); py = (p[:, 1] + p[:, 3]) * f(0.5)
+    pw = p[:, 2] - p[:, 0]; ph = p[:, 3] - p[:, 1]
+    gx = (g[:, 0] + g[:, 2]) * f(0.5); gy = (g[:, 1] + g[:, 3]) * f(0.5)
+    gw = g[:, 2] - g[:, 0]; gh = g[:, 3] - g[:, 1]
+    dl = np.stack([(gx - px) / pw, (gy - py) / ph, np.log(gw / pw), np.log(gh / ph)], -1)
+    return dl / np.array(stds, dtype=f)
+"#;

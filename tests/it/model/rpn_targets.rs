@@ -21,17 +21,6 @@ const MMDET: &str = r#"
 import json, sys, numpy as np
 d = json.load(sys.stdin)
 f = np.float32
-def overlaps(a, b, eps=f(1e-6)):
-    area1 = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]); area2 = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    lt = np.maximum(a[:, None, :2], b[None, :, :2]); rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None); ov = wh[..., 0] * wh[..., 1]
-    return ov / np.maximum(area1[:, None] + area2[None] - ov, eps)
-def bbox2delta(p, g):
-    px = (p[:, 0] + p[:, 2]) * f(0.5); py = (p[:, 1] + p[:, 3]) * f(0.5)
-    pw = p[:, 2] - p[:, 0]; ph = p[:, 3] - p[:, 1]
-    gx = (g[:, 0] + g[:, 2]) * f(0.5); gy = (g[:, 1] + g[:, 3]) * f(0.5)
-    gw = g[:, 2] - g[:, 0]; gh = g[:, 3] - g[:, 1]
-    return np.stack([(gx - px) / pw, (gy - py) / ph, np.log(gw / pw), np.log(gh / ph)], -1)
 out, total = [], 0
 for im in d["images"]:
     anchors = np.array(d["anchors"], dtype=f).reshape(-1, 4)
@@ -168,7 +157,7 @@ fn rpn_targets_match_mmdet_code() {
     }
     let Some(r) = py::run(
         &["numpy"],
-        MMDET,
+        &format!("{}{MMDET}", py::NUMPY_BOX_OPS),
         &json!({"images": input, "anchors": anchors, "sizes": sizes, "strides": [8, 16, 32], "a": 3}),
     ) else {
         return;
