@@ -510,28 +510,34 @@ const PROPOSAL_TEST: &[Param] = &[
     ),
 ];
 
+/// The parts every detector has, and those of the detectors with an RPN.
+const BACKBONE: Param = p(
+    "backbone",
+    Ty::Comp(Backbone),
+    Def::Required,
+    "feature extractor",
+);
+const NECK: Param = p("neck", Ty::Comp(Neck), Def::Required, "feature pyramid");
+const RPN_HEAD_PART: Param = p(
+    "rpn_head",
+    Ty::Comp(Head),
+    Def::Required,
+    "region proposal head (rpn_head)",
+);
+const RPN_STAGE: Param = p(
+    "rpn",
+    Ty::Record(RPN_TRAIN_STAGE),
+    Def::Required,
+    "the RPN's assignment and sampling",
+);
+
 const RPN_DETECTOR: &[Param] = &[
-    p(
-        "backbone",
-        Ty::Comp(Backbone),
-        Def::Required,
-        "feature extractor",
-    ),
-    p("neck", Ty::Comp(Neck), Def::Required, "feature pyramid"),
-    p(
-        "rpn_head",
-        Ty::Comp(Head),
-        Def::Required,
-        "region proposal head (rpn_head)",
-    ),
+    BACKBONE,
+    NECK,
+    RPN_HEAD_PART,
     p(
         "train_cfg",
-        Ty::Record(&[p(
-            "rpn",
-            Ty::Record(RPN_TRAIN_STAGE),
-            Def::Required,
-            "the RPN's assignment and sampling",
-        )]),
+        Ty::Record(&[RPN_STAGE]),
         Def::Required,
         "training-time assignment",
     ),
@@ -589,19 +595,9 @@ const RCNN_TEST: &[Param] = &[
 ];
 
 const FASTER_RCNN: &[Param] = &[
-    p(
-        "backbone",
-        Ty::Comp(Backbone),
-        Def::Required,
-        "feature extractor",
-    ),
-    p("neck", Ty::Comp(Neck), Def::Required, "feature pyramid"),
-    p(
-        "rpn_head",
-        Ty::Comp(Head),
-        Def::Required,
-        "region proposal head (rpn_head)",
-    ),
+    BACKBONE,
+    NECK,
+    RPN_HEAD_PART,
     p(
         "roi_head",
         Ty::Comp(RoiHead),
@@ -611,12 +607,7 @@ const FASTER_RCNN: &[Param] = &[
     p(
         "train_cfg",
         Ty::Record(&[
-            p(
-                "rpn",
-                Ty::Record(RPN_TRAIN_STAGE),
-                Def::Required,
-                "the RPN's assignment and sampling",
-            ),
+            RPN_STAGE,
             p(
                 "rpn_proposal",
                 Ty::Record(PROPOSAL_TEST),
@@ -655,13 +646,8 @@ const FASTER_RCNN: &[Param] = &[
 ];
 
 const DETECTOR: &[Param] = &[
-    p(
-        "backbone",
-        Ty::Comp(Backbone),
-        Def::Required,
-        "feature extractor",
-    ),
-    p("neck", Ty::Comp(Neck), Def::Required, "feature pyramid"),
+    BACKBONE,
+    NECK,
     p(
         "bbox_head",
         Ty::Comp(Head),

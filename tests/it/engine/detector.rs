@@ -66,6 +66,17 @@ pub(super) fn small_variant_sets(root: &Path) -> Vec<String> {
     ]
 }
 
+/// `mmrun eval <what…> --gt GT --dt DT --format json`, which must succeed: its JSON report.
+pub(super) fn eval_json(what: &[&str], gt: &Path, dt: &Path) -> serde_json::Value {
+    let mut args = vec!["eval"];
+    args.extend_from_slice(what);
+    args.extend(["--gt", gt.to_str().unwrap(), "--dt", dt.to_str().unwrap()]);
+    args.extend(["--format", "json"]);
+    let (code, out) = mmrun(&args);
+    assert_eq!(code, 0, "{out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
 /// `mmrun` with `args`, then `--set` for each of `sets`.
 pub(super) fn run_with_sets(args: &[&str], sets: &[String]) -> (i32, String) {
     let mut a: Vec<&str> = args.to_vec();
@@ -244,18 +255,7 @@ fn voc_map_evaluation_agrees_with_eval_voc_on_the_written_results() {
     );
     let newest = work.join("results/bbox.json");
     let gt = root.join("annotations/instances_val.json");
-    let (code, out) = mmrun(&[
-        "eval",
-        "voc",
-        "--gt",
-        gt.to_str().unwrap(),
-        "--dt",
-        newest.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    assert_eq!(code, 0, "{out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = eval_json(&["voc"], &gt, &newest);
     eprintln!(
         "val AP50 per epoch: {:?}; best checkpoint {ap50}; eval voc {v}",
         evals.iter().map(|e| &e["AP50"]).collect::<Vec<_>>()

@@ -3,7 +3,7 @@
 //! best checkpoint by AR@100 is kept, `mmrun test` writes the proposals it scored, and
 //! `mmrun eval proposal` gives the same AR@100 from that file.
 
-use super::detector::{dataset, log_records, mmrun, run_with_sets, small_variant_sets};
+use super::detector::{dataset, eval_json, log_records, mmrun, run_with_sets, small_variant_sets};
 use std::path::Path;
 
 const RECIPE: &str = "pipelines/quickstart_rpn.recipe";
@@ -57,18 +57,7 @@ fn rpn_reports_proposal_recall_and_eval_proposal_agrees() {
     assert!(!list.is_empty());
     assert!(list.iter().all(|p| p["category_id"] == 1));
     let gt = root.join("annotations/instances_val.json");
-    let (code, out) = mmrun(&[
-        "eval",
-        "proposal",
-        "--gt",
-        gt.to_str().unwrap(),
-        "--dt",
-        props.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    assert_eq!(code, 0, "{out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = eval_json(&["proposal"], &gt, &props);
     assert_eq!(v["AR@100"].as_f64(), Some(ar100), "{v}");
 
     // mmdetection's RPN configs evaluate by `proposal_fast`: the same checkpoint through
@@ -78,19 +67,7 @@ fn rpn_reports_proposal_recall_and_eval_proposal_agrees() {
     let (code, out) = run_with_sets(&["test", RECIPE, "--checkpoint", c, "--work-dir", w], &fast);
     assert_eq!(code, 0, "{out}");
     let metrics = read(&work.join("results/metrics.json"));
-    let (code, out) = mmrun(&[
-        "eval",
-        "proposal",
-        "--fast",
-        "--gt",
-        gt.to_str().unwrap(),
-        "--dt",
-        props.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    assert_eq!(code, 0, "{out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = eval_json(&["proposal", "--fast"], &gt, &props);
     for k in ["AR@100", "AR@300", "AR@1000"] {
         let m = metrics[k].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&m), "{metrics}");

@@ -3,7 +3,7 @@
 //! COCO bbox mAP, `mmrun test` writes the detections it scored and `mmrun eval coco` gives the
 //! same mAP from that file; and a resumed run ends with the weights of a straight one.
 
-use super::detector::{dataset, log_records, mmrun, run_with_sets, small_variant_sets};
+use super::detector::{dataset, eval_json, log_records, run_with_sets, small_variant_sets};
 use std::path::Path;
 
 const RECIPE: &str = "pipelines/quickstart_two_stage.recipe";
@@ -54,18 +54,7 @@ fn faster_rcnn_trains_evaluates_and_eval_coco_agrees() {
     assert_eq!(metrics["bbox_mAP"], evals[1]["bbox_mAP"], "{metrics}");
     let dets = work.join("results/bbox.json");
     let gt = root.join("annotations/instances_val.json");
-    let (code, out) = mmrun(&[
-        "eval",
-        "coco",
-        "--gt",
-        gt.to_str().unwrap(),
-        "--dt",
-        dets.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    assert_eq!(code, 0, "{out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = eval_json(&["coco"], &gt, &dets);
     assert_eq!(v["bbox_mAP"], metrics["bbox_mAP"], "{v}");
 
     // Checkpoints every 3 iterations, stopped after 5 (the resume point, iteration 3, is in
