@@ -15,7 +15,7 @@ pub mod pretrained;
 pub mod runner;
 pub mod task;
 
-pub use executor::{Executor, GraphRunError, RunOutputs};
+pub use executor::{Executor, GraphRunError, LateFeeds, RunOutputs};
 pub use on_device::{RunGraph, executor_on};
 pub use params::{Param, ParamKind, ParamSet};
 pub use runner::{CheckpointSettings, RunConfig, RunError, RunSummary, Runner};

@@ -1,7 +1,7 @@
 //! An executor on whichever backend a user's [`Device`] holds: the one place above `backend`
 //! that turns a device into a concrete executor, behind the object-safe [`RunGraph`].
 
-use super::executor::{Executor, GraphRunError, RunOutputs};
+use super::executor::{Executor, GraphRunError, LateFeeds, RunOutputs};
 use super::params::ParamSet;
 use crate::backend::{Backend, Device, WithBackend};
 use crate::graph::{Graph, NodeId};
@@ -15,6 +15,13 @@ pub trait RunGraph {
         &mut self,
         params: &ParamSet,
         feeds: &BTreeMap<String, HostTensor>,
+    ) -> Result<RunOutputs, GraphRunError>;
+    /// [`Executor::run_with_late_feeds`].
+    fn run_with_late_feeds(
+        &mut self,
+        params: &ParamSet,
+        feeds: &BTreeMap<String, HostTensor>,
+        late: Option<LateFeeds<'_>>,
     ) -> Result<RunOutputs, GraphRunError>;
     /// [`Executor::recycle`].
     fn recycle(&mut self, storage: Vec<HostData>);
@@ -39,6 +46,14 @@ impl<B: Backend> RunGraph for Executor<B> {
         feeds: &BTreeMap<String, HostTensor>,
     ) -> Result<RunOutputs, GraphRunError> {
         Executor::run(self, params, feeds)
+    }
+    fn run_with_late_feeds(
+        &mut self,
+        params: &ParamSet,
+        feeds: &BTreeMap<String, HostTensor>,
+        late: Option<LateFeeds<'_>>,
+    ) -> Result<RunOutputs, GraphRunError> {
+        Executor::run_with_late_feeds(self, params, feeds, late)
     }
     fn recycle(&mut self, storage: Vec<HostData>) {
         Executor::recycle(self, storage)

@@ -4,7 +4,10 @@
 //! on loader batches, `mmrun bench train` on a fixed synthetic batch; the optimizer update is
 //! the caller's. In a data-parallel run the step averages the loss normalisers the model
 //! wants averaged over ranks ([`LossNormalisers`]); the gradients are averaged by the runner.
+//! A two-stage detector's step feeds its second stage half-way through the run
+//! ([`LateFeeds`]), from the RPN maps of the same run.
 
+use super::executor::LateFeeds;
 use super::on_device::{RunGraph, executor_on};
 use super::params::ParamSet;
 use crate::backend::Device;
@@ -32,8 +35,6 @@ pub struct TrainStep {
     detector: Detector,
     device: Device,
     graphs: HashMap<ShapeKey, Box<dyn RunGraph>>,
-    /// A two-stage detector's first stage, forward only, for the proposals of each step.
-    proposal_graphs: HashMap<ShapeKey, Box<dyn RunGraph>>,
     profile: bool,
     /// The other ranks of a data-parallel run.
     dist: Option<Dist>,
@@ -45,7 +46,6 @@ impl TrainStep {
             detector,
             device,
             graphs: HashMap::new(),
-            proposal_graphs: HashMap::new(),
             profile: false,
             dist: None,
         }
@@ -121,15 +121,10 @@ impl TrainStep {
             ));
         };
         let norms = self.normalisers(targets)?;
-        let second = match self.detector.is_two_stage() {
-            true => Some(self.rcnn_feeds(params, &images, targets, (n, h, w))?),
-            false => None,
-        };
         let mut feeds = self
             .detector
             .train_feeds(images, targets, (h, w), &norms)
             .map_err(|e| e.to_string())?;
-        feeds.extend(second.into_iter().flatten());
         if self.detector.precision().needs_loss_scale() {
             feeds.insert(
                 LOSS_SCALE.into(),
@@ -141,9 +136,26 @@ impl TrainStep {
                 self.detector.precision()
             ));
         }
-        let exec = self.graph_for((n, h, w))?;
+        self.graph_for((n, h, w))?;
+        let (exec, detector) = (self.graphs.get_mut(&(n, h, w)), &self.detector);
+        let exec = exec.expect("built above");
         let t1 = Instant::now();
-        let mut out = exec.run(params, &feeds).map_err(|e| e.to_string())?;
+        // A two-stage detector's second-stage feeds are made half-way through the run, from
+        // its RPN maps: proposals, sampling and targets on the host (`docs/two-stage.md`).
+        let mut make = |rpn: &std::collections::BTreeMap<String, HostTensor>| {
+            (detector.rcnn_train_feeds(rpn, targets, (h, w))).map_err(|e| e.to_string())
+        };
+        let late = detector.is_two_stage().then(|| {
+            let levels = detector.target_builder().featmap_sizes((h, w)).len();
+            let (names, after) = detector.rcnn_late_feeds(levels);
+            LateFeeds {
+                names,
+                after,
+                make: &mut make,
+            }
+        });
+        let mut out =
+            (exec.run_with_late_feeds(params, &feeds, late)).map_err(|e| e.to_string())?;
         let t2 = Instant::now();
         let replaced = params.take_run(&mut out).map_err(|e| e.to_string())?;
         exec.recycle(replaced);
@@ -158,33 +170,6 @@ impl TrainStep {
             losses,
             host_s: (t1 - t0).as_secs_f64() + t2.elapsed().as_secs_f64(),
         })
-    }
-
-    /// A two-stage detector's second-stage feeds: the first stage run forward on `images`
-    /// (as it trains, its statistics updates discarded: the train graph makes them again),
-    /// then proposals, sampling and targets on the host. The train graph recomputes the first
-    /// stage (`docs/two-stage.md`).
-    fn rcnn_feeds(
-        &mut self,
-        params: &ParamSet,
-        images: &HostTensor,
-        targets: &[DenseTargets],
-        key: ShapeKey,
-    ) -> Result<std::collections::BTreeMap<String, HostTensor>, String> {
-        if !self.proposal_graphs.contains_key(&key) {
-            let built = (self.detector)
-                .build(GraphMode::Proposals, key.0, (key.1, key.2), DType::F32)
-                .map_err(|e| format!("building the proposal graph for {key:?}: {e}"))?;
-            let mut exec = executor_on(&self.device, built.graph);
-            exec.set_dist(self.dist.clone());
-            self.proposal_graphs.insert(key, exec);
-        }
-        let exec = self.proposal_graphs.get_mut(&key).expect("inserted above");
-        let feeds = std::collections::BTreeMap::from([("img".to_string(), images.clone())]);
-        let out = exec.run(params, &feeds).map_err(|e| e.to_string())?;
-        (self.detector)
-            .rcnn_train_feeds(&out.outputs, targets, (key.1, key.2))
-            .map_err(|e| e.to_string())
     }
 
     fn graph_for(&mut self, key: ShapeKey) -> Result<&mut Box<dyn RunGraph>, String> {

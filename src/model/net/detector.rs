@@ -37,9 +37,6 @@ pub enum GraphMode {
     /// Forward only: outputs `cls_score.{l}`, `bbox_pred.{l}` (`centerness.{l}`) per level; a
     /// two-stage detector's also the levels its RoI head reads (`feat.{l}`).
     Eval,
-    /// A two-stage detector's first stage as it trains (batch statistics), forward only: the
-    /// RPN outputs its training proposals come from.
-    Proposals,
 }
 
 /// Names of the raw head outputs of one level in an eval graph.
@@ -277,7 +274,7 @@ impl Detector {
         let img = b.input("img", &[batch, bb.in_channels, hw.0, hw.1], float)?;
         let mut l = Layers {
             b: &mut b,
-            train: mode != GraphMode::Eval,
+            train: mode == GraphMode::Train,
             ranks: self.ranks,
         };
         let feats = build_resnet(&mut l, bb, img)?;
@@ -303,12 +300,11 @@ impl Detector {
                 let outs = build_rpn_head(&mut l, h, a, &levels)?;
                 num_priors = sizes.iter().map(|(y, x)| y * x * a).sum();
                 match (mode, &self.cfg) {
-                    (GraphMode::Eval | GraphMode::Proposals, _) => {
+                    (GraphMode::Eval, _) => {
                         for (i, &(c, r)) in outs.iter().enumerate() {
                             heads.push(eval_outputs(l.b, i, c, r, None, sizes[i])?);
                         }
-                        if let (GraphMode::Eval, DetectorConfig::FasterRcnn(p)) = (mode, &self.cfg)
-                        {
+                        if let DetectorConfig::FasterRcnn(p) = &self.cfg {
                             super::two_stage::feature_outputs(&mut l, p, &levels)?;
                         }
                     }
@@ -316,6 +312,11 @@ impl Detector {
                         let mut terms =
                             rpn_loss_terms(l.b, h, t, &outs, batch, num_priors)?.to_vec();
                         if let DetectorConfig::FasterRcnn(p) = cfg {
+                            // The RPN maps the second stage's proposals are made from, read
+                            // half-way through the run (`Detector::rcnn_late_feeds`).
+                            for (i, &(c, r)) in outs.iter().enumerate() {
+                                heads.push(eval_outputs(l.b, i, c, r, None, sizes[i])?);
+                            }
                             terms.extend(super::two_stage::rcnn_train(&mut l, p, &levels, batch)?);
                         }
                         let total = finish(l.b, &terms)?;
@@ -331,7 +332,7 @@ impl Detector {
                 let outs = build_retina_head(&mut l, h, a, &levels)?;
                 num_priors = sizes.iter().map(|(y, x)| y * x * a).sum();
                 match mode {
-                    GraphMode::Eval | GraphMode::Proposals => {
+                    GraphMode::Eval => {
                         for (i, &(c, r)) in outs.iter().enumerate() {
                             heads.push(eval_outputs(l.b, i, c, r, None, sizes[i])?);
                         }
@@ -346,7 +347,7 @@ impl Detector {
                 let outs = build_fcos_head(&mut l, h, &levels)?;
                 num_priors = sizes.iter().map(|(y, x)| y * x).sum();
                 match mode {
-                    GraphMode::Eval | GraphMode::Proposals => {
+                    GraphMode::Eval => {
                         for (i, o) in outs.iter().enumerate() {
                             heads.push(eval_outputs(
                                 l.b,

@@ -215,8 +215,27 @@ impl Detector {
         Ok(p.boxes)
     }
 
+    /// The train graph's inputs a two-stage step feeds half-way ([`crate::engine::LateFeeds`]
+    /// `names`), and the outputs they are made from (`after`: the RPN maps of every level).
+    pub fn rcnn_late_feeds(&self, levels: usize) -> (Vec<String>, Vec<String>) {
+        let names = [
+            ROIS,
+            ROI_LEVEL_MASKS,
+            RCNN_LABELS,
+            RCNN_LABEL_WEIGHTS,
+            RCNN_CLS_AVG,
+            RCNN_BBOX_TARGETS,
+            RCNN_BBOX_WEIGHTS,
+            RCNN_BBOX_AVG,
+        ];
+        let after = (0..levels)
+            .flat_map(|l| [format!("cls_score.{l}"), format!("bbox_pred.{l}")])
+            .collect();
+        (names.iter().map(|n| n.to_string()).collect(), after)
+    }
+
     /// The second stage's train feeds for a batch, from the first stage's outputs of the same
-    /// images (`GraphMode::Proposals`): proposals, sampled RoIs and their targets.
+    /// run (the train graph's RPN maps): proposals, sampled RoIs and their targets.
     pub fn rcnn_train_feeds(
         &self,
         rpn: &BTreeMap<String, HostTensor>,

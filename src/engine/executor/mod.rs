@@ -5,7 +5,15 @@
 //!
 //! On a host-memory backend (the CPU) parameters and feeds are read in place
 //! ([`Backend::host_buffer`]) and gradients leave their buffers without a copy
-//! ([`Backend::take_host`]); other backends upload and download.
+//! ([`Backend::take_host`]); other backends upload and download. Some inputs may be fed
+//! half-way through a run ([`LateFeeds`]).
+//!
+//! A little over 600 lines: the run loop, its bindings and the resident variant share private
+//! state and are read together; what can stand alone (`late`) is out.
+
+mod late;
+
+pub use late::LateFeeds;
 
 use super::params::ParamSet;
 use crate::backend::{Backend, BackendError, TensorMut, TensorRef};
@@ -37,6 +45,9 @@ pub enum GraphRunError {
         #[source]
         source: BackendError,
     },
+    /// The feeds a run asked for half-way ([`LateFeeds`]) could not be made.
+    #[error("feeds made during the run: {0}")]
+    Late(String),
     /// The ranks of a data-parallel run could not average a value (sync batch norm).
     #[error("node %{node} (all_reduce_mean): {source}")]
     Dist {
@@ -155,9 +166,19 @@ impl<B: Backend> Executor<B> {
         params: &ParamSet,
         feeds: &BTreeMap<String, HostTensor>,
     ) -> Result<RunOutputs, GraphRunError> {
+        self.run_with_late_feeds(params, feeds, None)
+    }
+
+    /// [`Executor::run`] with some inputs fed half-way ([`LateFeeds`]).
+    pub fn run_with_late_feeds(
+        &mut self,
+        params: &ParamSet,
+        feeds: &BTreeMap<String, HostTensor>,
+        late: Option<LateFeeds<'_>>,
+    ) -> Result<RunOutputs, GraphRunError> {
         self.check(params)?;
         let mut bound = Bindings::new();
-        let out = self.run_bound(params, None, feeds, &mut bound);
+        let out = self.run_bound(params, None, feeds, late, &mut bound);
         self.keep_param_bufs(bound);
         self.spare.clear();
         let mut out = out?;
@@ -237,13 +258,19 @@ impl<B: Backend> Executor<B> {
         params: &'a ParamSet,
         resident: Option<&'a BTreeMap<String, B::Buffer>>,
         feeds: &'a BTreeMap<String, HostTensor>,
+        mut late: Option<LateFeeds<'_>>,
         bound: &mut Bindings<'a, B::Buffer>,
     ) -> Result<RunOutputs, GraphRunError> {
         let schedule = self.plan.schedule.clone();
+        let is_late = |name: &str, late: &Option<LateFeeds<'_>>| {
+            late.as_ref()
+                .is_some_and(|l| l.names.iter().any(|n| n == name))
+        };
         for &NodeId(i) in &schedule {
             let t0 = self.timings.is_some().then(Instant::now);
             let node = &self.graph.nodes[i];
             let buf = match &node.op {
+                Op::Input { name } if is_late(name, &late) => continue,
                 Op::Input { name } => {
                     let t = feeds
                         .get(name)
@@ -275,6 +302,14 @@ impl<B: Backend> Executor<B> {
         let mut buffers = BTreeMap::new();
         for &NodeId(i) in &schedule {
             if bound.contains_key(&i) {
+                continue;
+            }
+            if let Op::Input { name } = &self.graph.nodes[i].op {
+                // The first late input: everything scheduled before it has run.
+                let l = late
+                    .take()
+                    .ok_or_else(|| GraphRunError::MissingInput(name.clone()))?;
+                self.bind_late(l, bound)?;
                 continue;
             }
             let t0 = self.timings.is_some().then(Instant::now);
@@ -572,7 +607,7 @@ impl<B: Backend> Executor<B> {
             }
         }
         let mut bound = Bindings::new();
-        let out = self.run_bound(params, Some(&*resident), feeds, &mut bound);
+        let out = self.run_bound(params, Some(&*resident), feeds, None, &mut bound);
         self.keep_param_bufs(bound);
         out
     }
