@@ -1,7 +1,7 @@
 //! Inputs fed half-way through a run: the second stage of a two-stage detector, whose feeds
 //! the host makes from the first stage's outputs of the same run.
 
-use super::{Bindings, Bound, Executor, GraphRunError};
+use super::{Bindings, Bound, Executor, GraphRunError, checked_feed};
 use crate::backend::Backend;
 use crate::ir::HostTensor;
 use std::collections::BTreeMap;
@@ -40,17 +40,7 @@ impl<B: Backend> Executor<B> {
             let id = (self.graph.inputs.get(name))
                 .ok_or_else(|| GraphRunError::MissingInput(name.clone()))?
                 .0;
-            let node = &self.graph.nodes[id];
-            let t = made
-                .get(name)
-                .ok_or_else(|| GraphRunError::MissingInput(name.clone()))?;
-            if t.shape != node.shape || t.dtype() != node.dtype {
-                return Err(GraphRunError::BadInput {
-                    name: name.clone(),
-                    expected: format!("{}{:?}", node.dtype, node.shape),
-                    got: format!("{}{:?}", t.dtype(), t.shape),
-                });
-            }
+            let t = checked_feed(&made, name, &self.graph.nodes[id])?;
             let buf = self.backend.upload(t).map_err(|e| self.be(id, e))?;
             bound.insert(id, Bound::Owned(buf));
         }

@@ -93,6 +93,23 @@ impl<T> Bound<'_, T> {
     }
 }
 
+/// The feed `name` for input `node`, of the node's shape and dtype.
+fn checked_feed<'t>(
+    feeds: &'t BTreeMap<String, HostTensor>,
+    name: &str,
+    node: &crate::graph::Node,
+) -> Result<&'t HostTensor, GraphRunError> {
+    let t = (feeds.get(name)).ok_or_else(|| GraphRunError::MissingInput(name.to_string()))?;
+    if t.shape != node.shape || t.dtype() != node.dtype {
+        return Err(GraphRunError::BadInput {
+            name: name.to_string(),
+            expected: format!("{}{:?}", node.dtype, node.shape),
+            got: format!("{}{:?}", t.dtype(), t.shape),
+        });
+    }
+    Ok(t)
+}
+
 /// Buffers bound to the graph's input and parameter nodes for one run, by node.
 type Bindings<'a, T> = BTreeMap<usize, Bound<'a, T>>;
 
@@ -272,16 +289,7 @@ impl<B: Backend> Executor<B> {
             let buf = match &node.op {
                 Op::Input { name } if is_late(name, &late) => continue,
                 Op::Input { name } => {
-                    let t = feeds
-                        .get(name)
-                        .ok_or_else(|| GraphRunError::MissingInput(name.clone()))?;
-                    if t.shape != node.shape || t.dtype() != node.dtype {
-                        return Err(GraphRunError::BadInput {
-                            name: name.clone(),
-                            expected: format!("{}{:?}", node.dtype, node.shape),
-                            got: format!("{}{:?}", t.dtype(), t.shape),
-                        });
-                    }
+                    let t = checked_feed(feeds, name, node)?;
                     match self.backend.host_buffer(t) {
                         Some(b) => Bound::Borrowed(b),
                         None => Bound::Owned(self.backend.upload(t).map_err(|e| self.be(i, e))?),
