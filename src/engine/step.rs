@@ -146,8 +146,7 @@ impl TrainStep {
             (detector.rcnn_train_feeds(rpn, targets, (h, w))).map_err(|e| e.to_string())
         };
         let late = detector.is_two_stage().then(|| {
-            let levels = detector.target_builder().featmap_sizes((h, w)).len();
-            let (names, after) = detector.rcnn_late_feeds(levels);
+            let (names, after) = detector.rcnn_late_feeds();
             LateFeeds {
                 names,
                 after,

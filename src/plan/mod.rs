@@ -15,7 +15,9 @@ mod training;
 mod weights;
 
 pub use flops::mmcv_flops;
-pub use report::{GraphReport, PlanError, PlanShape, check_fits, default_shape, report, thousands};
+pub use report::{
+    GraphReport, PlanError, PlanShape, check_fits, default_shape, param_count, report, thousands,
+};
 pub use training::{PathError, training_spec};
 pub use weights::check_weights;
 

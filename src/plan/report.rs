@@ -143,7 +143,8 @@ fn to_side(v: f64) -> usize {
     }
 }
 
-fn count(g: &Graph, prefix: &str) -> (usize, usize) {
+/// Parameters (not buffers) whose names start with `prefix`: `(all, trainable)` elements.
+pub fn param_count(g: &Graph, prefix: &str) -> (usize, usize) {
     let mut all = 0;
     let mut tr = 0;
     for (k, s) in &g.params {
@@ -191,7 +192,7 @@ pub fn report(plan: &Plan, shape: Option<PlanShape>) -> Result<GraphReport, Plan
         .iter()
         .chain(heads)
         .map(|p| {
-            let (a, t) = count(g, &format!("{p}."));
+            let (a, t) = param_count(g, &format!("{p}."));
             (p.to_string(), a, t)
         })
         .collect();

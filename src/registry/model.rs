@@ -405,7 +405,7 @@ const DEBUG: Param = p(
     "debug",
     Ty::Bool,
     Def::Bool(false),
-    "mmdetection's debug flag",
+    "mmdetection's debug flag (false only: its debug mode has no counterpart here)",
 );
 
 const TRAIN_CFG: &[Param] = &[

@@ -13,7 +13,7 @@ use crate::model::anchor::point_grid;
 use crate::model::config::DetectorConfig;
 use crate::model::net::{GraphMode, feat_name};
 use crate::model::postprocess::{Decoder, Detections, LevelOutput, postprocess};
-use crate::model::proposals::{RpnLevel, rpn_proposals};
+use crate::model::proposals::Proposals;
 use crate::model::target::TargetBuilder;
 use std::collections::HashMap;
 impl DetectorTask {
@@ -69,13 +69,6 @@ impl DetectorTask {
         let img_shape = (meta.img_shape[0], meta.img_shape[1]);
         let nc = detector.num_classes();
         let dets = match (&detector.cfg, detector.target_builder()) {
-            (DetectorConfig::Rpn(p), TargetBuilder::Anchor(t)) => {
-                let anchors = t
-                    .anchor_generator
-                    .grid_anchors(&g.featmap_sizes)
-                    .map_err(err)?;
-                return proposals(&levels, &anchors, t, &p.test_cfg.rpn, img_shape, meta);
-            }
             (DetectorConfig::Retinanet(p) | DetectorConfig::Fcos(p), TargetBuilder::Anchor(t)) => {
                 let anchors = t
                     .anchor_generator
@@ -119,67 +112,63 @@ impl DetectorTask {
                     true,
                 )
             }
-            (DetectorConfig::Rpn(_), TargetBuilder::Point(_))
-            | (DetectorConfig::FasterRcnn(_), _) => {
-                return Err(err(
-                    "one-stage decoding asked of an RPN without anchors or a two-stage detector",
-                ));
+            (DetectorConfig::Rpn(_) | DetectorConfig::FasterRcnn(_), _) => {
+                return Err(err("one-stage decoding asked of a detector with an RPN"));
             }
         };
         dets.map_err(err)
     }
 }
 
-/// An RPN's proposals of one image (`test_cfg.rpn`), rescaled to the original image as
-/// mmdetection's `RPN.simple_test` does, as class-0 detections.
-fn proposals(
-    levels: &[LevelOutput<'_>],
-    anchors: &[Vec<[f32; 4]>],
-    t: &crate::model::target::AnchorTargetConfig,
-    cfg: &crate::model::config::ProposalTestConfig,
-    img_shape: (usize, usize),
-    meta: &crate::data::ImageMeta,
-) -> Result<Detections, TaskError> {
-    let rpn: Vec<RpnLevel<'_>> = (levels.iter())
-        .map(|l| RpnLevel {
-            cls: l.cls,
-            reg: l.reg,
-            h: l.h,
-            w: l.w,
-        })
-        .collect();
-    let p =
-        rpn_proposals(&rpn, anchors, &t.bbox_coder, &cfg.proposals(), img_shape).map_err(err)?;
-    let f = meta.scale_factor;
-    Ok(Detections {
-        bboxes: (p.boxes.iter())
-            .map(|b| std::array::from_fn(|k| b[k] / f[k]))
-            .collect(),
-        labels: vec![0; p.scores.len()],
-        scores: p.scores,
-    })
-}
-
 impl DetectorTask {
-    /// A two-stage detector's detections of an eval batch from its first stage's `out`:
-    /// proposals (`test_cfg.rpn`), then the second stage on the first stage's features.
-    pub(super) fn second_stage(
+    /// The detections of an eval batch of a detector with an RPN, from its eval graph's
+    /// `out` (`None` for a one-stage detector: [`DetectorTask::decode`] per image). An RPN's
+    /// are its proposals (`test_cfg.rpn`), rescaled to the original image as mmdetection's
+    /// `RPN.simple_test` does, as class-0 detections; a two-stage detector's come from its
+    /// second stage on those proposals.
+    pub(super) fn batch_detections(
         &mut self,
         params: &ParamSet,
         key: ShapeKey,
         out: &crate::engine::RunOutputs,
         metas: &[crate::data::ImageMeta],
+    ) -> Result<Option<Vec<Detections>>, TaskError> {
+        let det = self.step.detector();
+        if !det.cfg.is_proposal_net() && !det.is_two_stage() {
+            return Ok(None);
+        }
+        let img_shapes: Vec<(usize, usize)> = (metas.iter())
+            .map(|m| (m.img_shape[0], m.img_shape[1]))
+            .collect();
+        let props =
+            (det.batch_proposals(&out.outputs, (key.1, key.2), &img_shapes, false)).map_err(err)?;
+        if !det.is_two_stage() {
+            let rescaled = (props.into_iter().zip(metas)).map(|(p, m)| Detections {
+                bboxes: (p.boxes.iter())
+                    .map(|b| std::array::from_fn(|k| b[k] / m.scale_factor[k]))
+                    .collect(),
+                labels: vec![0; p.scores.len()],
+                scores: p.scores,
+            });
+            return Ok(Some(rescaled.collect()));
+        }
+        self.second_stage(params, key, out, metas, &props).map(Some)
+    }
+
+    /// A two-stage detector's detections of an eval batch: the second stage on the first
+    /// stage's features (`out`) and its proposals.
+    fn second_stage(
+        &mut self,
+        params: &ParamSet,
+        key: ShapeKey,
+        out: &crate::engine::RunOutputs,
+        metas: &[crate::data::ImageMeta],
+        props: &[Proposals],
     ) -> Result<Vec<Detections>, TaskError> {
         let det = self.step.detector();
         let n = metas.len();
         let img_shape = |m: &crate::data::ImageMeta| (m.img_shape[0], m.img_shape[1]);
-        let props = (metas.iter().enumerate())
-            .map(|(i, m)| {
-                det.rpn_proposals_of(&out.outputs, (key.1, key.2), n, i, img_shape(m), false)
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
-        let refs: Vec<&[[f32; 4]]> = props.iter().map(Vec::as_slice).collect();
+        let refs: Vec<&[[f32; 4]]> = props.iter().map(|p| p.boxes.as_slice()).collect();
         let per = det.rcnn_eval_rois();
         let batch =
             (det.rcnn_roi_batch(&refs, per)).ok_or_else(|| err("not a two-stage detector"))?;
@@ -203,7 +192,7 @@ impl DetectorTask {
                 det.rcnn_detections_of(
                     &o.outputs,
                     &batch,
-                    &props[i],
+                    &props[i].boxes,
                     i,
                     img_shape(m),
                     m.scale_factor,

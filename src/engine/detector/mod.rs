@@ -281,14 +281,11 @@ impl Task for DetectorTask {
             );
             let g = self.eval_graphs.get_mut(&key).expect("built above");
             let out = g.exec.run(params, &feeds).map_err(err)?;
-            let two_stage = match self.step.detector().is_two_stage() {
-                true => Some(self.second_stage(params, key, &out, &batch.metas)?),
-                false => None,
-            };
+            let per_batch = self.batch_detections(params, key, &out, &batch.metas)?;
             let g = &self.eval_graphs[&key];
             let mut images = Vec::with_capacity(n);
             for (i, meta) in batch.metas.iter().enumerate() {
-                let d = match &two_stage {
+                let d = match &per_batch {
                     Some(dets) => dets[i].clone(),
                     None => self.decode(g, &out, n, i, meta)?,
                 };

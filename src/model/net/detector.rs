@@ -5,8 +5,8 @@
 use super::fcos_head::build_fcos_head;
 use super::fpn::{build_fpn, end_level};
 use super::head_checks::{
-    check_bbox_loss, check_cls_loss, check_head_common, check_same_anchor_count, delta_coder,
-    rpn_targets,
+    check_bbox_loss, check_cls_loss, check_head_common, check_no_debug, check_same_anchor_count,
+    delta_coder, rpn_targets,
 };
 use super::layers::Layers;
 use super::losses::{fcos_losses, finish, retina_losses, rpn_loss_terms};
@@ -97,6 +97,7 @@ impl Detector {
                 ),
             ));
         }
+        check_no_debug(&cfg)?;
         let mut rcnn = None;
         let targets = match (&cfg, cfg.head()) {
             (DetectorConfig::Rpn(p), HeadConfig::RpnHead(h)) => {

@@ -1,10 +1,11 @@
 //! The checks a dense head's config passes before its targets are built (channels and levels
-//! against the neck, coder, losses, anchors), and an RPN's target settings.
+//! against the neck, coder, losses, anchors), the `train_cfg` flags mmrun cannot honour, and an
+//! RPN's target settings.
 
 use crate::model::anchor::AnchorGenerator;
 use crate::model::config::{
-    BoxCoderConfig, BoxSamplerConfig, FpnConfig, LossConfig, ModelConfigError, Reduction,
-    RpnHeadConfig, SampledTrainConfig,
+    BoxCoderConfig, BoxSamplerConfig, DetectorConfig, FpnConfig, LossConfig, ModelConfigError,
+    Reduction, RpnHeadConfig, SampledTrainConfig,
 };
 use crate::model::target::{AnchorTargetConfig, TargetBuilder};
 use std::sync::Arc;
@@ -175,5 +176,27 @@ pub(super) fn check_bbox_loss(l: &LossConfig, path: &str) -> Result<(), ModelCon
             path,
             "needs l1_loss, smooth_l1_loss or giou_loss with reduction = mean",
         )),
+    }
+}
+
+/// `train_cfg`'s `debug` (mmdetection keeps copies of the input images for inspection when it
+/// is set) has no counterpart here: `true` is refused rather than ignored.
+pub(super) fn check_no_debug(cfg: &DetectorConfig) -> Result<(), ModelConfigError> {
+    let flags: Vec<(&str, bool)> = match cfg {
+        DetectorConfig::Retinanet(p) | DetectorConfig::Fcos(p) => {
+            vec![("train_cfg.debug", p.train_cfg.debug)]
+        }
+        DetectorConfig::Rpn(p) => vec![("train_cfg.rpn.debug", p.train_cfg.rpn.debug)],
+        DetectorConfig::FasterRcnn(p) => vec![
+            ("train_cfg.rpn.debug", p.train_cfg.rpn.debug),
+            ("train_cfg.rcnn.debug", p.train_cfg.rcnn.debug),
+        ],
+    };
+    match flags.into_iter().find(|&(_, on)| on) {
+        Some((path, _)) => Err(ModelConfigError::at(
+            path,
+            "mmdetection's debug mode (input images kept for inspection) has no counterpart in mmrun: set false",
+        )),
+        None => Ok(()),
     }
 }

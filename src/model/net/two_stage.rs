@@ -1,7 +1,8 @@
 //! Faster R-CNN's second stage in the detector: the RoI head's validation against the RPN and
-//! neck, its part of the train graph, the feeds the host makes for it between the stages, the
-//! eval graph that reads the first stage's features, and its detections. The step and the
-//! eval loop that run these in order are the engine's (`docs/two-stage.md`).
+//! neck, its part of the train graph, the proposals of a batch (an RPN alone shares them), the
+//! feeds the host makes for the second stage, the eval graph that reads the first stage's
+//! features, and its detections. The step and the eval loop that run these in order are the
+//! engine's (`docs/two-stage.md`).
 
 use super::detector::{Detector, FeedError};
 use super::layers::Layers;
@@ -19,7 +20,7 @@ use crate::model::config::{
     RpnHeadConfig, StandardRoiHeadConfig,
 };
 use crate::model::postprocess::Detections;
-use crate::model::proposals::{RpnLevel, rpn_proposals};
+use crate::model::proposals::{Proposals, RpnLevel, rpn_proposals};
 use crate::model::rcnn::{RcnnTargetConfig, RoiBatch, rcnn_detections, rcnn_samples, roi_batch};
 use crate::model::target::{DenseTargets, TargetBuilder};
 use crate::util::rng::Rng;
@@ -187,19 +188,18 @@ impl Detector {
         self.two_stage().is_some()
     }
 
-    /// The proposals of image `i` of a batch of `n` from its first stage's `outputs`, made
-    /// with `train_cfg.rpn_proposal` (`train`) or `test_cfg.rpn`, on the network's input scale.
-    pub fn rpn_proposals_of(
+    /// Each image's proposals from a batch's first-stage `outputs` (`img_shapes`: each image's
+    /// `img_shape`), made with `train_cfg.rpn_proposal` (`train`) or `test_cfg.rpn`, on the
+    /// network's input scale. The anchors are made once for the batch.
+    pub fn batch_proposals(
         &self,
         outputs: &BTreeMap<String, HostTensor>,
         batch_shape: (usize, usize),
-        n: usize,
-        i: usize,
-        img_shape: (usize, usize),
+        img_shapes: &[(usize, usize)],
         train: bool,
-    ) -> Result<Vec<BBox<f32>>, FeedError> {
+    ) -> Result<Vec<Proposals>, FeedError> {
         let TargetBuilder::Anchor(t) = &self.targets else {
-            unreachable!("two-stage detectors have an RPN")
+            return Err(FeedError::NotTwoStage);
         };
         let cfg = match (&self.cfg, train) {
             (DetectorConfig::FasterRcnn(p), true) => p.train_cfg.rpn_proposal.proposals(),
@@ -209,15 +209,23 @@ impl Detector {
         };
         let sizes = self.targets.featmap_sizes(batch_shape);
         let anchors = t.anchor_generator.grid_anchors(&sizes)?;
-        let levels = rpn_levels(outputs, &sizes, n, i)?;
-        let p = rpn_proposals(&levels, &anchors, &t.bbox_coder, &cfg, img_shape)
-            .map_err(|e| FeedError::Proposals(e.to_string()))?;
-        Ok(p.boxes)
+        let n = img_shapes.len();
+        (img_shapes.iter().enumerate())
+            .map(|(i, &img_shape)| {
+                let levels = rpn_levels(outputs, &sizes, n, i)?;
+                rpn_proposals(&levels, &anchors, &t.bbox_coder, &cfg, img_shape)
+                    .map_err(|e| FeedError::Proposals(e.to_string()))
+            })
+            .collect()
     }
 
     /// The train graph's inputs a two-stage step feeds half-way ([`crate::engine::LateFeeds`]
     /// `names`), and the outputs they are made from (`after`: the RPN maps of every level).
-    pub fn rcnn_late_feeds(&self, levels: usize) -> (Vec<String>, Vec<String>) {
+    pub fn rcnn_late_feeds(&self) -> (Vec<String>, Vec<String>) {
+        let levels = match &self.targets {
+            TargetBuilder::Anchor(t) => t.anchor_generator.num_levels(),
+            TargetBuilder::Point(t) => t.strides.len(),
+        };
         let names = [
             ROIS,
             ROI_LEVEL_MASKS,
@@ -244,11 +252,11 @@ impl Detector {
     ) -> Result<BTreeMap<String, HostTensor>, FeedError> {
         let (p, r) = self.two_stage().ok_or(FeedError::NotTwoStage)?;
         let n = targets.len();
-        let mut samples = Vec::with_capacity(n);
-        for (i, t) in targets.iter().enumerate() {
-            let props = self.rpn_proposals_of(rpn, batch_shape, n, i, t.img_shape, true)?;
-            samples.push(rcnn_samples(&props, &t.gt, r, &mut Rng::seed(t.seed)));
-        }
+        let img_shapes: Vec<(usize, usize)> = targets.iter().map(|t| t.img_shape).collect();
+        let props = self.batch_proposals(rpn, batch_shape, &img_shapes, true)?;
+        let samples: Vec<_> = (targets.iter().zip(&props))
+            .map(|(t, p)| rcnn_samples(&p.boxes, &t.gt, r, &mut Rng::seed(t.seed)))
+            .collect();
         let per = r.sampler.num;
         let rois: Vec<&[BBox<f32>]> = samples.iter().map(|s| s.rois.as_slice()).collect();
         let mut f = roi_feeds(p, &roi_batch_of(p, &rois, per))?;

@@ -36,13 +36,7 @@ fn retinanet_r50_fpn_has_mmdetections_parameter_count() {
         .build(GraphMode::Eval, 1, (800, 1344), DType::F32)
         .unwrap()
         .graph;
-    let part = |p: &str| -> usize {
-        g.params
-            .iter()
-            .filter(|(k, s)| k.starts_with(p) && !s.buffer)
-            .map(|(_, s)| s.shape.iter().product::<usize>())
-            .sum()
-    };
+    let part = |p: &str| mmrun::plan::param_count(&g, p).0;
     assert_eq!(part("backbone."), 23_508_032);
     assert_eq!(part("neck."), 7_997_440);
     assert_eq!(part("bbox_head."), 6_463_220);
@@ -322,18 +316,13 @@ fn rpn_r50_fpn_has_mmdetections_parameter_count() {
         .build(GraphMode::Eval, 1, (800, 1344), DType::F32)
         .unwrap()
         .graph;
-    let part = |p: &str, trainable_only: bool| -> usize {
-        (g.params.iter())
-            .filter(|(k, s)| k.starts_with(p) && !s.buffer && (s.trainable || !trainable_only))
-            .map(|(_, s)| s.shape.iter().product::<usize>())
-            .sum()
-    };
-    assert_eq!(part("backbone.", false), 23_508_032);
-    assert_eq!(part("neck.", false), 3_344_384);
-    assert_eq!(part("rpn_head.", false), 593_935);
+    let part = |p: &str| mmrun::plan::param_count(&g, p).0;
+    assert_eq!(part("backbone."), 23_508_032);
+    assert_eq!(part("neck."), 3_344_384);
+    assert_eq!(part("rpn_head."), 593_935);
     assert_eq!(g.num_params(), 27_446_351);
     // frozen_stages = 1: the stem and layer1 do not train.
-    assert_eq!(part("", true), 27_221_007);
+    assert_eq!(mmrun::plan::param_count(&g, "").1, 27_221_007);
 }
 
 /// The tiny RPN: the quickstart RPN's shape at TINY's widths; batch norm frozen (`norm_eval`)
@@ -451,12 +440,7 @@ fn faster_rcnn_r50_fpn_has_mmdetections_parameter_count() {
         .build(GraphMode::Train, 1, (320, 320), DType::F32)
         .unwrap()
         .graph;
-    let part = |p: &str| -> usize {
-        (g.params.iter())
-            .filter(|(k, s)| k.starts_with(p) && !s.buffer)
-            .map(|(_, s)| s.shape.iter().product::<usize>())
-            .sum()
-    };
+    let part = |p: &str| mmrun::plan::param_count(&g, p).0;
     assert_eq!(part("backbone."), 23_508_032);
     assert_eq!(part("neck."), 3_344_384);
     assert_eq!(part("rpn_head."), 593_935);
