@@ -1,15 +1,17 @@
-//! Where graphs run: `--device cpu` (the reference backend) or `--device cuda:N` (feature
-//! `cuda`). Owns parsing and opening a device — once the recipe is loaded and before any data
+//! Where graphs run: `--device cpu` (the reference backend), `--device cuda:N` (feature
+//! `cuda`) or `--device wgpu[:N|:NAME]` (feature `wgpu`: any Vulkan, Metal or DX12 adapter).
+//! Owns parsing and opening a device — once the recipe is loaded and before any data
 //! or model work, so a missing driver fails in seconds with a clear message — and handing its
 //! backend to code that is generic over backends ([`Device::with`]), so nothing above
 //! `backend` names a concrete one.
 //!
-//! Without the `cuda` feature, `Device::Cuda` holds a stand-in that cannot be built: the enum
-//! and every match on it read the same in both builds.
+//! Without the `cuda` (`wgpu`) feature, `Device::Cuda` (`Device::Wgpu`) holds a stand-in that
+//! cannot be built: the enum and every match on it read the same in every build.
 
 use super::Backend;
 use super::cpu::CpuBackend;
 use super::cuda::CudaBackend;
+use super::wgpu::WgpuBackend;
 
 /// An opened device.
 #[derive(Clone, Default)]
@@ -18,6 +20,29 @@ pub enum Device {
     Cpu,
     /// A CUDA device (shared handles: cheap to clone).
     Cuda(CudaBackend),
+    /// A wgpu adapter (shared handles: cheap to clone).
+    Wgpu(WgpuBackend),
+}
+
+/// A `--device` value, read but not opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceSpec {
+    Cpu,
+    /// The CUDA device of this ordinal.
+    Cuda(usize),
+    Wgpu(AdapterChoice),
+}
+
+/// Which adapter `--device wgpu[:SEL]` names (`mmrun devices` lists them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AdapterChoice {
+    /// `wgpu`: a real GPU before a CPU implementation, else the first adapter.
+    #[default]
+    Default,
+    /// `wgpu:N`: the `N`th adapter in `mmrun devices`' order.
+    Index(usize),
+    /// `wgpu:NAME`: the first adapter whose name contains `NAME` (case-insensitive).
+    Name(String),
 }
 
 /// Code generic over the backend, run by [`Device::with`] on the device's backend.
@@ -35,13 +60,13 @@ impl std::fmt::Debug for Device {
 /// Why a device spec cannot be used; each message names the spec as the user wrote it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DeviceError {
-    #[error("unknown device `{spec}`: expected `cpu` or `cuda:N`")]
+    #[error("unknown device `{spec}`: expected `cpu`, `cuda:N` or `wgpu[:N|:NAME]`")]
     Unknown { spec: String },
     #[error(
-        "device `{spec}`: this mmrun was built without the `cuda` feature \
-         (rebuild with `cargo build --release --features cuda`)"
+        "device `{spec}`: this mmrun was built without the `{feature}` feature \
+         (rebuild with `cargo build --release --features {feature}`)"
     )]
-    NotBuilt { spec: String },
+    NotBuilt { spec: String, feature: &'static str },
     /// No driver, no such device, or the device failed to open (the driver's words).
     #[error("device `{spec}`: {message}")]
     Unavailable { spec: String, message: String },
@@ -52,29 +77,49 @@ impl Device {
     /// name, a build without the `cuda` feature, no driver, no such device.
     pub fn open(spec: &str) -> Result<Device, DeviceError> {
         match Self::parse(spec)? {
-            None => Ok(Device::Cpu),
-            Some(ordinal) => open_cuda(spec, ordinal),
+            DeviceSpec::Cpu => Ok(Device::Cpu),
+            DeviceSpec::Cuda(ordinal) => open_cuda(spec, ordinal),
+            DeviceSpec::Wgpu(choice) => open_wgpu(spec, &choice),
         }
     }
 
-    /// Reads a device spec without opening it: `None` for the CPU, the GPU ordinal otherwise.
-    /// Lets a command refuse a misspelt `--device` before it reads anything else.
-    pub fn parse(spec: &str) -> Result<Option<usize>, DeviceError> {
+    /// Reads a device spec without opening it. Lets a command refuse a misspelt `--device`
+    /// before it reads anything else.
+    pub fn parse(spec: &str) -> Result<DeviceSpec, DeviceError> {
+        let unknown = || DeviceError::Unknown { spec: spec.into() };
         match spec {
-            "cpu" => Ok(None),
-            "cuda" => Ok(Some(0)),
-            _ => match spec.strip_prefix("cuda:").map(str::parse::<usize>) {
-                Some(Ok(n)) => Ok(Some(n)),
-                _ => Err(DeviceError::Unknown { spec: spec.into() }),
-            },
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            "wgpu" => Ok(DeviceSpec::Wgpu(AdapterChoice::Default)),
+            _ => {
+                if let Some(n) = spec.strip_prefix("cuda:") {
+                    return n.parse().map(DeviceSpec::Cuda).map_err(|_| unknown());
+                }
+                match spec.strip_prefix("wgpu:") {
+                    Some("") | None => Err(unknown()),
+                    Some(sel) => Ok(DeviceSpec::Wgpu(match sel.parse() {
+                        Ok(i) => AdapterChoice::Index(i),
+                        Err(_) => AdapterChoice::Name(sel.to_string()),
+                    })),
+                }
+            }
         }
     }
 
-    /// `cpu` or `cuda`.
+    /// `cpu`, `cuda` or `wgpu`.
     pub fn name(&self) -> &'static str {
         match self {
             Device::Cpu => "cpu",
             Device::Cuda(_) => "cuda",
+            Device::Wgpu(_) => "wgpu",
+        }
+    }
+
+    /// The hardware in words, where there is more to say than the name (the wgpu adapter).
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            Device::Wgpu(b) => Some(b.adapter()),
+            Device::Cpu | Device::Cuda(_) => None,
         }
     }
 
@@ -86,23 +131,95 @@ impl Device {
             Device::Cuda(b) => b
                 .free_memory()
                 .map(|free| (free, "free memory the CUDA driver reports")),
+            // wgpu does not report free memory.
+            Device::Wgpu(_) => None,
         }
     }
 
     /// Runs `work` on this device's backend.
-    // Without the `cuda` feature the CUDA arm holds a value that cannot exist.
-    #[cfg_attr(not(feature = "cuda"), allow(unreachable_code))]
+    // Without a feature its arm holds a value that cannot exist.
+    #[cfg_attr(not(all(feature = "cuda", feature = "wgpu")), allow(unreachable_code))]
     pub fn with<W: WithBackend>(&self, work: W) -> W::Output {
         match self {
             Device::Cpu => work.run(CpuBackend),
             Device::Cuda(b) => work.run(b.clone()),
+            Device::Wgpu(b) => work.run(b.clone()),
         }
     }
 }
 
+/// What `--device` can name on this machine, one line each: the CPU, the CUDA devices the
+/// driver reports, the wgpu adapters (by the index and name `wgpu:N` / `wgpu:NAME` take).
+/// A backend this build lacks, or whose driver is missing, says so on its line.
+pub fn list() -> Vec<String> {
+    let mut lines = vec!["cpu        the reference backend (always)".to_string()];
+    lines.push(cuda_line());
+    lines.extend(wgpu_lines());
+    lines
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_line() -> String {
+    match crate::backend::cuda::probe() {
+        Ok(0) => "cuda       no device (the driver reports none)".to_string(),
+        Ok(n) => format!("cuda:0..{} {n} device(s)", n - 1),
+        Err(e) => format!("cuda       unavailable: {e}"),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_line() -> String {
+    "cuda       not in this build (cargo feature `cuda`)".to_string()
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_lines() -> Vec<String> {
+    let adapters = crate::backend::wgpu::adapters();
+    if adapters.is_empty() {
+        return vec!["wgpu       no adapter (no Vulkan, Metal or DX12 driver)".to_string()];
+    }
+    adapters
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            format!(
+                "{:<10} {}",
+                format!("wgpu:{i}"),
+                crate::backend::wgpu::describe(&a.get_info())
+            )
+        })
+        .collect()
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_lines() -> Vec<String> {
+    vec!["wgpu       not in this build (cargo feature `wgpu`)".to_string()]
+}
+
 #[cfg(not(feature = "cuda"))]
 fn open_cuda(spec: &str, _ordinal: usize) -> Result<Device, DeviceError> {
-    Err(DeviceError::NotBuilt { spec: spec.into() })
+    Err(DeviceError::NotBuilt {
+        spec: spec.into(),
+        feature: "cuda",
+    })
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn open_wgpu(spec: &str, _choice: &AdapterChoice) -> Result<Device, DeviceError> {
+    Err(DeviceError::NotBuilt {
+        spec: spec.into(),
+        feature: "wgpu",
+    })
+}
+
+#[cfg(feature = "wgpu")]
+fn open_wgpu(spec: &str, choice: &AdapterChoice) -> Result<Device, DeviceError> {
+    WgpuBackend::open(choice)
+        .map(Device::Wgpu)
+        .map_err(|message| DeviceError::Unavailable {
+            spec: spec.into(),
+            message,
+        })
 }
 
 #[cfg(feature = "cuda")]
@@ -190,11 +307,30 @@ mod tests {
     #[test]
     fn cpu_opens_and_bad_names_are_refused() {
         assert!(matches!(Device::open("cpu"), Ok(Device::Cpu)));
-        for bad in ["gpu", "cuda:x", "cuda:-1", "cuda0", ""] {
+        for bad in ["gpu", "cuda:x", "cuda:-1", "cuda0", "", "wgpu:", "wgpu0"] {
             let e = Device::open(bad).unwrap_err();
             assert_eq!(e, DeviceError::Unknown { spec: bad.into() });
             assert!(e.to_string().contains("unknown device"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn wgpu_specs_name_an_adapter_by_index_or_name() {
+        let wgpu = |c| Ok(DeviceSpec::Wgpu(c));
+        assert_eq!(Device::parse("wgpu"), wgpu(AdapterChoice::Default));
+        assert_eq!(Device::parse("wgpu:1"), wgpu(AdapterChoice::Index(1)));
+        assert_eq!(
+            Device::parse("wgpu:llvmpipe"),
+            wgpu(AdapterChoice::Name("llvmpipe".into()))
+        );
+        assert_eq!(Device::parse("cuda:2"), Ok(DeviceSpec::Cuda(2)));
+    }
+
+    #[cfg(not(feature = "wgpu"))]
+    #[test]
+    fn wgpu_without_the_feature_says_so() {
+        let e = Device::open("wgpu").unwrap_err().to_string();
+        assert!(e.contains("without the `wgpu` feature"), "{e}");
     }
 
     #[cfg(not(feature = "cuda"))]

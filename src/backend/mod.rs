@@ -1,5 +1,7 @@
-//! The `Backend` trait, its implementations — `cpu` (the reference, the living spec) and
-//! `cuda` (feature `cuda`; a stand-in type without it) — and the [`Device`] a run picks them by.
+//! The `Backend` trait, its implementations — `cpu` (the reference, the living spec), `cuda`
+//! (feature `cuda`) and `wgpu` (feature `wgpu`; each a stand-in type without its feature) —
+//! and the [`Device`] a run picks them by. `strided` and `geometry` hold the host-side shape
+//! logic the device backends share.
 //!
 //! A backend owns opaque device buffers and implements one method per op family; the
 //! engine's executor plans memory and calls these in schedule order. Buffers may be
@@ -13,8 +15,15 @@ pub mod cuda;
 #[path = "cuda_standin.rs"]
 pub mod cuda;
 pub mod device;
+pub(crate) mod geometry;
+pub(crate) mod strided;
+#[cfg(feature = "wgpu")]
+pub mod wgpu;
+#[cfg(not(feature = "wgpu"))]
+#[path = "wgpu_standin.rs"]
+pub mod wgpu;
 
-pub use device::{Device, DeviceError, WithBackend};
+pub use device::{AdapterChoice, Device, DeviceError, DeviceSpec, WithBackend};
 
 use crate::ir::op::*;
 use crate::ir::{DType, HostData, HostTensor};

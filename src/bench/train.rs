@@ -61,6 +61,10 @@ pub struct Args {
     /// Also print the N slowest graph nodes (op, scope, shapes) of the profile.
     #[arg(long, default_value_t = 0)]
     top_nodes: usize,
+    /// Where mmrun's step runs (`cpu`, `cuda:N`, `wgpu[:N|:NAME]`); another device than the
+    /// CPU is also compared with the CPU backend in the same run (PyTorch runs on the CPU).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 /// Ground-truth boxes per synthetic image.
@@ -143,7 +147,7 @@ struct Measured {
     loss: f64,
 }
 
-fn measure(args: &Args) -> Result<Measured, String> {
+fn measure(args: &Args, device: Device) -> Result<Measured, String> {
     let opts = CheckOptions {
         no_fs: true,
         ..Default::default()
@@ -157,7 +161,7 @@ fn measure(args: &Args) -> Result<Measured, String> {
     let det = Detector::new(cfg).map_err(|e| format!("model: {e}"))?;
     let hw = (args.size, args.size);
     let data = synthetic(args.batch, args.size, det.num_classes())?;
-    let mut step = TrainStep::new(det, Device::Cpu);
+    let mut step = TrainStep::new(det, device);
     let mut params = step.init_params(0)?;
     let sgd = OptimizerConfig::Sgd {
         lr: 0.01,
@@ -314,7 +318,17 @@ pub fn run(args: Args) -> super::Outcome {
         args.warmup
     );
     crate::outln!("load average before: {}", load_average());
-    let m = match measure(&args) {
+    let device = match Device::open(&args.device) {
+        Ok(d) => d,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return super::Outcome::CannotRun;
+        }
+    };
+    if !matches!(device, Device::Cpu) {
+        return against_cpu(&args, device);
+    }
+    let m = match measure(&args, Device::Cpu) {
         Ok(m) => m,
         Err(e) => {
             crate::errln!("error: {e}");
@@ -377,6 +391,47 @@ pub fn run(args: Args) -> super::Outcome {
     super::Outcome::Done
 }
 
+/// A device other than the CPU: its step time against the CPU backend's, same shapes and
+/// run. Per-op profiles are the CPU's only (device ops are recorded and run asynchronously).
+fn against_cpu(args: &Args, device: Device) -> super::Outcome {
+    let what = match device.describe() {
+        Some(d) => format!("{} ({d})", device.name()),
+        None => device.name().to_string(),
+    };
+    let name = device.name();
+    let mut medians = Vec::new();
+    for (label, d) in [(what.as_str(), device.clone()), ("cpu", Device::Cpu)] {
+        match measure(args, d) {
+            Ok(m) => {
+                let spread = spread(&m.per_iter);
+                crate::outln!(
+                    "mmrun on {label}: {:.3} s/iteration (median; {spread}; last loss {:.4})",
+                    median(&m.per_iter),
+                    m.loss
+                );
+                medians.push(median(&m.per_iter));
+            }
+            Err(e) => {
+                crate::errln!("error: {label}: {e}");
+                return super::Outcome::CannotRun;
+            }
+        }
+    }
+    crate::outln!(
+        "ratio: the {name} backend's throughput = {:.3}× the cpu backend's (reported, no target)",
+        medians[1] / medians[0]
+    );
+    crate::outln!("load average after: {}", load_average());
+    super::Outcome::Done
+}
+
+/// `min–max` of a sample, in seconds.
+fn spread(v: &[f64]) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{lo:.3}–{hi:.3} s")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,8 +462,9 @@ mod tests {
             script: "scripts/bench_train_torch.py".into(),
             no_peer: true,
             top_nodes: 3,
+            device: "cpu".into(),
         };
-        let m = measure(&args).unwrap();
+        let m = measure(&args, Device::Cpu).unwrap();
         assert_eq!(m.per_iter.len(), 2);
         assert!(m.loss.is_finite() && m.loss > 0.0);
         for k in [

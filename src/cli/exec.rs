@@ -26,7 +26,7 @@ pub struct Args {
     /// `auto` (the latest checkpoint in the work dir) or a checkpoint folder.
     #[arg(long)]
     pub resume: Option<String>,
-    /// `cpu` or `cuda:N` (default: the recipe's `runtime.backend`; `cuda` is `cuda:0`).
+    /// `cpu`, `cuda:N` or `wgpu[:N|:NAME]` (default: the recipe's `runtime.backend`; `cuda` is `cuda:0`; `mmrun devices` lists them).
     #[arg(long)]
     pub device: Option<String>,
     /// Stop after this many iterations in total (the schedule still spans the whole run).
@@ -189,7 +189,14 @@ pub fn run(mut args: Args) -> u8 {
             return super::EXIT_CANNOT_RUN;
         }
     };
-    let device_name = device.name().to_string();
+    // The wgpu adapter in use is named, so a run never falls back to a device silently.
+    let device_name = match device.describe() {
+        Some(d) => format!("{} ({d})", device.name()),
+        None => device.name().to_string(),
+    };
+    if !args.dry_run && device.describe().is_some() {
+        crate::errln!("device: {device_name}");
+    }
     if let Err(e) = crate::plan::check_fits(&plan, device.name(), device.available_memory()) {
         crate::errln!("error: {e}");
         return super::EXIT_CANNOT_RUN;

@@ -68,6 +68,8 @@ enum Command {
     Export(export::Args),
     /// Benchmarks that print ratios against their peers.
     Bench(crate::bench::Args),
+    /// List the devices `--device` can name (the CPU, CUDA devices, wgpu adapters).
+    Devices,
 }
 
 /// Entry point of the binary.
@@ -114,6 +116,12 @@ pub fn main() -> ExitCode {
         Command::Eval(a) => eval::run(a),
         Command::Data(a) => data::run(a),
         Command::Export(a) => export::run(a),
+        Command::Devices => {
+            for line in crate::backend::device::list() {
+                crate::outln!("{line}");
+            }
+            EXIT_OK
+        }
         Command::Bench(a) => match crate::bench::run(a) {
             crate::bench::Outcome::Done => EXIT_OK,
             crate::bench::Outcome::Problems => EXIT_PROBLEMS,

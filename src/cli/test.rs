@@ -20,7 +20,7 @@ pub struct Args {
     /// Where `results/` goes (default: the recipe's `runtime.work_dir`).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
-    /// `cpu` or `cuda:N` (default: the recipe's `runtime.backend`; `cuda` is `cuda:0`).
+    /// `cpu`, `cuda:N` or `wgpu[:N|:NAME]` (default: the recipe's `runtime.backend`; `cuda` is `cuda:0`; `mmrun devices` lists them).
     #[arg(long)]
     pub device: Option<String>,
     /// Use the model weights even when the checkpoint holds EMA weights.

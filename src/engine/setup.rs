@@ -26,7 +26,7 @@ pub struct Runtime {
     pub work_dir: PathBuf,
     /// The device count the batch size and LR were written for (a warning when it differs).
     pub devices: u64,
-    /// `cpu` or `cuda:N` (`runtime.backend`; `mmrun exec --device` overrides it).
+    /// `cpu`, `cuda:N` or `wgpu[:N|:NAME]` (`runtime.backend`; `mmrun exec --device` overrides it).
     pub device: String,
     pub resume: Option<String>,
     /// `runtime.precision`, or f16 where the recipe has the `fp16` hook.

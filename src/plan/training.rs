@@ -282,11 +282,12 @@ fn mixed_precision(config: &Value, runtime: &mut Runtime) -> Result<(), PathErro
     } else if runtime.precision == Precision::Fp16 {
         runtime.loss_scale = Some(LossScaleConfig::Named(DynamicName::Dynamic));
     }
-    if runtime.precision != Precision::Fp32 && runtime.device.starts_with("cuda") {
+    if runtime.precision != Precision::Fp32 && runtime.device != "cpu" {
+        let device = runtime.device.split(':').next().unwrap_or("");
         return Err(PathError::new(
             "runtime.precision",
             format!(
-                "{} training runs on the cpu backend only in this build: the cuda kernels are f32 (use `precision = fp32` on cuda)",
+                "{} training runs on the cpu backend only in this build: the {device} kernels are f32 (use `precision = fp32` on {device})",
                 runtime.precision
             ),
         ));

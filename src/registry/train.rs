@@ -788,9 +788,9 @@ const RUNTIME: &[Param] = &[
     ),
     p(
         "backend",
-        Ty::Enum(&["cpu", "cuda"]),
+        Ty::Enum(&["cpu", "cuda", "wgpu"]),
         Def::Str("cpu"),
-        "compute backend",
+        "compute backend (`cuda` and `wgpu` are cargo features; `--device` picks an ordinal or a wgpu adapter)",
     ),
     p(
         "precision",

@@ -5,11 +5,9 @@
 //! slice, slice_pad, concat, broadcast_to, the reduction's gather), `broadcast_binary_fwd_f32`,
 //! `unary_map_fwd_f32` (every [`UnaryOp`] and the f32 ↔ i32 casts, by op code) and
 //! `rowsum_reduce_f32`. What each launch reads is decided by the host-side shape logic in
-//! `plan.rs` (unit-tested without a GPU); this file checks dtypes and buffer lengths, then
+//! `backend::strided` (unit-tested without a GPU); this file checks dtypes and buffer lengths, then
 //! launches. Every launch is on the device's one stream, so scratch buffers are freed in
 //! stream order.
-
-mod plan;
 
 use cudarc::driver::{DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
 
@@ -18,10 +16,10 @@ use super::device::CudaDevice;
 use super::error::{CudaError, DriverContext};
 use super::kernels::Module;
 use super::launch::{self, Arg};
+use crate::backend::strided::{self as plan, KernelIndex, LayoutPlan, MAX_ELEMS, Strided};
 use crate::backend::{BackendError, TensorMut, TensorRef};
 use crate::ir::DType;
 use crate::ir::op::*;
-use plan::{KernelIndex, LayoutPlan, MAX_ELEMS, Strided};
 
 type In<'a> = TensorRef<'a, CudaBuffer>;
 type Out<'a> = TensorMut<'a, CudaBuffer>;

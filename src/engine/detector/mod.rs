@@ -13,8 +13,9 @@
 //! a shard of the val set; the shards' detections are gathered on every rank, in the
 //! sequential order of one process, before the metric (mmdetection's `collect_results`).
 //!
-//! Graphs run on the [`Device`] the task was built for (`--device cpu|cuda:N`): the CPU
-//! reference backend, which reads the parameters in place, or, with the `cuda` feature, a GPU.
+//! Graphs run on the [`Device`] the task was built for (`--device cpu|cuda:N|wgpu`): the CPU
+//! reference backend, which reads the parameters in place, or, with the `cuda` or `wgpu`
+//! feature, a GPU.
 //! Parameters live on the host either way (the runner's optimizer updates them there); a GPU
 //! run uploads them.
 

@@ -19,6 +19,9 @@ use mmrun::util::rng::Rng;
 pub trait Suite: Backend {
     /// Waits for the work queued so far; a device fault panics naming `what`.
     fn sync(&self, what: &str);
+    /// Whether results and inputs below f32's smallest normal may be read as 0 (WGSL allows
+    /// it, and lavapipe does it).
+    const FLUSHES_SUBNORMALS: bool = false;
 }
 
 impl Suite for CpuBackend {
@@ -31,6 +34,35 @@ impl Suite for mmrun::backend::cuda::CudaBackend {
         self.device()
             .synchronize()
             .unwrap_or_else(|e| panic!("{what} faulted: {e}"));
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl Suite for mmrun::backend::wgpu::WgpuBackend {
+    const FLUSHES_SUBNORMALS: bool = true;
+    fn sync(&self, what: &str) {
+        self.synchronize()
+            .unwrap_or_else(|e| panic!("{what} faulted: {e}"));
+    }
+}
+
+/// The wgpu backend on the default adapter, shared by every test (opened once), or `None`
+/// after printing why the test skips — or a panic under `MMRUN_REQUIRE_WGPU`, as `.ci/run`
+/// sets where it installed lavapipe.
+#[cfg(feature = "wgpu")]
+pub fn wgpu(test: &str) -> Option<mmrun::backend::wgpu::WgpuBackend> {
+    use mmrun::backend::wgpu::WgpuBackend;
+    use std::sync::OnceLock;
+    static OPENED: OnceLock<Result<WgpuBackend, String>> = OnceLock::new();
+    match OPENED.get_or_init(|| WgpuBackend::open(&mmrun::backend::AdapterChoice::Default)) {
+        Ok(b) => Some(b.clone()),
+        Err(why) => {
+            if std::env::var_os("MMRUN_REQUIRE_WGPU").is_some() {
+                panic!("{test}: MMRUN_REQUIRE_WGPU is set but no wgpu adapter opened: {why}");
+            }
+            eprintln!("skipped {test}: {why}");
+            None
+        }
     }
 }
 

@@ -20,6 +20,8 @@ mod rpn;
 mod runner;
 mod standin;
 mod two_stage;
+#[cfg(feature = "wgpu")]
+mod wgpu;
 
 /// A hook's settings with the registry's defaults (what a recipe that names the hook without
 /// settings gets).

@@ -1,5 +1,6 @@
-//! Host-side shape logic of the device tensor ops: what each kernel launch reads and writes,
-//! decided without touching the device, so it is unit-tested in CI (no GPU there).
+//! Host-side shape logic of the device backends' tensor ops (CUDA's PTX and wgpu's WGSL run
+//! the same plans): what each kernel launch reads and writes, decided without touching a
+//! device, so it is unit-tested in CI.
 //!
 //! Every strided op (permute, slice, slice_pad, concat, broadcast_to, broadcasting binaries,
 //! the reduction's gather) is one [`Strided`] index space: a linear index `i` over `dims`
@@ -7,7 +8,10 @@
 //! dims and merges adjacent dims that are contiguous in both operands, so the kernel's
 //! per-element u32 div/rem chain is as short as possible (rank 1 for plain copies and
 //! same-shape binaries); [`KernelIndex`] is the kernel ABI (rank ≤ 6, innermost first) and
-//! [`KernelIndex::offsets`] the exact decode the PTX performs.
+//! [`KernelIndex::offsets`] the exact decode the kernels perform.
+
+// Only the device backends use these; a build without them still compiles (and tests) the logic.
+#![cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 
 use crate::ir::op::LayoutOp;
 
@@ -427,7 +431,7 @@ pub(crate) fn plan_reduce(
     })
 }
 
-/// How `rowsum_reduce_f32` splits rows: `(nchunks, chunk)` with `nchunks · chunk >= len`.
+/// How `rowsum_reduce_f32` (and wgpu's `row_sum`) split rows: `(nchunks, chunk)` with `nchunks · chunk >= len`.
 /// Few long rows are cut into chunks of ≥ 4096 elements so that about `target_blocks`
 /// blocks share the work; the chunk sums are then summed by a second pass.
 pub(crate) fn row_chunks(rows: usize, len: usize, target_blocks: usize) -> (usize, usize) {
@@ -443,5 +447,5 @@ pub(crate) fn row_chunks(rows: usize, len: usize, target_blocks: usize) -> (usiz
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
+#[path = "strided_tests.rs"]
 mod tests;
