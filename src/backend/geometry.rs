@@ -1,10 +1,11 @@
-//! Operand geometry of the device backends' matrix products and convolutions, read from the
+//! Operand geometry of the device backends' matrix products, convolutions and norms, read from the
 //! op and its shapes as the CPU backend reads them and checked before any launch (host logic,
 //! unit-tested without a device).
-// Only the device backends use these; a build without them still compiles (and tests) them.
-#![cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
+// The device backends use these, each a part; a build without both still compiles (and tests) them.
+#![cfg_attr(not(all(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 
-use crate::ir::op::{Conv2dAttrs, MatmulOp, conv_out_size};
+use crate::ir::numel;
+use crate::ir::op::{Conv2dAttrs, LossKind, LossOp, MatmulOp, NormKind, NormOp, conv_out_size};
 
 /// Checked geometry: `batch` products of `op(a) [m, k] @ op(b) [k, n]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +118,174 @@ impl ConvGeo {
     }
 }
 
+/// How `x [N, C, *]` splits into statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NormGeo {
+    pub n: usize,
+    pub c: usize,
+    /// Elements per (image, channel) plane.
+    pub hw: usize,
+    /// Number of statistics `S`.
+    pub nstat: usize,
+    /// Contiguous elements per run of a statistic.
+    pub inner: usize,
+    /// Runs per statistic.
+    pub outer: usize,
+    /// Distance between the starts of consecutive runs.
+    pub ostride: usize,
+}
+
+impl NormGeo {
+    pub fn new(xs: &[usize], kind: NormKind) -> Result<Self, String> {
+        if xs.len() < 2 {
+            return Err(format!("input {xs:?} must be at least [N, C]"));
+        }
+        let (n, c, hw) = (xs[0], xs[1], xs[2..].iter().product::<usize>());
+        Ok(match kind {
+            NormKind::Batch => NormGeo {
+                n,
+                c,
+                hw,
+                nstat: c,
+                inner: hw,
+                outer: n,
+                ostride: c * hw,
+            },
+            NormKind::Group(g) => {
+                if g == 0 || c % g != 0 {
+                    return Err(format!("{c} channels do not split into {g} groups"));
+                }
+                NormGeo {
+                    n,
+                    c,
+                    hw,
+                    nstat: n * g,
+                    inner: (c / g) * hw,
+                    outer: 1,
+                    ostride: 0,
+                }
+            }
+        })
+    }
+
+    pub fn total(&self) -> usize {
+        self.n * self.c * self.hw
+    }
+
+    /// Elements per statistic.
+    pub fn count(&self) -> usize {
+        self.inner * self.outer
+    }
+    /// The geometry of a norm op's `x` (its first input), after checking the input count, each
+    /// other input's shape by its role and the output's shape (the shapes the CPU accepts).
+    pub fn of_op(op: &NormOp, ins: &[&[usize]], out: &[usize]) -> Result<Self, String> {
+        let (kind, n_in) = match op {
+            NormOp::Stats(k) => (*k, 1),
+            NormOp::Apply { kind, .. } | NormOp::ApplyGradX { kind, .. } => (*kind, 4),
+            NormOp::ApplyGradStats { kind, .. } => (*kind, 4),
+            NormOp::ApplyGradAffine { kind, .. } => (*kind, 3),
+            NormOp::StatsGrad(k) => (*k, 3),
+        };
+        if ins.len() != n_in {
+            return Err(format!("expected [{n_in}] inputs, got {}", ins.len()));
+        }
+        let xs = ins[0];
+        let g = Self::new(xs, kind)?;
+        let stats_shape = [2, g.nstat];
+        // Inputs after x, by role: what shape each must have.
+        let roles: &[(&str, &[usize])] = match op {
+            NormOp::Stats(_) => &[],
+            NormOp::Apply { .. } => &[("stats", &stats_shape), ("gamma", &[g.c]), ("beta", &[g.c])],
+            NormOp::ApplyGradX { .. } | NormOp::ApplyGradStats { .. } => {
+                &[("stats", &stats_shape), ("gamma", &[g.c]), ("dy", xs)]
+            }
+            NormOp::ApplyGradAffine { .. } => &[("stats", &stats_shape), ("dy", xs)],
+            NormOp::StatsGrad(_) => &[("stats", &stats_shape), ("dstats", &stats_shape)],
+        };
+        for ((what, want), t) in roles.iter().zip(&ins[1..]) {
+            if numel(t) != numel(want) || t.len() != want.len() {
+                return Err(format!("{what} is {t:?}, expected {want:?}"));
+            }
+        }
+        let want_out = g.output_shape(op, xs);
+        if out != want_out.as_slice() {
+            return Err(format!("output is {out:?}, expected {want_out:?}"));
+        }
+        Ok(g)
+    }
+
+    /// The shape `op` writes for input `xs`.
+    pub fn output_shape(&self, op: &NormOp, xs: &[usize]) -> Vec<usize> {
+        match op {
+            NormOp::Stats(_) | NormOp::ApplyGradStats { .. } => vec![2, self.nstat],
+            NormOp::ApplyGradAffine { .. } => vec![2, self.c],
+            _ => xs.to_vec(),
+        }
+    }
+}
+
+/// The shape a loss op's forward writes (and its gradient's `dy` has), after checking a loss
+/// (`[input, target]`) or its gradient (`[input, target, dy]`) with respect to an input it
+/// defines one for: shapes as the op documents, the output shaped as the forward's output or as
+/// the input differentiated. Every backend checks its loss ops with this.
+pub(crate) fn loss_shape(
+    op: &LossOp,
+    ins: &[&[usize]],
+    out: &[usize],
+) -> Result<Vec<usize>, String> {
+    let (kind, wrt) = match op {
+        LossOp::Forward(k) => (k, None),
+        LossOp::Grad { kind, wrt } => (kind, Some(*wrt)),
+    };
+    let n_in = if wrt.is_some() { 3 } else { 2 };
+    if ins.len() != n_in {
+        return Err(format!("expected {n_in} inputs, got {}", ins.len()));
+    }
+    let (x, t) = (ins[0], ins[1]);
+    let want_shape = |what: &str, got: &[usize], want: &[usize]| {
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{what} has shape {got:?}, expected {want:?}"))
+        }
+    };
+    let loss_shape = match kind {
+        LossKind::CrossEntropy { .. } => {
+            let &[n, _] = x else {
+                return Err(format!("logits must be [N, K], got {x:?}"));
+            };
+            want_shape("the labels", t, &[n])?;
+            vec![n]
+        }
+        LossKind::Iou { .. } => {
+            let &[n, 4] = x else {
+                return Err(format!("boxes must be [N, 4], got {x:?}"));
+            };
+            want_shape("the target boxes", t, x)?;
+            vec![n]
+        }
+        _ => {
+            want_shape("the target", t, x)?;
+            x.to_vec()
+        }
+    };
+    let Some(wrt) = wrt else {
+        want_shape("the output", out, &loss_shape)?;
+        return Ok(loss_shape);
+    };
+    // Targets that are labels or indicator values have no gradient.
+    let differentiable_target = matches!(
+        kind,
+        LossKind::L1 | LossKind::SmoothL1 { .. } | LossKind::Iou { .. }
+    );
+    if wrt > 1 || (wrt == 1 && !differentiable_target) {
+        return Err(format!("no gradient with respect to input {wrt}"));
+    }
+    want_shape("the output gradient", ins[2], &loss_shape)?;
+    want_shape("the output", out, ins[wrt])?;
+    Ok(loss_shape)
+}
+
 /// A 4-D shape (NCHW), or an error naming what it is.
 fn nchw(what: &str, s: &[usize]) -> Result<[usize; 4], String> {
     <[usize; 4]>::try_from(s).map_err(|_| format!("{what} must be 4-D (NCHW), got {s:?}"))
@@ -125,6 +294,55 @@ fn nchw(what: &str, s: &[usize]) -> Result<[usize; 4], String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::cpu::norm::NormGeometry;
+
+    /// The runs of statistic `s`, expanded to element indices in kernel order.
+    fn elements(g: &NormGeo, s: usize) -> Vec<usize> {
+        (0..g.count())
+            .map(|i| s * g.inner + (i / g.inner) * g.ostride + i % g.inner)
+            .collect()
+    }
+
+    #[test]
+    fn runs_cover_the_cpu_statistics_exactly() {
+        for (xs, kind) in [
+            (vec![3, 5, 7, 2], NormKind::Batch),
+            (vec![2, 64, 5, 3], NormKind::Group(32)),
+            (vec![2, 6, 1, 1], NormKind::Group(3)),
+            (vec![4, 3], NormKind::Batch),
+            (vec![1, 4, 9], NormKind::Group(1)),
+        ] {
+            let g = NormGeo::new(&xs, kind).unwrap();
+            let cpu = NormGeometry::new(&xs, kind);
+            assert_eq!(g.nstat, cpu.stats_len());
+            assert_eq!(g.count(), cpu.count());
+            let mut seen = vec![0; g.total()];
+            for s in 0..g.nstat {
+                let want: Vec<usize> = cpu
+                    .planes(s)
+                    .into_iter()
+                    .flat_map(|p| p * g.hw..(p + 1) * g.hw)
+                    .collect();
+                let got = elements(&g, s);
+                assert_eq!(got, want, "{xs:?} {kind:?} statistic {s}");
+                for i in got {
+                    seen[i] += 1;
+                    // The elementwise kernels' statistic and channel of element i.
+                    assert_eq!((i / g.inner) % g.nstat, s);
+                    assert_eq!((i / g.hw) % g.c, (i / cpu.hw) % cpu.c);
+                    assert_eq!(cpu.stat_of(i / cpu.hw), s);
+                }
+            }
+            assert!(seen.iter().all(|&k| k == 1), "{xs:?}: every element once");
+        }
+    }
+
+    #[test]
+    fn bad_groups_are_refused() {
+        assert!(NormGeo::new(&[2, 6, 4, 4], NormKind::Group(4)).is_err());
+        assert!(NormGeo::new(&[2, 6, 4, 4], NormKind::Group(0)).is_err());
+        assert!(NormGeo::new(&[6], NormKind::Batch).is_err());
+    }
 
     #[test]
     fn conv_geometry_checks_groups_and_windows() {

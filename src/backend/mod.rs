@@ -16,6 +16,8 @@ pub mod cuda;
 pub mod cuda;
 pub mod device;
 pub(crate) mod geometry;
+#[cfg(not(all(feature = "cuda", feature = "wgpu")))]
+mod standin;
 pub(crate) mod strided;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;

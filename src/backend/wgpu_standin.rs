@@ -1,69 +1,11 @@
-//! The stand-in for the wgpu backend in a build without the `wgpu` feature: a type with no
-//! values, so `Device::Wgpu` exists in every build (and matches on it read the same) but can
-//! never be made. `Device::open("wgpu")` says how to rebuild instead.
+//! The stand-in for the wgpu backend in a build without the `wgpu` feature
+//! (`backend::standin`).
 
-use super::{Backend, BackendError, TensorMut, TensorRef};
-use crate::ir::op::*;
-use crate::ir::{DType, HostTensor};
-use std::convert::Infallible;
-
-/// No wgpu in this build: no value of this type exists.
-#[derive(Clone)]
-pub enum WgpuBackend {}
+super::standin::uninhabited_backend!(WgpuBackend);
 
 impl WgpuBackend {
     /// The adapter in words (never called: there is no value to call it on).
     pub fn adapter(&self) -> String {
-        match *self {}
-    }
-}
-
-type In<'a> = [TensorRef<'a, Infallible>];
-type Out<'a> = TensorMut<'a, Infallible>;
-
-impl Backend for WgpuBackend {
-    type Buffer = Infallible;
-
-    fn name(&self) -> &'static str {
-        match *self {}
-    }
-    fn alloc(&self, _: DType, _: usize) -> Result<Infallible, BackendError> {
-        match *self {}
-    }
-    fn upload(&self, _: &HostTensor) -> Result<Infallible, BackendError> {
-        match *self {}
-    }
-    fn download(&self, _: &Infallible, _: DType, _: &[usize]) -> Result<HostTensor, BackendError> {
-        match *self {}
-    }
-    fn fill(&self, _: Out<'_>, _: f64) -> Result<(), BackendError> {
-        match *self {}
-    }
-    fn unary(&self, _: &UnaryOp, _: &In<'_>, _: Out<'_>) -> Result<(), BackendError> {
-        match *self {}
-    }
-    fn binary(&self, _: BinaryOp, _: &In<'_>, _: Out<'_>) -> Result<(), BackendError> {
-        match *self {}
-    }
-    fn reduce(&self, _: &ReduceOp, _: &In<'_>, _: Out<'_>) -> Result<(), BackendError> {
-        match *self {}
-    }
-    fn layout(&self, _: &LayoutOp, _: &In<'_>, _: Out<'_>) -> Result<(), BackendError> {
-        match *self {}
-    }
-    fn matmul(&self, _: &MatmulOp, _: &In<'_>, _: Out<'_>) -> Result<(), BackendError> {
-        match *self {}
-    }
-    fn conv(&self, _: &ConvOp, _: &In<'_>, _: Out<'_>) -> Result<(), BackendError> {
-        match *self {}
-    }
-    fn pool(&self, _: &PoolOp, _: &In<'_>, _: Out<'_>) -> Result<(), BackendError> {
-        match *self {}
-    }
-    fn norm(&self, _: &NormOp, _: &In<'_>, _: Out<'_>) -> Result<(), BackendError> {
-        match *self {}
-    }
-    fn loss(&self, _: &LossOp, _: &In<'_>, _: Out<'_>) -> Result<(), BackendError> {
         match *self {}
     }
 }

@@ -7,7 +7,7 @@
 
 use super::super::{BackendError, TensorMut, TensorRef};
 use crate::ir::HostData;
-use crate::ir::op::{LayoutOp, LossKind, LossOp, ReduceOp};
+use crate::ir::op::{LayoutOp, LossOp, ReduceOp};
 
 type In<'a> = TensorRef<'a, HostData>;
 type Out<'a> = TensorMut<'a, HostData>;
@@ -199,53 +199,15 @@ pub(super) fn layout(op: &LayoutOp, ins: &[In<'_>], out: &Out<'_>) -> Result<(),
     want_shape(OP, "the output", so, &want)
 }
 
-/// A loss (`[input, target]`) or its gradient (`[input, target, dy]`) with respect to an input
-/// it defines one for: shapes as the op documents, the output shaped as the forward's output
-/// or as the input differentiated.
+/// A loss or its gradient: `geometry::loss_shape`'s checks, which every backend shares.
 pub(super) fn loss(op: &LossOp, ins: &[In<'_>], out: &Out<'_>) -> Result<(), BackendError> {
-    let (kind, wrt) = match op {
-        LossOp::Forward(k) => (k, None),
-        LossOp::Grad { kind, wrt } => (kind, Some(*wrt)),
+    let name = match op {
+        LossOp::Forward(k) | LossOp::Grad { kind: k, .. } => k.name(),
     };
-    let name = kind.name();
-    want_inputs(name, ins, if wrt.is_some() { 3 } else { 2 })?;
-    let (x, t) = (ins[0].shape, ins[1].shape);
-    // Targets that are labels or indicator values have no gradient.
-    let differentiable_target = matches!(
-        kind,
-        LossKind::L1 | LossKind::SmoothL1 { .. } | LossKind::Iou { .. }
-    );
-    let loss_shape = match kind {
-        LossKind::CrossEntropy { .. } => {
-            let &[n, _] = x else {
-                return Err(invalid(name, format!("logits must be [N, K], got {x:?}")));
-            };
-            want_shape(name, "the labels", t, &[n])?;
-            vec![n]
-        }
-        LossKind::Iou { .. } => {
-            let &[n, 4] = x else {
-                return Err(invalid(name, format!("boxes must be [N, 4], got {x:?}")));
-            };
-            want_shape(name, "the target boxes", t, x)?;
-            vec![n]
-        }
-        _ => {
-            want_shape(name, "the target", t, x)?;
-            x.to_vec()
-        }
-    };
-    let Some(wrt) = wrt else {
-        return want_shape(name, "the output", out.shape, &loss_shape);
-    };
-    if wrt > 1 || (wrt == 1 && !differentiable_target) {
-        return Err(invalid(
-            name,
-            format!("no gradient with respect to input {wrt}"),
-        ));
-    }
-    want_shape(name, "the output gradient", ins[2].shape, &loss_shape)?;
-    want_shape(name, "the output", out.shape, ins[wrt].shape)
+    let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape).collect();
+    crate::backend::geometry::loss_shape(op, &shapes, out.shape)
+        .map(drop)
+        .map_err(|m| invalid(name, m))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 use super::context::{Grid, Kernel, Module};
 use super::{In, Out, WgpuBackend, count, fbits, input, output, shape_err, unsupported, w};
 use crate::backend::BackendError;
+use crate::backend::geometry::loss_shape;
 use crate::ir::DType;
 use crate::ir::op::*;
 
@@ -49,63 +50,12 @@ pub(super) fn loss(
     if out.dtype != DType::F32 {
         return Err(unsupported(name, out.dtype));
     }
-    let want = if wrt.is_some() { 3 } else { 2 };
-    if ins.len() != want {
-        return Err(shape_err(
-            name,
-            format!("expected {want} inputs, got {}", ins.len()),
-        ));
-    }
+    let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape).collect();
+    let loss_shape = loss_shape(op, &shapes, out.shape).map_err(|m| shape_err(name, m))?;
     let (x, t) = (&ins[0], &ins[1]);
-    // The forward's output shape, which `dy` has too; the checks are check::loss's.
-    let loss_shape = match kind {
-        LossKind::CrossEntropy { .. } => {
-            let &[n, _] = x.shape else {
-                return Err(shape_err(
-                    name,
-                    format!("logits must be [N, K], got {:?}", x.shape),
-                ));
-            };
-            want_shape(name, "the labels", t.shape, &[n])?;
-            vec![n]
-        }
-        LossKind::Iou { .. } => {
-            let &[n, 4] = x.shape else {
-                return Err(shape_err(
-                    name,
-                    format!("boxes must be [N, 4], got {:?}", x.shape),
-                ));
-            };
-            want_shape(name, "the target boxes", t.shape, x.shape)?;
-            vec![n]
-        }
-        _ => {
-            want_shape(name, "the target", t.shape, x.shape)?;
-            x.shape.to_vec()
-        }
-    };
     let dy = match wrt {
-        None => {
-            want_shape(name, "the output", out.shape, &loss_shape)?;
-            None
-        }
-        Some(wrt) => {
-            // Targets that are labels or indicator values have no gradient.
-            let differentiable_target = matches!(
-                kind,
-                LossKind::L1 | LossKind::SmoothL1 { .. } | LossKind::Iou { .. }
-            );
-            if wrt > 1 || (wrt == 1 && !differentiable_target) {
-                return Err(shape_err(
-                    name,
-                    format!("no gradient with respect to input {wrt}"),
-                ));
-            }
-            let dy = &ins[2];
-            want_shape(name, "the output gradient", dy.shape, &loss_shape)?;
-            want_shape(name, "the output", out.shape, ins[wrt].shape)?;
-            Some(input(dy, name, DType::F32)?)
-        }
+        Some(_) => Some(input(&ins[2], name, DType::F32)?),
+        None => None,
     };
     let xb = input(x, name, DType::F32)?;
     let label_dtype = match kind {
@@ -188,20 +138,4 @@ pub(super) fn loss(
     };
     let bufs: Vec<&wgpu::Buffer> = [Some(xb), Some(tb), dy].into_iter().flatten().collect();
     be.gpu().dispatch(k, &params, &bufs, ob, grid)
-}
-
-/// `got == want`, or an error naming what differs (check::loss's `want_shape`).
-fn want_shape(
-    op: &'static str,
-    what: &str,
-    got: &[usize],
-    want: &[usize],
-) -> Result<(), BackendError> {
-    if got == want {
-        return Ok(());
-    }
-    Err(shape_err(
-        op,
-        format!("{what} must be {want:?}, got {got:?}"),
-    ))
 }

@@ -129,20 +129,7 @@ pub(crate) fn input<'a>(
     op: &'static str,
     dtype: DType,
 ) -> Result<&'a wgpu::Buffer, BackendError> {
-    if t.dtype != dtype || t.buf.dtype != dtype {
-        return Err(unsupported(op, t.dtype));
-    }
-    let n = count(op, t.shape)?;
-    if t.buf.len < n {
-        return Err(shape_err(
-            op,
-            format!(
-                "input buffer holds {} elements, {:?} needs {n}",
-                t.buf.len, t.shape
-            ),
-        ));
-    }
-    Ok(&t.buf.buf)
+    holding(t.buf, t.shape, t.dtype, op, dtype, "input")
 }
 
 /// The output's buffer (as [`input`]).
@@ -151,20 +138,32 @@ pub(crate) fn output<'a>(
     op: &'static str,
     dtype: DType,
 ) -> Result<&'a wgpu::Buffer, BackendError> {
-    if t.dtype != dtype || t.buf.dtype != dtype {
-        return Err(unsupported(op, t.dtype));
+    holding(t.buf, t.shape, t.dtype, op, dtype, "output")
+}
+
+/// `buf`'s storage, if it and the tensor's declared dtype are `want` and it holds `shape`.
+fn holding<'a>(
+    buf: &'a WgpuBuffer,
+    shape: &[usize],
+    declared: DType,
+    op: &'static str,
+    want: DType,
+    what: &str,
+) -> Result<&'a wgpu::Buffer, BackendError> {
+    if declared != want || buf.dtype != want {
+        return Err(unsupported(op, declared));
     }
-    let n = count(op, t.shape)?;
-    if t.buf.len < n {
+    let n = count(op, shape)?;
+    if buf.len < n {
         return Err(shape_err(
             op,
             format!(
-                "output buffer holds {} elements, {:?} needs {n}",
-                t.buf.len, t.shape
+                "{what} buffer holds {} elements, {shape:?} needs {n}",
+                buf.len
             ),
         ));
     }
-    Ok(&t.buf.buf)
+    Ok(&buf.buf)
 }
 
 /// The `i`th input, or an error naming the op.

@@ -108,7 +108,7 @@ pub(crate) fn feeds(d: &Detector, rng: &mut Rng) -> BTreeMap<String, HostTensor>
 
 /// One train step on both backends from the same parameters; compares everything it writes.
 #[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
-pub(crate) fn parity<B: Suite + Clone + 'static>(
+fn parity<B: Suite + Clone + 'static>(
     be: &B,
     test: &str,
     recipe: &str,
@@ -318,6 +318,27 @@ fn cpu_f32_error_is_well_inside_the_tolerances() {
     }
 }
 
+/// The tiny RetinaNet's step on `be` against the CPU's.
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
+pub(crate) fn retinanet_parity<B: Suite + Clone + 'static>(be: &B, test: &str) {
+    let losses = ["loss_cls", "loss_bbox", "loss"];
+    parity(be, test, "retinanet_r50_fpn_1x_coco.recipe", TINY, &losses);
+}
+
+/// The tiny FCOS's step on `be` against the CPU's.
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
+pub(crate) fn fcos_parity<B: Suite + Clone + 'static>(be: &B, test: &str) {
+    let sets = fcos_sets();
+    let losses = ["loss_cls", "loss_bbox", "loss_centerness", "loss"];
+    parity(
+        be,
+        test,
+        "fcos_r50_fpn_gn-head_1x_coco.recipe",
+        &sets,
+        &losses,
+    );
+}
+
 #[cfg(feature = "wgpu")]
 mod wgpu {
     use super::*;
@@ -327,13 +348,7 @@ mod wgpu {
     fn retinanet_train_step_matches_cpu() {
         let test = "wgpu::retinanet_train_step_matches_cpu";
         if let Some(be) = backend(test) {
-            parity(
-                &be,
-                test,
-                "retinanet_r50_fpn_1x_coco.recipe",
-                TINY,
-                &["loss_cls", "loss_bbox", "loss"],
-            );
+            retinanet_parity(&be, test);
         }
     }
 
@@ -341,14 +356,7 @@ mod wgpu {
     fn fcos_train_step_matches_cpu() {
         let test = "wgpu::fcos_train_step_matches_cpu";
         if let Some(be) = backend(test) {
-            let sets = fcos_sets();
-            parity(
-                &be,
-                test,
-                "fcos_r50_fpn_gn-head_1x_coco.recipe",
-                &sets,
-                &["loss_cls", "loss_bbox", "loss_centerness", "loss"],
-            );
+            fcos_parity(&be, test);
         }
     }
 

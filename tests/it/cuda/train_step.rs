@@ -5,7 +5,7 @@
 //! it skipped.
 
 use crate::backend::harness::{assert_close, cuda as backend, rng};
-use crate::backend::train_step::{HW, fcos_sets, feeds, parity, train_three};
+use crate::backend::train_step::{HW, fcos_parity, feeds, retinanet_parity, train_three};
 use crate::model::detector::{TINY, detector};
 use mmrun::backend::Device;
 use mmrun::backend::cuda::optim::Sgd;
@@ -20,13 +20,7 @@ use std::collections::BTreeMap;
 fn retinanet_train_step_matches_cpu() {
     let test = "retinanet_train_step_matches_cpu";
     if let Some(be) = backend(test) {
-        parity(
-            &be,
-            test,
-            "retinanet_r50_fpn_1x_coco.recipe",
-            TINY,
-            &["loss_cls", "loss_bbox", "loss"],
-        );
+        retinanet_parity(&be, test);
     }
 }
 
@@ -34,14 +28,7 @@ fn retinanet_train_step_matches_cpu() {
 fn fcos_train_step_matches_cpu() {
     let test = "fcos_train_step_matches_cpu";
     if let Some(be) = backend(test) {
-        let sets = fcos_sets();
-        parity(
-            &be,
-            test,
-            "fcos_r50_fpn_gn-head_1x_coco.recipe",
-            &sets,
-            &["loss_cls", "loss_bbox", "loss_centerness", "loss"],
-        );
+        fcos_parity(&be, test);
     }
 }
 

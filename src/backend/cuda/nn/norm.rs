@@ -8,74 +8,15 @@
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
 
-use super::{In, Out, arity, bad, drv, input, output, u32_of};
+use super::{In, Out, bad, drv, input, output, u32_of};
 use crate::backend::BackendError;
 use crate::backend::cuda::backend::{CudaBackend, device_err};
 use crate::backend::cuda::device::{BLOCK, CudaDevice};
 use crate::backend::cuda::kernels::Module;
 use crate::backend::cuda::launch::{self, Arg};
+use crate::backend::geometry::NormGeo;
 use crate::ir::numel;
-use crate::ir::op::{NormKind, NormOp};
-
-/// How `x [N, C, *]` splits into statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct NormGeo {
-    pub n: usize,
-    pub c: usize,
-    /// Elements per (image, channel) plane.
-    pub hw: usize,
-    /// Number of statistics `S`.
-    pub nstat: usize,
-    /// Contiguous elements per run of a statistic.
-    pub inner: usize,
-    /// Runs per statistic.
-    pub outer: usize,
-    /// Distance between the starts of consecutive runs.
-    pub ostride: usize,
-}
-
-impl NormGeo {
-    pub fn new(xs: &[usize], kind: NormKind) -> Result<Self, String> {
-        if xs.len() < 2 {
-            return Err(format!("input {xs:?} must be at least [N, C]"));
-        }
-        let (n, c, hw) = (xs[0], xs[1], xs[2..].iter().product::<usize>());
-        Ok(match kind {
-            NormKind::Batch => NormGeo {
-                n,
-                c,
-                hw,
-                nstat: c,
-                inner: hw,
-                outer: n,
-                ostride: c * hw,
-            },
-            NormKind::Group(g) => {
-                if g == 0 || c % g != 0 {
-                    return Err(format!("{c} channels do not split into {g} groups"));
-                }
-                NormGeo {
-                    n,
-                    c,
-                    hw,
-                    nstat: n * g,
-                    inner: (c / g) * hw,
-                    outer: 1,
-                    ostride: 0,
-                }
-            }
-        })
-    }
-
-    fn total(&self) -> usize {
-        self.n * self.c * self.hw
-    }
-
-    /// Elements per statistic.
-    fn count(&self) -> usize {
-        self.inner * self.outer
-    }
-}
+use crate::ir::op::NormOp;
 
 pub(super) fn norm(
     be: &CudaBackend,
@@ -83,48 +24,11 @@ pub(super) fn norm(
     ins: &[In<'_>],
     mut out: Out<'_>,
 ) -> Result<(), BackendError> {
-    let (name, kind, n_in) = match op {
-        NormOp::Stats(k) => ("norm_stats", *k, 1),
-        NormOp::Apply { kind, .. } => ("norm_apply", *kind, 4),
-        NormOp::ApplyGradX { kind, .. } => ("norm_apply_grad_x", *kind, 4),
-        NormOp::ApplyGradStats { kind, .. } => ("norm_apply_grad_stats", *kind, 4),
-        NormOp::ApplyGradAffine { kind, .. } => ("norm_apply_grad_affine", *kind, 3),
-        NormOp::StatsGrad(k) => ("norm_stats_grad", *k, 3),
-    };
-    arity(name, ins, &[n_in])?;
-    let xs = ins[0].shape;
-    let g = NormGeo::new(xs, kind).map_err(|m| bad(name, m))?;
+    let name = crate::ir::op::Op::Norm(op.clone()).name();
+    let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape).collect();
+    let g = NormGeo::of_op(op, &shapes, out.shape).map_err(|m| bad(name, m))?;
     let total = u32_of(name, g.total())?;
-    let stats_shape = [2, g.nstat];
-    // Inputs after x, by role: what shape each must have.
-    let roles: &[(&str, &[usize])] = match op {
-        NormOp::Stats(_) => &[],
-        NormOp::Apply { .. } => &[("stats", &stats_shape), ("gamma", &[g.c]), ("beta", &[g.c])],
-        NormOp::ApplyGradX { .. } | NormOp::ApplyGradStats { .. } => {
-            &[("stats", &stats_shape), ("gamma", &[g.c]), ("dy", xs)]
-        }
-        NormOp::ApplyGradAffine { .. } => &[("stats", &stats_shape), ("dy", xs)],
-        NormOp::StatsGrad(_) => &[("stats", &stats_shape), ("dstats", &stats_shape)],
-    };
-    for ((what, want), t) in roles.iter().zip(&ins[1..]) {
-        if numel(t.shape) != numel(want) || t.shape.len() != want.len() {
-            return Err(bad(
-                name,
-                format!("{what} is {:?}, expected {want:?}", t.shape),
-            ));
-        }
-    }
-    let want_out: Vec<usize> = match op {
-        NormOp::Stats(_) | NormOp::ApplyGradStats { .. } => stats_shape.to_vec(),
-        NormOp::ApplyGradAffine { .. } => vec![2, g.c],
-        _ => xs.to_vec(),
-    };
-    if out.shape != want_out.as_slice() {
-        return Err(bad(
-            name,
-            format!("output is {:?}, expected {want_out:?}", out.shape),
-        ));
-    }
+    let want_out = g.output_shape(op, ins[0].shape);
     let bufs: Vec<&CudaSlice<f32>> = ins
         .iter()
         .map(|t| input(t, name))
@@ -271,48 +175,6 @@ fn elementwise(dev: &CudaDevice, total: u32) -> LaunchConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cpu::norm::NormGeometry;
-
-    /// The runs of statistic `s`, expanded to element indices in kernel order.
-    fn elements(g: &NormGeo, s: usize) -> Vec<usize> {
-        (0..g.count())
-            .map(|i| s * g.inner + (i / g.inner) * g.ostride + i % g.inner)
-            .collect()
-    }
-
-    #[test]
-    fn runs_cover_the_cpu_statistics_exactly() {
-        for (xs, kind) in [
-            (vec![3, 5, 7, 2], NormKind::Batch),
-            (vec![2, 64, 5, 3], NormKind::Group(32)),
-            (vec![2, 6, 1, 1], NormKind::Group(3)),
-            (vec![4, 3], NormKind::Batch),
-            (vec![1, 4, 9], NormKind::Group(1)),
-        ] {
-            let g = NormGeo::new(&xs, kind).unwrap();
-            let cpu = NormGeometry::new(&xs, kind);
-            assert_eq!(g.nstat, cpu.stats_len());
-            assert_eq!(g.count(), cpu.count());
-            let mut seen = vec![0; g.total()];
-            for s in 0..g.nstat {
-                let want: Vec<usize> = cpu
-                    .planes(s)
-                    .into_iter()
-                    .flat_map(|p| p * g.hw..(p + 1) * g.hw)
-                    .collect();
-                let got = elements(&g, s);
-                assert_eq!(got, want, "{xs:?} {kind:?} statistic {s}");
-                for i in got {
-                    seen[i] += 1;
-                    // The elementwise kernels' statistic and channel of element i.
-                    assert_eq!((i / g.inner) % g.nstat, s);
-                    assert_eq!((i / g.hw) % g.c, (i / cpu.hw) % cpu.c);
-                    assert_eq!(cpu.stat_of(i / cpu.hw), s);
-                }
-            }
-            assert!(seen.iter().all(|&k| k == 1), "{xs:?}: every element once");
-        }
-    }
 
     #[test]
     fn launched_entries_are_in_the_abi_table_with_the_argument_counts_passed() {
@@ -334,12 +196,5 @@ mod tests {
                 .count();
             assert_eq!((p, e.params.len() - p), (ptrs, scalars), "{stem}");
         }
-    }
-
-    #[test]
-    fn bad_groups_are_refused() {
-        assert!(NormGeo::new(&[2, 6, 4, 4], NormKind::Group(4)).is_err());
-        assert!(NormGeo::new(&[2, 6, 4, 4], NormKind::Group(0)).is_err());
-        assert!(NormGeo::new(&[6], NormKind::Batch).is_err());
     }
 }
