@@ -142,8 +142,13 @@ impl TrainStep {
         let t1 = Instant::now();
         // A two-stage detector's second-stage feeds are made half-way through the run, from
         // its RPN maps: proposals, sampling and targets on the host (`docs/two-stage.md`).
+        // The second stage's feeds are kept for its accuracy (`acc`) after the run.
+        let mut second_stage = None;
         let mut make = |rpn: &std::collections::BTreeMap<String, HostTensor>| {
-            (detector.rcnn_train_feeds(rpn, targets, (h, w))).map_err(|e| e.to_string())
+            let feeds =
+                (detector.rcnn_train_feeds(rpn, targets, (h, w))).map_err(|e| e.to_string())?;
+            second_stage = Some(feeds.clone());
+            Ok(feeds)
         };
         let late = detector.is_two_stage().then(|| {
             let (names, after) = detector.rcnn_late_feeds();
@@ -158,13 +163,23 @@ impl TrainStep {
         let t2 = Instant::now();
         let replaced = params.take_run(&mut out).map_err(|e| e.to_string())?;
         exec.recycle(replaced);
-        let losses = (self.detector.loss_names().iter())
+        let mut losses = (self.detector.loss_names().iter())
             .map(|k| {
                 out.scalar(k)
                     .map(|v| (k.to_string(), v))
                     .ok_or_else(|| format!("the train graph has no scalar output `{k}`"))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(feeds) = &second_stage {
+            // mmdetection logs it after `loss_cls` (`BBoxHead.loss`); not a loss, so not summed.
+            let acc =
+                (self.detector.rcnn_accuracy(&out.outputs, feeds)).map_err(|e| e.to_string())?;
+            let at = losses
+                .iter()
+                .position(|(k, _)| k == "loss_cls")
+                .map_or(losses.len(), |i| i + 1);
+            losses.insert(at, ("acc".into(), acc));
+        }
         Ok(StepOutput {
             losses,
             host_s: (t1 - t0).as_secs_f64() + t2.elapsed().as_secs_f64(),

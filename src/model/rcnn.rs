@@ -3,7 +3,8 @@
 //! ground truth (ground truth added as proposals), sampled, and given class labels and
 //! class-specific delta targets (`BBoxHead.get_targets`); the sampled RoIs padded to a fixed
 //! count per image so the second stage's graph keeps static shapes (padding rows weigh 0);
-//! at test, softmax scores and class-specific boxes through `multiclass_nms`.
+//! at test, softmax scores and class-specific boxes through `multiclass_nms`; and the
+//! classification accuracy mmdetection logs as `acc` ([`rcnn_accuracy`]).
 
 use super::assign::sampler::random_sample;
 use super::assign::{AssignerConfig, ImageGt};
@@ -183,6 +184,26 @@ pub fn rcnn_detections(
     }
 }
 
+/// `BBoxHead.loss`'s `acc`: mmdetection's `accuracy(cls_score, labels)` (top-1, percent) over
+/// the sampled RoIs — the rows of `cls_score [R, K + 1]` whose label weight is positive (the
+/// others pad the batch). The prediction is the first highest score, as `torch.topk` on a row
+/// without ties; no sampled RoI gives 0, as `accuracy` on an empty batch.
+pub fn rcnn_accuracy(cls_score: &[f32], classes: usize, labels: &[i32], weights: &[f32]) -> f64 {
+    let (mut correct, mut total) = (0usize, 0usize);
+    for ((row, &label), &w) in cls_score.chunks_exact(classes).zip(labels).zip(weights) {
+        if w <= 0.0 {
+            continue;
+        }
+        let pred = (0..classes).fold(0, |best, c| if row[c] > row[best] { c } else { best });
+        total += 1;
+        correct += usize::from(i32::try_from(pred).is_ok_and(|p| p == label));
+    }
+    if total == 0 {
+        return 0.0;
+    }
+    100.0 * correct as f64 / total as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +219,21 @@ mod tests {
         assert_eq!(sums, vec![1.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
         assert_eq!(&b.rois[15..20], &[1.0, 0.0, 0.0, 100.0, 100.0]);
         assert_eq!(&b.rois[25..30], &[1.0, 0.0, 0.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn accuracy_counts_the_sampled_rows_top_1_in_percent() {
+        // 4 rows of 3 classes; the last pads the batch (weight 0) and would be wrong.
+        let scores = [
+            0.1, 0.9, 0.0, // pred 1, label 1: right
+            2.0, 1.0, 2.0, // tie: the first maximum, 0; label 2: wrong
+            -1.0, -3.0, 0.5, // pred 2, label 2: right
+            9.0, 0.0, 0.0, // padding
+        ];
+        let labels = [1, 2, 2, 1];
+        let weights = [1.0, 1.0, 1.0, 0.0];
+        let acc = rcnn_accuracy(&scores, 3, &labels, &weights);
+        assert!((acc - 200.0 / 3.0).abs() < 1e-12, "{acc}");
+        assert_eq!(rcnn_accuracy(&scores, 3, &labels, &[0.0; 4]), 0.0);
     }
 }

@@ -136,7 +136,8 @@ pub(super) fn feature_outputs(
     Ok(())
 }
 
-/// The train graph's second stage on `batch · sampler.num` RoIs: its loss terms.
+/// The train graph's second stage on `batch · sampler.num` RoIs: its loss terms (and its class
+/// scores as the output `rcnn_cls_score`).
 pub(super) fn rcnn_train(
     l: &mut Layers<'_>,
     p: &FasterRcnnParts,
@@ -145,6 +146,8 @@ pub(super) fn rcnn_train(
 ) -> Result<[(&'static str, NodeId); 2], GraphError> {
     let BoxSamplerConfig::Random(s) = &p.train_cfg.rcnn.sampler;
     let (cls, reg) = build_roi_head(l, head(p), levels, batch * s.num)?;
+    // The scores are an output too: the step reports their accuracy (`acc`) as mmdetection.
+    l.b.output(RCNN_CLS, cls)?;
     let (loss_cls, loss_bbox) = rcnn_losses(l, head(p), cls, reg)?;
     Ok([("loss_cls", loss_cls), ("loss_bbox", loss_bbox)])
 }
@@ -240,6 +243,38 @@ impl Detector {
             .flat_map(|l| [format!("cls_score.{l}"), format!("bbox_pred.{l}")])
             .collect();
         (names.iter().map(|n| n.to_string()).collect(), after)
+    }
+
+    /// The second stage's classification accuracy (`acc`, percent) of a train run: its class
+    /// scores (`outputs`) against the labels of its second-stage feeds (`feeds`).
+    pub fn rcnn_accuracy(
+        &self,
+        outputs: &BTreeMap<String, HostTensor>,
+        feeds: &BTreeMap<String, HostTensor>,
+    ) -> Result<f64, FeedError> {
+        fn get<'a>(
+            m: &'a BTreeMap<String, HostTensor>,
+            name: &str,
+        ) -> Result<&'a HostTensor, FeedError> {
+            m.get(name)
+                .ok_or_else(|| FeedError::MissingOutput(name.to_string()))
+        }
+        let scores = get(outputs, RCNN_CLS)?;
+        let classes = scores.shape.last().copied().unwrap_or(1).max(1);
+        let labels: Vec<i32> = get(feeds, RCNN_LABELS)?
+            .to_f64_vec()
+            .iter()
+            .map(|&l| l as i32)
+            .collect();
+        let weights: Vec<f32> = get(feeds, RCNN_LABEL_WEIGHTS)?
+            .to_f64_vec()
+            .iter()
+            .map(|&w| w as f32)
+            .collect();
+        let scores: Vec<f32> = scores.to_f64_vec().iter().map(|&v| v as f32).collect();
+        Ok(crate::model::rcnn::rcnn_accuracy(
+            &scores, classes, &labels, &weights,
+        ))
     }
 
     /// The second stage's train feeds for a batch, from the first stage's outputs of the same

@@ -35,6 +35,22 @@ fn faster_rcnn_trains_evaluates_and_eval_coco_agrees() {
             "{k}"
         );
     }
+    // mmdetection's `acc` (the second stage's top-1 accuracy over the sampled RoIs, percent),
+    // logged after `loss_cls` and not summed into `loss`.
+    for r in &train {
+        let acc = r["acc"].as_f64().unwrap_or(f64::NAN);
+        assert!((0.0..=100.0).contains(&acc), "{r}");
+        let terms: f64 = ["loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox"]
+            .iter()
+            .map(|k| r[k].as_f64().unwrap())
+            .sum();
+        let loss = r["loss"].as_f64().unwrap();
+        assert!((terms - loss).abs() <= 1e-5 * loss.abs(), "{r}");
+    }
+    assert!(
+        text.contains("loss_cls: ") && text.contains(", acc: "),
+        "the log line shows acc: {text}"
+    );
     let evals: Vec<_> = recs.iter().filter(|r| r["mode"] == "val").collect();
     assert_eq!(evals.len(), 2, "{evals:?}");
     for e in &evals {
