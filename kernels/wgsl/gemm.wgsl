@@ -44,9 +44,37 @@ fn x_at(g: Geo, img: u32, ch: u32, ih: i32, iw: i32) -> f32 {
     return in0[((img * g.c + ch) * g.h + u32(ih)) * g.w + u32(iw)];
 }
 
+// A filter tap index `(channel · kh + r) · kw + s` as (channel, r, s).
+fn tap(g: Geo, k: u32) -> vec3<u32> {
+    let khkw = g.kh * g.kw;
+    let ch = k / khkw;
+    let rs = k - ch * khkw;
+    let r = rs / g.kw;
+    return vec3<u32>(ch, r, rs - r * g.kw);
+}
+
+// The weight gradient's sum index `k` of split `z / groups` as (image, output position).
+fn image_pixel(g: Geo, z: u32, k: u32) -> vec2<u32> {
+    let ohow = g.oh * g.ow;
+    let kg = (z / g.groups) * prm[20] + k;
+    let img = kg / ohow;
+    return vec2<u32>(img, kg - img * ohow);
+}
+
+// x at output position `p` (row-major over OH × OW) seen through tap `t` of group `grp`:
+// x[img, grp·Cg + ci, oh·sh - ph + r·dh, ow·sw - pw + s·dw], 0 in the padding.
+fn x_window(g: Geo, img: u32, grp: u32, p: u32, t: vec3<u32>) -> f32 {
+    let oh = p / g.ow;
+    let ow = p - oh * g.ow;
+    let ih = i32(oh * g.sh + t.y * g.dh) - i32(g.ph);
+    let iw = i32(ow * g.sw + t.z * g.dw) - i32(g.pw);
+    return x_at(g, img, grp * (g.c / g.groups) + t.x, ih, iw);
+}
+
 fn load_a(mode: u32, g: Geo, z: u32, m: u32, k: u32) -> f32 {
     let mm = prm[0];
     let kk = prm[2];
+    let grp = z % g.groups;
     switch mode {
         case 0u: {
             if ((prm[3] & 1u) != 0u) {
@@ -55,25 +83,18 @@ fn load_a(mode: u32, g: Geo, z: u32, m: u32, k: u32) -> f32 {
             return in0[z * mm * kk + m * kk + k];
         }
         case 1u: {
-            let grp = z % g.groups;
             return in1[(grp * mm + m) * kk + k];
         }
         case 2u: {
             // A(ci, (co, r, s)) = w[g·Co/g + co, ci, r, s]
-            let grp = z % g.groups;
             let khkw = g.kh * g.kw;
             let co = k / khkw;
-            let rs = k - co * khkw;
-            return in1[((grp * (g.co / g.groups) + co) * mm + m) * khkw + rs];
+            return in1[((grp * (g.co / g.groups) + co) * mm + m) * khkw + (k - co * khkw)];
         }
         default: {
             // A(co, (img, p)) = dy[img, g·Co/g + co, p]
-            let grp = z % g.groups;
-            let ohow = g.oh * g.ow;
-            let kg = (z / g.groups) * prm[20] + k;
-            let img = kg / ohow;
-            let p = kg - img * ohow;
-            return in1[(img * g.co + grp * mm + m) * ohow + p];
+            let ip = image_pixel(g, z, k);
+            return in1[(ip.x * g.co + grp * mm + m) * g.oh * g.ow + ip.y];
         }
     }
 }
@@ -81,6 +102,7 @@ fn load_a(mode: u32, g: Geo, z: u32, m: u32, k: u32) -> f32 {
 fn load_b(mode: u32, g: Geo, z: u32, k: u32, n: u32) -> f32 {
     let kk = prm[2];
     let nn = prm[1];
+    let grp = z % g.groups;
     switch mode {
         case 0u: {
             if ((prm[3] & 2u) != 0u) {
@@ -89,33 +111,16 @@ fn load_b(mode: u32, g: Geo, z: u32, k: u32, n: u32) -> f32 {
             return in1[z * kk * nn + k * nn + n];
         }
         case 1u: {
-            // B((ci, r, s), (oh, ow)) = x[img, g·Cg + ci, oh·sh - ph + r·dh, ow·sw - pw + s·dw]
-            let grp = z % g.groups;
-            let img = z / g.groups;
-            let khkw = g.kh * g.kw;
-            let ci = k / khkw;
-            let rs = k - ci * khkw;
-            let r = rs / g.kw;
-            let s = rs - r * g.kw;
-            let oh = n / g.ow;
-            let ow = n - oh * g.ow;
-            let ih = i32(oh * g.sh + r * g.dh) - i32(g.ph);
-            let iw = i32(ow * g.sw + s * g.dw) - i32(g.pw);
-            return x_at(g, img, grp * (g.c / g.groups) + ci, ih, iw);
+            // B((ci, r, s), p) = x's window at output position p
+            return x_window(g, z / g.groups, grp, n, tap(g, k));
         }
         case 2u: {
             // B((co, r, s), (ih, iw)) = dy[img, g·Co/g + co, oh, ow] where ih = oh·sh - ph + r·dh
-            let grp = z % g.groups;
-            let img = z / g.groups;
-            let khkw = g.kh * g.kw;
-            let co = k / khkw;
-            let rs = k - co * khkw;
-            let r = rs / g.kw;
-            let s = rs - r * g.kw;
+            let t = tap(g, k);
             let ih = n / g.w;
             let iw = n - ih * g.w;
-            let th = i32(ih + g.ph) - i32(r * g.dh);
-            let tw = i32(iw + g.pw) - i32(s * g.dw);
+            let th = i32(ih + g.ph) - i32(t.y * g.dh);
+            let tw = i32(iw + g.pw) - i32(t.z * g.dw);
             if (th < 0 || tw < 0) {
                 return 0.0;
             }
@@ -124,25 +129,13 @@ fn load_b(mode: u32, g: Geo, z: u32, k: u32, n: u32) -> f32 {
             if (oh * g.sh != u32(th) || ow * g.sw != u32(tw) || oh >= g.oh || ow >= g.ow) {
                 return 0.0;
             }
-            return in0[((img * g.co + grp * (g.co / g.groups) + co) * g.oh + oh) * g.ow + ow];
+            let img = z / g.groups;
+            return in0[((img * g.co + grp * (g.co / g.groups) + t.x) * g.oh + oh) * g.ow + ow];
         }
         default: {
-            // B((img, p), (ci, r, s)) = x[img, g·Cg + ci, oh·sh - ph + r·dh, ow·sw - pw + s·dw]
-            let grp = z % g.groups;
-            let ohow = g.oh * g.ow;
-            let kg = (z / g.groups) * prm[20] + k;
-            let img = kg / ohow;
-            let p = kg - img * ohow;
-            let oh = p / g.ow;
-            let ow = p - oh * g.ow;
-            let khkw = g.kh * g.kw;
-            let ci = n / khkw;
-            let rs = n - ci * khkw;
-            let r = rs / g.kw;
-            let s = rs - r * g.kw;
-            let ih = i32(oh * g.sh + r * g.dh) - i32(g.ph);
-            let iw = i32(ow * g.sw + s * g.dw) - i32(g.pw);
-            return x_at(g, img, grp * (g.c / g.groups) + ci, ih, iw);
+            // B((img, p), (ci, r, s)) = x's window at output position p of image img
+            let ip = image_pixel(g, z, k);
+            return x_window(g, ip.x, grp, ip.y, tap(g, n));
         }
     }
 }

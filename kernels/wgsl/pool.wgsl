@@ -279,6 +279,14 @@ fn bilinear(yx: vec2<f32>, h: u32, w: u32) -> Sample {
     return s;
 }
 
+// Output element `i` of [K, C, ph·pw] as (RoI, channel, bin).
+fn roi_channel_bin(i: u32, c: u32, bins: u32) -> vec3<u32> {
+    let k = i / (c * bins);
+    let r = i - k * c * bins;
+    let ch = r / bins;
+    return vec3<u32>(k, ch, r - ch * bins);
+}
+
 @compute @workgroup_size(256)
 fn roi_align(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let c = prm[1];
@@ -288,11 +296,10 @@ fn roi_align(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let pw = prm[6];
     let n = prm[4] * c * ph * pw;
     for (var i = gid.x; i < n; i += nwg.x * WG) {
-        let bins = ph * pw;
-        let k = i / (c * bins);
-        let r = i - k * c * bins;
-        let ch = r / bins;
-        let bin = r - ch * bins;
+        let kcb = roi_channel_bin(i, c, ph * pw);
+        let k = kcb.x;
+        let ch = kcb.y;
+        let bin = kcb.z;
         let img = roi_image(rois_fwd[k * 5u]);
         if (img == NO_TAP) {
             out3[i] = 0.0;
@@ -335,11 +342,10 @@ fn roi_align_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let pw = prm[6];
     let n = prm[4] * c * ph * pw;
     for (var i = gid.x; i < n; i += nwg.x * WG) {
-        let bins = ph * pw;
-        let k = i / (c * bins);
-        let r = i - k * c * bins;
-        let ch = r / bins;
-        let bin = r - ch * bins;
+        let kcb = roi_channel_bin(i, c, ph * pw);
+        let k = kcb.x;
+        let ch = kcb.y;
+        let bin = kcb.z;
         let img = roi_image(rois_bwd[k * 5u]);
         if (img == NO_TAP) {
             continue;
