@@ -142,12 +142,16 @@ impl TrainStep {
         let t1 = Instant::now();
         // A two-stage detector's second-stage feeds are made half-way through the run, from
         // its RPN maps: proposals, sampling and targets on the host (`docs/two-stage.md`).
-        // The second stage's feeds are kept for its accuracy (`acc`) after the run.
-        let mut second_stage = None;
+        // The sampled labels are kept for the second stage's accuracy (`acc`) after the run.
+        let mut sampled = None;
         let mut make = |rpn: &std::collections::BTreeMap<String, HostTensor>| {
             let feeds =
                 (detector.rcnn_train_feeds(rpn, targets, (h, w))).map_err(|e| e.to_string())?;
-            second_stage = Some(feeds.clone());
+            sampled = Some(
+                detector
+                    .rcnn_sampled_labels(&feeds)
+                    .map_err(|e| e.to_string())?,
+            );
             Ok(feeds)
         };
         let late = detector.is_two_stage().then(|| {
@@ -170,10 +174,10 @@ impl TrainStep {
                     .ok_or_else(|| format!("the train graph has no scalar output `{k}`"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(feeds) = &second_stage {
+        if let Some(sampled) = &sampled {
             // mmdetection logs it after `loss_cls` (`BBoxHead.loss`); not a loss, so not summed.
             let acc =
-                (self.detector.rcnn_accuracy(&out.outputs, feeds)).map_err(|e| e.to_string())?;
+                (self.detector.rcnn_accuracy(&out.outputs, sampled)).map_err(|e| e.to_string())?;
             let at = losses
                 .iter()
                 .position(|(k, _)| k == "loss_cls")

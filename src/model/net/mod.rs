@@ -24,4 +24,4 @@ pub use detector::{
 pub use fpn::build_fpn;
 pub use layers::Layers;
 pub use resnet::build_resnet;
-pub use two_stage::feat_name;
+pub use two_stage::{SampledLabels, feat_name};

@@ -177,6 +177,18 @@ fn rpn_levels<'a>(
         .collect()
 }
 
+/// The sampled RoIs' class labels and label weights of one train step (padding rows weigh 0).
+pub struct SampledLabels {
+    labels: Vec<i32>,
+    weights: Vec<f32>,
+}
+
+/// A named tensor of a feed or output map.
+fn get<'a>(m: &'a BTreeMap<String, HostTensor>, name: &str) -> Result<&'a HostTensor, FeedError> {
+    m.get(name)
+        .ok_or_else(|| FeedError::MissingOutput(name.to_string()))
+}
+
 impl Detector {
     fn two_stage(&self) -> Option<(&FasterRcnnParts, &RcnnTargetConfig)> {
         match (&self.cfg, &self.rcnn) {
@@ -245,35 +257,39 @@ impl Detector {
         (names.iter().map(|n| n.to_string()).collect(), after)
     }
 
+    /// What the second stage's accuracy needs of its feeds: the sampled RoIs' labels and
+    /// label weights (kept from the feeds, which the run then consumes).
+    pub fn rcnn_sampled_labels(
+        &self,
+        feeds: &BTreeMap<String, HostTensor>,
+    ) -> Result<SampledLabels, FeedError> {
+        let labels = get(feeds, RCNN_LABELS)?.to_f64_vec();
+        let weights = get(feeds, RCNN_LABEL_WEIGHTS)?.to_f64_vec();
+        Ok(SampledLabels {
+            labels: labels.iter().map(|&l| l as i32).collect(),
+            weights: weights.iter().map(|&w| w as f32).collect(),
+        })
+    }
+
     /// The second stage's classification accuracy (`acc`, percent) of a train run: its class
-    /// scores (`outputs`) against the labels of its second-stage feeds (`feeds`).
+    /// scores (`outputs`) against the labels it was fed.
     pub fn rcnn_accuracy(
         &self,
         outputs: &BTreeMap<String, HostTensor>,
-        feeds: &BTreeMap<String, HostTensor>,
+        sampled: &SampledLabels,
     ) -> Result<f64, FeedError> {
-        fn get<'a>(
-            m: &'a BTreeMap<String, HostTensor>,
-            name: &str,
-        ) -> Result<&'a HostTensor, FeedError> {
-            m.get(name)
-                .ok_or_else(|| FeedError::MissingOutput(name.to_string()))
-        }
         let scores = get(outputs, RCNN_CLS)?;
         let classes = scores.shape.last().copied().unwrap_or(1).max(1);
-        let labels: Vec<i32> = get(feeds, RCNN_LABELS)?
-            .to_f64_vec()
-            .iter()
-            .map(|&l| l as i32)
-            .collect();
-        let weights: Vec<f32> = get(feeds, RCNN_LABEL_WEIGHTS)?
-            .to_f64_vec()
-            .iter()
-            .map(|&w| w as f32)
-            .collect();
-        let scores: Vec<f32> = scores.to_f64_vec().iter().map(|&v| v as f32).collect();
+        // f32 but for mixed-precision graphs, whose head may output a half type.
+        let scores: std::borrow::Cow<'_, [f32]> = match scores.as_f32() {
+            Some(v) => v.into(),
+            None => scores.to_f64_vec().iter().map(|&v| v as f32).collect(),
+        };
         Ok(crate::model::rcnn::rcnn_accuracy(
-            &scores, classes, &labels, &weights,
+            &scores,
+            classes,
+            &sampled.labels,
+            &sampled.weights,
         ))
     }
 
