@@ -5,7 +5,9 @@
 #![cfg_attr(not(all(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 
 use crate::ir::numel;
-use crate::ir::op::{Conv2dAttrs, LossKind, LossOp, MatmulOp, NormKind, NormOp, conv_out_size};
+use crate::ir::op::{
+    Conv2dAttrs, LossKind, LossOp, MatmulOp, NormKind, NormOp, RoiAlignAttrs, conv_out_size,
+};
 
 /// Checked geometry: `batch` products of `op(a) [m, k] @ op(b) [k, n]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,6 +286,25 @@ pub(crate) fn loss_shape(
     want_shape("the output gradient", ins[2], &loss_shape)?;
     want_shape("the output", out, ins[wrt])?;
     Ok(loss_shape)
+}
+
+/// RoIAlign's geometry: the box count of `rois [K, 5]` and the bins `[K, C, ph, pw]` that
+/// `bins` (the output, or the gradient's `dy`, named `what`) must be for `c` channels.
+pub(crate) fn roi_bins(
+    rois: &[usize],
+    bins: &[usize],
+    what: &str,
+    c: usize,
+    a: &RoiAlignAttrs,
+) -> Result<[usize; 4], String> {
+    let &[k, 5] = rois else {
+        return Err(format!("rois must be [K, 5], got {rois:?}"));
+    };
+    let want = [k, c, a.output[0], a.output[1]];
+    if bins != want {
+        return Err(format!("{what} is {bins:?}, expected {want:?}"));
+    }
+    Ok(want)
 }
 
 /// A 4-D shape (NCHW), or an error naming what it is.

@@ -19,6 +19,7 @@ use super::context::{Grid, Kernel, Module};
 use super::tensor::fill_bits;
 use super::{In, Out, WgpuBackend, count, fbits, input, output, shape_err, w};
 use crate::backend::BackendError;
+use crate::backend::geometry::roi_bins;
 use crate::ir::op::*;
 use crate::ir::{DType, conv_out_size};
 
@@ -120,8 +121,8 @@ pub(super) fn pool(
             const OP: &str = "roi_align";
             arity(OP, ins, 2)?;
             let xs = nchw(OP, "input", ins[0].shape)?;
-            let k = boxes(OP, ins[1].shape)?;
-            let ys = expect_roi_output(OP, "output", out.shape, k, xs, a)?;
+            let ys = roi_output(OP, ins[1].shape, out.shape, "output", xs, a)?;
+            let k = ys[0];
             let (x, rois) = (
                 input(&ins[0], OP, DType::F32)?,
                 input(&ins[1], OP, DType::F32)?,
@@ -140,8 +141,8 @@ pub(super) fn pool(
             const OP: &str = "roi_align_grad";
             arity(OP, ins, 2)?;
             let xs = nchw(OP, "output", out.shape)?;
-            let k = boxes(OP, ins[0].shape)?;
-            let ys = expect_roi_output(OP, "dy", ins[1].shape, k, xs, a)?;
+            let ys = roi_output(OP, ins[0].shape, ins[1].shape, "dy", xs, a)?;
+            let k = ys[0];
             let (rois, dy) = (
                 input(&ins[0], OP, DType::F32)?,
                 input(&ins[1], OP, DType::F32)?,
@@ -280,27 +281,18 @@ fn resize_meta(
     ])
 }
 
-/// The box count of a `[K, 5]` RoI tensor.
-fn boxes(op: &'static str, s: &[usize]) -> Result<usize, BackendError> {
-    match s {
-        &[k, 5] => Ok(k),
-        _ => Err(shape_err(op, format!("rois must be [K, 5], got {s:?}"))),
-    }
-}
-
-/// RoIAlign's bins must be `[K, C, ph, pw]`, and a map with bins to fill must not be empty.
-fn expect_roi_output(
+/// RoIAlign's bins (`geometry::roi_bins`), and what these kernels add: a map with bins to
+/// fill must not be empty, the sampling ratio must fit u32.
+fn roi_output(
     op: &'static str,
+    rois: &[usize],
+    bins: &[usize],
     what: &str,
-    s: &[usize],
-    k: usize,
     xs: [usize; 4],
     a: &RoiAlignAttrs,
 ) -> Result<[usize; 4], BackendError> {
-    let want = [k, xs[1], a.output[0], a.output[1]];
-    if s != want {
-        return Err(shape_err(op, format!("{what} is {s:?}, expected {want:?}")));
-    }
+    let want = roi_bins(rois, bins, what, xs[1], a).map_err(|m| shape_err(op, m))?;
+    let k = want[0];
     if want.iter().all(|&d| d > 0) && xs.contains(&0) {
         return Err(shape_err(
             op,

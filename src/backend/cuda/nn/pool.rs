@@ -11,6 +11,7 @@
 //! RoIAlign's gradient is a scatter with atomic adds (as torchvision's): its output is
 //! zeroed first, and its last bits vary run to run.
 
+use crate::backend::geometry::roi_bins;
 use cudarc::driver::CudaSlice;
 
 use super::{In, Out, arity, bad, drv, input, nchw, output, u32_of};
@@ -93,8 +94,8 @@ pub(super) fn pool(
             const OP: &str = "roi_align";
             arity(OP, ins, &[2])?;
             let xs = nchw(OP, "input", ins[0].shape)?;
-            let k = boxes(OP, ins[1].shape)?;
-            expect_roi_output(OP, "output", out.shape, k, xs[1], a)?;
+            let [k, ..] =
+                roi_bins(ins[1].shape, out.shape, "output", xs[1], a).map_err(|m| bad(OP, m))?;
             let (x, rois) = (input(&ins[0], OP)?, input(&ins[1], OP)?);
             let y = output(&mut out, OP)?;
             roi_align(dev, "roi_align_fwd", x, rois, y, xs, k, a)?;
@@ -103,36 +104,13 @@ pub(super) fn pool(
             const OP: &str = "roi_align_grad";
             arity(OP, ins, &[2])?;
             let xs = nchw(OP, "output", out.shape)?;
-            let k = boxes(OP, ins[0].shape)?;
-            expect_roi_output(OP, "dy", ins[1].shape, k, xs[1], a)?;
+            let [k, ..] =
+                roi_bins(ins[0].shape, ins[1].shape, "dy", xs[1], a).map_err(|m| bad(OP, m))?;
             let (rois, dy) = (input(&ins[0], OP)?, input(&ins[1], OP)?);
             let dx = output(&mut out, OP)?;
             dev.stream().memset_zeros(dx).map_err(drv)?;
             roi_align(dev, "roi_align_bwd", dy, rois, dx, xs, k, a)?;
         }
-    }
-    Ok(())
-}
-
-/// The box count of a `[K, 5]` RoI tensor.
-fn boxes(op: &'static str, s: &[usize]) -> Result<usize, BackendError> {
-    match s {
-        &[k, 5] => Ok(k),
-        _ => Err(bad(op, format!("rois must be [K, 5], got {s:?}"))),
-    }
-}
-
-fn expect_roi_output(
-    op: &'static str,
-    what: &str,
-    s: &[usize],
-    k: usize,
-    c: usize,
-    a: &RoiAlignAttrs,
-) -> Result<(), BackendError> {
-    let want = [k, c, a.output[0], a.output[1]];
-    if s != want {
-        return Err(bad(op, format!("{what} is {s:?}, expected {want:?}")));
     }
     Ok(())
 }
