@@ -123,6 +123,14 @@ impl Device {
         }
     }
 
+    /// The name, with the hardware in words where there is more to say (`wgpu (llvmpipe …)`).
+    pub fn label(&self) -> String {
+        match self.describe() {
+            Some(d) => format!("{} ({d})", self.name()),
+            None => self.name().to_string(),
+        }
+    }
+
     /// Bytes of memory this device can still give and where the number comes from, or `None`
     /// when it cannot tell.
     pub fn available_memory(&self) -> Option<(u64, &'static str)> {

@@ -394,10 +394,7 @@ pub fn run(args: Args) -> super::Outcome {
 /// A device other than the CPU: its step time against the CPU backend's, same shapes and
 /// run. Per-op profiles are the CPU's only (device ops are recorded and run asynchronously).
 fn against_cpu(args: &Args, device: Device) -> super::Outcome {
-    let what = match device.describe() {
-        Some(d) => format!("{} ({d})", device.name()),
-        None => device.name().to_string(),
-    };
+    let what = device.label();
     let name = device.name();
     let mut medians = Vec::new();
     for (label, d) in [(what.as_str(), device.clone()), ("cpu", Device::Cpu)] {

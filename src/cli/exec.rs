@@ -55,11 +55,17 @@ fn json_line(mode: &str, fields: serde_json::Value) {
 
 /// Opens the device: `--device` when given, else the recipe's `runtime.backend` (one
 /// setting, the command line over the recipe).
+/// Opens the device `exec` and `test` run on; an adapter chosen among several (wgpu) is named
+/// on stderr, so a run never lands on another device silently.
 pub(super) fn open_device(
     flag: Option<&str>,
     plan: &Plan,
 ) -> Result<crate::backend::Device, crate::backend::DeviceError> {
-    crate::backend::Device::open(flag.unwrap_or(&plan.training.runtime.device))
+    let device = crate::backend::Device::open(flag.unwrap_or(&plan.training.runtime.device))?;
+    if device.describe().is_some() {
+        crate::errln!("device: {}", device.label());
+    }
+    Ok(device)
 }
 
 /// The detector task of a plan, on `device`, as one rank of `dist` when given.
@@ -189,14 +195,7 @@ pub fn run(mut args: Args) -> u8 {
             return super::EXIT_CANNOT_RUN;
         }
     };
-    // The wgpu adapter in use is named, so a run never falls back to a device silently.
-    let device_name = match device.describe() {
-        Some(d) => format!("{} ({d})", device.name()),
-        None => device.name().to_string(),
-    };
-    if !args.dry_run && device.describe().is_some() {
-        crate::errln!("device: {device_name}");
-    }
+    let device_name = device.label();
     if let Err(e) = crate::plan::check_fits(&plan, device.name(), device.available_memory()) {
         crate::errln!("error: {e}");
         return super::EXIT_CANNOT_RUN;
