@@ -204,6 +204,9 @@ fn measure(args: &Args, peer: &mut Option<Peer>) -> Result<(Times, Option<Times>
 }
 
 pub fn run(args: Args) -> super::Outcome {
+    for line in super::machine::header(Some(&args.python)) {
+        crate::outln!("{line}");
+    }
     let mut peer = match Peer::start(&args) {
         Ok(p) => Some(p),
         Err(e) => {

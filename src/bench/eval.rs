@@ -167,6 +167,10 @@ fn max_diff(a: &[f64], b: &[f64]) -> f64 {
 }
 
 pub fn run(a: Args) -> super::Outcome {
+    // The peers are pycocotools and faster-coco-eval: the machine matters, not torch.
+    for line in super::machine::header(None) {
+        crate::outln!("{line}");
+    }
     let gt = a.dir.join("bench_gt.json");
     let dt = a.dir.join("bench_dt.json");
     if let Err(e) = generate(&a, &gt, &dt) {

@@ -7,6 +7,7 @@ mod core;
 mod cuda;
 mod data;
 mod eval;
+pub mod machine;
 mod recipe;
 mod train;
 

@@ -317,6 +317,10 @@ pub fn run(args: Args) -> super::Outcome {
         args.iters,
         args.warmup
     );
+    let python = (!args.no_peer).then_some(args.python.as_str());
+    for line in super::machine::header(python) {
+        crate::outln!("{line}");
+    }
     crate::outln!("load average before: {}", load_average());
     let device = match Device::open(&args.device) {
         Ok(d) => d,

@@ -2,6 +2,7 @@
 #![allow(clippy::disallowed_macros)] // tests print freely; the binary prints through util::console
 
 mod backend;
+mod bench;
 mod bin;
 mod cuda;
 mod data;
