@@ -21,6 +21,7 @@ pub mod registry;
 pub mod schedule;
 pub mod syntax;
 pub mod util;
+pub mod viz;
 
 #[doc(hidden)]
 pub mod cli;

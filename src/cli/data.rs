@@ -1,4 +1,5 @@
-//! `mmrun data`: arguments and output only; the work happens in `crate::data`.
+//! `mmrun data`: arguments and output only; the work happens in `crate::data` (and, for
+//! `browse`, `crate::engine::detector::pictures`).
 
 use crate::data::{self, synth};
 use std::path::PathBuf;
@@ -45,6 +46,22 @@ enum Command {
         #[arg(long)]
         skip_bad: bool,
     },
+    /// Draw the training images as the model sees them (after the recipe's training
+    /// pipeline: resize, flip, crop…, normalization undone) with their boxes and class
+    /// names: one PNG per image, named after it (mmdetection's `browse_dataset.py`).
+    Browse {
+        /// The recipe whose `data.train` to draw.
+        recipe: PathBuf,
+        /// Output folder (created if needed).
+        #[arg(long)]
+        out: PathBuf,
+        /// How many images, the first in the annotation file's order.
+        #[arg(long, default_value_t = 20, value_parser = image_count)]
+        count: usize,
+        /// Override a value: `--set data.train.ann_file="..."`.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
+    },
 }
 
 /// The most images `data synth` writes in one run.
@@ -70,8 +87,39 @@ fn image_count(s: &str) -> Result<usize, String> {
     }
 }
 
+/// `mmrun data browse`: the folder is made first, so a bad `--out` is refused before any
+/// image is read.
+fn browse(recipe: &std::path::Path, out: &std::path::Path, count: usize, set: &[String]) -> u8 {
+    let plan = match super::exec::load_recipe(recipe, set, true) {
+        Ok((_, plan)) => plan,
+        Err(code) => return code,
+    };
+    if let Err(e) = std::fs::create_dir_all(out) {
+        crate::errln!("error: --out {}: {e}", out.display());
+        return super::EXIT_CANNOT_RUN;
+    }
+    super::exec::ensure_shapes_data(&plan);
+    let seed = plan.training.runtime.seed;
+    match crate::engine::detector::pictures::browse(&plan.data, seed, count, out) {
+        Ok(files) => {
+            crate::outln!("wrote {} pictures to {}", files.len(), out.display());
+            super::EXIT_OK
+        }
+        Err(e) => {
+            crate::errln!("error: {e}");
+            super::EXIT_CANNOT_RUN
+        }
+    }
+}
+
 pub fn run(args: Args) -> u8 {
     match args.command {
+        Command::Browse {
+            recipe,
+            out,
+            count,
+            set,
+        } => browse(&recipe, &out, count, &set),
         Command::Synth {
             out,
             images,

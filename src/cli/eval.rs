@@ -22,6 +22,10 @@ enum Kind {
     /// VOC mAP (mmdetection's `eval_map`) of a COCO results file against COCO annotations;
     /// crowd boxes count as "difficult" (ignored).
     Voc(VocArgs),
+    /// The confusion matrix of mmdetection's `tools/analysis_tools/confusion_matrix.py`
+    /// (classes + background; rows ground truth, columns predictions) as a table, and its
+    /// picture (`confusion_matrix.png`, rows normalised to percentages) in `--out`.
+    Confusion(ConfusionArgs),
 }
 
 use super::Format;
@@ -81,6 +85,28 @@ struct VocArgs {
     format: Format,
 }
 
+#[derive(clap::Args)]
+struct ConfusionArgs {
+    /// Ground truth: a COCO instances JSON file (its categories are the classes).
+    #[arg(long)]
+    gt: PathBuf,
+    /// Detections: a COCO results JSON list (`mmrun test` writes one in `<work_dir>/results/`).
+    #[arg(long)]
+    dt: PathBuf,
+    /// Detections scoring below this are left out.
+    #[arg(long, default_value = "0.3", value_parser = score_thr)]
+    score_thr: f64,
+    /// A detection matches a ground-truth box at this IoU or more.
+    #[arg(long, default_value = "0.5", value_parser = iou_thr)]
+    tp_iou_thr: f64,
+    /// Folder for `confusion_matrix.png` (created if missing; no picture without it).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Output format: the table, or one JSON object (`classes`, `matrix`).
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
 /// An IoU threshold: a number in [0, 1] (clap names the argument and the value on error).
 fn iou_thr(s: &str) -> Result<f64, String> {
     let v: f64 = s
@@ -94,11 +120,27 @@ fn iou_thr(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A score threshold: a number in [0, 1].
+fn score_thr(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("a score threshold must be a number in [0, 1]".into()),
+    }
+}
+
 /// A count of at least 1.
 fn count(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err("expected a whole number of at least 1".into()),
+    }
+}
+
+impl Args {
+    /// Whether the command writes files (the confusion matrix's picture), so it keeps working
+    /// when stdout goes away.
+    pub fn writes_files(&self) -> bool {
+        matches!(&self.kind, Kind::Confusion(a) if a.out.is_some())
     }
 }
 
@@ -118,7 +160,12 @@ pub fn run(args: Args) -> u8 {
             run_coco(&a.gt, &a.dt, &params, a.format, false, true)
         }
         Kind::Voc(a) => run_voc(&a),
+        Kind::Confusion(a) => return run_confusion(&a),
     };
+    exit_code(result)
+}
+
+fn exit_code(result: Result<(), EvalError>) -> u8 {
     match result {
         Ok(()) => super::EXIT_OK,
         Err(e) => {
@@ -127,6 +174,75 @@ pub fn run(args: Args) -> u8 {
                 EvalError::Io { .. } | EvalError::Params(_) => super::EXIT_CANNOT_RUN,
                 EvalError::Json { .. } | EvalError::Invalid { .. } => super::EXIT_PROBLEMS,
             }
+        }
+    }
+}
+
+fn run_confusion(a: &ConfusionArgs) -> u8 {
+    use crate::eval::confusion::{self, ConfusionParams};
+    let params = ConfusionParams {
+        score_thr: a.score_thr,
+        tp_iou_thr: a.tp_iou_thr,
+    };
+    let matrix = match (CocoGt::from_json_path(&a.gt))
+        .and_then(|gt| Ok((gt, confusion::image_sizes(&a.gt)?)))
+        .and_then(|(gt, sizes)| {
+            let dets = coco::load_detections_path(&a.dt)?;
+            confusion::from_coco(&gt, &sizes, &dets, &params, &a.dt.display().to_string())
+        }) {
+        Ok(m) => m,
+        Err(e) => return exit_code(Err(e)),
+    };
+    let labels = matrix.labels();
+    match a.format {
+        Format::Text => {
+            let w = labels.iter().map(|l| l.len()).max().unwrap_or(0).max(6);
+            crate::outln!(
+                "confusion matrix (rows: ground truth, columns: predictions; score_thr {}, tp_iou_thr {})",
+                a.score_thr,
+                a.tp_iou_thr
+            );
+            let head: Vec<String> = labels.iter().map(|l| format!("{l:>w$}")).collect();
+            crate::outln!("{:<w$} {}", "", head.join(" "));
+            for (l, row) in labels.iter().zip(&matrix.counts) {
+                let cells: Vec<String> = row.iter().map(|c| format!("{c:>w$}")).collect();
+                crate::outln!("{l:<w$} {}", cells.join(" "));
+            }
+        }
+        Format::Json => {
+            let v = serde_json::json!({
+                "classes": labels,
+                "matrix": matrix.counts,
+                "score_thr": a.score_thr,
+                "tp_iou_thr": a.tp_iou_thr,
+            });
+            crate::outln!("{v}");
+        }
+    }
+    let Some(dir) = &a.out else {
+        return super::EXIT_OK;
+    };
+    let written = std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))
+        .and_then(|()| {
+            let pic = crate::viz::confusion::draw(
+                &labels,
+                &matrix.row_percentages(),
+                "Normalized Confusion Matrix",
+            )?;
+            let path = dir.join("confusion_matrix.png");
+            pic.save_png(&path).map(|()| path)
+        });
+    match written {
+        Ok(path) => {
+            if a.format == Format::Text {
+                crate::outln!("wrote {}", path.display());
+            }
+            super::EXIT_OK
+        }
+        Err(e) => {
+            crate::errln!("error: {e}");
+            super::EXIT_CANNOT_RUN
         }
     }
 }

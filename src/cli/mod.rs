@@ -12,6 +12,7 @@ mod explain;
 mod export;
 mod fmt;
 mod plan;
+mod plot;
 mod ranks;
 mod test;
 
@@ -58,13 +59,15 @@ enum Command {
     Plan(plan::Args),
     /// Train (and evaluate) as a recipe says.
     Exec(exec::Args),
+    /// Draw losses, metrics and the learning rate from runs' logs (`log.jsonl`) as curves.
+    Plot(plot::Args),
     /// Run inference over a recipe's test set with a checkpoint.
     Test(test::Args),
     /// Evaluate detection results against ground truth.
     Eval(eval::Args),
     /// Dataset tools (generate the shapes dataset, inspect datasets).
     Data(data::Args),
-    /// Write a checkpoint's weights as safetensors in mmdetection's or torchvision's names.
+    /// Write a checkpoint's weights (safetensors) or its inference network (ONNX).
     Export(export::Args),
     /// Benchmarks that print ratios against their peers.
     Bench(crate::bench::Args),
@@ -102,8 +105,11 @@ pub fn main() -> ExitCode {
         | Command::Test(_)
         | Command::Data(_)
         | Command::Bench(_)
-        | Command::Export(_) => OnClosed::Continue,
+        | Command::Export(_)
+        | Command::Plot(_) => OnClosed::Continue,
         Command::Fmt(a) if a.write => OnClosed::Continue,
+        Command::Plan(a) if a.schedule_plot.is_some() => OnClosed::Continue,
+        Command::Eval(a) if a.writes_files() => OnClosed::Continue,
         _ => OnClosed::Exit,
     });
     let code = match cli.command {
@@ -111,6 +117,7 @@ pub fn main() -> ExitCode {
         Command::Fmt(a) => fmt::run(a),
         Command::Explain(a) => explain::run(a),
         Command::Plan(a) => plan::run(a),
+        Command::Plot(a) => plot::run(a),
         Command::Exec(a) => exec::run(a),
         Command::Test(a) => test::run(a),
         Command::Eval(a) => eval::run(a),

@@ -23,6 +23,33 @@ pub struct Args {
     /// Output format: text, or one JSON object per recipe (one per line).
     #[arg(long, value_enum, default_value = "text")]
     pub format: super::Format,
+    /// Also draw the learning rate (and momentum, when scheduled) at every iteration of the
+    /// planned run, warmup included, into this PNG (several recipes: one line each); the
+    /// train set's annotations are read for its iterations per epoch. With `--format json`
+    /// the values are in the recipe's object under `schedule`.
+    #[arg(long, value_name = "OUT.png")]
+    pub schedule_plot: Option<std::path::PathBuf>,
+    /// Iterations per epoch for `--schedule-plot` instead of reading the train set.
+    #[arg(long, value_name = "N", value_parser = iters)]
+    pub iters_per_epoch: Option<u64>,
+    /// The ranks the run will train on, for `--schedule-plot` (iterations per epoch and
+    /// `auto_scale_lr` depend on it).
+    #[arg(long, value_name = "N", default_value = "1", value_parser = ranks)]
+    pub nproc: usize,
+}
+
+fn iters(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a whole number of at least 1".into()),
+    }
+}
+
+fn ranks(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(n),
+        _ => Err("expected a whole number from 1 to 4096".into()),
+    }
 }
 
 /// `HxW`, each side in `1..=MAX_SIDE` (clap names the argument and the value on error).
@@ -70,6 +97,7 @@ pub fn run(args: Args) -> u8 {
         ..Default::default()
     };
     let mut worst = super::EXIT_OK;
+    let mut curves = Vec::new();
     for input in &args.inputs {
         if let Some(why) = super::unreadable_recipe(input) {
             crate::errln!("error: {why}");
@@ -94,10 +122,29 @@ pub fn run(args: Args) -> u8 {
             continue;
         }
         let shape = (args.batch.is_some() || size.is_some()).then_some(shape);
+        let curve = match args.schedule_plot.is_some().then(|| {
+            crate::engine::schedule_curve::of_run(
+                &plan.training,
+                &plan.data,
+                args.iters_per_epoch,
+                args.nproc,
+            )
+        }) {
+            Some(Err(e)) => {
+                crate::errln!("error: {}: --schedule-plot: {e}", input.display());
+                worst = worst.max(super::EXIT_CANNOT_RUN);
+                continue;
+            }
+            Some(Ok(c)) => Some(c),
+            None => None,
+        };
         match report(&plan, shape) {
             Ok(p) if args.format == super::Format::Json => {
                 let mut v = p.to_json();
                 v["recipe"] = input.display().to_string().into();
+                if let Some(c) = &curve {
+                    v["schedule"] = c.to_json();
+                }
                 crate::outln!("{v}");
             }
             Ok(p) => {
@@ -107,6 +154,24 @@ pub fn run(args: Args) -> u8 {
             Err(e) => {
                 crate::errln!("error: {}: {e}", input.display());
                 worst = worst.max(super::EXIT_PROBLEMS);
+            }
+        }
+        if let Some(c) = curve {
+            let name = input.file_stem().unwrap_or(input.as_os_str());
+            curves.push((name.to_string_lossy().into_owned(), c));
+        }
+    }
+    if let Some(out) = &args.schedule_plot
+        && !curves.is_empty()
+    {
+        match crate::engine::schedule_curve::picture(&curves).and_then(|p| p.save_png(out)) {
+            Ok(()) if args.format == super::Format::Text => {
+                crate::outln!("wrote {}", out.display())
+            }
+            Ok(()) => {}
+            Err(e) => {
+                crate::errln!("error: --schedule-plot: {e}");
+                worst = worst.max(super::EXIT_CANNOT_RUN);
             }
         }
     }

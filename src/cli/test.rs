@@ -1,9 +1,11 @@
 //! `mmrun test`: arguments and output only; the work (a checkpoint's weights evaluated on the
 //! recipe's evaluation set, results written to `<work_dir>/results/`) is
-//! `crate::engine::job::test_checkpoint`.
+//! `crate::engine::job::test_checkpoint`; the pictures of `--show-dir` are
+//! `crate::engine::job::show_results`.
 
 use crate::engine::checkpoint::load_checkpoint;
-use crate::engine::job::{TestError, test_checkpoint};
+use crate::engine::detector::pictures::SHOW_SCORE_THR;
+use crate::engine::job::{TestError, show_results, test_checkpoint};
 use std::path::PathBuf;
 
 /// Arguments of `mmrun test`.
@@ -29,8 +31,24 @@ pub struct Args {
     /// Output format: text, or one JSON object (`metrics`, `weights`, `results`).
     #[arg(long, value_enum, default_value = "text")]
     pub format: super::Format,
+    /// Write a picture of each evaluated image into this folder (created if needed): its
+    /// ground truth beside the predictions, as mmdetection's `test.py --show-dir`.
+    #[arg(long)]
+    pub show_dir: Option<PathBuf>,
+    /// The score a prediction needs to be drawn in `--show-dir`'s pictures, 0 to 1
+    /// [default: 0.3].
+    #[arg(long, value_parser = score_thr, requires = "show_dir")]
+    pub score_thr: Option<f64>,
     #[command(flatten)]
     pub ranks: super::ranks::RankArgs,
+}
+
+/// A score threshold: a number from 0 to 1 (clap names the option on error).
+fn score_thr(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("expected a number from 0 to 1".into()),
+    }
 }
 
 pub fn run(mut args: Args) -> u8 {
@@ -72,6 +90,13 @@ pub fn run(mut args: Args) -> u8 {
         }
     };
     let work_dir = (args.work_dir).unwrap_or_else(|| plan.training.runtime.work_dir.clone());
+    // A folder that cannot be made is refused before the evaluation, not after it.
+    if let Some(dir) = args.show_dir.as_ref().filter(|_| main)
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        crate::errln!("error: --show-dir {}: {e}", dir.display());
+        return super::EXIT_CANNOT_RUN;
+    }
     if main {
         crate::errln!("evaluating {}", args.checkpoint.display());
     }
@@ -80,22 +105,38 @@ pub fn run(mut args: Args) -> u8 {
     let shown = |s: &crate::engine::job::TestSummary| {
         (s.results.as_ref()).map_or_else(String::new, |p| p.display().to_string())
     };
-    match test_checkpoint(task.as_mut(), params, &data, args.no_ema, results_dir) {
-        Ok(s) if args.format == super::Format::Json => {
-            let v = serde_json::json!({
+    let tested = test_checkpoint(task.as_mut(), params, &data, args.no_ema, results_dir);
+    // The pictures come after the metrics, from the detections they were computed from.
+    let show_dir = args.show_dir.as_ref().filter(|_| main);
+    let tested = tested.and_then(|s| match show_dir {
+        Some(dir) => {
+            let thr = args.score_thr.unwrap_or(SHOW_SCORE_THR);
+            show_results(task.as_ref(), dir, thr).map(|n| (s, Some((n, dir))))
+        }
+        None => Ok((s, None)),
+    });
+    match tested {
+        Ok((s, pictures)) if args.format == super::Format::Json => {
+            let mut v = serde_json::json!({
                 "checkpoint": args.checkpoint.display().to_string(),
                 "weights": s.which,
                 "metrics": s.metrics,
                 "results": shown(&s),
             });
+            if let Some((n, dir)) = pictures {
+                v["pictures"] = serde_json::json!({ "count": n, "dir": dir.display().to_string() });
+            }
             crate::outln!("{v}");
             super::EXIT_OK
         }
-        Ok(s) => {
+        Ok((s, pictures)) => {
             for (k, v) in &s.metrics {
                 crate::outln!("{k}: {v:.4}");
             }
             crate::outln!("{} evaluated; results written to {}", s.which, shown(&s));
+            if let Some((n, dir)) = pictures {
+                crate::outln!("{n} pictures written to {}", dir.display());
+            }
             super::EXIT_OK
         }
         Err(e) => {

@@ -26,6 +26,7 @@ pub mod job;
 pub mod on_device;
 #[cfg(feature = "cuda")]
 pub mod resident;
+pub mod schedule_curve;
 pub mod setup;
 pub mod step;
 pub mod workdir;

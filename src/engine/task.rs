@@ -4,10 +4,9 @@
 
 use crate::data::SkipCount;
 use crate::engine::params::ParamSet;
-use std::collections::BTreeMap;
 
 /// Metric name → value (`bbox_mAP`, `bbox_mAP_50`, …).
-pub type Metrics = BTreeMap<String, f64>;
+pub type Metrics = indexmap::IndexMap<String, f64>;
 
 /// What one training iteration produced.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -70,6 +69,19 @@ pub trait Task {
     /// (`mmrun test` writes them to `results/`).
     fn results_json(&self) -> Option<serde_json::Value> {
         None
+    }
+
+    /// Pictures of the last `evaluate`'s images, the first `limit` (all when `None`) in the
+    /// order evaluated: each image's ground truth beside its predictions scoring at least
+    /// `score_thr`, handed to `each` with a file name (`mmrun test --show-dir`, TensorBoard's
+    /// images). Returns how many; a task without images draws none.
+    fn draw_results(
+        &self,
+        _limit: Option<usize>,
+        _score_thr: f64,
+        _each: &mut dyn FnMut(&str, crate::viz::Picture) -> Result<(), String>,
+    ) -> Result<usize, TaskError> {
+        Ok(0)
     }
 
     /// The file name `mmrun test` gives [`Task::results_json`] in `results/`.

@@ -8,6 +8,7 @@
 
 mod boxes;
 pub mod coco;
+pub mod confusion;
 mod error;
 pub mod numpy;
 pub mod recall;

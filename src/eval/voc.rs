@@ -348,13 +348,8 @@ pub fn from_coco(
     gt_origin: &str,
     dt_origin: &str,
 ) -> Result<(Vec<ImageDetections>, Vec<VocAnnotation>), EvalError> {
-    use std::collections::HashMap;
-    let image_index: HashMap<i64, usize> = (gt.images.iter().enumerate())
-        .map(|(i, &id)| (id, i))
-        .collect();
-    let class_index: HashMap<i64, usize> = (gt.categories.iter().enumerate())
-        .map(|(k, c)| (c.id, k))
-        .collect();
+    let slots = super::coco::GtSlots::of(gt);
+    let (image_index, class_index) = (&slots.image, &slots.class);
     let corners = |b: &[f64; 4]| [b[0], b[1], b[0] + b[2], b[1] + b[3]];
     let mut annotations = vec![VocAnnotation::default(); gt.images.len()];
     let mut problems = Vec::new();
@@ -383,30 +378,9 @@ pub fn from_coco(
         });
     }
     let mut results = vec![vec![Vec::new(); gt.categories.len()]; gt.images.len()];
-    for (n, d) in dets.iter().enumerate() {
-        match (
-            image_index.get(&d.image_id),
-            class_index.get(&d.category_id),
-        ) {
-            (Some(&i), Some(&k)) => {
-                let [x1, y1, x2, y2] = corners(&d.bbox);
-                results[i][k].push([x1, y1, x2, y2, d.score]);
-            }
-            (None, _) => problems.push(format!(
-                "detection {n}: image_id {} is not in the ground truth",
-                d.image_id
-            )),
-            (_, None) => problems.push(format!(
-                "detection {n}: category_id {} is not in the ground truth",
-                d.category_id
-            )),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(EvalError::Invalid {
-            origin: dt_origin.into(),
-            problems,
-        });
+    for (d, (i, k)) in dets.iter().zip(slots.of_detections(dets, dt_origin)?) {
+        let [x1, y1, x2, y2] = corners(&d.bbox);
+        results[i][k].push([x1, y1, x2, y2, d.score]);
     }
     Ok((results, annotations))
 }

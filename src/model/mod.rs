@@ -12,6 +12,7 @@ pub mod assign;
 pub mod boxes;
 pub mod config;
 pub mod net;
+pub mod onnx;
 pub mod postprocess;
 pub mod proposals;
 pub mod rcnn;

@@ -15,7 +15,8 @@ pub struct RenderOptions {
     /// Unicode box drawing, and ANSI colours unless `color` is off (terminals); off gives
     /// plain ASCII (tests, pipes).
     pub fancy: bool,
-    /// Colours in a fancy rendering (off under `NO_COLOR`, https://no-color.org).
+    /// Colours in a fancy rendering (off under `NO_COLOR`, https://no-color.org, and on a
+    /// `TERM=dumb` terminal).
     pub color: bool,
     pub width: usize,
 }
@@ -31,11 +32,14 @@ impl Default for RenderOptions {
 }
 
 impl RenderOptions {
-    /// For stderr: fancy on a terminal, coloured unless `NO_COLOR` is set to something.
+    /// For stderr: fancy on a terminal, coloured unless `NO_COLOR` is set to something or the
+    /// terminal is dumb. (Not the `supports-color` crate: it takes an empty `NO_COLOR` as set
+    /// and `NO_COLOR=0` as unset, where no-color.org says any non-empty value turns colour off.)
     pub fn for_stderr() -> Self {
         use std::io::IsTerminal;
         let fancy = std::io::stderr().is_terminal();
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let set = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty());
+        let no_color = set("NO_COLOR").is_some() || set("TERM").is_some_and(|t| t == "dumb");
         RenderOptions {
             fancy,
             color: fancy && !no_color,

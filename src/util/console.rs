@@ -104,7 +104,8 @@ pub fn write(stream: Stream, args: fmt::Arguments<'_>) {
     if is_closed(stream) {
         return;
     }
-    let Err(e) = try_write(stream, args) else {
+    // Above any progress bar on screen (only the write: the error path below writes again).
+    let Err(e) = super::progress::lifted(|| try_write(stream, args)) else {
         return;
     };
     if stream.gone().swap(true, Ordering::SeqCst) {

@@ -1,10 +1,11 @@
 //! Small shared pieces with no domain knowledge: the seeded RNG, atomic file writes, safe
-//! reads of user-named files, units, UTC timestamps and the console (printing that never
-//! panics).
+//! reads of user-named files, units, UTC timestamps, the console (printing that never
+//! panics) and progress bars.
 
 pub mod atomic_file;
 pub mod clock;
 pub mod console;
+pub mod progress;
 pub mod read;
 pub mod rng;
 pub mod units;

@@ -20,6 +20,7 @@
 //! run uploads them.
 
 mod eval;
+pub mod pictures;
 
 use eval::voc_map;
 
@@ -41,6 +42,7 @@ use crate::model::config::DetectorConfig;
 use crate::model::net::{Detector, HeadOutputs};
 use crate::model::postprocess::to_coco;
 use crate::model::target::{DenseTargets, PaddedShapes, TargetBuilder};
+use crate::util::progress::Progress;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -76,6 +78,8 @@ pub struct DetectorTask {
     /// The epoch of the last `set_epoch`.
     epoch: u64,
     results: Option<Vec<crate::model::postprocess::CocoDetection>>,
+    /// The image ids the last `evaluate` saw, in its order (what `draw_results` draws).
+    evaluated: Vec<u64>,
 }
 
 /// One evaluated image's detections, as ranks exchange them.
@@ -183,6 +187,7 @@ pub fn build_task_on(
         val,
         epoch: 0,
         results: None,
+        evaluated: Vec::new(),
     };
     Ok((Box::new(task), params))
 }
@@ -250,6 +255,8 @@ impl Task for DetectorTask {
             0,
         )
         .map_err(err)?;
+        // The sampler fills the last batch with repeats (dropped after); the bar counts images.
+        let sampler_batches = sampler.batches_per_epoch();
         let cat_ids = val.dataset.cat_ids.clone();
         // Proposals are written as category 1, as mmdetection's `_proposal2json` does.
         let result_cats = match self.step.detector().cfg.is_proposal_net() {
@@ -266,12 +273,18 @@ impl Task for DetectorTask {
         // This rank's images, batch by batch, in sampler order.
         let mut shard: Vec<Vec<ImageResult>> = Vec::new();
         let mut done = 0u64;
+        // Counted in images, as mmcv's test loop counts them; one bar, on the first rank.
+        let batch_size = val.batch as u64;
+        let batches = (sampler_batches as u64).min(limit.unwrap_or(u64::MAX));
+        let to_evaluate = (batches * batch_size).min(val.dataset.len().div_ceil(world) as u64);
+        let bar = Progress::new("eval", "img", 0, to_evaluate, rank == 0);
         while limit.is_none_or(|l| done < l) {
             let Some(batch) = loader.next_batch() else {
                 break;
             };
             let batch = batch.map_err(err)?;
             done += 1;
+            bar.set((done * batch_size).min(to_evaluate));
             let [n, _, h, w] = batch.shape;
             let key = (n, h, w);
             self.eval_graph(key)?;
@@ -297,7 +310,9 @@ impl Task for DetectorTask {
             }
             shard.push(images);
         }
+        bar.clear();
         let (img_ids, dets) = self.collect_results(shard)?;
+        let evaluated = img_ids.iter().map(|&i| i as u64).collect();
         let Some(val) = &self.val else {
             unreachable!("checked above")
         };
@@ -341,6 +356,7 @@ impl Task for DetectorTask {
             (_, None) => unreachable!("COCO evaluators load the ground truth"),
         };
         self.results = Some(dets);
+        self.evaluated = evaluated;
         Ok(metrics)
     }
 
@@ -348,6 +364,15 @@ impl Task for DetectorTask {
         self.results
             .as_ref()
             .and_then(|r| serde_json::to_value(r).ok())
+    }
+
+    fn draw_results(
+        &self,
+        limit: Option<usize>,
+        score_thr: f64,
+        each: &mut dyn FnMut(&str, crate::viz::Picture) -> Result<(), String>,
+    ) -> Result<usize, TaskError> {
+        self.draw_evaluated(limit, score_thr, each)
     }
 
     fn results_name(&self) -> &'static str {

@@ -1,7 +1,8 @@
 //! Logging: averages over each `every` interval written as text (`log.txt` with a UTC
 //! timestamp on each line, as mmcv's logger; stdout), JSON lines with mmdetection's log.json
 //! fields (`log.jsonl`, every digit) and mmdetection's own `<timestamp>.log.json` (see
-//! `mmdet_json`), TensorBoard scalars, and a progress bar with ETA when stderr is a terminal.
+//! `mmdet_json`), TensorBoard scalars (and pictures of val images after each evaluation:
+//! `tensorboard`), and a progress bar with ETA when stderr is a terminal.
 //! Interval sums are hook state, so the lines after a resume are the lines an uninterrupted
 //! run writes.
 
@@ -9,12 +10,13 @@ use super::mmdet_json::MmdetJsonLog;
 use super::tensorboard::EventWriter;
 use super::{Console, Ctx, Hook, HookError, HookPoint, Mode};
 use crate::util::clock::Utc;
+use crate::util::progress::{Progress, hms};
 use crate::util::units::{Period, PeriodUnit};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::Instant;
 
 /// Where log lines go.
@@ -84,7 +86,7 @@ pub struct LogHook {
     json: Option<File>,
     mmdet: Option<MmdetJsonLog>,
     tb: Option<EventWriter>,
-    bar: bool,
+    bar: Option<Progress>,
     started: Option<(Instant, u64)>,
     /// The first write that failed, not yet handed to the runner: a log that cannot be
     /// written stops the run with a checkpoint rather than training on unrecorded.
@@ -124,11 +126,6 @@ fn still_linked(f: &File) -> std::io::Result<()> {
     Ok(())
 }
 
-fn fmt_secs(s: f64) -> String {
-    let s = s.max(0.0) as u64;
-    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
 fn fmt_value(k: &str, v: f64) -> String {
     if k == "lr" {
         format!("{v:.3e}")
@@ -164,7 +161,7 @@ impl LogHook {
             json: None,
             mmdet: None,
             tb: None,
-            bar: false,
+            bar: None,
             started: None,
             failed: None,
             console: Console::Text,
@@ -173,9 +170,6 @@ impl LogHook {
 
     fn write_text(&mut self, line: &str) {
         if self.config.stdout {
-            if self.bar {
-                crate::err!("\r\x1b[2K");
-            }
             // With JSON on stdout, the lines for people go to stderr.
             match self.console {
                 Console::Text => crate::outln!("{line}"),
@@ -253,7 +247,9 @@ impl LogHook {
         if self.config.to.contains(&LogSink::Tensorboard) {
             self.tb = Some(EventWriter::create(&dir.join("tf_logs")).map_err(err)?);
         }
-        self.bar = self.config.progress_bar && std::io::stderr().is_terminal();
+        let p = cx.run.progress;
+        let bar = Progress::new("", "it", p.iter, p.stop_iter, self.config.progress_bar);
+        self.bar = bar.is_drawn().then_some(bar);
         self.console = cx.run.console;
         Ok(())
     }
@@ -289,7 +285,7 @@ impl LogHook {
         let eta = match self.started {
             Some((t0, i0)) if p.iter + 1 > i0 => {
                 let per = t0.elapsed().as_secs_f64() / (p.iter + 1 - i0) as f64;
-                fmt_secs(per * p.stop_iter.saturating_sub(p.iter + 1) as f64)
+                hms(per * p.stop_iter.saturating_sub(p.iter + 1) as f64)
             }
             _ => "-".into(),
         };
@@ -359,28 +355,20 @@ impl LogHook {
         );
     }
 
-    /// The progress bar: iterations done out of where this process stops, the rate, the ETA.
-    fn bar(&self, cx: &Ctx) {
-        let p = cx.run.progress;
-        let (done, end) = (p.iter + 1, p.stop_iter.max(1));
-        let width = 30;
-        let filled = ((done * width / end) as usize).min(width as usize);
-        let (rate, eta) = match self.started {
-            Some((t0, i0)) if done > i0 => {
-                let per = t0.elapsed().as_secs_f64() / (done - i0) as f64;
-                (
-                    format!("{:.2} it/s", 1.0 / per.max(1e-9)),
-                    fmt_secs(per * end.saturating_sub(done) as f64),
-                )
+    /// TensorBoard pictures of the evaluation that just ran; one that cannot be drawn is
+    /// reported, not fatal (the metrics are logged).
+    fn val_pictures(&mut self, cx: &mut Ctx) {
+        let Some(tb) = &mut self.tb else { return };
+        match super::tensorboard::val_pictures(&*cx.task) {
+            Ok(images) if images.is_empty() => {}
+            Ok(images) => {
+                if let Err(e) = tb.images(cx.run.progress.iter + 1, &images) {
+                    self.tb = None;
+                    self.fail("tf_logs", e);
+                }
             }
-            _ => ("-".into(), "-".into()),
-        };
-        crate::err!(
-            "\r[{}{}] {done}/{end} {rate} ETA {eta}",
-            "#".repeat(filled),
-            " ".repeat(width as usize - filled),
-        );
-        let _ = std::io::stderr().flush();
+            Err(e) => (cx.run.messages).push(format!("warning: no TensorBoard pictures: {e}")),
+        }
     }
 }
 
@@ -416,8 +404,8 @@ impl Hook for LogHook {
                 if due {
                     self.train_line(cx);
                 }
-                if self.bar {
-                    self.bar(cx);
+                if let Some(bar) = &self.bar {
+                    bar.set(cx.run.progress.iter + 1);
                 }
             }
             HookPoint::AfterValIter if cx.run.mode == Mode::Val => {
@@ -434,7 +422,12 @@ impl Hook for LogHook {
                     .collect();
                 self.val_line(cx, values);
             }
-            HookPoint::AfterRun if self.bar => crate::errln!(),
+            // Left on screen in its final state; later lines print below it.
+            HookPoint::AfterRun => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish();
+                }
+            }
             _ => {}
         }
         if matches!(
@@ -443,6 +436,7 @@ impl Hook for LogHook {
         ) && let Some(m) = cx.run.metrics.clone()
         {
             self.val_line(cx, m.into_iter().collect());
+            self.val_pictures(cx);
         }
         for m in std::mem::take(&mut cx.run.messages) {
             self.write_text(&m);

@@ -26,6 +26,32 @@ impl LrHook {
     pub fn new(lr: Option<Box<dyn Schedule>>, momentum: Option<Box<dyn Schedule>>) -> Self {
         LrHook { lr, momentum }
     }
+
+    /// The learning rate and momentum for the iteration at `p`, from the optimizer's base
+    /// values (`None`: that quantity is not scheduled): what the hook sets before each train
+    /// iteration, and what `mmrun plan --schedule-plot` samples over a planned run.
+    pub fn values_at(
+        &self,
+        p: &Progress,
+        base_lr: f64,
+        base_momentum: f64,
+    ) -> Result<(Option<f64>, Option<f64>), HookError> {
+        let lr = match &self.lr {
+            Some(l) => {
+                let v = l.value(p, base_lr);
+                if !v.is_finite() || v < 0.0 {
+                    return Err(HookError::new(
+                        "lr",
+                        format!("the lr schedule gave {v} at iteration {}", p.iter),
+                    ));
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        let momentum = self.momentum.as_ref().map(|m| m.value(p, base_momentum));
+        Ok((lr, momentum))
+    }
 }
 
 impl Hook for LrHook {
@@ -38,19 +64,12 @@ impl Hook for LrHook {
             return Ok(());
         }
         let s = &mut *cx.run;
-        let p = s.progress;
-        if let Some(l) = &self.lr {
-            let v = l.value(&p, s.optimizer.base_lr());
-            if !v.is_finite() || v < 0.0 {
-                return Err(HookError::new(
-                    "lr",
-                    format!("the lr schedule gave {v} at iteration {}", p.iter),
-                ));
-            }
+        let base = (s.optimizer.base_lr(), s.optimizer.base_momentum());
+        let (lr, momentum) = self.values_at(&s.progress, base.0, base.1)?;
+        if let Some(v) = lr {
             s.optimizer.set_lr(v);
         }
-        if let Some(m) = &self.momentum {
-            let v = m.value(&p, s.optimizer.base_momentum());
+        if let Some(v) = momentum {
             s.optimizer.set_momentum(v);
         }
         Ok(())

@@ -1,8 +1,13 @@
 //! TensorBoard event files, written directly: a tfevents file is a sequence of records
 //! `len:u64le, masked_crc32c(len):u32le, data, masked_crc32c(data):u32le`, where each `data`
-//! is an `Event` protobuf. We encode the three messages we need by hand:
+//! is an `Event` protobuf. We encode the four messages we need by hand:
 //! `Event { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }`,
-//! `Summary { repeated Value value = 1; }`, `Value { string tag = 1; float simple_value = 2; }`.
+//! `Summary { repeated Value value = 1; }`,
+//! `Value { string tag = 1; float simple_value = 2; Image image = 4; }` and
+//! `Image { int32 height = 1; int32 width = 2; int32 colorspace = 3; bytes encoded_image_string = 4; }`
+//! (tensorflow's `summary.proto`), and read back the image summaries we wrote. After each
+//! evaluation the log hook adds pictures of the first [`VAL_PICTURES`] val images: ground
+//! truth beside the predictions, as `mmrun test --show-dir` draws them.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -73,6 +78,158 @@ pub fn encode_event(
         bytes_field(5, &summary, &mut ev);
     }
     ev
+}
+
+/// A picture for TensorBoard's images dashboard: PNG bytes and their size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageSummary {
+    pub tag: String,
+    pub height: u32,
+    pub width: u32,
+    /// The encoded picture (PNG).
+    pub png: Vec<u8>,
+}
+
+/// The colorspace `summary.proto` gives RGB.
+const RGB: u64 = 3;
+
+/// Encode an `Event` at `step` whose summary holds `images`.
+pub fn encode_image_event(wall_time: f64, step: i64, images: &[ImageSummary]) -> Vec<u8> {
+    let mut ev = Vec::new();
+    ev.push(0x09); // field 1, 64-bit
+    ev.extend_from_slice(&wall_time.to_le_bytes());
+    ev.push(0x10); // field 2, varint
+    varint(step as u64, &mut ev);
+    let mut summary = Vec::new();
+    for im in images {
+        let mut image = Vec::new();
+        for (field, v) in [(1u8, im.height as u64), (2, im.width as u64), (3, RGB)] {
+            image.push(field << 3); // varint
+            varint(v, &mut image);
+        }
+        bytes_field(4, &im.png, &mut image);
+        let mut value = Vec::new();
+        bytes_field(1, im.tag.as_bytes(), &mut value);
+        bytes_field(4, &image, &mut value);
+        bytes_field(1, &value, &mut summary);
+    }
+    bytes_field(5, &summary, &mut ev);
+    ev
+}
+
+/// One protobuf field: its number and, for the wire types we meet, its value.
+enum Field<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    Fixed,
+}
+
+/// Split a protobuf message into its fields.
+fn fields(mut b: &[u8]) -> Result<Vec<(u64, Field<'_>)>, String> {
+    fn read_varint(b: &mut &[u8]) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = b.split_first().ok_or("truncated varint")?;
+            *b = rest;
+            v |= ((byte & 0x7f) as u64) << shift;
+            if byte < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err("varint longer than 10 bytes".into())
+    }
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let key = read_varint(&mut b)?;
+        let field = match key & 7 {
+            0 => Field::Varint(read_varint(&mut b)?),
+            2 => {
+                let n = read_varint(&mut b)? as usize;
+                if n > b.len() {
+                    return Err("truncated length-delimited field".into());
+                }
+                let (v, rest) = b.split_at(n);
+                b = rest;
+                Field::Bytes(v)
+            }
+            w @ (1 | 5) => {
+                let n = if w == 1 { 8 } else { 4 };
+                b = b.get(n..).ok_or("truncated fixed-width field")?;
+                Field::Fixed
+            }
+            w => return Err(format!("unsupported wire type {w}")),
+        };
+        out.push((key >> 3, field));
+    }
+    Ok(out)
+}
+
+/// The image summaries of one `Event` (empty for scalars and the version event).
+pub fn decode_images(event: &[u8]) -> Result<Vec<ImageSummary>, String> {
+    let mut out = Vec::new();
+    for (n, f) in fields(event)? {
+        let (5, Field::Bytes(summary)) = (n, f) else {
+            continue;
+        };
+        for (n, f) in fields(summary)? {
+            let (1, Field::Bytes(value)) = (n, f) else {
+                continue;
+            };
+            let (mut tag, mut image) = (String::new(), None);
+            for (n, f) in fields(value)? {
+                match (n, f) {
+                    (1, Field::Bytes(t)) => tag = String::from_utf8_lossy(t).into_owned(),
+                    (4, Field::Bytes(i)) => image = Some(i),
+                    _ => {}
+                }
+            }
+            let Some(image) = image else { continue };
+            let mut im = ImageSummary {
+                tag,
+                height: 0,
+                width: 0,
+                png: Vec::new(),
+            };
+            for (n, f) in fields(image)? {
+                match (n, f) {
+                    (1, Field::Varint(v)) => im.height = v as u32,
+                    (2, Field::Varint(v)) => im.width = v as u32,
+                    (3, Field::Varint(v)) if v != RGB => {
+                        return Err(format!("image `{}` has colorspace {v}, not RGB", im.tag));
+                    }
+                    (4, Field::Bytes(p)) => im.png = p.to_vec(),
+                    _ => {}
+                }
+            }
+            out.push(im);
+        }
+    }
+    Ok(out)
+}
+
+/// How many val images TensorBoard gets a picture of after each evaluation.
+pub const VAL_PICTURES: usize = 4;
+
+/// Pictures of the first [`VAL_PICTURES`] images of `task`'s last evaluation, tagged
+/// `val/<image>`; none for a task without images.
+pub fn val_pictures(task: &dyn crate::engine::task::Task) -> Result<Vec<ImageSummary>, String> {
+    let thr = crate::engine::detector::pictures::SHOW_SCORE_THR;
+    let mut out = Vec::new();
+    let mut add = |name: &str, pic: crate::viz::Picture| {
+        let png = pic
+            .to_png()
+            .map_err(|e| format!("cannot encode {name}: {e}"))?;
+        out.push(ImageSummary {
+            tag: format!("val/{}", name.strip_suffix(".png").unwrap_or(name)),
+            height: pic.height,
+            width: pic.width,
+            png,
+        });
+        Ok(())
+    };
+    task.draw_results(Some(VAL_PICTURES), thr, &mut add)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// Frame one record.
@@ -154,6 +311,17 @@ impl EventWriter {
             .write_all(&encode_record(&encode_event(t, step as i64, None, scalars)))?;
         self.file.flush()
     }
+
+    /// Append pictures at `step`.
+    pub fn images(&mut self, step: u64, images: &[ImageSummary]) -> io::Result<()> {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let ev = encode_image_event(t, step as i64, images);
+        self.file.write_all(&encode_record(&ev))?;
+        self.file.flush()
+    }
 }
 
 #[cfg(test)]
@@ -175,5 +343,20 @@ mod tests {
         assert_eq!(decode_records(&rec).unwrap(), vec![ev, b"x".to_vec()]);
         rec[14] ^= 1;
         assert!(decode_records(&rec).is_err());
+    }
+
+    #[test]
+    fn image_summaries_round_trip() {
+        let im = ImageSummary {
+            tag: "val/000001".into(),
+            height: 300,
+            width: 200,
+            png: vec![0x89, b'P', b'N', b'G', 1, 2, 3],
+        };
+        let ev = encode_image_event(2.5, 40, std::slice::from_ref(&im));
+        assert_eq!(decode_images(&ev).unwrap(), vec![im]);
+        let scalars = encode_event(1.5, 7, None, &[("train/loss".into(), 0.25)]);
+        assert_eq!(decode_images(&scalars).unwrap(), vec![]);
+        assert!(decode_images(&ev[..ev.len() - 3]).is_err());
     }
 }

@@ -62,6 +62,58 @@ pub struct CocoGt {
     pub annotations: Vec<GtAnnotation>,
 }
 
+/// Where an image and a category of a [`CocoGt`] sit in its lists: the slots the VOC
+/// evaluator and the confusion matrix index their per-image, per-class inputs by.
+pub struct GtSlots {
+    pub image: HashMap<i64, usize>,
+    pub class: HashMap<i64, usize>,
+}
+
+impl GtSlots {
+    pub fn of(gt: &CocoGt) -> GtSlots {
+        GtSlots {
+            image: (gt.images.iter().enumerate())
+                .map(|(i, &id)| (id, i))
+                .collect(),
+            class: (gt.categories.iter().enumerate())
+                .map(|(k, c)| (c.id, k))
+                .collect(),
+        }
+    }
+
+    /// The (image, class) slot of every detection, in order; a detection naming an image or a
+    /// category the ground truth does not list is an error naming it (all of them, at once),
+    /// and naming `dt_origin`.
+    pub fn of_detections(
+        &self,
+        dets: &[Detection],
+        dt_origin: &str,
+    ) -> Result<Vec<(usize, usize)>, EvalError> {
+        let mut slots = Vec::with_capacity(dets.len());
+        let mut problems = Vec::new();
+        for (n, d) in dets.iter().enumerate() {
+            match (self.image.get(&d.image_id), self.class.get(&d.category_id)) {
+                (Some(&i), Some(&k)) => slots.push((i, k)),
+                (None, _) => problems.push(format!(
+                    "detection {n}: image_id {} is not in the ground truth",
+                    d.image_id
+                )),
+                (_, None) => problems.push(format!(
+                    "detection {n}: category_id {} is not in the ground truth",
+                    d.category_id
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(EvalError::Invalid {
+                origin: dt_origin.into(),
+                problems,
+            });
+        }
+        Ok(slots)
+    }
+}
+
 /// `iscrowd` is 0/1 in COCO files, sometimes `true`/`false`.
 fn de_flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     struct Flag;

@@ -15,7 +15,7 @@ mod report;
 
 pub use crate::registry::metrics::{BBOX_METRIC_NAMES, PROPOSAL_METRIC_NAMES};
 pub use data::{
-    Category, CocoGt, Detection, GtAnnotation, load_detections_bytes, load_detections_path,
+    Category, CocoGt, Detection, GtAnnotation, GtSlots, load_detections_bytes, load_detections_path,
 };
 pub use params::CocoParams;
 pub use report::CocoReport;

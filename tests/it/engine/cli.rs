@@ -130,7 +130,8 @@ fn exec_reads_the_device_from_the_recipe_and_warns_about_the_world_size() {
 }
 
 /// Under `--max-iters N` the progress bar (on a terminal: `script` gives the run one) and the
-/// logged ETA count to N, not to the schedule's end, and the bar shows the rate.
+/// logged ETA count to N, not to the schedule's end, and the bar shows the rate; an evaluation
+/// draws its own bar, counting the val images.
 #[test]
 fn progress_and_eta_count_to_max_iters() {
     let dir = tempfile::tempdir().unwrap();
@@ -144,6 +145,7 @@ fn progress_and_eta_count_to_max_iters() {
     for s in super::detector::overrides(&root, 10) {
         cmd.push_str(&format!(" --set '{s}'"));
     }
+    cmd.push_str(" --set 'hooks.eval.every=3 iters'");
     let out = std::process::Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -160,13 +162,20 @@ fn progress_and_eta_count_to_max_iters() {
         last_bar.contains("] 3/3 ") && last_bar.contains(" it/s ETA 0:00:00"),
         "{last_bar}"
     );
+    // The shapes set of `dataset` has 4 val images.
+    let eval_bar = text.lines().rfind(|l| l.starts_with("eval ["));
+    let eval_bar = eval_bar.unwrap_or_else(|| panic!("no evaluation bar in\n{text}"));
+    assert!(
+        eval_bar.contains("] 4/4 ") && eval_bar.contains(" img/s "),
+        "{eval_bar}"
+    );
     let log = std::fs::read_to_string(work.join("log.txt")).unwrap();
     let last_line = log.lines().rfind(|l| l.contains("Epoch [")).unwrap();
     assert!(last_line.contains("eta: 0:00:00"), "{last_line}");
 }
 
 /// On a terminal `check` colours its diagnostics, unless `NO_COLOR` is set
-/// (https://no-color.org); the unicode drawing stays.
+/// (https://no-color.org) or the terminal is dumb; the unicode drawing stays.
 #[test]
 fn no_color_turns_colours_off_on_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
@@ -177,9 +186,12 @@ fn no_color_turns_colours_off_on_a_terminal() {
         env!("CARGO_BIN_EXE_mmrun"),
         bad.display()
     );
-    let on_tty = |no_color: Option<&str>| {
+    let on_tty_as = |term: &str, no_color: Option<&str>| {
         let mut c = Command::new("script");
-        c.args(["-qc", &cmd, "/dev/null"]).env_remove("NO_COLOR");
+        c.args(["-qc", &cmd, "/dev/null"])
+            .env_remove("NO_COLOR")
+            .env_remove("FORCE_COLOR")
+            .env("TERM", term);
         if let Some(v) = no_color {
             c.env("NO_COLOR", v);
         }
@@ -187,6 +199,7 @@ fn no_color_turns_colours_off_on_a_terminal() {
             .ok()
             .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
     };
+    let on_tty = |no_color: Option<&str>| on_tty_as("xterm-256color", no_color);
     let Some(coloured) = on_tty(None) else {
         eprintln!("skipped: `script` (util-linux) is not installed");
         return;
@@ -199,6 +212,12 @@ fn no_color_turns_colours_off_on_a_terminal() {
     assert!(!plain.contains("\x1b[") && plain.contains('╭'), "{plain}");
     // An empty NO_COLOR does not count (the convention).
     assert!(on_tty(Some("")).unwrap().contains("\x1b["));
+    // A terminal that says it cannot show colours gets none.
+    let dumb = on_tty_as("dumb", None).unwrap();
+    assert!(
+        !dumb.contains("\x1b[") && dumb.contains("momentun"),
+        "{dumb}"
+    );
 }
 
 /// `runtime.auto_scale_lr` (mmdetection's): the learning rate the run trains at is scaled by

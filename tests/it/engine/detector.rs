@@ -7,7 +7,7 @@ use mmrun::data::synth::{SynthOptions, generate};
 use std::path::Path;
 use std::process::Command;
 
-pub(super) fn mmrun(args: &[&str]) -> (i32, String) {
+pub(crate) fn mmrun(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mmrun"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(args)
@@ -25,7 +25,7 @@ const SMALL: &str = "[load_image, load_annotations, resize { scale = [64, 64], k
     pad { size_divisor = 32 }]";
 
 /// `--set` overrides that point the quickstart at `root` and shorten it.
-pub(super) fn overrides(root: &Path, epochs: u32) -> Vec<String> {
+pub(crate) fn overrides(root: &Path, epochs: u32) -> Vec<String> {
     let r = root.display();
     vec![
         format!("data.train.pipeline={SMALL}"),
@@ -46,9 +46,30 @@ pub(super) fn overrides(root: &Path, epochs: u32) -> Vec<String> {
     ]
 }
 
+/// [`overrides`] with the learning rate stepped after `step_at` epochs.
+pub(crate) fn overrides_stepped(root: &Path, epochs: u32, step_at: u32) -> Vec<String> {
+    let mut sets = overrides(root, epochs);
+    sets.retain(|s| !s.starts_with("schedule.lr.main.at"));
+    sets.push(format!("schedule.lr.main.at=[{step_at} epochs]"));
+    sets
+}
+
+/// `mmrun test` of the quickstart with `ckpt`, results under `work`, `extra` arguments and
+/// `sets`.
+pub(crate) fn test_quickstart(
+    ckpt: &Path,
+    work: &Path,
+    extra: &[&str],
+    sets: &[String],
+) -> (i32, String) {
+    let (ckpt, work) = (ckpt.display().to_string(), work.display().to_string());
+    let args = ["test", "pipelines/quickstart.recipe", "--checkpoint", &ckpt];
+    run_with_sets(&[&args[..], &["--work-dir", &work], extra].concat(), sets)
+}
+
 /// `--set` overrides that shorten a quickstart variant (the RPN, the two-stage) on `root`'s
 /// shapes set: 64 px, 4 images per batch, 2 epochs, the learning rate stepped after the first.
-pub(super) fn small_variant_sets(root: &Path) -> Vec<String> {
+pub(crate) fn small_variant_sets(root: &Path) -> Vec<String> {
     let r = root.display();
     let small = SMALL.replace("random_flip { prob = 0.5 }, ", "");
     vec![
@@ -78,7 +99,7 @@ pub(super) fn eval_json(what: &[&str], gt: &Path, dt: &Path) -> serde_json::Valu
 }
 
 /// `mmrun` with `args`, then `--set` for each of `sets`.
-pub(super) fn run_with_sets(args: &[&str], sets: &[String]) -> (i32, String) {
+pub(crate) fn run_with_sets(args: &[&str], sets: &[String]) -> (i32, String) {
     let mut a: Vec<&str> = args.to_vec();
     for s in sets {
         a.extend(["--set", s.as_str()]);
@@ -86,7 +107,7 @@ pub(super) fn run_with_sets(args: &[&str], sets: &[String]) -> (i32, String) {
     mmrun(&a)
 }
 
-pub(super) fn exec(work: &Path, sets: &[String], extra: &[&str]) -> (i32, String) {
+pub(crate) fn exec(work: &Path, sets: &[String], extra: &[&str]) -> (i32, String) {
     let mut args: Vec<&str> = vec![
         "exec",
         "pipelines/quickstart.recipe",
@@ -101,7 +122,7 @@ pub(super) fn exec(work: &Path, sets: &[String], extra: &[&str]) -> (i32, String
     mmrun(&args)
 }
 
-pub(super) fn log_records(work: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn log_records(work: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(work.join("log.jsonl"))
         .unwrap()
         .lines()
@@ -116,7 +137,7 @@ fn val_records(work: &Path) -> Vec<serde_json::Value> {
     recs
 }
 
-pub(super) fn dataset(dir: &Path) -> std::path::PathBuf {
+pub(crate) fn dataset(dir: &Path) -> std::path::PathBuf {
     let root = dir.join("shapes");
     let opts = SynthOptions {
         images: 20,
@@ -198,9 +219,7 @@ fn quickstart_trains_evaluates_and_resumes_exactly() {
 fn voc_map_evaluation_agrees_with_eval_voc_on_the_written_results() {
     let dir = tempfile::tempdir().unwrap();
     let root = dataset(dir.path());
-    let mut sets = overrides(&root, 3);
-    sets.retain(|s| !s.starts_with("schedule.lr.main.at"));
-    sets.push("schedule.lr.main.at=[2 epochs]".into());
+    let mut sets = overrides_stepped(&root, 3, 2);
     sets.push("hooks.eval.metric=\"voc_map\"".into());
     sets.push("hooks.checkpoint.save_best=\"AP50\"".into());
     let work = dir.path().join("w");
@@ -222,25 +241,13 @@ fn voc_map_evaluation_agrees_with_eval_voc_on_the_written_results() {
         .collect();
     assert_eq!(best.len(), 1, "{best:?}");
     let ckpt = work.join("checkpoints").join(&best[0]);
-    let mut args = vec![
-        "test".to_string(),
-        "pipelines/quickstart.recipe".into(),
-        "--checkpoint".into(),
-        ckpt.display().to_string(),
-        "--work-dir".into(),
-        work.display().to_string(),
-    ];
-    for s in &sets {
-        args.extend(["--set".to_string(), s.clone()]);
-    }
-    let (code, out) = mmrun(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, out) = test_quickstart(&ckpt, &work, &[], &sets);
     assert_eq!(code, 0, "{out}");
     let metrics: serde_json::Value =
         serde_json::from_slice(&std::fs::read(work.join("results/metrics.json")).unwrap()).unwrap();
     let ap50 = metrics["AP50"].as_f64().unwrap();
     // `--format json`: the same metrics as one object.
-    args.extend(["--format".to_string(), "json".to_string()]);
-    let (code, out) = mmrun(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, out) = test_quickstart(&ckpt, &work, &["--format", "json"], &sets);
     assert_eq!(code, 0, "{out}");
     let line = out
         .lines()

@@ -4,7 +4,7 @@
 //! size, a work dir whose name is not UTF-8. Every case ends in a clear message or a run that
 //! finishes and resumes, never a panic or a lost checkpoint.
 
-use super::detector::{dataset, exec, log_records, overrides};
+use super::detector::{dataset, exec, log_records, overrides, overrides_stepped};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,9 +12,7 @@ use std::process::{Command, Stdio};
 /// The shortened quickstart (16 training images, 4 per batch: 4 iterations per epoch, 2
 /// epochs) with a checkpoint every 2 iterations and every one kept.
 fn sets(root: &Path) -> Vec<String> {
-    let mut s = overrides(root, 2);
-    s.retain(|s| !s.starts_with("schedule.lr.main.at"));
-    s.push("schedule.lr.main.at=[1 epochs]".into());
+    let mut s = overrides_stepped(root, 2, 1);
     s.push("hooks.checkpoint.every=2 iters".into());
     s
 }

@@ -3,7 +3,7 @@
 //! script needs only matplotlib, numpy and seaborn) plots loss and bbox_mAP from the run's
 //! `<timestamp>.log.json` and computes its train time, unchanged.
 
-use super::detector::{dataset, exec, overrides};
+use super::detector::{dataset, exec, overrides_stepped};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -59,9 +59,7 @@ fn mmdetection_analyze_logs_plots_and_times_a_run_mmrun_wrote() {
     };
     let dir = tempfile::tempdir().unwrap();
     let root = dataset(dir.path());
-    let mut sets = overrides(&root, 3);
-    sets.retain(|s| !s.starts_with("schedule.lr.main.at"));
-    sets.push("schedule.lr.main.at=[2 epochs]".into());
+    let sets = overrides_stepped(&root, 3, 2);
     let work = dir.path().join("w");
     let (code, text) = exec(&work, &sets, &[]);
     assert_eq!(code, 0, "{text}");

@@ -5,7 +5,7 @@ mod checkpoint;
 mod cli;
 #[cfg(feature = "mpi")]
 mod data_parallel;
-mod detector;
+pub(crate) mod detector;
 mod exec;
 mod faults;
 mod hostile;
@@ -14,6 +14,8 @@ mod loss_scale;
 mod mixed_precision;
 mod mmdet_logs;
 mod optim;
+mod pictures;
+mod plots;
 mod pretrained;
 pub(crate) mod pyref;
 mod rpn;

@@ -66,6 +66,15 @@ fn rpn_reports_proposal_recall_and_eval_proposal_agrees() {
     fast.push("hooks.eval.metric=proposal_fast".into());
     let (code, out) = run_with_sets(&["test", RECIPE, "--checkpoint", c, "--work-dir", w], &fast);
     assert_eq!(code, 0, "{out}");
+    // Printed in the evaluator's order, as mmdetection prints them (not alphabetically).
+    let at = |k: &str| {
+        out.find(&format!("{k}: "))
+            .unwrap_or_else(|| panic!("{k}: {out}"))
+    };
+    assert!(
+        at("AR@100") < at("AR@300") && at("AR@300") < at("AR@1000"),
+        "{out}"
+    );
     let metrics = read(&work.join("results/metrics.json"));
     let v = eval_json(&["proposal", "--fast"], &gt, &props);
     for k in ["AR@100", "AR@300", "AR@1000"] {

@@ -5,5 +5,6 @@ mod args;
 mod cli;
 mod coco_edges;
 mod coco_parity;
+mod confusion;
 mod reference;
 mod voc_recall;

@@ -4,6 +4,7 @@
 mod anchors_assign;
 mod config;
 pub(crate) mod detector;
+mod onnx;
 mod plan;
 mod proposals;
 mod py;
