@@ -232,12 +232,12 @@ fn stage_breakdown(ann: &Path, prefix: &Path) -> Result<(), String> {
 }
 
 pub fn run(a: Args) -> super::Outcome {
-    for line in super::machine::header(Some(&a.python)) {
-        crate::outln!("{line}");
-    }
     if a.images < a.batch * 2 || a.batch == 0 || a.epochs == 0 {
         crate::errln!("error: need --images >= 2 x --batch, and --batch, --epochs > 0");
         return super::Outcome::CannotRun;
+    }
+    for line in super::machine::header(Some(&a.python)) {
+        crate::outln!("{line}");
     }
     let dir = std::env::temp_dir().join(format!("mmrun-bench-data-{}", std::process::id()));
     let opts = SynthOptions {

@@ -317,11 +317,12 @@ pub fn run(args: Args) -> super::Outcome {
         args.iters,
         args.warmup
     );
+    // The load first: the header's probe starts python and torch.
+    crate::outln!("load average before: {}", load_average());
     let python = (!args.no_peer).then_some(args.python.as_str());
     for line in super::machine::header(python) {
         crate::outln!("{line}");
     }
-    crate::outln!("load average before: {}", load_average());
     let device = match Device::open(&args.device) {
         Ok(d) => d,
         Err(e) => {

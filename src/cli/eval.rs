@@ -94,7 +94,7 @@ struct ConfusionArgs {
     #[arg(long)]
     dt: PathBuf,
     /// Detections scoring below this are left out.
-    #[arg(long, default_value = "0.3", value_parser = score_thr)]
+    #[arg(long, default_value = "0.3", value_parser = super::score_thr)]
     score_thr: f64,
     /// A detection matches a ground-truth box at this IoU or more.
     #[arg(long, default_value = "0.5", value_parser = iou_thr)]
@@ -117,14 +117,6 @@ fn iou_thr(s: &str) -> Result<f64, String> {
         Ok(v)
     } else {
         Err("an IoU threshold must be a number in [0, 1]".into())
-    }
-}
-
-/// A score threshold: a number in [0, 1].
-fn score_thr(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err("a score threshold must be a number in [0, 1]".into()),
     }
 }
 

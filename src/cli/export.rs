@@ -152,7 +152,9 @@ fn onnx(args: &Args) -> Result<String, Failed> {
     if !args.set.is_empty() && args.recipe.is_none() {
         return Err(Failed::Message("--set needs --recipe".into()));
     }
-    let size = args.size.as_deref().map(parse_size).transpose()?;
+    let size = (args.size.as_deref())
+        .map(|s| super::parse_size(s).map_err(|e| format!("--size {s}: {e}")))
+        .transpose()?;
     let (data, weights) = weights(args)?;
     let (model, data_cfg) = match &args.recipe {
         Some(r) => {
@@ -207,15 +209,6 @@ fn onnx(args: &Args) -> Result<String, Failed> {
 }
 
 /// `HxW` → `(h, w)`.
-fn parse_size(s: &str) -> Result<(usize, usize), String> {
-    let bad = || format!("--size {s}: expected HxW with positive sides, e.g. 192x192");
-    let (h, w) = s.split_once(['x', 'X']).ok_or_else(bad)?;
-    match (h.trim().parse(), w.trim().parse()) {
-        (Ok(h), Ok(w)) if h > 0 && w > 0 => Ok((h, w)),
-        _ => Err(bad()),
-    }
-}
-
 /// The model and data sections of the `config.json` the checkpoint's run wrote: in the
 /// checkpoint folder's parent (the checkpoints folder) or the one above (the work dir),
 /// whichever has the recipe hash the checkpoint recorded.

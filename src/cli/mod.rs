@@ -138,6 +138,28 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// `HxW`, each side in `1..=MAX_SIDE` (the data loader's limit; clap names the argument and the
+/// value on error).
+fn parse_size(s: &str) -> Result<(usize, usize), String> {
+    use crate::data::limits::MAX_SIDE;
+    let side = |v: &str| v.trim().parse::<usize>().ok();
+    let Some((Some(h), Some(w))) = s.split_once(['x', 'X']).map(|(h, w)| (side(h), side(w))) else {
+        return Err("expected HxW with whole numbers, e.g. 800x1344".into());
+    };
+    if h == 0 || w == 0 || h > MAX_SIDE || w > MAX_SIDE {
+        return Err(format!("each side must be 1 to {MAX_SIDE} pixels"));
+    }
+    Ok((h, w))
+}
+
+/// A score threshold: a number in [0, 1] (`test --score-thr`, `eval confusion --score-thr`).
+fn score_thr(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("a score threshold must be a number in [0, 1]".into()),
+    }
+}
+
 /// How a command reports: text for people, JSON for scripts (one object per report, one per
 /// line when there are several).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -18,7 +18,7 @@ pub struct Args {
     pub batch: Option<usize>,
     /// Padded input `HxW`, each side 1 to 16384 (default: the recipe's resize scale padded to
     /// its size divisor).
-    #[arg(long, value_name = "HxW", value_parser = parse_size)]
+    #[arg(long, value_name = "HxW", value_parser = super::parse_size)]
     pub size: Option<(usize, usize)>,
     /// Output format: text, or one JSON object per recipe (one per line).
     #[arg(long, value_enum, default_value = "text")]
@@ -50,18 +50,6 @@ fn ranks(s: &str) -> Result<usize, String> {
         Ok(n) if (1..=4096).contains(&n) => Ok(n),
         _ => Err("expected a whole number from 1 to 4096".into()),
     }
-}
-
-/// `HxW`, each side in `1..=MAX_SIDE` (clap names the argument and the value on error).
-fn parse_size(s: &str) -> Result<(usize, usize), String> {
-    let side = |v: &str| v.trim().parse::<usize>().ok();
-    let Some((Some(h), Some(w))) = s.split_once(['x', 'X']).map(|(h, w)| (side(h), side(w))) else {
-        return Err("expected HxW with whole numbers, e.g. 800x1344".into());
-    };
-    if h == 0 || w == 0 || h > MAX_SIDE || w > MAX_SIDE {
-        return Err(format!("each side must be 1 to {MAX_SIDE} pixels"));
-    }
-    Ok((h, w))
 }
 
 fn batch(s: &str) -> Result<usize, String> {

@@ -37,20 +37,13 @@ pub struct Args {
     pub show_dir: Option<PathBuf>,
     /// The score a prediction needs to be drawn in `--show-dir`'s pictures, 0 to 1
     /// [default: 0.3].
-    #[arg(long, value_parser = score_thr, requires = "show_dir")]
+    #[arg(long, value_parser = super::score_thr, requires = "show_dir")]
     pub score_thr: Option<f64>,
     #[command(flatten)]
     pub ranks: super::ranks::RankArgs,
 }
 
 /// A score threshold: a number from 0 to 1 (clap names the option on error).
-fn score_thr(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err("expected a number from 0 to 1".into()),
-    }
-}
-
 pub fn run(mut args: Args) -> u8 {
     if let Err(code) = super::exec::device_flag_ok(args.device.as_deref()) {
         return code;
@@ -89,7 +82,8 @@ pub fn run(mut args: Args) -> u8 {
             return super::EXIT_CANNOT_RUN;
         }
     };
-    let work_dir = (args.work_dir).unwrap_or_else(|| plan.training.runtime.work_dir.clone());
+    let work_dir =
+        (args.work_dir.clone()).unwrap_or_else(|| plan.training.runtime.work_dir.clone());
     // A folder that cannot be made is refused before the evaluation, not after it.
     if let Some(dir) = args.show_dir.as_ref().filter(|_| main)
         && let Err(e) = std::fs::create_dir_all(dir)
@@ -102,19 +96,47 @@ pub fn run(mut args: Args) -> u8 {
     }
     // Every rank evaluates its shard and gathers the others'; rank 0 writes the results.
     let results_dir = main.then_some(work_dir.as_path());
+    let tested = test_checkpoint(task.as_mut(), params, &data, args.no_ema, results_dir);
+    // The pictures come after the metrics, from the detections they were computed from; a
+    // picture that cannot be drawn is reported after the metrics, which stand.
+    let show_dir = args.show_dir.as_ref().filter(|_| main);
+    let mut picture_error = None;
+    let tested = tested.map(|s| match show_dir {
+        Some(dir) => {
+            let thr = args.score_thr.unwrap_or(SHOW_SCORE_THR);
+            match show_results(task.as_ref(), dir, thr) {
+                Ok(n) => (s, Some((n, dir))),
+                Err(e) => {
+                    picture_error = Some(e);
+                    (s, None)
+                }
+            }
+        }
+        None => (s, None),
+    });
+    let code = report(&args, tested);
+    match picture_error {
+        Some(e) => {
+            crate::errln!("error: the metrics stand, but the pictures stopped: {e}");
+            code.max(super::EXIT_CANNOT_RUN)
+        }
+        None => code,
+    }
+}
+
+type Tested<'a> = Result<
+    (
+        crate::engine::job::TestSummary,
+        Option<(usize, &'a std::path::PathBuf)>,
+    ),
+    TestError,
+>;
+
+/// Prints the metrics (text or JSON) or the error; the exit status.
+fn report(args: &Args, tested: Tested<'_>) -> u8 {
     let shown = |s: &crate::engine::job::TestSummary| {
         (s.results.as_ref()).map_or_else(String::new, |p| p.display().to_string())
     };
-    let tested = test_checkpoint(task.as_mut(), params, &data, args.no_ema, results_dir);
-    // The pictures come after the metrics, from the detections they were computed from.
-    let show_dir = args.show_dir.as_ref().filter(|_| main);
-    let tested = tested.and_then(|s| match show_dir {
-        Some(dir) => {
-            let thr = args.score_thr.unwrap_or(SHOW_SCORE_THR);
-            show_results(task.as_ref(), dir, thr).map(|n| (s, Some((n, dir))))
-        }
-        None => Ok((s, None)),
-    });
     match tested {
         Ok((s, pictures)) if args.format == super::Format::Json => {
             let mut v = serde_json::json!({

@@ -321,10 +321,8 @@ pub fn test_checkpoint(
 
 /// `mmrun test --show-dir`: after [`test_checkpoint`], a picture of each evaluated image (its
 /// ground truth beside the predictions scoring at least `score_thr`) written as a PNG into
-/// `dir`. Returns how many were written.
+/// `dir` (made if missing, as each picture's subfolder is). Returns how many were written.
 pub fn show_results(task: &dyn Task, dir: &Path, score_thr: f64) -> Result<usize, TestError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| TestError::Io(format!("--show-dir {}: {e}", dir.display())))?;
     let mut save = |name: &str, pic: crate::viz::Picture| pic.save_png(&dir.join(name));
     task.draw_results(None, score_thr, &mut save)
         .map_err(|e| TestError::Io(format!("--show-dir {}: {e}", dir.display())))

@@ -217,10 +217,13 @@ pub fn image_sizes(path: &Path) -> Result<HashMap<i64, (f64, f64)>, EvalError> {
     struct File {
         images: Vec<Image>,
     }
-    let bytes = std::fs::read(path).map_err(|source| EvalError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        crate::util::read::regular_file(path, crate::util::read::UNLIMITED).map_err(|source| {
+            EvalError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     let f: File = serde_json::from_slice(&bytes).map_err(|e| EvalError::Json {
         origin: path.display().to_string(),
         message: e.to_string(),

@@ -9,7 +9,7 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::fmt::Write;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A progress bar counting `unit`s to a known total.
 pub struct Progress {
@@ -17,9 +17,18 @@ pub struct Progress {
     id: u64,
 }
 
-/// The bars on screen, oldest first (an evaluation's bar above a training run's).
+/// The bars on screen, oldest first (an evaluation's bar, drawn over a training run's line
+/// while it runs and cleared after, comes last).
 static SHOWN: Mutex<Vec<(u64, ProgressBar)>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+/// Whether bars are drawn at all: a recipe's `hooks.log.progress_bar = false` turns off the
+/// evaluation's bar too, not only the training bar.
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns every later bar on or off (on by default).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
 
 /// Runs `write` with the newest bar on screen lifted, so what it prints appears above it.
 pub fn lifted<R>(write: impl FnOnce() -> R) -> R {
@@ -38,7 +47,7 @@ impl Progress {
     /// `label` prefixes the bar (`eval`), `unit` names what is counted (`it`, `img`). Drawn
     /// only when `show` and stderr is a terminal.
     pub fn new(label: &str, unit: &'static str, done: u64, total: u64, show: bool) -> Progress {
-        let target = if show {
+        let target = if show && ENABLED.load(Ordering::Relaxed) {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()

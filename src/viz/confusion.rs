@@ -11,6 +11,8 @@ use plotters::style::FontTransform;
 
 /// Pixels per cell side.
 const CELL: i32 = 44;
+/// The most rows (classes and background) a picture is drawn for: 8,800 pixels a side.
+const MAX_DRAWN_LABELS: usize = 201;
 const MARGIN: i32 = 12;
 const BAR_WIDTH: i32 = 16;
 
@@ -49,6 +51,15 @@ pub fn plasma(t: f64) -> [u8; 3] {
 /// The picture of a row-normalised matrix (`percent[gt][pred]` in 0..=100, NaN for a row
 /// without counts) whose rows and columns are named by `labels` (background last).
 pub fn draw(labels: &[String], percent: &[Vec<f64>], title: &str) -> Result<Picture, String> {
+    // A cell per pair keeps the numbers legible; past this the picture would be tens of
+    // thousands of pixels a side (LVIS: 1,203 classes), so it is refused, not attempted.
+    if labels.len() > MAX_DRAWN_LABELS {
+        return Err(format!(
+            "{} classes are too many to draw (at most {}); the table and `--format json` hold the matrix",
+            labels.len() - 1,
+            MAX_DRAWN_LABELS - 1
+        ));
+    }
     let n = labels.len() as i32;
     if percent.len() != labels.len() || percent.iter().any(|r| r.len() != labels.len()) {
         return Err(format!(

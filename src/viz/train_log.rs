@@ -52,7 +52,8 @@ impl TrainLog {
         } else {
             path.to_path_buf()
         };
-        let text = std::fs::read_to_string(&file)
+        // Refuses a FIFO or a device instead of blocking on it.
+        let text = crate::util::read::regular_text(&file, crate::util::read::UNLIMITED)
             .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         let mut records = Vec::new();
         for (n, line) in text
@@ -148,21 +149,32 @@ impl TrainLog {
         false
     }
 
-    /// Iterations per epoch of an epoch-based run: a val record's `iter` (it is written at
-    /// the epoch's last iteration), else the first epoch's last logged one (as `analyze_logs`
-    /// takes it).
+    /// Iterations per epoch of an epoch-based run: the largest `iter` logged in an epoch the
+    /// run finished (one a later epoch follows), else in its only epoch — as `analyze_logs`
+    /// takes it. Not a val record's `iter`: evaluated every N iterations, that is N.
     pub fn iters_per_epoch(&self) -> Option<u64> {
-        let val = self.records.iter().find(|r| r.phase == Phase::Val);
-        val.map(|r| r.iter).or_else(|| {
-            (self.records.iter())
-                .filter(|r| r.phase == Phase::Train && r.epoch == 1)
-                .map(|r| r.iter)
-                .max()
-        })
+        let last = self.records.iter().map(|r| r.epoch).max()?;
+        (self.records.iter())
+            .filter(|r| r.epoch < last || last == 1)
+            .map(|r| r.iter)
+            .max()
+    }
+
+    /// Whether no epoch has more than one val record (evaluated by epoch, not every N
+    /// iterations): only then can val metrics be drawn by epoch without losing points.
+    fn val_once_per_epoch(&self) -> bool {
+        let mut epochs: Vec<u64> = (self.records.iter())
+            .filter(|r| r.phase == Phase::Val)
+            .map(|r| r.epoch)
+            .collect();
+        let n = epochs.len();
+        epochs.sort_unstable();
+        epochs.dedup();
+        epochs.len() == n
     }
 
     /// `key`'s values against `x` (`None`: mmdetection's choice — val metrics by epoch in an
-    /// epoch-based run, everything else by iteration), in x order; a record repeated by a
+    /// epoch-based run evaluated once an epoch, everything else by iteration), in x order; a record repeated by a
     /// resume counts once (the later). An unknown key is an error naming it and listing
     /// the keys the log has.
     pub fn series(&self, key: &str, x: Option<XAxis>) -> Result<(XAxis, Vec<(f64, f64)>), String> {
@@ -174,11 +186,13 @@ impl TrainLog {
             ));
         };
         let by_epoch = self.by_epoch();
-        let x = x.unwrap_or(if phase == Phase::Val && by_epoch {
-            XAxis::Epoch
-        } else {
-            XAxis::Iter
-        });
+        let x = x.unwrap_or(
+            if phase == Phase::Val && by_epoch && self.val_once_per_epoch() {
+                XAxis::Epoch
+            } else {
+                XAxis::Iter
+            },
+        );
         let ipe = self.iters_per_epoch().unwrap_or(1).max(1) as f64;
         if x == XAxis::Epoch && !by_epoch && self.records.iter().any(|r| r.epoch > 1) {
             return Err(format!(
@@ -296,6 +310,28 @@ mod tests {
         assert_eq!(loss[2], (1.5, 1.0));
         let e = l.series("loss_foo", None).unwrap_err();
         assert!(e.contains("`loss_foo`") && e.contains("bbox_mAP"), "{e}");
+    }
+
+    /// Evaluated every 2 iterations of 4-iteration epochs: the epoch length is 4, not the val
+    /// records' 2, and the val metric is drawn by iteration (by epoch, two points would merge).
+    #[test]
+    fn evaluations_within_an_epoch_keep_their_points() {
+        let l = log(&[
+            r#"{"mode":"train","epoch":1,"iter":2,"loss":3.0}"#,
+            r#"{"mode":"val","epoch":1,"iter":2,"bbox_mAP":0.1}"#,
+            r#"{"mode":"train","epoch":1,"iter":4,"loss":2.0}"#,
+            r#"{"mode":"val","epoch":1,"iter":4,"bbox_mAP":0.2}"#,
+            r#"{"mode":"train","epoch":2,"iter":2,"loss":1.0}"#,
+            r#"{"mode":"val","epoch":2,"iter":2,"bbox_mAP":0.3}"#,
+        ]);
+        assert_eq!(l.iters_per_epoch(), Some(4));
+        let (x, map) = l.series("bbox_mAP", None).unwrap();
+        assert_eq!(
+            (x, map),
+            (XAxis::Iter, vec![(2.0, 0.1), (4.0, 0.2), (6.0, 0.3)])
+        );
+        let (_, loss) = l.series("loss", None).unwrap();
+        assert_eq!(loss, vec![(2.0, 3.0), (4.0, 2.0), (6.0, 1.0)]);
     }
 
     #[test]

@@ -248,7 +248,8 @@ impl LogHook {
             self.tb = Some(EventWriter::create(&dir.join("tf_logs")).map_err(err)?);
         }
         let p = cx.run.progress;
-        let bar = Progress::new("", "it", p.iter, p.stop_iter, self.config.progress_bar);
+        crate::util::progress::set_enabled(self.config.progress_bar);
+        let bar = Progress::new("", "it", p.iter, p.stop_iter, true);
         self.bar = bar.is_drawn().then_some(bar);
         self.console = cx.run.console;
         Ok(())

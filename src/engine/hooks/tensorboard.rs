@@ -9,6 +9,7 @@
 //! evaluation the log hook adds pictures of the first [`VAL_PICTURES`] val images: ground
 //! truth beside the predictions, as `mmrun test --show-dir` draws them.
 
+use crate::util::protobuf::Msg;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -37,20 +38,6 @@ pub fn masked_crc32c(data: &[u8]) -> u32 {
     (c.rotate_right(15)).wrapping_add(0xA282_EAD8)
 }
 
-fn varint(mut v: u64, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn bytes_field(field: u32, bytes: &[u8], out: &mut Vec<u8>) {
-    varint(((field << 3) | 2) as u64, out);
-    varint(bytes.len() as u64, out);
-    out.extend_from_slice(bytes);
-}
-
 /// Encode an `Event` with a wall time, a step and either a file version or scalars.
 pub fn encode_event(
     wall_time: f64,
@@ -58,26 +45,19 @@ pub fn encode_event(
     file_version: Option<&str>,
     scalars: &[(String, f32)],
 ) -> Vec<u8> {
-    let mut ev = Vec::new();
-    ev.push(0x09); // field 1, 64-bit
-    ev.extend_from_slice(&wall_time.to_le_bytes());
-    ev.push(0x10); // field 2, varint
-    varint(step as u64, &mut ev);
+    let mut ev = Msg::new();
+    ev.double(1, wall_time).int(2, step);
     if let Some(v) = file_version {
-        bytes_field(3, v.as_bytes(), &mut ev);
+        ev.str(3, v);
     }
     if !scalars.is_empty() {
-        let mut summary = Vec::new();
+        let mut summary = Msg::new();
         for (tag, v) in scalars {
-            let mut value = Vec::new();
-            bytes_field(1, tag.as_bytes(), &mut value);
-            value.push(0x15); // field 2, 32-bit
-            value.extend_from_slice(&v.to_le_bytes());
-            bytes_field(1, &value, &mut summary);
+            summary.msg(1, Msg::new().str(1, tag).float(2, *v));
         }
-        bytes_field(5, &summary, &mut ev);
+        ev.msg(5, &summary);
     }
-    ev
+    ev.into_bytes()
 }
 
 /// A picture for TensorBoard's images dashboard: PNG bytes and their size.
@@ -95,26 +75,19 @@ const RGB: u64 = 3;
 
 /// Encode an `Event` at `step` whose summary holds `images`.
 pub fn encode_image_event(wall_time: f64, step: i64, images: &[ImageSummary]) -> Vec<u8> {
-    let mut ev = Vec::new();
-    ev.push(0x09); // field 1, 64-bit
-    ev.extend_from_slice(&wall_time.to_le_bytes());
-    ev.push(0x10); // field 2, varint
-    varint(step as u64, &mut ev);
-    let mut summary = Vec::new();
+    let mut ev = Msg::new();
+    ev.double(1, wall_time).int(2, step);
+    let mut summary = Msg::new();
     for im in images {
-        let mut image = Vec::new();
-        for (field, v) in [(1u8, im.height as u64), (2, im.width as u64), (3, RGB)] {
-            image.push(field << 3); // varint
-            varint(v, &mut image);
-        }
-        bytes_field(4, &im.png, &mut image);
-        let mut value = Vec::new();
-        bytes_field(1, im.tag.as_bytes(), &mut value);
-        bytes_field(4, &image, &mut value);
-        bytes_field(1, &value, &mut summary);
+        let mut image = Msg::new();
+        image
+            .uint(1, u64::from(im.height))
+            .uint(2, u64::from(im.width));
+        image.uint(3, RGB).bytes(4, &im.png);
+        summary.msg(1, Msg::new().str(1, &im.tag).msg(4, &image));
     }
-    bytes_field(5, &summary, &mut ev);
-    ev
+    ev.msg(5, &summary);
+    ev.into_bytes()
 }
 
 /// One protobuf field: its number and, for the wire types we meet, its value.

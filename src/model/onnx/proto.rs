@@ -1,83 +1,9 @@
-//! The protobuf wire format of the few ONNX messages an export writes (`ModelProto`,
-//! `GraphProto`, `NodeProto`, `AttributeProto`, `TensorProto`, `ValueInfoProto`), encoded by
-//! hand: varints, fixed32 floats and length-delimited fields, with the field numbers of
-//! `onnx/onnx.proto` (onnx 1.23). Nothing here knows mmrun's graph; `translate` decides what
-//! to write.
-//!
-//! Repeated scalars are written unpacked (one key per element), which every proto2 and
-//! proto3 parser accepts.
+//! The few ONNX messages an export writes (`ModelProto`, `GraphProto`, `NodeProto`,
+//! `AttributeProto`, `TensorProto`, `ValueInfoProto`) with the field numbers of
+//! `onnx/onnx.proto` (onnx 1.23), encoded through `util::protobuf`. Nothing here knows mmrun's
+//! graph; `translate` decides what to write.
 
-/// One message being encoded.
-#[derive(Clone, Debug, Default)]
-pub struct Msg(Vec<u8>);
-
-const VARINT: u32 = 0;
-const LEN: u32 = 2;
-const FIXED32: u32 = 5;
-
-impl Msg {
-    pub fn new() -> Self {
-        Msg(Vec::new())
-    }
-
-    /// The encoded bytes.
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.0
-    }
-
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.0.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.0.push(v as u8);
-    }
-
-    fn key(&mut self, field: u32, wire: u32) {
-        self.varint(u64::from(field << 3 | wire));
-    }
-
-    /// An `int32`/`int64` field (negative values as ten-byte two's complement, as protobuf
-    /// encodes them).
-    pub fn int(&mut self, field: u32, v: i64) -> &mut Self {
-        self.key(field, VARINT);
-        self.varint(v as u64);
-        self
-    }
-
-    /// A repeated `int64` field, unpacked.
-    pub fn ints(&mut self, field: u32, vs: &[i64]) -> &mut Self {
-        for &v in vs {
-            self.int(field, v);
-        }
-        self
-    }
-
-    /// A `float` field.
-    pub fn float(&mut self, field: u32, v: f32) -> &mut Self {
-        self.key(field, FIXED32);
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-
-    /// A `bytes` field.
-    pub fn bytes(&mut self, field: u32, b: &[u8]) -> &mut Self {
-        self.key(field, LEN);
-        self.varint(b.len() as u64);
-        self.0.extend_from_slice(b);
-        self
-    }
-
-    /// A `string` field.
-    pub fn str(&mut self, field: u32, s: &str) -> &mut Self {
-        self.bytes(field, s.as_bytes())
-    }
-
-    /// An embedded message field.
-    pub fn msg(&mut self, field: u32, m: &Msg) -> &mut Self {
-        self.bytes(field, &m.0)
-    }
-}
+pub use crate::util::protobuf::Msg;
 
 /// `TensorProto.DataType` values used here.
 pub const FLOAT: i64 = 1;

@@ -435,6 +435,13 @@ fn onnx_export_refuses_faster_rcnn_other_extensions_and_safetensors_options() {
     let (code, text) = mmrun(&["export", c, "--out", o, "--size", "64by64"]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("--size 64by64"), "{text}");
+    // Bounded as the data loader bounds an image side: no allocation of a huge input.
+    let (code, text) = mmrun(&["export", c, "--out", o, "--size", "100000x100000"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("--size 100000x100000: each side must be 1 to"),
+        "{text}"
+    );
 
     // A checkpoint moved away from its run's config.json needs --recipe.
     let copy = move_checkpoint(dir.path(), &ckpt);
