@@ -115,11 +115,13 @@ impl Device {
         }
     }
 
-    /// The hardware in words, where there is more to say than the name (the wgpu adapter).
+    /// The hardware in words, where there is more to say than the name (the wgpu adapter, the
+    /// instruction set of the CPU backend's matrix kernels).
     pub fn describe(&self) -> Option<String> {
         match self {
             Device::Wgpu(b) => Some(b.adapter()),
-            Device::Cpu | Device::Cuda(_) => None,
+            Device::Cpu => Some(crate::backend::cpu::isa::active().describe().to_string()),
+            Device::Cuda(_) => None,
         }
     }
 
@@ -160,7 +162,12 @@ impl Device {
 /// driver reports, the wgpu adapters (by the index and name `wgpu:N` / `wgpu:NAME` take).
 /// A backend this build lacks, or whose driver is missing, says so on its line.
 pub fn list() -> Vec<String> {
-    let mut lines = vec!["cpu        the reference backend (always)".to_string()];
+    let isa = crate::backend::cpu::isa::active();
+    let mut lines = vec![format!(
+        "cpu        the reference backend (always); {} (set {} to change)",
+        isa.describe(),
+        crate::backend::cpu::isa::ENV
+    )];
     lines.push(cuda_line());
     lines.extend(wgpu_lines());
     lines

@@ -4,9 +4,9 @@
 //!
 //! What limits mmrun here: PyTorch runs oneDNN's direct AVX-512 convolutions; mmrun unfolds
 //! each image (im2col, ~8% of the time in `perf`) and runs large GEMMs that the `gemm` crate
-//! splits across both threads. That crate dispatches its AVX2/FMA 16×6 micro-kernel on this CPU
-//! (its AVX-512 kernels sit behind its `x86-v4` feature, off here), and packs operands per call.
-//! The stride-2 input gradient goes through GEMM + col2im. The load average is printed because
+//! splits across both threads, on the micro-kernels of the instruction set `backend::cpu::isa`
+//! picks (the header's `mmrun cpu kernels:` line; `MMRUN_CPU_ISA` forces one), packing operands
+//! per call. The stride-2 input gradient goes through GEMM + col2im. The load average is printed because
 //! on a shared machine PyTorch's OpenMP threads spin-wait and its figures collapse under
 //! oversubscription: compare runs made on an idle machine.
 
@@ -203,14 +203,30 @@ fn measure(args: &Args, peer: &mut Option<Peer>) -> Result<(Times, Option<Times>
     Ok((mine, peer.is_some().then_some(theirs)))
 }
 
-pub fn run(args: Args) -> super::Outcome {
-    for line in super::machine::header(Some(&args.python)) {
-        crate::outln!("{line}");
-    }
+pub fn run(args: Args, report: &mut super::Report) -> super::Outcome {
+    report.setting("batch", BATCH);
+    report.setting("threads", args.threads);
+    report.setting("reps", args.reps);
+    report.setting("dtype", "f32");
+    report.setting(
+        "shapes",
+        SHAPES
+            .iter()
+            .map(|&(name, ci, co, k, stride, size)| {
+                serde_json::json!({
+                    "layer": name, "in_channels": ci, "out_channels": co, "kernel": k,
+                    "stride": stride, "input_size": size,
+                })
+            })
+            .collect::<Vec<_>>(),
+    );
+    report.header(Some(&args.python));
     let mut peer = match Peer::start(&args) {
         Ok(p) => Some(p),
         Err(e) => {
-            crate::errln!("note: PyTorch peer unavailable ({e}); printing mmrun figures only");
+            report.warning(format!(
+                "note: PyTorch peer unavailable ({e}); printing mmrun figures only"
+            ));
             None
         }
     };
@@ -220,42 +236,38 @@ pub fn run(args: Args) -> super::Outcome {
     {
         Ok(p) => p,
         Err(e) => {
-            crate::errln!("error: cannot start {} threads: {e}", args.threads);
+            report.error(format_args!("cannot start {} threads: {e}", args.threads));
             return super::Outcome::CannotRun;
         }
     };
     let (mine, torch) = match pool.install(|| measure(&args, &mut peer)) {
         Ok(r) => r,
         Err(e) => {
-            crate::errln!("error: PyTorch peer failed: {e}");
+            report.error(format_args!("PyTorch peer failed: {e}"));
             return super::Outcome::CannotRun;
         }
     };
     drop(peer);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    crate::outln!(
+    report.line(format_args!(
         "load average: {}",
         load.split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
             .join(" ")
-    );
-    crate::outln!(
+    ));
+    report.result("load_average", super::load_average());
+    report.line(format_args!(
         "conv2d f32, batch {BATCH}, ResNet-18 shapes at 256², {} threads, min of {} interleaved reps (GFLOP/s; bwd = input + weight grads)",
         args.threads,
         args.reps
-    );
-    crate::outln!(
+    ));
+    report.line(format_args!(
         "{:<20} {:>9} {:>9} {:>7}   {:>9} {:>9} {:>7}",
-        "layer",
-        "fwd",
-        "torch",
-        "ratio",
-        "bwd",
-        "torch",
-        "ratio"
-    );
+        "layer", "fwd", "torch", "ratio", "bwd", "torch", "ratio"
+    ));
     let (mut tot_f, mut tot_b, mut tt_f, mut tt_b, mut flops_all) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut layers = Vec::new();
     for (i, &(name, ci, co, k, s, hw)) in SHAPES.iter().enumerate() {
         let ho = (hw + 2 * (k / 2) - k) / s + 1;
         let flops = 2.0 * (BATCH * co * ho * ho * ci * k * k) as f64;
@@ -264,12 +276,20 @@ pub fn run(args: Args) -> super::Outcome {
         tot_f += f;
         tot_b += b;
         let gf = |t: f64, mult: f64| flops * mult / t / 1e9;
+        let mut row = serde_json::json!({
+            "layer": name,
+            "fwd_gflop": flops / 1e9,
+            "mmrun_fwd_s": f,
+            "mmrun_bwd_s": b,
+            "mmrun_fwd_gflop_per_s": gf(f, 1.0),
+            "mmrun_bwd_gflop_per_s": gf(b, 2.0),
+        });
         match &torch {
             Some(t) => {
                 let (tf, tb) = t[i];
                 tt_f += tf;
                 tt_b += tb;
-                crate::outln!(
+                report.line(format_args!(
                     "{name:<20} {:>9.1} {:>9.1} {:>6.2}x   {:>9.1} {:>9.1} {:>6.2}x",
                     gf(f, 1.0),
                     gf(tf, 1.0),
@@ -277,19 +297,30 @@ pub fn run(args: Args) -> super::Outcome {
                     gf(b, 2.0),
                     gf(tb, 2.0),
                     tb / b
-                );
+                ));
+                row["torch_fwd_s"] = tf.into();
+                row["torch_bwd_s"] = tb.into();
+                row["torch_fwd_gflop_per_s"] = gf(tf, 1.0).into();
+                row["torch_bwd_gflop_per_s"] = gf(tb, 2.0).into();
+                row["fwd_ratio"] = (tf / f).into();
+                row["bwd_ratio"] = (tb / b).into();
             }
-            None => crate::outln!(
+            None => report.line(format_args!(
                 "{name:<20} {:>9.1} {:>9} {:>7}   {:>9.1}",
                 gf(f, 1.0),
                 "-",
                 "-",
                 gf(b, 2.0)
-            ),
+            )),
         }
+        layers.push(row);
     }
+    report.result("layers", layers);
+    report.result("mmrun_total_fwd_gflop_per_s", flops_all / tot_f / 1e9);
+    report.result("mmrun_total_bwd_gflop_per_s", 2.0 * flops_all / tot_b / 1e9);
+    report.result("peer", torch.is_some());
     if torch.is_some() {
-        crate::outln!(
+        report.line(format_args!(
             "{:<20} {:>9.1} {:>9.1} {:>6.2}x   {:>9.1} {:>9.1} {:>6.2}x",
             "total",
             flops_all / tot_f / 1e9,
@@ -298,7 +329,11 @@ pub fn run(args: Args) -> super::Outcome {
             2.0 * flops_all / tot_b / 1e9,
             2.0 * flops_all / tt_b / 1e9,
             tt_b / tot_b
-        );
+        ));
+        report.result("torch_total_fwd_gflop_per_s", flops_all / tt_f / 1e9);
+        report.result("torch_total_bwd_gflop_per_s", 2.0 * flops_all / tt_b / 1e9);
+        report.ratio("total_fwd_vs_torch", tt_f / tot_f);
+        report.ratio("total_bwd_vs_torch", tt_b / tot_b);
     }
     super::Outcome::Done
 }

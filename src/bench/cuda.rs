@@ -31,34 +31,45 @@ pub struct Args {
     steps: u32,
 }
 
+/// The settings every mode reports.
+fn settings(args: &Args, report: &mut super::Report) {
+    report.setting("device", args.device);
+    report.setting("reps", args.reps);
+    report.setting("retinanet", args.retinanet);
+    if args.retinanet {
+        report.setting("recipe", args.recipe.display().to_string());
+        report.setting("steps", args.steps);
+    }
+}
+
 #[cfg(not(feature = "cuda"))]
-pub fn run(_args: Args) -> super::Outcome {
-    crate::errln!(
-        "error: this mmrun was built without the `cuda` feature (cargo build --features cuda)"
-    );
+pub fn run(args: Args, report: &mut super::Report) -> super::Outcome {
+    settings(&args, report);
+    report.error("this mmrun was built without the `cuda` feature (cargo build --features cuda)");
     super::Outcome::CannotRun
 }
 
 #[cfg(feature = "cuda")]
-pub fn run(args: Args) -> super::Outcome {
+pub fn run(args: Args, report: &mut super::Report) -> super::Outcome {
+    settings(&args, report);
     if args.retinanet {
-        return match retinanet::run(&args) {
+        return match retinanet::run(&args, report) {
             Ok(row) => {
-                crate::outln!("{row}");
+                report.line(row);
                 super::Outcome::Done
             }
             Err(e) => {
-                crate::errln!("error: {e}");
+                report.error(&e);
                 // The last line is what scripts/gpu-check reads.
-                crate::outln!("failed: {e}");
+                report.line(format_args!("failed: {e}"));
                 super::Outcome::CannotRun
             }
         };
     }
-    match bandwidth::run(&args) {
+    match bandwidth::run(&args, report) {
         Ok(()) => super::Outcome::Done,
         Err(e) => {
-            crate::errln!("error: {e}");
+            report.error(e);
             super::Outcome::CannotRun
         }
     }
@@ -286,7 +297,7 @@ mod bandwidth {
         Ok(())
     }
 
-    pub fn run(args: &super::Args) -> Result<(), CudaError> {
+    pub fn run(args: &super::Args, report: &mut crate::bench::Report) -> Result<(), CudaError> {
         let be = CudaBackend::open(args.device)?;
         let dev = be.device();
         let name = dev.name()?;
@@ -308,22 +319,46 @@ mod bandwidth {
         let mut rows = Vec::new();
         let mut rng = Rng::seed(0xbe7c4);
         losses(&be, reps, &mut rng, &mut rows)?;
+        report.machine("device", &name);
+        report.result("copy_gb_per_s", copy);
+        let mut ops = serde_json::Map::new();
+        for r in &rows {
+            ops.insert(r.name.clone(), serde_json::json!({ "gb_per_s": r.gbps }));
+            report.ratio(
+                &format!("{}_vs_copy", r.name.replace(' ', "_")),
+                r.gbps / copy,
+            );
+        }
+        report.result("loss_ops", ops);
         if args.tsv {
-            crate::outln!("bw\tdevice-to-device copy ({name})\t{copy:.1}\t1.00");
+            report.line(format_args!(
+                "bw\tdevice-to-device copy ({name})\t{copy:.1}\t1.00"
+            ));
             for r in &rows {
-                crate::outln!("bw\t{}\t{:.1}\t{:.2}", r.name, r.gbps, r.gbps / copy);
+                report.line(format_args!(
+                    "bw\t{}\t{:.1}\t{:.2}",
+                    r.name,
+                    r.gbps,
+                    r.gbps / copy
+                ));
             }
         } else {
-            crate::outln!("device: {name}");
-            crate::outln!("{:<40} {:>10} {:>9}", "loss op (f32)", "GB/s", "vs copy");
-            crate::outln!(
+            report.line(format_args!("device: {name}"));
+            report.line(format_args!(
+                "{:<40} {:>10} {:>9}",
+                "loss op (f32)", "GB/s", "vs copy"
+            ));
+            report.line(format_args!(
                 "{:<40} {:>10.1} {:>9}",
-                "device-to-device copy",
-                copy,
-                "1.00"
-            );
+                "device-to-device copy", copy, "1.00"
+            ));
             for r in &rows {
-                crate::outln!("{:<40} {:>10.1} {:>9.2}", r.name, r.gbps, r.gbps / copy);
+                report.line(format_args!(
+                    "{:<40} {:>10.1} {:>9.2}",
+                    r.name,
+                    r.gbps,
+                    r.gbps / copy
+                ));
             }
         }
         Ok(())
@@ -384,7 +419,7 @@ mod retinanet {
     }
 
     /// Runs the benchmark; `Ok` is the TSV row.
-    pub fn run(args: &super::Args) -> Result<String, String> {
+    pub fn run(args: &super::Args, report: &mut crate::bench::Report) -> Result<String, String> {
         let opts = CheckOptions {
             no_fs: true,
             ..Default::default()
@@ -395,6 +430,11 @@ mod retinanet {
         let det = Detector::new(cfg).map_err(|e| e.to_string())?;
         let backend = CudaBackend::open(args.device).map_err(|e| e.to_string())?;
         let name = backend.device().name().map_err(|e| e.to_string())?;
+        report.machine("device", &name);
+        report.setting("batch", BATCH);
+        report.setting("image_size", [IMG.0, IMG.1]);
+        report.setting("padded_size", [PAD.0, PAD.1]);
+        report.setting("warmup", WARMUP);
 
         let t = Instant::now();
         let built = det
@@ -513,6 +553,16 @@ mod retinanet {
             plain_s * 1e3,
             BATCH as f64 / plain_s
         );
+        report.setting("timed_steps", steps);
+        report.result("last_loss", loss);
+        report.result("param_upload_once_ms", upload_s * 1e3);
+        report.result("graph_compute_ms_per_step", compute / n * 1e3);
+        report.result("grad_download_once_ms", download_s * 1e3);
+        report.result("optimizer_ms_per_step", optimizer / n * 1e3);
+        report.result("resident_step_ms", total / n * 1e3);
+        report.result("mmrun_images_per_s", ips);
+        report.result("plain_step_ms", plain_s * 1e3);
+        report.result("plain_images_per_s", BATCH as f64 / plain_s);
         Ok(format!(
             "retinanet\tmmrun cuda fp32, resident params, device SGD ({name})\t{ips:.2}\t-"
         ))

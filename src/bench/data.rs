@@ -178,7 +178,7 @@ fn torch_images_per_s(ann: &Path, prefix: &Path, a: &Args) -> Result<(f64, Strin
 }
 
 /// Milliseconds per image of each stage, on one thread, over up to 20 images.
-fn stage_breakdown(ann: &Path, prefix: &Path) -> Result<(), String> {
+fn stage_breakdown(ann: &Path, prefix: &Path, report: &mut super::Report) -> Result<(), String> {
     use crate::data::transforms as t;
     let opts = crate::data::ReadOptions {
         img_prefix: prefix.to_path_buf(),
@@ -224,21 +224,29 @@ fn stage_breakdown(ann: &Path, prefix: &Path) -> Result<(), String> {
         .zip(ms)
         .map(|(k, v)| format!("{k} {:.2}", v / n as f64))
         .collect();
-    crate::outln!(
+    report.line(format_args!(
         "  one thread, ms/image (unfused stages): {}",
         parts.join(", ")
-    );
+    ));
+    let stages: serde_json::Map<String, serde_json::Value> = (names.iter())
+        .zip(ms)
+        .map(|(k, v)| (k.to_string(), (v / n as f64).into()))
+        .collect();
+    report.result("one_thread_stage_ms_per_image", stages);
     Ok(())
 }
 
-pub fn run(a: Args) -> super::Outcome {
+pub fn run(a: Args, report: &mut super::Report) -> super::Outcome {
+    report.setting("images", a.images);
+    report.setting("image_size", [640, 480]);
+    report.setting("workers", a.workers);
+    report.setting("batch", a.batch);
+    report.setting("epochs", a.epochs);
     if a.images < a.batch * 2 || a.batch == 0 || a.epochs == 0 {
-        crate::errln!("error: need --images >= 2 x --batch, and --batch, --epochs > 0");
+        report.error("need --images >= 2 x --batch, and --batch, --epochs > 0");
         return super::Outcome::CannotRun;
     }
-    for line in super::machine::header(Some(&a.python)) {
-        crate::outln!("{line}");
-    }
+    report.header(Some(&a.python));
     let dir = std::env::temp_dir().join(format!("mmrun-bench-data-{}", std::process::id()));
     let opts = SynthOptions {
         images: a.images + 1,
@@ -251,36 +259,47 @@ pub fn run(a: Args) -> super::Outcome {
     let sum = match generate(&dir, &opts) {
         Ok(s) => s,
         Err(e) => {
-            crate::errln!("error: {e}");
+            report.error(e);
             return super::Outcome::CannotRun;
         }
     };
-    crate::outln!(
+    report.line(format_args!(
         "data pipeline: {} JPEGs 640x480 -> load, resize 1333x800 keep_ratio, flip 0.5, normalize, pad 32, collate; batch {}, {} workers",
         sum.train_images,
         a.batch,
         a.workers
-    );
+    ));
+    report.setting("jpegs_loaded", sum.train_images);
     if a.stages
-        && let Err(e) = stage_breakdown(&sum.train_ann, &sum.train_dir)
+        && let Err(e) = stage_breakdown(&sum.train_ann, &sum.train_dir, report)
     {
-        crate::errln!("error: {e}");
+        report.error(e);
     }
     let code = match rust_images_per_s(&sum.train_ann, &sum.train_dir, &a) {
         Err(e) => {
-            crate::errln!("error: {e}");
+            report.error(e);
             super::Outcome::CannotRun
         }
         Ok(ours) => {
-            crate::outln!("  mmrun:   {ours:8.1} images/s");
+            report.line(format_args!("  mmrun:   {ours:8.1} images/s"));
+            report.result("mmrun_images_per_s", ours);
             match torch_images_per_s(&sum.train_ann, &sum.train_dir, &a) {
                 Ok((theirs, ver)) => {
-                    crate::outln!(
+                    report.line(format_args!(
                         "  pytorch: {theirs:8.1} images/s ({ver}, DataLoader + transforms v2)"
-                    );
-                    crate::outln!("  ratio:   {:.2}x (target >= 1.5x)", ours / theirs);
+                    ));
+                    report.line(format_args!(
+                        "  ratio:   {:.2}x (target >= 1.5x)",
+                        ours / theirs
+                    ));
+                    report.result("pytorch_images_per_s", theirs);
+                    report.result("pytorch_version", ver);
+                    report.ratio("mmrun_vs_pytorch", ours / theirs);
                 }
-                Err(e) => crate::outln!("  pytorch: skipped ({e})"),
+                Err(e) => {
+                    report.line(format_args!("  pytorch: skipped ({e})"));
+                    report.result("pytorch_skipped", e);
+                }
             }
             super::Outcome::Done
         }

@@ -83,13 +83,16 @@ fn oracles_dir(arg: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracles"))
 }
 
-fn generate(a: &Args, gt: &Path, dt: &Path) -> Result<(), String> {
+fn generate(a: &Args, gt: &Path, dt: &Path, report: &super::Report) -> Result<(), String> {
     if gt.exists() && dt.exists() {
-        crate::outln!("using the case in {}", a.dir.display());
+        report.line(format_args!("using the case in {}", a.dir.display()));
         return Ok(());
     }
     let script = oracles_dir(a.oracles.clone()).join("coco/gen_coco.py");
-    crate::outln!("generating the case with {} …", script.display());
+    report.line(format_args!(
+        "generating the case with {} …",
+        script.display()
+    ));
     let out = Command::new(&a.python)
         .arg(&script)
         .args(["--out", &a.dir.display().to_string(), "--name", "bench"])
@@ -113,7 +116,7 @@ fn generate(a: &Args, gt: &Path, dt: &Path) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    crate::out!("{}", String::from_utf8_lossy(&out.stdout));
+    report.text(String::from_utf8_lossy(&out.stdout));
     Ok(())
 }
 
@@ -166,24 +169,27 @@ fn max_diff(a: &[f64], b: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-pub fn run(a: Args) -> super::Outcome {
+pub fn run(a: Args, report: &mut super::Report) -> super::Outcome {
+    report.setting("images", a.images);
+    report.setting("categories", a.cats);
+    report.setting("detections_per_image", a.dets_per_image);
+    report.setting("dir", a.dir.display().to_string());
+    report.setting("threads", rayon::current_num_threads());
     // The peers are pycocotools and faster-coco-eval: the machine matters, not torch.
-    for line in super::machine::header(None) {
-        crate::outln!("{line}");
-    }
+    report.header(None);
     let gt = a.dir.join("bench_gt.json");
     let dt = a.dir.join("bench_dt.json");
-    if let Err(e) = generate(&a, &gt, &dt) {
-        crate::errln!("error: {e}");
+    if let Err(e) = generate(&a, &gt, &dt, report) {
+        report.error(e);
         return super::Outcome::CannotRun;
     }
-    crate::outln!(
+    report.line(format_args!(
         "threads: {} (rayon); case: {} images × {} categories × {} detections/image",
         rayon::current_num_threads(),
         a.images,
         a.cats,
         a.dets_per_image
-    );
+    ));
     let mut rows: Vec<(&str, Timing)> = Vec::new();
     // mmrun: best of three (the run is short; the Python tools run once).
     let mut best: Option<Timing> = None;
@@ -198,7 +204,7 @@ pub fn run(a: Args) -> super::Outcome {
                 }
             }
             Err(e) => {
-                crate::errln!("error: {e}");
+                report.error(e);
                 return super::Outcome::CannotRun;
             }
         }
@@ -211,10 +217,10 @@ pub fn run(a: Args) -> super::Outcome {
     for tool in tools {
         match time_python(&a, tool, &gt, &dt) {
             Ok(t) => rows.push((tool, t)),
-            Err(e) => crate::errln!("warning: {e}"),
+            Err(e) => report.warning(format!("warning: {e}")),
         }
     }
-    crate::outln!(
+    report.line(format_args!(
         "{:<18} {:>9} {:>12} {:>9} {:>14} {:>12} {:>8} {:>12}",
         "tool",
         "load s",
@@ -224,10 +230,10 @@ pub fn run(a: Args) -> super::Outcome {
         "eval/mmrun",
         "cpu s",
         "cpu/mmrun"
-    );
+    ));
     let (ml, me, mc) = (rows[0].1.load, rows[0].1.eval, rows[0].1.cpu);
     for (name, t) in &rows {
-        crate::outln!(
+        report.line(format_args!(
             "{:<18} {:>9.3} {:>12.3} {:>9.3} {:>13.1}× {:>11.1}× {:>8.2} {:>11.1}×",
             name,
             t.load,
@@ -237,26 +243,41 @@ pub fn run(a: Args) -> super::Outcome {
             t.eval / me,
             t.cpu,
             t.cpu / mc
-        );
+        ));
+        report.result(&format!("{name}_load_s"), t.load);
+        report.result(&format!("{name}_eval_s"), t.eval);
+        report.result(&format!("{name}_total_s"), t.load + t.eval);
+        report.result(&format!("{name}_cpu_s"), t.cpu);
+        if *name != "mmrun" {
+            report.ratio(
+                &format!("{name}_total_vs_mmrun"),
+                (t.load + t.eval) / (ml + me),
+            );
+            report.ratio(&format!("{name}_eval_vs_mmrun"), t.eval / me);
+            report.ratio(&format!("{name}_cpu_vs_mmrun"), t.cpu / mc);
+        }
     }
-    crate::outln!("(wall times: mmrun best of 3, Python tools one run each; cpu: all threads)");
+    report.line("(wall times: mmrun best of 3, Python tools one run each; cpu: all threads)");
     let mut equal = true;
     for (name, t) in &rows[1..] {
         let d = max_diff(&rows[0].1.stats, &t.stats);
         let bitwise = rows[0].1.stats == t.stats;
-        crate::outln!(
+        report.line(format_args!(
             "stats vs {name}: max |diff| {d:e}{}",
             if bitwise { " (bit-identical)" } else { "" }
-        );
+        ));
+        report.result(&format!("stats_max_abs_diff_vs_{name}"), d);
+        report.result(&format!("stats_bit_identical_to_{name}"), bitwise);
         if *name == "pycocotools" && d > 1e-12 {
             equal = false;
         }
     }
-    crate::outln!("mmrun stats: {:?}", rows[0].1.stats);
+    report.line(format_args!("mmrun stats: {:?}", rows[0].1.stats));
+    report.result("mmrun_stats", &rows[0].1.stats);
     if equal {
         super::Outcome::Done
     } else {
-        crate::errln!("error: mmrun's stats differ from pycocotools'");
+        report.error("mmrun's stats differ from pycocotools'");
         super::Outcome::Problems
     }
 }

@@ -49,17 +49,20 @@ pub fn cpu_isa() -> Vec<&'static str> {
     out
 }
 
-/// The instruction set mmrun's CPU convolutions and GEMMs run on here: the `gemm` crate's
-/// micro-kernels, which it picks at run time. It is built without its `x86-v4` feature, so
-/// its AVX-512 kernels are not compiled in and AVX2/FMA is the widest path.
-pub fn mmrun_isa() -> &'static str {
-    let isa = cpu_isa();
-    if isa.contains(&"avx2") && isa.contains(&"fma") {
-        "AVX2/FMA (gemm crate micro-kernels; AVX-512 not compiled in)"
-    } else if isa.contains(&"neon") {
-        "NEON (gemm crate micro-kernels)"
-    } else {
-        "SSE/scalar (gemm crate)"
+/// The instruction set mmrun's CPU convolutions and GEMMs run on in this process (the widest
+/// the CPU has, or what `MMRUN_CPU_ISA` forces).
+pub fn mmrun_isa() -> String {
+    let isa = crate::backend::cpu::isa::active();
+    let forced = std::env::var(crate::backend::cpu::isa::ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("auto"));
+    match forced {
+        Some(_) => format!(
+            "{} (forced by {})",
+            isa.describe(),
+            crate::backend::cpu::isa::ENV
+        ),
+        None => isa.describe().to_string(),
     }
 }
 

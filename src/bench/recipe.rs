@@ -12,6 +12,10 @@ use std::time::Instant;
 /// measured on this kind of machine (issue #2); used when mmengine is not installed.
 const PEER_RECORDED_MS: f64 = 11.0;
 
+/// Milliseconds the whole-process ratio adds to the peer's load for importing mmengine (a
+/// recorded figure, as the text line says).
+const PEER_IMPORT_MS: f64 = 140.0;
+
 /// Arguments of `mmrun bench recipe`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,9 +30,12 @@ pub struct Args {
     pub processes: usize,
 }
 
-pub fn run(args: Args) -> super::Outcome {
+pub fn run(args: Args, report: &mut super::Report) -> super::Outcome {
+    report.setting("recipe", args.recipe.display().to_string());
+    report.setting("iterations", args.iters);
+    report.setting("processes", args.processes);
     if !args.recipe.is_file() {
-        crate::errln!("error: cannot read `{}`", args.recipe.display());
+        report.error(format_args!("cannot read `{}`", args.recipe.display()));
         return super::Outcome::CannotRun;
     }
     // `--no-fs`: the COCO files are usually absent; file checks are stat calls anyway.
@@ -41,7 +48,7 @@ pub fn run(args: Args) -> super::Outcome {
     if first.recipe.is_none() {
         let render = Default::default();
         let text = crate::recipe::render::render_all(&first.diagnostics.0, &first.files, render);
-        crate::err!("{text}");
+        report.error_text(text);
         return super::Outcome::Problems;
     }
     for _ in 0..args.iters.min(50) {
@@ -57,7 +64,7 @@ pub fn run(args: Args) -> super::Outcome {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
-            crate::errln!("error: cannot find the mmrun executable: {e}");
+            report.error(format_args!("cannot find the mmrun executable: {e}"));
             return super::Outcome::CannotRun;
         }
     };
@@ -71,28 +78,37 @@ pub fn run(args: Args) -> super::Outcome {
             .map(|o| o.status.success())
             .unwrap_or(false);
         if !ok {
-            crate::errln!("error: `mmrun check` failed");
+            report.error("`mmrun check` failed");
             return super::Outcome::CannotRun;
         }
     }
     let process_ms = t.elapsed().as_secs_f64() * 1e3 / procs as f64;
 
-    let (peer_ms, peer_src) = match measure_peer() {
+    let measured = measure_peer();
+    let (peer_ms, peer_src) = match measured {
         Some(ms) => (ms, "mmengine Config.fromfile, measured now"),
         None => (
             PEER_RECORDED_MS,
             "mmengine Config.fromfile, recorded (mmengine/mmdet not installed here)",
         ),
     };
-    crate::outln!("recipe: {}", args.recipe.display());
-    crate::outln!(
-        "in process   : {in_process_ms:.3} ms per full check, plan included ({iters} runs)   target < 5 ms   peer {peer_ms:.1} ms ({peer_src})   ratio {:.1}x faster",
-        peer_ms / in_process_ms
-    );
-    crate::outln!(
-        "whole process: {process_ms:.2} ms per `mmrun check` ({procs} runs)   target < 20 ms   peer in-process load alone {peer_ms:.1} ms + 140 ms import   ratio {:.1}x faster",
-        (peer_ms + 140.0) / process_ms
-    );
+    let in_process_ratio = peer_ms / in_process_ms;
+    let process_ratio = (peer_ms + PEER_IMPORT_MS) / process_ms;
+    report.line(format_args!("recipe: {}", args.recipe.display()));
+    report.line(format_args!(
+        "in process   : {in_process_ms:.3} ms per full check, plan included ({iters} runs)   target < 5 ms   peer {peer_ms:.1} ms ({peer_src})   ratio {in_process_ratio:.1}x faster"
+    ));
+    report.line(format_args!(
+        "whole process: {process_ms:.2} ms per `mmrun check` ({procs} runs)   target < 20 ms   peer in-process load alone {peer_ms:.1} ms + {PEER_IMPORT_MS:.0} ms import   ratio {process_ratio:.1}x faster"
+    ));
+    report.result("mmrun_in_process_ms_per_check", in_process_ms);
+    report.result("mmrun_process_ms_per_check", process_ms);
+    report.result("peer_ms_per_load", peer_ms);
+    report.result("peer_import_ms", PEER_IMPORT_MS);
+    report.result("peer_measured", measured.is_some());
+    report.result("peer", peer_src);
+    report.ratio("in_process_speedup_vs_peer", in_process_ratio);
+    report.ratio("process_speedup_vs_peer", process_ratio);
     super::Outcome::Done
 }
 

@@ -298,16 +298,25 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-pub fn run(args: Args) -> super::Outcome {
+pub fn run(args: Args, report: &mut super::Report) -> super::Outcome {
+    report.setting("recipe", args.recipe.display().to_string());
+    report.setting("set", &args.set);
+    report.setting("batch", args.batch);
+    report.setting("size", [args.size, args.size]);
+    report.setting("threads", args.threads);
+    report.setting("iterations", args.iters);
+    report.setting("warmup", args.warmup);
+    report.setting("device", &args.device);
+    report.setting("peer", !args.no_peer);
     if args.iters == 0 || args.batch == 0 || args.size == 0 || args.threads == 0 {
-        crate::errln!("error: --iters, --batch, --size and --threads must be at least 1");
+        report.error("--iters, --batch, --size and --threads must be at least 1");
         return super::Outcome::CannotRun;
     }
     // The global pool may already exist (it is built once per process); then it keeps its size.
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build_global();
-    crate::outln!(
+    report.line(format_args!(
         "training step: {} at batch {} × 3 × {} × {}, {} threads, {} timed iterations after {} warm-up",
         args.recipe.display(),
         args.batch,
@@ -316,114 +325,160 @@ pub fn run(args: Args) -> super::Outcome {
         args.threads,
         args.iters,
         args.warmup
-    );
+    ));
     // The load first: the header's probe starts python and torch.
-    crate::outln!("load average before: {}", load_average());
+    report.line(format_args!("load average before: {}", load_average()));
+    report.result("load_average_before", super::load_average());
     let python = (!args.no_peer).then_some(args.python.as_str());
-    for line in super::machine::header(python) {
-        crate::outln!("{line}");
-    }
+    report.header(python);
     let device = match Device::open(&args.device) {
         Ok(d) => d,
         Err(e) => {
-            crate::errln!("error: {e}");
+            report.error(e);
             return super::Outcome::CannotRun;
         }
     };
     if !matches!(device, Device::Cpu) {
-        return against_cpu(&args, device);
+        return against_cpu(&args, device, report);
     }
     let m = match measure(&args, Device::Cpu) {
         Ok(m) => m,
         Err(e) => {
-            crate::errln!("error: {e}");
+            report.error(e);
             return super::Outcome::CannotRun;
         }
     };
     let ours = median(&m.per_iter);
-    crate::outln!(
+    report.line(format_args!(
         "mmrun (cpu backend):  {ours:.3} s/iteration (median; last loss {:.4})",
         m.loss
-    );
+    ));
+    report.result("mmrun_s_per_iter", ours);
+    report.result("mmrun_s_per_iter_each", &m.per_iter);
+    report.result("last_loss", m.loss);
     if args.no_peer {
-        crate::outln!("PyTorch: skipped (--no-peer)");
+        report.line("PyTorch: skipped (--no-peer)");
+        report.result("pytorch_skipped", "--no-peer");
     } else {
         match peer(&args) {
             Ok((times, version)) => {
                 let theirs = median(&times);
-                crate::outln!("PyTorch ({version}): {theirs:.3} s/iteration (median)");
-                crate::outln!(
+                report.line(format_args!(
+                    "PyTorch ({version}): {theirs:.3} s/iteration (median)"
+                ));
+                report.line(format_args!(
                     "ratio: mmrun throughput = {:.2}× PyTorch's (target ≥ 1.0×)",
                     theirs / ours
-                );
+                ));
+                report.result("pytorch_s_per_iter", theirs);
+                report.result("pytorch_s_per_iter_each", &times);
+                report.result("pytorch_version", version);
+                report.ratio("mmrun_throughput_vs_pytorch", theirs / ours);
             }
-            Err(e) => crate::outln!("PyTorch: skipped ({e})"),
+            Err(e) => {
+                report.line(format_args!("PyTorch: skipped ({e})"));
+                report.result("pytorch_skipped", e);
+            }
         }
     }
-    crate::outln!("load average after: {}", load_average());
+    report.line(format_args!("load average after: {}", load_average()));
+    report.result("load_average_after", super::load_average());
+    let iters = m.per_iter.len() as f64;
     let total: f64 = m.per_iter.iter().sum();
     let mut rows: Vec<_> = m.profile.iter().collect();
     rows.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
-    crate::outln!(
+    report.line(format_args!(
         "mmrun profile over {} iterations ({total:.3} s):",
         m.per_iter.len()
-    );
+    ));
     let mut counted = 0.0;
+    let mut profile = serde_json::Map::new();
     for (name, (s, calls)) in rows {
         counted += s;
-        crate::outln!(
+        report.line(format_args!(
             "  {name:<22} {:>8.1} ms/iter {:>5.1}%  ({calls} calls)",
-            1e3 * s / m.per_iter.len() as f64,
+            1e3 * s / iters,
             100.0 * s / total
-        );
+        ));
+        let row = serde_json::json!({
+            "ms_per_iter": 1e3 * s / iters,
+            "percent": 100.0 * s / total,
+            "calls": calls,
+        });
+        profile.insert(name.to_string(), row);
     }
-    crate::outln!(
+    report.line(format_args!(
         "  {:<22} {:>8.1} ms/iter {:>5.1}%",
         "other (executor, feeds)",
-        1e3 * (total - counted) / m.per_iter.len() as f64,
+        1e3 * (total - counted) / iters,
         100.0 * (total - counted) / total
+    ));
+    profile.insert(
+        "other (executor, feeds)".into(),
+        serde_json::json!({
+            "ms_per_iter": 1e3 * (total - counted) / iters,
+            "percent": 100.0 * (total - counted) / total,
+        }),
     );
+    report.result("profile", profile);
     if !m.top_nodes.is_empty() {
-        crate::outln!("slowest nodes:");
+        report.line("slowest nodes:");
     }
+    let mut nodes = Vec::new();
     for (s, calls, what) in &m.top_nodes {
-        crate::outln!(
+        report.line(format_args!(
             "  {:>8.2} ms/iter {:>5.1}%  {calls:>3}×  {what}",
-            1e3 * s / m.per_iter.len() as f64,
+            1e3 * s / iters,
             100.0 * s / total
-        );
+        ));
+        nodes.push(serde_json::json!({
+            "ms_per_iter": 1e3 * s / iters,
+            "percent": 100.0 * s / total,
+            "calls": calls,
+            "node": what,
+        }));
     }
+    report.result("slowest_nodes", nodes);
     super::Outcome::Done
 }
 
 /// A device other than the CPU: its step time against the CPU backend's, same shapes and
 /// run. Per-op profiles are the CPU's only (device ops are recorded and run asynchronously).
-fn against_cpu(args: &Args, device: Device) -> super::Outcome {
+fn against_cpu(args: &Args, device: Device, report: &mut super::Report) -> super::Outcome {
     let what = device.label();
     let name = device.name();
+    report.machine("device", &what);
     let mut medians = Vec::new();
-    for (label, d) in [(what.as_str(), device.clone()), ("cpu", Device::Cpu)] {
+    for (label, key, d) in [
+        (what.as_str(), "device", device.clone()),
+        ("cpu", "cpu", Device::Cpu),
+    ] {
         match measure(args, d) {
             Ok(m) => {
                 let spread = spread(&m.per_iter);
-                crate::outln!(
+                report.line(format_args!(
                     "mmrun on {label}: {:.3} s/iteration (median; {spread}; last loss {:.4})",
                     median(&m.per_iter),
                     m.loss
-                );
+                ));
+                report.result(&format!("mmrun_{key}_s_per_iter"), median(&m.per_iter));
+                report.result(&format!("mmrun_{key}_s_per_iter_each"), &m.per_iter);
+                report.result(&format!("mmrun_{key}_last_loss"), m.loss);
                 medians.push(median(&m.per_iter));
             }
             Err(e) => {
-                crate::errln!("error: {label}: {e}");
+                report.error(format_args!("{label}: {e}"));
                 return super::Outcome::CannotRun;
             }
         }
     }
-    crate::outln!(
+    report.line(format_args!(
         "ratio: the {name} backend's throughput = {:.3}× the cpu backend's (reported, no target)",
         medians[1] / medians[0]
-    );
-    crate::outln!("load average after: {}", load_average());
+    ));
+    report.ratio("device_throughput_vs_cpu", medians[1] / medians[0]);
+    report.line(format_args!("load average after: {}", load_average()));
+    report.result("load_average_after", super::load_average());
     super::Outcome::Done
 }
 

@@ -1,8 +1,14 @@
 //! `mmrun data`: arguments and output only; the work happens in `crate::data` (and, for
 //! `browse`, `crate::engine::detector::pictures`).
+//!
+//! `--format json` (each subcommand) prints one JSON object on stdout with the facts the text
+//! gives; errors stay on stderr, with nothing on stdout and the same exit codes, as in
+//! `plan` and `eval`.
 
+use super::Format;
 use crate::data::{self, synth};
-use std::path::PathBuf;
+use serde_json::json;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `mmrun data`.
 #[derive(clap::Args)]
@@ -28,9 +34,12 @@ enum Command {
         /// from 160..=320.
         #[arg(long, value_parser = parse_size)]
         size: Option<(u32, u32)>,
-        /// Image format.
+        /// Image file format.
         #[arg(long, default_value = "png", value_parser = ["png", "jpeg"])]
-        format: String,
+        image_format: String,
+        /// Output format: text, or one JSON object (counts, folders, annotation files).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
     /// Read an annotation file and report what the loader would see.
     Inspect {
@@ -45,6 +54,9 @@ enum Command {
         /// Skip bad annotations (counting them) instead of stopping at the first.
         #[arg(long)]
         skip_bad: bool,
+        /// Output format: text, or one JSON object (counts, classes, skipped annotations).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
     /// Draw the training images as the model sees them (after the recipe's training
     /// pipeline: resize, flip, crop…, normalization undone) with their boxes and class
@@ -61,6 +73,9 @@ enum Command {
         /// Override a value: `--set data.train.ann_file="..."`.
         #[arg(long = "set", value_name = "PATH=VALUE")]
         set: Vec<String>,
+        /// Output format: text, or one JSON object (the pictures written).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
 }
 
@@ -89,7 +104,7 @@ fn image_count(s: &str) -> Result<usize, String> {
 
 /// `mmrun data browse`: the folder is made first, so a bad `--out` is refused before any
 /// image is read.
-fn browse(recipe: &std::path::Path, out: &std::path::Path, count: usize, set: &[String]) -> u8 {
+fn browse(recipe: &Path, out: &Path, count: usize, set: &[String], format: Format) -> u8 {
     let plan = match super::exec::load_recipe(recipe, set, true) {
         Ok((_, plan)) => plan,
         Err(code) => return code,
@@ -102,7 +117,20 @@ fn browse(recipe: &std::path::Path, out: &std::path::Path, count: usize, set: &[
     let seed = plan.training.runtime.seed;
     match crate::engine::detector::pictures::browse(&plan.data, seed, count, out) {
         Ok(files) => {
-            crate::outln!("wrote {} pictures to {}", files.len(), out.display());
+            match format {
+                Format::Text => {
+                    crate::outln!("wrote {} pictures to {}", files.len(), out.display())
+                }
+                Format::Json => crate::outln!(
+                    "{}",
+                    json!({
+                        "recipe": recipe.display().to_string(),
+                        "out": out.display().to_string(),
+                        "count": files.len(),
+                        "pictures": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+                    })
+                ),
+            }
             super::EXIT_OK
         }
         Err(e) => {
@@ -112,6 +140,128 @@ fn browse(recipe: &std::path::Path, out: &std::path::Path, count: usize, set: &[
     }
 }
 
+/// `mmrun data synth`.
+fn synth(out: &Path, opts: &synth::SynthOptions, format: Format) -> u8 {
+    let t = std::time::Instant::now();
+    let s = match synth::generate(out, opts) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return super::EXIT_CANNOT_RUN;
+        }
+    };
+    let seconds = t.elapsed().as_secs_f64();
+    match format {
+        Format::Text => {
+            crate::outln!(
+                "wrote {} train + {} val images, {} boxes, in {seconds:.2} s",
+                s.train_images,
+                s.val_images,
+                s.annotations,
+            );
+            crate::outln!(
+                "  train: {} ({})",
+                s.train_ann.display(),
+                s.train_dir.display()
+            );
+            crate::outln!("  val:   {} ({})", s.val_ann.display(), s.val_dir.display());
+        }
+        Format::Json => {
+            let split = |ann: &Path, dir: &Path, images: usize| {
+                json!({
+                    "images": images,
+                    "ann_file": ann.display().to_string(),
+                    "img_dir": dir.display().to_string(),
+                })
+            };
+            crate::outln!(
+                "{}",
+                json!({
+                    "out": out.display().to_string(),
+                    "seed": opts.seed,
+                    "image_format": match opts.format {
+                        synth::SynthFormat::Png => "png",
+                        synth::SynthFormat::Jpeg => "jpeg",
+                    },
+                    "images": s.train_images + s.val_images,
+                    "boxes": s.annotations,
+                    "seconds": seconds,
+                    "train": split(&s.train_ann, &s.train_dir, s.train_images),
+                    "val": split(&s.val_ann, &s.val_dir, s.val_images),
+                })
+            );
+        }
+    }
+    super::EXIT_OK
+}
+
+/// `mmrun data inspect`.
+fn inspect(ann_file: &Path, opts: &data::ReadOptions, voc: bool, format: Format) -> u8 {
+    let log = data::BadSampleLog::default();
+    let r = if voc {
+        data::read_voc(ann_file, opts, &log)
+    } else {
+        data::read_coco(ann_file, opts, &log)
+    };
+    let ds = match r {
+        Ok(ds) => ds,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return super::EXIT_PROBLEMS;
+        }
+    };
+    let boxes: usize = ds.records.iter().map(|r| r.boxes.len()).sum();
+    let ignored: usize = ds.records.iter().map(|r| r.ignored.len()).sum();
+    let empty = ds.records.iter().filter(|r| r.boxes.is_empty()).count();
+    let mut per = vec![0usize; ds.classes.len()];
+    for l in ds.records.iter().flat_map(|r| &r.labels) {
+        per[*l as usize] += 1;
+    }
+    let skipped = log.count();
+    match format {
+        Format::Text => {
+            crate::outln!(
+                "{}: {} images ({} without boxes), {} boxes, {} ignored, {} classes",
+                ann_file.display(),
+                ds.len(),
+                empty,
+                boxes,
+                ignored,
+                ds.classes.len()
+            );
+            for (c, n) in ds.classes.iter().zip(&per) {
+                crate::outln!("  {c}: {n}");
+            }
+            if skipped > 0 {
+                crate::outln!("{skipped} bad annotations skipped");
+            }
+        }
+        Format::Json => {
+            let classes: Vec<_> = (ds.classes.iter().zip(&per))
+                .map(|(c, n)| json!({"name": c, "boxes": n}))
+                .collect();
+            crate::outln!(
+                "{}",
+                json!({
+                    "ann_file": ann_file.display().to_string(),
+                    "format": if voc { "voc" } else { "coco" },
+                    "images": ds.len(),
+                    "images_without_boxes": empty,
+                    "boxes": boxes,
+                    "ignored": ignored,
+                    "classes": classes,
+                    "bad_annotations_skipped": skipped,
+                    "bad_annotations": log.messages(),
+                })
+            );
+        }
+    }
+    if skipped > 0 {
+        return super::EXIT_PROBLEMS;
+    }
+    super::EXIT_OK
+}
+
 pub fn run(args: Args) -> u8 {
     match args.command {
         Command::Browse {
@@ -119,54 +269,35 @@ pub fn run(args: Args) -> u8 {
             out,
             count,
             set,
-        } => browse(&recipe, &out, count, &set),
+            format,
+        } => browse(&recipe, &out, count, &set, format),
         Command::Synth {
             out,
             images,
             seed,
             size,
+            image_format,
             format,
         } => {
             let opts = synth::SynthOptions {
                 images,
                 seed,
                 size,
-                format: if format == "jpeg" {
+                format: if image_format == "jpeg" {
                     synth::SynthFormat::Jpeg
                 } else {
                     synth::SynthFormat::Png
                 },
                 ..Default::default()
             };
-            let t = std::time::Instant::now();
-            match synth::generate(&out, &opts) {
-                Ok(s) => {
-                    crate::outln!(
-                        "wrote {} train + {} val images, {} boxes, in {:.2} s",
-                        s.train_images,
-                        s.val_images,
-                        s.annotations,
-                        t.elapsed().as_secs_f64()
-                    );
-                    crate::outln!(
-                        "  train: {} ({})",
-                        s.train_ann.display(),
-                        s.train_dir.display()
-                    );
-                    crate::outln!("  val:   {} ({})", s.val_ann.display(), s.val_dir.display());
-                    super::EXIT_OK
-                }
-                Err(e) => {
-                    crate::errln!("error: {e}");
-                    super::EXIT_CANNOT_RUN
-                }
-            }
+            synth(&out, &opts, format)
         }
         Command::Inspect {
             ann_file,
             img_prefix,
             voc,
             skip_bad,
+            format,
         } => {
             let opts = data::ReadOptions {
                 img_prefix: img_prefix.unwrap_or_default(),
@@ -179,44 +310,7 @@ pub fn run(args: Args) -> u8 {
                 },
                 ..Default::default()
             };
-            let log = data::BadSampleLog::default();
-            let r = if voc {
-                data::read_voc(&ann_file, &opts, &log)
-            } else {
-                data::read_coco(&ann_file, &opts, &log)
-            };
-            match r {
-                Ok(ds) => {
-                    let boxes: usize = ds.records.iter().map(|r| r.boxes.len()).sum();
-                    let ignored: usize = ds.records.iter().map(|r| r.ignored.len()).sum();
-                    let empty = ds.records.iter().filter(|r| r.boxes.is_empty()).count();
-                    crate::outln!(
-                        "{}: {} images ({} without boxes), {} boxes, {} ignored, {} classes",
-                        ann_file.display(),
-                        ds.len(),
-                        empty,
-                        boxes,
-                        ignored,
-                        ds.classes.len()
-                    );
-                    let mut per = vec![0usize; ds.classes.len()];
-                    for l in ds.records.iter().flat_map(|r| &r.labels) {
-                        per[*l as usize] += 1;
-                    }
-                    for (c, n) in ds.classes.iter().zip(per) {
-                        crate::outln!("  {c}: {n}");
-                    }
-                    if log.count() > 0 {
-                        crate::outln!("{} bad annotations skipped", log.count());
-                        return super::EXIT_PROBLEMS;
-                    }
-                    super::EXIT_OK
-                }
-                Err(e) => {
-                    crate::errln!("error: {e}");
-                    super::EXIT_PROBLEMS
-                }
-            }
+            inspect(&ann_file, &opts, voc, format)
         }
     }
 }

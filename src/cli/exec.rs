@@ -53,10 +53,10 @@ fn json_line(mode: &str, fields: serde_json::Value) {
     crate::outln!("{v}");
 }
 
-/// Opens the device: `--device` when given, else the recipe's `runtime.backend` (one
-/// setting, the command line over the recipe).
-/// Opens the device `exec` and `test` run on; an adapter chosen among several (wgpu) is named
-/// on stderr, so a run never lands on another device silently.
+/// Opens the device `exec` and `test` run on: `--device` when given, else the recipe's
+/// `runtime.backend` (one setting, the command line over the recipe). The adapter chosen among
+/// several (wgpu), or the CPU kernels' instruction set, is named on stderr, so a run never
+/// lands on another device or kernel path silently.
 pub(super) fn open_device(
     flag: Option<&str>,
     plan: &Plan,

@@ -112,6 +112,20 @@ pub fn main() -> ExitCode {
         Command::Eval(a) if a.writes_files() => OnClosed::Continue,
         _ => OnClosed::Exit,
     });
+    // A bad `MMRUN_CPU_ISA` stops the commands that run kernels before any work is done.
+    if matches!(
+        cli.command,
+        Command::Exec(_)
+            | Command::Test(_)
+            | Command::Bench(_)
+            | Command::Export(_)
+            | Command::Data(_)
+            | Command::Devices
+    ) && let Err(e) = crate::backend::cpu::isa::from_env()
+    {
+        crate::errln!("error: {e}");
+        return ExitCode::from(EXIT_CANNOT_RUN);
+    }
     let code = match cli.command {
         Command::Check(a) => check::run(a),
         Command::Fmt(a) => fmt::run(a),
@@ -160,14 +174,4 @@ fn score_thr(s: &str) -> Result<f64, String> {
     }
 }
 
-/// How a command reports: text for people, JSON for scripts (one object per report, one per
-/// line when there are several).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Text (`human` is accepted too).
-    #[default]
-    #[value(alias = "human")]
-    Text,
-    /// JSON.
-    Json,
-}
+pub use crate::util::console::Format;

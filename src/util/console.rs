@@ -158,3 +158,15 @@ macro_rules! errln {
     () => { $crate::util::console::write($crate::util::console::Stream::Err, format_args!("\n")) };
     ($($t:tt)*) => { $crate::util::console::write($crate::util::console::Stream::Err, format_args!("{}\n", format_args!($($t)*))) };
 }
+
+/// How a command reports: text for people, JSON for scripts (one object per report, one per
+/// line when there are several).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Text (`human` is accepted too).
+    #[default]
+    #[value(alias = "human")]
+    Text,
+    /// JSON.
+    Json,
+}

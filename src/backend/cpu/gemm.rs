@@ -1,8 +1,13 @@
-//! GEMM through the `gemm` crate (runtime-dispatched SIMD, rayon-parallel over output blocks;
-//! the reduction over k is blocked by cache size only, so results do not depend on threads).
+//! GEMM on the `gemm` crates' micro-kernels (rayon-parallel over output blocks; the reduction
+//! over k is blocked by cache size only, so results do not depend on threads), for the
+//! instruction set [`super::isa`] picks. The crates' own entry point chooses its kernels once
+//! with no way to override it, so the choice is made here and the crates' generic driver is
+//! called with the chosen set's micro-kernel tables.
 
 use super::Float;
-use ::gemm as gemm_crate;
+use super::isa::{self, CpuIsa};
+use gemm_common::Parallelism;
+use std::any::TypeId;
 
 /// `c = a @ b` (or `c += a @ b` with `accumulate`), with explicit row/column strides so that
 /// transposed operands need no copy. `a` is `m×k`, `b` is `k×n`, `c` is `m×n` row-major.
@@ -31,9 +36,9 @@ pub fn gemm<T: Float>(
     }
     assert!(c.len() >= m * n, "gemm: dst too short");
     let par = if m * n * k >= 1 << 15 {
-        gemm_crate::Parallelism::Rayon(0)
+        Parallelism::Rayon(0)
     } else {
-        gemm_crate::Parallelism::None
+        Parallelism::None
     };
     // SAFETY: dst is m×n row-major (rs = n, cs = 1), bounded by the assert above; `&mut c`
     // cannot alias `a` or `b`.
@@ -85,9 +90,9 @@ pub unsafe fn gemm_tile<T: Float>(
         return;
     }
     let par = if parallel && m * n * k >= 1 << 15 {
-        gemm_crate::Parallelism::Rayon(0)
+        Parallelism::Rayon(0)
     } else {
-        gemm_crate::Parallelism::None
+        Parallelism::None
     };
     // SAFETY: the destination contract is the caller's (see above).
     unsafe {
@@ -117,7 +122,7 @@ unsafe fn checked_gemm<T: Float>(
     c: *mut T,
     c_rs: usize,
     accumulate: bool,
-    par: gemm_crate::Parallelism,
+    par: Parallelism,
 ) {
     assert!(
         a.len() > (m - 1) * a_rs + (k - 1) * a_cs,
@@ -128,29 +133,273 @@ unsafe fn checked_gemm<T: Float>(
         "gemm: rhs too short"
     );
     // SAFETY: lhs reads (i*a_rs + p*a_cs) for i < m, p < k and rhs (p*b_rs + j*b_cs) are
-    // bounded by the asserts above; T is f32 or f64, which the crate supports; the
-    // destination contract is the caller's.
+    // bounded by the asserts above; the destination contract is the caller's.
     unsafe {
-        gemm_crate::gemm(
+        dispatch(
+            isa::active(),
             m,
             n,
             k,
             c,
-            1,
-            c_rs as isize,
+            c_rs,
             accumulate,
             a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
+            a_rs,
+            a_cs,
             b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            T::ONE,
-            T::ONE,
+            b_rs,
+            b_cs,
+            par,
+        )
+    }
+}
+
+/// Calls the crates' generic driver with one instruction set's micro-kernels for `T`.
+/// `$lanes` is the vector width in `T`s (the crates' `N`); the tables come from
+/// `gemm_f32`/`gemm_f64`'s `microkernel::<set>::<type>` modules.
+macro_rules! drive {
+    ($simd:ty, $kernels:path, $t:ty, $lanes:expr, $args:expr) => {{
+        use $kernels as k;
+        let (m, n, kk, dst, dst_cs, dst_rs, read, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, par) =
+            $args;
+        let simd = <$simd as gemm_common::simd::MixedSimd<$t, $t, $t, $t>>::try_new()
+            .expect("the instruction set was checked available");
+        gemm_common::gemm::gemm_basic_generic::<
+            _,
+            $t,
+            { $lanes },
+            { k::MR_DIV_N * $lanes },
+            { k::NR },
+            { k::MR_DIV_N },
+            { k::H_M },
+            { k::H_N },
+        >(
+            simd,
+            m,
+            n,
+            kk,
+            dst as *mut $t,
+            dst_cs,
+            dst_rs,
+            read,
+            lhs as *const $t,
+            lhs_cs,
+            lhs_rs,
+            rhs as *const $t,
+            rhs_cs,
+            rhs_rs,
+            1.0,
+            1.0,
             false,
             false,
+            false,
+            |a, b, c| a * b + c,
+            &k::UKR,
+            &k::H_UKR,
             false,
             par,
-        );
+        )
+    }};
+}
+
+/// `c = a @ b` (or `+=`) for `T` = f32 or f64 on `isa`'s micro-kernels. As the `gemm` crate's
+/// own entry point does, the problem is transposed when the destination is row-major, since
+/// the micro-kernels walk columns: `c` is `m×n` with row stride `c_rs`, so the kernels see
+/// `cᵀ = bᵀ aᵀ`, whose long side (the spatial one, in a convolution) is the vectorised one.
+///
+/// # Safety
+/// As [`checked_gemm`]: the operands are in bounds and `c` is the caller's alone.
+#[allow(clippy::too_many_arguments)]
+unsafe fn dispatch<T: Float>(
+    isa: CpuIsa,
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut T,
+    c_rs: usize,
+    accumulate: bool,
+    a: *const T,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const T,
+    b_rs: usize,
+    b_cs: usize,
+    par: Parallelism,
+) {
+    let [a_rs, a_cs, b_rs, b_cs] = [a_rs, a_cs, b_rs, b_cs].map(|s| s as isize);
+    // cᵀ[j, i] = c[i, j]: dst is n×m with row stride 1 and column stride c_rs; its lhs is bᵀ
+    // (n×k: row stride b_cs, column stride b_rs) and its rhs aᵀ (k×m: row stride a_cs,
+    // column stride a_rs). The tuple is in the driver's order: (m, n, k, dst, dst_cs, dst_rs,
+    // read_dst, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, parallelism).
+    let args = (
+        n,
+        m,
+        k,
+        c,
+        c_rs as isize,
+        1isize,
+        accumulate,
+        b,
+        b_rs,
+        b_cs,
+        a,
+        a_rs,
+        a_cs,
+        par,
+    );
+    let f32_ = TypeId::of::<T>() == TypeId::of::<f32>();
+    assert!(
+        f32_ || TypeId::of::<T>() == TypeId::of::<f64>(),
+        "gemm: only f32 and f64"
+    );
+    // SAFETY: the bounds and exclusivity are the caller's contract; `isa` was checked available
+    // when it was chosen (`isa::active`), which the micro-kernels' target features require.
+    unsafe {
+        match (isa, f32_) {
+            #[cfg(target_arch = "x86_64")]
+            (CpuIsa::Avx512, true) => drive!(
+                gemm_common::simd::V4,
+                gemm_f32::microkernel::avx512f::f32,
+                f32,
+                16,
+                args
+            ),
+            #[cfg(target_arch = "x86_64")]
+            (CpuIsa::Avx512, false) => drive!(
+                gemm_common::simd::V4,
+                gemm_f64::microkernel::avx512f::f64,
+                f64,
+                8,
+                args
+            ),
+            #[cfg(target_arch = "x86_64")]
+            (CpuIsa::Avx2, true) => drive!(
+                gemm_common::simd::V3,
+                gemm_f32::microkernel::fma::f32,
+                f32,
+                8,
+                args
+            ),
+            #[cfg(target_arch = "x86_64")]
+            (CpuIsa::Avx2, false) => drive!(
+                gemm_common::simd::V3,
+                gemm_f64::microkernel::fma::f64,
+                f64,
+                4,
+                args
+            ),
+            #[cfg(target_arch = "aarch64")]
+            (CpuIsa::Neon, true) => drive!(
+                gemm_common::simd::Scalar,
+                gemm_f32::microkernel::neon::f32,
+                f32,
+                4,
+                args
+            ),
+            #[cfg(target_arch = "aarch64")]
+            (CpuIsa::Neon, false) => drive!(
+                gemm_common::simd::Scalar,
+                gemm_f64::microkernel::neon::f64,
+                f64,
+                2,
+                args
+            ),
+            (_, true) => drive!(
+                gemm_common::simd::Scalar,
+                gemm_f32::microkernel::scalar::f32,
+                f32,
+                1,
+                args
+            ),
+            (_, false) => drive!(
+                gemm_common::simd::Scalar,
+                gemm_f64::microkernel::scalar::f64,
+                f64,
+                1,
+                args
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::rng::Rng;
+
+    /// Every instruction set this CPU has, on shapes around the micro-kernels' edges, with
+    /// transposed operands, a strided destination and accumulation, against an f64 loop.
+    #[test]
+    fn every_available_isa_matches_a_plain_loop() {
+        let isas: Vec<_> = [CpuIsa::Avx512, CpuIsa::Avx2, CpuIsa::Neon, CpuIsa::Scalar]
+            .into_iter()
+            .filter(|i| i.available())
+            .collect();
+        let mut rng = Rng::seed(7);
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (3, 70, 5),
+            (17, 33, 129),
+            (48, 9, 300),
+            (130, 65, 31),
+        ] {
+            for (a_t, b_t, acc) in [
+                (false, false, false),
+                (true, false, true),
+                (false, true, true),
+            ] {
+                let a: Vec<f32> = (0..m * k).map(|_| rng.uniform_f32() - 0.5).collect();
+                let b: Vec<f32> = (0..k * n).map(|_| rng.uniform_f32() - 0.5).collect();
+                let (a_rs, a_cs) = if a_t { (1, m) } else { (k, 1) };
+                let (b_rs, b_cs) = if b_t { (1, k) } else { (n, 1) };
+                let c_rs = n + 3;
+                let start: Vec<f32> = (0..m * c_rs).map(|_| rng.uniform_f32()).collect();
+                for &isa in &isas {
+                    for par in [Parallelism::None, Parallelism::Rayon(0)] {
+                        let mut c = start.clone();
+                        // SAFETY: the operands are m×k, k×n and m×c_rs as built above.
+                        unsafe {
+                            dispatch(
+                                isa,
+                                m,
+                                n,
+                                k,
+                                c.as_mut_ptr(),
+                                c_rs,
+                                acc,
+                                a.as_ptr(),
+                                a_rs,
+                                a_cs,
+                                b.as_ptr(),
+                                b_rs,
+                                b_cs,
+                                par,
+                            )
+                        };
+                        for i in 0..m {
+                            for j in 0..c_rs {
+                                let got = c[i * c_rs + j] as f64;
+                                let want = if j >= n {
+                                    start[i * c_rs + j] as f64
+                                } else {
+                                    let dot: f64 = (0..k)
+                                        .map(|p| {
+                                            a[i * a_rs + p * a_cs] as f64
+                                                * b[p * b_rs + j * b_cs] as f64
+                                        })
+                                        .sum();
+                                    dot + if acc { start[i * c_rs + j] as f64 } else { 0.0 }
+                                };
+                                assert!(
+                                    (got - want).abs() <= 1e-5 * (1.0 + want.abs()) * k as f64,
+                                    "{isa:?} {m}×{n}×{k} a_t={a_t} b_t={b_t} acc={acc} at \
+                                     ({i},{j}): {got} vs {want}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

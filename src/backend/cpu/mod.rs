@@ -12,6 +12,7 @@ pub mod elementwise;
 mod fastmath;
 mod float;
 pub mod gemm;
+pub mod isa;
 pub mod loss;
 mod map;
 pub mod norm;

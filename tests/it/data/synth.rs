@@ -106,3 +106,149 @@ fn cli_synth_writes_the_dataset_and_rejects_a_bad_size() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("WxH"));
 }
+
+/// `mmrun data ARGS…`: exit code, stdout, stderr.
+fn data_cli(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmrun"))
+        .arg("data")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// One JSON object alone on stdout.
+fn one_object(stdout: &str, stderr: &str) -> serde_json::Value {
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}:\n{stdout}"))
+}
+
+#[test]
+fn cli_synth_and_inspect_report_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let (code, out, err) = data_cli(&[
+        os("synth"),
+        os("--out"),
+        dir.path().as_os_str(),
+        os("--images"),
+        os("6"),
+        os("--seed"),
+        os("2"),
+        os("--size"),
+        os("64x48"),
+        os("--format"),
+        os("json"),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let v = one_object(&out, &err);
+    assert_eq!(v["out"], dir.path().display().to_string());
+    assert_eq!((&v["images"], &v["seed"]), (&6.into(), &2.into()));
+    assert_eq!(v["image_format"], "png");
+    assert_eq!(
+        (&v["train"]["images"], &v["val"]["images"]),
+        (&5.into(), &1.into())
+    );
+    assert!(v["seconds"].as_f64().unwrap() >= 0.0);
+    let train_ann = dir.path().join("annotations/instances_train.json");
+    assert_eq!(v["train"]["ann_file"], train_ann.display().to_string());
+    assert_eq!(
+        v["val"]["img_dir"],
+        dir.path().join("val").display().to_string()
+    );
+
+    // inspect on each split: the counts of the COCO files themselves, summed to synth's.
+    let mut boxes = 0;
+    for split in ["train", "val"] {
+        let ann = std::path::PathBuf::from(v[split]["ann_file"].as_str().unwrap());
+        let coco: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&ann).unwrap()).unwrap();
+        let (code, out, err) =
+            data_cli(&[os("inspect"), ann.as_os_str(), os("--format"), os("json")]);
+        assert_eq!(code, Some(0), "{err}");
+        let i = one_object(&out, &err);
+        assert_eq!(i["ann_file"], ann.display().to_string());
+        assert_eq!(i["format"], "coco");
+        assert_eq!(i["images"], v[split]["images"]);
+        let anns = coco["annotations"].as_array().unwrap().len() as u64;
+        assert_eq!(i["boxes"].as_u64(), Some(anns), "{i}");
+        assert_eq!(i["ignored"], 0);
+        let names: Vec<&str> = (i["classes"].as_array().unwrap().iter())
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, SHAPE_CLASSES);
+        let per_class: u64 = (i["classes"].as_array().unwrap().iter())
+            .map(|c| c["boxes"].as_u64().unwrap())
+            .sum();
+        assert_eq!(per_class, anns);
+        let empty = (coco["images"].as_array().unwrap().iter())
+            .filter(|im| {
+                !(coco["annotations"].as_array().unwrap().iter()).any(|a| a["image_id"] == im["id"])
+            })
+            .count();
+        assert_eq!(i["images_without_boxes"].as_u64(), Some(empty as u64));
+        assert_eq!(i["bad_annotations_skipped"], 0);
+        boxes += anns;
+    }
+    assert_eq!(v["boxes"].as_u64(), Some(boxes));
+
+    // An error stays on stderr, stdout empty, with the text's exit code.
+    let missing = dir.path().join("missing.json");
+    let (code, out, err) = data_cli(&[
+        os("inspect"),
+        missing.as_os_str(),
+        os("--format"),
+        os("json"),
+    ]);
+    assert_eq!((code, out.as_str()), (Some(1), ""), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+}
+
+#[test]
+fn cli_synth_image_format_jpeg_writes_jpegs() {
+    let dir = tempfile::tempdir().unwrap();
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let (code, out, err) = data_cli(&[
+        os("synth"),
+        os("--out"),
+        dir.path().as_os_str(),
+        os("--images"),
+        os("3"),
+        os("--size"),
+        os("40x32"),
+        os("--image-format"),
+        os("jpeg"),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("2 train + 1 val images"), "{out}");
+    for (split, n) in [("train", 2), ("val", 1)] {
+        let names: Vec<String> = std::fs::read_dir(dir.path().join(split))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), n, "{names:?}");
+        for name in names {
+            assert!(name.ends_with(".jpg"), "{name}");
+            let bytes = std::fs::read(dir.path().join(split).join(&name)).unwrap();
+            assert_eq!(&bytes[..3], [0xff, 0xd8, 0xff], "{name}: not a JPEG");
+        }
+    }
+    // `--format` is the report's format now, not the image's.
+    let (code, _, err) = data_cli(&[
+        os("synth"),
+        os("--out"),
+        dir.path().as_os_str(),
+        os("--format"),
+        os("jpeg"),
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--format") && err.contains("jpeg"), "{err}");
+}

@@ -3,6 +3,7 @@
 
 mod checkpoint;
 mod cli;
+mod cpu_isa;
 #[cfg(feature = "mpi")]
 mod data_parallel;
 pub(crate) mod detector;

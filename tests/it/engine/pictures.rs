@@ -169,6 +169,41 @@ fn browse_draws_training_images_after_the_pipeline_with_their_boxes() {
     }
 }
 
+/// `data browse --format json`: one object on stdout naming each picture written.
+#[test]
+fn browse_reports_its_pictures_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dataset(dir.path());
+    let out = dir.path().join("browse");
+    let mut sets = train_sets(&root, "[]");
+    sets.pop();
+    let args: Vec<String> = ["data", "browse", "pipelines/quickstart.recipe", "--out"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.display().to_string(), "--count".into(), "2".into()])
+        .chain(["--format".into(), "json".into()])
+        .collect();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mmrun"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(with_sets(args, &sets))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{stdout}{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["out"], out.display().to_string());
+    assert_eq!(v["count"], 2);
+    let mut pictures: Vec<PathBuf> = (v["pictures"].as_array().unwrap().iter())
+        .map(|p| PathBuf::from(p.as_str().unwrap()))
+        .collect();
+    pictures.sort();
+    assert_eq!(pictures, pngs_in(&out));
+}
+
 /// A checkpoint of a short run (one epoch of 4 iterations) on the shapes set, with
 /// TensorBoard logging: the run's work dir and the `--set`s it used.
 fn short_run(dir: &Path) -> (PathBuf, Vec<String>) {

@@ -1,0 +1,138 @@
+//! `MMRUN_CPU_ISA` through the binary: the instruction set of the CPU backend's matrix
+//! kernels, forced from the environment, is named by the run, recorded in its log, and trains
+//! to the same losses as the default path within f32 rounding; a value the CPU cannot honour
+//! stops the run before any work.
+
+use super::detector::{dataset, overrides};
+use mmrun::backend::cpu::isa::CpuIsa;
+use std::path::Path;
+use std::process::Command;
+
+/// `mmrun ARGS` with `MMRUN_CPU_ISA` set to `isa` (unset for `None`).
+fn mmrun_with(isa: Option<&str>, args: &[&str]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mmrun"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args(args);
+    match isa {
+        Some(v) => cmd.env("MMRUN_CPU_ISA", v),
+        None => cmd.env_remove("MMRUN_CPU_ISA"),
+    };
+    let out = cmd.output().expect("the mmrun binary starts");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Three quickstart iterations in `work` on `isa`: the logged losses and the run's text.
+fn three_iterations(isa: Option<&str>, root: &Path, work: &Path) -> (Vec<f64>, String) {
+    let mut args = vec![
+        "exec".to_string(),
+        "pipelines/quickstart.recipe".into(),
+        "--work-dir".into(),
+        work.display().to_string(),
+        "--max-iters".into(),
+        "3".into(),
+    ];
+    for s in overrides(root, 10) {
+        args.extend(["--set".to_string(), s]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, text) = mmrun_with(isa, &args);
+    assert_eq!(code, 0, "{isa:?}: {text}");
+    let losses = super::detector::log_records(work)
+        .iter()
+        .filter(|r| r["mode"] == "train")
+        .map(|r| r["loss"].as_f64().unwrap())
+        .collect();
+    (losses, text)
+}
+
+/// The `env_info` of the run's mmdetection-format log (its first line).
+fn env_info(work: &Path) -> String {
+    let log = std::fs::read_dir(work)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".log.json"))
+        .expect("a <timestamp>.log.json in the work dir");
+    let first = std::fs::read_to_string(log).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    meta["env_info"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_forced_instruction_set_is_named_logged_and_trains_like_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dataset(dir.path());
+    let widest = CpuIsa::widest();
+    let (reference, text) = three_iterations(None, &root, &dir.path().join("auto"));
+    assert!(
+        text.contains(&format!("device: cpu ({})", widest.describe())),
+        "{text}"
+    );
+    assert_eq!(reference.len(), 3, "{text}");
+    let mut forced: Vec<CpuIsa> = [CpuIsa::Avx2, CpuIsa::Scalar]
+        .into_iter()
+        .filter(|i| i.available() && *i != widest)
+        .collect();
+    forced.push(CpuIsa::Scalar);
+    forced.dedup();
+    for isa in forced {
+        let work = dir.path().join(isa.name());
+        let (losses, text) = three_iterations(Some(isa.name()), &root, &work);
+        assert!(
+            text.contains(&format!("device: cpu ({})", isa.describe())),
+            "{text}"
+        );
+        assert!(
+            env_info(&work).contains(&format!("CPU kernels: {}", isa.describe())),
+            "{}",
+            env_info(&work)
+        );
+        // Another blocking of each dot product moves the last bits only: the same losses to
+        // f32 rounding, grown over three steps of training.
+        for (i, (a, b)) in losses.iter().zip(&reference).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                "{} iteration {}: loss {a} against the default path's {b}",
+                isa.name(),
+                i + 1
+            );
+        }
+        assert_eq!(losses.len(), reference.len());
+    }
+}
+
+#[test]
+fn an_instruction_set_the_cpu_cannot_honour_stops_the_run_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let unavailable = [CpuIsa::Avx512, CpuIsa::Neon]
+        .into_iter()
+        .find(|i| !i.available())
+        .expect("no CPU has both AVX-512 and NEON");
+    for (value, says) in [
+        (
+            "sse9",
+            "MMRUN_CPU_ISA=\"sse9\": expected one of auto, avx512, avx2, neon, scalar",
+        ),
+        (unavailable.name(), "this CPU cannot run it"),
+    ] {
+        let work = dir.path().join(value);
+        let (code, text) = mmrun_with(
+            Some(value),
+            &[
+                "exec",
+                "pipelines/quickstart.recipe",
+                "--work-dir",
+                work.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 2, "{value}: {text}");
+        assert!(text.contains(says), "{value}: {text}");
+        assert!(!work.exists(), "{value}: the work dir was made");
+    }
+    let (code, text) = mmrun_with(Some("scalar"), &["devices"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("cpu ") && text.contains("scalar: no vector"),
+        "{text}"
+    );
+}
