@@ -23,6 +23,17 @@ fn runs(wo: usize, j0: usize, len: usize) -> impl Iterator<Item = (usize, usize,
     })
 }
 
+/// The output columns `lo..hi` within `ow0..ow0 + len` whose tap `ow * sw + off` falls inside
+/// a row of `w` pixels (`lo == hi` when none does).
+fn valid_columns(w: usize, sw: usize, off: isize, ow0: usize, len: usize) -> (usize, usize) {
+    let (w, sw) = (w as isize, sw as isize);
+    // ow*sw + off >= 0  ⇔  ow >= ceil(-off / sw);  ow*sw + off < w  ⇔  ow < ceil((w - off) / sw).
+    let ceil_div = |a: isize| if a <= 0 { 0 } else { (a + sw - 1) / sw };
+    let lo = (ceil_div(-off) as usize).clamp(ow0, ow0 + len);
+    let hi = (ceil_div(w - off) as usize).clamp(lo, ow0 + len);
+    (lo, hi)
+}
+
 /// Fills row `r` (channel, tap i, tap j) of the band's unfolded matrix.
 fn unfold_row<T: Float>(x: &[T], geo: &Geo, r: usize, j0: usize, row: &mut [T]) {
     let (h, w) = (geo.h, geo.w);
@@ -42,24 +53,20 @@ fn unfold_row<T: Float>(x: &[T], geo: &Geo, r: usize, j0: usize, row: &mut [T]) 
             continue;
         }
         let src = &plane[ih as usize * w..(ih as usize + 1) * w];
-        if sw == 1 {
-            // Valid ow: 0 <= ow + off < w.
-            let lo = ((-off).max(0) as usize).clamp(ow0, ow0 + len);
-            let hi = ((w as isize - off).max(0) as usize).clamp(lo, ow0 + len);
-            dst[..lo - ow0].fill(T::ZERO);
+        // Output columns lo..hi read inside the row (0 <= ow*sw + off < w); the rest is padding.
+        let (lo, hi) = valid_columns(w, sw, off, ow0, len);
+        dst[..lo - ow0].fill(T::ZERO);
+        let first = (lo * sw) as isize + off;
+        if hi > lo && sw == 1 {
+            dst[lo - ow0..hi - ow0].copy_from_slice(&src[first as usize..][..hi - lo]);
+        } else if hi > lo {
+            let taps = src[first as usize..].iter().step_by(sw);
             dst[lo - ow0..hi - ow0]
-                .copy_from_slice(&src[(lo as isize + off) as usize..(hi as isize + off) as usize]);
-            dst[hi - ow0..].fill(T::ZERO);
-        } else {
-            for (k, d) in dst.iter_mut().enumerate() {
-                let iw = ((ow0 + k) * sw) as isize + off;
-                *d = if iw >= 0 && iw < w as isize {
-                    src[iw as usize]
-                } else {
-                    T::ZERO
-                };
-            }
+                .iter_mut()
+                .zip(taps)
+                .for_each(|(d, &v)| *d = v);
         }
+        dst[hi - ow0..].fill(T::ZERO);
     }
 }
 
@@ -102,11 +109,12 @@ fn fold_channel<T: Float>(col: &[T], geo: &Geo, c: usize, j0: usize, len: usize,
                     continue;
                 }
                 let dst = &mut plane[ih as usize * w..(ih as usize + 1) * w];
-                for (k, &v) in row[jj..jj + run].iter().enumerate() {
-                    let iw = ((ow0 + k) * sw) as isize + off;
-                    if iw >= 0 && iw < w as isize {
-                        dst[iw as usize] += v;
-                    }
+                let (lo, hi) = valid_columns(w, sw, off, ow0, run);
+                if hi > lo {
+                    let first = ((lo * sw) as isize + off) as usize;
+                    let taps = dst[first..].iter_mut().step_by(sw);
+                    taps.zip(&row[jj + lo - ow0..jj + hi - ow0])
+                        .for_each(|(d, &v)| *d += v);
                 }
             }
         }
@@ -132,6 +140,67 @@ pub(super) fn col2im_band<T: Float>(
     } else {
         for (c, plane) in dx.chunks_mut(hw).enumerate() {
             fold_channel(col, geo, c, j0, len, plane);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::op::{Conv2dAttrs, conv_out_size};
+
+    /// Every band `j0..j0+len` of a strided, dilated, over-padded unfold, and its fold, against
+    /// the definition: bands that start or end a tap's reach inside the padding included.
+    #[test]
+    fn every_band_unfolds_and_folds_as_defined() {
+        let (c, h, w, k) = (2, 5, 6, 3);
+        let x: Vec<f64> = (0..c * h * w).map(|i| i as f64 + 1.0).collect();
+        for (s, p, d) in [
+            (1, 0, 1),
+            (1, 2, 1),
+            (1, 3, 2),
+            (2, 1, 1),
+            (2, 3, 2),
+            (3, 4, 1),
+        ] {
+            let a = Conv2dAttrs {
+                stride: [s, s],
+                padding: [p, p],
+                dilation: [d, d],
+                groups: 1,
+            };
+            let (Some(ho), Some(wo)) = (conv_out_size(h, k, s, p, d), conv_out_size(w, k, s, p, d))
+            else {
+                continue;
+            };
+            let geo = Geo::new(&[1, c, h, w], &[1, c, k, k], &[1, 1, ho, wo], &a);
+            let tap = |r: usize, px: usize| {
+                let (ci, i, j) = (r / (k * k), (r / k) % k, r % k);
+                let ih = ((px / wo) * s + i * d) as isize - p as isize;
+                let iw = ((px % wo) * s + j * d) as isize - p as isize;
+                let inside = (0..h as isize).contains(&ih) && (0..w as isize).contains(&iw);
+                inside.then(|| (ci * h + ih as usize) * w + iw as usize)
+            };
+            let ckk = c * k * k;
+            for j0 in 0..ho * wo {
+                for len in 1..=ho * wo - j0 {
+                    let mut col = vec![f64::NAN; ckk * len];
+                    im2col_band(&x, &geo, j0, len, &mut col, false);
+                    let mut folded = vec![0.0; c * h * w];
+                    col2im_band(&col, &geo, j0, len, &mut folded, false);
+                    let mut want_fold = vec![0.0; c * h * w];
+                    for r in 0..ckk {
+                        for jj in 0..len {
+                            let want = tap(r, j0 + jj).map_or(0.0, |xi| x[xi]);
+                            assert_eq!(col[r * len + jj], want, "s{s} p{p} d{d} band {j0}+{len}");
+                            if let Some(xi) = tap(r, j0 + jj) {
+                                want_fold[xi] += want;
+                            }
+                        }
+                    }
+                    assert_eq!(folded, want_fold, "fold s{s} p{p} d{d} band {j0}+{len}");
+                }
+            }
         }
     }
 }
