@@ -1,15 +1,44 @@
-//! Running the `mmrun` binary from tests: its exit code and its stdout and stderr together.
+//! Running the `mmrun` binary from tests: its exit code and its output.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
-/// Runs `mmrun ARGS` in the crate's root.
+/// Runs `mmrun ARGS` in the crate's root with `env` set (`None`: removed).
+fn run(args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mmrun"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args(args);
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.output().expect("the mmrun binary starts")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs `mmrun ARGS` in the crate's root: the exit code, and stdout then stderr in one string.
 pub fn mmrun(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mmrun"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .expect("the mmrun binary starts");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
+    mmrun_env(args, &[])
+}
+
+/// [`mmrun`] with environment variables set (`Some`) or removed (`None`).
+pub fn mmrun_env(args: &[&str], env: &[(&str, Option<&str>)]) -> (i32, String) {
+    let out = run(args, env);
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout) + &text(&out.stderr),
+    )
+}
+
+/// Runs `mmrun ARGS` in the crate's root: the exit code, stdout and stderr apart.
+pub fn mmrun_split(args: &[&str]) -> (i32, String, String) {
+    let out = run(args, &[]);
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
 }

@@ -6,20 +6,10 @@
 use super::detector::{dataset, overrides};
 use mmrun::backend::cpu::isa::CpuIsa;
 use std::path::Path;
-use std::process::Command;
 
 /// `mmrun ARGS` with `MMRUN_CPU_ISA` set to `isa` (unset for `None`).
 fn mmrun_with(isa: Option<&str>, args: &[&str]) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mmrun"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args(args);
-    match isa {
-        Some(v) => cmd.env("MMRUN_CPU_ISA", v),
-        None => cmd.env_remove("MMRUN_CPU_ISA"),
-    };
-    let out = cmd.output().expect("the mmrun binary starts");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
+    crate::bin::mmrun_env(args, &[("MMRUN_CPU_ISA", isa)])
 }
 
 /// Three quickstart iterations in `work` on `isa`: the logged losses and the run's text.

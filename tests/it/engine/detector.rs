@@ -7,16 +7,7 @@ use mmrun::data::synth::{SynthOptions, generate};
 use std::path::Path;
 use std::process::Command;
 
-pub(crate) fn mmrun(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mmrun"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
-}
+pub(crate) use crate::bin::mmrun;
 
 /// The quickstart's pipeline at 64 px (the test's images are 96 px).
 const SMALL: &str = "[load_image, load_annotations, resize { scale = [64, 64], keep_ratio = true }, \

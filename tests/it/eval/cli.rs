@@ -1,7 +1,6 @@
 //! `mmrun eval` as users run it: output, error messages, exit codes.
 
 use std::path::Path;
-use std::process::Command;
 
 const GT: &str = r#"{"images": [{"id": 1}, {"id": 2}],
  "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
@@ -15,17 +14,7 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
-fn mmrun(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mmrun"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::bin::mmrun_split as mmrun;
 
 #[test]
 fn eval_coco_json_output() {

@@ -1,18 +1,6 @@
 //! `mmrun check | fmt | explain` as a user runs them: exit codes 0/1/2 and `--format json`.
 
-use std::process::Command;
-
-fn mmrun(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_mmrun"))
-        .args(args)
-        .output()
-        .expect("run mmrun");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
+use crate::bin::mmrun_split as mmrun;
 
 #[test]
 fn check_exit_codes() {

@@ -5,19 +5,8 @@
 
 use mmrun::recipe::render::render_all;
 use mmrun::recipe::{self, CheckOptions, RenderOptions};
-use std::process::Command;
 
-fn mmrun(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_mmrun"))
-        .args(args)
-        .output()
-        .expect("run mmrun");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
+use crate::bin::mmrun_split as mmrun;
 
 const RECIPE: &str = "pipelines/retinanet_r50_fpn_1x_coco.recipe";
 
