@@ -115,13 +115,11 @@ impl Device {
         }
     }
 
-    /// The hardware in words, where there is more to say than the name (the wgpu adapter, the
-    /// instruction set of the CPU backend's matrix kernels).
+    /// The hardware in words, where there is more to say than the name (the wgpu adapter).
     pub fn describe(&self) -> Option<String> {
         match self {
             Device::Wgpu(b) => Some(b.adapter()),
-            Device::Cpu => Some(crate::backend::cpu::isa::active().describe().to_string()),
-            Device::Cuda(_) => None,
+            Device::Cpu | Device::Cuda(_) => None,
         }
     }
 
@@ -158,57 +156,85 @@ impl Device {
     }
 }
 
-/// What `--device` can name on this machine, one line each: the CPU, the CUDA devices the
-/// driver reports, the wgpu adapters (by the index and name `wgpu:N` / `wgpu:NAME` take).
-/// A backend this build lacks, or whose driver is missing, says so on its line.
-pub fn list() -> Vec<String> {
+/// One entry of [`list`]: what `--device` takes (`cpu`, `cuda:0..N`, `wgpu:N`; the bare
+/// backend name when none can be used), whether it can be used, and what it is or why not.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Listed {
+    pub name: String,
+    pub usable: bool,
+    pub about: String,
+}
+
+impl Listed {
+    fn new(name: impl Into<String>, usable: bool, about: impl Into<String>) -> Listed {
+        Listed {
+            name: name.into(),
+            usable,
+            about: about.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Listed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:<10} {}", self.name, self.about)
+    }
+}
+
+/// What `--device` can name on this machine: the CPU, the CUDA devices the driver reports,
+/// the wgpu adapters (by the index and name `wgpu:N` / `wgpu:NAME` take). A backend this build
+/// lacks, or whose driver is missing, has an entry saying so.
+pub fn list() -> Vec<Listed> {
     let isa = crate::backend::cpu::isa::active();
-    let mut lines = vec![format!(
-        "cpu        the reference backend (always); {} (set {} to change)",
+    let about = format!(
+        "the reference backend (always); {} (set {} to change)",
         isa.describe(),
         crate::backend::cpu::isa::ENV
-    )];
-    lines.push(cuda_line());
-    lines.extend(wgpu_lines());
-    lines
+    );
+    let mut all = vec![Listed::new("cpu", true, about)];
+    all.push(cuda_entry());
+    all.extend(wgpu_entries());
+    all
 }
 
 #[cfg(feature = "cuda")]
-fn cuda_line() -> String {
+fn cuda_entry() -> Listed {
     match crate::backend::cuda::probe() {
-        Ok(0) => "cuda       no device (the driver reports none)".to_string(),
-        Ok(n) => format!("cuda:0..{} {n} device(s)", n - 1),
-        Err(e) => format!("cuda       unavailable: {e}"),
+        Ok(0) => Listed::new("cuda", false, "no device (the driver reports none)"),
+        Ok(n) => Listed::new(format!("cuda:0..{}", n - 1), true, format!("{n} device(s)")),
+        Err(e) => Listed::new("cuda", false, format!("unavailable: {e}")),
     }
 }
 
 #[cfg(not(feature = "cuda"))]
-fn cuda_line() -> String {
-    "cuda       not in this build (cargo feature `cuda`)".to_string()
+fn cuda_entry() -> Listed {
+    Listed::new("cuda", false, "not in this build (cargo feature `cuda`)")
 }
 
 #[cfg(feature = "wgpu")]
-fn wgpu_lines() -> Vec<String> {
+fn wgpu_entries() -> Vec<Listed> {
     let adapters = crate::backend::wgpu::adapters();
     if adapters.is_empty() {
-        return vec!["wgpu       no adapter (no Vulkan, Metal or DX12 driver)".to_string()];
+        let why = "no adapter (no Vulkan, Metal or DX12 driver)";
+        return vec![Listed::new("wgpu", false, why)];
     }
     adapters
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            format!(
-                "{:<10} {}",
-                format!("wgpu:{i}"),
-                crate::backend::wgpu::describe(&a.get_info())
-            )
+            let about = crate::backend::wgpu::describe(&a.get_info());
+            Listed::new(format!("wgpu:{i}"), true, about)
         })
         .collect()
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn wgpu_lines() -> Vec<String> {
-    vec!["wgpu       not in this build (cargo feature `wgpu`)".to_string()]
+fn wgpu_entries() -> Vec<Listed> {
+    vec![Listed::new(
+        "wgpu",
+        false,
+        "not in this build (cargo feature `wgpu`)",
+    )]
 }
 
 #[cfg(not(feature = "cuda"))]

@@ -53,16 +53,14 @@ pub fn cpu_isa() -> Vec<&'static str> {
 /// the CPU has, or what `MMRUN_CPU_ISA` forces).
 pub fn mmrun_isa() -> String {
     let isa = crate::backend::cpu::isa::active();
-    let forced = std::env::var(crate::backend::cpu::isa::ENV)
-        .ok()
-        .filter(|v| !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("auto"));
-    match forced {
-        Some(_) => format!(
+    if crate::backend::cpu::isa::forced() {
+        format!(
             "{} (forced by {})",
             isa.describe(),
             crate::backend::cpu::isa::ENV
-        ),
-        None => isa.describe().to_string(),
+        )
+    } else {
+        isa.describe().to_string()
     }
 }
 

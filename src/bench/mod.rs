@@ -6,7 +6,8 @@
 //! Every area reports through one [`Report`]: its lines for people, and the same facts as
 //! fields. `--format text` (the default) prints the lines on stdout, as they always were.
 //! `--format json` sends those lines to stderr instead (they still show progress on a
-//! terminal) and, when the area ends, whatever its outcome, prints one JSON object on stdout:
+//! terminal) and, when the area ends, whatever its outcome, prints one JSON object on stdout (a
+//! bad `MMRUN_CPU_ISA` stops `mmrun` before any area starts, with no object):
 //!
 //! ```json
 //! {"area": "train",

@@ -34,6 +34,10 @@ pub fn run(args: Args, report: &mut super::Report) -> super::Outcome {
     report.setting("recipe", args.recipe.display().to_string());
     report.setting("iterations", args.iters);
     report.setting("processes", args.processes);
+    if args.iters == 0 || args.processes == 0 {
+        report.error("--iters and --processes must be at least 1");
+        return super::Outcome::CannotRun;
+    }
     if !args.recipe.is_file() {
         report.error(format_args!("cannot read `{}`", args.recipe.display()));
         return super::Outcome::CannotRun;

@@ -19,7 +19,8 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Command {
-    /// Generate the shapes detection dataset (PNG + COCO JSON, train and val splits).
+    /// Generate the shapes detection dataset (PNG or JPEG images + COCO JSON, train and val
+    /// splits).
     Synth {
         /// Output folder (created if needed).
         #[arg(long)]
@@ -35,7 +36,7 @@ enum Command {
         #[arg(long, value_parser = parse_size)]
         size: Option<(u32, u32)>,
         /// Image file format.
-        #[arg(long, default_value = "png", value_parser = ["png", "jpeg"])]
+        #[arg(long, default_value = "png", value_parser = ["png", "jpeg", "jpg"])]
         image_format: String,
         /// Output format: text, or one JSON object (counts, folders, annotation files).
         #[arg(long, value_enum, default_value = "text")]
@@ -283,7 +284,7 @@ pub fn run(args: Args) -> u8 {
                 images,
                 seed,
                 size,
-                format: if image_format == "jpeg" {
+                format: if image_format != "png" {
                     synth::SynthFormat::Jpeg
                 } else {
                     synth::SynthFormat::Png

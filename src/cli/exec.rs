@@ -64,6 +64,9 @@ pub(super) fn open_device(
     let device = crate::backend::Device::open(flag.unwrap_or(&plan.training.runtime.device))?;
     if device.describe().is_some() {
         crate::errln!("device: {}", device.label());
+    } else if device.name() == "cpu" {
+        let isa = crate::backend::cpu::isa::active();
+        crate::errln!("device: cpu ({})", isa.describe());
     }
     Ok(device)
 }
@@ -234,6 +237,7 @@ pub fn run(mut args: Args) -> u8 {
                     serde_json::json!({
                         "notes": p.notes,
                         "device": device_name,
+                        "cpu_kernels": crate::backend::cpu::isa::active().name(),
                         "work_dir": p.work_dir.display().to_string(),
                         "hooks": p.runner.hook_names(),
                         "iterations": p.runner.max_iters(),

@@ -72,7 +72,16 @@ enum Command {
     /// Benchmarks that print ratios against their peers.
     Bench(crate::bench::Args),
     /// List the devices `--device` can name (the CPU, CUDA devices, wgpu adapters).
-    Devices,
+    Devices(DevicesArgs),
+}
+
+/// Arguments of `mmrun devices`.
+#[derive(clap::Args)]
+pub struct DevicesArgs {
+    /// Output format: a line per device, or one JSON object (`devices`: `name`, `usable`,
+    /// `about`).
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
 }
 
 /// Entry point of the binary.
@@ -120,7 +129,7 @@ pub fn main() -> ExitCode {
             | Command::Bench(_)
             | Command::Export(_)
             | Command::Data(_)
-            | Command::Devices
+            | Command::Devices(_)
     ) && let Err(e) = crate::backend::cpu::isa::from_env()
     {
         crate::errln!("error: {e}");
@@ -137,9 +146,11 @@ pub fn main() -> ExitCode {
         Command::Eval(a) => eval::run(a),
         Command::Data(a) => data::run(a),
         Command::Export(a) => export::run(a),
-        Command::Devices => {
-            for line in crate::backend::device::list() {
-                crate::outln!("{line}");
+        Command::Devices(a) => {
+            let all = crate::backend::device::list();
+            match a.format {
+                Format::Json => crate::outln!("{}", serde_json::json!({ "devices": all })),
+                Format::Text => all.iter().for_each(|d| crate::outln!("{d}")),
             }
             EXIT_OK
         }

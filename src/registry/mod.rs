@@ -419,6 +419,20 @@ const CATEGORIES: [Category; 23] = [
 /// by category (`hook`, `box_coder`, `transforms`, `norm` each name one); an unknown category
 /// is an error that lists them.
 pub fn list(category: Option<&str>) -> Result<String, String> {
+    let mut out = String::new();
+    for cat in categories(category)? {
+        out.push_str(&format!("{}:\n", cat.name()));
+        for c in components().filter(|c| c.category == cat) {
+            out.push_str(&format!("  {:<26} {}\n", c.name, c.doc));
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Every category (`None`), or the one `category` names (its name or one of its words,
+/// singular or plural, `_`/`-` for spaces), or why none fits.
+pub fn categories(category: Option<&str>) -> Result<Vec<Category>, String> {
     let norm = |s: &str| s.trim().to_lowercase().replace(['_', '-'], " ");
     let cats: Vec<Category> = match category {
         None => CATEGORIES.to_vec(),
@@ -443,19 +457,17 @@ pub fn list(category: Option<&str>) -> Result<String, String> {
             }
         }
     };
-    let mut out = String::new();
-    for cat in cats {
-        out.push_str(&format!(
-            "{}:
-",
-            cat.name()
-        ));
-        for c in components().filter(|c| c.category == cat) {
-            out.push_str(&format!("  {:<26} {}\n", c.name, c.doc));
-        }
-        out.push('\n');
-    }
-    Ok(out)
+    Ok(cats)
+}
+
+/// The parameters a recipe may give `c`: its own, and for a hook those every hook takes.
+pub fn params_of(c: &Component) -> Vec<&'static Param> {
+    let common = if c.category == Category::Hook {
+        hook_common()
+    } else {
+        &[]
+    };
+    c.params.iter().chain(common).collect()
 }
 
 /// The text `mmrun explain NAME` prints.
@@ -472,15 +484,7 @@ pub fn explain(name: &str) -> Option<String> {
             c.category.name(),
             c.doc
         ));
-        let params: Vec<&Param> = c
-            .params
-            .iter()
-            .chain(if c.category == Category::Hook {
-                hook_common()
-            } else {
-                &[]
-            })
-            .collect();
+        let params = params_of(c);
         if params.is_empty() {
             out.push_str("  no parameters\n");
         }

@@ -201,6 +201,8 @@ fn bench_json_reports_a_run_that_cannot_run() {
     assert_eq!(v["errors"], serde_json::json!([err]));
     assert!(stderr.contains(&format!("error: {err}")), "{stderr}");
     assert_eq!(v["settings"]["iterations"], 0);
+    let (code, v, _) = bench_json(&["recipe", "--iters", "0", "--format", "json"]);
+    assert_eq!((code, &v["outcome"]), (Some(2), &"cannot_run".into()));
     // A missing recipe, the flag before the area (one shared `--format`).
     let (code, v, _) = bench_json(&["--format", "json", "recipe", "--recipe", "no/such.recipe"]);
     assert_eq!(code, Some(2));

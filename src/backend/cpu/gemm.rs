@@ -327,33 +327,45 @@ mod tests {
     use super::*;
     use crate::util::rng::Rng;
 
-    /// Every instruction set this CPU has, on shapes around the micro-kernels' edges, with
-    /// transposed operands, a strided destination and accumulation, against an f64 loop.
+    /// Every instruction set this CPU has, in f32 and f64, on shapes around the micro-kernels'
+    /// edges (the tiny horizontal-kernel case included), with transposed operands, a strided
+    /// destination and accumulation, against an f64 loop.
     #[test]
     fn every_available_isa_matches_a_plain_loop() {
+        check::<f32>(1e-5);
+        check::<f64>(1e-13);
+    }
+
+    fn check<T: Float>(tol: f64) {
         let isas: Vec<_> = [CpuIsa::Avx512, CpuIsa::Avx2, CpuIsa::Neon, CpuIsa::Scalar]
             .into_iter()
             .filter(|i| i.available())
             .collect();
         let mut rng = Rng::seed(7);
-        for &(m, n, k) in &[
+        let shapes = [
             (1, 1, 1),
             (3, 70, 5),
+            (5, 7, 40),
             (17, 33, 129),
             (48, 9, 300),
             (130, 65, 31),
-        ] {
+        ];
+        for &(m, n, k) in &shapes {
             for (a_t, b_t, acc) in [
                 (false, false, false),
                 (true, false, true),
                 (false, true, true),
             ] {
-                let a: Vec<f32> = (0..m * k).map(|_| rng.uniform_f32() - 0.5).collect();
-                let b: Vec<f32> = (0..k * n).map(|_| rng.uniform_f32() - 0.5).collect();
+                let mut draw = |len: usize| -> Vec<T> {
+                    (0..len)
+                        .map(|_| T::from_f64(rng.uniform_f64() - 0.5))
+                        .collect()
+                };
+                let (a, b) = (draw(m * k), draw(k * n));
                 let (a_rs, a_cs) = if a_t { (1, m) } else { (k, 1) };
                 let (b_rs, b_cs) = if b_t { (1, k) } else { (n, 1) };
                 let c_rs = n + 3;
-                let start: Vec<f32> = (0..m * c_rs).map(|_| rng.uniform_f32()).collect();
+                let start = draw(m * c_rs);
                 for &isa in &isas {
                     for par in [Parallelism::None, Parallelism::Rayon(0)] {
                         let mut c = start.clone();
@@ -378,22 +390,24 @@ mod tests {
                         };
                         for i in 0..m {
                             for j in 0..c_rs {
-                                let got = c[i * c_rs + j] as f64;
+                                let got = c[i * c_rs + j].to_f64();
+                                let before = start[i * c_rs + j].to_f64();
                                 let want = if j >= n {
-                                    start[i * c_rs + j] as f64
+                                    before
                                 } else {
                                     let dot: f64 = (0..k)
                                         .map(|p| {
-                                            a[i * a_rs + p * a_cs] as f64
-                                                * b[p * b_rs + j * b_cs] as f64
+                                            a[i * a_rs + p * a_cs].to_f64()
+                                                * b[p * b_rs + j * b_cs].to_f64()
                                         })
                                         .sum();
-                                    dot + if acc { start[i * c_rs + j] as f64 } else { 0.0 }
+                                    dot + if acc { before } else { 0.0 }
                                 };
                                 assert!(
-                                    (got - want).abs() <= 1e-5 * (1.0 + want.abs()) * k as f64,
-                                    "{isa:?} {m}×{n}×{k} a_t={a_t} b_t={b_t} acc={acc} at \
-                                     ({i},{j}): {got} vs {want}"
+                                    (got - want).abs() <= tol * (1.0 + want.abs()) * k as f64,
+                                    "{isa:?} {} {m}×{n}×{k} a_t={a_t} b_t={b_t} acc={acc} at \
+                                     ({i},{j}): {got} vs {want}",
+                                    std::any::type_name::<T>()
                                 );
                             }
                         }

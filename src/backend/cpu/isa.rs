@@ -2,12 +2,14 @@
 //! offers, or the one `MMRUN_CPU_ISA` names. Chosen once per process, at the first kernel
 //! call or when the CLI validates the variable at start-up.
 //!
-//! The vector width does not reorder any sum: each output is one chain of fused multiply-adds
-//! over k, in depth blocks sized from the caches and the micro-kernel's height. Where those
-//! blocks come out the same, AVX2 and AVX-512 agree bit for bit (they did on every shape tried
-//! on a Zen 4); the scalar path rounds each product before adding it, so its last bits differ.
-//! No path depends on the thread count. Forcing a narrower path (`avx2` on an AVX-512 machine)
-//! is how a speed ratio is compared across machines.
+//! On the packed micro-kernel path (every GEMM but the smallest) the vector width does not
+//! reorder any sum: each output is one chain of fused multiply-adds over k, in depth blocks
+//! sized from the caches and the micro-kernel's height. Where those blocks come out the same,
+//! AVX2 and AVX-512 agree bit for bit (they did on every shape tried on a Zen 4). Tiny GEMMs
+//! (m·n ≤ 256 with both operands contiguous along k) and matrix-vector products add across
+//! lanes, so their order does follow the width; the scalar path rounds each product before
+//! adding it. No path depends on the thread count. Forcing a narrower path (`avx2` on an
+//! AVX-512 machine) is how a speed ratio is compared across machines.
 
 use std::sync::OnceLock;
 
@@ -122,8 +124,23 @@ static CHOSEN: OnceLock<Result<CpuIsa, IsaError>> = OnceLock::new();
 /// The CLI calls this before any work so a bad value stops the run with its message.
 pub fn from_env() -> Result<CpuIsa, IsaError> {
     CHOSEN
-        .get_or_init(|| CpuIsa::parse(&std::env::var(ENV).unwrap_or_default()))
+        .get_or_init(|| match std::env::var(ENV) {
+            Ok(v) => CpuIsa::parse(&v),
+            Err(std::env::VarError::NotPresent) => Ok(CpuIsa::widest()),
+            Err(std::env::VarError::NotUnicode(v)) => {
+                Err(IsaError::Unknown(v.to_string_lossy().into_owned()))
+            }
+        })
         .clone()
+}
+
+/// Whether `MMRUN_CPU_ISA` names a set (not `auto`) that this process honours.
+pub fn forced() -> bool {
+    let named = std::env::var(ENV).is_ok_and(|v| {
+        let v = v.trim();
+        !v.is_empty() && !v.eq_ignore_ascii_case("auto")
+    });
+    named && from_env().is_ok()
 }
 
 /// The instruction set kernels run on. A value of `MMRUN_CPU_ISA` that cannot be honoured is

@@ -125,4 +125,14 @@ fn an_instruction_set_the_cpu_cannot_honour_stops_the_run_before_any_work() {
         text.contains("cpu ") && text.contains("scalar: no vector"),
         "{text}"
     );
+    let (code, text) = mmrun_with(Some("scalar"), &["devices", "--format", "json"]);
+    assert_eq!(code, 0, "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let cpu = &v["devices"][0];
+    assert_eq!(
+        (&cpu["name"], &cpu["usable"]),
+        (&"cpu".into(), &true.into())
+    );
+    assert!(cpu["about"].as_str().unwrap().contains("scalar"), "{v}");
 }

@@ -281,3 +281,43 @@ fn explain_lists_the_components_of_a_category() {
         "{err}"
     );
 }
+
+/// `explain --format json`: a component's parameters with their types and default values, an
+/// error code, and `--list` by category, each one parsable object with the registry's content.
+#[test]
+fn explain_reports_as_json() {
+    let json = |args: &[&str]| {
+        let (code, out, err) = mmrun(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let v = json(&["explain", "focal_loss", "--format", "json"]);
+    let focal = &v["components"][0];
+    assert_eq!(
+        (&focal["name"], &focal["category"]),
+        (&"focal_loss".into(), &"loss".into())
+    );
+    let gamma = focal["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "gamma");
+    let gamma = gamma.expect("gamma");
+    assert_eq!(
+        (&gamma["default"], &gamma["required"]),
+        (&2.0.into(), &false.into())
+    );
+    let v = json(&["explain", "E0404", "--format", "json"]);
+    assert_eq!(v["code"], "E0404");
+    assert!(
+        v["explanation"].as_str().unwrap().contains("milestone"),
+        "{v}"
+    );
+    let v = json(&["explain", "--list", "--format", "json"]);
+    let listed: usize = (v["categories"].as_array().unwrap().iter())
+        .map(|c| c["components"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(listed, mmrun::registry::components().count());
+    let (code, out, _) = mmrun(&["explain", "--list", "widgets", "--format", "json"]);
+    assert_eq!((code, out.as_str()), (1, ""));
+}

@@ -149,39 +149,44 @@ mod tests {
     use super::*;
     use crate::ir::op::{Conv2dAttrs, conv_out_size};
 
-    /// Every band `j0..j0+len` of a strided, dilated, over-padded unfold, and its fold, against
-    /// the definition: bands that start or end a tap's reach inside the padding included.
+    /// Every band `j0..j0+len` of strided, dilated, over-padded unfolds, and their folds,
+    /// against the definition: bands that start or end a tap's reach inside the padding, a
+    /// stride past the kernel's reach, and different settings along the height and the width.
     #[test]
     fn every_band_unfolds_and_folds_as_defined() {
-        let (c, h, w, k) = (2, 5, 6, 3);
+        let (c, h, w) = (2, 5, 11);
         let x: Vec<f64> = (0..c * h * w).map(|i| i as f64 + 1.0).collect();
-        for (s, p, d) in [
-            (1, 0, 1),
-            (1, 2, 1),
-            (1, 3, 2),
-            (2, 1, 1),
-            (2, 3, 2),
-            (3, 4, 1),
-        ] {
+        // (kernel, stride, padding, dilation), each [along h, along w].
+        let cases = [
+            (3, [1, 1], [0, 0], [1, 1]),
+            (3, [1, 1], [2, 2], [1, 1]),
+            (3, [1, 1], [3, 3], [2, 2]),
+            (3, [2, 2], [1, 1], [1, 1]),
+            (3, [2, 2], [3, 3], [2, 2]),
+            (3, [3, 4], [4, 1], [1, 1]),
+            (1, [2, 2], [0, 0], [1, 1]),
+            (3, [1, 2], [2, 0], [1, 2]),
+            (3, [2, 1], [0, 3], [2, 1]),
+        ];
+        for (k, s, p, d) in cases {
             let a = Conv2dAttrs {
-                stride: [s, s],
-                padding: [p, p],
-                dilation: [d, d],
+                stride: s,
+                padding: p,
+                dilation: d,
                 groups: 1,
             };
-            let (Some(ho), Some(wo)) = (conv_out_size(h, k, s, p, d), conv_out_size(w, k, s, p, d))
-            else {
-                continue;
-            };
+            let ho = conv_out_size(h, k, s[0], p[0], d[0]).unwrap();
+            let wo = conv_out_size(w, k, s[1], p[1], d[1]).unwrap();
             let geo = Geo::new(&[1, c, h, w], &[1, c, k, k], &[1, 1, ho, wo], &a);
             let tap = |r: usize, px: usize| {
                 let (ci, i, j) = (r / (k * k), (r / k) % k, r % k);
-                let ih = ((px / wo) * s + i * d) as isize - p as isize;
-                let iw = ((px % wo) * s + j * d) as isize - p as isize;
+                let ih = ((px / wo) * s[0] + i * d[0]) as isize - p[0] as isize;
+                let iw = ((px % wo) * s[1] + j * d[1]) as isize - p[1] as isize;
                 let inside = (0..h as isize).contains(&ih) && (0..w as isize).contains(&iw);
                 inside.then(|| (ci * h + ih as usize) * w + iw as usize)
             };
             let ckk = c * k * k;
+            let what = format!("k{k} s{s:?} p{p:?} d{d:?}");
             for j0 in 0..ho * wo {
                 for len in 1..=ho * wo - j0 {
                     let mut col = vec![f64::NAN; ckk * len];
@@ -192,13 +197,13 @@ mod tests {
                     for r in 0..ckk {
                         for jj in 0..len {
                             let want = tap(r, j0 + jj).map_or(0.0, |xi| x[xi]);
-                            assert_eq!(col[r * len + jj], want, "s{s} p{p} d{d} band {j0}+{len}");
+                            assert_eq!(col[r * len + jj], want, "{what} band {j0}+{len}");
                             if let Some(xi) = tap(r, j0 + jj) {
                                 want_fold[xi] += want;
                             }
                         }
                     }
-                    assert_eq!(folded, want_fold, "fold s{s} p{p} d{d} band {j0}+{len}");
+                    assert_eq!(folded, want_fold, "fold {what} band {j0}+{len}");
                 }
             }
         }
