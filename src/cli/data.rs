@@ -211,50 +211,39 @@ fn inspect(ann_file: &Path, opts: &data::ReadOptions, voc: bool, format: Format)
             return super::EXIT_PROBLEMS;
         }
     };
-    let boxes: usize = ds.records.iter().map(|r| r.boxes.len()).sum();
-    let ignored: usize = ds.records.iter().map(|r| r.ignored.len()).sum();
-    let empty = ds.records.iter().filter(|r| r.boxes.is_empty()).count();
-    let mut per = vec![0usize; ds.classes.len()];
-    for l in ds.records.iter().flat_map(|r| &r.labels) {
-        per[*l as usize] += 1;
-    }
+    let counts = ds.counts();
     let skipped = log.count();
     match format {
         Format::Text => {
             crate::outln!(
                 "{}: {} images ({} without boxes), {} boxes, {} ignored, {} classes",
                 ann_file.display(),
-                ds.len(),
-                empty,
-                boxes,
-                ignored,
-                ds.classes.len()
+                counts.images,
+                counts.images_without_boxes,
+                counts.boxes,
+                counts.ignored,
+                counts.classes.len()
             );
-            for (c, n) in ds.classes.iter().zip(&per) {
-                crate::outln!("  {c}: {n}");
+            for c in &counts.classes {
+                crate::outln!("  {}: {}", c.name, c.boxes);
             }
             if skipped > 0 {
                 crate::outln!("{skipped} bad annotations skipped");
             }
         }
         Format::Json => {
-            let classes: Vec<_> = (ds.classes.iter().zip(&per))
-                .map(|(c, n)| json!({"name": c, "boxes": n}))
-                .collect();
-            crate::outln!(
-                "{}",
-                json!({
-                    "ann_file": ann_file.display().to_string(),
-                    "format": if voc { "voc" } else { "coco" },
-                    "images": ds.len(),
-                    "images_without_boxes": empty,
-                    "boxes": boxes,
-                    "ignored": ignored,
-                    "classes": classes,
-                    "bad_annotations_skipped": skipped,
-                    "bad_annotations": log.messages(),
-                })
-            );
+            let v = json!({
+                "ann_file": ann_file.display().to_string(),
+                "format": if voc { "voc" } else { "coco" },
+                "images": counts.images,
+                "images_without_boxes": counts.images_without_boxes,
+                "boxes": counts.boxes,
+                "ignored": counts.ignored,
+                "classes": counts.classes,
+                "bad_annotations_skipped": skipped,
+                "bad_annotations": log.messages(),
+            });
+            crate::outln!("{v}");
         }
     }
     if skipped > 0 {

@@ -101,3 +101,43 @@ pub(crate) fn select_classes(
     }
     Ok((labels, wanted.to_vec()))
 }
+
+/// What `mmrun data inspect` reports of a dataset: image and box counts, and boxes per class.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DatasetCounts {
+    pub images: usize,
+    pub images_without_boxes: usize,
+    pub boxes: usize,
+    pub ignored: usize,
+    /// Each class with its number of boxes, in label order.
+    pub classes: Vec<ClassCount>,
+}
+
+/// One class of [`DatasetCounts`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ClassCount {
+    pub name: String,
+    pub boxes: usize,
+}
+
+impl Dataset {
+    /// The counts `mmrun data inspect` reports.
+    pub fn counts(&self) -> DatasetCounts {
+        let mut per = vec![0usize; self.classes.len()];
+        for l in self.records.iter().flat_map(|r| &r.labels) {
+            per[*l as usize] += 1;
+        }
+        DatasetCounts {
+            images: self.len(),
+            images_without_boxes: self.records.iter().filter(|r| r.boxes.is_empty()).count(),
+            boxes: self.records.iter().map(|r| r.boxes.len()).sum(),
+            ignored: self.records.iter().map(|r| r.ignored.len()).sum(),
+            classes: (self.classes.iter().zip(per))
+                .map(|(name, boxes)| ClassCount {
+                    name: name.clone(),
+                    boxes,
+                })
+                .collect(),
+        }
+    }
+}

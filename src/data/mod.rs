@@ -23,7 +23,7 @@ mod xml;
 
 pub use coco::{ReadOptions, read_coco};
 pub use config::{DataConfig, DatasetConfig, DatasetParams, SamplerConfig, TransformConfig};
-pub use dataset::{BoxXyxy, Dataset, Record};
+pub use dataset::{BoxXyxy, ClassCount, Dataset, DatasetCounts, Record};
 pub use error::{BadSampleLog, DataError, OnBadSample, Result, SkipCount};
 pub use image::{Image, Pixels};
 pub use loader::{Batch, Loader, LoaderOptions, TargetFn, build_dataset};
