@@ -6,7 +6,9 @@
 
 use super::Float;
 use super::isa::{self, CpuIsa};
-use gemm_common::Parallelism;
+use gemm_common::{Parallelism, simd};
+use gemm_f32::microkernel as k32;
+use gemm_f64::microkernel as k64;
 use std::any::TypeId;
 
 /// `c = a @ b` (or `c += a @ b` with `accumulate`), with explicit row/column strides so that
@@ -156,7 +158,7 @@ unsafe fn checked_gemm<T: Float>(
 
 /// Calls the crates' generic driver with one instruction set's micro-kernels for `T`.
 /// `$lanes` is the vector width in `T`s (the crates' `N`); the tables come from
-/// `gemm_f32`/`gemm_f64`'s `microkernel::<set>::<type>` modules.
+/// `gemm_f32`/`gemm_f64`'s `microkernel::<set>::<type>` modules (`k32`, `k64`).
 macro_rules! drive {
     ($simd:ty, $kernels:path, $t:ty, $lanes:expr, $args:expr) => {{
         use $kernels as k;
@@ -257,67 +259,19 @@ unsafe fn dispatch<T: Float>(
     unsafe {
         match (isa, f32_) {
             #[cfg(target_arch = "x86_64")]
-            (CpuIsa::Avx512, true) => drive!(
-                gemm_common::simd::V4,
-                gemm_f32::microkernel::avx512f::f32,
-                f32,
-                16,
-                args
-            ),
+            (CpuIsa::Avx512, true) => drive!(simd::V4, k32::avx512f::f32, f32, 16, args),
             #[cfg(target_arch = "x86_64")]
-            (CpuIsa::Avx512, false) => drive!(
-                gemm_common::simd::V4,
-                gemm_f64::microkernel::avx512f::f64,
-                f64,
-                8,
-                args
-            ),
+            (CpuIsa::Avx512, false) => drive!(simd::V4, k64::avx512f::f64, f64, 8, args),
             #[cfg(target_arch = "x86_64")]
-            (CpuIsa::Avx2, true) => drive!(
-                gemm_common::simd::V3,
-                gemm_f32::microkernel::fma::f32,
-                f32,
-                8,
-                args
-            ),
+            (CpuIsa::Avx2, true) => drive!(simd::V3, k32::fma::f32, f32, 8, args),
             #[cfg(target_arch = "x86_64")]
-            (CpuIsa::Avx2, false) => drive!(
-                gemm_common::simd::V3,
-                gemm_f64::microkernel::fma::f64,
-                f64,
-                4,
-                args
-            ),
+            (CpuIsa::Avx2, false) => drive!(simd::V3, k64::fma::f64, f64, 4, args),
             #[cfg(target_arch = "aarch64")]
-            (CpuIsa::Neon, true) => drive!(
-                gemm_common::simd::Scalar,
-                gemm_f32::microkernel::neon::f32,
-                f32,
-                4,
-                args
-            ),
+            (CpuIsa::Neon, true) => drive!(simd::Scalar, k32::neon::f32, f32, 4, args),
             #[cfg(target_arch = "aarch64")]
-            (CpuIsa::Neon, false) => drive!(
-                gemm_common::simd::Scalar,
-                gemm_f64::microkernel::neon::f64,
-                f64,
-                2,
-                args
-            ),
-            (_, true) => drive!(
-                gemm_common::simd::Scalar,
-                gemm_f32::microkernel::scalar::f32,
-                f32,
-                1,
-                args
-            ),
-            (_, false) => drive!(
-                gemm_common::simd::Scalar,
-                gemm_f64::microkernel::scalar::f64,
-                f64,
-                1,
-                args
-            ),
+            (CpuIsa::Neon, false) => drive!(simd::Scalar, k64::neon::f64, f64, 2, args),
+            (_, true) => drive!(simd::Scalar, k32::scalar::f32, f32, 1, args),
+            (_, false) => drive!(simd::Scalar, k64::scalar::f64, f64, 1, args),
         }
     }
 }
