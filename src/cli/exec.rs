@@ -64,7 +64,7 @@ pub(super) fn open_device(
     let device = crate::backend::Device::open(flag.unwrap_or(&plan.training.runtime.device))?;
     if device.describe().is_some() {
         crate::errln!("device: {}", device.label());
-    } else if device.name() == "cpu" {
+    } else if matches!(device, crate::backend::Device::Cpu) {
         let isa = crate::backend::cpu::isa::active();
         crate::errln!("device: cpu ({})", isa.describe());
     }

@@ -120,18 +120,21 @@ fn usable() -> String {
 
 static CHOSEN: OnceLock<Result<CpuIsa, IsaError>> = OnceLock::new();
 
+/// `MMRUN_CPU_ISA` read and checked, once per process.
+fn chosen() -> &'static Result<CpuIsa, IsaError> {
+    CHOSEN.get_or_init(|| match std::env::var(ENV) {
+        Ok(v) => CpuIsa::parse(&v),
+        Err(std::env::VarError::NotPresent) => Ok(CpuIsa::widest()),
+        Err(std::env::VarError::NotUnicode(v)) => {
+            Err(IsaError::Unknown(v.to_string_lossy().into_owned()))
+        }
+    })
+}
+
 /// The instruction set `MMRUN_CPU_ISA` picks (the widest when unset), read once per process.
 /// The CLI calls this before any work so a bad value stops the run with its message.
 pub fn from_env() -> Result<CpuIsa, IsaError> {
-    CHOSEN
-        .get_or_init(|| match std::env::var(ENV) {
-            Ok(v) => CpuIsa::parse(&v),
-            Err(std::env::VarError::NotPresent) => Ok(CpuIsa::widest()),
-            Err(std::env::VarError::NotUnicode(v)) => {
-                Err(IsaError::Unknown(v.to_string_lossy().into_owned()))
-            }
-        })
-        .clone()
+    chosen().clone()
 }
 
 /// Whether `MMRUN_CPU_ISA` names a set (not `auto`) that this process honours.
@@ -140,14 +143,18 @@ pub fn forced() -> bool {
         let v = v.trim();
         !v.is_empty() && !v.eq_ignore_ascii_case("auto")
     });
-    named && from_env().is_ok()
+    named && chosen().is_ok()
 }
 
 /// The instruction set kernels run on. A value of `MMRUN_CPU_ISA` that cannot be honoured is
 /// refused by the CLI before any kernel runs; a library caller that skipped that check gets
 /// the widest set rather than a panic inside a kernel.
 pub fn active() -> CpuIsa {
-    from_env().unwrap_or_else(|_| CpuIsa::widest())
+    // Called by every GEMM: no allocation, no clone.
+    match chosen() {
+        Ok(isa) => *isa,
+        Err(_) => CpuIsa::widest(),
+    }
 }
 
 #[cfg(test)]

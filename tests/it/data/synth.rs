@@ -108,17 +108,9 @@ fn cli_synth_writes_the_dataset_and_rejects_a_bad_size() {
 }
 
 /// `mmrun data ARGS…`: exit code, stdout, stderr.
-fn data_cli(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmrun"))
-        .arg("data")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+fn data_cli(args: &[&str]) -> (Option<i32>, String, String) {
+    let (code, out, err) = crate::bin::mmrun_split(&[&["data"], args].concat());
+    (Some(code).filter(|c| *c >= 0), out, err)
 }
 
 /// One JSON object alone on stdout.
@@ -134,19 +126,18 @@ fn one_object(stdout: &str, stderr: &str) -> serde_json::Value {
 #[test]
 fn cli_synth_and_inspect_report_as_json() {
     let dir = tempfile::tempdir().unwrap();
-    let os = |s: &'static str| std::ffi::OsStr::new(s);
     let (code, out, err) = data_cli(&[
-        os("synth"),
-        os("--out"),
-        dir.path().as_os_str(),
-        os("--images"),
-        os("6"),
-        os("--seed"),
-        os("2"),
-        os("--size"),
-        os("64x48"),
-        os("--format"),
-        os("json"),
+        "synth",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--images",
+        "6",
+        "--seed",
+        "2",
+        "--size",
+        "64x48",
+        "--format",
+        "json",
     ]);
     assert_eq!(code, Some(0), "{err}");
     let v = one_object(&out, &err);
@@ -171,8 +162,7 @@ fn cli_synth_and_inspect_report_as_json() {
         let ann = std::path::PathBuf::from(v[split]["ann_file"].as_str().unwrap());
         let coco: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&ann).unwrap()).unwrap();
-        let (code, out, err) =
-            data_cli(&[os("inspect"), ann.as_os_str(), os("--format"), os("json")]);
+        let (code, out, err) = data_cli(&["inspect", ann.to_str().unwrap(), "--format", "json"]);
         assert_eq!(code, Some(0), "{err}");
         let i = one_object(&out, &err);
         assert_eq!(i["ann_file"], ann.display().to_string());
@@ -202,12 +192,7 @@ fn cli_synth_and_inspect_report_as_json() {
 
     // An error stays on stderr, stdout empty, with the text's exit code.
     let missing = dir.path().join("missing.json");
-    let (code, out, err) = data_cli(&[
-        os("inspect"),
-        missing.as_os_str(),
-        os("--format"),
-        os("json"),
-    ]);
+    let (code, out, err) = data_cli(&["inspect", missing.to_str().unwrap(), "--format", "json"]);
     assert_eq!((code, out.as_str()), (Some(1), ""), "{err}");
     assert!(err.starts_with("error: "), "{err}");
 }
@@ -215,17 +200,16 @@ fn cli_synth_and_inspect_report_as_json() {
 #[test]
 fn cli_synth_image_format_jpeg_writes_jpegs() {
     let dir = tempfile::tempdir().unwrap();
-    let os = |s: &'static str| std::ffi::OsStr::new(s);
     let (code, out, err) = data_cli(&[
-        os("synth"),
-        os("--out"),
-        dir.path().as_os_str(),
-        os("--images"),
-        os("3"),
-        os("--size"),
-        os("40x32"),
-        os("--image-format"),
-        os("jpeg"),
+        "synth",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--images",
+        "3",
+        "--size",
+        "40x32",
+        "--image-format",
+        "jpeg",
     ]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("2 train + 1 val images"), "{out}");
@@ -243,11 +227,11 @@ fn cli_synth_image_format_jpeg_writes_jpegs() {
     }
     // `--format` is the report's format now, not the image's.
     let (code, _, err) = data_cli(&[
-        os("synth"),
-        os("--out"),
-        dir.path().as_os_str(),
-        os("--format"),
-        os("jpeg"),
+        "synth",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--format",
+        "jpeg",
     ]);
     assert_eq!(code, Some(2));
     assert!(err.contains("--format") && err.contains("jpeg"), "{err}");
