@@ -162,7 +162,7 @@ fn measure(args: &Args, device: Device) -> Result<Measured, String> {
     let hw = (args.size, args.size);
     let data = synthetic(args.batch, args.size, det.num_classes())?;
     let mut step = TrainStep::new(det, device);
-    let mut params = step.init_params(0)?;
+    let mut params = step.init_params(0).map_err(|e| e.to_string())?;
     let sgd = OptimizerConfig::Sgd {
         lr: 0.01,
         momentum: 0.9,
@@ -200,7 +200,8 @@ fn measure(args: &Args, device: Device) -> Result<Measured, String> {
             .collect::<Result<_, _>>()
             .map_err(|e| format!("targets: {e}"))?;
         host.targets += t.elapsed().as_secs_f64();
-        let out = step.run(&mut params, data.img.clone(), &targets, 1.0)?;
+        let out =
+            (step.run(&mut params, data.img.clone(), &targets, 1.0)).map_err(|e| e.to_string())?;
         host.copies += out.host_s;
         let t = Instant::now();
         optim.step(&mut params);

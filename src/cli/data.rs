@@ -106,7 +106,7 @@ fn image_count(s: &str) -> Result<usize, String> {
 /// `mmrun data browse`: the folder is made first, so a bad `--out` is refused before any
 /// image is read.
 fn browse(recipe: &Path, out: &Path, count: usize, set: &[String], format: Format) -> u8 {
-    let plan = match super::exec::load_recipe(recipe, set, true) {
+    let plan = match super::setup::load_recipe(recipe, set, true) {
         Ok((_, plan)) => plan,
         Err(code) => return code,
     };
@@ -114,7 +114,7 @@ fn browse(recipe: &Path, out: &Path, count: usize, set: &[String], format: Forma
         crate::errln!("error: --out {}: {e}", out.display());
         return super::EXIT_CANNOT_RUN;
     }
-    super::exec::ensure_shapes_data(&plan);
+    super::setup::ensure_shapes_data(&plan);
     let seed = plan.training.runtime.seed;
     match crate::engine::detector::pictures::browse(&plan.data, seed, count, out) {
         Ok(files) => {
@@ -180,10 +180,7 @@ fn synth(out: &Path, opts: &synth::SynthOptions, format: Format) -> u8 {
                 json!({
                     "out": out.display().to_string(),
                     "seed": opts.seed,
-                    "image_format": match opts.format {
-                        synth::SynthFormat::Png => "png",
-                        synth::SynthFormat::Jpeg => "jpeg",
-                    },
+                    "image_format": opts.format.name(),
                     "images": s.train_images + s.val_images,
                     "boxes": s.annotations,
                     "seconds": seconds,
@@ -273,11 +270,8 @@ pub fn run(args: Args) -> u8 {
                 images,
                 seed,
                 size,
-                format: if image_format != "png" {
-                    synth::SynthFormat::Jpeg
-                } else {
-                    synth::SynthFormat::Png
-                },
+                // clap admits only the names `from_name` knows.
+                format: synth::SynthFormat::from_name(&image_format).unwrap_or_default(),
                 ..Default::default()
             };
             synth(&out, &opts, format)

@@ -2,6 +2,7 @@
 
 use crate::eval::EvalError;
 use crate::eval::coco::{self, CocoGt, CocoParams, CocoReport};
+use crate::eval::json;
 use crate::eval::voc::{self, ApMode};
 use std::path::PathBuf;
 
@@ -176,12 +177,7 @@ fn run_confusion(a: &ConfusionArgs) -> u8 {
         score_thr: a.score_thr,
         tp_iou_thr: a.tp_iou_thr,
     };
-    let matrix = match (CocoGt::from_json_path(&a.gt))
-        .and_then(|gt| Ok((gt, confusion::image_sizes(&a.gt)?)))
-        .and_then(|(gt, sizes)| {
-            let dets = coco::load_detections_path(&a.dt)?;
-            confusion::from_coco(&gt, &sizes, &dets, &params, &a.dt.display().to_string())
-        }) {
+    let matrix = match confusion::from_coco_files(&a.gt, &a.dt, &params) {
         Ok(m) => m,
         Err(e) => return exit_code(Err(e)),
     };
@@ -214,17 +210,8 @@ fn run_confusion(a: &ConfusionArgs) -> u8 {
     let Some(dir) = &a.out else {
         return super::EXIT_OK;
     };
-    let written = std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))
-        .and_then(|()| {
-            let pic = crate::viz::confusion::draw(
-                &labels,
-                &matrix.row_percentages(),
-                "Normalized Confusion Matrix",
-            )?;
-            let path = dir.join("confusion_matrix.png");
-            pic.save_png(&path).map(|()| path)
-        });
+    let title = "Normalized Confusion Matrix";
+    let written = crate::viz::confusion::save(dir, &labels, &matrix.row_percentages(), title);
     match written {
         Ok(path) => {
             if a.format == Format::Text {
@@ -253,17 +240,16 @@ fn run_coco(
         .map_err(|e| e.with_origin(&dt_path.display().to_string()))?;
     match format {
         Format::Text => print_text(&report, classwise, proposal),
-        Format::Json => crate::outln!("{}", to_json(&report, classwise, proposal)),
+        Format::Json => crate::outln!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json(classwise, proposal)).unwrap_or_default()
+        ),
     }
     Ok(())
 }
 
 fn run_proposal_fast(a: &ProposalArgs) -> Result<(), EvalError> {
-    use crate::eval::recall::{default_iou_thrs, per_image, proposal_fast_metrics};
-    let gt = CocoGt::from_json_path(&a.gt)?;
-    let dets = coco::load_detections_path(&a.dt)?;
-    let (gts, props) = per_image(&gt, &gt.images, &dets);
-    let metrics = proposal_fast_metrics(&gts, &props, &a.proposal_nums, &default_iou_thrs())?;
+    let metrics = crate::eval::recall::proposal_fast_files(&a.gt, &a.dt, &a.proposal_nums)?;
     print_metrics(&metrics, a.format);
     Ok(())
 }
@@ -276,39 +262,22 @@ fn print_metrics(metrics: &[(String, f64)], format: Format) {
                 crate::outln!("{k}: {v:.3}");
             }
         }
-        Format::Json => {
-            let obj: serde_json::Map<String, serde_json::Value> = (metrics.iter())
-                .map(|(k, v)| (k.clone(), num(*v)))
-                .collect();
-            crate::outln!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::Value::Object(obj)).unwrap_or_default()
-            );
-        }
+        Format::Json => crate::outln!(
+            "{}",
+            serde_json::to_string_pretty(&json::metrics_object(metrics)).unwrap_or_default()
+        ),
     }
 }
 
 fn run_voc(a: &VocArgs) -> Result<(), EvalError> {
-    let gt = CocoGt::from_json_path(&a.gt)?;
-    let dets = coco::load_detections_path(&a.dt)?;
-    let (gt_origin, dt_origin) = (a.gt.display().to_string(), a.dt.display().to_string());
-    let (results, annotations) = voc::from_coco(&gt, &dets, &gt_origin, &dt_origin)?;
     let mode = if a.eleven_points {
         ApMode::ElevenPoints
     } else {
         ApMode::Area
     };
-    let metrics = voc::voc_metrics(&results, &annotations, &a.iou_thrs, mode)?;
-    print_metrics(&metrics.into_iter().collect::<Vec<_>>(), a.format);
+    let metrics = voc::from_coco_files(&a.gt, &a.dt, &a.iou_thrs, mode)?;
+    print_metrics(&metrics, a.format);
     Ok(())
-}
-
-fn metrics(report: &CocoReport, proposal: bool) -> Vec<(String, f64)> {
-    if proposal {
-        report.proposal_metrics()
-    } else {
-        report.metrics()
-    }
 }
 
 fn print_text(report: &CocoReport, classwise: bool, proposal: bool) {
@@ -319,38 +288,10 @@ fn print_text(report: &CocoReport, classwise: bool, proposal: bool) {
             crate::outln!("{name:<24} {ap:.3}");
         }
     }
-    for (k, v) in metrics(report, proposal) {
+    for (k, v) in report.keyed_metrics(proposal) {
         crate::outln!("{k}: {v:.3}");
     }
     if !proposal {
         crate::outln!("bbox_mAP_copypaste: {}", report.copypaste());
     }
-}
-
-/// JSON numbers for NaN are not valid JSON: a category without ground truth is `null`.
-fn num(v: f64) -> serde_json::Value {
-    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
-}
-
-fn to_json(report: &CocoReport, classwise: bool, proposal: bool) -> String {
-    let mut obj = serde_json::Map::new();
-    obj.insert(
-        "stats".into(),
-        serde_json::Value::Array(report.stats.iter().map(|&v| num(v)).collect()),
-    );
-    for (k, v) in metrics(report, proposal) {
-        obj.insert(k, num(v));
-    }
-    if !proposal {
-        obj.insert("bbox_mAP_copypaste".into(), report.copypaste().into());
-    }
-    if classwise {
-        let table: serde_json::Map<String, serde_json::Value> = report
-            .classwise()
-            .into_iter()
-            .map(|(n, ap)| (n, num(ap)))
-            .collect();
-        obj.insert("classwise".into(), table.into());
-    }
-    serde_json::to_string_pretty(&serde_json::Value::Object(obj)).unwrap_or_default()
 }

@@ -1,13 +1,9 @@
 //! `mmrun exec`: arguments and output only; the work happens in `crate::engine::job`.
 
-use crate::data::synth::{
-    FIRST_RUN_IMAGES, SynthOptions, generate_if_missing, missing_shapes_root,
-};
+use super::setup::{build_task, device_flag_ok, ensure_shapes_data, load_recipe, open_device};
 use crate::engine::job::{ExecOptions, JobError, execute, prepare};
 use crate::engine::runner::RunError;
-use crate::plan::{NotPlanned, Plan};
-use crate::recipe::{self, CheckOptions, CheckedRecipe, RenderOptions};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Exit status of a run stopped by Ctrl-C/SIGTERM (a checkpoint was written).
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -53,117 +49,13 @@ fn json_line(mode: &str, fields: serde_json::Value) {
     crate::outln!("{v}");
 }
 
-/// Opens the device `exec` and `test` run on: `--device` when given, else the recipe's
-/// `runtime.backend` (one setting, the command line over the recipe). The adapter chosen among
-/// several (wgpu), or the CPU kernels' instruction set, is named on stderr, so a run never
-/// lands on another device or kernel path silently.
-pub(super) fn open_device(
-    flag: Option<&str>,
-    plan: &Plan,
-) -> Result<crate::backend::Device, crate::backend::DeviceError> {
-    let device = crate::backend::Device::open(flag.unwrap_or(&plan.training.runtime.device))?;
-    if device.describe().is_some() {
-        crate::errln!("device: {}", device.label());
-    } else if matches!(device, crate::backend::Device::Cpu) {
-        let isa = crate::backend::cpu::isa::active();
-        crate::errln!("device: cpu ({})", isa.describe());
-    }
-    Ok(device)
-}
-
-/// The detector task of a plan, on `device`, as one rank of `dist` when given.
-pub(super) fn build_task(
-    plan: &Plan,
-    device: crate::backend::Device,
-    dist: Option<crate::dist::Dist>,
-) -> Result<
-    (
-        Box<dyn crate::engine::task::Task>,
-        crate::engine::params::ParamSet,
-    ),
-    String,
-> {
-    crate::engine::detector::build_task_on(
-        &plan.model,
-        &plan.data,
-        plan.training.runtime.seed,
-        plan.metric,
-        device,
-        plan.training.runtime.precision,
-        dist,
-    )
-}
-
-/// The quickstart trains on the generated shapes dataset: create it on first use.
-pub(super) fn ensure_shapes_data(plan: &Plan) {
-    let Some(root) = missing_shapes_root(&plan.data) else {
-        return;
-    };
-    crate::errln!(
-        "generating the shapes dataset in {} (first run)",
-        root.display()
-    );
-    let options = SynthOptions {
-        images: FIRST_RUN_IMAGES,
-        ..SynthOptions::default()
-    };
-    if let Err(e) = generate_if_missing(&root, &options) {
-        crate::errln!("warning: could not generate the shapes dataset: {e}");
-    }
-}
-
-/// The checked recipe and its plan; the diagnostics printed (and the exit status) when the
-/// recipe has errors or is partial. `warn`: print its warnings too.
-pub(super) fn load_recipe(
-    path: &Path,
-    set: &[String],
-    warn: bool,
-) -> Result<(CheckedRecipe, Plan), u8> {
-    if let Some(why) = super::unreadable_recipe(path) {
-        crate::errln!("error: {why}");
-        return Err(super::EXIT_CANNOT_RUN);
-    }
-    match crate::plan::load(path, set, &CheckOptions::default()) {
-        Err(e @ NotPlanned::Partial) => {
-            crate::errln!("error: {}: {e}", path.display());
-            Err(super::EXIT_CANNOT_RUN)
-        }
-        Ok((r, plan)) => {
-            if warn && !r.warnings.is_empty() {
-                crate::err!("{}", r.render(&r.warnings.0));
-            }
-            Ok((r, plan))
-        }
-        Err(NotPlanned::Errors(failed)) => {
-            let render = RenderOptions::for_stderr();
-            crate::err!(
-                "{}",
-                recipe::render::render_all(&failed.diagnostics.0, &failed.files, render)
-            );
-            crate::errln!("error: the recipe has errors; nothing was run");
-            Err(super::EXIT_PROBLEMS)
-        }
-    }
-}
-
 fn exit_code(e: &JobError) -> u8 {
     match e {
         JobError::Recipe(_) => super::EXIT_PROBLEMS,
-        JobError::Io(_) => super::EXIT_CANNOT_RUN,
+        JobError::Io(_) | JobError::WorkDir(_) | JobError::Weights(_) => super::EXIT_CANNOT_RUN,
         JobError::Run(RunError::Interrupted { .. }) => EXIT_INTERRUPTED,
         JobError::Run(RunError::Checkpoint(_) | RunError::Halted { .. }) => super::EXIT_CANNOT_RUN,
         JobError::Run(_) => super::EXIT_PROBLEMS,
-    }
-}
-
-/// Refuses a misspelt `--device` before anything is read.
-pub(super) fn device_flag_ok(flag: Option<&str>) -> Result<(), u8> {
-    match flag.map(crate::backend::Device::parse) {
-        Some(Err(e)) => {
-            crate::errln!("error: {e}");
-            Err(super::EXIT_CANNOT_RUN)
-        }
-        _ => Ok(()),
     }
 }
 

@@ -159,7 +159,7 @@ fn onnx(args: &Args) -> Result<String, Failed> {
     let (model, data_cfg) = match &args.recipe {
         Some(r) => {
             let (_, plan) =
-                super::exec::load_recipe(r, &args.set, true).map_err(Failed::Printed)?;
+                super::setup::load_recipe(r, &args.set, true).map_err(Failed::Printed)?;
             (plan.model, Some(plan.data))
         }
         None => recorded_config(&args.checkpoint, &data.state.recipe_hash)?,

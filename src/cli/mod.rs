@@ -14,6 +14,7 @@ mod fmt;
 mod plan;
 mod plot;
 mod ranks;
+mod setup;
 mod test;
 
 /// Exit status: the recipe, data or results were fine.

@@ -1,6 +1,7 @@
 //! `mmrun plot`: arguments and output only; the logs are read by `crate::viz::train_log` and
 //! drawn by `crate::viz::curves`.
 
+use crate::viz::TrainLogError;
 use crate::viz::train_log::{self, TrainLog, XAxis};
 use std::path::PathBuf;
 
@@ -56,13 +57,24 @@ pub fn run(args: Args) -> u8 {
     }
 }
 
-fn plot(args: &Args) -> Result<(), String> {
+/// Why `mmrun plot` drew nothing.
+#[derive(Debug, thiserror::Error)]
+enum PlotError {
+    /// `--legend` names a different number of runs than were given.
+    #[error("--legend names {legends} runs but {runs} were given")]
+    Legend { legends: usize, runs: usize },
+    #[error(transparent)]
+    Log(#[from] TrainLogError),
+    #[error(transparent)]
+    Picture(#[from] crate::viz::PictureError),
+}
+
+fn plot(args: &Args) -> Result<(), PlotError> {
     if !args.legend.is_empty() && args.legend.len() != args.runs.len() {
-        return Err(format!(
-            "--legend names {} runs but {} were given",
-            args.legend.len(),
-            args.runs.len()
-        ));
+        return Err(PlotError::Legend {
+            legends: args.legend.len(),
+            runs: args.runs.len(),
+        });
     }
     let mut runs = Vec::new();
     for (k, path) in args.runs.iter().enumerate() {
@@ -78,5 +90,5 @@ fn plot(args: &Args) -> Result<(), String> {
         XArg::Epoch => XAxis::Epoch,
     });
     let panels = train_log::panels(&runs, &args.keys, x)?;
-    crate::viz::curves::draw(&panels)?.save_png(&args.out)
+    Ok(crate::viz::curves::draw(&panels)?.save_png(&args.out)?)
 }

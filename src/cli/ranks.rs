@@ -70,8 +70,8 @@ fn args_without_nproc() -> Vec<std::ffi::OsString> {
 fn run_local_ranks(nproc: usize, recipe: &Path, set: &[String]) -> u8 {
     let mut set = set.to_vec();
     set.push("runtime.launcher=mpi".into());
-    match super::exec::load_recipe(recipe, &set, true) {
-        Ok((_, plan)) => super::exec::ensure_shapes_data(&plan),
+    match super::setup::load_recipe(recipe, &set, true) {
+        Ok((_, plan)) => super::setup::ensure_shapes_data(&plan),
         Err(code) => return code,
     }
     let mut cmd = match crate::dist::launch::local_ranks_command(nproc, args_without_nproc()) {

@@ -45,7 +45,7 @@ pub struct Args {
 
 /// A score threshold: a number from 0 to 1 (clap names the option on error).
 pub fn run(mut args: Args) -> u8 {
-    if let Err(code) = super::exec::device_flag_ok(args.device.as_deref()) {
+    if let Err(code) = super::setup::device_flag_ok(args.device.as_deref()) {
         return code;
     }
     let other_rank = match super::ranks::start(&args.ranks, &args.recipe, &mut args.set) {
@@ -59,7 +59,7 @@ pub fn run(mut args: Args) -> u8 {
             return super::EXIT_CANNOT_RUN;
         }
     };
-    let plan = match super::exec::load_recipe(&args.recipe, &args.set, !other_rank) {
+    let plan = match super::setup::load_recipe(&args.recipe, &args.set, !other_rank) {
         Ok((_, plan)) => plan,
         Err(code) => return code,
     };
@@ -68,14 +68,14 @@ pub fn run(mut args: Args) -> u8 {
         Err(code) => return code,
     };
     let main = crate::dist::is_main(dist.as_ref());
-    let device = match super::exec::open_device(args.device.as_deref(), &plan) {
+    let device = match super::setup::open_device(args.device.as_deref(), &plan) {
         Ok(d) => d,
         Err(e) => {
             crate::errln!("error: {e}");
             return super::EXIT_CANNOT_RUN;
         }
     };
-    let (mut task, params) = match super::exec::build_task(&plan, device, dist) {
+    let (mut task, params) = match super::setup::build_task(&plan, device, dist) {
         Ok(t) => t,
         Err(e) => {
             crate::errln!("error: {e}");

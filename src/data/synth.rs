@@ -15,10 +15,30 @@ use std::path::{Path, PathBuf};
 pub const SHAPE_CLASSES: [&str; 6] = ["circle", "square", "triangle", "ellipse", "star", "hexagon"];
 
 /// Image file format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SynthFormat {
+    #[default]
     Png,
     Jpeg,
+}
+
+impl SynthFormat {
+    /// The format a name gives (`png`, or `jpeg`/`jpg`); `None` for any other.
+    pub fn from_name(name: &str) -> Option<SynthFormat> {
+        match name {
+            "png" => Some(SynthFormat::Png),
+            "jpeg" | "jpg" => Some(SynthFormat::Jpeg),
+            _ => None,
+        }
+    }
+
+    /// The format's name (`png`, `jpeg`), as `data synth --format json` reports it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SynthFormat::Png => "png",
+            SynthFormat::Jpeg => "jpeg",
+        }
+    }
 }
 
 /// What to generate.

@@ -34,6 +34,12 @@ pub enum JobError {
     Recipe(Vec<String>),
     #[error("{0}")]
     Io(String),
+    /// The work dir (or checkpoint folder) cannot be used: its layout, its lock.
+    #[error(transparent)]
+    WorkDir(#[from] crate::engine::workdir::WorkDirError),
+    /// The weights the recipe names (`init_cfg`, `load_from`) do not load.
+    #[error(transparent)]
+    Weights(#[from] crate::engine::pretrained::PretrainedError),
     #[error(transparent)]
     Run(#[from] RunError),
 }
@@ -172,8 +178,7 @@ pub fn prepare<'t>(
     // Rank 0 owns the work dir; the other ranks read its checkpoints and write nothing.
     let (lock, mut notes) = match main {
         true => crate::engine::workdir::open(&work_dir, &run.checkpoint.dir)
-            .map(|(l, n)| (Some(l), n))
-            .map_err(JobError::Io)?,
+            .map(|(l, n)| (Some(l), n))?,
         false => (None, Vec::new()),
     };
     if let Some(n) = world_size_note(spec, ranks.1) {
@@ -215,10 +220,10 @@ pub fn prepare<'t>(
         None => false,
     };
     if !resumed {
-        notes.extend(
-            super::pretrained::load_initial_weights(&spec.weights, &mut runner)
-                .map_err(JobError::Io)?,
-        );
+        notes.extend(super::pretrained::load_initial_weights(
+            &spec.weights,
+            &mut runner,
+        )?);
     }
     Ok(Prepared {
         runner,

@@ -4,13 +4,45 @@
 //! `auto_scale_lr` applies), the optimizer's base values, the schedules laid over the run's
 //! length, and the `lr` hook's own [`LrHook::values_at`]; nothing here knows a policy.
 
-use crate::data::{BadSampleLog, BatchSampler, DataConfig};
-use crate::engine::hooks::{self, LrHook, Progress};
-use crate::engine::optim::Optimizer;
+use crate::data::{BadSampleLog, BatchSampler, DataConfig, DataError};
+use crate::engine::hooks::{self, HookError, LrHook, Progress};
+use crate::engine::optim::{OptimError, Optimizer};
 use crate::engine::params::ParamSet;
 use crate::engine::setup::{TrainingSpec, build_training};
-use crate::schedule::RunLength;
+use crate::schedule::{ConfigError, RunLength};
 use crate::util::units::PeriodUnit;
+
+/// Why a run's schedule could not be sampled. Each names the recipe section at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum CurveError {
+    /// The recipe has no train set to count iterations over.
+    #[error("the recipe has no `data.train` dataset: there is nothing to train on")]
+    NoTrainSet,
+    /// The train set's annotations could not be read.
+    #[error("data.train: {0}")]
+    Dataset(#[source] DataError),
+    /// The recipe's sampler could not batch the train set.
+    #[error("data.sampler: {0}")]
+    Sampler(#[source] DataError),
+    /// The train set makes no batch at all.
+    #[error("the training set gives no batches")]
+    NoBatches,
+    /// The training sections do not build (the problems, with their config paths).
+    #[error("{}", .0.join("; "))]
+    Training(Vec<String>),
+    /// The optimizer does not build.
+    #[error("optimizer: {0}")]
+    Optimizer(#[source] OptimError),
+    /// A run too long to sample.
+    #[error("the run is {iters} iterations long; at most {MAX_ITERS} are sampled")]
+    TooLong { iters: u64 },
+    /// The schedules do not fit the run's length.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Schedules(Vec<ConfigError>),
+    /// The `lr` hook's values could not be computed.
+    #[error(transparent)]
+    Hook(#[from] HookError),
+}
 
 /// The scheduled values of a run, one per training iteration (0-based, as the runner counts).
 #[derive(Clone, Debug, PartialEq)]
@@ -30,11 +62,14 @@ pub const MAX_ITERS: u64 = 20_000_000;
 
 /// Iterations per epoch of the recipe's train loader for `world` ranks: the train set's
 /// annotations are read (no images) and batched by the recipe's sampler, as `exec` does.
-pub fn train_iters_per_epoch(data: &DataConfig, world: usize, seed: u64) -> Result<u64, String> {
-    let cfg = (data.train.as_ref())
-        .ok_or("the recipe has no `data.train` dataset: there is nothing to train on")?;
+pub fn train_iters_per_epoch(
+    data: &DataConfig,
+    world: usize,
+    seed: u64,
+) -> Result<u64, CurveError> {
+    let cfg = data.train.as_ref().ok_or(CurveError::NoTrainSet)?;
     let (ds, _) = crate::data::build_dataset(cfg, data.on_bad_sample, &BadSampleLog::default())
-        .map_err(|e| format!("data.train: {e}"))?;
+        .map_err(CurveError::Dataset)?;
     let sampler = BatchSampler::new(
         &data.sampler,
         ds.aspect_groups(),
@@ -43,7 +78,7 @@ pub fn train_iters_per_epoch(data: &DataConfig, world: usize, seed: u64) -> Resu
         world,
         seed,
     )
-    .map_err(|e| format!("data.sampler: {e}"))?;
+    .map_err(CurveError::Sampler)?;
     Ok(sampler.batches_per_epoch() as u64)
 }
 
@@ -54,7 +89,7 @@ pub fn of_run(
     data: &DataConfig,
     iters_per_epoch: Option<u64>,
     world: usize,
-) -> Result<ScheduleCurve, String> {
+) -> Result<ScheduleCurve, CurveError> {
     let ipe = match iters_per_epoch {
         Some(n) => n,
         None => train_iters_per_epoch(data, world, spec.runtime.seed)?,
@@ -67,27 +102,21 @@ pub fn sample(
     spec: &TrainingSpec,
     iters_per_epoch: u64,
     world: usize,
-) -> Result<ScheduleCurve, String> {
+) -> Result<ScheduleCurve, CurveError> {
     if iters_per_epoch == 0 {
-        return Err("the training set gives no batches".into());
+        return Err(CurveError::NoBatches);
     }
     let training =
-        build_training(spec, iters_per_epoch, (0, world.max(1))).map_err(|es| es.join("; "))?;
-    let optimizer = Optimizer::new(training.optimizer, &ParamSet::default())
-        .map_err(|e| format!("optimizer: {e}"))?;
+        build_training(spec, iters_per_epoch, (0, world.max(1))).map_err(CurveError::Training)?;
+    let optimizer =
+        Optimizer::new(training.optimizer, &ParamSet::default()).map_err(CurveError::Optimizer)?;
     let length = RunLength::from_period(spec.run.length, iters_per_epoch);
     if length.max_iters > MAX_ITERS {
-        return Err(format!(
-            "the run is {} iterations long; at most {MAX_ITERS} are sampled",
-            length.max_iters
-        ));
+        return Err(CurveError::TooLong {
+            iters: length.max_iters,
+        });
     }
-    let schedules = spec.schedules.build(&length).map_err(|es| {
-        (es.iter())
-            .map(|e| format!("{}: {}", e.path, e.message))
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
+    let schedules = (spec.schedules.build(&length)).map_err(CurveError::Schedules)?;
     let scheduled = schedules.momentum.is_some();
     let hook = LrHook::new(
         schedules
@@ -114,9 +143,7 @@ pub fn sample(
             by_epoch,
             stop_iter: length.max_iters,
         };
-        let (l, m) = hook
-            .values_at(&p, base_lr, base_momentum)
-            .map_err(|e| e.to_string())?;
+        let (l, m) = hook.values_at(&p, base_lr, base_momentum)?;
         lr.push(l.unwrap_or(base_lr));
         momentum.extend(m);
     }
@@ -144,7 +171,9 @@ impl ScheduleCurve {
 
 /// The picture of named curves: an `lr` chart with one line each, and a `momentum` chart
 /// when any schedules it.
-pub fn picture(curves: &[(String, ScheduleCurve)]) -> Result<crate::viz::Picture, String> {
+pub fn picture(
+    curves: &[(String, ScheduleCurve)],
+) -> Result<crate::viz::Picture, crate::viz::PictureError> {
     use crate::viz::curves::{Panel, Series, draw};
     let line = |name: &str, v: &[f64]| Series {
         name: name.to_string(),

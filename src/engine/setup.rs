@@ -151,7 +151,7 @@ impl Hook for Ordered {
         &mut self,
         s: &Value,
         t: &crate::engine::checkpoint::Tensors,
-    ) -> Result<(), String> {
+    ) -> Result<(), hooks::HookStateError> {
         self.inner.load_state(s, t)
     }
 }
@@ -191,7 +191,7 @@ fn build_hooks_of_rank(
     let mut errors = Vec::new();
     for spec in specs {
         let path = format!("hooks.{}", spec.name);
-        let built: Result<Box<dyn Hook>, String> = match &spec.kind {
+        let built: Result<Box<dyn Hook>, hooks::HookConfigError> = match &spec.kind {
             HookKind::Checkpoint(c) => {
                 ckpt = Some(CheckpointSettings {
                     dir: (c.out_dir.clone())

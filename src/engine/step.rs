@@ -7,19 +7,56 @@
 //! A two-stage detector's step feeds its second stage half-way through the run
 //! ([`LateFeeds`]), from the RPN maps of the same run.
 
-use super::executor::LateFeeds;
+use super::executor::{GraphRunError, LateFeeds};
 use super::on_device::{RunGraph, executor_on};
-use super::params::ParamSet;
+use super::params::{ParamError, ParamSet};
 use crate::backend::Device;
-use crate::dist::Dist;
-use crate::ir::{DType, HostTensor};
-use crate::model::net::{Detector, GraphMode, LOSS_SCALE, LossNormalisers};
+use crate::dist::{Dist, DistError};
+use crate::graph::GraphError;
+use crate::ir::{DType, HostTensor, Precision};
+use crate::model::net::{Detector, FeedError, GraphMode, LOSS_SCALE, LossNormalisers};
 use crate::model::target::DenseTargets;
 use std::collections::HashMap;
 use std::time::Instant;
 
 /// Batch size and padded `(h, w)`: the key of a kept graph.
 pub type ShapeKey = (usize, usize, usize);
+
+/// Why a training step (or the parameters it starts from) could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The images are not one `[n, 3, h, w]` batch.
+    #[error("images of shape {shape:?}, not [n, 3, h, w]")]
+    ImageShape { shape: Vec<usize> },
+    /// A loss scale other than 1 for a graph that does not scale its loss.
+    #[error("a loss scale of {scale} in {precision} training: only fp16 scales its loss")]
+    LossScale { scale: f64, precision: Precision },
+    /// The small train graph that declares the parameters could not be built.
+    #[error("model: {0}")]
+    Model(#[source] GraphError),
+    /// The train graph of a batch shape could not be built.
+    #[error("building the train graph for {key:?}: {source}")]
+    Build {
+        key: ShapeKey,
+        #[source]
+        source: GraphError,
+    },
+    /// The batch's feeds (or a two-stage detector's second-stage values) could not be made.
+    #[error(transparent)]
+    Feeds(#[from] FeedError),
+    /// The loss normalisers could not be averaged over the ranks.
+    #[error(transparent)]
+    Dist(#[from] DistError),
+    /// The graph run failed.
+    #[error(transparent)]
+    Run(#[from] GraphRunError),
+    /// The run's results could not be moved into the parameters.
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    /// A loss the detector names is not an output of its train graph.
+    #[error("the train graph has no scalar output `{0}`")]
+    MissingLoss(String),
+}
 
 /// What one step produced.
 #[derive(Clone, Debug, Default)]
@@ -63,11 +100,10 @@ impl TrainStep {
     }
 
     /// The batch's loss normalisers, averaged over the ranks where the model asks for it.
-    fn normalisers(&self, targets: &[DenseTargets]) -> Result<LossNormalisers, String> {
+    fn normalisers(&self, targets: &[DenseTargets]) -> Result<LossNormalisers, StepError> {
         let mut n = self.detector.loss_normalisers(targets);
         if let Some(d) = self.dist.as_ref().filter(|_| n.mean_over_ranks) {
-            d.all_reduce_sum_f64(&mut n.counts)
-                .map_err(|e| e.to_string())?;
+            d.all_reduce_sum_f64(&mut n.counts)?;
             let w = d.world() as f64;
             n.counts.iter_mut().for_each(|c| *c /= w);
         }
@@ -85,11 +121,11 @@ impl TrainStep {
     /// Every parameter and buffer of the detector, initialised from `seed`. Parameter shapes
     /// do not depend on the input size, so a small train graph declares them (a train graph:
     /// eval graphs declare every parameter frozen).
-    pub fn init_params(&self, seed: u64) -> Result<ParamSet, String> {
+    pub fn init_params(&self, seed: u64) -> Result<ParamSet, StepError> {
         let probe = self
             .detector
             .build(GraphMode::Train, 1, (64, 64), DType::F32)
-            .map_err(|e| format!("model: {e}"))?;
+            .map_err(StepError::Model)?;
         Ok(ParamSet::init(&probe.graph, seed))
     }
 
@@ -112,29 +148,25 @@ impl TrainStep {
         images: HostTensor,
         targets: &[DenseTargets],
         loss_scale: f64,
-    ) -> Result<StepOutput, String> {
+    ) -> Result<StepOutput, StepError> {
         let t0 = Instant::now();
         let &[n, _, h, w] = images.shape.as_slice() else {
-            return Err(format!(
-                "images of shape {:?}, not [n, 3, h, w]",
-                images.shape
-            ));
+            return Err(StepError::ImageShape {
+                shape: images.shape,
+            });
         };
         let norms = self.normalisers(targets)?;
-        let mut feeds = self
-            .detector
-            .train_feeds(images, targets, (h, w), &norms)
-            .map_err(|e| e.to_string())?;
+        let mut feeds = (self.detector).train_feeds(images, targets, (h, w), &norms)?;
         if self.detector.precision().needs_loss_scale() {
             feeds.insert(
                 LOSS_SCALE.into(),
                 HostTensor::scalar(DType::F32, loss_scale),
             );
         } else if loss_scale != 1.0 {
-            return Err(format!(
-                "a loss scale of {loss_scale} in {} training: only fp16 scales its loss",
-                self.detector.precision()
-            ));
+            return Err(StepError::LossScale {
+                scale: loss_scale,
+                precision: self.detector.precision(),
+            });
         }
         self.graph_for((n, h, w))?;
         let (exec, detector) = (self.graphs.get_mut(&(n, h, w)), &self.detector);
@@ -162,22 +194,20 @@ impl TrainStep {
                 make: &mut make,
             }
         });
-        let mut out =
-            (exec.run_with_late_feeds(params, &feeds, late)).map_err(|e| e.to_string())?;
+        let mut out = exec.run_with_late_feeds(params, &feeds, late)?;
         let t2 = Instant::now();
-        let replaced = params.take_run(&mut out).map_err(|e| e.to_string())?;
+        let replaced = params.take_run(&mut out)?;
         exec.recycle(replaced);
         let mut losses = (self.detector.loss_names().iter())
             .map(|k| {
                 out.scalar(k)
                     .map(|v| (k.to_string(), v))
-                    .ok_or_else(|| format!("the train graph has no scalar output `{k}`"))
+                    .ok_or_else(|| StepError::MissingLoss(k.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(sampled) = &sampled {
             // mmdetection logs it after `loss_cls` (`BBoxHead.loss`); not a loss, so not summed.
-            let acc =
-                (self.detector.rcnn_accuracy(&out.outputs, sampled)).map_err(|e| e.to_string())?;
+            let acc = self.detector.rcnn_accuracy(&out.outputs, sampled)?;
             let at = losses
                 .iter()
                 .position(|(k, _)| k == "loss_cls")
@@ -190,11 +220,11 @@ impl TrainStep {
         })
     }
 
-    fn graph_for(&mut self, key: ShapeKey) -> Result<&mut Box<dyn RunGraph>, String> {
+    fn graph_for(&mut self, key: ShapeKey) -> Result<&mut Box<dyn RunGraph>, StepError> {
         if !self.graphs.contains_key(&key) {
             let built = (self.detector)
                 .build(GraphMode::Train, key.0, (key.1, key.2), DType::F32)
-                .map_err(|e| format!("building the train graph for {key:?}: {e}"))?;
+                .map_err(|source| StepError::Build { key, source })?;
             let mut exec = executor_on(&self.device, built.graph);
             exec.set_profile(self.profile);
             exec.set_dist(self.dist.clone());

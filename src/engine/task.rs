@@ -79,7 +79,7 @@ pub trait Task {
         &self,
         _limit: Option<usize>,
         _score_thr: f64,
-        _each: &mut dyn FnMut(&str, crate::viz::Picture) -> Result<(), String>,
+        _each: &mut dyn FnMut(&str, crate::viz::Picture) -> Result<(), crate::viz::PictureError>,
     ) -> Result<usize, TaskError> {
         Ok(0)
     }

@@ -12,6 +12,74 @@ pub const LOCK_FILE: &str = ".mmrun.lock";
 /// Files of the work dir that must not be folders.
 const FILES: [&str; 4] = ["config.json", "log.txt", "log.jsonl", "last_checkpoint"];
 
+/// Why a run cannot use its work dir (or its checkpoint folder). `what` names which
+/// ("work dir", "checkpoint folder").
+#[derive(Debug, thiserror::Error)]
+pub enum WorkDirError {
+    /// A folder where mmrun writes a file (`config.json`, the logs, `last_checkpoint`).
+    #[error("{} is a folder, but mmrun writes a file there; move it away", path.display())]
+    FolderInTheWay {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// `results` exists and is not a folder.
+    #[error(
+        "{} is not a folder; mmrun writes evaluation results into it",
+        path.display()
+    )]
+    ResultsNotAFolder {
+        /// The `results` path.
+        path: PathBuf,
+    },
+    /// The folder exists and is something else (a file, a FIFO).
+    #[error("the {what} {} exists and is not a folder", dir.display())]
+    NotAFolder { what: &'static str, dir: PathBuf },
+    /// The folder could not be created.
+    #[error("cannot create the {what} {}: {source}", dir.display())]
+    Create {
+        what: &'static str,
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The lock file could not be opened, locked or written.
+    #[error("cannot lock the {what} ({}): {source}", path.display())]
+    Lock {
+        what: &'static str,
+        /// The lock file.
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process holds the lock.
+    #[error(
+        "the {what} {} is in use by {}; wait for it to finish or use another --work-dir",
+        dir.display(),
+        holder_text(holder.as_deref())
+    )]
+    InUse {
+        what: &'static str,
+        dir: PathBuf,
+        /// The holder's process id, as its lock file records it (`None`: not recorded).
+        holder: Option<String>,
+    },
+    /// What a killed run left behind could not be tidied.
+    #[error("tidying {}: {source}", dir.display())]
+    Tidy {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Who holds a lock, as [`WorkDirError::InUse`] says it.
+fn holder_text(pid: Option<&str>) -> String {
+    match pid {
+        Some(pid) => format!("another mmrun process (pid {pid})"),
+        None => "another process".to_string(),
+    }
+}
+
 /// Held while a run writes into its work dir (and its checkpoint folder, when that lies
 /// elsewhere); the operating system releases it when the process ends, however it ends.
 #[derive(Debug)]
@@ -21,7 +89,7 @@ pub struct WorkDirLock {
 
 /// Check the layout of `work_dir` and `ckpt_dir`, create them, lock them, and tidy what a
 /// killed run left. Returns the lock and a line for each thing tidied.
-pub fn open(work_dir: &Path, ckpt_dir: &Path) -> Result<(WorkDirLock, Vec<String>), String> {
+pub fn open(work_dir: &Path, ckpt_dir: &Path) -> Result<(WorkDirLock, Vec<String>), WorkDirError> {
     let mut held = vec![lock_folder(work_dir, "work dir")?];
     if !ckpt_dir.starts_with(work_dir) {
         held.push(lock_folder(ckpt_dir, "checkpoint folder")?);
@@ -32,44 +100,49 @@ pub fn open(work_dir: &Path, ckpt_dir: &Path) -> Result<(WorkDirLock, Vec<String
         for f in FILES {
             let p = dir.join(f);
             if p.is_dir() {
-                return Err(format!(
-                    "{} is a folder, but mmrun writes a file there; move it away",
-                    p.display()
-                ));
+                return Err(WorkDirError::FolderInTheWay { path: p });
             }
         }
     }
     let results = work_dir.join("results");
     if results.exists() && !results.is_dir() {
-        return Err(format!(
-            "{} is not a folder; mmrun writes evaluation results into it",
-            results.display()
-        ));
+        return Err(WorkDirError::ResultsNotAFolder { path: results });
     }
     let mut notes = Vec::new();
     for dir in [work_dir, ckpt_dir] {
-        let done = clean_leftovers(dir).map_err(|e| format!("tidying {}: {e}", dir.display()))?;
+        let done = clean_leftovers(dir).map_err(|source| WorkDirError::Tidy {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         notes.extend(done);
     }
     Ok((WorkDirLock { _held: held }, notes))
 }
 
-fn make_folder(dir: &Path, what: &str) -> Result<(), String> {
+fn make_folder(dir: &Path, what: &'static str) -> Result<(), WorkDirError> {
+    let dir_buf = || dir.to_path_buf();
     if dir.exists() && !dir.is_dir() {
-        return Err(format!(
-            "the {what} {} exists and is not a folder",
-            dir.display()
-        ));
+        return Err(WorkDirError::NotAFolder {
+            what,
+            dir: dir_buf(),
+        });
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create the {what} {}: {e}", dir.display()))
+    std::fs::create_dir_all(dir).map_err(|source| WorkDirError::Create {
+        what,
+        dir: dir_buf(),
+        source,
+    })
 }
 
 /// Lock `dir` through `dir/.mmrun.lock`, recording this process's id in it.
-fn lock_folder(dir: &Path, what: &str) -> Result<File, String> {
+fn lock_folder(dir: &Path, what: &'static str) -> Result<File, WorkDirError> {
     make_folder(dir, what)?;
     let path: PathBuf = dir.join(LOCK_FILE);
-    let io = |e: std::io::Error| format!("cannot lock the {what} ({}): {e}", path.display());
+    let io = |source| WorkDirError::Lock {
+        what,
+        path: path.clone(),
+        source,
+    };
     let mut f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -83,15 +156,11 @@ fn lock_folder(dir: &Path, what: &str) -> Result<File, String> {
             let mut holder = String::new();
             let _ = f.read_to_string(&mut holder);
             let holder = holder.trim();
-            let who = if holder.is_empty() {
-                "another process".to_string()
-            } else {
-                format!("another mmrun process (pid {holder})")
-            };
-            return Err(format!(
-                "the {what} {} is in use by {who}; wait for it to finish or use another --work-dir",
-                dir.display()
-            ));
+            return Err(WorkDirError::InUse {
+                what,
+                dir: dir.to_path_buf(),
+                holder: (!holder.is_empty()).then(|| holder.to_string()),
+            });
         }
         Err(TryLockError::Error(e)) => return Err(io(e)),
     }

@@ -204,6 +204,19 @@ pub fn from_coco(
     Ok(matrix)
 }
 
+/// The matrix of the COCO results file `dt` against the COCO instances file `gt` (what `mmrun
+/// eval confusion` counts): [`from_coco`] over both files, with the images' sizes from `gt`.
+pub fn from_coco_files(
+    gt: &Path,
+    dt: &Path,
+    params: &ConfusionParams,
+) -> Result<ConfusionMatrix, EvalError> {
+    let truth = CocoGt::from_json_path(gt)?;
+    let sizes = image_sizes(gt)?;
+    let dets = super::coco::load_detections_path(dt)?;
+    from_coco(&truth, &sizes, &dets, params, &dt.display().to_string())
+}
+
 /// Each image's `(width, height)` from a COCO instances file (images without both are left
 /// out: their boxes are not clipped).
 pub fn image_sizes(path: &Path) -> Result<HashMap<i64, (f64, f64)>, EvalError> {

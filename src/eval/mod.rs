@@ -10,6 +10,7 @@ mod boxes;
 pub mod coco;
 pub mod confusion;
 mod error;
+pub mod json;
 pub mod numpy;
 pub mod recall;
 pub mod voc;

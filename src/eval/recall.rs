@@ -142,6 +142,20 @@ pub fn proposal_fast_metrics(
         .collect())
 }
 
+/// [`proposal_fast_metrics`] at the default IoU thresholds of the COCO results file `dt`
+/// against every image of the COCO instances file `gt` (what `mmrun eval proposal --fast`
+/// prints).
+pub fn proposal_fast_files(
+    gt: &std::path::Path,
+    dt: &std::path::Path,
+    proposal_nums: &[usize],
+) -> Result<Vec<(String, f64)>, EvalError> {
+    let truth = CocoGt::from_json_path(gt)?;
+    let dets = super::coco::load_detections_path(dt)?;
+    let (gts, props) = per_image(&truth, &truth.images, &dets);
+    proposal_fast_metrics(&gts, &props, proposal_nums, &default_iou_thrs())
+}
+
 /// The ground truth ([`gt_boxes_for`]) and the proposals `[x1, y1, x2, y2, score]` of each of
 /// `img_ids`, from COCO-format results.
 pub fn per_image(

@@ -338,6 +338,21 @@ fn validate(
     }
 }
 
+/// [`voc_metrics`] of the COCO results file `dt` against the COCO instances file `gt` (what
+/// `mmrun eval voc` prints), through [`from_coco`].
+pub fn from_coco_files(
+    gt: &std::path::Path,
+    dt: &std::path::Path,
+    iou_thrs: &[f64],
+    mode: ApMode,
+) -> Result<Vec<(String, f64)>, EvalError> {
+    let truth = super::coco::CocoGt::from_json_path(gt)?;
+    let dets = super::coco::load_detections_path(dt)?;
+    let (gt_origin, dt_origin) = (gt.display().to_string(), dt.display().to_string());
+    let (results, annotations) = from_coco(&truth, &dets, &gt_origin, &dt_origin)?;
+    voc_metrics(&results, &annotations, iou_thrs, mode)
+}
+
 /// The VOC evaluator's inputs from COCO files (what `mmrun eval voc` reads): images in the
 /// ground truth's order, classes in its category order, `[x, y, w, h]` turned into corners,
 /// crowd boxes as ignored ("difficult") ones. A detection naming an image or category that the

@@ -277,7 +277,7 @@ fn mixed_precision(config: &Value, runtime: &mut Runtime) -> Result<(), PathErro
         let scale = h.get("loss_scale").cloned().unwrap_or(Value::Null);
         let cfg: LossScaleConfig = parse(&scale, "hooks.fp16.loss_scale")?;
         cfg.validate()
-            .map_err(|e| PathError::new("hooks.fp16.loss_scale", e))?;
+            .map_err(|e| PathError::new("hooks.fp16.loss_scale", e.to_string()))?;
         runtime.loss_scale = Some(cfg);
     } else if runtime.precision == Precision::Fp16 {
         runtime.loss_scale = Some(LossScaleConfig::Named(DynamicName::Dynamic));

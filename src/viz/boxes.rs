@@ -4,7 +4,7 @@
 //! Coordinates are image pixels `[x1, y1, x2, y2]` (mmdetection's convention: the box covers
 //! columns `x1..x2`); what falls outside the image is clipped, a box wholly outside is skipped.
 
-use super::{Picture, class_colour, font};
+use super::{Picture, PictureError, class_colour, font};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -80,7 +80,7 @@ fn write_text(
     (x, y): (i32, i32),
     px: u32,
     colour: [u8; 3],
-) -> Result<(), String> {
+) -> Result<(), PictureError> {
     let (w, h) = (pic.width, pic.height);
     let root = BitMapBackend::with_buffer(&mut pic.rgb, (w, h)).into_drawing_area();
     let style = (font(), px as f64)
@@ -89,22 +89,25 @@ fn write_text(
         .pos(Pos::new(HPos::Left, VPos::Top));
     root.draw_text(text, &style, (x, y))
         .and_then(|()| root.present())
-        .map_err(|e| format!("cannot draw the text `{text}`: {e}"))
+        .map_err(|e| PictureError::draw(format!("the text `{text}`"), e))
 }
 
 /// The size of `text` at `px` pixels.
-fn text_size(text: &str, px: u32) -> Result<(u32, u32), String> {
+fn text_size(text: &str, px: u32) -> Result<(u32, u32), PictureError> {
     (font(), px as f64)
         .into_font()
         .box_size(text)
-        .map_err(|e| format!("cannot measure the text `{text}`: {e}"))
+        .map_err(|e| PictureError::Measure {
+            text: text.to_string(),
+            message: e.to_string(),
+        })
 }
 
 /// Draws `boxes` onto `pic`: every outline first, then every tag (so no outline crosses a
 /// tag), in the order given (later ones on top). A tag sits on the box's top-left corner,
 /// above the box where there is room, inside it otherwise. Returns how many boxes were drawn
 /// (those with some part inside the picture).
-pub fn draw_boxes(pic: &mut Picture, boxes: &[DrawnBox]) -> Result<usize, String> {
+pub fn draw_boxes(pic: &mut Picture, boxes: &[DrawnBox]) -> Result<usize, PictureError> {
     let (w, h) = (pic.width, pic.height);
     let t = thickness(w, h) as i64;
     let px = font_px(w, h);
@@ -148,7 +151,7 @@ pub fn side_by_side(
     left: &Picture,
     right: &Picture,
     captions: [&str; 2],
-) -> Result<Picture, String> {
+) -> Result<Picture, PictureError> {
     let px = font_px(left.width.max(right.width), left.height.max(right.height)).min(16);
     let pad = (px / 4).max(2);
     let band = px + 2 * pad;

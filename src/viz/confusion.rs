@@ -5,9 +5,10 @@
 //! the left, and a colour bar. This file draws only; the counts come from
 //! `crate::eval::confusion`.
 
-use super::{Picture, font};
+use super::{Picture, PictureError, font};
 use plotters::prelude::*;
 use plotters::style::FontTransform;
+use std::path::{Path, PathBuf};
 
 /// Pixels per cell side.
 const CELL: i32 = 44;
@@ -50,22 +51,20 @@ pub fn plasma(t: f64) -> [u8; 3] {
 
 /// The picture of a row-normalised matrix (`percent[gt][pred]` in 0..=100, NaN for a row
 /// without counts) whose rows and columns are named by `labels` (background last).
-pub fn draw(labels: &[String], percent: &[Vec<f64>], title: &str) -> Result<Picture, String> {
+pub fn draw(labels: &[String], percent: &[Vec<f64>], title: &str) -> Result<Picture, PictureError> {
     // A cell per pair keeps the numbers legible; past this the picture would be tens of
     // thousands of pixels a side (LVIS: 1,203 classes), so it is refused, not attempted.
     if labels.len() > MAX_DRAWN_LABELS {
-        return Err(format!(
-            "{} classes are too many to draw (at most {}); the table and `--format json` hold the matrix",
-            labels.len() - 1,
-            MAX_DRAWN_LABELS - 1
-        ));
+        return Err(PictureError::TooManyClasses {
+            classes: labels.len() - 1,
+            max: MAX_DRAWN_LABELS - 1,
+        });
     }
     let n = labels.len() as i32;
     if percent.len() != labels.len() || percent.iter().any(|r| r.len() != labels.len()) {
-        return Err(format!(
-            "a {}-label confusion matrix needs {0}×{0} cells",
-            labels.len()
-        ));
+        return Err(PictureError::MatrixShape {
+            labels: labels.len(),
+        });
     }
     let label_font = (font(), 13).into_font();
     let title_font = (font(), 16, FontStyle::Bold).into_font();
@@ -84,7 +83,7 @@ pub fn draw(labels: &[String], percent: &[Vec<f64>], title: &str) -> Result<Pict
     let mut pic = Picture::filled(width, height, [255, 255, 255]);
     {
         let root = BitMapBackend::with_buffer(&mut pic.rgb, (width, height)).into_drawing_area();
-        let e = |e: DrawingAreaErrorKind<_>| format!("cannot draw the confusion matrix: {e}");
+        let e = |e: DrawingAreaErrorKind<_>| PictureError::draw("the confusion matrix", e);
         let tw = text_width(title, &title_font);
         let title_x = (left + grid / 2 - tw / 2).max(MARGIN);
         root.draw_text(title, &title_font.color(&BLACK), (title_x, MARGIN))
@@ -173,6 +172,24 @@ pub fn draw(labels: &[String], percent: &[Vec<f64>], title: &str) -> Result<Pict
         root.present().map_err(e)?;
     }
     Ok(pic)
+}
+
+/// [`draw`]s the matrix into `dir/confusion_matrix.png` (the folder made if missing, as
+/// mmdetection's script saves it) and returns the file's path.
+pub fn save(
+    dir: &Path,
+    labels: &[String],
+    percent: &[Vec<f64>],
+    title: &str,
+) -> Result<PathBuf, PictureError> {
+    std::fs::create_dir_all(dir).map_err(|source| PictureError::Folder {
+        dir: dir.to_path_buf(),
+        verb: "create",
+        source,
+    })?;
+    let path = dir.join("confusion_matrix.png");
+    draw(labels, percent, title)?.save_png(&path)?;
+    Ok(path)
 }
 
 /// The width in pixels `text` takes in `style`.

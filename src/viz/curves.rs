@@ -3,7 +3,7 @@
 //! `analyze_logs.py plot_curve` and mmcv's LR visualisation draw them. This file draws; what
 //! the values are comes from `train_log` (a run's log) or the schedule a plan compiles.
 
-use super::{Picture, class_colour, font};
+use super::{Picture, PictureError, class_colour, font};
 use plotters::prelude::*;
 
 /// One line: its legend name and `(x, y)` points in x order.
@@ -26,9 +26,9 @@ pub const WIDTH: u32 = 900;
 pub const PANEL_HEIGHT: u32 = 300;
 
 /// The charts stacked top to bottom. A chart without points is an error naming it.
-pub fn draw(panels: &[Panel]) -> Result<Picture, String> {
+pub fn draw(panels: &[Panel]) -> Result<Picture, PictureError> {
     if panels.is_empty() {
-        return Err("nothing to plot".into());
+        return Err(PictureError::NothingToPlot);
     }
     let height = PANEL_HEIGHT * panels.len() as u32;
     let mut pic = Picture::filled(WIDTH, height, [255, 255, 255]);
@@ -39,7 +39,7 @@ pub fn draw(panels: &[Panel]) -> Result<Picture, String> {
             draw_panel(panel, area)?;
         }
         root.present()
-            .map_err(|e| format!("cannot draw the curves: {e}"))?;
+            .map_err(|e| PictureError::draw("the curves", e))?;
     }
     Ok(pic)
 }
@@ -98,13 +98,15 @@ fn legend_corner(panel: &Panel, y0: f64, y1: f64) -> SeriesLabelPosition {
 fn draw_panel<DB: DrawingBackend>(
     panel: &Panel,
     area: &DrawingArea<DB, plotters::coord::Shift>,
-) -> Result<(), String> {
+) -> Result<(), PictureError> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| {
-        format!("cannot draw the `{}` chart: {e}", panel.title)
+        PictureError::draw(format!("the `{}` chart", panel.title), e)
     };
     let all = || panel.series.iter().flat_map(|s| s.points.iter());
     if all().next().is_none() {
-        return Err(format!("`{}` has no values to plot", panel.title));
+        return Err(PictureError::NoValues {
+            chart: panel.title.clone(),
+        });
     }
     let (x0, x1) = range(all().map(|p| p.0), 0.0);
     let (y0, y1) = range(all().map(|p| p.1), 0.05);
@@ -190,7 +192,12 @@ mod tests {
             x_label: "iter".into(),
             series: vec![],
         };
-        assert!(draw(&[empty]).unwrap_err().contains("`lr`"));
+        let e = draw(&[empty]).unwrap_err();
+        assert!(
+            matches!(&e, PictureError::NoValues { chart } if chart == "lr"),
+            "{e}"
+        );
+        assert_eq!(e.to_string(), "`lr` has no values to plot");
     }
 
     #[test]

@@ -7,7 +7,10 @@
 pub mod boxes;
 pub mod confusion;
 pub mod curves;
+mod error;
 pub mod train_log;
+
+pub use error::{PictureError, TrainLogError};
 
 use plotters::style::FontStyle;
 use std::path::Path;
@@ -69,16 +72,22 @@ impl Picture {
 
     /// Writes the picture as a PNG file, making its folder if needed (atomically: a reader
     /// never sees half a file).
-    pub fn save_png(&self, path: &Path) -> Result<(), String> {
-        let bytes = self
-            .to_png()
-            .map_err(|e| format!("cannot encode {}: {e}", path.display()))?;
+    pub fn save_png(&self, path: &Path) -> Result<(), PictureError> {
+        let bytes = self.to_png().map_err(|source| PictureError::Encode {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|source| PictureError::Folder {
+                dir: dir.to_path_buf(),
+                verb: "make",
+                source,
+            })?;
         }
-        crate::util::atomic_file::write_atomic(path, &bytes)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        crate::util::atomic_file::write_atomic(path, &bytes).map_err(|source| PictureError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::TrainLogError;
+
 /// Which records a key's values come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -46,24 +48,37 @@ pub struct TrainLog {
 impl TrainLog {
     /// Reads `path`: a work dir (its `log.jsonl`) or the file itself. A line that is not a
     /// log record is an error naming the file and line.
-    pub fn read(path: &Path) -> Result<TrainLog, String> {
+    pub fn read(path: &Path) -> Result<TrainLog, TrainLogError> {
         let file = if path.is_dir() {
             path.join("log.jsonl")
         } else {
             path.to_path_buf()
         };
         // Refuses a FIFO or a device instead of blocking on it.
-        let text = crate::util::read::regular_text(&file, crate::util::read::UNLIMITED)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let text = crate::util::read::regular_text(&file, crate::util::read::UNLIMITED).map_err(
+            |source| TrainLogError::Read {
+                path: file.clone(),
+                source,
+            },
+        )?;
         let mut records = Vec::new();
         for (n, line) in text
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
         {
-            let bad = |why: &str| format!("{}:{}: {why}", file.display(), n + 1);
+            let line_no = n + 1;
+            let bad = |missing| TrainLogError::NotRecord {
+                path: file.clone(),
+                line: line_no,
+                missing,
+            };
             let v: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| bad(&format!("not JSON ({e})")))?;
+                serde_json::from_str(line).map_err(|source| TrainLogError::NotJson {
+                    path: file.clone(),
+                    line: line_no,
+                    source,
+                })?;
             let phase = match v.get("mode").and_then(|m| m.as_str()) {
                 Some("train") => Phase::Train,
                 Some("val") => Phase::Val,
@@ -85,7 +100,7 @@ impl TrainLog {
             });
         }
         if records.is_empty() {
-            return Err(format!("{} has no log records", file.display()));
+            return Err(TrainLogError::Empty { path: file });
         }
         let mut keys: Vec<String> = Vec::new();
         for phase in [Phase::Train, Phase::Val] {
@@ -177,13 +192,17 @@ impl TrainLog {
     /// epoch-based run evaluated once an epoch, everything else by iteration), in x order; a record repeated by a
     /// resume counts once (the later). An unknown key is an error naming it and listing
     /// the keys the log has.
-    pub fn series(&self, key: &str, x: Option<XAxis>) -> Result<(XAxis, Vec<(f64, f64)>), String> {
+    pub fn series(
+        &self,
+        key: &str,
+        x: Option<XAxis>,
+    ) -> Result<(XAxis, Vec<(f64, f64)>), TrainLogError> {
         let Some(phase) = self.phase_of(key) else {
-            return Err(format!(
-                "{} has no key `{key}`; its keys: {}",
-                self.path.display(),
-                self.keys.join(", ")
-            ));
+            return Err(TrainLogError::UnknownKey {
+                path: self.path.clone(),
+                key: key.to_string(),
+                keys: self.keys.clone(),
+            });
         };
         let by_epoch = self.by_epoch();
         let x = x.unwrap_or(
@@ -195,11 +214,9 @@ impl TrainLog {
         );
         let ipe = self.iters_per_epoch().unwrap_or(1).max(1) as f64;
         if x == XAxis::Epoch && !by_epoch && self.records.iter().any(|r| r.epoch > 1) {
-            return Err(format!(
-                "{} is from an iteration-based run (its `iter` counts across epochs): plot it \
-                 with `--x iter`",
-                self.path.display()
-            ));
+            return Err(TrainLogError::IterationBased {
+                path: self.path.clone(),
+            });
         }
         let mut points: Vec<(f64, f64)> = (self.records.iter())
             .filter(|r| r.phase == phase)
@@ -236,18 +253,17 @@ pub fn panels(
     runs: &[(String, TrainLog)],
     keys: &[String],
     x: Option<XAxis>,
-) -> Result<Vec<super::curves::Panel>, String> {
+) -> Result<Vec<super::curves::Panel>, TrainLogError> {
     let Some((_, first)) = runs.first() else {
-        return Err("no runs to plot".into());
+        return Err(TrainLogError::NoRuns);
     };
     let keys = if keys.is_empty() {
         let d = first.default_keys();
         if d.is_empty() {
-            return Err(format!(
-                "{} has neither `loss` nor a mAP metric: name the keys with --keys (its keys: {})",
-                first.path.display(),
-                first.keys().join(", ")
-            ));
+            return Err(TrainLogError::NoDefaultKeys {
+                path: first.path.clone(),
+                keys: first.keys.clone(),
+            });
         }
         d
     } else {
@@ -308,7 +324,7 @@ mod tests {
         assert_eq!(map, vec![(4.0, 0.1), (8.0, 0.2)]);
         let (_, loss) = l.series("loss", Some(XAxis::Epoch)).unwrap();
         assert_eq!(loss[2], (1.5, 1.0));
-        let e = l.series("loss_foo", None).unwrap_err();
+        let e = l.series("loss_foo", None).unwrap_err().to_string();
         assert!(e.contains("`loss_foo`") && e.contains("bbox_mAP"), "{e}");
     }
 

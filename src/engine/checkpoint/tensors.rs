@@ -2,7 +2,8 @@
 
 use crate::engine::params::ParamSet;
 use crate::model::weights::{
-    LoadReport, LoadRule, Matched, SafetensorsDtypes, Shapes, decode_safetensors, match_weights,
+    LoadReport, LoadRule, Matched, SafetensorsDtypes, SafetensorsError, Shapes, decode_safetensors,
+    match_weights,
 };
 use safetensors::{Dtype, tensor::TensorView};
 use std::collections::HashMap;
@@ -51,7 +52,7 @@ pub(super) fn encode(
     safetensors::serialize(views, metadata).map_err(|e| e.to_string())
 }
 
-pub(super) fn decode(bytes: &[u8]) -> Result<Tensors, String> {
+pub(super) fn decode(bytes: &[u8]) -> Result<Tensors, SafetensorsError> {
     decode_safetensors(bytes, SafetensorsDtypes::F32Only)
 }
 

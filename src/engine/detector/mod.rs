@@ -178,7 +178,7 @@ pub fn build_task_on(
     };
 
     let step = TrainStep::new(detector, device).with_dist(dist);
-    let params = step.init_params(seed)?;
+    let params = step.init_params(seed).map_err(|e| e.to_string())?;
     let task = DetectorTask {
         step,
         train,
@@ -370,7 +370,7 @@ impl Task for DetectorTask {
         &self,
         limit: Option<usize>,
         score_thr: f64,
-        each: &mut dyn FnMut(&str, crate::viz::Picture) -> Result<(), String>,
+        each: &mut dyn FnMut(&str, crate::viz::Picture) -> Result<(), crate::viz::PictureError>,
     ) -> Result<usize, TaskError> {
         self.draw_evaluated(limit, score_thr, each)
     }

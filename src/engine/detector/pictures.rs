@@ -131,9 +131,9 @@ pub fn browse(
         let batch = batch.map_err(|e| format!("data.train: {e}"))?;
         let mut pic = batch_picture(&batch.images, batch.shape, 0, norm.as_ref());
         let boxes = gt_boxes(&batch.gt_boxes[0], &batch.gt_labels[0], &classes);
-        draw_boxes(&mut pic, &boxes)?;
+        draw_boxes(&mut pic, &boxes).map_err(|e| e.to_string())?;
         let path = out.join(picture_file(&batch.metas[0].file_name));
-        pic.save_png(&path)?;
+        pic.save_png(&path).map_err(|e| e.to_string())?;
         written.push(path);
     }
     Ok(written)
@@ -147,7 +147,7 @@ impl DetectorTask {
         &self,
         limit: Option<usize>,
         score_thr: f64,
-        each: &mut dyn FnMut(&str, Picture) -> Result<(), String>,
+        each: &mut dyn FnMut(&str, Picture) -> Result<(), crate::viz::PictureError>,
     ) -> Result<usize, TaskError> {
         let (Some(val), Some(results)) = (&self.val, &self.results) else {
             return Ok(0);

@@ -2,7 +2,7 @@
 //! evaluation improves `save_best` by `rule`. Writing, `max_keep_ckpts` and `out_dir` are
 //! the runner's [`CheckpointManager`](crate::engine::checkpoint::CheckpointManager) business.
 
-use super::{Ctx, Hook, HookError, HookPoint, SaveRequest};
+use super::{Ctx, Hook, HookConfigError, HookError, HookPoint, SaveRequest};
 use crate::engine::checkpoint::BestRule;
 use crate::util::units::Period;
 use serde::Deserialize;
@@ -28,12 +28,17 @@ pub struct CheckpointHook {
 }
 
 impl CheckpointHook {
-    pub fn new(config: CheckpointConfig) -> Result<Self, String> {
+    pub fn new(config: CheckpointConfig) -> Result<Self, HookConfigError> {
         if config.every.count == 0 {
-            return Err("checkpoint: `every` must be at least 1".into());
+            return Err(HookConfigError::Zero {
+                hook: "checkpoint",
+                key: "every",
+            });
         }
         if config.max_keep_ckpts == 0 || config.max_keep_ckpts < -1 {
-            return Err("checkpoint: max_keep_ckpts must be -1 (keep all) or positive".into());
+            return Err(HookConfigError::MaxKeep {
+                max_keep: config.max_keep_ckpts,
+            });
         }
         Ok(CheckpointHook { config })
     }

@@ -1,7 +1,7 @@
 //! Early stopping: end the run when `monitor` has not improved by more than `min_delta`
 //! for `patience` evaluations in a row.
 
-use super::{Ctx, Hook, HookError, HookPoint};
+use super::{Ctx, Hook, HookConfigError, HookError, HookPoint};
 use crate::engine::checkpoint::BestRule;
 use serde::Deserialize;
 
@@ -21,9 +21,9 @@ pub struct EarlyStopHook {
 }
 
 impl EarlyStopHook {
-    pub fn new(config: EarlyStopConfig) -> Result<Self, String> {
+    pub fn new(config: EarlyStopConfig) -> Result<Self, HookConfigError> {
         if config.patience == 0 || config.min_delta < 0.0 {
-            return Err("early_stopping: patience must be >= 1 and min_delta >= 0".into());
+            return Err(HookConfigError::EarlyStop);
         }
         Ok(EarlyStopHook {
             config,
@@ -89,7 +89,7 @@ impl Hook for EarlyStopHook {
         &mut self,
         state: &serde_json::Value,
         _: &crate::engine::checkpoint::Tensors,
-    ) -> Result<(), String> {
+    ) -> Result<(), super::HookStateError> {
         self.best = state.get("best").and_then(|v| v.as_f64());
         self.wait = state.get("wait").and_then(|v| v.as_u64()).unwrap_or(0);
         Ok(())

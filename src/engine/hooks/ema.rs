@@ -3,7 +3,7 @@
 //! `m = min(momentum, (1 + iter) / (warm_up + iter))`. Buffers are copied. The shadow
 //! weights live in the runner state (saved as `ema.safetensors`) and evaluation uses them.
 
-use super::{Ctx, Hook, HookError, HookPoint};
+use super::{Ctx, Hook, HookConfigError, HookError, HookPoint};
 use serde::Deserialize;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -19,12 +19,17 @@ pub struct EmaHook {
 }
 
 impl EmaHook {
-    pub fn new(config: EmaConfig) -> Result<Self, String> {
+    pub fn new(config: EmaConfig) -> Result<Self, HookConfigError> {
         if !(config.momentum > 0.0 && config.momentum < 1.0) {
-            return Err("ema: momentum must lie in (0, 1)".into());
+            return Err(HookConfigError::EmaMomentum {
+                momentum: config.momentum,
+            });
         }
         if config.interval == 0 {
-            return Err("ema: interval must be at least 1".into());
+            return Err(HookConfigError::Zero {
+                hook: "ema",
+                key: "interval",
+            });
         }
         Ok(EmaHook { config })
     }

@@ -3,7 +3,7 @@
 //! hook keeps them. Results go into the context for the checkpoint, early-stopping and log
 //! hooks that run after it.
 
-use super::{Ctx, Hook, HookError, HookPoint};
+use super::{Ctx, Hook, HookConfigError, HookError, HookPoint};
 use crate::util::units::{Period, PeriodUnit};
 use serde::Deserialize;
 
@@ -27,17 +27,20 @@ pub struct EvalHook {
 }
 
 impl EvalHook {
-    pub fn new(config: EvalConfig) -> Result<Self, String> {
+    pub fn new(config: EvalConfig) -> Result<Self, HookConfigError> {
         if config.every.count == 0 {
-            return Err("eval: `every` must be at least 1".into());
+            return Err(HookConfigError::Zero {
+                hook: "eval",
+                key: "every",
+            });
         }
         if let Some(s) = config.start
             && s.unit != config.every.unit
         {
-            return Err(format!(
-                "eval: `start` ({s}) and `every` ({}) must use the same unit",
-                config.every
-            ));
+            return Err(HookConfigError::EvalUnits {
+                start: s,
+                every: config.every,
+            });
         }
         Ok(EvalHook { config })
     }

@@ -8,7 +8,7 @@
 
 use super::mmdet_json::MmdetJsonLog;
 use super::tensorboard::EventWriter;
-use super::{Console, Ctx, Hook, HookError, HookPoint, Mode};
+use super::{Console, Ctx, Hook, HookConfigError, HookError, HookPoint, HookStateError, Mode};
 use crate::util::clock::Utc;
 use crate::util::progress::{Progress, hms};
 use crate::util::units::{Period, PeriodUnit};
@@ -146,12 +146,11 @@ fn fmt_value(k: &str, v: f64) -> String {
 }
 
 impl LogHook {
-    pub fn new(config: LogConfig) -> Result<Self, String> {
+    pub fn new(config: LogConfig) -> Result<Self, HookConfigError> {
         if config.every.unit != PeriodUnit::Iters || config.every.count == 0 {
-            return Err(format!(
-                "log: `every` must be a positive number of iters, got {}",
-                config.every
-            ));
+            return Err(HookConfigError::LogEvery {
+                every: config.every,
+            });
         }
         Ok(LogHook {
             config,
@@ -457,12 +456,13 @@ impl Hook for LogHook {
         &mut self,
         state: &Value,
         _: &crate::engine::checkpoint::Tensors,
-    ) -> Result<(), String> {
+    ) -> Result<(), HookStateError> {
+        let malformed = |key| move |source| HookStateError::Malformed { key, source };
         if let Some(t) = state.get("train") {
-            self.train = serde_json::from_value(t.clone()).map_err(|e| e.to_string())?;
+            self.train = serde_json::from_value(t.clone()).map_err(malformed("train"))?;
         }
         if let Some(v) = state.get("val") {
-            self.val = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+            self.val = serde_json::from_value(v.clone()).map_err(malformed("val"))?;
         }
         Ok(())
     }

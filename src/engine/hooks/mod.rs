@@ -9,6 +9,7 @@
 mod checkpoint;
 mod early_stop;
 mod ema;
+mod error;
 mod eval;
 mod log;
 mod lr;
@@ -22,6 +23,7 @@ pub mod tensorboard;
 pub use checkpoint::{CheckpointConfig, CheckpointHook};
 pub use early_stop::{EarlyStopConfig, EarlyStopHook};
 pub use ema::{EmaConfig, EmaHook};
+pub use error::{HookConfigError, HookOrderError, HookStateError};
 pub use eval::{EvalConfig, EvalHook};
 pub use log::{LogConfig, LogHook, LogSink};
 pub use lr::{LrHook, Schedule};
@@ -219,7 +221,11 @@ pub trait Hook: Send {
         Tensors::new()
     }
     /// Restore what `state` and `state_tensors` saved.
-    fn load_state(&mut self, _state: &serde_json::Value, _tensors: &Tensors) -> Result<(), String> {
+    fn load_state(
+        &mut self,
+        _state: &serde_json::Value,
+        _tensors: &Tensors,
+    ) -> Result<(), HookStateError> {
         Ok(())
     }
 }

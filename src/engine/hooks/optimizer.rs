@@ -3,7 +3,7 @@
 //! Under f16 loss scaling it is mmcv's `Fp16OptimizerHook` as well: the gradients are
 //! unscaled before clipping, a step with a non-finite gradient is skipped, the scale updated.
 
-use super::{Ctx, Hook, HookError, HookPoint};
+use super::{Ctx, Hook, HookConfigError, HookError, HookPoint, HookStateError};
 use crate::engine::checkpoint::{Tensor, Tensors};
 use crate::engine::optim::{clip_grad_norm, clip_grad_value};
 use serde::Deserialize;
@@ -37,24 +37,24 @@ pub struct OptimizerHook {
 }
 
 impl OptimizerHook {
-    pub fn new(config: OptimizerHookConfig) -> Result<Self, String> {
+    pub fn new(config: OptimizerHookConfig) -> Result<Self, HookConfigError> {
         if config.cumulative_iters == 0 {
-            return Err("optimizer: cumulative_iters must be at least 1".into());
+            return Err(HookConfigError::Zero {
+                hook: "optimizer",
+                key: "cumulative_iters",
+            });
         }
         if let Some(c) = &config.grad_clip {
             match (c.max_norm, c.clip_value) {
                 (Some(n), None) if n > 0.0 => {
                     if c.norm_type != 2.0 {
-                        return Err("grad_clip: only norm_type = 2 is supported".into());
+                        return Err(HookConfigError::NormType {
+                            norm_type: c.norm_type,
+                        });
                     }
                 }
                 (None, Some(v)) if v > 0.0 => {}
-                _ => {
-                    return Err(
-                        "grad_clip: give exactly one of max_norm or clip_value, and it must be > 0"
-                            .into(),
-                    );
-                }
+                _ => return Err(HookConfigError::ClipLimit),
             }
         }
         Ok(OptimizerHook {
@@ -149,7 +149,11 @@ impl Hook for OptimizerHook {
             .collect()
     }
 
-    fn load_state(&mut self, state: &serde_json::Value, tensors: &Tensors) -> Result<(), String> {
+    fn load_state(
+        &mut self,
+        state: &serde_json::Value,
+        tensors: &Tensors,
+    ) -> Result<(), HookStateError> {
         self.pending = state.get("pending").and_then(|v| v.as_u64()).unwrap_or(0);
         self.acc.clear();
         if self.pending > 0 {
@@ -159,7 +163,9 @@ impl Hook for OptimizerHook {
                 i += 1;
             }
             if self.acc.is_empty() {
-                return Err("accumulated gradients are missing from the checkpoint".into());
+                return Err(HookStateError::MissingAccumulation {
+                    pending: self.pending,
+                });
             }
         }
         Ok(())

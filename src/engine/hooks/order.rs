@@ -1,7 +1,7 @@
 //! Hook order: the built-in default order, adjusted by `before`/`after` names (a stable
 //! topological sort), with clear errors for unknown names, duplicates and cycles.
 
-use super::Hook;
+use super::{Hook, HookOrderError};
 
 /// Built-in hooks in their default order. Across points this reads: guard the losses, step
 /// the optimizer, update the EMA, then set the next LR; at epoch end evaluate, decide on
@@ -19,20 +19,19 @@ pub const DEFAULT_ORDER: &[&str] = &[
 ];
 
 /// Sort hooks: constraints first, then default order, then registration order.
-pub fn order_hooks(hooks: Vec<Box<dyn Hook>>) -> Result<Vec<Box<dyn Hook>>, String> {
+pub fn order_hooks(hooks: Vec<Box<dyn Hook>>) -> Result<Vec<Box<dyn Hook>>, HookOrderError> {
     let n = hooks.len();
     let names: Vec<String> = hooks.iter().map(|h| h.name().to_string()).collect();
     for (i, a) in names.iter().enumerate() {
         if names[..i].contains(a) {
-            return Err(format!("hook `{a}` is registered twice"));
+            return Err(HookOrderError::Twice { name: a.clone() });
         }
     }
-    let idx = |name: &str, by: &str| -> Result<usize, String> {
-        names.iter().position(|x| x == name).ok_or_else(|| {
-            format!(
-                "hook `{by}` is ordered relative to `{name}`, which is not registered (hooks: {})",
-                names.join(", ")
-            )
+    let idx = |name: &str, by: &str| -> Result<usize, HookOrderError> {
+        (names.iter().position(|x| x == name)).ok_or_else(|| HookOrderError::Unknown {
+            by: by.to_string(),
+            name: name.to_string(),
+            hooks: names.clone(),
         })
     };
     // edges[a] contains b: a runs before b.
@@ -90,14 +89,11 @@ pub fn order_hooks(hooks: Vec<Box<dyn Hook>>) -> Result<Vec<Box<dyn Hook>>, Stri
         }
     }
     if done.len() < n {
-        let stuck: Vec<&str> = (0..n)
+        let among: Vec<String> = (0..n)
             .filter(|i| !done.contains(i))
-            .map(|i| names[i].as_str())
+            .map(|i| names[i].clone())
             .collect();
-        return Err(format!(
-            "hook order has a cycle among: {} (check their before/after names)",
-            stuck.join(", ")
-        ));
+        return Err(HookOrderError::Cycle { among });
     }
     let mut slots: Vec<Option<Box<dyn Hook>>> = hooks.into_iter().map(Some).collect();
     Ok(done.into_iter().map(|i| slots[i].take().unwrap()).collect())

@@ -90,6 +90,46 @@ pub fn encode_image_event(wall_time: f64, step: i64, images: &[ImageSummary]) ->
     ev.into_bytes()
 }
 
+/// Why an event file (or an event in it) could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// A record's 12-byte header runs past the end of the file.
+    #[error("truncated record header")]
+    TruncatedHeader,
+    /// A record's payload runs past the end of the file.
+    #[error("truncated record")]
+    TruncatedRecord,
+    /// A record's length does not match its checksum.
+    #[error("bad length crc")]
+    BadLengthCrc,
+    /// A record's data does not match its checksum.
+    #[error("bad data crc")]
+    BadDataCrc,
+    /// A protobuf field cut short (`what`: "varint", "length-delimited field", …).
+    #[error("truncated {what}")]
+    Truncated { what: &'static str },
+    /// A varint of more than ten bytes.
+    #[error("varint longer than 10 bytes")]
+    LongVarint,
+    /// A wire type protobuf has but these events never use.
+    #[error("unsupported wire type {0}")]
+    WireType(u64),
+    /// An image summary whose pixels are not RGB.
+    #[error("image `{tag}` has colorspace {colorspace}, not RGB")]
+    Colorspace { tag: String, colorspace: u64 },
+}
+
+/// Why the pictures of an evaluation could not be made for TensorBoard.
+#[derive(Debug, thiserror::Error)]
+pub enum PicturesError {
+    /// A picture could not be drawn or encoded.
+    #[error(transparent)]
+    Picture(#[from] crate::viz::PictureError),
+    /// The task could not draw its results.
+    #[error(transparent)]
+    Task(#[from] crate::engine::task::TaskError),
+}
+
 /// One protobuf field: its number and, for the wire types we meet, its value.
 enum Field<'a> {
     Varint(u64),
@@ -98,18 +138,20 @@ enum Field<'a> {
 }
 
 /// Split a protobuf message into its fields.
-fn fields(mut b: &[u8]) -> Result<Vec<(u64, Field<'_>)>, String> {
-    fn read_varint(b: &mut &[u8]) -> Result<u64, String> {
+fn fields(mut b: &[u8]) -> Result<Vec<(u64, Field<'_>)>, DecodeError> {
+    let truncated = |what| DecodeError::Truncated { what };
+    fn read_varint(b: &mut &[u8]) -> Result<u64, DecodeError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
-            let (&byte, rest) = b.split_first().ok_or("truncated varint")?;
+            let (&byte, rest) =
+                (b.split_first()).ok_or(DecodeError::Truncated { what: "varint" })?;
             *b = rest;
             v |= ((byte & 0x7f) as u64) << shift;
             if byte < 0x80 {
                 return Ok(v);
             }
         }
-        Err("varint longer than 10 bytes".into())
+        Err(DecodeError::LongVarint)
     }
     let mut out = Vec::new();
     while !b.is_empty() {
@@ -119,7 +161,7 @@ fn fields(mut b: &[u8]) -> Result<Vec<(u64, Field<'_>)>, String> {
             2 => {
                 let n = read_varint(&mut b)? as usize;
                 if n > b.len() {
-                    return Err("truncated length-delimited field".into());
+                    return Err(truncated("length-delimited field"));
                 }
                 let (v, rest) = b.split_at(n);
                 b = rest;
@@ -127,10 +169,10 @@ fn fields(mut b: &[u8]) -> Result<Vec<(u64, Field<'_>)>, String> {
             }
             w @ (1 | 5) => {
                 let n = if w == 1 { 8 } else { 4 };
-                b = b.get(n..).ok_or("truncated fixed-width field")?;
+                b = b.get(n..).ok_or(truncated("fixed-width field"))?;
                 Field::Fixed
             }
-            w => return Err(format!("unsupported wire type {w}")),
+            w => return Err(DecodeError::WireType(w)),
         };
         out.push((key >> 3, field));
     }
@@ -138,7 +180,7 @@ fn fields(mut b: &[u8]) -> Result<Vec<(u64, Field<'_>)>, String> {
 }
 
 /// The image summaries of one `Event` (empty for scalars and the version event).
-pub fn decode_images(event: &[u8]) -> Result<Vec<ImageSummary>, String> {
+pub fn decode_images(event: &[u8]) -> Result<Vec<ImageSummary>, DecodeError> {
     let mut out = Vec::new();
     for (n, f) in fields(event)? {
         let (5, Field::Bytes(summary)) = (n, f) else {
@@ -168,7 +210,10 @@ pub fn decode_images(event: &[u8]) -> Result<Vec<ImageSummary>, String> {
                     (1, Field::Varint(v)) => im.height = v as u32,
                     (2, Field::Varint(v)) => im.width = v as u32,
                     (3, Field::Varint(v)) if v != RGB => {
-                        return Err(format!("image `{}` has colorspace {v}, not RGB", im.tag));
+                        return Err(DecodeError::Colorspace {
+                            tag: im.tag,
+                            colorspace: v,
+                        });
                     }
                     (4, Field::Bytes(p)) => im.png = p.to_vec(),
                     _ => {}
@@ -185,13 +230,18 @@ pub const VAL_PICTURES: usize = 4;
 
 /// Pictures of the first [`VAL_PICTURES`] images of `task`'s last evaluation, tagged
 /// `val/<image>`; none for a task without images.
-pub fn val_pictures(task: &dyn crate::engine::task::Task) -> Result<Vec<ImageSummary>, String> {
+pub fn val_pictures(
+    task: &dyn crate::engine::task::Task,
+) -> Result<Vec<ImageSummary>, PicturesError> {
     let thr = crate::engine::detector::pictures::SHOW_SCORE_THR;
     let mut out = Vec::new();
     let mut add = |name: &str, pic: crate::viz::Picture| {
         let png = pic
             .to_png()
-            .map_err(|e| format!("cannot encode {name}: {e}"))?;
+            .map_err(|source| crate::viz::PictureError::Encode {
+                path: name.into(),
+                source,
+            })?;
         out.push(ImageSummary {
             tag: format!("val/{}", name.strip_suffix(".png").unwrap_or(name)),
             height: pic.height,
@@ -200,8 +250,7 @@ pub fn val_pictures(task: &dyn crate::engine::task::Task) -> Result<Vec<ImageSum
         });
         Ok(())
     };
-    task.draw_results(Some(VAL_PICTURES), thr, &mut add)
-        .map_err(|e| e.to_string())?;
+    task.draw_results(Some(VAL_PICTURES), thr, &mut add)?;
     Ok(out)
 }
 
@@ -217,24 +266,24 @@ pub fn encode_record(data: &[u8]) -> Vec<u8> {
 }
 
 /// Split a tfevents byte stream into record payloads, checking both CRCs.
-pub fn decode_records(mut bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+pub fn decode_records(mut bytes: &[u8]) -> Result<Vec<Vec<u8>>, DecodeError> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
         if bytes.len() < 12 {
-            return Err("truncated record header".into());
+            return Err(DecodeError::TruncatedHeader);
         }
         let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         let lcrc = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
         if lcrc != masked_crc32c(&bytes[..8]) {
-            return Err("bad length crc".into());
+            return Err(DecodeError::BadLengthCrc);
         }
         if bytes.len() < 16 + len {
-            return Err("truncated record".into());
+            return Err(DecodeError::TruncatedRecord);
         }
         let data = &bytes[12..12 + len];
         let dcrc = u32::from_le_bytes(bytes[12 + len..16 + len].try_into().unwrap());
         if dcrc != masked_crc32c(data) {
-            return Err("bad data crc".into());
+            return Err(DecodeError::BadDataCrc);
         }
         out.push(data.to_vec());
         bytes = &bytes[16 + len..];

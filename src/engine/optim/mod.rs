@@ -12,8 +12,10 @@ mod scaler;
 mod sgd;
 
 pub use clip::{clip_grad_norm, clip_grad_value, grad_norm};
-pub use paramwise::{CustomKey, Paramwise};
-pub use scaler::{DynamicName, DynamicScale, LossScaleConfig, LossScaler};
+pub use paramwise::{CustomKey, Paramwise, ParamwiseError};
+pub use scaler::{
+    DynamicName, DynamicScale, LossScaleConfig, LossScaleError, LossScaler, ScalerStateError,
+};
 
 use crate::engine::params::ParamSet;
 use serde::{Deserialize, Serialize};
@@ -81,6 +83,9 @@ pub enum OptimError {
     State(String),
     #[error("optimizer: {0}")]
     Params(#[from] crate::engine::params::ParamError),
+    /// `paramwise_cfg` settings that cannot work.
+    #[error("optimizer: {0}")]
+    Paramwise(#[from] ParamwiseError),
 }
 
 /// Per-parameter settings and state. Exists only for trainable parameters.
@@ -120,7 +125,7 @@ impl Optimizer {
         // Updates, EMA and checkpoints read f32 values (`Param::values`).
         params.require_f32()?;
         let pw = config.paramwise().clone();
-        pw.validate().map_err(OptimError::Config)?;
+        pw.validate()?;
         match &config {
             OptimizerConfig::Sgd {
                 lr,

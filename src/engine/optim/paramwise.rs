@@ -41,13 +41,32 @@ impl Default for Paramwise {
     }
 }
 
+/// `paramwise_cfg` settings that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ParamwiseError {
+    /// `dwconv_decay_mult` other than 1: no model here has a depthwise convolution to apply it
+    /// to, so it would silently do nothing.
+    #[error(
+        "paramwise_cfg.dwconv_decay_mult: mmrun's models have no depthwise convolutions; leave it at 1"
+    )]
+    DepthwiseDecay,
+    /// A `custom_keys` entry named by the empty string (it would match every parameter).
+    #[error("paramwise.custom_keys: a key must not be empty")]
+    EmptyKey,
+    /// A multiplier that is negative or not a number.
+    #[error("paramwise.{what} must be a finite number >= 0, got {value}")]
+    Multiplier {
+        /// Which multiplier.
+        what: &'static str,
+        /// Its value.
+        value: f64,
+    },
+}
+
 impl Paramwise {
-    pub(super) fn validate(&self) -> Result<(), String> {
+    pub(super) fn validate(&self) -> Result<(), ParamwiseError> {
         if self.dwconv_decay_mult != 1.0 {
-            return Err(
-                "paramwise_cfg.dwconv_decay_mult: mmrun's models have no depthwise convolutions; leave it at 1"
-                    .into(),
-            );
+            return Err(ParamwiseError::DepthwiseDecay);
         }
         let mut all = vec![
             ("bias_lr_mult", self.bias_lr_mult),
@@ -56,16 +75,14 @@ impl Paramwise {
         ];
         for (k, c) in &self.custom_keys {
             if k.is_empty() {
-                return Err("paramwise.custom_keys: a key must not be empty".into());
+                return Err(ParamwiseError::EmptyKey);
             }
             all.push(("custom_keys lr_mult", c.lr_mult));
             all.push(("custom_keys decay_mult", c.decay_mult));
         }
-        for (what, v) in all {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(format!(
-                    "paramwise.{what} must be a finite number >= 0, got {v}"
-                ));
+        for (what, value) in all {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(ParamwiseError::Multiplier { what, value });
             }
         }
         Ok(())

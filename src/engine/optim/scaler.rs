@@ -56,31 +56,71 @@ impl Default for DynamicScale {
     }
 }
 
+/// Loss-scale settings that cannot work (`check` reports them at `hooks.fp16.loss_scale`).
+#[derive(Debug, thiserror::Error)]
+pub enum LossScaleError {
+    /// A static scale that is not a positive number.
+    #[error("a loss scale must be > 0, found {0}")]
+    Static(f64),
+    /// A dynamic scale's `init_scale` that is not a positive number.
+    #[error("init_scale must be > 0, found {0}")]
+    InitScale(f64),
+    /// A `growth_factor` that would not grow the scale.
+    #[error("growth_factor must be > 1, found {0}")]
+    GrowthFactor(f64),
+    /// A `backoff_factor` that would not shrink the scale.
+    #[error("backoff_factor must be in (0, 1), found {0}")]
+    BackoffFactor(f64),
+    /// A `growth_interval` of 0.
+    #[error("growth_interval must be at least 1")]
+    GrowthInterval,
+}
+
+/// Why a checkpoint's loss-scaler state is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ScalerStateError {
+    /// A number the state must hold is missing (or not a number).
+    #[error("the loss scaler state has no number `{0}`")]
+    Missing(&'static str),
+    /// The growth tracker is missing (or not a whole number).
+    #[error("the loss scaler state has no `_growth_tracker`")]
+    NoTracker,
+    /// A saved scale that is not a positive number.
+    #[error("the saved loss scale {0} is not a positive number")]
+    Scale(f64),
+    /// The checkpoint's growth settings differ from the recipe's (resuming would half-apply
+    /// them).
+    #[error(
+        "the checkpoint's loss scaler grows ×{} / backs off ×{} / every {} steps, this recipe's ×{} / ×{} / {}",
+        saved.0, saved.1, saved.2, recipe.0, recipe.1, recipe.2
+    )]
+    Settings {
+        /// `(growth_factor, backoff_factor, growth_interval)` saved.
+        saved: (f64, f64, u64),
+        /// The same of this recipe.
+        recipe: (f64, f64, u64),
+    },
+}
+
 impl LossScaleConfig {
-    /// The settings' problems, in words (`check` reports them at `hooks.fp16.loss_scale`).
-    pub fn validate(&self) -> Result<(), String> {
+    /// The settings' first problem.
+    pub fn validate(&self) -> Result<(), LossScaleError> {
         match self {
             LossScaleConfig::Named(_) => Ok(()),
             LossScaleConfig::Static(s) if s.is_finite() && *s > 0.0 => Ok(()),
-            LossScaleConfig::Static(s) => Err(format!("a loss scale must be > 0, found {s}")),
+            LossScaleConfig::Static(s) => Err(LossScaleError::Static(*s)),
             LossScaleConfig::Dynamic(d) => {
                 if !(d.init_scale.is_finite() && d.init_scale > 0.0) {
-                    return Err(format!("init_scale must be > 0, found {}", d.init_scale));
+                    return Err(LossScaleError::InitScale(d.init_scale));
                 }
                 if !(d.growth_factor > 1.0 && d.growth_factor.is_finite()) {
-                    return Err(format!(
-                        "growth_factor must be > 1, found {}",
-                        d.growth_factor
-                    ));
+                    return Err(LossScaleError::GrowthFactor(d.growth_factor));
                 }
                 if !(d.backoff_factor > 0.0 && d.backoff_factor < 1.0) {
-                    return Err(format!(
-                        "backoff_factor must be in (0, 1), found {}",
-                        d.backoff_factor
-                    ));
+                    return Err(LossScaleError::BackoffFactor(d.backoff_factor));
                 }
                 if d.growth_interval == 0 {
-                    return Err("growth_interval must be at least 1".into());
+                    return Err(LossScaleError::GrowthInterval);
                 }
                 Ok(())
             }
@@ -100,7 +140,7 @@ pub struct LossScaler {
 }
 
 impl LossScaler {
-    pub fn new(config: &LossScaleConfig) -> Result<Self, String> {
+    pub fn new(config: &LossScaleConfig) -> Result<Self, LossScaleError> {
         config.validate()?;
         let (settings, fixed) = match config {
             LossScaleConfig::Named(DynamicName::Dynamic) => (DynamicScale::default(), None),
@@ -183,32 +223,25 @@ impl LossScaler {
 
     /// `GradScaler.load_state_dict`: the scale and growth tracker of a checkpoint; its
     /// settings must be this run's (a changed recipe is refused rather than half-applied).
-    pub fn load_state_dict(&mut self, state: &Value) -> Result<(), String> {
-        let num = |k: &str| {
-            state
-                .get(k)
-                .and_then(Value::as_f64)
-                .ok_or_else(|| format!("the loss scaler state has no number `{k}`"))
+    pub fn load_state_dict(&mut self, state: &Value) -> Result<(), ScalerStateError> {
+        let num = |k: &'static str| {
+            (state.get(k).and_then(Value::as_f64)).ok_or(ScalerStateError::Missing(k))
         };
         let scale = num("scale")?;
         if !(scale.is_finite() && scale > 0.0) {
-            return Err(format!(
-                "the saved loss scale {scale} is not a positive number"
-            ));
+            return Err(ScalerStateError::Scale(scale));
         }
         let tracker = (state.get("_growth_tracker").and_then(Value::as_u64))
-            .ok_or("the loss scaler state has no `_growth_tracker`")?;
+            .ok_or(ScalerStateError::NoTracker)?;
         let saved = (
             num("growth_factor")?,
             num("backoff_factor")?,
             num("growth_interval")? as u64,
         );
         let d = &self.settings;
-        if self.fixed.is_none() && saved != (d.growth_factor, d.backoff_factor, d.growth_interval) {
-            return Err(format!(
-                "the checkpoint's loss scaler grows ×{} / backs off ×{} / every {} steps, this recipe's ×{} / ×{} / {}",
-                saved.0, saved.1, saved.2, d.growth_factor, d.backoff_factor, d.growth_interval
-            ));
+        let recipe = (d.growth_factor, d.backoff_factor, d.growth_interval);
+        if self.fixed.is_none() && saved != recipe {
+            return Err(ScalerStateError::Settings { saved, recipe });
         }
         self.scale = scale as f32;
         self.growth_tracker = tracker;

@@ -77,6 +77,9 @@ impl RunConfig {
 pub enum RunError {
     #[error("{0}")]
     Config(String),
+    /// The hooks' `before`/`after` names cannot be satisfied.
+    #[error(transparent)]
+    HookOrder(#[from] crate::engine::hooks::HookOrderError),
     #[error("{error}{}", last_hint(.last_checkpoint))]
     Task {
         error: TaskError,
@@ -165,7 +168,7 @@ impl<'t> Runner<'t> {
         hooks: Vec<Box<dyn Hook>>,
         config: RunConfig,
     ) -> Result<Self, RunError> {
-        let hooks = order_hooks(hooks).map_err(RunError::Config)?;
+        let hooks = order_hooks(hooks)?;
         let ipe = task.iters_per_epoch();
         if ipe == 0 {
             return Err(RunError::Config(

@@ -224,4 +224,35 @@ impl CocoReport {
         }
         out
     }
+
+    /// The metric keys of a `bbox` report, or of a `proposal` one.
+    pub fn keyed_metrics(&self, proposal: bool) -> Vec<(String, f64)> {
+        if proposal {
+            self.proposal_metrics()
+        } else {
+            self.metrics()
+        }
+    }
+
+    /// The report as `mmrun eval --format json` prints it: `stats`, the metric keys,
+    /// `bbox_mAP_copypaste` (not for proposals) and, with `classwise`, the per-class table.
+    pub fn to_json(&self, classwise: bool, proposal: bool) -> serde_json::Value {
+        use crate::eval::json::number;
+        let mut obj = serde_json::Map::new();
+        let stats = self.stats.iter().map(|&v| number(v)).collect();
+        obj.insert("stats".into(), serde_json::Value::Array(stats));
+        for (k, v) in self.keyed_metrics(proposal) {
+            obj.insert(k, number(v));
+        }
+        if !proposal {
+            obj.insert("bbox_mAP_copypaste".into(), self.copypaste().into());
+        }
+        if classwise {
+            let table: serde_json::Map<String, serde_json::Value> = (self.classwise().into_iter())
+                .map(|(n, ap)| (n, number(ap)))
+                .collect();
+            obj.insert("classwise".into(), table.into());
+        }
+        serde_json::Value::Object(obj)
+    }
 }

@@ -45,6 +45,33 @@ pub enum WeightsError {
     },
     #[error("{path}: {msg}")]
     Refused { path: String, msg: String },
+    /// A safetensors file that does not decode.
+    #[error("{path}: {source}")]
+    Safetensors {
+        path: String,
+        #[source]
+        source: SafetensorsError,
+    },
+}
+
+/// Why safetensors bytes could not be decoded; a dtype refused names its tensor.
+#[derive(Debug, thiserror::Error)]
+pub enum SafetensorsError {
+    /// Not a safetensors file (its header, its offsets, truncated data).
+    #[error(transparent)]
+    Parse(#[from] safetensors::SafeTensorError),
+    /// A tensor other than f32 where only f32 is read (mmrun's own checkpoints).
+    #[error("tensor `{name}` is {dtype:?}; mmrun checkpoints hold f32")]
+    NotF32 {
+        name: String,
+        dtype: safetensors::Dtype,
+    },
+    /// A tensor of a dtype no weights file needs (bool, u8, …).
+    #[error("tensor `{name}` has unsupported dtype {dtype:?}")]
+    Unsupported {
+        name: String,
+        dtype: safetensors::Dtype,
+    },
 }
 
 /// The file inside an mmrun checkpoint folder that holds the model's weights.
@@ -61,7 +88,7 @@ pub fn load_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
             }
         })?;
     decode_safetensors(&bytes, SafetensorsDtypes::Any)
-        .map_err(|msg| WeightsError::Format { path: p, msg })
+        .map_err(|source| WeightsError::Safetensors { path: p, source })
 }
 
 /// Which dtypes [`decode_safetensors`] accepts.
@@ -74,9 +101,12 @@ pub enum SafetensorsDtypes {
 }
 
 /// The tensors of a safetensors file's bytes, as f32; `Err` names the tensor at fault.
-pub fn decode_safetensors(bytes: &[u8], dtypes: SafetensorsDtypes) -> Result<StateDict, String> {
+pub fn decode_safetensors(
+    bytes: &[u8],
+    dtypes: SafetensorsDtypes,
+) -> Result<StateDict, SafetensorsError> {
     use safetensors::Dtype as D;
-    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let st = safetensors::SafeTensors::deserialize(bytes)?;
     let mut out = StateDict::new();
     for (name, view) in st.tensors() {
         let d = view.data();
@@ -85,10 +115,8 @@ pub fn decode_safetensors(bytes: &[u8], dtypes: SafetensorsDtypes) -> Result<Sta
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect(),
-            (other, SafetensorsDtypes::F32Only) => {
-                return Err(format!(
-                    "tensor `{name}` is {other:?}; mmrun checkpoints hold f32"
-                ));
+            (dtype, SafetensorsDtypes::F32Only) => {
+                return Err(SafetensorsError::NotF32 { name, dtype });
             }
             (D::F64, _) => d
                 .chunks_exact(8)
@@ -106,7 +134,7 @@ pub fn decode_safetensors(bytes: &[u8], dtypes: SafetensorsDtypes) -> Result<Sta
                 .chunks_exact(8)
                 .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
                 .collect(),
-            (other, _) => return Err(format!("tensor `{name}` has unsupported dtype {other:?}")),
+            (dtype, _) => return Err(SafetensorsError::Unsupported { name, dtype }),
         };
         out.insert(
             name,

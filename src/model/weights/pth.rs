@@ -162,9 +162,29 @@ pub fn pth_shapes(path: &Path) -> Result<Shapes, WeightsError> {
     Ok(out)
 }
 
+/// Why a tensor's view does not fit its storage (the file is malformed or hostile).
+#[derive(Debug, thiserror::Error)]
+enum ViewError {
+    /// Its element count or last offset overflows.
+    #[error("shape {shape:?} with strides {stride:?} overflows")]
+    Overflow {
+        shape: Vec<usize>,
+        stride: Vec<usize>,
+    },
+    /// More elements than the storage holds.
+    #[error("a view of {numel} elements over a storage of {storage}")]
+    TooMany { numel: usize, storage: usize },
+    /// An element past the storage's end.
+    #[error("view reaches element {index} of a storage of {storage}")]
+    OutOfStorage { index: usize, storage: usize },
+}
+
 /// Elements of a view over a storage of `numel_storage` elements, when it fits in it.
-fn view_len(t: &TensorRef, numel_storage: usize) -> Result<usize, String> {
-    let too_big = || format!("shape {:?} with strides {:?} overflows", t.shape, t.stride);
+fn view_len(t: &TensorRef, numel_storage: usize) -> Result<usize, ViewError> {
+    let too_big = || ViewError::Overflow {
+        shape: t.shape.clone(),
+        stride: t.stride.clone(),
+    };
     let numel = t
         .shape
         .iter()
@@ -176,9 +196,10 @@ fn view_len(t: &TensorRef, numel_storage: usize) -> Result<usize, String> {
     // A view may repeat elements (stride 0), but a weights file never needs more elements than
     // its storage holds: a 627-byte file must not become a gigabyte.
     if numel > numel_storage {
-        return Err(format!(
-            "a view of {numel} elements over a storage of {numel_storage}"
-        ));
+        return Err(ViewError::TooMany {
+            numel,
+            storage: numel_storage,
+        });
     }
     let max_index = t
         .shape
@@ -189,15 +210,16 @@ fn view_len(t: &TensorRef, numel_storage: usize) -> Result<usize, String> {
         })
         .ok_or_else(too_big)?;
     if max_index >= numel_storage {
-        return Err(format!(
-            "view reaches element {max_index} of a storage of {numel_storage}"
-        ));
+        return Err(ViewError::OutOfStorage {
+            index: max_index,
+            storage: numel_storage,
+        });
     }
     Ok(numel)
 }
 
 /// Elements of a strided view of a storage, converted to `f32`.
-fn gather(t: &TensorRef, bytes: &[u8]) -> Result<Vec<f32>, String> {
+fn gather(t: &TensorRef, bytes: &[u8]) -> Result<Vec<f32>, ViewError> {
     let es = t.dtype.size();
     let numel = view_len(t, bytes.len() / es)?;
     let elem = |i: usize| -> f32 {

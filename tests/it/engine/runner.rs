@@ -317,7 +317,9 @@ impl Hook for Named {
 #[test]
 fn hooks_are_ordered_by_name_with_clear_errors() {
     let names = |hs: Vec<Box<dyn Hook>>| -> Result<Vec<String>, String> {
-        order_hooks(hs).map(|v| v.iter().map(|h| h.name().to_string()).collect())
+        order_hooks(hs)
+            .map(|v| v.iter().map(|h| h.name().to_string()).collect())
+            .map_err(|e| e.to_string())
     };
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let got = names(vec![

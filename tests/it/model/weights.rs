@@ -174,7 +174,9 @@ fn safetensors_and_by_extension() {
     let bytes = std::fs::read(&p).unwrap();
     // The same decoder reads checkpoints, which hold f32 only (resume must be exact).
     use weights::SafetensorsDtypes::F32Only;
-    let e = weights::decode_safetensors(&bytes, F32Only).unwrap_err();
+    let e = weights::decode_safetensors(&bytes, F32Only)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("; mmrun checkpoints hold f32"), "{e}");
     let cut = dir.path().join("cut.safetensors");
     std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
