@@ -23,7 +23,7 @@ use super::gemm::gemm_tile;
 use crate::ir::op::Conv2dAttrs;
 use rayon::prelude::*;
 use std::ops::Range;
-use unfold::{col2im_band, im2col_band};
+use unfold::{col2im_band, im2col_band, im2row_band, to_channels_last};
 use workspace::with_workspace;
 
 /// Most elements of one unfolded tile of the forward and input-gradient paths (384 KiB in f32):
@@ -228,20 +228,20 @@ pub fn conv2d_grad_input<T: Float>(
         // transposed per group and flipped, padded by d(k-1) - p. That runs on the forward
         // path (direct GEMM for 1×1) instead of GEMM + col2im.
         let mut wf = vec![T::ZERO; wt.len()];
-        for g in 0..geo.g {
-            for co in 0..cog {
-                for ci in 0..cg {
-                    for i in 0..kh {
-                        for j in 0..kw {
-                            let src = (((g * cog + co) * cg + ci) * kh + i) * kw + j;
-                            let dst = (((g * cg + ci) * cog + co) * kh + (kh - 1 - i)) * kw
-                                + (kw - 1 - j);
-                            wf[dst] = wt[src];
-                        }
-                    }
+        let kk = kh * kw;
+        // One (group, input channel) row of `wf` per task, written in order; its reads are
+        // short runs at a fixed stride, which the next row's reads continue in cache.
+        wf.par_chunks_mut(cog * kk)
+            .enumerate()
+            .for_each(|(gci, row)| {
+                let (g, ci) = (gci / cg, gci % cg);
+                for (co, taps) in row.chunks_exact_mut(kk).enumerate() {
+                    let src = &wt[((g * cog + co) * cg + ci) * kk..][..kk];
+                    taps.iter_mut()
+                        .zip(src.iter().rev())
+                        .for_each(|(d, &v)| *d = v);
                 }
-            }
-        }
+            });
         let attrs = Conv2dAttrs {
             stride: [1, 1],
             padding: [full[0] - a.padding[0], full[1] - a.padding[1]],
@@ -319,7 +319,7 @@ pub fn conv2d_grad_weight<T: Float>(
     let geo = Geo::new(xs, ws, ys, a);
     let (cg, cog, ckk, hwo, hw) = (geo.cg(), geo.cog(), geo.ckk(), geo.hw_out(), geo.h * geo.w);
     let (bw, nb) = geo.bands(BAND_ELEMS);
-    let pointwise = geo.is_pointwise();
+    let unfold = WeightGradUnfold::of(&geo);
     let per = geo.co * ckk;
     let dw = &mut dw[..per];
     if hwo == 0 || geo.n == 0 {
@@ -330,21 +330,32 @@ pub fn conv2d_grad_weight<T: Float>(
         winograd::conv2d_grad_weight(x, dy, &geo, dw, winograd::CHUNK_ELEMS);
         return;
     }
-    // Group `g`'s weight gradient over `images`, written (not added) into `dwg`.
-    let accumulate = |g: usize, images: Range<usize>, dwg: &mut [T], col: &mut [T], par: bool| {
+    // Group `g`'s weight gradient over `images`, written (not added) into `dwg` (with its
+    // columns in the unfold's order: `to_weight_layout` puts the rows' order back).
+    let accumulate = |g: usize, images: Range<usize>, dwg: &mut [T], ws: &mut [T], par: bool| {
         let first_image = images.start;
+        let (xt, band) = ws.split_at_mut(unfold.transposed_input(&geo));
         for n in images {
             let xg = &x[(n * geo.c + g * cg) * hw..][..cg * hw];
             let dyg = &dy[(n * geo.co + g * cog) * hwo..][..cog * hwo];
+            if unfold == WeightGradUnfold::Rows {
+                to_channels_last(xg, cg, hw, xt, par);
+            }
             for b in 0..nb {
                 let j0 = b * bw;
                 let len = bw.min(hwo - j0);
                 let first = n == first_image && b == 0;
-                let (src, src_rs) = if pointwise {
-                    (&xg[j0..], hw)
-                } else {
-                    im2col_band(xg, &geo, j0, len, col, par);
-                    (&col[..], len)
+                // The pixels × taps operand: its data, row stride and column stride.
+                let (src, src_rs, src_cs) = match unfold {
+                    WeightGradUnfold::Direct => (&xg[j0..], 1, hw),
+                    WeightGradUnfold::Columns => {
+                        im2col_band(xg, &geo, j0, len, band, par);
+                        (&band[..], 1, len)
+                    }
+                    WeightGradUnfold::Rows => {
+                        im2row_band(xt, &geo, j0, len, band, par);
+                        (&band[..], ckk, 1)
+                    }
                 };
                 // SAFETY: `dwg` is this group's own cog×ckk block (row stride ckk).
                 unsafe {
@@ -356,8 +367,8 @@ pub fn conv2d_grad_weight<T: Float>(
                         hwo,
                         1,
                         src,
-                        1,
                         src_rs,
+                        src_cs,
                         dwg.as_mut_ptr(),
                         ckk,
                         !first,
@@ -367,7 +378,11 @@ pub fn conv2d_grad_weight<T: Float>(
             }
         }
     };
-    let ws_len = if pointwise { 0 } else { ckk * bw };
+    let ws_len = match unfold {
+        WeightGradUnfold::Direct => 0,
+        WeightGradUnfold::Columns => ckk * bw,
+        WeightGradUnfold::Rows => cg * hw + ckk * bw,
+    };
     let chunks = image_chunks(&geo);
     if chunks > 1 {
         let mut partial = vec![T::ZERO; chunks * per];
@@ -397,6 +412,66 @@ pub fn conv2d_grad_weight<T: Float>(
             }
         });
     }
+    if unfold == WeightGradUnfold::Rows {
+        to_weight_layout(dw, &geo);
+    }
+}
+
+/// How the weight gradient unfolds the input: its GEMM reduces over pixels, so the
+/// `[ckk, len]` band of im2col is an operand the `gemm` crate packs one strided element at a
+/// time; rows `[len, ckk]` unfolded from a channels-last copy pack row by row. The rows cost
+/// a transposed copy of each input plane and a reordering of `dw` at the end, so they pay when
+/// the unfold reads every input pixel many times and there are many pixels per output
+/// channel (measured, one thread: ResNet-18's 7×7/2 stem and 64-channel 3×3s 1.5–2.5×
+/// faster; its 1×1/2 downsamples and 256–512-channel 3×3s at 8²–16² slower).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum WeightGradUnfold {
+    /// A 1×1 stride-1 convolution: the input planes are the operand.
+    Direct,
+    /// im2col bands `[ckk, len]`.
+    Columns,
+    /// Channels-last rows `[len, ckk]`.
+    Rows,
+}
+
+impl WeightGradUnfold {
+    fn of(geo: &Geo) -> Self {
+        let (hw, hwo) = (geo.h * geo.w, geo.hw_out());
+        if geo.is_pointwise() {
+            Self::Direct
+        } else if geo.kh * geo.kw * hwo >= 2 * hw && geo.n * hwo >= 8 * geo.co {
+            Self::Rows
+        } else {
+            Self::Columns
+        }
+    }
+
+    /// Elements of the channels-last copy of one input plane group (0 unless `Rows`).
+    fn transposed_input(self, geo: &Geo) -> usize {
+        match self {
+            Self::Rows => geo.cg() * geo.h * geo.w,
+            _ => 0,
+        }
+    }
+}
+
+/// Reorders each output channel's row of a weight gradient from the unfolded rows' column
+/// order (tap i, tap j, channel) to the weight's (channel, tap i, tap j).
+fn to_weight_layout<T: Float>(dw: &mut [T], geo: &Geo) {
+    let (cg, kk) = (geo.cg(), geo.kh * geo.kw);
+    if kk == 1 {
+        return;
+    }
+    dw.par_chunks_mut(cg * kk).for_each(|row| {
+        with_workspace(cg * kk, |tmp: &mut [T]| {
+            tmp.copy_from_slice(row);
+            for (t, taps) in tmp.chunks_exact(cg).enumerate() {
+                for (c, &v) in taps.iter().enumerate() {
+                    row[c * kk + t] = v;
+                }
+            }
+        })
+    });
 }
 
 /// Image chunks of the weight gradient (1: no split), from the shape alone so that the sum

@@ -136,11 +136,13 @@ fn run<T: Float>(c: &Case, x: &[T], w: &[T], b: &[T], dy: &[T]) -> [Vec<T>; 3] {
 fn every_path_matches_the_definition() {
     let mut rng = Rng::seed(11);
     let mut multi_band = 0;
+    let mut unfolds = Vec::new();
     for c in CASES {
         let a = attrs(c);
         let [xs, ws, ys] = shapes(c);
         let geo = Geo::new(&xs, &ws, &ys, &a);
         multi_band += usize::from(geo.bands(BAND_ELEMS).1 > 1);
+        unfolds.push(WeightGradUnfold::of(&geo));
         let [x, w, b, dy] = random_operands(&mut rng, c);
         let [y_ref, dx_ref, dw_ref] = reference(c, &x, &w, &b, &dy);
         let [y, dx, dw] = run(c, &x, &w, &b, &dy);
@@ -158,6 +160,13 @@ fn every_path_matches_the_definition() {
         }
     }
     assert!(multi_band >= 2, "no case used several bands");
+    for mode in [
+        WeightGradUnfold::Direct,
+        WeightGradUnfold::Columns,
+        WeightGradUnfold::Rows,
+    ] {
+        assert!(unfolds.contains(&mode), "no case unfolds as {mode:?}");
+    }
 }
 
 /// The documented guarantee: the same bits whatever the thread count, including when the

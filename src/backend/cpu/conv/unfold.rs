@@ -1,6 +1,11 @@
 //! im2col and col2im over a band of output pixels: the unfolded matrix `col [Cg*kh*kw, len]`
 //! holds, for output pixels `j0..j0+len` (row-major over `Ho×Wo`), the input values each
 //! kernel tap reads (zero where the tap falls in the padding).
+//!
+//! The weight gradient reads the band the other way round, pixels as the reduction, and the
+//! GEMM packs a `[ckk, len]` band element by element there. It unfolds instead from a
+//! channels-last copy of the input into rows `[len, kh*kw*Cg]` ([`im2row_band`]): one
+//! contiguous copy per pixel and kernel row, and an operand the GEMM packs row by row.
 
 use super::super::Float;
 use super::Geo;
@@ -144,6 +149,93 @@ pub(super) fn col2im_band<T: Float>(
     }
 }
 
+/// `xt [H*W, Cg]` ← `x [Cg, H, W]`: one image's group with its channels last, transposed in
+/// square blocks so that both sides stay in cache.
+pub(super) fn to_channels_last<T: Float>(
+    x: &[T],
+    cg: usize,
+    hw: usize,
+    xt: &mut [T],
+    parallel: bool,
+) {
+    const B: usize = 16;
+    let x = &x[..cg * hw];
+    let block = |(b, xt): (usize, &mut [T])| {
+        let p0 = b * B;
+        for c0 in (0..cg).step_by(B) {
+            for c in c0..(c0 + B).min(cg) {
+                let src = &x[c * hw + p0..][..xt.len() / cg];
+                for (k, &v) in src.iter().enumerate() {
+                    xt[k * cg + c] = v;
+                }
+            }
+        }
+    };
+    let xt = &mut xt[..cg * hw];
+    if parallel {
+        xt.par_chunks_mut(B * cg).enumerate().for_each(block);
+    } else {
+        xt.chunks_mut(B * cg).enumerate().for_each(block);
+    }
+}
+
+/// Unfolds output pixels `j0..j0+len` from the channels-last input `xt [H*W, Cg]` into rows
+/// `row [len, kh*kw*Cg]`, columns ordered (tap i, tap j, channel), every element written.
+/// Undilated taps along a kernel row read consecutive pixels, so each (pixel, kernel row) is
+/// one copy of up to `kw*Cg` values.
+pub(super) fn im2row_band<T: Float>(
+    xt: &[T],
+    geo: &Geo,
+    j0: usize,
+    len: usize,
+    rows: &mut [T],
+    parallel: bool,
+) {
+    let row_len = geo.ckk();
+    let rows = &mut rows[..len * row_len];
+    if parallel {
+        rows.par_chunks_exact_mut(row_len)
+            .enumerate()
+            .for_each(|(jj, dst)| unfold_pixel(xt, geo, j0 + jj, dst));
+    } else {
+        for (jj, dst) in rows.chunks_exact_mut(row_len).enumerate() {
+            unfold_pixel(xt, geo, j0 + jj, dst);
+        }
+    }
+}
+
+/// One row of [`im2row_band`]: the taps of output pixel `p`.
+fn unfold_pixel<T: Float>(xt: &[T], geo: &Geo, p: usize, dst: &mut [T]) {
+    let (h, w, cg, kw) = (geo.h as isize, geo.w as isize, geo.cg(), geo.kw);
+    let [sh, sw] = geo.a.stride;
+    let [ph, pw] = geo.a.padding;
+    let [dh, dw] = geo.a.dilation;
+    {
+        let (oh, ow) = (p / geo.wo, p % geo.wo);
+        let iw0 = (ow * sw) as isize - pw as isize;
+        for (i, taps) in dst.chunks_exact_mut(kw * cg).enumerate() {
+            let ih = (oh * sh + i * dh) as isize - ph as isize;
+            if ih < 0 || ih >= h {
+                taps.fill(T::ZERO);
+                continue;
+            }
+            let line = &xt[ih as usize * geo.w * cg..][..geo.w * cg];
+            if dw == 1 && iw0 >= 0 && iw0 + kw as isize <= w {
+                taps.copy_from_slice(&line[iw0 as usize * cg..][..kw * cg]);
+                continue;
+            }
+            for (j, tap) in taps.chunks_exact_mut(cg).enumerate() {
+                let iw = iw0 + (j * dw) as isize;
+                if iw < 0 || iw >= w {
+                    tap.fill(T::ZERO);
+                } else {
+                    tap.copy_from_slice(&line[iw as usize * cg..][..cg]);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,11 +243,17 @@ mod tests {
 
     /// Every band `j0..j0+len` of strided, dilated, over-padded unfolds, and their folds,
     /// against the definition: bands that start or end a tap's reach inside the padding, a
-    /// stride past the kernel's reach, and different settings along the height and the width.
+    /// stride past the kernel's reach, and different settings along the height and the width;
+    /// the channels-last rows of the same bands hold the same taps.
     #[test]
     fn every_band_unfolds_and_folds_as_defined() {
         let (c, h, w) = (2, 5, 11);
         let x: Vec<f64> = (0..c * h * w).map(|i| i as f64 + 1.0).collect();
+        let mut xt = vec![f64::NAN; c * h * w];
+        to_channels_last(&x, c, h * w, &mut xt, true);
+        for (ci, p) in (0..c).flat_map(|ci| (0..h * w).map(move |p| (ci, p))) {
+            assert_eq!(xt[p * c + ci], x[ci * h * w + p], "channels last");
+        }
         // (kernel, stride, padding, dilation), each [along h, along w].
         let cases = [
             (3, [1, 1], [0, 0], [1, 1]),
@@ -204,6 +302,18 @@ mod tests {
                         }
                     }
                     assert_eq!(folded, want_fold, "fold {what} band {j0}+{len}");
+                    // The same band as channels-last rows, columns (tap i, tap j, channel).
+                    let mut rows = vec![f64::NAN; ckk * len];
+                    im2row_band(&xt, &geo, j0, len, &mut rows, len % 2 == 0);
+                    for jj in 0..len {
+                        for t in 0..k * k {
+                            for ci in 0..c {
+                                let want = col[(ci * k * k + t) * len + jj];
+                                let got = rows[(jj * k * k + t) * c + ci];
+                                assert_eq!(got, want, "rows {what} band {j0}+{len}");
+                            }
+                        }
+                    }
                 }
             }
         }
