@@ -7,9 +7,10 @@
 //! Work is cut into (image, group, band of output pixels) steps by the shape alone. A 1×1
 //! stride-1 unpadded convolution reads the NCHW planes directly (no im2col); otherwise each band
 //! is unfolded into a per-thread workspace (L2-sized tiles for the forward and input gradient,
-//! long bands for the weight gradient, which accumulates over images and bands in order; a
-//! small weight's gradient is summed per chunk of images, chunks fixed by the shape, then the
-//! chunks in order). Many steps run as parallel tasks with single-threaded GEMMs; few large
+//! long bands for the weight gradient, which accumulates over images and bands in order and,
+//! where it pays, unfolds pixel-major rows from a channels-last copy instead
+//! ([`WeightGradUnfold`]); a small weight's gradient is summed per chunk of images, chunks
+//! fixed by the shape, then the chunks in order). Many steps run as parallel tasks with single-threaded GEMMs; few large
 //! ones run one after another, each GEMM split across rayon's pool by the `gemm` crate (over
 //! output blocks only, never the reduction). The reduction order of every output element is
 //! the same either way, so results are bit-identical whatever the thread count.
