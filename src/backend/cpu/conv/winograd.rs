@@ -236,6 +236,57 @@ fn transform_inputs<T: Float>(
     });
 }
 
+/// [`transform_inputs`] laid out tile-major, `V[ξ][t - t0][ci]`: the weight gradient's GEMMs
+/// reduce over tiles, and the `gemm` crate packs an operand contiguous along the reduction one
+/// strided element at a time. Split over blocks of [`BLOCK`] channels, so that each tile's
+/// channels are written as one contiguous run.
+fn transform_inputs_tile_major<T: Float>(
+    x: &[T],
+    geo: &Geo,
+    tiles: &Tiles,
+    chunk: (usize, usize),
+    v: &mut [T],
+) {
+    let plane_len = geo.h * geo.w;
+    let (c, len, width) = (geo.c, chunk.1, tiles.tw + 1 + BLOCK);
+    let out = OutPtr(v.as_mut_ptr());
+    (0..c.div_ceil(BLOCK)).into_par_iter().for_each(|cb| {
+        let (c0, cr) = (cb * BLOCK, BLOCK.min(c - cb * BLOCK));
+        let mut even = vec![T::ZERO; BLOCK * 4 * width];
+        let mut odd = vec![T::ZERO; BLOCK * 4 * width];
+        let mut cached = usize::MAX;
+        for (k, n, ty, tx0, run) in tile_blocks(tiles, chunk) {
+            let row_key = n * tiles.th + ty;
+            // vals[e][j][cc]: plane e, tile k + j, channel c0 + cc.
+            let mut vals = [[[T::ZERO; BLOCK]; BLOCK]; 16];
+            for cc in 0..cr {
+                let (ev, od) = (
+                    &mut even[cc * 4 * width..][..4 * width],
+                    &mut odd[cc * 4 * width..][..4 * width],
+                );
+                if cached != row_key {
+                    let plane = &x[(n * c + c0 + cc) * plane_len..][..plane_len];
+                    split_rows(plane, geo, ty, ev, od);
+                }
+                let vt = input_block(ev, od, width, tx0);
+                for (e, plane) in vt.iter().enumerate() {
+                    for (j, &val) in plane.iter().enumerate() {
+                        vals[e][j][cc] = val;
+                    }
+                }
+            }
+            cached = row_key;
+            for (e, plane) in vals.iter().enumerate() {
+                for (j, channels) in plane[..run].iter().enumerate() {
+                    // SAFETY: elements (e, k + j, c0..c0 + cr) of the 16 × len × c buffer;
+                    // each task owns its block of channels.
+                    unsafe { put_run(channels, out.get().add((e * len + k + j) * c + c0), cr) }
+                }
+            }
+        }
+    });
+}
+
 /// `U[ξ][co][ci] = G w Gᵀ` into `u` (16 × co × ci), split over output channels.
 fn transform_weights<T: Float>(wt: &[T], co: usize, ci: usize, u: &mut [T]) {
     let half = T::from_f64(0.5);
@@ -451,7 +502,7 @@ pub(super) fn conv2d_grad_weight<T: Float>(
         let (v, d) = rest.split_at_mut(16 * ci * tiles.chunk);
         for (i, chunk) in tiles.chunks().enumerate() {
             let len = chunk.1;
-            transform_inputs(x, geo, &tiles, chunk, v);
+            transform_inputs_tile_major(x, geo, &tiles, chunk, v);
             let d_out = OutPtr(d.as_mut_ptr());
             (0..co).into_par_iter().for_each(|o| {
                 for (k, n, ty, tx0, run) in tile_blocks(&tiles, chunk) {
@@ -487,8 +538,8 @@ pub(super) fn conv2d_grad_weight<T: Float>(
                         len,
                         1,
                         &v[e * ci * len..],
+                        ci,
                         1,
-                        len,
                         p_out.get().add(e * co * ci),
                         ci,
                         i > 0,
