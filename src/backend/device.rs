@@ -257,9 +257,9 @@ fn open_wgpu(spec: &str, _choice: &AdapterChoice) -> Result<Device, DeviceError>
 fn open_wgpu(spec: &str, choice: &AdapterChoice) -> Result<Device, DeviceError> {
     WgpuBackend::open(choice)
         .map(Device::Wgpu)
-        .map_err(|message| DeviceError::Unavailable {
+        .map_err(|e| DeviceError::Unavailable {
             spec: spec.into(),
-            message,
+            message: e.to_string(),
         })
 }
 

@@ -4,6 +4,7 @@
 // The device backends use these, each a part; a build without both still compiles (and tests) them.
 #![cfg_attr(not(all(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 
+use super::shape_error::ShapeError;
 use crate::ir::numel;
 use crate::ir::op::{
     Conv2dAttrs, LossKind, LossOp, MatmulOp, NormKind, NormOp, RoiAlignAttrs, conv_out_size,
@@ -21,16 +22,27 @@ pub(crate) struct MatmulGeo {
 impl MatmulGeo {
     /// Reads `a`, `b` and output shapes as the CPU does (`a` stored `[k, m]` when
     /// `trans_a`, `b` stored `[n, k]` when `trans_b`) and checks they agree.
-    pub fn new(op: &MatmulOp, sa: &[usize], sb: &[usize], so: &[usize]) -> Result<Self, String> {
+    pub fn new(
+        op: &MatmulOp,
+        sa: &[usize],
+        sb: &[usize],
+        so: &[usize],
+    ) -> Result<Self, ShapeError> {
         let r = sa.len();
         if !(r == 2 || r == 3) || sb.len() != r || so.len() != r {
-            return Err(format!(
-                "expected two rank-2 or two rank-3 operands and a result of the same rank, got {sa:?} @ {sb:?} -> {so:?}"
-            ));
+            return Err(ShapeError::MatmulRank {
+                a: sa.to_vec(),
+                b: sb.to_vec(),
+                out: so.to_vec(),
+            });
         }
         let batch = if r == 3 { sa[0] } else { 1 };
         if r == 3 && (sb[0] != batch || so[0] != batch) {
-            return Err(format!("batch sizes differ: {sa:?} @ {sb:?} -> {so:?}"));
+            return Err(ShapeError::MatmulBatch {
+                a: sa.to_vec(),
+                b: sb.to_vec(),
+                out: so.to_vec(),
+            });
         }
         let (m, k) = if op.trans_a {
             (sa[r - 1], sa[r - 2])
@@ -43,10 +55,14 @@ impl MatmulGeo {
             (sb[r - 2], sb[r - 1])
         };
         if kb != k {
-            return Err(format!("inner dimensions {k} and {kb} differ"));
+            return Err(ShapeError::MatmulInner { k, kb });
         }
         if so[r - 2..] != [m, n] {
-            return Err(format!("result {so:?} is not [.., {m}, {n}]"));
+            return Err(ShapeError::MatmulResult {
+                out: so.to_vec(),
+                m,
+                n,
+            });
         }
         Ok(MatmulGeo { batch, m, n, k })
     }
@@ -63,35 +79,31 @@ pub(crate) struct ConvGeo {
 
 impl ConvGeo {
     /// The geometry of `x` convolved with `w`, checking channels and groups.
-    pub fn new(a: &Conv2dAttrs, x: &[usize], w: &[usize]) -> Result<Self, String> {
+    pub fn new(a: &Conv2dAttrs, x: &[usize], w: &[usize]) -> Result<Self, ShapeError> {
         let x = nchw("input", x)?;
         let w = nchw("weight", w)?;
         let g = a.groups;
         if g == 0 || x[1] % g != 0 || w[0] % g != 0 {
-            return Err(format!(
-                "groups = {g} must divide the input's {} and the weight's {} channels",
-                x[1], w[0]
-            ));
+            return Err(ShapeError::ConvGroups {
+                groups: g,
+                in_channels: x[1],
+                out_channels: w[0],
+            });
         }
         if w[1] * g != x[1] {
-            return Err(format!(
-                "the weight {w:?} takes {} channels per group, the input {x:?} has {} in {g} group(s)",
-                w[1], x[1]
-            ));
+            return Err(ShapeError::ConvChannels { w, x, groups: g });
         }
         if a.stride.contains(&0) || a.dilation.contains(&0) {
-            return Err(format!(
-                "stride {:?} and dilation {:?} must be positive",
-                a.stride, a.dilation
-            ));
+            return Err(ShapeError::ConvStride {
+                stride: a.stride,
+                dilation: a.dilation,
+            });
         }
         let size = |i: usize| {
-            conv_out_size(x[2 + i], w[2 + i], a.stride[i], a.padding[i], a.dilation[i]).ok_or_else(
-                || {
-                    format!(
-                        "a {:?} window does not fit the padded input {x:?}",
-                        [w[2], w[3]]
-                    )
+            conv_out_size(x[2 + i], w[2 + i], a.stride[i], a.padding[i], a.dilation[i]).ok_or(
+                ShapeError::ConvWindow {
+                    window: [w[2], w[3]],
+                    x,
                 },
             )
         };
@@ -108,13 +120,15 @@ impl ConvGeo {
         x: &[usize],
         w: &[usize],
         y: &[usize],
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ShapeError> {
         let g = Self::new(a, x, w)?;
         if y != g.y {
-            return Err(format!(
-                "dy is {y:?}, the convolution of {x:?} by {w:?} gives {:?}",
-                g.y
-            ));
+            return Err(ShapeError::ConvOutput {
+                dy: y.to_vec(),
+                x: g.x,
+                w: g.w,
+                y: g.y,
+            });
         }
         Ok(g)
     }
@@ -138,9 +152,9 @@ pub(crate) struct NormGeo {
 }
 
 impl NormGeo {
-    pub fn new(xs: &[usize], kind: NormKind) -> Result<Self, String> {
+    pub fn new(xs: &[usize], kind: NormKind) -> Result<Self, ShapeError> {
         if xs.len() < 2 {
-            return Err(format!("input {xs:?} must be at least [N, C]"));
+            return Err(ShapeError::NormRank { shape: xs.to_vec() });
         }
         let (n, c, hw) = (xs[0], xs[1], xs[2..].iter().product::<usize>());
         Ok(match kind {
@@ -155,7 +169,10 @@ impl NormGeo {
             },
             NormKind::Group(g) => {
                 if g == 0 || c % g != 0 {
-                    return Err(format!("{c} channels do not split into {g} groups"));
+                    return Err(ShapeError::NormGroups {
+                        channels: c,
+                        groups: g,
+                    });
                 }
                 NormGeo {
                     n,
@@ -180,7 +197,7 @@ impl NormGeo {
     }
     /// The geometry of a norm op's `x` (its first input), after checking the input count, each
     /// other input's shape by its role and the output's shape (the shapes the CPU accepts).
-    pub fn of_op(op: &NormOp, ins: &[&[usize]], out: &[usize]) -> Result<Self, String> {
+    pub fn of_op(op: &NormOp, ins: &[&[usize]], out: &[usize]) -> Result<Self, ShapeError> {
         let (kind, n_in) = match op {
             NormOp::Stats(k) => (*k, 1),
             NormOp::Apply { kind, .. } | NormOp::ApplyGradX { kind, .. } => (*kind, 4),
@@ -189,13 +206,16 @@ impl NormGeo {
             NormOp::StatsGrad(k) => (*k, 3),
         };
         if ins.len() != n_in {
-            return Err(format!("expected [{n_in}] inputs, got {}", ins.len()));
+            return Err(ShapeError::NormInputs {
+                want: n_in,
+                got: ins.len(),
+            });
         }
         let xs = ins[0];
         let g = Self::new(xs, kind)?;
         let stats_shape = [2, g.nstat];
         // Inputs after x, by role: what shape each must have.
-        let roles: &[(&str, &[usize])] = match op {
+        let roles: &[(&'static str, &[usize])] = match op {
             NormOp::Stats(_) => &[],
             NormOp::Apply { .. } => &[("stats", &stats_shape), ("gamma", &[g.c]), ("beta", &[g.c])],
             NormOp::ApplyGradX { .. } | NormOp::ApplyGradStats { .. } => {
@@ -206,12 +226,20 @@ impl NormGeo {
         };
         for ((what, want), t) in roles.iter().zip(&ins[1..]) {
             if numel(t) != numel(want) || t.len() != want.len() {
-                return Err(format!("{what} is {t:?}, expected {want:?}"));
+                return Err(ShapeError::Operand {
+                    what,
+                    got: t.to_vec(),
+                    want: want.to_vec(),
+                });
             }
         }
         let want_out = g.output_shape(op, xs);
         if out != want_out.as_slice() {
-            return Err(format!("output is {out:?}, expected {want_out:?}"));
+            return Err(ShapeError::Operand {
+                what: "output",
+                got: out.to_vec(),
+                want: want_out,
+            });
         }
         Ok(g)
     }
@@ -234,34 +262,41 @@ pub(crate) fn loss_shape(
     op: &LossOp,
     ins: &[&[usize]],
     out: &[usize],
-) -> Result<Vec<usize>, String> {
+) -> Result<Vec<usize>, ShapeError> {
     let (kind, wrt) = match op {
         LossOp::Forward(k) => (k, None),
         LossOp::Grad { kind, wrt } => (kind, Some(*wrt)),
     };
     let n_in = if wrt.is_some() { 3 } else { 2 };
     if ins.len() != n_in {
-        return Err(format!("expected {n_in} inputs, got {}", ins.len()));
+        return Err(ShapeError::LossInputs {
+            want: n_in,
+            got: ins.len(),
+        });
     }
     let (x, t) = (ins[0], ins[1]);
-    let want_shape = |what: &str, got: &[usize], want: &[usize]| {
+    let want_shape = |what: &'static str, got: &[usize], want: &[usize]| {
         if got == want {
             Ok(())
         } else {
-            Err(format!("{what} has shape {got:?}, expected {want:?}"))
+            Err(ShapeError::LossOperand {
+                what,
+                got: got.to_vec(),
+                want: want.to_vec(),
+            })
         }
     };
     let loss_shape = match kind {
         LossKind::CrossEntropy { .. } => {
             let &[n, _] = x else {
-                return Err(format!("logits must be [N, K], got {x:?}"));
+                return Err(ShapeError::Logits { shape: x.to_vec() });
             };
             want_shape("the labels", t, &[n])?;
             vec![n]
         }
         LossKind::Iou { .. } => {
             let &[n, 4] = x else {
-                return Err(format!("boxes must be [N, 4], got {x:?}"));
+                return Err(ShapeError::Boxes { shape: x.to_vec() });
             };
             want_shape("the target boxes", t, x)?;
             vec![n]
@@ -281,7 +316,7 @@ pub(crate) fn loss_shape(
         LossKind::L1 | LossKind::SmoothL1 { .. } | LossKind::Iou { .. }
     );
     if wrt > 1 || (wrt == 1 && !differentiable_target) {
-        return Err(format!("no gradient with respect to input {wrt}"));
+        return Err(ShapeError::NoGradient { wrt });
     }
     want_shape("the output gradient", ins[2], &loss_shape)?;
     want_shape("the output", out, ins[wrt])?;
@@ -293,23 +328,32 @@ pub(crate) fn loss_shape(
 pub(crate) fn roi_bins(
     rois: &[usize],
     bins: &[usize],
-    what: &str,
+    what: &'static str,
     c: usize,
     a: &RoiAlignAttrs,
-) -> Result<[usize; 4], String> {
+) -> Result<[usize; 4], ShapeError> {
     let &[k, 5] = rois else {
-        return Err(format!("rois must be [K, 5], got {rois:?}"));
+        return Err(ShapeError::Rois {
+            shape: rois.to_vec(),
+        });
     };
     let want = [k, c, a.output[0], a.output[1]];
     if bins != want {
-        return Err(format!("{what} is {bins:?}, expected {want:?}"));
+        return Err(ShapeError::Operand {
+            what,
+            got: bins.to_vec(),
+            want: want.to_vec(),
+        });
     }
     Ok(want)
 }
 
 /// A 4-D shape (NCHW), or an error naming what it is.
-fn nchw(what: &str, s: &[usize]) -> Result<[usize; 4], String> {
-    <[usize; 4]>::try_from(s).map_err(|_| format!("{what} must be 4-D (NCHW), got {s:?}"))
+fn nchw(what: &'static str, s: &[usize]) -> Result<[usize; 4], ShapeError> {
+    <[usize; 4]>::try_from(s).map_err(|_| ShapeError::NotNchw {
+        what,
+        shape: s.to_vec(),
+    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The `Backend` trait, its implementations — `cpu` (the reference, the living spec), `cuda`
 //! (feature `cuda`) and `wgpu` (feature `wgpu`; each a stand-in type without its feature) —
 //! and the [`Device`] a run picks them by. `strided` and `geometry` hold the host-side shape
-//! logic the device backends share.
+//! logic the device backends share, and [`ShapeError`] says why it refuses an op.
 //!
 //! A backend owns opaque device buffers and implements one method per op family; the
 //! engine's executor plans memory and calls these in schedule order. Buffers may be
@@ -16,6 +16,7 @@ pub mod cuda;
 pub mod cuda;
 pub mod device;
 pub(crate) mod geometry;
+mod shape_error;
 #[cfg(not(all(feature = "cuda", feature = "wgpu")))]
 mod standin;
 pub(crate) mod strided;
@@ -26,6 +27,7 @@ pub mod wgpu;
 pub mod wgpu;
 
 pub use device::{AdapterChoice, Device, DeviceError, DeviceSpec, WithBackend};
+pub use shape_error::{BroadcastError, ShapeError};
 
 use crate::ir::op::*;
 use crate::ir::{DType, HostData, HostTensor};
@@ -60,6 +62,15 @@ pub enum BackendError {
         backend: &'static str,
         op: &'static str,
         message: String,
+    },
+    /// An op the device backends' shared host-side checks (`strided`, `geometry`) refuse before
+    /// any launch: the same fault as [`BackendError::Invalid`], typed.
+    #[error("backend `{backend}`: {op}: {source}")]
+    Shape {
+        backend: &'static str,
+        op: &'static str,
+        #[source]
+        source: Box<ShapeError>,
     },
     #[error("backend `{backend}`: {message}")]
     Device {

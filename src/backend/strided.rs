@@ -13,6 +13,7 @@
 // Only the device backends use these; a build without them still compiles (and tests) the logic.
 #![cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 
+use super::shape_error::{BroadcastError, ShapeError};
 use crate::ir::op::LayoutOp;
 
 /// Largest rank the kernels decode (after collapsing).
@@ -76,15 +77,15 @@ impl Strided {
 
     /// The kernel parameters of the collapsed mapping; errors when it needs more than
     /// [`MAX_RANK`] dims or an offset does not fit u32.
-    pub fn kernel(&self, op: &str) -> Result<KernelIndex, String> {
+    pub fn kernel(&self, op: &'static str) -> Result<KernelIndex, ShapeError> {
         let c = self.collapse();
         if c.dims.len() > MAX_RANK {
-            return Err(format!(
-                "{op}: the index space {:?} still has rank {} after merging contiguous dims; \
-                 the device kernels handle rank <= {MAX_RANK}",
-                self.dims,
-                c.dims.len()
-            ));
+            return Err(ShapeError::Rank {
+                op,
+                dims: self.dims.clone(),
+                rank: c.dims.len(),
+                max_rank: MAX_RANK,
+            });
         }
         let n = c.numel();
         for s in [&c.a, &c.b] {
@@ -94,10 +95,12 @@ impl Strided {
                 c.dims.iter().zip(s).map(|(d, s)| (d - 1) * s).sum()
             };
             if n > MAX_ELEMS || max > MAX_ELEMS {
-                return Err(format!(
-                    "{op}: {n} elements (largest offset {max}) exceed the device limit \
-                     of {MAX_ELEMS}"
-                ));
+                return Err(ShapeError::TooLarge {
+                    op,
+                    n,
+                    max,
+                    limit: MAX_ELEMS,
+                });
             }
         }
         let mut k = KernelIndex {
@@ -153,11 +156,15 @@ impl KernelIndex {
 
 /// The strides of `shape` read as if broadcast to `out` (right-aligned, 0 on broadcast axes),
 /// or why it does not broadcast.
-pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Result<Vec<usize>, String> {
+pub(crate) fn broadcast_strides(
+    shape: &[usize],
+    out: &[usize],
+) -> Result<Vec<usize>, BroadcastError> {
     if shape.len() > out.len() {
-        return Err(format!(
-            "shape {shape:?} has more axes than the output {out:?}"
-        ));
+        return Err(BroadcastError::MoreAxes {
+            shape: shape.to_vec(),
+            out: out.to_vec(),
+        });
     }
     let st = contiguous(shape);
     let lead = out.len() - shape.len();
@@ -166,7 +173,10 @@ pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Result<Vec<us
         if d == o {
             s[lead + i] = st[i];
         } else if d != 1 {
-            return Err(format!("shape {shape:?} does not broadcast to {out:?}"));
+            return Err(BroadcastError::Mismatch {
+                shape: shape.to_vec(),
+                out: out.to_vec(),
+            });
         }
     }
     Ok(s)
@@ -174,7 +184,7 @@ pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Result<Vec<us
 
 /// The binary op's index space: over the output (contiguous, so the output offset is the
 /// linear index itself), `a` and `b` the inputs' broadcast strides.
-pub(crate) fn plan_binary(sa: &[usize], sb: &[usize], so: &[usize]) -> Result<Strided, String> {
+pub(crate) fn plan_binary(sa: &[usize], sb: &[usize], so: &[usize]) -> Result<Strided, ShapeError> {
     Ok(Strided {
         dims: so.to_vec(),
         a: broadcast_strides(sa, so)?,
@@ -200,24 +210,35 @@ pub(crate) enum LayoutPlan {
     Copies { zero: bool, copies: Vec<CopyPlan> },
 }
 
-fn need_inputs(op: &str, ins: &[&[usize]], n: usize) -> Result<(), String> {
+fn need_inputs(op: &'static str, ins: &[&[usize]], n: usize) -> Result<(), ShapeError> {
     if ins.len() < n {
-        return Err(format!("{op}: expects {n} input(s), got {}", ins.len()));
+        return Err(ShapeError::TooFewInputs {
+            op,
+            want: n,
+            got: ins.len(),
+        });
     }
     Ok(())
 }
 
-fn check_axis(op: &str, axis: usize, shape: &[usize]) -> Result<(), String> {
+fn check_axis(op: &'static str, axis: usize, shape: &[usize]) -> Result<(), ShapeError> {
     if axis >= shape.len() {
-        return Err(format!(
-            "{op}: axis {axis} out of range for shape {shape:?}"
-        ));
+        return Err(ShapeError::Axis {
+            op,
+            axis,
+            shape: shape.to_vec(),
+        });
     }
     Ok(())
 }
 
 /// `shape` equals `other` on every axis but `axis` (same rank).
-fn same_but(op: &str, shape: &[usize], other: &[usize], axis: usize) -> Result<(), String> {
+fn same_but(
+    op: &'static str,
+    shape: &[usize],
+    other: &[usize],
+    axis: usize,
+) -> Result<(), ShapeError> {
     let ok = shape.len() == other.len()
         && shape
             .iter()
@@ -225,9 +246,12 @@ fn same_but(op: &str, shape: &[usize], other: &[usize], axis: usize) -> Result<(
             .enumerate()
             .all(|(i, (a, b))| i == axis || a == b);
     if !ok {
-        return Err(format!(
-            "{op}: shapes {shape:?} and {other:?} must agree on every axis but {axis}"
-        ));
+        return Err(ShapeError::NotSameBut {
+            op,
+            shape: shape.to_vec(),
+            other: other.to_vec(),
+            axis,
+        });
     }
     Ok(())
 }
@@ -237,7 +261,7 @@ pub(crate) fn plan_layout(
     op: &LayoutOp,
     ins: &[&[usize]],
     out: &[usize],
-) -> Result<LayoutPlan, String> {
+) -> Result<LayoutPlan, ShapeError> {
     let name = op_name(op);
     need_inputs(name, ins, 1)?;
     let sx = ins[0];
@@ -257,9 +281,12 @@ pub(crate) fn plan_layout(
         LayoutOp::Reshape => {
             let n_in: usize = sx.iter().product();
             if n_in != n_out {
-                return Err(format!(
-                    "reshape: {sx:?} ({n_in} elements) cannot become {out:?} ({n_out})"
-                ));
+                return Err(ShapeError::Reshape {
+                    from: sx.to_vec(),
+                    n_from: n_in,
+                    to: out.to_vec(),
+                    n_to: n_out,
+                });
             }
             Ok(LayoutPlan::Memcpy { n: n_out })
         }
@@ -270,16 +297,19 @@ pub(crate) fn plan_layout(
                     .iter()
                     .all(|&p| p < sx.len() && !std::mem::replace(&mut seen[p], true));
             if !valid {
-                return Err(format!(
-                    "permute: {perm:?} is not a permutation of the {} axes of {sx:?}",
-                    sx.len()
-                ));
+                return Err(ShapeError::NotPermutation {
+                    perm: perm.clone(),
+                    shape: sx.to_vec(),
+                });
             }
             let so: Vec<usize> = perm.iter().map(|&p| sx[p]).collect();
             if so != out {
-                return Err(format!(
-                    "permute: {sx:?} permuted by {perm:?} is {so:?}, not {out:?}"
-                ));
+                return Err(ShapeError::Permuted {
+                    shape: sx.to_vec(),
+                    perm: perm.clone(),
+                    permuted: so,
+                    out: out.to_vec(),
+                });
             }
             let st = contiguous(sx);
             one(
@@ -295,14 +325,20 @@ pub(crate) fn plan_layout(
         LayoutOp::Slice { axis, start, end } => {
             check_axis(name, *axis, sx)?;
             if start > end || *end > sx[*axis] {
-                return Err(format!(
-                    "slice: {start}..{end} out of range for axis {axis} of {sx:?}"
-                ));
+                return Err(ShapeError::SliceRange {
+                    start: *start,
+                    end: *end,
+                    axis: *axis,
+                    shape: sx.to_vec(),
+                });
             }
             let mut so = sx.to_vec();
             so[*axis] = end - start;
             if so != out {
-                return Err(format!("slice: result {so:?} is not {out:?}"));
+                return Err(ShapeError::SliceResult {
+                    result: so,
+                    out: out.to_vec(),
+                });
             }
             let st = contiguous(sx);
             one(
@@ -319,9 +355,12 @@ pub(crate) fn plan_layout(
             check_axis(name, *axis, out)?;
             same_but(name, sx, out, *axis)?;
             if start + sx[*axis] > out[*axis] {
-                return Err(format!(
-                    "slice_pad: {sx:?} placed at {start} on axis {axis} overflows {out:?}"
-                ));
+                return Err(ShapeError::PadOverflow {
+                    shape: sx.to_vec(),
+                    start: *start,
+                    axis: *axis,
+                    out: out.to_vec(),
+                });
             }
             let st = contiguous(out);
             Ok(LayoutPlan::Copies {
@@ -358,10 +397,11 @@ pub(crate) fn plan_layout(
                 off += s[*axis];
             }
             if off != out[*axis] {
-                return Err(format!(
-                    "concat: the inputs add up to {off} on axis {axis}, the output has {}",
-                    out[*axis]
-                ));
+                return Err(ShapeError::ConcatSum {
+                    sum: off,
+                    axis: *axis,
+                    out: out[*axis],
+                });
             }
             Ok(LayoutPlan::Copies {
                 zero: false,
@@ -373,7 +413,7 @@ pub(crate) fn plan_layout(
             0,
             Strided {
                 dims: out.to_vec(),
-                a: broadcast_strides(sx, out).map_err(|e| format!("broadcast_to: {e}"))?,
+                a: broadcast_strides(sx, out).map_err(ShapeError::BroadcastTo)?,
                 b: contiguous(out),
             },
         ),
@@ -400,19 +440,23 @@ pub(crate) fn plan_reduce(
     sx: &[usize],
     axes: &[usize],
     out_numel: usize,
-) -> Result<ReducePlan, String> {
+) -> Result<ReducePlan, ShapeError> {
     if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= sx.len()) {
-        return Err(format!(
-            "sum: axes {axes:?} must be sorted, unique and below the rank of {sx:?}"
-        ));
+        return Err(ShapeError::SumAxes {
+            axes: axes.to_vec(),
+            shape: sx.to_vec(),
+        });
     }
     let kept: Vec<usize> = (0..sx.len()).filter(|i| !axes.contains(i)).collect();
     let rows: usize = kept.iter().map(|&i| sx[i]).product();
     let len: usize = axes.iter().map(|&i| sx[i]).product();
     if rows != out_numel {
-        return Err(format!(
-            "sum over {axes:?} of {sx:?} has {rows} elements, the output {out_numel}"
-        ));
+        return Err(ShapeError::SumOutput {
+            axes: axes.to_vec(),
+            shape: sx.to_vec(),
+            rows,
+            out: out_numel,
+        });
     }
     let order: Vec<usize> = kept.iter().chain(axes).copied().collect();
     let st = contiguous(sx);

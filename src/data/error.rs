@@ -28,6 +28,13 @@ pub enum DataError {
     /// An annotation file is not valid JSON/XML or does not have the expected structure.
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A VOC annotation file that is not XML this reader takes.
+    #[error("{path}: {source}")]
+    Xml {
+        path: PathBuf,
+        #[source]
+        source: super::xml::XmlError,
+    },
     /// An image file exists but cannot be decoded.
     #[error("{path}: corrupt or unsupported image: {message}")]
     Decode { path: PathBuf, message: String },

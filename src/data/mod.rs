@@ -32,3 +32,4 @@ pub use sampler::{BatchSampler, SamplerState};
 pub use synth::{SynthOptions, SynthSummary, generate, generate_if_missing};
 pub use transforms::{Pipeline, Transform};
 pub use voc::read_voc;
+pub use xml::XmlError;

@@ -100,7 +100,10 @@ fn read_one(
 ) -> Result<Record> {
     let text = crate::util::read::regular_text(xml_path, crate::util::read::UNLIMITED)
         .map_err(|e| DataError::io(xml_path, e))?;
-    let doc = xml::parse(&text).map_err(|m| DataError::parse(xml_path, m))?;
+    let doc = xml::parse(&text).map_err(|source| DataError::Xml {
+        path: xml_path.to_path_buf(),
+        source,
+    })?;
     let root = doc.root_element();
     // `parent` is where the element should be, for the line of a "missing" error.
     let num = |parent: Option<xml::Node<'_, '_>>, what: &str| -> Result<f64> {

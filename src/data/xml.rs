@@ -7,15 +7,36 @@
 use roxmltree::Document;
 pub use roxmltree::Node;
 
+/// Why an annotation file is not XML this reader takes.
+#[derive(Debug, thiserror::Error)]
+pub enum XmlError {
+    /// A document type declaration (refused: see the module's doc).
+    #[error("a <!DOCTYPE> with declarations is not supported in annotation files")]
+    Dtd,
+    /// Not well-formed XML.
+    #[error("line {line}, column {column}: {source}")]
+    Syntax {
+        /// 1-based line of the fault.
+        line: u32,
+        /// 1-based column of the fault.
+        column: u32,
+        /// What `roxmltree` found.
+        #[source]
+        source: roxmltree::Error,
+    },
+}
+
 /// Parse a document. The error says where (`line L, column C`) and what.
-pub fn parse(src: &str) -> Result<Document<'_>, String> {
+pub fn parse(src: &str) -> Result<Document<'_>, XmlError> {
     Document::parse(src).map_err(|e| {
         let pos = e.pos();
         match e {
-            roxmltree::Error::DtdDetected => {
-                "a <!DOCTYPE> with declarations is not supported in annotation files".into()
-            }
-            e => format!("line {}, column {}: {e}", pos.row, pos.col),
+            roxmltree::Error::DtdDetected => XmlError::Dtd,
+            source => XmlError::Syntax {
+                line: pos.row,
+                column: pos.col,
+                source,
+            },
         }
     })
 }
@@ -70,12 +91,12 @@ mod tests {
     #[test]
     fn mismatched_tags_name_the_line() {
         let e = parse("<a>\n<b></c></a>").unwrap_err();
+        assert!(matches!(e, XmlError::Syntax { line: 2, .. }), "{e}");
+        let e = e.to_string();
         assert!(e.contains("line 2") && e.contains("'b'"), "{e}");
         assert!(parse("<a><b></b>").is_err());
-        assert!(
-            parse("<!DOCTYPE a [<!ENTITY x 'y'>]><a>&x;</a>")
-                .unwrap_err()
-                .contains("DOCTYPE")
-        );
+        let e = parse("<!DOCTYPE a [<!ENTITY x 'y'>]><a>&x;</a>").unwrap_err();
+        assert!(matches!(e, XmlError::Dtd), "{e}");
+        assert!(e.to_string().contains("DOCTYPE"));
     }
 }

@@ -2,14 +2,23 @@
 //! iteration, writes a checkpoint and stops with the path to resume from. A second signal
 //! while the first is being handled exits at once.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
-static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+static INSTALLED: OnceLock<Result<(), InstallError>> = OnceLock::new();
+
+/// The signal handler could not be installed (the run goes on without graceful interrupts).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot install the interrupt handler: {source}")]
+pub struct InstallError {
+    /// What `ctrlc` reported (shared: every later [`install`] returns the first outcome).
+    #[source]
+    source: Arc<ctrlc::Error>,
+}
 
 /// Install the signal handler (once per process; later calls return the first outcome).
-pub fn install() -> Result<(), String> {
+pub fn install() -> Result<(), InstallError> {
     INSTALLED
         .get_or_init(|| {
             ctrlc::set_handler(|| {
@@ -19,7 +28,9 @@ pub fn install() -> Result<(), String> {
                 }
                 crate::errln!("\ninterrupt: finishing this iteration and writing a checkpoint");
             })
-            .map_err(|e| format!("cannot install the interrupt handler: {e}"))
+            .map_err(|e| InstallError {
+                source: Arc::new(e),
+            })
         })
         .clone()
 }

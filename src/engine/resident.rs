@@ -8,9 +8,10 @@
 //! Each phase is timed after a device synchronisation, so [`StepTimes`] is a per-phase profile
 //! rather than an overlapped pipeline.
 
-use crate::backend::Backend;
 use crate::backend::cuda::optim::Sgd;
 use crate::backend::cuda::{CudaBackend, CudaBuffer};
+use crate::backend::{Backend, BackendError};
+use crate::engine::params::ParamError;
 use crate::engine::{Executor, ParamSet, RunOutputs};
 use crate::graph::Graph;
 use crate::ir::HostTensor;
@@ -35,6 +36,17 @@ pub struct ResidentSgd {
     trainable: Vec<String>,
     hp: Sgd,
     steps: u64,
+}
+
+/// Why the device's parameter values could not be copied into a parameter set.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// The copy from the device failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The parameter set refused the value (no such parameter, or another shape or dtype).
+    #[error(transparent)]
+    Param(#[from] ParamError),
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -157,12 +169,12 @@ impl ResidentSgd {
     }
 
     /// Copies the device's parameter values into `params` (e.g. to compare with a host run).
-    pub fn download_params(&self, params: &mut ParamSet) -> Result<(), String> {
+    pub fn download_params(&self, params: &mut ParamSet) -> Result<(), DownloadError> {
         let be = self.exec.backend();
         for (name, buf) in &self.params {
             let spec = &self.exec.graph().params[name];
-            let t = be.download(buf, spec.dtype, &spec.shape).map_err(err)?;
-            params.set(name, &t).map_err(err)?;
+            let t = be.download(buf, spec.dtype, &spec.shape)?;
+            params.set(name, &t)?;
         }
         Ok(())
     }

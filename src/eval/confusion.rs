@@ -45,6 +45,35 @@ pub struct ImageInput {
     pub dets: Vec<Vec<[f64; 5]>>,
 }
 
+/// Why an image cannot be added to a matrix: its labels or detections do not fit the classes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ImageError {
+    /// A ground-truth label beyond the matrix's classes.
+    #[error("ground-truth label {label} is not one of the {classes} classes")]
+    Label {
+        /// The label (0-based).
+        label: usize,
+        /// The matrix's classes.
+        classes: usize,
+    },
+    /// Detections for more classes than the matrix has.
+    #[error("detections of {got} classes for a matrix of {classes}")]
+    DetectionClasses {
+        /// Classes the image's detections are given for.
+        got: usize,
+        /// The matrix's classes.
+        classes: usize,
+    },
+    /// Ground-truth boxes and labels of different counts.
+    #[error("{boxes} ground-truth boxes with {labels} labels")]
+    LabelCount {
+        /// Ground-truth boxes.
+        boxes: usize,
+        /// Ground-truth labels.
+        labels: usize,
+    },
+}
+
 /// The matrix: `counts[gt][pred]`, `classes.len() + 1` square, background last.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConfusionMatrix {
@@ -85,25 +114,26 @@ impl ConfusionMatrix {
 
     /// Adds one image, as `analyze_per_img_dets` does. A label outside the classes is an
     /// error naming it.
-    pub fn add_image(&mut self, img: &ImageInput, params: &ConfusionParams) -> Result<(), String> {
+    pub fn add_image(
+        &mut self,
+        img: &ImageInput,
+        params: &ConfusionParams,
+    ) -> Result<(), ImageError> {
         let n = self.classes.len();
-        if let Some(l) = img.gt_labels.iter().find(|&&l| l >= n) {
-            return Err(format!(
-                "ground-truth label {l} is not one of the {n} classes"
-            ));
+        if let Some(&label) = img.gt_labels.iter().find(|&&l| l >= n) {
+            return Err(ImageError::Label { label, classes: n });
         }
         if img.dets.len() > n {
-            return Err(format!(
-                "detections of {} classes for a matrix of {n}",
-                img.dets.len()
-            ));
+            return Err(ImageError::DetectionClasses {
+                got: img.dets.len(),
+                classes: n,
+            });
         }
         if img.gt_labels.len() != img.gt_bboxes.len() {
-            return Err(format!(
-                "{} ground-truth boxes with {} labels",
-                img.gt_bboxes.len(),
-                img.gt_labels.len()
-            ));
+            return Err(ImageError::LabelCount {
+                boxes: img.gt_bboxes.len(),
+                labels: img.gt_labels.len(),
+            });
         }
         let bg = n;
         let score_thr = params.score_thr as f32;
@@ -199,7 +229,9 @@ pub fn from_coco(
     let names = gt.categories.iter().map(|c| c.name.clone()).collect();
     let mut matrix = ConfusionMatrix::new(names);
     for img in &images {
-        matrix.add_image(img, params).map_err(EvalError::Params)?;
+        matrix
+            .add_image(img, params)
+            .map_err(|e| EvalError::Params(e.to_string()))?;
     }
     Ok(matrix)
 }
@@ -299,6 +331,16 @@ mod tests {
         };
         let mut m = ConfusionMatrix::new(vec!["a".into()]);
         let e = m.add_image(&img, &ConfusionParams::default()).unwrap_err();
-        assert!(e.contains("label 3"), "{e}");
+        assert!(
+            matches!(
+                e,
+                ImageError::Label {
+                    label: 3,
+                    classes: 1
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("label 3"), "{e}");
     }
 }

@@ -104,13 +104,8 @@ pub fn build(r: &CheckedRecipe) -> Result<Planned, Vec<Diagnostic>> {
     let metric = (training.as_ref())
         .zip(model.as_ref())
         .map(|(t, m)| eval_metric(t, m));
-    if let Some(Err(name)) = &metric {
-        errors.push(at(
-            "hooks.eval.metric",
-            "E0503",
-            format!("hooks.eval.metric: unknown evaluator `{name}`"),
-            "here",
-        ));
+    if let Some(Err(e)) = &metric {
+        errors.push(at(UnknownEvaluator::PATH, "E0503", e.to_string(), "here"));
     }
     match (model, data, training, metric) {
         (Some(model), Some(data), Some(training), Some(Ok(metric))) if errors.is_empty() => {
@@ -130,16 +125,30 @@ fn section(r: &CheckedRecipe, key: &str) -> Value {
     r.config.get(key).cloned().unwrap_or(Value::Null)
 }
 
+/// The evaluator a recipe names in its `eval` hook (or its detector type's default) that this
+/// build does not have. The message starts with the config path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: unknown evaluator `{name}`", UnknownEvaluator::PATH)]
+struct UnknownEvaluator {
+    /// The evaluator's name as the recipe gives it.
+    name: String,
+}
+
+impl UnknownEvaluator {
+    /// The config path of the setting.
+    const PATH: &str = "hooks.eval.metric";
+}
+
 /// The evaluator the recipe's `eval` hook names; without one, the detector type's default
 /// (`registry::metrics::default_evaluator`).
-fn eval_metric(t: &TrainingSpec, model: &DetectorConfig) -> Result<MetricKind, String> {
+fn eval_metric(t: &TrainingSpec, model: &DetectorConfig) -> Result<MetricKind, UnknownEvaluator> {
     let named = (t.hooks.iter()).find_map(|h| match &h.kind {
         HookKind::Eval(c) => c.metric.clone(),
         _ => None,
     });
     let name = named
         .unwrap_or_else(|| crate::registry::metrics::default_evaluator(model.type_name()).into());
-    MetricKind::from_name(&name).ok_or(name)
+    MetricKind::from_name(&name).ok_or(UnknownEvaluator { name })
 }
 
 /// `mmrun check` on one file: the recipe checks with the model's own (its parts built and

@@ -415,10 +415,20 @@ const CATEGORIES: [Category; 23] = [
     Category::Hook,
 ];
 
+/// A category name (`explain --list CATEGORY`) that fits none of the registry's categories.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no category `{name}`; the categories are: {}", categories.join(", "))]
+pub struct UnknownCategory {
+    /// The name as given.
+    pub name: String,
+    /// Every category, spelled as `--list` takes it (`box_coder`).
+    pub categories: Vec<String>,
+}
+
 /// The text `mmrun explain --list [CATEGORY]` prints: each component's name and one-line doc,
 /// by category (`hook`, `box_coder`, `transforms`, `norm` each name one); an unknown category
 /// is an error that lists them.
-pub fn list(category: Option<&str>) -> Result<String, String> {
+pub fn list(category: Option<&str>) -> Result<String, UnknownCategory> {
     let mut out = String::new();
     for cat in categories(category)? {
         out.push_str(&format!("{}:\n", cat.name()));
@@ -432,7 +442,7 @@ pub fn list(category: Option<&str>) -> Result<String, String> {
 
 /// Every category (`None`), or the one `category` names (its name or one of its words,
 /// singular or plural, `_`/`-` for spaces), or why none fits.
-pub fn categories(category: Option<&str>) -> Result<Vec<Category>, String> {
+pub fn categories(category: Option<&str>) -> Result<Vec<Category>, UnknownCategory> {
     let norm = |s: &str| s.trim().to_lowercase().replace(['_', '-'], " ");
     let cats: Vec<Category> = match category {
         None => CATEGORIES.to_vec(),
@@ -445,14 +455,13 @@ pub fn categories(category: Option<&str>) -> Result<Vec<Category>, String> {
             match found {
                 Some(c) => vec![*c],
                 None => {
-                    let names: Vec<String> = CATEGORIES
-                        .iter()
-                        .map(|c| c.name().replace(' ', "_"))
-                        .collect();
-                    return Err(format!(
-                        "no category `{name}`; the categories are: {}",
-                        names.join(", ")
-                    ));
+                    return Err(UnknownCategory {
+                        name: name.to_string(),
+                        categories: CATEGORIES
+                            .iter()
+                            .map(|c| c.name().replace(' ', "_"))
+                            .collect(),
+                    });
                 }
             }
         }

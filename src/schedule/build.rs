@@ -266,7 +266,9 @@ impl raw::Policy {
                 let ratios = match target_ratio {
                     None if q == Quantity::Lr => (10.0, 1e-4),
                     None => (0.85 / 0.95, 1.0),
-                    Some(r) => r.resolve().map_err(|m| err("target_ratio", m))?,
+                    Some(r) => r
+                        .resolve()
+                        .map_err(|e| err("target_ratio", e.to_string()))?,
                 };
                 if !(0.0..1.0).contains(&step_ratio_up) {
                     return Err(err(

@@ -79,14 +79,22 @@ pub(crate) enum RatioArg {
     Many(Vec<f64>),
 }
 
+/// A `target_ratio` list of neither one nor two numbers.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("expected one or two ratios, found {found}")]
+pub(crate) struct RatioCount {
+    /// How many the list has.
+    pub found: usize,
+}
+
 impl RatioArg {
-    pub(crate) fn resolve(self) -> Result<(f64, f64), String> {
+    pub(crate) fn resolve(self) -> Result<(f64, f64), RatioCount> {
         match self {
             RatioArg::One(r) => Ok((r, r / 1e5)),
             RatioArg::Many(v) => match v[..] {
                 [r] => Ok((r, r / 1e5)),
                 [a, b] => Ok((a, b)),
-                _ => Err(format!("expected one or two ratios, found {}", v.len())),
+                _ => Err(RatioCount { found: v.len() }),
             },
         }
     }

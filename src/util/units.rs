@@ -66,20 +66,46 @@ impl fmt::Display for Period {
     }
 }
 
+/// Why a text is not a [`Period`] (`N iters` or `N epochs`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PeriodError {
+    /// Not two words.
+    #[error("expected `N iters` or `N epochs`, found `{text}`")]
+    Form {
+        /// The text as given.
+        text: String,
+    },
+    /// A count that is not a whole number (or does not fit 64 bits).
+    #[error("`{count}` is not a whole number")]
+    Count {
+        /// The count as given.
+        count: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    /// A unit other than iters or epochs.
+    #[error("unknown unit `{unit}`: expected iters or epochs")]
+    Unit {
+        /// The unit as given.
+        unit: String,
+    },
+}
+
 impl std::str::FromStr for Period {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = PeriodError;
+    fn from_str(s: &str) -> Result<Self, PeriodError> {
         let mut parts = s.split_whitespace();
         let (Some(n), Some(u), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(format!("expected `N iters` or `N epochs`, found `{s}`"));
+            return Err(PeriodError::Form { text: s.into() });
         };
-        let count: u64 = n
-            .parse()
-            .map_err(|_| format!("`{n}` is not a whole number"))?;
+        let count: u64 = n.parse().map_err(|source| PeriodError::Count {
+            count: n.into(),
+            source,
+        })?;
         let unit = match u {
             "iter" | "iters" => PeriodUnit::Iters,
             "epoch" | "epochs" => PeriodUnit::Epochs,
-            other => return Err(format!("unknown unit `{other}`: expected iters or epochs")),
+            other => return Err(PeriodError::Unit { unit: other.into() }),
         };
         Ok(Period { count, unit })
     }
@@ -109,6 +135,14 @@ mod tests {
             assert_eq!(serde_json::from_str::<Period>(&j).unwrap(), p);
         }
         assert_eq!("1 epoch".parse::<Period>().unwrap(), Period::epochs(1));
-        assert!("3 days".parse::<Period>().is_err());
+        let e = "3 days".parse::<Period>().unwrap_err();
+        assert!(
+            matches!(&e, PeriodError::Unit { unit } if unit == "days"),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "unknown unit `days`: expected iters or epochs"
+        );
     }
 }

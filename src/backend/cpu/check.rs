@@ -207,7 +207,7 @@ pub(super) fn loss(op: &LossOp, ins: &[In<'_>], out: &Out<'_>) -> Result<(), Bac
     let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape).collect();
     crate::backend::geometry::loss_shape(op, &shapes, out.shape)
         .map(drop)
-        .map_err(|m| invalid(name, m))
+        .map_err(|e| invalid(name, e.to_string()))
 }
 
 #[cfg(test)]

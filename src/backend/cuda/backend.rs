@@ -98,6 +98,15 @@ pub(crate) fn device_err(e: CudaError) -> BackendError {
     }
 }
 
+/// An op the shared host-side checks (`strided`, `geometry`) refuse.
+pub(crate) fn geometry_err(op: &'static str, source: crate::backend::ShapeError) -> BackendError {
+    BackendError::Shape {
+        backend: NAME,
+        op,
+        source: Box::new(source),
+    }
+}
+
 pub(crate) fn unsupported(op: &'static str, dtype: DType) -> BackendError {
     BackendError::Unsupported {
         backend: NAME,

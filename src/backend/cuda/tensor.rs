@@ -11,7 +11,7 @@
 
 use cudarc::driver::{DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
 
-use super::backend::{CudaBackend, CudaBuffer, device_err, unsupported};
+use super::backend::{CudaBackend, CudaBuffer, device_err, geometry_err, unsupported};
 use super::device::CudaDevice;
 use super::error::{CudaError, DriverContext};
 use super::kernels::Module;
@@ -152,7 +152,7 @@ unsafe fn strided_copy(
     dst: u64,
     map: &Strided,
 ) -> Result<(), BackendError> {
-    let k = map.kernel(op).map_err(|m| shape_err(op, m))?;
+    let k = map.kernel(op).map_err(|e| geometry_err(op, e))?;
     if k.n == 0 {
         return Ok(());
     }
@@ -368,8 +368,11 @@ pub(super) fn binary(
     }
     let (aa, ba) = (in_addr(be, a, "binary")?, in_addr(be, b, "binary")?);
     let oa = out_addr(be, &mut out, "binary")?;
-    let map = plan::plan_binary(a.shape, b.shape, out.shape).map_err(|m| shape_err("binary", m))?;
-    let k = map.kernel("binary").map_err(|m| shape_err("binary", m))?;
+    let map =
+        plan::plan_binary(a.shape, b.shape, out.shape).map_err(|e| geometry_err("binary", e))?;
+    let k = map
+        .kernel("binary")
+        .map_err(|e| geometry_err("binary", e))?;
     if k.n == 0 {
         return Ok(());
     }
@@ -400,7 +403,7 @@ pub(super) fn reduce(
     let xa = in_addr(be, x, "sum")?;
     let oa = out_addr(be, &mut out, "sum")?;
     let n_out = count("sum", out.shape)?;
-    let p = plan::plan_reduce(x.shape, axes, n_out).map_err(|m| shape_err("sum", m))?;
+    let p = plan::plan_reduce(x.shape, axes, n_out).map_err(|e| geometry_err("sum", e))?;
     if p.rows == 0 {
         return Ok(());
     }
@@ -495,7 +498,7 @@ pub(super) fn layout(
         }
     }
     let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape).collect();
-    let p = plan::plan_layout(op, &shapes, out.shape).map_err(|m| shape_err(name, m))?;
+    let p = plan::plan_layout(op, &shapes, out.shape).map_err(|e| geometry_err(name, e))?;
     let addrs: Vec<u64> = ins
         .iter()
         .map(|t| in_addr(be, t, name))

@@ -121,23 +121,53 @@ pub fn describe(info: &wgpu::AdapterInfo) -> String {
     )
 }
 
+/// Why no wgpu device opened (`--device wgpu[:N|:NAME]`).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// wgpu sees no adapter at all.
+    #[error(
+        "wgpu finds no adapter (no Vulkan, Metal or DX12 driver; on Debian \
+         `apt-get install mesa-vulkan-drivers` gives the lavapipe CPU adapter)"
+    )]
+    NoAdapter,
+    /// `wgpu:N` past the adapters wgpu sees.
+    #[error("there is no adapter {index}; wgpu sees {}", seen.join(", "))]
+    NoIndex {
+        /// The index asked for.
+        index: usize,
+        /// The adapters there are, as `wgpu:N (name)`.
+        seen: Vec<String>,
+    },
+    /// `wgpu:NAME` that no adapter's name contains.
+    #[error("no adapter's name contains `{name}`; wgpu sees {}", seen.join(", "))]
+    NoName {
+        /// The name asked for.
+        name: String,
+        /// The adapters there are, as `wgpu:N (name)`.
+        seen: Vec<String>,
+    },
+    /// The adapter refused a device with the limits asked for.
+    #[error("{adapter}: {source}")]
+    RequestDevice {
+        /// The adapter's name.
+        adapter: String,
+        #[source]
+        source: wgpu::RequestDeviceError,
+    },
+}
+
 impl Gpu {
     /// Opens the chosen adapter with the largest buffer limits it allows.
-    pub fn open(choice: &AdapterChoice) -> Result<Gpu, String> {
+    pub fn open(choice: &AdapterChoice) -> Result<Gpu, OpenError> {
         let list = adapters();
         if list.is_empty() {
-            return Err(
-                "wgpu finds no adapter (no Vulkan, Metal or DX12 driver; on Debian \
-                 `apt-get install mesa-vulkan-drivers` gives the lavapipe CPU adapter)"
-                    .into(),
-            );
+            return Err(OpenError::NoAdapter);
         }
         let names = || {
             list.iter()
                 .enumerate()
                 .map(|(i, a)| format!("wgpu:{i} ({})", a.get_info().name))
                 .collect::<Vec<_>>()
-                .join(", ")
         };
         let adapter = match choice {
             AdapterChoice::Default => {
@@ -150,15 +180,17 @@ impl Gpu {
                 };
                 list.iter().min_by_key(|a| rank(a)).expect("non-empty")
             }
-            AdapterChoice::Index(i) => list
-                .get(*i)
-                .ok_or_else(|| format!("there is no adapter {i}; wgpu sees {}", names()))?,
+            AdapterChoice::Index(i) => list.get(*i).ok_or_else(|| OpenError::NoIndex {
+                index: *i,
+                seen: names(),
+            })?,
             AdapterChoice::Name(n) => {
                 let want = n.to_lowercase();
                 list.iter()
                     .find(|a| a.get_info().name.to_lowercase().contains(&want))
-                    .ok_or_else(|| {
-                        format!("no adapter's name contains `{n}`; wgpu sees {}", names())
+                    .ok_or_else(|| OpenError::NoName {
+                        name: n.clone(),
+                        seen: names(),
                     })?
             }
         };
@@ -175,8 +207,13 @@ impl Gpu {
             required_limits: limits.clone(),
             ..Default::default()
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
-            .map_err(|e| format!("{}: {e}", info.name))?;
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&desc)).map_err(|source| {
+                OpenError::RequestDevice {
+                    adapter: info.name.clone(),
+                    source,
+                }
+            })?;
         let uncaptured = Arc::new(Mutex::new(None));
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {

@@ -11,7 +11,7 @@
 //! and the IoU losses also differentiate the target (`wrt = 1`).
 
 use super::context::{Grid, Kernel, Module};
-use super::{In, Out, WgpuBackend, count, fbits, input, output, shape_err, unsupported, w};
+use super::{In, Out, WgpuBackend, count, fbits, geometry_err, input, output, unsupported, w};
 use crate::backend::BackendError;
 use crate::backend::geometry::loss_shape;
 use crate::ir::DType;
@@ -51,7 +51,7 @@ pub(super) fn loss(
         return Err(unsupported(name, out.dtype));
     }
     let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape).collect();
-    let loss_shape = loss_shape(op, &shapes, out.shape).map_err(|m| shape_err(name, m))?;
+    let loss_shape = loss_shape(op, &shapes, out.shape).map_err(|e| geometry_err(name, e))?;
     let (x, t) = (&ins[0], &ins[1]);
     let dy = match wrt {
         Some(_) => Some(input(&ins[2], name, DType::F32)?),

@@ -23,7 +23,7 @@ mod norm;
 mod pool;
 mod tensor;
 
-pub use context::{Gpu, adapters, describe};
+pub use context::{Gpu, OpenError, adapters, describe};
 
 use crate::backend::AdapterChoice;
 
@@ -67,7 +67,7 @@ pub struct WgpuBackend {
 
 impl WgpuBackend {
     /// Opens the chosen adapter.
-    pub fn open(choice: &AdapterChoice) -> Result<Self, String> {
+    pub fn open(choice: &AdapterChoice) -> Result<Self, OpenError> {
         Ok(WgpuBackend {
             gpu: Arc::new(Gpu::open(choice)?),
         })
@@ -102,6 +102,15 @@ pub(crate) fn shape_err(op: &'static str, message: impl Into<String>) -> Backend
         backend: NAME,
         op,
         message: message.into(),
+    }
+}
+
+/// An op the shared host-side checks (`strided`, `geometry`) refuse.
+pub(crate) fn geometry_err(op: &'static str, source: crate::backend::ShapeError) -> BackendError {
+    BackendError::Shape {
+        backend: NAME,
+        op,
+        source: Box::new(source),
     }
 }
 

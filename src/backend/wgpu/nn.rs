@@ -5,7 +5,7 @@
 //! split along that sum so that enough workgroups share it, then the splits are summed.
 
 use super::context::{Grid, Kernel, Module};
-use super::{In, Out, WgpuBackend, count, input, output, shape_err, w};
+use super::{In, Out, WgpuBackend, count, geometry_err, input, output, shape_err, w};
 use crate::backend::BackendError;
 use crate::backend::geometry::{ConvGeo, MatmulGeo};
 use crate::ir::DType;
@@ -94,8 +94,8 @@ pub(super) fn matmul(
             format!("expects 2 inputs, got {}", ins.len()),
         ));
     }
-    let g =
-        MatmulGeo::new(op, ins[0].shape, ins[1].shape, out.shape).map_err(|m| shape_err(OP, m))?;
+    let g = MatmulGeo::new(op, ins[0].shape, ins[1].shape, out.shape)
+        .map_err(|e| geometry_err(OP, e))?;
     let (a, b) = (
         input(&ins[0], OP, DType::F32)?,
         input(&ins[1], OP, DType::F32)?,
@@ -120,6 +120,7 @@ pub(super) fn conv(
         ConvOp::Conv2dGradWeight(a) => ("conv2d_grad_weight", a),
     };
     let bad = |m: String| shape_err(name, m);
+    let geo = |e| geometry_err(name, e);
     let arity = |allowed: &[usize]| {
         if allowed.contains(&ins.len()) {
             Ok(())
@@ -137,7 +138,7 @@ pub(super) fn conv(
     match op {
         ConvOp::Conv2d(_) => {
             arity(&[2, 3])?;
-            let g = ConvGeo::new(a, ins[0].shape, ins[1].shape).map_err(bad)?;
+            let g = ConvGeo::new(a, ins[0].shape, ins[1].shape).map_err(geo)?;
             if out.shape != g.y {
                 return Err(bad(format!(
                     "output is {:?}, the convolution gives {:?}",
@@ -164,7 +165,7 @@ pub(super) fn conv(
         ConvOp::Conv2dGradInput(_) => {
             arity(&[2])?;
             // The output is x's gradient: x's shape must convolve to dy's.
-            let g = ConvGeo::with_output(a, out.shape, ins[1].shape, ins[0].shape).map_err(bad)?;
+            let g = ConvGeo::with_output(a, out.shape, ins[1].shape, ins[0].shape).map_err(geo)?;
             let (dy, wt) = (
                 input(&ins[0], name, DType::F32)?,
                 input(&ins[1], name, DType::F32)?,
@@ -181,7 +182,7 @@ pub(super) fn conv(
         }
         ConvOp::Conv2dGradWeight(_) => {
             arity(&[2])?;
-            let g = ConvGeo::with_output(a, ins[0].shape, out.shape, ins[1].shape).map_err(bad)?;
+            let g = ConvGeo::with_output(a, ins[0].shape, out.shape, ins[1].shape).map_err(geo)?;
             let (x, dy) = (
                 input(&ins[0], name, DType::F32)?,
                 input(&ins[1], name, DType::F32)?,

@@ -9,7 +9,7 @@
 //! workgroup per statistic or channel; the rest are elementwise.
 
 use super::context::{Grid, Kernel, Module};
-use super::{In, Out, WgpuBackend, count, fbits, input, output, shape_err, w};
+use super::{In, Out, WgpuBackend, count, fbits, geometry_err, input, output, w};
 use crate::backend::BackendError;
 use crate::backend::geometry::NormGeo;
 use crate::ir::DType;
@@ -46,7 +46,7 @@ pub(super) fn norm(
         NormOp::StatsGrad(_) => ("norm_stats_grad", 0.0, STATS_GRAD),
     };
     let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape).collect();
-    let g = NormGeo::of_op(op, &shapes, out.shape).map_err(|m| shape_err(name, m))?;
+    let g = NormGeo::of_op(op, &shapes, out.shape).map_err(|e| geometry_err(name, e))?;
     let total = count(name, ins[0].shape)?;
     let bufs: Vec<&wgpu::Buffer> = ins
         .iter()

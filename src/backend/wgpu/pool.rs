@@ -17,7 +17,7 @@
 
 use super::context::{Grid, Kernel, Module};
 use super::tensor::fill_bits;
-use super::{In, Out, WgpuBackend, count, fbits, input, output, shape_err, w};
+use super::{In, Out, WgpuBackend, count, fbits, geometry_err, input, output, shape_err, w};
 use crate::backend::BackendError;
 use crate::backend::geometry::roi_bins;
 use crate::ir::op::*;
@@ -287,11 +287,11 @@ fn roi_output(
     op: &'static str,
     rois: &[usize],
     bins: &[usize],
-    what: &str,
+    what: &'static str,
     xs: [usize; 4],
     a: &RoiAlignAttrs,
 ) -> Result<[usize; 4], BackendError> {
-    let want = roi_bins(rois, bins, what, xs[1], a).map_err(|m| shape_err(op, m))?;
+    let want = roi_bins(rois, bins, what, xs[1], a).map_err(|e| geometry_err(op, e))?;
     let k = want[0];
     if want.iter().all(|&d| d > 0) && xs.contains(&0) {
         return Err(shape_err(

@@ -3,7 +3,9 @@
 //! CUDA backend's (`backend::strided`); the kernels are `kernels/wgsl/tensor.wgsl`.
 
 use super::context::{Grid, Kernel, Module};
-use super::{In, Out, WgpuBackend, count, fbits, input, nth, output, shape_err, unsupported, w};
+use super::{
+    In, Out, WgpuBackend, count, fbits, geometry_err, input, nth, output, shape_err, unsupported, w,
+};
 use crate::backend::BackendError;
 use crate::backend::strided::{self as plan, KernelIndex, LayoutPlan, Strided};
 use crate::ir::DType;
@@ -63,7 +65,7 @@ pub(super) fn strided_copy(
     dst: (&wgpu::Buffer, usize),
     map: &Strided,
 ) -> Result<(), BackendError> {
-    let k = map.kernel(op).map_err(|m| shape_err(op, m))?;
+    let k = map.kernel(op).map_err(|e| geometry_err(op, e))?;
     let mut meta = vec![k.n, w(src.1), w(dst.1)];
     index_words(&k, &mut meta);
     be.gpu().dispatch(
@@ -180,8 +182,11 @@ pub(super) fn binary(
         input(b, "binary", DType::F32)?,
     );
     let ob = output(&out, "binary", DType::F32)?;
-    let map = plan::plan_binary(a.shape, b.shape, out.shape).map_err(|m| shape_err("binary", m))?;
-    let k = map.kernel("binary").map_err(|m| shape_err("binary", m))?;
+    let map =
+        plan::plan_binary(a.shape, b.shape, out.shape).map_err(|e| geometry_err("binary", e))?;
+    let k = map
+        .kernel("binary")
+        .map_err(|e| geometry_err("binary", e))?;
     let code = match op {
         BinaryOp::Add => 0,
         BinaryOp::Sub => 1,
@@ -234,7 +239,7 @@ pub(super) fn reduce(
     let xb = input(x, "sum", DType::F32)?;
     let ob = output(&out, "sum", DType::F32)?;
     let n_out = count("sum", out.shape)?;
-    let p = plan::plan_reduce(x.shape, axes, n_out).map_err(|m| shape_err("sum", m))?;
+    let p = plan::plan_reduce(x.shape, axes, n_out).map_err(|e| geometry_err("sum", e))?;
     if p.rows == 0 {
         return Ok(());
     }
@@ -259,7 +264,7 @@ pub(super) fn layout(
         return Err(unsupported(name, out.dtype));
     }
     let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape).collect();
-    let p = plan::plan_layout(op, &shapes, out.shape).map_err(|m| shape_err(name, m))?;
+    let p = plan::plan_layout(op, &shapes, out.shape).map_err(|e| geometry_err(name, e))?;
     let bufs: Vec<&wgpu::Buffer> = ins
         .iter()
         .map(|t| input(t, name, out.dtype))

@@ -76,8 +76,105 @@ pub enum CheckpointError {
     Checksum { path: PathBuf, file: String },
     #[error("checkpoint {path} is not valid: {why}")]
     Invalid { path: PathBuf, why: String },
+    /// A run state whose position does not fit the run resuming from it.
+    #[error("checkpoint {path} is not valid: {source}")]
+    Position {
+        path: PathBuf,
+        #[source]
+        source: PositionError,
+    },
     #[error("no checkpoint to resume from in {0}")]
     NoneFound(PathBuf),
+}
+
+/// Why a checkpoint's position ([`RunState`]: counters, workflow phase, best score) cannot be
+/// resumed by this run. The state is untrusted input; each message says what changed or what
+/// was edited.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PositionError {
+    /// Written by a run with another number of iterations per epoch.
+    #[error(
+        "it was written with {saved} iterations per epoch, but this run has {run}: the dataset, \
+         samples_per_gpu or sampler changed (resume with the settings it was trained with, \
+         or start a new run with load_from)"
+    )]
+    ItersPerEpoch {
+        /// The checkpoint's `iters_per_epoch`.
+        saved: u64,
+        /// This run's.
+        run: u64,
+    },
+    /// An iteration past the end of this run.
+    #[error("it is at iteration {iter} but the run is {max_iters} iterations long")]
+    PastEnd {
+        /// The checkpoint's `iter`.
+        iter: u64,
+        /// This run's length in iterations.
+        max_iters: u64,
+    },
+    /// Epoch, iteration and iteration within the epoch that do not agree with this run's
+    /// iterations per epoch.
+    #[error(
+        "its position (epoch {epoch}, iteration {iter}, {inner} into the epoch) is not consistent with \
+         this run's {ipe} iterations per epoch{}: the dataset or batch size changed, \
+         or state.json was edited",
+        implied_ipe(*.epoch, *.iter, *.inner)
+    )]
+    Inconsistent {
+        /// The checkpoint's `epoch`.
+        epoch: u64,
+        /// The checkpoint's `iter`.
+        iter: u64,
+        /// The checkpoint's `inner_iter`.
+        inner: u64,
+        /// This run's iterations per epoch.
+        ipe: u64,
+    },
+    /// A workflow phase the recipe does not have.
+    #[error("its workflow position (phase {phase}) does not fit this recipe's {phases} phase(s)")]
+    WorkflowPhase {
+        /// The checkpoint's phase, counted from 1.
+        phase: usize,
+        /// The recipe's workflow phases.
+        phases: usize,
+    },
+    /// More of a workflow phase done than the phase is long.
+    #[error(
+        "its workflow position ({done} done in phase {phase}) is past that phase's length ({length})"
+    )]
+    WorkflowDone {
+        /// Units (epochs or iterations) done, as the checkpoint says.
+        done: u64,
+        /// The phase, counted from 1.
+        phase: usize,
+        /// The phase's length in the recipe.
+        length: crate::util::units::Period,
+    },
+    /// A best score that is not finite or lies after the checkpoint's iteration.
+    #[error(
+        "its best score ({metric} = {value} at iteration {at}) is not possible at iteration {iter}"
+    )]
+    Best {
+        /// The metric's key.
+        metric: String,
+        /// The score.
+        value: f64,
+        /// The iteration it was reached at.
+        at: u64,
+        /// The checkpoint's `iter`.
+        iter: u64,
+    },
+}
+
+/// The iterations per epoch a position implies, as a parenthesis (nothing at epoch 0).
+fn implied_ipe(epoch: u64, iter: u64, inner: u64) -> String {
+    match epoch {
+        0 => String::new(),
+        e => format!(
+            " (its epoch {e} and iteration {iter} imply {} per epoch)",
+            iter.saturating_sub(inner) / e
+        ),
+    }
 }
 
 /// Where checkpoint bytes go: the file system, or a faulty stand-in in tests.

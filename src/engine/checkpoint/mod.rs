@@ -12,8 +12,8 @@ mod tensors;
 
 pub use crate::model::weights::LoadReport;
 pub use format::{
-    CheckpointData, CheckpointError, FileWriter, FsWriter, RunState, load_checkpoint,
-    save_checkpoint,
+    CheckpointData, CheckpointError, FileWriter, FsWriter, PositionError, RunState,
+    load_checkpoint, save_checkpoint,
 };
 pub use manager::{BestRule, CheckpointManager, KeepPolicy, position, resolve_resume};
 pub use tensors::{

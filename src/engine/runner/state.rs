@@ -3,8 +3,8 @@
 
 use super::{Position, RunError, Runner};
 use crate::engine::checkpoint::{
-    CheckpointData, CheckpointError, LoadReport, RunState, Tensors, load_weights_into,
-    params_to_tensors,
+    CheckpointData, CheckpointError, LoadReport, PositionError, RunState, Tensors,
+    load_weights_into, params_to_tensors,
 };
 use crate::engine::hooks::HookPoint;
 use crate::engine::optim::LossScaler;
@@ -65,7 +65,12 @@ impl Runner<'_> {
                 why,
             })
         };
-        self.check_position(&data.state).map_err(invalid)?;
+        self.check_position(&data.state).map_err(|source| {
+            RunError::Checkpoint(CheckpointError::Position {
+                path: path.to_path_buf(),
+                source,
+            })
+        })?;
         let report = load_weights_into(&mut self.st.params, &data.weights);
         if !report.is_exact() {
             return Err(invalid(format!(
@@ -157,21 +162,19 @@ impl Runner<'_> {
 
     /// A checkpoint's position is untrusted input: every number must fit this run, with
     /// overflow-checked arithmetic, before anything is restored.
-    fn check_position(&self, s: &RunState) -> Result<(), String> {
+    fn check_position(&self, s: &RunState) -> Result<(), PositionError> {
         let ipe = self.ipe;
         if s.iters_per_epoch != 0 && s.iters_per_epoch != ipe {
-            return Err(format!(
-                "it was written with {} iterations per epoch, but this run has {ipe}: the dataset, \
-                 samples_per_gpu or sampler changed (resume with the settings it was trained with, \
-                 or start a new run with load_from)",
-                s.iters_per_epoch
-            ));
+            return Err(PositionError::ItersPerEpoch {
+                saved: s.iters_per_epoch,
+                run: ipe,
+            });
         }
         if s.iter > self.max_iters {
-            return Err(format!(
-                "it is at iteration {} but the run is {} iterations long",
-                s.iter, self.max_iters
-            ));
+            return Err(PositionError::PastEnd {
+                iter: s.iter,
+                max_iters: self.max_iters,
+            });
         }
         let consistent = s.inner_iter < ipe
             && s.epoch
@@ -179,42 +182,36 @@ impl Runner<'_> {
                 .and_then(|i| i.checked_add(s.inner_iter))
                 == Some(s.iter);
         if !consistent {
-            let theirs = match s.epoch {
-                0 => String::new(),
-                e => format!(
-                    " (its epoch {e} and iteration {} imply {} per epoch)",
-                    s.iter,
-                    s.iter.saturating_sub(s.inner_iter) / e
-                ),
-            };
-            return Err(format!(
-                "its position (epoch {}, iteration {}, {} into the epoch) is not consistent with \
-                 this run's {ipe} iterations per epoch{theirs}: the dataset or batch size changed, \
-                 or state.json was edited",
-                s.epoch, s.iter, s.inner_iter
-            ));
+            return Err(PositionError::Inconsistent {
+                epoch: s.epoch,
+                iter: s.iter,
+                inner: s.inner_iter,
+                ipe,
+            });
         }
         let (phase, done) = s.workflow;
         let Some((_, period)) = self.config.workflow.get(phase) else {
-            return Err(format!(
-                "its workflow position (phase {}) does not fit this recipe's {} phase(s)",
-                phase + 1,
-                self.config.workflow.len()
-            ));
+            return Err(PositionError::WorkflowPhase {
+                phase: phase + 1,
+                phases: self.config.workflow.len(),
+            });
         };
         if done > period.count {
-            return Err(format!(
-                "its workflow position ({done} done in phase {}) is past that phase's length ({period})",
-                phase + 1
-            ));
+            return Err(PositionError::WorkflowDone {
+                done,
+                phase: phase + 1,
+                length: *period,
+            });
         }
         if let Some((metric, value, at)) = &s.best
             && (!value.is_finite() || *at > s.iter)
         {
-            return Err(format!(
-                "its best score ({metric} = {value} at iteration {at}) is not possible at iteration {}",
-                s.iter
-            ));
+            return Err(PositionError::Best {
+                metric: metric.clone(),
+                value: *value,
+                at: *at,
+                iter: s.iter,
+            });
         }
         Ok(())
     }

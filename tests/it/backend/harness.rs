@@ -51,9 +51,9 @@ impl Suite for mmrun::backend::wgpu::WgpuBackend {
 /// sets where it installed lavapipe.
 #[cfg(feature = "wgpu")]
 pub fn wgpu(test: &str) -> Option<mmrun::backend::wgpu::WgpuBackend> {
-    use mmrun::backend::wgpu::WgpuBackend;
+    use mmrun::backend::wgpu::{OpenError, WgpuBackend};
     use std::sync::OnceLock;
-    static OPENED: OnceLock<Result<WgpuBackend, String>> = OnceLock::new();
+    static OPENED: OnceLock<Result<WgpuBackend, OpenError>> = OnceLock::new();
     match OPENED.get_or_init(|| WgpuBackend::open(&mmrun::backend::AdapterChoice::Default)) {
         Ok(b) => Some(b.clone()),
         Err(why) => {

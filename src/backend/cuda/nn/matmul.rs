@@ -1,9 +1,9 @@
 //! `MatmulOp` (geometry: [`MatmulGeo`]) as the CPU's `matmul_t`: one cuBLAS GEMM per batch
 //! item on views of the operands.
 
-use super::{In, Out, arity, bad, drv, input, output};
+use super::{In, Out, arity, drv, input, output};
 use crate::backend::BackendError;
-use crate::backend::cuda::backend::{CudaBackend, device_err};
+use crate::backend::cuda::backend::{CudaBackend, device_err, geometry_err};
 use crate::backend::geometry::MatmulGeo;
 use crate::ir::op::MatmulOp;
 
@@ -15,7 +15,8 @@ pub(super) fn matmul(
 ) -> Result<(), BackendError> {
     const OP: &str = "matmul";
     arity(OP, ins, &[2])?;
-    let g = MatmulGeo::new(op, ins[0].shape, ins[1].shape, out.shape).map_err(|m| bad(OP, m))?;
+    let g = MatmulGeo::new(op, ins[0].shape, ins[1].shape, out.shape)
+        .map_err(|e| geometry_err(OP, e))?;
     let (a, b) = (input(&ins[0], OP)?, input(&ins[1], OP)?);
     let y = output(&mut out, OP)?;
     let (la, lb, ly) = (g.m * g.k, g.k * g.n, g.m * g.n);

@@ -8,9 +8,9 @@
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
 
-use super::{In, Out, bad, drv, input, output, u32_of};
+use super::{In, Out, drv, input, output, u32_of};
 use crate::backend::BackendError;
-use crate::backend::cuda::backend::{CudaBackend, device_err};
+use crate::backend::cuda::backend::{CudaBackend, device_err, geometry_err};
 use crate::backend::cuda::device::{BLOCK, CudaDevice};
 use crate::backend::cuda::kernels::Module;
 use crate::backend::cuda::launch::{self, Arg};
@@ -26,7 +26,7 @@ pub(super) fn norm(
 ) -> Result<(), BackendError> {
     let name = crate::ir::op::Op::Norm(op.clone()).name();
     let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape).collect();
-    let g = NormGeo::of_op(op, &shapes, out.shape).map_err(|m| bad(name, m))?;
+    let g = NormGeo::of_op(op, &shapes, out.shape).map_err(|e| geometry_err(name, e))?;
     let total = u32_of(name, g.total())?;
     let want_out = g.output_shape(op, ins[0].shape);
     let bufs: Vec<&CudaSlice<f32>> = ins

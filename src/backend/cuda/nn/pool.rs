@@ -16,7 +16,7 @@ use cudarc::driver::CudaSlice;
 
 use super::{In, Out, arity, bad, drv, input, nchw, output, u32_of};
 use crate::backend::BackendError;
-use crate::backend::cuda::backend::{CudaBackend, device_err};
+use crate::backend::cuda::backend::{CudaBackend, device_err, geometry_err};
 use crate::backend::cuda::device::CudaDevice;
 use crate::backend::cuda::error::CudaError;
 use crate::backend::cuda::kernels::Module;
@@ -94,8 +94,8 @@ pub(super) fn pool(
             const OP: &str = "roi_align";
             arity(OP, ins, &[2])?;
             let xs = nchw(OP, "input", ins[0].shape)?;
-            let [k, ..] =
-                roi_bins(ins[1].shape, out.shape, "output", xs[1], a).map_err(|m| bad(OP, m))?;
+            let [k, ..] = roi_bins(ins[1].shape, out.shape, "output", xs[1], a)
+                .map_err(|e| geometry_err(OP, e))?;
             let (x, rois) = (input(&ins[0], OP)?, input(&ins[1], OP)?);
             let y = output(&mut out, OP)?;
             roi_align(dev, "roi_align_fwd", x, rois, y, xs, k, a)?;
@@ -104,8 +104,8 @@ pub(super) fn pool(
             const OP: &str = "roi_align_grad";
             arity(OP, ins, &[2])?;
             let xs = nchw(OP, "output", out.shape)?;
-            let [k, ..] =
-                roi_bins(ins[0].shape, ins[1].shape, "dy", xs[1], a).map_err(|m| bad(OP, m))?;
+            let [k, ..] = roi_bins(ins[0].shape, ins[1].shape, "dy", xs[1], a)
+                .map_err(|e| geometry_err(OP, e))?;
             let (rois, dy) = (input(&ins[0], OP)?, input(&ins[1], OP)?);
             let dx = output(&mut out, OP)?;
             dev.stream().memset_zeros(dx).map_err(drv)?;
