@@ -203,62 +203,45 @@ fn input_block<T: Float>(even: &[T], odd: &[T], width: usize, tx0: usize) -> [[T
     vt
 }
 
-/// `V[ξ][ci][t - t0] = Bᵀ d B` for the chunk's tiles, split over channels.
+/// How the transformed input `V = Bᵀ d B` of a chunk's tiles is laid out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `V[ξ][ci][t - t0]`: the forward's GEMMs reduce over channels.
+    ChannelMajor,
+    /// `V[ξ][t - t0][ci]`: the weight gradient's GEMMs reduce over tiles, and the `gemm` crate
+    /// packs an operand contiguous along the reduction one strided element at a time.
+    TileMajor,
+}
+
+/// The transformed input of the chunk's tiles into `v` (16 × c × len), split over channels:
+/// one per task when channel-major, blocks of [`BLOCK`] when tile-major, so that each tile's
+/// channels are written as one contiguous run.
 fn transform_inputs<T: Float>(
     x: &[T],
     geo: &Geo,
     tiles: &Tiles,
     chunk: (usize, usize),
     v: &mut [T],
-) {
-    let plane_len = geo.h * geo.w;
-    let (len, width) = (chunk.1, tiles.tw + 1 + BLOCK);
-    let stride = geo.c * len;
-    let out = OutPtr(v.as_mut_ptr());
-    (0..geo.c).into_par_iter().for_each(|ci| {
-        let (mut even, mut odd) = (vec![T::ZERO; 4 * width], vec![T::ZERO; 4 * width]);
-        let mut cached = usize::MAX;
-        for (k, n, ty, tx0, run) in tile_blocks(tiles, chunk) {
-            if cached != n * tiles.th + ty {
-                let plane = &x[(n * geo.c + ci) * plane_len..][..plane_len];
-                split_rows(plane, geo, ty, &mut even, &mut odd);
-                cached = n * tiles.th + ty;
-            }
-            let vt = input_block(&even, &odd, width, tx0);
-            for (e, vals) in vt.iter().enumerate() {
-                // SAFETY: elements (e, ci, k..k+run) of the 16 × c × len buffer; each task
-                // owns its channel `ci`.
-                unsafe {
-                    put_run(vals, out.get().add(e * stride + ci * len + k), run);
-                }
-            }
-        }
-    });
-}
-
-/// [`transform_inputs`] laid out tile-major, `V[ξ][t - t0][ci]`: the weight gradient's GEMMs
-/// reduce over tiles, and the `gemm` crate packs an operand contiguous along the reduction one
-/// strided element at a time. Split over blocks of [`BLOCK`] channels, so that each tile's
-/// channels are written as one contiguous run.
-fn transform_inputs_tile_major<T: Float>(
-    x: &[T],
-    geo: &Geo,
-    tiles: &Tiles,
-    chunk: (usize, usize),
-    v: &mut [T],
+    layout: Layout,
 ) {
     let plane_len = geo.h * geo.w;
     let (c, len, width) = (geo.c, chunk.1, tiles.tw + 1 + BLOCK);
+    let per_task = if layout == Layout::TileMajor {
+        BLOCK
+    } else {
+        1
+    };
     let out = OutPtr(v.as_mut_ptr());
-    (0..c.div_ceil(BLOCK)).into_par_iter().for_each(|cb| {
-        let (c0, cr) = (cb * BLOCK, BLOCK.min(c - cb * BLOCK));
-        let mut even = vec![T::ZERO; BLOCK * 4 * width];
-        let mut odd = vec![T::ZERO; BLOCK * 4 * width];
+    (0..c.div_ceil(per_task)).into_par_iter().for_each(|cb| {
+        let (c0, cr) = (cb * per_task, per_task.min(c - cb * per_task));
+        let mut even = vec![T::ZERO; cr * 4 * width];
+        let mut odd = vec![T::ZERO; cr * 4 * width];
         let mut cached = usize::MAX;
+        // Tile-major: vals[e][j][cc] is plane e, tile k + j, channel c0 + cc (each block
+        // overwrites what it writes out).
+        let mut vals = [[[T::ZERO; BLOCK]; BLOCK]; 16];
         for (k, n, ty, tx0, run) in tile_blocks(tiles, chunk) {
             let row_key = n * tiles.th + ty;
-            // vals[e][j][cc]: plane e, tile k + j, channel c0 + cc.
-            let mut vals = [[[T::ZERO; BLOCK]; BLOCK]; 16];
             for cc in 0..cr {
                 let (ev, od) = (
                     &mut even[cc * 4 * width..][..4 * width],
@@ -270,17 +253,28 @@ fn transform_inputs_tile_major<T: Float>(
                 }
                 let vt = input_block(ev, od, width, tx0);
                 for (e, plane) in vt.iter().enumerate() {
-                    for (j, &val) in plane.iter().enumerate() {
-                        vals[e][j][cc] = val;
+                    match layout {
+                        // SAFETY: elements (e, c0 + cc, k..k + run) of the 16 × c × len
+                        // buffer; each task owns its channels.
+                        Layout::ChannelMajor => unsafe {
+                            put_run(plane, out.get().add((e * c + c0 + cc) * len + k), run)
+                        },
+                        Layout::TileMajor => {
+                            for (j, &val) in plane.iter().enumerate() {
+                                vals[e][j][cc] = val;
+                            }
+                        }
                     }
                 }
             }
             cached = row_key;
-            for (e, plane) in vals.iter().enumerate() {
-                for (j, channels) in plane[..run].iter().enumerate() {
-                    // SAFETY: elements (e, k + j, c0..c0 + cr) of the 16 × len × c buffer;
-                    // each task owns its block of channels.
-                    unsafe { put_run(channels, out.get().add((e * len + k + j) * c + c0), cr) }
+            if layout == Layout::TileMajor {
+                for (e, plane) in vals.iter().enumerate() {
+                    for (j, channels) in plane[..run].iter().enumerate() {
+                        // SAFETY: elements (e, k + j, c0..c0 + cr) of the 16 × len × c
+                        // buffer; each task owns its block of channels.
+                        unsafe { put_run(channels, out.get().add((e * len + k + j) * c + c0), cr) }
+                    }
                 }
             }
         }
@@ -433,7 +427,7 @@ pub(super) fn conv2d<T: Float>(
         let u = &*u;
         for chunk in tiles.chunks() {
             let len = chunk.1;
-            transform_inputs(x, geo, &tiles, chunk, v);
+            transform_inputs(x, geo, &tiles, chunk, v, Layout::ChannelMajor);
             let m_out = OutPtr(m.as_mut_ptr());
             let v = &*v;
             (0..16).into_par_iter().for_each(|e| {
@@ -502,7 +496,7 @@ pub(super) fn conv2d_grad_weight<T: Float>(
         let (v, d) = rest.split_at_mut(16 * ci * tiles.chunk);
         for (i, chunk) in tiles.chunks().enumerate() {
             let len = chunk.1;
-            transform_inputs_tile_major(x, geo, &tiles, chunk, v);
+            transform_inputs(x, geo, &tiles, chunk, v, Layout::TileMajor);
             let d_out = OutPtr(d.as_mut_ptr());
             (0..co).into_par_iter().for_each(|o| {
                 for (k, n, ty, tx0, run) in tile_blocks(&tiles, chunk) {
