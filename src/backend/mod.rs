@@ -16,6 +16,7 @@ pub mod cuda;
 pub mod cuda;
 pub mod device;
 pub(crate) mod geometry;
+pub mod optim;
 mod shape_error;
 #[cfg(not(all(feature = "cuda", feature = "wgpu")))]
 mod standin;
@@ -27,6 +28,7 @@ pub mod wgpu;
 pub mod wgpu;
 
 pub use device::{AdapterChoice, Device, DeviceError, DeviceSpec, WithBackend};
+pub use optim::{ParamHyper, ParamUpdate, UpdateRule};
 pub use shape_error::{BroadcastError, ShapeError};
 
 use crate::ir::op::*;
@@ -188,5 +190,13 @@ pub trait Backend {
         op: &LossOp,
         ins: &[TensorRef<'_, Self::Buffer>],
         out: TensorMut<'_, Self::Buffer>,
+    ) -> Result<(), BackendError>;
+    /// One optimizer step over f32 parameters: each value updated in place from its gradient
+    /// and state by `rule` (the CPU backend's `optim` is the definition). Nothing is written
+    /// when any parameter's buffers do not fit the rule.
+    fn update(
+        &self,
+        rule: &UpdateRule,
+        params: &mut [ParamUpdate<'_, Self::Buffer>],
     ) -> Result<(), BackendError>;
 }

@@ -7,7 +7,9 @@
 macro_rules! uninhabited_backend {
     ($ty:ident) => {
         use std::convert::Infallible;
-        use $crate::backend::{Backend, BackendError, TensorMut, TensorRef};
+        use $crate::backend::{
+            Backend, BackendError, ParamUpdate, TensorMut, TensorRef, UpdateRule,
+        };
         use $crate::ir::op::*;
         use $crate::ir::{DType, HostTensor};
 
@@ -66,6 +68,13 @@ macro_rules! uninhabited_backend {
                 match *self {}
             }
             fn loss(&self, _: &LossOp, _: &In<'_>, _: Out<'_>) -> Result<(), BackendError> {
+                match *self {}
+            }
+            fn update(
+                &self,
+                _: &UpdateRule,
+                _: &mut [ParamUpdate<'_, Infallible>],
+            ) -> Result<(), BackendError> {
                 match *self {}
             }
         }

@@ -11,7 +11,7 @@
 //! gradient-check dtype — are refused with [`BackendError::Unsupported`]. Every op is issued
 //! on the device's one stream, so scratch allocations need no synchronisation.
 
-use super::{loss, nn, tensor};
+use super::{loss, nn, tensor, update};
 use std::sync::Arc;
 
 use cudarc::driver::CudaSlice;
@@ -19,7 +19,7 @@ use cudarc::driver::CudaSlice;
 use super::blas::Blas;
 use super::device::CudaDevice;
 use super::error::CudaError;
-use crate::backend::{Backend, BackendError, TensorMut, TensorRef};
+use crate::backend::{Backend, BackendError, ParamUpdate, TensorMut, TensorRef, UpdateRule};
 use crate::ir::op::*;
 use crate::ir::{DType, HostData, HostTensor, numel};
 
@@ -297,6 +297,14 @@ impl Backend for CudaBackend {
         out: TensorMut<'_, CudaBuffer>,
     ) -> Result<(), BackendError> {
         loss::loss(self, op, ins, out)
+    }
+
+    fn update(
+        &self,
+        rule: &UpdateRule,
+        params: &mut [ParamUpdate<'_, CudaBuffer>],
+    ) -> Result<(), BackendError> {
+        update::update(self, rule, params)
     }
 }
 

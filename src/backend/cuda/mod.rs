@@ -11,8 +11,9 @@
 //! - [`blas`] (cuBLAS GEMM) and [`im2col`] (convolution as im2col + GEMM);
 //! - [`backend`]: [`CudaBackend`] and its buffer type, dispatching each op family to `tensor`,
 //!   `nn` (matmul, convolution, pooling, norms) and `loss` (the unreduced loss ops);
-//! - [`optim`]: the fused multi-tensor SGD/AdamW steps, gradient norm and unscale that a
-//!   device-resident trainer (`engine::resident`) runs on the gradients the backend leaves.
+//! - [`optim`]: the fused multi-tensor SGD/AdamW steps, gradient norm and unscale; `update`
+//!   serves `Backend::update` with them, one launch per run of parameters sharing their
+//!   hyper-parameters.
 //!
 //! Everything here builds without CUDA installed: the driver is opened at run time, and
 //! [`probe`] reports a missing driver or device as an error instead of cudarc's panic.
@@ -30,6 +31,7 @@ mod loss;
 mod nn;
 pub mod optim;
 mod tensor;
+mod update;
 
 pub use backend::{CudaBackend, CudaBuffer};
 pub use device::{CudaDevice, parse_device, probe};

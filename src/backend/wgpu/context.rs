@@ -39,6 +39,7 @@ pub(crate) enum Module {
     Norm,
     Loss,
     LossCe,
+    Optim,
 }
 
 impl Module {
@@ -51,6 +52,7 @@ impl Module {
             Module::Norm => include_str!("../../../kernels/wgsl/norm.wgsl"),
             Module::Loss => include_str!("../../../kernels/wgsl/loss.wgsl"),
             Module::LossCe => include_str!("../../../kernels/wgsl/loss_ce.wgsl"),
+            Module::Optim => include_str!("../../../kernels/wgsl/optim.wgsl"),
         };
         format!(
             "{}\n{own}",

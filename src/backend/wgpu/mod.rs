@@ -9,7 +9,8 @@
 //! - `nn`: matmul and convolution (forward and both gradients);
 //! - `pool`: max pooling, nearest upsampling, RoIAlign (and their gradients);
 //! - `norm`: batch and group normalisation's statistics, apply and gradients;
-//! - `loss`: the unreduced loss family (forward and gradient with `dy`).
+//! - `loss`: the unreduced loss family (forward and gradient with `dy`);
+//! - `optim`: the SGD and AdamW updates.
 //!
 //! Tensors are f32 on the device (i32 for labels); f64 graphs — the CPU's gradient-check
 //! dtype — are refused with [`BackendError::Unsupported`]. Ops are recorded into one command
@@ -20,6 +21,7 @@ mod context;
 mod loss;
 mod nn;
 mod norm;
+mod optim;
 mod pool;
 mod tensor;
 
@@ -31,7 +33,7 @@ use std::sync::Arc;
 
 use context::{NAME, device_err};
 
-use crate::backend::{Backend, BackendError, TensorMut, TensorRef};
+use crate::backend::{Backend, BackendError, ParamUpdate, TensorMut, TensorRef, UpdateRule};
 use crate::ir::op::*;
 use crate::ir::{DType, HostData, HostTensor, numel};
 
@@ -301,5 +303,13 @@ impl Backend for WgpuBackend {
 
     fn loss(&self, op: &LossOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
         loss::loss(self, op, ins, out)
+    }
+
+    fn update(
+        &self,
+        rule: &UpdateRule,
+        params: &mut [ParamUpdate<'_, WgpuBuffer>],
+    ) -> Result<(), BackendError> {
+        optim::update(self, rule, params)
     }
 }

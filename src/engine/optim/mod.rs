@@ -5,11 +5,9 @@
 //! Frozen parameters and buffers get no update and no state. State is keyed by parameter name
 //! so checkpoints survive a reordering of the model's parameters.
 
-mod adamw;
 pub mod clip;
 mod paramwise;
 mod scaler;
-mod sgd;
 
 pub use clip::{clip_grad_norm, clip_grad_value, grad_norm};
 pub use paramwise::{CustomKey, Paramwise, ParamwiseError};
@@ -17,6 +15,8 @@ pub use scaler::{
     DynamicName, DynamicScale, LossScaleConfig, LossScaleError, LossScaler, ScalerStateError,
 };
 
+use crate::backend::cpu;
+use crate::backend::optim::{ParamHyper, UpdateRule};
 use crate::engine::params::ParamSet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -229,53 +229,56 @@ impl Optimizer {
             .map(|s| (s.lr_mult, s.decay_mult))
     }
 
-    /// Apply one update from the gradients in `params`.
+    /// The update rule at the current (scheduled) momentum or beta1.
+    pub fn rule(&self) -> UpdateRule {
+        match &self.config {
+            OptimizerConfig::Sgd {
+                dampening,
+                nesterov,
+                ..
+            } => UpdateRule::Sgd {
+                momentum: self.momentum,
+                dampening: *dampening,
+                nesterov: *nesterov,
+            },
+            OptimizerConfig::Adamw { betas, eps, .. } => UpdateRule::AdamW {
+                beta1: self.momentum,
+                beta2: betas[1],
+                eps: *eps,
+            },
+        }
+    }
+
+    fn weight_decay(&self) -> f64 {
+        match &self.config {
+            OptimizerConfig::Sgd { weight_decay, .. }
+            | OptimizerConfig::Adamw { weight_decay, .. } => *weight_decay,
+        }
+    }
+
+    /// Apply one update from the gradients in `params` (the CPU backend's update rules).
     pub fn step(&mut self, params: &mut ParamSet) {
-        let lr = self.lr;
-        let momentum = self.momentum;
+        let rule = self.rule();
+        let (lr, weight_decay) = (self.lr, self.weight_decay());
+        let need = rule.state_buffers();
         for slot in &mut self.slots {
             let p = params.at_mut(slot.index);
-            let plr = lr * slot.lr_mult;
-            match &self.config {
-                OptimizerConfig::Sgd {
-                    weight_decay,
-                    dampening,
-                    nesterov,
-                    ..
-                } => sgd::update(
-                    p.value
-                        .as_f32_mut()
-                        .expect("f32: checked in Optimizer::new"),
-                    &p.grad,
-                    slot,
-                    sgd::Hyper {
-                        lr: plr,
-                        momentum,
-                        dampening: *dampening,
-                        weight_decay: weight_decay * slot.decay_mult,
-                        nesterov: *nesterov,
-                    },
-                ),
-                OptimizerConfig::Adamw {
-                    betas,
-                    eps,
-                    weight_decay,
-                    ..
-                } => adamw::update(
-                    p.value
-                        .as_f32_mut()
-                        .expect("f32: checked in Optimizer::new"),
-                    &p.grad,
-                    slot,
-                    adamw::Hyper {
-                        lr: plr,
-                        beta1: momentum,
-                        beta2: betas[1],
-                        eps: *eps,
-                        weight_decay: weight_decay * slot.decay_mult,
-                    },
-                ),
+            let value = (p.value.as_f32_mut()).expect("f32: checked in Optimizer::new");
+            // torch creates the state on a parameter's first update; SGD keeps no buffer
+            // while its momentum is 0.
+            let fresh = slot.bufs.len() < need;
+            if fresh {
+                slot.bufs = vec![vec![0.0; value.len()]; need];
             }
+            slot.step += 1;
+            let mut state: Vec<&mut [f32]> = slot.bufs.iter_mut().map(|b| &mut b[..]).collect();
+            let hyper = ParamHyper {
+                lr: lr * slot.lr_mult,
+                weight_decay: weight_decay * slot.decay_mult,
+                step: slot.step,
+                fresh,
+            };
+            cpu::optim::update(&rule, value, &p.grad, &mut state, hyper);
         }
     }
 

@@ -7,6 +7,7 @@
 pub(crate) mod harness;
 mod loss;
 mod nn;
+mod optim;
 mod tensor;
 mod torch_losses;
 pub(crate) mod train_step;
