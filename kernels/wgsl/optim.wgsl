@@ -1,6 +1,8 @@
 // torch.optim's SGD and AdamW updates, as `backend::cpu::optim` computes them (the same f32
 // operations in the same order). A dispatch has one output, so an update is two or three
 // dispatches, each over one parameter's first n elements: the state first, then the value.
+// Every entry that reads the gradient multiplies it by its last word, `grad_scale` (gradient
+// clipping's coefficient; × 1 changes no value).
 // Binding layout as every module: 0 = prm (u32 words; f32 scalars as bits), then the inputs
 // (read), last = the output (read_write).
 
@@ -22,7 +24,8 @@ fn sgd_direction(g: f32, p: f32, wd: f32) -> f32 {
     return g;
 }
 
-// The momentum buffer: prm = [n, wd, momentum, 1 - dampening, fresh]; inputs grad, value.
+// The momentum buffer: prm = [n, wd, momentum, 1 - dampening, fresh, grad_scale]; inputs
+// grad, value.
 @compute @workgroup_size(256)
 fn sgd_momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = prm[0];
@@ -30,8 +33,9 @@ fn sgd_momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let mom = fprm(2u);
     let damp = fprm(3u);
     let fresh = prm[4] != 0u;
+    let gs = fprm(5u);
     for (var i = gid.x; i < n; i += nwg.x * WG) {
-        let d = sgd_direction(opt_a[i], opt_b[i], wd);
+        let d = sgd_direction(opt_a[i] * gs, opt_b[i], wd);
         if (fresh) {
             opt_out[i] = d;
         } else {
@@ -40,7 +44,8 @@ fn sgd_momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     }
 }
 
-// The value: prm = [n, -lr, wd, momentum, mode]; inputs grad, buf (grad again when mode 0).
+// The value: prm = [n, -lr, wd, momentum, mode, grad_scale]; inputs grad, buf (grad again
+// when mode 0).
 // mode 0: p -= lr·d; 1: p -= lr·buf; 2 (nesterov): p -= lr·(d + μ·buf).
 @compute @workgroup_size(256)
 fn sgd_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -49,9 +54,10 @@ fn sgd_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let wd = fprm(2u);
     let mom = fprm(3u);
     let mode = prm[4];
+    let gs = fprm(5u);
     for (var i = gid.x; i < n; i += nwg.x * WG) {
         let p = opt_out[i];
-        var d = sgd_direction(opt_a[i], p, wd);
+        var d = sgd_direction(opt_a[i] * gs, p, wd);
         if (mode == 1u) {
             d = opt_b[i];
         } else if (mode == 2u) {
@@ -61,34 +67,37 @@ fn sgd_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     }
 }
 
-// exp_avg: prm = [n, 1 - beta1, fresh]; input grad. torch's lerp with weight < 0.5.
+// exp_avg: prm = [n, 1 - beta1, fresh, grad_scale]; input grad. torch's lerp with
+// weight < 0.5.
 @compute @workgroup_size(256)
 fn adamw_exp_avg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = prm[0];
     let w1 = fprm(1u);
     let fresh = prm[2] != 0u;
+    let gs = fprm(3u);
     for (var i = gid.x; i < n; i += nwg.x * WG) {
         var m = opt_out1[i];
         if (fresh) {
             m = 0.0;
         }
-        opt_out1[i] = m + w1 * (opt_a[i] - m);
+        opt_out1[i] = m + w1 * (opt_a[i] * gs - m);
     }
 }
 
-// exp_avg_sq: prm = [n, beta2, 1 - beta2, fresh]; input grad.
+// exp_avg_sq: prm = [n, beta2, 1 - beta2, fresh, grad_scale]; input grad.
 @compute @workgroup_size(256)
 fn adamw_exp_avg_sq(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = prm[0];
     let b2 = fprm(1u);
     let w2 = fprm(2u);
     let fresh = prm[3] != 0u;
+    let gs = fprm(4u);
     for (var i = gid.x; i < n; i += nwg.x * WG) {
         var v = opt_out1[i];
         if (fresh) {
             v = 0.0;
         }
-        let g = opt_a[i];
+        let g = opt_a[i] * gs;
         opt_out1[i] = v * b2 + w2 * g * g;
     }
 }

@@ -39,6 +39,9 @@ pub struct ParamHyper {
     /// The state holds nothing yet: SGD's momentum buffer takes the first direction (torch's
     /// `buf = d.clone()`), AdamW's moments start from zero. The buffers' contents are ignored.
     pub fresh: bool,
+    /// Each gradient element is multiplied by this (in f32) before the rule reads it: gradient
+    /// clipping's coefficient, applied where the gradients lie; 1 leaves them as they are.
+    pub grad_scale: f64,
 }
 
 /// One parameter's update: its first `len` elements of value, gradient and each state buffer.

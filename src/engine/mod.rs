@@ -22,6 +22,7 @@ pub use runner::{CheckpointSettings, RunConfig, RunError, RunSummary, Runner};
 pub use task::{Metrics, Task, TaskError, TrainOutput};
 pub mod ddp;
 pub mod detector;
+pub mod device_params;
 pub mod job;
 pub mod on_device;
 #[cfg(feature = "cuda")]

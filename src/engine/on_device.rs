@@ -1,7 +1,9 @@
 //! An executor on whichever backend a user's [`Device`] holds: the one place above `backend`
 //! that turns a device into a concrete executor, behind the object-safe [`RunGraph`].
 
+use super::device_params::{self as kept, KeptStore};
 use super::executor::{Executor, GraphRunError, LateFeeds, RunOutputs};
+use super::optim::Optimizer;
 use super::params::ParamSet;
 use crate::backend::{Backend, Device, WithBackend};
 use crate::graph::{Graph, NodeId};
@@ -37,9 +39,40 @@ pub trait RunGraph {
     fn describe_node(&self, id: NodeId) -> String;
     /// [`Executor::set_dist`].
     fn set_dist(&mut self, dist: Option<crate::dist::Dist>);
+    /// A run on the values `store` keeps (uploading those it lacks), leaving the gradients on
+    /// the device ([`crate::engine::device_params`]).
+    fn run_kept(
+        &mut self,
+        store: &mut KeptStore,
+        params: &ParamSet,
+        feeds: &BTreeMap<String, HostTensor>,
+        late: Option<LateFeeds<'_>>,
+    ) -> Result<RunOutputs, GraphRunError>;
+    /// `Σ g²` of the last kept run's trainable gradients.
+    fn kept_grad_sum_squares(&self, params: &ParamSet) -> Result<f64, GraphRunError>;
+    /// The first non-finite element of the last kept run's trainable gradients.
+    fn kept_first_non_finite_grad(
+        &self,
+        params: &ParamSet,
+    ) -> Result<Option<(String, f32)>, GraphRunError>;
+    /// One optimizer step over `store`'s values from the last kept run's gradients.
+    fn kept_update(
+        &self,
+        store: &mut KeptStore,
+        optimizer: &mut Optimizer,
+        params: &ParamSet,
+        grad_scale: f64,
+    ) -> Result<(), GraphRunError>;
+    /// `store`'s trainable values and optimizer state back into `params` and `optimizer`.
+    fn kept_download(
+        &self,
+        store: &mut KeptStore,
+        params: &mut ParamSet,
+        optimizer: &mut Optimizer,
+    ) -> Result<(), GraphRunError>;
 }
 
-impl<B: Backend> RunGraph for Executor<B> {
+impl<B: Backend + 'static> RunGraph for Executor<B> {
     fn run(
         &mut self,
         params: &ParamSet,
@@ -75,6 +108,41 @@ impl<B: Backend> RunGraph for Executor<B> {
     }
     fn set_dist(&mut self, dist: Option<crate::dist::Dist>) {
         Executor::set_dist(self, dist)
+    }
+    fn run_kept(
+        &mut self,
+        store: &mut KeptStore,
+        params: &ParamSet,
+        feeds: &BTreeMap<String, HostTensor>,
+        late: Option<LateFeeds<'_>>,
+    ) -> Result<RunOutputs, GraphRunError> {
+        kept::run(self, store, params, feeds, late)
+    }
+    fn kept_grad_sum_squares(&self, params: &ParamSet) -> Result<f64, GraphRunError> {
+        kept::grad_sum_squares(self, params)
+    }
+    fn kept_first_non_finite_grad(
+        &self,
+        params: &ParamSet,
+    ) -> Result<Option<(String, f32)>, GraphRunError> {
+        kept::first_non_finite_grad(self, params)
+    }
+    fn kept_update(
+        &self,
+        store: &mut KeptStore,
+        optimizer: &mut Optimizer,
+        params: &ParamSet,
+        grad_scale: f64,
+    ) -> Result<(), GraphRunError> {
+        kept::update(self, store, optimizer, params, grad_scale)
+    }
+    fn kept_download(
+        &self,
+        store: &mut KeptStore,
+        params: &mut ParamSet,
+        optimizer: &mut Optimizer,
+    ) -> Result<(), GraphRunError> {
+        kept::download(self, store, params, optimizer)
     }
 }
 

@@ -119,7 +119,7 @@ impl ResidentSgd {
         }
         let mut out = self
             .exec
-            .run_resident(params, &mut self.params, feeds)
+            .run_resident(params, &mut self.params, feeds, None)
             .map_err(err)?;
         params.take_buffers(&mut out).map_err(err)?;
         dev.synchronize().map_err(err)?;

@@ -141,6 +141,12 @@ impl Hook for Ordered {
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
         self.inner.on(point, cx)
     }
+    fn param_access(&self, point: HookPoint, progress: &Progress) -> hooks::ParamAccess {
+        self.inner.param_access(point, progress)
+    }
+    fn needs_host_grads(&self) -> bool {
+        self.inner.needs_host_grads()
+    }
     fn state(&self) -> Value {
         self.inner.state()
     }
@@ -177,6 +183,9 @@ impl Hook for SilentLog {
     }
     fn on(&mut self, _: HookPoint, _: &mut Ctx) -> Result<(), HookError> {
         Ok(())
+    }
+    fn param_access(&self, _: HookPoint, _: &Progress) -> hooks::ParamAccess {
+        hooks::ParamAccess::None
     }
 }
 

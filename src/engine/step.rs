@@ -6,9 +6,16 @@
 //! wants averaged over ranks ([`LossNormalisers`]); the gradients are averaged by the runner.
 //! A two-stage detector's step feeds its second stage half-way through the run
 //! ([`LateFeeds`]), from the RPN maps of the same run.
+//!
+//! On a GPU the step can keep the parameters on the device between steps
+//! ([`TrainStep::keep_params_on_device`]): its graphs of every batch shape then share one
+//! [`KeptStore`], the gradients stay where they were computed, and the step is the runner's
+//! [`DeviceParams`].
 
+use super::device_params::{DeviceParams, KeptStore};
 use super::executor::{GraphRunError, LateFeeds};
 use super::on_device::{RunGraph, executor_on};
+use super::optim::Optimizer;
 use super::params::{ParamError, ParamSet};
 use crate::backend::Device;
 use crate::dist::{Dist, DistError};
@@ -75,6 +82,12 @@ pub struct TrainStep {
     profile: bool,
     /// The other ranks of a data-parallel run.
     dist: Option<Dist>,
+    /// The parameters kept on the device between steps, when they are.
+    kept: Option<KeptStore>,
+    /// The batch shape of the last step: its graph holds the gradients a kept step left.
+    last: Option<ShapeKey>,
+    /// The last step's `Σ g²`, once asked for.
+    sum_squares: Option<f64>,
 }
 
 impl TrainStep {
@@ -85,7 +98,39 @@ impl TrainStep {
             graphs: HashMap::new(),
             profile: false,
             dist: None,
+            kept: None,
+            last: None,
+            sum_squares: None,
         }
+    }
+
+    /// From now on keep the parameters, the optimizer's state and the gradients on the device
+    /// between steps; the caller updates them through [`DeviceParams`]. Returns false, and
+    /// changes nothing, on the CPU (where they already are).
+    pub fn keep_params_on_device(&mut self) -> bool {
+        if matches!(self.device, Device::Cpu) {
+            return false;
+        }
+        self.kept.get_or_insert_with(KeptStore::default);
+        true
+    }
+
+    /// The parameters kept on the device, when [`TrainStep::keep_params_on_device`] is on.
+    pub fn device_params(&mut self) -> Option<&mut dyn DeviceParams> {
+        match self.kept {
+            Some(_) => Some(self),
+            None => None,
+        }
+    }
+
+    /// The graph of the last step, with the store: what [`DeviceParams`] works on.
+    fn last_step(&mut self) -> Result<(&mut dyn RunGraph, &mut KeptStore), GraphRunError> {
+        let none = || GraphRunError::NoValue("the gradients (no step ran)".into());
+        let key = self.last.ok_or_else(none)?;
+        let (Some(exec), Some(store)) = (self.graphs.get_mut(&key), self.kept.as_mut()) else {
+            return Err(none());
+        };
+        Ok((exec.as_mut(), store))
     }
 
     /// The other ranks of the data-parallel run, if any.
@@ -194,10 +239,19 @@ impl TrainStep {
                 make: &mut make,
             }
         });
-        let mut out = exec.run_with_late_feeds(params, &feeds, late)?;
+        let mut out = match &mut self.kept {
+            Some(store) => exec.run_kept(store, params, &feeds, late)?,
+            None => exec.run_with_late_feeds(params, &feeds, late)?,
+        };
         let t2 = Instant::now();
-        let replaced = params.take_run(&mut out)?;
-        exec.recycle(replaced);
+        if self.kept.is_some() {
+            params.take_buffers(&mut out)?;
+        } else {
+            let replaced = params.take_run(&mut out)?;
+            exec.recycle(replaced);
+        }
+        self.last = Some((n, h, w));
+        self.sum_squares = None;
         let mut losses = (self.detector.loss_names().iter())
             .map(|k| {
                 out.scalar(k)
@@ -231,5 +285,51 @@ impl TrainStep {
             self.graphs.insert(key, exec);
         }
         Ok(self.graphs.get_mut(&key).expect("inserted above"))
+    }
+}
+
+impl DeviceParams for TrainStep {
+    fn grad_sum_squares(&mut self, params: &ParamSet) -> Result<f64, GraphRunError> {
+        if let Some(v) = self.sum_squares {
+            return Ok(v);
+        }
+        let v = self.last_step()?.0.kept_grad_sum_squares(params)?;
+        self.sum_squares = Some(v);
+        Ok(v)
+    }
+
+    fn first_non_finite_grad(
+        &mut self,
+        params: &ParamSet,
+    ) -> Result<Option<(String, f32)>, GraphRunError> {
+        self.last_step()?.0.kept_first_non_finite_grad(params)
+    }
+
+    fn update(
+        &mut self,
+        optimizer: &mut Optimizer,
+        params: &ParamSet,
+        grad_scale: f64,
+    ) -> Result<(), GraphRunError> {
+        let (exec, store) = self.last_step()?;
+        exec.kept_update(store, optimizer, params, grad_scale)
+    }
+
+    fn download(
+        &mut self,
+        params: &mut ParamSet,
+        optimizer: &mut Optimizer,
+    ) -> Result<(), GraphRunError> {
+        match self.last_step() {
+            Ok((exec, store)) => exec.kept_download(store, params, optimizer),
+            // Nothing ran on the device yet: the host is current.
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn invalidate(&mut self) {
+        if let Some(store) = &mut self.kept {
+            store.clear();
+        }
     }
 }

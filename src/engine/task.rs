@@ -3,6 +3,7 @@
 //! detector (model + loader + metric) plugs in through one adapter.
 
 use crate::data::SkipCount;
+use crate::engine::device_params::DeviceParams;
 use crate::engine::params::ParamSet;
 
 /// Metric name → value (`bbox_mAP`, `bbox_mAP_50`, …).
@@ -105,5 +106,22 @@ pub trait Task {
 
     fn load_state(&mut self, _state: &serde_json::Value) -> Result<(), TaskError> {
         Ok(())
+    }
+
+    /// Whether the task trains on a device apart from the host (a GPU), where its parameters
+    /// could stay between steps.
+    fn trains_off_host(&self) -> bool {
+        false
+    }
+
+    /// From now on keep the parameters on the device the task trains on, between steps
+    /// ([`DeviceParams`]); false where there is no such device (the CPU) or the task cannot.
+    fn keep_params_on_device(&mut self) -> bool {
+        false
+    }
+
+    /// The parameters kept on the device, once [`Task::keep_params_on_device`] said yes.
+    fn device_params(&mut self) -> Option<&mut dyn DeviceParams> {
+        None
     }
 }

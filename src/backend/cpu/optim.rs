@@ -4,7 +4,8 @@
 //!
 //! SGD: `d = g + wd·p; buf = d (fresh) | μ·buf + (1-τ)·d; d = d + μ·buf (nesterov) | buf;
 //! p -= lr·d`. AdamW: decoupled decay `p *= 1 - lr·wd`, moments by `lerp` and `addcmul`, bias
-//! corrections computed in f64 as Python does, then applied in f32.
+//! corrections computed in f64 as Python does, then applied in f32. A `grad_scale` other than
+//! 1 multiplies each gradient first, as `clip_grad_norm_` does in place.
 
 use crate::backend::optim::{ParamHyper, UpdateRule};
 
@@ -17,6 +18,20 @@ pub fn update(
     state: &mut [&mut [f32]],
     h: ParamHyper,
 ) {
+    let c = h.grad_scale as f32;
+    if c != 1.0 {
+        let scaled: Vec<f32> = grad.iter().map(|&g| g * c).collect();
+        return update(
+            rule,
+            value,
+            &scaled,
+            state,
+            ParamHyper {
+                grad_scale: 1.0,
+                ..h
+            },
+        );
+    }
     match *rule {
         UpdateRule::Sgd {
             momentum,

@@ -1,6 +1,7 @@
 //! The optimizer update (`Backend::update`) on the GPU: `optim.rs`'s multi-tensor SGD and AdamW
 //! kernels, one launch per run of parameters that share their hyper-parameters (the paramwise
-//! multipliers split a model into a few such runs).
+//! multipliers split a model into a few such runs). A `grad_scale` other than 1 (gradient
+//! clipping) scales copies of the run's gradients first, with the unscale kernel.
 
 use super::backend::{CudaBackend, CudaBuffer, device_err, drv};
 use super::optim::{AdamW, Sgd};
@@ -63,7 +64,20 @@ pub(super) fn update(
                 state[k].push(f32_slice_mut(s)?);
             }
         }
-        launch(be, rule, h, &mut values, &grads, &mut state)?;
+        if h.grad_scale != 1.0 {
+            let dev = be.device();
+            let mut scaled = (grads.iter())
+                .map(|g| dev.stream().clone_dtod(*g).map_err(drv))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut flag = dev.stream().alloc_zeros::<f32>(1).map_err(drv)?;
+            let mut refs: Vec<&mut CudaSlice<f32>> = scaled.iter_mut().collect();
+            dev.unscale_grads(&mut refs, h.grad_scale as f32, &mut flag)
+                .map_err(device_err)?;
+            let grads: Vec<&CudaSlice<f32>> = scaled.iter().collect();
+            launch(be, rule, h, &mut values, &grads, &mut state)?;
+        } else {
+            launch(be, rule, h, &mut values, &grads, &mut state)?;
+        }
     }
     Ok(())
 }

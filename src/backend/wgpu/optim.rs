@@ -42,6 +42,7 @@ pub(super) fn update(
     for p in params.iter_mut() {
         let (n, h) = (p.len, p.hyper);
         let grid = Grid::Items(n);
+        let gs = fbits(h.grad_scale);
         let (value, grad) = (&p.value.buf, &p.grad.buf);
         match *rule {
             UpdateRule::Sgd {
@@ -53,7 +54,7 @@ pub(super) fn update(
                 let mode = if momentum == 0.0 {
                     gpu.dispatch(
                         SGD_APPLY,
-                        &[w(n), fbits(-h.lr), wd, 0, 0],
+                        &[w(n), fbits(-h.lr), wd, 0, 0, gs],
                         &[grad, grad],
                         value,
                         grid,
@@ -71,9 +72,10 @@ pub(super) fn update(
                     fbits(momentum),
                     fbits(1.0 - dampening),
                     h.fresh as u32,
+                    gs,
                 ];
                 gpu.dispatch(SGD_MOMENTUM, &meta, &[grad, value], buf, grid)?;
-                let meta = [w(n), fbits(-h.lr), wd, fbits(momentum), mode];
+                let meta = [w(n), fbits(-h.lr), wd, fbits(momentum), mode, gs];
                 gpu.dispatch(SGD_APPLY, &meta, &[grad, buf], value, grid)?;
             }
             UpdateRule::AdamW { beta1, beta2, eps } => {
@@ -85,12 +87,12 @@ pub(super) fn update(
                 let fresh = h.fresh as u32;
                 gpu.dispatch(
                     ADAMW_EXP_AVG,
-                    &[w(n), fbits(1.0 - beta1), fresh],
+                    &[w(n), fbits(1.0 - beta1), fresh, gs],
                     &[grad],
                     m,
                     grid,
                 )?;
-                let meta = [w(n), fbits(beta2), fbits(1.0 - beta2), fresh];
+                let meta = [w(n), fbits(beta2), fbits(1.0 - beta2), fresh, gs];
                 gpu.dispatch(ADAMW_EXP_AVG_SQ, &meta, &[grad], v, grid)?;
                 let meta = [
                     w(n),

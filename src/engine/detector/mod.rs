@@ -30,6 +30,7 @@ use crate::data::{
     BadSampleLog, BatchSampler, Dataset, Loader, LoaderOptions, SamplerState, build_dataset,
 };
 use crate::dist::Dist;
+use crate::engine::device_params::DeviceParams;
 use crate::engine::on_device::RunGraph;
 use crate::engine::params::ParamSet;
 use crate::engine::step::{ShapeKey, TrainStep};
@@ -195,6 +196,18 @@ pub fn build_task_on(
 impl Task for DetectorTask {
     fn iters_per_epoch(&self) -> u64 {
         self.train.batches_per_epoch() as u64
+    }
+
+    fn trains_off_host(&self) -> bool {
+        !matches!(self.step.device(), crate::backend::Device::Cpu)
+    }
+
+    fn keep_params_on_device(&mut self) -> bool {
+        self.step.keep_params_on_device()
+    }
+
+    fn device_params(&mut self) -> Option<&mut dyn DeviceParams> {
+        self.step.device_params()
     }
 
     fn set_epoch(&mut self, epoch: u64) {

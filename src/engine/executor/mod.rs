@@ -48,6 +48,13 @@ pub enum GraphRunError {
     /// The feeds a run asked for half-way ([`LateFeeds`]) could not be made.
     #[error("feeds made during the run: {0}")]
     Late(String),
+    /// Parameters kept on the device between steps could not be read, checked or updated.
+    #[error("{what}: {source}")]
+    Kept {
+        what: &'static str,
+        #[source]
+        source: BackendError,
+    },
     /// The ranks of a data-parallel run could not average a value (sync batch norm).
     #[error("node %{node} (all_reduce_mean): {source}")]
     Dist {
@@ -599,6 +606,7 @@ impl<B: Backend> Executor<B> {
         params: &ParamSet,
         resident: &mut BTreeMap<String, B::Buffer>,
         feeds: &BTreeMap<String, HostTensor>,
+        late: Option<LateFeeds<'_>>,
     ) -> Result<RunOutputs, GraphRunError> {
         self.check(params)?;
         for &NodeId(i) in &self.plan.schedule {
@@ -615,7 +623,7 @@ impl<B: Backend> Executor<B> {
             }
         }
         let mut bound = Bindings::new();
-        let out = self.run_bound(params, Some(&*resident), feeds, None, &mut bound);
+        let out = self.run_bound(params, Some(&*resident), feeds, late, &mut bound);
         self.keep_param_bufs(bound);
         out
     }

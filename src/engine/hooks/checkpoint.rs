@@ -55,6 +55,10 @@ impl Hook for CheckpointHook {
         "checkpoint"
     }
 
+    fn param_access(&self, _: HookPoint, _: &super::Progress) -> super::ParamAccess {
+        super::ParamAccess::None
+    }
+
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
         let s = &mut *cx.run;
         let p = s.progress;

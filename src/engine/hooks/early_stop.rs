@@ -38,6 +38,10 @@ impl Hook for EarlyStopHook {
         "early_stopping"
     }
 
+    fn param_access(&self, _: HookPoint, _: &super::Progress) -> super::ParamAccess {
+        super::ParamAccess::None
+    }
+
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
         let monitor = &self.config.monitor;
         if point == HookPoint::BeforeRun {

@@ -44,6 +44,10 @@ impl Hook for EmaHook {
         vec!["optimizer".into()]
     }
 
+    fn param_access(&self, _: HookPoint, _: &super::Progress) -> super::ParamAccess {
+        super::ParamAccess::Read
+    }
+
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
         let s = &mut *cx.run;
         match point {

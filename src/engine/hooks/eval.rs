@@ -3,7 +3,7 @@
 //! hook keeps them. Results go into the context for the checkpoint, early-stopping and log
 //! hooks that run after it.
 
-use super::{Ctx, Hook, HookConfigError, HookError, HookPoint};
+use super::{Ctx, Hook, HookConfigError, HookError, HookPoint, ParamAccess, Progress};
 use crate::util::units::{Period, PeriodUnit};
 use serde::Deserialize;
 
@@ -64,6 +64,20 @@ impl EvalHook {
 impl Hook for EvalHook {
     fn name(&self) -> &str {
         "eval"
+    }
+
+    fn param_access(&self, point: HookPoint, p: &Progress) -> ParamAccess {
+        let evaluates = match point {
+            HookPoint::BeforeRun => self.config.sanity_batches > 0 && p.iter == 0,
+            HookPoint::AfterTrainIter => self.due_at(p.iter + 1, PeriodUnit::Iters),
+            HookPoint::AfterTrainEpoch => self.due_at(p.epoch + 1, PeriodUnit::Epochs),
+            _ => false,
+        };
+        if evaluates {
+            ParamAccess::Read
+        } else {
+            ParamAccess::None
+        }
     }
 
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {

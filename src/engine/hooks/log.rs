@@ -377,6 +377,10 @@ impl Hook for LogHook {
         "log"
     }
 
+    fn param_access(&self, _: HookPoint, _: &super::Progress) -> super::ParamAccess {
+        super::ParamAccess::None
+    }
+
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
         match point {
             HookPoint::BeforeRun => {

@@ -59,6 +59,10 @@ impl Hook for LrHook {
         "lr"
     }
 
+    fn param_access(&self, _: HookPoint, _: &super::Progress) -> super::ParamAccess {
+        super::ParamAccess::None
+    }
+
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
         if point != HookPoint::BeforeTrainIter {
             return Ok(());

@@ -140,10 +140,39 @@ pub enum SaveRequest {
     Best { metric: String, tag: String },
 }
 
+/// Where the current parameter values and optimizer state are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Residence {
+    /// In `params` and `optimizer` on the host: the CPU, or a run that needs the gradients there.
+    #[default]
+    Host,
+    /// Kept on the device between steps ([`crate::engine::device_params`]), and `params` and
+    /// `optimizer` hold the same (the runner read them back, or nothing was updated since).
+    DeviceInSync,
+    /// Kept on the device, which has updated them since: `params` and `optimizer` are stale
+    /// until the runner reads them back, before any hook that reads them runs.
+    DeviceAhead,
+}
+
+/// What a hook does with `params` and the optimizer's state at a point, so that the runner
+/// reads parameters kept on a device back before it runs (and uploads them again after).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamAccess {
+    /// Touches neither (or works with the device through [`Ctx::task`]'s `device_params`).
+    None,
+    /// Reads them.
+    Read,
+    /// May change them.
+    Write,
+}
+
 /// State shared by the runner and its hooks.
 pub struct RunnerState {
+    /// The parameters; stale while [`RunnerState::residence`] is `DeviceAhead`.
     pub params: ParamSet,
     pub optimizer: Optimizer,
+    /// Where the parameters' current values are.
+    pub residence: Residence,
     /// f16 training's loss scaler: the runner scales the loss by it, the optimizer hook
     /// unscales the gradients, skips non-finite steps and updates it.
     pub scaler: Option<LossScaler>,
@@ -212,6 +241,17 @@ pub trait Hook: Send {
     }
     /// React to a point.
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError>;
+    /// What the hook does with the parameters at `point` (`progress` as the hook will see
+    /// it). The default, `Write`, is always correct; a narrower answer lets parameters kept on
+    /// a device stay there.
+    fn param_access(&self, _point: HookPoint, _progress: &Progress) -> ParamAccess {
+        ParamAccess::Write
+    }
+    /// Whether the hook needs every step's gradients on the host (accumulating or clipping
+    /// them element by element): the parameters then stay on the host for the whole run.
+    fn needs_host_grads(&self) -> bool {
+        false
+    }
     /// Small state saved in the checkpoint's `state.json`.
     fn state(&self) -> serde_json::Value {
         serde_json::Value::Null

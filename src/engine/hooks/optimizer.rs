@@ -2,8 +2,13 @@
 //! semantics, including the shorter last window), clipping by norm or value, then the update.
 //! Under f16 loss scaling it is mmcv's `Fp16OptimizerHook` as well: the gradients are
 //! unscaled before clipping, a step with a non-finite gradient is skipped, the scale updated.
+//! With the parameters kept on a device the update runs there, clipping by norm included (the
+//! norm from the gradients' sum of squares, the coefficient applied inside the update).
 
-use super::{Ctx, Hook, HookConfigError, HookError, HookPoint, HookStateError};
+use super::{
+    Ctx, Hook, HookConfigError, HookError, HookPoint, HookStateError, ParamAccess, Progress,
+    Residence,
+};
 use crate::engine::checkpoint::{Tensor, Tensors};
 use crate::engine::optim::{clip_grad_norm, clip_grad_value};
 use serde::Deserialize;
@@ -65,14 +70,54 @@ impl OptimizerHook {
     }
 }
 
+impl OptimizerHook {
+    /// The step with the parameters kept on the device (no accumulation, no f16 scaling, no
+    /// clipping by value: `needs_host_grads` keeps those runs on the host).
+    fn step_on_device(&mut self, cx: &mut Ctx) -> Result<(), HookError> {
+        let s = &mut *cx.run;
+        let device = |e: crate::engine::GraphRunError| HookError::new("optimizer", e.to_string());
+        let kept = (cx.task.device_params())
+            .ok_or_else(|| HookError::new("optimizer", "the parameters' device is gone"))?;
+        let mut grad_scale = 1.0;
+        if let Some(max_norm) = self.config.grad_clip.as_ref().and_then(|c| c.max_norm) {
+            // clip_grad_norm_'s coefficient, as `optim::clip_grad_norm` computes it.
+            let total = kept.grad_sum_squares(&s.params).map_err(device)?.sqrt();
+            s.record.grad_norm = Some(total);
+            let coef = max_norm / (total + 1e-6);
+            if coef < 1.0 {
+                grad_scale = coef;
+            }
+        }
+        (kept.update(&mut s.optimizer, &s.params, grad_scale)).map_err(device)?;
+        s.residence = Residence::DeviceAhead;
+        Ok(())
+    }
+}
+
 impl Hook for OptimizerHook {
     fn name(&self) -> &str {
         "optimizer"
     }
 
+    fn param_access(&self, _: HookPoint, _: &Progress) -> ParamAccess {
+        ParamAccess::None
+    }
+
+    fn needs_host_grads(&self) -> bool {
+        self.config.cumulative_iters > 1
+            || self
+                .config
+                .grad_clip
+                .as_ref()
+                .is_some_and(|c| c.max_norm.is_none())
+    }
+
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
         if point != HookPoint::AfterTrainIter {
             return Ok(());
+        }
+        if cx.run.residence != Residence::Host {
+            return self.step_on_device(cx);
         }
         let s = &mut *cx.run;
         let n = self.config.cumulative_iters;

@@ -9,6 +9,10 @@ impl Hook for SamplerSeedHook {
     fn name(&self) -> &str {
         "sampler_seed"
     }
+    fn param_access(&self, _: HookPoint, _: &super::Progress) -> super::ParamAccess {
+        super::ParamAccess::None
+    }
+
     fn on(&mut self, point: HookPoint, cx: &mut Ctx) -> Result<(), HookError> {
         if point == HookPoint::BeforeTrainEpoch {
             cx.task.set_epoch(cx.run.progress.epoch);

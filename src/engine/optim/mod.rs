@@ -256,12 +256,24 @@ impl Optimizer {
         }
     }
 
+    /// A slot's settings for the update about to run, counting its step.
+    fn advance(&self, slot: &mut Slot, fresh: bool, grad_scale: f64) -> ParamHyper {
+        slot.step += 1;
+        ParamHyper {
+            lr: self.lr * slot.lr_mult,
+            weight_decay: self.weight_decay() * slot.decay_mult,
+            step: slot.step,
+            fresh,
+            grad_scale,
+        }
+    }
+
     /// Apply one update from the gradients in `params` (the CPU backend's update rules).
     pub fn step(&mut self, params: &mut ParamSet) {
         let rule = self.rule();
-        let (lr, weight_decay) = (self.lr, self.weight_decay());
         let need = rule.state_buffers();
-        for slot in &mut self.slots {
+        let mut slots = std::mem::take(&mut self.slots);
+        for slot in &mut slots {
             let p = params.at_mut(slot.index);
             let value = (p.value.as_f32_mut()).expect("f32: checked in Optimizer::new");
             // torch creates the state on a parameter's first update; SGD keeps no buffer
@@ -270,15 +282,42 @@ impl Optimizer {
             if fresh {
                 slot.bufs = vec![vec![0.0; value.len()]; need];
             }
-            slot.step += 1;
+            let hyper = self.advance(slot, fresh, 1.0);
             let mut state: Vec<&mut [f32]> = slot.bufs.iter_mut().map(|b| &mut b[..]).collect();
-            let hyper = ParamHyper {
-                lr: lr * slot.lr_mult,
-                weight_decay: weight_decay * slot.decay_mult,
-                step: slot.step,
-                fresh,
-            };
             cpu::optim::update(&rule, value, &p.grad, &mut state, hyper);
+        }
+        self.slots = slots;
+    }
+
+    /// The settings of one update that runs elsewhere (a device keeping the parameters), by
+    /// parameter index, counting each parameter's step: `fresh(index)` says whether its state
+    /// starts with this update; every gradient is multiplied by `grad_scale` first.
+    pub fn plan_update(
+        &mut self,
+        fresh: impl Fn(usize) -> bool,
+        grad_scale: f64,
+    ) -> Vec<(usize, ParamHyper)> {
+        let mut slots = std::mem::take(&mut self.slots);
+        let plan = (slots.iter_mut())
+            .map(|slot| {
+                let index = slot.index;
+                (index, self.advance(slot, fresh(index), grad_scale))
+            })
+            .collect();
+        self.slots = slots;
+        plan
+    }
+
+    /// The state buffers of the parameter at `index` (empty before its first update, or when
+    /// frozen).
+    pub fn state_of(&self, index: usize) -> &[Vec<f32>] {
+        (self.slots.iter().find(|s| s.index == index)).map_or(&[], |s| &s.bufs)
+    }
+
+    /// Replaces the state buffers of the parameter at `index` (read back from a device).
+    pub fn set_state_of(&mut self, index: usize, bufs: Vec<Vec<f32>>) {
+        if let Some(s) = self.slots.iter_mut().find(|s| s.index == index) {
+            s.bufs = bufs;
         }
     }
 

@@ -9,7 +9,7 @@ mod state;
 use crate::engine::checkpoint::{CheckpointError, CheckpointManager, KeepPolicy};
 use crate::engine::ddp::DataParallel;
 use crate::engine::hooks::{
-    Console, Hook, HookError, IterRecord, Mode, Progress, RunnerState, order_hooks,
+    Console, Hook, HookError, IterRecord, Mode, Progress, Residence, RunnerState, order_hooks,
 };
 use crate::engine::optim::{LossScaleConfig, LossScaler, Optimizer};
 use crate::engine::params::ParamSet;
@@ -214,6 +214,7 @@ impl<'t> Runner<'t> {
         let st = RunnerState {
             params,
             optimizer,
+            residence: Residence::Host,
             scaler,
             ema: None,
             progress: Progress {

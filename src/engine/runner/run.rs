@@ -2,9 +2,10 @@
 //! requests, stop and interrupt handling.
 
 use super::{RunError, RunSummary, Runner};
-use crate::engine::hooks::{Ctx, HookPoint, IterRecord, Mode, SaveRequest};
+use crate::engine::hooks::{Ctx, HookPoint, IterRecord, Mode, ParamAccess, Residence, SaveRequest};
 use crate::engine::interrupt;
 use crate::engine::optim::LossScaler;
+use crate::engine::task::TaskError;
 use crate::util::units::PeriodUnit;
 use std::time::Instant;
 
@@ -22,23 +23,87 @@ pub(crate) fn with_total(mut losses: Vec<(String, f64)>) -> Vec<(String, f64)> {
 }
 
 impl Runner<'_> {
-    /// Call every hook at `point`, in order.
+    /// Call every hook at `point`, in order. Parameters kept on a device are read back
+    /// before a hook that reads them, and uploaded again after one that may change them.
     pub(crate) fn call(&mut self, point: HookPoint) -> Result<(), RunError> {
-        for h in &mut self.hooks {
+        for i in 0..self.hooks.len() {
+            let access = self.hooks[i].param_access(point, &self.st.progress);
+            if access != ParamAccess::None {
+                self.sync_host()?;
+            }
             let mut cx = Ctx {
                 task: &mut *self.task,
                 run: &mut self.st,
             };
-            h.on(point, &mut cx).map_err(|error| RunError::Hook {
-                error,
-                last_checkpoint: self.last_saved.clone(),
-            })?;
+            self.hooks[i]
+                .on(point, &mut cx)
+                .map_err(|error| RunError::Hook {
+                    error,
+                    last_checkpoint: self.last_saved.clone(),
+                })?;
+            if access == ParamAccess::Write {
+                self.host_changed();
+            }
         }
         if let Some(m) = self.st.metrics.take() {
             self.last_metrics = Some(m);
         }
         self.flush_messages();
         Ok(())
+    }
+
+    /// Keeps the parameters on the device the task trains on, between steps, where nothing
+    /// needs the gradients on the host: data parallelism (averaged there), f16 loss scaling,
+    /// or a hook that accumulates or clips them element by element.
+    fn choose_residence(&mut self) {
+        if !self.task.trains_off_host() {
+            return;
+        }
+        let host_grads = if self.ddp.is_some() {
+            Some("data parallelism averages the gradients there".to_string())
+        } else if self.st.scaler.is_some() {
+            Some("f16 loss scaling unscales the gradients there".to_string())
+        } else {
+            (self.hooks.iter().find(|h| h.needs_host_grads()))
+                .map(|h| format!("the {} hook needs the gradients there", h.name()))
+        };
+        let line = match host_grads {
+            Some(why) => format!("parameters: on the host, uploaded every step ({why})"),
+            None if self.task.keep_params_on_device() => {
+                self.st.residence = Residence::DeviceInSync;
+                "parameters: kept on the device between steps (read back for checkpoints, evaluation and EMA)".into()
+            }
+            None => return,
+        };
+        self.st.messages.push(line);
+    }
+
+    /// Reads parameters and optimizer state kept on the device back into the run's state,
+    /// when the device has updated them since.
+    pub(crate) fn sync_host(&mut self) -> Result<(), RunError> {
+        if self.st.residence != Residence::DeviceAhead {
+            return Ok(());
+        }
+        let st = &mut self.st;
+        let kept = self.task.device_params().ok_or_else(|| {
+            RunError::Config("the parameters are kept on a device the task no longer has".into())
+        })?;
+        kept.download(&mut st.params, &mut st.optimizer)
+            .map_err(|e| self.task_err(TaskError(e.to_string())))?;
+        self.st.residence = Residence::DeviceInSync;
+        Ok(())
+    }
+
+    /// The run's parameters or optimizer state changed on the host: a device keeping them
+    /// uploads them again before the next step.
+    pub(crate) fn host_changed(&mut self) {
+        if self.st.residence == Residence::Host {
+            return;
+        }
+        if let Some(kept) = self.task.device_params() {
+            kept.invalidate();
+        }
+        self.st.residence = Residence::DeviceInSync;
     }
 
     /// Without a log hook, messages still reach the user (from rank 0 only).
@@ -98,6 +163,7 @@ impl Runner<'_> {
         if let Some(ddp) = &self.ddp {
             ddp.broadcast_params(&mut self.st.params)?;
         }
+        self.choose_residence();
         self.set_progress();
         self.call(HookPoint::BeforeRun)?;
         let limit = self
@@ -149,6 +215,8 @@ impl Runner<'_> {
             ));
         }
         self.call(HookPoint::AfterRun)?;
+        // Whoever holds the runner reads the trained parameters from the host.
+        self.sync_host()?;
         if let Some(reason) = self.st.halt.take() {
             let checkpoint = self.checkpoint_here()?;
             return Err(RunError::Halted {
@@ -294,6 +362,7 @@ impl Runner<'_> {
         self.call(HookPoint::BeforeValEpoch)?;
         for i in start..start + n {
             self.call(HookPoint::BeforeValIter)?;
+            self.sync_host()?;
             let losses = self
                 .task
                 .val_step(&self.st.params, i)

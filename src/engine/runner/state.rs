@@ -16,6 +16,7 @@ impl Runner<'_> {
     /// Everything a checkpoint holds, at the current position.
     pub(crate) fn snapshot(&mut self) -> Result<CheckpointData, RunError> {
         self.call(HookPoint::BeforeSaveCheckpoint)?;
+        self.sync_host()?;
         let st = &self.st;
         let mut hooks = BTreeMap::new();
         let mut hook_tensors = Tensors::new();
@@ -157,6 +158,7 @@ impl Runner<'_> {
         ));
         self.set_progress_pub();
         self.call(HookPoint::AfterLoadCheckpoint)?;
+        self.host_changed();
         Ok(())
     }
 
@@ -236,6 +238,7 @@ impl Runner<'_> {
             return Err(why);
         }
         copy_matched(&mut self.st.params, tensors, &m);
+        self.host_changed();
         Ok(m.report)
     }
 

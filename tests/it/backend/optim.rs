@@ -1,7 +1,7 @@
 //! The optimizer update (`Backend::update`) on each backend against the CPU's rules
 //! (`backend::cpu::optim`, itself checked against torch.optim in `engine::optim`): SGD plain,
 //! with momentum, dampening and nesterov, and AdamW, over several parameters of random
-//! lengths with their own learning rates and decays, three steps from fresh state (state
+//! lengths with their own learning rates, decays and gradient scales (clipping), three steps from fresh state (state
 //! poisoned with NaN, which a fresh update must ignore). Random lengths each run, seed printed.
 
 use mmrun::backend::cpu::optim;
@@ -59,6 +59,7 @@ struct Case<Buf> {
     state: Vec<Vec<f32>>,
     lr: f64,
     wd: f64,
+    grad_scale: f64,
     dev_value: Buf,
     dev_state: Vec<Buf>,
 }
@@ -79,6 +80,7 @@ fn update_matches_the_cpu_rules<B: Suite>(be: &B) {
                     value,
                     lr: [0.1, 0.02, 0.2, 0.0][i],
                     wd: [1e-4, 0.0, 0.05, 0.01][i],
+                    grad_scale: [1.0, 0.37, 1.0, 0.8][i],
                 }
             })
             .collect();
@@ -92,6 +94,7 @@ fn update_matches_the_cpu_rules<B: Suite>(be: &B) {
                 weight_decay: c.wd,
                 step,
                 fresh: step == 1,
+                grad_scale: c.grad_scale,
             };
             for (c, g) in cases.iter_mut().zip(&grads) {
                 let h = hyper(c);
@@ -108,6 +111,7 @@ fn update_matches_the_cpu_rules<B: Suite>(be: &B) {
                         weight_decay: c.wd,
                         step,
                         fresh: step == 1,
+                        grad_scale: c.grad_scale,
                     },
                     value: &mut c.dev_value,
                     grad: g,
@@ -149,6 +153,7 @@ fn update_refuses_buffers_that_do_not_fit<B: Suite>(be: &B) {
         weight_decay: 0.0,
         step: 1,
         fresh: true,
+        grad_scale: 1.0,
     };
     let mut bad = [ParamUpdate {
         len: 8,

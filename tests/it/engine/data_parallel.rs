@@ -6,8 +6,7 @@
 //! its norms are per-sample and its loss normalisers averaged over ranks, so one rank with
 //! the whole batch is the reference. Faster R-CNN trains and tests on two ranks too.
 
-use super::detector::{dataset, overrides};
-use mmrun::engine::checkpoint::load_checkpoint;
+use super::detector::{dataset, deviation, overrides};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -82,24 +81,6 @@ fn last_checkpoint(work: &Path) -> PathBuf {
     let dir = work.join("checkpoints");
     let name = std::fs::read_to_string(dir.join("last_checkpoint")).unwrap();
     dir.join(name.trim())
-}
-
-/// The largest `|a - b| / max(1, |a|)` over every weight, and how many tensors differ at all.
-fn deviation(a: &Path, b: &Path) -> (f64, usize) {
-    let (a, b) = (load_checkpoint(a).unwrap(), load_checkpoint(b).unwrap());
-    assert_eq!(a.weights.len(), b.weights.len());
-    let mut worst = 0f64;
-    let mut differ = 0;
-    for (name, ta) in &a.weights {
-        let tb = &b.weights[name];
-        if ta.data != tb.data {
-            differ += 1;
-        }
-        for (&x, &y) in ta.data.iter().zip(&tb.data) {
-            worst = worst.max((x as f64 - y as f64).abs() / (x as f64).abs().max(1.0));
-        }
-    }
-    (worst, differ)
 }
 
 fn val_maps(work: &Path) -> Vec<f64> {

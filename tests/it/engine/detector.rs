@@ -113,6 +113,26 @@ pub(crate) fn exec(work: &Path, sets: &[String], extra: &[&str]) -> (i32, String
     mmrun(&args)
 }
 
+/// The largest `|a - b| / max(1, |a|)` over every weight of two checkpoints, and how many
+/// tensors differ at all.
+pub(crate) fn deviation(a: &Path, b: &Path) -> (f64, usize) {
+    let load = |p: &Path| mmrun::engine::checkpoint::load_checkpoint(p).unwrap();
+    let (a, b) = (load(a), load(b));
+    assert_eq!(a.weights.len(), b.weights.len());
+    let mut worst = 0f64;
+    let mut differ = 0;
+    for (name, ta) in &a.weights {
+        let tb = &b.weights[name];
+        if ta.data != tb.data {
+            differ += 1;
+        }
+        for (&x, &y) in ta.data.iter().zip(&tb.data) {
+            worst = worst.max((x as f64 - y as f64).abs() / (x as f64).abs().max(1.0));
+        }
+    }
+    (worst, differ)
+}
+
 pub(crate) fn log_records(work: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(work.join("log.jsonl"))
         .unwrap()

@@ -4,9 +4,11 @@
 //! both sides; the two backends sum in different orders, and the second stage's sampled RoIs
 //! follow the proposals, so the curves may part slowly: 1e-3 relative over 3 iterations), and
 //! the eval hook's COCO metrics on the adapter agree with the CPU's; the run names the adapter
-//! it uses; `mmrun devices` lists it.
+//! it uses; `mmrun devices` lists it. The parameters stay on the adapter between steps
+//! (`engine::device_params`): the trained weights agree with the CPU run's, and a run stopped
+//! and resumed ends with the weights of the straight run, bit for bit.
 
-use super::detector::{dataset, log_records, run_with_sets, small_variant_sets};
+use super::detector::{dataset, deviation, exec, log_records, run_with_sets, small_variant_sets};
 
 /// Relative agreement of each logged loss term per iteration, over the first `COMPARED`.
 const CURVE_RTOL: f64 = 1e-3;
@@ -31,6 +33,10 @@ fn curve(
         assert!(
             text.contains(&format!("device: {device} (")),
             "the adapter is named: {text}"
+        );
+        assert!(
+            text.contains("parameters: kept on the device between steps"),
+            "{text}"
         );
     }
     let recs = log_records(&work);
@@ -130,5 +136,51 @@ fn devices_lists_the_adapters_by_the_names_device_takes() {
     assert!(
         out.contains("no adapter's name contains `no-such-adapter`") && out.contains("wgpu:"),
         "{out}"
+    );
+}
+
+/// The quickstart (FCOS: clipping by norm, momentum SGD, GN head, BN backbone) with its
+/// parameters kept on the adapter: after 8 iterations its weights are the CPU run's within
+/// f32 drift, and a run stopped after 5 iterations (its checkpoint at 3) and resumed ends with
+/// exactly the straight run's weights — the checkpoint read the values and momentum back, and
+/// the resumed run uploaded them again.
+#[test]
+fn parameters_stay_on_the_device_and_resume_exactly() {
+    if crate::backend::harness::wgpu("parameters_stay_on_the_device_and_resume_exactly").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dataset(dir.path());
+    let mut sets = small_variant_sets(&root);
+    sets.push("hooks.checkpoint.every=3 iters".into());
+    let run = |name: &str, device: &str, extra: &[&str]| {
+        let work = dir.path().join(name);
+        let mut args = vec!["--device", device];
+        args.extend_from_slice(extra);
+        let (code, text) = exec(&work, &sets, &args);
+        assert_eq!(code, 0, "{name}: {text}");
+        (work, text)
+    };
+    let (cpu, _) = run("cpu", "cpu", &[]);
+    let (straight, text) = run("straight", "wgpu", &[]);
+    assert!(
+        text.contains("parameters: kept on the device between steps"),
+        "{text}"
+    );
+    let last = |w: &std::path::Path| w.join("checkpoints/iter_8");
+    let (worst, _) = deviation(&last(&cpu), &last(&straight));
+    eprintln!("wgpu against cpu after 8 iterations: worst |a - b| / max(1, |a|) = {worst:.3e}");
+    assert!(
+        worst < 1e-3,
+        "the adapter's weights drifted from the CPU's: {worst}"
+    );
+    let (resumed, _) = run("resumed", "wgpu", &["--max-iters", "5"]);
+    assert!(resumed.join("checkpoints/iter_3").is_dir());
+    let (_, text) = run("resumed", "wgpu", &["--resume", "auto"]);
+    assert!(text.contains("iter_3"), "resumed from iteration 3: {text}");
+    assert_eq!(
+        deviation(&last(&straight), &last(&resumed)),
+        (0.0, 0),
+        "the resumed run's weights differ from the straight run's"
     );
 }

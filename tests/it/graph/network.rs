@@ -334,7 +334,9 @@ fn resident_run_matches_the_plain_run() {
     let mut ex = Executor::new(graph, CpuBackend);
     let mut resident = BTreeMap::new();
     for _ in 0..2 {
-        let got = ex.run_resident(&store, &mut resident, &feeds).unwrap();
+        let got = ex
+            .run_resident(&store, &mut resident, &feeds, None)
+            .unwrap();
         assert_eq!(
             got.scalar("loss").unwrap().to_bits(),
             want.scalar("loss").unwrap().to_bits()
