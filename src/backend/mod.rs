@@ -87,6 +87,12 @@ pub trait Backend {
     /// An opaque buffer on the device.
     type Buffer: Send + 'static;
 
+    /// Waits for the work queued so far (for timing it; results are ordered anyway). Host
+    /// backends have nothing to wait for.
+    fn synchronize(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
     /// Short name (`cpu`, `cuda`).
     fn name(&self) -> &'static str;
     /// A buffer holding at least `len` elements of `dtype` (contents unspecified).

@@ -370,7 +370,8 @@ mod bandwidth {
 mod retinanet {
     use crate::backend::cuda::CudaBackend;
     use crate::backend::cuda::optim::Sgd;
-    use crate::engine::resident::ResidentSgd;
+    use crate::engine::optim::OptimizerConfig;
+    use crate::engine::resident::Resident;
     use crate::engine::{Executor, ParamSet};
     use crate::ir::{DType, HostTensor};
     use crate::model::assign::ImageGt;
@@ -485,10 +486,14 @@ mod retinanet {
 
         // mmdetection's RetinaNet optimizer.
         let hp = Sgd::MMDET;
-        let (mut trainer, upload_s) = ResidentSgd::new(built.graph, backend.clone(), &params, hp)?;
+        let sgd = OptimizerConfig::sgd(hp.lr.into(), hp.momentum.into(), hp.weight_decay.into());
+        let (mut trainer, upload_s) =
+            Resident::new(built.graph, backend.clone(), &params, sgd).map_err(|e| e.to_string())?;
         let mut first = 0.0;
         for i in 0..WARMUP {
-            let (out, times) = trainer.step(&mut params, &feeds)?;
+            let (out, times) = trainer
+                .step(&mut params, &feeds)
+                .map_err(|e| e.to_string())?;
             if i == 0 {
                 first = times.compute + times.optimizer;
             }
@@ -511,7 +516,9 @@ mod retinanet {
         let mut loss = f64::NAN;
         let t = Instant::now();
         for _ in 0..steps {
-            let (out, times) = trainer.step(&mut params, &feeds)?;
+            let (out, times) = trainer
+                .step(&mut params, &feeds)
+                .map_err(|e| e.to_string())?;
             compute += times.compute;
             optimizer += times.optimizer;
             loss = out.scalar("loss").unwrap_or(f64::NAN);
@@ -541,7 +548,7 @@ mod retinanet {
             download_s * 1e3
         );
         crate::errln!(
-            "  optimizer (sgd_multi) / step  {:9.1}",
+            "  optimizer (update) / step     {:9.1}",
             optimizer / n * 1e3
         );
         crate::errln!(

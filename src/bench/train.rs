@@ -6,7 +6,8 @@
 //! One mmrun iteration is what a training iteration of `mmrun exec` does, on a fixed batch:
 //! target assignment for each image, the engine's step (`engine::step::TrainStep`: feeds,
 //! forward + backward, gradients and running statistics moved into the parameters) and the
-//! SGD update. The profile comes from the executor's opt-in per-op timer plus timers around
+//! SGD update. On a GPU (`--device cuda|wgpu`) the parameters stay on the device between steps
+//! and the update runs there, as in `exec` (`engine::device_params`). The profile comes from the executor's opt-in per-op timer plus timers around
 //! the host-side parts, grouped by op family. The load average is printed: both sides slow
 //! down under load, PyTorch's OpenMP threads most (oversubscription); on a busy machine
 //! `--threads 1` gives the fairer ratio.
@@ -163,15 +164,10 @@ fn measure(args: &Args, device: Device) -> Result<Measured, String> {
     let data = synthetic(args.batch, args.size, det.num_classes())?;
     let mut step = TrainStep::new(det, device);
     let mut params = step.init_params(0).map_err(|e| e.to_string())?;
-    let sgd = OptimizerConfig::Sgd {
-        lr: 0.01,
-        momentum: 0.9,
-        dampening: 0.0,
-        weight_decay: 1e-4,
-        nesterov: false,
-        paramwise: Default::default(),
-    };
+    let sgd = OptimizerConfig::sgd(0.01, 0.9, 1e-4);
     let mut optim = Optimizer::new(sgd, &params).map_err(|e| e.to_string())?;
+    // On a GPU the parameters stay there between steps, as in `exec`.
+    step.keep_params_on_device();
     let meta = PaddedShapes {
         img_shape: hw,
         pad_shape: hw,
@@ -204,7 +200,10 @@ fn measure(args: &Args, device: Device) -> Result<Measured, String> {
             (step.run(&mut params, data.img.clone(), &targets, 1.0)).map_err(|e| e.to_string())?;
         host.copies += out.host_s;
         let t = Instant::now();
-        optim.step(&mut params);
+        match step.device_params() {
+            Some(kept) => (kept.update(&mut optim, &params, 1.0)).map_err(|e| e.to_string())?,
+            None => optim.step(&mut params),
+        }
         host.optimizer += t.elapsed().as_secs_f64();
         if it >= args.warmup {
             per_iter.push(start.elapsed().as_secs_f64());

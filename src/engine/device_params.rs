@@ -115,6 +115,27 @@ fn trainable(params: &ParamSet) -> BTreeMap<String, (usize, usize)> {
         .collect()
 }
 
+/// Uploads every parameter `exec`'s graph reads that is not kept yet (what the first kept
+/// run does on its way).
+pub(crate) fn upload<B: Backend + 'static>(
+    exec: &Executor<B>,
+    store: &mut KeptStore,
+    params: &ParamSet,
+) -> Result<(), GraphRunError> {
+    let kept = store.get::<B>();
+    for (name, spec) in &exec.graph().params {
+        if spec.buffer || kept.values.contains_key(name) {
+            continue;
+        }
+        let t = (params.value(name))
+            .ok_or_else(|| GraphRunError::Params(format!("no parameter `{name}`")))?;
+        let b = (exec.backend().upload(&t.cast(spec.dtype)))
+            .map_err(kept_err("uploading the parameters to the device"))?;
+        kept.values.insert(name.clone(), b);
+    }
+    Ok(())
+}
+
 /// Runs `exec` on the kept values (uploading those not kept yet), leaving the gradients on
 /// the device.
 pub(crate) fn run<B: Backend + 'static>(

@@ -25,7 +25,6 @@ pub mod detector;
 pub mod device_params;
 pub mod job;
 pub mod on_device;
-#[cfg(feature = "cuda")]
 pub mod resident;
 pub mod schedule_curve;
 pub mod setup;

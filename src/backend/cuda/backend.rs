@@ -152,6 +152,10 @@ pub(crate) fn f32_out<'a>(
 impl Backend for CudaBackend {
     type Buffer = CudaBuffer;
 
+    fn synchronize(&self) -> Result<(), BackendError> {
+        self.device().synchronize().map_err(device_err)
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

@@ -208,6 +208,10 @@ impl Backend for WgpuBackend {
         NAME
     }
 
+    fn synchronize(&self) -> Result<(), BackendError> {
+        WgpuBackend::synchronize(self)
+    }
+
     fn alloc(&self, dtype: DType, len: usize) -> Result<WgpuBuffer, BackendError> {
         if !matches!(dtype, DType::F32 | DType::I32) {
             return Err(unsupported("alloc", dtype));

@@ -47,6 +47,19 @@ pub enum OptimizerConfig {
 }
 
 impl OptimizerConfig {
+    /// Plain SGD with momentum and weight decay (no dampening, no nesterov, no paramwise
+    /// rules); mmdetection's detectors use `sgd(0.02, 0.9, 1e-4)` at 16 images per batch.
+    pub fn sgd(lr: f64, momentum: f64, weight_decay: f64) -> Self {
+        OptimizerConfig::Sgd {
+            lr,
+            momentum,
+            dampening: 0.0,
+            weight_decay,
+            nesterov: false,
+            paramwise: Paramwise::default(),
+        }
+    }
+
     /// The base learning rate the recipe wrote.
     pub fn lr(&self) -> f64 {
         match self {

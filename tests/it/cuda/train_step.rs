@@ -10,7 +10,8 @@ use crate::model::detector::{TINY, detector};
 use mmrun::backend::Device;
 use mmrun::backend::cuda::optim::Sgd;
 use mmrun::backend::cuda::{CudaBackend, probe};
-use mmrun::engine::resident::ResidentSgd;
+use mmrun::engine::optim::OptimizerConfig;
+use mmrun::engine::resident::Resident;
 use mmrun::engine::{Executor, ParamSet};
 use mmrun::ir::{DType, HostTensor};
 use mmrun::model::net::GraphMode;
@@ -73,7 +74,8 @@ fn resident_sgd_matches_host_sgd() {
         }
     }
     let mut store = init.clone();
-    let (mut tr, _) = ResidentSgd::new(built.graph.clone(), be.clone(), &store, hp).unwrap();
+    let sgd = OptimizerConfig::sgd(hp.lr.into(), hp.momentum.into(), hp.weight_decay.into());
+    let (mut tr, _) = Resident::new(built.graph.clone(), be.clone(), &store, sgd).unwrap();
     let mut dev_losses = Vec::new();
     for _ in 0..2 {
         let (out, _) = tr.step(&mut store, &feeds).unwrap();
