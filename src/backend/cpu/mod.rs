@@ -23,7 +23,6 @@ mod widen;
 
 pub use float::Float;
 
-use super::optim::check_update;
 use super::{Backend, BackendError, ParamUpdate, TensorMut, TensorRef, UpdateRule};
 use crate::ir::op::*;
 use crate::ir::{DType, HostData, HostTensor, numel};
@@ -314,32 +313,7 @@ impl Backend for CpuBackend {
         rule: &UpdateRule,
         params: &mut [ParamUpdate<'_, HostData>],
     ) -> Result<(), BackendError> {
-        for p in params.iter() {
-            check_update(rule, p, HostData::len).map_err(|message| BackendError::Invalid {
-                backend: "cpu",
-                op: "update",
-                message,
-            })?;
-        }
-        let need = rule.state_buffers();
-        for p in params.iter_mut() {
-            let n = p.len;
-            let HostData::F32(grad) = p.grad else {
-                return Err(unsupported("update", p.grad.dtype()));
-            };
-            let mut state = Vec::with_capacity(need);
-            for s in p.state[..need].iter_mut() {
-                match s {
-                    HostData::F32(s) => state.push(&mut s[..n]),
-                    other => return Err(unsupported("update", other.dtype())),
-                }
-            }
-            let HostData::F32(value) = &mut *p.value else {
-                return Err(unsupported("update", p.value.dtype()));
-            };
-            optim::update(rule, &mut value[..n], &grad[..n], &mut state, p.hyper);
-        }
-        Ok(())
+        optim::update_buffers(rule, params)
     }
 }
 

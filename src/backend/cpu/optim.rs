@@ -7,7 +7,50 @@
 //! corrections computed in f64 as Python does, then applied in f32. A `grad_scale` other than
 //! 1 multiplies each gradient first, as `clip_grad_norm_` does in place.
 
-use crate::backend::optim::{ParamHyper, UpdateRule};
+use super::unsupported;
+use crate::backend::BackendError;
+use crate::backend::optim::{ParamHyper, ParamUpdate, UpdateRule, check_update};
+use crate::ir::{DType, HostData};
+
+/// `Backend::update` on host buffers: every parameter checked, then each updated by [`update`].
+pub(super) fn update_buffers(
+    rule: &UpdateRule,
+    params: &mut [ParamUpdate<'_, HostData>],
+) -> Result<(), BackendError> {
+    for p in params.iter() {
+        check_update(rule, p, HostData::len).map_err(|message| BackendError::Invalid {
+            backend: "cpu",
+            op: "update",
+            message,
+        })?;
+        let bufs = [&*p.value, p.grad].into_iter();
+        if let Some(b) = bufs
+            .chain(&p.state[..rule.state_buffers()])
+            .find(|b| b.dtype() != DType::F32)
+        {
+            return Err(unsupported("update", b.dtype()));
+        }
+    }
+    let need = rule.state_buffers();
+    for p in params.iter_mut() {
+        let n = p.len;
+        let HostData::F32(grad) = p.grad else {
+            return Err(unsupported("update", p.grad.dtype()));
+        };
+        let mut state = Vec::with_capacity(need);
+        for s in p.state[..need].iter_mut() {
+            match s {
+                HostData::F32(s) => state.push(&mut s[..n]),
+                other => return Err(unsupported("update", other.dtype())),
+            }
+        }
+        let HostData::F32(value) = &mut *p.value else {
+            return Err(unsupported("update", p.value.dtype()));
+        };
+        update(rule, &mut value[..n], &grad[..n], &mut state, p.hyper);
+    }
+    Ok(())
+}
 
 /// Updates `value` from `grad` and `state` ([`UpdateRule::state_buffers`] slices, each at
 /// least `value.len()` long).

@@ -339,10 +339,89 @@ pub(crate) fn fcos_parity<B: Suite + Clone + 'static>(be: &B, test: &str) {
     );
 }
 
+/// Two steps of the tiny RetinaNet with its parameters, AdamW's moments and the gradients kept
+/// on `be` (`engine::resident`, on `engine::device_params`: what `exec` runs on a GPU) against
+/// the same two steps on the host: the CPU backend's gradients and `Optimizer::step`, with
+/// paramwise multipliers. The losses agree within [`LOSS_RTOL`], every parameter within
+/// [`GRAD_TOL`] of the network's largest.
+pub(crate) fn kept_steps_match_the_host<B: Suite + Clone + 'static>(be: &B, test: &str) {
+    use mmrun::engine::optim::{Optimizer, OptimizerConfig, Paramwise};
+    use mmrun::engine::resident::Resident;
+    let d = detector("retinanet_r50_fpn_1x_coco.recipe", TINY);
+    let mut rng = rng(test);
+    let feeds = feeds(&d, &mut rng);
+    let built = d.build(GraphMode::Train, 2, HW, DType::F32).unwrap();
+    let init = ParamSet::init(&built.graph, 7);
+    let config = OptimizerConfig::Adamw {
+        lr: 1e-3,
+        betas: [0.9, 0.999],
+        eps: 1e-8,
+        weight_decay: 0.05,
+        amsgrad: false,
+        paramwise: Paramwise {
+            bias_lr_mult: 2.0,
+            norm_decay_mult: 0.0,
+            ..Default::default()
+        },
+    };
+    let mut host = init.clone();
+    let mut optimizer = Optimizer::new(config.clone(), &host).unwrap();
+    let mut ex = Executor::new(built.graph.clone(), CpuBackend);
+    let mut device = init.clone();
+    let (mut kept, _) = Resident::new(built.graph.clone(), be.clone(), &device, config).unwrap();
+    for step in 1..=2 {
+        let mut out = ex.run(&host, &feeds).unwrap();
+        host.take_run(&mut out).unwrap();
+        optimizer.step(&mut host);
+        let (dev, _) = kept.step(&mut device, &feeds).unwrap();
+        let (want, got) = (out.scalar("loss").unwrap(), dev.scalar("loss").unwrap());
+        assert_close(
+            &format!("{test}: loss at step {step}"),
+            &[got],
+            &[want],
+            LOSS_RTOL,
+            0.0,
+        );
+    }
+    kept.download_params(&mut device).unwrap();
+    let largest = (host.iter())
+        .flat_map(|p| p.values().iter().map(|v| v.abs()))
+        .fold(0f32, f32::max) as f64;
+    let mut worst = (0f64, String::new());
+    for p in host.iter().filter(|p| p.trainable) {
+        let q = device.get(&p.name).unwrap();
+        for (a, b) in p.values().iter().zip(q.values()) {
+            let dev = (*a as f64 - *b as f64).abs() / largest;
+            if dev > worst.0 {
+                worst = (dev, p.name.clone());
+            }
+        }
+    }
+    eprintln!(
+        "{test}: worst parameter deviation {:.2e} of the largest ({})",
+        worst.0, worst.1
+    );
+    assert!(worst.0 <= GRAD_TOL, "{}: {:.2e}", worst.1, worst.0);
+}
+
+#[test]
+fn kept_steps_match_the_host_on_the_cpu() {
+    let test = "kept_steps_match_the_host_on_the_cpu";
+    kept_steps_match_the_host(&CpuBackend, test);
+}
+
 #[cfg(feature = "wgpu")]
 mod wgpu {
     use super::*;
     use crate::backend::harness::wgpu as backend;
+
+    #[test]
+    fn kept_steps_match_the_host_on_wgpu() {
+        let test = "wgpu::kept_steps_match_the_host_on_wgpu";
+        if let Some(be) = backend(test) {
+            super::kept_steps_match_the_host(&be, test);
+        }
+    }
 
     #[test]
     fn retinanet_train_step_matches_cpu() {

@@ -5,7 +5,9 @@
 //! it skipped.
 
 use crate::backend::harness::{assert_close, cuda as backend, rng};
-use crate::backend::train_step::{HW, fcos_parity, feeds, retinanet_parity, train_three};
+use crate::backend::train_step::{
+    HW, fcos_parity, feeds, kept_steps_match_the_host, retinanet_parity, train_three,
+};
 use crate::model::detector::{TINY, detector};
 use mmrun::backend::Device;
 use mmrun::backend::cuda::optim::Sgd;
@@ -30,6 +32,14 @@ fn fcos_train_step_matches_cpu() {
     let test = "fcos_train_step_matches_cpu";
     if let Some(be) = backend(test) {
         fcos_parity(&be, test);
+    }
+}
+
+#[test]
+fn kept_steps_match_host_adamw() {
+    let test = "kept_steps_match_host_adamw";
+    if let Some(be) = backend(test) {
+        kept_steps_match_the_host(&be, test);
     }
 }
 
