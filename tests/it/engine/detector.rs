@@ -217,7 +217,10 @@ fn quickstart_trains_evaluates_and_resumes_exactly() {
     let (code, text) = exec(&b, &sets_b, &["--resume", "auto"]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(
-        deviation(&a.join("checkpoints/epoch_10"), &b.join("checkpoints/iter_40")),
+        deviation(
+            &a.join("checkpoints/epoch_10"),
+            &b.join("checkpoints/iter_40")
+        ),
         (0.0, 0),
         "resumed weights differ from the straight run's"
     );
