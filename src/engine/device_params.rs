@@ -38,12 +38,12 @@ pub trait DeviceParams {
         params: &ParamSet,
         grad_scale: f64,
     ) -> Result<(), GraphRunError>;
-    /// Copies the device's trainable values into `params` and its optimizer state into
-    /// `optimizer`.
+    /// Copies the device's trainable values into `params`, and its optimizer state into
+    /// `optimizer` when given.
     fn download(
         &mut self,
         params: &mut ParamSet,
-        optimizer: &mut Optimizer,
+        optimizer: Option<&mut Optimizer>,
     ) -> Result<(), GraphRunError>;
     /// The host's values or optimizer state changed (a checkpoint loaded, a hook wrote them):
     /// the next step uploads them again.
@@ -318,12 +318,13 @@ pub(crate) fn update<B: Backend + 'static>(
     be.update(&rule, &mut updates).map_err(&err)
 }
 
-/// The kept trainable values into `params`, the kept optimizer state into `optimizer`.
+/// The kept trainable values into `params`, the kept optimizer state into `optimizer` when
+/// given.
 pub(crate) fn download<B: Backend + 'static>(
     exec: &Executor<B>,
     store: &mut KeptStore,
     params: &mut ParamSet,
-    optimizer: &mut Optimizer,
+    mut optimizer: Option<&mut Optimizer>,
 ) -> Result<(), GraphRunError> {
     let be = exec.backend();
     let err = kept_err("reading the parameters back from the device");
@@ -336,7 +337,7 @@ pub(crate) fn download<B: Backend + 'static>(
                 .set(&name, &t)
                 .map_err(|e| GraphRunError::Params(e.to_string()))?;
         }
-        if let Some(bufs) = kept.state.get(&name) {
+        if let (Some(optimizer), Some(bufs)) = (optimizer.as_deref_mut(), kept.state.get(&name)) {
             let host = (bufs.iter())
                 .map(|b| {
                     let t = be.download(b, DType::F32, &[n])?;

@@ -63,12 +63,13 @@ pub trait RunGraph {
         params: &ParamSet,
         grad_scale: f64,
     ) -> Result<(), GraphRunError>;
-    /// `store`'s trainable values and optimizer state back into `params` and `optimizer`.
+    /// `store`'s trainable values back into `params`, and its optimizer state into `optimizer`
+    /// when given.
     fn kept_download(
         &self,
         store: &mut KeptStore,
         params: &mut ParamSet,
-        optimizer: &mut Optimizer,
+        optimizer: Option<&mut Optimizer>,
     ) -> Result<(), GraphRunError>;
 }
 
@@ -140,7 +141,7 @@ impl<B: Backend + 'static> RunGraph for Executor<B> {
         &self,
         store: &mut KeptStore,
         params: &mut ParamSet,
-        optimizer: &mut Optimizer,
+        optimizer: Option<&mut Optimizer>,
     ) -> Result<(), GraphRunError> {
         kept::download(self, store, params, optimizer)
     }

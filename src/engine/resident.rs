@@ -106,7 +106,12 @@ impl<B: Backend + 'static> Resident<B> {
 
     /// Copies the device's trainable values (and the optimizer's state) into `params`.
     pub fn download_params(&mut self, params: &mut ParamSet) -> Result<(), ResidentError> {
-        kept::download(&self.exec, &mut self.store, params, &mut self.optimizer)?;
+        kept::download(
+            &self.exec,
+            &mut self.store,
+            params,
+            Some(&mut self.optimizer),
+        )?;
         Ok(())
     }
 }

@@ -318,7 +318,7 @@ impl DeviceParams for TrainStep {
     fn download(
         &mut self,
         params: &mut ParamSet,
-        optimizer: &mut Optimizer,
+        optimizer: Option<&mut Optimizer>,
     ) -> Result<(), GraphRunError> {
         match self.last_step() {
             Ok((exec, store)) => exec.kept_download(store, params, optimizer),

@@ -157,6 +157,9 @@ pub struct Runner<'t> {
     resumed: bool,
     /// This rank's share of a data-parallel run; `None` for one process.
     ddp: Option<DataParallel>,
+    /// A device keeping the parameters has updated the optimizer's state since the host last
+    /// read it (values were read back without it).
+    host_state_stale: bool,
 }
 
 impl<'t> Runner<'t> {
@@ -251,6 +254,7 @@ impl<'t> Runner<'t> {
             last_metrics: None,
             resumed: false,
             ddp: None,
+            host_state_stale: false,
         })
     }
 

@@ -28,8 +28,10 @@ impl Runner<'_> {
     pub(crate) fn call(&mut self, point: HookPoint) -> Result<(), RunError> {
         for i in 0..self.hooks.len() {
             let access = self.hooks[i].param_access(point, &self.st.progress);
-            if access != ParamAccess::None {
-                self.sync_host()?;
+            match access {
+                ParamAccess::None => {}
+                ParamAccess::Read => self.sync_host(false)?,
+                ParamAccess::Write => self.sync_host(true)?,
             }
             let mut cx = Ctx {
                 task: &mut *self.task,
@@ -42,7 +44,7 @@ impl Runner<'_> {
                     last_checkpoint: self.last_saved.clone(),
                 })?;
             if access == ParamAccess::Write {
-                self.host_changed();
+                self.host_changed()?;
             }
         }
         if let Some(m) = self.st.metrics.take() {
@@ -78,32 +80,38 @@ impl Runner<'_> {
         self.st.messages.push(line);
     }
 
-    /// Reads parameters and optimizer state kept on the device back into the run's state,
-    /// when the device has updated them since.
-    pub(crate) fn sync_host(&mut self) -> Result<(), RunError> {
-        if self.st.residence != Residence::DeviceAhead {
+    /// Reads back what a device keeping the parameters has updated since the host last saw
+    /// it: their values, and with `with_state` the optimizer's state too (checkpoints and
+    /// uploads need it; evaluation and EMA read values only).
+    pub(crate) fn sync_host(&mut self, with_state: bool) -> Result<(), RunError> {
+        let values = self.st.residence == Residence::DeviceAhead;
+        let state = with_state && (values || self.host_state_stale);
+        if !values && !state {
             return Ok(());
         }
         let st = &mut self.st;
         let kept = self.task.device_params().ok_or_else(|| {
             RunError::Config("the parameters are kept on a device the task no longer has".into())
         })?;
-        kept.download(&mut st.params, &mut st.optimizer)
+        kept.download(&mut st.params, state.then_some(&mut st.optimizer))
             .map_err(|e| self.task_err(TaskError(e.to_string())))?;
+        self.host_state_stale = !state && (values || self.host_state_stale);
         self.st.residence = Residence::DeviceInSync;
         Ok(())
     }
 
     /// The run's parameters or optimizer state changed on the host: a device keeping them
-    /// uploads them again before the next step.
-    pub(crate) fn host_changed(&mut self) {
+    /// uploads both again before the next step (after reading back whatever of them only it
+    /// had).
+    pub(crate) fn host_changed(&mut self) -> Result<(), RunError> {
         if self.st.residence == Residence::Host {
-            return;
+            return Ok(());
         }
+        self.sync_host(true)?;
         if let Some(kept) = self.task.device_params() {
             kept.invalidate();
         }
-        self.st.residence = Residence::DeviceInSync;
+        Ok(())
     }
 
     /// Without a log hook, messages still reach the user (from rank 0 only).
@@ -216,7 +224,7 @@ impl Runner<'_> {
         }
         self.call(HookPoint::AfterRun)?;
         // Whoever holds the runner reads the trained parameters from the host.
-        self.sync_host()?;
+        self.sync_host(true)?;
         if let Some(reason) = self.st.halt.take() {
             let checkpoint = self.checkpoint_here()?;
             return Err(RunError::Halted {
@@ -362,7 +370,7 @@ impl Runner<'_> {
         self.call(HookPoint::BeforeValEpoch)?;
         for i in start..start + n {
             self.call(HookPoint::BeforeValIter)?;
-            self.sync_host()?;
+            self.sync_host(false)?;
             let losses = self
                 .task
                 .val_step(&self.st.params, i)

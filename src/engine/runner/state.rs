@@ -16,7 +16,7 @@ impl Runner<'_> {
     /// Everything a checkpoint holds, at the current position.
     pub(crate) fn snapshot(&mut self) -> Result<CheckpointData, RunError> {
         self.call(HookPoint::BeforeSaveCheckpoint)?;
-        self.sync_host()?;
+        self.sync_host(true)?;
         let st = &self.st;
         let mut hooks = BTreeMap::new();
         let mut hook_tensors = Tensors::new();
@@ -158,7 +158,7 @@ impl Runner<'_> {
         ));
         self.set_progress_pub();
         self.call(HookPoint::AfterLoadCheckpoint)?;
-        self.host_changed();
+        self.host_changed()?;
         Ok(())
     }
 
@@ -238,7 +238,7 @@ impl Runner<'_> {
             return Err(why);
         }
         copy_matched(&mut self.st.params, tensors, &m);
-        self.host_changed();
+        self.host_changed().map_err(|e| e.to_string())?;
         Ok(m.report)
     }
 

@@ -139,8 +139,8 @@ fn devices_lists_the_adapters_by_the_names_device_takes() {
     );
 }
 
-/// The quickstart (FCOS: clipping by norm, momentum SGD, GN head, BN backbone) with its
-/// parameters kept on the adapter: after 8 iterations its weights are the CPU run's within
+/// The quickstart (FCOS: clipping by norm, momentum SGD, GN head, BN backbone; EMA added) with
+/// its parameters kept on the adapter: after 8 iterations its weights are the CPU run's within
 /// f32 drift, and a run stopped after 5 iterations (its checkpoint at 3) and resumed ends with
 /// exactly the straight run's weights — the checkpoint read the values and momentum back, and
 /// the resumed run uploaded them again.
@@ -153,6 +153,9 @@ fn parameters_stay_on_the_device_and_resume_exactly() {
     let root = dataset(dir.path());
     let mut sets = small_variant_sets(&root);
     sets.push("hooks.checkpoint.every=3 iters".into());
+    // EMA reads the values back after every step, the optimizer's state stays behind on the
+    // device until a checkpoint needs it.
+    sets.push("hooks.ema=ema {}".into());
     let run = |name: &str, device: &str, extra: &[&str]| {
         let work = dir.path().join(name);
         let mut args = vec!["--device", device];
