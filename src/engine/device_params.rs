@@ -66,6 +66,7 @@ impl KeptStore {
                 values: BTreeMap::new(),
                 state: BTreeMap::new(),
                 zeros: None,
+                sums: None,
             }));
         }
         (self.0.as_mut().and_then(|k| k.downcast_mut())).expect("made above")
@@ -81,6 +82,17 @@ struct Kept<B: Backend + 'static> {
     /// Zeros, and how many: the gradient of a trainable parameter a graph computes none for
     /// (the host path's zeros there).
     zeros: Option<(B::Buffer, usize)>,
+    /// The work buffers of [`grad_sum_squares`], made once.
+    sums: Option<SumBuffers<B>>,
+}
+
+/// Squares of the longest gradient, one parameter's sum, and the running total (two scalars
+/// used in turn: an op does not write its own input).
+struct SumBuffers<B: Backend + 'static> {
+    squares: B::Buffer,
+    len: usize,
+    part: B::Buffer,
+    acc: [B::Buffer; 2],
 }
 
 fn kept_err(what: &'static str) -> impl Fn(BackendError) -> GraphRunError {
@@ -157,19 +169,27 @@ pub(crate) fn run<B: Backend + 'static>(
 /// `Σ g²` of the last run's trainable gradients.
 pub(crate) fn grad_sum_squares<B: Backend + 'static>(
     exec: &Executor<B>,
+    store: &mut KeptStore,
     params: &ParamSet,
 ) -> Result<f64, GraphRunError> {
     let be = exec.backend();
     let err = kept_err("summing the gradients' squares on the device");
     let longest = params.iter().map(|p| p.numel()).max().unwrap_or(0).max(1);
-    let mut squares = be.alloc(DType::F32, longest).map_err(&err)?;
-    let mut part = be.alloc(DType::F32, 1).map_err(&err)?;
-    let mut acc = [
-        be.alloc(DType::F32, 1).map_err(&err)?,
-        be.alloc(DType::F32, 1).map_err(&err)?,
-    ];
+    let sums = &mut store.get::<B>().sums;
+    if sums.as_ref().is_none_or(|s| s.len < longest) {
+        let scalar = || be.alloc(DType::F32, 1).map_err(&err);
+        *sums = Some(SumBuffers {
+            squares: be.alloc(DType::F32, longest).map_err(&err)?,
+            len: longest,
+            part: scalar()?,
+            acc: [scalar()?, scalar()?],
+        });
+    }
+    let SumBuffers {
+        squares, part, acc, ..
+    } = sums.as_mut().expect("made above");
     let scalar: &[usize] = &[];
-    let [a0, _] = &mut acc;
+    let [a0, _] = &mut *acc;
     be.fill(
         TensorMut {
             buf: a0,
@@ -190,7 +210,7 @@ pub(crate) fn grad_sum_squares<B: Backend + 'static>(
             dtype: DType::F32,
         };
         let sq = TensorMut {
-            buf: &mut squares,
+            buf: &mut *squares,
             shape: &shape,
             dtype: DType::F32,
         };
@@ -200,17 +220,17 @@ pub(crate) fn grad_sum_squares<B: Backend + 'static>(
             keepdim: false,
         };
         let sq = TensorRef {
-            buf: &squares,
+            buf: &*squares,
             shape: &shape,
             dtype: DType::F32,
         };
         let out = TensorMut {
-            buf: &mut part,
+            buf: &mut *part,
             shape: scalar,
             dtype: DType::F32,
         };
         be.reduce(&sum, &[sq], out).map_err(&err)?;
-        let [a, b] = &mut acc;
+        let [a, b] = &mut *acc;
         let ins = [
             TensorRef {
                 buf: &*a,
@@ -218,7 +238,7 @@ pub(crate) fn grad_sum_squares<B: Backend + 'static>(
                 dtype: DType::F32,
             },
             TensorRef {
-                buf: &part,
+                buf: &*part,
                 shape: scalar,
                 dtype: DType::F32,
             },

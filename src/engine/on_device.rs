@@ -49,7 +49,11 @@ pub trait RunGraph {
         late: Option<LateFeeds<'_>>,
     ) -> Result<RunOutputs, GraphRunError>;
     /// `Σ g²` of the last kept run's trainable gradients.
-    fn kept_grad_sum_squares(&self, params: &ParamSet) -> Result<f64, GraphRunError>;
+    fn kept_grad_sum_squares(
+        &self,
+        store: &mut KeptStore,
+        params: &ParamSet,
+    ) -> Result<f64, GraphRunError>;
     /// The first non-finite element of the last kept run's trainable gradients.
     fn kept_first_non_finite_grad(
         &self,
@@ -119,8 +123,12 @@ impl<B: Backend + 'static> RunGraph for Executor<B> {
     ) -> Result<RunOutputs, GraphRunError> {
         kept::run(self, store, params, feeds, late)
     }
-    fn kept_grad_sum_squares(&self, params: &ParamSet) -> Result<f64, GraphRunError> {
-        kept::grad_sum_squares(self, params)
+    fn kept_grad_sum_squares(
+        &self,
+        store: &mut KeptStore,
+        params: &ParamSet,
+    ) -> Result<f64, GraphRunError> {
+        kept::grad_sum_squares(self, store, params)
     }
     fn kept_first_non_finite_grad(
         &self,

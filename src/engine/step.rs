@@ -293,7 +293,8 @@ impl DeviceParams for TrainStep {
         if let Some(v) = self.sum_squares {
             return Ok(v);
         }
-        let v = self.last_step()?.0.kept_grad_sum_squares(params)?;
+        let (exec, store) = self.last_step()?;
+        let v = exec.kept_grad_sum_squares(store, params)?;
         self.sum_squares = Some(v);
         Ok(v)
     }
