@@ -15,6 +15,7 @@ pub mod cuda;
 #[path = "cuda_standin.rs"]
 pub mod cuda;
 pub mod device;
+mod fused;
 pub(crate) mod geometry;
 pub mod optim;
 mod shape_error;
@@ -28,11 +29,12 @@ pub mod wgpu;
 pub mod wgpu;
 
 pub use device::{AdapterChoice, Device, DeviceError, DeviceSpec, WithBackend};
+pub use fused::{check_fused, fused_op_by_op};
 pub use optim::{ParamHyper, ParamUpdate, UpdateRule};
 pub use shape_error::{BroadcastError, ShapeError};
 
 use crate::ir::op::*;
-use crate::ir::{DType, HostData, HostTensor};
+use crate::ir::{DType, FusedElementwise, HostData, HostTensor};
 
 /// A read-only view of a tensor in a backend buffer.
 pub struct TensorRef<'a, Buf> {
@@ -190,6 +192,22 @@ pub trait Backend {
         ins: &[TensorRef<'_, Self::Buffer>],
         out: TensorMut<'_, Self::Buffer>,
     ) -> Result<(), BackendError>;
+    /// Whether `op` on `dtype` may join a fused elementwise chain ([`Backend::fused`]): the
+    /// executor fuses a step graph's chains of such ops (`graph::fuse_elementwise`) only for a
+    /// backend that runs them in one pass. None by default.
+    fn fusable(&self, _op: &Op, _dtype: DType) -> bool {
+        false
+    }
+    /// A fused elementwise chain ([`Op::Fused`]) over inputs of the output's shape. By default
+    /// its ops one by one ([`fused_op_by_op`]), which is what a faster version must match.
+    fn fused(
+        &self,
+        f: &FusedElementwise,
+        ins: &[TensorRef<'_, Self::Buffer>],
+        out: TensorMut<'_, Self::Buffer>,
+    ) -> Result<(), BackendError> {
+        fused_op_by_op(self, f, ins, out)
+    }
     /// Losses and their gradients.
     fn loss(
         &self,

@@ -105,6 +105,10 @@ pub fn header(python: Option<&str>) -> Vec<String> {
         format!("cpu: {}", cpu_model()),
         format!("cpu features: {}", cpu_isa().join(" ")),
         format!("mmrun cpu kernels: {}", mmrun_isa()),
+        format!(
+            "mmrun cpu elementwise: {}",
+            crate::backend::cpu::fused::describe()
+        ),
     ];
     if let Some(python) = python {
         lines.push(match torch_build(python) {

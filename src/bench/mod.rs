@@ -11,7 +11,8 @@
 //!
 //! ```json
 //! {"area": "train",
-//!  "machine": {"cpu": "…", "cpu_features": ["sse4.2", "avx2"], "mmrun_cpu_kernels": "…", "peer_build": null},
+//!  "machine": {"cpu": "…", "cpu_features": ["sse4.2", "avx2"], "mmrun_cpu_kernels": "…",
+//!              "mmrun_cpu_elementwise": "…", "peer_build": null},
 //!  "settings": {"batch": 2, "threads": 2, …},
 //!  "results": {"mmrun_s_per_iter": 0.91, …},
 //!  "ratios": {"mmrun_throughput_vs_pytorch": 1.04},
@@ -27,6 +28,7 @@ mod core;
 mod cuda;
 mod data;
 mod eval;
+mod fusion;
 pub mod machine;
 mod recipe;
 mod train;
@@ -59,6 +61,8 @@ enum Area {
     Eval(eval::Args),
     /// Training iterations per second against torchvision.
     Train(train::Args),
+    /// The CPU training step with fused elementwise chains against its ops one by one.
+    Fusion(fusion::Args),
     /// CUDA kernels bandwidth and training step against PyTorch.
     Cuda(cuda::Args),
 }
@@ -72,6 +76,7 @@ impl Area {
             Area::Data(_) => "data",
             Area::Eval(_) => "eval",
             Area::Train(_) => "train",
+            Area::Fusion(_) => "fusion",
             Area::Cuda(_) => "cuda",
         }
     }
@@ -127,6 +132,8 @@ impl Report {
         machine.insert("cpu".into(), json(machine::cpu_model()));
         machine.insert("cpu_features".into(), json(machine::cpu_isa()));
         machine.insert("mmrun_cpu_kernels".into(), json(machine::mmrun_isa()));
+        let fusion = crate::backend::cpu::fused::describe();
+        machine.insert("mmrun_cpu_elementwise".into(), json(fusion));
         machine.insert("peer_build".into(), Value::Null);
         Report {
             format,
@@ -259,6 +266,7 @@ pub fn run(args: Args) -> Outcome {
         Area::Data(a) => data::run(a, &mut report),
         Area::Eval(a) => eval::run(a, &mut report),
         Area::Train(a) => train::run(a, &mut report),
+        Area::Fusion(a) => fusion::run(a, &mut report),
         Area::Cuda(a) => cuda::run(a, &mut report),
     };
     report.finish(outcome)

@@ -26,21 +26,53 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// The model a training benchmark runs, and its batch (shared with `bench fusion`).
+#[derive(clap::Args)]
+pub(super) struct Model {
+    /// The recipe whose `model` is trained (its data sections are not read).
+    #[arg(long, default_value = "pipelines/bench/retinanet_r18_fpn.recipe")]
+    pub(super) recipe: PathBuf,
+    /// Recipe overrides, as `mmrun exec --set`.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub(super) set: Vec<String>,
+    /// Images per batch.
+    #[arg(long, default_value_t = 2)]
+    pub(super) batch: usize,
+    /// Input side in pixels (square).
+    #[arg(long, default_value_t = 256)]
+    pub(super) size: usize,
+}
+
+impl Model {
+    /// The recipe's detector.
+    pub(super) fn detector(&self) -> Result<Detector, String> {
+        let opts = CheckOptions {
+            no_fs: true,
+            ..Default::default()
+        };
+        let r = recipe::load(&self.recipe, &self.set, &opts)
+            .map_err(|f| format!("{}: the recipe has errors:\n{f}", self.recipe.display()))?;
+        let model = r
+            .get("model")
+            .ok_or_else(|| format!("{}: no `model` section", self.recipe.display()))?;
+        let cfg = DetectorConfig::from_value(model).map_err(|e| format!("model: {e}"))?;
+        Detector::new(cfg).map_err(|e| format!("model: {e}"))
+    }
+
+    /// Its settings in a report.
+    pub(super) fn report(&self, report: &mut super::Report) {
+        report.setting("recipe", self.recipe.display().to_string());
+        report.setting("set", &self.set);
+        report.setting("batch", self.batch);
+        report.setting("size", [self.size, self.size]);
+    }
+}
+
 /// Arguments of `mmrun bench train`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The recipe whose `model` is trained (its data sections are not read).
-    #[arg(long, default_value = "pipelines/bench/retinanet_r18_fpn.recipe")]
-    recipe: PathBuf,
-    /// Recipe overrides, as `mmrun exec --set`.
-    #[arg(long = "set", value_name = "PATH=VALUE")]
-    set: Vec<String>,
-    /// Images per batch.
-    #[arg(long, default_value_t = 2)]
-    batch: usize,
-    /// Input side in pixels (square).
-    #[arg(long, default_value_t = 256)]
-    size: usize,
+    #[command(flatten)]
+    model: Model,
     /// Timed iterations (after the warm-up).
     #[arg(long, default_value_t = 5)]
     iters: usize,
@@ -72,7 +104,7 @@ pub struct Args {
 const BOXES: usize = 3;
 
 /// The op families of the profile, by executor op name.
-fn family(op: &str) -> &'static str {
+pub(super) fn family(op: &str) -> &'static str {
     match op {
         "conv2d" => "conv fwd",
         "conv2d_grad_input" => "conv grad-input",
@@ -92,12 +124,12 @@ fn family(op: &str) -> &'static str {
 }
 
 /// Fixed synthetic batch: images in `[-1, 1)` (already normalised) and a few boxes each.
-struct Synthetic {
-    img: HostTensor,
-    gts: Vec<ImageGt>,
+pub(super) struct Synthetic {
+    pub(super) img: HostTensor,
+    pub(super) gts: Vec<ImageGt>,
 }
 
-fn synthetic(batch: usize, size: usize, classes: usize) -> Result<Synthetic, String> {
+pub(super) fn synthetic(batch: usize, size: usize, classes: usize) -> Result<Synthetic, String> {
     let mut rng = Rng::seed(0);
     let data: Vec<f32> = (0..batch * 3 * size * size)
         .map(|_| rng.range_f64(-1.0, 1.0) as f32)
@@ -149,19 +181,9 @@ struct Measured {
 }
 
 fn measure(args: &Args, device: Device) -> Result<Measured, String> {
-    let opts = CheckOptions {
-        no_fs: true,
-        ..Default::default()
-    };
-    let r = recipe::load(&args.recipe, &args.set, &opts)
-        .map_err(|f| format!("{}: the recipe has errors:\n{f}", args.recipe.display()))?;
-    let model = r
-        .get("model")
-        .ok_or_else(|| format!("{}: no `model` section", args.recipe.display()))?;
-    let cfg = DetectorConfig::from_value(model).map_err(|e| format!("model: {e}"))?;
-    let det = Detector::new(cfg).map_err(|e| format!("model: {e}"))?;
-    let hw = (args.size, args.size);
-    let data = synthetic(args.batch, args.size, det.num_classes())?;
+    let det = args.model.detector()?;
+    let hw = (args.model.size, args.model.size);
+    let data = synthetic(args.model.batch, args.model.size, det.num_classes())?;
     let mut step = TrainStep::new(det, device);
     let mut params = step.init_params(0).map_err(|e| e.to_string())?;
     let sgd = OptimizerConfig::sgd(0.01, 0.9, 1e-4);
@@ -214,7 +236,7 @@ fn measure(args: &Args, device: Device) -> Result<Measured, String> {
         }
     }
     let exec = step
-        .graph((args.batch, args.size, args.size))
+        .graph((args.model.batch, args.model.size, args.model.size))
         .ok_or("the train graph did not run")?;
     let n = args.iters as u64;
     let mut profile: BTreeMap<&'static str, (f64, u64)> = BTreeMap::new();
@@ -244,7 +266,7 @@ fn measure(args: &Args, device: Device) -> Result<Measured, String> {
 }
 
 /// Median of a non-empty sample.
-fn median(v: &[f64]) -> f64 {
+pub(super) fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;
@@ -264,8 +286,8 @@ fn peer(args: &Args) -> Result<(Vec<f64>, String), String> {
         .arg(&args.script)
         .args(["--iters", &args.iters.to_string()])
         .args(["--warmup", &args.warmup.to_string()])
-        .args(["--batch", &args.batch.to_string()])
-        .args(["--size", &args.size.to_string()])
+        .args(["--batch", &args.model.batch.to_string()])
+        .args(["--size", &args.model.size.to_string()])
         .args(["--threads", &args.threads.to_string()])
         .args(["--boxes", &BOXES.to_string()])
         .output()
@@ -299,16 +321,13 @@ fn load_average() -> String {
 }
 
 pub fn run(args: Args, report: &mut super::Report) -> super::Outcome {
-    report.setting("recipe", args.recipe.display().to_string());
-    report.setting("set", &args.set);
-    report.setting("batch", args.batch);
-    report.setting("size", [args.size, args.size]);
+    args.model.report(report);
     report.setting("threads", args.threads);
     report.setting("iterations", args.iters);
     report.setting("warmup", args.warmup);
     report.setting("device", &args.device);
     report.setting("peer", !args.no_peer);
-    if args.iters == 0 || args.batch == 0 || args.size == 0 || args.threads == 0 {
+    if args.iters == 0 || args.model.batch == 0 || args.model.size == 0 || args.threads == 0 {
         report.error("--iters, --batch, --size and --threads must be at least 1");
         return super::Outcome::CannotRun;
     }
@@ -318,10 +337,10 @@ pub fn run(args: Args, report: &mut super::Report) -> super::Outcome {
         .build_global();
     report.line(format_args!(
         "training step: {} at batch {} × 3 × {} × {}, {} threads, {} timed iterations after {} warm-up",
-        args.recipe.display(),
-        args.batch,
-        args.size,
-        args.size,
+        args.model.recipe.display(),
+        args.model.batch,
+        args.model.size,
+        args.model.size,
         args.threads,
         args.iters,
         args.warmup
@@ -483,7 +502,7 @@ fn against_cpu(args: &Args, device: Device, report: &mut super::Report) -> super
 }
 
 /// `min–max` of a sample, in seconds.
-fn spread(v: &[f64]) -> String {
+pub(super) fn spread(v: &[f64]) -> String {
     let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     format!("{lo:.3}–{hi:.3} s")
@@ -508,10 +527,12 @@ mod tests {
     fn measures_steps_and_profiles_them_by_family() {
         // The quickstart's small FCOS at 64 px: a couple of seconds, yet every part of a step.
         let args = Args {
-            recipe: "pipelines/quickstart.recipe".into(),
-            set: vec![],
-            batch: 1,
-            size: 64,
+            model: Model {
+                recipe: "pipelines/quickstart.recipe".into(),
+                set: vec![],
+                batch: 1,
+                size: 64,
+            },
             iters: 2,
             warmup: 1,
             threads: 1,

@@ -122,7 +122,8 @@ pub fn main() -> ExitCode {
         Command::Eval(a) if a.writes_files() => OnClosed::Continue,
         _ => OnClosed::Exit,
     });
-    // A bad `MMRUN_CPU_ISA` stops the commands that run kernels before any work is done.
+    // A bad `MMRUN_CPU_ISA` or `MMRUN_CPU_FUSE` stops the commands that run kernels before any
+    // work is done.
     if matches!(
         cli.command,
         Command::Exec(_)
@@ -131,10 +132,16 @@ pub fn main() -> ExitCode {
             | Command::Export(_)
             | Command::Data(_)
             | Command::Devices(_)
-    ) && let Err(e) = crate::backend::cpu::isa::from_env()
-    {
-        crate::errln!("error: {e}");
-        return ExitCode::from(EXIT_CANNOT_RUN);
+    ) {
+        let isa = crate::backend::cpu::isa::from_env().map(|_| ());
+        let fuse = crate::backend::cpu::fused::from_env().map(|_| ());
+        if let Err(e) = isa
+            .map_err(|e| e.to_string())
+            .and(fuse.map_err(|e| e.to_string()))
+        {
+            crate::errln!("error: {e}");
+            return ExitCode::from(EXIT_CANNOT_RUN);
+        }
     }
     let code = match cli.command {
         Command::Check(a) => check::run(a),

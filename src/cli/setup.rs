@@ -24,7 +24,8 @@ pub(super) fn open_device(
         crate::errln!("device: {}", device.label());
     } else if matches!(device, crate::backend::Device::Cpu) {
         let isa = crate::backend::cpu::isa::active();
-        crate::errln!("device: cpu ({})", isa.describe());
+        let fusion = crate::backend::cpu::fused::describe();
+        crate::errln!("device: cpu ({}; {fusion})", isa.describe());
     }
     Ok(device)
 }

@@ -108,12 +108,13 @@ fn world_size_note(spec: &TrainingSpec, world: usize) -> Option<String> {
 /// default work dir is named after the config).
 fn run_meta(pretty_config: &str, seed: u64, work_dir: &Path) -> Vec<(String, serde_json::Value)> {
     let env_info = format!(
-        "mmrun: {}\nOS: {} {}\nThreads: {}\nCPU kernels: {}",
+        "mmrun: {}\nOS: {} {}\nThreads: {}\nCPU kernels: {}\nCPU elementwise: {}",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::OS,
         std::env::consts::ARCH,
         rayon::current_num_threads(),
-        crate::backend::cpu::isa::active().describe()
+        crate::backend::cpu::isa::active().describe(),
+        crate::backend::cpu::fused::describe()
     );
     let name = work_dir
         .file_name()

@@ -103,6 +103,12 @@ impl GraphBuilder {
             | Op::Param { .. }
             | Op::Fill { .. }
             | Op::UpdateRunningStats { .. } => vec![],
+            Op::Fused(_) => {
+                return Err(GraphError::Invalid(
+                    "a fused elementwise chain is not differentiated: fusion runs after autodiff"
+                        .into(),
+                ));
+            }
             Op::AllReduceMean => {
                 vec![Some(self.push(
                     Op::AllReduceMean,

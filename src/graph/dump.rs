@@ -70,6 +70,7 @@ fn attrs(op: &Op) -> String {
         } => {
             format!(" \"{mean}\" \"{var}\" momentum={momentum} count={count}")
         }
+        Op::Fused(f) => format!(" {{{}}}", f.describe()),
         Op::Binary(_) | Op::AllReduceMean => String::new(),
     }
 }

@@ -28,6 +28,25 @@ fn is_external(op: &Op) -> bool {
     matches!(op, Op::Param { .. } | Op::Input { .. })
 }
 
+/// The nodes an output, a gradient or an effect depends on: what a run executes.
+pub(super) fn needed_nodes(graph: &Graph) -> Vec<bool> {
+    let mut needed = vec![false; graph.nodes.len()];
+    let roots = (graph.outputs.iter().map(|(_, id)| id))
+        .chain(graph.grads.iter().map(|(_, id)| id))
+        .chain(&graph.effects);
+    for r in roots {
+        needed[r.0] = true;
+    }
+    for i in (0..graph.nodes.len()).rev() {
+        if needed[i] {
+            for j in &graph.nodes[i].inputs {
+                needed[j.0] = true;
+            }
+        }
+    }
+    needed
+}
+
 impl MemoryPlan {
     /// Plans `graph`.
     pub fn new(graph: &Graph) -> Self {
@@ -35,17 +54,7 @@ impl MemoryPlan {
         let mut roots: Vec<NodeId> = graph.outputs.iter().map(|(_, id)| *id).collect();
         roots.extend(graph.grads.iter().map(|(_, id)| *id));
         roots.extend(graph.effects.iter().copied());
-        let mut needed = vec![false; n];
-        for r in &roots {
-            needed[r.0] = true;
-        }
-        for i in (0..n).rev() {
-            if needed[i] {
-                for j in &graph.nodes[i].inputs {
-                    needed[j.0] = true;
-                }
-            }
-        }
+        let needed = needed_nodes(graph);
         // Last consumer of each value; roots stay alive to the end.
         let mut last_use = vec![0usize; n];
         for (i, node) in graph.nodes.iter().enumerate() {

@@ -12,6 +12,7 @@ mod autodiff;
 mod builder;
 mod dump;
 mod error;
+mod fusion;
 mod init;
 mod losses;
 mod memory;
@@ -19,6 +20,7 @@ mod nn;
 
 pub use builder::{Graph, GraphBuilder, Node, NodeId, ParamSpec};
 pub use error::GraphError;
+pub use fusion::fuse_elementwise;
 pub use init::Init;
 pub use losses::Reduction;
 pub use memory::MemoryPlan;

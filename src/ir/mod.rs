@@ -4,10 +4,12 @@
 //! the other.
 
 mod dtype;
+mod fused;
 pub mod op;
 mod tensor;
 
 pub(crate) use dtype::fmt_shape;
 pub use dtype::{DType, Precision, numel};
+pub use fused::{FusedElementwise, FusedOp, FusedStep};
 pub use op::{Op, conv_out_size};
 pub use tensor::{HostData, HostTensor, LengthMismatch};

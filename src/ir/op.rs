@@ -44,6 +44,10 @@ pub enum Op {
     /// itself in one process), handled by the executor through the run's collective. Its
     /// gradient is the same mean of the output gradient (sync batch norm's statistics).
     AllReduceMean,
+    /// Elementwise ops run as one (made by `graph::fuse_elementwise` after autodiff, for a
+    /// backend that asks for it; never differentiated). Inputs: the chain's inputs, each of
+    /// the node's shape.
+    Fused(super::FusedElementwise),
 }
 
 /// Elementwise one-input ops. `*Grad` variants take `(y, dy)` where `y` is the forward output.
@@ -328,6 +332,7 @@ impl Op {
             },
             Op::UpdateRunningStats { .. } => "update_running_stats",
             Op::AllReduceMean => "all_reduce_mean",
+            Op::Fused(_) => "fused",
         }
     }
 }

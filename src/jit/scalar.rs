@@ -6,19 +6,11 @@
 //! registered as the only symbols the module can resolve, so a caller that interprets the
 //! same tree with the same functions agrees bit for bit.
 
+use super::code::{Code, JitError, define, host_module, jerr};
 use cranelift::codegen::Context;
 use cranelift::prelude::*;
-use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
-
-/// Compilation failed (an unsupported host, or a cranelift error).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct JitError(String);
-
-fn jerr(e: impl std::fmt::Display) -> JitError {
-    JitError(e.to_string())
-}
+use cranelift_jit::JITModule;
+use cranelift_module::{FuncId, Linkage, Module};
 
 /// A function outside the compiled code, called by symbol.
 #[derive(Clone, Copy, Debug)]
@@ -57,6 +49,20 @@ pub enum Cmp {
     Ge,
     Eq,
     Ne,
+}
+
+impl Cmp {
+    /// The same comparison as cranelift's condition code.
+    pub(super) fn float_cc(self) -> FloatCC {
+        match self {
+            Cmp::Lt => FloatCC::LessThan,
+            Cmp::Le => FloatCC::LessThanOrEqual,
+            Cmp::Gt => FloatCC::GreaterThan,
+            Cmp::Ge => FloatCC::GreaterThanOrEqual,
+            Cmp::Eq => FloatCC::Equal,
+            Cmp::Ne => FloatCC::NotEqual,
+        }
+    }
 }
 
 /// A pure scalar function of `f64` arguments, as a tree.
@@ -128,14 +134,8 @@ type Entry = extern "C" fn(*const f64) -> f64;
 pub struct CompiledScalar {
     entry: Entry,
     args: usize,
-    module: Option<JITModule>,
+    _code: Code,
 }
-
-// SAFETY: after `finalize_definitions` the module's code is immutable; `entry` only reads
-// its argument array and calls the caller's pure externs. The module itself is touched again
-// only in `drop`, which has exclusive access.
-unsafe impl Send for CompiledScalar {}
-unsafe impl Sync for CompiledScalar {}
 
 impl CompiledScalar {
     /// Evaluates the function.
@@ -154,16 +154,6 @@ impl CompiledScalar {
     }
 }
 
-impl Drop for CompiledScalar {
-    fn drop(&mut self) {
-        if let Some(m) = self.module.take() {
-            // SAFETY: `entry` points into this module and dies with `self`; nothing else
-            // holds a pointer into its memory.
-            unsafe { m.free_memory() };
-        }
-    }
-}
-
 impl std::fmt::Debug for CompiledScalar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "CompiledScalar({} args)", self.args)
@@ -176,20 +166,9 @@ pub fn compile(f: &Scalar) -> Result<CompiledScalar, JitError> {
     f.visit(&mut externs, &mut args);
     externs.sort_by_key(|e| e.name());
     externs.dedup_by_key(|e| e.name());
-    let mut flags = settings::builder();
-    flags.set("opt_level", "speed").map_err(jerr)?;
-    // Long-range relocations: the externs may live far from the JIT's code memory.
-    flags.set("use_colocated_libcalls", "false").map_err(jerr)?;
-    flags.set("is_pic", "false").map_err(jerr)?;
-    let isa = cranelift_native::builder()
-        .map_err(|m| JitError(format!("host not supported by cranelift: {m}")))?
-        .finish(settings::Flags::new(flags))
-        .map_err(jerr)?;
-    let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
-    for e in &externs {
-        jb.symbol(e.name(), e.ptr());
-    }
-    let mut module = JITModule::new(jb);
+    let symbols: Vec<(&'static str, *const u8)> =
+        externs.iter().map(|e| (e.name(), e.ptr())).collect();
+    let mut module = host_module(&symbols)?;
 
     let mut extern_ids = Vec::new();
     for e in &externs {
@@ -232,20 +211,14 @@ pub fn compile(f: &Scalar) -> Result<CompiledScalar, JitError> {
         b.ins().return_(&[out]);
         b.finalize(g.module.target_config());
     }
-    let id = module
-        .declare_function("mmrun_scalar", Linkage::Export, &ctx.func.signature)
-        .map_err(jerr)?;
-    module.define_function(id, &mut ctx).map_err(jerr)?;
-    module.clear_context(&mut ctx);
-    module.finalize_definitions().map_err(jerr)?;
-    let code = module.get_finalized_function(id);
+    let (code, owner) = define(module, &mut ctx, "mmrun_scalar")?;
     // SAFETY: the function was declared with one pointer parameter and an f64 return in the
     // platform's default calling convention, which is `extern "C"`.
     let entry = unsafe { std::mem::transmute::<*const u8, Entry>(code) };
     Ok(CompiledScalar {
         entry,
         args,
-        module: Some(module),
+        _code: owner,
     })
 }
 
@@ -307,15 +280,7 @@ impl Gen<'_> {
             }
             Scalar::Cmp(op, l, r) => {
                 let (x, y) = two(self, b, l, r);
-                let cc = match op {
-                    Cmp::Lt => FloatCC::LessThan,
-                    Cmp::Le => FloatCC::LessThanOrEqual,
-                    Cmp::Gt => FloatCC::GreaterThan,
-                    Cmp::Ge => FloatCC::GreaterThanOrEqual,
-                    Cmp::Eq => FloatCC::Equal,
-                    Cmp::Ne => FloatCC::NotEqual,
-                };
-                let c = b.ins().fcmp(cc, x, y);
+                let c = b.ins().fcmp(op.float_cc(), x, y);
                 Self::bool_to_f64(b, c)
             }
             Scalar::Select {

@@ -156,6 +156,45 @@ fn bench_train_json_reports_the_machine_settings_and_timings() {
     );
 }
 
+/// `bench fusion`: both executors ran every step, the same losses bit for bit, the chains
+/// and both memory plans reported (about the same peak), and the two ratios.
+#[test]
+fn bench_fusion_json_compares_fused_chains_with_the_ops_one_by_one() {
+    let (code, v, stderr) = bench_json(&[
+        "fusion", "--iters", "2", "--size", "64", "--batch", "1", "--format", "json",
+    ]);
+    assert_eq!(code, Some(0), "{v}\n{stderr}");
+    assert_eq!(
+        (&v["area"], &v["outcome"]),
+        (&"fusion".into(), &"done".into())
+    );
+    assert_machine(&v);
+    let fusion = mmrun::backend::cpu::fused::describe();
+    assert_eq!(v["machine"]["mmrun_cpu_elementwise"], fusion, "{v}");
+    let r = &v["results"];
+    for key in ["fused_step_s_each", "one_by_one_step_s_each"] {
+        let each: Vec<f64> = serde_json::from_value(r[key].clone()).unwrap();
+        assert!(
+            each.len() == 2 && each.iter().all(|&s| s > 0.0),
+            "{key}: {v}"
+        );
+    }
+    if mmrun::backend::cpu::fused::enabled() {
+        assert!(r["chains"].as_u64() > Some(0) && r["ops_fused"].as_u64() > r["chains"].as_u64());
+    }
+    // Chains run back to back, so fusing moves the planned peak by slot packing only.
+    let peak = |k: &str| r[k].as_f64().unwrap();
+    assert!(
+        peak("peak_bytes_fused") <= 1.02 * peak("peak_bytes_one_by_one"),
+        "{v}"
+    );
+    assert!(v["ratios"]["step"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(
+        stderr.contains("losses: the same bits fused and one by one"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn bench_recipe_json_times_the_check() {
     let (code, v, stderr) = bench_json(&[

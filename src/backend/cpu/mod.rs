@@ -11,6 +11,7 @@ pub mod conv;
 pub mod elementwise;
 mod fastmath;
 mod float;
+pub mod fused;
 pub mod gemm;
 pub mod isa;
 pub mod loss;
@@ -23,9 +24,9 @@ mod widen;
 
 pub use float::Float;
 
-use super::{Backend, BackendError, ParamUpdate, TensorMut, TensorRef, UpdateRule};
+use super::{Backend, BackendError, ParamUpdate, TensorMut, TensorRef, UpdateRule, fused_op_by_op};
 use crate::ir::op::*;
-use crate::ir::{DType, HostData, HostTensor, numel};
+use crate::ir::{DType, FusedElementwise, HostData, HostTensor, numel};
 
 /// The CPU backend (stateless; uses rayon's current thread pool).
 #[derive(Clone, Copy, Debug, Default)]
@@ -221,6 +222,22 @@ impl Backend for CpuBackend {
         }
         check::binary(ins, &out)?;
         by_dtype!(out, "binary", binary_t(op, ins, &mut out))
+    }
+
+    fn fusable(&self, op: &Op, dtype: DType) -> bool {
+        fused::fusable(op, dtype)
+    }
+
+    fn fused(
+        &self,
+        f: &FusedElementwise,
+        ins: &[In<'_>],
+        out: Out<'_>,
+    ) -> Result<(), BackendError> {
+        match fused::compiles(f, out.dtype) {
+            true => fused::run(f, ins, out),
+            false => fused_op_by_op(self, f, ins, out),
+        }
     }
 
     fn reduce(&self, op: &ReduceOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {

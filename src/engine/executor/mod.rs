@@ -17,7 +17,7 @@ pub use late::LateFeeds;
 
 use super::params::ParamSet;
 use crate::backend::{Backend, BackendError, TensorMut, TensorRef};
-use crate::graph::{Graph, MemoryPlan, NodeId};
+use crate::graph::{Graph, MemoryPlan, NodeId, fuse_elementwise};
 use crate::ir::op::Op;
 use crate::ir::{DType, HostData, HostTensor, numel};
 use std::collections::BTreeMap;
@@ -143,8 +143,15 @@ pub struct Executor<B: Backend> {
 }
 
 impl<B: Backend> Executor<B> {
-    /// Plans `graph` for `backend`.
+    /// Plans `graph` for `backend`, its elementwise chains fused where the backend runs them
+    /// in one pass ([`Backend::fusable`]).
     pub fn new(graph: Graph, backend: B) -> Self {
+        let graph = fuse_elementwise(graph, |op, dtype| backend.fusable(op, dtype));
+        Self::unfused(graph, backend)
+    }
+
+    /// Plans `graph` as it is, every op run alone: what a fused run must equal bit for bit.
+    pub fn unfused(graph: Graph, backend: B) -> Self {
         let plan = MemoryPlan::new(&graph);
         let slots = (0..plan.slots.len()).map(|_| None).collect();
         Executor {
@@ -480,6 +487,7 @@ impl<B: Backend> Executor<B> {
                 Op::Pool(op) => b.pool(op, &ins, out),
                 Op::Norm(op) => b.norm(op, &ins, out),
                 Op::Loss(op) => b.loss(op, &ins, out),
+                Op::Fused(f) => b.fused(f, &ins, out),
                 Op::Input { .. }
                 | Op::Param { .. }
                 | Op::UpdateRunningStats { .. }
@@ -551,13 +559,16 @@ impl<B: Backend> Executor<B> {
         let ins: Vec<String> = (n.inputs.iter())
             .map(|x| format!("{:?}", self.graph.nodes[x.0].shape))
             .collect();
+        let op = match &n.op {
+            Op::Fused(f) => format!("{{{}}}", f.describe()),
+            op => format!("{op:?}"),
+        };
         format!(
-            "{} {} {} -> {:?} {:?}",
+            "{} {} {} -> {:?} {op}",
             n.op.name(),
             n.scope,
             ins.join(" "),
             n.shape,
-            n.op
         )
     }
 

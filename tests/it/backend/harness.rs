@@ -123,6 +123,7 @@ pub fn run_op<B: Backend>(
         Op::Pool(o) => b.pool(o, ins, out),
         Op::Norm(o) => b.norm(o, ins, out),
         Op::Loss(o) => b.loss(o, ins, out),
+        Op::Fused(f) => b.fused(f, ins, out),
         other => panic!("run_op: `{}` is not a backend op", other.name()),
     }
 }

@@ -4,6 +4,7 @@
 //! Each test is a function generic over the backend; `suite!` instantiates it once per
 //! backend, as `backend::<family>::cpu::<test>` and `backend::<family>::cuda::<test>`.
 
+mod fused;
 pub(crate) mod harness;
 mod loss;
 mod nn;

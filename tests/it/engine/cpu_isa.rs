@@ -1,7 +1,8 @@
-//! `MMRUN_CPU_ISA` through the binary: the instruction set of the CPU backend's matrix
-//! kernels, forced from the environment, is named by the run, recorded in its log, and trains
-//! to the same losses as the default path within f32 rounding; a value the CPU cannot honour
-//! stops the run before any work.
+//! `MMRUN_CPU_ISA` and `MMRUN_CPU_FUSE` through the binary: the instruction set of the CPU
+//! backend's matrix kernels, forced from the environment, is named by the run, recorded in its
+//! log, and trains to the same losses as the default path within f32 rounding; fused
+//! elementwise chains, on by default, train to exactly the losses of the ops one by one; a
+//! value that cannot be honoured stops the run before any work.
 
 use super::detector::{dataset, overrides};
 use mmrun::backend::cpu::isa::CpuIsa;
@@ -14,6 +15,15 @@ fn mmrun_with(isa: Option<&str>, args: &[&str]) -> (i32, String) {
 
 /// Three quickstart iterations in `work` on `isa`: the logged losses and the run's text.
 fn three_iterations(isa: Option<&str>, root: &Path, work: &Path) -> (Vec<f64>, String) {
+    three_iterations_with(&[("MMRUN_CPU_ISA", isa)], root, work)
+}
+
+/// Three quickstart iterations in `work` with `env`: the logged losses and the run's text.
+fn three_iterations_with(
+    env: &[(&str, Option<&str>)],
+    root: &Path,
+    work: &Path,
+) -> (Vec<f64>, String) {
     let mut args = vec![
         "exec".to_string(),
         "pipelines/quickstart.recipe".into(),
@@ -26,8 +36,8 @@ fn three_iterations(isa: Option<&str>, root: &Path, work: &Path) -> (Vec<f64>, S
         args.extend(["--set".to_string(), s]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, text) = mmrun_with(isa, &args);
-    assert_eq!(code, 0, "{isa:?}: {text}");
+    let (code, text) = crate::bin::mmrun_env(&args, env);
+    assert_eq!(code, 0, "{env:?}: {text}");
     let losses = super::detector::log_records(work)
         .iter()
         .filter(|r| r["mode"] == "train")
@@ -55,7 +65,7 @@ fn a_forced_instruction_set_is_named_logged_and_trains_like_the_default() {
     let widest = CpuIsa::widest();
     let (reference, text) = three_iterations(None, &root, &dir.path().join("auto"));
     assert!(
-        text.contains(&format!("device: cpu ({})", widest.describe())),
+        text.contains(&format!("device: cpu ({};", widest.describe())),
         "{text}"
     );
     assert_eq!(reference.len(), 3, "{text}");
@@ -69,7 +79,7 @@ fn a_forced_instruction_set_is_named_logged_and_trains_like_the_default() {
         let work = dir.path().join(isa.name());
         let (losses, text) = three_iterations(Some(isa.name()), &root, &work);
         assert!(
-            text.contains(&format!("device: cpu ({})", isa.describe())),
+            text.contains(&format!("device: cpu ({};", isa.describe())),
             "{text}"
         );
         assert!(
@@ -135,4 +145,50 @@ fn an_instruction_set_the_cpu_cannot_honour_stops_the_run_before_any_work() {
         (&"cpu".into(), &true.into())
     );
     assert!(cpu["about"].as_str().unwrap().contains("scalar"), "{v}");
+}
+
+#[test]
+fn fused_chains_train_to_the_same_bits_as_the_ops_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dataset(dir.path());
+    let fuse = |v| [("MMRUN_CPU_FUSE", v)];
+    let on = dir.path().join("fused");
+    let (fused, text) = three_iterations_with(&fuse(None), &root, &on);
+    if cfg!(feature = "jit") {
+        assert!(
+            text.contains("fused elementwise chains on (cranelift"),
+            "{text}"
+        );
+        assert!(env_info(&on).contains("CPU elementwise: fused elementwise chains on"));
+    }
+    let off = dir.path().join("one_by_one");
+    let (one_by_one, text) = three_iterations_with(&fuse(Some("off")), &root, &off);
+    assert!(
+        text.contains("fused elementwise chains off (MMRUN_CPU_FUSE)"),
+        "{text}"
+    );
+    assert_eq!(fused.len(), 3);
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&fused),
+        bits(&one_by_one),
+        "{fused:?} against {one_by_one:?}"
+    );
+
+    let work = dir.path().join("bad");
+    let (code, text) = crate::bin::mmrun_env(
+        &[
+            "exec",
+            "pipelines/quickstart.recipe",
+            "--work-dir",
+            work.to_str().unwrap(),
+        ],
+        &fuse(Some("sometimes")),
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("MMRUN_CPU_FUSE=\"sometimes\": expected on or off"),
+        "{text}"
+    );
+    assert!(!work.exists(), "the work dir was made");
 }

@@ -47,7 +47,7 @@ fn conv(
 
 /// conv-bn-relu-maxpool-conv-gn-relu, then a classification head (focal loss) and a
 /// regression head (smooth L1), reduced the mmdet way with `avg_factor`.
-fn network(mode: BnMode, with_loss: bool) -> Result<Graph, GraphError> {
+pub(super) fn network(mode: BnMode, with_loss: bool) -> Result<Graph, GraphError> {
     let mut b = GraphBuilder::new(DType::F32);
     let img = b.input("img", &[N, 3, HW, HW], DType::F32)?;
     b.push_scope("backbone");
@@ -91,7 +91,7 @@ fn network(mode: BnMode, with_loss: bool) -> Result<Graph, GraphError> {
     Ok(b.finish())
 }
 
-fn feeds(rng: &mut Rng) -> BTreeMap<String, HostTensor> {
+pub(super) fn feeds(rng: &mut Rng) -> BTreeMap<String, HostTensor> {
     let a = N * (HW / 2) * (HW / 2);
     let mut f = BTreeMap::new();
     let img: Vec<f32> = uniform(rng, N * 3 * HW * HW, -1.0, 1.0)
