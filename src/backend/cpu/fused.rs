@@ -20,36 +20,37 @@ pub const ENV: &str = "MMRUN_CPU_FUSE";
 
 /// Whether the executor should fuse `op` on `dtype` for this backend.
 pub fn fusable(op: &Op, dtype: DType) -> bool {
-    dtype == DType::F32 && lanes_exact(op) && enabled()
+    let exact = match op {
+        Op::Binary(_) => true,
+        Op::Unary(u) => unary_exact(u),
+        _ => false,
+    };
+    exact && dtype == DType::F32 && enabled()
 }
 
-/// Whether [`run`] takes `f` on `dtype`: fusion is on, f32, and every step is an op the
-/// lowering reproduces (a chain made elsewhere may hold others; those run op by op).
+/// Whether [`run`] takes `f` on `dtype`: what [`fusable`] says of every step (a chain made
+/// elsewhere may hold other ops; those run op by op).
 pub fn compiles(f: &FusedElementwise, dtype: DType) -> bool {
     let exact = |s: &crate::ir::FusedStep| match &s.op {
-        FusedOp::Unary(u) => lanes_exact(&Op::Unary(u.clone())),
+        FusedOp::Unary(u) => unary_exact(u),
         FusedOp::Binary(_) => true,
     };
-    dtype == DType::F32 && f.steps.iter().all(exact) && enabled()
+    f.steps.iter().all(exact) && dtype == DType::F32 && enabled()
 }
 
-/// Ops the lowering below reproduces bit for bit.
-fn lanes_exact(op: &Op) -> bool {
-    match op {
-        Op::Binary(_) => true,
-        Op::Unary(u) => matches!(
-            u,
-            UnaryOp::Relu
-                | UnaryOp::Scale(_)
-                | UnaryOp::AddScalar(_)
-                | UnaryOp::ReluGrad
-                | UnaryOp::SigmoidGrad
-                | UnaryOp::ExpGrad
-                | UnaryOp::LogGrad
-                | UnaryOp::ClampGrad { .. }
-        ),
-        _ => false,
-    }
+/// The one-input ops the lowering below reproduces bit for bit (every binary op does).
+fn unary_exact(u: &UnaryOp) -> bool {
+    matches!(
+        u,
+        UnaryOp::Relu
+            | UnaryOp::Scale(_)
+            | UnaryOp::AddScalar(_)
+            | UnaryOp::ReluGrad
+            | UnaryOp::SigmoidGrad
+            | UnaryOp::ExpGrad
+            | UnaryOp::LogGrad
+            | UnaryOp::ClampGrad { .. }
+    )
 }
 
 /// A value of [`ENV`] that is neither on nor off.
@@ -218,7 +219,7 @@ mod compiler {
                             let inner = push(&mut ops, select(Cmp::Le, a(0), hi, a(1), zero));
                             push(&mut ops, select(Cmp::Ge, a(0), lo, inner, zero))
                         }
-                        other => unreachable!("{other:?} is not fusable (`lanes_exact`)"),
+                        other => unreachable!("{other:?} is not fusable (`unary_exact`)"),
                     }
                 }
             };
