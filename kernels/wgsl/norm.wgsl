@@ -22,6 +22,8 @@
 @group(0) @binding(3) var<storage, read> in3: array<f32>;
 // Fourth input: beta (apply) or dy (apply_grad_x, apply_grad_stats).
 @group(0) @binding(4) var<storage, read> in4: array<f32>;
+// Output of the two-input entry (norm_stats_merge).
+@group(0) @binding(3) var<storage, read_write> out2: array<f32>;
 // Outputs of the three- and four-input entries.
 @group(0) @binding(4) var<storage, read_write> out3: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out4: array<f32>;
@@ -187,5 +189,23 @@ fn norm_stats_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     for (var i = gid.x; i < n; i += nwg.x * WG) {
         let s = stat_of(i);
         out3[i] = in3[s] / mf + in3[nstat + s] * 2.0 * (x_in[i] - st[s]) / mf;
+    }
+}
+
+// Batch statistics of two disjoint slabs of the images (binding 1: of the slabs so far; binding
+// 2: of the next) → those of their union, as Chan et al. merge them. prm = [S, wa, wb]: the
+// slabs' shares of the elements (f32 bits); the union's variance adds the spread of the means,
+// wa · wb · (mean_a - mean_b)². Serves backend::wgpu::split, a batch larger than a binding.
+@compute @workgroup_size(256)
+fn norm_stats_merge(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let nstat = prm[0];
+    let wa = bitcast<f32>(prm[1]);
+    let wb = bitcast<f32>(prm[2]);
+    for (var i = gid.x; i < nstat; i += nwg.x * WG) {
+        let ma = x_in[i];
+        let mb = st[i];
+        let d = ma - mb;
+        out2[i] = wa * ma + wb * mb;
+        out2[nstat + i] = wa * x_in[nstat + i] + wb * st[nstat + i] + wa * wb * d * d;
     }
 }

@@ -118,7 +118,11 @@ impl Device {
     /// The hardware in words, where there is more to say than the name (the wgpu adapter).
     pub fn describe(&self) -> Option<String> {
         match self {
-            Device::Wgpu(b) => Some(b.adapter()),
+            Device::Wgpu(b) => Some(format!(
+                "{}; bindings up to {}, larger tensors in slabs",
+                b.adapter(),
+                crate::util::units::human_bytes(u128::from(b.max_binding_bytes()))
+            )),
             Device::Cpu | Device::Cuda(_) => None,
         }
     }

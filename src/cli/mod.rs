@@ -122,8 +122,8 @@ pub fn main() -> ExitCode {
         Command::Eval(a) if a.writes_files() => OnClosed::Continue,
         _ => OnClosed::Exit,
     });
-    // A bad `MMRUN_CPU_ISA` or `MMRUN_CPU_FUSE` stops the commands that run kernels before any
-    // work is done.
+    // A bad `MMRUN_CPU_ISA`, `MMRUN_CPU_FUSE` or `MMRUN_WGPU_MAX_BINDING` stops the commands
+    // that run kernels before any work is done.
     if matches!(
         cli.command,
         Command::Exec(_)
@@ -135,9 +135,14 @@ pub fn main() -> ExitCode {
     ) {
         let isa = crate::backend::cpu::isa::from_env().map(|_| ());
         let fuse = crate::backend::cpu::fused::from_env().map(|_| ());
+        #[cfg(feature = "wgpu")]
+        let binding = crate::backend::wgpu::max_binding_from_env().map(|_| ());
+        #[cfg(not(feature = "wgpu"))]
+        let binding: Result<(), String> = Ok(());
         if let Err(e) = isa
             .map_err(|e| e.to_string())
             .and(fuse.map_err(|e| e.to_string()))
+            .and(binding.map_err(|e| e.to_string()))
         {
             crate::errln!("error: {e}");
             return ExitCode::from(EXIT_CANNOT_RUN);

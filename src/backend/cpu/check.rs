@@ -7,7 +7,7 @@
 
 use super::super::{BackendError, TensorMut, TensorRef};
 use crate::ir::HostData;
-use crate::ir::op::{LayoutOp, LossOp, ReduceOp};
+use crate::ir::op::{LayoutOp, LossOp, MatmulOp, ReduceOp};
 
 type In<'a> = TensorRef<'a, HostData>;
 type Out<'a> = TensorMut<'a, HostData>;
@@ -208,6 +208,14 @@ pub(super) fn loss(op: &LossOp, ins: &[In<'_>], out: &Out<'_>) -> Result<(), Bac
     crate::backend::geometry::loss_shape(op, &shapes, out.shape)
         .map(drop)
         .map_err(|e| invalid(name, e.to_string()))
+}
+
+/// A matrix product: `geometry::MatmulGeo`'s checks, which every backend shares.
+pub(super) fn matmul(op: &MatmulOp, ins: &[In<'_>], out: &Out<'_>) -> Result<(), BackendError> {
+    want_inputs("matmul", ins, 2)?;
+    crate::backend::geometry::MatmulGeo::new(op, ins[0].shape, ins[1].shape, out.shape)
+        .map(drop)
+        .map_err(|e| invalid("matmul", e.to_string()))
 }
 
 #[cfg(test)]

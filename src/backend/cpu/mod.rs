@@ -290,6 +290,7 @@ impl Backend for CpuBackend {
     }
 
     fn matmul(&self, op: &MatmulOp, ins: &[In<'_>], mut out: Out<'_>) -> Result<(), BackendError> {
+        check::matmul(op, ins, &out)?;
         if widen::involves_half(ins, &out) {
             return widen::widened(ins, out, "matmul", |i, o| self.matmul(op, i, o));
         }

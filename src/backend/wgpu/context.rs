@@ -3,12 +3,15 @@
 //!
 //! Every kernel has one binding layout (written down in `kernels/README.md`): binding 0 is a
 //! read-only `array<u32>` of parameters ("meta"), bindings `1..=k` its `k` read-only inputs,
-//! binding `k + 1` its read-write output. Pipelines are compiled on first use and kept.
+//! binding `k + 1` its read-write output. A binding is a window of a buffer ([`Bound`]), so a
+//! tensor larger than the adapter's largest binding is processed a window at a time (see
+//! `split`). Pipelines are compiled on first use and kept.
 //! Dispatches are recorded into a pending encoder and submitted when the host needs a result
 //! (a download), before a host write into a buffer (an upload into a used buffer), or every
 //! [`MAX_PENDING`] dispatches (to bound what the encoder keeps alive).
 
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
@@ -80,6 +83,70 @@ pub(crate) enum Grid {
     Exact([u32; 3]),
 }
 
+/// A window of a buffer bound to one kernel binding: `size` bytes from byte `offset` (a multiple
+/// of the adapter's storage offset alignment). The kernel indexes the window from 0.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bound<'a> {
+    pub buf: &'a wgpu::Buffer,
+    pub offset: u64,
+    pub size: u64,
+}
+
+impl<'a> From<&'a wgpu::Buffer> for Bound<'a> {
+    /// The whole buffer.
+    fn from(buf: &'a wgpu::Buffer) -> Self {
+        Bound {
+            buf,
+            offset: 0,
+            size: buf.size(),
+        }
+    }
+}
+
+/// The environment variable that lowers the largest storage binding asked of the adapter
+/// (bytes, or with a KiB/MiB/GiB suffix): a Vulkan GPU that binds 4 GiB can then run as a DX12
+/// one that binds 128 MiB, so the split paths can be exercised anywhere.
+pub const MAX_BINDING_ENV: &str = "MMRUN_WGPU_MAX_BINDING";
+
+/// A value of [`MAX_BINDING_ENV`] that is not a byte count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{MAX_BINDING_ENV}={0:?}: expected a number of bytes (a multiple of 4, at least 256), \
+     optionally with a KiB, MiB or GiB suffix"
+)]
+pub struct MaxBindingError(String);
+
+/// [`MAX_BINDING_ENV`] read and checked, once per process: the cap, if one is set.
+pub fn max_binding_from_env() -> Result<Option<u64>, MaxBindingError> {
+    static SETTING: std::sync::OnceLock<Result<Option<u64>, MaxBindingError>> =
+        std::sync::OnceLock::new();
+    let read = || match std::env::var(MAX_BINDING_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => {
+            Err(MaxBindingError(v.to_string_lossy().into_owned()))
+        }
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => parse_bytes(&v).map(Some).ok_or(MaxBindingError(v)),
+    };
+    SETTING.get_or_init(read).clone()
+}
+
+/// `4096`, `64KiB`, `128 MiB`, `1GiB` as bytes; `None` unless a multiple of 4 of at least 256.
+fn parse_bytes(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(digits);
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    let bytes = num.parse::<u64>().ok()?.checked_mul(scale)?;
+    (bytes >= 256 && bytes.is_multiple_of(4)).then_some(bytes)
+}
+
 struct Pending {
     encoder: Option<wgpu::CommandEncoder>,
     dispatches: usize,
@@ -91,6 +158,8 @@ pub struct Gpu {
     pub(crate) queue: wgpu::Queue,
     pub(crate) info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
+    /// The largest binding in bytes: the adapter's, or less under [`MAX_BINDING_ENV`].
+    max_binding: u64,
     layouts: Mutex<HashMap<usize, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
     modules: Mutex<HashMap<Module, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<(Module, &'static str), Arc<wgpu::ComputePipeline>>>,
@@ -148,6 +217,9 @@ pub enum OpenError {
         /// The adapters there are, as `wgpu:N (name)`.
         seen: Vec<String>,
     },
+    /// [`MAX_BINDING_ENV`] is not a byte count.
+    #[error(transparent)]
+    MaxBinding(#[from] MaxBindingError),
     /// The adapter refused a device with the limits asked for.
     #[error("{adapter}: {source}")]
     RequestDevice {
@@ -159,8 +231,9 @@ pub enum OpenError {
 }
 
 impl Gpu {
-    /// Opens the chosen adapter with the largest buffer limits it allows.
-    pub fn open(choice: &AdapterChoice) -> Result<Gpu, OpenError> {
+    /// Opens the chosen adapter with the largest buffer limits it allows, its bindings capped at
+    /// `max_binding` bytes where that is lower.
+    pub fn open(choice: &AdapterChoice, max_binding: Option<u64>) -> Result<Gpu, OpenError> {
         let list = adapters();
         if list.is_empty() {
             return Err(OpenError::NoAdapter);
@@ -201,6 +274,7 @@ impl Gpu {
         let limits = wgpu::Limits {
             max_storage_buffer_binding_size: have.max_storage_buffer_binding_size,
             max_buffer_size: have.max_buffer_size,
+            min_storage_buffer_offset_alignment: have.min_storage_buffer_offset_alignment,
             max_storage_buffers_per_shader_stage: have.max_storage_buffers_per_shader_stage.min(8),
             ..wgpu::Limits::default()
         };
@@ -222,11 +296,16 @@ impl Gpu {
             let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
             s.get_or_insert_with(|| e.to_string());
         }));
+        let max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
+            .min(max_binding.unwrap_or(u64::MAX));
         Ok(Gpu {
             device,
             queue,
             info,
             limits,
+            max_binding,
             layouts: Mutex::default(),
             modules: Mutex::default(),
             pipelines: Mutex::default(),
@@ -238,11 +317,14 @@ impl Gpu {
         })
     }
 
-    /// The largest buffer, in bytes, one binding may hold.
+    /// The largest window, in bytes, one binding may hold.
     pub(crate) fn max_binding_bytes(&self) -> u64 {
-        self.limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size)
+        self.max_binding
+    }
+
+    /// The alignment, in bytes, of a binding's offset.
+    pub(crate) fn binding_alignment(&self) -> u64 {
+        u64::from(self.limits.min_storage_buffer_offset_alignment).max(4)
     }
 
     /// The error wgpu reported since the last check, if any.
@@ -342,8 +424,8 @@ impl Gpu {
         &self,
         k: Kernel,
         meta: &[u32],
-        ins: &[&wgpu::Buffer],
-        out: &wgpu::Buffer,
+        ins: &[Bound<'_>],
+        out: Bound<'_>,
         grid: Grid,
     ) -> Result<(), BackendError> {
         debug_assert_eq!(ins.len(), k.inputs, "{}: inputs", k.entry);
@@ -368,6 +450,9 @@ impl Gpu {
                 g
             }
         };
+        for b in ins.iter().chain([&out]) {
+            self.check_binding(k, b)?;
+        }
         let pipeline = self.pipeline(k)?;
         let (bgl, _) = self.layout(k.inputs);
         let meta = if meta.is_empty() { &[0u32][..] } else { meta };
@@ -385,7 +470,11 @@ impl Gpu {
         for (i, b) in ins.iter().chain([&out]).enumerate() {
             entries.push(wgpu::BindGroupEntry {
                 binding: i as u32 + 1,
-                resource: b.as_entire_binding(),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b.buf,
+                    offset: b.offset,
+                    size: NonZeroU64::new(b.size),
+                }),
             });
         }
         let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -411,11 +500,35 @@ impl Gpu {
         Ok(())
     }
 
-    /// Records a buffer-to-buffer copy of `bytes` bytes.
+    /// A binding the adapter takes: within the buffer and the largest binding, aligned.
+    fn check_binding(&self, k: Kernel, b: &Bound<'_>) -> Result<(), BackendError> {
+        if b.size > self.max_binding {
+            return Err(device_err(format!(
+                "kernel `{}`: a tensor of {} bytes exceeds what the adapter binds ({} bytes), \
+                 and this op does not split along its first axis",
+                k.entry, b.size, self.max_binding
+            )));
+        }
+        if b.size == 0
+            || !b.offset.is_multiple_of(self.binding_alignment())
+            || b.offset.saturating_add(b.size) > b.buf.size()
+        {
+            return Err(device_err(format!(
+                "kernel `{}`: window of {} bytes at {} of a {}-byte buffer cannot be bound",
+                k.entry,
+                b.size,
+                b.offset,
+                b.buf.size()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records a copy of `bytes` bytes from the start of `src`'s window to the start of `dst`'s.
     pub(crate) fn copy(
         &self,
-        src: &wgpu::Buffer,
-        dst: &wgpu::Buffer,
+        src: Bound<'_>,
+        dst: Bound<'_>,
         bytes: u64,
     ) -> Result<(), BackendError> {
         if bytes == 0 {
@@ -426,7 +539,7 @@ impl Gpu {
             self.device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
         });
-        enc.copy_buffer_to_buffer(src, 0, dst, 0, bytes);
+        enc.copy_buffer_to_buffer(src.buf, src.offset, dst.buf, dst.offset, bytes);
         Ok(())
     }
 
@@ -486,26 +599,27 @@ impl Gpu {
     }
 
     fn check_size(&self, bytes: u64, what: &str) -> Result<(), BackendError> {
-        let max = self.max_binding_bytes();
+        let max = self.limits.max_buffer_size;
         if bytes > max {
             return Err(device_err(format!(
-                "{what}: a buffer of {bytes} bytes exceeds what the adapter binds ({max} bytes)"
+                "{what}: a buffer of {bytes} bytes exceeds the adapter's largest ({max} bytes)"
             )));
         }
         Ok(())
     }
 
-    /// Writes `data` at the start of `buf` after everything recorded so far has been submitted
-    /// (queue writes land before the next submission, so a recorded read must go first).
-    pub(crate) fn write(&self, buf: &wgpu::Buffer, data: &[u8]) {
+    /// Writes `data` at the start of `dst`'s window after everything recorded so far has been
+    /// submitted (queue writes land before the next submission, so a recorded read must go
+    /// first).
+    pub(crate) fn write(&self, dst: Bound<'_>, data: &[u8]) {
         self.flush();
         if !data.is_empty() {
-            self.queue.write_buffer(buf, 0, data);
+            self.queue.write_buffer(dst.buf, dst.offset, data);
         }
     }
 
-    /// The first `bytes` bytes of `buf`, after everything recorded so far has run.
-    pub(crate) fn read(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, BackendError> {
+    /// The first `bytes` bytes of `src`'s window, after everything recorded so far has run.
+    pub(crate) fn read(&self, src: Bound<'_>, bytes: u64) -> Result<Vec<u8>, BackendError> {
         if bytes == 0 {
             self.finish()?;
             return Ok(Vec::new());
@@ -516,7 +630,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        self.copy(buf, &staging, bytes)?;
+        self.copy(src, (&staging).into(), bytes)?;
         self.flush();
         let slice = staging.slice(..);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -541,4 +655,28 @@ impl Gpu {
 
 fn storage_usage() -> wgpu::BufferUsages {
     wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn byte_counts_read_with_binary_suffixes_and_refuse_the_rest() {
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        assert_eq!(parse_bytes("64KiB"), Some(64 << 10));
+        assert_eq!(parse_bytes(" 128 MiB "), Some(128 << 20));
+        assert_eq!(parse_bytes("1GiB"), Some(1 << 30));
+        for bad in [
+            "",
+            "12 MB",
+            "1.5MiB",
+            "-4",
+            "255",
+            "1026",
+            "99999999999999999999GiB",
+        ] {
+            assert_eq!(parse_bytes(bad), None, "{bad}");
+        }
+    }
 }

@@ -136,6 +136,6 @@ pub(super) fn loss(
             (k, params, Grid::Groups(items))
         }
     };
-    let bufs: Vec<&wgpu::Buffer> = [Some(xb), Some(tb), dy].into_iter().flatten().collect();
+    let bufs: Vec<_> = [Some(xb), Some(tb), dy].into_iter().flatten().collect();
     be.gpu().dispatch(k, &params, &bufs, ob, grid)
 }

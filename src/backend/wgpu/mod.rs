@@ -10,7 +10,9 @@
 //! - `pool`: max pooling, nearest upsampling, RoIAlign (and their gradients);
 //! - `norm`: batch and group normalisation's statistics, apply and gradients;
 //! - `loss`: the unreduced loss family (forward and gradient with `dy`);
-//! - `optim`: the SGD and AdamW updates.
+//! - `optim`: the SGD and AdamW updates;
+//! - `split`: ops on tensors larger than the adapter binds, a slab of their first axis at a
+//!   time.
 //!
 //! Tensors are f32 on the device (i32 for labels); f64 graphs — the CPU's gradient-check
 //! dtype — are refused with [`BackendError::Unsupported`]. Ops are recorded into one command
@@ -23,23 +25,30 @@ mod nn;
 mod norm;
 mod optim;
 mod pool;
+mod split;
 mod tensor;
 
-pub use context::{Gpu, OpenError, adapters, describe};
+pub use context::{
+    Gpu, MAX_BINDING_ENV, MaxBindingError, OpenError, adapters, describe, max_binding_from_env,
+};
 
 use crate::backend::AdapterChoice;
 
 use std::sync::Arc;
 
-use context::{NAME, device_err};
+use context::{Bound, NAME, device_err};
+use split::OpKind;
 
 use crate::backend::{Backend, BackendError, ParamUpdate, TensorMut, TensorRef, UpdateRule};
 use crate::ir::op::*;
 use crate::ir::{DType, HostData, HostTensor, numel};
 
-/// A device buffer: storage for at least the tensor it currently holds.
+/// A device buffer: storage for at least the tensor it currently holds. `split` makes views
+/// of a larger buffer (a slab of a tensor, from element `offset`); everything else holds a
+/// whole buffer at offset 0.
 pub struct WgpuBuffer {
     pub(crate) buf: wgpu::Buffer,
+    offset: usize,
     dtype: DType,
     len: usize,
 }
@@ -59,6 +68,20 @@ impl WgpuBuffer {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// The window of the first `n` elements, as kernels bind it (at least one element).
+    pub(crate) fn bound(&self, n: usize) -> Bound<'_> {
+        self.window(0, n)
+    }
+
+    /// The window of elements `start..start + n` (at least one element).
+    pub(crate) fn window(&self, start: usize, n: usize) -> Bound<'_> {
+        Bound {
+            buf: &self.buf,
+            offset: 4 * (self.offset + start) as u64,
+            size: 4 * n.max(1) as u64,
+        }
+    }
 }
 
 /// The wgpu implementation of the graph backend on one adapter. Cheap to clone.
@@ -68,16 +91,33 @@ pub struct WgpuBackend {
 }
 
 impl WgpuBackend {
-    /// Opens the chosen adapter.
+    /// Opens the chosen adapter, its bindings capped by [`MAX_BINDING_ENV`] where that is set
+    /// (an unreadable value opens nothing: `mmrun` checks it first).
     pub fn open(choice: &AdapterChoice) -> Result<Self, OpenError> {
+        let cap = max_binding_from_env().map_err(OpenError::MaxBinding)?;
+        Self::open_with_max_binding(choice, cap)
+    }
+
+    /// Opens the chosen adapter, its bindings capped at `max_binding` bytes where that is lower
+    /// than the adapter's own limit.
+    pub fn open_with_max_binding(
+        choice: &AdapterChoice,
+        max_binding: Option<u64>,
+    ) -> Result<Self, OpenError> {
         Ok(WgpuBackend {
-            gpu: Arc::new(Gpu::open(choice)?),
+            gpu: Arc::new(Gpu::open(choice, max_binding)?),
         })
     }
 
     /// The adapter in use, in words (name, type, backend, driver).
     pub fn adapter(&self) -> String {
         describe(&self.gpu.info)
+    }
+
+    /// The largest tensor, in bytes, one kernel binding holds; ops on larger ones run a slab
+    /// at a time where they split along their first axis.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.gpu.max_binding_bytes()
     }
 
     /// Waits for every recorded op; a device error since the last check is returned.
@@ -139,7 +179,7 @@ pub(crate) fn input<'a>(
     t: &In<'a>,
     op: &'static str,
     dtype: DType,
-) -> Result<&'a wgpu::Buffer, BackendError> {
+) -> Result<Bound<'a>, BackendError> {
     holding(t.buf, t.shape, t.dtype, op, dtype, "input")
 }
 
@@ -148,7 +188,7 @@ pub(crate) fn output<'a>(
     t: &'a Out<'_>,
     op: &'static str,
     dtype: DType,
-) -> Result<&'a wgpu::Buffer, BackendError> {
+) -> Result<Bound<'a>, BackendError> {
     holding(t.buf, t.shape, t.dtype, op, dtype, "output")
 }
 
@@ -160,7 +200,7 @@ fn holding<'a>(
     op: &'static str,
     want: DType,
     what: &str,
-) -> Result<&'a wgpu::Buffer, BackendError> {
+) -> Result<Bound<'a>, BackendError> {
     if declared != want || buf.dtype != want {
         return Err(unsupported(op, declared));
     }
@@ -174,7 +214,7 @@ fn holding<'a>(
             ),
         ));
     }
-    Ok(&buf.buf)
+    Ok(buf.bound(n))
 }
 
 /// The `i`th input, or an error naming the op.
@@ -218,7 +258,12 @@ impl Backend for WgpuBackend {
         }
         let bytes = (len as u64).saturating_mul(4);
         let buf = self.gpu.buffer(bytes, "alloc")?;
-        Ok(WgpuBuffer { buf, dtype, len })
+        Ok(WgpuBuffer {
+            buf,
+            offset: 0,
+            dtype,
+            len,
+        })
     }
 
     fn upload(&self, t: &HostTensor) -> Result<WgpuBuffer, BackendError> {
@@ -230,6 +275,7 @@ impl Backend for WgpuBackend {
         let buf = self.gpu.buffer_init(bytes, "upload")?;
         Ok(WgpuBuffer {
             buf,
+            offset: 0,
             dtype,
             len: t.data.len(),
         })
@@ -246,7 +292,7 @@ impl Backend for WgpuBackend {
             HostData::I32(v) => bytemuck::cast_slice(v),
             other => return Err(unsupported("upload", other.dtype())),
         };
-        self.gpu.write(&buf.buf, bytes);
+        self.gpu.write(buf.bound(n), bytes);
         Ok(())
     }
 
@@ -260,7 +306,7 @@ impl Backend for WgpuBackend {
         if buf.dtype != dtype || buf.len < n {
             return Err(unsupported("download", dtype));
         }
-        let bytes = self.gpu.read(&buf.buf, 4 * n as u64)?;
+        let bytes = self.gpu.read(buf.bound(n), 4 * n as u64)?;
         let data = match dtype {
             DType::F32 => HostData::F32(bytemuck::pod_collect_to_vec(&bytes)),
             DType::I32 => HostData::I32(bytemuck::pod_collect_to_vec(&bytes)),
@@ -270,43 +316,69 @@ impl Backend for WgpuBackend {
     }
 
     fn fill(&self, out: Out<'_>, value: f64) -> Result<(), BackendError> {
-        tensor::fill(self, out, value)
+        split::run(self, "fill", OpKind::Fill, &[], out, |be, _, out| {
+            tensor::fill(be, out, value)
+        })
     }
 
     fn unary(&self, op: &UnaryOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
-        tensor::unary(self, op, ins, out)
+        split::run(self, "unary", OpKind::Unary, ins, out, |be, ins, out| {
+            tensor::unary(be, op, ins, out)
+        })
     }
 
     fn binary(&self, op: BinaryOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
-        tensor::binary(self, op, ins, out)
+        split::run(self, "binary", OpKind::Binary, ins, out, |be, ins, out| {
+            tensor::binary(be, op, ins, out)
+        })
     }
 
     fn reduce(&self, op: &ReduceOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
-        tensor::reduce(self, op, ins, out)
+        split::run(self, "sum", OpKind::Reduce(op), ins, out, |be, ins, out| {
+            tensor::reduce(be, op, ins, out)
+        })
     }
 
     fn layout(&self, op: &LayoutOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
-        tensor::layout(self, op, ins, out)
+        let name = crate::backend::strided::op_name(op);
+        split::run(self, name, OpKind::Layout(op), ins, out, |be, ins, out| {
+            tensor::layout(be, op, ins, out)
+        })
     }
 
     fn matmul(&self, op: &MatmulOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
-        nn::matmul(self, op, ins, out)
+        split::run(self, "matmul", OpKind::Matmul, ins, out, |be, ins, out| {
+            nn::matmul(be, op, ins, out)
+        })
     }
 
     fn conv(&self, op: &ConvOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
-        nn::conv(self, op, ins, out)
+        split::run(
+            self,
+            "conv2d",
+            OpKind::Conv(op),
+            ins,
+            out,
+            |be, ins, out| nn::conv(be, op, ins, out),
+        )
     }
 
     fn pool(&self, op: &PoolOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
-        pool::pool(self, op, ins, out)
+        split::run(self, "pool", OpKind::Pool(op), ins, out, |be, ins, out| {
+            pool::pool(be, op, ins, out)
+        })
     }
 
     fn norm(&self, op: &NormOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
-        norm::norm(self, op, ins, out)
+        split::run(self, "norm", OpKind::Norm(op), ins, out, |be, ins, out| {
+            norm::norm(be, op, ins, out)
+        })
     }
 
     fn loss(&self, op: &LossOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
-        loss::loss(self, op, ins, out)
+        split::run(self, "loss", OpKind::Loss, ins, out, |be, ins, out| {
+            loss::loss(be, op, ins, out)
+        })
     }
 
     fn update(

@@ -4,7 +4,7 @@
 //! any dispatch. The weight gradient, whose sum runs over every image and output position, is
 //! split along that sum so that enough workgroups share it, then the splits are summed.
 
-use super::context::{Grid, Kernel, Module};
+use super::context::{Bound, Grid, Kernel, Module};
 use super::{In, Out, WgpuBackend, count, geometry_err, input, output, shape_err, w};
 use crate::backend::BackendError;
 use crate::backend::geometry::{ConvGeo, MatmulGeo};
@@ -199,9 +199,9 @@ fn grad_weight(
     name: &'static str,
     g: &ConvGeo,
     a: &Conv2dAttrs,
-    x: &wgpu::Buffer,
-    dy: &wgpu::Buffer,
-    dw: &wgpu::Buffer,
+    x: Bound<'_>,
+    dy: Bound<'_>,
+    dw: Bound<'_>,
 ) -> Result<(), BackendError> {
     let (m, n) = (g.w[0] / a.groups, g.w[1] * g.w[2] * g.w[3]);
     let total = g.y[0] * g.y[2] * g.y[3];
@@ -221,12 +221,13 @@ fn grad_weight(
     }
     let len = g.w.iter().product::<usize>();
     let scratch = be.gpu().buffer(4 * (splits * len) as u64, name)?;
+    let scratch = Bound::from(&scratch);
     be.gpu()
-        .dispatch(CONV_GRAD_WEIGHT, &prm, &[x, dy, x], &scratch, grid)?;
+        .dispatch(CONV_GRAD_WEIGHT, &prm, &[x, dy, x], scratch, grid)?;
     be.gpu().dispatch(
         SUM_SPLITS,
         &[w(len), w(splits)],
-        &[&scratch, &scratch, &scratch],
+        &[scratch, scratch, scratch],
         dw,
         Grid::Items(len),
     )

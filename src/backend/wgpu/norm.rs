@@ -8,7 +8,7 @@
 //! The reductions (statistics, their gradient w.r.t. `Apply`, the affine gradient) run one
 //! workgroup per statistic or channel; the rest are elementwise.
 
-use super::context::{Grid, Kernel, Module};
+use super::context::{Bound, Grid, Kernel, Module};
 use super::{In, Out, WgpuBackend, count, fbits, geometry_err, input, output, w};
 use crate::backend::BackendError;
 use crate::backend::geometry::NormGeo;
@@ -30,6 +30,22 @@ const APPLY_GRAD_X: Kernel = kernel("norm_apply_grad_x", 4);
 const APPLY_GRAD_STATS: Kernel = kernel("norm_apply_grad_stats", 4);
 const APPLY_GRAD_AFFINE: Kernel = kernel("norm_apply_grad_affine", 3);
 const STATS_GRAD: Kernel = kernel("norm_stats_grad", 3);
+const STATS_MERGE: Kernel = kernel("norm_stats_merge", 2);
+
+/// Batch statistics `[2, nstat]` of two disjoint slabs of the images, `a` holding the share `wa`
+/// of the elements and `b` the rest, merged into those of both (`out`).
+pub(super) fn merge_stats(
+    be: &WgpuBackend,
+    a: Bound<'_>,
+    b: Bound<'_>,
+    out: Bound<'_>,
+    nstat: usize,
+    wa: f64,
+) -> Result<(), BackendError> {
+    let meta = [w(nstat), fbits(wa), fbits(1.0 - wa)];
+    be.gpu()
+        .dispatch(STATS_MERGE, &meta, &[a, b], out, Grid::Items(nstat))
+}
 
 pub(super) fn norm(
     be: &WgpuBackend,
@@ -48,7 +64,7 @@ pub(super) fn norm(
     let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape).collect();
     let g = NormGeo::of_op(op, &shapes, out.shape).map_err(|e| geometry_err(name, e))?;
     let total = count(name, ins[0].shape)?;
-    let bufs: Vec<&wgpu::Buffer> = ins
+    let bufs: Vec<_> = ins
         .iter()
         .map(|t| input(t, name, DType::F32))
         .collect::<Result<_, _>>()?;

@@ -88,8 +88,9 @@ pub(super) fn pool(
             let meta = pool_meta(xs, ys, *kernel, *stride, *padding);
             // The IR keeps x, not the forward's indices: find the winners again.
             let winners = gpu.buffer(4 * ny as u64, OP)?;
-            gpu.dispatch(MAX_POOL_ARGMAX, &meta, &[x], &winners, Grid::Items(ny))?;
-            gpu.dispatch(MAX_POOL_GRAD, &meta, &[dy, &winners], dx, Grid::Items(nx))
+            let winners = (&winners).into();
+            gpu.dispatch(MAX_POOL_ARGMAX, &meta, &[x], winners, Grid::Items(ny))?;
+            gpu.dispatch(MAX_POOL_GRAD, &meta, &[dy, winners], dx, Grid::Items(nx))
         }
         PoolOp::UpsampleNearest => {
             const OP: &str = "upsample_nearest";

@@ -2,7 +2,7 @@
 //! the CPU backend's semantics (`backend::cpu::{mod, elementwise}`). The shape logic is the
 //! CUDA backend's (`backend::strided`); the kernels are `kernels/wgsl/tensor.wgsl`.
 
-use super::context::{Grid, Kernel, Module};
+use super::context::{Bound, Grid, Kernel, Module};
 use super::{
     In, Out, WgpuBackend, count, fbits, geometry_err, input, nth, output, shape_err, unsupported, w,
 };
@@ -38,7 +38,7 @@ fn index_words(k: &KernelIndex, words: &mut Vec<u32>) {
 /// Sets the first `n` 32-bit elements of `out` to `bits`.
 pub(super) fn fill_bits(
     be: &WgpuBackend,
-    out: &wgpu::Buffer,
+    out: Bound<'_>,
     n: usize,
     bits: u32,
 ) -> Result<(), BackendError> {
@@ -61,8 +61,8 @@ pub(super) fn fill(be: &WgpuBackend, out: Out<'_>, value: f64) -> Result<(), Bac
 pub(super) fn strided_copy(
     be: &WgpuBackend,
     op: &'static str,
-    src: (&wgpu::Buffer, usize),
-    dst: (&wgpu::Buffer, usize),
+    src: (Bound<'_>, usize),
+    dst: (Bound<'_>, usize),
     map: &Strided,
 ) -> Result<(), BackendError> {
     let k = map.kernel(op).map_err(|e| geometry_err(op, e))?;
@@ -206,8 +206,8 @@ const SUM_TARGET_GROUPS: usize = 256;
 /// Sums rows of `len` contiguous elements of `src` into `rows` outputs.
 pub(super) fn row_sum(
     be: &WgpuBackend,
-    src: &wgpu::Buffer,
-    out: &wgpu::Buffer,
+    src: Bound<'_>,
+    out: Bound<'_>,
     rows: usize,
     len: usize,
 ) -> Result<(), BackendError> {
@@ -215,17 +215,18 @@ pub(super) fn row_sum(
         return fill_bits(be, out, rows, 0);
     }
     let (nchunks, chunk) = plan::row_chunks(rows, len, SUM_TARGET_GROUPS);
-    let sum = |src, out, rows: usize, len: usize, chunk: usize, nchunks: usize| {
-        let prm = [w(rows * nchunks), w(len), w(chunk), w(nchunks)];
-        be.gpu()
-            .dispatch(ROW_SUM, &prm, &[src], out, Grid::Groups(rows * nchunks))
-    };
+    let sum =
+        |src: Bound<'_>, out: Bound<'_>, rows: usize, len: usize, chunk: usize, nchunks: usize| {
+            let prm = [w(rows * nchunks), w(len), w(chunk), w(nchunks)];
+            be.gpu()
+                .dispatch(ROW_SUM, &prm, &[src], out, Grid::Groups(rows * nchunks))
+        };
     if nchunks == 1 {
         return sum(src, out, rows, len, len, 1);
     }
     let partial = be.gpu().buffer(4 * (rows * nchunks) as u64, "sum")?;
-    sum(src, &partial, rows, len, chunk, nchunks)?;
-    sum(&partial, out, rows, nchunks, nchunks, 1)
+    sum(src, (&partial).into(), rows, len, chunk, nchunks)?;
+    sum((&partial).into(), out, rows, nchunks, nchunks, 1)
 }
 
 pub(super) fn reduce(
@@ -246,8 +247,8 @@ pub(super) fn reduce(
     match &p.gather {
         Some(map) => {
             let scratch = be.gpu().buffer(4 * (p.rows * p.len) as u64, "sum")?;
-            strided_copy(be, "sum", (xb, 0), (&scratch, 0), map)?;
-            row_sum(be, &scratch, ob, p.rows, p.len)
+            strided_copy(be, "sum", (xb, 0), ((&scratch).into(), 0), map)?;
+            row_sum(be, (&scratch).into(), ob, p.rows, p.len)
         }
         None => row_sum(be, xb, ob, p.rows, p.len),
     }
@@ -265,7 +266,7 @@ pub(super) fn layout(
     }
     let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape).collect();
     let p = plan::plan_layout(op, &shapes, out.shape).map_err(|e| geometry_err(name, e))?;
-    let bufs: Vec<&wgpu::Buffer> = ins
+    let bufs: Vec<Bound<'_>> = ins
         .iter()
         .map(|t| input(t, name, out.dtype))
         .collect::<Result<_, _>>()?;

@@ -9,6 +9,8 @@ pub(crate) mod harness;
 mod loss;
 mod nn;
 mod optim;
+#[cfg(feature = "wgpu")]
+mod slabs;
 mod tensor;
 mod torch_losses;
 pub(crate) mod train_step;

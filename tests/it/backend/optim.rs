@@ -64,7 +64,7 @@ struct Case<Buf> {
     dev_state: Vec<Buf>,
 }
 
-fn update_matches_the_cpu_rules<B: Suite>(be: &B) {
+pub(super) fn update_matches_the_cpu_rules<B: Suite>(be: &B) {
     let mut rng = rng("update_matches_the_cpu_rules");
     for rule in RULES {
         let k = rule.state_buffers();
