@@ -796,7 +796,7 @@ const RUNTIME: &[Param] = &[
         "precision",
         Ty::Enum(&["fp32", "bf16", "fp16"]),
         Def::Str("fp32"),
-        "arithmetic: f32, or mixed precision with convolutions in bf16 or f16 (f16 scales its loss: see the `fp16` hook); the cpu backend only in this build",
+        "arithmetic: f32, or mixed precision with convolutions in bf16 or f16 (f16 scales its loss: see the `fp16` hook); the cpu and wgpu backends in this build",
     ),
     p(
         "auto_scale_lr",

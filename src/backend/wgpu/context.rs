@@ -43,6 +43,7 @@ pub(crate) enum Module {
     Loss,
     LossCe,
     Optim,
+    Half,
 }
 
 impl Module {
@@ -56,6 +57,7 @@ impl Module {
             Module::Loss => include_str!("../../../kernels/wgsl/loss.wgsl"),
             Module::LossCe => include_str!("../../../kernels/wgsl/loss_ce.wgsl"),
             Module::Optim => include_str!("../../../kernels/wgsl/optim.wgsl"),
+            Module::Half => include_str!("../../../kernels/wgsl/half.wgsl"),
         };
         format!(
             "{}\n{own}",

@@ -12,14 +12,17 @@
 //! - `loss`: the unreduced loss family (forward and gradient with `dy`);
 //! - `optim`: the SGD and AdamW updates;
 //! - `split`: ops on tensors larger than the adapter binds, a slab of their first axis at a
-//!   time.
+//!   time;
+//! - `half`: f16 and bf16 storage (two to a word), widened to f32 around every op.
 //!
-//! Tensors are f32 on the device (i32 for labels); f64 graphs — the CPU's gradient-check
-//! dtype — are refused with [`BackendError::Unsupported`]. Ops are recorded into one command
+//! Tensors are f32 on the device (i32 for labels; f16 and bf16 for mixed precision, computed
+//! in f32 as on the CPU); f64 graphs — the CPU's gradient-check dtype — are refused with
+//! [`BackendError::Unsupported`]. Ops are recorded into one command
 //! encoder and submitted when the host reads a result, so a training step is a handful of
 //! submissions, not one per op.
 
 mod context;
+mod half;
 mod loss;
 mod nn;
 mod norm;
@@ -74,12 +77,14 @@ impl WgpuBuffer {
         self.window(0, n)
     }
 
-    /// The window of elements `start..start + n` (at least one element).
+    /// The window of elements `start..start + n` (at least one element; whole words, so a
+    /// window of halves starts at an even element).
     pub(crate) fn window(&self, start: usize, n: usize) -> Bound<'_> {
+        let size = self.dtype.size_bytes() as u64;
         Bound {
             buf: &self.buf,
-            offset: 4 * (self.offset + start) as u64,
-            size: 4 * n.max(1) as u64,
+            offset: size * (self.offset + start) as u64,
+            size: (size * n.max(1) as u64).next_multiple_of(4),
         }
     }
 }
@@ -241,6 +246,55 @@ pub(crate) fn w(v: usize) -> u32 {
     v as u32
 }
 
+/// A tensor's elements as bytes, padded to whole words (wgpu copies words).
+fn padded_bytes(data: &HostData) -> Result<Vec<u8>, BackendError> {
+    let mut bytes: Vec<u8> = match data {
+        HostData::F32(v) => bytemuck::cast_slice(v).to_vec(),
+        HostData::I32(v) => bytemuck::cast_slice(v).to_vec(),
+        HostData::F16(v) => bytemuck::cast_slice(v).to_vec(),
+        HostData::BF16(v) => bytemuck::cast_slice(v).to_vec(),
+        other => return Err(unsupported("upload", other.dtype())),
+    };
+    bytes.resize(bytes.len().next_multiple_of(4), 0);
+    Ok(bytes)
+}
+
+/// A unary op over half tensors: a cast between f32 and a half type is one conversion; a cast
+/// between equal types a copy; anything else runs in f32 on widened copies.
+fn half_unary(
+    be: &WgpuBackend,
+    op: &UnaryOp,
+    ins: &[In<'_>],
+    out: Out<'_>,
+) -> Result<(), BackendError> {
+    let x = nth(ins, 0, "unary")?;
+    let n = count("unary", out.shape)?;
+    if count("unary", x.shape)? != n {
+        return Err(shape_err(
+            "unary",
+            format!(
+                "input {:?} and output {:?} differ in size",
+                x.shape, out.shape
+            ),
+        ));
+    }
+    match op {
+        UnaryOp::Cast(to) if *to != out.dtype => Err(unsupported("cast", *to)),
+        UnaryOp::Cast(to) if x.dtype == *to => {
+            let (src, dst) = (x.buf.bound(n), out.buf.bound(n));
+            be.gpu.copy(src, dst, src.size.min(dst.size))
+        }
+        UnaryOp::Cast(to) if matches!(x.dtype, DType::F32) || matches!(to, DType::F32) => {
+            half::cast(be, x.buf, out.buf, n)
+        }
+        UnaryOp::Cast(to) => {
+            let wide = UnaryOp::Cast(half::widened_cast(*to));
+            half::widened(be, ins, out, |be, ins, out| be.unary(&wide, ins, out))
+        }
+        _ => half::widened(be, ins, out, |be, ins, out| be.unary(op, ins, out)),
+    }
+}
+
 impl Backend for WgpuBackend {
     type Buffer = WgpuBuffer;
 
@@ -253,11 +307,11 @@ impl Backend for WgpuBackend {
     }
 
     fn alloc(&self, dtype: DType, len: usize) -> Result<WgpuBuffer, BackendError> {
-        if !matches!(dtype, DType::F32 | DType::I32) {
+        if !matches!(dtype, DType::F32 | DType::I32 | DType::F16 | DType::BF16) {
             return Err(unsupported("alloc", dtype));
         }
-        let bytes = (len as u64).saturating_mul(4);
-        let buf = self.gpu.buffer(bytes, "alloc")?;
+        let bytes = (len as u64).saturating_mul(dtype.size_bytes() as u64);
+        let buf = self.gpu.buffer(bytes.next_multiple_of(4), "alloc")?;
         Ok(WgpuBuffer {
             buf,
             offset: 0,
@@ -267,16 +321,12 @@ impl Backend for WgpuBackend {
     }
 
     fn upload(&self, t: &HostTensor) -> Result<WgpuBuffer, BackendError> {
-        let (bytes, dtype): (&[u8], DType) = match &t.data {
-            HostData::F32(v) => (bytemuck::cast_slice(v), DType::F32),
-            HostData::I32(v) => (bytemuck::cast_slice(v), DType::I32),
-            other => return Err(unsupported("upload", other.dtype())),
-        };
-        let buf = self.gpu.buffer_init(bytes, "upload")?;
+        let bytes = padded_bytes(&t.data)?;
+        let buf = self.gpu.buffer_init(&bytes, "upload")?;
         Ok(WgpuBuffer {
             buf,
             offset: 0,
-            dtype,
+            dtype: t.dtype(),
             len: t.data.len(),
         })
     }
@@ -287,12 +337,7 @@ impl Backend for WgpuBackend {
             *buf = self.upload(t)?;
             return Ok(());
         }
-        let bytes: &[u8] = match &t.data {
-            HostData::F32(v) => bytemuck::cast_slice(v),
-            HostData::I32(v) => bytemuck::cast_slice(v),
-            other => return Err(unsupported("upload", other.dtype())),
-        };
-        self.gpu.write(buf.bound(n), bytes);
+        self.gpu.write(buf.bound(n), &padded_bytes(&t.data)?);
         Ok(())
     }
 
@@ -306,40 +351,59 @@ impl Backend for WgpuBackend {
         if buf.dtype != dtype || buf.len < n {
             return Err(unsupported("download", dtype));
         }
-        let bytes = self.gpu.read(buf.bound(n), 4 * n as u64)?;
+        let window = buf.bound(n);
+        let bytes = self.gpu.read(window, window.size)?;
+        let bytes = &bytes[..n * dtype.size_bytes()];
         let data = match dtype {
-            DType::F32 => HostData::F32(bytemuck::pod_collect_to_vec(&bytes)),
-            DType::I32 => HostData::I32(bytemuck::pod_collect_to_vec(&bytes)),
+            DType::F32 => HostData::F32(bytemuck::pod_collect_to_vec(bytes)),
+            DType::I32 => HostData::I32(bytemuck::pod_collect_to_vec(bytes)),
+            DType::F16 => HostData::F16(bytemuck::pod_collect_to_vec(bytes)),
+            DType::BF16 => HostData::BF16(bytemuck::pod_collect_to_vec(bytes)),
             d => return Err(unsupported("download", d)),
         };
         HostTensor::new(shape.to_vec(), data).map_err(|e| device_err(e.to_string()))
     }
 
     fn fill(&self, out: Out<'_>, value: f64) -> Result<(), BackendError> {
+        if half::is_half(out.dtype) {
+            return half::widened(self, &[], out, |be, _, out| be.fill(out, value));
+        }
         split::run(self, "fill", OpKind::Fill, &[], out, |be, _, out| {
             tensor::fill(be, out, value)
         })
     }
 
     fn unary(&self, op: &UnaryOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half_unary(self, op, ins, out);
+        }
         split::run(self, "unary", OpKind::Unary, ins, out, |be, ins, out| {
             tensor::unary(be, op, ins, out)
         })
     }
 
     fn binary(&self, op: BinaryOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.binary(op, ins, out));
+        }
         split::run(self, "binary", OpKind::Binary, ins, out, |be, ins, out| {
             tensor::binary(be, op, ins, out)
         })
     }
 
     fn reduce(&self, op: &ReduceOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.reduce(op, ins, out));
+        }
         split::run(self, "sum", OpKind::Reduce(op), ins, out, |be, ins, out| {
             tensor::reduce(be, op, ins, out)
         })
     }
 
     fn layout(&self, op: &LayoutOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.layout(op, ins, out));
+        }
         let name = crate::backend::strided::op_name(op);
         split::run(self, name, OpKind::Layout(op), ins, out, |be, ins, out| {
             tensor::layout(be, op, ins, out)
@@ -347,12 +411,18 @@ impl Backend for WgpuBackend {
     }
 
     fn matmul(&self, op: &MatmulOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.matmul(op, ins, out));
+        }
         split::run(self, "matmul", OpKind::Matmul, ins, out, |be, ins, out| {
             nn::matmul(be, op, ins, out)
         })
     }
 
     fn conv(&self, op: &ConvOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.conv(op, ins, out));
+        }
         split::run(
             self,
             "conv2d",
@@ -364,18 +434,27 @@ impl Backend for WgpuBackend {
     }
 
     fn pool(&self, op: &PoolOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.pool(op, ins, out));
+        }
         split::run(self, "pool", OpKind::Pool(op), ins, out, |be, ins, out| {
             pool::pool(be, op, ins, out)
         })
     }
 
     fn norm(&self, op: &NormOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.norm(op, ins, out));
+        }
         split::run(self, "norm", OpKind::Norm(op), ins, out, |be, ins, out| {
             norm::norm(be, op, ins, out)
         })
     }
 
     fn loss(&self, op: &LossOp, ins: &[In<'_>], out: Out<'_>) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.loss(op, ins, out));
+        }
         split::run(self, "loss", OpKind::Loss, ins, out, |be, ins, out| {
             loss::loss(be, op, ins, out)
         })

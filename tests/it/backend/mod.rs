@@ -5,6 +5,8 @@
 //! backend, as `backend::<family>::cpu::<test>` and `backend::<family>::cuda::<test>`.
 
 mod fused;
+#[cfg(feature = "wgpu")]
+mod half;
 pub(crate) mod harness;
 mod loss;
 mod nn;

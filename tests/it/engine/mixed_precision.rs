@@ -157,4 +157,11 @@ fn check_refuses_precisions_that_cannot_work() {
     }
     let (code, text) = mmrun(&["check", q, "--no-fs", "--set", "hooks.fp16={}"]);
     assert_eq!(code, 0, "the fp16 hook checks clean:\n{text}");
+    let on_wgpu = ["runtime.precision=bf16", "runtime.backend=wgpu"];
+    let (code, text) = mmrun(&[
+        "check", q, "--no-fs", "--set", on_wgpu[0], "--set", on_wgpu[1],
+    ]);
+    if cfg!(feature = "wgpu") {
+        assert_eq!(code, 0, "bf16 on wgpu checks clean:\n{text}");
+    }
 }
