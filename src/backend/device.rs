@@ -118,11 +118,7 @@ impl Device {
     /// The hardware in words, where there is more to say than the name (the wgpu adapter).
     pub fn describe(&self) -> Option<String> {
         match self {
-            Device::Wgpu(b) => Some(format!(
-                "{}; bindings up to {}, larger tensors in slabs",
-                b.adapter(),
-                crate::util::units::human_bytes(u128::from(b.max_binding_bytes()))
-            )),
+            Device::Wgpu(b) => Some(b.adapter_and_limits()),
             Device::Cpu | Device::Cuda(_) => None,
         }
     }

@@ -8,4 +8,9 @@ impl WgpuBackend {
     pub fn adapter(&self) -> String {
         match *self {}
     }
+
+    /// The adapter and its binding limit in words (never called, as above).
+    pub fn adapter_and_limits(&self) -> String {
+        match *self {}
+    }
 }

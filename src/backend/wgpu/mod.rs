@@ -119,6 +119,15 @@ impl WgpuBackend {
         describe(&self.gpu.info)
     }
 
+    /// The adapter in words and the largest binding it is used with (the run's device line).
+    pub fn adapter_and_limits(&self) -> String {
+        format!(
+            "{}; bindings up to {}, larger tensors in slabs",
+            self.adapter(),
+            crate::util::units::human_bytes(u128::from(self.max_binding_bytes()))
+        )
+    }
+
     /// The largest tensor, in bytes, one kernel binding holds; ops on larger ones run a slab
     /// at a time where they split along their first axis.
     pub fn max_binding_bytes(&self) -> u64 {
