@@ -276,17 +276,7 @@ fn half_unary(
     ins: &[In<'_>],
     out: Out<'_>,
 ) -> Result<(), BackendError> {
-    let x = nth(ins, 0, "unary")?;
-    let n = count("unary", out.shape)?;
-    if count("unary", x.shape)? != n {
-        return Err(shape_err(
-            "unary",
-            format!(
-                "input {:?} and output {:?} differ in size",
-                x.shape, out.shape
-            ),
-        ));
-    }
+    let (x, n) = tensor::unary_operand(ins, &out)?;
     match op {
         UnaryOp::Cast(to) if *to != out.dtype => Err(unsupported("cast", *to)),
         UnaryOp::Cast(to) if x.dtype == *to => {

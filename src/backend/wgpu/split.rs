@@ -75,6 +75,21 @@ struct Plan {
     out_axis: usize,
 }
 
+impl Plan {
+    /// A cut of the output's `axis` (of `len`) with its own rows, the inputs' parts given.
+    fn rows(out: &[usize], axis: usize, ins: Vec<Part>, out_rows: usize) -> Plan {
+        Plan {
+            axis,
+            rank: out.len(),
+            len: out[axis],
+            flat: false,
+            ins,
+            out: Output::Rows(out_rows),
+            out_axis: axis,
+        }
+    }
+}
+
 /// Elements per window of an elementwise op over a buffer: the most one binding holds, in
 /// whole alignment units (so that every window's offset is aligned).
 pub(super) fn flat_slab(gpu: &Gpu) -> usize {
@@ -441,15 +456,10 @@ fn rows_of_items(ins: &[&[usize]], out: &[usize]) -> Option<Plan> {
         .iter()
         .map(|s| rows(s).map(Part::Rows))
         .collect::<Option<Vec<_>>>()?;
-    (len > 0).then_some(Plan {
-        axis: 0,
-        rank: out.len(),
-        len,
-        flat: false,
-        ins: parts,
-        out: Output::Rows(rows(out)?),
-        out_axis: 0,
-    })
+    if len == 0 {
+        return None;
+    }
+    Some(Plan::rows(out, 0, parts, rows(out)?))
 }
 
 /// Every tensor as a flat run of elements.
@@ -485,15 +495,7 @@ fn first_axis(ins: &[&[usize]], out: &[usize], cut: &[bool]) -> Option<Plan> {
             Part::Whole
         });
     }
-    Some(Plan {
-        axis,
-        rank: out.len(),
-        len,
-        flat: false,
-        ins: parts,
-        out: Output::Rows(rows_of(out)?),
-        out_axis: axis,
-    })
+    Some(Plan::rows(out, axis, parts, rows_of(out)?))
 }
 
 /// Per image: the marked inputs and the output cut along axis 0.
@@ -527,13 +529,10 @@ fn broadcast(ins: &[&[usize]], out: &[usize]) -> Option<Plan> {
         };
         parts.push(part);
     }
-    Some(Plan {
+    Some(Plan::rows(
+        out,
         axis,
-        rank: out.len(),
-        len,
-        flat: false,
-        ins: parts,
-        out: Output::Rows(out[axis + 1..].iter().product()),
-        out_axis: axis,
-    })
+        parts,
+        out[axis + 1..].iter().product(),
+    ))
 }

@@ -99,12 +99,11 @@ fn unary_code(op: &UnaryOp) -> Option<(u32, f64, f64)> {
 /// First op code that reads `dy` (binding 2).
 const FIRST_GRAD_CODE: u32 = 7;
 
-pub(super) fn unary(
-    be: &WgpuBackend,
-    op: &UnaryOp,
-    ins: &[In<'_>],
-    out: Out<'_>,
-) -> Result<(), BackendError> {
+/// A unary op's input and its element count, which the output's must equal.
+pub(super) fn unary_operand<'a, 'b>(
+    ins: &'b [In<'a>],
+    out: &Out<'_>,
+) -> Result<(&'b In<'a>, usize), BackendError> {
     let x = nth(ins, 0, "unary")?;
     let n = count("unary", out.shape)?;
     if count("unary", x.shape)? != n {
@@ -116,6 +115,16 @@ pub(super) fn unary(
             ),
         ));
     }
+    Ok((x, n))
+}
+
+pub(super) fn unary(
+    be: &WgpuBackend,
+    op: &UnaryOp,
+    ins: &[In<'_>],
+    out: Out<'_>,
+) -> Result<(), BackendError> {
+    let (x, n) = unary_operand(ins, &out)?;
     let Some((code, c0, c1)) = unary_code(op) else {
         let UnaryOp::Cast(to) = op else {
             unreachable!("unary_code covers every op but casts")
