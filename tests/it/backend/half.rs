@@ -6,11 +6,11 @@
 
 use mmrun::backend::cpu::CpuBackend;
 use mmrun::backend::wgpu::WgpuBackend;
-use mmrun::backend::{AdapterChoice, Backend, TensorMut, TensorRef};
+use mmrun::backend::{AdapterChoice, Backend};
 use mmrun::ir::op::*;
-use mmrun::ir::{DType, HostData, HostTensor, numel};
+use mmrun::ir::{DType, HostData, HostTensor};
 
-use super::harness::{rng, run_op, uniform};
+use super::harness::{Suite, rng, run_on, uniform};
 
 /// f32 values of every class a conversion treats apart, then random ones over f16's range and
 /// beyond.
@@ -59,33 +59,10 @@ fn wgpu(test: &str) -> Option<WgpuBackend> {
     super::harness::wgpu(test)
 }
 
-/// Runs one op on `be` from host tensors, into an output of `dtype`.
-fn run<B: Backend>(
-    be: &B,
-    op: &Op,
-    ins: &[HostTensor],
-    shape: &[usize],
-    dtype: DType,
-) -> HostTensor {
-    let bufs: Vec<B::Buffer> = ins.iter().map(|t| be.upload(t).expect("upload")).collect();
-    let refs: Vec<TensorRef<'_, B::Buffer>> = ins
-        .iter()
-        .zip(&bufs)
-        .map(|(t, b)| TensorRef {
-            buf: b,
-            shape: &t.shape,
-            dtype: t.dtype(),
-        })
-        .collect();
-    let mut out = be.alloc(dtype, numel(shape)).expect("alloc");
-    let o = TensorMut {
-        buf: &mut out,
-        shape,
-        dtype,
-    };
-    run_op(be, op, &refs, o).unwrap_or_else(|e| panic!("{} {}: {e}", be.name(), op.name()));
-    be.synchronize().expect("sync");
-    be.download(&out, dtype, shape).expect("download")
+/// Runs one op on `be` from host tensors, into an output of `dtype` (the harness's run, which
+/// poisons the output first).
+fn run<B: Suite>(be: &B, op: &Op, ins: &[HostTensor], shape: &[usize], dtype: DType) -> HostTensor {
+    run_on(be, op, ins, shape, dtype).unwrap_or_else(|e| panic!("{} {}: {e}", be.name(), op.name()))
 }
 
 fn bits(t: &HostTensor) -> Vec<u32> {
