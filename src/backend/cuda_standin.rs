@@ -8,4 +8,9 @@ impl CudaBackend {
     pub fn free_memory(&self) -> Option<u64> {
         match *self {}
     }
+
+    /// The device in words (never called).
+    pub fn describe(&self) -> String {
+        match *self {}
+    }
 }

@@ -72,13 +72,28 @@ pub enum DeviceError {
     Unavailable { spec: String, message: String },
 }
 
+/// How a device may compute: the recipe's `runtime.tf32` and `runtime.deterministic`. Only
+/// CUDA has a choice; the cpu and wgpu backends always compute strict f32, deterministically.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceOptions {
+    /// TF32 tensor cores for f32 convolutions and GEMMs.
+    pub tf32: bool,
+    /// Deterministic cuDNN algorithms only.
+    pub deterministic: bool,
+}
+
 impl Device {
-    /// Parses and opens a `--device` value: `cpu`, `cuda` or `cuda:N`. Refused: an unknown
-    /// name, a build without the `cuda` feature, no driver, no such device.
+    /// Parses and opens a `--device` value with strict f32 math ([`DeviceOptions::default`]).
     pub fn open(spec: &str) -> Result<Device, DeviceError> {
+        Self::open_with(spec, DeviceOptions::default())
+    }
+
+    /// Parses and opens a `--device` value: `cpu`, `cuda[:N]` or `wgpu[:N|:NAME]`. Refused:
+    /// an unknown name, a build without the feature, no driver, no such device.
+    pub fn open_with(spec: &str, options: DeviceOptions) -> Result<Device, DeviceError> {
         match Self::parse(spec)? {
             DeviceSpec::Cpu => Ok(Device::Cpu),
-            DeviceSpec::Cuda(ordinal) => open_cuda(spec, ordinal),
+            DeviceSpec::Cuda(ordinal) => open_cuda(spec, ordinal, options),
             DeviceSpec::Wgpu(choice) => open_wgpu(spec, &choice),
         }
     }
@@ -119,7 +134,8 @@ impl Device {
     pub fn describe(&self) -> Option<String> {
         match self {
             Device::Wgpu(b) => Some(b.adapter_and_limits()),
-            Device::Cpu | Device::Cuda(_) => None,
+            Device::Cuda(b) => Some(b.describe()),
+            Device::Cpu => None,
         }
     }
 
@@ -238,7 +254,7 @@ fn wgpu_entries() -> Vec<Listed> {
 }
 
 #[cfg(not(feature = "cuda"))]
-fn open_cuda(spec: &str, _ordinal: usize) -> Result<Device, DeviceError> {
+fn open_cuda(spec: &str, _ordinal: usize, _options: DeviceOptions) -> Result<Device, DeviceError> {
     Err(DeviceError::NotBuilt {
         spec: spec.into(),
         feature: "cuda",
@@ -264,14 +280,18 @@ fn open_wgpu(spec: &str, choice: &AdapterChoice) -> Result<Device, DeviceError> 
 }
 
 #[cfg(feature = "cuda")]
-fn open_cuda(spec: &str, ordinal: usize) -> Result<Device, DeviceError> {
-    // `CudaBackend::open` probes the driver first (cudarc would panic without libcuda).
-    crate::backend::cuda::CudaBackend::open(ordinal)
+fn open_cuda(spec: &str, ordinal: usize, options: DeviceOptions) -> Result<Device, DeviceError> {
+    use crate::backend::cuda::{CudaBackend, CudaOptions};
+    let unavailable = |message: String| DeviceError::Unavailable {
+        spec: spec.into(),
+        message,
+    };
+    let options =
+        CudaOptions::from_runtime(options.tf32, options.deterministic).map_err(unavailable)?;
+    // `CudaBackend::open_with` probes the driver first (cudarc would panic without libcuda).
+    CudaBackend::open_with(ordinal, options)
         .map(Device::Cuda)
-        .map_err(|e| DeviceError::Unavailable {
-            spec: spec.into(),
-            message: e.to_string(),
-        })
+        .map_err(|e| unavailable(e.to_string()))
 }
 
 /// The host's available memory: `MemAvailable` of `/proc/meminfo`, or less when a cgroup

@@ -28,7 +28,7 @@ pub mod wgpu;
 #[path = "wgpu_standin.rs"]
 pub mod wgpu;
 
-pub use device::{AdapterChoice, Device, DeviceError, DeviceSpec, WithBackend};
+pub use device::{AdapterChoice, Device, DeviceError, DeviceOptions, DeviceSpec, WithBackend};
 pub use fused::{check_fused, fused_op_by_op};
 pub use optim::{ParamHyper, ParamUpdate, UpdateRule};
 pub use shape_error::{BroadcastError, ShapeError};

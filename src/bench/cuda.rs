@@ -29,6 +29,10 @@ pub struct Args {
     /// so the run stays near a minute).
     #[arg(long, default_value_t = 10)]
     steps: u32,
+    /// Strict f32 math (`runtime.tf32 = false`) instead of TF32 tensor cores (`--retinanet`;
+    /// the convolution path follows `MMRUN_CUDA_CONV`).
+    #[arg(long)]
+    strict_f32: bool,
 }
 
 /// The settings every mode reports.
@@ -39,6 +43,7 @@ fn settings(args: &Args, report: &mut super::Report) {
     if args.retinanet {
         report.setting("recipe", args.recipe.display().to_string());
         report.setting("steps", args.steps);
+        report.setting("tf32", !args.strict_f32);
     }
 }
 
@@ -368,8 +373,8 @@ mod bandwidth {
 /// The RetinaNet R-50-FPN training step on the CUDA backend (see the module docs).
 #[cfg(feature = "cuda")]
 mod retinanet {
-    use crate::backend::cuda::CudaBackend;
     use crate::backend::cuda::optim::Sgd;
+    use crate::backend::cuda::{CudaBackend, CudaOptions};
     use crate::engine::optim::OptimizerConfig;
     use crate::engine::resident::Resident;
     use crate::engine::{Executor, ParamSet};
@@ -429,8 +434,11 @@ mod retinanet {
             .map_err(|_| format!("{}: the recipe does not check", args.recipe.display()))?;
         let cfg = DetectorConfig::from_value(&r.config["model"]).map_err(|e| e.to_string())?;
         let det = Detector::new(cfg).map_err(|e| e.to_string())?;
-        let backend = CudaBackend::open(args.device).map_err(|e| e.to_string())?;
+        let options = CudaOptions::from_runtime(!args.strict_f32, false)?;
+        let backend = CudaBackend::open_with(args.device, options).map_err(|e| e.to_string())?;
         let name = backend.device().name().map_err(|e| e.to_string())?;
+        crate::errln!("retinanet: {}", backend.describe());
+        report.machine("cuda_backend", backend.describe());
         report.machine("device", &name);
         report.setting("batch", BATCH);
         report.setting("image_size", [IMG.0, IMG.1]);
@@ -560,6 +568,10 @@ mod retinanet {
             plain_s * 1e3,
             BATCH as f64 / plain_s
         );
+        node_profile(&mut trainer, &mut params, &feeds)?;
+        if let Some(cudnn) = backend.cudnn() {
+            algorithm_table(cudnn);
+        }
         report.setting("timed_steps", steps);
         report.result("last_loss", loss);
         report.result("param_upload_once_ms", upload_s * 1e3);
@@ -570,8 +582,75 @@ mod retinanet {
         report.result("mmrun_images_per_s", ips);
         report.result("plain_step_ms", plain_s * 1e3);
         report.result("plain_images_per_s", BATCH as f64 / plain_s);
+        let math = if args.strict_f32 {
+            "strict f32"
+        } else {
+            "TF32"
+        };
+        let conv = if backend.cudnn().is_some() {
+            "cuDNN"
+        } else {
+            "im2col"
+        };
         Ok(format!(
-            "retinanet\tmmrun cuda fp32, resident params, device SGD ({name})\t{ips:.2}\t-"
+            "retinanet\tmmrun cuda {math}, {conv} convs, resident params, device SGD ({name})\t{ips:.2}\t-"
         ))
+    }
+
+    /// One more step with every node timed between device synchronisations: the slowest
+    /// nodes with their shapes, and the time per op kind, on stderr.
+    fn node_profile(
+        trainer: &mut Resident<CudaBackend>,
+        params: &mut ParamSet,
+        feeds: &std::collections::BTreeMap<String, HostTensor>,
+    ) -> Result<(), String> {
+        trainer.executor_mut().set_profile(true);
+        trainer.step(params, feeds).map_err(|e| e.to_string())?;
+        let ex = trainer.executor();
+        let nodes = ex.node_profile();
+        let total: f64 = nodes.iter().map(|n| n.1).sum();
+        crate::errln!(
+            "retinanet: per-node profile of one step (each node synchronised: {:.1} ms in all):",
+            total * 1e3
+        );
+        for (id, s, _) in nodes.iter().take(15) {
+            crate::errln!("  {:8.3} ms  {}", s * 1e3, ex.describe_node(*id));
+        }
+        crate::errln!("retinanet: time per op:");
+        for (op, s, n) in ex.profile().iter().take(12) {
+            crate::errln!("  {:8.3} ms  {op} ({n} calls)", s * 1e3);
+        }
+        trainer.executor_mut().set_profile(false);
+        Ok(())
+    }
+
+    /// The algorithm cuDNN's benchmark chose for each convolution shape of the step, with its
+    /// time, on stderr (`scripts/gpu-check` shows it).
+    fn algorithm_table(cudnn: &crate::backend::cuda::cudnn::Cudnn) {
+        let mut rows = cudnn.chosen();
+        rows.sort_by_key(|r| (format!("{:?}", r.key.pass), r.key.x, r.key.w, r.key.stride));
+        let total: f32 = rows.iter().map(|r| r.time_ms).sum();
+        crate::errln!(
+            "retinanet: cuDNN {} algorithms for {} convolution shapes (benchmark time {total:.1} ms in all):",
+            cudnn.version(),
+            rows.len()
+        );
+        for r in rows {
+            let k = r.key;
+            crate::errln!(
+                "  {:<15} x {:?} w {:?} s{} p{} d{} g{}  {:<22} {:>8.3} ms  ws {:>7.1} MiB{}",
+                format!("{:?}", k.pass),
+                k.x,
+                k.w,
+                k.stride[0],
+                k.padding[0],
+                k.dilation[0],
+                k.groups,
+                r.algo,
+                r.time_ms,
+                r.workspace as f64 / (1 << 20) as f64,
+                if r.tensor_ops { "  tensor ops" } else { "" }
+            );
+        }
     }
 }

@@ -122,8 +122,8 @@ pub fn main() -> ExitCode {
         Command::Eval(a) if a.writes_files() => OnClosed::Continue,
         _ => OnClosed::Exit,
     });
-    // A bad `MMRUN_CPU_ISA`, `MMRUN_CPU_FUSE` or `MMRUN_WGPU_MAX_BINDING` stops the commands
-    // that run kernels before any work is done.
+    // A bad `MMRUN_CPU_ISA`, `MMRUN_CPU_FUSE`, `MMRUN_WGPU_MAX_BINDING` or `MMRUN_CUDA_CONV`
+    // stops the commands that run kernels before any work is done.
     if matches!(
         cli.command,
         Command::Exec(_)
@@ -139,10 +139,15 @@ pub fn main() -> ExitCode {
         let binding = crate::backend::wgpu::max_binding_from_env().map(|_| ());
         #[cfg(not(feature = "wgpu"))]
         let binding: Result<(), String> = Ok(());
+        #[cfg(feature = "cuda")]
+        let conv = crate::backend::cuda::ConvChoice::from_env().map(|_| ());
+        #[cfg(not(feature = "cuda"))]
+        let conv: Result<(), String> = Ok(());
         if let Err(e) = isa
             .map_err(|e| e.to_string())
             .and(fuse.map_err(|e| e.to_string()))
             .and(binding.map_err(|e| e.to_string()))
+            .and(conv)
         {
             crate::errln!("error: {e}");
             return ExitCode::from(EXIT_CANNOT_RUN);

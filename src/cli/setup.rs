@@ -19,7 +19,12 @@ pub(super) fn open_device(
     flag: Option<&str>,
     plan: &Plan,
 ) -> Result<crate::backend::Device, crate::backend::DeviceError> {
-    let device = crate::backend::Device::open(flag.unwrap_or(&plan.training.runtime.device))?;
+    let rt = &plan.training.runtime;
+    let options = crate::backend::DeviceOptions {
+        tf32: rt.tf32,
+        deterministic: rt.deterministic,
+    };
+    let device = crate::backend::Device::open_with(flag.unwrap_or(&rt.device), options)?;
     if device.describe().is_some() {
         crate::errln!("device: {}", device.label());
     } else if matches!(device, crate::backend::Device::Cpu) {

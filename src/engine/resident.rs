@@ -77,6 +77,11 @@ impl<B: Backend + 'static> Resident<B> {
         &self.exec
     }
 
+    /// The executor, mutable (to turn its per-node profile on for a step).
+    pub fn executor_mut(&mut self) -> &mut Executor<B> {
+        &mut self.exec
+    }
+
     /// One training step: forward + backward, then the update of every trainable parameter on
     /// the device. `params` receives running statistics only.
     pub fn step(

@@ -21,8 +21,10 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Runtime {
     pub seed: u64,
-    /// What this build always is (see `docs/recipe.md`); recorded, changes nothing.
+    /// Only deterministic cuDNN algorithms (`runtime.deterministic`; everything else is).
     pub deterministic: bool,
+    /// TF32 tensor cores allowed for f32 convolutions and GEMMs on CUDA (`runtime.tf32`).
+    pub tf32: bool,
     pub work_dir: PathBuf,
     /// The device count the batch size and LR were written for (a warning when it differs).
     pub devices: u64,

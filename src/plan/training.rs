@@ -111,6 +111,7 @@ struct AutoScaleLr {
 struct RuntimeSection {
     seed: u64,
     deterministic: bool,
+    tf32: bool,
     work_dir: PathBuf,
     devices: u64,
     backend: String,
@@ -128,6 +129,7 @@ fn runtime(rt: &Value) -> Result<(Runtime, Option<LoadFrom>), PathError> {
     let runtime = Runtime {
         seed: r.seed,
         deterministic: r.deterministic,
+        tf32: r.tf32,
         work_dir: r.work_dir,
         devices: r.devices,
         // `cuda` is the first GPU.

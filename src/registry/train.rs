@@ -777,7 +777,13 @@ const RUNTIME: &[Param] = &[
         "deterministic",
         Ty::Bool,
         Def::Bool(false),
-        "deterministic kernels (this build's are always: the CPU backend is bit-reproducible and the CUDA kernels use no atomics, so `false` changes nothing)",
+        "deterministic kernels: on cuda, only convolution algorithms cuDNN reports deterministic (PyTorch's `cudnn.deterministic`); the cpu and wgpu backends and mmrun's own CUDA kernels are always deterministic",
+    ),
+    p(
+        "tf32",
+        Ty::Bool,
+        Def::Bool(true),
+        "on cuda, let f32 convolutions and matrix products run on TF32 tensor cores (inputs rounded to 10 mantissa bits, sums in f32: PyTorch's `allow_tf32`); `false` is strict f32. The cpu and wgpu backends always compute strict f32",
     ),
     p("work_dir", Ty::Str, Def::Str("work_dirs"), "output folder"),
     p(

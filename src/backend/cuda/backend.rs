@@ -17,8 +17,10 @@ use std::sync::Arc;
 use cudarc::driver::CudaSlice;
 
 use super::blas::Blas;
+use super::cudnn::Cudnn;
 use super::device::CudaDevice;
 use super::error::CudaError;
+use super::options::{ConvChoice, CudaOptions};
 use crate::backend::{Backend, BackendError, ParamUpdate, TensorMut, TensorRef, UpdateRule};
 use crate::ir::op::*;
 use crate::ir::{DType, HostData, HostTensor, numel};
@@ -55,20 +57,82 @@ impl CudaBuffer {
     }
 }
 
-/// The CUDA implementation of the graph backend: one device and its cuBLAS handle (GEMM and
-/// the im2col convolutions in `super::conv`). Cheap to clone (shared handles).
+/// The CUDA implementation of the graph backend: one device, its cuBLAS handle (GEMM and the
+/// im2col convolutions) and, where libcudnn loads, cuDNN (the convolutions). Cheap to clone
+/// (shared handles).
 #[derive(Clone)]
 pub struct CudaBackend {
     dev: Arc<CudaDevice>,
     blas: Arc<Blas>,
+    cudnn: Option<Arc<Cudnn>>,
+    options: CudaOptions,
 }
 
 impl CudaBackend {
-    /// Opens device `ordinal` and cuBLAS on its stream.
+    /// Opens device `ordinal` with strict f32 math ([`CudaOptions::STRICT`]): the CPU
+    /// reference's tolerances hold.
     pub fn open(ordinal: usize) -> Result<Self, CudaError> {
+        Self::open_with(ordinal, CudaOptions::STRICT)
+    }
+
+    /// Opens device `ordinal`, cuBLAS on its stream and cuDNN unless `options.conv` is
+    /// `im2col` (`cudnn` makes a missing libcudnn an error; `auto` falls back to im2col).
+    pub fn open_with(ordinal: usize, options: CudaOptions) -> Result<Self, CudaError> {
         let dev = Arc::new(CudaDevice::open(ordinal)?);
-        let blas = Arc::new(Blas::new(&dev)?);
-        Ok(CudaBackend { dev, blas })
+        let blas = Arc::new(Blas::new(&dev, options.tf32)?);
+        let cudnn = match options.conv {
+            ConvChoice::Im2col => None,
+            ConvChoice::Auto => Cudnn::open(&dev, options)?,
+            ConvChoice::Cudnn => Some(Cudnn::open(&dev, options)?.ok_or_else(|| {
+                CudaError::Cudnn {
+                    context: "open",
+                    message: format!(
+                        "{}=cudnn but libcudnn could not be loaded (put its folder on LD_LIBRARY_PATH)",
+                        super::options::CONV_ENV
+                    ),
+                }
+            })?),
+        };
+        Ok(CudaBackend {
+            dev,
+            blas,
+            cudnn: cudnn.map(Arc::new),
+            options,
+        })
+    }
+
+    /// The numerics and convolution path this backend was opened with.
+    pub fn options(&self) -> CudaOptions {
+        self.options
+    }
+
+    /// cuDNN, when the convolutions run through it.
+    pub fn cudnn(&self) -> Option<&Cudnn> {
+        self.cudnn.as_deref()
+    }
+
+    /// The device and how it computes, for the run's `device:` line:
+    /// `NVIDIA H100 80GB HBM3; TF32 tensor cores allowed; convolutions: cuDNN 9.1.0 …`.
+    pub fn describe(&self) -> String {
+        let name = self.dev.name().unwrap_or_else(|_| "unnamed GPU".into());
+        let math = if self.options.tf32 {
+            "TF32 tensor cores allowed (runtime.tf32)"
+        } else {
+            "strict f32 (runtime.tf32 = false)"
+        };
+        let conv = match &self.cudnn {
+            Some(c) => format!(
+                "convolutions: cuDNN {} (benchmarked algorithms{})",
+                c.version(),
+                if self.options.deterministic {
+                    ", deterministic only"
+                } else {
+                    ""
+                }
+            ),
+            None => "convolutions: im2col + cuBLAS".to_string(),
+        };
+        format!("{name}; {math}; {conv}")
     }
 
     /// The device (for direct kernel calls: optimizers, benchmarks).

@@ -1,7 +1,10 @@
 //! GEMM through cuBLAS (row-major wrapper over column-major `cublasSgemm`); convolution is
 //! im2col (`kernels/conv.ptx`) + this GEMM, in `im2col.rs`.
 
-use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
+use cudarc::cublas::{
+    CudaBlas, Gemm, GemmConfig,
+    sys::{cublasMath_t, cublasOperation_t},
+};
 use cudarc::driver::{DevicePtr, DevicePtrMut};
 
 use super::device::CudaDevice;
@@ -13,8 +16,10 @@ pub struct Blas {
 }
 
 impl Blas {
-    /// Opens cuBLAS; a missing libcublas is an error, not cudarc's panic.
-    pub fn new(dev: &CudaDevice) -> Result<Self, CudaError> {
+    /// Opens cuBLAS; a missing libcublas is an error, not cudarc's panic. With `tf32`, f32
+    /// GEMMs may run on TF32 tensor cores (`CUBLAS_TF32_TENSOR_OP_MATH`, what PyTorch's
+    /// `allow_tf32` selects); without it they are strict f32 (`CUBLAS_DEFAULT_MATH`).
+    pub fn new(dev: &CudaDevice, tf32: bool) -> Result<Self, CudaError> {
         // SAFETY: only tries to dlopen libcublas by its usual names.
         if !unsafe { cudarc::cublas::sys::is_culib_present() } {
             return Err(CudaError::Blas {
@@ -26,6 +31,18 @@ impl Blas {
             context: "cublasCreate",
             message: format!("{e:?}"),
         })?;
+        let math = if tf32 {
+            cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
+        } else {
+            cublasMath_t::CUBLAS_DEFAULT_MATH
+        };
+        // SAFETY: the handle was just created and lives as long as `handle`.
+        unsafe { cudarc::cublas::sys::cublasSetMathMode(*handle.handle(), math) }
+            .result()
+            .map_err(|e| CudaError::Blas {
+                context: "cublasSetMathMode",
+                message: format!("{e:?}"),
+            })?;
         Ok(Blas { handle })
     }
 

@@ -48,14 +48,38 @@ pub fn parse_device(s: &str) -> Result<Option<usize>, CudaError> {
 }
 
 /// One CUDA device with the state every op needs: its context, the one stream every op is
-/// issued on (in order, so consecutive launches need no synchronisation), and the loaded
-/// PTX modules and functions.
+/// issued on (a non-blocking stream of its own, in order, so consecutive launches need no
+/// synchronisation; memory comes from the stream-ordered pool, which keeps what is freed),
+/// and the loaded PTX modules and functions.
 pub struct CudaDevice {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     modules: Mutex<Vec<Option<Arc<CudaModule>>>>,
     functions: Mutex<HashMap<String, CudaFunction>>,
     sm_count: u32,
+}
+
+/// Makes the stream-ordered pool keep what a step frees, as PyTorch's caching allocator does:
+/// with the default release threshold (0) the driver hands freed memory back to the OS at
+/// every synchronisation, and the next step allocates it again. Devices without memory pools
+/// (cudarc then uses `cuMemAlloc`) are left as they are.
+fn keep_freed_memory(ctx: &Arc<CudaContext>) -> Result<(), CudaError> {
+    use cudarc::driver::{result, sys};
+    if !ctx.has_async_alloc() {
+        return Ok(());
+    }
+    let mut threshold = u64::MAX;
+    // SAFETY: the device comes from a live context; the attribute takes a u64 (cuuint64_t).
+    unsafe {
+        let pool = result::device::get_default_mem_pool(ctx.cu_device())
+            .ctx("cuDeviceGetDefaultMemPool")?;
+        result::mem_pool::set_attribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            (&mut threshold as *mut u64).cast(),
+        )
+        .ctx("cuMemPoolSetAttribute(RELEASE_THRESHOLD)")
+    }
 }
 
 impl CudaDevice {
@@ -66,7 +90,14 @@ impl CudaDevice {
             return Err(CudaError::NoDevice { ordinal, count });
         }
         let ctx = CudaContext::new(ordinal).ctx("cuCtxCreate")?;
-        let stream = ctx.default_stream();
+        // One stream carries every op, so cudarc's per-slice event tracking (which its
+        // multi-stream mode turns on for every buffer argument) would order nothing: off.
+        // SAFETY: no slice exists yet, and no second stream is ever made on this context.
+        unsafe { ctx.disable_event_tracking() };
+        // Our own non-blocking stream, not the legacy NULL stream: it does not serialise
+        // with other contexts' work, and it is the kind a CUDA graph can be captured on.
+        let stream = ctx.new_stream().ctx("cuStreamCreate")?;
+        keep_freed_memory(&ctx)?;
         let sm_count = ctx
             .attribute(
                 cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,

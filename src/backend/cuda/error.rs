@@ -29,6 +29,12 @@ pub enum CudaError {
         context: &'static str,
         message: String,
     },
+    /// A cuDNN call failed.
+    #[error("cuDNN error in {context}: {message}")]
+    Cudnn {
+        context: &'static str,
+        message: String,
+    },
     /// Shapes or lengths do not satisfy the op's contract.
     #[error("{op}: {message}")]
     Shape { op: &'static str, message: String },

@@ -1,6 +1,6 @@
 //! 2-D convolution (NCHW, groups = 1) as im2col (`kernels/conv.ptx`) + cuBLAS GEMM, forward
-//! and both gradients. Chosen over cuDNN to keep the runtime dependencies at libcuda +
-//! libcublas.
+//! and both gradients: the path when libcudnn does not load (or `MMRUN_CUDA_CONV=im2col`),
+//! needing only libcuda + libcublas, and a second reference for `cudnn.rs`.
 //!
 //! Images are unfolded together: one im2col (or col2im) launch covers as many images as keep
 //! the column buffer under [`COL_CAP_BYTES`] (the kernels treat `b` images of `c` channels

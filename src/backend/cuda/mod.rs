@@ -8,7 +8,10 @@
 //! - [`device`]: device detection that never panics, a [`CudaDevice`] per ordinal with its
 //!   stream and lazily loaded modules;
 //! - `launch`: the `unsafe` launch functions with their safety contracts;
-//! - [`blas`] (cuBLAS GEMM) and [`im2col`] (convolution as im2col + GEMM);
+//! - [`options`]: how the backend may compute (`runtime.tf32`, `runtime.deterministic`,
+//!   `MMRUN_CUDA_CONV`);
+//! - [`blas`] (cuBLAS GEMM, TF32 or strict), [`cudnn`] (convolutions with benchmarked
+//!   algorithms, cached per shape) and [`im2col`] (convolution as im2col + GEMM, the fallback);
 //! - [`backend`]: [`CudaBackend`] and its buffer type, dispatching each op family to `tensor`,
 //!   `nn` (matmul, convolution, pooling, norms) and `loss` (the unreduced loss ops);
 //! - [`optim`]: the fused multi-tensor SGD/AdamW steps, gradient norm and unscale; `update`
@@ -22,6 +25,7 @@
 
 pub mod backend;
 pub mod blas;
+pub mod cudnn;
 pub mod device;
 mod error;
 pub mod im2col;
@@ -30,9 +34,11 @@ mod launch;
 mod loss;
 mod nn;
 pub mod optim;
+pub mod options;
 mod tensor;
 mod update;
 
 pub use backend::{CudaBackend, CudaBuffer};
 pub use device::{CudaDevice, parse_device, probe};
 pub use error::CudaError;
+pub use options::{ConvChoice, CudaOptions};

@@ -334,9 +334,27 @@ impl<B: Backend> Executor<B> {
                 self.bind_late(l, bound)?;
                 continue;
             }
-            let t0 = self.timings.is_some().then(Instant::now);
+            // A device queues work: profiling waits for it before and after each node, so
+            // the time is the node's kernels, not its launch.
+            let synced = |ex: &Self| {
+                ex.backend
+                    .synchronize()
+                    .map_err(|source| GraphRunError::Backend {
+                        node: i,
+                        op: ex.graph.nodes[i].op.name(),
+                        source,
+                    })
+            };
+            let t0 = match self.timings.is_some() {
+                true => {
+                    synced(self)?;
+                    Some(Instant::now())
+                }
+                false => None,
+            };
             self.exec_node(i, bound, params, &mut buffers)?;
             if let Some(t0) = t0 {
+                synced(self)?;
                 let e = &mut self.node_timings[i];
                 e.0 += t0.elapsed().as_secs_f64();
                 e.1 += 1;
@@ -536,7 +554,8 @@ impl<B: Backend> Executor<B> {
     }
 
     /// Turn per-op timing on (cleared) or off. Off by default; when off, `run` reads no clock
-    /// and behaves exactly as without profiling.
+    /// and behaves exactly as without profiling. On, every node is timed between two backend
+    /// synchronisations (a device's queue is drained around it).
     pub fn set_profile(&mut self, on: bool) {
         self.timings = on.then(BTreeMap::new);
         self.node_timings = vec![(0.0, 0); if on { self.graph.nodes.len() } else { 0 }];

@@ -4,6 +4,8 @@
 //! Each test is a function generic over the backend; `suite!` instantiates it once per
 //! backend, as `backend::<family>::cpu::<test>` and `backend::<family>::cuda::<test>`.
 
+#[cfg(feature = "cuda")]
+mod cuda_paths;
 mod fused;
 #[cfg(feature = "wgpu")]
 mod half;

@@ -37,17 +37,19 @@ fn matmul_matches_cpu_with_transposes_and_batch<B: Suite>(be: &B) {
     }
 }
 
-/// One convolution case: input shape, weight shape, stride, padding, dilation, bias.
-struct ConvCase {
-    xs: [usize; 4],
-    ws: [usize; 4],
-    s: usize,
-    p: usize,
-    d: usize,
-    bias: bool,
+/// One convolution case: input shape, weight shape (`[k, c / g, r, s]`), stride, padding,
+/// dilation, bias, groups.
+pub(super) struct ConvCase {
+    pub xs: [usize; 4],
+    pub ws: [usize; 4],
+    pub s: usize,
+    pub p: usize,
+    pub d: usize,
+    pub bias: bool,
+    pub g: usize,
 }
 
-fn conv_cases() -> Vec<ConvCase> {
+pub(super) fn conv_cases() -> Vec<ConvCase> {
     let c = |xs, ws, s, p, d, bias| ConvCase {
         xs,
         ws,
@@ -55,6 +57,7 @@ fn conv_cases() -> Vec<ConvCase> {
         p,
         d,
         bias,
+        g: 1,
     };
     vec![
         // ResNet stem: 7x7 stride 2 pad 3, no bias.
@@ -74,17 +77,25 @@ fn conv_cases() -> Vec<ConvCase> {
 }
 
 fn conv2d_and_gradients_match_cpu<B: Suite>(be: &B) {
+    check_convs(be, conv_cases(), REDUCTION);
+}
+
+/// Each case's convolution and both gradients against the CPU reference within `tol`.
+pub(super) fn check_convs<B: Suite>(be: &B, cases: Vec<ConvCase>, tol: (f64, f64)) {
     let mut rng = rng("conv2d");
-    for k in conv_cases() {
+    for k in cases {
         let attrs = Conv2dAttrs {
             stride: [k.s, k.s],
             padding: [k.p, k.p],
             dilation: [k.d, k.d],
-            groups: 1,
+            groups: k.g,
         };
         let out = |i: usize, kk: usize| conv_out_size(k.xs[i], kk, k.s, k.p, k.d).unwrap();
         let ys = [k.xs[0], k.ws[0], out(2, k.ws[2]), out(3, k.ws[3])];
-        let what = format!("{:?} * {:?} s{} p{} d{}", k.xs, k.ws, k.s, k.p, k.d);
+        let what = format!(
+            "{:?} * {:?} s{} p{} d{} g{}",
+            k.xs, k.ws, k.s, k.p, k.d, k.g
+        );
         let x = uniform(&mut rng, &k.xs, -1.0, 1.0);
         let w = uniform(&mut rng, &k.ws, -0.5, 0.5);
         let mut ins = vec![x.clone(), w.clone()];
@@ -98,7 +109,7 @@ fn conv2d_and_gradients_match_cpu<B: Suite>(be: &B) {
             &ins,
             &ys,
             DType::F32,
-            REDUCTION,
+            tol,
         );
         let dy = uniform(&mut rng, &ys, -1.0, 1.0);
         check_op(
@@ -108,7 +119,7 @@ fn conv2d_and_gradients_match_cpu<B: Suite>(be: &B) {
             &[dy.clone(), w],
             &k.xs,
             DType::F32,
-            REDUCTION,
+            tol,
         );
         check_op(
             be,
@@ -117,7 +128,7 @@ fn conv2d_and_gradients_match_cpu<B: Suite>(be: &B) {
             &[x, dy],
             &k.ws,
             DType::F32,
-            REDUCTION,
+            tol,
         );
     }
 }

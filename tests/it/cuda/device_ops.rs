@@ -165,7 +165,7 @@ fn cublas_sgemm_matches() {
     let Some(dev) = device("gemm parity") else {
         return;
     };
-    let blas = match Blas::new(&dev) {
+    let blas = match Blas::new(&dev, false) {
         Ok(b) => b,
         Err(e) => panic!("cuBLAS must load on a GPU machine: {e}"),
     };
@@ -205,7 +205,7 @@ fn conv2d_im2col_cublas_matches_the_cpu_backend() {
     let Some(dev) = device("conv parity") else {
         return;
     };
-    let blas = Blas::new(&dev).expect("cuBLAS must load on a GPU machine");
+    let blas = Blas::new(&dev, false).expect("cuBLAS must load on a GPU machine");
     let mut rng = rng("conv parity");
     // ResNet stem (7x7 s2 p3), a 3x3 s1 p1 with dilation 2, a strided 1x1.
     for (xs, ws, s, p, d) in [

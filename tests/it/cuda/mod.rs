@@ -12,6 +12,7 @@
 mod abi;
 mod device_ops;
 mod limits;
+mod numerics;
 mod probe;
 mod ptxas;
 mod train_step;

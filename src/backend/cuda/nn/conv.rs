@@ -1,11 +1,13 @@
-//! `ConvOp` through the im2col + cuBLAS convolution of [`crate::backend::cuda::conv`]:
-//! `Conv2d` (x, w, optional bias), `Conv2dGradInput` (dy, w) and `Conv2dGradWeight` (x, dy).
-//! Grouped convolutions are refused (the im2col path is groups = 1), and every shape is
-//! checked against the convolution's own geometry before a launch.
+//! `ConvOp` — `Conv2d` (x, w, optional bias), `Conv2dGradInput` (dy, w) and
+//! `Conv2dGradWeight` (x, dy) — through cuDNN ([`crate::backend::cuda::cudnn`]) when the
+//! backend has it, else through im2col + cuBLAS ([`crate::backend::cuda::im2col`]), which
+//! refuses grouped convolutions (it is groups = 1). Every shape is checked against the
+//! convolution's own geometry before a launch.
 
 use super::{In, Out, arity, bad, input, nchw, output};
 use crate::backend::BackendError;
 use crate::backend::cuda::backend::{CudaBackend, device_err};
+use crate::backend::cuda::cudnn::{ConvKey, Cudnn, Pass};
 use crate::backend::cuda::im2col::{Conv2d, output_shape};
 use crate::ir::op::{Conv2dAttrs, ConvOp};
 
@@ -20,6 +22,9 @@ pub(super) fn conv(
         ConvOp::Conv2dGradInput(a) => ("conv2d_grad_input", a),
         ConvOp::Conv2dGradWeight(a) => ("conv2d_grad_weight", a),
     };
+    if let Some(cudnn) = be.cudnn() {
+        return through_cudnn(be, cudnn, op, attrs, ins, out);
+    }
     let a = plain_attrs(name, attrs)?;
     let (dev, blas) = (be.device(), be.blas());
     let os = nchw(name, "output", out.shape)?;
@@ -66,6 +71,72 @@ pub(super) fn conv(
         }
     }
     Ok(())
+}
+
+/// The three passes through cuDNN (any group count), with the same shape checks.
+fn through_cudnn(
+    be: &CudaBackend,
+    cudnn: &Cudnn,
+    op: &ConvOp,
+    a: &Conv2dAttrs,
+    ins: &[In<'_>],
+    mut out: Out<'_>,
+) -> Result<(), BackendError> {
+    let (name, pass) = match op {
+        ConvOp::Conv2d(_) => ("conv2d", Pass::Forward),
+        ConvOp::Conv2dGradInput(_) => ("conv2d_grad_input", Pass::BackwardData),
+        ConvOp::Conv2dGradWeight(_) => ("conv2d_grad_weight", Pass::BackwardFilter),
+    };
+    let os = nchw(name, "output", out.shape)?;
+    arity(
+        name,
+        ins,
+        if pass == Pass::Forward { &[2, 3] } else { &[2] },
+    )?;
+    let s0 = nchw(name, "first input", ins[0].shape)?;
+    let s1 = nchw(name, "second input", ins[1].shape)?;
+    // The key's x and w, and the tensor the op's other shape must equal.
+    let (x, w, (what, other)) = match pass {
+        Pass::Forward => (s0, s1, ("output", os)),
+        Pass::BackwardData => (os, s1, ("dy", s0)),
+        Pass::BackwardFilter => (s0, os, ("dy", s1)),
+    };
+    let key = ConvKey {
+        pass,
+        x,
+        w,
+        stride: a.stride,
+        padding: a.padding,
+        dilation: a.dilation,
+        groups: a.groups,
+    };
+    let Some(y) = key.output() else {
+        return Err(bad(
+            name,
+            format!(
+                "input {x:?} and weight {w:?} with {} group(s), stride {:?}, padding {:?}, dilation {:?} give no output",
+                a.groups, a.stride, a.padding, a.dilation
+            ),
+        ));
+    };
+    if other != y {
+        return Err(bad(
+            name,
+            format!("{what} is {other:?}, the convolution gives {y:?}"),
+        ));
+    }
+    let bias = match ins.get(2) {
+        Some(b) if b.shape != [w[0]] => {
+            return Err(bad(name, format!("bias {:?} is not [{}]", b.shape, w[0])));
+        }
+        Some(b) => Some(input(b, name)?),
+        None => None,
+    };
+    let (i0, i1) = (input(&ins[0], name)?, input(&ins[1], name)?);
+    let o = output(&mut out, name)?;
+    cudnn
+        .run(be.device(), key, i0, i1, bias, o)
+        .map_err(device_err)
 }
 
 /// The attributes the im2col path runs: groups = 1.

@@ -1,8 +1,8 @@
-//! Matmul (cuBLAS), convolution (im2col + cuBLAS), pooling and normalisation on the device,
+//! Matmul (cuBLAS), convolution (cuDNN or im2col + cuBLAS), pooling and normalisation on the device,
 //! with the CPU backend's semantics and input orders (see `crate::backend::cpu` and the op
 //! docs in [`crate::ir::op`]). One file per family:
 //! - `matmul.rs`: `MatmulOp`, rank 2 or batched rank 3, one cuBLAS GEMM per batch item;
-//! - `conv.rs`: `ConvOp` through [`crate::backend::cuda::im2col`] (groups = 1 only);
+//! - `conv.rs`: `ConvOp` through cuDNN, or [`crate::backend::cuda::im2col`] (groups = 1 only);
 //! - `pool.rs`: max pooling (square windows) and nearest resizing through `kernels/pool.ptx`;
 //! - `norm.rs`: the six `NormOp`s for batch and group norm through `kernels/norm.ptx`.
 //!
