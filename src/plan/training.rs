@@ -284,16 +284,6 @@ fn mixed_precision(config: &Value, runtime: &mut Runtime) -> Result<(), PathErro
     } else if runtime.precision == Precision::Fp16 {
         runtime.loss_scale = Some(LossScaleConfig::Named(DynamicName::Dynamic));
     }
-    let device = runtime.device.split(':').next().unwrap_or("");
-    if runtime.precision != Precision::Fp32 && !matches!(device, "cpu" | "wgpu") {
-        return Err(PathError::new(
-            "runtime.precision",
-            format!(
-                "{} training runs on the cpu and wgpu backends only in this build: the {device} kernels are f32 (use `precision = fp32` on {device})",
-                runtime.precision
-            ),
-        ));
-    }
     Ok(())
 }
 

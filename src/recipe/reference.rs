@@ -39,8 +39,8 @@ A recipe file is at most 16 MiB.
 
 **What this build honours.** Every key below is read by `mmrun exec`; what this build cannot
 do (the `profiler` hook, distributed launchers, clipping by a norm other than 2) is refused by
-`check` with E0311; mixed precision (`runtime.precision`, the `fp16` hook) runs on the cpu
-and wgpu backends, and `check` refuses it with `runtime.backend = cuda`. `runtime.devices` is the device count the batch size and
+`check` with E0311; mixed precision (`runtime.precision`, the `fp16` hook) runs on every
+backend. `runtime.devices` is the device count the batch size and
 learning rate were written for: on another count `exec` warns and trains.
 
 **Check builds what exec builds.** `mmrun check` plans the recipe as `exec` does: the model is

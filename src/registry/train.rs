@@ -802,7 +802,7 @@ const RUNTIME: &[Param] = &[
         "precision",
         Ty::Enum(&["fp32", "bf16", "fp16"]),
         Def::Str("fp32"),
-        "arithmetic: f32, or mixed precision with convolutions in bf16 or f16 (f16 scales its loss: see the `fp16` hook); the cpu and wgpu backends in this build",
+        "arithmetic: f32, or mixed precision with convolutions in bf16 or f16 (f16 scales its loss: see the `fp16` hook); half-precision storage, f32 arithmetic, on every backend",
     ),
     p(
         "auto_scale_lr",

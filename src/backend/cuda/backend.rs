@@ -7,11 +7,12 @@
 //! - `nn`: matmul (cuBLAS), convolution (`im2col` + cuBLAS), pooling, normalisation;
 //! - `loss`: the unreduced loss family (forward and gradient with `dy`).
 //!
-//! Tensors are f32 on the device (i32 for labels, u8 for masks); f64 graphs — the CPU's
+//! Tensors are f32 on the device (i32 for labels, u8 for masks; f16 and bf16 stored as 16-bit
+//! patterns and widened to f32 around every op by `half`); f64 graphs — the CPU's
 //! gradient-check dtype — are refused with [`BackendError::Unsupported`]. Every op is issued
 //! on the device's one stream, so scratch allocations need no synchronisation.
 
-use super::{loss, nn, tensor, update};
+use super::{half, loss, nn, tensor, update};
 use std::sync::Arc;
 
 use cudarc::driver::CudaSlice;
@@ -25,11 +26,14 @@ use crate::backend::{Backend, BackendError, ParamUpdate, TensorMut, TensorRef, U
 use crate::ir::op::*;
 use crate::ir::{DType, HostData, HostTensor, numel};
 
-/// A device buffer: storage for at least the tensor it currently holds.
+/// A device buffer: storage for at least the tensor it currently holds. Halves are stored
+/// as their 16-bit patterns.
 pub enum CudaBuffer {
     F32(CudaSlice<f32>),
     I32(CudaSlice<i32>),
     U8(CudaSlice<u8>),
+    F16(CudaSlice<u16>),
+    BF16(CudaSlice<u16>),
 }
 
 impl CudaBuffer {
@@ -39,6 +43,8 @@ impl CudaBuffer {
             CudaBuffer::F32(_) => DType::F32,
             CudaBuffer::I32(_) => DType::I32,
             CudaBuffer::U8(_) => DType::U8,
+            CudaBuffer::F16(_) => DType::F16,
+            CudaBuffer::BF16(_) => DType::BF16,
         }
     }
 
@@ -48,6 +54,7 @@ impl CudaBuffer {
             CudaBuffer::F32(s) => s.len(),
             CudaBuffer::I32(s) => s.len(),
             CudaBuffer::U8(s) => s.len(),
+            CudaBuffer::F16(s) | CudaBuffer::BF16(s) => s.len(),
         }
     }
 
@@ -233,6 +240,8 @@ impl Backend for CudaBackend {
             DType::F32 => CudaBuffer::F32(unsafe { s.alloc::<f32>(len) }.map_err(drv)?),
             DType::I32 => CudaBuffer::I32(unsafe { s.alloc::<i32>(len) }.map_err(drv)?),
             DType::U8 => CudaBuffer::U8(unsafe { s.alloc::<u8>(len) }.map_err(drv)?),
+            DType::F16 => CudaBuffer::F16(unsafe { s.alloc::<u16>(len) }.map_err(drv)?),
+            DType::BF16 => CudaBuffer::BF16(unsafe { s.alloc::<u16>(len) }.map_err(drv)?),
             d => return Err(unsupported("alloc", d)),
         };
         Ok(buf)
@@ -252,6 +261,14 @@ impl Backend for CudaBackend {
             HostData::F32(v) => CudaBuffer::F32(s.clone_htod(&*padded(v)).map_err(drv)?),
             HostData::I32(v) => CudaBuffer::I32(s.clone_htod(&*padded(v)).map_err(drv)?),
             HostData::U8(v) => CudaBuffer::U8(s.clone_htod(&*padded(v)).map_err(drv)?),
+            HostData::F16(v) => {
+                let bits: &[u16] = bytemuck::cast_slice(v);
+                CudaBuffer::F16(s.clone_htod(&*padded(bits)).map_err(drv)?)
+            }
+            HostData::BF16(v) => {
+                let bits: &[u16] = bytemuck::cast_slice(v);
+                CudaBuffer::BF16(s.clone_htod(&*padded(bits)).map_err(drv)?)
+            }
             other => return Err(unsupported("upload", other.dtype())),
         })
     }
@@ -274,6 +291,12 @@ impl Backend for CudaBackend {
                 CudaBuffer::F32(b) => HostData::F32(s.clone_dtoh(&b.slice(..n)).map_err(drv)?),
                 CudaBuffer::I32(b) => HostData::I32(s.clone_dtoh(&b.slice(..n)).map_err(drv)?),
                 CudaBuffer::U8(b) => HostData::U8(s.clone_dtoh(&b.slice(..n)).map_err(drv)?),
+                CudaBuffer::F16(b) => HostData::F16(bytemuck::cast_vec(
+                    s.clone_dtoh(&b.slice(..n)).map_err(drv)?,
+                )),
+                CudaBuffer::BF16(b) => HostData::BF16(bytemuck::cast_vec(
+                    s.clone_dtoh(&b.slice(..n)).map_err(drv)?,
+                )),
             }
         };
         Ok(HostTensor {
@@ -283,6 +306,9 @@ impl Backend for CudaBackend {
     }
 
     fn fill(&self, out: TensorMut<'_, CudaBuffer>, value: f64) -> Result<(), BackendError> {
+        if half::is_half(out.dtype) {
+            return half::widened(self, &[], out, |be, _, out| be.fill(out, value));
+        }
         tensor::fill(self, out, value)
     }
 
@@ -292,6 +318,9 @@ impl Backend for CudaBackend {
         ins: &[TensorRef<'_, CudaBuffer>],
         out: TensorMut<'_, CudaBuffer>,
     ) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::unary(self, op, ins, out);
+        }
         tensor::unary(self, op, ins, out)
     }
 
@@ -301,6 +330,9 @@ impl Backend for CudaBackend {
         ins: &[TensorRef<'_, CudaBuffer>],
         out: TensorMut<'_, CudaBuffer>,
     ) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.binary(op, ins, out));
+        }
         tensor::binary(self, op, ins, out)
     }
 
@@ -310,6 +342,9 @@ impl Backend for CudaBackend {
         ins: &[TensorRef<'_, CudaBuffer>],
         out: TensorMut<'_, CudaBuffer>,
     ) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.reduce(op, ins, out));
+        }
         tensor::reduce(self, op, ins, out)
     }
 
@@ -319,6 +354,9 @@ impl Backend for CudaBackend {
         ins: &[TensorRef<'_, CudaBuffer>],
         out: TensorMut<'_, CudaBuffer>,
     ) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.layout(op, ins, out));
+        }
         tensor::layout(self, op, ins, out)
     }
 
@@ -328,6 +366,9 @@ impl Backend for CudaBackend {
         ins: &[TensorRef<'_, CudaBuffer>],
         out: TensorMut<'_, CudaBuffer>,
     ) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.matmul(op, ins, out));
+        }
         nn::matmul(self, op, ins, out)
     }
 
@@ -337,6 +378,9 @@ impl Backend for CudaBackend {
         ins: &[TensorRef<'_, CudaBuffer>],
         out: TensorMut<'_, CudaBuffer>,
     ) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.conv(op, ins, out));
+        }
         nn::conv(self, op, ins, out)
     }
 
@@ -346,6 +390,9 @@ impl Backend for CudaBackend {
         ins: &[TensorRef<'_, CudaBuffer>],
         out: TensorMut<'_, CudaBuffer>,
     ) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.pool(op, ins, out));
+        }
         nn::pool(self, op, ins, out)
     }
 
@@ -355,6 +402,9 @@ impl Backend for CudaBackend {
         ins: &[TensorRef<'_, CudaBuffer>],
         out: TensorMut<'_, CudaBuffer>,
     ) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.norm(op, ins, out));
+        }
         nn::norm(self, op, ins, out)
     }
 
@@ -364,6 +414,9 @@ impl Backend for CudaBackend {
         ins: &[TensorRef<'_, CudaBuffer>],
         out: TensorMut<'_, CudaBuffer>,
     ) -> Result<(), BackendError> {
+        if half::involves_half(ins, &out) {
+            return half::widened(self, ins, out, |be, ins, out| be.loss(op, ins, out));
+        }
         loss::loss(self, op, ins, out)
     }
 

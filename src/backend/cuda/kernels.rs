@@ -22,10 +22,12 @@ pub enum Module {
     Conv,
     /// Tensor ops: strided copies, broadcasting binaries, unary maps, row sums, fill.
     Tensor,
+    /// f32 <-> f16 / bf16 conversions (half-precision storage).
+    Half,
 }
 
 impl Module {
-    pub const ALL: [Module; 13] = [
+    pub const ALL: [Module; 14] = [
         Module::LossFocal,
         Module::LossCe,
         Module::LossBce,
@@ -39,6 +41,7 @@ impl Module {
         Module::Scale,
         Module::Conv,
         Module::Tensor,
+        Module::Half,
     ];
 
     /// Position in [`Module::ALL`] (the per-device module cache index).
@@ -62,6 +65,7 @@ impl Module {
             Module::Scale => "scale.ptx",
             Module::Conv => "conv.ptx",
             Module::Tensor => "tensor.ptx",
+            Module::Half => "half.ptx",
         }
     }
 
@@ -81,6 +85,7 @@ impl Module {
             Module::Scale => include_str!("../../../kernels/scale.ptx"),
             Module::Conv => include_str!("../../../kernels/conv.ptx"),
             Module::Tensor => include_str!("../../../kernels/tensor.ptx"),
+            Module::Half => include_str!("../../../kernels/half.ptx"),
         }
     }
 
@@ -232,6 +237,17 @@ pub const ENTRIES: &[Entry] = &[
         module: Module::Tensor,
         stem: "fill_fwd",
         params: &[Ptr, U32, F32],
+    },
+    // half.ptx
+    Entry {
+        module: Module::Half,
+        stem: "half_narrow_fwd",
+        params: &[Ptr, Ptr, U32, U32],
+    },
+    Entry {
+        module: Module::Half,
+        stem: "half_widen_fwd",
+        params: &[Ptr, Ptr, U32, U32],
     },
     // reduce.ptx
     Entry {

@@ -44,6 +44,9 @@ pub(crate) enum Arg<'a, 'v> {
     OutI32(&'a mut CudaSlice<i32>),
     InU64(&'a CudaSlice<u64>),
     InU32(&'a CudaSlice<u32>),
+    /// Half-precision storage (16-bit patterns).
+    InU16(&'a CudaSlice<u16>),
+    OutU16(&'a mut CudaSlice<u16>),
     InView(&'a CudaView<'v, f32>),
     OutView(&'a mut CudaViewMut<'v, f32>),
     U32(u32),
@@ -74,6 +77,8 @@ pub(crate) unsafe fn generic(
             Arg::OutI32(s) => b.arg(&mut **s),
             Arg::InU64(s) => b.arg(*s),
             Arg::InU32(s) => b.arg(*s),
+            Arg::InU16(s) => b.arg(*s),
+            Arg::OutU16(s) => b.arg(&mut **s),
             Arg::InView(s) => b.arg(*s),
             Arg::OutView(s) => b.arg(&mut **s),
             Arg::U32(v) => b.arg(&*v),

@@ -28,6 +28,7 @@ pub mod blas;
 pub mod cudnn;
 pub mod device;
 mod error;
+mod half;
 pub mod im2col;
 pub mod kernels;
 mod launch;

@@ -172,6 +172,7 @@ fn zero(be: &CudaBackend, out: &mut Out<'_>, n: usize) -> Result<(), BackendErro
         CudaBuffer::F32(b) => s.memset_zeros(&mut b.slice_mut(..n)),
         CudaBuffer::I32(b) => s.memset_zeros(&mut b.slice_mut(..n)),
         CudaBuffer::U8(b) => s.memset_zeros(&mut b.slice_mut(..n)),
+        CudaBuffer::F16(b) | CudaBuffer::BF16(b) => s.memset_zeros(&mut b.slice_mut(..n)),
     }
     .ctx("memset")
     .map_err(device_err)

@@ -122,12 +122,6 @@ pub fn build_task_on(
     dist: Option<Dist>,
 ) -> Result<(Box<dyn Task>, ParamSet), String> {
     let (rank, world) = crate::dist::rank_world(dist.as_ref());
-    if precision != Precision::Fp32 && !matches!(device, Device::Cpu | Device::Wgpu(_)) {
-        return Err(format!(
-            "{precision} training runs on the cpu and wgpu backends only in this build (the {} kernels are f32): use `--device cpu`, `--device wgpu` or `runtime.precision = fp32`",
-            device.name()
-        ));
-    }
     let detector = (Detector::new(model.clone()).map_err(|e| e.to_string())?)
         .with_precision(precision)
         .with_ranks(world);

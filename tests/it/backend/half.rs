@@ -1,12 +1,12 @@
-//! f16 and bf16 on wgpu (`backend::wgpu::half`): half tensors stored two to a word, converted
-//! by integer operations transcribed from the `half` crate. Casts between f32 and either half
-//! type give the CPU backend's bits for every class of value (ties, overflow, NaN, subnormals
-//! of both types, odd lengths, tensors larger than a binding); an op over half tensors runs in
-//! f32 and rounds once, as the CPU's does; upload and download keep the bits.
+//! f16 and bf16 on the device backends: on wgpu (`backend::wgpu::half`) stored two to a word
+//! and converted by integer operations transcribed from the `half` crate; on CUDA
+//! (`backend::cuda::half`) stored as 16-bit patterns and converted by PTX's `cvt.rn`. Casts
+//! between f32 and either half type give the CPU backend's bits for every class of value
+//! (ties, overflow, subnormals of both types, odd lengths, tensors larger than a wgpu binding;
+//! NaN stays NaN, and on wgpu keeps the CPU's payload); an op over half tensors runs in f32
+//! and rounds once, as the CPU's does; upload and download keep the bits.
 
 use mmrun::backend::cpu::CpuBackend;
-use mmrun::backend::wgpu::WgpuBackend;
-use mmrun::backend::{AdapterChoice, Backend};
 use mmrun::ir::op::*;
 use mmrun::ir::{DType, HostData, HostTensor};
 
@@ -55,8 +55,40 @@ fn hard_values(n: usize, seed_test: &str) -> Vec<f32> {
     v
 }
 
-fn wgpu(test: &str) -> Option<WgpuBackend> {
-    super::harness::wgpu(test)
+/// A device backend's half conversions: whether NaN payloads are the CPU's too.
+trait HalfSuite: Suite {
+    const NAN_PAYLOADS: bool;
+}
+
+#[cfg(feature = "wgpu")]
+impl HalfSuite for mmrun::backend::wgpu::WgpuBackend {
+    const NAN_PAYLOADS: bool = true;
+}
+
+/// PTX's `cvt` gives NaN for NaN but not the `half` crate's payload bits.
+#[cfg(feature = "cuda")]
+impl HalfSuite for mmrun::backend::cuda::CudaBackend {
+    const NAN_PAYLOADS: bool = false;
+}
+
+/// Element by element the same bits — or, where `B` does not keep NaN payloads, both NaN.
+fn assert_same<B: HalfSuite>(got: &HostTensor, want: &HostTensor, what: &str) {
+    if B::NAN_PAYLOADS {
+        assert_eq!(bits(got), bits(want), "{what}");
+        return;
+    }
+    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+    for (i, ((gb, wb), (gv, wv))) in bits(got)
+        .iter()
+        .zip(bits(want))
+        .zip(g.iter().zip(&w))
+        .enumerate()
+    {
+        assert!(
+            *gb == wb || (gv.is_nan() && wv.is_nan()),
+            "{what}[{i}]: got {gv} ({gb:#x}), want {wv} ({wb:#x})"
+        );
+    }
 }
 
 /// Runs one op on `be` from host tensors, into an output of `dtype` (the harness's run, which
@@ -78,7 +110,7 @@ fn cast_to(t: DType) -> Op {
     Op::Unary(UnaryOp::Cast(t))
 }
 
-fn casts_are_the_cpus_bits(be: &WgpuBackend, n: usize, test: &str) {
+fn casts_are_the_cpus_bits<B: HalfSuite>(be: &B, n: usize, test: &str) {
     let x = HostTensor::f32(vec![n], hard_values(n, test)).expect("length");
     for half in [DType::F16, DType::BF16] {
         let want = run(
@@ -89,7 +121,7 @@ fn casts_are_the_cpus_bits(be: &WgpuBackend, n: usize, test: &str) {
             half,
         );
         let got = run(be, &cast_to(half), std::slice::from_ref(&x), &[n], half);
-        assert_eq!(bits(&got), bits(&want), "f32 → {half:?}, {n} values");
+        assert_same::<B>(&got, &want, &format!("f32 → {half:?}, {n} values"));
         // Back: every half value (the rounded ones, and every f16/bf16 bit pattern below).
         let back = run(
             &CpuBackend,
@@ -99,19 +131,15 @@ fn casts_are_the_cpus_bits(be: &WgpuBackend, n: usize, test: &str) {
             DType::F32,
         );
         let got = run(be, &cast_to(DType::F32), &[want], &[n], DType::F32);
-        assert_eq!(bits(&got), bits(&back), "{half:?} → f32, {n} values");
+        assert_same::<B>(&got, &back, &format!("{half:?} → f32, {n} values"));
     }
 }
 
-#[test]
-fn casts_between_f32_and_half_types_give_the_cpus_bits() {
+fn casts_between_f32_and_half_types_give_the_cpus_bits<B: HalfSuite>(be: &B) {
     let test = "casts_between_f32_and_half_types_give_the_cpus_bits";
-    let Some(be) = wgpu(test) else {
-        return;
-    };
     // Odd lengths end in half a word.
     for n in [1, 2, 29, 1001] {
-        casts_are_the_cpus_bits(&be, n, test);
+        casts_are_the_cpus_bits(be, n, test);
     }
     // Every 16-bit pattern of each type, widened.
     let every: Vec<u16> = (0..=u16::MAX).collect();
@@ -136,15 +164,18 @@ fn casts_between_f32_and_half_types_give_the_cpus_bits() {
             &s,
             DType::F32,
         );
-        let got = run(&be, &cast_to(DType::F32), &[t], &s, DType::F32);
-        assert_eq!(bits(&got), bits(&want), "every {half:?} → f32");
+        let got = run(be, &cast_to(DType::F32), &[t], &s, DType::F32);
+        assert_same::<B>(&got, &want, &format!("every {half:?} → f32"));
     }
 }
 
+#[cfg(feature = "wgpu")]
 #[test]
 fn casts_larger_than_a_binding_run_in_windows() {
+    use mmrun::backend::AdapterChoice;
+    use mmrun::backend::wgpu::WgpuBackend;
     let test = "casts_larger_than_a_binding_run_in_windows";
-    if wgpu(test).is_none() {
+    if super::harness::wgpu(test).is_none() {
         return;
     }
     let capped = WgpuBackend::open_with_max_binding(&AdapterChoice::Default, Some(4096))
@@ -152,12 +183,8 @@ fn casts_larger_than_a_binding_run_in_windows() {
     casts_are_the_cpus_bits(&capped, 5003, test);
 }
 
-#[test]
-fn ops_over_half_tensors_compute_in_f32_and_round_once_as_the_cpu() {
+fn ops_over_half_tensors_compute_in_f32_and_round_once_as_the_cpu<B: HalfSuite>(be: &B) {
     let test = "ops_over_half_tensors_compute_in_f32_and_round_once_as_the_cpu";
-    let Some(be) = wgpu(test) else {
-        return;
-    };
     let mut r = rng(test);
     for half in [DType::F16, DType::BF16] {
         let to_half = |t: HostTensor| t.cast(half);
@@ -171,7 +198,7 @@ fn ops_over_half_tensors_compute_in_f32_and_round_once_as_the_cpu() {
         }));
         let shape = [2, 4, 9, 9];
         let want = run(&CpuBackend, &conv, &[x.clone(), wt.clone()], &shape, half);
-        let got = run(&be, &conv, &[x.clone(), wt], &shape, half);
+        let got = run(be, &conv, &[x.clone(), wt], &shape, half);
         // The f32 results agree to a few ulp; rounding them to half may then differ by one
         // half ulp where they straddle a rounding boundary.
         let ulp = if half == DType::F16 { 1e-3 } else { 8e-3 };
@@ -186,7 +213,7 @@ fn ops_over_half_tensors_compute_in_f32_and_round_once_as_the_cpu() {
         let add = Op::Binary(BinaryOp::Mul);
         let xs = [2, 3, 9, 9];
         let want = run(&CpuBackend, &add, &[x.clone(), y.clone()], &xs, half);
-        let got = run(&be, &add, &[x.clone(), y], &xs, half);
+        let got = run(be, &add, &[x.clone(), y], &xs, half);
         assert_eq!(bits(&got), bits(&want), "{half:?} mul");
         // A half input, an f32 output (a loss reads f32), and a layout op on halves.
         let relu = Op::Unary(UnaryOp::Relu);
@@ -197,14 +224,51 @@ fn ops_over_half_tensors_compute_in_f32_and_round_once_as_the_cpu() {
             &xs,
             DType::F32,
         );
-        let got = run(&be, &relu, std::slice::from_ref(&x), &xs, DType::F32);
+        let got = run(be, &relu, std::slice::from_ref(&x), &xs, DType::F32);
         assert_eq!(bits(&got), bits(&want), "{half:?} relu into f32");
         let permute = Op::Layout(LayoutOp::Permute {
             perm: vec![0, 2, 3, 1],
         });
         let ps = [2, 9, 9, 3];
         let want = run(&CpuBackend, &permute, std::slice::from_ref(&x), &ps, half);
-        let got = run(&be, &permute, std::slice::from_ref(&x), &ps, half);
+        let got = run(be, &permute, std::slice::from_ref(&x), &ps, half);
         assert_eq!(bits(&got), bits(&want), "{half:?} permute");
     }
 }
+
+/// Each test once per device backend (the CPU is the reference), skipped with a reason where
+/// the device is missing.
+macro_rules! on_devices {
+    ($($test:ident),*) => {
+        #[cfg(feature = "wgpu")]
+        mod wgpu {
+            $(
+                #[test]
+                fn $test() {
+                    let name = concat!(module_path!(), "::", stringify!($test));
+                    if let Some(be) = crate::backend::harness::wgpu(name) {
+                        super::$test(&be);
+                    }
+                }
+            )*
+        }
+
+        #[cfg(feature = "cuda")]
+        mod cuda {
+            $(
+                #[test]
+                fn $test() {
+                    let name = concat!(module_path!(), "::", stringify!($test));
+                    if let Some(be) = crate::backend::harness::cuda(name) {
+                        super::$test(&be);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_devices!(
+    casts_between_f32_and_half_types_give_the_cpus_bits,
+    ops_over_half_tensors_compute_in_f32_and_round_once_as_the_cpu
+);

@@ -7,7 +7,7 @@
 #[cfg(feature = "cuda")]
 mod cuda_paths;
 mod fused;
-#[cfg(feature = "wgpu")]
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod half;
 pub(crate) mod harness;
 mod loss;

@@ -53,7 +53,18 @@ fn three_on_cuda(
     sets: &[&str],
     env: &[(&str, Option<&str>)],
 ) -> Option<(Vec<f64>, String)> {
-    let mut args: Vec<String> = ["exec", "pipelines/quickstart.recipe", "--device", "cuda"]
+    three_on("cuda", root, work, sets, env)
+}
+
+/// [`three_on_cuda`] on any device.
+fn three_on(
+    device: &str,
+    root: &Path,
+    work: &Path,
+    sets: &[&str],
+    env: &[(&str, Option<&str>)],
+) -> Option<(Vec<f64>, String)> {
+    let mut args: Vec<String> = ["exec", "pipelines/quickstart.recipe", "--device", device]
         .map(String::from)
         .into();
     args.extend(["--work-dir".into(), work.display().to_string()]);
@@ -110,4 +121,31 @@ fn exec_on_cuda_names_its_math_and_convolution_path() {
         three_on_cuda(&root, &dir.path().join("c"), &[], &[]).expect("the device opened once");
     assert!(text.contains("TF32 tensor cores allowed"), "{text}");
     assert!(tf32.iter().all(|l| l.is_finite()), "{tf32:?}");
+}
+
+/// bf16 and f16 (half-precision storage, f32 arithmetic: `backend::cuda::half`) train the
+/// shortened quickstart on the GPU with the CPU's losses in the same precision, in strict f32
+/// math. Tolerance 1e-3 relative: a summation order that differs from the CPU's can move an
+/// activation across a half-precision rounding boundary (one bf16 step is 2⁻⁸ relative), and
+/// the loss averages thousands of them.
+#[test]
+fn mixed_precision_trains_on_cuda_with_the_cpu_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dataset(dir.path());
+    for precision in ["bf16", "fp16"] {
+        let p = format!("runtime.precision={precision}");
+        let sets = ["runtime.tf32=false", p.as_str()];
+        let at = dir.path().join(precision);
+        let Some((gpu, text)) = three_on_cuda(&root, &at.join("cuda"), &sets, &[]) else {
+            return;
+        };
+        let (cpu, _) = three_on("cpu", &root, &at.join("cpu"), &sets, &[]).expect("the cpu runs");
+        assert_eq!(gpu.len(), 3, "{text}");
+        for (c, g) in cpu.iter().zip(&gpu) {
+            assert!(
+                (c - g).abs() <= 1e-3 * c.abs(),
+                "{precision}: cpu {cpu:?}, cuda {gpu:?}"
+            );
+        }
+    }
 }

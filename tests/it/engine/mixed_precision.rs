@@ -138,10 +138,6 @@ fn check_refuses_precisions_that_cannot_work() {
             "hooks.fp16",
         ),
         (
-            vec!["runtime.precision=fp16", "runtime.backend=cuda"],
-            "runtime.precision",
-        ),
-        (
             vec!["hooks.fp16={ loss_scale = { growth_interval = 0 } }"],
             "growth_interval",
         ),
@@ -164,4 +160,9 @@ fn check_refuses_precisions_that_cannot_work() {
     if cfg!(feature = "wgpu") {
         assert_eq!(code, 0, "bf16 on wgpu checks clean:\n{text}");
     }
+    let on_cuda = ["runtime.precision=fp16", "runtime.backend=cuda"];
+    let (code, text) = mmrun(&[
+        "check", q, "--no-fs", "--set", on_cuda[0], "--set", on_cuda[1],
+    ]);
+    assert_eq!(code, 0, "fp16 on cuda checks clean:\n{text}");
 }
