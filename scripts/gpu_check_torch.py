@@ -24,6 +24,9 @@ def main():
     # mmrun's runtime.tf32 covers convolutions and GEMMs alike; torch's default allows TF32 for
     # cuDNN only. Both flags are set so the two sides compute with the same numerics.
     ap.add_argument("--strict-f32", action="store_true")
+    # bf16 autocast: the policy of mmrun's runtime.precision = bf16 (convolutions and matmuls
+    # in bf16, norms and losses in f32, f32 master weights).
+    ap.add_argument("--bf16", action="store_true")
     a = ap.parse_args()
     try:
         import torch
@@ -65,7 +68,8 @@ def main():
         targets.append({"boxes": torch.cat([xy, xy + wh], 1), "labels": torch.randint(0, 80, (5,), device=dev)})
 
     def step():
-        losses = model(images, targets)
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=a.bf16):
+            losses = model(images, targets)
         loss = sum(losses.values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -91,7 +95,7 @@ def main():
         return 1
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     if a.tsv:
-        math = "strict f32" if a.strict_f32 else "TF32"
+        math = "bf16 autocast" if a.bf16 else "strict f32" if a.strict_f32 else "TF32"
         print(f"retinanet\ttorchvision {torchvision.__version__} eager {math}, cudnn.benchmark ({name})\t{ips:.2f}\t1.00")
     else:
         print(f"torchvision RetinaNet R-50-FPN train step, batch {a.batch} x {a.height}x{a.width} on {name}: {ips:.2f} images/s")

@@ -33,6 +33,10 @@ pub struct Args {
     /// the convolution path follows `MMRUN_CUDA_CONV`).
     #[arg(long)]
     strict_f32: bool,
+    /// Mixed precision (`runtime.precision = bf16`: convolutions on bf16 data through cuDNN,
+    /// f32 master weights) instead of f32 (`--retinanet`).
+    #[arg(long)]
+    bf16: bool,
 }
 
 /// The settings every mode reports.
@@ -44,6 +48,7 @@ fn settings(args: &Args, report: &mut super::Report) {
         report.setting("recipe", args.recipe.display().to_string());
         report.setting("steps", args.steps);
         report.setting("tf32", !args.strict_f32);
+        report.setting("bf16", args.bf16);
     }
 }
 
@@ -433,7 +438,14 @@ mod retinanet {
         let r = load(&args.recipe, &[], &opts)
             .map_err(|_| format!("{}: the recipe does not check", args.recipe.display()))?;
         let cfg = DetectorConfig::from_value(&r.config["model"]).map_err(|e| e.to_string())?;
-        let det = Detector::new(cfg).map_err(|e| e.to_string())?;
+        let precision = if args.bf16 {
+            crate::ir::Precision::Bf16
+        } else {
+            crate::ir::Precision::Fp32
+        };
+        let det = Detector::new(cfg)
+            .map_err(|e| e.to_string())?
+            .with_precision(precision);
         let options = CudaOptions::from_runtime(!args.strict_f32, false)?;
         let backend = CudaBackend::open_with(args.device, options).map_err(|e| e.to_string())?;
         let name = backend.device().name().map_err(|e| e.to_string())?;
@@ -582,10 +594,10 @@ mod retinanet {
         report.result("mmrun_images_per_s", ips);
         report.result("plain_step_ms", plain_s * 1e3);
         report.result("plain_images_per_s", BATCH as f64 / plain_s);
-        let math = if args.strict_f32 {
-            "strict f32"
-        } else {
-            "TF32"
+        let math = match (args.bf16, args.strict_f32) {
+            (true, _) => "bf16 mixed precision",
+            (false, true) => "strict f32",
+            (false, false) => "TF32",
         };
         let conv = if backend.cudnn().is_some() {
             "cuDNN"
@@ -638,8 +650,9 @@ mod retinanet {
         for r in rows {
             let k = r.key;
             crate::errln!(
-                "  {:<15} x {:?} w {:?} s{} p{} d{} g{}  {:<22} {:>8.3} ms  ws {:>7.1} MiB{}",
+                "  {:<15} {:<4} x {:?} w {:?} s{} p{} d{} g{}  {:<22} {:>8.3} ms  ws {:>7.1} MiB{}",
                 format!("{:?}", k.pass),
+                k.dtype.name(),
                 k.x,
                 k.w,
                 k.stride[0],

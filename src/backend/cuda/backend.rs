@@ -378,7 +378,7 @@ impl Backend for CudaBackend {
         ins: &[TensorRef<'_, CudaBuffer>],
         out: TensorMut<'_, CudaBuffer>,
     ) -> Result<(), BackendError> {
-        if half::involves_half(ins, &out) {
+        if half::involves_half(ins, &out) && !nn::conv_runs_half_directly(self, ins, &out) {
             return half::widened(self, ins, out, |be, ins, out| be.conv(op, ins, out));
         }
         nn::conv(self, op, ins, out)

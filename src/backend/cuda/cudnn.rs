@@ -1,4 +1,5 @@
-//! Convolutions through cuDNN (NCHW, f32, any group count): forward, backward-data and
+//! Convolutions through cuDNN (NCHW, any group count; f32, or f16/bf16 data with f32
+//! accumulation — tensor cores — under mixed precision): forward, backward-data and
 //! backward-filter, each with the algorithm PyTorch's `cudnn.benchmark` would pick.
 //!
 //! The first call of each shape (a [`ConvKey`]: pass, input and filter shapes, stride,
@@ -10,7 +11,9 @@
 //!
 //! Math: under TF32 the descriptor takes the math type the chosen algorithm was timed with
 //! (cuDNN refuses a mismatch); strict f32 pins `CUDNN_FMA_MATH`, which forbids tensor-op
-//! conversions, as PyTorch does when `allow_tf32` is off.
+//! conversions, as PyTorch does when `allow_tf32` is off. Half data is timed under
+//! `CUDNN_TENSOR_OP_MATH` (f16) or `CUDNN_DEFAULT_MATH` (bf16), PyTorch's choices, and runs
+//! with the math type of its chosen algorithm.
 //!
 //! Built on cudarc's public `result`/`sys` layers: its safe `Conv*` wrappers keep their
 //! descriptors private and pick algorithms by heuristic only. libcudnn is loaded at run time
@@ -26,6 +29,7 @@ use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
 use super::device::CudaDevice;
 use super::error::CudaError;
 use super::options::CudaOptions;
+use crate::ir::DType;
 
 /// The most workspace one algorithm may take (PyTorch caps it by free memory; a detector's
 /// largest convolutions choose algorithms needing well under this).
@@ -51,6 +55,8 @@ pub struct ConvKey {
     pub padding: [usize; 2],
     pub dilation: [usize; 2],
     pub groups: usize,
+    /// The data type of all three tensors: f32, f16 or bf16 (accumulation is f32).
+    pub dtype: DType,
 }
 
 impl ConvKey {
@@ -196,15 +202,37 @@ impl Cudnn {
     /// output channel); `BackwardData` reads (`a` = dy, `b` = w) and writes dx;
     /// `BackwardFilter` reads (`a` = x, `b` = dy) and writes dw. Buffer lengths are checked
     /// against the key's shapes; a bias is refused on the backward passes.
-    pub fn run(
+    ///
+    /// `T` is the storage of `key.dtype`: `f32`, or `u16` patterns for f16 and bf16.
+    pub fn run<T: cudarc::driver::DeviceRepr>(
         &self,
         dev: &CudaDevice,
         key: ConvKey,
-        a: &CudaSlice<f32>,
-        b: &CudaSlice<f32>,
-        bias: Option<&CudaSlice<f32>>,
-        out: &mut CudaSlice<f32>,
+        a: &CudaSlice<T>,
+        b: &CudaSlice<T>,
+        bias: Option<&CudaSlice<T>>,
+        out: &mut CudaSlice<T>,
     ) -> Result<(), CudaError> {
+        let bytes = match key.dtype {
+            DType::F32 => 4,
+            DType::F16 | DType::BF16 => 2,
+            d => {
+                return Err(CudaError::shape(
+                    "conv2d (cudnn)",
+                    format!("{d:?} data is not a cuDNN convolution type here"),
+                ));
+            }
+        };
+        if std::mem::size_of::<T>() != bytes {
+            return Err(CudaError::shape(
+                "conv2d (cudnn)",
+                format!(
+                    "{:?} data in {}-byte storage",
+                    key.dtype,
+                    std::mem::size_of::<T>()
+                ),
+            ));
+        }
         let y = key
             .output()
             .ok_or_else(|| CudaError::shape("conv2d (cudnn)", format!("bad geometry {key:?}")))?;
@@ -316,7 +344,7 @@ impl Cudnn {
         ptrs: (*const c_void, *const c_void, *mut c_void),
     ) -> Result<Chosen, CudaError> {
         let strict = !self.options.tf32;
-        let descs = Descs::new(&key, y, strict)?;
+        let descs = Descs::new(&key, y, search_math(key.dtype, strict))?;
         let handle = inner.handle;
         // The workspace Find may use: the largest any algorithm asks for, within the cap.
         // SAFETY: descriptors and handle are live.
@@ -362,9 +390,10 @@ impl Cudnn {
                 ),
             });
         };
-        // Strict f32 keeps FMA math whatever Find reports; under TF32 the descriptor takes
+        // Strict f32 keeps FMA math whatever Find reports; otherwise the descriptor takes
         // the math type the algorithm was timed with (cuDNN refuses a mismatch).
-        let math = if strict {
+        let strict_f32 = strict && key.dtype == DType::F32;
+        let math = if strict_f32 {
             sys::cudnnMathType_t::CUDNN_FMA_MATH
         } else {
             best.math
@@ -374,7 +403,7 @@ impl Cudnn {
             .map_err(err("cudnnSetConvolutionMathType"))?;
         Ok(Chosen {
             algo: best.algo,
-            tensor_ops: !strict && best.tensor_ops(),
+            tensor_ops: !strict_f32 && best.tensor_ops(),
             memory: best.memory,
             time_ms: best.time_ms,
             descs,
@@ -427,17 +456,35 @@ fn dims(s: [usize; 4]) -> [i32; 4] {
     s.map(|d| d as i32) // checked < 2^31 by `Cudnn::run`
 }
 
+/// The math type Find times algorithms under: strict f32 may not convert to TF32 (FMA);
+/// f16 asks for tensor ops and bf16 takes the default, as PyTorch does.
+fn search_math(dtype: DType, strict: bool) -> sys::cudnnMathType_t {
+    use sys::cudnnMathType_t::*;
+    match dtype {
+        DType::F16 => CUDNN_TENSOR_OP_MATH,
+        DType::F32 if strict => CUDNN_FMA_MATH,
+        _ => CUDNN_DEFAULT_MATH,
+    }
+}
+
+fn data_type(dtype: DType) -> sys::cudnnDataType_t {
+    match dtype {
+        DType::F16 => sys::cudnnDataType_t::CUDNN_DATA_HALF,
+        DType::BF16 => sys::cudnnDataType_t::CUDNN_DATA_BFLOAT16,
+        _ => sys::cudnnDataType_t::CUDNN_DATA_FLOAT,
+    }
+}
+
 impl Descs {
-    fn new(key: &ConvKey, y: [usize; 4], strict: bool) -> Result<Self, CudaError> {
-        use sys::{
-            cudnnDataType_t::CUDNN_DATA_FLOAT as F32, cudnnTensorFormat_t::CUDNN_TENSOR_NCHW,
-        };
+    fn new(key: &ConvKey, y: [usize; 4], math: sys::cudnnMathType_t) -> Result<Self, CudaError> {
+        use sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW;
+        let data = data_type(key.dtype);
         let tensor = |s: [usize; 4]| -> Result<TensorDesc, CudaError> {
             let d = TensorDesc(
                 result::create_tensor_descriptor().map_err(err("cudnnCreateTensorDescriptor"))?,
             );
             // SAFETY: a fresh descriptor.
-            unsafe { result::set_tensor4d_descriptor(d.0, CUDNN_TENSOR_NCHW, F32, dims(s)) }
+            unsafe { result::set_tensor4d_descriptor(d.0, CUDNN_TENSOR_NCHW, data, dims(s)) }
                 .map_err(err("cudnnSetTensor4dDescriptor"))?;
             Ok(d)
         };
@@ -447,7 +494,7 @@ impl Descs {
             result::create_filter_descriptor().map_err(err("cudnnCreateFilterDescriptor"))?,
         );
         // SAFETY: a fresh descriptor.
-        unsafe { result::set_filter4d_descriptor(w.0, F32, CUDNN_TENSOR_NCHW, dims(key.w)) }
+        unsafe { result::set_filter4d_descriptor(w.0, data, CUDNN_TENSOR_NCHW, dims(key.w)) }
             .map_err(err("cudnnSetFilter4dDescriptor"))?;
         let conv = ConvDesc(
             result::create_convolution_descriptor()
@@ -455,6 +502,7 @@ impl Descs {
         );
         let i = |v: usize| v as i32;
         // SAFETY: a fresh descriptor; the values were checked to fit by `ConvKey::output`.
+        // The compute type is f32 for every data type (cuDNN's PSEUDO_HALF/BFLOAT16 configs).
         unsafe {
             result::set_convolution2d_descriptor(
                 conv.0,
@@ -465,17 +513,11 @@ impl Descs {
                 i(key.dilation[0]),
                 i(key.dilation[1]),
                 sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION,
-                F32,
+                sys::cudnnDataType_t::CUDNN_DATA_FLOAT,
             )
             .map_err(err("cudnnSetConvolution2dDescriptor"))?;
             result::set_convolution_group_count(conv.0, i(key.groups))
                 .map_err(err("cudnnSetConvolutionGroupCount"))?;
-            // Find times algorithms under this math type: strict f32 may not convert to TF32.
-            let math = if strict {
-                sys::cudnnMathType_t::CUDNN_FMA_MATH
-            } else {
-                sys::cudnnMathType_t::CUDNN_DEFAULT_MATH
-            };
             result::set_convolution_math_type(conv.0, math)
                 .map_err(err("cudnnSetConvolutionMathType"))?;
         }
@@ -778,6 +820,7 @@ mod tests {
             padding: [1, 1],
             dilation: [1, 1],
             groups: 1,
+            dtype: DType::F32,
         };
         assert_eq!(key.output(), Some([2, 128, 100, 168]));
         let grouped = ConvKey {
@@ -798,6 +841,19 @@ mod tests {
             dilated.output(),
             None,
             "a 7-wide dilated window over 4 pixels"
+        );
+    }
+
+    #[test]
+    fn half_data_is_searched_with_tensor_ops_as_pytorch_does() {
+        use sys::cudnnMathType_t::*;
+        assert_eq!(search_math(DType::F32, true), CUDNN_FMA_MATH);
+        assert_eq!(search_math(DType::F32, false), CUDNN_DEFAULT_MATH);
+        assert_eq!(search_math(DType::F16, true), CUDNN_TENSOR_OP_MATH);
+        assert_eq!(search_math(DType::BF16, true), CUDNN_DEFAULT_MATH);
+        assert_eq!(
+            data_type(DType::BF16),
+            sys::cudnnDataType_t::CUDNN_DATA_BFLOAT16
         );
     }
 

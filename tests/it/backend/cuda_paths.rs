@@ -191,3 +191,71 @@ fn deterministic_algorithms_give_the_same_bits_twice() {
     };
     assert_eq!(bits(&first), bits(&again));
 }
+
+/// f16 and bf16 convolutions run on cuDNN directly (half data, f32 accumulation: tensor
+/// cores), not on widened copies. The CPU rounds an f32 result once; cuDNN rounds its
+/// f32-accumulated result once too, then again after adding a bias. So each element is within
+/// two half-precision roundings (2·2⁻¹¹ relative for f16, 2·2⁻⁸ for bf16) of the CPU's, plus
+/// 2⁻¹⁴ of `Σ|a||b|` where the two f32 summation orders straddle a rounding boundary.
+#[test]
+fn half_convolutions_run_on_cudnn_within_two_roundings() {
+    let Some(be) = open("half_convolutions", strict(ConvChoice::Cudnn)) else {
+        return;
+    };
+    let mut rng = rng("half_conv");
+    for half in [DType::F16, DType::BF16] {
+        let unit = if half == DType::F16 {
+            2f64.powi(-11)
+        } else {
+            2f64.powi(-8)
+        };
+        for c in conv_cases().into_iter().take(5) {
+            let attrs = Conv2dAttrs {
+                stride: [c.s, c.s],
+                padding: [c.p, c.p],
+                dilation: [c.d, c.d],
+                groups: 1,
+            };
+            let o = |i: usize| conv_out_size(c.xs[i], c.ws[i], c.s, c.p, c.d).unwrap();
+            let ys = [c.xs[0], c.ws[0], o(2), o(3)];
+            let h = |t: HostTensor| t.cast(half);
+            let x = h(uniform(&mut rng, &c.xs, -1.0, 1.0));
+            let w = h(uniform(&mut rng, &c.ws, -0.5, 0.5));
+            let dy = h(uniform(&mut rng, &ys, -1.0, 1.0));
+            let mut fwd = vec![x.clone(), w.clone()];
+            if c.bias {
+                fwd.push(h(uniform(&mut rng, &[c.ws[0]], -1.0, 1.0)));
+            }
+            let cases = [
+                (ConvOp::Conv2d(attrs), fwd, ys),
+                (ConvOp::Conv2dGradInput(attrs), vec![dy.clone(), w], c.xs),
+                (ConvOp::Conv2dGradWeight(attrs), vec![x, dy], c.ws),
+            ];
+            for (op, ins, shape) in cases {
+                let op = Op::Conv(op);
+                let what = format!("{half:?} {} {:?} * {:?}", op.name(), c.xs, c.ws);
+                let want = cpu_ref(&op, &ins, &shape, half).to_f64_vec();
+                let abs: Vec<HostTensor> = ins
+                    .iter()
+                    .map(|t| {
+                        let v = t.to_f64_vec().iter().map(|v| v.abs()).collect();
+                        HostTensor::f64(t.shape.clone(), v).unwrap()
+                    })
+                    .collect();
+                let magnitude = cpu_ref(&op, &abs, &shape, DType::F32).to_f64_vec();
+                let got = run_on(&be, &op, &ins, &shape, half)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"))
+                    .to_f64_vec();
+                for (i, ((g, w), m)) in got.iter().zip(&want).zip(&magnitude).enumerate() {
+                    let bound = 2.0 * unit * w.abs() + 2f64.powi(-14) * m + 1e-7;
+                    assert!((g - w).abs() <= bound, "{what}[{i}]: got {g}, want {w}");
+                }
+            }
+        }
+        let cudnn = be.cudnn().expect("opened with cuDNN");
+        assert!(
+            cudnn.chosen().iter().any(|a| a.key.dtype == half),
+            "{half:?} convolutions were widened instead of run on cuDNN"
+        );
+    }
+}

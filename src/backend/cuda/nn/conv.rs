@@ -6,9 +6,12 @@
 
 use super::{In, Out, arity, bad, input, nchw, output};
 use crate::backend::BackendError;
-use crate::backend::cuda::backend::{CudaBackend, device_err};
+use cudarc::driver::CudaSlice;
+
+use crate::backend::cuda::backend::{CudaBackend, CudaBuffer, device_err};
 use crate::backend::cuda::cudnn::{ConvKey, Cudnn, Pass};
 use crate::backend::cuda::im2col::{Conv2d, output_shape};
+use crate::ir::DType;
 use crate::ir::op::{Conv2dAttrs, ConvOp};
 
 pub(super) fn conv(
@@ -109,7 +112,11 @@ fn through_cudnn(
         padding: a.padding,
         dilation: a.dilation,
         groups: a.groups,
+        dtype: out.dtype,
     };
+    if ins.iter().any(|t| t.dtype != key.dtype) {
+        return Err(bad(name, "inputs and output of one dtype expected"));
+    }
     let Some(y) = key.output() else {
         return Err(bad(
             name,
@@ -125,18 +132,49 @@ fn through_cudnn(
             format!("{what} is {other:?}, the convolution gives {y:?}"),
         ));
     }
-    let bias = match ins.get(2) {
-        Some(b) if b.shape != [w[0]] => {
-            return Err(bad(name, format!("bias {:?} is not [{}]", b.shape, w[0])));
-        }
-        Some(b) => Some(input(b, name)?),
-        None => None,
+    if let Some(b) = ins.get(2)
+        && b.shape != [w[0]]
+    {
+        return Err(bad(name, format!("bias {:?} is not [{}]", b.shape, w[0])));
+    }
+    let dev = be.device();
+    if key.dtype == DType::F32 {
+        let bias = ins.get(2).map(|b| input(b, name)).transpose()?;
+        let (i0, i1) = (input(&ins[0], name)?, input(&ins[1], name)?);
+        let o = output(&mut out, name)?;
+        return cudnn.run(dev, key, i0, i1, bias, o).map_err(device_err);
+    }
+    let bias = ins.get(2).map(|b| halves(b.buf, name)).transpose()?;
+    let (i0, i1) = (halves(ins[0].buf, name)?, halves(ins[1].buf, name)?);
+    let o = match out.buf {
+        CudaBuffer::F16(s) | CudaBuffer::BF16(s) => s,
+        other => return Err(bad(name, format!("a {:?} output buffer", other.dtype()))),
     };
-    let (i0, i1) = (input(&ins[0], name)?, input(&ins[1], name)?);
-    let o = output(&mut out, name)?;
-    cudnn
-        .run(be.device(), key, i0, i1, bias, o)
-        .map_err(device_err)
+    cudnn.run(dev, key, i0, i1, bias, o).map_err(device_err)
+}
+
+/// A half tensor's 16-bit patterns (lengths are checked by `Cudnn::run`).
+fn halves<'a>(b: &'a CudaBuffer, op: &'static str) -> Result<&'a CudaSlice<u16>, BackendError> {
+    match b {
+        CudaBuffer::F16(s) | CudaBuffer::BF16(s) => Ok(s),
+        other => Err(bad(
+            op,
+            format!("a {:?} buffer where halves were expected", other.dtype()),
+        )),
+    }
+}
+
+/// Whether cuDNN runs this convolution on its half-precision tensors directly (f16 or bf16
+/// data, f32 accumulation: tensor cores) instead of on widened f32 copies: every tensor of
+/// one half type.
+pub(in crate::backend::cuda) fn runs_half_directly(
+    be: &CudaBackend,
+    ins: &[In<'_>],
+    out: &Out<'_>,
+) -> bool {
+    be.cudnn().is_some()
+        && matches!(out.dtype, DType::F16 | DType::BF16)
+        && ins.iter().all(|t| t.dtype == out.dtype)
 }
 
 /// The attributes the im2col path runs: groups = 1.

@@ -42,6 +42,11 @@ pub(super) fn conv(
     conv::conv(be, op, ins, out)
 }
 
+/// Whether a convolution over half tensors runs on them directly (cuDNN) rather than widened.
+pub(super) fn conv_runs_half_directly(be: &CudaBackend, ins: &[In<'_>], out: &Out<'_>) -> bool {
+    conv::runs_half_directly(be, ins, out)
+}
+
 pub(super) fn pool(
     be: &CudaBackend,
     op: &PoolOp,
