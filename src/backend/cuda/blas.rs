@@ -2,7 +2,7 @@
 //! im2col (`kernels/conv.ptx`) + this GEMM, in `im2col.rs`.
 
 use cudarc::cublas::{
-    CudaBlas, Gemm, GemmConfig,
+    CudaBlas, Gemm, GemmConfig, StridedBatchedConfig,
     sys::{cublasMath_t, cublasOperation_t},
 };
 use cudarc::driver::{DevicePtr, DevicePtrMut};
@@ -61,16 +61,42 @@ impl Blas {
         alpha: f32,
         beta: f32,
     ) -> Result<(), CudaError> {
+        self.sgemm_batched((m, n, k), 1, a, trans_a, b, trans_b, c, alpha, beta)
+    }
+
+    /// [`Blas::sgemm`] over `batch` matrices stored one after another in each buffer, as one
+    /// strided-batched cuBLAS call (`cublasSgemmStridedBatched`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sgemm_batched<A: DevicePtr<f32>, B: DevicePtr<f32>, C: DevicePtrMut<f32>>(
+        &self,
+        (m, n, k): (usize, usize, usize),
+        batch: usize,
+        a: &A,
+        trans_a: bool,
+        b: &B,
+        trans_b: bool,
+        c: &mut C,
+        alpha: f32,
+        beta: f32,
+    ) -> Result<(), CudaError> {
         let op = "sgemm";
         let fits = |v: usize| i32::try_from(v).is_ok();
-        if ![m, n, k, m * k, k * n, m * n].into_iter().all(fits) || m == 0 || n == 0 || k == 0 {
+        if ![m, n, k, m * k, k * n, m * n, batch].into_iter().all(fits)
+            || m == 0
+            || n == 0
+            || k == 0
+            || batch == 0
+        {
             return Err(CudaError::shape(
                 op,
-                format!("dims ({m}, {n}, {k}) must be in 1..2^31"),
+                format!("dims ({m}, {n}, {k}) x {batch} must be in 1..2^31"),
             ));
         }
-        if a.len() < m * k || b.len() < k * n || c.len() < m * n {
-            return Err(CudaError::shape(op, "a buffer is shorter than its matrix"));
+        if a.len() < batch * m * k || b.len() < batch * k * n || c.len() < batch * m * n {
+            return Err(CudaError::shape(
+                op,
+                "a buffer is shorter than its matrices",
+            ));
         }
         // Row-major C = A B is column-major C^T = B^T A^T: swap the operands.
         let t = |tr: bool| {
@@ -80,7 +106,7 @@ impl Blas {
                 cublasOperation_t::CUBLAS_OP_N
             }
         };
-        let cfg = GemmConfig {
+        let gemm = GemmConfig {
             transa: t(trans_b),
             transb: t(trans_a),
             m: n as i32,
@@ -92,9 +118,26 @@ impl Blas {
             beta,
             ldc: n as i32,
         };
-        // SAFETY: dims and leading dimensions describe matrices inside the checked buffers.
-        unsafe { self.handle.gemm(cfg, b, a, c) }.map_err(|e| CudaError::Blas {
-            context: "cublasSgemm",
+        let result = if batch == 1 {
+            // SAFETY: dims and leading dimensions describe matrices inside the checked buffers.
+            unsafe { self.handle.gemm(gemm, b, a, c) }
+        } else {
+            let cfg = StridedBatchedConfig {
+                gemm,
+                batch_size: batch as i32,
+                stride_a: (k * n) as i64,
+                stride_b: (m * k) as i64,
+                stride_c: (m * n) as i64,
+            };
+            // SAFETY: as above, for each of `batch` matrices at the checked strides.
+            unsafe { self.handle.gemm_strided_batched(cfg, b, a, c) }
+        };
+        result.map_err(|e| CudaError::Blas {
+            context: if batch == 1 {
+                "cublasSgemm"
+            } else {
+                "cublasSgemmStridedBatched"
+            },
             message: format!("{e:?}"),
         })
     }

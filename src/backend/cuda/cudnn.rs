@@ -145,6 +145,17 @@ struct Inner {
 unsafe impl Send for Cudnn {}
 unsafe impl Sync for Cudnn {}
 
+/// Makes the device's context current on this thread (cudarc's safe cuDNN wrapper does the
+/// same before every call).
+fn bind(dev: &CudaDevice) -> Result<(), CudaError> {
+    dev.context()
+        .bind_to_thread()
+        .map_err(|source| CudaError::Driver {
+            context: "cuCtxSetCurrent (cuDNN)",
+            source,
+        })
+}
+
 fn err(context: &'static str) -> impl Fn(result::CudnnError) -> CudaError {
     move |e| CudaError::Cudnn {
         context,
@@ -159,6 +170,7 @@ impl Cudnn {
         if !unsafe { sys::is_culib_present() } {
             return Ok(None);
         }
+        bind(dev)?;
         let handle = result::create_handle().map_err(err("cudnnCreate"))?;
         // SAFETY: the handle was just created; the stream lives as long as the device, which
         // outlives this handle (the backend holds both). The two `CUstream_st` types are the
@@ -270,6 +282,8 @@ impl Cudnn {
             ));
         }
         let stream = dev.stream();
+        // cuDNN runs on the CUDA runtime, which uses the calling thread's current context.
+        bind(dev)?;
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (pa, _ra) = a.device_ptr(stream);
         let (pb, _rb) = b.device_ptr(stream);
