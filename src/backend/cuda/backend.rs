@@ -94,7 +94,7 @@ impl CudaBackend {
                 CudaError::Cudnn {
                     context: "open",
                     message: format!(
-                        "{}=cudnn but libcudnn could not be loaded (put its folder on LD_LIBRARY_PATH)",
+                        "{}=cudnn but cuDNN 9 could not be loaded (put the folder of libcudnn.so.9 on LD_LIBRARY_PATH)",
                         super::options::CONV_ENV
                     ),
                 }
@@ -378,8 +378,19 @@ impl Backend for CudaBackend {
         ins: &[TensorRef<'_, CudaBuffer>],
         out: TensorMut<'_, CudaBuffer>,
     ) -> Result<(), BackendError> {
-        if half::involves_half(ins, &out) && !nn::conv_runs_half_directly(self, ins, &out) {
-            return half::widened(self, ins, out, |be, ins, out| be.conv(op, ins, out));
+        if half::involves_half(ins, &out) {
+            if nn::conv_runs_half_directly(self, ins, &out) {
+                let direct = TensorMut {
+                    buf: &mut *out.buf,
+                    shape: out.shape,
+                    dtype: out.dtype,
+                };
+                if nn::conv(self, op, ins, direct).is_ok() {
+                    return Ok(());
+                }
+                // cuDNN found no algorithm for these half tensors: run them widened.
+            }
+            return half::widened(self, ins, out, |be, ins, out| nn::conv(be, op, ins, out));
         }
         nn::conv(self, op, ins, out)
     }

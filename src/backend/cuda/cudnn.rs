@@ -65,7 +65,7 @@ impl ConvKey {
     pub fn output(&self) -> Option<[usize; 4]> {
         let ([n, c, h, w], [k, cg, r, s]) = (self.x, self.w);
         let g = self.groups;
-        if g == 0 || c != cg * g || k % g != 0 || k == 0 || n == 0 {
+        if g == 0 || c != cg * g || k % g != 0 || k == 0 || n == 0 || self.dilation.contains(&0) {
             return None;
         }
         let axis = |len: usize, i: usize, kernel: usize| {
@@ -132,11 +132,15 @@ pub struct Cudnn {
     inner: Mutex<Inner>,
     options: CudaOptions,
     version: usize,
+    /// Kept so the handle is destroyed before its stream and context.
+    stream: std::sync::Arc<cudarc::driver::CudaStream>,
 }
 
 struct Inner {
     handle: sys::cudnnHandle_t,
     cache: HashMap<ConvKey, Chosen>,
+    /// Keys no algorithm ran for: refused at once after the first Find.
+    unrunnable: std::collections::HashSet<ConvKey>,
     workspace: Option<CudaSlice<u8>>,
 }
 
@@ -144,6 +148,16 @@ struct Inner {
 // requirement), and the descriptors are immutable after creation.
 unsafe impl Send for Cudnn {}
 unsafe impl Sync for Cudnn {}
+
+fn no_algorithm(key: ConvKey, deterministic: bool) -> CudaError {
+    CudaError::Cudnn {
+        context: "cudnnFind…AlgorithmEx",
+        message: format!(
+            "no {}algorithm ran for {key:?}",
+            if deterministic { "deterministic " } else { "" },
+        ),
+    }
+}
 
 /// Makes the device's context current on this thread (cudarc's safe cuDNN wrapper does the
 /// same before every call).
@@ -170,6 +184,11 @@ impl Cudnn {
         if !unsafe { sys::is_culib_present() } {
             return Ok(None);
         }
+        // The bindings are cuDNN 9's: an older library, or a 9 whose engine libraries do not
+        // load (cuDNN 9 opens them lazily), counts as no cuDNN.
+        if result::get_version() < 90000 || result::version_check().is_err() {
+            return Ok(None);
+        }
         bind(dev)?;
         let handle = result::create_handle().map_err(err("cudnnCreate"))?;
         // SAFETY: the handle was just created; the stream lives as long as the device, which
@@ -181,10 +200,12 @@ impl Cudnn {
             inner: Mutex::new(Inner {
                 handle,
                 cache: HashMap::new(),
+                unrunnable: Default::default(),
                 workspace: None,
             }),
             options,
             version: result::get_version(),
+            stream: dev.stream().clone(),
         }))
     }
 
@@ -289,9 +310,17 @@ impl Cudnn {
         let (pb, _rb) = b.device_ptr(stream);
         let (po, _ro) = out.device_ptr_mut(stream);
         let (pa, pb, po) = (pa as *const c_void, pb as *const c_void, po as *mut c_void);
+        if inner.unrunnable.contains(&key) {
+            return Err(no_algorithm(key, self.options.deterministic));
+        }
         if !inner.cache.contains_key(&key) {
-            let chosen = self.find(&mut inner, dev, key, y, (pa, pb, po))?;
-            inner.cache.insert(key, chosen);
+            match self.find(&inner, dev, key, y, (pa, pb, po)) {
+                Ok(chosen) => inner.cache.insert(key, chosen),
+                Err(e) => {
+                    inner.unrunnable.insert(key);
+                    return Err(e);
+                }
+            };
         }
         let need = inner.cache[&key].memory;
         if inner.workspace.as_ref().is_none_or(|w| w.len() < need) {
@@ -309,6 +338,7 @@ impl Cudnn {
             handle,
             cache,
             workspace,
+            ..
         } = &mut *inner;
         let chosen = &cache[&key];
         let ws = workspace.as_mut().expect("allocated above");
@@ -351,7 +381,7 @@ impl Cudnn {
     /// Benchmarks every algorithm of `key` on the call's buffers and keeps the best.
     fn find(
         &self,
-        inner: &mut Inner,
+        inner: &Inner,
         dev: &CudaDevice,
         key: ConvKey,
         y: [usize; 4],
@@ -368,8 +398,6 @@ impl Cudnn {
             .filter(|&s| s <= WORKSPACE_CAP)
             .max()
             .unwrap_or(0);
-        // Drop the shared workspace first: Find's scratch reuses its memory from the pool.
-        inner.workspace = None;
         // Scratch for Find. When the device cannot spare it, Find runs with none, so only
         // the algorithms that need no workspace compete (PyTorch's fallback too).
         let alloc = |bytes: usize| {
@@ -391,18 +419,7 @@ impl Cudnn {
         // output, which the chosen algorithm then writes again.
         let found = unsafe { find(handle, key.pass, &descs, ptrs, (pw as *mut c_void, find_ws))? };
         let Some(best) = choose(&found, self.options.deterministic, find_ws) else {
-            return Err(CudaError::Cudnn {
-                context: "cudnnFind…AlgorithmEx",
-                message: format!(
-                    "no {}algorithm ran for {key:?} ({} tried)",
-                    if self.options.deterministic {
-                        "deterministic "
-                    } else {
-                        ""
-                    },
-                    found.len()
-                ),
-            });
+            return Err(no_algorithm(key, self.options.deterministic));
         };
         // Strict f32 keeps FMA math whatever Find reports; otherwise the descriptor takes
         // the math type the algorithm was timed with (cuDNN refuses a mismatch).
@@ -427,8 +444,10 @@ impl Cudnn {
 
 impl Drop for Cudnn {
     fn drop(&mut self) {
+        let _ = self.stream.context().bind_to_thread();
         let inner = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
         inner.cache.clear();
+        inner.workspace = None;
         // SAFETY: the handle is live and no descriptor of it remains.
         let _ = unsafe { result::destroy_handle(inner.handle) };
     }
@@ -639,6 +658,48 @@ pub fn algo_name(pass: Pass, algo: u32) -> String {
     .to_string()
 }
 
+/// One result of a Find, with its enums as plain numbers: a value cuDNN writes that the
+/// bindings' Rust enums do not list (another cuDNN version's status code, a field of a failed
+/// entry) would be undefined behaviour read as those enums.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct RawPerf {
+    algo: u32,
+    status: u32,
+    time: f32,
+    memory: usize,
+    determinism: u32,
+    math_type: u32,
+    reserved: [i32; 3],
+}
+
+const _: () = {
+    use std::mem::{align_of, size_of};
+    assert!(size_of::<RawPerf>() == size_of::<sys::cudnnConvolutionFwdAlgoPerf_t>());
+    assert!(size_of::<RawPerf>() == size_of::<sys::cudnnConvolutionBwdDataAlgoPerf_t>());
+    assert!(size_of::<RawPerf>() == size_of::<sys::cudnnConvolutionBwdFilterAlgoPerf_t>());
+    assert!(align_of::<RawPerf>() == align_of::<sys::cudnnConvolutionFwdAlgoPerf_t>());
+};
+
+impl RawPerf {
+    fn candidate(&self) -> Candidate {
+        use sys::cudnnMathType_t::*;
+        Candidate {
+            algo: self.algo,
+            succeeded: self.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS as u32,
+            time_ms: self.time,
+            memory: self.memory,
+            deterministic: self.determinism == sys::cudnnDeterminism_t::CUDNN_DETERMINISTIC as u32,
+            math: match self.math_type {
+                1 => CUDNN_TENSOR_OP_MATH,
+                2 => CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION,
+                3 => CUDNN_FMA_MATH,
+                _ => CUDNN_DEFAULT_MATH,
+            },
+        }
+    }
+}
+
 /// Runs every algorithm of the pass (cuDNN's Find) and reports each.
 ///
 /// # Safety
@@ -651,30 +712,20 @@ unsafe fn find(
     (a, b, out): (*const c_void, *const c_void, *mut c_void),
     (ws, ws_len): (*mut c_void, usize),
 ) -> Result<Vec<Candidate>, CudaError> {
-    use sys::cudnnDeterminism_t::CUDNN_DETERMINISTIC;
-    let ok = |s: sys::cudnnStatus_t| s == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS;
     let want = algo_count(pass) as i32;
     let mut got = 0i32;
     macro_rules! run_find {
         ($f:ident, $perf:ty, $($args:expr),*) => {{
-            let mut perf: Vec<$perf> = Vec::with_capacity(want as usize);
-            // SAFETY: `perf` has room for `want` results; cuDNN writes `got` of them.
+            let mut perf = vec![RawPerf::default(); want as usize];
+            // SAFETY: `perf` has room for `want` results of the pass's perf struct, whose
+            // layout `RawPerf` repeats (asserted below); cuDNN writes `got` of them.
             unsafe {
-                sys::$f(h, $($args),*, want, &mut got, perf.as_mut_ptr(), ws, ws_len)
+                sys::$f(h, $($args),*, want, &mut got, perf.as_mut_ptr().cast::<$perf>(), ws, ws_len)
                     .result()
                     .map_err(err(stringify!($f)))?;
-                perf.set_len(got.clamp(0, want) as usize);
             }
-            perf.iter()
-                .map(|p| Candidate {
-                    algo: p.algo as u32,
-                    succeeded: ok(p.status),
-                    time_ms: p.time,
-                    memory: p.memory,
-                    deterministic: p.determinism == CUDNN_DETERMINISTIC,
-                    math: p.mathType,
-                })
-                .collect()
+            perf.truncate(got.clamp(0, want) as usize);
+            perf.iter().map(RawPerf::candidate).collect()
         }};
     }
     Ok(match pass {
@@ -869,6 +920,31 @@ mod tests {
             data_type(DType::BF16),
             sys::cudnnDataType_t::CUDNN_DATA_BFLOAT16
         );
+    }
+
+    #[test]
+    fn find_results_are_read_as_numbers_so_unknown_codes_are_failures_not_ub() {
+        let raw = RawPerf {
+            algo: 1,
+            status: 0,
+            time: 0.5,
+            memory: 64,
+            determinism: 1,
+            math_type: 1,
+            reserved: [0; 3],
+        };
+        let c = raw.candidate();
+        assert!(c.succeeded && c.deterministic && c.tensor_ops());
+        // A cuDNN 8 status code, an unknown math type, a non-deterministic algorithm.
+        let odd = RawPerf {
+            status: 7,
+            math_type: 42,
+            determinism: 0,
+            ..raw
+        }
+        .candidate();
+        assert!(!odd.succeeded && !odd.deterministic && !odd.tensor_ops());
+        assert_eq!(odd.math, sys::cudnnMathType_t::CUDNN_DEFAULT_MATH);
     }
 
     #[test]
