@@ -27,6 +27,7 @@ pub mod wgpu;
 #[cfg(not(feature = "wgpu"))]
 #[path = "wgpu_standin.rs"]
 pub mod wgpu;
+pub(crate) mod widen;
 
 pub use device::{AdapterChoice, Device, DeviceError, DeviceOptions, DeviceSpec, WithBackend};
 pub use fused::{check_fused, fused_op_by_op};

@@ -5,17 +5,14 @@
 //! the reference for the half-precision numerics of a training step, not only for f32.
 
 use super::super::{BackendError, TensorMut, TensorRef};
-use crate::ir::{DType, HostData, numel};
+use crate::ir::{HostData, numel};
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 
 type In<'a> = TensorRef<'a, HostData>;
 type Out<'a> = TensorMut<'a, HostData>;
 
-/// f16 or bf16: stored in half precision, computed in f32.
-pub(super) fn is_half(d: DType) -> bool {
-    matches!(d, DType::F16 | DType::BF16)
-}
+pub(super) use crate::backend::widen::is_half;
 
 /// Whether an op reads or writes a half-precision tensor.
 pub(super) fn involves_half(ins: &[In<'_>], out: &Out<'_>) -> bool {
@@ -88,59 +85,24 @@ fn short(op: &'static str) -> BackendError {
 }
 
 /// Runs `kernel` with every half input widened to f32 and an f32 output, then rounds the
-/// output into `out` when it is half.
+/// output into `out` when it is half (`backend::widen`).
 pub(super) fn widened(
     ins: &[In<'_>],
     out: Out<'_>,
     op: &'static str,
     kernel: impl FnOnce(&[In<'_>], Out<'_>) -> Result<(), BackendError>,
 ) -> Result<(), BackendError> {
-    let wide: Vec<Option<HostData>> = ins
-        .iter()
-        .map(|t| {
-            if !is_half(t.dtype) {
-                return Ok(None);
-            }
+    let conversions = crate::backend::widen::Conversions {
+        widen: |t: &In<'_>| {
             to_f32(t.buf, numel(t.shape))
-                .map(|v| Some(HostData::F32(v)))
+                .map(HostData::F32)
                 .ok_or_else(|| short(op))
-        })
-        .collect::<Result<_, _>>()?;
-    let refs: Vec<In<'_>> = ins
-        .iter()
-        .zip(&wide)
-        .map(|(t, w)| match w {
-            Some(buf) => TensorRef {
-                buf,
-                shape: t.shape,
-                dtype: DType::F32,
-            },
-            None => TensorRef {
-                buf: t.buf,
-                shape: t.shape,
-                dtype: t.dtype,
-            },
-        })
-        .collect();
-    if !is_half(out.dtype) {
-        return kernel(&refs, out);
-    }
-    let n = numel(out.shape);
-    let mut tmp = HostData::F32(vec![0.0; n]);
-    kernel(
-        &refs,
-        TensorMut {
-            buf: &mut tmp,
-            shape: out.shape,
-            dtype: DType::F32,
         },
-    )?;
-    let HostData::F32(tmp) = tmp else {
-        unreachable!("allocated as f32 above")
+        scratch: |n| Ok(HostData::F32(vec![0.0; n])),
+        narrow: |wide: &HostData, half: &mut HostData, _n| match wide {
+            HostData::F32(v) if round_into(v, half) => Ok(()),
+            _ => Err(short(op)),
+        },
     };
-    if round_into(&tmp, out.buf) {
-        Ok(())
-    } else {
-        Err(short(op))
-    }
+    crate::backend::widen::widened(ins, out, conversions, kernel)
 }

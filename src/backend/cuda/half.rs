@@ -16,10 +16,7 @@ use crate::ir::{DType, numel};
 type In<'a> = TensorRef<'a, CudaBuffer>;
 type Out<'a> = TensorMut<'a, CudaBuffer>;
 
-/// f16 or bf16.
-pub(super) fn is_half(d: DType) -> bool {
-    matches!(d, DType::F16 | DType::BF16)
-}
+pub(super) use crate::backend::widen::is_half;
 
 /// Whether an op reads or writes a half-precision tensor.
 pub(super) fn involves_half(ins: &[In<'_>], out: &Out<'_>) -> bool {
@@ -101,53 +98,24 @@ pub(super) fn cast(
 }
 
 /// Runs `f` with every half input widened to f32 and an f32 output, then rounds the output
-/// into `out` when it is half.
+/// into `out` when it is half (`backend::widen`).
 pub(super) fn widened(
     be: &CudaBackend,
     ins: &[In<'_>],
     out: Out<'_>,
     f: impl FnOnce(&CudaBackend, &[In<'_>], Out<'_>) -> Result<(), BackendError>,
 ) -> Result<(), BackendError> {
-    let wide: Vec<Option<CudaBuffer>> = ins
-        .iter()
-        .map(|t| {
-            if !is_half(t.dtype) {
-                return Ok(None);
-            }
+    let conversions = crate::backend::widen::Conversions {
+        widen: |t: &In<'_>| {
             let n = numel(t.shape);
             let mut buf = be.alloc(DType::F32, n)?;
             cast(be, t.buf, &mut buf, n)?;
-            Ok(Some(buf))
-        })
-        .collect::<Result<_, BackendError>>()?;
-    let refs: Vec<In<'_>> = ins
-        .iter()
-        .zip(&wide)
-        .map(|(t, wide)| match wide {
-            Some(buf) => TensorRef {
-                buf,
-                shape: t.shape,
-                dtype: DType::F32,
-            },
-            None => TensorRef {
-                buf: t.buf,
-                shape: t.shape,
-                dtype: t.dtype,
-            },
-        })
-        .collect();
-    if !is_half(out.dtype) {
-        return f(be, &refs, out);
-    }
-    let n = numel(out.shape);
-    let mut tmp = be.alloc(DType::F32, n)?;
-    let wide_out = TensorMut {
-        buf: &mut tmp,
-        shape: out.shape,
-        dtype: DType::F32,
+            Ok(buf)
+        },
+        scratch: |n| be.alloc(DType::F32, n),
+        narrow: |wide: &CudaBuffer, half: &mut CudaBuffer, n| cast(be, wide, half, n),
     };
-    f(be, &refs, wide_out)?;
-    cast(be, &tmp, out.buf, n)
+    crate::backend::widen::widened(ins, out, conversions, |ins, out| f(be, ins, out))
 }
 
 /// A unary op over half tensors: a cast between f32 and a half type is one conversion; a cast

@@ -6,7 +6,7 @@
 
 use super::context::{Grid, Kernel, Module};
 use super::{In, Out, WgpuBackend, WgpuBuffer, count, shape_err, unsupported, w};
-use crate::backend::{BackendError, TensorMut, TensorRef};
+use crate::backend::BackendError;
 use crate::ir::DType;
 
 const fn kernel(entry: &'static str) -> Kernel {
@@ -20,10 +20,7 @@ const fn kernel(entry: &'static str) -> Kernel {
 const NARROW: Kernel = kernel("f32_to_half");
 const WIDEN: Kernel = kernel("half_to_f32");
 
-/// f16 or bf16.
-pub(super) fn is_half(d: DType) -> bool {
-    matches!(d, DType::F16 | DType::BF16)
-}
+pub(super) use crate::backend::widen::is_half;
 
 /// Whether an op reads or writes a half-precision tensor.
 pub(super) fn involves_half(ins: &[In<'_>], out: &Out<'_>) -> bool {
@@ -89,53 +86,24 @@ fn f32_scratch(be: &WgpuBackend, n: usize) -> Result<WgpuBuffer, BackendError> {
 }
 
 /// Runs `f` with every half input widened to f32 and an f32 output, then rounds the output
-/// into `out` when it is half.
+/// into `out` when it is half (`backend::widen`).
 pub(super) fn widened(
     be: &WgpuBackend,
     ins: &[In<'_>],
     out: Out<'_>,
     f: impl FnOnce(&WgpuBackend, &[In<'_>], Out<'_>) -> Result<(), BackendError>,
 ) -> Result<(), BackendError> {
-    let wide: Vec<Option<WgpuBuffer>> = ins
-        .iter()
-        .map(|t| {
-            if !is_half(t.dtype) {
-                return Ok(None);
-            }
+    let conversions = crate::backend::widen::Conversions {
+        widen: |t: &In<'_>| {
             let n = count("cast", t.shape)?;
             let buf = f32_scratch(be, n)?;
             cast(be, t.buf, &buf, n)?;
-            Ok(Some(buf))
-        })
-        .collect::<Result<_, BackendError>>()?;
-    let refs: Vec<In<'_>> = ins
-        .iter()
-        .zip(&wide)
-        .map(|(t, wide)| match wide {
-            Some(buf) => TensorRef {
-                buf,
-                shape: t.shape,
-                dtype: DType::F32,
-            },
-            None => TensorRef {
-                buf: t.buf,
-                shape: t.shape,
-                dtype: t.dtype,
-            },
-        })
-        .collect();
-    if !is_half(out.dtype) {
-        return f(be, &refs, out);
-    }
-    let n = count("cast", out.shape)?;
-    let mut tmp = f32_scratch(be, n)?;
-    let wide_out = TensorMut {
-        buf: &mut tmp,
-        shape: out.shape,
-        dtype: DType::F32,
+            Ok(buf)
+        },
+        scratch: |n| f32_scratch(be, n),
+        narrow: |wide: &WgpuBuffer, half: &mut WgpuBuffer, n| cast(be, wide, half, n),
     };
-    f(be, &refs, wide_out)?;
-    cast(be, &tmp, out.buf, n)
+    crate::backend::widen::widened(ins, out, conversions, |ins, out| f(be, ins, out))
 }
 
 /// The op a widened cast runs: to f32 in place of a half type.

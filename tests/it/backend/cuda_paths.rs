@@ -65,11 +65,8 @@ fn cudnn_convolutions_match_cpu_including_grouped_ones() {
     assert_eq!(cudnn.chosen().len(), 33);
 }
 
-/// `|got − want| ≤ rel · Σ|a||b|` per element, where `Σ|a||b|` is the op run on the inputs'
-/// magnitudes: the error of rounding every product's inputs, whatever the summation order.
-fn check_bound(be: &CudaBackend, what: &str, op: &Op, ins: &[HostTensor], out: &[usize], rel: f64) {
-    let ins = rounded(ins);
-    let want = cpu_ref(op, &ins, out, DType::F32).to_f64_vec();
+/// `Σ|a||b|` per output element: `op` run in f64 on the inputs' magnitudes.
+fn magnitude(op: &Op, ins: &[HostTensor], out: &[usize]) -> Vec<f64> {
     let abs: Vec<HostTensor> = ins
         .iter()
         .map(|t| {
@@ -77,7 +74,15 @@ fn check_bound(be: &CudaBackend, what: &str, op: &Op, ins: &[HostTensor], out: &
             HostTensor::f64(t.shape.clone(), v).unwrap()
         })
         .collect();
-    let magnitude = cpu_ref(op, &abs, out, DType::F32).to_f64_vec();
+    cpu_ref(op, &abs, out, DType::F32).to_f64_vec()
+}
+
+/// `|got − want| ≤ rel · Σ|a||b|` per element, where `Σ|a||b|` is the op run on the inputs'
+/// magnitudes: the error of rounding every product's inputs, whatever the summation order.
+fn check_bound(be: &CudaBackend, what: &str, op: &Op, ins: &[HostTensor], out: &[usize], rel: f64) {
+    let ins = rounded(ins);
+    let want = cpu_ref(op, &ins, out, DType::F32).to_f64_vec();
+    let magnitude = magnitude(op, &ins, out);
     let got = run_on(be, op, &ins, out, DType::F32)
         .unwrap_or_else(|e| panic!("{what}: {e}"))
         .to_f64_vec();
@@ -235,14 +240,7 @@ fn half_convolutions_run_on_cudnn_within_two_roundings() {
                 let op = Op::Conv(op);
                 let what = format!("{half:?} {} {:?} * {:?}", op.name(), c.xs, c.ws);
                 let want = cpu_ref(&op, &ins, &shape, half).to_f64_vec();
-                let abs: Vec<HostTensor> = ins
-                    .iter()
-                    .map(|t| {
-                        let v = t.to_f64_vec().iter().map(|v| v.abs()).collect();
-                        HostTensor::f64(t.shape.clone(), v).unwrap()
-                    })
-                    .collect();
-                let magnitude = cpu_ref(&op, &abs, &shape, DType::F32).to_f64_vec();
+                let magnitude = magnitude(&op, &ins, &shape);
                 let got = run_on(&be, &op, &ins, &shape, half)
                     .unwrap_or_else(|e| panic!("{what}: {e}"))
                     .to_f64_vec();
