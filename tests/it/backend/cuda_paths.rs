@@ -10,7 +10,7 @@
 
 use mmrun::backend::cuda::{ConvChoice, CudaBackend, CudaOptions};
 use mmrun::ir::op::*;
-use mmrun::ir::{DType, HostTensor, conv_out_size};
+use mmrun::ir::{DType, HostTensor};
 
 use super::harness::{REDUCTION, check_op, cpu_ref, open_or_skip, rng, rounded, run_on, uniform};
 use super::nn::{ConvCase, check_convs, conv_cases};
@@ -118,14 +118,7 @@ fn tf32_math_stays_within_its_rounding_bound() {
     });
     check_bound(&be, "tf32 matmul", &mm, &[a, b], &[m, n], 2f64.powi(-9));
     for c in conv_cases().into_iter().take(5) {
-        let attrs = Conv2dAttrs {
-            stride: [c.s, c.s],
-            padding: [c.p, c.p],
-            dilation: [c.d, c.d],
-            groups: 1,
-        };
-        let o = |i: usize| conv_out_size(c.xs[i], c.ws[i], c.s, c.p, c.d).unwrap();
-        let ys = [c.xs[0], c.ws[0], o(2), o(3)];
+        let (attrs, ys) = (c.attrs(), c.output_shape());
         let x = uniform(&mut rng, &c.xs, -1.0, 1.0);
         let w = uniform(&mut rng, &c.ws, -0.5, 0.5);
         let dy = uniform(&mut rng, &ys, -1.0, 1.0);
@@ -215,14 +208,7 @@ fn half_convolutions_run_on_cudnn_within_two_roundings() {
             2f64.powi(-8)
         };
         for c in conv_cases().into_iter().take(5) {
-            let attrs = Conv2dAttrs {
-                stride: [c.s, c.s],
-                padding: [c.p, c.p],
-                dilation: [c.d, c.d],
-                groups: 1,
-            };
-            let o = |i: usize| conv_out_size(c.xs[i], c.ws[i], c.s, c.p, c.d).unwrap();
-            let ys = [c.xs[0], c.ws[0], o(2), o(3)];
+            let (attrs, ys) = (c.attrs(), c.output_shape());
             let h = |t: HostTensor| t.cast(half);
             let x = h(uniform(&mut rng, &c.xs, -1.0, 1.0));
             let w = h(uniform(&mut rng, &c.ws, -0.5, 0.5));

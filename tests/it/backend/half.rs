@@ -60,6 +60,11 @@ trait HalfSuite: Suite {
     const NAN_PAYLOADS: bool;
 }
 
+/// The reference against itself: the suite's CPU instance.
+impl HalfSuite for CpuBackend {
+    const NAN_PAYLOADS: bool = true;
+}
+
 #[cfg(feature = "wgpu")]
 impl HalfSuite for mmrun::backend::wgpu::WgpuBackend {
     const NAN_PAYLOADS: bool = true;
@@ -236,39 +241,7 @@ fn ops_over_half_tensors_compute_in_f32_and_round_once_as_the_cpu<B: HalfSuite>(
     }
 }
 
-/// Each test once per device backend (the CPU is the reference), skipped with a reason where
-/// the device is missing.
-macro_rules! on_devices {
-    ($($test:ident),*) => {
-        #[cfg(feature = "wgpu")]
-        mod wgpu {
-            $(
-                #[test]
-                fn $test() {
-                    let name = concat!(module_path!(), "::", stringify!($test));
-                    if let Some(be) = crate::backend::harness::wgpu(name) {
-                        super::$test(&be);
-                    }
-                }
-            )*
-        }
-
-        #[cfg(feature = "cuda")]
-        mod cuda {
-            $(
-                #[test]
-                fn $test() {
-                    let name = concat!(module_path!(), "::", stringify!($test));
-                    if let Some(be) = crate::backend::harness::cuda(name) {
-                        super::$test(&be);
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_devices!(
+super::suite!(
     casts_between_f32_and_half_types_give_the_cpus_bits,
     ops_over_half_tensors_compute_in_f32_and_round_once_as_the_cpu
 );

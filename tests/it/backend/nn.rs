@@ -49,6 +49,24 @@ pub(super) struct ConvCase {
     pub g: usize,
 }
 
+impl ConvCase {
+    /// The case's attributes (square stride, padding and dilation).
+    pub fn attrs(&self) -> Conv2dAttrs {
+        Conv2dAttrs {
+            stride: [self.s, self.s],
+            padding: [self.p, self.p],
+            dilation: [self.d, self.d],
+            groups: self.g,
+        }
+    }
+
+    /// The output shape `[n, k, oh, ow]`.
+    pub fn output_shape(&self) -> [usize; 4] {
+        let o = |i: usize| conv_out_size(self.xs[i], self.ws[i], self.s, self.p, self.d).unwrap();
+        [self.xs[0], self.ws[0], o(2), o(3)]
+    }
+}
+
 pub(super) fn conv_cases() -> Vec<ConvCase> {
     let c = |xs, ws, s, p, d, bias| ConvCase {
         xs,
@@ -84,14 +102,7 @@ fn conv2d_and_gradients_match_cpu<B: Suite>(be: &B) {
 pub(super) fn check_convs<B: Suite>(be: &B, cases: Vec<ConvCase>, tol: (f64, f64)) {
     let mut rng = rng("conv2d");
     for k in cases {
-        let attrs = Conv2dAttrs {
-            stride: [k.s, k.s],
-            padding: [k.p, k.p],
-            dilation: [k.d, k.d],
-            groups: k.g,
-        };
-        let out = |i: usize, kk: usize| conv_out_size(k.xs[i], kk, k.s, k.p, k.d).unwrap();
-        let ys = [k.xs[0], k.ws[0], out(2, k.ws[2]), out(3, k.ws[3])];
+        let (attrs, ys) = (k.attrs(), k.output_shape());
         let what = format!(
             "{:?} * {:?} s{} p{} d{} g{}",
             k.xs, k.ws, k.s, k.p, k.d, k.g
